@@ -1,0 +1,40 @@
+//! The pure core of Thermostat's metrics.
+//!
+//! # What this crate owns
+//! - Time as data: [`Timestamp`], [`Period`], and the [`Clock`] port with [`SystemClock`] (the
+//!   only wall-clock read in the workspace) and [`ManualClock`].
+//! - Series identity ([`SeriesKey`], [`Dimension`]), units ([`Unit`]) and statistics
+//!   ([`Statistic`]).
+//! - CloudWatch's ingest rules as pure functions ([`validate`]).
+//! - Aggregation: [`Window`] (exact count/sum/min/max plus an HDR histogram for percentiles)
+//!   and the sharded [`Store`] with CloudWatch's roll-up and retention.
+//! - The names of Thermostat's own metrics ([`telemetry`]).
+//!
+//! # Invariants
+//! - No IO, no async runtime, no wall clock: `now` is always a parameter.
+//! - Every observation is held by exactly one window; roll-ups move, never copy.
+//! - Count, sum, minimum and maximum are exact; percentiles are within 1% in
+//!   [`window::PERCENTILE_ACCURATE_RANGE`], and absent (never invented) where CloudWatch has none.
+//!
+//! # Layout
+//! `time.rs`, `series.rs`, `unit.rs`, `statistic.rs`, `validate.rs`, `window.rs`, `store.rs`,
+//! `telemetry.rs`; tests of the larger modules in `window/tests.rs` and `store/tests.rs`.
+
+#![warn(missing_docs)]
+
+pub mod series;
+pub mod statistic;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+pub mod unit;
+pub mod validate;
+pub mod window;
+
+pub use series::{Dimension, SeriesKey};
+pub use statistic::Statistic;
+pub use store::{Datapoint, Observation, Query, QueryError, Resolution, Sample, Store};
+pub use telemetry::Telemetry;
+pub use time::{Clock, ManualClock, Period, SystemClock, Timestamp};
+pub use unit::Unit;
+pub use window::{StatisticSet, Window};

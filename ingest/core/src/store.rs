@@ -1,0 +1,617 @@
+//! The in-memory series store: per series and unit, windows at four granularities with
+//! CloudWatch's retention (reference §2.4), sharded so that ingest never takes a global lock.
+//!
+//! Every observation lives in exactly one window at any time: high-resolution data in a
+//! 1-second window, standard data in a 60-second window. [`Store::compact`] moves windows that
+//! age past their tier's retention into the next coarser tier (1 s → 60 s after 3 hours,
+//! 60 s → 300 s after 15 days, 300 s → 3600 s after 63 days) and drops hourly windows after
+//! 455 days, so nothing is ever counted twice. A query for period `P` reads the windows of
+//! every tier whose granularity divides `P` and that lie wholly inside a bucket.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::series::SeriesKey;
+use crate::statistic::Statistic;
+use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Period, SECOND_MS, Timestamp};
+use crate::unit::Unit;
+use crate::window::{StatisticSet, Window, WindowExport};
+
+/// Granularity of each tier, finest first.
+const TIER_MS: [i64; 4] = [SECOND_MS, MINUTE_MS, 5 * MINUTE_MS, HOUR_MS];
+/// How long each tier keeps a window before it rolls into the next (the last one expires).
+const TIER_RETENTION_MS: [i64; 4] = [3 * HOUR_MS, 15 * DAY_MS, 63 * DAY_MS, 455 * DAY_MS];
+/// A window is sealed (made compact) once its end is this far in the past.
+pub const SEAL_AFTER_MS: i64 = 2 * MINUTE_MS;
+/// Series with no data for this long are left out of [`Store::list`] (as in CloudWatch).
+pub const LIST_RECENT_MS: i64 = 14 * DAY_MS;
+/// Most datapoints one query may span.
+pub const MAX_DATAPOINTS: i64 = 1440;
+/// Most statistics one query may ask for.
+pub const MAX_STATISTICS: usize = 15;
+
+/// Storage resolution of a datum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolution {
+    /// Kept at 1-second granularity for 3 hours.
+    High,
+    /// Kept at 60-second granularity.
+    Standard,
+}
+
+impl Resolution {
+    /// From CloudWatch's `StorageResolution` (1 = high; 60 or 0 = standard).
+    pub fn from_storage_resolution(r: i32) -> Self {
+        if r == 1 {
+            Resolution::High
+        } else {
+            Resolution::Standard
+        }
+    }
+}
+
+/// What one datum carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Sample<'a> {
+    /// One observation.
+    Value(f64),
+    /// Many observations at one timestamp; `counts` empty means 1 each.
+    Values {
+        /// The values.
+        values: &'a [f64],
+        /// How often each value occurred.
+        counts: &'a [f64],
+    },
+    /// Pre-aggregated observations.
+    Set(StatisticSet),
+}
+
+impl Sample<'_> {
+    /// Samples this datum counts as: 1, the sum of counts (1 per value without counts), or
+    /// the set's sample count.
+    pub fn sample_count(&self) -> f64 {
+        match self {
+            Sample::Value(_) => 1.0,
+            Sample::Values { values, counts } if counts.is_empty() => values.len() as f64,
+            Sample::Values { counts, .. } => counts.iter().sum(),
+            Sample::Set(s) => s.sample_count,
+        }
+    }
+}
+
+/// One validated observation of a series.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation<'a> {
+    /// When it was observed.
+    pub timestamp: Timestamp,
+    /// Its unit.
+    pub unit: Unit,
+    /// Where it is stored.
+    pub resolution: Resolution,
+    /// The data.
+    pub sample: Sample<'a>,
+}
+
+/// An aggregated period of a series, as answered by [`Store::query`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Datapoint {
+    /// Start of the period.
+    pub timestamp: Timestamp,
+    /// Unit of the data aggregated.
+    pub unit: Unit,
+    /// Number of observations in the period.
+    pub sample_count: f64,
+    /// The requested statistics, in request order; `None` where the period has no such
+    /// statistic (a percentile of a period with negative values or multi-valued statistic sets).
+    pub values: Vec<Option<f64>>,
+}
+
+/// A statistics query for one series.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// The series.
+    pub key: SeriesKey,
+    /// Only data of this unit; `None` = every unit (one datapoint per unit and period).
+    pub unit: Option<Unit>,
+    /// Start, inclusive (rounded down as in CloudWatch).
+    pub start: Timestamp,
+    /// End, exclusive.
+    pub end: Timestamp,
+    /// Period length.
+    pub period: Period,
+    /// Statistics wanted.
+    pub statistics: Vec<Statistic>,
+}
+
+/// Why a query cannot be answered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct QueryError {
+    /// The request field at fault.
+    pub field: &'static str,
+    /// The rule it broke.
+    pub rule: String,
+}
+
+fn query_error(field: &'static str, rule: impl Into<String>) -> QueryError {
+    QueryError {
+        field,
+        rule: rule.into(),
+    }
+}
+
+/// Checks a period as CloudWatch does: 1, 5, 10, 20, 30 or a multiple of 60 seconds.
+///
+/// # Errors
+/// The rule broken.
+pub fn check_period(p: Period) -> Result<(), String> {
+    let s = p.as_secs();
+    if matches!(s, 1 | 5 | 10 | 20 | 30) || s % 60 == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be 1, 5, 10, 20, 30 or a multiple of 60 seconds (got {s})"
+        ))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    unit: Unit,
+    tiers: [BTreeMap<i64, Window>; 4],
+}
+
+impl Stream {
+    fn is_empty(&self) -> bool {
+        self.tiers.iter().all(BTreeMap::is_empty)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Series {
+    streams: Vec<Stream>,
+    last_timestamp: Timestamp,
+}
+
+impl Series {
+    fn stream_mut(&mut self, unit: Unit) -> &mut Stream {
+        let i = match self.streams.iter().position(|s| s.unit == unit) {
+            Some(i) => i,
+            None => {
+                self.streams.push(Stream {
+                    unit,
+                    ..Stream::default()
+                });
+                self.streams.len() - 1
+            }
+        };
+        &mut self.streams[i]
+    }
+
+    fn record(&mut self, obs: &Observation<'_>) {
+        let tier = match obs.resolution {
+            Resolution::High => 0,
+            Resolution::Standard => 1,
+        };
+        let start = obs.timestamp.floor_to(TIER_MS[tier]).as_millis();
+        let w = self.stream_mut(obs.unit).tiers[tier]
+            .entry(start)
+            .or_default();
+        match obs.sample {
+            Sample::Value(v) => w.record(v),
+            Sample::Values { values, counts } if counts.is_empty() => {
+                values.iter().for_each(|&v| w.record(v))
+            }
+            Sample::Values { values, counts } => values
+                .iter()
+                .zip(counts)
+                .for_each(|(&v, &n)| w.record_n(v, n)),
+            Sample::Set(s) => w.record_set(&s),
+        }
+        self.last_timestamp = self.last_timestamp.max(obs.timestamp);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    series: HashMap<SeriesKey, Series>,
+}
+
+/// What one [`Store::compact`] pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Windows made compact.
+    pub sealed: usize,
+    /// Windows merged into a coarser tier.
+    pub rolled_up: usize,
+    /// Windows dropped after the longest retention.
+    pub expired: usize,
+    /// Series removed because no data is left.
+    pub series_removed: usize,
+}
+
+/// The sharded in-memory store of every series.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new(16)
+    }
+}
+
+impl Store {
+    /// A store with `shards` independently locked shards (at least 1).
+    pub fn new(shards: usize) -> Self {
+        Store {
+            shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard_of(&self, key: &SeriesKey) -> usize {
+        (self.hasher.hash_one(key) % self.shards.len() as u64) as usize
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // A panic while holding a shard cannot leave a window half-updated in a way that
+        // breaks later readers (each update is a few field writes), so poisoning is ignored.
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a batch of validated observations, taking each shard's lock once.
+    pub fn record_batch(&self, batch: &[(SeriesKey, Observation<'_>)]) {
+        if let [(key, obs)] = batch {
+            let mut shard = self.lock(self.shard_of(key));
+            return shard.series.entry(key.clone()).or_default().record(obs);
+        }
+        let mut order: Vec<(usize, usize)> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (self.shard_of(k), i))
+            .collect();
+        order.sort_unstable();
+        for chunk in order.chunk_by(|a, b| a.0 == b.0) {
+            let mut shard = self.lock(chunk[0].0);
+            for &(_, i) in chunk {
+                let (key, obs) = &batch[i];
+                match shard.series.get_mut(key) {
+                    Some(series) => series.record(obs),
+                    None => shard.series.entry(key.clone()).or_default().record(obs),
+                }
+            }
+        }
+    }
+
+    /// Number of series held.
+    pub fn series_count(&self) -> usize {
+        (0..self.shards.len())
+            .map(|i| self.lock(i).series.len())
+            .sum()
+    }
+
+    /// Whether the series exists.
+    pub fn contains(&self, key: &SeriesKey) -> bool {
+        self.lock(self.shard_of(key)).series.contains_key(key)
+    }
+
+    /// Series with data in the 14 days before `now`, optionally filtered, sorted.
+    pub fn list(
+        &self,
+        namespace: Option<&str>,
+        metric_name: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<SeriesKey> {
+        let since = now.sub_millis(LIST_RECENT_MS);
+        let mut out = Vec::new();
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            out.extend(
+                shard
+                    .series
+                    .iter()
+                    .filter(|(k, s)| {
+                        s.last_timestamp >= since
+                            && namespace.is_none_or(|n| k.namespace() == n)
+                            && metric_name.is_none_or(|m| k.metric_name() == m)
+                    })
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Series whose namespace and metric name match and that have every dimension of
+    /// `dimensions` where the value is not `"*"` (a `"*"` value only requires the dimension
+    /// to exist); sorted. Used by per-series alarms.
+    pub fn matching(
+        &self,
+        namespace: &str,
+        metric_name: &str,
+        dimensions: &[crate::Dimension],
+    ) -> Vec<SeriesKey> {
+        let mut out = Vec::new();
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            out.extend(
+                shard
+                    .series
+                    .keys()
+                    .filter(|k| {
+                        k.namespace() == namespace
+                            && k.metric_name() == metric_name
+                            && k.dimensions().len() == dimensions.len()
+                            && dimensions.iter().all(|d| match k.dimension(&d.name) {
+                                Some(v) => d.value == "*" || v == d.value,
+                                None => false,
+                            })
+                    })
+                    .cloned(),
+            );
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Aggregated statistics for one series.
+    ///
+    /// Buckets are `[start', start' + period)`, `[start' + period, …)` up to `end`, where
+    /// `start'` is `start` rounded down as CloudWatch does (to the period below 60 s; to the
+    /// minute, 5 minutes or hour depending on its age otherwise). Only buckets with data are
+    /// returned, oldest first; with no unit filter, a bucket with several units gives one
+    /// datapoint per unit.
+    ///
+    /// # Errors
+    /// A [`QueryError`] naming the field at fault.
+    pub fn query(&self, q: &Query, now: Timestamp) -> Result<Vec<Datapoint>, QueryError> {
+        check_period(q.period).map_err(|r| query_error("period_seconds", r))?;
+        if q.statistics.is_empty() || q.statistics.len() > MAX_STATISTICS {
+            return Err(query_error(
+                "statistics",
+                format!(
+                    "must name 1 to {MAX_STATISTICS} statistics (got {})",
+                    q.statistics.len()
+                ),
+            ));
+        }
+        if q.end <= q.start {
+            return Err(query_error(
+                "end_time",
+                format!(
+                    "must be after the start time (got start {}, end {})",
+                    q.start, q.end
+                ),
+            ));
+        }
+        let p = q.period.as_millis();
+        let age = now.as_millis() - q.start.as_millis();
+        let align = if p < MINUTE_MS {
+            p
+        } else if age < 15 * DAY_MS {
+            MINUTE_MS
+        } else if age < 63 * DAY_MS {
+            5 * MINUTE_MS
+        } else {
+            HOUR_MS
+        };
+        let start = q.start.floor_to(align).as_millis();
+        let end = q.end.as_millis();
+        let buckets = (end - start + p - 1) / p;
+        if buckets > MAX_DATAPOINTS {
+            return Err(query_error(
+                "period_seconds",
+                format!(
+                    "the range holds {buckets} periods of {} s, more than the limit of {MAX_DATAPOINTS} datapoints per query; use a longer period or a shorter range",
+                    q.period.as_secs()
+                ),
+            ));
+        }
+        let ranks: Vec<f64> = q
+            .statistics
+            .iter()
+            .filter_map(|s| match s {
+                Statistic::Percentile(p) => Some(p.rank),
+                _ => None,
+            })
+            .collect();
+        let shard = self.lock(self.shard_of(&q.key));
+        let Some(series) = shard.series.get(&q.key) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for stream in series
+            .streams
+            .iter()
+            .filter(|s| q.unit.is_none_or(|u| u == s.unit))
+        {
+            let mut per_bucket: Vec<Vec<&Window>> = vec![Vec::new(); buckets as usize];
+            for (tier, windows) in stream.tiers.iter().enumerate() {
+                let g = TIER_MS[tier];
+                if p % g != 0 {
+                    continue;
+                }
+                for (&ws, w) in windows.range(start..end) {
+                    let b = (ws - start) / p;
+                    if ws + g <= start + (b + 1) * p {
+                        per_bucket[b as usize].push(w);
+                    }
+                }
+            }
+            for (b, windows) in per_bucket.into_iter().enumerate() {
+                let merged;
+                let w = match windows.as_slice() {
+                    [] => continue,
+                    [one] => *one,
+                    many => {
+                        let mut m = Window::new();
+                        many.iter().for_each(|w| m.merge(w));
+                        merged = m;
+                        &merged
+                    }
+                };
+                if w.is_empty() {
+                    continue;
+                }
+                let mut pct = w.percentiles(&ranks).into_iter();
+                let values = q
+                    .statistics
+                    .iter()
+                    .map(|s| match s {
+                        Statistic::SampleCount => Some(w.sample_count()),
+                        Statistic::Sum => Some(w.sum()),
+                        Statistic::Minimum => Some(w.minimum()),
+                        Statistic::Maximum => Some(w.maximum()),
+                        Statistic::Average => Some(w.sum() / w.sample_count()),
+                        Statistic::Percentile(_) => pct.next().flatten(),
+                    })
+                    .collect();
+                out.push(Datapoint {
+                    timestamp: Timestamp(start + b as i64 * p),
+                    unit: stream.unit,
+                    sample_count: w.sample_count(),
+                    values,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.unit.cmp(&b.unit)));
+        Ok(out)
+    }
+
+    /// Seals windows that ended more than [`SEAL_AFTER_MS`] ago, rolls windows past their
+    /// tier's retention into the next tier, expires the oldest, and removes empty series.
+    pub fn compact(&self, now: Timestamp) -> CompactionReport {
+        let mut report = CompactionReport::default();
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            shard.series.retain(|_, series| {
+                for stream in &mut series.streams {
+                    compact_stream(stream, now, &mut report);
+                }
+                series.streams.retain(|s| !s.is_empty());
+                let keep = !series.streams.is_empty();
+                if !keep {
+                    report.series_removed += 1;
+                }
+                keep
+            });
+        }
+        report
+    }
+
+    /// Calls `f` with a serialisable copy of every series, one shard locked at a time.
+    pub fn export_each(&self, mut f: impl FnMut(SeriesExport)) {
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            for (key, series) in &shard.series {
+                f(SeriesExport {
+                    key: key.clone(),
+                    last_timestamp: series.last_timestamp,
+                    streams: series
+                        .streams
+                        .iter()
+                        .map(|s| StreamExport {
+                            unit: s.unit,
+                            windows: s
+                                .tiers
+                                .iter()
+                                .enumerate()
+                                .flat_map(|(t, ws)| {
+                                    ws.iter().map(move |(&st, w)| (t as u8, st, w.export()))
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
+
+    /// Adds a series exported by [`Store::export_each`] (merging with any data already held).
+    pub fn import(&self, e: SeriesExport) {
+        let mut shard = self.lock(self.shard_of(&e.key));
+        let series = shard.series.entry(e.key).or_default();
+        series.last_timestamp = series.last_timestamp.max(e.last_timestamp);
+        for s in e.streams {
+            let stream = series.stream_mut(s.unit);
+            for (tier, start, w) in s.windows {
+                let tier = usize::from(tier).min(TIER_MS.len() - 1);
+                stream.tiers[tier]
+                    .entry(start)
+                    .or_default()
+                    .merge(&Window::import(w));
+            }
+        }
+    }
+
+    /// Approximate heap bytes held by windows (for the memory-per-series figures).
+    pub fn window_heap_bytes(&self) -> usize {
+        let mut total = 0;
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            for series in shard.series.values() {
+                for stream in &series.streams {
+                    for tier in &stream.tiers {
+                        total += tier.values().map(Window::heap_bytes).sum::<usize>();
+                    }
+                }
+            }
+        }
+        total
+    }
+}
+
+fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionReport) {
+    for tier in 0..TIER_MS.len() {
+        let g = TIER_MS[tier];
+        let cutoff = now.as_millis() - TIER_RETENTION_MS[tier];
+        // Windows that start before the cutoff leave this tier.
+        let keep = stream.tiers[tier].split_off(&cutoff);
+        let leaving = std::mem::replace(&mut stream.tiers[tier], keep);
+        if let Some(next) = TIER_MS.get(tier + 1) {
+            for (start, w) in leaving {
+                let coarse = start.div_euclid(*next) * next;
+                stream.tiers[tier + 1].entry(coarse).or_default().merge(&w);
+                report.rolled_up += 1;
+            }
+        } else {
+            report.expired += leaving.len();
+        }
+        let seal_before = now.as_millis() - SEAL_AFTER_MS - g;
+        for (_, w) in stream.tiers[tier].range_mut(..seal_before) {
+            if !w.is_sealed() {
+                w.seal();
+                report.sealed += 1;
+            }
+        }
+    }
+}
+
+/// Serialisable form of one series, for snapshots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesExport {
+    /// The series.
+    pub key: SeriesKey,
+    /// Newest timestamp seen.
+    pub last_timestamp: Timestamp,
+    /// One entry per unit.
+    pub streams: Vec<StreamExport>,
+}
+
+/// Serialisable form of one unit's windows: `(tier, window start ms, window)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamExport {
+    /// The unit.
+    pub unit: Unit,
+    /// `(tier index, window start, window)`.
+    pub windows: Vec<(u8, i64, WindowExport)>,
+}
+
+#[cfg(test)]
+mod tests;

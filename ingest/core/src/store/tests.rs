@@ -1,0 +1,303 @@
+use super::*;
+use crate::series::Dimension;
+
+const NOW: Timestamp = Timestamp(1_800_000_000_000);
+
+fn key(dims: &[(&str, &str)]) -> SeriesKey {
+    SeriesKey::new(
+        "App",
+        "Latency",
+        dims.iter().map(|(n, v)| Dimension::new(*n, *v)).collect(),
+    )
+}
+
+fn obs(ts: Timestamp, v: f64) -> Observation<'static> {
+    Observation {
+        timestamp: ts,
+        unit: Unit::Milliseconds,
+        resolution: Resolution::Standard,
+        sample: Sample::Value(v),
+    }
+}
+
+fn stats(names: &[&str]) -> Vec<Statistic> {
+    names.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+fn query(
+    store: &Store,
+    start: Timestamp,
+    end: Timestamp,
+    period: u32,
+    names: &[&str],
+) -> Vec<Datapoint> {
+    store
+        .query(
+            &Query {
+                key: key(&[("Host", "a")]),
+                unit: None,
+                start,
+                end,
+                period: Period::try_from_secs(period.into()).unwrap(),
+                statistics: stats(names),
+            },
+            NOW,
+        )
+        .unwrap()
+}
+
+#[test]
+fn periods_aggregate_windows() {
+    let store = Store::new(4);
+    let t0 = NOW.sub_millis(HOUR_MS).floor_to(5 * MINUTE_MS);
+    let batch: Vec<_> = (0..300)
+        .map(|i| {
+            (
+                key(&[("Host", "a")]),
+                obs(t0.add_millis(i * 1000), i as f64),
+            )
+        })
+        .collect();
+    store.record_batch(&batch);
+
+    let per_minute = query(
+        &store,
+        t0,
+        t0.add_millis(5 * MINUTE_MS),
+        60,
+        &["SampleCount", "Sum", "Minimum", "Maximum"],
+    );
+    assert_eq!(per_minute.len(), 5);
+    for (m, dp) in per_minute.iter().enumerate() {
+        let lo = (m * 60) as f64;
+        assert_eq!(dp.timestamp, t0.add_millis(m as i64 * MINUTE_MS));
+        assert_eq!(
+            dp.values,
+            vec![
+                Some(60.0),
+                Some((lo..lo + 60.0).step_by_sum()),
+                Some(lo),
+                Some(lo + 59.0)
+            ]
+        );
+    }
+    let five = query(
+        &store,
+        t0,
+        t0.add_millis(5 * MINUTE_MS),
+        300,
+        &["SampleCount", "Average", "p100"],
+    );
+    assert_eq!(five.len(), 1);
+    assert_eq!(five[0].values, vec![Some(300.0), Some(149.5), Some(299.0)]);
+}
+
+trait StepSum {
+    fn step_by_sum(self) -> f64;
+}
+impl StepSum for std::ops::Range<f64> {
+    fn step_by_sum(self) -> f64 {
+        let (a, b) = (self.start as i64, self.end as i64);
+        (a..b).sum::<i64>() as f64
+    }
+}
+
+#[test]
+fn high_resolution_data_is_queryable_per_second_and_per_minute() {
+    let store = Store::new(1);
+    let t0 = NOW.sub_millis(10 * MINUTE_MS).floor_to(MINUTE_MS);
+    let batch: Vec<_> = (0..60)
+        .map(|i| {
+            let mut o = obs(t0.add_millis(i * 1000), 1.0);
+            o.resolution = Resolution::High;
+            (key(&[("Host", "a")]), o)
+        })
+        .collect();
+    store.record_batch(&batch);
+    assert_eq!(
+        query(&store, t0, t0.add_millis(MINUTE_MS), 1, &["SampleCount"]).len(),
+        60
+    );
+    let tens = query(&store, t0, t0.add_millis(MINUTE_MS), 10, &["SampleCount"]);
+    assert_eq!(tens.len(), 6);
+    assert!(tens.iter().all(|d| d.values == vec![Some(10.0)]));
+    let minute = query(&store, t0, t0.add_millis(MINUTE_MS), 60, &["Sum"]);
+    assert_eq!(minute[0].values, vec![Some(60.0)]);
+}
+
+#[test]
+fn units_are_aggregated_separately() {
+    let store = Store::new(2);
+    let t0 = NOW.sub_millis(HOUR_MS).floor_to(MINUTE_MS);
+    let mut a = obs(t0, 10.0);
+    a.unit = Unit::Percent;
+    let mut b = obs(t0, 3.0);
+    b.unit = Unit::Count;
+    store.record_batch(&[(key(&[("Host", "a")]), a), (key(&[("Host", "a")]), b)]);
+    let both = query(&store, t0, t0.add_millis(MINUTE_MS), 60, &["Sum"]);
+    assert_eq!(both.len(), 2);
+    let q = Query {
+        key: key(&[("Host", "a")]),
+        unit: Some(Unit::Count),
+        start: t0,
+        end: t0.add_millis(MINUTE_MS),
+        period: Period::ONE_MINUTE,
+        statistics: stats(&["Sum"]),
+    };
+    let counts = store.query(&q, NOW).unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(counts[0].values, vec![Some(3.0)]);
+    assert_eq!(counts[0].unit, Unit::Count);
+}
+
+#[test]
+fn compaction_rolls_up_without_double_counting() {
+    let store = Store::new(1);
+    let t0 = NOW.sub_millis(20 * DAY_MS).floor_to(HOUR_MS);
+    // Recorded while it was recent: 1-minute windows.
+    let batch: Vec<_> = (0..120)
+        .map(|i| (key(&[("Host", "a")]), obs(t0.add_millis(i * 30_000), 2.0)))
+        .collect();
+    store.record_batch(&batch);
+    let before = query(
+        &store,
+        t0,
+        t0.add_millis(HOUR_MS),
+        3600,
+        &["SampleCount", "Sum"],
+    );
+    let report = store.compact(NOW);
+    assert_eq!(
+        report.rolled_up, 60,
+        "sixty 1-minute windows older than 15 days roll into 5-minute windows"
+    );
+    let after = query(
+        &store,
+        t0,
+        t0.add_millis(HOUR_MS),
+        3600,
+        &["SampleCount", "Sum"],
+    );
+    assert_eq!(before, after);
+    assert_eq!(after[0].values, vec![Some(120.0), Some(240.0)]);
+    // 60-second periods are no longer available for 20-day-old data.
+    assert!(query(&store, t0, t0.add_millis(HOUR_MS), 60, &["SampleCount"]).is_empty());
+    // A second pass changes nothing.
+    assert_eq!(store.compact(NOW).rolled_up, 0);
+}
+
+#[test]
+fn old_data_expires_and_series_disappear() {
+    let store = Store::new(1);
+    store.record_batch(&[(key(&[("Host", "a")]), obs(NOW.sub_millis(DAY_MS), 1.0))]);
+    assert_eq!(store.series_count(), 1);
+    let far_future = NOW.add_millis(500 * DAY_MS);
+    let r = store.compact(far_future);
+    assert_eq!(r.series_removed, 1);
+    assert_eq!(store.series_count(), 0);
+}
+
+#[test]
+fn sealing_keeps_answers() {
+    let store = Store::new(1);
+    let t0 = NOW.sub_millis(HOUR_MS).floor_to(MINUTE_MS);
+    let batch: Vec<_> = (0..600)
+        .map(|i| {
+            (
+                key(&[("Host", "a")]),
+                obs(t0.add_millis(i * 100), (i % 97) as f64),
+            )
+        })
+        .collect();
+    store.record_batch(&batch);
+    let before = query(
+        &store,
+        t0,
+        t0.add_millis(MINUTE_MS),
+        60,
+        &["p50", "p99", "Sum"],
+    );
+    assert!(store.compact(NOW).sealed >= 1);
+    let after = query(
+        &store,
+        t0,
+        t0.add_millis(MINUTE_MS),
+        60,
+        &["p50", "p99", "Sum"],
+    );
+    assert_eq!(before, after);
+}
+
+#[test]
+fn list_and_matching() {
+    let store = Store::new(3);
+    for host in ["a", "b"] {
+        store.record_batch(&[(key(&[("Host", host), ("AZ", "1")]), obs(NOW, 1.0))]);
+    }
+    store.record_batch(&[(key(&[("Host", "c")]), obs(NOW, 1.0))]);
+    assert_eq!(store.list(Some("App"), None, NOW).len(), 3);
+    assert_eq!(store.list(Some("Other"), None, NOW).len(), 0);
+    assert_eq!(store.list(None, None, NOW.add_millis(15 * DAY_MS)).len(), 0);
+    let wild = store.matching(
+        "App",
+        "Latency",
+        &[Dimension::new("AZ", "1"), Dimension::new("Host", "*")],
+    );
+    assert_eq!(
+        wild,
+        vec![
+            key(&[("Host", "a"), ("AZ", "1")]),
+            key(&[("Host", "b"), ("AZ", "1")])
+        ]
+    );
+}
+
+#[test]
+fn query_validation() {
+    let store = Store::new(1);
+    let mut q = Query {
+        key: key(&[]),
+        unit: None,
+        start: NOW.sub_millis(DAY_MS * 2),
+        end: NOW,
+        period: Period::try_from_secs(7).unwrap(),
+        statistics: stats(&["Sum"]),
+    };
+    assert_eq!(store.query(&q, NOW).unwrap_err().field, "period_seconds");
+    q.period = Period::ONE_MINUTE;
+    let err = store.query(&q, NOW).unwrap_err();
+    assert_eq!(err.field, "period_seconds");
+    assert!(err.rule.contains("1440"), "{err}");
+    q.start = NOW.sub_millis(DAY_MS);
+    assert!(
+        store.query(&q, NOW).is_ok(),
+        "exactly 1440 one-minute periods are allowed"
+    );
+    q.statistics.clear();
+    assert_eq!(store.query(&q, NOW).unwrap_err().field, "statistics");
+    q.statistics = stats(&["Sum"]);
+    q.end = q.start;
+    assert_eq!(store.query(&q, NOW).unwrap_err().field, "end_time");
+}
+
+#[test]
+fn export_import_round_trip() {
+    let store = Store::new(2);
+    let t0 = NOW.sub_millis(HOUR_MS).floor_to(MINUTE_MS);
+    let batch: Vec<_> = (0..100)
+        .map(|i| {
+            (
+                key(&[("Host", "a")]),
+                obs(t0.add_millis(i * 1000), i as f64 * 1.5),
+            )
+        })
+        .collect();
+    store.record_batch(&batch);
+    let copy = Store::new(5);
+    store.export_each(|s| copy.import(s));
+    let names = ["SampleCount", "Sum", "Minimum", "Maximum", "p90"];
+    assert_eq!(
+        query(&store, t0, t0.add_millis(2 * MINUTE_MS), 60, &names),
+        query(&copy, t0, t0.add_millis(2 * MINUTE_MS), 60, &names)
+    );
+}

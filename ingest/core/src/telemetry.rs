@@ -1,0 +1,176 @@
+//! Thermostat's own telemetry: every metric name in one place, rendered as Prometheus text.
+
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Outcome label of `thermostat_ingest_requests_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, missing_docs)]
+pub enum Outcome {
+    accepted,
+    invalid,
+    overloaded,
+    unavailable,
+}
+
+/// Reason label of `thermostat_ingest_rejected_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, missing_docs)]
+pub enum RejectReason {
+    /// A datum broke a validation rule.
+    invalid_datum,
+    /// The request as a whole was too large.
+    too_large,
+    /// The server had no capacity.
+    overloaded,
+    /// The server was shutting down.
+    shutting_down,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: Outcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: RejectReason,
+}
+
+/// The telemetry registry. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Telemetry {
+    registry: Registry,
+    samples: Counter<f64, AtomicU64>,
+    requests: Family<OutcomeLabels, Counter>,
+    rejected: Family<ReasonLabels, Counter>,
+    series_active: Gauge,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// A registry with every Thermostat metric registered at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let samples = Counter::<f64, AtomicU64>::default();
+        let requests = Family::<OutcomeLabels, Counter>::default();
+        let rejected = Family::<ReasonLabels, Counter>::default();
+        let series_active = Gauge::default();
+        registry.register(
+            "thermostat_ingest_samples",
+            "Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set",
+            samples.clone(),
+        );
+        registry.register(
+            "thermostat_ingest_requests",
+            "Ingest requests by outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "thermostat_ingest_rejected",
+            "Rejected ingest requests by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "thermostat_series_active",
+            "Series held in memory",
+            series_active.clone(),
+        );
+        Telemetry {
+            registry,
+            samples,
+            requests,
+            rejected,
+            series_active,
+        }
+    }
+
+    /// Counts an accepted request of `samples` observations.
+    pub fn ingest_accepted(&self, samples: f64) {
+        self.samples.inc_by(samples);
+        self.requests
+            .get_or_create(&OutcomeLabels {
+                outcome: Outcome::accepted,
+            })
+            .inc();
+    }
+
+    /// Counts a rejected request.
+    pub fn ingest_rejected(&self, reason: RejectReason) {
+        let outcome = match reason {
+            RejectReason::invalid_datum | RejectReason::too_large => Outcome::invalid,
+            RejectReason::overloaded => Outcome::overloaded,
+            RejectReason::shutting_down => Outcome::unavailable,
+        };
+        self.requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Total samples accepted so far.
+    pub fn samples_total(&self) -> f64 {
+        self.samples.get()
+    }
+
+    /// Sets `thermostat_series_active`.
+    pub fn set_series_active(&self, n: usize) {
+        self.series_active.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Prometheus/OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_by_label() {
+        let t = Telemetry::new();
+        t.ingest_accepted(3.0);
+        t.ingest_accepted(2.5);
+        t.ingest_rejected(RejectReason::invalid_datum);
+        t.set_series_active(7);
+        let text = t.render();
+        assert!(
+            text.contains("thermostat_ingest_samples_total 5.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("thermostat_ingest_requests_total{outcome=\"accepted\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("thermostat_ingest_requests_total{outcome=\"invalid\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("thermostat_ingest_rejected_total{reason=\"invalid_datum\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("thermostat_series_active 7"), "{text}");
+    }
+}

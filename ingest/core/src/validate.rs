@@ -1,0 +1,446 @@
+//! CloudWatch's `PutMetricData` rules (reference §1), as pure functions.
+//!
+//! Each function checks one field and returns the rule it broke; the caller (an ingest
+//! adapter) adds the path of the field, so that a message reads
+//! `metric_data[3].dimensions[1].value: must be 1 to 1024 characters (got 1025)`.
+
+use std::fmt;
+
+use crate::time::{DAY_MS, HOUR_MS, Timestamp};
+use crate::window::StatisticSet;
+
+/// Most dimensions a datum may carry.
+pub const MAX_DIMENSIONS: usize = 30;
+/// Most entries in `values` (and `counts`).
+pub const MAX_VALUES: usize = 150;
+/// Most datums in one request.
+pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
+/// Largest magnitude of a value: 2^360.
+pub const MAX_MAGNITUDE: f64 = 2.348_542_582_773_833_3e108;
+/// How far in the past a timestamp may be.
+pub const MAX_AGE_MS: i64 = 14 * DAY_MS;
+/// How far in the future a timestamp may be.
+pub const MAX_AHEAD_MS: i64 = 2 * HOUR_MS;
+
+/// A broken rule for one field: `field` is a path such as `metric_data[2].value`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationError {
+    /// Path of the offending field.
+    pub field: String,
+    /// The rule, phrased as what the field must be, with the value found.
+    pub rule: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.rule)
+    }
+}
+
+impl ValidationError {
+    /// An error for `field`.
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+
+    /// Puts `prefix.` in front of the field path.
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            prefix.to_owned()
+        } else if self.field.starts_with('[') {
+            format!("{prefix}{}", self.field)
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
+        self
+    }
+}
+
+/// The result of checking one field: `Err(rule)`.
+pub type Rule = Result<(), String>;
+
+fn check_text(s: &str, max: usize) -> Rule {
+    let n = s.chars().count();
+    if n == 0 || n > max {
+        return Err(format!("must be 1 to {max} characters (got {n})"));
+    }
+    if !s.is_ascii() {
+        return Err("must contain only ASCII characters".into());
+    }
+    if s.bytes().any(|b| b.is_ascii_control()) {
+        return Err("must not contain control characters".into());
+    }
+    if s.bytes().all(|b| b.is_ascii_whitespace()) {
+        return Err("must contain at least one non-whitespace character".into());
+    }
+    Ok(())
+}
+
+/// A namespace: 1–255 characters of `0-9A-Za-z . - _ / # :` and spaces, not starting with `:`.
+///
+/// # Errors
+/// The rule broken.
+pub fn namespace(s: &str) -> Rule {
+    check_text(s, 255)?;
+    if s.starts_with(':') {
+        return Err("must not start with ':'".into());
+    }
+    if let Some(c) = s.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#' | ':' | ' '))
+    }) {
+        return Err(format!(
+            "may contain only letters, digits, spaces and . - _ / # : (found {c:?})"
+        ));
+    }
+    Ok(())
+}
+
+/// A metric name: 1–255 printable ASCII characters, at least one not whitespace.
+///
+/// # Errors
+/// The rule broken.
+pub fn metric_name(s: &str) -> Rule {
+    check_text(s, 255)
+}
+
+/// A dimension name: 1–255 printable ASCII characters, not starting with `:`.
+///
+/// # Errors
+/// The rule broken.
+pub fn dimension_name(s: &str) -> Rule {
+    check_text(s, 255)?;
+    if s.starts_with(':') {
+        return Err("must not start with ':'".into());
+    }
+    Ok(())
+}
+
+/// A dimension value: 1–1024 printable ASCII characters.
+///
+/// # Errors
+/// The rule broken.
+pub fn dimension_value(s: &str) -> Rule {
+    check_text(s, 1024)
+}
+
+/// A set of dimensions: at most 30, names unique. Returns the index and rule of the first
+/// problem, the index pointing into `names`.
+///
+/// # Errors
+/// `(index, rule)`; `index` is `None` for a rule about the whole list.
+pub fn dimension_set<'a>(
+    names: impl ExactSizeIterator<Item = &'a str>,
+) -> Result<(), (Option<usize>, String)> {
+    if names.len() > MAX_DIMENSIONS {
+        return Err((
+            None,
+            format!(
+                "must have at most {MAX_DIMENSIONS} entries (got {})",
+                names.len()
+            ),
+        ));
+    }
+    let names: Vec<&str> = names.collect();
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err((
+                Some(i),
+                format!("name {n:?} appears more than once; dimension names must be unique"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A value: finite and within ±2^360.
+///
+/// # Errors
+/// The rule broken.
+pub fn value(v: f64) -> Rule {
+    if v.is_nan() {
+        return Err("must be a number (got NaN)".into());
+    }
+    if v.is_infinite() {
+        return Err(format!("must be finite (got {v})"));
+    }
+    if v.abs() > MAX_MAGNITUDE {
+        return Err(format!("must be between -2^360 and 2^360 (got {v:e})"));
+    }
+    Ok(())
+}
+
+/// A count in `counts`: finite and not negative.
+///
+/// # Errors
+/// The rule broken.
+pub fn count(c: f64) -> Rule {
+    value(c)?;
+    if c < 0.0 {
+        return Err(format!("must not be negative (got {c})"));
+    }
+    Ok(())
+}
+
+/// A timestamp: no more than 14 days before `now` nor more than 2 hours after it.
+///
+/// # Errors
+/// The rule broken.
+pub fn timestamp(ts: Timestamp, now: Timestamp) -> Rule {
+    if ts < now.sub_millis(MAX_AGE_MS) {
+        return Err(format!(
+            "must be within the past 14 days (got {ts}, which is more than 14 days before {now})"
+        ));
+    }
+    if ts > now.add_millis(MAX_AHEAD_MS) {
+        return Err(format!(
+            "must be at most 2 hours in the future (got {ts}, server time {now})"
+        ));
+    }
+    Ok(())
+}
+
+/// A storage resolution: 1 or 60 (0 means 60).
+///
+/// # Errors
+/// The rule broken.
+pub fn storage_resolution(r: i32) -> Rule {
+    match r {
+        0 | 1 | 60 => Ok(()),
+        _ => Err(format!("must be 1 (high resolution) or 60 (got {r})")),
+    }
+}
+
+/// A statistic set: every field valid, `sample_count > 0`, `minimum <= maximum`.
+///
+/// # Errors
+/// `(field, rule)` with the field's name inside the set.
+pub fn statistic_set(s: &StatisticSet) -> Result<(), ValidationError> {
+    for (field, v) in [
+        ("sample_count", s.sample_count),
+        ("sum", s.sum),
+        ("minimum", s.minimum),
+        ("maximum", s.maximum),
+    ] {
+        value(v).map_err(|rule| ValidationError::new(field, rule))?;
+    }
+    if s.sample_count <= 0.0 {
+        return Err(ValidationError::new(
+            "sample_count",
+            format!("must be greater than 0 (got {})", s.sample_count),
+        ));
+    }
+    if s.minimum > s.maximum {
+        return Err(ValidationError::new(
+            "minimum",
+            format!(
+                "must not be greater than maximum (got {} > {})",
+                s.minimum, s.maximum
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Which value fields a datum set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shape {
+    /// `value` is set.
+    pub value: bool,
+    /// `statistic_values` is set.
+    pub statistic_values: bool,
+    /// `values` is non-empty.
+    pub values: bool,
+    /// `counts` is non-empty.
+    pub counts: bool,
+}
+
+/// Exactly one of `value`, `statistic_values`, `values` must be set; `counts` only with
+/// `values`.
+///
+/// # Errors
+/// `(field, rule)`.
+pub fn shape(s: Shape) -> Result<(), ValidationError> {
+    let set = [s.value, s.statistic_values, s.values]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if set == 0 {
+        return Err(ValidationError::new(
+            "value",
+            "exactly one of value, statistic_values or values must be set (got none)",
+        ));
+    }
+    if set > 1 {
+        let names: Vec<&str> = [
+            ("value", s.value),
+            ("statistic_values", s.statistic_values),
+            ("values", s.values),
+        ]
+        .iter()
+        .filter(|(_, b)| *b)
+        .map(|(n, _)| *n)
+        .collect();
+        return Err(ValidationError::new(
+            names[1],
+            format!(
+                "exactly one of value, statistic_values or values must be set (got {})",
+                names.join(" and ")
+            ),
+        ));
+    }
+    if s.counts && !s.values {
+        return Err(ValidationError::new(
+            "counts",
+            "may be set only together with values",
+        ));
+    }
+    Ok(())
+}
+
+/// `values` and `counts` lengths: at most 150 values, and as many counts as values when
+/// counts are given.
+///
+/// # Errors
+/// `(field, rule)`.
+pub fn values_and_counts(values: usize, counts: usize) -> Result<(), ValidationError> {
+    if values > MAX_VALUES {
+        return Err(ValidationError::new(
+            "values",
+            format!("must have at most {MAX_VALUES} entries (got {values})"),
+        ));
+    }
+    if counts != 0 && counts != values {
+        return Err(ValidationError::new(
+            "counts",
+            format!(
+                "must have as many entries as values, or none (got {counts} counts for {values} values)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Rows from reference §7.6 (PutMetricData validation).
+    #[test]
+    fn values_reference_7_6() {
+        assert!(value(f64::NAN).is_err());
+        assert!(value(f64::INFINITY).is_err());
+        assert!(value(f64::NEG_INFINITY).is_err());
+        assert!(value(1e109).is_err());
+        assert!(value(-1e109).is_err());
+        assert!(value(0.0).is_ok());
+        assert!(
+            value(MAX_MAGNITUDE).is_ok(),
+            "2^360 exactly is inside the inclusive range"
+        );
+        assert_eq!(MAX_MAGNITUDE, 2f64.powi(360));
+    }
+
+    #[test]
+    fn timestamps_reference_7_6() {
+        let now = Timestamp::from_secs(1_800_000_000);
+        assert!(timestamp(now.sub_millis(MAX_AGE_MS + 1000), now).is_err());
+        assert!(timestamp(now.sub_millis(MAX_AGE_MS), now).is_ok());
+        assert!(timestamp(now.add_millis(MAX_AHEAD_MS + 1000), now).is_err());
+        assert!(timestamp(now.add_millis(HOUR_MS), now).is_ok());
+    }
+
+    #[test]
+    fn names_reference_7_6() {
+        assert!(namespace(":x").is_err());
+        assert!(namespace("AWS/EC2").is_ok());
+        assert!(namespace("My App#1:prod").is_ok());
+        assert!(namespace("bad!").is_err());
+        assert!(namespace("").is_err());
+        assert!(namespace(&"n".repeat(256)).is_err());
+        assert!(dimension_name(":az").is_err());
+        assert!(dimension_value(&"v".repeat(1025)).is_err());
+        assert!(dimension_value(&"v".repeat(1024)).is_ok());
+        assert!(dimension_value("").is_err());
+        assert!(dimension_value("   ").is_err());
+        assert!(dimension_value("caf\u{e9}").is_err());
+        assert!(metric_name("tab\there").is_err());
+    }
+
+    #[test]
+    fn dimension_sets() {
+        let many: Vec<String> = (0..31).map(|i| format!("d{i}")).collect();
+        assert!(dimension_set(many.iter().map(String::as_str)).is_err());
+        assert!(dimension_set(many[..30].iter().map(String::as_str)).is_ok());
+        assert_eq!(
+            dimension_set(["a", "b", "a"].into_iter()).unwrap_err().0,
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn shapes_reference_7_6() {
+        let only = |value, statistic_values, values| Shape {
+            value,
+            statistic_values,
+            values,
+            counts: false,
+        };
+        assert!(shape(only(true, false, false)).is_ok());
+        assert!(shape(only(false, true, false)).is_ok());
+        assert!(shape(only(false, false, true)).is_ok());
+        assert!(shape(only(false, false, false)).is_err());
+        assert_eq!(shape(only(true, false, true)).unwrap_err().field, "values");
+        assert_eq!(
+            shape(only(true, true, false)).unwrap_err().field,
+            "statistic_values"
+        );
+        assert_eq!(
+            shape(Shape {
+                counts: true,
+                ..only(true, false, false)
+            })
+            .unwrap_err()
+            .field,
+            "counts"
+        );
+        assert!(values_and_counts(151, 0).is_err());
+        assert!(values_and_counts(150, 150).is_ok());
+        assert_eq!(values_and_counts(3, 2).unwrap_err().field, "counts");
+        assert!(storage_resolution(30).is_err());
+        assert!(storage_resolution(1).is_ok());
+    }
+
+    #[test]
+    fn statistic_sets() {
+        let ok = StatisticSet {
+            sample_count: 2.0,
+            sum: 3.0,
+            minimum: 1.0,
+            maximum: 2.0,
+        };
+        assert!(statistic_set(&ok).is_ok());
+        let e = statistic_set(&StatisticSet {
+            sample_count: 0.0,
+            ..ok
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "sample_count");
+        let e = statistic_set(&StatisticSet { minimum: 5.0, ..ok }).unwrap_err();
+        assert_eq!(e.field, "minimum");
+        let e = statistic_set(&StatisticSet {
+            sum: f64::NAN,
+            ..ok
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "sum");
+    }
+
+    #[test]
+    fn error_paths_compose() {
+        let e = ValidationError::new("value", "bad").within("metric_data[3]");
+        assert_eq!(e.to_string(), "metric_data[3].value: bad");
+    }
+}

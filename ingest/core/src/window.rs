@@ -1,0 +1,455 @@
+//! One aggregation window: exact count/sum/min/max plus an HDR histogram for percentiles.
+//!
+//! Values are recorded in the histogram as integers in units of 10⁻⁵ ([`SCALE`]), with two
+//! significant digits (a bucket is at most 1/128 of its value wide), and a percentile is
+//! answered with the middle of its bucket, clamped to the window's exact minimum and maximum.
+//! That keeps every percentile within 1% of the exact nearest-rank value for values in
+//! [`PERCENTILE_ACCURATE_RANGE`]; values outside the range still count exactly in
+//! count/sum/min/max.
+//!
+//! A window keeps its distribution in one of four forms, smallest first: nothing yet, a short
+//! list of raw (value, count) pairs, a mutable histogram, or (once sealed) the histogram's
+//! compact V2 serialization. Reading is the same for all of them.
+
+use std::fmt;
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+/// Values are stored in the histogram as `round(value * SCALE)`.
+pub const SCALE: f64 = 1e5;
+
+/// Largest scaled value the histogram tracks; larger values are clamped for percentiles only.
+const MAX_SCALED: u64 = 1 << 60;
+
+/// Significant decimal digits of the histogram: buckets at most 1/128 of their value wide.
+const SIGFIG: u8 = 2;
+
+/// Raw pairs kept before a window switches to a histogram.
+const RAW_LIMIT: usize = 96;
+
+/// Raw pairs that sealing keeps as they are.
+const RAW_KEPT_WHEN_SEALED: usize = 3;
+
+/// The range of values in which percentiles are within 1% of the exact value.
+pub const PERCENTILE_ACCURATE_RANGE: (f64, f64) = (0.001, 1e13);
+
+/// Why a window has no percentiles. CloudWatch computes percentiles only from raw values, and
+/// never when a value in the period is negative; Thermostat follows that and leaves the
+/// percentile out rather than inventing a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoPercentiles {
+    /// A value in the period is negative.
+    NegativeValue,
+    /// A statistic set in the period summarises more than one distinct value.
+    StatisticSet,
+    /// A `counts` entry in the period is not a whole number, or is too large to track.
+    FractionalCount,
+}
+
+impl fmt::Display for NoPercentiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NoPercentiles::NegativeValue => "a value in the period is negative",
+            NoPercentiles::StatisticSet => {
+                "a statistic set in the period summarises more than one value"
+            }
+            NoPercentiles::FractionalCount => "a count in the period is not a whole number",
+        })
+    }
+}
+
+/// A CloudWatch `StatisticSet`: pre-aggregated observations.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatisticSet {
+    /// Number of observations (> 0).
+    pub sample_count: f64,
+    /// Their sum.
+    pub sum: f64,
+    /// Their minimum.
+    pub minimum: f64,
+    /// Their maximum.
+    pub maximum: f64,
+}
+
+impl StatisticSet {
+    /// The single value this set stands for, with its count, when percentiles can use it:
+    /// `SampleCount == 1` and `Min == Max == Sum`, or `Min == Max` and `Sum == Min * SampleCount`.
+    fn as_repeated_value(&self) -> Option<f64> {
+        let single = self.minimum == self.maximum;
+        let consistent = if self.sample_count == 1.0 {
+            self.sum == self.minimum
+        } else {
+            self.sum == self.minimum * self.sample_count
+        };
+        (single && consistent).then_some(self.minimum)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+enum Distribution {
+    #[default]
+    Empty,
+    Raw(Vec<(u64, u64)>),
+    Hist(Box<Histogram<u64>>),
+    Sealed(Box<[u8]>),
+    Unavailable(NoPercentiles),
+}
+
+/// The aggregate of one window (or of several merged windows).
+#[derive(Clone, Debug)]
+pub struct Window {
+    count: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    dist: Distribution,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            count: 0.0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            dist: Distribution::Empty,
+        }
+    }
+}
+
+fn scaled(v: f64) -> u64 {
+    // `v` is non-negative and finite here; `as` saturates.
+    ((v * SCALE).round() as u64).min(MAX_SCALED)
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // Auto-resizing: memory follows the largest value actually recorded.
+    Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable!("2 significant digits is valid"))
+}
+
+/// Records into an auto-resizing histogram (`saturating_record_n` would clamp to the current
+/// size instead of growing it).
+fn record_into(h: &mut Histogram<u64>, s: u64, n: u64) {
+    if h.record_n(s, n).is_err() {
+        h.saturating_record_n(s, n);
+    }
+}
+
+fn serialize(h: &Histogram<u64>) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    V2Serializer::new().serialize(h, &mut buf).ok()?;
+    Some(buf)
+}
+
+fn whole_count(c: f64) -> Option<u64> {
+    (c.fract() == 0.0 && (0.0..9.0e15).contains(&c)).then_some(c as u64)
+}
+
+impl Window {
+    /// An empty window.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of observations (CloudWatch `SampleCount`).
+    pub fn sample_count(&self) -> f64 {
+        self.count
+    }
+
+    /// Sum of the observations.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// Smallest observation (`+inf` when empty).
+    pub fn minimum(&self) -> f64 {
+        self.min
+    }
+
+    /// Largest observation (`-inf` when empty).
+    pub fn maximum(&self) -> f64 {
+        self.max
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0.0
+    }
+
+    /// Whether the distribution is in its compact, read-mostly form.
+    pub fn is_sealed(&self) -> bool {
+        match &self.dist {
+            Distribution::Sealed(_) | Distribution::Empty | Distribution::Unavailable(_) => true,
+            Distribution::Raw(p) => p.len() <= RAW_KEPT_WHEN_SEALED && p.len() == p.capacity(),
+            Distribution::Hist(_) => false,
+        }
+    }
+
+    fn add_exact(&mut self, v: f64, n: f64) {
+        self.count += n;
+        self.sum += v * n;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    fn mark_unavailable(&mut self, why: NoPercentiles) {
+        if !matches!(self.dist, Distribution::Unavailable(_)) {
+            self.dist = Distribution::Unavailable(why);
+        }
+    }
+
+    fn add_to_distribution(&mut self, v: f64, n: f64) {
+        if matches!(self.dist, Distribution::Unavailable(_)) {
+            return;
+        }
+        if v < 0.0 {
+            return self.mark_unavailable(NoPercentiles::NegativeValue);
+        }
+        let Some(n) = whole_count(n) else {
+            return self.mark_unavailable(NoPercentiles::FractionalCount);
+        };
+        let s = scaled(v);
+        match &mut self.dist {
+            Distribution::Empty => self.dist = Distribution::Raw(vec![(s, n)]),
+            Distribution::Raw(pairs) if pairs.len() < RAW_LIMIT => pairs.push((s, n)),
+            Distribution::Raw(_) | Distribution::Sealed(_) => {
+                let mut h = self.histogram().unwrap_or_else(new_histogram);
+                record_into(&mut h, s, n);
+                self.dist = Distribution::Hist(Box::new(h));
+            }
+            Distribution::Hist(h) => record_into(h, s, n),
+            Distribution::Unavailable(_) => {}
+        }
+    }
+
+    /// Records one observation. `v` must be finite (validation guarantees it).
+    pub fn record(&mut self, v: f64) {
+        self.record_n(v, 1.0);
+    }
+
+    /// Records `n` observations of `v` (CloudWatch `Values`/`Counts`). Counts of zero record
+    /// nothing.
+    pub fn record_n(&mut self, v: f64, n: f64) {
+        if n <= 0.0 {
+            return;
+        }
+        self.add_exact(v, n);
+        self.add_to_distribution(v, n);
+    }
+
+    /// Records a statistic set. It feeds percentiles only when it stands for one repeated value.
+    pub fn record_set(&mut self, set: &StatisticSet) {
+        if set.sample_count <= 0.0 {
+            return;
+        }
+        self.count += set.sample_count;
+        self.sum += set.sum;
+        self.min = self.min.min(set.minimum);
+        self.max = self.max.max(set.maximum);
+        match set.as_repeated_value() {
+            Some(v) => self.add_to_distribution(v, set.sample_count),
+            None => self.mark_unavailable(NoPercentiles::StatisticSet),
+        }
+    }
+
+    /// Adds everything in `other` to this window.
+    pub fn merge(&mut self, other: &Window) {
+        if other.is_empty() {
+            return;
+        }
+        let was_empty = self.is_empty();
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if let Distribution::Unavailable(why) = other.dist {
+            return self.mark_unavailable(why);
+        }
+        if was_empty {
+            self.dist = other.dist.clone();
+            return;
+        }
+        match (&mut self.dist, &other.dist) {
+            (Distribution::Unavailable(_), _) => {}
+            (Distribution::Raw(mine), Distribution::Raw(theirs))
+                if mine.len() + theirs.len() <= RAW_LIMIT =>
+            {
+                mine.extend_from_slice(theirs)
+            }
+            _ => {
+                let mut h = self.histogram().unwrap_or_else(new_histogram);
+                if let Some(o) = other.histogram() {
+                    // Both histograms auto-resize, so adding cannot fail for range reasons.
+                    let _ = h.add(&o);
+                }
+                self.dist = Distribution::Hist(Box::new(h));
+            }
+        }
+    }
+
+    /// The distribution as a histogram of scaled values, or why there is none.
+    fn histogram(&self) -> Option<Histogram<u64>> {
+        match &self.dist {
+            Distribution::Empty | Distribution::Unavailable(_) => None,
+            Distribution::Raw(pairs) => {
+                let mut h = new_histogram();
+                for &(s, n) in pairs {
+                    record_into(&mut h, s, n);
+                }
+                Some(h)
+            }
+            Distribution::Hist(h) => Some((**h).clone()),
+            Distribution::Sealed(bytes) => {
+                let mut d = Deserializer::new();
+                let mut h: Histogram<u64> = d.deserialize(&mut &bytes[..]).ok()?;
+                h.auto(true);
+                Some(h)
+            }
+        }
+    }
+
+    /// Why this window has no percentiles, if it has none.
+    pub fn no_percentiles(&self) -> Option<NoPercentiles> {
+        match self.dist {
+            Distribution::Unavailable(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// The nearest-rank percentile `rank` (0..=100): the smallest value such that at least
+    /// `rank`% of the observations are at or below it. `None` when the window is empty or
+    /// has no percentiles (see [`NoPercentiles`]).
+    pub fn percentile(&self, rank: f64) -> Option<f64> {
+        self.percentiles(&[rank]).pop().flatten()
+    }
+
+    /// Several percentiles at once (decoding the distribution once).
+    pub fn percentiles(&self, ranks: &[f64]) -> Vec<Option<f64>> {
+        let none = || vec![None; ranks.len()];
+        if self.is_empty() {
+            return none();
+        }
+        let hist = match &self.dist {
+            Distribution::Hist(h) => Some(std::borrow::Cow::Borrowed(&**h)),
+            _ => self.histogram().map(std::borrow::Cow::Owned),
+        };
+        let Some(h) = hist else { return none() };
+        let total = h.len();
+        if total == 0 {
+            return none();
+        }
+        ranks
+            .iter()
+            .map(|&rank| {
+                if rank <= 0.0 {
+                    return Some(self.min);
+                }
+                if rank >= 100.0 {
+                    return Some(self.max);
+                }
+                let target = ((rank / 100.0) * total as f64).ceil().max(1.0) as u64;
+                let mut seen = 0u64;
+                for v in h.iter_recorded() {
+                    seen += v.count_at_value();
+                    if seen >= target {
+                        let mid = h.median_equivalent(v.value_iterated_to());
+                        return Some((mid as f64 / SCALE).clamp(self.min, self.max));
+                    }
+                }
+                Some(self.max)
+            })
+            .collect()
+    }
+
+    /// Converts the distribution to its compact form. Recording into a sealed window later
+    /// is still correct (it is unsealed transparently), only slower.
+    pub fn seal(&mut self) {
+        if let Distribution::Raw(pairs) = &mut self.dist
+            && pairs.len() <= RAW_KEPT_WHEN_SEALED
+        {
+            // A few raw pairs are smaller than a serialized histogram's 40-byte header.
+            pairs.shrink_to_fit();
+            return;
+        }
+        let bytes = match &self.dist {
+            Distribution::Raw(_) | Distribution::Hist(_) => {
+                self.histogram().and_then(|h| serialize(&h))
+            }
+            _ => None,
+        };
+        if let Some(b) = bytes {
+            self.dist = Distribution::Sealed(b.into_boxed_slice());
+        }
+    }
+
+    /// Approximate heap bytes used by this window beyond its inline size.
+    pub fn heap_bytes(&self) -> usize {
+        match &self.dist {
+            Distribution::Empty | Distribution::Unavailable(_) => 0,
+            Distribution::Raw(p) => p.capacity() * std::mem::size_of::<(u64, u64)>(),
+            Distribution::Hist(h) => {
+                std::mem::size_of::<Histogram<u64>>() + h.distinct_values() * 8
+            }
+            Distribution::Sealed(b) => b.len(),
+        }
+    }
+
+    /// A serialisable copy, for snapshots.
+    pub fn export(&self) -> WindowExport {
+        let dist = match &self.dist {
+            Distribution::Empty => DistributionExport::Empty,
+            Distribution::Unavailable(why) => DistributionExport::Unavailable(*why),
+            Distribution::Sealed(b) => DistributionExport::Histogram(b.to_vec()),
+            Distribution::Raw(_) | Distribution::Hist(_) => self
+                .histogram()
+                .and_then(|h| serialize(&h))
+                .map_or(DistributionExport::Empty, DistributionExport::Histogram),
+        };
+        WindowExport {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            dist,
+        }
+    }
+
+    /// Rebuilds a window from [`Window::export`]'s output.
+    pub fn import(e: WindowExport) -> Self {
+        let dist = match e.dist {
+            DistributionExport::Empty => Distribution::Empty,
+            DistributionExport::Unavailable(why) => Distribution::Unavailable(why),
+            DistributionExport::Histogram(b) => Distribution::Sealed(b.into_boxed_slice()),
+        };
+        Window {
+            count: e.count,
+            sum: e.sum,
+            min: e.min,
+            max: e.max,
+            dist,
+        }
+    }
+}
+
+/// The serialisable form of a [`Window`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowExport {
+    count: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    dist: DistributionExport,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum DistributionExport {
+    Empty,
+    Unavailable(NoPercentiles),
+    /// hdrhistogram V2 serialization of the scaled values.
+    Histogram(Vec<u8>),
+}
+
+#[cfg(test)]
+mod tests;
