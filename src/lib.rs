@@ -1,1 +1,14 @@
-//! placeholder
+//! The `thermostat` binary's library: command-line definitions and the wiring of every crate,
+//! so that tests run the real application in-process.
+//!
+//! # What this crate owns
+//! The CLI ([`cli`]), settings, start-up, the maintenance loop and ordered shutdown ([`app`]).
+//!
+//! # Invariants
+//! Nothing imports this crate; it is the only place where adapters meet.
+//!
+//! # Layout
+//! `cli.rs`, `app/mod.rs` (start/stop), `app/settings.rs` (flags + settings file).
+
+pub mod app;
+pub mod cli;

@@ -1,1 +1,74 @@
-//! placeholder
+//! Thermostat's HTTP API (axum): statistics and series as JSON, health, and self-telemetry.
+//!
+//! # What this crate owns
+//! The axum [`Router`] built by [`router`] over read-only views of the engine ([`ApiState`]),
+//! and the JSON error format (`{"error": {"code", "message", "field"}}`).
+//!
+//! # Invariants
+//! Handlers never block on IO other than their own response; they read the store through
+//! its shard locks and never hold one across an `.await`.
+//!
+//! # Layout
+//! `api.rs` (JSON endpoints), `error.rs` (the one error type), this file (routes, health,
+//! `/metrics`).
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod error;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+pub use error::ApiError;
+use thermostat_metrics::{Clock, Store, Telemetry};
+
+/// What the HTTP handlers read.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    /// The series store.
+    pub store: Arc<Store>,
+    /// Self-telemetry.
+    pub telemetry: Arc<Telemetry>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Set once start-up (snapshot loading) is done; `/readyz` answers 200 only then.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The HTTP API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
+        .route("/api/v1/statistics", get(api::statistics))
+        .route("/api/v1/metrics", get(api::metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
+}
+
+async fn prometheus(State(state): State<ApiState>) -> impl IntoResponse {
+    state.telemetry.set_series_active(state.store.series_count());
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.telemetry.render(),
+    )
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
+}

@@ -1,1 +1,8 @@
+//! End-to-end tests: the real application in-process on port 0, driven through its public
+//! interfaces (gRPC, HTTP, CLI).
 
+mod grpc;
+mod http;
+mod lifecycle;
+mod util;
+mod validation;

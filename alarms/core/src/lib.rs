@@ -1,1 +1,4 @@
 //! placeholder
+#![warn(missing_docs)]
+pub mod error;
+pub mod raw;

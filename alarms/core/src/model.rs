@@ -1,0 +1,377 @@
+//! The validated alarm model: what [`crate::validate`] produces and the evaluator reads.
+//!
+//! Field names follow the YAML (snake_case); the CloudWatch name of each is in
+//! `docs/alarms.md`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thermostat_metrics::{Dimension, Period, Statistic, Timestamp, Unit};
+
+use crate::action::Action;
+use crate::rule::AlarmRule;
+
+/// Where a definition came from, for messages (not part of the definition's identity).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// File name, as given to [`crate::validate`].
+    pub file: String,
+    /// 1-based line of the entry.
+    pub line: u32,
+}
+
+/// Declares an enum of CloudWatch words with parsing that lists the valid ones.
+macro_rules! words {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $word)] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in CloudWatch's order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The CloudWatch spelling.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word,)+ }
+            }
+
+            /// The valid spellings, comma-separated (for error messages).
+            pub fn expected() -> String {
+                [$($word,)+].join(", ")
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($word => Ok($name::$variant),)+
+                    _ => Err(format!("must be one of {} (got {s:?})", Self::expected())),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+words! {
+    /// CloudWatch `StateValue`.
+    StateValue {
+        /// The metric is within the threshold.
+        Ok => "OK",
+        /// The metric breached the threshold.
+        Alarm => "ALARM",
+        /// Not enough data to decide (or just created).
+        InsufficientData => "INSUFFICIENT_DATA",
+    }
+}
+
+words! {
+    /// CloudWatch `ComparisonOperator` (static thresholds only).
+    ComparisonOperator {
+        /// `v >= threshold`.
+        GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+        /// `v > threshold`.
+        GreaterThanThreshold => "GreaterThanThreshold",
+        /// `v < threshold`.
+        LessThanThreshold => "LessThanThreshold",
+        /// `v <= threshold`.
+        LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+    }
+}
+
+words! {
+    /// CloudWatch `TreatMissingData`.
+    TreatMissingData {
+        /// Missing points count as breaching.
+        Breaching => "breaching",
+        /// Missing points count as within the threshold.
+        NotBreaching => "notBreaching",
+        /// Keep the current state when the real points do not decide.
+        Ignore => "ignore",
+        /// Missing points are not used (the default).
+        Missing => "missing",
+    }
+}
+
+words! {
+    /// CloudWatch `EvaluateLowSampleCountPercentile`.
+    LowSampleCount {
+        /// Always evaluate (the default).
+        Evaluate => "evaluate",
+        /// Keep the state while a percentile's sample count is too low.
+        Ignore => "ignore",
+    }
+}
+
+impl ComparisonOperator {
+    /// Whether `v` breaches `threshold` (the metric is the left operand).
+    pub fn breaches(self, v: f64, threshold: f64) -> bool {
+        match self {
+            ComparisonOperator::GreaterThanOrEqualToThreshold => v >= threshold,
+            ComparisonOperator::GreaterThanThreshold => v > threshold,
+            ComparisonOperator::LessThanThreshold => v < threshold,
+            ComparisonOperator::LessThanOrEqualToThreshold => v <= threshold,
+        }
+    }
+
+    /// The phrase in reason strings: `greater than or equal to`, `less than`...
+    pub fn phrase(self) -> &'static str {
+        match self {
+            ComparisonOperator::GreaterThanOrEqualToThreshold => "greater than or equal to",
+            ComparisonOperator::GreaterThanThreshold => "greater than",
+            ComparisonOperator::LessThanThreshold => "less than",
+            ComparisonOperator::LessThanOrEqualToThreshold => "less than or equal to",
+        }
+    }
+
+    /// Whether the operator alarms on high values.
+    pub fn is_upper(self) -> bool {
+        matches!(
+            self,
+            ComparisonOperator::GreaterThanOrEqualToThreshold
+                | ComparisonOperator::GreaterThanThreshold
+        )
+    }
+}
+
+/// The three action lists and the switch, shared by metric and composite alarms.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Actions {
+    /// `actions_enabled` (default true): when false, states change but nothing runs.
+    pub enabled: bool,
+    /// Run on a transition to ALARM.
+    pub alarm: Vec<Action>,
+    /// Run on a transition to OK.
+    pub ok: Vec<Action>,
+    /// Run on a transition to INSUFFICIENT_DATA.
+    pub insufficient_data: Vec<Action>,
+}
+
+impl Actions {
+    /// The list for a state.
+    pub fn for_state(&self, s: StateValue) -> &[Action] {
+        match s {
+            StateValue::Alarm => &self.alarm,
+            StateValue::Ok => &self.ok,
+            StateValue::InsufficientData => &self.insufficient_data,
+        }
+    }
+}
+
+/// A validated metric alarm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// Unique name (CloudWatch `AlarmName`).
+    pub name: String,
+    /// Free text, at most 1024 characters.
+    pub description: String,
+    /// The metric's namespace.
+    pub namespace: String,
+    /// The metric's name.
+    pub metric_name: String,
+    /// Dimensions, sorted by name; a value `*` makes one instance per matching series.
+    pub dimensions: Vec<Dimension>,
+    /// The statistic of each period.
+    pub statistic: Statistic,
+    /// Length of a period.
+    pub period: Period,
+    /// N.
+    pub evaluation_periods: u32,
+    /// M as configured; `None` means N (and changes the wording of reasons, as in
+    /// CloudWatch).
+    pub datapoints_to_alarm: Option<u32>,
+    /// Periods fetched per evaluation (≥ N).
+    pub evaluation_range: u32,
+    /// The threshold.
+    pub threshold: f64,
+    /// Recovery threshold: while in ALARM, a point counts as breaching until it is on the
+    /// OK side of this value (extension; `None` = `threshold`).
+    pub ok_threshold: Option<f64>,
+    /// How the statistic is compared with the threshold.
+    pub comparison_operator: ComparisonOperator,
+    /// Missing-data treatment.
+    pub treat_missing_data: TreatMissingData,
+    /// Low-sample percentile treatment.
+    pub evaluate_low_sample_count_percentile: LowSampleCount,
+    /// Seconds subtracted from each tick before choosing periods (extension).
+    pub evaluation_delay_seconds: u32,
+    /// Only data of this unit is evaluated.
+    pub unit: Option<Unit>,
+    /// Actions.
+    pub actions: Actions,
+    /// Where it was defined.
+    pub source: Source,
+}
+
+impl Alarm {
+    /// M: datapoints that must breach.
+    pub fn m(&self) -> u32 {
+        self.datapoints_to_alarm.unwrap_or(self.evaluation_periods)
+    }
+
+    /// Whether the alarm has a `*` dimension (one instance per matching series).
+    pub fn is_per_series(&self) -> bool {
+        self.dimensions.iter().any(|d| d.value == "*")
+    }
+
+    /// Whether two definitions are equal, ignoring where they were written.
+    pub fn same_definition(&self, other: &Alarm) -> bool {
+        let mut a = self.clone();
+        a.source = other.source.clone();
+        a == *other
+    }
+
+    /// The instance name for a series of a per-series alarm: `name[Dim=value,...]` over
+    /// the `*` dimensions.
+    pub fn instance_name(&self, key: &thermostat_metrics::SeriesKey) -> String {
+        if !self.is_per_series() {
+            return self.name.clone();
+        }
+        let parts: Vec<String> = self
+            .dimensions
+            .iter()
+            .filter(|d| d.value == "*")
+            .map(|d| format!("{}={}", d.name, key.dimension(&d.name).unwrap_or("")))
+            .collect();
+        format!("{}[{}]", self.name, parts.join(","))
+    }
+}
+
+/// `actions_suppressor` of a composite alarm.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionsSuppressor {
+    /// The suppressor alarm's name.
+    pub alarm: String,
+    /// How long to wait for the suppressor to go to ALARM after the composite does.
+    pub wait_period_seconds: u32,
+    /// How long to keep suppressing after the suppressor leaves ALARM.
+    pub extension_period_seconds: u32,
+}
+
+/// A validated composite alarm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompositeAlarm {
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// The rule, parsed.
+    pub rule: AlarmRule,
+    /// The rule as written.
+    pub rule_text: String,
+    /// Actions (no Auto Scaling actions, as in CloudWatch).
+    pub actions: Actions,
+    /// Optional suppressor.
+    pub suppressor: Option<ActionsSuppressor>,
+    /// Where it was defined.
+    pub source: Source,
+}
+
+impl CompositeAlarm {
+    /// Whether two definitions are equal, ignoring where they were written.
+    pub fn same_definition(&self, other: &CompositeAlarm) -> bool {
+        let mut a = self.clone();
+        a.source = other.source.clone();
+        a == *other
+    }
+}
+
+/// One input datapoint of a test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestDatapoint {
+    /// When it was observed.
+    pub timestamp: Timestamp,
+    /// The series.
+    pub namespace: String,
+    /// The series.
+    pub metric_name: String,
+    /// The series' dimensions.
+    pub dimensions: Vec<Dimension>,
+    /// The unit.
+    pub unit: Unit,
+    /// One or more observations at this time.
+    pub values: Vec<f64>,
+}
+
+/// An expected state after the evaluation at a tick.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestExpectation {
+    /// The tick.
+    pub at: Timestamp,
+    /// The alarm (or instance) name.
+    pub alarm: String,
+    /// The expected state.
+    pub state: StateValue,
+    /// Text the reason must contain.
+    pub reason_contains: Option<String>,
+    /// 1-based line in the file.
+    pub line: u32,
+}
+
+/// An expected transition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestTransition {
+    /// The tick.
+    pub at: Timestamp,
+    /// The alarm (or instance) name.
+    pub alarm: String,
+    /// Old state (optional in the YAML).
+    pub from: Option<StateValue>,
+    /// New state.
+    pub to: StateValue,
+}
+
+/// A validated `tests:` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlarmTest {
+    /// Test name.
+    pub name: String,
+    /// The default alarm of the test.
+    pub alarm: String,
+    /// Time zero of the test (`at` values are offsets from it).
+    pub start: Timestamp,
+    /// State every alarm starts in.
+    pub initial_state: StateValue,
+    /// Input data.
+    pub datapoints: Vec<TestDatapoint>,
+    /// Expected states.
+    pub expect: Vec<TestExpectation>,
+    /// Expected transitions, per alarm named in them (`None` = not checked).
+    pub transitions: Option<Vec<TestTransition>>,
+    /// Where it was defined.
+    pub source: Source,
+}
+
+/// A validated set of alarms from one or more files.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlarmSet {
+    /// Metric alarms, in file order.
+    pub alarms: Vec<Alarm>,
+    /// Composite alarms, in an order where every composite comes after the composites its
+    /// rule refers to.
+    pub composites: Vec<CompositeAlarm>,
+    /// Tests from every file.
+    pub tests: Vec<AlarmTest>,
+}
+
+impl AlarmSet {
+    /// The metric alarm named `name`.
+    pub fn alarm(&self, name: &str) -> Option<&Alarm> {
+        self.alarms.iter().find(|a| a.name == name)
+    }
+
+    /// The composite alarm named `name`.
+    pub fn composite(&self, name: &str) -> Option<&CompositeAlarm> {
+        self.composites.iter().find(|a| a.name == name)
+    }
+}

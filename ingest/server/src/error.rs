@@ -1,0 +1,39 @@
+//! The ingest adapter's errors, mapped once to gRPC statuses.
+
+use thermostat_metrics::telemetry::RejectReason;
+use thermostat_metrics::validate::ValidationError;
+
+/// Why an ingest or query request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request broke a validation rule; nothing of it was stored.
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    /// The server has no capacity right now; nothing of the request was stored. Retry with backoff.
+    #[error("the server is overloaded: {0}; nothing of this request was stored, retry with backoff")]
+    Overloaded(String),
+    /// The server is shutting down; nothing of the request was stored.
+    #[error("the server is shutting down; nothing of this request was stored")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// The reject reason counted in telemetry.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            Error::Invalid(_) => RejectReason::invalid_datum,
+            Error::Overloaded(_) => RejectReason::overloaded,
+            Error::ShuttingDown => RejectReason::shutting_down,
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::Invalid(_) => tonic::Status::invalid_argument(e.to_string()),
+            Error::Overloaded(_) => tonic::Status::resource_exhausted(e.to_string()),
+            Error::ShuttingDown => tonic::Status::unavailable(e.to_string()),
+        }
+    }
+}

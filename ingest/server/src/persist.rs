@@ -1,0 +1,240 @@
+//! Snapshots of the store on disk.
+//!
+//! A snapshot file is `MAGIC`, a little-endian `u32` format version, then records of
+//! `[u32 length][u32 crc32][postcard bytes of one SeriesExport]`, then a record of length 0.
+//! It is written to a temporary file, fsynced and renamed over the previous one, so a crash
+//! while writing leaves the previous snapshot in place.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use thermostat_metrics::Store;
+use thermostat_metrics::store::SeriesExport;
+
+const MAGIC: &[u8; 8] = b"THRMSNAP";
+/// The snapshot format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const FILE_NAME: &str = "series.snapshot";
+
+/// Why a snapshot could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// The file system failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The file is not a Thermostat snapshot.
+    #[error("{path}: not a Thermostat snapshot (bad magic bytes)")]
+    NotASnapshot {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was written by a Thermostat with a format this build does not know.
+    #[error(
+        "{path}: snapshot format version {found} is not supported by this build (it reads version {FORMAT_VERSION}); use the Thermostat version that wrote it, or move the data directory aside"
+    )]
+    UnknownVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+    },
+    /// A record failed its checksum or could not be decoded.
+    #[error("{path}: record at byte offset {offset} is corrupt ({why})")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the record.
+        offset: u64,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// What a snapshot held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Series written or read.
+    pub series: usize,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> PersistError + '_ {
+    move |source| PersistError::Io { path: path.to_owned(), source }
+}
+
+/// Writes a snapshot of `store` into `dir` (created if missing).
+///
+/// # Errors
+/// Any file-system error, with the path.
+pub fn save_snapshot(store: &Store, dir: &Path) -> Result<SnapshotInfo, PersistError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let path = dir.join(FILE_NAME);
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut out = BufWriter::new(file);
+    let mut result = out.write_all(MAGIC).and_then(|_| out.write_all(&FORMAT_VERSION.to_le_bytes()));
+    let mut info = SnapshotInfo::default();
+    store.export_each(|series| {
+        if result.is_err() {
+            return;
+        }
+        result = (|| {
+            let bytes = postcard::to_stdvec(&series).map_err(io::Error::other)?;
+            let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
+            out.write_all(&len.to_le_bytes())?;
+            out.write_all(&crc32fast::hash(&bytes).to_le_bytes())?;
+            out.write_all(&bytes)?;
+            info.series += 1;
+            Ok(())
+        })();
+    });
+    result.map_err(io_err(&tmp))?;
+    out.write_all(&0u32.to_le_bytes()).map_err(io_err(&tmp))?;
+    let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    info.bytes = file.metadata().map_err(io_err(&tmp))?.len();
+    drop(file);
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if let Ok(d) = File::open(dir) {
+        // Persist the rename itself; not every platform supports fsync on a directory.
+        let _ = d.sync_all();
+    }
+    Ok(info)
+}
+
+/// Loads the snapshot in `dir` into `store`; `Ok(None)` when there is none.
+///
+/// # Errors
+/// A file that is not a snapshot, of an unknown version, or corrupt: the server must not
+/// start over it silently.
+pub fn load_snapshot(store: &Store, dir: &Path) -> Result<Option<SnapshotInfo>, PersistError> {
+    let path = dir.join(FILE_NAME);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let bytes = file.metadata().map_err(io_err(&path))?.len();
+    let mut r = BufReader::new(file);
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic).map_err(|_| PersistError::NotASnapshot { path: path.clone() })?;
+    if &magic != MAGIC {
+        return Err(PersistError::NotASnapshot { path });
+    }
+    let mut word = [0u8; 4];
+    r.read_exact(&mut word).map_err(|_| PersistError::NotASnapshot { path: path.clone() })?;
+    let found = u32::from_le_bytes(word);
+    if found != FORMAT_VERSION {
+        return Err(PersistError::UnknownVersion { path, found });
+    }
+    let mut offset = 12u64;
+    let mut info = SnapshotInfo { series: 0, bytes };
+    let corrupt = |offset, why: String| PersistError::Corrupt { path: path.clone(), offset, why };
+    loop {
+        r.read_exact(&mut word).map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
+        let len = u32::from_le_bytes(word) as usize;
+        if len == 0 {
+            break;
+        }
+        r.read_exact(&mut word).map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
+        let crc = u32::from_le_bytes(word);
+        let mut buf = vec![0u8; len];
+        r.read_exact(&mut buf).map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
+        if crc32fast::hash(&buf) != crc {
+            return Err(corrupt(offset, "checksum mismatch".into()));
+        }
+        let series: SeriesExport = postcard::from_bytes(&buf).map_err(|e| corrupt(offset, e.to_string()))?;
+        store.import(series);
+        info.series += 1;
+        offset += 8 + len as u64;
+    }
+    Ok(Some(info))
+}
+
+#[cfg(test)]
+mod tests {
+    use thermostat_metrics::{Observation, Period, Query, Resolution, Sample, SeriesKey, Timestamp, Unit};
+
+    use super::*;
+
+    fn filled() -> (Store, SeriesKey, Timestamp) {
+        let store = Store::new(4);
+        let now = Timestamp::from_secs(1_800_000_000);
+        let key = SeriesKey::new("App", "Latency", vec![]);
+        let batch: Vec<_> = (0..500)
+            .map(|i| {
+                let obs = Observation {
+                    timestamp: now.sub_millis(i * 1000),
+                    unit: Unit::Milliseconds,
+                    resolution: Resolution::Standard,
+                    sample: Sample::Value(i as f64),
+                };
+                (key.clone(), obs)
+            })
+            .collect();
+        store.record_batch(&batch);
+        (store, key, now)
+    }
+
+    fn stats(store: &Store, key: &SeriesKey, now: Timestamp) -> Vec<thermostat_metrics::Datapoint> {
+        let q = Query {
+            key: key.clone(),
+            unit: None,
+            start: now.sub_millis(3_600_000),
+            end: now.add_millis(60_000),
+            period: Period::ONE_MINUTE,
+            statistics: ["SampleCount", "Sum", "p99"].iter().map(|s| s.parse().unwrap()).collect(),
+        };
+        store.query(&q, now).unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, key, now) = filled();
+        let saved = save_snapshot(&store, dir.path()).unwrap();
+        assert_eq!(saved.series, 1);
+        let back = Store::new(2);
+        let loaded = load_snapshot(&back, dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.series, 1);
+        assert_eq!(stats(&store, &key, now), stats(&back, &key, now));
+    }
+
+    #[test]
+    fn missing_snapshot_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_snapshot(&Store::new(1), dir.path()).unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_unknown_version_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, _) = filled();
+        save_snapshot(&store, dir.path()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let good = fs::read(&path).unwrap();
+
+        let mut v2 = good.clone();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        fs::write(&path, &v2).unwrap();
+        let e = load_snapshot(&Store::new(1), dir.path()).unwrap_err();
+        assert!(matches!(e, PersistError::UnknownVersion { found: 2, .. }), "{e}");
+
+        let mut flipped = good.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0xff;
+        fs::write(&path, &flipped).unwrap();
+        let e = load_snapshot(&Store::new(1), dir.path()).unwrap_err();
+        assert!(matches!(e, PersistError::Corrupt { offset: 12, .. }), "{e}");
+
+        fs::write(&path, b"hello world, not a snapshot").unwrap();
+        assert!(matches!(load_snapshot(&Store::new(1), dir.path()), Err(PersistError::NotASnapshot { .. })));
+    }
+}

@@ -1,0 +1,209 @@
+//! Wiring: builds the store, the gRPC and HTTP servers and the maintenance loop, and shuts
+//! them down in order.
+
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use thermostat_ingest::{Limits, MetricsApi};
+use thermostat_metrics::{Clock, Store, SystemClock, Telemetry};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use settings::{LogFormat, ServeArgs, Settings};
+
+/// How often windows are sealed, rolled up and expired.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight work.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A started Thermostat: its addresses and the handles to stop it.
+#[derive(Debug)]
+pub struct Running {
+    /// Where gRPC is served.
+    pub grpc_addr: SocketAddr,
+    /// Where HTTP is served.
+    pub http_addr: SocketAddr,
+    /// The store (for in-process inspection, e.g. tests).
+    pub store: Arc<Store>,
+    /// Self-telemetry.
+    pub telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+    stopping_ingest: CancellationToken,
+    tracker: TaskTracker,
+    settings: Settings,
+}
+
+/// Starts Thermostat with the wall clock.
+///
+/// # Errors
+/// An unreadable data directory or snapshot, or an address that cannot be bound.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    start_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// Starts Thermostat with the given clock.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let store = Arc::new(Store::new(64));
+    let telemetry = Arc::new(Telemetry::new());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let dir = settings.data_dir.clone();
+    let loaded = {
+        let store = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || thermostat_ingest::persist::load_snapshot(&store, &dir))
+            .await
+            .context("snapshot loading panicked")?
+            .context("cannot load the data directory")?
+    };
+    if let Some(info) = loaded {
+        tracing::info!(series = info.series, bytes = info.bytes, "Loaded the snapshot.");
+    }
+
+    let grpc = TcpListener::bind(settings.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
+    let http = TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", settings.http_addr))?;
+    let grpc_addr = grpc.local_addr()?;
+    let http_addr = http.local_addr()?;
+
+    let shutdown = CancellationToken::new();
+    let stopping_ingest = shutdown.child_token();
+    let tracker = TaskTracker::new();
+    let limits = Limits {
+        max_in_flight: settings.max_in_flight_requests,
+        max_streams: settings.max_streams,
+        ..Limits::default()
+    };
+
+    let api = MetricsApi::new(
+        Arc::clone(&store),
+        Arc::clone(&telemetry),
+        Arc::clone(&clock),
+        limits,
+        stopping_ingest.clone(),
+    );
+    let stop = shutdown.clone();
+    tracker.spawn(async move {
+        if let Err(e) = thermostat_ingest::serve(grpc, api, limits, stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "The gRPC server failed.");
+        }
+    });
+
+    let router = thermostat_dashboards::router(thermostat_dashboards::ApiState {
+        store: Arc::clone(&store),
+        telemetry: Arc::clone(&telemetry),
+        clock: Arc::clone(&clock),
+        ready: Arc::clone(&ready),
+    });
+    let stop = shutdown.clone();
+    tracker.spawn(async move {
+        if let Err(e) = axum::serve(http, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "The HTTP server failed.");
+        }
+    });
+
+    let (maintenance_store, stop) = (Arc::clone(&store), shutdown.clone());
+    let maintenance_clock = Arc::clone(&clock);
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    let r = maintenance_store.compact(maintenance_clock.now());
+                    if r != Default::default() {
+                        tracing::debug!(sealed = r.sealed, rolled_up = r.rolled_up, expired = r.expired, series_removed = r.series_removed, "Compacted the store.");
+                    }
+                }
+            }
+        }
+    });
+
+    ready.store(true, Ordering::Release);
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "Thermostat is serving.");
+    Ok(Running { grpc_addr, http_addr, store, telemetry, shutdown, stopping_ingest, tracker, settings })
+}
+
+impl Running {
+    /// Asks the server to stop (as SIGINT/SIGTERM do).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until shutdown is requested, then stops in order: refuse new pushes, let the
+    /// servers finish in-flight requests, then write the snapshot.
+    ///
+    /// # Errors
+    /// The snapshot could not be written.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        self.stopping_ingest.cancel();
+        tracing::info!("Shutting down: no new pushes are accepted.");
+        self.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait()).await.is_err() {
+            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "Some tasks did not stop within the grace period.");
+        }
+        let store = Arc::clone(&self.store);
+        let dir = self.settings.data_dir.clone();
+        let info = tokio::task::spawn_blocking(move || thermostat_ingest::persist::save_snapshot(&store, &dir))
+            .await
+            .context("snapshot writing panicked")?
+            .context("cannot write the snapshot")?;
+        tracing::info!(series = info.series, bytes = info.bytes, "Wrote the snapshot; stopped.");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Runs `serve` until SIGINT/SIGTERM.
+///
+/// # Errors
+/// As [`start`] and [`Running::wait`].
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let running = start(settings).await?;
+    let token = running.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("Received a shutdown signal.");
+        token.cancel();
+    });
+    running.wait().await
+}

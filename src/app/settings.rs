@@ -1,0 +1,182 @@
+//! `serve` settings: flags, an optional YAML settings file (`--settings`), defaults. Flags win
+//! over the file, the file over the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The keys a settings file may hold (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsFile {
+    /// gRPC listen address.
+    pub grpc_addr: Option<SocketAddr>,
+    /// HTTP listen address.
+    pub http_addr: Option<SocketAddr>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Alarm/scaling YAML files or folders.
+    pub config: Option<Vec<PathBuf>>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// Unary pushes processed at once.
+    pub max_in_flight_requests: Option<usize>,
+    /// Streams open at once.
+    pub max_streams: Option<usize>,
+}
+
+impl SettingsFile {
+    /// Reads and parses a settings file.
+    ///
+    /// # Errors
+    /// The path and the problem, with line and column for YAML errors.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the settings file: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+    }
+
+    /// Parses settings YAML; errors read `line:column: message`.
+    ///
+    /// # Errors
+    /// The first YAML or schema error.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+            Some(l) => format!("{}:{}: {e}", l.line(), l.column()),
+            None => format!(" {e}"),
+        })
+    }
+}
+
+/// Resolved settings of a running server.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// gRPC listen address (port 0 picks a free port).
+    pub grpc_addr: SocketAddr,
+    /// HTTP listen address (port 0 picks a free port).
+    pub http_addr: SocketAddr,
+    /// Where snapshots are kept.
+    pub data_dir: PathBuf,
+    /// Alarm/scaling YAML files or folders.
+    pub config: Vec<PathBuf>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Unary pushes processed at once before RESOURCE_EXHAUSTED.
+    pub max_in_flight_requests: usize,
+    /// `StreamMetricData` streams open at once before RESOURCE_EXHAUSTED.
+    pub max_streams: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./thermostat-data"),
+            config: Vec::new(),
+            log_format: LogFormat::Text,
+            max_in_flight_requests: 1024,
+            max_streams: 256,
+        }
+    }
+}
+
+/// `serve`'s flags; every one optional so that the settings file can fill it in.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// gRPC listen address [default: 127.0.0.1:4317].
+    #[arg(long)]
+    pub grpc_addr: Option<SocketAddr>,
+    /// HTTP listen address [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub http_addr: Option<SocketAddr>,
+    /// Data directory [default: ./thermostat-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Alarm and scaling YAML files or folders.
+    #[arg(long)]
+    pub config: Vec<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Unary pushes processed at once; more are answered RESOURCE_EXHAUSTED [default: 1024].
+    #[arg(long)]
+    pub max_in_flight_requests: Option<usize>,
+    /// StreamMetricData streams open at once; more are answered RESOURCE_EXHAUSTED [default: 256].
+    #[arg(long)]
+    pub max_streams: Option<usize>,
+    /// A YAML file with any of the keys above (grpc_addr, http_addr, data_dir, config,
+    /// log_format, max_in_flight_requests, max_streams); flags win over it.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Merges flags over the settings file over the defaults.
+    ///
+    /// # Errors
+    /// An unreadable or invalid settings file.
+    pub fn resolve(&self) -> anyhow::Result<Settings> {
+        let file = match &self.settings {
+            Some(p) => SettingsFile::load(p)?,
+            None => SettingsFile::default(),
+        };
+        Ok(merge(self, file))
+    }
+}
+
+fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
+    let d = Settings::default();
+    Settings {
+        grpc_addr: args.grpc_addr.or(file.grpc_addr).unwrap_or(d.grpc_addr),
+        http_addr: args.http_addr.or(file.http_addr).unwrap_or(d.http_addr),
+        data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
+        config: if args.config.is_empty() { file.config.unwrap_or_default() } else { args.config.clone() },
+        log_format: args.log_format.or(file.log_format).unwrap_or(d.log_format),
+        max_in_flight_requests: args
+            .max_in_flight_requests
+            .or(file.max_in_flight_requests)
+            .unwrap_or(d.max_in_flight_requests),
+        max_streams: args.max_streams.or(file.max_streams).unwrap_or(d.max_streams),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_over_defaults() {
+        let file = SettingsFile::parse("grpc_addr: 127.0.0.1:9000\nhttp_addr: 127.0.0.1:9001\nlog_format: json\n").unwrap();
+        let args = ServeArgs { http_addr: Some("127.0.0.1:7000".parse().unwrap()), ..ServeArgs::default() };
+        let s = merge(&args, file);
+        assert_eq!(s.grpc_addr.port(), 9000);
+        assert_eq!(s.http_addr.port(), 7000);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.data_dir, PathBuf::from("./thermostat-data"));
+    }
+
+    #[test]
+    fn settings_file_errors_have_positions() {
+        let e = SettingsFile::parse("grpc_addr: 127.0.0.1:9000\nlog_fromat: json\n").unwrap_err();
+        assert!(e.starts_with("2:1:"), "{e}");
+        assert!(e.contains("log_fromat"), "{e}");
+        let e = SettingsFile::parse("log_format: xml\n").unwrap_err();
+        assert!(e.contains("text") && e.contains("json"), "{e}");
+    }
+}

@@ -1,0 +1,32 @@
+//! Command-line interface.
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{LogFormat, ServeArgs};
+
+/// Thermostat: metrics, alarms and autoscaling in one program.
+#[derive(Debug, Parser)]
+#[command(name = "thermostat", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: gRPC ingest and query API, HTTP API.
+    Serve(ServeArgs),
+}
+
+/// Initialises logging (`RUST_LOG` filters; default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

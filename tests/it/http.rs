@@ -1,0 +1,92 @@
+//! The HTTP API: statistics and series as JSON, health, telemetry, errors.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+async fn get_json(url: &str) -> (u16, Value) {
+    let resp = reqwest::get(url).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn statistics_over_http_match_grpc() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let t0 = aligned_past(300_000);
+    let data = (0..600).map(|i| value_datum("Latency", &[("Host", "a"), ("AZ", "1")], t0 + i * 500, (i % 100) as f64)).collect();
+    client.put_metric_data(request("Test/Http", data)).await.unwrap();
+
+    let start_rfc = jiff::Timestamp::from_millisecond(t0).unwrap().to_string();
+    let end_secs = (t0 + 300_000) / 1000;
+    let url = server.http(&format!(
+        "/api/v1/statistics?namespace=Test/Http&metric_name=Latency&dimensions=AZ=1,Host=a&start={start_rfc}&end={end_secs}&period_seconds=60&statistics=SampleCount,Average,Maximum,p99"
+    ));
+    let (status, body) = get_json(&url).await;
+    assert_eq!(status, 200, "{body}");
+    let points = body["datapoints"].as_array().unwrap();
+    assert_eq!(points.len(), 5);
+    assert_eq!(points[0]["timestamp"], Value::String(start_rfc.clone()));
+    assert_eq!(points[0]["SampleCount"], 120.0);
+    assert_eq!(points[0]["Maximum"], 99.0);
+    let grpc = client
+        .get_metric_statistics(stats_request("Test/Http", "Latency", &[("Host", "a"), ("AZ", "1")], t0, t0 + 300_000, 60, &["Average", "p99"]))
+        .await
+        .unwrap()
+        .into_inner();
+    for (h, g) in points.iter().zip(&grpc.datapoints) {
+        assert_eq!(h["Average"].as_f64().unwrap(), g.statistics["Average"]);
+        assert_eq!(h["p99"].as_f64().unwrap(), g.statistics["p99"]);
+    }
+
+    let (status, body) = get_json(&server.http("/api/v1/metrics?namespace=Test/Http")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["metrics"][0]["metric_name"], "Latency");
+    assert_eq!(body["metrics"][0]["dimensions"]["Host"], "a");
+    let (_, body) = get_json(&server.http("/api/v1/metrics?namespace=Nope")).await;
+    assert_eq!(body["metrics"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn http_errors_are_json_with_the_field() {
+    let server = TestServer::start().await;
+    let cases = [
+        ("/api/v1/statistics?metric_name=M", 400, Some("namespace")),
+        ("/api/v1/statistics?namespace=N&metric_name=M&period_seconds=7", 400, Some("period_seconds")),
+        ("/api/v1/statistics?namespace=N&metric_name=M&statistics=Median", 400, Some("statistics")),
+        ("/api/v1/statistics?namespace=N&metric_name=M&start=yesterday", 400, Some("start")),
+        ("/api/v1/statistics?namespace=N&metric_name=M&dimensions=Host", 400, Some("dimensions")),
+        ("/api/v1/statistics?namespace=N&metric_name=M&unit=Furlongs", 400, Some("unit")),
+        ("/api/v1/nothing-here", 404, None),
+    ];
+    for (path, code, field) in cases {
+        let (status, body) = get_json(&server.http(path)).await;
+        assert_eq!(status, code, "{path}: {body}");
+        let err = &body["error"];
+        assert!(err["code"].is_string() && err["message"].is_string(), "{path}: {body}");
+        match field {
+            Some(f) => assert_eq!(err["field"], f, "{path}: {body}"),
+            None => assert!(err["field"].is_null()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_telemetry() {
+    let server = TestServer::start().await;
+    assert_eq!(reqwest::get(server.http("/healthz")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(server.http("/readyz")).await.unwrap().status(), 200);
+    let mut client = server.client().await;
+    let now = now_ms();
+    let data = vec![
+        value_datum("A", &[("Host", "1")], now, 1.0),
+        value_datum("A", &[("Host", "2")], now, 1.0),
+        thermostat_proto::v1::MetricDatum { values: vec![1.0, 2.0], counts: vec![10.0, 5.0], value: None, ..value_datum("B", &[], now, 0.0) },
+    ];
+    let accepted = client.put_metric_data(request("Test/Tel", data)).await.unwrap().into_inner().accepted_samples;
+    assert_eq!(accepted, 17);
+    assert_eq!(scrape(&server, "thermostat_ingest_samples_total").await, Some(17.0));
+    assert_eq!(scrape(&server, "thermostat_ingest_requests_total{outcome=\"accepted\"}").await, Some(1.0));
+    assert_eq!(scrape(&server, "thermostat_series_active").await, Some(3.0));
+}

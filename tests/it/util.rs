@@ -1,0 +1,120 @@
+//! Starting servers and building requests.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use thermostat::app::{self, Running, Settings};
+use thermostat_proto::v1::metrics_service_client::MetricsServiceClient;
+use thermostat_proto::v1::{Dimension, GetMetricStatisticsRequest, MetricDatum, PutMetricDataRequest};
+use tonic::transport::Channel;
+
+/// A server on loopback port 0 with its data in `dir`.
+pub(crate) async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Settings)) -> Running {
+    let mut settings = Settings {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_owned(),
+        ..Settings::default()
+    };
+    tweak(&mut settings);
+    app::start(settings).await.expect("server starts")
+}
+
+/// A running server with its own temporary data directory.
+pub(crate) struct TestServer {
+    pub(crate) running: Running,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let running = start_in(dir.path(), tweak).await;
+        TestServer { running, _dir: dir }
+    }
+
+    pub(crate) async fn client(&self) -> MetricsServiceClient<Channel> {
+        client(&self.running).await
+    }
+
+    pub(crate) fn http(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.running.http_addr, path_and_query)
+    }
+}
+
+pub(crate) async fn client(running: &Running) -> MetricsServiceClient<Channel> {
+    MetricsServiceClient::connect(format!("http://{}", running.grpc_addr)).await.expect("connects")
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A timestamp an hour ago, aligned to `align_ms`, so that test data fills whole periods.
+pub(crate) fn aligned_past(align_ms: i64) -> i64 {
+    let t = now_ms() - 3_600_000;
+    t - t.rem_euclid(align_ms)
+}
+
+pub(crate) fn dims(pairs: &[(&str, &str)]) -> Vec<Dimension> {
+    pairs.iter().map(|(n, v)| Dimension { name: (*n).into(), value: (*v).into() }).collect()
+}
+
+pub(crate) fn value_datum(name: &str, dimensions: &[(&str, &str)], ts: i64, v: f64) -> MetricDatum {
+    MetricDatum {
+        metric_name: name.into(),
+        dimensions: dims(dimensions),
+        timestamp_ms: ts,
+        value: Some(v),
+        unit: "Milliseconds".into(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn request(namespace: &str, data: Vec<MetricDatum>) -> PutMetricDataRequest {
+    PutMetricDataRequest { namespace: namespace.into(), metric_data: data }
+}
+
+pub(crate) fn stats_request(
+    namespace: &str,
+    name: &str,
+    dimensions: &[(&str, &str)],
+    start: i64,
+    end: i64,
+    period: i32,
+    statistics: &[&str],
+) -> GetMetricStatisticsRequest {
+    GetMetricStatisticsRequest {
+        namespace: namespace.into(),
+        metric_name: name.into(),
+        dimensions: dims(dimensions),
+        start_time_ms: start,
+        end_time_ms: end,
+        period_seconds: period,
+        statistics: statistics.iter().map(|s| (*s).into()).collect(),
+        unit: String::new(),
+    }
+}
+
+/// Exact nearest-rank percentile (CloudWatch's definition).
+pub(crate) fn exact_percentile(values: &[f64], rank: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let idx = ((rank / 100.0) * v.len() as f64).ceil().max(1.0) as usize - 1;
+    v[idx.min(v.len() - 1)]
+}
+
+pub(crate) fn assert_close(got: f64, want: f64, what: &str) {
+    assert!((got - want).abs() <= want.abs() * 0.01, "{what}: got {got}, want {want} within 1%");
+}
+
+/// Reads a counter or gauge from the Prometheus text at `/metrics`.
+pub(crate) async fn scrape(server: &TestServer, series: &str) -> Option<f64> {
+    let text = reqwest::get(server.http("/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
+}
