@@ -23,7 +23,12 @@ pub fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
     }
     s.parse::<jiff::Timestamp>()
         .map(|t| Timestamp::from_millis(t.as_millisecond()))
-        .map_err(|_| ApiError::bad_request(field, format!("must be an RFC 3339 time or Unix seconds (got {s:?})")))
+        .map_err(|_| {
+            ApiError::bad_request(
+                field,
+                format!("must be an RFC 3339 time or Unix seconds (got {s:?})"),
+            )
+        })
 }
 
 /// Parses `Name=Value,Name2=Value2`.
@@ -36,7 +41,12 @@ pub fn parse_dimensions(s: &str) -> Result<Vec<Dimension>, ApiError> {
         .map(|pair| {
             pair.split_once('=')
                 .map(|(n, v)| Dimension::new(n, v))
-                .ok_or_else(|| ApiError::bad_request("dimensions", format!("must be Name=Value pairs separated by commas (got {pair:?})")))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "dimensions",
+                        format!("must be Name=Value pairs separated by commas (got {pair:?})"),
+                    )
+                })
         })
         .collect()
 }
@@ -68,21 +78,41 @@ pub(crate) async fn statistics(
     let period_secs: i64 = p
         .get("period_seconds")
         .map_or(Ok(60), |s| s.parse())
-        .map_err(|_| ApiError::bad_request("period_seconds", "must be a whole number of seconds"))?;
-    let period = Period::try_from_secs(period_secs).map_err(|r| ApiError::bad_request("period_seconds", r))?;
+        .map_err(|_| {
+            ApiError::bad_request("period_seconds", "must be a whole number of seconds")
+        })?;
+    let period = Period::try_from_secs(period_secs)
+        .map_err(|r| ApiError::bad_request("period_seconds", r))?;
     let statistics = p
         .get("statistics")
         .map_or("Average", String::as_str)
         .split(',')
-        .map(|s| s.parse::<Statistic>().map_err(|e| ApiError::bad_request("statistics", e.to_string())))
+        .map(|s| {
+            s.parse::<Statistic>()
+                .map_err(|e| ApiError::bad_request("statistics", e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let unit = match p.get("unit").map(String::as_str) {
         None | Some("") => None,
-        Some(u) => Some(u.parse::<Unit>().map_err(|e| ApiError::bad_request("unit", e.to_string()))?),
+        Some(u) => Some(
+            u.parse::<Unit>()
+                .map_err(|e| ApiError::bad_request("unit", e.to_string()))?,
+        ),
     };
-    let query = Query { key: SeriesKey::new(namespace, metric_name, dimensions), unit, start, end, period, statistics };
+    let query = Query {
+        key: SeriesKey::new(namespace, metric_name, dimensions),
+        unit,
+        start,
+        end,
+        period,
+        statistics,
+    };
     let points = state.store.query(&query, now).map_err(|e| {
-        let field = if e.field == "end_time" { "end" } else { e.field };
+        let field = if e.field == "end_time" {
+            "end"
+        } else {
+            e.field
+        };
         ApiError::bad_request(field, e.rule)
     })?;
     let datapoints: Vec<Value> = points
@@ -108,14 +138,19 @@ pub(crate) async fn metrics(
     Params(p): Params<HashMap<String, String>>,
 ) -> Json<Value> {
     let pick = |k: &str| p.get(k).map(String::as_str).filter(|s| !s.is_empty());
-    let list = state.store.list(pick("namespace"), pick("metric_name"), state.clock.now());
+    let list = state
+        .store
+        .list(pick("namespace"), pick("metric_name"), state.clock.now());
     let metrics: Vec<Value> = list
         .iter()
         .map(|k| {
-            let dims: Map<String, Value> = k.dimensions().iter().map(|d| (d.name.clone(), json!(d.value))).collect();
+            let dims: Map<String, Value> = k
+                .dimensions()
+                .iter()
+                .map(|d| (d.name.clone(), json!(d.value)))
+                .collect();
             json!({"namespace": k.namespace(), "metric_name": k.metric_name(), "dimensions": dims})
         })
         .collect();
     Json(json!({ "metrics": metrics }))
 }
-

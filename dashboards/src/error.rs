@@ -30,21 +30,40 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 for `field`.
     pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { field: field.into(), message: message.into() }
+        ApiError::BadRequest {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, field) = match self {
-            ApiError::BadRequest { field, message } => (StatusCode::BAD_REQUEST, "invalid_argument", message, Some(field)),
+            ApiError::BadRequest { field, message } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                message,
+                Some(field),
+            ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
-            ApiError::Overloaded(m) => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted", m, None),
+            ApiError::Overloaded(m) => {
+                (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted", m, None)
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "An HTTP request failed with an internal error.");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".to_owned(), None)
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_owned(),
+                    None,
+                )
             }
         };
-        (status, Json(json!({"error": {"code": code, "message": message, "field": field}}))).into_response()
+        (
+            status,
+            Json(json!({"error": {"code": code, "message": message, "field": field}})),
+        )
+            .into_response()
     }
 }

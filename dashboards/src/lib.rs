@@ -62,9 +62,14 @@ async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
 }
 
 async fn prometheus(State(state): State<ApiState>) -> impl IntoResponse {
-    state.telemetry.set_series_active(state.store.series_count());
+    state
+        .telemetry
+        .set_series_active(state.store.series_count());
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.telemetry.render(),
     )
 }

@@ -51,7 +51,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 ///
 /// # Errors
 /// As [`start`].
-pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+pub async fn start_with_clock(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Running> {
     let store = Arc::new(Store::new(64));
     let telemetry = Arc::new(Telemetry::new());
     let ready = Arc::new(AtomicBool::new(false));
@@ -65,7 +68,11 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
             .context("cannot load the data directory")?
     };
     if let Some(info) = loaded {
-        tracing::info!(series = info.series, bytes = info.bytes, "Loaded the snapshot.");
+        tracing::info!(
+            series = info.series,
+            bytes = info.bytes,
+            "Loaded the snapshot."
+        );
     }
 
     let grpc = TcpListener::bind(settings.grpc_addr)
@@ -108,7 +115,10 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {
-        if let Err(e) = axum::serve(http, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+        if let Err(e) = axum::serve(http, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "The HTTP server failed.");
         }
     });
@@ -133,7 +143,16 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
 
     ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "Thermostat is serving.");
-    Ok(Running { grpc_addr, http_addr, store, telemetry, shutdown, stopping_ingest, tracker, settings })
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        store,
+        telemetry,
+        shutdown,
+        stopping_ingest,
+        tracker,
+        settings,
+    })
 }
 
 impl Running {
@@ -157,16 +176,28 @@ impl Running {
         self.stopping_ingest.cancel();
         tracing::info!("Shutting down: no new pushes are accepted.");
         self.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait()).await.is_err() {
-            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "Some tasks did not stop within the grace period.");
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                "Some tasks did not stop within the grace period."
+            );
         }
         let store = Arc::clone(&self.store);
         let dir = self.settings.data_dir.clone();
-        let info = tokio::task::spawn_blocking(move || thermostat_ingest::persist::save_snapshot(&store, &dir))
-            .await
-            .context("snapshot writing panicked")?
-            .context("cannot write the snapshot")?;
-        tracing::info!(series = info.series, bytes = info.bytes, "Wrote the snapshot; stopped.");
+        let info = tokio::task::spawn_blocking(move || {
+            thermostat_ingest::persist::save_snapshot(&store, &dir)
+        })
+        .await
+        .context("snapshot writing panicked")?
+        .context("cannot write the snapshot")?;
+        tracing::info!(
+            series = info.series,
+            bytes = info.bytes,
+            "Wrote the snapshot; stopped."
+        );
         Ok(())
     }
 }

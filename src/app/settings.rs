@@ -43,8 +43,9 @@ impl SettingsFile {
     /// # Errors
     /// The path and the problem, with line and column for YAML errors.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read the settings file: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("{}: cannot read the settings file: {e}", path.display())
+        })?;
         Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
     }
 
@@ -145,14 +146,25 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
     Settings {
         grpc_addr: args.grpc_addr.or(file.grpc_addr).unwrap_or(d.grpc_addr),
         http_addr: args.http_addr.or(file.http_addr).unwrap_or(d.http_addr),
-        data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
-        config: if args.config.is_empty() { file.config.unwrap_or_default() } else { args.config.clone() },
+        data_dir: args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or(d.data_dir),
+        config: if args.config.is_empty() {
+            file.config.unwrap_or_default()
+        } else {
+            args.config.clone()
+        },
         log_format: args.log_format.or(file.log_format).unwrap_or(d.log_format),
         max_in_flight_requests: args
             .max_in_flight_requests
             .or(file.max_in_flight_requests)
             .unwrap_or(d.max_in_flight_requests),
-        max_streams: args.max_streams.or(file.max_streams).unwrap_or(d.max_streams),
+        max_streams: args
+            .max_streams
+            .or(file.max_streams)
+            .unwrap_or(d.max_streams),
     }
 }
 
@@ -162,8 +174,14 @@ mod tests {
 
     #[test]
     fn flags_win_over_file_over_defaults() {
-        let file = SettingsFile::parse("grpc_addr: 127.0.0.1:9000\nhttp_addr: 127.0.0.1:9001\nlog_format: json\n").unwrap();
-        let args = ServeArgs { http_addr: Some("127.0.0.1:7000".parse().unwrap()), ..ServeArgs::default() };
+        let file = SettingsFile::parse(
+            "grpc_addr: 127.0.0.1:9000\nhttp_addr: 127.0.0.1:9001\nlog_format: json\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            http_addr: Some("127.0.0.1:7000".parse().unwrap()),
+            ..ServeArgs::default()
+        };
         let s = merge(&args, file);
         assert_eq!(s.grpc_addr.port(), 9000);
         assert_eq!(s.http_addr.port(), 7000);

@@ -15,8 +15,20 @@ async fn statistics_over_http_match_grpc() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let t0 = aligned_past(300_000);
-    let data = (0..600).map(|i| value_datum("Latency", &[("Host", "a"), ("AZ", "1")], t0 + i * 500, (i % 100) as f64)).collect();
-    client.put_metric_data(request("Test/Http", data)).await.unwrap();
+    let data = (0..600)
+        .map(|i| {
+            value_datum(
+                "Latency",
+                &[("Host", "a"), ("AZ", "1")],
+                t0 + i * 500,
+                (i % 100) as f64,
+            )
+        })
+        .collect();
+    client
+        .put_metric_data(request("Test/Http", data))
+        .await
+        .unwrap();
 
     let start_rfc = jiff::Timestamp::from_millisecond(t0).unwrap().to_string();
     let end_secs = (t0 + 300_000) / 1000;
@@ -31,7 +43,15 @@ async fn statistics_over_http_match_grpc() {
     assert_eq!(points[0]["SampleCount"], 120.0);
     assert_eq!(points[0]["Maximum"], 99.0);
     let grpc = client
-        .get_metric_statistics(stats_request("Test/Http", "Latency", &[("Host", "a"), ("AZ", "1")], t0, t0 + 300_000, 60, &["Average", "p99"]))
+        .get_metric_statistics(stats_request(
+            "Test/Http",
+            "Latency",
+            &[("Host", "a"), ("AZ", "1")],
+            t0,
+            t0 + 300_000,
+            60,
+            &["Average", "p99"],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -53,18 +73,41 @@ async fn http_errors_are_json_with_the_field() {
     let server = TestServer::start().await;
     let cases = [
         ("/api/v1/statistics?metric_name=M", 400, Some("namespace")),
-        ("/api/v1/statistics?namespace=N&metric_name=M&period_seconds=7", 400, Some("period_seconds")),
-        ("/api/v1/statistics?namespace=N&metric_name=M&statistics=Median", 400, Some("statistics")),
-        ("/api/v1/statistics?namespace=N&metric_name=M&start=yesterday", 400, Some("start")),
-        ("/api/v1/statistics?namespace=N&metric_name=M&dimensions=Host", 400, Some("dimensions")),
-        ("/api/v1/statistics?namespace=N&metric_name=M&unit=Furlongs", 400, Some("unit")),
+        (
+            "/api/v1/statistics?namespace=N&metric_name=M&period_seconds=7",
+            400,
+            Some("period_seconds"),
+        ),
+        (
+            "/api/v1/statistics?namespace=N&metric_name=M&statistics=Median",
+            400,
+            Some("statistics"),
+        ),
+        (
+            "/api/v1/statistics?namespace=N&metric_name=M&start=yesterday",
+            400,
+            Some("start"),
+        ),
+        (
+            "/api/v1/statistics?namespace=N&metric_name=M&dimensions=Host",
+            400,
+            Some("dimensions"),
+        ),
+        (
+            "/api/v1/statistics?namespace=N&metric_name=M&unit=Furlongs",
+            400,
+            Some("unit"),
+        ),
         ("/api/v1/nothing-here", 404, None),
     ];
     for (path, code, field) in cases {
         let (status, body) = get_json(&server.http(path)).await;
         assert_eq!(status, code, "{path}: {body}");
         let err = &body["error"];
-        assert!(err["code"].is_string() && err["message"].is_string(), "{path}: {body}");
+        assert!(
+            err["code"].is_string() && err["message"].is_string(),
+            "{path}: {body}"
+        );
         match field {
             Some(f) => assert_eq!(err["field"], f, "{path}: {body}"),
             None => assert!(err["field"].is_null()),
@@ -75,18 +118,47 @@ async fn http_errors_are_json_with_the_field() {
 #[tokio::test]
 async fn health_readiness_and_telemetry() {
     let server = TestServer::start().await;
-    assert_eq!(reqwest::get(server.http("/healthz")).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(server.http("/readyz")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(server.http("/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(server.http("/readyz")).await.unwrap().status(),
+        200
+    );
     let mut client = server.client().await;
     let now = now_ms();
     let data = vec![
         value_datum("A", &[("Host", "1")], now, 1.0),
         value_datum("A", &[("Host", "2")], now, 1.0),
-        thermostat_proto::v1::MetricDatum { values: vec![1.0, 2.0], counts: vec![10.0, 5.0], value: None, ..value_datum("B", &[], now, 0.0) },
+        thermostat_proto::v1::MetricDatum {
+            values: vec![1.0, 2.0],
+            counts: vec![10.0, 5.0],
+            value: None,
+            ..value_datum("B", &[], now, 0.0)
+        },
     ];
-    let accepted = client.put_metric_data(request("Test/Tel", data)).await.unwrap().into_inner().accepted_samples;
+    let accepted = client
+        .put_metric_data(request("Test/Tel", data))
+        .await
+        .unwrap()
+        .into_inner()
+        .accepted_samples;
     assert_eq!(accepted, 17);
-    assert_eq!(scrape(&server, "thermostat_ingest_samples_total").await, Some(17.0));
-    assert_eq!(scrape(&server, "thermostat_ingest_requests_total{outcome=\"accepted\"}").await, Some(1.0));
+    assert_eq!(
+        scrape(&server, "thermostat_ingest_samples_total").await,
+        Some(17.0)
+    );
+    assert_eq!(
+        scrape(
+            &server,
+            "thermostat_ingest_requests_total{outcome=\"accepted\"}"
+        )
+        .await,
+        Some(1.0)
+    );
     assert_eq!(scrape(&server, "thermostat_series_active").await, Some(3.0));
 }

@@ -7,26 +7,58 @@ async fn data_survives_a_clean_restart() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = aligned_past(60_000);
     let stats = ["SampleCount", "Sum", "Minimum", "Maximum", "p50", "p99"];
-    let query = || stats_request("Test/Restart", "Latency", &[("Host", "a")], t0, t0 + 180_000, 60, &stats);
+    let query = || {
+        stats_request(
+            "Test/Restart",
+            "Latency",
+            &[("Host", "a")],
+            t0,
+            t0 + 180_000,
+            60,
+            &stats,
+        )
+    };
 
     let first = start_in(dir.path(), |_| {}).await;
     let mut client = client(&first).await;
-    let data = (0..1000).map(|i| value_datum("Latency", &[("Host", "a")], t0 + i * 150, (i * 7 % 1000) as f64 / 4.0)).collect();
-    client.put_metric_data(request("Test/Restart", data)).await.unwrap();
-    let before = client.get_metric_statistics(query()).await.unwrap().into_inner();
+    let data = (0..1000)
+        .map(|i| {
+            value_datum(
+                "Latency",
+                &[("Host", "a")],
+                t0 + i * 150,
+                (i * 7 % 1000) as f64 / 4.0,
+            )
+        })
+        .collect();
+    client
+        .put_metric_data(request("Test/Restart", data))
+        .await
+        .unwrap();
+    let before = client
+        .get_metric_statistics(query())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(before.datapoints.len(), 3);
     first.shutdown();
     first.wait().await.unwrap();
 
     let second = start_in(dir.path(), |_| {}).await;
     let mut client = client_for(&second).await;
-    let after = client.get_metric_statistics(query()).await.unwrap().into_inner();
+    let after = client
+        .get_metric_statistics(query())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(before, after);
     second.shutdown();
     second.wait().await.unwrap();
 }
 
-async fn client_for(r: &thermostat::app::Running) -> thermostat_proto::v1::metrics_service_client::MetricsServiceClient<tonic::transport::Channel> {
+async fn client_for(
+    r: &thermostat::app::Running,
+) -> thermostat_proto::v1::metrics_service_client::MetricsServiceClient<tonic::transport::Channel> {
     client(r).await
 }
 
@@ -36,22 +68,37 @@ async fn pushes_during_shutdown_are_refused_not_lost() {
     let server = start_in(dir.path(), |_| {}).await;
     let mut c = client(&server).await;
     let now = now_ms();
-    c.put_metric_data(request("Test/Stop", vec![value_datum("M", &[], now, 1.0)])).await.unwrap();
+    c.put_metric_data(request("Test/Stop", vec![value_datum("M", &[], now, 1.0)]))
+        .await
+        .unwrap();
     server.shutdown();
     // Once shutdown has begun, a push either fails (refused or connection closed) or was stored.
-    let late = c.put_metric_data(request("Test/Stop", vec![value_datum("M", &[], now, 2.0)])).await;
+    let late = c
+        .put_metric_data(request("Test/Stop", vec![value_datum("M", &[], now, 2.0)]))
+        .await;
     server.wait().await.unwrap();
 
     let again = start_in(dir.path(), |_| {}).await;
     let mut c = client(&again).await;
     let t = now - now.rem_euclid(60_000);
     let dp = c
-        .get_metric_statistics(stats_request("Test/Stop", "M", &[], t, t + 60_000, 60, &["SampleCount"]))
+        .get_metric_statistics(stats_request(
+            "Test/Stop",
+            "M",
+            &[],
+            t,
+            t + 60_000,
+            60,
+            &["SampleCount"],
+        ))
         .await
         .unwrap()
         .into_inner();
     let expected = if late.is_ok() { 2.0 } else { 1.0 };
-    assert_eq!(dp.datapoints[0].statistics["SampleCount"], expected, "acknowledged = stored: {late:?}");
+    assert_eq!(
+        dp.datapoints[0].statistics["SampleCount"], expected,
+        "acknowledged = stored: {late:?}"
+    );
     again.shutdown();
     again.wait().await.unwrap();
 }

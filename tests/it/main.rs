@@ -1,6 +1,8 @@
 //! End-to-end tests: the real application in-process on port 0, driven through its public
 //! interfaces (gRPC, HTTP, CLI).
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test by panicking")]
+
 mod grpc;
 mod http;
 mod lifecycle;

@@ -5,7 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use thermostat::app::{self, Running, Settings};
 use thermostat_proto::v1::metrics_service_client::MetricsServiceClient;
-use thermostat_proto::v1::{Dimension, GetMetricStatisticsRequest, MetricDatum, PutMetricDataRequest};
+use thermostat_proto::v1::{
+    Dimension, GetMetricStatisticsRequest, MetricDatum, PutMetricDataRequest,
+};
 use tonic::transport::Channel;
 
 /// A server on loopback port 0 with its data in `dir`.
@@ -47,11 +49,16 @@ impl TestServer {
 }
 
 pub(crate) async fn client(running: &Running) -> MetricsServiceClient<Channel> {
-    MetricsServiceClient::connect(format!("http://{}", running.grpc_addr)).await.expect("connects")
+    MetricsServiceClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("connects")
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// A timestamp an hour ago, aligned to `align_ms`, so that test data fills whole periods.
@@ -61,7 +68,13 @@ pub(crate) fn aligned_past(align_ms: i64) -> i64 {
 }
 
 pub(crate) fn dims(pairs: &[(&str, &str)]) -> Vec<Dimension> {
-    pairs.iter().map(|(n, v)| Dimension { name: (*n).into(), value: (*v).into() }).collect()
+    pairs
+        .iter()
+        .map(|(n, v)| Dimension {
+            name: (*n).into(),
+            value: (*v).into(),
+        })
+        .collect()
 }
 
 pub(crate) fn value_datum(name: &str, dimensions: &[(&str, &str)], ts: i64, v: f64) -> MetricDatum {
@@ -76,7 +89,10 @@ pub(crate) fn value_datum(name: &str, dimensions: &[(&str, &str)], ts: i64, v: f
 }
 
 pub(crate) fn request(namespace: &str, data: Vec<MetricDatum>) -> PutMetricDataRequest {
-    PutMetricDataRequest { namespace: namespace.into(), metric_data: data }
+    PutMetricDataRequest {
+        namespace: namespace.into(),
+        metric_data: data,
+    }
 }
 
 pub(crate) fn stats_request(
@@ -109,12 +125,23 @@ pub(crate) fn exact_percentile(values: &[f64], rank: f64) -> f64 {
 }
 
 pub(crate) fn assert_close(got: f64, want: f64, what: &str) {
-    assert!((got - want).abs() <= want.abs() * 0.01, "{what}: got {got}, want {want} within 1%");
+    assert!(
+        (got - want).abs() <= want.abs() * 0.01,
+        "{what}: got {got}, want {want} within 1%"
+    );
 }
 
 /// Reads a counter or gauge from the Prometheus text at `/metrics`.
 pub(crate) async fn scrape(server: &TestServer, series: &str) -> Option<f64> {
-    let text = reqwest::get(server.http("/metrics")).await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
+    let text = reqwest::get(server.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(|v| v.trim().parse().unwrap())
+    })
 }

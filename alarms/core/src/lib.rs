@@ -1,4 +1,8 @@
 //! placeholder
 #![warn(missing_docs)]
+pub mod action;
 pub mod error;
+pub mod model;
 pub mod raw;
+pub mod rule;
+pub mod timefmt;

@@ -76,7 +76,7 @@ impl FromStr for Statistic {
                     && int.bytes().all(|b| b.is_ascii_digit())
                     && frac.len() <= 10
                     && frac.bytes().all(|b| b.is_ascii_digit())
-                    && (frac.is_empty() == !digits.contains('.'));
+                    && (frac.is_empty() != digits.contains('.'));
                 if !well_formed {
                     return Err(err());
                 }

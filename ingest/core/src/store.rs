@@ -75,7 +75,7 @@ impl Sample<'_> {
     pub fn sample_count(&self) -> f64 {
         match self {
             Sample::Value(_) => 1.0,
-            Sample::Values { values, counts } if counts.is_empty() => values.len() as f64,
+            Sample::Values { values, counts: [] } => values.len() as f64,
             Sample::Values { counts, .. } => counts.iter().sum(),
             Sample::Set(s) => s.sample_count,
         }
@@ -149,7 +149,7 @@ fn query_error(field: &'static str, rule: impl Into<String>) -> QueryError {
 /// The rule broken.
 pub fn check_period(p: Period) -> Result<(), String> {
     let s = p.as_secs();
-    if matches!(s, 1 | 5 | 10 | 20 | 30) || s % 60 == 0 {
+    if matches!(s, 1 | 5 | 10 | 20 | 30) || s.is_multiple_of(60) {
         Ok(())
     } else {
         Err(format!(
@@ -202,7 +202,7 @@ impl Series {
             .or_default();
         match obs.sample {
             Sample::Value(v) => w.record(v),
-            Sample::Values { values, counts } if counts.is_empty() => {
+            Sample::Values { values, counts: [] } => {
                 values.iter().for_each(|&v| w.record(v))
             }
             Sample::Values { values, counts } => values

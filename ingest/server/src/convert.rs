@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use thermostat_metrics::validate::{self, Shape, ValidationError};
-use thermostat_metrics::{Dimension, Observation, Resolution, Sample, SeriesKey, StatisticSet, Timestamp, Unit};
+use thermostat_metrics::{
+    Dimension, Observation, Resolution, Sample, SeriesKey, StatisticSet, Timestamp, Unit,
+};
 use thermostat_proto::v1::{MetricDatum, PutMetricDataRequest};
 
 /// A validated request: observations that borrow the request's value lists.
@@ -20,10 +22,16 @@ pub struct Validated<'a> {
 ///
 /// # Errors
 /// The first broken rule, with the field path (`metric_data[3].dimensions[1].value`).
-pub fn validate_request(req: &PutMetricDataRequest, now: Timestamp) -> Result<Validated<'_>, ValidationError> {
+pub fn validate_request(
+    req: &PutMetricDataRequest,
+    now: Timestamp,
+) -> Result<Validated<'_>, ValidationError> {
     validate::namespace(&req.namespace).map_err(|r| ValidationError::new("namespace", r))?;
     if req.metric_data.is_empty() {
-        return Err(ValidationError::new("metric_data", "must contain at least one datum"));
+        return Err(ValidationError::new(
+            "metric_data",
+            "must contain at least one datum",
+        ));
     }
     if req.metric_data.len() > validate::MAX_DATUMS_PER_REQUEST {
         return Err(ValidationError::new(
@@ -39,7 +47,8 @@ pub fn validate_request(req: &PutMetricDataRequest, now: Timestamp) -> Result<Va
     let mut batch = Vec::with_capacity(req.metric_data.len());
     let mut samples = 0.0;
     for (i, d) in req.metric_data.iter().enumerate() {
-        let (key, obs) = validate_datum(&namespace, d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
+        let (key, obs) = validate_datum(&namespace, d, now)
+            .map_err(|e| e.within(&format!("metric_data[{i}]")))?;
         samples += obs.sample.sample_count();
         batch.push((key, obs));
     }
@@ -56,16 +65,23 @@ fn validate_datum<'a>(
     now: Timestamp,
 ) -> Result<(SeriesKey, Observation<'a>), ValidationError> {
     validate::metric_name(&d.metric_name).map_err(field("metric_name"))?;
-    validate::dimension_set(d.dimensions.iter().map(|x| x.name.as_str())).map_err(|(i, rule)| match i {
-        Some(i) => ValidationError::new(format!("dimensions[{i}].name"), rule),
-        None => ValidationError::new("dimensions", rule),
-    })?;
+    validate::dimension_set(d.dimensions.iter().map(|x| x.name.as_str())).map_err(
+        |(i, rule)| match i {
+            Some(i) => ValidationError::new(format!("dimensions[{i}].name"), rule),
+            None => ValidationError::new("dimensions", rule),
+        },
+    )?;
     for (j, dim) in d.dimensions.iter().enumerate() {
-        validate::dimension_name(&dim.name).map_err(|r| ValidationError::new(format!("dimensions[{j}].name"), r))?;
+        validate::dimension_name(&dim.name)
+            .map_err(|r| ValidationError::new(format!("dimensions[{j}].name"), r))?;
         validate::dimension_value(&dim.value)
             .map_err(|r| ValidationError::new(format!("dimensions[{j}].value"), r))?;
     }
-    let timestamp = if d.timestamp_ms == 0 { now } else { Timestamp::from_millis(d.timestamp_ms) };
+    let timestamp = if d.timestamp_ms == 0 {
+        now
+    } else {
+        Timestamp::from_millis(d.timestamp_ms)
+    };
     validate::timestamp(timestamp, now).map_err(field("timestamp_ms"))?;
     validate::shape(Shape {
         value: d.value.is_some(),
@@ -77,7 +93,12 @@ fn validate_datum<'a>(
         validate::value(v).map_err(field("value"))?;
         Sample::Value(v)
     } else if let Some(s) = &d.statistic_values {
-        let set = StatisticSet { sample_count: s.sample_count, sum: s.sum, minimum: s.minimum, maximum: s.maximum };
+        let set = StatisticSet {
+            sample_count: s.sample_count,
+            sum: s.sum,
+            minimum: s.minimum,
+            maximum: s.maximum,
+        };
         validate::statistic_set(&set).map_err(|e| e.within("statistic_values"))?;
         Sample::Set(set)
     } else {
@@ -88,16 +109,25 @@ fn validate_datum<'a>(
         for (k, &c) in d.counts.iter().enumerate() {
             validate::count(c).map_err(|r| ValidationError::new(format!("counts[{k}]"), r))?;
         }
-        Sample::Values { values: &d.values, counts: &d.counts }
+        Sample::Values {
+            values: &d.values,
+            counts: &d.counts,
+        }
     };
-    let unit: Unit = d.unit.parse().map_err(|e: thermostat_metrics::unit::UnknownUnit| {
-        ValidationError::new("unit", e.to_string())
-    })?;
+    let unit: Unit = d
+        .unit
+        .parse()
+        .map_err(|e: thermostat_metrics::unit::UnknownUnit| {
+            ValidationError::new("unit", e.to_string())
+        })?;
     validate::storage_resolution(d.storage_resolution).map_err(field("storage_resolution"))?;
     let key = SeriesKey::new(
         Arc::clone(namespace),
         d.metric_name.as_str(),
-        d.dimensions.iter().map(|x| Dimension::new(x.name.as_str(), x.value.as_str())).collect(),
+        d.dimensions
+            .iter()
+            .map(|x| Dimension::new(x.name.as_str(), x.value.as_str()))
+            .collect(),
     );
     Ok((
         key,

@@ -10,7 +10,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(#[from] ValidationError),
     /// The server has no capacity right now; nothing of the request was stored. Retry with backoff.
-    #[error("the server is overloaded: {0}; nothing of this request was stored, retry with backoff")]
+    #[error(
+        "the server is overloaded: {0}; nothing of this request was stored, retry with backoff"
+    )]
     Overloaded(String),
     /// The server is shutting down; nothing of the request was stored.
     #[error("the server is shutting down; nothing of this request was stored")]

@@ -30,6 +30,7 @@ pub use service::{Limits, MetricsApi};
 use thermostat_proto::v1::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::http;
 
 /// Serves the metrics API (and gRPC reflection) on `listener` until `shutdown` completes, then
 /// stops accepting and lets in-flight requests finish.
@@ -49,10 +50,38 @@ pub async fn serve(
         .max_decoding_message_size(limits.max_request_bytes)
         .max_encoding_message_size(64 << 20);
     let incoming = TcpListenerStream::new(listener);
+    let limit = limits.max_request_bytes;
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(move |r| {
+            too_large_is_resource_exhausted(r, limit)
+        }))
         .add_service(reflection)
         .add_service(metrics)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// tonic answers a request over `max_decoding_message_size` with OUT_OF_RANGE; a request that
+/// is too large is a RESOURCE_EXHAUSTED condition in gRPC's vocabulary (and in our contract),
+/// so the status is rewritten with a message that says what to do.
+fn too_large_is_resource_exhausted<B>(mut r: http::Response<B>, limit: usize) -> http::Response<B> {
+    let headers = r.headers_mut();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
+    let too_large = headers.get("grpc-message").is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(b"Error,%20decoded%20message%20length%20too%20large")
+    });
+    if out_of_range && too_large {
+        let message = format!(
+            "the%20request%20is%20larger%20than%20the%20limit%20of%20{limit}%20bytes:%20split%20it%20into%20smaller%20requests"
+        );
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        if let Ok(v) = http::HeaderValue::from_str(&message) {
+            headers.insert("grpc-message", v);
+        }
+    }
+    r
 }

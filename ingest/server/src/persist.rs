@@ -66,7 +66,10 @@ pub struct SnapshotInfo {
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> PersistError + '_ {
-    move |source| PersistError::Io { path: path.to_owned(), source }
+    move |source| PersistError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Writes a snapshot of `store` into `dir` (created if missing).
@@ -79,7 +82,9 @@ pub fn save_snapshot(store: &Store, dir: &Path) -> Result<SnapshotInfo, PersistE
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
     let mut out = BufWriter::new(file);
-    let mut result = out.write_all(MAGIC).and_then(|_| out.write_all(&FORMAT_VERSION.to_le_bytes()));
+    let mut result = out
+        .write_all(MAGIC)
+        .and_then(|_| out.write_all(&FORMAT_VERSION.to_le_bytes()));
     let mut info = SnapshotInfo::default();
     store.export_each(|series| {
         if result.is_err() {
@@ -124,33 +129,43 @@ pub fn load_snapshot(store: &Store, dir: &Path) -> Result<Option<SnapshotInfo>, 
     let bytes = file.metadata().map_err(io_err(&path))?.len();
     let mut r = BufReader::new(file);
     let mut magic = [0u8; 8];
-    r.read_exact(&mut magic).map_err(|_| PersistError::NotASnapshot { path: path.clone() })?;
+    r.read_exact(&mut magic)
+        .map_err(|_| PersistError::NotASnapshot { path: path.clone() })?;
     if &magic != MAGIC {
         return Err(PersistError::NotASnapshot { path });
     }
     let mut word = [0u8; 4];
-    r.read_exact(&mut word).map_err(|_| PersistError::NotASnapshot { path: path.clone() })?;
+    r.read_exact(&mut word)
+        .map_err(|_| PersistError::NotASnapshot { path: path.clone() })?;
     let found = u32::from_le_bytes(word);
     if found != FORMAT_VERSION {
         return Err(PersistError::UnknownVersion { path, found });
     }
     let mut offset = 12u64;
     let mut info = SnapshotInfo { series: 0, bytes };
-    let corrupt = |offset, why: String| PersistError::Corrupt { path: path.clone(), offset, why };
+    let corrupt = |offset, why: String| PersistError::Corrupt {
+        path: path.clone(),
+        offset,
+        why,
+    };
     loop {
-        r.read_exact(&mut word).map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
+        r.read_exact(&mut word)
+            .map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
         let len = u32::from_le_bytes(word) as usize;
         if len == 0 {
             break;
         }
-        r.read_exact(&mut word).map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
+        r.read_exact(&mut word)
+            .map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
         let crc = u32::from_le_bytes(word);
         let mut buf = vec![0u8; len];
-        r.read_exact(&mut buf).map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
+        r.read_exact(&mut buf)
+            .map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
         if crc32fast::hash(&buf) != crc {
             return Err(corrupt(offset, "checksum mismatch".into()));
         }
-        let series: SeriesExport = postcard::from_bytes(&buf).map_err(|e| corrupt(offset, e.to_string()))?;
+        let series: SeriesExport =
+            postcard::from_bytes(&buf).map_err(|e| corrupt(offset, e.to_string()))?;
         store.import(series);
         info.series += 1;
         offset += 8 + len as u64;
@@ -160,7 +175,9 @@ pub fn load_snapshot(store: &Store, dir: &Path) -> Result<Option<SnapshotInfo>, 
 
 #[cfg(test)]
 mod tests {
-    use thermostat_metrics::{Observation, Period, Query, Resolution, Sample, SeriesKey, Timestamp, Unit};
+    use thermostat_metrics::{
+        Observation, Period, Query, Resolution, Sample, SeriesKey, Timestamp, Unit,
+    };
 
     use super::*;
 
@@ -190,7 +207,10 @@ mod tests {
             start: now.sub_millis(3_600_000),
             end: now.add_millis(60_000),
             period: Period::ONE_MINUTE,
-            statistics: ["SampleCount", "Sum", "p99"].iter().map(|s| s.parse().unwrap()).collect(),
+            statistics: ["SampleCount", "Sum", "p99"]
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect(),
         };
         store.query(&q, now).unwrap()
     }
@@ -225,7 +245,10 @@ mod tests {
         v2[8..12].copy_from_slice(&2u32.to_le_bytes());
         fs::write(&path, &v2).unwrap();
         let e = load_snapshot(&Store::new(1), dir.path()).unwrap_err();
-        assert!(matches!(e, PersistError::UnknownVersion { found: 2, .. }), "{e}");
+        assert!(
+            matches!(e, PersistError::UnknownVersion { found: 2, .. }),
+            "{e}"
+        );
 
         let mut flipped = good.clone();
         let mid = flipped.len() / 2;
@@ -235,6 +258,9 @@ mod tests {
         assert!(matches!(e, PersistError::Corrupt { offset: 12, .. }), "{e}");
 
         fs::write(&path, b"hello world, not a snapshot").unwrap();
-        assert!(matches!(load_snapshot(&Store::new(1), dir.path()), Err(PersistError::NotASnapshot { .. })));
+        assert!(matches!(
+            load_snapshot(&Store::new(1), dir.path()),
+            Err(PersistError::NotASnapshot { .. })
+        ));
     }
 }

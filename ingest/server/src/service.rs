@@ -3,15 +3,17 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::{Stream, StreamExt as _};
 use thermostat_metrics::validate::ValidationError;
-use thermostat_metrics::{Clock, Dimension, Period, Query, SeriesKey, Statistic, Store, Telemetry, Timestamp, Unit};
+use thermostat_metrics::{
+    Clock, Dimension, Period, Query, SeriesKey, Statistic, Store, Telemetry, Timestamp, Unit,
+};
 use thermostat_proto::v1::metrics_service_server::MetricsService;
 use thermostat_proto::v1::{
-    self as pb, GetMetricStatisticsRequest, GetMetricStatisticsResponse, ListMetricsRequest, ListMetricsResponse,
-    PutMetricDataRequest, PutMetricDataResponse,
+    self as pb, GetMetricStatisticsRequest, GetMetricStatisticsResponse, ListMetricsRequest,
+    ListMetricsResponse, PutMetricDataRequest, PutMetricDataResponse,
 };
 use tokio::sync::Semaphore;
-use futures_util::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -31,7 +33,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_in_flight: 1024, max_streams: 256, max_request_bytes: 16 << 20 }
+        Limits {
+            max_in_flight: 1024,
+            max_streams: 256,
+            max_request_bytes: 16 << 20,
+        }
     }
 }
 
@@ -74,7 +80,9 @@ impl MetricsApi {
         let validated = validate_request(req, self.clock.now())?;
         self.store.record_batch(&validated.batch);
         self.telemetry.ingest_accepted(validated.samples);
-        Ok(PutMetricDataResponse { accepted_samples: validated.samples.round() as u64 })
+        Ok(PutMetricDataResponse {
+            accepted_samples: validated.samples.round() as u64,
+        })
     }
 
     fn counted<T>(&self, r: Result<T, Error>) -> Result<T, Status> {
@@ -101,7 +109,8 @@ impl MetricsService for MetricsApi {
         let Ok(_permit) = self.in_flight.try_acquire() else {
             return Err(self.counted(Err(Error::Overloaded("too many requests in flight".into())))?);
         };
-        self.counted(self.ingest(request.get_ref())).map(Response::new)
+        self.counted(self.ingest(request.get_ref()))
+            .map(Response::new)
     }
 
     type StreamMetricDataStream = ResponseStream;
@@ -127,6 +136,10 @@ impl MetricsService for MetricsApi {
                     Ok(req) => api.counted(api.ingest(&req)).map_err(|s| {
                         Status::new(s.code(), format!("request {i} of the stream: {}", s.message()))
                     }),
+                    Err(status) if status.code() == tonic::Code::OutOfRange => Err(Status::resource_exhausted(format!(
+                        "request {i} of the stream is too large ({}): split it into smaller requests",
+                        status.message()
+                    ))),
                     Err(status) => Err(status),
                 }
             });
@@ -143,20 +156,30 @@ impl MetricsService for MetricsApi {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                s.parse::<Statistic>()
-                    .map_err(|e| invalid(ValidationError::new(format!("statistics[{i}]"), e.to_string())))
+                s.parse::<Statistic>().map_err(|e| {
+                    invalid(ValidationError::new(
+                        format!("statistics[{i}]"),
+                        e.to_string(),
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let period = Period::try_from_secs(r.period_seconds.into())
             .map_err(|rule| invalid(ValidationError::new("period_seconds", rule)))?;
         let unit = match r.unit.as_str() {
             "" => None,
-            u => Some(u.parse::<Unit>().map_err(|e| invalid(ValidationError::new("unit", e.to_string())))?),
+            u => Some(
+                u.parse::<Unit>()
+                    .map_err(|e| invalid(ValidationError::new("unit", e.to_string())))?,
+            ),
         };
         let key = SeriesKey::new(
             r.namespace.as_str(),
             r.metric_name.as_str(),
-            r.dimensions.iter().map(|d| Dimension::new(d.name.as_str(), d.value.as_str())).collect(),
+            r.dimensions
+                .iter()
+                .map(|d| Dimension::new(d.name.as_str(), d.value.as_str()))
+                .collect(),
         );
         let query = Query {
             key,
@@ -189,7 +212,10 @@ impl MetricsService for MetricsApi {
         Ok(Response::new(GetMetricStatisticsResponse { datapoints }))
     }
 
-    async fn list_metrics(&self, request: Request<ListMetricsRequest>) -> Result<Response<ListMetricsResponse>, Status> {
+    async fn list_metrics(
+        &self,
+        request: Request<ListMetricsRequest>,
+    ) -> Result<Response<ListMetricsResponse>, Status> {
         let r = request.into_inner();
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let (ns, name) = (nonempty(&r.namespace), nonempty(&r.metric_name));
@@ -203,7 +229,10 @@ impl MetricsService for MetricsApi {
                 dimensions: k
                     .dimensions()
                     .iter()
-                    .map(|d| pb::Dimension { name: d.name.clone(), value: d.value.clone() })
+                    .map(|d| pb::Dimension {
+                        name: d.name.clone(),
+                        value: d.value.clone(),
+                    })
                     .collect(),
             })
             .collect();
