@@ -1,7 +1,10 @@
 //! End-to-end tests: the real application in-process on port 0, driven through its public
 //! interfaces (gRPC, HTTP, CLI).
 
-#![allow(clippy::unwrap_used, reason = "test helpers fail the test by panicking")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
 
 mod grpc;
 mod http;

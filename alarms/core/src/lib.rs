@@ -6,3 +6,4 @@ pub mod model;
 pub mod raw;
 pub mod rule;
 pub mod timefmt;
+pub mod validate;

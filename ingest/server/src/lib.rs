@@ -46,6 +46,7 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(thermostat_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let telemetry = std::sync::Arc::clone(api.telemetry());
     let metrics = MetricsServiceServer::new(api)
         .max_decoding_message_size(limits.max_request_bytes)
         .max_encoding_message_size(64 << 20);
@@ -53,7 +54,7 @@ pub async fn serve(
     let limit = limits.max_request_bytes;
     tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(move |r| {
-            too_large_is_resource_exhausted(r, limit)
+            too_large_is_resource_exhausted(r, limit, &telemetry)
         }))
         .add_service(reflection)
         .add_service(metrics)
@@ -65,7 +66,11 @@ pub async fn serve(
 /// tonic answers a request over `max_decoding_message_size` with OUT_OF_RANGE; a request that
 /// is too large is a RESOURCE_EXHAUSTED condition in gRPC's vocabulary (and in our contract),
 /// so the status is rewritten with a message that says what to do.
-fn too_large_is_resource_exhausted<B>(mut r: http::Response<B>, limit: usize) -> http::Response<B> {
+fn too_large_is_resource_exhausted<B>(
+    mut r: http::Response<B>,
+    limit: usize,
+    telemetry: &thermostat_metrics::Telemetry,
+) -> http::Response<B> {
     let headers = r.headers_mut();
     let out_of_range = headers
         .get("grpc-status")
@@ -79,6 +84,7 @@ fn too_large_is_resource_exhausted<B>(mut r: http::Response<B>, limit: usize) ->
             "the%20request%20is%20larger%20than%20the%20limit%20of%20{limit}%20bytes:%20split%20it%20into%20smaller%20requests"
         );
         headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        telemetry.ingest_rejected(thermostat_metrics::telemetry::RejectReason::too_large);
         if let Ok(v) = http::HeaderValue::from_str(&message) {
             headers.insert("grpc-message", v);
         }

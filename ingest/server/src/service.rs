@@ -72,6 +72,11 @@ impl MetricsApi {
         }
     }
 
+    /// The telemetry this service counts into.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
     /// Validates and stores one request; the response is sent only after the data is stored.
     fn ingest(&self, req: &PutMetricDataRequest) -> Result<PutMetricDataResponse, Error> {
         if self.stopping.is_cancelled() {

@@ -1,0 +1,341 @@
+//! The synthetic ingest workload: `series × samples_per_series` single-value datums.
+//!
+//! Datums are ordered timestamp-major, the way agents push: every series' oldest sample
+//! first, then every series' next sample, and so on. The ordered list is cut into requests of
+//! `batch` datums. Request `k` is a pure function of the spec, `now` and `k` (its values come
+//! from an RNG seeded with the spec's seed and `k`), so requests can be generated one at a time,
+//! in any order, without holding a million datum structs in memory.
+
+use std::fmt;
+
+use bytes::Bytes;
+use prost::Message as _;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use thermostat_metrics::validate::{self, MAX_AGE_MS, MAX_DATUMS_PER_REQUEST};
+use thermostat_metrics::{Dimension, SeriesKey};
+use thermostat_proto::v1::{self as pb, MetricDatum, PutMetricDataRequest};
+
+/// Most datums one request may carry (the server's limit).
+pub const MAX_BATCH: usize = MAX_DATUMS_PER_REQUEST;
+/// Metric name of every generated series.
+pub const METRIC_NAME: &str = "LoadgenValue";
+/// The dimension that makes each series distinct: `i-` and the series index in 8 hex digits.
+pub const INSTANCE_DIMENSION: &str = "InstanceId";
+/// A second, low-cardinality dimension (`zone-0` to `zone-2`), as real series usually have.
+pub const ZONE_DIMENSION: &str = "AvailabilityZone";
+/// Unit of every datum (the values are in `[0, 100)`).
+pub const UNIT: &str = "Percent";
+/// CloudWatch `StorageResolution` of every datum: standard (60-second) resolution.
+pub const STORAGE_RESOLUTION: i32 = 60;
+/// Distance between two samples of one series.
+pub const SAMPLE_INTERVAL_MS: i64 = 1000;
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadSpec {
+    /// Namespace of every datum.
+    pub namespace: String,
+    /// Number of distinct series.
+    pub series: usize,
+    /// Samples per series, 1 s apart.
+    pub samples_per_series: usize,
+    /// Most datums per request (1 to [`MAX_BATCH`]).
+    pub batch: usize,
+    /// Seed of the values.
+    pub seed: u64,
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec {
+            namespace: "Thermostat/Loadgen".to_owned(),
+            series: 1000,
+            samples_per_series: 100,
+            batch: 1000,
+            seed: 0,
+        }
+    }
+}
+
+/// Why a spec cannot be generated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkloadError {
+    /// `series` or `samples_per_series` is zero: there would be nothing to send.
+    Empty,
+    /// `batch` is outside 1 to [`MAX_BATCH`]; the server rejects larger requests.
+    BatchOutOfRange(usize),
+    /// The oldest sample would be older than the server accepts (14 days); use fewer samples
+    /// per series.
+    TooOld(usize),
+    /// The namespace breaks CloudWatch's rule (the message says which).
+    Namespace(String),
+}
+
+impl fmt::Display for WorkloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkloadError::Empty => f.write_str("series and samples per series must be at least 1"),
+            WorkloadError::BatchOutOfRange(b) => {
+                write!(f, "batch must be 1 to {MAX_BATCH} datums (got {b})")
+            }
+            WorkloadError::TooOld(n) => write!(
+                f,
+                "{n} samples 1 s apart reach further back than the server accepts ({} s)",
+                MAX_AGE_MS / 1000
+            ),
+            WorkloadError::Namespace(rule) => write!(f, "namespace: {rule}"),
+        }
+    }
+}
+
+impl std::error::Error for WorkloadError {}
+
+/// A validated spec anchored at `now`: the requests to send, generated on demand.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    spec: WorkloadSpec,
+    now_ms: i64,
+}
+
+/// Hex digits of series index `s`, as used in the `InstanceId` dimension.
+pub fn instance_id(s: usize) -> String {
+    format!("i-{s:08x}")
+}
+
+/// Value of the `AvailabilityZone` dimension of series `s`.
+pub fn zone(s: usize) -> String {
+    format!("zone-{}", s % 3)
+}
+
+impl Workload {
+    /// Checks `spec` and anchors it at `now_ms` (Unix ms): the newest sample of every series
+    /// is at `now_ms`.
+    ///
+    /// # Errors
+    /// A [`WorkloadError`] naming the field at fault.
+    pub fn new(spec: WorkloadSpec, now_ms: i64) -> Result<Self, WorkloadError> {
+        if spec.series == 0 || spec.samples_per_series == 0 {
+            return Err(WorkloadError::Empty);
+        }
+        if !(1..=MAX_BATCH).contains(&spec.batch) {
+            return Err(WorkloadError::BatchOutOfRange(spec.batch));
+        }
+        // Keep a minute of slack so a slow start does not age the oldest sample out.
+        let span_ms = i64::try_from(spec.samples_per_series)
+            .ok()
+            .and_then(|n| n.checked_mul(SAMPLE_INTERVAL_MS));
+        if span_ms.is_none_or(|ms| ms > MAX_AGE_MS - 60_000) {
+            return Err(WorkloadError::TooOld(spec.samples_per_series));
+        }
+        validate::namespace(&spec.namespace).map_err(WorkloadError::Namespace)?;
+        Ok(Workload { spec, now_ms })
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &WorkloadSpec {
+        &self.spec
+    }
+
+    /// Samples (= datums) in the whole workload.
+    pub fn samples(&self) -> u64 {
+        (self.spec.series as u64) * (self.spec.samples_per_series as u64)
+    }
+
+    /// Number of requests.
+    pub fn request_count(&self) -> usize {
+        (self.spec.series * self.spec.samples_per_series).div_ceil(self.spec.batch)
+    }
+
+    /// Timestamp (Unix ms) of sample `j` (0 = oldest) of every series.
+    pub fn timestamp_ms(&self, j: usize) -> i64 {
+        let back = (self.spec.samples_per_series - 1 - j) as i64;
+        self.now_ms - back * SAMPLE_INTERVAL_MS
+    }
+
+    /// The series key the server derives for series `s`.
+    pub fn series_key(&self, s: usize) -> SeriesKey {
+        SeriesKey::new(
+            self.spec.namespace.as_str(),
+            METRIC_NAME,
+            vec![
+                Dimension::new(INSTANCE_DIMENSION, instance_id(s)),
+                Dimension::new(ZONE_DIMENSION, zone(s)),
+            ],
+        )
+    }
+
+    /// Request `k` (0-based, below [`Workload::request_count`]).
+    ///
+    /// # Panics
+    /// If `k` is out of range.
+    pub fn request(&self, k: usize) -> PutMetricDataRequest {
+        assert!(k < self.request_count(), "request {k} is out of range");
+        let total = self.spec.series * self.spec.samples_per_series;
+        let first = k * self.spec.batch;
+        let last = (first + self.spec.batch).min(total);
+        let mut rng = StdRng::seed_from_u64(self.spec.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let metric_data = (first..last)
+            .map(|d| {
+                let (j, s) = (d / self.spec.series, d % self.spec.series);
+                MetricDatum {
+                    metric_name: METRIC_NAME.to_owned(),
+                    dimensions: vec![
+                        pb::Dimension {
+                            name: INSTANCE_DIMENSION.to_owned(),
+                            value: instance_id(s),
+                        },
+                        pb::Dimension {
+                            name: ZONE_DIMENSION.to_owned(),
+                            value: zone(s),
+                        },
+                    ],
+                    timestamp_ms: self.timestamp_ms(j),
+                    value: Some(rng.random_range(0.0..100.0)),
+                    unit: UNIT.to_owned(),
+                    storage_resolution: STORAGE_RESOLUTION,
+                    ..MetricDatum::default()
+                }
+            })
+            .collect();
+        PutMetricDataRequest {
+            namespace: self.spec.namespace.clone(),
+            metric_data,
+        }
+    }
+
+    /// Every request, in order.
+    pub fn requests(&self) -> impl ExactSizeIterator<Item = PutMetricDataRequest> + '_ {
+        (0..self.request_count()).map(|k| self.request(k))
+    }
+
+    /// Every request, protobuf-encoded, in order (what goes on the wire, minus gRPC framing).
+    pub fn encode(&self) -> Vec<Bytes> {
+        self.requests()
+            .map(|r| Bytes::from(r.encode_to_vec()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashSet};
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_123;
+
+    fn spec(series: usize, samples: usize, batch: usize) -> WorkloadSpec {
+        WorkloadSpec {
+            series,
+            samples_per_series: samples,
+            batch,
+            seed: 7,
+            ..WorkloadSpec::default()
+        }
+    }
+
+    fn key(d: &MetricDatum) -> Vec<(String, String)> {
+        d.dimensions
+            .iter()
+            .map(|x| (x.name.clone(), x.value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn workload_has_every_sample_once_in_batches_of_at_most_batch() {
+        // Batch sizes that divide the total, that do not, and that exceed one timestamp row.
+        for (series, samples, batch) in [(50, 20, 100), (7, 13, 10), (3, 5, 1000), (1000, 3, 1000)]
+        {
+            let w = Workload::new(spec(series, samples, batch), NOW).unwrap();
+            let requests: Vec<_> = w.requests().collect();
+            assert_eq!(requests.len(), w.request_count());
+            assert!(requests.iter().all(|r| r.metric_data.len() <= batch));
+            assert!(requests.iter().all(|r| !r.metric_data.is_empty()));
+
+            let datums: Vec<&MetricDatum> =
+                requests.iter().flat_map(|r| &r.metric_data).collect();
+            assert_eq!(datums.len(), series * samples);
+            assert_eq!(w.samples(), (series * samples) as u64);
+            // One sample per datum.
+            assert!(datums.iter().all(|d| d.value.is_some() && d.values.is_empty()));
+            assert!(datums.iter().all(|d| d.statistic_values.is_none()));
+
+            let mut per_series: BTreeMap<Vec<(String, String)>, Vec<i64>> = BTreeMap::new();
+            for d in &datums {
+                per_series.entry(key(d)).or_default().push(d.timestamp_ms);
+            }
+            assert_eq!(per_series.len(), series, "series keys are distinct");
+            let oldest_allowed = NOW - samples as i64 * 1000;
+            for ts in per_series.values_mut() {
+                assert_eq!(ts.len(), samples);
+                ts.sort_unstable();
+                assert_eq!(*ts.last().unwrap(), NOW, "the newest sample is at now");
+                assert!(ts[0] > oldest_allowed, "within the last {samples} s");
+                assert!(ts.windows(2).all(|p| p[1] - p[0] == 1000), "1 s apart");
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_uniform_in_0_to_100_and_seeded() {
+        let w = Workload::new(spec(100, 10, 1000), NOW).unwrap();
+        let values: Vec<f64> = w
+            .requests()
+            .flat_map(|r| r.metric_data)
+            .filter_map(|d| d.value)
+            .collect();
+        assert!(values.iter().all(|v| (0.0..100.0).contains(v)));
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!((40.0..60.0).contains(&mean), "mean {mean}");
+        assert_eq!(w.encode(), Workload::new(spec(100, 10, 1000), NOW).unwrap().encode());
+        let mut other = spec(100, 10, 1000);
+        other.seed = 8;
+        assert_ne!(w.encode(), Workload::new(other, NOW).unwrap().encode());
+    }
+
+    #[test]
+    fn series_keys_match_the_datums() {
+        let w = Workload::new(spec(5, 1, 1000), NOW).unwrap();
+        let keys: HashSet<SeriesKey> = (0..5).map(|s| w.series_key(s)).collect();
+        assert_eq!(keys.len(), 5);
+        let r = w.request(0);
+        for (s, d) in r.metric_data.iter().enumerate() {
+            let k = SeriesKey::new(
+                r.namespace.as_str(),
+                d.metric_name.as_str(),
+                d.dimensions
+                    .iter()
+                    .map(|x| Dimension::new(x.name.as_str(), x.value.as_str()))
+                    .collect(),
+            );
+            assert_eq!(k, w.series_key(s));
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        assert_eq!(
+            Workload::new(spec(0, 1, 1), NOW).unwrap_err(),
+            WorkloadError::Empty
+        );
+        assert_eq!(
+            Workload::new(spec(1, 1, 1001), NOW).unwrap_err(),
+            WorkloadError::BatchOutOfRange(1001)
+        );
+        assert_eq!(
+            Workload::new(spec(1, 1, 0), NOW).unwrap_err(),
+            WorkloadError::BatchOutOfRange(0)
+        );
+        assert!(matches!(
+            Workload::new(spec(1, 2_000_000, 10), NOW),
+            Err(WorkloadError::TooOld(_))
+        ));
+        let mut s = spec(1, 1, 1);
+        s.namespace = "bad!".into();
+        assert!(matches!(
+            Workload::new(s, NOW),
+            Err(WorkloadError::Namespace(_))
+        ));
+    }
+}
