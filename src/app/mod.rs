@@ -2,6 +2,7 @@
 //! them down in order.
 
 pub mod settings;
+pub mod state_db;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

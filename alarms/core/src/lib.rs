@@ -7,3 +7,5 @@ pub mod raw;
 pub mod rule;
 pub mod timefmt;
 pub mod validate;
+pub mod state;
+pub mod evaluator;

@@ -1,1 +1,405 @@
-fn main() {}
+//! `loadgen`: pushes a synthetic workload to a running Thermostat over real gRPC sockets and
+//! reports throughput and acknowledgement latency.
+//!
+//! Every request is generated and protobuf-encoded before the clock starts. Requests are handed
+//! out from one shared counter to `--connections × --in-flight` senders: in unary mode each
+//! sender makes one `PutMetricData` call at a time; in `--stream` mode each connection holds one
+//! `StreamMetricData` stream with up to `--in-flight` requests awaiting their response.
+//! RESOURCE_EXHAUSTED answers are retried with exponential backoff (counted as retries); any
+//! other failure counts as an error, and the program exits non-zero with the first status.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "printing the report is this binary's job"
+)]
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use thermostat_benches::codec::{PreEncoded, put_metric_data_path, stream_metric_data_path};
+use thermostat_benches::report::{MAX_LATENCY_US, latency_histogram};
+use thermostat_benches::{Report, Workload, WorkloadSpec};
+use thermostat_metrics::{Clock as _, SystemClock};
+use thermostat_proto::v1::PutMetricDataResponse;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+/// Push a synthetic metrics workload to a Thermostat server over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version)]
+struct Args {
+    /// gRPC address of the server.
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    target: String,
+    /// Distinct series.
+    #[arg(long, default_value_t = 1000)]
+    series: usize,
+    /// Samples per series, 1 s apart, the newest now.
+    #[arg(long, default_value_t = 100)]
+    samples_per_series: usize,
+    /// Datums per request (at most 1000).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// HTTP/2 connections.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    connections: u16,
+    /// Requests awaiting acknowledgement per connection.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    in_flight: u16,
+    /// Namespace of every datum.
+    #[arg(long, default_value = "Thermostat/Loadgen")]
+    namespace: String,
+    /// Use StreamMetricData (one stream per connection) instead of unary PutMetricData.
+    #[arg(long)]
+    stream: bool,
+    /// Seed of the values.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Retries of one request answered RESOURCE_EXHAUSTED before it counts as an error.
+    #[arg(long, default_value_t = 10)]
+    max_retries: u32,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// First backoff after RESOURCE_EXHAUSTED; doubled per retry up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = args.json;
+    let report = match runtime.block_on(run(args)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.errors > 0 {
+        eprintln!(
+            "error: {} of {} request(s) failed; first failure: {}",
+            report.errors,
+            report.requests,
+            report.first_error.as_deref().unwrap_or("unknown")
+        );
+        return ExitCode::FAILURE;
+    }
+    if report.samples != report.expected_samples {
+        eprintln!(
+            "error: the server acknowledged {} samples, but {} were sent",
+            report.samples, report.expected_samples
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Everything the senders share.
+#[derive(Debug)]
+struct Plan {
+    requests: Vec<Bytes>,
+    next: AtomicUsize,
+    max_retries: u32,
+}
+
+impl Plan {
+    /// The next request nobody has taken yet.
+    fn take(&self) -> Option<usize> {
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        (k < self.requests.len()).then_some(k)
+    }
+}
+
+/// What one sender saw.
+#[derive(Debug)]
+struct Tally {
+    samples: u64,
+    requests: u64,
+    errors: u64,
+    retries: u64,
+    latency_us: Histogram<u64>,
+    first_error: Option<(Instant, String)>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            samples: 0,
+            requests: 0,
+            errors: 0,
+            retries: 0,
+            latency_us: latency_histogram(),
+            first_error: None,
+        }
+    }
+
+    fn acknowledged(&mut self, since: Instant, r: &PutMetricDataResponse) {
+        let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.latency_us.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        self.samples += r.accepted_samples;
+        self.requests += 1;
+    }
+
+    fn failed(&mut self, k: usize, s: &Status) {
+        self.requests += 1;
+        self.errors += 1;
+        if self.first_error.is_none() {
+            let text = format!("request {k}: {:?}: {}", s.code(), s.message());
+            self.first_error = Some((Instant::now(), text));
+        }
+    }
+
+    /// Whether to retry after `s` on attempt `attempt` (0-based); sleeps the backoff if so.
+    async fn backoff(&mut self, s: &Status, attempt: &mut u32, max_retries: u32) -> bool {
+        if s.code() != Code::ResourceExhausted || *attempt >= max_retries {
+            return false;
+        }
+        self.retries += 1;
+        let delay = FIRST_BACKOFF
+            .saturating_mul(1 << (*attempt).min(16))
+            .min(MAX_BACKOFF);
+        *attempt += 1;
+        tokio::time::sleep(delay).await;
+        true
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.samples += other.samples;
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.retries += other.retries;
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency_us.add(&other.latency_us);
+        self.first_error = match (self.first_error.take(), other.first_error) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<Report> {
+    let spec = WorkloadSpec {
+        namespace: args.namespace.clone(),
+        series: args.series,
+        samples_per_series: args.samples_per_series,
+        batch: args.batch,
+        seed: args.seed,
+    };
+    let workload = Workload::new(spec, SystemClock.now().as_millis())?;
+    let plan = Arc::new(Plan {
+        requests: workload.encode(),
+        next: AtomicUsize::new(0),
+        max_retries: args.max_retries,
+    });
+
+    let endpoint = Endpoint::from_shared(args.target.clone())
+        .with_context(|| format!("invalid --target {:?}", args.target))?
+        .tcp_nodelay(true);
+    let mut channels = Vec::new();
+    for _ in 0..args.connections {
+        // Each `connect` opens its own HTTP/2 connection.
+        channels.push(
+            endpoint
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to {}", args.target))?,
+        );
+    }
+
+    let in_flight = usize::from(args.in_flight);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for channel in channels {
+        if args.stream {
+            tasks.spawn(stream_sender(channel, Arc::clone(&plan), in_flight));
+        } else {
+            for _ in 0..in_flight {
+                tasks.spawn(unary_sender(channel.clone(), Arc::clone(&plan)));
+            }
+        }
+    }
+    let mut total = Tally::new();
+    while let Some(t) = tasks.join_next().await {
+        total.merge(t.context("a sender panicked")?);
+    }
+    let elapsed = start.elapsed();
+
+    Ok(Report {
+        mode: if args.stream { "stream" } else { "unary" },
+        connections: usize::from(args.connections),
+        samples: total.samples,
+        expected_samples: workload.samples(),
+        requests: total.requests,
+        errors: total.errors,
+        retries: total.retries,
+        elapsed,
+        ack_latency_p50_ms: 0.0,
+        ack_latency_p99_ms: 0.0,
+        ack_latency_max_ms: 0.0,
+        first_error: total.first_error.map(|(_, e)| e),
+    }
+    .with_latencies(&total.latency_us))
+}
+
+fn not_ready(e: tonic::transport::Error) -> Status {
+    Status::unavailable(format!("the connection is not ready: {e}"))
+}
+
+/// Unary `PutMetricData` calls, one at a time. Latency runs from the first attempt to the
+/// acknowledgement, so it includes any backoff.
+async fn unary_sender(channel: Channel, plan: Arc<Plan>) -> Tally {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut tally = Tally::new();
+    while let Some(k) = plan.take() {
+        let since = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let answer = match grpc.ready().await {
+                Ok(()) => {
+                    grpc.unary(
+                        Request::new(plan.requests[k].clone()),
+                        put_metric_data_path(),
+                        PreEncoded::<PutMetricDataResponse>::default(),
+                    )
+                    .await
+                }
+                Err(e) => Err(not_ready(e)),
+            };
+            match answer {
+                Ok(r) => tally.acknowledged(since, r.get_ref()),
+                Err(s) => {
+                    if tally.backoff(&s, &mut attempt, plan.max_retries).await {
+                        continue;
+                    }
+                    tally.failed(k, &s);
+                }
+            }
+            break;
+        }
+    }
+    tally
+}
+
+/// One `StreamMetricData` stream with up to `window` requests awaiting their response.
+///
+/// Responses come in request order, and the server ends the stream at the first failed
+/// request without processing the ones behind it. So on RESOURCE_EXHAUSTED the stream is
+/// reopened after a backoff and every unacknowledged request is sent again, failed one first;
+/// on any other failure the failed request is counted as an error and the rest are resent.
+async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tally {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut tally = Tally::new();
+    // Sent but not acknowledged, oldest first, with the time of the first attempt.
+    let mut pending: VecDeque<(usize, Instant)> = VecDeque::with_capacity(window);
+    let mut attempt = 0;
+    loop {
+        let (tx, rx) = mpsc::channel::<Bytes>(window);
+        // The channel holds `window` requests, so these sends never wait.
+        for &(k, _) in &pending {
+            let _ = tx.try_send(plan.requests[k].clone());
+        }
+        while pending.len() < window {
+            let Some(k) = plan.take() else { break };
+            let _ = tx.try_send(plan.requests[k].clone());
+            pending.push_back((k, Instant::now()));
+        }
+        let Some(&(front, _)) = pending.front() else {
+            return tally;
+        };
+        let mut tx = (pending.len() == window).then_some(tx);
+
+        let opened = match grpc.ready().await {
+            Ok(()) => {
+                grpc.streaming(
+                    Request::new(ReceiverStream::new(rx)),
+                    stream_metric_data_path(),
+                    PreEncoded::<PutMetricDataResponse>::default(),
+                )
+                .await
+            }
+            Err(e) => Err(not_ready(e)),
+        };
+        let mut responses = match opened {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
+                    tally.failed(front, &s);
+                    pending.pop_front();
+                    attempt = 0;
+                }
+                continue;
+            }
+        };
+
+        loop {
+            match responses.message().await {
+                Ok(Some(r)) => {
+                    let Some((_, since)) = pending.pop_front() else {
+                        tally.failed(front, &Status::internal("more responses than requests"));
+                        break;
+                    };
+                    tally.acknowledged(since, &r);
+                    attempt = 0;
+                    if let Some(sender) = &tx {
+                        match plan.take() {
+                            Some(k) => {
+                                pending.push_back((k, Instant::now()));
+                                if sender.send(plan.requests[k].clone()).await.is_err() {
+                                    // The stream is gone; the request is resent on the next one.
+                                    break;
+                                }
+                            }
+                            // Nothing left: end the request stream so the server ends its own.
+                            None => tx = None,
+                        }
+                    }
+                }
+                Ok(None) if pending.is_empty() => break,
+                Ok(None) => {
+                    let k = pending.front().map_or(front, |p| p.0);
+                    tally.failed(
+                        k,
+                        &Status::unavailable("the stream ended before the request was acknowledged"),
+                    );
+                    pending.pop_front();
+                    break;
+                }
+                Err(s) => {
+                    if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
+                        let k = pending.front().map_or(front, |p| p.0);
+                        tally.failed(k, &s);
+                        pending.pop_front();
+                        attempt = 0;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}

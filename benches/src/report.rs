@@ -1,0 +1,163 @@
+//! What one `loadgen` run measured, as text or as one JSON object.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Acknowledgement latencies are recorded in microseconds, up to this (1 hour).
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A histogram for acknowledgement latencies in microseconds (3 significant digits).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+        .unwrap_or_else(|_| unreachable!("1 µs to 1 h with 3 digits is a valid histogram"))
+}
+
+/// The result of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// `unary` or `stream`.
+    pub mode: &'static str,
+    /// Connections used.
+    pub connections: usize,
+    /// Samples the server acknowledged (the sum of `accepted_samples`).
+    pub samples: u64,
+    /// Samples the workload holds.
+    pub expected_samples: u64,
+    /// Requests acknowledged or failed (retries not counted twice).
+    pub requests: u64,
+    /// Requests that finally failed.
+    pub errors: u64,
+    /// RESOURCE_EXHAUSTED answers that were retried after a backoff.
+    pub retries: u64,
+    /// Wall time from the first request to the last acknowledgement.
+    pub elapsed: Duration,
+    /// Median acknowledgement latency, ms.
+    pub ack_latency_p50_ms: f64,
+    /// 99th percentile acknowledgement latency, ms.
+    pub ack_latency_p99_ms: f64,
+    /// Largest acknowledgement latency, ms.
+    pub ack_latency_max_ms: f64,
+    /// The first failure's status, if any.
+    pub first_error: Option<String>,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl Report {
+    /// Fills in the latency fields from a histogram of microseconds.
+    pub fn with_latencies(mut self, h: &Histogram<u64>) -> Self {
+        if !h.is_empty() {
+            self.ack_latency_p50_ms = ms(h.value_at_quantile(0.50));
+            self.ack_latency_p99_ms = ms(h.value_at_quantile(0.99));
+            self.ack_latency_max_ms = ms(h.max());
+        }
+        self
+    }
+
+    /// Acknowledged samples per second of wall time.
+    pub fn samples_per_second(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.samples as f64 / s
+        } else {
+            0.0
+        }
+    }
+
+    /// The run as one JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": self.mode,
+            "connections": self.connections,
+            "samples_per_second": self.samples_per_second(),
+            "samples": self.samples,
+            "expected_samples": self.expected_samples,
+            "requests": self.requests,
+            "errors": self.errors,
+            "retries": self.retries,
+            "ack_latency_p50_ms": self.ack_latency_p50_ms,
+            "ack_latency_p99_ms": self.ack_latency_p99_ms,
+            "ack_latency_max_ms": self.ack_latency_max_ms,
+            "seconds": self.elapsed.as_secs_f64(),
+            "first_error": self.first_error,
+        })
+    }
+
+    /// The run as a few lines of text.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = writeln!(
+            out,
+            "mode {} over {} connection(s): {} samples in {:.3} s = {:.0} samples/s",
+            self.mode,
+            self.connections,
+            self.samples,
+            self.elapsed.as_secs_f64(),
+            self.samples_per_second()
+        );
+        let _ = writeln!(
+            out,
+            "requests {}  errors {}  retries {}  (expected samples {})",
+            self.requests, self.errors, self.retries, self.expected_samples
+        );
+        let _ = writeln!(
+            out,
+            "ack latency p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+            self.ack_latency_p50_ms, self.ack_latency_p99_ms, self.ack_latency_max_ms
+        );
+        if let Some(e) = &self.first_error {
+            let _ = writeln!(out, "first error: {e}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let mut h = latency_histogram();
+        for us in 1..=100 {
+            h.record(us * 1000).unwrap();
+        }
+        let r = Report {
+            mode: "unary",
+            connections: 2,
+            samples: 1000,
+            expected_samples: 1000,
+            requests: 10,
+            errors: 0,
+            retries: 1,
+            elapsed: Duration::from_millis(500),
+            ack_latency_p50_ms: 0.0,
+            ack_latency_p99_ms: 0.0,
+            ack_latency_max_ms: 0.0,
+            first_error: None,
+        }
+        .with_latencies(&h);
+        let j = r.to_json();
+        for key in [
+            "samples_per_second",
+            "samples",
+            "requests",
+            "errors",
+            "retries",
+            "ack_latency_p50_ms",
+            "ack_latency_p99_ms",
+            "seconds",
+        ] {
+            assert!(j.get(key).is_some(), "{key} missing from {j}");
+        }
+        assert_eq!(j["samples_per_second"], 2000.0);
+        assert!((j["ack_latency_p50_ms"].as_f64().unwrap() - 50.0).abs() < 0.1);
+        assert!((j["ack_latency_p99_ms"].as_f64().unwrap() - 99.0).abs() < 0.1);
+        assert!(r.to_text().contains("2000 samples/s"));
+    }
+}
