@@ -16,6 +16,9 @@ pub enum ApiError {
         /// The rule broken.
         message: String,
     },
+    /// 400: a configuration on disk is invalid (every error, `file:line:column: path: message`).
+    #[error("the configuration is invalid ({} errors)", .0.len())]
+    InvalidConfig(Vec<String>),
     /// 404: no such resource.
     #[error("{0}")]
     NotFound(String),
@@ -39,31 +42,35 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message, field) = match self {
+        let error = |code: &str, message: String, field: Option<String>| json!({"code": code, "message": message, "field": field});
+        let (status, body) = match self {
             ApiError::BadRequest { field, message } => (
                 StatusCode::BAD_REQUEST,
-                "invalid_argument",
-                message,
-                Some(field),
+                error("invalid_argument", message, Some(field)),
             ),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
-            ApiError::Overloaded(m) => {
-                (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted", m, None)
+            ApiError::InvalidConfig(errors) => {
+                let message = format!(
+                    "the new configuration is invalid; the running configuration stays ({} errors)",
+                    errors.len()
+                );
+                let mut body = error("invalid_config", message, None);
+                body["errors"] = json!(errors);
+                (StatusCode::BAD_REQUEST, body)
             }
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, error("not_found", m, None)),
+            ApiError::Overloaded(m) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                error("resource_exhausted", m, None),
+            ),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "An HTTP request failed with an internal error.");
+                let m = "internal error".to_owned();
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error".to_owned(),
-                    None,
+                    error("internal", m, None),
                 )
             }
         };
-        (
-            status,
-            Json(json!({"error": {"code": code, "message": message, "field": field}})),
-        )
-            .into_response()
+        (status, Json(json!({ "error": body }))).into_response()
     }
 }

@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alarms;
 pub mod api;
 pub mod error;
 
@@ -24,7 +25,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 pub use error::ApiError;
 use thermostat_metrics::{Clock, Store, Telemetry};
 
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// Set once start-up (snapshot loading) is done; `/readyz` answers 200 only then.
     pub ready: Arc<AtomicBool>,
+    /// The alarm engine, when alarms are enabled.
+    pub alarms: Option<Arc<dyn alarms::AlarmApi>>,
 }
 
 /// The HTTP API.
@@ -49,6 +52,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(prometheus))
         .route("/api/v1/statistics", get(api::statistics))
         .route("/api/v1/metrics", get(api::metrics))
+        .route("/api/v1/alarms", get(alarms::list))
+        .route("/api/v1/alarms/{name}", get(alarms::one))
+        .route("/api/v1/alarms/{name}/history", get(alarms::history))
+        .route("/api/v1/alarms/{name}/state", put(alarms::set_state))
+        .route("/api/v1/reload", post(alarms::reload))
         .fallback(not_found)
         .with_state(state)
 }

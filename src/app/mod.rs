@@ -113,6 +113,7 @@ pub async fn start_with_clock(
         telemetry: Arc::clone(&telemetry),
         clock: Arc::clone(&clock),
         ready: Arc::clone(&ready),
+        alarms: None,
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {

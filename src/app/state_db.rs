@@ -45,7 +45,8 @@ impl StateDb {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join("state.redb");
-        let db = Database::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let db =
+            Database::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -88,8 +89,14 @@ impl StateDb {
     ///
     /// # Errors
     /// A write failure; nothing of the batch is stored then.
-    pub fn commit<S: Serialize, H: Serialize>(&self, writes: &[AlarmWrite<'_, S, H>]) -> anyhow::Result<()> {
-        if writes.iter().all(|w| w.state.is_none() && w.history.is_empty()) {
+    pub fn commit<S: Serialize, H: Serialize>(
+        &self,
+        writes: &[AlarmWrite<'_, S, H>],
+    ) -> anyhow::Result<()> {
+        if writes
+            .iter()
+            .all(|w| w.state.is_none() && w.history.is_empty())
+        {
             return Ok(());
         }
         let tx = self.db.begin_write()?;
@@ -166,15 +173,32 @@ mod tests {
             let db = StateDb::open(dir.path()).unwrap();
             let s1 = "OK".to_owned();
             let h = ["a".to_owned(), "b".to_owned()];
-            db.commit(&[AlarmWrite { name: "x", state: Some(&s1), history: &h }]).unwrap();
+            db.commit(&[AlarmWrite {
+                name: "x",
+                state: Some(&s1),
+                history: &h,
+            }])
+            .unwrap();
             let h2 = ["c".to_owned()];
-            db.commit(&[AlarmWrite::<String, String> { name: "x", state: None, history: &h2 }]).unwrap();
-            db.commit(&[AlarmWrite::<String, String> { name: "y", state: Some(&"ALARM".to_owned()), history: &[] }])
-                .unwrap();
+            db.commit(&[AlarmWrite::<String, String> {
+                name: "x",
+                state: None,
+                history: &h2,
+            }])
+            .unwrap();
+            db.commit(&[AlarmWrite::<String, String> {
+                name: "y",
+                state: Some(&"ALARM".to_owned()),
+                history: &[],
+            }])
+            .unwrap();
         }
         let db = StateDb::open(dir.path()).unwrap();
         let states: Vec<(String, String)> = db.load_states().unwrap();
-        assert_eq!(states, vec![("x".into(), "OK".into()), ("y".into(), "ALARM".into())]);
+        assert_eq!(
+            states,
+            vec![("x".into(), "OK".into()), ("y".into(), "ALARM".into())]
+        );
         let h: Vec<String> = db.history("x", 10).unwrap();
         assert_eq!(h, ["c", "b", "a"], "newest first");
         let h: Vec<String> = db.history("x", 2).unwrap();
@@ -190,7 +214,10 @@ mod tests {
         {
             let db = StateDb::open(dir.path()).unwrap();
             let tx = db.db.begin_write().unwrap();
-            tx.open_table(META).unwrap().insert("format_version", 7).unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("format_version", 7)
+                .unwrap();
             tx.commit().unwrap();
         }
         let e = StateDb::open(dir.path()).unwrap_err().to_string();
