@@ -269,13 +269,7 @@ pub fn evaluate(
     };
     let slots: Vec<Option<bool>> = points
         .iter()
-        .map(|pt| {
-            pt.map(|pt| {
-                alarm
-                    .comparison_operator
-                    .breaches(pt.value, threshold_now)
-            })
-        })
+        .map(|pt| pt.map(|pt| alarm.comparison_operator.breaches(pt.value, threshold_now)))
         .collect();
     let n = alarm.evaluation_periods as usize;
     let m = alarm.m() as usize;
@@ -289,8 +283,11 @@ pub fn evaluate(
             "Insufficient Data: the metric has data in several units ({}); set unit on the alarm.",
             names.join(", ")
         ));
-    } else if alarm.evaluate_low_sample_count_percentile == crate::model::LowSampleCount::Ignore {
-        if let Some(min) = min_samples(&alarm.statistic) {
+    } else if let (crate::model::LowSampleCount::Ignore, Some(min)) = (
+        alarm.evaluate_low_sample_count_percentile,
+        min_samples(&alarm.statistic),
+    ) {
+        {
             let low = sel
                 .real
                 .iter()
@@ -311,7 +308,15 @@ pub fn evaluate(
     let mut transitions = Vec::new();
     if new_value != state.value {
         let reason = special_reason.unwrap_or_else(|| {
-            reason_text(alarm, new_value, &slots, &points, &sel, &plan, threshold_now)
+            reason_text(
+                alarm,
+                new_value,
+                &slots,
+                &points,
+                &sel,
+                &plan,
+                threshold_now,
+            )
         });
         let data = reason_data(alarm, &points, &sel, &plan, now, threshold_now);
         next.value = new_value;
@@ -410,8 +415,8 @@ fn reason_text(
         TreatMissingData::NotBreaching => Some("[NonBreaching]"),
         _ => None,
     };
-    if sel.real.is_empty() {
-        if let Some(label) = fill_label {
+    if let (true, Some(label)) = (sel.real.is_empty(), fill_label) {
+        {
             return format!(
                 "Threshold Crossed: no datapoints were received for {} and {} {} treated as {label}.",
                 plural(fills, "period", "periods"),
@@ -431,7 +436,8 @@ fn reason_text(
     let list: Vec<String> = listed
         .iter()
         .filter_map(|&i| {
-            points[i].map(|pt| format!("{} ({})", java_double(pt.value), reason_time(slot_start(i))))
+            points[i]
+                .map(|pt| format!("{} ({})", java_double(pt.value), reason_time(slot_start(i))))
         })
         .collect();
     let head = if alarm.datapoints_to_alarm.is_some() {

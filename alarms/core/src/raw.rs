@@ -386,9 +386,7 @@ fn entry<T: for<'de> Deserialize<'de>>(
                         rule: Rule::UnknownField,
                         message: unknown_field_message(field, expected),
                     });
-                    if key_pos.is_none() {
-                        return None;
-                    }
+                    key_pos?;
                     continue;
                 }
                 errors.push(ConfigError {
@@ -476,6 +474,9 @@ mod tests {
         let f = parse("c.yaml", text, &mut errors);
         assert_eq!(f.composite_alarms.len(), 1, "{errors:#?}");
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].path, "composite_alarms[0].actions_suppressor.wait");
+        assert_eq!(
+            errors[0].path,
+            "composite_alarms[0].actions_suppressor.wait"
+        );
     }
 }

@@ -227,8 +227,7 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, RuleError> {
             i += 1;
         } else {
             let s = i;
-            while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')')
-            {
+            while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')') {
                 i += 1;
             }
             out.push((s, Tok::Word(chars[s..i].iter().collect())));
@@ -401,12 +400,10 @@ fn keyword_hint(t: &Tok) -> String {
 
 /// The alarm name of a reference: the part after `:alarm:` in an ARN, else the reference.
 pub fn alarm_name_of(reference: &str) -> &str {
-    if reference.starts_with("arn:") {
-        if let Some((_, name)) = reference.split_once(":alarm:") {
-            return name;
-        }
+    match reference.split_once(":alarm:") {
+        Some((_, name)) if reference.starts_with("arn:") => name,
+        _ => reference,
     }
-    reference
 }
 
 #[cfg(test)]

@@ -50,7 +50,11 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
 /// 1000 for Unix seconds).
 pub fn parse_time(s: &str, unit_ms: i64) -> Option<Timestamp> {
     let t = s.trim();
-    if !t.is_empty() && t.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-')) {
+    if !t.is_empty()
+        && t.bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'))
+    {
         return t
             .parse::<i64>()
             .ok()

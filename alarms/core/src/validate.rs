@@ -15,7 +15,7 @@ use thermostat_metrics::{Dimension, Period, Statistic, Timestamp, Unit};
 use crate::action::{self, Action, MAX_ACTIONS};
 use crate::error::{ConfigError, ConfigErrors, Pos, Rule};
 use crate::model::{
-    ActionsSuppressor, Alarm, AlarmSet, AlarmTest, CompositeAlarm, ComparisonOperator,
+    ActionsSuppressor, Alarm, AlarmSet, AlarmTest, ComparisonOperator, CompositeAlarm,
     LowSampleCount, Source, StateValue, TestDatapoint, TestExpectation, TestTransition,
     TreatMissingData,
 };
@@ -55,23 +55,29 @@ pub fn validate<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> Result<AlarmS
             errors: &mut errors,
         };
         for e in &f.alarms {
-            if let Some(a) = cx.alarm(e) {
-                if cx.unique(&mut names, &a.name, "alarms", e) {
-                    set.alarms.push(a);
-                }
+            let unique = e
+                .spec
+                .name
+                .as_ref()
+                .is_none_or(|n| cx.unique(&mut names, n, "alarms", e));
+            if let Some(a) = cx.alarm(e).filter(|_| unique) {
+                set.alarms.push(a);
             }
         }
         for e in &f.composite_alarms {
-            if let Some(c) = cx.composite(e) {
-                if cx.unique(&mut names, &c.name, "composite_alarms", e) {
-                    let rule_pos = e.spec.alarm_rule.as_ref().map_or(e.pos, pos);
-                    composite_rule_pos.push((c.name.clone(), rule_pos, f.file.clone()));
-                    set.composites.push(c);
-                }
+            let unique = e
+                .spec
+                .name
+                .as_ref()
+                .is_none_or(|n| cx.unique(&mut names, n, "composite_alarms", e));
+            if let Some(c) = cx.composite(e).filter(|_| unique) {
+                let rule_pos = e.spec.alarm_rule.as_ref().map_or(e.pos, pos);
+                composite_rule_pos.push((c.name.clone(), rule_pos, f.file.clone()));
+                set.composites.push(c);
             }
         }
     }
-    check_composites(&mut set, &composite_rule_pos, &raws, &mut errors);
+    check_composites(&mut set, &composite_rule_pos, &raws, &names, &mut errors);
     for f in &raws {
         let mut cx = Cx {
             file: &f.file,
@@ -161,7 +167,12 @@ impl Cx<'_> {
     ) -> Option<&'t Text> {
         let v = self.opt(t);
         if v.is_none() {
-            self.push(entry, format!("{base}.{field}"), Rule::Required, "is required");
+            self.push(
+                entry,
+                format!("{base}.{field}"),
+                Rule::Required,
+                "is required",
+            );
         }
         v
     }
@@ -285,7 +296,10 @@ impl Cx<'_> {
                 pos(list),
                 path,
                 Rule::Action,
-                format!("must have at most {MAX_ACTIONS} actions (got {})", list.len()),
+                format!(
+                    "must have at most {MAX_ACTIONS} actions (got {})",
+                    list.len()
+                ),
             );
         }
         let mut out = Vec::new();
@@ -323,10 +337,13 @@ impl Cx<'_> {
             if let Err(m) = thermostat_metrics::validate::dimension_name(k) {
                 self.push(pos(k), p.clone(), Rule::Name, format!("name {m}"));
             }
-            if !(star && v.as_str() == "*") {
-                if let Err(m) = thermostat_metrics::validate::dimension_value(v) {
-                    self.push(pos(v), p, Rule::Name, m);
-                }
+            let checked = if star && v.as_str() == "*" {
+                Ok(())
+            } else {
+                thermostat_metrics::validate::dimension_value(v)
+            };
+            if let Err(m) = checked {
+                self.push(pos(v), p, Rule::Name, m);
             }
             out.push(Dimension::new(k.as_str(), v.as_str()));
         }
@@ -358,11 +375,22 @@ impl Cx<'_> {
         true
     }
 
-    fn base_path(&mut self, list: &str, index: usize, name: &Option<Text>, entry: Pos) -> (String, Option<String>) {
+    fn base_path(
+        &mut self,
+        list: &str,
+        index: usize,
+        name: &Option<Text>,
+        entry: Pos,
+    ) -> (String, Option<String>) {
         let fallback = format!("{list}[{index}]");
         match self.opt(name) {
             None => {
-                self.push(entry, format!("{fallback}.name"), Rule::Required, "is required");
+                self.push(
+                    entry,
+                    format!("{fallback}.name"),
+                    Rule::Required,
+                    "is required",
+                );
                 (fallback, None)
             }
             Some(n) => {
@@ -381,18 +409,22 @@ impl Cx<'_> {
         let (b, name) = self.base_path("alarms", e.index, &s.name, e.pos);
         let at = |f: &str| format!("{b}.{f}");
         let description = self.text(&s.description, &at("description"), 1024);
-        let namespace = self.required(&s.namespace, e.pos, &b, "namespace").map(|t| {
-            if let Err(m) = thermostat_metrics::validate::namespace(t) {
-                self.push(pos(t), at("namespace"), Rule::Name, m);
-            }
-            t.as_str().to_owned()
-        });
-        let metric_name = self.required(&s.metric_name, e.pos, &b, "metric_name").map(|t| {
-            if let Err(m) = thermostat_metrics::validate::metric_name(t) {
-                self.push(pos(t), at("metric_name"), Rule::Name, m);
-            }
-            t.as_str().to_owned()
-        });
+        let namespace = self
+            .required(&s.namespace, e.pos, &b, "namespace")
+            .map(|t| {
+                if let Err(m) = thermostat_metrics::validate::namespace(t) {
+                    self.push(pos(t), at("namespace"), Rule::Name, m);
+                }
+                t.as_str().to_owned()
+            });
+        let metric_name = self
+            .required(&s.metric_name, e.pos, &b, "metric_name")
+            .map(|t| {
+                if let Err(m) = thermostat_metrics::validate::metric_name(t) {
+                    self.push(pos(t), at("metric_name"), Rule::Name, m);
+                }
+                t.as_str().to_owned()
+            });
         let dimensions = self.dimensions(&s.dimensions, &at("dimensions"), true);
         let statistic = self
             .required(&s.statistic, e.pos, &b, "statistic")
@@ -598,10 +630,20 @@ impl Cx<'_> {
                 let wait = self
                     .required(&sp.wait_period_seconds, p, &sb, "wait_period_seconds")
                     .and_then(|t| {
-                        self.int(t, &format!("{sb}.wait_period_seconds"), 0, MAX_SUPPRESSOR_SECONDS)
+                        self.int(
+                            t,
+                            &format!("{sb}.wait_period_seconds"),
+                            0,
+                            MAX_SUPPRESSOR_SECONDS,
+                        )
                     });
                 let ext = self
-                    .required(&sp.extension_period_seconds, p, &sb, "extension_period_seconds")
+                    .required(
+                        &sp.extension_period_seconds,
+                        p,
+                        &sb,
+                        "extension_period_seconds",
+                    )
                     .and_then(|t| {
                         self.int(
                             t,
@@ -669,14 +711,24 @@ impl Cx<'_> {
         }
     }
 
-    fn test(&mut self, e: &raw::Entry<raw::TestSpec>, set: &AlarmSet, default_alarm: Option<&str>) -> Option<AlarmTest> {
+    fn test(
+        &mut self,
+        e: &raw::Entry<raw::TestSpec>,
+        set: &AlarmSet,
+        default_alarm: Option<&str>,
+    ) -> Option<AlarmTest> {
         let s = &e.spec;
         let before = self.errors.len();
         let name = self.opt(&s.name).map(|t| t.as_str().to_owned());
         let b = match &name {
             Some(n) => format!("tests.{n}"),
             None => {
-                self.push(e.pos, format!("tests[{}].name", e.index), Rule::Required, "is required");
+                self.push(
+                    e.pos,
+                    format!("tests[{}].name", e.index),
+                    Rule::Required,
+                    "is required",
+                );
                 format!("tests[{}]", e.index)
             }
         };
@@ -684,7 +736,9 @@ impl Cx<'_> {
         let alarm = match self.opt(&s.alarm) {
             Some(t) => self.known_alarm(set, t, &at("alarm")),
             None => match default_alarm {
-                Some(d) if set.alarm(d).is_some() || set.composite(d).is_some() => Some(d.to_owned()),
+                Some(d) if set.alarm(d).is_some() || set.composite(d).is_some() => {
+                    Some(d.to_owned())
+                }
                 _ => {
                     self.push(
                         e.pos,
@@ -705,7 +759,10 @@ impl Cx<'_> {
                         pos(t),
                         at("start"),
                         Rule::Test,
-                        format!("must be an RFC 3339 time or Unix seconds (got {})", t.as_str()),
+                        format!(
+                            "must be an RFC 3339 time or Unix seconds (got {})",
+                            t.as_str()
+                        ),
                     );
                     None
                 }
@@ -719,7 +776,9 @@ impl Cx<'_> {
         let mut datapoints = Vec::new();
         for (i, d) in s.datapoints.iter().flat_map(|l| l.iter()).enumerate() {
             let p = format!("{}[{i}]", at("datapoints"));
-            let dp_at = self.required(&d.at, pos(d), &p, "at").and_then(|t| self.offset(t, &format!("{p}.at")));
+            let dp_at = self
+                .required(&d.at, pos(d), &p, "at")
+                .and_then(|t| self.offset(t, &format!("{p}.at")));
             let values: Option<Vec<f64>> = match (self.opt(&d.value), &d.values) {
                 (Some(v), None) => self.float(v, &format!("{p}.value")).map(|v| vec![v]),
                 (None, Some(vs)) if !vs.is_empty() => {
@@ -731,7 +790,12 @@ impl Cx<'_> {
                     parsed.into_iter().collect()
                 }
                 _ => {
-                    self.push(pos(d), &p, Rule::Test, "must have exactly one of value or values (a non-empty list)");
+                    self.push(
+                        pos(d),
+                        &p,
+                        Rule::Test,
+                        "must have exactly one of value or values (a non-empty list)",
+                    );
                     None
                 }
             };
@@ -754,7 +818,8 @@ impl Cx<'_> {
             let given = self.dimensions(&d.dimensions, &format!("{p}.dimensions"), false);
             let mut dims: BTreeMap<String, String> = BTreeMap::new();
             let same_metric = target.is_some_and(|a| {
-                Some(&a.namespace) == namespace.as_ref() && Some(&a.metric_name) == metric_name.as_ref()
+                Some(&a.namespace) == namespace.as_ref()
+                    && Some(&a.metric_name) == metric_name.as_ref()
             });
             if let Some(a) = target.filter(|_| same_metric) {
                 for dim in &a.dimensions {
@@ -773,10 +838,19 @@ impl Cx<'_> {
                 );
             }
             let unit = match self.opt(&d.unit) {
-                Some(t) => t.as_str().parse::<Unit>().map_err(|err| {
-                    self.push(pos(t), format!("{p}.unit"), Rule::Enum, err.to_string());
-                }).ok(),
-                None => Some(target.filter(|_| same_metric).and_then(|a| a.unit).unwrap_or_default()),
+                Some(t) => t
+                    .as_str()
+                    .parse::<Unit>()
+                    .map_err(|err| {
+                        self.push(pos(t), format!("{p}.unit"), Rule::Enum, err.to_string());
+                    })
+                    .ok(),
+                None => Some(
+                    target
+                        .filter(|_| same_metric)
+                        .and_then(|a| a.unit)
+                        .unwrap_or_default(),
+                ),
             };
             if let (Some(off), Some(values), Some(ns), Some(mn), Some(unit), Some(start)) =
                 (dp_at, values, namespace, metric_name, unit, start)
@@ -785,7 +859,10 @@ impl Cx<'_> {
                     timestamp: start.add_millis(off),
                     namespace: ns,
                     metric_name: mn,
-                    dimensions: dims.into_iter().map(|(k, v)| Dimension::new(k, v)).collect(),
+                    dimensions: dims
+                        .into_iter()
+                        .map(|(k, v)| Dimension::new(k, v))
+                        .collect(),
                     unit,
                     values,
                 });
@@ -794,7 +871,9 @@ impl Cx<'_> {
         let mut expect = Vec::new();
         for (i, x) in s.expect.iter().flat_map(|l| l.iter()).enumerate() {
             let p = format!("{}[{i}]", at("expect"));
-            let t_at = self.required(&x.at, pos(x), &p, "at").and_then(|t| self.offset(t, &format!("{p}.at")));
+            let t_at = self
+                .required(&x.at, pos(x), &p, "at")
+                .and_then(|t| self.offset(t, &format!("{p}.at")));
             let who = match self.opt(&x.alarm) {
                 Some(t) => self.known_alarm(set, t, &format!("{p}.alarm")),
                 None => alarm.clone(),
@@ -816,7 +895,9 @@ impl Cx<'_> {
             let mut out = Vec::new();
             for (i, x) in list.iter().enumerate() {
                 let p = format!("{}[{i}]", at("transitions"));
-                let t_at = self.required(&x.at, pos(x), &p, "at").and_then(|t| self.offset(t, &format!("{p}.at")));
+                let t_at = self
+                    .required(&x.at, pos(x), &p, "at")
+                    .and_then(|t| self.offset(t, &format!("{p}.at")));
                 let who = match self.opt(&x.alarm) {
                     Some(t) => self.known_alarm(set, t, &format!("{p}.alarm")),
                     None => alarm.clone(),
@@ -828,7 +909,9 @@ impl Cx<'_> {
                 let to = self
                     .required(&x.to, pos(x), &p, "to")
                     .and_then(|t| self.word::<StateValue>(t, &format!("{p}.to")));
-                if let (Some(off), Some(who), Some(from), Some(to), Some(start)) = (t_at, who, from, to, start) {
+                if let (Some(off), Some(who), Some(from), Some(to), Some(start)) =
+                    (t_at, who, from, to, start)
+                {
                     out.push(TestTransition {
                         at: start.add_millis(off),
                         alarm: who,
@@ -883,7 +966,10 @@ fn suggest(name: &str, set: &AlarmSet) -> String {
         .chain(set.composites.iter().map(|c| c.name.as_str()));
     let msg = raw::unknown_field_message(name, &all.collect::<Vec<_>>());
     match msg.split_once(" (did you mean ") {
-        Some((_, rest)) => format!(" (did you mean {}", rest.split_once(';').map_or(rest, |(a, _)| a)),
+        Some((_, rest)) => format!(
+            " (did you mean {}",
+            rest.split_once(';').map_or(rest, |(a, _)| a)
+        ),
         None => String::new(),
     }
 }
@@ -894,6 +980,7 @@ fn check_composites(
     set: &mut AlarmSet,
     rule_pos: &[(String, Pos, String)],
     raws: &[raw::AlarmFile],
+    defined: &HashMap<String, (String, Pos)>,
     errors: &mut Vec<ConfigError>,
 ) {
     let where_of = |name: &str| {
@@ -903,7 +990,9 @@ fn check_composites(
             .map(|(_, p, f)| (f.clone(), *p))
             .unwrap_or_default()
     };
-    let known = |n: &str| set.alarm(n).is_some() || set.composite(n).is_some();
+    // Names of entries that failed validation still count as defined, so that one
+    // mistake is not reported again at every reference.
+    let known = |n: &str| defined.contains_key(n);
     let mut bad = Vec::new();
     for c in &set.composites {
         let (file, p) = where_of(&c.name);
@@ -930,7 +1019,11 @@ fn check_composites(
             let problem = if s.alarm == c.name {
                 Some("must not be the composite alarm itself".to_owned())
             } else if !known(&s.alarm) {
-                Some(format!("refers to unknown alarm {:?}{}", s.alarm, suggest(&s.alarm, set)))
+                Some(format!(
+                    "refers to unknown alarm {:?}{}",
+                    s.alarm,
+                    suggest(&s.alarm, set)
+                ))
             } else {
                 None
             };
@@ -955,7 +1048,13 @@ fn check_composites(
     let edges: Vec<Vec<usize>> = set
         .composites
         .iter()
-        .map(|c| c.rule.references().iter().filter_map(|r| idx.get(r).copied()).collect())
+        .map(|c| {
+            c.rule
+                .references()
+                .iter()
+                .filter_map(|r| idx.get(r).copied())
+                .collect()
+        })
         .collect();
     let mut mark = vec![0u8; edges.len()]; // 0 new, 1 on stack, 2 done
     let mut order = Vec::new();
@@ -984,11 +1083,21 @@ fn check_composites(
     }
     for i in 0..edges.len() {
         if mark[i] == 0 {
-            visit(i, &edges, &mut mark, &mut Vec::new(), &mut order, &mut reported);
+            visit(
+                i,
+                &edges,
+                &mut mark,
+                &mut Vec::new(),
+                &mut order,
+                &mut reported,
+            );
         }
     }
     for cycle in reported {
-        let names: Vec<&str> = cycle.iter().map(|&i| set.composites[i].name.as_str()).collect();
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|&i| set.composites[i].name.as_str())
+            .collect();
         let first = names[0];
         let (file, p) = where_of(first);
         errors.push(ConfigError {

@@ -1,0 +1,359 @@
+//! One evaluation tick over a whole [`AlarmSet`] ([`tick`]), the state it carries
+//! ([`EngineState`]), and hot-reload carry-over ([`carry_over`]).
+//!
+//! The server calls [`tick`] at every multiple of 10 s with its store and clock time; each
+//! metric alarm is evaluated on its own ticks (§3.3), per-series alarms (`"*"` dimensions)
+//! get one instance per matching series once that series has data in the alarm's range,
+//! then composites are evaluated in dependency order over the fresh states.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thermostat_metrics::{SeriesKey, Store, Timestamp};
+
+use crate::composite::{CompositeState, evaluate_composite};
+use crate::error::{Error, Result};
+use crate::evaluator::{evaluate, is_tick, query, series_key};
+use crate::history::{AlarmType, ConfigChange, HistoryItem};
+use crate::model::{Alarm, AlarmSet, StateValue};
+use crate::state::{ActionInvocation, AlarmState, Transition};
+
+/// The state of one metric alarm instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceState {
+    /// The alarm's name (without the `[...]` of per-series instances).
+    pub alarm: String,
+    /// The series evaluated.
+    pub key: SeriesKey,
+    /// Its state.
+    pub state: AlarmState,
+}
+
+/// The state of every alarm of a set, keyed by alarm (or instance) name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    /// Metric alarm instances by name (`cpu`, `cpu[InstanceId=i-1]`).
+    pub metric: BTreeMap<String, InstanceState>,
+    /// Composite alarms by name.
+    pub composites: BTreeMap<String, CompositeState>,
+    /// The state new instances start in (INSUFFICIENT_DATA except in back-tests).
+    pub initial: Option<StateValue>,
+}
+
+/// What one tick produced, in evaluation order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TickOutput {
+    /// Alarm evaluations performed.
+    pub evaluations: usize,
+    /// `(alarm or instance name, transition)`.
+    pub transitions: Vec<(String, Transition)>,
+    /// `(alarm or instance name, action)` to run.
+    pub actions: Vec<(String, ActionInvocation)>,
+    /// History items for the transitions (and instance creation).
+    pub history: Vec<HistoryItem>,
+}
+
+fn initial_state(initial: Option<StateValue>, now: Timestamp) -> AlarmState {
+    match initial {
+        None | Some(StateValue::InsufficientData) => AlarmState::initial(now),
+        Some(v) => AlarmState::with_value(v, "Initial state given to the back-test", now),
+    }
+}
+
+impl EngineState {
+    /// States for a freshly loaded set at `now`; `initial` overrides the creation state
+    /// (back-tests' `--initial-state`).
+    pub fn new(set: &AlarmSet, now: Timestamp, initial: Option<StateValue>) -> Self {
+        let mut s = EngineState {
+            initial,
+            ..EngineState::default()
+        };
+        for a in set.alarms.iter().filter(|a| !a.is_per_series()) {
+            s.metric.insert(
+                a.name.clone(),
+                InstanceState {
+                    alarm: a.name.clone(),
+                    key: series_key(a),
+                    state: initial_state(initial, now),
+                },
+            );
+        }
+        for c in &set.composites {
+            let mut cs = CompositeState::initial(now);
+            cs.alarm = initial_state(initial, now);
+            s.composites.insert(c.name.clone(), cs);
+        }
+        s
+    }
+
+    /// A child's (value, last transition) as composites see it; a per-series alarm's base
+    /// name is ALARM if any instance is, INSUFFICIENT_DATA if it has no instance or any
+    /// instance is, else OK.
+    pub fn child(&self, name: &str) -> Option<(StateValue, Timestamp)> {
+        if let Some(i) = self.metric.get(name) {
+            return Some((i.state.value, i.state.transitioned));
+        }
+        if let Some(c) = self.composites.get(name) {
+            return Some((c.alarm.value, c.alarm.transitioned));
+        }
+        let instances: Vec<&InstanceState> =
+            self.metric.values().filter(|i| i.alarm == name).collect();
+        let latest = instances.iter().map(|i| i.state.transitioned).max()?;
+        let value = if instances.iter().any(|i| i.state.value == StateValue::Alarm) {
+            StateValue::Alarm
+        } else if instances
+            .iter()
+            .any(|i| i.state.value == StateValue::InsufficientData)
+        {
+            StateValue::InsufficientData
+        } else {
+            StateValue::Ok
+        };
+        Some((value, latest))
+    }
+}
+
+/// Evaluates every alarm whose tick `now` is, then every composite (at multiples of 10 s).
+///
+/// # Errors
+/// [`Error::Query`] when the store refuses an alarm's query (a range above its limit).
+pub fn tick(
+    set: &AlarmSet,
+    st: &mut EngineState,
+    store: &Store,
+    now: Timestamp,
+) -> Result<TickOutput> {
+    let mut out = TickOutput::default();
+    for a in &set.alarms {
+        if !is_tick(a, now) {
+            continue;
+        }
+        for (name, key) in instances_of(a, st, store) {
+            let q = query(a, key.clone(), now);
+            let dps = store.query(&q, now).map_err(|e| Error::Query {
+                alarm: name.clone(),
+                message: e.to_string(),
+            })?;
+            if !st.metric.contains_key(&name) {
+                if dps.is_empty() {
+                    continue;
+                }
+                st.metric.insert(
+                    name.clone(),
+                    InstanceState {
+                        alarm: a.name.clone(),
+                        key,
+                        state: initial_state(st.initial, now),
+                    },
+                );
+                out.history.push(HistoryItem::configuration_update(
+                    &name,
+                    AlarmType::MetricAlarm,
+                    ConfigChange::Created,
+                    now,
+                ));
+            }
+            let Some(inst) = st.metric.get_mut(&name) else {
+                continue;
+            };
+            let e = evaluate(a, &inst.state, &dps, now);
+            out.evaluations += 1;
+            for t in &e.transitions {
+                out.history.push(HistoryItem::state_update(
+                    &name,
+                    AlarmType::MetricAlarm,
+                    &inst.state,
+                    t,
+                ));
+                out.transitions.push((name.clone(), t.clone()));
+            }
+            out.actions
+                .extend(e.actions.into_iter().map(|x| (name.clone(), x)));
+            inst.state = e.state;
+        }
+    }
+    if now.as_millis().rem_euclid(10_000) == 0 {
+        for c in &set.composites {
+            let cur = st
+                .composites
+                .get(&c.name)
+                .cloned()
+                .unwrap_or_else(|| CompositeState::initial(now));
+            let lookup = |n: &str| st.child(n);
+            let e = evaluate_composite(c, &cur, &lookup, now);
+            out.evaluations += 1;
+            for t in &e.transitions {
+                out.history.push(HistoryItem::state_update(
+                    &c.name,
+                    AlarmType::CompositeAlarm,
+                    &cur.alarm,
+                    t,
+                ));
+                out.transitions.push((c.name.clone(), t.clone()));
+            }
+            out.actions
+                .extend(e.actions.into_iter().map(|x| (c.name.clone(), x)));
+            st.composites.insert(c.name.clone(), e.state);
+        }
+    }
+    Ok(out)
+}
+
+/// `(instance name, series)` pairs to evaluate for an alarm: existing instances plus, for
+/// per-series alarms, every matching series in the store.
+fn instances_of(a: &Alarm, st: &EngineState, store: &Store) -> Vec<(String, SeriesKey)> {
+    if !a.is_per_series() {
+        return vec![(a.name.clone(), series_key(a))];
+    }
+    let mut out: BTreeMap<String, SeriesKey> = st
+        .metric
+        .iter()
+        .filter(|(_, i)| i.alarm == a.name)
+        .map(|(n, i)| (n.clone(), i.key.clone()))
+        .collect();
+    for key in store.matching(&a.namespace, &a.metric_name, &a.dimensions) {
+        out.entry(a.instance_name(&key)).or_insert(key);
+    }
+    out.into_iter().collect()
+}
+
+fn key_matches(a: &Alarm, key: &SeriesKey) -> bool {
+    key.namespace() == a.namespace
+        && key.metric_name() == a.metric_name
+        && key.dimensions().len() == a.dimensions.len()
+        && a.dimensions.iter().all(|d| {
+            key.dimension(&d.name)
+                .is_some_and(|v| d.value == "*" || v == d.value)
+        })
+}
+
+/// Hot reload: the state for `new` given the state of `old`. Alarms whose definition did not
+/// change keep their state untouched; changed alarms keep their state value as in
+/// CloudWatch (`PutMetricAlarm` on an existing alarm keeps the state and replaces the
+/// configuration), minus per-series instances whose series no longer match; new alarms
+/// start as at creation. Returns the ConfigurationUpdate history items.
+pub fn carry_over(
+    old: &AlarmSet,
+    old_state: &EngineState,
+    new: &AlarmSet,
+    now: Timestamp,
+) -> (EngineState, Vec<HistoryItem>) {
+    let mut st = EngineState {
+        initial: old_state.initial,
+        ..EngineState::default()
+    };
+    let mut history = Vec::new();
+    let fresh = EngineState::new(new, now, old_state.initial);
+    for a in &new.alarms {
+        let before = old.alarm(&a.name);
+        let change = match before {
+            None => Some(ConfigChange::Created),
+            Some(b) if b.same_definition(a) => None,
+            Some(_) => Some(ConfigChange::Updated),
+        };
+        if let Some(c) = change {
+            history.push(HistoryItem::configuration_update(
+                &a.name,
+                AlarmType::MetricAlarm,
+                c,
+                now,
+            ));
+        }
+        let mut kept = false;
+        if before.is_some() {
+            for (n, i) in old_state.metric.iter().filter(|(_, i)| i.alarm == a.name) {
+                if !a.is_per_series() {
+                    let mut i = i.clone();
+                    i.key = series_key(a);
+                    st.metric.insert(a.name.clone(), i);
+                    kept = true;
+                } else if key_matches(a, &i.key) {
+                    st.metric.insert(n.clone(), i.clone());
+                }
+            }
+        }
+        if let (false, false, Some(i)) = (kept, a.is_per_series(), fresh.metric.get(&a.name)) {
+            st.metric.insert(a.name.clone(), i.clone());
+        }
+    }
+    for c in &new.composites {
+        let change = match old.composite(&c.name) {
+            None => Some(ConfigChange::Created),
+            Some(b) if b.same_definition(c) => None,
+            Some(_) => Some(ConfigChange::Updated),
+        };
+        if let Some(ch) = change {
+            history.push(HistoryItem::configuration_update(
+                &c.name,
+                AlarmType::CompositeAlarm,
+                ch,
+                now,
+            ));
+        }
+        let kept = old
+            .composite(&c.name)
+            .and_then(|_| old_state.composites.get(&c.name))
+            .or_else(|| fresh.composites.get(&c.name));
+        if let Some(k) = kept {
+            st.composites.insert(c.name.clone(), k.clone());
+        }
+    }
+    for a in &old.alarms {
+        if new.alarm(&a.name).is_none() {
+            history.push(HistoryItem::configuration_update(
+                &a.name,
+                AlarmType::MetricAlarm,
+                ConfigChange::Deleted,
+                now,
+            ));
+        }
+    }
+    for c in &old.composites {
+        if new.composite(&c.name).is_none() {
+            history.push(HistoryItem::configuration_update(
+                &c.name,
+                AlarmType::CompositeAlarm,
+                ConfigChange::Deleted,
+                now,
+            ));
+        }
+    }
+    (st, history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::validate;
+
+    const BASE: &str = "alarms:\n  - {name: a, namespace: App, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold}\n  - {name: b, namespace: App, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold}\n";
+
+    #[test]
+    fn unchanged_alarms_keep_their_state() {
+        let old = validate(&[("x.yaml", BASE)]).unwrap();
+        let mut st = EngineState::new(&old, Timestamp(0), None);
+        for i in st.metric.values_mut() {
+            i.state = AlarmState::with_value(StateValue::Alarm, "kept", Timestamp(5));
+        }
+        let changed = BASE.replace(
+            "threshold: 1, comparison_operator: GreaterThanThreshold}\n  - {name: b",
+            "threshold: 2, comparison_operator: GreaterThanThreshold}\n  - {name: b",
+        );
+        let changed = format!(
+            "{changed}  - {{name: c, namespace: App, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold}}\n"
+        );
+        // Moving a definition to another file does not count as a change.
+        let new = validate(&[("y.yaml", changed.as_str())]).unwrap();
+        let (st2, history) = carry_over(&old, &st, &new, Timestamp(100));
+        assert_eq!(st2.metric["b"], st.metric["b"]);
+        assert_eq!(st2.metric["a"].state.value, StateValue::Alarm);
+        assert_eq!(st2.metric["c"].state, AlarmState::initial(Timestamp(100)));
+        let summaries: Vec<&str> = history.iter().map(|h| h.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            vec!["Alarm \"a\" updated", "Alarm \"c\" created"]
+        );
+        let (_, history) = carry_over(&new, &st2, &old, Timestamp(200));
+        assert!(history.iter().any(|h| h.summary == "Alarm \"c\" deleted"));
+    }
+}
