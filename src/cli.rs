@@ -16,8 +16,22 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: gRPC ingest and query API, HTTP API.
+    /// Run the server: gRPC ingest and query API, HTTP API, alarm evaluation.
     Serve(ServeArgs),
+    /// Validate alarm files: exit 0 when valid, 1 with every error as `file:line:column: path: message`.
+    Check {
+        /// Alarm YAML files or folders.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Run the `tests:` sections of alarm files: exit 1 on any failure.
+    Test {
+        /// Alarm YAML files or folders.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Replay alarms over recorded data (CSV) and print the transitions.
+    Backtest(crate::commands::BacktestArgs),
 }
 
 /// Initialises logging (`RUST_LOG` filters; default `info`).

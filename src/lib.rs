@@ -2,7 +2,7 @@
 //! so that tests run the real application in-process.
 //!
 //! # What this crate owns
-//! The CLI ([`cli`]), settings, start-up, the maintenance loop and ordered shutdown ([`app`]).
+//! The CLI ([`cli`]) and its offline commands ([`commands`]), settings, start-up, the maintenance loop and ordered shutdown ([`app`]).
 //!
 //! # Invariants
 //! Nothing imports this crate; it is the only place where adapters meet.
@@ -12,3 +12,4 @@
 
 pub mod app;
 pub mod cli;
+pub mod commands;

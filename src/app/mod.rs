@@ -1,6 +1,8 @@
 //! Wiring: builds the store, the gRPC and HTTP servers and the maintenance loop, and shuts
 //! them down in order.
 
+pub mod config;
+pub mod engine;
 pub mod settings;
 pub mod state_db;
 
@@ -34,6 +36,8 @@ pub struct Running {
     pub store: Arc<Store>,
     /// Self-telemetry.
     pub telemetry: Arc<Telemetry>,
+    /// The alarm engine.
+    pub engine: Arc<engine::AlarmEngine>,
     shutdown: CancellationToken,
     stopping_ingest: CancellationToken,
     tracker: TaskTracker,
@@ -76,6 +80,18 @@ pub async fn start_with_clock(
         );
     }
 
+    let engine = {
+        let (paths, dir) = (settings.config.clone(), settings.data_dir.clone());
+        let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+        tokio::task::spawn_blocking(move || {
+            let db = state_db::StateDb::open(&dir)?;
+            engine::AlarmEngine::start(paths, store, clock, db, Arc::new(engine::LogActions))
+        })
+        .await
+        .context("alarm engine start-up panicked")??
+    };
+    let engine = Arc::new(engine);
+
     let grpc = TcpListener::bind(settings.grpc_addr)
         .await
         .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
@@ -113,7 +129,7 @@ pub async fn start_with_clock(
         telemetry: Arc::clone(&telemetry),
         clock: Arc::clone(&clock),
         ready: Arc::clone(&ready),
-        alarms: None,
+        alarms: Some(Arc::clone(&engine) as Arc<dyn thermostat_dashboards::alarms::AlarmApi>),
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {
@@ -143,6 +159,8 @@ pub async fn start_with_clock(
         }
     });
 
+    tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
+
     ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "Thermostat is serving.");
     Ok(Running {
@@ -150,6 +168,7 @@ pub async fn start_with_clock(
         http_addr,
         store,
         telemetry,
+        engine,
         shutdown,
         stopping_ingest,
         tracker,
@@ -187,6 +206,11 @@ impl Running {
                 "Some tasks did not stop within the grace period."
             );
         }
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || engine.persist_all())
+            .await
+            .context("alarm state writing panicked")?
+            .context("cannot write the alarm states")?;
         let store = Arc::clone(&self.store);
         let dir = self.settings.data_dir.clone();
         let info = tokio::task::spawn_blocking(move || {
@@ -233,6 +257,32 @@ pub async fn shutdown_signal() {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let running = start(settings).await?;
     let token = running.shutdown_token();
+    #[cfg(unix)]
+    {
+        let engine = Arc::clone(&running.engine);
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = hup.recv() => {
+                        tracing::info!("Received SIGHUP: reloading the configuration.");
+                        let engine = Arc::clone(&engine);
+                        match tokio::task::spawn_blocking(move || engine.reload_from_disk()).await {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) => tracing::warn!(errors = %e, "Rejected the new configuration; the running one stays."),
+                            Err(e) => tracing::error!(error = %e, "The reload panicked."),
+                        }
+                    }
+                }
+            }
+        });
+    }
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("Received a shutdown signal.");

@@ -110,14 +110,13 @@ impl StateDb {
                 if w.history.is_empty() {
                     continue;
                 }
-                let mut next = history
+                let first = history
                     .range((w.name, 0)..=(w.name, u64::MAX))?
                     .next_back()
                     .transpose()?
                     .map_or(0, |(k, _)| k.value().1 + 1);
-                for h in w.history {
-                    history.insert((w.name, next), serde_json::to_vec(h)?.as_slice())?;
-                    next += 1;
+                for (seq, h) in (first..).zip(w.history) {
+                    history.insert((w.name, seq), serde_json::to_vec(h)?.as_slice())?;
                 }
             }
         }
@@ -125,7 +124,27 @@ impl StateDb {
         Ok(())
     }
 
-    /// Removes alarms that no longer exist (their state and history).
+    /// Removes the states stored under `keys` (alarms that no longer exist); their history
+    /// stays.
+    ///
+    /// # Errors
+    /// A write failure.
+    pub fn forget_states(&self, keys: &[String]) -> anyhow::Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut states = tx.open_table(ALARM_STATE)?;
+            for k in keys {
+                states.remove(k.as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes alarms entirely (their state and history).
     ///
     /// # Errors
     /// A write failure.

@@ -6,6 +6,7 @@
     reason = "test helpers fail the test by panicking"
 )]
 
+mod alarms;
 mod grpc;
 mod http;
 mod lifecycle;

@@ -25,7 +25,7 @@ pub(crate) async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Settings)) -> R
 /// A running server with its own temporary data directory.
 pub(crate) struct TestServer {
     pub(crate) running: Running,
-    _dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -36,7 +36,7 @@ impl TestServer {
     pub(crate) async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let running = start_in(dir.path(), tweak).await;
-        TestServer { running, _dir: dir }
+        TestServer { running, dir }
     }
 
     pub(crate) async fn client(&self) -> MetricsServiceClient<Channel> {

@@ -202,9 +202,7 @@ impl Series {
             .or_default();
         match obs.sample {
             Sample::Value(v) => w.record(v),
-            Sample::Values { values, counts: [] } => {
-                values.iter().for_each(|&v| w.record(v))
-            }
+            Sample::Values { values, counts: [] } => values.iter().for_each(|&v| w.record(v)),
             Sample::Values { values, counts } => values
                 .iter()
                 .zip(counts)

@@ -1,0 +1,526 @@
+//! The alarm engine's shell: runs the pure `thermostat_alarms::tick` on every 10-second
+//! boundary of the clock, persists states and history, hands actions to the action port,
+//! reloads configuration atomically, and serves the HTTP alarm API.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use thermostat_alarms::engine::InstanceState;
+use thermostat_alarms::history::{AlarmType, ConfigChange};
+use thermostat_alarms::{
+    ActionInvocation, AlarmSet, EngineState, HistoryItem, StateValue, Transition,
+};
+use thermostat_dashboards::alarms::{AlarmApi, AlarmApiError, AlarmView, ReloadReport};
+use thermostat_metrics::{Clock, Store, Timestamp};
+
+use super::config;
+use super::state_db::{AlarmWrite, StateDb};
+
+/// Evaluation ticks fall on multiples of this many milliseconds.
+pub const TICK_MS: i64 = 10_000;
+
+/// Where actions go once an alarm changes state. Notifications and scaling plug in here.
+pub trait ActionSink: Send + Sync + std::fmt::Debug {
+    /// Runs (or queues) one action of `alarm`. Must not block for long.
+    fn dispatch(&self, alarm: &str, action: &ActionInvocation, now: Timestamp);
+}
+
+/// An action sink that only logs; used until the action back-ends are configured.
+#[derive(Debug, Default)]
+pub struct LogActions;
+
+impl ActionSink for LogActions {
+    fn dispatch(&self, alarm: &str, action: &ActionInvocation, _now: Timestamp) {
+        tracing::info!(alarm, action = %action.action.as_config_str(), state = %action.state, repeat = action.repeat, "Alarm action due.");
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    set: AlarmSet,
+    state: EngineState,
+}
+
+/// The running alarm engine.
+#[derive(Debug)]
+pub struct AlarmEngine {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    db: StateDb,
+    paths: Vec<PathBuf>,
+    actions: Arc<dyn ActionSink>,
+    inner: Mutex<Inner>,
+}
+
+const METRIC_PREFIX: &str = "m:";
+const COMPOSITE_PREFIX: &str = "c:";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum StoredState {
+    Metric(InstanceState),
+    Composite(thermostat_alarms::CompositeState),
+}
+
+impl AlarmEngine {
+    /// Loads the configuration and the persisted states.
+    ///
+    /// # Errors
+    /// An invalid configuration (every error), or an unreadable state database.
+    pub fn start(
+        paths: Vec<PathBuf>,
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        db: StateDb,
+        actions: Arc<dyn ActionSink>,
+    ) -> anyhow::Result<Self> {
+        let set = if paths.is_empty() {
+            AlarmSet::default()
+        } else {
+            config::load(&paths)
+                .map_err(|e| anyhow::anyhow!("the configuration is invalid:\n{e}"))?
+        };
+        let now = clock.now();
+        let mut state = EngineState::new(&set, now, None);
+        let mut restored = BTreeSet::new();
+        for (name, stored) in db.load_states::<StoredState>()? {
+            match (
+                name.strip_prefix(METRIC_PREFIX),
+                name.strip_prefix(COMPOSITE_PREFIX),
+                stored,
+            ) {
+                (Some(n), _, StoredState::Metric(i)) => {
+                    if let Some(a) = set.alarm(&i.alarm) {
+                        let keeps_series = !a.is_per_series() || a.instance_name(&i.key) == n;
+                        if keeps_series {
+                            let key = if a.is_per_series() {
+                                i.key.clone()
+                            } else {
+                                thermostat_alarms::evaluator::series_key(a)
+                            };
+                            state
+                                .metric
+                                .insert(n.to_owned(), InstanceState { key, ..i });
+                            restored.insert(i_alarm_name(n));
+                        }
+                    }
+                }
+                (_, Some(n), StoredState::Composite(c)) if set.composite(n).is_some() => {
+                    state.composites.insert(n.to_owned(), c);
+                    restored.insert(n.to_owned());
+                }
+                _ => {}
+            }
+        }
+        let created: Vec<HistoryItem> = set
+            .alarms
+            .iter()
+            .filter(|a| !a.is_per_series() && !restored.contains(&a.name))
+            .map(|a| {
+                HistoryItem::configuration_update(
+                    &a.name,
+                    AlarmType::MetricAlarm,
+                    ConfigChange::Created,
+                    now,
+                )
+            })
+            .chain(
+                set.composites
+                    .iter()
+                    .filter(|c| !restored.contains(&c.name))
+                    .map(|c| {
+                        HistoryItem::configuration_update(
+                            &c.name,
+                            AlarmType::CompositeAlarm,
+                            ConfigChange::Created,
+                            now,
+                        )
+                    }),
+            )
+            .collect();
+        let engine = AlarmEngine {
+            store,
+            clock,
+            db,
+            paths,
+            actions,
+            inner: Mutex::new(Inner { set, state }),
+        };
+        {
+            let inner = engine.lock();
+            let names: Vec<String> = inner
+                .state
+                .metric
+                .keys()
+                .chain(inner.state.composites.keys())
+                .cloned()
+                .collect();
+            engine.persist(&inner, &names, &created)?;
+        }
+        tracing::info!(
+            alarms = engine.lock().set.alarms.len(),
+            composite_alarms = engine.lock().set.composites.len(),
+            restored = restored.len(),
+            "The alarm engine is ready."
+        );
+        Ok(engine)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn persist(
+        &self,
+        inner: &Inner,
+        names: &[String],
+        history: &[HistoryItem],
+    ) -> anyhow::Result<()> {
+        let mut stored: Vec<(String, StoredState)> = Vec::new();
+        for n in names {
+            if let Some(i) = inner.state.metric.get(n) {
+                stored.push((
+                    format!("{METRIC_PREFIX}{n}"),
+                    StoredState::Metric(i.clone()),
+                ));
+            } else if let Some(c) = inner.state.composites.get(n) {
+                stored.push((
+                    format!("{COMPOSITE_PREFIX}{n}"),
+                    StoredState::Composite(c.clone()),
+                ));
+            }
+        }
+        let mut writes: Vec<AlarmWrite<'_, StoredState, HistoryItem>> = stored
+            .iter()
+            .map(|(k, s)| AlarmWrite {
+                name: k,
+                state: Some(s),
+                history: &[],
+            })
+            .collect();
+        let mut by_alarm: std::collections::BTreeMap<&str, Vec<HistoryItem>> = Default::default();
+        for h in history {
+            by_alarm
+                .entry(h.alarm_name.as_str())
+                .or_default()
+                .push(h.clone());
+        }
+        for (name, items) in &by_alarm {
+            writes.push(AlarmWrite {
+                name,
+                state: None,
+                history: items,
+            });
+        }
+        self.db.commit(&writes)
+    }
+
+    /// Evaluates every alarm due at tick `t`, persists what changed, and dispatches actions.
+    ///
+    /// # Errors
+    /// A refused query or a failed state write (the in-memory state has moved on; the next
+    /// tick's write carries the changed states again).
+    pub fn tick(&self, t: Timestamp) -> anyhow::Result<usize> {
+        let mut inner = self.lock();
+        let Inner { set, state } = &mut *inner;
+        let out = thermostat_alarms::tick(set, state, &self.store, t)?;
+        let mut changed: Vec<String> = out.transitions.iter().map(|(n, _)| n.clone()).collect();
+        changed.extend(
+            out.history
+                .iter()
+                .filter(|h| {
+                    matches!(
+                        h.item_type,
+                        thermostat_alarms::history::HistoryItemType::ConfigurationUpdate
+                    )
+                })
+                .map(|h| h.alarm_name.clone()),
+        );
+        changed.sort();
+        changed.dedup();
+        self.persist(&inner, &changed, &out.history)?;
+        drop(inner);
+        for (n, tr) in &out.transitions {
+            log_transition(n, tr);
+        }
+        for (alarm, action) in &out.actions {
+            self.actions.dispatch(alarm, action, t);
+        }
+        Ok(out.evaluations)
+    }
+
+    /// Writes every state (on shutdown).
+    ///
+    /// # Errors
+    /// A failed write.
+    pub fn persist_all(&self) -> anyhow::Result<()> {
+        let inner = self.lock();
+        let names: Vec<String> = inner
+            .state
+            .metric
+            .keys()
+            .chain(inner.state.composites.keys())
+            .cloned()
+            .collect();
+        self.persist(&inner, &names, &[])
+    }
+
+    /// Runs the tick loop until `stop` is cancelled: one tick at every multiple of
+    /// [`TICK_MS`] of the clock, in a blocking thread.
+    pub async fn run(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut last: Option<Timestamp> = None;
+        loop {
+            let now = self.clock.now();
+            let mut next = Timestamp(now.as_millis().div_euclid(TICK_MS) * TICK_MS + TICK_MS);
+            if let Some(l) = last
+                && next <= l
+            {
+                next = l.add_millis(TICK_MS);
+            }
+            let wait = u64::try_from(next.as_millis() - now.as_millis()).unwrap_or(0);
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+            }
+            if let Some(l) = last
+                && next.as_millis() - l.as_millis() > TICK_MS
+            {
+                tracing::warn!(missed_from = %l.add_millis(TICK_MS), until = %next, "Alarm evaluation fell behind and skipped ticks.");
+            }
+            last = Some(next);
+            let engine = Arc::clone(&self);
+            match tokio::task::spawn_blocking(move || engine.tick(next)).await {
+                Ok(Ok(n)) => tracing::trace!(tick = %next, evaluations = n, "Evaluated alarms."),
+                Ok(Err(e)) => {
+                    tracing::error!(tick = %next, error = %format!("{e:#}"), "An alarm evaluation tick failed.")
+                }
+                Err(e) => {
+                    tracing::error!(tick = %next, error = %e, "An alarm evaluation tick panicked.")
+                }
+            }
+        }
+    }
+
+    /// Re-reads the configuration; on success swaps it in atomically, carrying states over.
+    ///
+    /// # Errors
+    /// Every configuration error; the running configuration stays.
+    pub fn reload_from_disk(&self) -> Result<ReloadReport, config::LoadError> {
+        let new = config::load(&self.paths)?;
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let (state, history) = thermostat_alarms::carry_over(&inner.set, &inner.state, &new, now);
+        let old_names: BTreeSet<String> = inner
+            .state
+            .metric
+            .keys()
+            .chain(inner.state.composites.keys())
+            .cloned()
+            .collect();
+        let new_names: BTreeSet<String> = state
+            .metric
+            .keys()
+            .chain(state.composites.keys())
+            .cloned()
+            .collect();
+        let removed: Vec<String> = old_names.difference(&new_names).cloned().collect();
+        let changed: Vec<String> = history.iter().map(|h| h.alarm_name.clone()).collect();
+        inner.set = new;
+        inner.state = state;
+        let all: Vec<String> = new_names.iter().cloned().collect();
+        if let Err(e) = self.persist(&inner, &all, &history).and_then(|_| {
+            let keys: Vec<String> = removed
+                .iter()
+                .flat_map(|n| {
+                    [
+                        format!("{METRIC_PREFIX}{n}"),
+                        format!("{COMPOSITE_PREFIX}{n}"),
+                    ]
+                })
+                .collect();
+            self.db.forget_states(&keys)
+        }) {
+            tracing::error!(error = %format!("{e:#}"), "Could not persist the reloaded alarm states.");
+        }
+        let report = ReloadReport {
+            alarms: inner.set.alarms.len(),
+            composite_alarms: inner.set.composites.len(),
+            changed,
+            removed,
+        };
+        tracing::info!(
+            alarms = report.alarms,
+            composite_alarms = report.composite_alarms,
+            changed = report.changed.len(),
+            removed = report.removed.len(),
+            "Reloaded the configuration."
+        );
+        Ok(report)
+    }
+
+    /// The current state value of an alarm or instance (for tests and the demo).
+    pub fn state_of(&self, name: &str) -> Option<StateValue> {
+        let inner = self.lock();
+        inner
+            .state
+            .metric
+            .get(name)
+            .map(|i| i.state.value)
+            .or_else(|| inner.state.composites.get(name).map(|c| c.alarm.value))
+    }
+}
+
+fn i_alarm_name(instance: &str) -> String {
+    instance.split('[').next().unwrap_or(instance).to_owned()
+}
+
+fn log_transition(name: &str, t: &Transition) {
+    tracing::info!(alarm = name, old = %t.old_state, new = %t.new_state, reason = %t.reason, "Alarm changed state.");
+}
+
+impl AlarmApi for AlarmEngine {
+    fn list(&self) -> Vec<AlarmView> {
+        let inner = self.lock();
+        let mut out = Vec::new();
+        for (name, i) in &inner.state.metric {
+            let Some(a) = inner.set.alarm(&i.alarm) else {
+                continue;
+            };
+            out.push(AlarmView {
+                name: name.clone(),
+                kind: "metric",
+                state: i.state.value.to_string(),
+                reason: i.state.reason.clone(),
+                reason_data: i
+                    .state
+                    .reason_data
+                    .as_ref()
+                    .and_then(|d| serde_json::to_value(d).ok()),
+                state_updated: i.state.updated.to_rfc3339(),
+                configuration: serde_json::to_value(a).unwrap_or(Value::Null),
+            });
+        }
+        for a in inner.set.alarms.iter().filter(|a| a.is_per_series()) {
+            if !inner.state.metric.values().any(|i| i.alarm == a.name) {
+                out.push(AlarmView {
+                    name: a.name.clone(),
+                    kind: "metric",
+                    state: StateValue::InsufficientData.to_string(),
+                    reason: "No series matches this per-series alarm yet.".into(),
+                    reason_data: None,
+                    state_updated: String::new(),
+                    configuration: serde_json::to_value(a).unwrap_or(Value::Null),
+                });
+            }
+        }
+        for c in &inner.set.composites {
+            let Some(s) = inner.state.composites.get(&c.name) else {
+                continue;
+            };
+            out.push(AlarmView {
+                name: c.name.clone(),
+                kind: "composite",
+                state: s.alarm.value.to_string(),
+                reason: s.alarm.reason.clone(),
+                reason_data: s
+                    .alarm
+                    .reason_data
+                    .as_ref()
+                    .and_then(|d| serde_json::to_value(d).ok()),
+                state_updated: s.alarm.updated.to_rfc3339(),
+                configuration: serde_json::to_value(c).unwrap_or(Value::Null),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn history(&self, name: &str, limit: usize) -> Result<Vec<Value>, AlarmApiError> {
+        if !self.list().iter().any(|v| v.name == name) {
+            return Err(AlarmApiError::NotFound(name.to_owned()));
+        }
+        let mut items = self
+            .db
+            .history::<Value>(name, limit)
+            .map_err(|e| AlarmApiError::Internal(format!("{e:#}")))?;
+        for item in &mut items {
+            if let Some(ms) = item.get("timestamp").and_then(Value::as_i64) {
+                item["timestamp"] = Value::String(Timestamp(ms).to_rfc3339());
+            }
+        }
+        Ok(items)
+    }
+
+    fn set_state(
+        &self,
+        name: &str,
+        value: &str,
+        reason: &str,
+        reason_data: Option<Value>,
+    ) -> Result<(), AlarmApiError> {
+        let value: StateValue = value.parse().map_err(|m| AlarmApiError::Invalid {
+            field: "state_value".into(),
+            message: m,
+        })?;
+        if reason.is_empty() || reason.len() > 1023 {
+            return Err(AlarmApiError::Invalid {
+                field: "state_reason".into(),
+                message: format!("must be 1 to 1023 characters (got {})", reason.len()),
+            });
+        }
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let Inner { set, state } = &mut *inner;
+        let (evaluation, kind, old) = if let Some(i) = state.metric.get_mut(name) {
+            let a = set
+                .alarm(&i.alarm)
+                .ok_or_else(|| AlarmApiError::NotFound(name.to_owned()))?;
+            let e =
+                thermostat_alarms::set_state(&a.actions, &i.state, value, reason, reason_data, now);
+            let old = i.state.clone();
+            i.state = e.state.clone();
+            (e, AlarmType::MetricAlarm, old)
+        } else if let Some(c) = state.composites.get_mut(name) {
+            let def = set
+                .composite(name)
+                .ok_or_else(|| AlarmApiError::NotFound(name.to_owned()))?;
+            let e = thermostat_alarms::set_state(
+                &def.actions,
+                &c.alarm,
+                value,
+                reason,
+                reason_data,
+                now,
+            );
+            let old = c.alarm.clone();
+            c.alarm = e.state.clone();
+            (e, AlarmType::CompositeAlarm, old)
+        } else {
+            return Err(AlarmApiError::NotFound(name.to_owned()));
+        };
+        let history: Vec<HistoryItem> = evaluation
+            .transitions
+            .iter()
+            .map(|t| HistoryItem::state_update(name, kind, &old, t))
+            .collect();
+        self.persist(&inner, &[name.to_owned()], &history)
+            .map_err(|e| AlarmApiError::Internal(format!("{e:#}")))?;
+        drop(inner);
+        for t in &evaluation.transitions {
+            log_transition(name, t);
+        }
+        for a in &evaluation.actions {
+            self.actions.dispatch(name, a, now);
+        }
+        Ok(())
+    }
+
+    fn reload(&self) -> Result<ReloadReport, AlarmApiError> {
+        self.reload_from_disk().map_err(|e| {
+            tracing::warn!(errors = %e, "Rejected a configuration reload; the running configuration stays.");
+            AlarmApiError::Config(e.lines())
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! The offline commands: `check`, `test`, `backtest`. Each returns its exit code; output goes
+//! to the writers given (stdout and stderr in the binary, buffers in tests).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use thermostat_alarms::backtest::{parse_csv, store_from};
+use thermostat_alarms::{StateValue, backtest, render_json, render_text, run_tests, timefmt};
+use thermostat_metrics::{Timestamp, Unit};
+
+use crate::app::config;
+
+/// Output format of `backtest`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Arguments of `backtest`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BacktestArgs {
+    /// Alarm YAML files or folders.
+    #[arg(long, required = true)]
+    pub config: Vec<PathBuf>,
+    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// First evaluation time (RFC 3339 or Unix seconds) [default: the first data timestamp].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last evaluation time, included [default: the last data timestamp].
+    #[arg(long)]
+    pub to: Option<String>,
+    /// State every alarm starts in.
+    #[arg(long, value_parser = ["OK", "ALARM", "INSUFFICIENT_DATA"], default_value = "INSUFFICIENT_DATA")]
+    pub initial_state: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `thermostat check FILES...`: 0 when valid, 1 with every error.
+pub fn check(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    match config::load(paths) {
+        Ok(set) => {
+            let _ = writeln!(
+                out,
+                "ok: {} alarms, {} composite alarms, {} tests",
+                set.alarms.len(),
+                set.composites.len(),
+                set.tests.len()
+            );
+            0
+        }
+        Err(e) => {
+            for line in e.lines() {
+                let _ = writeln!(err, "{line}");
+            }
+            1
+        }
+    }
+}
+
+/// `thermostat test FILES...`: runs the `tests:` sections; 1 on any failure.
+pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let set = match config::load(paths) {
+        Ok(set) => set,
+        Err(e) => {
+            for line in e.lines() {
+                let _ = writeln!(err, "{line}");
+            }
+            return 1;
+        }
+    };
+    let outcomes = run_tests(&set);
+    let failed = outcomes.iter().filter(|o| !o.passed()).count();
+    for o in &outcomes {
+        let _ = writeln!(out, "{o}");
+    }
+    let _ = writeln!(
+        out,
+        "\nalarm tests: {} passed; {failed} failed",
+        outcomes.len() - failed
+    );
+    u8::from(failed > 0)
+}
+
+/// `thermostat backtest ...`: replays alarms over recorded data.
+pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut fail = |msg: String| {
+        let _ = writeln!(err, "{msg}");
+        1
+    };
+    let set = match config::load(&args.config) {
+        Ok(set) => set,
+        Err(e) => return fail(e.to_string()),
+    };
+    let text = match std::fs::read_to_string(&args.data) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("{}: cannot read: {e}", args.data.display())),
+    };
+    let rows = match parse_csv(&text) {
+        Ok(rows) => rows,
+        Err(errors) => {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {e}", args.data.display()))
+                .collect();
+            return fail(lines.join("\n"));
+        }
+    };
+    let first = rows.iter().map(|r| r.timestamp).min();
+    let last = rows.iter().map(|r| r.timestamp).max();
+    let time = |flag: &str,
+                given: &Option<String>,
+                default: Option<Timestamp>|
+     -> Result<Timestamp, String> {
+        match given {
+            Some(s) => timefmt::parse_time(s, 1000).ok_or_else(|| {
+                format!("--{flag}: must be an RFC 3339 time or Unix seconds (got {s:?})")
+            }),
+            None => default.ok_or_else(|| {
+                format!("--{flag}: the data file has no rows, so --{flag} must be given")
+            }),
+        }
+    };
+    let (from, to) = match (time("from", &args.from, first), time("to", &args.to, last)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    if to < from {
+        return fail(format!(
+            "--to: must not be before --from (got from {from}, to {to})"
+        ));
+    }
+    let initial: StateValue = match args.initial_state.parse() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("--initial-state: {e}")),
+    };
+    let values: Vec<[f64; 1]> = rows.iter().map(|r| [r.value]).collect();
+    let store = store_from(
+        &set,
+        rows.iter()
+            .zip(&values)
+            .map(|(r, v)| (r.key.clone(), r.timestamp, Unit::None, &v[..])),
+    );
+    let result = match backtest(&set, &store, from, to, Some(initial)) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let rendered = match args.format {
+        Format::Json => render_json(&result),
+        Format::Text => render_text(&result),
+    };
+    let _ = writeln!(out, "{}", rendered.trim_end());
+    0
+}
