@@ -159,12 +159,15 @@ impl AlarmEngine {
                 .collect();
             engine.persist(&inner, &names, &created)?;
         }
-        tracing::info!(
-            alarms = engine.lock().set.alarms.len(),
-            composite_alarms = engine.lock().set.composites.len(),
-            restored = restored.len(),
-            "The alarm engine is ready."
-        );
+        {
+            let inner = engine.lock();
+            tracing::info!(
+                alarms = inner.set.alarms.len(),
+                composite_alarms = inner.set.composites.len(),
+                restored = restored.len(),
+                "The alarm engine is ready."
+            );
+        }
         Ok(engine)
     }
 

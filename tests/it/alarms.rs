@@ -453,3 +453,136 @@ async fn set_alarm_state_and_reload() {
         "{h}"
     );
 }
+
+/// The real binary as a child process, with its addresses read from its JSON log.
+struct Child {
+    child: std::process::Child,
+    http: String,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Child {
+    fn serve(data: &Path, config: &Path) -> Child {
+        use std::io::BufRead as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_thermostat"))
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--config")
+            .arg(config)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        // Owned at once, so that a failed start below still kills the process.
+        let mut guard = Child {
+            child,
+            http: String::new(),
+            log: std::sync::mpsc::channel().1,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let http = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the server logs that it is serving");
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v["fields"]["message"] == "Thermostat is serving." {
+                break v["fields"]["http"].as_str().unwrap().to_owned();
+            }
+        };
+        guard.http = http;
+        guard.log = rx;
+        guard
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Waits for a log line containing `needle` (bounded).
+    fn wait_log(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_sigterm_stops_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let file = write(cfg.path(), "live.yaml", LIVE_ALARMS);
+    let mut child = Child::serve(data.path(), cfg.path());
+    let names = |body: &Value| -> Vec<String> {
+        body["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let url = format!("http://{}/api/v1/alarms", child.http);
+    let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(names(&body), ["live-hot"]);
+
+    // An invalid file: SIGHUP is rejected, the running alarms stay.
+    std::fs::write(
+        &file,
+        LIVE_ALARMS.replace("period_seconds: 10", "period_seconds: 7"),
+    )
+    .unwrap();
+    child.signal("-HUP");
+    let line = child.wait_log("Rejected the new configuration");
+    assert!(line.contains("period_seconds"), "{line}");
+    let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(names(&body), ["live-hot"]);
+
+    // A valid file: SIGHUP swaps it in.
+    std::fs::write(&file, LIVE_ALARMS.replace("live-hot", "live-renamed")).unwrap();
+    child.signal("-HUP");
+    child.wait_log("Reloaded the configuration.");
+    let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(names(&body), ["live-renamed"]);
+
+    child.signal("-TERM");
+    let status = child.child.wait().unwrap();
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+    assert!(
+        data.path().join("series.snapshot").exists(),
+        "the shutdown wrote the snapshot"
+    );
+}

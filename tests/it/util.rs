@@ -12,6 +12,12 @@ use tonic::transport::Channel;
 
 /// A server on loopback port 0 with its data in `dir`.
 pub(crate) async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Settings)) -> Running {
+    // Logs go to the test's captured output (shown when it fails), and log arguments are
+    // evaluated as they are in production.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info")
+        .try_init();
     let mut settings = Settings {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),

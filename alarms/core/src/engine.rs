@@ -328,6 +328,96 @@ mod tests {
 
     const BASE: &str = "alarms:\n  - {name: a, namespace: App, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold}\n  - {name: b, namespace: App, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold}\n";
 
+    const PER_HOST: &str = "alarms:\n  - {name: hot, namespace: App, metric_name: Cpu, dimensions: {Group: web, Host: \"*\"}, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: 50, comparison_operator: GreaterThanThreshold, treat_missing_data: breaching}\n";
+
+    fn push(store: &Store, host: &str, at: Timestamp, v: f64) {
+        use thermostat_metrics::{Dimension, Observation, Resolution, Sample, Unit};
+        let key = SeriesKey::new(
+            "App",
+            "Cpu",
+            vec![Dimension::new("Group", "web"), Dimension::new("Host", host)],
+        );
+        let obs = Observation {
+            timestamp: at,
+            unit: Unit::None,
+            resolution: Resolution::Standard,
+            sample: Sample::Value(v),
+        };
+        store.record_batch(&[(key, obs)]);
+    }
+
+    // Extension (docs/alarms.md §5): a "*" dimension value evaluates one instance per
+    // matching series, each with its own state; new series get an instance when they
+    // appear; an instance whose series stops reporting follows treat_missing_data.
+    #[test]
+    fn per_series_alarms_have_one_instance_per_series() {
+        let set = validate(&[("x.yaml", PER_HOST)]).unwrap();
+        let store = Store::new(2);
+        let mut st = EngineState::new(&set, Timestamp(0), None);
+        assert!(
+            st.metric.is_empty(),
+            "no instance before any series matches"
+        );
+        // 1_800_000_000 s is a multiple of 60.
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        push(&store, "a", t0.add_millis(10_000), 10.0);
+        push(&store, "b", t0.add_millis(10_000), 90.0);
+        // A series of another group does not match.
+        let other = SeriesKey::new(
+            "App",
+            "Cpu",
+            vec![
+                thermostat_metrics::Dimension::new("Group", "db"),
+                thermostat_metrics::Dimension::new("Host", "c"),
+            ],
+        );
+        let obs = thermostat_metrics::Observation {
+            timestamp: t0.add_millis(10_000),
+            unit: thermostat_metrics::Unit::None,
+            resolution: thermostat_metrics::Resolution::Standard,
+            sample: thermostat_metrics::Sample::Value(99.0),
+        };
+        store.record_batch(&[(other, obs)]);
+
+        let out = tick(&set, &mut st, &store, t0.add_millis(60_000)).unwrap();
+        let names: Vec<&String> = st.metric.keys().collect();
+        assert_eq!(names, ["hot[Host=a]", "hot[Host=b]"]);
+        assert_eq!(st.metric["hot[Host=a]"].state.value, StateValue::Ok);
+        assert_eq!(st.metric["hot[Host=b]"].state.value, StateValue::Alarm);
+        let created = out
+            .history
+            .iter()
+            .filter(|h| h.summary.contains("created"))
+            .count();
+        assert_eq!(created, 2, "each instance records its creation");
+
+        // Host c of the web group appears later and gets its own instance.
+        push(&store, "b", t0.add_millis(70_000), 10.0);
+        push(&store, "c", t0.add_millis(70_000), 20.0);
+        tick(&set, &mut st, &store, t0.add_millis(120_000)).unwrap();
+        assert_eq!(st.metric["hot[Host=c]"].state.value, StateValue::Ok);
+        // Host a stopped reporting: while its last datapoint is inside the evaluation range
+        // (3 periods for N = 1, reference §3.5.2) it is still evaluated on it...
+        assert_eq!(st.metric["hot[Host=a]"].state.value, StateValue::Ok);
+        // ...and once the whole range is empty, treat_missing_data: breaching applies.
+        push(&store, "b", t0.add_millis(190_000), 10.0);
+        push(&store, "c", t0.add_millis(190_000), 20.0);
+        tick(&set, &mut st, &store, t0.add_millis(240_000)).unwrap();
+        assert_eq!(st.metric["hot[Host=a]"].state.value, StateValue::Alarm);
+        assert!(
+            st.metric["hot[Host=a]"]
+                .state
+                .reason
+                .contains("no datapoints were received"),
+            "{}",
+            st.metric["hot[Host=a]"].state.reason
+        );
+        assert_eq!(st.metric["hot[Host=b]"].state.value, StateValue::Ok);
+        assert_eq!(st.metric["hot[Host=c]"].state.value, StateValue::Ok);
+        // The base name, as a composite sees it, is ALARM while any instance is.
+        assert_eq!(st.child("hot").map(|c| c.0), Some(StateValue::Alarm));
+    }
+
     #[test]
     fn unchanged_alarms_keep_their_state() {
         let old = validate(&[("x.yaml", BASE)]).unwrap();
