@@ -1,6 +1,7 @@
 //! Aggregation throughput of the metrics core: recording into a `Window` and into the sharded
 //! `Store`, sealing a window, and percentile queries over a sealed window.
 
+use std::hash::{BuildHasher as _, RandomState};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use thermostat_benches::{Workload, WorkloadSpec};
-use thermostat_metrics::{Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit, Window};
+use thermostat_metrics::{
+    Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit, Window,
+};
 
 /// Values recorded per window iteration.
 const VALUES: usize = 10_000;
@@ -26,11 +29,6 @@ fn filled_window(n: usize) -> Window {
     let mut w = Window::new();
     values(n).into_iter().for_each(|v| w.record(v));
     w
-}
-
-fn config(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
-    let _ = c;
-    unreachable!()
 }
 
 fn window(c: &mut Criterion) {
@@ -90,26 +88,68 @@ fn store(c: &mut Criterion) {
                 .collect()
         })
         .collect();
-    let record_all = |store: &Store| batches.iter().for_each(|b| store.record_batch(b));
+    let record_all = |store: &Store, batches: &[Vec<(SeriesKey, Observation<'_>)>]| {
+        batches.iter().for_each(|b| store.record_batch(b))
+    };
+    // The same series one second later: same 60-second window, so nothing accumulates across
+    // iterations beyond the second sample.
+    let later: Vec<Vec<(SeriesKey, Observation<'_>)>> = batches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|(k, o)| {
+                    let mut o = *o;
+                    o.timestamp = o.timestamp.add_millis(1000);
+                    (k.clone(), o)
+                })
+                .collect()
+        })
+        .collect();
 
     let mut g = c.benchmark_group("store_record_batch");
-    g.measurement_time(Duration::from_secs(3)).sample_size(20);
+    g.measurement_time(Duration::from_secs(4)).sample_size(20);
     g.throughput(Throughput::Elements(SERIES as u64));
     // Every series is new: key clone, map insert and a fresh window per sample.
     g.bench_function("10k_new_series", |b| {
         b.iter_batched(
             || Store::new(64),
             |store| {
-                record_all(&store);
+                record_all(&store, &batches);
                 store
             },
             BatchSize::PerIteration,
         )
     });
-    // Steady state: every series and its window exist already.
-    let warm = Store::new(64);
-    record_all(&warm);
-    g.bench_function("10k_existing_series", |b| b.iter(|| record_all(&warm)));
+    // Steady state: every series and its current window exist already (set up untimed).
+    g.bench_function("10k_existing_series", |b| {
+        b.iter_batched(
+            || {
+                let store = Store::new(64);
+                record_all(&store, &batches);
+                store
+            },
+            |store| {
+                record_all(&store, &later);
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    // What the store pays per sample just to find the series: SipHash of the whole key (the
+    // store hashes each key twice: once for the shard, once in the shard's map).
+    let hasher = RandomState::new();
+    let mut g = c.benchmark_group("series_key");
+    g.measurement_time(Duration::from_secs(3)).sample_size(20);
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.bench_function("hash_10k", |b| {
+        b.iter(|| {
+            keys.iter()
+                .map(|k| hasher.hash_one(k))
+                .fold(0, u64::wrapping_add)
+        })
+    });
     g.finish();
 }
 

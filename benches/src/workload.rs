@@ -174,7 +174,8 @@ impl Workload {
         let total = self.spec.series * self.spec.samples_per_series;
         let first = k * self.spec.batch;
         let last = (first + self.spec.batch).min(total);
-        let mut rng = StdRng::seed_from_u64(self.spec.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            StdRng::seed_from_u64(self.spec.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let metric_data = (first..last)
             .map(|d| {
                 let (j, s) = (d / self.spec.series, d % self.spec.series);
@@ -253,12 +254,15 @@ mod tests {
             assert!(requests.iter().all(|r| r.metric_data.len() <= batch));
             assert!(requests.iter().all(|r| !r.metric_data.is_empty()));
 
-            let datums: Vec<&MetricDatum> =
-                requests.iter().flat_map(|r| &r.metric_data).collect();
+            let datums: Vec<&MetricDatum> = requests.iter().flat_map(|r| &r.metric_data).collect();
             assert_eq!(datums.len(), series * samples);
             assert_eq!(w.samples(), (series * samples) as u64);
             // One sample per datum.
-            assert!(datums.iter().all(|d| d.value.is_some() && d.values.is_empty()));
+            assert!(
+                datums
+                    .iter()
+                    .all(|d| d.value.is_some() && d.values.is_empty())
+            );
             assert!(datums.iter().all(|d| d.statistic_values.is_none()));
 
             let mut per_series: BTreeMap<Vec<(String, String)>, Vec<i64>> = BTreeMap::new();
@@ -288,7 +292,10 @@ mod tests {
         assert!(values.iter().all(|v| (0.0..100.0).contains(v)));
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         assert!((40.0..60.0).contains(&mean), "mean {mean}");
-        assert_eq!(w.encode(), Workload::new(spec(100, 10, 1000), NOW).unwrap().encode());
+        assert_eq!(
+            w.encode(),
+            Workload::new(spec(100, 10, 1000), NOW).unwrap().encode()
+        );
         let mut other = spec(100, 10, 1000);
         other.seed = 8;
         assert_ne!(w.encode(), Workload::new(other, NOW).unwrap().encode());

@@ -161,7 +161,8 @@ impl Tally {
 
     fn acknowledged(&mut self, since: Instant, r: &PutMetricDataResponse) {
         let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.latency_us.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        self.latency_us
+            .saturating_record(us.clamp(1, MAX_LATENCY_US));
         self.samples += r.accepted_samples;
         self.requests += 1;
     }
@@ -385,7 +386,9 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
                     let k = pending.front().map_or(front, |p| p.0);
                     tally.failed(
                         k,
-                        &Status::unavailable("the stream ended before the request was acknowledged"),
+                        &Status::unavailable(
+                            "the stream ended before the request was acknowledged",
+                        ),
                     );
                     pending.pop_front();
                     break;
