@@ -154,6 +154,11 @@ pub struct TestSpec {
 /// The top-level keys of an alarm file.
 pub const FILE_KEYS: &[&str] = &["alarms", "composite_alarms", "tests"];
 
+/// Top-level keys of the same files that other parts of Thermostat own and validate
+/// (scaling groups: `thermostat-scaler`; notification settings: `notifications` module).
+/// The alarm parser skips them.
+pub const OTHER_FILE_KEYS: &[&str] = &["scaling_groups", "notifications"];
+
 /// A parsed entry with the position of its first line.
 #[derive(Debug)]
 pub struct Entry<T> {
@@ -231,12 +236,16 @@ pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> AlarmFile
     };
     for (key, value) in map.iter() {
         let k = key.as_str();
+        if OTHER_FILE_KEYS.contains(&k) {
+            continue;
+        }
         if !FILE_KEYS.contains(&k) {
+            let known: Vec<&str> = FILE_KEYS.iter().chain(OTHER_FILE_KEYS).copied().collect();
             errors.push(err(
                 pos_of(key.span()),
                 k,
                 Rule::UnknownField,
-                unknown_field_message(k, FILE_KEYS),
+                unknown_field_message(k, &known),
             ));
             continue;
         }

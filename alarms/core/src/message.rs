@@ -1,0 +1,1 @@
+//! CloudWatch-format notification messages (placeholder).
