@@ -221,7 +221,8 @@ async fn run(args: Args) -> anyhow::Result<Report> {
 
     let endpoint = Endpoint::from_shared(args.target.clone())
         .with_context(|| format!("invalid --target {:?}", args.target))?
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10));
     let mut channels = Vec::new();
     for _ in 0..args.connections {
         // Each `connect` opens its own HTTP/2 connection.
