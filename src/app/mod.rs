@@ -38,6 +38,7 @@ pub struct Running {
     pub telemetry: Arc<Telemetry>,
     /// The alarm engine.
     pub engine: Arc<engine::AlarmEngine>,
+    wal: Arc<thermostat_ingest::wal::Wal>,
     shutdown: CancellationToken,
     stopping_ingest: CancellationToken,
     tracker: TaskTracker,
@@ -79,6 +80,33 @@ pub async fn start_with_clock(
             "Loaded the snapshot."
         );
     }
+    let (dir, truncate) = (settings.data_dir.clone(), settings.recover_truncate);
+    let recovery = {
+        let store = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || thermostat_ingest::wal::recover(&dir, &store, truncate))
+            .await
+            .context("log recovery panicked")?
+            .context("cannot recover the write-ahead log")?
+    };
+    if recovery.replayed + recovery.truncated_bytes > 0 {
+        tracing::info!(
+            replayed = recovery.replayed,
+            skipped = recovery.skipped,
+            truncated_bytes = recovery.truncated_bytes,
+            "Recovered the write-ahead log."
+        );
+    }
+    let mut wal_options = thermostat_ingest::wal::WalOptions::new(&settings.data_dir);
+    wal_options.fsync = match settings.fsync {
+        settings::Fsync::Always => thermostat_ingest::wal::FsyncMode::Always,
+        settings::Fsync::Batch => thermostat_ingest::wal::FsyncMode::Batch,
+        settings::Fsync::Never => thermostat_ingest::wal::FsyncMode::Never,
+    };
+    wal_options.batch_interval = Duration::from_millis(settings.fsync_interval_ms);
+    let wal = Arc::new(
+        thermostat_ingest::wal::Wal::open(wal_options, Arc::clone(&store), recovery.next_seq)
+            .context("cannot open the write-ahead log")?,
+    );
 
     let engine = {
         let (paths, dir) = (settings.config.clone(), settings.data_dir.clone());
@@ -112,6 +140,7 @@ pub async fn start_with_clock(
 
     let api = MetricsApi::new(
         Arc::clone(&store),
+        Arc::clone(&wal),
         Arc::clone(&telemetry),
         Arc::clone(&clock),
         limits,
@@ -161,11 +190,35 @@ pub async fn start_with_clock(
 
     tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
 
+    let (checkpoint_store, checkpoint_wal, stop) =
+        (Arc::clone(&store), Arc::clone(&wal), shutdown.clone());
+    let (checkpoint_dir, every) = (
+        settings.data_dir.clone(),
+        Duration::from_secs(settings.checkpoint_interval_seconds),
+    );
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    let (store, wal, dir) = (Arc::clone(&checkpoint_store), Arc::clone(&checkpoint_wal), checkpoint_dir.clone());
+                    match tokio::task::spawn_blocking(move || checkpoint(&store, &wal, &dir)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "A checkpoint failed; the log keeps everything until the next one."),
+                        Err(e) => tracing::error!(error = %e, "A checkpoint panicked."),
+                    }
+                }
+            }
+        }
+    });
+
     ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "Thermostat is serving.");
     Ok(Running {
         grpc_addr,
         http_addr,
+        wal,
         store,
         telemetry,
         engine,
@@ -211,21 +264,42 @@ impl Running {
             .await
             .context("alarm state writing panicked")?
             .context("cannot write the alarm states")?;
-        let store = Arc::clone(&self.store);
-        let dir = self.settings.data_dir.clone();
-        let info = tokio::task::spawn_blocking(move || {
-            thermostat_ingest::persist::save_snapshot(&store, &dir)
+        let (store, wal, dir) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.wal),
+            self.settings.data_dir.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            // Everything queued for the log is written and applied before the last checkpoint.
+            wal.close();
+            checkpoint(&store, &wal, &dir)
         })
         .await
-        .context("snapshot writing panicked")?
-        .context("cannot write the snapshot")?;
-        tracing::info!(
-            series = info.series,
-            bytes = info.bytes,
-            "Wrote the snapshot; stopped."
-        );
+        .context("the final checkpoint panicked")??;
+        tracing::info!("Stopped.");
         Ok(())
     }
+}
+
+/// Writes a snapshot, then deletes the log segments it makes unnecessary.
+fn checkpoint(
+    store: &Store,
+    wal: &thermostat_ingest::wal::Wal,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let info = thermostat_ingest::persist::save_snapshot(store, dir)
+        .context("cannot write the snapshot")?;
+    let floor = info.watermarks.iter().copied().min().unwrap_or(0);
+    let freed = wal
+        .remove_segments_up_to(floor)
+        .context("cannot delete old log segments")?;
+    tracing::info!(
+        series = info.series,
+        bytes = info.bytes,
+        log_bytes_freed = freed,
+        "Wrote a checkpoint."
+    );
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

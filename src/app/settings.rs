@@ -17,6 +17,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// When acknowledged pushes are synced to disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// One sync per push, before its acknowledgement.
+    Always,
+    /// Group commit: pushes that arrive together share one sync, each acknowledged after it.
+    #[default]
+    Batch,
+    /// Never sync (unsafe: acknowledged data can be lost on a crash; for benchmarks).
+    Never,
+}
+
 /// The keys a settings file may hold (all optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +48,12 @@ pub struct SettingsFile {
     pub max_in_flight_requests: Option<usize>,
     /// Streams open at once.
     pub max_streams: Option<usize>,
+    /// Sync policy of the write-ahead log.
+    pub fsync: Option<Fsync>,
+    /// Extra wait before a group commit, in milliseconds.
+    pub fsync_interval_ms: Option<u64>,
+    /// Seconds between checkpoints (snapshot + log truncation).
+    pub checkpoint_interval_seconds: Option<u64>,
 }
 
 impl SettingsFile {
@@ -81,6 +100,15 @@ pub struct Settings {
     pub max_in_flight_requests: usize,
     /// `StreamMetricData` streams open at once before RESOURCE_EXHAUSTED.
     pub max_streams: usize,
+    /// Sync policy of the write-ahead log.
+    pub fsync: Fsync,
+    /// Extra wait before a group commit (`batch` mode).
+    pub fsync_interval_ms: u64,
+    /// Seconds between checkpoints.
+    pub checkpoint_interval_seconds: u64,
+    /// Drop a corrupt log record in the middle of the log (and everything after it) instead of
+    /// refusing to start.
+    pub recover_truncate: bool,
 }
 
 impl Default for Settings {
@@ -93,6 +121,10 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             max_in_flight_requests: 1024,
             max_streams: 256,
+            fsync: Fsync::Batch,
+            fsync_interval_ms: 0,
+            checkpoint_interval_seconds: 300,
+            recover_truncate: false,
         }
     }
 }
@@ -121,6 +153,20 @@ pub struct ServeArgs {
     /// StreamMetricData streams open at once; more are answered RESOURCE_EXHAUSTED [default: 256].
     #[arg(long)]
     pub max_streams: Option<usize>,
+    /// When acknowledged pushes reach the disk: always (a sync per push), batch (group commit,
+    /// the default) or never (unsafe, for benchmarks).
+    #[arg(long, value_enum)]
+    pub fsync: Option<Fsync>,
+    /// In batch mode, how long to gather pushes before one sync, in milliseconds [default: 0].
+    #[arg(long)]
+    pub fsync_interval_ms: Option<u64>,
+    /// Seconds between checkpoints (snapshot, then the log before it is deleted) [default: 300].
+    #[arg(long)]
+    pub checkpoint_interval_seconds: Option<u64>,
+    /// At start, drop a corrupt write-ahead-log record and everything after it instead of
+    /// refusing to start (what is dropped is logged).
+    #[arg(long)]
+    pub recover_truncate: bool,
     /// A YAML file with any of the keys above (grpc_addr, http_addr, data_dir, config,
     /// log_format, max_in_flight_requests, max_streams); flags win over it.
     #[arg(long)]
@@ -165,6 +211,17 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
             .max_streams
             .or(file.max_streams)
             .unwrap_or(d.max_streams),
+        fsync: args.fsync.or(file.fsync).unwrap_or(d.fsync),
+        fsync_interval_ms: args
+            .fsync_interval_ms
+            .or(file.fsync_interval_ms)
+            .unwrap_or(d.fsync_interval_ms),
+        checkpoint_interval_seconds: args
+            .checkpoint_interval_seconds
+            .or(file.checkpoint_interval_seconds)
+            .unwrap_or(d.checkpoint_interval_seconds)
+            .max(1),
+        recover_truncate: args.recover_truncate,
     }
 }
 

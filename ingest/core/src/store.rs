@@ -9,7 +9,6 @@
 //! every tier whose granularity divides `P` and that lie wholly inside a bucket.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -216,6 +215,9 @@ impl Series {
 #[derive(Debug, Default)]
 struct Shard {
     series: HashMap<SeriesKey, Series>,
+    /// Sequence number of the newest write-ahead-log record applied to this shard; records
+    /// at or below it are already in the shard (see [`Store::record_batch_seq`]).
+    applied_seq: u64,
 }
 
 /// What one [`Store::compact`] pass did.
@@ -232,10 +234,31 @@ pub struct CompactionReport {
 }
 
 /// The sharded in-memory store of every series.
+///
+/// A series' shard is a stable function of its key (xxh3 of the key's canonical bytes), so
+/// that the per-shard log watermarks saved in a snapshot stay meaningful across restarts and
+/// versions.
 #[derive(Debug)]
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    /// The newest log record applied completely (to every shard it touches).
+    completed_seq: std::sync::atomic::AtomicU64,
+}
+
+/// The stable hash of a series key that picks its shard.
+pub fn stable_hash(key: &SeriesKey) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut part = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    part(key.namespace());
+    part(key.metric_name());
+    for d in key.dimensions() {
+        part(&d.name);
+        part(&d.value);
+    }
+    h.digest()
 }
 
 impl Default for Store {
@@ -249,12 +272,17 @@ impl Store {
     pub fn new(shards: usize) -> Self {
         Store {
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            completed_seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
     fn shard_of(&self, key: &SeriesKey) -> usize {
-        (self.hasher.hash_one(key) % self.shards.len() as u64) as usize
+        (stable_hash(key) % self.shards.len() as u64) as usize
     }
 
     fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
@@ -265,10 +293,26 @@ impl Store {
 
     /// Records a batch of validated observations, taking each shard's lock once.
     pub fn record_batch(&self, batch: &[(SeriesKey, Observation<'_>)]) {
-        if let [(key, obs)] = batch {
-            let mut shard = self.lock(self.shard_of(key));
-            return shard.series.entry(key.clone()).or_default().record(obs);
+        self.record(batch, None);
+    }
+
+    /// Records the batch of write-ahead-log record `seq`: entries of shards that already hold
+    /// `seq` (their watermark is `>= seq`, as after loading a snapshot taken later) are
+    /// skipped, and every shard written gets `seq` as its watermark. Records must be given in
+    /// increasing `seq` order.
+    pub fn record_batch_seq(&self, batch: &[(SeriesKey, Observation<'_>)], seq: u64) {
+        self.record(batch, Some(seq));
+    }
+
+    fn record(&self, batch: &[(SeriesKey, Observation<'_>)], seq: Option<u64>) {
+        self.record_entries(batch, seq);
+        if let Some(seq) = seq {
+            self.completed_seq
+                .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
         }
+    }
+
+    fn record_entries(&self, batch: &[(SeriesKey, Observation<'_>)], seq: Option<u64>) {
         let mut order: Vec<(usize, usize)> = batch
             .iter()
             .enumerate()
@@ -277,6 +321,13 @@ impl Store {
         order.sort_unstable();
         for chunk in order.chunk_by(|a, b| a.0 == b.0) {
             let mut shard = self.lock(chunk[0].0);
+            if let Some(seq) = seq {
+                let watermark = shard.applied_seq.max(self.completed());
+                if watermark >= seq {
+                    continue;
+                }
+                shard.applied_seq = seq;
+            }
             for &(_, i) in chunk {
                 let (key, obs) = &batch[i];
                 match shard.series.get_mut(key) {
@@ -285,6 +336,44 @@ impl Store {
                 }
             }
         }
+    }
+
+    fn completed(&self) -> u64 {
+        self.completed_seq
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Per shard, the log sequence number up to which every record touching the shard is
+    /// applied: the newest record applied to it, or the newest record applied completely,
+    /// whichever is later (see [`Store::record_batch_seq`]).
+    pub fn watermarks(&self) -> Vec<u64> {
+        (0..self.shards.len())
+            .map(|i| {
+                let shard = self.lock(i);
+                shard.applied_seq.max(self.completed())
+            })
+            .collect()
+    }
+
+    /// Sets the per-shard watermarks (after loading a snapshot).
+    ///
+    /// # Errors
+    /// When the number of watermarks is not the number of shards.
+    pub fn set_watermarks(&self, marks: &[u64]) -> Result<(), String> {
+        if marks.len() != self.shards.len() {
+            return Err(format!(
+                "the snapshot has {} shards, this store {}",
+                marks.len(),
+                self.shards.len()
+            ));
+        }
+        for (i, &m) in marks.iter().enumerate() {
+            self.lock(i).applied_seq = m;
+        }
+        let floor = marks.iter().copied().min().unwrap_or(0);
+        self.completed_seq
+            .fetch_max(floor, std::sync::atomic::Ordering::AcqRel);
+        Ok(())
     }
 
     /// Number of series held.
@@ -503,35 +592,34 @@ impl Store {
         report
     }
 
-    /// Calls `f` with a serialisable copy of every series, one shard locked at a time.
-    pub fn export_each(&self, mut f: impl FnMut(SeriesExport)) {
+    /// Calls `f` with a serialisable copy of every series, one shard locked at a time, and
+    /// after each shard with its watermark: the shard's series just given are exactly its
+    /// state at that watermark.
+    pub fn export_shards(&self, mut f: impl FnMut(ExportItem)) {
         for i in 0..self.shards.len() {
             let shard = self.lock(i);
+            let watermark = shard.applied_seq.max(self.completed());
             for (key, series) in &shard.series {
-                f(SeriesExport {
-                    key: key.clone(),
-                    last_timestamp: series.last_timestamp,
-                    streams: series
-                        .streams
-                        .iter()
-                        .map(|s| StreamExport {
-                            unit: s.unit,
-                            windows: s
-                                .tiers
-                                .iter()
-                                .enumerate()
-                                .flat_map(|(t, ws)| {
-                                    ws.iter().map(move |(&st, w)| (t as u8, st, w.export()))
-                                })
-                                .collect(),
-                        })
-                        .collect(),
-                });
+                f(ExportItem::Series(export_series(key, series)));
             }
+            drop(shard);
+            f(ExportItem::ShardEnd {
+                index: i,
+                watermark,
+            });
         }
     }
 
-    /// Adds a series exported by [`Store::export_each`] (merging with any data already held).
+    /// Calls `f` with a serialisable copy of every series, one shard locked at a time.
+    pub fn export_each(&self, mut f: impl FnMut(SeriesExport)) {
+        self.export_shards(|item| {
+            if let ExportItem::Series(s) = item {
+                f(s);
+            }
+        });
+    }
+
+    /// Adds a series exported by [`Store::export_shards`] (merging with any data already held).
     pub fn import(&self, e: SeriesExport) {
         let mut shard = self.lock(self.shard_of(&e.key));
         let series = shard.series.entry(e.key).or_default();
@@ -565,6 +653,26 @@ impl Store {
     }
 }
 
+fn export_series(key: &SeriesKey, series: &Series) -> SeriesExport {
+    SeriesExport {
+        key: key.clone(),
+        last_timestamp: series.last_timestamp,
+        streams: series
+            .streams
+            .iter()
+            .map(|s| StreamExport {
+                unit: s.unit,
+                windows: s
+                    .tiers
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(t, ws)| ws.iter().map(move |(&st, w)| (t as u8, st, w.export())))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionReport) {
     for tier in 0..TIER_MS.len() {
         let g = TIER_MS[tier];
@@ -589,6 +697,20 @@ fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionRe
             }
         }
     }
+}
+
+/// What [`Store::export_shards`] gives, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExportItem {
+    /// One series of the current shard.
+    Series(SeriesExport),
+    /// The end of a shard, with its write-ahead-log watermark.
+    ShardEnd {
+        /// Shard index.
+        index: usize,
+        /// Newest log record the shard's exported state holds.
+        watermark: u64,
+    },
 }
 
 /// Serialisable form of one series, for snapshots.

@@ -31,6 +31,8 @@ pub enum RejectReason {
     overloaded,
     /// The server was shutting down.
     shutting_down,
+    /// The write-ahead log could not persist the request (disk full, IO error).
+    persist_failed,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,7 +118,7 @@ impl Telemetry {
         let outcome = match reason {
             RejectReason::invalid_datum | RejectReason::too_large => Outcome::invalid,
             RejectReason::overloaded => Outcome::overloaded,
-            RejectReason::shutting_down => Outcome::unavailable,
+            RejectReason::shutting_down | RejectReason::persist_failed => Outcome::unavailable,
         };
         self.requests
             .get_or_create(&OutcomeLabels { outcome })

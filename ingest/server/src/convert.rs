@@ -1,5 +1,9 @@
-//! Validates a `PutMetricDataRequest` against CloudWatch's rules and turns it into
-//! observations for the store. A request with any invalid datum is rejected whole.
+//! Validates a `PutMetricDataRequest` against CloudWatch's rules and says where each datum
+//! goes. A request with any invalid datum is rejected whole.
+//!
+//! The values stay in the request: a [`Validated`] request holds each datum's series and
+//! placement, and [`Validated::observations`] borrows the values when the request is applied,
+//! so a validated request travels to the log writer without copying them.
 
 use std::sync::Arc;
 
@@ -9,23 +13,104 @@ use thermostat_metrics::{
 };
 use thermostat_proto::v1::{MetricDatum, PutMetricDataRequest};
 
-/// A validated request: observations that borrow the request's value lists.
-#[derive(Debug)]
-pub struct Validated<'a> {
-    /// One entry per datum that carries at least one sample.
-    pub batch: Vec<(SeriesKey, Observation<'a>)>,
+/// Where one datum goes.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    /// Index of the datum in `metric_data`.
+    pub datum: usize,
+    /// Its timestamp (receipt time when the datum had none).
+    pub timestamp: Timestamp,
+    /// Its unit.
+    pub unit: Unit,
+    /// Its storage resolution.
+    pub resolution: Resolution,
+}
+
+/// A validated (or, when replaying the log, trusted) request.
+#[derive(Debug, Default)]
+pub struct Validated {
+    /// One entry per datum that carries data.
+    pub entries: Vec<(SeriesKey, Placement)>,
     /// Samples in the request, by Thermostat's counting rule.
     pub samples: f64,
 }
 
-/// Checks every datum and converts the request.
+impl Validated {
+    /// The observations to record, borrowing `req`'s value lists (`req` must be the request
+    /// this was made from).
+    pub fn observations(self, req: &PutMetricDataRequest) -> Vec<(SeriesKey, Observation<'_>)> {
+        self.entries
+            .into_iter()
+            .filter_map(|(key, p)| {
+                let sample = sample_of(req.metric_data.get(p.datum)?)?;
+                let obs = Observation {
+                    timestamp: p.timestamp,
+                    unit: p.unit,
+                    resolution: p.resolution,
+                    sample,
+                };
+                Some((key, obs))
+            })
+            .collect()
+    }
+}
+
+fn sample_of(d: &MetricDatum) -> Option<Sample<'_>> {
+    if let Some(v) = d.value {
+        Some(Sample::Value(v))
+    } else if let Some(s) = &d.statistic_values {
+        Some(Sample::Set(StatisticSet {
+            sample_count: s.sample_count,
+            sum: s.sum,
+            minimum: s.minimum,
+            maximum: s.maximum,
+        }))
+    } else if d.values.is_empty() {
+        None
+    } else {
+        Some(Sample::Values {
+            values: &d.values,
+            counts: &d.counts,
+        })
+    }
+}
+
+fn key_of(namespace: &Arc<str>, d: &MetricDatum) -> SeriesKey {
+    SeriesKey::new(
+        Arc::clone(namespace),
+        d.metric_name.as_str(),
+        d.dimensions
+            .iter()
+            .map(|x| Dimension::new(x.name.as_str(), x.value.as_str()))
+            .collect(),
+    )
+}
+
+fn timestamp_of(d: &MetricDatum, now: Timestamp) -> Timestamp {
+    if d.timestamp_ms == 0 {
+        now
+    } else {
+        Timestamp::from_millis(d.timestamp_ms)
+    }
+}
+
+fn placement(datum: usize, d: &MetricDatum, now: Timestamp) -> Placement {
+    Placement {
+        datum,
+        timestamp: timestamp_of(d, now),
+        unit: d.unit.parse().unwrap_or_default(),
+        resolution: Resolution::from_storage_resolution(d.storage_resolution),
+    }
+}
+
+/// Checks every datum and says where each goes.
 ///
 /// # Errors
 /// The first broken rule, with the field path (`metric_data[3].dimensions[1].value`).
 pub fn validate_request(
     req: &PutMetricDataRequest,
     now: Timestamp,
-) -> Result<Validated<'_>, ValidationError> {
+) -> Result<Validated, ValidationError> {
     validate::namespace(&req.namespace).map_err(|r| ValidationError::new("namespace", r))?;
     if req.metric_data.is_empty() {
         return Err(ValidationError::new(
@@ -44,26 +129,43 @@ pub fn validate_request(
         ));
     }
     let namespace: Arc<str> = Arc::from(req.namespace.as_str());
-    let mut batch = Vec::with_capacity(req.metric_data.len());
-    let mut samples = 0.0;
+    let mut out = Validated {
+        entries: Vec::with_capacity(req.metric_data.len()),
+        samples: 0.0,
+    };
     for (i, d) in req.metric_data.iter().enumerate() {
-        let (key, obs) = validate_datum(&namespace, d, now)
-            .map_err(|e| e.within(&format!("metric_data[{i}]")))?;
-        samples += obs.sample.sample_count();
-        batch.push((key, obs));
+        out.samples +=
+            validate_datum(d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
+        out.entries
+            .push((key_of(&namespace, d), placement(i, d, now)));
     }
-    Ok(Validated { batch, samples })
+    Ok(out)
+}
+
+/// Converts a request that was validated when it arrived (a write-ahead-log record) without
+/// checking it again: acknowledged data must replay even if a later version tightens a rule.
+/// `received` is the time the request arrived (the timestamp of datums without one).
+pub fn trusted_request(req: &PutMetricDataRequest, received: Timestamp) -> Validated {
+    let namespace: Arc<str> = Arc::from(req.namespace.as_str());
+    let mut out = Validated {
+        entries: Vec::with_capacity(req.metric_data.len()),
+        samples: 0.0,
+    };
+    for (i, d) in req.metric_data.iter().enumerate() {
+        let Some(sample) = sample_of(d) else { continue };
+        out.samples += sample.sample_count();
+        out.entries
+            .push((key_of(&namespace, d), placement(i, d, received)));
+    }
+    out
 }
 
 fn field(name: &str) -> impl Fn(String) -> ValidationError + '_ {
     move |rule| ValidationError::new(name, rule)
 }
 
-fn validate_datum<'a>(
-    namespace: &Arc<str>,
-    d: &'a MetricDatum,
-    now: Timestamp,
-) -> Result<(SeriesKey, Observation<'a>), ValidationError> {
+/// Checks one datum; returns its sample count.
+fn validate_datum(d: &MetricDatum, now: Timestamp) -> Result<f64, ValidationError> {
     validate::metric_name(&d.metric_name).map_err(field("metric_name"))?;
     validate::dimension_set(d.dimensions.iter().map(|x| x.name.as_str())).map_err(
         |(i, rule)| match i {
@@ -77,30 +179,17 @@ fn validate_datum<'a>(
         validate::dimension_value(&dim.value)
             .map_err(|r| ValidationError::new(format!("dimensions[{j}].value"), r))?;
     }
-    let timestamp = if d.timestamp_ms == 0 {
-        now
-    } else {
-        Timestamp::from_millis(d.timestamp_ms)
-    };
-    validate::timestamp(timestamp, now).map_err(field("timestamp_ms"))?;
+    validate::timestamp(timestamp_of(d, now), now).map_err(field("timestamp_ms"))?;
     validate::shape(Shape {
         value: d.value.is_some(),
         statistic_values: d.statistic_values.is_some(),
         values: !d.values.is_empty(),
         counts: !d.counts.is_empty(),
     })?;
-    let sample = if let Some(v) = d.value {
+    if let Some(v) = d.value {
         validate::value(v).map_err(field("value"))?;
-        Sample::Value(v)
-    } else if let Some(s) = &d.statistic_values {
-        let set = StatisticSet {
-            sample_count: s.sample_count,
-            sum: s.sum,
-            minimum: s.minimum,
-            maximum: s.maximum,
-        };
+    } else if let Some(Sample::Set(set)) = sample_of(d) {
         validate::statistic_set(&set).map_err(|e| e.within("statistic_values"))?;
-        Sample::Set(set)
     } else {
         validate::values_and_counts(d.values.len(), d.counts.len())?;
         for (k, &v) in d.values.iter().enumerate() {
@@ -109,33 +198,10 @@ fn validate_datum<'a>(
         for (k, &c) in d.counts.iter().enumerate() {
             validate::count(c).map_err(|r| ValidationError::new(format!("counts[{k}]"), r))?;
         }
-        Sample::Values {
-            values: &d.values,
-            counts: &d.counts,
-        }
-    };
-    let unit: Unit = d
-        .unit
-        .parse()
-        .map_err(|e: thermostat_metrics::unit::UnknownUnit| {
-            ValidationError::new("unit", e.to_string())
-        })?;
+    }
+    d.unit
+        .parse::<Unit>()
+        .map_err(|e| ValidationError::new("unit", e.to_string()))?;
     validate::storage_resolution(d.storage_resolution).map_err(field("storage_resolution"))?;
-    let key = SeriesKey::new(
-        Arc::clone(namespace),
-        d.metric_name.as_str(),
-        d.dimensions
-            .iter()
-            .map(|x| Dimension::new(x.name.as_str(), x.value.as_str()))
-            .collect(),
-    );
-    Ok((
-        key,
-        Observation {
-            timestamp,
-            unit,
-            resolution: Resolution::from_storage_resolution(d.storage_resolution),
-            sample,
-        },
-    ))
+    Ok(sample_of(d).map_or(0.0, |s| s.sample_count()))
 }

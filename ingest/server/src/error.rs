@@ -14,6 +14,9 @@ pub enum Error {
         "the server is overloaded: {0}; nothing of this request was stored, retry with backoff"
     )]
     Overloaded(String),
+    /// The request could not be made durable (e.g. the disk is full); nothing of it was stored.
+    #[error("{0}; nothing of this request was stored, retry later")]
+    Persist(String),
     /// The server is shutting down; nothing of the request was stored.
     #[error("the server is shutting down; nothing of this request was stored")]
     ShuttingDown,
@@ -26,6 +29,7 @@ impl Error {
             Error::Invalid(_) => RejectReason::invalid_datum,
             Error::Overloaded(_) => RejectReason::overloaded,
             Error::ShuttingDown => RejectReason::shutting_down,
+            Error::Persist(_) => RejectReason::persist_failed,
         }
     }
 }
@@ -35,7 +39,7 @@ impl From<Error> for tonic::Status {
         match &e {
             Error::Invalid(_) => tonic::Status::invalid_argument(e.to_string()),
             Error::Overloaded(_) => tonic::Status::resource_exhausted(e.to_string()),
-            Error::ShuttingDown => tonic::Status::unavailable(e.to_string()),
+            Error::ShuttingDown | Error::Persist(_) => tonic::Status::unavailable(e.to_string()),
         }
     }
 }

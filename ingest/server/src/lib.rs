@@ -22,6 +22,7 @@ pub mod convert;
 pub mod error;
 pub mod persist;
 pub mod service;
+pub mod wal;
 
 use std::future::Future;
 

@@ -1,20 +1,32 @@
 //! Snapshots of the store on disk.
 //!
 //! A snapshot file is `MAGIC`, a little-endian `u32` format version, then records of
-//! `[u32 length][u32 crc32][postcard bytes of one SeriesExport]`, then a record of length 0.
-//! It is written to a temporary file, fsynced and renamed over the previous one, so a crash
-//! while writing leaves the previous snapshot in place.
+//! `[u32 length][u32 crc32][postcard bytes of one Record]`, then a record of length 0. After
+//! the series of each shard comes that shard's write-ahead-log watermark: the snapshot holds
+//! exactly the log records up to it, so recovery replays only newer ones. It is written to a
+//! temporary file, fsynced and renamed over the previous one, so a crash while writing leaves
+//! the previous snapshot in place.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use thermostat_metrics::Store;
-use thermostat_metrics::store::SeriesExport;
+use thermostat_metrics::store::{ExportItem, SeriesExport};
 
 const MAGIC: &[u8; 8] = b"THRMSNAP";
 /// The snapshot format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Record {
+    Series(SeriesExport),
+    Shard {
+        index: u32,
+        count: u32,
+        watermark: u64,
+    },
+}
 const FILE_NAME: &str = "series.snapshot";
 
 /// Why a snapshot could not be read or written.
@@ -57,12 +69,14 @@ pub enum PersistError {
 }
 
 /// What a snapshot held.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotInfo {
     /// Series written or read.
     pub series: usize,
     /// File size in bytes.
     pub bytes: u64,
+    /// Per shard, the newest log record the snapshot holds.
+    pub watermarks: Vec<u64>,
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> PersistError + '_ {
@@ -86,18 +100,31 @@ pub fn save_snapshot(store: &Store, dir: &Path) -> Result<SnapshotInfo, PersistE
         .write_all(MAGIC)
         .and_then(|_| out.write_all(&FORMAT_VERSION.to_le_bytes()));
     let mut info = SnapshotInfo::default();
-    store.export_each(|series| {
+    let count = u32::try_from(store.shard_count()).unwrap_or(u32::MAX);
+    store.export_shards(|item| {
         if result.is_err() {
             return;
         }
+        let record = match item {
+            ExportItem::Series(series) => {
+                info.series += 1;
+                Record::Series(series)
+            }
+            ExportItem::ShardEnd { index, watermark } => {
+                info.watermarks.push(watermark);
+                Record::Shard {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    count,
+                    watermark,
+                }
+            }
+        };
         result = (|| {
-            let bytes = postcard::to_stdvec(&series).map_err(io::Error::other)?;
+            let bytes = postcard::to_stdvec(&record).map_err(io::Error::other)?;
             let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
             out.write_all(&len.to_le_bytes())?;
             out.write_all(&crc32fast::hash(&bytes).to_le_bytes())?;
-            out.write_all(&bytes)?;
-            info.series += 1;
-            Ok(())
+            out.write_all(&bytes)
         })();
     });
     result.map_err(io_err(&tmp))?;
@@ -142,7 +169,11 @@ pub fn load_snapshot(store: &Store, dir: &Path) -> Result<Option<SnapshotInfo>, 
         return Err(PersistError::UnknownVersion { path, found });
     }
     let mut offset = 12u64;
-    let mut info = SnapshotInfo { series: 0, bytes };
+    let mut info = SnapshotInfo {
+        series: 0,
+        bytes,
+        watermarks: Vec::new(),
+    };
     let corrupt = |offset, why: String| PersistError::Corrupt {
         path: path.clone(),
         offset,
@@ -164,11 +195,33 @@ pub fn load_snapshot(store: &Store, dir: &Path) -> Result<Option<SnapshotInfo>, 
         if crc32fast::hash(&buf) != crc {
             return Err(corrupt(offset, "checksum mismatch".into()));
         }
-        let series: SeriesExport =
-            postcard::from_bytes(&buf).map_err(|e| corrupt(offset, e.to_string()))?;
-        store.import(series);
-        info.series += 1;
+        match postcard::from_bytes(&buf).map_err(|e| corrupt(offset, e.to_string()))? {
+            Record::Series(series) => {
+                store.import(series);
+                info.series += 1;
+            }
+            Record::Shard {
+                index,
+                count,
+                watermark,
+            } => {
+                if count as usize != store.shard_count() || index as usize != info.watermarks.len()
+                {
+                    let why = format!(
+                        "shard {index} of {count} does not fit a store of {} shards",
+                        store.shard_count()
+                    );
+                    return Err(corrupt(offset, why));
+                }
+                info.watermarks.push(watermark);
+            }
+        }
         offset += 8 + len as u64;
+    }
+    if !info.watermarks.is_empty() {
+        store
+            .set_watermarks(&info.watermarks)
+            .map_err(|why| corrupt(offset, why))?;
     }
     Ok(Some(info))
 }
@@ -221,7 +274,7 @@ mod tests {
         let (store, key, now) = filled();
         let saved = save_snapshot(&store, dir.path()).unwrap();
         assert_eq!(saved.series, 1);
-        let back = Store::new(2);
+        let back = Store::new(4);
         let loaded = load_snapshot(&back, dir.path()).unwrap().unwrap();
         assert_eq!(loaded.series, 1);
         assert_eq!(stats(&store, &key, now), stats(&back, &key, now));
@@ -230,7 +283,7 @@ mod tests {
     #[test]
     fn missing_snapshot_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(load_snapshot(&Store::new(1), dir.path()).unwrap().is_none());
+        assert!(load_snapshot(&Store::new(4), dir.path()).unwrap().is_none());
     }
 
     #[test]
@@ -241,25 +294,43 @@ mod tests {
         let path = dir.path().join(FILE_NAME);
         let good = fs::read(&path).unwrap();
 
-        let mut v2 = good.clone();
-        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
-        fs::write(&path, &v2).unwrap();
-        let e = load_snapshot(&Store::new(1), dir.path()).unwrap_err();
+        let mut v9 = good.clone();
+        v9[8..12].copy_from_slice(&9u32.to_le_bytes());
+        fs::write(&path, &v9).unwrap();
+        let e = load_snapshot(&Store::new(4), dir.path()).unwrap_err();
         assert!(
-            matches!(e, PersistError::UnknownVersion { found: 2, .. }),
+            matches!(e, PersistError::UnknownVersion { found: 9, .. }),
             "{e}"
         );
 
         let mut flipped = good.clone();
         let mid = flipped.len() / 2;
         flipped[mid] ^= 0xff;
+        // The offset of the record that holds byte `mid`.
+        let mut record = 12;
+        loop {
+            let len = u32::from_le_bytes(good[record..record + 4].try_into().unwrap()) as usize;
+            if record + 8 + len > mid {
+                break;
+            }
+            record += 8 + len;
+        }
         fs::write(&path, &flipped).unwrap();
-        let e = load_snapshot(&Store::new(1), dir.path()).unwrap_err();
-        assert!(matches!(e, PersistError::Corrupt { offset: 12, .. }), "{e}");
+        let e = load_snapshot(&Store::new(4), dir.path()).unwrap_err();
+        assert!(
+            matches!(e, PersistError::Corrupt { offset, .. } if offset == record as u64),
+            "{e} (expected offset {record})"
+        );
+        fs::write(&path, &good).unwrap();
+        let e = load_snapshot(&Store::new(8), dir.path()).unwrap_err();
+        assert!(
+            e.to_string().contains("does not fit a store of 8 shards"),
+            "{e}"
+        );
 
         fs::write(&path, b"hello world, not a snapshot").unwrap();
         assert!(matches!(
-            load_snapshot(&Store::new(1), dir.path()),
+            load_snapshot(&Store::new(4), dir.path()),
             Err(PersistError::NotASnapshot { .. })
         ));
     }

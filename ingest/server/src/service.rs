@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
+use prost::Message as _;
 use thermostat_metrics::validate::ValidationError;
 use thermostat_metrics::{
     Clock, Dimension, Period, Query, SeriesKey, Statistic, Store, Telemetry, Timestamp, Unit,
@@ -13,12 +14,18 @@ use thermostat_proto::v1::{
     self as pb, GetMetricStatisticsRequest, GetMetricStatisticsResponse, ListMetricsRequest,
     ListMetricsResponse, PutMetricDataRequest, PutMetricDataResponse,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::validate_request;
 use crate::error::Error;
+use crate::wal::{Job, Refused, Wal};
+
+/// Requests of one stream waiting for the log at once.
+const STREAM_PIPELINE: usize = 32;
+
+type Pending = oneshot::Receiver<Result<u64, String>>;
 
 /// Limits that protect the server.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +52,7 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct MetricsApi {
     store: Arc<Store>,
+    wal: Arc<Wal>,
     telemetry: Arc<Telemetry>,
     clock: Arc<dyn Clock>,
     in_flight: Arc<Semaphore>,
@@ -57,6 +65,7 @@ impl MetricsApi {
     /// open streams end after the request in hand.
     pub fn new(
         store: Arc<Store>,
+        wal: Arc<Wal>,
         telemetry: Arc<Telemetry>,
         clock: Arc<dyn Clock>,
         limits: Limits,
@@ -64,6 +73,7 @@ impl MetricsApi {
     ) -> Self {
         MetricsApi {
             store,
+            wal,
             telemetry,
             clock,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -77,17 +87,45 @@ impl MetricsApi {
         &self.telemetry
     }
 
-    /// Validates and stores one request; the response is sent only after the data is stored.
-    fn ingest(&self, req: &PutMetricDataRequest) -> Result<PutMetricDataResponse, Error> {
+    /// Validates a request and hands it to the write-ahead log. The returned receiver answers
+    /// once the request is durable and applied; nothing of a request that fails here is stored.
+    fn admit(&self, request: PutMetricDataRequest) -> Result<(Pending, f64), Error> {
         if self.stopping.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
-        let validated = validate_request(req, self.clock.now())?;
-        self.store.record_batch(&validated.batch);
-        self.telemetry.ingest_accepted(validated.samples);
-        Ok(PutMetricDataResponse {
-            accepted_samples: validated.samples.round() as u64,
-        })
+        let received = self.clock.now();
+        let validated = validate_request(&request, received)?;
+        let samples = validated.samples;
+        let payload = request.encode_to_vec();
+        let (ack, pending) = oneshot::channel();
+        let job = Job {
+            payload,
+            received,
+            request,
+            validated,
+            ack,
+        };
+        match self.wal.submit(job) {
+            Ok(()) => Ok((pending, samples)),
+            Err(Refused::Full) => Err(Error::Overloaded(
+                "the write-ahead log queue is full".into(),
+            )),
+            Err(Refused::Closed) => Err(Error::ShuttingDown),
+        }
+    }
+
+    /// Waits until an admitted request is durable; the response is sent only then.
+    async fn settle(&self, pending: Pending, samples: f64) -> Result<PutMetricDataResponse, Error> {
+        match pending.await {
+            Ok(Ok(_seq)) => {
+                self.telemetry.ingest_accepted(samples);
+                Ok(PutMetricDataResponse {
+                    accepted_samples: samples.round() as u64,
+                })
+            }
+            Ok(Err(msg)) => Err(Error::Persist(msg)),
+            Err(_) => Err(Error::ShuttingDown),
+        }
     }
 
     fn counted<T>(&self, r: Result<T, Error>) -> Result<T, Status> {
@@ -114,7 +152,8 @@ impl MetricsService for MetricsApi {
         let Ok(_permit) = self.in_flight.try_acquire() else {
             return Err(self.counted(Err(Error::Overloaded("too many requests in flight".into())))?);
         };
-        self.counted(self.ingest(request.get_ref()))
+        let (pending, samples) = self.counted(self.admit(request.into_inner()))?;
+        self.counted(self.settle(pending, samples).await)
             .map(Response::new)
     }
 
@@ -130,24 +169,44 @@ impl MetricsService for MetricsApi {
         let api = self.clone();
         let stopping = self.stopping.clone();
         let mut index = 0usize;
-        let responses = request
-            .into_inner()
-            .take_until(stopping.cancelled_owned())
-            .map(move |item| {
-                let _hold = &permit;
-                let i = index;
-                index += 1;
-                match item {
-                    Ok(req) => api.counted(api.ingest(&req)).map_err(|s| {
-                        Status::new(s.code(), format!("request {i} of the stream: {}", s.message()))
-                    }),
-                    Err(status) if status.code() == tonic::Code::OutOfRange => Err(Status::resource_exhausted(format!(
-                        "request {i} of the stream is too large ({}): split it into smaller requests",
-                        status.message()
-                    ))),
-                    Err(status) => Err(status),
+        let mut failed = false;
+        // Requests are admitted (validated and queued for the log) one after another as they
+        // arrive, and answered in order once durable, with up to STREAM_PIPELINE in flight.
+        // Once one fails, nothing after it is admitted: the stream ends with that status, and
+        // a request the client did not get an answer for was not stored.
+        let admitted = request.into_inner().take_until(stopping.cancelled_owned()).map(move |item| {
+            let _hold = &permit;
+            let i = index;
+            index += 1;
+            let tag = |s: Status| Status::new(s.code(), format!("request {i} of the stream: {}", s.message()));
+            let result = match item {
+                _ if failed => Err(Status::aborted(format!("request {i} of the stream: not processed after an earlier failure"))),
+                Ok(req) => api.counted(api.admit(req)).map_err(tag),
+                Err(status) if status.code() == tonic::Code::OutOfRange => Err(Status::resource_exhausted(format!(
+                    "request {i} of the stream is too large ({}): split it into smaller requests",
+                    status.message()
+                ))),
+                Err(status) => Err(status),
+            };
+            failed |= result.is_err();
+            (i, result)
+        });
+        let api = self.clone();
+        let responses = admitted
+            .map(move |(i, admitted)| {
+                let api = api.clone();
+                async move {
+                    let (pending, samples) = admitted?;
+                    api.counted(api.settle(pending, samples).await)
+                        .map_err(|s| {
+                            Status::new(
+                                s.code(),
+                                format!("request {i} of the stream: {}", s.message()),
+                            )
+                        })
                 }
-            });
+            })
+            .buffered(STREAM_PIPELINE);
         Ok(Response::new(Box::pin(responses)))
     }
 

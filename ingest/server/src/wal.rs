@@ -1,0 +1,673 @@
+//! The ingest write-ahead log: an acknowledged push is on disk before its answer is sent.
+//!
+//! # Format
+//! `wal/<first sequence number, 20 digits>.wal` segments. Each starts with `MAGIC` and a
+//! little-endian `u32` format version, then records:
+//! `[u32 payload length][u32 crc32 of the rest][u64 sequence number][i64 receipt time ms][payload]`,
+//! where the payload is the protobuf encoding of the `PutMetricDataRequest` as received.
+//! Sequence numbers increase by one from record to record across segments.
+//!
+//! # Writing
+//! One writer thread owns the open segment. Handlers validate a request, encode it, and queue
+//! it ([`Wal::submit`]); a full queue is answered `RESOURCE_EXHAUSTED`, never dropped. The writer
+//! takes everything queued, writes it, syncs once for the whole group (`--fsync batch`, the
+//! default), once per request (`always`) or never (`never`, unsafe, for benchmarks), then
+//! applies the records to the store *in sequence order* and acknowledges them. A failed write is
+//! cut off the file again and answered with an error; nothing of it is applied.
+//!
+//! # Recovery
+//! [`recover`] replays every record newer than the snapshot's per-shard watermarks. A torn or
+//! corrupt last record (a crash mid-write, a full disk) was never acknowledged: it is cut off
+//! and reported. A corrupt record followed by more data is refused with its offset unless
+//! `truncate_corrupt` is set (`--recover-truncate`), so that nothing is lost silently.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use thermostat_metrics::{Store, Timestamp};
+use thermostat_proto::v1::PutMetricDataRequest;
+use tokio::sync::oneshot;
+
+use crate::convert::{Validated, trusted_request};
+
+const MAGIC: &[u8; 8] = b"THRMWAL\0";
+/// The log format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 12;
+const RECORD_HEADER: usize = 4 + 4 + 8 + 8;
+/// Largest payload accepted when reading (a larger length field means corruption).
+const MAX_PAYLOAD: usize = 256 << 20;
+/// Requests taken into one group commit at most.
+const MAX_GROUP: usize = 1024;
+
+/// When the log is synced to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncMode {
+    /// Before every acknowledgement, one sync per request.
+    Always,
+    /// Group commit: every request queued while the previous sync ran shares one sync; each is
+    /// acknowledged after it.
+    Batch,
+    /// Never (the OS writes back when it likes): acknowledged data can be lost on a crash.
+    Never,
+}
+
+/// Log settings.
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// The data directory (the log lives in `wal/` below it).
+    pub data_dir: PathBuf,
+    /// Sync policy.
+    pub fsync: FsyncMode,
+    /// In `Batch` mode, how long the writer waits for more requests before a group commit
+    /// (0 = commit whatever is queued at once).
+    pub batch_interval: Duration,
+    /// Size after which a new segment starts.
+    pub segment_bytes: u64,
+    /// Requests waiting for the writer at most; more are refused.
+    pub queue_capacity: usize,
+}
+
+impl WalOptions {
+    /// Defaults: group commit, 64 MiB segments, 1024 queued requests.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        WalOptions {
+            data_dir: data_dir.into(),
+            fsync: FsyncMode::Batch,
+            batch_interval: Duration::ZERO,
+            segment_bytes: 64 << 20,
+            queue_capacity: 1024,
+        }
+    }
+}
+
+/// Log errors.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// The file system failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A segment of an unknown format.
+    #[error(
+        "{path}: write-ahead log format version {found} is not supported by this build (it reads version {FORMAT_VERSION}); use the Thermostat version that wrote it"
+    )]
+    UnknownVersion {
+        /// The segment.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+    /// A corrupt record with data after it.
+    #[error(
+        "{path}: corrupt record at byte offset {offset} ({why}) with more data after it; refusing to start so that nothing is lost silently. Restart with --recover-truncate to drop it and everything after it"
+    )]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// Offset of the bad record.
+        offset: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// The log could not take the request (it is stopping or broken).
+    #[error("the write-ahead log is not accepting writes: {0}")]
+    Closed(String),
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> WalError + '_ {
+    move |source| WalError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One request on its way to disk.
+#[derive(Debug)]
+pub struct Job {
+    /// The request's protobuf encoding (the log payload).
+    pub payload: Vec<u8>,
+    /// When it was received.
+    pub received: Timestamp,
+    /// The request (its values are applied from here).
+    pub request: PutMetricDataRequest,
+    /// Where its datums go.
+    pub validated: Validated,
+    /// Answered with the record's sequence number once it is durable and applied.
+    pub ack: oneshot::Sender<Result<u64, String>>,
+}
+
+/// What recovery found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Records replayed into the store.
+    pub replayed: u64,
+    /// Records already in the snapshot.
+    pub skipped: u64,
+    /// Bytes cut off a torn or (with `truncate_corrupt`) corrupt tail.
+    pub truncated_bytes: u64,
+    /// The sequence number the next record gets.
+    pub next_seq: u64,
+}
+
+fn wal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("wal")
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.wal"))
+}
+
+/// Segments in `dir`, oldest first, with their first sequence numbers.
+fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for e in entries {
+        let path = e.map_err(io_err(dir))?.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(first) = first {
+            out.push((first, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn crc_of(seq: u64, received: i64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&seq.to_le_bytes());
+    h.update(&received.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+enum Read1 {
+    Record {
+        seq: u64,
+        received: i64,
+        payload: Vec<u8>,
+        end: u64,
+    },
+    End,
+    Bad(String),
+}
+
+fn read_record(r: &mut impl Read, offset: u64) -> io::Result<Read1> {
+    let mut head = [0u8; RECORD_HEADER];
+    let mut got = 0;
+    while got < head.len() {
+        match r.read(&mut head[got..])? {
+            0 if got == 0 => return Ok(Read1::End),
+            0 => return Ok(Read1::Bad("truncated record header".into())),
+            n => got += n,
+        }
+    }
+    let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let len = word(0) as usize;
+    let crc = word(4);
+    let seq = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
+    let received = i64::from_le_bytes(head[16..24].try_into().unwrap_or_default());
+    if len > MAX_PAYLOAD {
+        return Ok(Read1::Bad(format!("length {len} is not plausible")));
+    }
+    let mut payload = vec![0u8; len];
+    if let Err(e) = r.read_exact(&mut payload) {
+        return match e.kind() {
+            io::ErrorKind::UnexpectedEof => Ok(Read1::Bad("truncated payload".into())),
+            _ => Err(e),
+        };
+    }
+    if crc_of(seq, received, &payload) != crc {
+        return Ok(Read1::Bad("checksum mismatch".into()));
+    }
+    Ok(Read1::Record {
+        seq,
+        received,
+        payload,
+        end: offset + (RECORD_HEADER + len) as u64,
+    })
+}
+
+/// Replays the log in `data_dir` into `store` (which holds the snapshot, with its watermarks).
+///
+/// # Errors
+/// Unreadable segments, an unknown format, or a corrupt record in the middle of the log
+/// (unless `truncate_corrupt`).
+pub fn recover(
+    data_dir: &Path,
+    store: &Store,
+    truncate_corrupt: bool,
+) -> Result<RecoveryReport, WalError> {
+    let dir = wal_dir(data_dir);
+    let segs = segments(&dir)?;
+    let marks = store.watermarks();
+    let floor = marks.iter().copied().min().unwrap_or(0);
+    let mut report = RecoveryReport::default();
+    let mut last_seq: Option<u64> = None;
+    for (idx, (_, path)) in segs.iter().enumerate() {
+        let is_last = idx + 1 == segs.len();
+        let file = File::open(path).map_err(io_err(path))?;
+        let size = file.metadata().map_err(io_err(path))?.len();
+        let mut r = BufReader::new(file);
+        let mut header = [0u8; HEADER];
+        if size < HEADER as u64 || r.read_exact(&mut header).is_err() || &header[..8] != MAGIC {
+            if is_last {
+                // A segment whose header never made it to disk holds nothing acknowledged.
+                tracing::warn!(path = %path.display(), "Removed an empty write-ahead log segment with an incomplete header.");
+                report.truncated_bytes += size;
+                fs::remove_file(path).map_err(io_err(path))?;
+                continue;
+            }
+            return Err(WalError::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                why: "bad segment header".into(),
+            });
+        }
+        let found = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+        if found != FORMAT_VERSION {
+            return Err(WalError::UnknownVersion {
+                path: path.clone(),
+                found,
+            });
+        }
+        let mut offset = HEADER as u64;
+        loop {
+            let rec = read_record(&mut r, offset).map_err(io_err(path))?;
+            let bad = match rec {
+                Read1::End => break,
+                Read1::Record {
+                    seq,
+                    received,
+                    payload,
+                    end,
+                } => {
+                    if last_seq.is_some_and(|l| seq != l + 1) {
+                        Some(format!(
+                            "sequence number {seq} does not follow {}",
+                            last_seq.unwrap_or(0)
+                        ))
+                    } else {
+                        match PutMetricDataRequest::decode(payload.as_slice()) {
+                            Ok(req) => {
+                                if seq > floor {
+                                    let obs =
+                                        trusted_request(&req, Timestamp::from_millis(received))
+                                            .observations(&req);
+                                    store.record_batch_seq(&obs, seq);
+                                    report.replayed += 1;
+                                } else {
+                                    report.skipped += 1;
+                                }
+                                last_seq = Some(seq);
+                                offset = end;
+                                None
+                            }
+                            Err(e) => Some(format!("undecodable payload: {e}")),
+                        }
+                    }
+                }
+                Read1::Bad(why) => Some(why),
+            };
+            let Some(why) = bad else { continue };
+            let torn_tail = is_last && !has_valid_record_after(path, offset)?;
+            if !torn_tail && !truncate_corrupt {
+                return Err(WalError::Corrupt {
+                    path: path.clone(),
+                    offset,
+                    why,
+                });
+            }
+            let cut = size - offset;
+            tracing::warn!(
+                path = %path.display(), offset, bytes = cut, why = %why,
+                "Cut a {} record off the write-ahead log; it was never acknowledged.",
+                if torn_tail { "torn" } else { "corrupt" }
+            );
+            report.truncated_bytes += cut;
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(offset).and_then(|_| f.sync_all()))
+                .map_err(io_err(path))?;
+            if !torn_tail {
+                for (_, later) in &segs[idx + 1..] {
+                    let bytes = fs::metadata(later).map(|m| m.len()).unwrap_or(0);
+                    tracing::warn!(path = %later.display(), bytes, "Removed a write-ahead log segment after a corrupt record (--recover-truncate).");
+                    report.truncated_bytes += bytes;
+                    fs::remove_file(later).map_err(io_err(later))?;
+                }
+                report.next_seq = last_seq
+                    .unwrap_or(0)
+                    .max(marks.iter().copied().max().unwrap_or(0))
+                    + 1;
+                return Ok(report);
+            }
+            break;
+        }
+    }
+    report.next_seq = last_seq
+        .unwrap_or(0)
+        .max(marks.iter().copied().max().unwrap_or(0))
+        + 1;
+    Ok(report)
+}
+
+/// Whether a valid record starts anywhere after `offset` (so a bad record there is in the
+/// middle of the log, not a torn tail).
+fn has_valid_record_after(path: &Path, offset: u64) -> Result<bool, WalError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let word =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    for at in start..bytes.len().saturating_sub(RECORD_HEADER) {
+        let len = word(at) as usize;
+        let end = at + RECORD_HEADER + len;
+        if end > bytes.len() {
+            continue;
+        }
+        let seq = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap_or_default());
+        let received = i64::from_le_bytes(bytes[at + 16..at + 24].try_into().unwrap_or_default());
+        if crc_of(seq, received, &bytes[at + RECORD_HEADER..end]) == word(at + 4) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Segments written by this process or found at start, oldest first.
+    segments: Mutex<Vec<(u64, PathBuf)>>,
+}
+
+/// Why [`Wal::submit`] refused a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is full: the writer cannot keep up.
+    Full,
+    /// The log is closed (shutting down).
+    Closed,
+}
+
+/// The running log.
+#[derive(Debug)]
+pub struct Wal {
+    tx: Mutex<Option<SyncSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+impl Wal {
+    /// Opens the log for writing from `next_seq` (from [`recover`]) and starts the writer.
+    ///
+    /// # Errors
+    /// The first segment cannot be created.
+    pub fn open(opts: WalOptions, store: Arc<Store>, next_seq: u64) -> Result<Wal, WalError> {
+        let dir = wal_dir(&opts.data_dir);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut known = segments(&dir)?;
+        let writer = SegmentWriter::create(&dir, next_seq, opts.fsync)?;
+        known.push((next_seq, writer.path.clone()));
+        known.dedup_by(|a, b| a.0 == b.0);
+        let shared = Arc::new(Shared {
+            segments: Mutex::new(known),
+        });
+        let (tx, rx) = mpsc::sync_channel(opts.queue_capacity.max(1));
+        let state = WriterState {
+            opts,
+            dir,
+            store,
+            writer,
+            next_seq,
+            shared: Arc::clone(&shared),
+        };
+        let handle = std::thread::Builder::new()
+            .name("thermostat-wal".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| WalError::Closed(e.to_string()))?;
+        Ok(Wal {
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            shared,
+        })
+    }
+
+    /// Queues a request for the writer. A refused job is dropped: nothing of it is stored.
+    ///
+    /// # Errors
+    /// [`Refused::Full`] when the queue is full (answer RESOURCE_EXHAUSTED), [`Refused::Closed`]
+    /// when the log is closed (answer UNAVAILABLE).
+    pub fn submit(&self, job: Job) -> Result<(), Refused> {
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            return Err(Refused::Closed);
+        };
+        match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Refused::Full),
+            Err(TrySendError::Disconnected(_)) => Err(Refused::Closed),
+        }
+    }
+
+    /// Stops taking requests, lets the writer finish what is queued, and waits for it.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Deletes segments whose records are all at or below `watermark` (every shard's
+    /// watermark in a snapshot just written). The segment being written is never deleted.
+    /// Returns the bytes freed.
+    ///
+    /// # Errors
+    /// A segment could not be deleted.
+    pub fn remove_segments_up_to(&self, watermark: u64) -> Result<u64, WalError> {
+        let mut segs = self
+            .shared
+            .segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut freed = 0;
+        while segs.len() >= 2 && segs[1].0.saturating_sub(1) <= watermark {
+            let (_, path) = segs.remove(0);
+            freed += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Bytes in the log's segments.
+    pub fn disk_bytes(&self) -> u64 {
+        let segs = self
+            .shared
+            .segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        segs.iter()
+            .map(|(_, p)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[derive(Debug)]
+struct SegmentWriter {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl SegmentWriter {
+    fn create(dir: &Path, first_seq: u64, fsync: FsyncMode) -> Result<Self, WalError> {
+        let path = segment_path(dir, first_seq);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.write_all(MAGIC).map_err(io_err(&path))?;
+        file.write_all(&FORMAT_VERSION.to_le_bytes())
+            .map_err(io_err(&path))?;
+        if fsync != FsyncMode::Never {
+            file.sync_all().map_err(io_err(&path))?;
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(SegmentWriter {
+            file,
+            path,
+            len: HEADER as u64,
+        })
+    }
+}
+
+struct WriterState {
+    opts: WalOptions,
+    dir: PathBuf,
+    store: Arc<Store>,
+    writer: SegmentWriter,
+    next_seq: u64,
+    shared: Arc<Shared>,
+}
+
+impl WriterState {
+    fn run(mut self, rx: Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            if self.opts.fsync == FsyncMode::Batch && !self.opts.batch_interval.is_zero() {
+                let deadline = Instant::now() + self.opts.batch_interval;
+                while group.len() < MAX_GROUP {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left) {
+                        Ok(j) => group.push(j),
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            }
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(j) => group.push(j),
+                    Err(_) => break,
+                }
+            }
+            if self.opts.fsync == FsyncMode::Always {
+                for job in group {
+                    self.commit(vec![job]);
+                }
+            } else {
+                self.commit(group);
+            }
+        }
+        // All senders are gone: the queue is drained.
+        if self.opts.fsync != FsyncMode::Never {
+            let _ = self.writer.file.sync_all();
+        }
+    }
+
+    /// Writes, syncs, applies and acknowledges a group; on a write error nothing of the group
+    /// stays in the file or the store.
+    fn commit(&mut self, group: Vec<Job>) {
+        let start_len = self.writer.len;
+        let first_seq = self.next_seq;
+        let mut buf =
+            Vec::with_capacity(group.iter().map(|j| j.payload.len() + RECORD_HEADER).sum());
+        for (i, job) in group.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let received = job.received.as_millis();
+            buf.extend_from_slice(
+                &u32::try_from(job.payload.len())
+                    .unwrap_or(u32::MAX)
+                    .to_le_bytes(),
+            );
+            buf.extend_from_slice(&crc_of(seq, received, &job.payload).to_le_bytes());
+            buf.extend_from_slice(&seq.to_le_bytes());
+            buf.extend_from_slice(&received.to_le_bytes());
+            buf.extend_from_slice(&job.payload);
+        }
+        let written = self
+            .writer
+            .file
+            .write_all(&buf)
+            .and_then(|_| match self.opts.fsync {
+                FsyncMode::Never => Ok(()),
+                _ => self.writer.file.sync_data(),
+            });
+        if let Err(e) = written {
+            tracing::error!(path = %self.writer.path.display(), error = %e, requests = group.len(), "Could not write to the write-ahead log; the requests are refused.");
+            let restored = self.writer.file.set_len(start_len).and_then(|_| {
+                self.writer
+                    .file
+                    .seek(SeekFrom::Start(start_len))
+                    .map(|_| ())
+            });
+            if let Err(e2) = restored {
+                tracing::error!(error = %e2, "Could not cut the failed write off the write-ahead log.");
+            }
+            let msg = format!("cannot persist the request: {e}");
+            for job in group {
+                let _ = job.ack.send(Err(msg.clone()));
+            }
+            return;
+        }
+        self.writer.len += buf.len() as u64;
+        self.next_seq += group.len() as u64;
+        for (i, job) in group.into_iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let obs = job.validated.observations(&job.request);
+            self.store.record_batch_seq(&obs, seq);
+            let _ = job.ack.send(Ok(seq));
+        }
+        if self.writer.len >= self.opts.segment_bytes {
+            match SegmentWriter::create(&self.dir, self.next_seq, self.opts.fsync) {
+                Ok(w) => {
+                    self.shared
+                        .segments
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((self.next_seq, w.path.clone()));
+                    self.writer = w;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Could not start a new write-ahead log segment; writing on in the current one.")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
