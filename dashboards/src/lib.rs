@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod actions;
 pub mod alarms;
 pub mod api;
 pub mod error;
@@ -42,6 +43,10 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// The alarm engine, when alarms are enabled.
     pub alarms: Option<Arc<dyn alarms::AlarmApi>>,
+    /// Scaling groups, when scaling is enabled.
+    pub groups: Option<Arc<dyn actions::GroupApi>>,
+    /// Notifications, when they are enabled.
+    pub notifications: Option<Arc<dyn actions::NotificationApi>>,
 }
 
 /// The HTTP API.
@@ -57,6 +62,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alarms/{name}/history", get(alarms::history))
         .route("/api/v1/alarms/{name}/state", put(alarms::set_state))
         .route("/api/v1/reload", post(alarms::reload))
+        .route("/api/v1/groups", get(actions::list_groups))
+        .route("/api/v1/groups/{name}", get(actions::one_group))
+        .route("/api/v1/groups/{name}/activities", get(actions::activities))
+        .route("/api/v1/notifications", get(actions::notifications))
         .fallback(not_found)
         .with_state(state)
 }

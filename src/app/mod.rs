@@ -159,6 +159,8 @@ pub async fn start_with_clock(
         clock: Arc::clone(&clock),
         ready: Arc::clone(&ready),
         alarms: Some(Arc::clone(&engine) as Arc<dyn thermostat_dashboards::alarms::AlarmApi>),
+        groups: None,
+        notifications: None,
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {

@@ -1,0 +1,83 @@
+//! Scaling-group and notification endpoints, over ports that the binary implements.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query as Params, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::error::ApiError;
+
+/// What the scaling side offers the HTTP API: read-only JSON views.
+pub trait GroupApi: Send + Sync + std::fmt::Debug {
+    /// Every scaling group: name, backend, min/desired/in-service/max, last activities.
+    fn list(&self) -> Vec<Value>;
+    /// The newest `limit` scaling activities of a group, newest first; `None` if no such group.
+    fn activities(&self, group: &str, limit: usize) -> Option<Vec<Value>>;
+}
+
+/// What the notification side offers the HTTP API.
+pub trait NotificationApi: Send + Sync + std::fmt::Debug {
+    /// The newest `limit` notifications with their delivery status and attempts, newest first.
+    fn recent(&self, limit: usize) -> Vec<Value>;
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Limit {
+    limit: Option<usize>,
+}
+
+fn limit(p: &Limit) -> usize {
+    p.limit.unwrap_or(100).clamp(1, 10_000)
+}
+
+fn groups(state: &ApiState) -> Result<&Arc<dyn GroupApi>, ApiError> {
+    state
+        .groups
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("scaling is not enabled on this server".into()))
+}
+
+/// `GET /api/v1/groups`.
+pub(crate) async fn list_groups(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "groups": groups(&state)?.list() })))
+}
+
+/// `GET /api/v1/groups/{name}`.
+pub(crate) async fn one_group(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    groups(&state)?
+        .list()
+        .into_iter()
+        .find(|g| g["name"] == name.as_str())
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no scaling group named {name:?}")))
+}
+
+/// `GET /api/v1/groups/{name}/activities?limit=`.
+pub(crate) async fn activities(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Params(p): Params<Limit>,
+) -> Result<Json<Value>, ApiError> {
+    let items = groups(&state)?
+        .activities(&name, limit(&p))
+        .ok_or_else(|| ApiError::NotFound(format!("no scaling group named {name:?}")))?;
+    Ok(Json(json!({ "activities": items })))
+}
+
+/// `GET /api/v1/notifications?limit=`.
+pub(crate) async fn notifications(
+    State(state): State<ApiState>,
+    Params(p): Params<Limit>,
+) -> Result<Json<Value>, ApiError> {
+    let api = state
+        .notifications
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("notifications are not enabled on this server".into()))?;
+    Ok(Json(json!({ "notifications": api.recent(limit(&p)) })))
+}
