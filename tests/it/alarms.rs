@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use thermostat_proto::v1::MetricDatum;
 
+use crate::process::ServerProcess;
 use crate::util::*;
 
 fn thermostat(args: &[&str]) -> (i32, String, String) {
@@ -454,99 +455,13 @@ async fn set_alarm_state_and_reload() {
     );
 }
 
-/// The real binary as a child process, with its addresses read from its JSON log.
-struct Child {
-    child: std::process::Child,
-    http: String,
-    log: std::sync::mpsc::Receiver<String>,
-}
-
-impl Child {
-    fn serve(data: &Path, config: &Path) -> Child {
-        use std::io::BufRead as _;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_thermostat"))
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--config")
-            .arg(config)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        // Owned at once, so that a failed start below still kills the process.
-        let mut guard = Child {
-            child,
-            http: String::new(),
-            log: std::sync::mpsc::channel().1,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let http = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("the server logs that it is serving");
-            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if v["fields"]["message"] == "Thermostat is serving." {
-                break v["fields"]["http"].as_str().unwrap().to_owned();
-            }
-        };
-        guard.http = http;
-        guard.log = rx;
-        guard
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    /// Waits for a log line containing `needle` (bounded).
-    fn wait_log(&self, needle: &str) -> String {
-        loop {
-            let line = self
-                .log
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn sighup_reloads_and_sigterm_stops_cleanly() {
     let data = tempfile::tempdir().unwrap();
     let cfg = tempfile::tempdir().unwrap();
     let file = write(cfg.path(), "live.yaml", LIVE_ALARMS);
-    let mut child = Child::serve(data.path(), cfg.path());
+    let config = cfg.path().to_str().unwrap().to_owned();
+    let mut child = ServerProcess::start(data.path(), &["--config", &config]);
     let names = |body: &Value| -> Vec<String> {
         body["alarms"]
             .as_array()

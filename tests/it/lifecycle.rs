@@ -1,5 +1,6 @@
 //! Start, stop and restart: acknowledged data survives a clean restart.
 
+use crate::process::ServerProcess;
 use crate::util::*;
 
 #[tokio::test]
@@ -125,40 +126,7 @@ async fn a_snapshot_of_an_unknown_format_stops_start_up() {
 /// that the client's connection tasks run while the test waits for the child process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_pushes_survive_kill_9() {
-    use std::io::BufRead as _;
-    use std::process::{Command, Stdio};
-
     let dir = tempfile::tempdir().unwrap();
-    let start = |dir: &std::path::Path| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_thermostat"))
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let grpc = loop {
-            let line = lines
-                .next()
-                .expect("the server logs that it is serving")
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["fields"]["message"] == "Thermostat is serving." {
-                break v["fields"]["grpc"].as_str().unwrap().to_owned();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        (child, grpc)
-    };
     let t0 = aligned_past(60_000);
     let query = || {
         stats_request(
@@ -172,12 +140,8 @@ async fn acknowledged_pushes_survive_kill_9() {
         )
     };
 
-    let (mut child, grpc) = start(dir.path());
-    let mut c = thermostat_proto::v1::metrics_service_client::MetricsServiceClient::connect(
-        format!("http://{grpc}"),
-    )
-    .await
-    .unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let mut c = server.client().await;
     for i in 0..50 {
         let data = (0..20)
             .map(|j| value_datum("M", &[], t0 + j * 1000, f64::from(i)))
@@ -186,17 +150,13 @@ async fn acknowledged_pushes_survive_kill_9() {
             .await
             .unwrap();
     }
-    child.kill().unwrap(); // SIGKILL: no shutdown, no snapshot
-    child.wait().unwrap();
+    server.kill9(); // no shutdown, no snapshot
 
     for round in 0..2 {
-        let (mut child, grpc) = start(dir.path());
-        let mut c = thermostat_proto::v1::metrics_service_client::MetricsServiceClient::connect(
-            format!("http://{grpc}"),
-        )
-        .await
-        .unwrap();
-        let dp = c
+        let mut server = ServerProcess::start(dir.path(), &[]);
+        let dp = server
+            .client()
+            .await
             .get_metric_statistics(query())
             .await
             .unwrap()
@@ -210,14 +170,10 @@ async fn acknowledged_pushes_survive_kill_9() {
         );
         if round == 0 {
             // A clean stop this time: the checkpoint holds everything and the log is cut.
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(child.wait().unwrap().success());
+            server.signal("-TERM");
+            assert!(server.child.wait().unwrap().success());
         } else {
-            child.kill().unwrap();
-            child.wait().unwrap();
+            server.kill9();
         }
     }
 }

@@ -7,8 +7,10 @@
 )]
 
 mod alarms;
+mod crash;
 mod grpc;
 mod http;
 mod lifecycle;
+mod process;
 mod util;
 mod validation;

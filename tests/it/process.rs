@@ -1,0 +1,118 @@
+//! The real `thermostat` binary as a child process, with its addresses read from its JSON log.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A running `thermostat serve`; killed (SIGKILL) when dropped.
+pub(crate) struct ServerProcess {
+    pub(crate) child: std::process::Child,
+    pub(crate) grpc: String,
+    pub(crate) http: String,
+    log: Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `thermostat serve` on loopback port 0 with `data` as its data directory and
+    /// `extra` flags, and waits (at most 60 s) for its "serving" log line.
+    pub(crate) fn start(data: &Path, extra: &[&str]) -> ServerProcess {
+        use std::io::BufRead as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_thermostat"))
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        // Owned at once, so that a failed start below still kills the process.
+        let mut server = ServerProcess {
+            child,
+            grpc: String::new(),
+            http: String::new(),
+            log: rx,
+        };
+        loop {
+            let line = server
+                .log
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the server logs that it is serving");
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v["fields"]["message"] == "Thermostat is serving." {
+                server.grpc = v["fields"]["grpc"].as_str().unwrap().to_owned();
+                server.http = v["fields"]["http"].as_str().unwrap().to_owned();
+                return server;
+            }
+        }
+    }
+
+    /// Sends a signal (`-HUP`, `-TERM`, ...).
+    pub(crate) fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits (at most 30 s per line) for a log line containing `needle`.
+    pub(crate) fn wait_log(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// A gRPC client for it.
+    pub(crate) async fn client(
+        &self,
+    ) -> thermostat_proto::v1::metrics_service_client::MetricsServiceClient<tonic::transport::Channel>
+    {
+        thermostat_proto::v1::metrics_service_client::MetricsServiceClient::connect(format!(
+            "http://{}",
+            self.grpc
+        ))
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
