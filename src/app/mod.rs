@@ -135,6 +135,8 @@ pub async fn start_with_clock(
     let limits = Limits {
         max_in_flight: settings.max_in_flight_requests,
         max_streams: settings.max_streams,
+        max_series: settings.max_series,
+        max_series_per_namespace: settings.max_series_per_namespace,
         ..Limits::default()
     };
 

@@ -48,6 +48,10 @@ pub struct SettingsFile {
     pub max_in_flight_requests: Option<usize>,
     /// Streams open at once.
     pub max_streams: Option<usize>,
+    /// Series held at most.
+    pub max_series: Option<usize>,
+    /// Series held at most per namespace.
+    pub max_series_per_namespace: Option<usize>,
     /// Sync policy of the write-ahead log.
     pub fsync: Option<Fsync>,
     /// Extra wait before a group commit, in milliseconds.
@@ -100,6 +104,10 @@ pub struct Settings {
     pub max_in_flight_requests: usize,
     /// `StreamMetricData` streams open at once before RESOURCE_EXHAUSTED.
     pub max_streams: usize,
+    /// Series held at most.
+    pub max_series: usize,
+    /// Series held at most per namespace.
+    pub max_series_per_namespace: Option<usize>,
     /// Sync policy of the write-ahead log.
     pub fsync: Fsync,
     /// Extra wait before a group commit (`batch` mode).
@@ -121,6 +129,8 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             max_in_flight_requests: 1024,
             max_streams: 256,
+            max_series: 1_000_000,
+            max_series_per_namespace: None,
             fsync: Fsync::Batch,
             fsync_interval_ms: 0,
             checkpoint_interval_seconds: 300,
@@ -153,6 +163,13 @@ pub struct ServeArgs {
     /// StreamMetricData streams open at once; more are answered RESOURCE_EXHAUSTED [default: 256].
     #[arg(long)]
     pub max_streams: Option<usize>,
+    /// Series held at most; a push that would create more is refused whole with
+    /// RESOURCE_EXHAUSTED (existing series keep working) [default: 1000000].
+    #[arg(long)]
+    pub max_series: Option<usize>,
+    /// Series held at most in any one namespace [default: no per-namespace limit].
+    #[arg(long)]
+    pub max_series_per_namespace: Option<usize>,
     /// When acknowledged pushes reach the disk: always (a sync per push), batch (group commit,
     /// the default) or never (unsafe, for benchmarks).
     #[arg(long, value_enum)]
@@ -211,6 +228,10 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
             .max_streams
             .or(file.max_streams)
             .unwrap_or(d.max_streams),
+        max_series: args.max_series.or(file.max_series).unwrap_or(d.max_series),
+        max_series_per_namespace: args
+            .max_series_per_namespace
+            .or(file.max_series_per_namespace),
         fsync: args.fsync.or(file.fsync).unwrap_or(d.fsync),
         fsync_interval_ms: args
             .fsync_interval_ms

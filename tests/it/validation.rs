@@ -461,3 +461,69 @@ async fn overload_answers_resource_exhausted_and_counts_it() {
         Some(0.0)
     );
 }
+
+#[tokio::test]
+async fn series_limits_refuse_new_series_and_keep_existing_ones_working() {
+    let server = TestServer::start_with(|s| {
+        s.max_series = 3;
+        s.max_series_per_namespace = Some(2);
+    })
+    .await;
+    let mut client = server.client().await;
+    let now = now_ms();
+    let d = |host: &str| value_datum("Cpu", &[("Host", host)], now, 1.0);
+    client
+        .put_metric_data(request("Ns/A", vec![d("a"), d("b")]))
+        .await
+        .unwrap();
+    // A third series in Ns/A breaks the per-namespace limit; the request is refused whole.
+    let err = client
+        .put_metric_data(request("Ns/A", vec![d("a"), d("c")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message()
+            .contains("1 new series beyond the limit of 2 series in namespace \"Ns/A\""),
+        "{}",
+        err.message()
+    );
+    // Existing series keep working.
+    client
+        .put_metric_data(request("Ns/A", vec![d("a"), d("b")]))
+        .await
+        .unwrap();
+    // Another namespace may add one more series, then the global limit of 3 is reached.
+    client
+        .put_metric_data(request("Ns/B", vec![d("x")]))
+        .await
+        .unwrap();
+    let err = client
+        .put_metric_data(request("Ns/B", vec![d("y"), d("z")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message()
+            .contains("2 new series beyond the limit of 3 series (--max-series)"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        scrape(&server, "thermostat_ingest_series_refused_total").await,
+        Some(3.0)
+    );
+    assert_eq!(
+        scrape(
+            &server,
+            "thermostat_ingest_rejected_total{reason=\"series_limit\"}"
+        )
+        .await,
+        Some(2.0)
+    );
+    assert_eq!(scrape(&server, "thermostat_series_active").await, Some(3.0));
+    assert_eq!(
+        scrape(&server, "thermostat_ingest_samples_total").await,
+        Some(5.0)
+    );
+}

@@ -243,6 +243,9 @@ pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     /// The newest log record applied completely (to every shard it touches).
     completed_seq: std::sync::atomic::AtomicU64,
+    /// Series held, in all and per namespace (kept as series are created and removed).
+    series_total: std::sync::atomic::AtomicUsize,
+    per_namespace: Mutex<HashMap<String, usize>>,
 }
 
 /// The stable hash of a series key that picks its shard.
@@ -273,6 +276,8 @@ impl Store {
         Store {
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
             completed_seq: std::sync::atomic::AtomicU64::new(0),
+            series_total: std::sync::atomic::AtomicUsize::new(0),
+            per_namespace: Mutex::default(),
         }
     }
 
@@ -332,7 +337,10 @@ impl Store {
                 let (key, obs) = &batch[i];
                 match shard.series.get_mut(key) {
                     Some(series) => series.record(obs),
-                    None => shard.series.entry(key.clone()).or_default().record(obs),
+                    None => {
+                        self.created(key);
+                        shard.series.entry(key.clone()).or_default().record(obs)
+                    }
                 }
             }
         }
@@ -376,11 +384,34 @@ impl Store {
         Ok(())
     }
 
+    fn created(&self, key: &SeriesKey) {
+        self.series_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut ns = self.per_namespace.lock().unwrap_or_else(|p| p.into_inner());
+        *ns.entry(key.namespace().to_owned()).or_default() += 1;
+    }
+
+    fn removed(&self, key: &SeriesKey) {
+        self.series_total
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let mut ns = self.per_namespace.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = ns.get_mut(key.namespace()) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                ns.remove(key.namespace());
+            }
+        }
+    }
+
     /// Number of series held.
     pub fn series_count(&self) -> usize {
-        (0..self.shards.len())
-            .map(|i| self.lock(i).series.len())
-            .sum()
+        self.series_total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Number of series held in `namespace`.
+    pub fn namespace_series_count(&self, namespace: &str) -> usize {
+        let ns = self.per_namespace.lock().unwrap_or_else(|p| p.into_inner());
+        ns.get(namespace).copied().unwrap_or(0)
     }
 
     /// Whether the series exists.
@@ -577,7 +608,7 @@ impl Store {
         let mut report = CompactionReport::default();
         for i in 0..self.shards.len() {
             let mut shard = self.lock(i);
-            shard.series.retain(|_, series| {
+            shard.series.retain(|key, series| {
                 for stream in &mut series.streams {
                     compact_stream(stream, now, &mut report);
                 }
@@ -585,6 +616,7 @@ impl Store {
                 let keep = !series.streams.is_empty();
                 if !keep {
                     report.series_removed += 1;
+                    self.removed(key);
                 }
                 keep
             });
@@ -622,6 +654,9 @@ impl Store {
     /// Adds a series exported by [`Store::export_shards`] (merging with any data already held).
     pub fn import(&self, e: SeriesExport) {
         let mut shard = self.lock(self.shard_of(&e.key));
+        if !shard.series.contains_key(&e.key) {
+            self.created(&e.key);
+        }
         let series = shard.series.entry(e.key).or_default();
         series.last_timestamp = series.last_timestamp.max(e.last_timestamp);
         for s in e.streams {

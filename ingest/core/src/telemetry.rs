@@ -33,6 +33,8 @@ pub enum RejectReason {
     shutting_down,
     /// The write-ahead log could not persist the request (disk full, IO error).
     persist_failed,
+    /// The request would have created series beyond `--max-series`.
+    series_limit,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,6 +54,7 @@ pub struct Telemetry {
     requests: Family<OutcomeLabels, Counter>,
     rejected: Family<ReasonLabels, Counter>,
     series_active: Gauge,
+    series_refused: Counter,
 }
 
 impl fmt::Debug for Telemetry {
@@ -74,6 +77,7 @@ impl Telemetry {
         let requests = Family::<OutcomeLabels, Counter>::default();
         let rejected = Family::<ReasonLabels, Counter>::default();
         let series_active = Gauge::default();
+        let series_refused = Counter::default();
         registry.register(
             "thermostat_ingest_samples",
             "Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set",
@@ -94,12 +98,18 @@ impl Telemetry {
             "Series held in memory",
             series_active.clone(),
         );
+        registry.register(
+            "thermostat_ingest_series_refused",
+            "New series refused because a series limit was reached",
+            series_refused.clone(),
+        );
         Telemetry {
             registry,
             samples,
             requests,
             rejected,
             series_active,
+            series_refused,
         }
     }
 
@@ -117,13 +127,18 @@ impl Telemetry {
     pub fn ingest_rejected(&self, reason: RejectReason) {
         let outcome = match reason {
             RejectReason::invalid_datum | RejectReason::too_large => Outcome::invalid,
-            RejectReason::overloaded => Outcome::overloaded,
+            RejectReason::overloaded | RejectReason::series_limit => Outcome::overloaded,
             RejectReason::shutting_down | RejectReason::persist_failed => Outcome::unavailable,
         };
         self.requests
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
         self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts `n` new series refused by a series limit.
+    pub fn series_refused(&self, n: usize) {
+        self.series_refused.inc_by(n as u64);
     }
 
     /// Total samples accepted so far.

@@ -14,6 +14,9 @@ pub enum Error {
         "the server is overloaded: {0}; nothing of this request was stored, retry with backoff"
     )]
     Overloaded(String),
+    /// The request would create series beyond a limit; nothing of it was stored.
+    #[error("{0}")]
+    SeriesLimit(String),
     /// The request could not be made durable (e.g. the disk is full); nothing of it was stored.
     #[error("{0}; nothing of this request was stored, retry later")]
     Persist(String),
@@ -30,6 +33,7 @@ impl Error {
             Error::Overloaded(_) => RejectReason::overloaded,
             Error::ShuttingDown => RejectReason::shutting_down,
             Error::Persist(_) => RejectReason::persist_failed,
+            Error::SeriesLimit(_) => RejectReason::series_limit,
         }
     }
 }
@@ -38,7 +42,9 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         match &e {
             Error::Invalid(_) => tonic::Status::invalid_argument(e.to_string()),
-            Error::Overloaded(_) => tonic::Status::resource_exhausted(e.to_string()),
+            Error::Overloaded(_) | Error::SeriesLimit(_) => {
+                tonic::Status::resource_exhausted(e.to_string())
+            }
             Error::ShuttingDown | Error::Persist(_) => tonic::Status::unavailable(e.to_string()),
         }
     }

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::validate_request;
+use crate::convert::{Validated, validate_request};
 use crate::error::Error;
 use crate::wal::{Job, Refused, Wal};
 
@@ -36,6 +36,10 @@ pub struct Limits {
     pub max_streams: usize,
     /// Largest encoded request accepted, in bytes.
     pub max_request_bytes: usize,
+    /// Series held at most; a request that would create more is refused whole.
+    pub max_series: usize,
+    /// Series held at most per namespace (`None` = only `max_series`).
+    pub max_series_per_namespace: Option<usize>,
 }
 
 impl Default for Limits {
@@ -44,6 +48,8 @@ impl Default for Limits {
             max_in_flight: 1024,
             max_streams: 256,
             max_request_bytes: 16 << 20,
+            max_series: 1_000_000,
+            max_series_per_namespace: None,
         }
     }
 }
@@ -55,6 +61,7 @@ pub struct MetricsApi {
     wal: Arc<Wal>,
     telemetry: Arc<Telemetry>,
     clock: Arc<dyn Clock>,
+    limits: Limits,
     in_flight: Arc<Semaphore>,
     streams: Arc<Semaphore>,
     stopping: CancellationToken,
@@ -76,6 +83,7 @@ impl MetricsApi {
             wal,
             telemetry,
             clock,
+            limits,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             stopping,
@@ -95,6 +103,7 @@ impl MetricsApi {
         }
         let received = self.clock.now();
         let validated = validate_request(&request, received)?;
+        self.check_series_limits(&request.namespace, &validated)?;
         let samples = validated.samples;
         let payload = request.encode_to_vec();
         let (ack, pending) = oneshot::channel();
@@ -112,6 +121,51 @@ impl MetricsApi {
             )),
             Err(Refused::Closed) => Err(Error::ShuttingDown),
         }
+    }
+
+    /// Refuses a request that would create series beyond `--max-series` (or the namespace's
+    /// limit). Counting the new series of a request takes a lookup per datum, so it is done
+    /// only near a limit. Requests admitted at the same time may overshoot a limit by the
+    /// series they create between them.
+    fn check_series_limits(&self, namespace: &str, v: &Validated) -> Result<(), Error> {
+        let total = self.store.series_count();
+        let in_ns = self
+            .limits
+            .max_series_per_namespace
+            .map(|_| self.store.namespace_series_count(namespace));
+        let near_total = total + v.entries.len() > self.limits.max_series;
+        let near_ns = matches!((in_ns, self.limits.max_series_per_namespace), (Some(n), Some(max)) if n + v.entries.len() > max);
+        if !near_total && !near_ns {
+            return Ok(());
+        }
+        let mut new: Vec<&SeriesKey> = v
+            .entries
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| !self.store.contains(k))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        let refuse = |limit: usize, what: &str| {
+            self.telemetry.series_refused(new.len());
+            Err(Error::SeriesLimit(format!(
+                "the request would create {} new series beyond the limit of {limit} series {what}; existing series keep working: send data for existing series only, or raise the limit",
+                new.len()
+            )))
+        };
+        if !new.is_empty() && total + new.len() > self.limits.max_series {
+            return refuse(self.limits.max_series, "(--max-series)");
+        }
+        if let (Some(n), Some(max)) = (in_ns, self.limits.max_series_per_namespace)
+            && !new.is_empty()
+            && n + new.len() > max
+        {
+            return refuse(
+                max,
+                &format!("in namespace {namespace:?} (--max-series-per-namespace)"),
+            );
+        }
+        Ok(())
     }
 
     /// Waits until an admitted request is durable; the response is sent only then.

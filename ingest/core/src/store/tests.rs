@@ -361,3 +361,21 @@ fn shard_choice_is_stable() {
         "xxh3 of the canonical key bytes; changing it breaks snapshots"
     );
 }
+
+#[test]
+fn series_counts_follow_creation_and_removal() {
+    let store = Store::new(4);
+    store.record_batch(&[
+        (key(&[("Host", "a")]), obs(NOW, 1.0)),
+        (key(&[("Host", "b")]), obs(NOW, 1.0)),
+    ]);
+    store.record_batch(&[(key(&[("Host", "a")]), obs(NOW, 2.0))]);
+    let other = SeriesKey::new("Other", "M", vec![]);
+    store.record_batch(&[(other, obs(NOW, 1.0))]);
+    assert_eq!(store.series_count(), 3);
+    assert_eq!(store.namespace_series_count("App"), 2);
+    assert_eq!(store.namespace_series_count("Other"), 1);
+    store.compact(NOW.add_millis(500 * DAY_MS));
+    assert_eq!(store.series_count(), 0);
+    assert_eq!(store.namespace_series_count("App"), 0);
+}
