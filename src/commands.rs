@@ -46,13 +46,15 @@ pub struct BacktestArgs {
 /// `thermostat check FILES...`: 0 when valid, 1 with every error.
 pub fn check(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match config::load(paths) {
-        Ok(set) => {
+        Ok(config) => {
+            let set = &config.alarms;
             let _ = writeln!(
                 out,
-                "ok: {} alarms, {} composite alarms, {} tests",
+                "ok: {} alarms, {} composite alarms, {} tests, {} scaling groups",
                 set.alarms.len(),
                 set.composites.len(),
-                set.tests.len()
+                set.tests.len(),
+                config.scaling.groups.len()
             );
             0
         }
@@ -68,7 +70,7 @@ pub fn check(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> u8 
 /// `thermostat test FILES...`: runs the `tests:` sections; 1 on any failure.
 pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let set = match config::load(paths) {
-        Ok(set) => set,
+        Ok(config) => config.alarms,
         Err(e) => {
             for line in e.lines() {
                 let _ = writeln!(err, "{line}");
@@ -96,7 +98,7 @@ pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Writ
         1
     };
     let set = match config::load(&args.config) {
-        Ok(set) => set,
+        Ok(config) => config.alarms,
         Err(e) => return fail(e.to_string()),
     };
     let text = match std::fs::read_to_string(&args.data) {

@@ -3,7 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
+use thermostat_alarms::notifications::NotificationSettings;
 use thermostat_alarms::{AlarmSet, ConfigErrors};
+use thermostat_scaler::ScalingSet;
+
+/// Everything the configuration files hold, validated together.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Alarms and composites, plus the alarms target-tracking policies create.
+    pub alarms: AlarmSet,
+    /// Scaling groups and their policies.
+    pub scaling: ScalingSet,
+    /// Notification settings (SMTP, webhooks, mute rules, ...).
+    pub notifications: NotificationSettings,
+}
 
 /// Why a configuration could not be loaded.
 #[derive(Debug)]
@@ -70,11 +83,15 @@ fn walk(p: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
     }
 }
 
-/// Reads and validates every file of `paths` as one set.
+/// Reads and validates every file of `paths` as one configuration: alarms, scaling groups
+/// and notification settings, every error of all three reported at once.
 ///
 /// # Errors
 /// Unreadable paths, or every validation error.
-pub fn load(paths: &[PathBuf]) -> Result<AlarmSet, LoadError> {
+pub fn load(paths: &[PathBuf]) -> Result<Config, LoadError> {
+    if paths.is_empty() {
+        return Ok(Config::default());
+    }
     let files = collect_files(paths).map_err(LoadError::Io)?;
     let mut texts = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
@@ -87,5 +104,41 @@ pub fn load(paths: &[PathBuf]) -> Result<AlarmSet, LoadError> {
     if !errors.is_empty() {
         return Err(LoadError::Io(errors));
     }
-    thermostat_alarms::validate(&texts).map_err(LoadError::Invalid)
+    validate(&texts)
+}
+
+/// Validates file texts as one configuration.
+///
+/// # Errors
+/// Every validation error of the alarms, scaling groups and notification settings, sorted by
+/// file and position.
+pub fn validate(texts: &[(String, String)]) -> Result<Config, LoadError> {
+    let alarms = thermostat_alarms::validate(texts);
+    // Scaling and notifications cross-check alarm actions, so they need the alarms; when the
+    // alarms are invalid they are still checked against an empty set for their own errors.
+    let empty = AlarmSet::default();
+    let base = alarms.as_ref().unwrap_or(&empty);
+    let scaling = thermostat_scaler::validate(texts, base);
+    let notifications = thermostat_alarms::notifications::validate_notifications(texts, base);
+    match (alarms, scaling, notifications) {
+        (Ok(alarms), Ok(scaling), Ok(notifications)) => {
+            let alarms = thermostat_scaler::merge_alarms(&alarms, &scaling);
+            Ok(Config {
+                alarms,
+                scaling,
+                notifications,
+            })
+        }
+        (a, s, n) => {
+            let mut all = Vec::new();
+            for errors in [a.err(), s.err(), n.err()].into_iter().flatten() {
+                all.extend(errors.0);
+            }
+            all.sort_by(|x, y| {
+                (&x.file, x.pos.line, x.pos.column).cmp(&(&y.file, y.pos.line, y.pos.column))
+            });
+            all.dedup_by(|x, y| x.to_string() == y.to_string());
+            Err(LoadError::Invalid(ConfigErrors(all)))
+        }
+    }
 }

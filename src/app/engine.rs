@@ -81,6 +81,7 @@ impl AlarmEngine {
         } else {
             config::load(&paths)
                 .map_err(|e| anyhow::anyhow!("the configuration is invalid:\n{e}"))?
+                .alarms
         };
         let now = clock.now();
         let mut state = EngineState::new(&set, now, None);
@@ -311,7 +312,7 @@ impl AlarmEngine {
     /// # Errors
     /// Every configuration error; the running configuration stays.
     pub fn reload_from_disk(&self) -> Result<ReloadReport, config::LoadError> {
-        let new = config::load(&self.paths)?;
+        let new = config::load(&self.paths)?.alarms;
         let now = self.clock.now();
         let mut inner = self.lock();
         let (state, history) = thermostat_alarms::carry_over(&inner.set, &inner.state, &new, now);

@@ -1,0 +1,263 @@
+//! Scheduled actions (reference §5.10): cron recurrences in a time zone, start and end
+//! times, and [`due`], which lists the occurrences in a time range.
+//!
+//! Recurrences are 5-field Vixie cron (`minute hour day-of-month month day-of-week`, names
+//! such as `MON-FRI` and `JAN`), parsed by `croner`; when both day fields are restricted a
+//! day matching either runs, as in cron. Times are wall-clock times in `time_zone` (IANA
+//! name, default UTC, from the database bundled into the binary): an occurrence in a
+//! daylight-saving gap runs at the first instant after the gap, one in a repeated hour runs
+//! once, at the first of the two.
+
+use std::str::FromStr;
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use thermostat_metrics::Timestamp;
+
+use crate::model::{ScalingGroup, ScheduledAction};
+
+/// Most occurrences [`due`] returns for one action in one call (a guard against a
+/// every-minute schedule over a long range).
+pub const MAX_OCCURRENCES_PER_CALL: usize = 100_000;
+
+/// A cron recurrence in a time zone (`Recurrence` + `TimeZone`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// The cron expression as written.
+    pub expression: String,
+    /// The IANA time zone name (`UTC` when not given).
+    pub time_zone: String,
+}
+
+fn parser() -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+}
+
+/// Parses a 5-field cron expression.
+///
+/// # Errors
+/// The rule broken, naming the expression.
+pub fn parse_cron(expression: &str) -> Result<Cron, String> {
+    if expression.split_whitespace().count() != 5 {
+        return Err(format!(
+            "must be a 5-field cron expression \"minute hour day-of-month month day-of-week\" (got {expression:?})"
+        ));
+    }
+    parser()
+        .parse(expression)
+        .map_err(|e| format!("must be a valid cron expression (got {expression:?}: {e})"))
+}
+
+/// Looks up an IANA time zone name in the bundled database.
+///
+/// # Errors
+/// When the name is unknown.
+pub fn parse_time_zone(name: &str) -> Result<TimeZone, String> {
+    TimeZone::get(name).map_err(|_| {
+        format!("must be an IANA time zone name such as UTC or Europe/Berlin (got {name:?})")
+    })
+}
+
+impl Recurrence {
+    /// A recurrence, checked.
+    ///
+    /// # Errors
+    /// The rule broken by the expression or the zone.
+    pub fn try_new(expression: &str, time_zone: &str) -> Result<Self, String> {
+        parse_cron(expression)?;
+        parse_time_zone(time_zone)?;
+        Ok(Recurrence {
+            expression: expression.to_owned(),
+            time_zone: time_zone.to_owned(),
+        })
+    }
+
+    /// Occurrences in `(from, to]`, oldest first, at most [`MAX_OCCURRENCES_PER_CALL`].
+    pub fn occurrences(&self, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
+        let (Ok(cron), Ok(tz)) = (
+            parse_cron(&self.expression),
+            parse_time_zone(&self.time_zone),
+        ) else {
+            return Vec::new();
+        };
+        let Ok(start) = jiff::Timestamp::from_millisecond(from.as_millis()) else {
+            return Vec::new();
+        };
+        let mut cur = start.to_zoned(tz);
+        let mut out = Vec::new();
+        while out.len() < MAX_OCCURRENCES_PER_CALL {
+            let Ok(next) = cron.find_next_occurrence(&cur, false) else {
+                break;
+            };
+            let t = Timestamp::from_millis(next.timestamp().as_millisecond());
+            if t > to {
+                break;
+            }
+            if t > from && out.last().is_none_or(|l| *l < t) {
+                out.push(t);
+            }
+            cur = next;
+        }
+        out
+    }
+}
+
+impl FromStr for Recurrence {
+    type Err = String;
+
+    /// A recurrence in UTC.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Recurrence::try_new(s, "UTC")
+    }
+}
+
+/// Occurrences of one action in `(from, to]`, oldest first.
+pub fn occurrences(action: &ScheduledAction, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
+    let mut out = Vec::new();
+    if let Some(s) = action.start_time.filter(|s| *s > from && *s <= to) {
+        out.push(s);
+    }
+    if let Some(r) = &action.recurrence {
+        let lo = match action.start_time {
+            // Occurrences at or before the start time do not count (the start itself was
+            // pushed above).
+            Some(s) if s > from => s,
+            _ => from,
+        };
+        let hi = action.end_time.map_or(to, |e| e.min(to));
+        if hi > lo {
+            out.extend(r.occurrences(lo, hi));
+        }
+    }
+    if let Some(e) = action.end_time {
+        out.retain(|t| *t <= e);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The scheduled actions of `group` due in `(from_exclusive, to_inclusive]`, as
+/// `(occurrence, action)` in time order (ties in file order, as Auto Scaling orders the
+/// actions of one group).
+pub fn due(
+    group: &ScalingGroup,
+    from_exclusive: Timestamp,
+    to_inclusive: Timestamp,
+) -> Vec<(Timestamp, &ScheduledAction)> {
+    let mut out: Vec<(Timestamp, usize, &ScheduledAction)> = Vec::new();
+    for (i, a) in group.scheduled_actions.iter().enumerate() {
+        for t in occurrences(a, from_exclusive, to_inclusive) {
+            out.push((t, i, a));
+        }
+    }
+    out.sort_by_key(|(t, i, _)| (*t, *i));
+    out.into_iter().map(|(t, _, a)| (t, a)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        thermostat_alarms::timefmt::parse_rfc3339(s).unwrap()
+    }
+
+    fn action(
+        rec: Option<(&str, &str)>,
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> ScheduledAction {
+        ScheduledAction {
+            name: "a".into(),
+            recurrence: rec.map(|(e, z)| Recurrence::try_new(e, z).unwrap()),
+            start_time: start.map(ts),
+            end_time: end.map(ts),
+            min_size: None,
+            max_size: None,
+            desired_capacity: Some(3),
+        }
+    }
+
+    #[test]
+    fn weekday_mornings_in_berlin_follow_daylight_saving() {
+        // Reference §5.10: TimeZone is DST-aware. 08:00 in Berlin is 07:00Z in winter
+        // (CET) and 06:00Z in summer (CEST); DST starts on Sunday 2026-03-29.
+        let a = action(Some(("0 8 * * MON-FRI", "Europe/Berlin")), None, None);
+        let got = occurrences(&a, ts("2026-03-26T00:00:00Z"), ts("2026-03-31T00:00:00Z"));
+        assert_eq!(
+            got,
+            vec![
+                ts("2026-03-26T07:00:00Z"), // Thursday, CET
+                ts("2026-03-27T07:00:00Z"), // Friday, CET
+                ts("2026-03-30T06:00:00Z"), // Monday, CEST
+            ]
+        );
+    }
+
+    #[test]
+    fn the_range_is_open_at_the_start_and_closed_at_the_end() {
+        let a = action(Some(("*/15 * * * *", "UTC")), None, None);
+        let got = occurrences(&a, ts("2026-01-01T00:00:00Z"), ts("2026-01-01T00:30:00Z"));
+        assert_eq!(
+            got,
+            vec![ts("2026-01-01T00:15:00Z"), ts("2026-01-01T00:30:00Z")]
+        );
+    }
+
+    #[test]
+    fn start_and_end_times_bound_a_recurrence() {
+        // Reference §5.10: with Recurrence + StartTime the action runs at StartTime and
+        // then on the schedule; after EndTime it stops.
+        let a = action(
+            Some(("0 * * * *", "UTC")),
+            Some("2026-01-01T01:30:00Z"),
+            Some("2026-01-01T03:00:00Z"),
+        );
+        let got = occurrences(&a, ts("2026-01-01T00:00:00Z"), ts("2026-01-01T06:00:00Z"));
+        assert_eq!(
+            got,
+            vec![
+                ts("2026-01-01T01:30:00Z"),
+                ts("2026-01-01T02:00:00Z"),
+                ts("2026-01-01T03:00:00Z"),
+            ]
+        );
+        // A one-time action runs once, at its start time.
+        let once = action(None, Some("2026-01-01T01:30:00Z"), None);
+        assert_eq!(
+            occurrences(
+                &once,
+                ts("2026-01-01T00:00:00Z"),
+                ts("2026-01-02T00:00:00Z")
+            ),
+            vec![ts("2026-01-01T01:30:00Z")]
+        );
+        assert!(
+            occurrences(
+                &once,
+                ts("2026-01-01T01:30:00Z"),
+                ts("2026-01-02T00:00:00Z")
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_expressions_and_zones_are_rejected() {
+        assert!(parse_cron("0 8 * * MON-FRI").is_ok());
+        assert!(
+            parse_cron("0 0 8 * * MON-FRI").is_err(),
+            "seconds are not allowed"
+        );
+        assert!(parse_cron("61 * * * *").is_err());
+        assert!(parse_cron("every day").is_err());
+        assert!(parse_time_zone("Europe/Berlin").is_ok());
+        assert!(parse_time_zone("Mars/Olympus").is_err());
+    }
+}

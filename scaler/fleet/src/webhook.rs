@@ -1,0 +1,233 @@
+//! [`WebhookFleet`]: a group whose capacity an HTTP endpoint manages.
+//!
+//! Every call is a `POST` of JSON to the group's `webhook_url` with `"group"` and
+//! `"action"`:
+//! - `set_desired_capacity`: `{"group", "action", "desired_capacity", "cause",
+//!   "min_size", "max_size", "honor_cooldown"}`;
+//! - `update_limits`: `{"group", "action", "min_size", "max_size", "desired_capacity"}`;
+//! - `describe`: `{"group", "action"}`.
+//!
+//! The endpoint answers 2xx with `{"desired_capacity": n, "in_service_capacity": n}`. The
+//! limits live in Thermostat (the endpoint need not know them), so `set_desired` checks
+//! them before calling, as `SetDesiredCapacity` does.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use thermostat_scaler::group_state::check_set_desired;
+use thermostat_scaler::{Backend, ScalingSet};
+
+use crate::error::{Error, Result};
+use crate::fleet::{Capacity, Fleet};
+use crate::simulated::updated_limits;
+
+/// Default timeout of one webhook call.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Hook {
+    url: String,
+    min: u32,
+    max: u32,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    desired_capacity: u32,
+    in_service_capacity: u32,
+}
+
+/// Groups behind webhooks.
+#[derive(Debug)]
+pub struct WebhookFleet {
+    client: reqwest::Client,
+    hooks: Mutex<HashMap<String, Hook>>,
+}
+
+impl WebhookFleet {
+    /// A fleet whose calls time out after `timeout` (connect and whole request).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (no TLS backend).
+    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()?;
+        Ok(WebhookFleet {
+            client,
+            hooks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Adds a group at `url` with its limits (`min_size`, `max_size`, which webhook groups
+    /// must configure).
+    pub fn add_group(&self, group: &str, url: &str, min: u32, max: u32) {
+        self.lock().insert(
+            group.to_owned(),
+            Hook {
+                url: url.to_owned(),
+                min,
+                max,
+            },
+        );
+    }
+
+    /// Every `webhook` group of `set`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn from_set(set: &ScalingSet, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let f = WebhookFleet::new(timeout)?;
+        for g in &set.groups {
+            if let Backend::Webhook { url } = &g.backend {
+                f.add_group(
+                    &g.name,
+                    url,
+                    g.min_size.unwrap_or(0),
+                    g.max_size.unwrap_or(u32::MAX),
+                );
+            }
+        }
+        Ok(f)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Hook>> {
+        self.hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn hook(&self, group: &str) -> Result<(String, u32, u32)> {
+        self.lock()
+            .get(group)
+            .map(|h| (h.url.clone(), h.min, h.max))
+            .ok_or_else(|| Error::UnknownGroup {
+                group: group.to_owned(),
+            })
+    }
+
+    async fn call(&self, group: &str, url: &str, body: Value) -> Result<Reply> {
+        let err = |status: Option<u16>, message: String| Error::Webhook {
+            group: group.to_owned(),
+            url: url.to_owned(),
+            status,
+            message,
+        };
+        let resp = self
+            .client
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "request failed"
+                };
+                err(None, format!("{what}: {e}"))
+            })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| err(Some(status.as_u16()), format!("reading the reply: {e}")))?;
+        if !status.is_success() {
+            let snippet: String = text.chars().take(200).collect();
+            return Err(err(Some(status.as_u16()), format!("reply: {snippet:?}")));
+        }
+        serde_json::from_str::<Reply>(&text).map_err(|e| {
+            err(
+                Some(status.as_u16()),
+                format!(
+                    "reply must be {{\"desired_capacity\": n, \"in_service_capacity\": n}} ({e})"
+                ),
+            )
+        })
+    }
+}
+
+impl Fleet for WebhookFleet {
+    async fn describe(&self, group: &str) -> Result<Capacity> {
+        let (url, min, max) = self.hook(group)?;
+        let r = self
+            .call(group, &url, json!({"group": group, "action": "describe"}))
+            .await?;
+        Ok(Capacity {
+            desired: r.desired_capacity,
+            min,
+            max,
+            in_service: r.in_service_capacity,
+        })
+    }
+
+    async fn set_desired(
+        &self,
+        group: &str,
+        desired: u32,
+        honor_cooldown: bool,
+        cause: &str,
+    ) -> Result<Capacity> {
+        let (url, min, max) = self.hook(group)?;
+        check_set_desired(min, max, desired).map_err(|message| Error::Validation {
+            group: group.to_owned(),
+            message,
+        })?;
+        let body = json!({
+            "group": group,
+            "action": "set_desired_capacity",
+            "desired_capacity": desired,
+            "cause": cause,
+            "min_size": min,
+            "max_size": max,
+            "honor_cooldown": honor_cooldown,
+        });
+        let r = self.call(group, &url, body).await?;
+        Ok(Capacity {
+            desired: r.desired_capacity,
+            min,
+            max,
+            in_service: r.in_service_capacity,
+        })
+    }
+
+    async fn update_limits(
+        &self,
+        group: &str,
+        min: Option<u32>,
+        max: Option<u32>,
+        desired: Option<u32>,
+    ) -> Result<Capacity> {
+        let (url, lo, hi) = self.hook(group)?;
+        let current = self.describe(group).await?;
+        let (lo, hi, d) =
+            updated_limits((lo, hi, current.desired), min, max, desired).map_err(|message| {
+                Error::Validation {
+                    group: group.to_owned(),
+                    message,
+                }
+            })?;
+        let body = json!({
+            "group": group,
+            "action": "update_limits",
+            "min_size": lo,
+            "max_size": hi,
+            "desired_capacity": d,
+        });
+        let r = self.call(group, &url, body).await?;
+        if let Some(h) = self.lock().get_mut(group) {
+            h.min = lo;
+            h.max = hi;
+        }
+        Ok(Capacity {
+            desired: r.desired_capacity,
+            min: lo,
+            max: hi,
+            in_service: r.in_service_capacity,
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! The fleet adapters against real peers: moto's EC2 Auto Scaling through the SDK, and a
+//! local HTTP receiver for webhooks.
+
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_autoscaling::config::Credentials;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde_json::{Value, json};
+use thermostat_fleet::{AutoScalingFleet, Error, Fleet, WebhookFleet};
+use thermostat_testkit::{Moto, require_peers};
+
+async fn moto_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// `(desired, min, max, instances)` as moto reports the group through the SDK.
+async fn read_back(client: &aws_sdk_autoscaling::Client, asg: &str) -> (i32, i32, i32, usize) {
+    let out = client
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(asg)
+        .send()
+        .await
+        .expect("DescribeAutoScalingGroups");
+    let g = &out.auto_scaling_groups()[0];
+    (
+        g.desired_capacity().unwrap_or(-1),
+        g.min_size().unwrap_or(-1),
+        g.max_size().unwrap_or(-1),
+        g.instances().len(),
+    )
+}
+
+#[tokio::test]
+async fn autoscaling_fleet_scales_a_real_group_out_and_in() {
+    let Some(python) = require_peers(
+        "autoscaling_fleet_scales_a_real_group_out_and_in",
+        &["moto"],
+    ) else {
+        return;
+    };
+    let moto = Moto::start(&python);
+    let sdk = moto_config(&moto.endpoint).await;
+    let client = aws_sdk_autoscaling::Client::new(&sdk);
+    client
+        .create_launch_configuration()
+        .launch_configuration_name("api-lc")
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .expect("CreateLaunchConfiguration");
+    client
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("api-asg")
+        .launch_configuration_name("api-lc")
+        .min_size(1)
+        .max_size(6)
+        .desired_capacity(2)
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+
+    let fleet = AutoScalingFleet::new(&sdk).with_group("api", "api-asg");
+    let c = fleet.describe("api").await.unwrap();
+    assert_eq!((c.desired, c.min, c.max, c.in_service), (2, 1, 6, 2));
+
+    // Scale out, then in, and check through the SDK what moto holds.
+    let cause = "At 2026-11-26T10:00:00Z a monitor alarm api-high-cpu in state ALARM triggered policy cpu-target changing the desired capacity from 2 to 5.";
+    let c = fleet.set_desired("api", 5, false, cause).await.unwrap();
+    assert_eq!((c.desired, c.in_service), (5, 5));
+    assert_eq!(read_back(&client, "api-asg").await, (5, 1, 6, 5));
+    let c = fleet
+        .set_desired("api", 3, false, "scale in")
+        .await
+        .unwrap();
+    assert_eq!((c.desired, c.in_service), (3, 3));
+    assert_eq!(read_back(&client, "api-asg").await, (3, 1, 6, 3));
+
+    // UpdateAutoScalingGroup (the start-up sizes of an aws_autoscaling group).
+    let c = fleet
+        .update_limits("api", Some(2), Some(10), Some(4))
+        .await
+        .unwrap();
+    assert_eq!((c.desired, c.min, c.max), (4, 2, 10));
+    assert_eq!(read_back(&client, "api-asg").await, (4, 2, 10, 4));
+
+    // Errors name the group and the operation.
+    let missing = AutoScalingFleet::new(&sdk).with_group("ghost", "no-such-asg");
+    let e = missing.describe("ghost").await.unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "scaling group \"ghost\": EC2 Auto Scaling DescribeAutoScalingGroups failed: no Auto Scaling group named \"no-such-asg\""
+        ),
+        "{e}"
+    );
+    assert!(matches!(
+        fleet.describe("web").await,
+        Err(Error::UnknownGroup { .. })
+    ));
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    bodies: Arc<Mutex<Vec<Value>>>,
+    desired: Arc<Mutex<u32>>,
+}
+
+async fn hook(State(r): State<Receiver>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+    r.bodies.lock().unwrap().push(body.clone());
+    let mut d = r.desired.lock().unwrap();
+    if let Some(n) = body.get("desired_capacity").and_then(Value::as_u64) {
+        *d = u32::try_from(n).unwrap();
+    }
+    // One instance is still booting after each change.
+    (
+        StatusCode::OK,
+        Json(json!({"desired_capacity": *d, "in_service_capacity": d.saturating_sub(1)})),
+    )
+}
+
+async fn broken() -> (StatusCode, &'static str) {
+    (StatusCode::INTERNAL_SERVER_ERROR, "scaler is down")
+}
+
+async fn slow() -> Json<Value> {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Json(json!({"desired_capacity": 1, "in_service_capacity": 1}))
+}
+
+#[tokio::test]
+async fn webhook_fleet_posts_the_desired_capacity() {
+    let receiver = Receiver::default();
+    *receiver.desired.lock().unwrap() = 2;
+    let app = axum::Router::new()
+        .route("/batch", post(hook))
+        .route("/broken", post(broken))
+        .route("/slow", post(slow))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let fleet = WebhookFleet::new(Duration::from_millis(500)).unwrap();
+    fleet.add_group("batch", &format!("{base}/batch"), 0, 50);
+    fleet.add_group("broken", &format!("{base}/broken"), 0, 50);
+    fleet.add_group("slow", &format!("{base}/slow"), 0, 50);
+
+    let c = fleet.describe("batch").await.unwrap();
+    assert_eq!((c.desired, c.in_service, c.min, c.max), (2, 1, 0, 50));
+    let cause = "At 2026-11-26T10:00:00Z a monitor alarm batch-backlog in state ALARM triggered policy queue-target changing the desired capacity from 2 to 7.";
+    let c = fleet.set_desired("batch", 7, false, cause).await.unwrap();
+    assert_eq!((c.desired, c.in_service), (7, 6));
+    let bodies = receiver.bodies.lock().unwrap().clone();
+    assert_eq!(bodies[0], json!({"group": "batch", "action": "describe"}));
+    assert_eq!(
+        bodies[1],
+        json!({
+            "group": "batch",
+            "action": "set_desired_capacity",
+            "desired_capacity": 7,
+            "cause": cause,
+            "min_size": 0,
+            "max_size": 50,
+            "honor_cooldown": false
+        })
+    );
+    // The limits are checked before calling, as SetDesiredCapacity does.
+    let e = fleet
+        .set_desired("batch", 51, false, "x")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("is above max value 50"), "{e}");
+    assert_eq!(receiver.bodies.lock().unwrap().len(), 2);
+    let c = fleet
+        .update_limits("batch", Some(1), Some(5), None)
+        .await
+        .unwrap();
+    assert_eq!((c.desired, c.min, c.max), (5, 1, 5));
+
+    // Errors name the URL and the status.
+    let e = fleet
+        .set_desired("broken", 1, false, "x")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "scaling group \"broken\": webhook {base}/broken answered HTTP 500: reply: \"scaler is down\""
+        )
+    );
+    let e = fleet.describe("slow").await.unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "scaling group \"slow\": webhook {base}/slow failed: timed out"
+        )),
+        "{msg}"
+    );
+    server.abort();
+}
