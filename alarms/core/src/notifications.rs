@@ -307,9 +307,7 @@ impl MuteRule {
     /// Whether one of the patterns matches the alarm (or, for an instance
     /// `name[Dim=value]`, its alarm name).
     pub fn matches_alarm(&self, alarm_name: &str) -> bool {
-        let base = alarm_name
-            .split_once('[')
-            .map_or(alarm_name, |(b, _)| b);
+        let base = alarm_name.split_once('[').map_or(alarm_name, |(b, _)| b);
         self.alarms
             .iter()
             .any(|p| glob_match(p, alarm_name) || glob_match(p, base))
@@ -342,8 +340,9 @@ pub fn time_zone(name: &str) -> Result<TimeZone, String> {
     if name == "UTC" {
         return Ok(TimeZone::UTC);
     }
-    TimeZone::get(name)
-        .map_err(|_| format!("must be an IANA time zone such as UTC or Europe/Berlin (got {name:?})"))
+    TimeZone::get(name).map_err(|_| {
+        format!("must be an IANA time zone such as UTC or Europe/Berlin (got {name:?})")
+    })
 }
 
 /// Matches `text` against a pattern where `*` is any run of characters and `?` one.
@@ -554,12 +553,17 @@ impl CronSchedule {
             .ok()?
             .to_zoned(tz.clone());
         let d = z.datetime();
-        let mut dt = DateTime::new(d.year(), d.month(), d.day(), d.hour(), d.minute(), 0, 0).ok()?;
+        let mut dt =
+            DateTime::new(d.year(), d.month(), d.day(), d.hour(), d.minute(), 0, 0).ok()?;
         let minute = jiff::Span::new().minutes(1);
         // Whole months, days and hours are skipped at once, so this bound is never reached
         // for windows up to MAX_MUTE_DURATION_SECONDS.
         for _ in 0..100_000 {
-            let at = tz.to_ambiguous_timestamp(dt).compatible().ok()?.as_millisecond();
+            let at = tz
+                .to_ambiguous_timestamp(dt)
+                .compatible()
+                .ok()?
+                .as_millisecond();
             if at <= after.as_millis() {
                 return None;
             }
@@ -785,8 +789,7 @@ fn check_env_name(s: &str) -> Result<(), String> {
 fn check_name(s: &str) -> Result<(), String> {
     if !s.is_empty()
         && s.len() <= 64
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
         Ok(())
@@ -840,7 +843,12 @@ impl Cx<'_> {
         allowed: &[&str],
     ) -> Option<HashMap<&'n str, Field<'n>>> {
         let Some(map) = node.as_mapping() else {
-            self.push(pos_of(node.span()), path, Rule::Syntax, "must be a map of fields");
+            self.push(
+                pos_of(node.span()),
+                path,
+                Rule::Syntax,
+                "must be a map of fields",
+            );
             return None;
         };
         let mut out = HashMap::new();
@@ -864,13 +872,23 @@ impl Cx<'_> {
         match node {
             Node::Scalar(s) => Some((s.as_str().trim(), pos_of(s.span()))),
             other => {
-                self.push(pos_of(other.span()), path, Rule::Syntax, "must be a single value");
+                self.push(
+                    pos_of(other.span()),
+                    path,
+                    Rule::Syntax,
+                    "must be a single value",
+                );
                 None
             }
         }
     }
 
-    fn text(&mut self, f: &HashMap<&str, Field<'_>>, key: &str, path: &str) -> Option<(String, Pos)> {
+    fn text(
+        &mut self,
+        f: &HashMap<&str, Field<'_>>,
+        key: &str,
+        path: &str,
+    ) -> Option<(String, Pos)> {
         let (node, _) = f.get(key)?;
         let (s, pos) = self.scalar(node, &format!("{path}.{key}"))?;
         if matches!(s, "~" | "null" | "") {
@@ -888,7 +906,12 @@ impl Cx<'_> {
     ) -> Option<(String, Pos)> {
         let v = self.text(f, key, path);
         if v.is_none() {
-            self.push(entry, &format!("{path}.{key}"), Rule::Required, "is required");
+            self.push(
+                entry,
+                &format!("{path}.{key}"),
+                Rule::Required,
+                "is required",
+            );
         }
         v
     }
@@ -919,11 +942,13 @@ impl Cx<'_> {
         max: f64,
     ) -> Option<Duration> {
         let v = self.text(f, key, path);
-        self.checked(v, &format!("{path}.{key}"), Rule::Number, |s| match s.parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= min && x <= max => Ok(Duration::from_secs_f64(x)),
-            _ => Err(format!(
-                "must be a number of seconds between {min} and {max} (got {s})"
-            )),
+        self.checked(v, &format!("{path}.{key}"), Rule::Number, |s| {
+            match s.parse::<f64>() {
+                Ok(x) if x.is_finite() && x >= min && x <= max => Ok(Duration::from_secs_f64(x)),
+                _ => Err(format!(
+                    "must be a number of seconds between {min} and {max} (got {s})"
+                )),
+            }
         })
     }
 
@@ -996,7 +1021,8 @@ const ACTION_KEYS: &[&str] = &["alarm_actions", "ok_actions", "insufficient_data
 /// unique across files), every other setting may be given in one file only.
 ///
 /// Cross-checks: every `webhook:<name>` action names a webhook of `webhooks`, `mailto:`
-/// actions need `smtp`, and a mute-rule pattern without wildcards names an existing alarm.
+/// actions need `smtp`, and a mute-rule pattern without wildcards names an existing alarm
+/// (skipped when `alarms` is empty, as when the alarms themselves are invalid).
 ///
 /// # Errors
 /// Every problem found, as `file:line:column: path: message`, sorted by file and position.
@@ -1044,7 +1070,10 @@ pub fn validate_notifications<P: AsRef<str>, T: AsRef<str>>(
             .map(|r| (file, *pos, r))
     }) {
         for (i, p) in rule.alarms.iter().enumerate() {
-            let exact = !p.contains(['*', '?']);
+            // With no alarms at all (the caller passes an empty set when the alarms are
+            // invalid) this check would only add noise.
+            let no_alarms = alarms.alarms.is_empty() && alarms.composites.is_empty();
+            let exact = !(no_alarms || p.contains(['*', '?']));
             if exact && alarms.alarm(p).is_none() && alarms.composite(p).is_none() {
                 errors.push(ConfigError {
                     file: file.clone(),
@@ -1210,9 +1239,11 @@ fn smtp(cx: &mut Cx<'_>, node: &Node, entry: Pos) -> Option<SmtpSettings> {
     let port = cx.text(&f, "port", P);
     let port = match port {
         None => Some(25),
-        v => cx.checked(v, &format!("{P}.port"), Rule::Number, |s| match s.parse::<u16>() {
-            Ok(p) if p > 0 => Ok(p),
-            _ => Err(format!("must be a port between 1 and 65535 (got {s})")),
+        v => cx.checked(v, &format!("{P}.port"), Rule::Number, |s| {
+            match s.parse::<u16>() {
+                Ok(p) if p > 0 => Ok(p),
+                _ => Err(format!("must be a port between 1 and 65535 (got {s})")),
+            }
         }),
     };
     let from = cx.required(&f, "from", P, entry);
@@ -1221,7 +1252,9 @@ fn smtp(cx: &mut Cx<'_>, node: &Node, entry: Pos) -> Option<SmtpSettings> {
             Some((l, d)) if !l.is_empty() && !d.is_empty() && !s.contains(char::is_whitespace) => {
                 Ok(s.to_owned())
             }
-            _ => Err(format!("must be an e-mail address such as thermostat@example.com (got {s:?})")),
+            _ => Err(format!(
+                "must be an e-mail address such as thermostat@example.com (got {s:?})"
+            )),
         }
     });
     let starttls = match cx.text(&f, "starttls", P) {
@@ -1231,9 +1264,12 @@ fn smtp(cx: &mut Cx<'_>, node: &Node, entry: Pos) -> Option<SmtpSettings> {
     let username = cx.text(&f, "username", P);
     let password_env = cx.text(&f, "password_env", P);
     let password_pos = password_env.as_ref().map(|(_, p)| *p);
-    let password_env = cx.checked(password_env, &format!("{P}.password_env"), Rule::Name, |s| {
-        check_env_name(s).map(|()| s.to_owned())
-    });
+    let password_env = cx.checked(
+        password_env,
+        &format!("{P}.password_env"),
+        Rule::Name,
+        |s| check_env_name(s).map(|()| s.to_owned()),
+    );
     match (&username, password_pos) {
         (Some((_, p)), None) => cx.push(
             *p,
@@ -1284,7 +1320,9 @@ fn retry(cx: &mut Cx<'_>, node: &Node) -> Option<RetrySettings> {
     };
     let (initial, max, give_up) = (initial?, max?, give_up?);
     if max < initial {
-        let pos = f.get("max_backoff_seconds").map_or(Pos::default(), |(_, p)| *p);
+        let pos = f
+            .get("max_backoff_seconds")
+            .map_or(Pos::default(), |(_, p)| *p);
         cx.push(
             pos,
             &format!("{P}.max_backoff_seconds"),
@@ -1308,11 +1346,16 @@ fn webhook(cx: &mut Cx<'_>, node: &Node, i: usize) -> Option<WebhookSettings> {
     let entry = pos_of(node.span());
     let f = cx.fields(node, &format!("notifications.webhooks[{i}]"), WEBHOOK_KEYS)?;
     let name = cx.required(&f, "name", &format!("notifications.webhooks[{i}]"), entry);
-    let name = cx.checked(name, &format!("notifications.webhooks[{i}].name"), Rule::Name, |s| {
-        check_name(s).map(|()| s.to_owned())
-    });
-    let label = name.clone().unwrap_or_else(|| format!("[{i}]"));
-    let p = format!("notifications.webhooks.{label}");
+    let name = cx.checked(
+        name,
+        &format!("notifications.webhooks[{i}].name"),
+        Rule::Name,
+        |s| check_name(s).map(|()| s.to_owned()),
+    );
+    let p = name.as_ref().map_or_else(
+        || format!("notifications.webhooks[{i}]"),
+        |n| format!("notifications.webhooks.{n}"),
+    );
     let url = cx.required(&f, "url", &p, entry);
     let url = cx.checked(url, &format!("{p}.url"), Rule::Syntax, |s| {
         check_url(s).map(|()| s.to_owned())
@@ -1362,11 +1405,16 @@ fn mute_rule(cx: &mut Cx<'_>, node: &Node, i: usize) -> Option<MuteRule> {
     let entry = pos_of(node.span());
     let f = cx.fields(node, &format!("notifications.mute_rules[{i}]"), MUTE_KEYS)?;
     let name = cx.required(&f, "name", &format!("notifications.mute_rules[{i}]"), entry);
-    let name = cx.checked(name, &format!("notifications.mute_rules[{i}].name"), Rule::Name, |s| {
-        check_name(s).map(|()| s.to_owned())
-    });
-    let label = name.clone().unwrap_or_else(|| format!("[{i}]"));
-    let p = format!("notifications.mute_rules.{label}");
+    let name = cx.checked(
+        name,
+        &format!("notifications.mute_rules[{i}].name"),
+        Rule::Name,
+        |s| check_name(s).map(|()| s.to_owned()),
+    );
+    let p = name.as_ref().map_or_else(
+        || format!("notifications.mute_rules[{i}]"),
+        |n| format!("notifications.mute_rules.{n}"),
+    );
     let mut alarms = Vec::new();
     let mut alarms_ok = true;
     match f.get("alarms") {
@@ -1403,7 +1451,12 @@ fn mute_rule(cx: &mut Cx<'_>, node: &Node, i: usize) -> Option<MuteRule> {
     }
     let schedule_text = cx.text(&f, "schedule", &p);
     let has_schedule = schedule_text.is_some();
-    let schedule = cx.checked(schedule_text, &format!("{p}.schedule"), Rule::Syntax, str::parse);
+    let schedule = cx.checked(
+        schedule_text,
+        &format!("{p}.schedule"),
+        Rule::Syntax,
+        str::parse,
+    );
     let time_zone = match cx.text(&f, "time_zone", &p) {
         None => Some("UTC".to_owned()),
         v => cx.checked(v, &format!("{p}.time_zone"), Rule::Enum, |s| {
@@ -1434,7 +1487,13 @@ fn mute_rule(cx: &mut Cx<'_>, node: &Node, i: usize) -> Option<MuteRule> {
     }
     let duration = if has_schedule {
         if f.contains_key("duration_seconds") {
-            cx.seconds(&f, "duration_seconds", &p, 1.0, MAX_MUTE_DURATION_SECONDS as f64)
+            cx.seconds(
+                &f,
+                "duration_seconds",
+                &p,
+                1.0,
+                MAX_MUTE_DURATION_SECONDS as f64,
+            )
         } else {
             cx.push(
                 entry,
