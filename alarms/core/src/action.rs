@@ -8,6 +8,7 @@
 //! | Thermostat scaling policy | `policy:web/scale-out` |
 //! | e-mail | `mailto:ops@example.com` |
 //! | webhook | `https://hooks.example.com/x` or `http://...` |
+//! | named webhook (from `notifications.webhooks`) | `webhook:oncall-slack` |
 
 use std::fmt;
 
@@ -59,6 +60,12 @@ pub enum Action {
         /// The URL.
         url: String,
     },
+    /// A webhook defined by name in the `notifications.webhooks` settings (its format and
+    /// secret come from there).
+    NamedWebhook {
+        /// The webhook's name.
+        name: String,
+    },
 }
 
 impl Action {
@@ -78,6 +85,7 @@ impl Action {
             Action::ScalingPolicy { group, policy } => format!("policy:{group}/{policy}"),
             Action::Email { address } => format!("mailto:{address}"),
             Action::Webhook { url } => url.clone(),
+            Action::NamedWebhook { name } => format!("webhook:{name}"),
         }
     }
 }
@@ -88,7 +96,7 @@ impl fmt::Display for Action {
     }
 }
 
-const FORMS: &str = "an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>), a scaling policy ARN (arn:aws:autoscaling:...:scalingPolicy:...), policy:<group>/<policy>, mailto:<address> or an http(s):// webhook URL";
+const FORMS: &str = "an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>), a scaling policy ARN (arn:aws:autoscaling:...:scalingPolicy:...), policy:<group>/<policy>, mailto:<address>, an http(s):// webhook URL or webhook:<name>";
 
 /// Parses one action string.
 ///
@@ -162,6 +170,21 @@ pub fn parse(s: &str) -> Result<Action, String> {
             _ => Err(format!("must be mailto:<user>@<domain> (got {s:?})")),
         };
     }
+    if let Some(name) = s.strip_prefix("webhook:") {
+        let ok = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        return if ok {
+            Ok(Action::NamedWebhook {
+                name: name.to_owned(),
+            })
+        } else {
+            Err(format!(
+                "must be webhook:<name> with 1 to 64 letters, digits, _ . or - (got {s:?})"
+            ))
+        };
+    }
     for scheme in ["https://", "http://"] {
         if let Some(rest) = s.strip_prefix(scheme) {
             let host = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -198,6 +221,7 @@ mod tests {
             ("policy:web/scale-out", true),
             ("mailto:ops@example.com", false),
             ("https://hooks.example.com/x", false),
+            ("webhook:oncall-slack", false),
             ("http://127.0.0.1:9000/hook", false),
         ];
         for (s, scaling) in cases {

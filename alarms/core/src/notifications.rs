@@ -734,6 +734,11 @@ pub fn build_notification(
                     body: e.body,
                 }
             }
+            Action::NamedWebhook { name } => {
+                return Err(format!(
+                    "no webhook named {name:?} in notifications.webhooks"
+                ));
+            }
             Action::Webhook { url } => Delivery::Webhook {
                 webhook: None,
                 url: url.clone(),

@@ -141,23 +141,23 @@ impl Drop for Moto {
     }
 }
 
-/// An aiosmtpd SMTP sink on a free loopback port, writing every message it receives to an
-/// mbox file; stopped on drop.
+/// An aiosmtpd SMTP sink on a free loopback port, writing every message it receives into a
+/// Maildir; stopped on drop.
 #[derive(Debug)]
 pub struct SmtpSink {
     child: Child,
     /// The port it listens on (127.0.0.1).
     pub port: u16,
-    /// The mbox file messages are appended to.
-    pub mbox: PathBuf,
+    /// The Maildir messages are delivered to (`new/` and `cur/` below it).
+    pub maildir: PathBuf,
 }
 
 impl SmtpSink {
-    /// Starts aiosmtpd with the `Mailbox` handler, writing to `mbox`.
+    /// Starts aiosmtpd with the `Mailbox` handler, delivering into the Maildir `maildir`.
     ///
     /// # Panics
     /// When it cannot start.
-    pub fn start(python: &Path, mbox: &Path) -> SmtpSink {
+    pub fn start(python: &Path, maildir: &Path) -> SmtpSink {
         let port = free_port();
         let mut child = Command::new(python)
             .args([
@@ -169,7 +169,7 @@ impl SmtpSink {
                 "-c",
                 "aiosmtpd.handlers.Mailbox",
             ])
-            .arg(mbox)
+            .arg(maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -178,23 +178,24 @@ impl SmtpSink {
         SmtpSink {
             child,
             port,
-            mbox: mbox.to_owned(),
+            maildir: maildir.to_owned(),
         }
     }
 
-    /// The raw messages received so far (the mbox split at its `From ` separator lines).
+    /// The raw messages received so far (one file each in the Maildir's `new/` and `cur/`),
+    /// oldest file name first.
     pub fn messages(&self) -> Vec<String> {
-        let text = std::fs::read_to_string(&self.mbox).unwrap_or_default();
-        let mut out: Vec<String> = Vec::new();
-        for line in text.lines() {
-            if line.starts_with("From ") {
-                out.push(String::new());
-            } else if let Some(m) = out.last_mut() {
-                m.push_str(line);
-                m.push('\n');
-            }
-        }
-        out
+        let mut files: Vec<PathBuf> = ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.maildir.join(d)).ok())
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .collect()
     }
 }
 

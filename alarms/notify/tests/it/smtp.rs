@@ -14,7 +14,7 @@ async fn email_reaches_the_sink() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sink = SmtpSink::start(&py, &dir.path().join("mbox"));
+    let sink = SmtpSink::start(&py, &dir.path().join("maildir"));
     let smtp = SmtpSettings {
         host: "127.0.0.1".into(),
         port: sink.port,
@@ -46,7 +46,7 @@ async fn email_reaches_the_sink() {
 
     let mut messages = Vec::new();
     for _ in 0..100 {
-        messages = maildir_messages(&sink.mbox);
+        messages = sink.messages();
         if !messages.is_empty() {
             break;
         }
@@ -82,37 +82,6 @@ async fn email_reaches_the_sink() {
     ] {
         assert!(body.contains(line), "missing {line:?} in\n{body}");
     }
-}
-
-/// The messages aiosmtpd's `Mailbox` handler stored. It writes a Maildir (one file per
-/// message in `new/`), not an mbox file, so `SmtpSink::messages` finds nothing; this reads
-/// the Maildir instead.
-fn maildir_messages(dir: &std::path::Path) -> Vec<String> {
-    let mut out: Vec<String> = ["new", "cur"]
-        .iter()
-        .filter_map(|sub| std::fs::read_dir(dir.join(sub)).ok())
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .collect();
-    if out.is_empty() {
-        out = sink_mbox_fallback(dir);
-    }
-    out
-}
-
-/// The mbox reading of `SmtpSink::messages`, for a sink that writes an mbox file.
-fn sink_mbox_fallback(path: &std::path::Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("From ") {
-            out.push(String::new());
-        } else if let Some(m) = out.last_mut() {
-            m.push_str(line);
-            m.push('\n');
-        }
-    }
-    out
 }
 
 /// Decodes a quoted-printable body (soft line breaks and `=XX`).
