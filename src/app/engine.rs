@@ -7,39 +7,68 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
-use thermostat_alarms::engine::InstanceState;
+use thermostat_alarms::engine::{InstanceState, TickOutput};
 use thermostat_alarms::history::{AlarmType, ConfigChange};
-use thermostat_alarms::{
-    ActionInvocation, AlarmSet, EngineState, HistoryItem, StateValue, Transition,
-};
+use thermostat_alarms::{EngineState, HistoryItem, StateValue, Transition};
 use thermostat_dashboards::alarms::{AlarmApi, AlarmApiError, AlarmView, ReloadReport};
 use thermostat_metrics::{Clock, Store, Timestamp};
 
-use super::config;
+use super::config::{self, Config};
 use super::state_db::{AlarmWrite, StateDb};
 
 /// Evaluation ticks fall on multiples of this many milliseconds.
 pub const TICK_MS: i64 = 10_000;
 
-/// Where actions go once an alarm changes state. Notifications and scaling plug in here.
+/// Where actions go once alarms change state: notifications and scaling.
 pub trait ActionSink: Send + Sync + std::fmt::Debug {
-    /// Runs (or queues) one action of `alarm`. Must not block for long.
-    fn dispatch(&self, alarm: &str, action: &ActionInvocation, now: Timestamp);
+    /// Called after every tick (and `SetAlarmState`) with what it produced, under the engine's
+    /// lock: must queue work, not do it.
+    fn on_tick(
+        &self,
+        config: &Config,
+        state: &EngineState,
+        out: &TickOutput,
+        store: &Store,
+        now: Timestamp,
+    );
+    /// Called after a reload was swapped in.
+    fn on_reload(&self, config: &Config);
 }
 
-/// An action sink that only logs; used until the action back-ends are configured.
+/// An action sink that only logs (tests and tools without back-ends).
 #[derive(Debug, Default)]
 pub struct LogActions;
 
 impl ActionSink for LogActions {
-    fn dispatch(&self, alarm: &str, action: &ActionInvocation, _now: Timestamp) {
-        tracing::info!(alarm, action = %action.action.as_config_str(), state = %action.state, repeat = action.repeat, "Alarm action due.");
+    fn on_tick(&self, _: &Config, _: &EngineState, out: &TickOutput, _: &Store, _: Timestamp) {
+        for (alarm, action) in &out.actions {
+            tracing::info!(alarm, action = %action.action.as_config_str(), state = %action.state, repeat = action.repeat, "Alarm action due.");
+        }
+    }
+
+    fn on_reload(&self, _: &Config) {}
+}
+
+impl ActionSink for super::actions::Actions {
+    fn on_tick(
+        &self,
+        config: &Config,
+        state: &EngineState,
+        out: &TickOutput,
+        store: &Store,
+        now: Timestamp,
+    ) {
+        super::actions::Actions::on_tick(self, config, state, out, store, now);
+    }
+
+    fn on_reload(&self, config: &Config) {
+        super::actions::Actions::on_reload(self, config);
     }
 }
 
 #[derive(Debug)]
 struct Inner {
-    set: AlarmSet,
+    config: Config,
     state: EngineState,
 }
 
@@ -48,7 +77,7 @@ struct Inner {
 pub struct AlarmEngine {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
-    db: StateDb,
+    db: Arc<StateDb>,
     paths: Vec<PathBuf>,
     actions: Arc<dyn ActionSink>,
     inner: Mutex<Inner>,
@@ -73,16 +102,11 @@ impl AlarmEngine {
         paths: Vec<PathBuf>,
         store: Arc<Store>,
         clock: Arc<dyn Clock>,
-        db: StateDb,
+        config: Config,
+        db: Arc<StateDb>,
         actions: Arc<dyn ActionSink>,
     ) -> anyhow::Result<Self> {
-        let set = if paths.is_empty() {
-            AlarmSet::default()
-        } else {
-            config::load(&paths)
-                .map_err(|e| anyhow::anyhow!("the configuration is invalid:\n{e}"))?
-                .alarms
-        };
+        let set = &config.alarms;
         let now = clock.now();
         let mut state = EngineState::new(&set, now, None);
         let mut restored = BTreeSet::new();
@@ -147,7 +171,7 @@ impl AlarmEngine {
             db,
             paths,
             actions,
-            inner: Mutex::new(Inner { set, state }),
+            inner: Mutex::new(Inner { config, state }),
         };
         {
             let inner = engine.lock();
@@ -163,8 +187,8 @@ impl AlarmEngine {
         {
             let inner = engine.lock();
             tracing::info!(
-                alarms = inner.set.alarms.len(),
-                composite_alarms = inner.set.composites.len(),
+                alarms = inner.config.alarms.alarms.len(),
+                composite_alarms = inner.config.alarms.composites.len(),
                 restored = restored.len(),
                 "The alarm engine is ready."
             );
@@ -228,8 +252,8 @@ impl AlarmEngine {
     /// tick's write carries the changed states again).
     pub fn tick(&self, t: Timestamp) -> anyhow::Result<usize> {
         let mut inner = self.lock();
-        let Inner { set, state } = &mut *inner;
-        let out = thermostat_alarms::tick(set, state, &self.store, t)?;
+        let Inner { config, state } = &mut *inner;
+        let out = thermostat_alarms::tick(&config.alarms, state, &self.store, t)?;
         let mut changed: Vec<String> = out.transitions.iter().map(|(n, _)| n.clone()).collect();
         changed.extend(
             out.history
@@ -245,13 +269,11 @@ impl AlarmEngine {
         changed.sort();
         changed.dedup();
         self.persist(&inner, &changed, &out.history)?;
-        drop(inner);
         for (n, tr) in &out.transitions {
             log_transition(n, tr);
         }
-        for (alarm, action) in &out.actions {
-            self.actions.dispatch(alarm, action, t);
-        }
+        self.actions
+            .on_tick(&inner.config, &inner.state, &out, &self.store, t);
         Ok(out.evaluations)
     }
 
@@ -312,10 +334,12 @@ impl AlarmEngine {
     /// # Errors
     /// Every configuration error; the running configuration stays.
     pub fn reload_from_disk(&self) -> Result<ReloadReport, config::LoadError> {
-        let new = config::load(&self.paths)?.alarms;
+        let new_config = config::load(&self.paths)?;
+        let new = new_config.alarms.clone();
         let now = self.clock.now();
         let mut inner = self.lock();
-        let (state, history) = thermostat_alarms::carry_over(&inner.set, &inner.state, &new, now);
+        let (state, history) =
+            thermostat_alarms::carry_over(&inner.config.alarms, &inner.state, &new, now);
         let old_names: BTreeSet<String> = inner
             .state
             .metric
@@ -331,7 +355,7 @@ impl AlarmEngine {
             .collect();
         let removed: Vec<String> = old_names.difference(&new_names).cloned().collect();
         let changed: Vec<String> = history.iter().map(|h| h.alarm_name.clone()).collect();
-        inner.set = new;
+        inner.config = new_config;
         inner.state = state;
         let all: Vec<String> = new_names.iter().cloned().collect();
         if let Err(e) = self.persist(&inner, &all, &history).and_then(|_| {
@@ -348,9 +372,10 @@ impl AlarmEngine {
         }) {
             tracing::error!(error = %format!("{e:#}"), "Could not persist the reloaded alarm states.");
         }
+        self.actions.on_reload(&inner.config);
         let report = ReloadReport {
-            alarms: inner.set.alarms.len(),
-            composite_alarms: inner.set.composites.len(),
+            alarms: inner.config.alarms.alarms.len(),
+            composite_alarms: inner.config.alarms.composites.len(),
             changed,
             removed,
         };
@@ -389,7 +414,7 @@ impl AlarmApi for AlarmEngine {
         let inner = self.lock();
         let mut out = Vec::new();
         for (name, i) in &inner.state.metric {
-            let Some(a) = inner.set.alarm(&i.alarm) else {
+            let Some(a) = inner.config.alarms.alarm(&i.alarm) else {
                 continue;
             };
             out.push(AlarmView {
@@ -406,7 +431,13 @@ impl AlarmApi for AlarmEngine {
                 configuration: serde_json::to_value(a).unwrap_or(Value::Null),
             });
         }
-        for a in inner.set.alarms.iter().filter(|a| a.is_per_series()) {
+        for a in inner
+            .config
+            .alarms
+            .alarms
+            .iter()
+            .filter(|a| a.is_per_series())
+        {
             if !inner.state.metric.values().any(|i| i.alarm == a.name) {
                 out.push(AlarmView {
                     name: a.name.clone(),
@@ -419,7 +450,7 @@ impl AlarmApi for AlarmEngine {
                 });
             }
         }
-        for c in &inner.set.composites {
+        for c in &inner.config.alarms.composites {
             let Some(s) = inner.state.composites.get(&c.name) else {
                 continue;
             };
@@ -476,7 +507,8 @@ impl AlarmApi for AlarmEngine {
         }
         let now = self.clock.now();
         let mut inner = self.lock();
-        let Inner { set, state } = &mut *inner;
+        let Inner { config, state } = &mut *inner;
+        let set = &config.alarms;
         let (evaluation, kind, old) = if let Some(i) = state.metric.get_mut(name) {
             let a = set
                 .alarm(&i.alarm)
@@ -511,13 +543,25 @@ impl AlarmApi for AlarmEngine {
             .collect();
         self.persist(&inner, &[name.to_owned()], &history)
             .map_err(|e| AlarmApiError::Internal(format!("{e:#}")))?;
-        drop(inner);
         for t in &evaluation.transitions {
             log_transition(name, t);
         }
-        for a in &evaluation.actions {
-            self.actions.dispatch(name, a, now);
-        }
+        let out = TickOutput {
+            evaluations: 0,
+            transitions: evaluation
+                .transitions
+                .iter()
+                .map(|t| (name.to_owned(), t.clone()))
+                .collect(),
+            actions: evaluation
+                .actions
+                .iter()
+                .map(|a| (name.to_owned(), a.clone()))
+                .collect(),
+            history,
+        };
+        self.actions
+            .on_tick(&inner.config, &inner.state, &out, &self.store, now);
         Ok(())
     }
 

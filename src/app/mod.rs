@@ -1,6 +1,7 @@
 //! Wiring: builds the store, the gRPC and HTTP servers and the maintenance loop, and shuts
 //! them down in order.
 
+pub mod actions;
 pub mod config;
 pub mod engine;
 pub mod settings;
@@ -38,6 +39,8 @@ pub struct Running {
     pub telemetry: Arc<Telemetry>,
     /// The alarm engine.
     pub engine: Arc<engine::AlarmEngine>,
+    /// Notifications and scaling.
+    pub actions: Arc<actions::Actions>,
     wal: Arc<thermostat_ingest::wal::Wal>,
     shutdown: CancellationToken,
     stopping_ingest: CancellationToken,
@@ -108,12 +111,29 @@ pub async fn start_with_clock(
             .context("cannot open the write-ahead log")?,
     );
 
-    let engine = {
+    let (config, db) = {
         let (paths, dir) = (settings.config.clone(), settings.data_dir.clone());
-        let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let config = config::load(&paths)
+                .map_err(|e| anyhow::anyhow!("the configuration is invalid:\n{e}"))?;
+            Ok((config, Arc::new(state_db::StateDb::open(&dir)?)))
+        })
+        .await
+        .context("configuration loading panicked")??
+    };
+    let actions = actions::Actions::start(
+        &config,
+        &settings.data_dir,
+        Arc::clone(&db),
+        Arc::clone(&clock),
+    )
+    .await
+    .context("cannot start notifications and scaling")?;
+    let engine = {
+        let paths = settings.config.clone();
+        let (store, clock, sink) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&actions));
         tokio::task::spawn_blocking(move || {
-            let db = state_db::StateDb::open(&dir)?;
-            engine::AlarmEngine::start(paths, store, clock, db, Arc::new(engine::LogActions))
+            engine::AlarmEngine::start(paths, store, clock, config, db, sink)
         })
         .await
         .context("alarm engine start-up panicked")??
@@ -161,8 +181,10 @@ pub async fn start_with_clock(
         clock: Arc::clone(&clock),
         ready: Arc::clone(&ready),
         alarms: Some(Arc::clone(&engine) as Arc<dyn thermostat_dashboards::alarms::AlarmApi>),
-        groups: None,
-        notifications: None,
+        groups: Some(Arc::clone(&actions) as Arc<dyn thermostat_dashboards::actions::GroupApi>),
+        notifications: Some(
+            Arc::clone(&actions) as Arc<dyn thermostat_dashboards::actions::NotificationApi>
+        ),
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {
@@ -193,6 +215,8 @@ pub async fn start_with_clock(
     });
 
     tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
+    let (dispatcher, stop) = (Arc::clone(actions.dispatcher()), shutdown.clone());
+    tracker.spawn(async move { dispatcher.run(stop.cancelled_owned()).await });
 
     let (checkpoint_store, checkpoint_wal, stop) =
         (Arc::clone(&store), Arc::clone(&wal), shutdown.clone());
@@ -226,6 +250,7 @@ pub async fn start_with_clock(
         store,
         telemetry,
         engine,
+        actions,
         shutdown,
         stopping_ingest,
         tracker,
@@ -261,6 +286,13 @@ impl Running {
             tracing::warn!(
                 grace_seconds = SHUTDOWN_GRACE.as_secs(),
                 "Some tasks did not stop within the grace period."
+            );
+        }
+        let undelivered = self.actions.finish(SHUTDOWN_GRACE).await;
+        if undelivered > 0 {
+            tracing::warn!(
+                undelivered,
+                "Notifications still pending at shutdown stay in the outbox and are sent after the restart."
             );
         }
         let engine = Arc::clone(&self.engine);

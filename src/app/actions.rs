@@ -1,0 +1,453 @@
+//! What happens when alarms act: notifications go to the durable dispatcher
+//! (`thermostat-notify`), scaling triggers go through the pure policy math
+//! (`thermostat-scaler`) to the groups' fleets (`thermostat-fleet`). Scaling activities and
+//! group states are kept in the state database, beside the alarm history.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use thermostat_alarms::engine::{EngineState, TickOutput};
+use thermostat_alarms::message::{AlarmDefinition, AlarmEvent};
+use thermostat_alarms::{HistoryItem, Transition};
+use thermostat_dashboards::actions::{GroupApi, NotificationApi};
+use thermostat_fleet::{AnyFleet, AutoScalingFleet, Fleet as _, SimulatedFleet, WebhookFleet};
+use thermostat_metrics::{Clock, Store, Timestamp};
+use thermostat_notify::{Dispatcher, Notifiers};
+use thermostat_scaler::{ActivityStatus, Backend, GroupState, ScalingActivity, ScalingSet};
+use tokio_util::task::TaskTracker;
+
+use super::config::Config;
+use super::state_db::{AlarmWrite, StateDb};
+
+const GROUP_PREFIX: &str = "group:";
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+#[derive(Debug)]
+struct Groups {
+    set: ScalingSet,
+    states: BTreeMap<String, GroupState>,
+    fleets: BTreeMap<String, Arc<AnyFleet>>,
+    /// Scheduled actions were applied up to here.
+    scheduled_until: Timestamp,
+}
+
+/// Routes alarm actions to notifications and scaling.
+#[derive(Debug)]
+pub struct Actions {
+    /// Itself, for background fleet calls that must not keep it alive.
+    me: std::sync::Weak<Actions>,
+    db: Arc<StateDb>,
+    clock: Arc<dyn Clock>,
+    dispatcher: Arc<Dispatcher>,
+    sdk: aws_config::SdkConfig,
+    groups: Mutex<Groups>,
+    tasks: TaskTracker,
+    runtime: tokio::runtime::Handle,
+}
+
+fn fleets_for(
+    set: &ScalingSet,
+    sdk: &aws_config::SdkConfig,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<BTreeMap<String, Arc<AnyFleet>>> {
+    let mut out = BTreeMap::new();
+    for g in &set.groups {
+        let fleet = match &g.backend {
+            Backend::Simulated => {
+                let f = SimulatedFleet::new(Arc::clone(clock));
+                f.add_group(g);
+                AnyFleet::Simulated(f)
+            }
+            Backend::AwsAutoscaling { .. } => {
+                AnyFleet::AutoScaling(AutoScalingFleet::from_set(sdk, set))
+            }
+            Backend::Webhook { .. } => AnyFleet::Webhook(WebhookFleet::from_set(
+                set,
+                thermostat_fleet::DEFAULT_WEBHOOK_TIMEOUT,
+            )?),
+        };
+        out.insert(g.name.clone(), Arc::new(fleet));
+    }
+    Ok(out)
+}
+
+impl Actions {
+    /// Opens the notification outbox in `data_dir` and prepares the scaling groups: a group's
+    /// state is restored from the database, else taken from its configuration (or, for
+    /// `aws_autoscaling` groups without sizes, from the real group).
+    ///
+    /// # Errors
+    /// The outbox cannot be opened, notifier settings are incomplete, or a real group cannot
+    /// be described or updated.
+    pub async fn start(
+        config: &Config,
+        data_dir: &std::path::Path,
+        db: Arc<StateDb>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Arc<Actions>> {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let region = env("AWS_REGION");
+        let messages = config.notifications.message_settings(region.as_deref());
+        let notifiers = Notifiers::from_settings(&config.notifications, Some(&sdk), &env)?;
+        let history_db = Arc::clone(&db);
+        let dispatcher = Dispatcher::open(data_dir, config.notifications.clone(), messages, notifiers, Arc::clone(&clock), &env)?
+            .with_history_sink(Arc::new(move |item: HistoryItem| {
+                let items = [item];
+                let write: AlarmWrite<'_, Value, HistoryItem> =
+                    AlarmWrite { name: &items[0].alarm_name, state: None, history: &items };
+                if let Err(e) = history_db.commit(&[write]) {
+                    tracing::error!(error = %format!("{e:#}"), "Could not record an action in the alarm history.");
+                }
+            }));
+        let fleets = fleets_for(&config.scaling, &sdk, &clock)?;
+        let now = clock.now();
+        let stored: BTreeMap<String, GroupState> = db
+            .load_states::<Value>()?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.strip_prefix(GROUP_PREFIX)?.to_owned(),
+                    serde_json::from_value(v).ok()?,
+                ))
+            })
+            .collect();
+        let mut states = BTreeMap::new();
+        for g in &config.scaling.groups {
+            let state = match (stored.get(&g.name), &g.backend) {
+                (Some(s), _) => s.clone(),
+                (None, Backend::AwsAutoscaling { .. }) => {
+                    let fleet = &fleets[&g.name];
+                    let cap = match g.configured_sizes() {
+                        Some((min, max, desired)) => {
+                            let cap = fleet
+                                .update_limits(&g.name, Some(min), Some(max), Some(desired))
+                                .await?;
+                            tracing::info!(group = %g.name, min, max, desired, "Applied the configured sizes to the Auto Scaling group.");
+                            cap
+                        }
+                        None => fleet.describe(&g.name).await?,
+                    };
+                    GroupState::for_group(g, (cap.min, cap.max, cap.desired), now)
+                }
+                (None, _) => GroupState::for_group(g, (0, 0, 0), now),
+            };
+            states.insert(g.name.clone(), state);
+        }
+        let actions = Arc::new_cyclic(|me| Actions {
+            me: me.clone(),
+            db,
+            clock,
+            dispatcher: Arc::new(dispatcher),
+            sdk,
+            groups: Mutex::new(Groups {
+                set: config.scaling.clone(),
+                states,
+                fleets,
+                scheduled_until: now,
+            }),
+            tasks: TaskTracker::new(),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        Ok(actions)
+    }
+
+    /// The notification dispatcher (its `run` loop is spawned by the caller).
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Groups> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called by the alarm engine after every tick (and SetAlarmState), under its lock: routes
+    /// the tick's actions. Fleet calls run in the background; everything else is quick.
+    pub fn on_tick(
+        &self,
+        config: &Config,
+        state: &EngineState,
+        out: &TickOutput,
+        store: &Store,
+        now: Timestamp,
+    ) {
+        self.notify(config, state, out, now);
+        self.scale(config, state, out, store, now);
+    }
+
+    fn notify(&self, config: &Config, state: &EngineState, out: &TickOutput, now: Timestamp) {
+        for (name, inv) in out.actions.iter().filter(|(_, i)| !i.action.is_scaling()) {
+            let Some(transition) = last_transition(out, name) else {
+                continue;
+            };
+            let (definition, dimensions) = match state.metric.get(name) {
+                Some(inst) => match config.alarms.alarm(&inst.alarm) {
+                    Some(a) => (
+                        AlarmDefinition::Metric(a),
+                        a.is_per_series().then(|| inst.key.dimensions()),
+                    ),
+                    None => continue,
+                },
+                None => match config.alarms.composite(name) {
+                    Some(c) => (AlarmDefinition::Composite(c), None),
+                    None => continue,
+                },
+            };
+            let event = AlarmEvent {
+                name,
+                definition,
+                transition,
+                dimensions,
+                configuration_updated: None,
+            };
+            if let Err(e) = self.dispatcher.notify(&event, inv, now) {
+                tracing::error!(alarm = %name, action = %inv.action, error = %e, "Could not queue a notification.");
+            }
+        }
+    }
+
+    fn scale(
+        &self,
+        config: &Config,
+        state: &EngineState,
+        out: &TickOutput,
+        store: &Store,
+        now: Timestamp,
+    ) {
+        let triggers =
+            thermostat_scaler::triggers(&config.alarms, &config.scaling, state, out, store, now);
+        let mut groups = self.lock();
+        let from = groups.scheduled_until;
+        groups.scheduled_until = now;
+        let Groups {
+            set,
+            states,
+            fleets,
+            ..
+        } = &mut *groups;
+        let mut writes: Vec<(String, Vec<ScalingActivity>)> = Vec::new();
+        for g in &set.groups {
+            let Some(gs) = states.get_mut(&g.name) else {
+                continue;
+            };
+            let simulated = matches!(g.backend, Backend::Simulated);
+            let launch = if simulated { g.launch } else { Duration::ZERO };
+            let mut activities = Vec::new();
+            for (at, action) in thermostat_scaler::due(g, from, now) {
+                if let Some(a) = gs.apply_scheduled(g, action, at, launch) {
+                    if !simulated {
+                        self.spawn_limits(
+                            &fleets[&g.name],
+                            &g.name,
+                            gs.min_size,
+                            gs.max_size,
+                            gs.desired,
+                        );
+                    }
+                    activities.push(a);
+                }
+            }
+            if triggers.iter().any(|t| t.group == g.name) {
+                let decision = thermostat_scaler::decide(g, gs, &triggers, now);
+                if let Some(activity) = decision.activity.clone() {
+                    if simulated {
+                        gs.apply(g, &decision, now, launch);
+                        activities.push(activity);
+                    } else {
+                        // The cooldown starts when the real call succeeds.
+                        self.spawn_desired(Arc::clone(&fleets[&g.name]), g.name.clone(), decision);
+                    }
+                }
+            }
+            if simulated {
+                gs.reconcile(now, g.launch, g.warmup_for(None));
+            }
+            writes.push((g.name.clone(), activities));
+        }
+        self.persist(states, &writes);
+    }
+
+    fn persist(
+        &self,
+        states: &BTreeMap<String, GroupState>,
+        writes: &[(String, Vec<ScalingActivity>)],
+    ) {
+        let keys: Vec<String> = writes
+            .iter()
+            .map(|(g, _)| format!("{GROUP_PREFIX}{g}"))
+            .collect();
+        let batch: Vec<AlarmWrite<'_, GroupState, ScalingActivity>> = writes
+            .iter()
+            .zip(&keys)
+            .filter_map(|((g, acts), key)| {
+                Some(AlarmWrite {
+                    name: key,
+                    state: Some(states.get(g)?),
+                    history: acts,
+                })
+            })
+            .collect();
+        if let Err(e) = self.db.commit(&batch) {
+            tracing::error!(error = %format!("{e:#}"), "Could not record scaling state.");
+        }
+        for (_, acts) in writes {
+            for a in acts {
+                tracing::info!(group = %a.group, cause = %a.cause, "Scaling activity.");
+            }
+        }
+    }
+
+    fn spawn_limits(&self, fleet: &Arc<AnyFleet>, group: &str, min: u32, max: u32, desired: u32) {
+        let (fleet, group) = (Arc::clone(fleet), group.to_owned());
+        self.tasks.spawn_on(
+            async move {
+                if let Err(e) = fleet.update_limits(&group, Some(min), Some(max), Some(desired)).await {
+                    tracing::error!(%group, error = %e, "A scheduled action could not update the group.");
+                }
+            },
+            &self.runtime,
+        );
+    }
+
+    fn spawn_desired(
+        &self,
+        fleet: Arc<AnyFleet>,
+        group: String,
+        decision: thermostat_scaler::ScalingDecision,
+    ) {
+        let Some(mut activity) = decision.activity.clone() else {
+            return;
+        };
+        let clock = Arc::clone(&self.clock);
+        let me = self.me.clone();
+        self.tasks.spawn_on(
+            async move {
+                let result = fleet
+                    .set_desired(&group, activity.new_desired, false, &activity.cause)
+                    .await;
+                let now = clock.now();
+                match result {
+                    Ok(_) => activity.status = ActivityStatus::Successful,
+                    Err(e) => {
+                        activity.status = ActivityStatus::Failed;
+                        activity.status_message = Some(e.to_string());
+                        tracing::error!(%group, error = %e, "A scaling call failed.");
+                    }
+                }
+                let Some(me) = me.upgrade() else { return };
+                let mut groups = me.lock();
+                let Groups { set, states, .. } = &mut *groups;
+                if let (Some(g), Some(gs)) = (set.group(&group), states.get_mut(&group))
+                    && activity.status == ActivityStatus::Successful
+                {
+                    gs.apply(g, &decision, now, Duration::ZERO);
+                }
+                me.persist(states, &[(group.clone(), vec![activity])]);
+            },
+            &self.runtime,
+        );
+    }
+
+    /// Applies a reloaded configuration: new notification settings, new groups (their state
+    /// starts from the configuration), removed groups dropped, kept groups keep their state.
+    pub fn on_reload(&self, config: &Config) {
+        let messages = config
+            .notifications
+            .message_settings(env("AWS_REGION").as_deref());
+        match Notifiers::from_settings(&config.notifications, Some(&self.sdk), &env) {
+            Ok(n) => self
+                .dispatcher
+                .reconfigure(config.notifications.clone(), messages, n, &env),
+            Err(e) => {
+                tracing::error!(error = %e, "The new notification settings are incomplete; the previous ones stay.")
+            }
+        }
+        let now = self.clock.now();
+        let mut groups = self.lock();
+        match fleets_for(&config.scaling, &self.sdk, &self.clock) {
+            Ok(f) => groups.fleets = f,
+            Err(e) => {
+                tracing::error!(error = %e, "Could not build the fleets of the new configuration.")
+            }
+        }
+        let mut states = std::mem::take(&mut groups.states);
+        states.retain(|name, _| config.scaling.group(name).is_some());
+        for g in &config.scaling.groups {
+            states
+                .entry(g.name.clone())
+                .or_insert_with(|| GroupState::for_group(g, (0, 0, 0), now));
+        }
+        groups.states = states;
+        groups.set = config.scaling.clone();
+    }
+
+    /// Waits for fleet calls in progress (shutdown).
+    pub async fn finish(&self, grace: Duration) -> usize {
+        self.tasks.close();
+        let _ = tokio::time::timeout(grace, self.tasks.wait()).await;
+        self.dispatcher.drain(grace).await
+    }
+}
+
+fn last_transition<'a>(out: &'a TickOutput, name: &str) -> Option<&'a Transition> {
+    out.transitions
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+}
+
+impl GroupApi for Actions {
+    fn list(&self) -> Vec<Value> {
+        let now = self.clock.now();
+        let groups = self.lock();
+        groups
+            .set
+            .groups
+            .iter()
+            .filter_map(|g| {
+                let s = groups.states.get(&g.name)?;
+                let recent: Vec<Value> = self.db.history::<Value>(&format!("{GROUP_PREFIX}{}", g.name), 5).unwrap_or_default();
+                Some(json!({
+                    "name": g.name,
+                    "backend": match &g.backend { Backend::Simulated => "simulated", Backend::AwsAutoscaling { .. } => "aws_autoscaling", Backend::Webhook { .. } => "webhook" },
+                    "min_size": s.min_size,
+                    "max_size": s.max_size,
+                    "desired_capacity": s.desired,
+                    "in_service_capacity": s.in_service(now),
+                    "warming_capacity": s.warming(now),
+                    "cooldown_until": s.cooldown_until.map(|t| t.to_rfc3339()),
+                    "last_activities": recent,
+                }))
+            })
+            .collect()
+    }
+
+    fn activities(&self, group: &str, limit: usize) -> Option<Vec<Value>> {
+        self.lock().set.group(group)?;
+        self.db
+            .history::<Value>(&format!("{GROUP_PREFIX}{group}"), limit)
+            .ok()
+    }
+}
+
+impl NotificationApi for Actions {
+    fn recent(&self, limit: usize) -> Vec<Value> {
+        match self.dispatcher.recent(limit) {
+            Ok(list) => list
+                .iter()
+                .filter_map(|n| serde_json::to_value(n).ok())
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "Could not read the notification outbox.");
+                Vec::new()
+            }
+        }
+    }
+}
