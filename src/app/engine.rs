@@ -108,7 +108,7 @@ impl AlarmEngine {
     ) -> anyhow::Result<Self> {
         let set = &config.alarms;
         let now = clock.now();
-        let mut state = EngineState::new(&set, now, None);
+        let mut state = EngineState::new(set, now, None);
         let mut restored = BTreeSet::new();
         for (name, stored) in db.load_states::<StoredState>()? {
             match (
