@@ -6,6 +6,7 @@
     reason = "test helpers fail the test by panicking"
 )]
 
+mod actions;
 mod alarms;
 mod crash;
 mod grpc;

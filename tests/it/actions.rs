@@ -1,0 +1,149 @@
+//! Alarm actions through the server: a state change scales a simulated group through its
+//! policy and POSTs the CloudWatch message to a webhook, with the activity, the delivery and
+//! the Action history item visible over HTTP.
+
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::util::*;
+
+const CONFIG: &str = r#"alarms:
+  - name: web-hot
+    description: CPU of the web group
+    namespace: Test/Act
+    metric_name: Cpu
+    dimensions: {AutoScalingGroupName: web}
+    statistic: Average
+    period_seconds: 10
+    evaluation_periods: 1
+    threshold: 70
+    comparison_operator: GreaterThanThreshold
+    alarm_actions: ["policy:web/scale-out", "HOOK"]
+    ok_actions: ["HOOK"]
+scaling_groups:
+  - name: web
+    backend: simulated
+    min_size: 2
+    max_size: 10
+    desired_capacity: 2
+    simulated: {launch_seconds: 1}
+    policies:
+      - name: scale-out
+        policy_type: SimpleScaling
+        adjustment_type: ChangeInCapacity
+        scaling_adjustment: 2
+        cooldown_seconds: 60
+"#;
+
+/// A webhook receiver on 127.0.0.1:0 that forwards every body it gets.
+async fn receiver() -> (String, mpsc::UnboundedReceiver<Value>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+async fn get(server: &TestServer, path: &str) -> Value {
+    reqwest::get(server.http(path))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls `f` until it returns `Some` (at most 20 s).
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_scales_the_group_and_notifies_the_webhook() {
+    let (hook, mut bodies) = receiver().await;
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(cfg.path().join("web.yaml"), CONFIG.replace("HOOK", &hook)).unwrap();
+    let cfg_path = cfg.path().to_owned();
+    let server = TestServer::start_with(move |s| s.config = vec![cfg_path]).await;
+
+    let groups = get(&server, "/api/v1/groups").await;
+    assert_eq!(groups["groups"][0]["name"], "web");
+    assert_eq!(groups["groups"][0]["desired_capacity"], 2);
+
+    let r = reqwest::Client::new()
+        .put(server.http("/api/v1/alarms/web-hot/state"))
+        .json(&json!({"state_value": "ALARM", "state_reason": "load test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The policy ran: one activity, 2 -> 4, with EC2 Auto Scaling's cause text.
+    let group = get(&server, "/api/v1/groups/web").await;
+    assert_eq!(group["desired_capacity"], 4, "{group}");
+    let acts = get(&server, "/api/v1/groups/web/activities").await;
+    let cause = acts["activities"][0]["cause"].as_str().unwrap().to_owned();
+    assert!(
+        cause.contains("a monitor alarm web-hot in state ALARM triggered policy scale-out changing the desired capacity from 2 to 4."),
+        "{cause}"
+    );
+    // The simulated instances come in service after their launch time.
+    eventually("instances in service", async || {
+        let g = get(&server, "/api/v1/groups/web").await;
+        (g["in_service_capacity"] == 4).then_some(())
+    })
+    .await;
+
+    // The webhook got CloudWatch's message.
+    let body = tokio::time::timeout(Duration::from_secs(20), bodies.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body["AlarmName"], "web-hot");
+    assert_eq!(body["NewStateValue"], "ALARM");
+    assert_eq!(body["OldStateValue"], "INSUFFICIENT_DATA");
+    assert_eq!(body["NewStateReason"], "load test");
+    assert_eq!(body["Trigger"]["MetricName"], "Cpu");
+
+    // The delivery is recorded, and the alarm history has the Action item.
+    eventually("a delivered notification", async || {
+        let n = get(&server, "/api/v1/notifications").await;
+        let first = n["notifications"].get(0)?.clone();
+        (first["status"] == "delivered").then_some(())
+    })
+    .await;
+    let history = eventually("an Action history item", async || {
+        let h = get(&server, "/api/v1/alarms/web-hot/history").await;
+        let items = h["history"].as_array()?.clone();
+        items
+            .iter()
+            .any(|i| i["item_type"] == "Action")
+            .then_some(items)
+    })
+    .await;
+    let action = history.iter().find(|i| i["item_type"] == "Action").unwrap();
+    assert!(
+        action["summary"].as_str().unwrap().contains(&hook),
+        "{action}"
+    );
+}
