@@ -32,6 +32,9 @@ pub enum Command {
     },
     /// Replay alarms over recorded data (CSV) and print the transitions.
     Backtest(crate::commands::BacktestArgs),
+    /// Replay recorded data (CSV) through the alarms and the scaling groups (all simulated,
+    /// notifications recorded, not sent) and print what would have happened.
+    Simulate(crate::commands::SimulateArgs),
 }
 
 /// Initialises logging (`RUST_LOG` filters; default `info`).

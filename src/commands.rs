@@ -91,30 +91,33 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     u8::from(failed > 0)
 }
 
-/// `thermostat backtest ...`: replays alarms over recorded data.
-pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let mut fail = |msg: String| {
-        let _ = writeln!(err, "{msg}");
-        1
-    };
-    let set = match config::load(&args.config) {
-        Ok(config) => config.alarms,
-        Err(e) => return fail(e.to_string()),
-    };
-    let text = match std::fs::read_to_string(&args.data) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("{}: cannot read: {e}", args.data.display())),
-    };
-    let rows = match parse_csv(&text) {
-        Ok(rows) => rows,
-        Err(errors) => {
-            let lines: Vec<String> = errors
-                .iter()
-                .map(|e| format!("{}: {e}", args.data.display()))
-                .collect();
-            return fail(lines.join("\n"));
-        }
-    };
+/// Recorded data loaded for a replay: the configuration, a store holding the CSV rows, and
+/// the evaluation range.
+struct Replay {
+    config: config::Config,
+    store: thermostat_metrics::Store,
+    from: Timestamp,
+    to: Timestamp,
+}
+
+/// Loads `--config`, the `--data` CSV and the `--from`/`--to` range (default: the data's
+/// first and last timestamps).
+fn load_replay(
+    paths: &[PathBuf],
+    data: &std::path::Path,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> Result<Replay, String> {
+    let config = config::load(paths).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(data)
+        .map_err(|e| format!("{}: cannot read: {e}", data.display()))?;
+    let rows = parse_csv(&text).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| format!("{}: {e}", data.display()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
     let first = rows.iter().map(|r| r.timestamp).min();
     let last = rows.iter().map(|r| r.timestamp).max();
     let time = |flag: &str,
@@ -130,27 +133,42 @@ pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Writ
             }),
         }
     };
-    let (from, to) = match (time("from", &args.from, first), time("to", &args.to, last)) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(e), _) | (_, Err(e)) => return fail(e),
-    };
+    let (from, to) = (time("from", from, first)?, time("to", to, last)?);
     if to < from {
-        return fail(format!(
+        return Err(format!(
             "--to: must not be before --from (got from {from}, to {to})"
         ));
     }
-    let initial: StateValue = match args.initial_state.parse() {
-        Ok(s) => s,
-        Err(e) => return fail(format!("--initial-state: {e}")),
-    };
     let values: Vec<[f64; 1]> = rows.iter().map(|r| [r.value]).collect();
     let store = store_from(
-        &set,
+        &config.alarms,
         rows.iter()
             .zip(&values)
             .map(|(r, v)| (r.key.clone(), r.timestamp, Unit::None, &v[..])),
     );
-    let result = match backtest(&set, &store, from, to, Some(initial)) {
+    Ok(Replay {
+        config,
+        store,
+        from,
+        to,
+    })
+}
+
+/// `thermostat backtest ...`: replays alarms over recorded data.
+pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut fail = |msg: String| {
+        let _ = writeln!(err, "{msg}");
+        1
+    };
+    let initial: StateValue = match args.initial_state.parse() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("--initial-state: {e}")),
+    };
+    let r = match load_replay(&args.config, &args.data, &args.from, &args.to) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let result = match backtest(&r.config.alarms, &r.store, r.from, r.to, Some(initial)) {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),
     };
@@ -160,4 +178,50 @@ pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Writ
     };
     let _ = writeln!(out, "{}", rendered.trim_end());
     0
+}
+
+/// Arguments of `simulate`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Alarm and scaling YAML files or folders.
+    #[arg(long, required = true)]
+    pub config: Vec<PathBuf>,
+    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// First evaluation time (RFC 3339 or Unix seconds) [default: the first data timestamp].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last evaluation time, included [default: the last data timestamp].
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `thermostat simulate ...`: replays recorded data through the alarms and the scaling groups
+/// (every backend simulated, notifications recorded instead of sent).
+pub fn simulate_cmd(args: &SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let r = match load_replay(&args.config, &args.data, &args.from, &args.to) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return 1;
+        }
+    };
+    match thermostat_scaler::simulate(&r.config.alarms, &r.config.scaling, &r.store, r.from, r.to) {
+        Ok(result) => {
+            let rendered = match args.format {
+                Format::Json => thermostat_scaler::render_json(&result),
+                Format::Text => thermostat_scaler::render_text(&result),
+            };
+            let _ = writeln!(out, "{}", rendered.trim_end());
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            1
+        }
+    }
 }

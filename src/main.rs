@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         Command::Backtest(args) => {
             return ExitCode::from(commands::backtest_cmd(&args, &mut out, &mut err));
         }
+        Command::Simulate(args) => {
+            return ExitCode::from(commands::simulate_cmd(&args, &mut out, &mut err));
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -147,3 +147,66 @@ async fn an_alarm_scales_the_group_and_notifies_the_webhook() {
         "{action}"
     );
 }
+
+#[test]
+fn simulate_replays_recorded_data_through_alarms_and_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("web.yaml");
+    // Minute-period alarm so that the replay needs no high-resolution data.
+    let yaml = CONFIG
+        .replace("period_seconds: 10", "period_seconds: 60")
+        .replace("\"HOOK\"", "\"https://hooks.example.com/web\"");
+    std::fs::write(&cfg, yaml).unwrap();
+    // 2023-11-14T22:13:00Z onwards: 5 calm minutes, 5 hot ones, 5 calm ones.
+    let base = 1_699_999_980i64;
+    let mut csv = String::from("timestamp,namespace,metric_name,dimensions,value\n");
+    for s in (0..900).step_by(20) {
+        let v = if (300..600).contains(&s) { 95 } else { 20 };
+        csv.push_str(&format!(
+            "{},Test/Act,Cpu,AutoScalingGroupName=web,{v}\n",
+            (base + s) * 1000
+        ));
+    }
+    let data = dir.path().join("d.csv");
+    std::fs::write(&data, csv).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thermostat"))
+        .args(["simulate", "--format", "json", "--config"])
+        .arg(&cfg)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let group = &doc["groups"][0];
+    assert_eq!(group["name"], "web");
+    let acts = group["activities"].as_array().unwrap();
+    assert!(!acts.is_empty(), "{doc}");
+    assert_eq!(acts[0]["policy"], "scale-out");
+    assert_eq!(acts[0]["alarm"], "web-hot");
+    assert_eq!(
+        (
+            acts[0]["old_desired_capacity"].as_u64(),
+            acts[0]["new_desired_capacity"].as_u64()
+        ),
+        (Some(2), Some(4))
+    );
+    // A 60-second cooldown and five hot minutes: more scale-outs follow, capped at max 10.
+    assert!(
+        group["final_desired_capacity"].as_u64().unwrap() > 4,
+        "{doc}"
+    );
+    assert!(group["final_desired_capacity"].as_u64().unwrap() <= 10);
+    let notes = doc["notifications"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n["new_state"] == "ALARM" && n["action"] == "https://hooks.example.com/web"),
+        "{doc}"
+    );
+    assert!(doc["alarms"][0]["transitions"].as_array().unwrap().len() >= 2);
+}
