@@ -346,7 +346,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Deserialises one list entry, reporting every unknown key (and removing it to find the
 /// next problem) and at most one shape error.
-fn entry<T: for<'de> Deserialize<'de>>(
+/// Deserialises one list entry (`item`, at `path`) into `T`, reporting every unknown field
+/// with its position and shape errors with theirs; `None` when it could not be read. Other
+/// parts of the configuration (scaling groups) use it for their sections of the same files.
+pub fn entry<T: for<'de> Deserialize<'de>>(
     file: &str,
     item: &Node,
     path: &str,

@@ -3,11 +3,10 @@
 //! alarms: scalars stay [`Text`], unknown keys are each reported and removed before
 //! retrying, so that one mistake never hides the others).
 
-use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node};
 use serde::Deserialize;
 use thermostat_alarms::error::{ConfigError, Pos, Rule};
-use thermostat_alarms::raw::{Pairs, Spanned, Text, pos_of, unknown_field_message};
+use thermostat_alarms::raw::{Pairs, Spanned, Text, entry, pos_of};
 
 /// A list of maps with positions.
 pub type List<T> = Spanned<Vec<Spanned<T>>>;
@@ -176,122 +175,6 @@ pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> ScalingFi
     }
     out.root = Some(root);
     out
-}
-
-fn mark_pos(m: marked_yaml::Marker) -> Pos {
-    Pos::new(
-        u32::try_from(m.line()).unwrap_or(u32::MAX),
-        u32::try_from(m.column()).unwrap_or(u32::MAX),
-    )
-}
-
-/// Deserialises one list entry, reporting every unknown key (and removing it to find the
-/// next problem) and at most one shape error.
-fn entry<T: for<'de> Deserialize<'de>>(
-    file: &str,
-    item: &Node,
-    path: &str,
-    errors: &mut Vec<ConfigError>,
-) -> Option<T> {
-    let err = |pos: Pos, path: String, rule: Rule, message: String| ConfigError {
-        file: file.to_owned(),
-        pos,
-        path,
-        rule,
-        message,
-    };
-    if item.as_mapping().is_none() {
-        errors.push(err(
-            pos_of(item.span()),
-            path.to_owned(),
-            Rule::Syntax,
-            "must be a map of fields".into(),
-        ));
-        return None;
-    }
-    let mut node = item.clone();
-    // Each round removes one unknown key; the bound only guards against a loop.
-    for _ in 0..64 {
-        match marked_yaml::from_node::<T>(&node) {
-            Ok(v) => return Some(v),
-            Err(e) => {
-                let sub = e.path().map(str::to_owned);
-                let err_pos = e.start_mark().map(mark_pos);
-                let inner = e.into_inner();
-                let full_path = match &sub {
-                    Some(s) => format!("{path}.{s}"),
-                    None => path.to_owned(),
-                };
-                if let marked_yaml::Error::UnknownFieldError(field, expected, _) = &inner {
-                    let segments: Vec<&str> = sub
-                        .as_deref()
-                        .map(|s| s.split('.').collect())
-                        .unwrap_or_default();
-                    let parent = &segments[..segments.len().saturating_sub(1)];
-                    let key_pos = remove_key(&mut node, parent, field);
-                    errors.push(err(
-                        key_pos.or(err_pos).unwrap_or_default(),
-                        full_path,
-                        Rule::UnknownField,
-                        unknown_field_message(field, expected),
-                    ));
-                    key_pos?;
-                    continue;
-                }
-                errors.push(err(
-                    err_pos.unwrap_or_else(|| pos_of(item.span())),
-                    full_path,
-                    Rule::Syntax,
-                    shape_message(&inner),
-                ));
-                return None;
-            }
-        }
-    }
-    None
-}
-
-fn shape_message(e: &marked_yaml::Error) -> String {
-    let s = e.to_string();
-    match s.strip_prefix("invalid type: ") {
-        Some(rest) => match rest.split_once(", expected ") {
-            Some((got, want)) => format!("must be {want} (got a {got})"),
-            None => s,
-        },
-        None => s,
-    }
-}
-
-/// Removes `field` from the map at `parent_path` (segments such as `policies[2]`) below
-/// `node`, returning the key's position.
-fn remove_key(node: &mut Node, parent_path: &[&str], field: &str) -> Option<Pos> {
-    let mut cur = node;
-    for seg in parent_path {
-        let (key, indices) = split_indices(seg);
-        if !key.is_empty() {
-            let map = cur.as_mapping_mut()?;
-            cur = map.get_mut(key)?;
-        }
-        for i in indices {
-            let seq = cur.as_sequence_mut()?;
-            cur = seq.get_mut(i)?;
-        }
-    }
-    let map: &mut MarkedMappingNode = cur.as_mapping_mut()?;
-    let key: MarkedScalarNode = map.keys().find(|k| k.as_str() == field)?.clone();
-    let pos = pos_of(key.span());
-    map.remove(&key);
-    Some(pos)
-}
-
-fn split_indices(seg: &str) -> (&str, Vec<usize>) {
-    let (key, rest) = seg.split_once('[').unwrap_or((seg, ""));
-    let indices = rest
-        .split(['[', ']'])
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    (key, indices)
 }
 
 #[cfg(test)]
