@@ -365,21 +365,26 @@ pub fn actions_for(
         let due = next
             .last_scaling_invocation
             .is_none_or(|t| now.as_millis() - t.as_millis() >= 60_000);
-        if due {
-            list.iter()
-                .filter(|a| a.is_scaling())
-                .map(|a| ActionInvocation {
-                    action: a.clone(),
-                    state: next.value,
-                    repeat: true,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        }
+        // Extension: notifications again every `repeat_interval_seconds` while in ALARM.
+        let renotify = next.value == StateValue::Alarm
+            && actions.repeat_interval_seconds.is_some_and(|every| {
+                let since = next.last_notification.unwrap_or(next.transitioned);
+                now.as_millis() - since.as_millis() >= i64::from(every) * 1000
+            });
+        list.iter()
+            .filter(|a| if a.is_scaling() { due } else { renotify })
+            .map(|a| ActionInvocation {
+                action: a.clone(),
+                state: next.value,
+                repeat: true,
+            })
+            .collect()
     };
     if out.iter().any(|a| a.action.is_scaling()) {
         next.last_scaling_invocation = Some(now);
+    }
+    if out.iter().any(|a| !a.action.is_scaling()) {
+        next.last_notification = Some(now);
     }
     out
 }

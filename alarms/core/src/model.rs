@@ -155,6 +155,10 @@ pub struct Actions {
     pub ok: Vec<Action>,
     /// Run on a transition to INSUFFICIENT_DATA.
     pub insufficient_data: Vec<Action>,
+    /// `repeat_interval_seconds` (extension): while the alarm stays in ALARM, its notification
+    /// actions run again at this interval.
+    #[serde(default)]
+    pub repeat_interval_seconds: Option<u32>,
 }
 
 impl Actions {

@@ -69,6 +69,7 @@ pub struct AlarmSpec {
     pub treat_missing_data: Option<Text>,
     pub evaluate_low_sample_count_percentile: Option<Text>,
     pub evaluation_delay_seconds: Option<Text>,
+    pub repeat_interval_seconds: Option<Text>,
     pub unit: Option<Text>,
     pub actions_enabled: Option<Text>,
     pub alarm_actions: Option<TextList>,

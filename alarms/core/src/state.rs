@@ -26,6 +26,9 @@ pub struct AlarmState {
     pub last_evaluated: Option<Timestamp>,
     /// When Auto Scaling actions last ran (for the once-a-minute re-invocation).
     pub last_scaling_invocation: Option<Timestamp>,
+    /// When notification actions last ran while the state lasted (for `repeat_interval_seconds`).
+    #[serde(default)]
+    pub last_notification: Option<Timestamp>,
 }
 
 impl AlarmState {
@@ -45,6 +48,7 @@ impl AlarmState {
             transitioned: now,
             last_evaluated: None,
             last_scaling_invocation: None,
+            last_notification: None,
         }
     }
 }

@@ -558,6 +558,12 @@ impl Cx<'_> {
             },
             None => Some(None),
         };
+        let repeat = match self.opt(&s.repeat_interval_seconds) {
+            Some(t) => self
+                .int(t, &at("repeat_interval_seconds"), 60, 604_800)
+                .map(Some),
+            None => Some(None),
+        };
         let actions = crate::model::Actions {
             enabled: self.boolean(&s.actions_enabled, &at("actions_enabled"), true),
             alarm: self.actions(&s.alarm_actions, &at("alarm_actions"), false),
@@ -567,6 +573,7 @@ impl Cx<'_> {
                 &at("insufficient_data_actions"),
                 false,
             ),
+            repeat_interval_seconds: repeat.flatten(),
         };
         if self.errors.len() != before {
             return None;
@@ -618,6 +625,7 @@ impl Cx<'_> {
                 &at("insufficient_data_actions"),
                 true,
             ),
+            repeat_interval_seconds: None,
         };
         let suppressor = match &s.actions_suppressor {
             None => Some(None),

@@ -87,6 +87,7 @@ pub fn alarms_for(group: &ScalingGroup, policy: &Policy) -> Vec<Alarm> {
             alarm: vec![action.clone()],
             ok: Vec::new(),
             insufficient_data: Vec::new(),
+            repeat_interval_seconds: None,
         },
         source: group.source.clone(),
     };

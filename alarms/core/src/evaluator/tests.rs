@@ -413,6 +413,34 @@ fn actions_on_transitions_and_scaling_every_minute() {
 }
 
 #[test]
+fn repeat_interval_renotifies_while_in_alarm() {
+    // Extension (docs/alarms.md): `repeat_interval_seconds` runs the notification actions
+    // again while the alarm stays in ALARM; scaling keeps its once-a-minute rhythm.
+    let a = alarm(
+        "    statistic: Maximum\n    period_seconds: 60\n    threshold: 3\n    comparison_operator: GreaterThanThreshold\n    evaluation_periods: 1\n    repeat_interval_seconds: 120\n    alarm_actions: [\"arn:aws:sns:eu-west-1:1:ops\"]\n",
+    );
+    assert_eq!(a.actions.repeat_interval_seconds, Some(120));
+    let mut st = AlarmState::initial(Timestamp(0));
+    let mut fired = Vec::new();
+    for k in 0..6i64 {
+        let v = if k < 5 { 5.0 } else { 1.0 };
+        let e = evaluate(
+            &a,
+            &st,
+            &[dp(k * 60_000, v, 1.0)],
+            Timestamp((k + 1) * 60_000),
+        );
+        fired.push(e.actions.iter().map(|x| x.repeat).collect::<Vec<_>>());
+        st = e.state;
+    }
+    // ALARM at 1 min; again at 3 and 5 min; then OK (no OK actions configured).
+    assert_eq!(
+        fired,
+        vec![vec![false], vec![], vec![true], vec![], vec![true], vec![]]
+    );
+}
+
+#[test]
 fn set_state_fires_actions_when_the_value_changes() {
     let a = alarm(
         "    statistic: Maximum\n    period_seconds: 60\n    threshold: 3\n    comparison_operator: GreaterThanThreshold\n    evaluation_periods: 1\n    alarm_actions: [\"arn:aws:sns:eu-west-1:1:ops\"]\n",
