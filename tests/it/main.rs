@@ -8,6 +8,7 @@
 
 mod actions;
 mod alarms;
+mod aws;
 mod crash;
 mod grpc;
 mod http;

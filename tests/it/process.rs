@@ -19,8 +19,18 @@ impl ServerProcess {
     /// Starts `thermostat serve` on loopback port 0 with `data` as its data directory and
     /// `extra` flags, and waits (at most 60 s) for its "serving" log line.
     pub(crate) fn start(data: &Path, extra: &[&str]) -> ServerProcess {
+        Self::start_with_env(data, extra, &[])
+    }
+
+    /// As [`ServerProcess::start`], with extra environment variables for the child only.
+    pub(crate) fn start_with_env(
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         use std::io::BufRead as _;
         let mut child = Command::new(env!("CARGO_BIN_EXE_thermostat"))
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--grpc-addr",
