@@ -210,3 +210,112 @@ fn simulate_replays_recorded_data_through_alarms_and_groups() {
     );
     assert!(doc["alarms"][0]["transitions"].as_array().unwrap().len() >= 2);
 }
+
+/// A webhook receiver that records the signature header with each body.
+async fn signed_receiver() -> (String, mpsc::UnboundedReceiver<(String, String)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/signed",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let tx = tx.clone();
+            async move {
+                let sig = headers
+                    .get("x-thermostat-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx.send((sig, body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/signed", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+/// E-mail over real SMTP (aiosmtpd) and a signed named webhook, from the running binary (the
+/// secret comes from its environment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_and_signed_webhook_from_the_server() {
+    use thermostat_testkit::{SmtpSink, require_peers};
+    let Some(python) = require_peers("email_and_signed_webhook_from_the_server", &["aiosmtpd"])
+    else {
+        return;
+    };
+    let mail = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(&python, &mail.path().join("maildir"));
+    let (hook, mut bodies) = signed_receiver().await;
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("a.yaml"),
+        format!(
+            r#"alarms:
+  - name: db-slow
+    namespace: Test/Mail
+    metric_name: Latency
+    statistic: p99
+    period_seconds: 60
+    evaluation_periods: 1
+    threshold: 0.5
+    comparison_operator: GreaterThanThreshold
+    alarm_actions: ["mailto:oncall@example.com", "webhook:audit"]
+notifications:
+  dashboard_url: http://dashboard.example
+  smtp: {{host: 127.0.0.1, port: {port}, from: thermostat@example.com, starttls: none}}
+  webhooks:
+    - {{name: audit, url: "{hook}", secret_env: THERMOSTAT_TEST_AUDIT_SECRET}}
+"#,
+            port = sink.port
+        ),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let config = cfg.path().to_str().unwrap().to_owned();
+    let server = crate::process::ServerProcess::start_with_env(
+        data.path(),
+        &["--config", &config],
+        &[("THERMOSTAT_TEST_AUDIT_SECRET", "s3cret")],
+    );
+    let r = reqwest::Client::new()
+        .put(format!(
+            "http://{}/api/v1/alarms/db-slow/state",
+            server.http
+        ))
+        .json(&json!({"state_value": "ALARM", "state_reason": "slow queries"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (sig, body) = tokio::time::timeout(Duration::from_secs(20), bodies.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sig,
+        thermostat_notify::webhook::signature(b"s3cret", body.as_bytes()),
+        "HMAC-SHA256 of the body"
+    );
+    let msg: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(msg["AlarmName"], "db-slow");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let messages = loop {
+        let m = sink.messages();
+        if !m.is_empty() {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no e-mail arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let m = &messages[0];
+    assert!(m.contains("oncall@example.com"), "{m}");
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("Subject:") && l.contains("db-slow")),
+        "{m}"
+    );
+    assert!(m.contains("slow queries"), "the reason is in the body: {m}");
+}
