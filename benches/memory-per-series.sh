@@ -1,6 +1,7 @@
 #!/bin/bash
 # Bytes per active series: server RSS after loading N series (10 samples each, 4 connections)
 # minus its RSS at start. Run from the workspace root after `cargo build --release -p thermostat -p thermostat-benches`.
+cd "$(dirname "$0")/.."
 for n in 10000 100000 1000000; do
   D=$(mktemp -d)
   target/release/thermostat serve --grpc-addr 127.0.0.1:24318 --http-addr 127.0.0.1:28081 --data-dir $D --max-series 2000000 > /tmp/mem_srv.log 2>&1 &
