@@ -14,5 +14,6 @@ mod grpc;
 mod http;
 mod lifecycle;
 mod process;
+mod scaling_time;
 mod util;
 mod validation;
