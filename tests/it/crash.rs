@@ -189,3 +189,138 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         c.await.unwrap();
     }
 }
+
+/// Alarm states, alarm history and pending notifications survive SIGKILL: a notification
+/// whose receiver keeps failing is retried after the restart and delivered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarm_state_history_and_pending_notifications_survive_sigkill() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use axum::http::StatusCode;
+    use serde_json::{Value, json};
+
+    let healthy = Arc::new(AtomicBool::new(false));
+    let deliveries = Arc::new(AtomicUsize::new(0));
+    let (h, d) = (Arc::clone(&healthy), Arc::clone(&deliveries));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (h, d) = (Arc::clone(&h), Arc::clone(&d));
+            async move {
+                if h.load(Ordering::SeqCst) {
+                    d.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("a.yaml"),
+        format!(
+            "alarms:\n  - name: disk-full\n    namespace: Test/Kill\n    metric_name: Used\n    statistic: Maximum\n    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 90\n    comparison_operator: GreaterThanThreshold\n    alarm_actions: [\"{hook}\"]\nnotifications:\n  retry: {{initial_backoff_seconds: 1, max_backoff_seconds: 1}}\n"
+        ),
+    )
+    .unwrap();
+    let config = cfg.path().to_str().unwrap().to_owned();
+    let data = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+
+    let server = ServerProcess::start(data.path(), &["--config", &config]);
+    let r = http
+        .put(format!(
+            "http://{}/api/v1/alarms/disk-full/state",
+            server.http
+        ))
+        .json(&json!({"state_value": "ALARM", "state_reason": "before the crash"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Wait until the notification has failed at least once (it is in the outbox, pending).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: Value = http
+            .get(format!("http://{}/api/v1/notifications", server.http))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if n["notifications"][0]["attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            assert_ne!(n["notifications"][0]["status"], "delivered");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt recorded: {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill9();
+
+    healthy.store(true, Ordering::SeqCst);
+    let server = ServerProcess::start(data.path(), &["--config", &config]);
+    let alarm: Value = http
+        .get(format!("http://{}/api/v1/alarms/disk-full", server.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alarm["state"], "ALARM", "{alarm}");
+    assert_eq!(alarm["reason"], "before the crash");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while deliveries.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pending notification was not retried after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give a duplicate the chance to show up, then check there was none.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        deliveries.load(Ordering::SeqCst),
+        1,
+        "delivered exactly once"
+    );
+    let history: Value = http
+        .get(format!(
+            "http://{}/api/v1/alarms/disk-full/history",
+            server.http
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = history["history"].as_array().unwrap();
+    assert!(
+        items.iter().any(|i| i["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("from INSUFFICIENT_DATA to ALARM")),
+        "{history}"
+    );
+    assert!(
+        items.iter().any(|i| i["item_type"] == "Action"
+            && i["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Successfully")),
+        "{history}"
+    );
+}
