@@ -149,6 +149,8 @@ pub async fn start_with_clock(
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
 
+    #[cfg(unix)]
+    file_size_limit_is_an_error();
     let shutdown = CancellationToken::new();
     let stopping_ingest = shutdown.child_token();
     let tracker = TaskTracker::new();
@@ -336,6 +338,29 @@ fn checkpoint(
         "Wrote a checkpoint."
     );
     Ok(())
+}
+
+/// With a file-size limit (`ulimit -f`), a write beyond it raises SIGXFSZ, whose default action
+/// kills the process. Handling the signal turns it into a write error (EFBIG) instead, which
+/// the write-ahead log reports to the client like a full disk: the push is refused, nothing
+/// acknowledged is lost, and the server keeps serving.
+#[cfg(unix)]
+fn file_size_limit_is_an_error() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        const SIGXFSZ: i32 = 25;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
+            Ok(mut s) => {
+                tokio::spawn(async move {
+                    while s.recv().await.is_some() {
+                        tracing::warn!("A write went beyond the file-size limit (SIGXFSZ); it fails like a full disk.");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "Cannot handle SIGXFSZ; a file-size limit would stop the process."),
+        }
+    });
 }
 
 /// Completes on SIGINT or SIGTERM.

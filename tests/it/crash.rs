@@ -324,3 +324,78 @@ async fn alarm_state_history_and_pending_notifications_survive_sigkill() {
         "{history}"
     );
 }
+
+/// A full disk (here a file-size limit, `prlimit --fsize`): pushes that cannot be made durable
+/// are refused with UNAVAILABLE, never acknowledged; everything acknowledged before is there
+/// after a restart, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_pushes_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = aligned_past(60_000);
+    let server =
+        ServerProcess::start_wrapped(dir.path(), &[], &[], &["prlimit", "--fsize=1500000", "--"]);
+    let mut c = server.client().await;
+    let mut acked = 0u64;
+    let mut refused = 0;
+    for i in 0..100 {
+        let data = (0..1000)
+            .map(|j| {
+                value_datum(
+                    "M",
+                    &[("Part", &format!("p{}", j % 10))],
+                    t0 + j,
+                    f64::from(i),
+                )
+            })
+            .collect();
+        match c.put_metric_data(request("Test/Full", data)).await {
+            Ok(r) => {
+                assert_eq!(refused, 0, "nothing is acknowledged once the disk is full");
+                acked += r.into_inner().accepted_samples;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                assert!(
+                    status.message().contains("cannot persist"),
+                    "{}",
+                    status.message()
+                );
+                refused += 1;
+                if refused == 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        acked > 0 && refused == 3,
+        "acked {acked}, refused {refused}"
+    );
+    server.kill9();
+
+    let server = ServerProcess::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let mut total = 0.0;
+    for p in 0..10 {
+        let req = stats_request(
+            "Test/Full",
+            "M",
+            &[("Part", &format!("p{p}"))],
+            t0,
+            t0 + 60_000,
+            60,
+            &["SampleCount"],
+        );
+        total += c
+            .get_metric_statistics(req)
+            .await
+            .unwrap()
+            .into_inner()
+            .datapoints[0]
+            .statistics["SampleCount"];
+    }
+    assert_eq!(
+        total, acked as f64,
+        "every acknowledged sample, once; none of the refused ones"
+    );
+}

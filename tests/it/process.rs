@@ -28,8 +28,27 @@ impl ServerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        Self::start_wrapped(data, extra, env, &[])
+    }
+
+    /// As [`ServerProcess::start_with_env`], run through `wrapper` (e.g. `prlimit --fsize=N --`).
+    pub(crate) fn start_wrapped(
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> ServerProcess {
         use std::io::BufRead as _;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_thermostat"))
+        let bin = env!("CARGO_BIN_EXE_thermostat");
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .envs(env.iter().copied())
             .args([
                 "serve",
