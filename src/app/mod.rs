@@ -106,6 +106,7 @@ pub async fn start_with_clock(
         settings::Fsync::Never => thermostat_ingest::wal::FsyncMode::Never,
     };
     wal_options.batch_interval = Duration::from_millis(settings.fsync_interval_ms);
+    wal_options.queue_capacity = settings.ingest_queue_capacity;
     let wal = Arc::new(
         thermostat_ingest::wal::Wal::open(wal_options, Arc::clone(&store), recovery.next_seq)
             .context("cannot open the write-ahead log")?,

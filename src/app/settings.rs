@@ -52,6 +52,8 @@ pub struct SettingsFile {
     pub max_series: Option<usize>,
     /// Series held at most per namespace.
     pub max_series_per_namespace: Option<usize>,
+    /// Pushes waiting for the write-ahead log at most.
+    pub ingest_queue_capacity: Option<usize>,
     /// Sync policy of the write-ahead log.
     pub fsync: Option<Fsync>,
     /// Extra wait before a group commit, in milliseconds.
@@ -108,6 +110,8 @@ pub struct Settings {
     pub max_series: usize,
     /// Series held at most per namespace.
     pub max_series_per_namespace: Option<usize>,
+    /// Pushes waiting for the write-ahead log at most; more get RESOURCE_EXHAUSTED.
+    pub ingest_queue_capacity: usize,
     /// Sync policy of the write-ahead log.
     pub fsync: Fsync,
     /// Extra wait before a group commit (`batch` mode).
@@ -131,6 +135,7 @@ impl Default for Settings {
             max_streams: 256,
             max_series: 1_000_000,
             max_series_per_namespace: None,
+            ingest_queue_capacity: 1024,
             fsync: Fsync::Batch,
             fsync_interval_ms: 0,
             checkpoint_interval_seconds: 300,
@@ -170,6 +175,10 @@ pub struct ServeArgs {
     /// Series held at most in any one namespace [default: no per-namespace limit].
     #[arg(long)]
     pub max_series_per_namespace: Option<usize>,
+    /// Pushes waiting for the write-ahead log at most; more are answered RESOURCE_EXHAUSTED
+    /// (nothing of them stored) [default: 1024].
+    #[arg(long)]
+    pub ingest_queue_capacity: Option<usize>,
     /// When acknowledged pushes reach the disk: always (a sync per push), batch (group commit,
     /// the default) or never (unsafe, for benchmarks).
     #[arg(long, value_enum)]
@@ -232,6 +241,11 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
         max_series_per_namespace: args
             .max_series_per_namespace
             .or(file.max_series_per_namespace),
+        ingest_queue_capacity: args
+            .ingest_queue_capacity
+            .or(file.ingest_queue_capacity)
+            .unwrap_or(d.ingest_queue_capacity)
+            .max(1),
         fsync: args.fsync.or(file.fsync).unwrap_or(d.fsync),
         fsync_interval_ms: args
             .fsync_interval_ms

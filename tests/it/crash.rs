@@ -399,3 +399,62 @@ async fn a_full_disk_refuses_pushes_and_loses_nothing_acknowledged() {
         "every acknowledged sample, once; none of the refused ones"
     );
 }
+
+/// Overload: clients pushing faster than the log can take get RESOURCE_EXHAUSTED, never an
+/// acknowledgement for data that is then lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_and_nothing_acknowledged_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = aligned_past(60_000);
+    let server = ServerProcess::start(
+        dir.path(),
+        &["--ingest-queue-capacity", "1", "--fsync", "always"],
+    );
+    let client = server.client().await;
+    let calls: Vec<_> = (0..64)
+        .map(|i| {
+            let mut c = client.clone();
+            tokio::spawn(async move {
+                let data = (0..500)
+                    .map(|j| value_datum("M", &[], t0 + j, f64::from(i)))
+                    .collect();
+                c.put_metric_data(request("Test/Overload", data)).await
+            })
+        })
+        .collect();
+    let (mut acked, mut exhausted) = (0u64, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(r) => acked += r.into_inner().accepted_samples,
+            Err(s) => {
+                assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+                exhausted += 1;
+            }
+        }
+    }
+    assert!(
+        exhausted > 0,
+        "a queue of one request must refuse some of 64 concurrent pushes"
+    );
+    assert!(acked > 0);
+    server.kill9();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let req = stats_request(
+        "Test/Overload",
+        "M",
+        &[],
+        t0,
+        t0 + 60_000,
+        60,
+        &["SampleCount"],
+    );
+    let dp = server
+        .client()
+        .await
+        .get_metric_statistics(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .datapoints;
+    assert_eq!(dp[0].statistics["SampleCount"], acked as f64);
+}
