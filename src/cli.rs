@@ -32,6 +32,24 @@ pub enum Command {
     },
     /// Replay alarms over recorded data (CSV) and print the transitions.
     Backtest(crate::commands::BacktestArgs),
+    /// Write a consistent backup of a data directory (made by the running server if one uses it).
+    Backup {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// The backup file to write.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Restore a backup into an empty data directory.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The data directory to create (must be empty or missing).
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
     /// Replay recorded data (CSV) through the alarms and the scaling groups (all simulated,
     /// notifications recorded, not sent) and print what would have happened.
     Simulate(crate::commands::SimulateArgs),

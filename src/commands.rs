@@ -225,3 +225,89 @@ pub fn simulate_cmd(args: &SimulateArgs, out: &mut dyn Write, err: &mut dyn Writ
         }
     }
 }
+
+/// `thermostat backup --data-dir D --to FILE`.
+pub fn backup_cmd(
+    data_dir: &std::path::Path,
+    to: &std::path::Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    use thermostat_metrics::Clock as _;
+    let result = match crate::app::backup::running_server(data_dir) {
+        Some(http) => backup_via_server(&http, to),
+        None => {
+            crate::app::backup::backup_offline(data_dir, to, thermostat_metrics::SystemClock.now())
+                .map(|m| (m, "read from the data directory (no server running)"))
+        }
+    };
+    match result {
+        Ok((manifest, how)) => {
+            let _ = writeln!(
+                out,
+                "wrote {} ({} series; {how})",
+                to.display(),
+                manifest["series"]
+            );
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            1
+        }
+    }
+}
+
+fn backup_via_server(
+    http: &str,
+    to: &std::path::Path,
+) -> anyhow::Result<(serde_json::Value, &'static str)> {
+    use std::io::{Read as _, Write as _};
+    // A plain HTTP/1.1 request to the loopback admin endpoint: the CLI needs no HTTP client.
+    let mut s = std::net::TcpStream::connect(http)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(600)))?;
+    write!(
+        s,
+        "POST /api/v1/admin/backup HTTP/1.1\r\nHost: {http}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        anyhow::bail!("the server refused the backup: {}", body.trim());
+    }
+    let manifest: serde_json::Value = serde_json::from_str(body.trim())?;
+    let made = manifest["path"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the server named no backup file"))?;
+    if std::fs::rename(made, to).is_err() {
+        std::fs::copy(made, to)?;
+        std::fs::remove_file(made)?;
+    }
+    Ok((manifest, "made by the running server"))
+}
+
+/// `thermostat restore --from FILE --data-dir D`.
+pub fn restore_cmd(
+    from: &std::path::Path,
+    data_dir: &std::path::Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    match crate::app::backup::restore(from, data_dir) {
+        Ok(m) => {
+            let _ = writeln!(
+                out,
+                "restored {} series taken at {} into {}",
+                m["series"],
+                m["created"].as_str().unwrap_or("?"),
+                data_dir.display()
+            );
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            1
+        }
+    }
+}

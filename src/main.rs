@@ -18,6 +18,12 @@ fn main() -> ExitCode {
         Command::Backtest(args) => {
             return ExitCode::from(commands::backtest_cmd(&args, &mut out, &mut err));
         }
+        Command::Backup { data_dir, to } => {
+            return ExitCode::from(commands::backup_cmd(&data_dir, &to, &mut out, &mut err));
+        }
+        Command::Restore { from, data_dir } => {
+            return ExitCode::from(commands::restore_cmd(&from, &data_dir, &mut out, &mut err));
+        }
         Command::Simulate(args) => {
             return ExitCode::from(commands::simulate_cmd(&args, &mut out, &mut err));
         }

@@ -18,6 +18,28 @@ pub trait GroupApi: Send + Sync + std::fmt::Debug {
     fn activities(&self, group: &str, limit: usize) -> Option<Vec<Value>>;
 }
 
+/// Administrative operations of the running server.
+pub trait AdminApi: Send + Sync + std::fmt::Debug {
+    /// Writes a consistent backup into the data directory; returns its manifest with `path`.
+    ///
+    /// # Errors
+    /// Why the backup could not be written.
+    fn backup(&self) -> Result<Value, String>;
+}
+
+/// `POST /api/v1/admin/backup`.
+pub(crate) async fn backup(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let api = state
+        .admin
+        .clone()
+        .ok_or_else(|| ApiError::NotFound("backups are not enabled on this server".into()))?;
+    let manifest = tokio::task::spawn_blocking(move || api.backup())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)?;
+    Ok(Json(manifest))
+}
+
 /// What the notification side offers the HTTP API.
 pub trait NotificationApi: Send + Sync + std::fmt::Debug {
     /// The newest `limit` notifications with their delivery status and attempts, newest first.

@@ -47,6 +47,8 @@ pub struct ApiState {
     pub groups: Option<Arc<dyn actions::GroupApi>>,
     /// Notifications, when they are enabled.
     pub notifications: Option<Arc<dyn actions::NotificationApi>>,
+    /// Administrative operations (backups).
+    pub admin: Option<Arc<dyn actions::AdminApi>>,
 }
 
 /// The HTTP API.
@@ -66,6 +68,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/groups/{name}", get(actions::one_group))
         .route("/api/v1/groups/{name}/activities", get(actions::activities))
         .route("/api/v1/notifications", get(actions::notifications))
+        .route("/api/v1/admin/backup", post(actions::backup))
         .fallback(not_found)
         .with_state(state)
 }

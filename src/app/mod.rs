@@ -2,6 +2,7 @@
 //! them down in order.
 
 pub mod actions;
+pub mod backup;
 pub mod config;
 pub mod engine;
 pub mod settings;
@@ -20,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use settings::{LogFormat, ServeArgs, Settings};
+
+/// Shards of the series store (a snapshot records it; a store of another size cannot load it).
+pub const STORE_SHARDS: usize = 64;
 
 /// How often windows are sealed, rolled up and expired.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
@@ -64,7 +68,7 @@ pub async fn start_with_clock(
     settings: Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Running> {
-    let store = Arc::new(Store::new(64));
+    let store = Arc::new(Store::new(STORE_SHARDS));
     let telemetry = Arc::new(Telemetry::new());
     let ready = Arc::new(AtomicBool::new(false));
 
@@ -130,6 +134,13 @@ pub async fn start_with_clock(
     )
     .await
     .context("cannot start notifications and scaling")?;
+    let admin = backup::Admin {
+        store: Arc::clone(&store),
+        db: Arc::clone(&db),
+        outbox: actions.dispatcher().outbox().clone(),
+        data_dir: settings.data_dir.clone(),
+        clock: Arc::clone(&clock),
+    };
     let engine = {
         let paths = settings.config.clone();
         let (store, clock, sink) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&actions));
@@ -188,6 +199,7 @@ pub async fn start_with_clock(
         notifications: Some(
             Arc::clone(&actions) as Arc<dyn thermostat_dashboards::actions::NotificationApi>
         ),
+        admin: Some(Arc::new(admin) as Arc<dyn thermostat_dashboards::actions::AdminApi>),
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {
@@ -244,6 +256,21 @@ pub async fn start_with_clock(
         }
     });
 
+    let server_file = serde_json::json!({
+        "pid": std::process::id(),
+        "grpc": grpc_addr.to_string(),
+        "http": http_addr.to_string(),
+    });
+    std::fs::write(
+        settings.data_dir.join(backup::SERVER_FILE),
+        server_file.to_string(),
+    )
+    .with_context(|| {
+        format!(
+            "cannot write {}",
+            settings.data_dir.join(backup::SERVER_FILE).display()
+        )
+    })?;
     ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "Thermostat is serving.");
     Ok(Running {
@@ -315,6 +342,7 @@ impl Running {
         })
         .await
         .context("the final checkpoint panicked")??;
+        let _ = std::fs::remove_file(self.settings.data_dir.join(backup::SERVER_FILE));
         tracing::info!("Stopped.");
         Ok(())
     }

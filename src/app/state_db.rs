@@ -68,6 +68,35 @@ impl StateDb {
         Ok(StateDb { db })
     }
 
+    /// Writes a consistent copy (one read transaction) to a new file at `path`.
+    ///
+    /// # Errors
+    /// The copy cannot be written.
+    pub fn backup_to(&self, path: &Path) -> anyhow::Result<()> {
+        let src = self.db.begin_read()?;
+        let dst = Database::create(path)?;
+        let tx = dst.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            for row in src.open_table(META)?.iter()? {
+                let (k, v) = row?;
+                meta.insert(k.value(), v.value())?;
+            }
+            let mut states = tx.open_table(ALARM_STATE)?;
+            for row in src.open_table(ALARM_STATE)?.iter()? {
+                let (k, v) = row?;
+                states.insert(k.value(), v.value())?;
+            }
+            let mut history = tx.open_table(ALARM_HISTORY)?;
+            for row in src.open_table(ALARM_HISTORY)?.iter()? {
+                let (k, v) = row?;
+                history.insert(k.value(), v.value())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every stored alarm state, by name.
     ///
     /// # Errors

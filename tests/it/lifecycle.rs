@@ -177,3 +177,132 @@ async fn acknowledged_pushes_survive_kill_9() {
         }
     }
 }
+
+/// `thermostat backup` while the server runs, `thermostat restore` into a new data directory:
+/// the restored server has the series and the alarm states.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_while_running_and_restore() {
+    use serde_json::{Value, json};
+
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_thermostat"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("a.yaml"),
+        "alarms:\n  - name: busy\n    namespace: Test/Backup\n    metric_name: M\n    statistic: Sum\n    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 1000\n    comparison_operator: GreaterThanThreshold\n",
+    )
+    .unwrap();
+    let config = cfg.path().to_str().unwrap().to_owned();
+    let (data, restored, files) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let t0 = aligned_past(60_000);
+    let query = || {
+        stats_request(
+            "Test/Backup",
+            "M",
+            &[],
+            t0,
+            t0 + 60_000,
+            60,
+            &["SampleCount", "Sum"],
+        )
+    };
+
+    let server = ServerProcess::start(data.path(), &["--config", &config]);
+    let mut c = server.client().await;
+    c.put_metric_data(request(
+        "Test/Backup",
+        (0..100)
+            .map(|i| value_datum("M", &[], t0 + i, 2.0))
+            .collect(),
+    ))
+    .await
+    .unwrap();
+    let before = c.get_metric_statistics(query()).await.unwrap().into_inner();
+    reqwest::Client::new()
+        .put(format!("http://{}/api/v1/alarms/busy/state", server.http))
+        .json(&json!({"state_value": "ALARM", "state_reason": "kept in the backup"}))
+        .send()
+        .await
+        .unwrap();
+
+    let file = files.path().join("thermostat.backup");
+    let (code, text) = run(&[
+        "backup".as_ref(),
+        "--data-dir".as_ref(),
+        data.path().as_os_str(),
+        "--to".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("made by the running server"), "{text}");
+    server.kill9();
+
+    let target = restored.path().join("data");
+    let (code, text) = run(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        target.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        data.path().as_os_str(),
+    ]);
+    assert_eq!(
+        code,
+        Some(1),
+        "restoring over existing data is refused: {text}"
+    );
+    assert!(text.contains("not empty"), "{text}");
+
+    let server = ServerProcess::start(&target, &["--config", &config]);
+    let after = server
+        .client()
+        .await
+        .get_metric_statistics(query())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before, after);
+    let alarm: Value = reqwest::get(format!("http://{}/api/v1/alarms/busy", server.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alarm["state"], "ALARM");
+    assert_eq!(alarm["reason"], "kept in the backup");
+    server.signal("-TERM");
+    let mut server = server;
+    assert!(server.child.wait().unwrap().success());
+
+    // Without a server, the CLI reads the data directory itself.
+    let offline = files.path().join("offline.backup");
+    let (code, text) = run(&[
+        "backup".as_ref(),
+        "--data-dir".as_ref(),
+        target.as_os_str(),
+        "--to".as_ref(),
+        offline.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("no server running"), "{text}");
+}

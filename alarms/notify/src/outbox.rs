@@ -100,6 +100,32 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
+    /// Writes a consistent copy of the outbox (one read transaction) to a new file at `path`.
+    ///
+    /// # Errors
+    /// The copy cannot be written.
+    pub fn backup_to(&self, path: &Path) -> Result<()> {
+        let src = self.db.begin_read()?;
+        let dst = Database::create(path)?;
+        let tx = dst.begin_write()?;
+        {
+            let records = src.open_table(RECORDS)?;
+            let mut out = tx.open_table(RECORDS)?;
+            for row in records.iter()? {
+                let (k, v) = row?;
+                out.insert(k.value(), v.value())?;
+            }
+            let pending = src.open_table(PENDING)?;
+            let mut out = tx.open_table(PENDING)?;
+            for row in pending.iter()? {
+                let (k, v) = row?;
+                out.insert(k.value(), v.value())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Opens (or creates) `dir/outbox.redb`, creating `dir` if needed.
     ///
     /// # Errors
