@@ -18,6 +18,10 @@ use crate::error::Result;
 
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("notifications");
 const PENDING: TableDefinition<u64, i64> = TableDefinition::new("pending");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The outbox format this build writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
 
 /// The outbox file's name.
 pub const FILE_NAME: &str = "outbox.redb";
@@ -109,6 +113,8 @@ impl Outbox {
         let dst = Database::create(path)?;
         let tx = dst.begin_write()?;
         {
+            let mut meta = tx.open_table(META)?;
+            meta.insert("format_version", FORMAT_VERSION)?;
             let records = src.open_table(RECORDS)?;
             let mut out = tx.open_table(RECORDS)?;
             for row in records.iter()? {
@@ -133,9 +139,24 @@ impl Outbox {
     /// process holds it).
     pub fn open(dir: &Path) -> Result<Outbox> {
         std::fs::create_dir_all(dir)?;
-        let db = Database::create(dir.join(FILE_NAME))?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::create(&path)?;
         let tx = db.begin_write()?;
         {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("format_version")?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION)?;
+                }
+                Some(FORMAT_VERSION) => {}
+                Some(v) => {
+                    return Err(crate::Error::Outbox(format!(
+                        "{}: outbox format version {v} is not supported by this build (it reads version {FORMAT_VERSION}); use the Thermostat version that wrote it",
+                        path.display()
+                    )));
+                }
+            }
             tx.open_table(RECORDS)?;
             tx.open_table(PENDING)?;
         }
@@ -307,6 +328,34 @@ mod tests {
     use thermostat_alarms::notifications::{Delivery, WebhookFormat};
 
     use super::*;
+
+    #[test]
+    fn an_unknown_format_is_refused_and_backups_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        let copy = dir.path().join("copy");
+        std::fs::create_dir_all(&copy).unwrap();
+        ob.backup_to(&copy.join(FILE_NAME)).unwrap();
+        assert!(
+            Outbox::open(&copy).is_ok(),
+            "a backup opens like the original"
+        );
+        drop(ob);
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("format_version", 9)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let e = Outbox::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("outbox format version 9 is not supported"),
+            "{e}"
+        );
+    }
 
     fn n(muted: bool) -> Notification {
         Notification {
