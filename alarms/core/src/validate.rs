@@ -108,12 +108,20 @@ pub fn validate<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> Result<AlarmS
     }
 }
 
-struct Cx<'a> {
-    file: &'a str,
-    errors: &'a mut Vec<ConfigError>,
+/// Field checks that every section of the configuration files shares (alarms here, scaling
+/// groups in `thermostat-scaler`): each pushes a positioned [`ConfigError`] and goes on.
+#[derive(Debug)]
+pub struct Fields<'a> {
+    /// The file being checked.
+    pub file: &'a str,
+    /// Where errors go.
+    pub errors: &'a mut Vec<ConfigError>,
 }
 
-fn is_null(t: &Text) -> bool {
+type Cx<'a> = Fields<'a>;
+
+/// Whether a scalar is YAML's null (`~`, `null`), as written.
+pub fn is_null(t: &Text) -> bool {
     matches!(t.as_str(), "~" | "null" | "Null" | "NULL") && t.span().start().is_some()
 }
 
@@ -135,8 +143,15 @@ fn yaml_float(s: &str) -> Option<f64> {
     s.replace('_', "").parse().ok()
 }
 
-impl Cx<'_> {
-    fn push(&mut self, pos: Pos, path: impl Into<String>, rule: Rule, message: impl Into<String>) {
+impl Fields<'_> {
+    /// Records an error.
+    pub fn push(
+        &mut self,
+        pos: Pos,
+        path: impl Into<String>,
+        rule: Rule,
+        message: impl Into<String>,
+    ) {
         self.errors.push(ConfigError {
             file: self.file.to_owned(),
             pos,
@@ -154,11 +169,12 @@ impl Cx<'_> {
     }
 
     /// A present, non-null scalar.
-    fn opt<'t>(&self, t: &'t Option<Text>) -> Option<&'t Text> {
+    pub fn opt<'t>(&self, t: &'t Option<Text>) -> Option<&'t Text> {
         t.as_ref().filter(|t| !is_null(t))
     }
 
-    fn required<'t>(
+    /// A present, non-null scalar, or a `Required` error at the entry's position.
+    pub fn required<'t>(
         &mut self,
         t: &'t Option<Text>,
         entry: Pos,
@@ -201,7 +217,8 @@ impl Cx<'_> {
         }
     }
 
-    fn float(&mut self, t: &Text, path: &str) -> Option<f64> {
+    /// A finite number (YAML 1.2 floats).
+    pub fn float(&mut self, t: &Text, path: &str) -> Option<f64> {
         match yaml_float(t.trim()) {
             Some(v) if v.is_finite() => Some(v),
             _ => {
@@ -216,7 +233,8 @@ impl Cx<'_> {
         }
     }
 
-    fn boolean(&mut self, t: &Option<Text>, path: &str, default: bool) -> bool {
+    /// `true` or `false` (default when absent).
+    pub fn boolean(&mut self, t: &Option<Text>, path: &str, default: bool) -> bool {
         let Some(t) = self.opt(t) else {
             return default;
         };
@@ -235,7 +253,8 @@ impl Cx<'_> {
         }
     }
 
-    fn word<W: std::str::FromStr<Err = String>>(&mut self, t: &Text, path: &str) -> Option<W> {
+    /// One of an enum's words; the error lists the valid ones.
+    pub fn word<W: std::str::FromStr<Err = String>>(&mut self, t: &Text, path: &str) -> Option<W> {
         match t.as_str().parse::<W>() {
             Ok(w) => Some(w),
             Err(m) => {

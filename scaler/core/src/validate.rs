@@ -21,6 +21,7 @@ use thermostat_alarms::action::{self, Action};
 use thermostat_alarms::error::{ConfigError, ConfigErrors, Pos, Rule};
 use thermostat_alarms::model::Source;
 use thermostat_alarms::raw::{Pairs, Spanned, Text, pos, pos_of};
+use thermostat_alarms::validate::{Fields, is_null};
 use thermostat_alarms::{AlarmSet, timefmt};
 use thermostat_metrics::{Dimension, Statistic};
 
@@ -56,10 +57,10 @@ pub fn validate<P: AsRef<str>, T: AsRef<str>>(
     let mut seen: HashMap<String, (String, Pos)> = HashMap::new();
     let mut policy_pos: HashMap<(String, String), (String, Pos)> = HashMap::new();
     for f in &raws {
-        let mut cx = Cx {
+        let mut cx = Cx(Fields {
             file: &f.file,
             errors: &mut errors,
-        };
+        });
         for e in &f.groups {
             let name_pos = e.spec.name.as_ref().map_or(e.pos, pos);
             let unique = match cx.opt(&e.spec.name).map(|n| n.as_str()) {
@@ -241,24 +242,20 @@ fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
-struct Cx<'a> {
-    file: &'a str,
-    errors: &'a mut Vec<ConfigError>,
-}
+/// The shared field checks of the alarm validator, plus the scaling-specific ones below.
+struct Cx<'a>(Fields<'a>);
 
-fn is_null(t: &Text) -> bool {
-    matches!(t.as_str(), "~" | "null" | "Null" | "NULL") && t.span().start().is_some()
-}
-
-fn yaml_float(s: &str) -> Option<f64> {
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E' | b'_'))
-    {
-        return None;
+impl<'a> std::ops::Deref for Cx<'a> {
+    type Target = Fields<'a>;
+    fn deref(&self) -> &Fields<'a> {
+        &self.0
     }
-    s.replace('_', "").parse().ok()
+}
+
+impl std::ops::DerefMut for Cx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 /// Names of groups and policies appear in `policy:<group>/<policy>`: 1–255 characters,
@@ -280,39 +277,6 @@ fn name_problem(s: &str) -> Option<String> {
 }
 
 impl Cx<'_> {
-    fn push(&mut self, pos: Pos, path: impl Into<String>, rule: Rule, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            file: self.file.to_owned(),
-            pos,
-            path: path.into(),
-            rule,
-            message: message.into(),
-        });
-    }
-
-    fn opt<'t>(&self, t: &'t Option<Text>) -> Option<&'t Text> {
-        t.as_ref().filter(|t| !is_null(t))
-    }
-
-    fn required<'t>(
-        &mut self,
-        t: &'t Option<Text>,
-        entry: Pos,
-        base: &str,
-        field: &str,
-    ) -> Option<&'t Text> {
-        let v = self.opt(t);
-        if v.is_none() {
-            self.push(
-                entry,
-                format!("{base}.{field}"),
-                Rule::Required,
-                "is required",
-            );
-        }
-        v
-    }
-
     fn int(&mut self, t: &Text, path: &str, min: i64, max: i64) -> Option<i64> {
         match t.trim().parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
@@ -348,50 +312,6 @@ impl Cx<'_> {
         self.int(t, path, 0, i64::from(MAX_SECONDS))
             .and_then(|n| u64::try_from(n).ok())
             .map(Duration::from_secs)
-    }
-
-    fn float(&mut self, t: &Text, path: &str) -> Option<f64> {
-        match yaml_float(t.trim()) {
-            Some(v) if v.is_finite() => Some(v),
-            _ => {
-                self.push(
-                    pos(t),
-                    path,
-                    Rule::Number,
-                    format!("must be a finite number (got {})", t.as_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, t: &Option<Text>, path: &str, default: bool) -> bool {
-        let Some(t) = self.opt(t) else {
-            return default;
-        };
-        match t.as_str() {
-            "true" | "True" | "TRUE" => true,
-            "false" | "False" | "FALSE" => false,
-            other => {
-                self.push(
-                    pos(t),
-                    path,
-                    Rule::Enum,
-                    format!("must be true or false (got {other})"),
-                );
-                default
-            }
-        }
-    }
-
-    fn word<W: std::str::FromStr<Err = String>>(&mut self, t: &Text, path: &str) -> Option<W> {
-        match t.as_str().parse::<W>() {
-            Ok(w) => Some(w),
-            Err(m) => {
-                self.push(pos(t), path, Rule::Enum, m);
-                None
-            }
-        }
     }
 
     fn time(&mut self, t: &Option<Text>, path: &str) -> Option<thermostat_metrics::Timestamp> {
