@@ -90,7 +90,14 @@ impl Actions {
         db: Arc<StateDb>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Arc<Actions>> {
+        // The region comes from the environment, else us-east-1, and never from the instance
+        // metadata service, so nothing leaves the machine unless an AWS back-end is used
+        // (credentials are resolved at the first AWS call).
+        let region = env("AWS_REGION")
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
             .load()
             .await;
         let region = env("AWS_REGION");
