@@ -190,8 +190,28 @@ impl Actions {
 
     fn notify(&self, config: &Config, state: &EngineState, out: &TickOutput, now: Timestamp) {
         for (name, inv) in out.actions.iter().filter(|(_, i)| !i.action.is_scaling()) {
-            let Some(transition) = last_transition(out, name) else {
-                continue;
+            // A repeat (`repeat_interval_seconds`) re-sends the current state as it stands.
+            let current;
+            let transition = match last_transition(out, name) {
+                Some(t) => t,
+                None => {
+                    let Some(s) = state
+                        .metric
+                        .get(name)
+                        .map(|i| &i.state)
+                        .or_else(|| state.composites.get(name).map(|c| &c.alarm))
+                    else {
+                        continue;
+                    };
+                    current = Transition {
+                        timestamp: now,
+                        old_state: s.value,
+                        new_state: s.value,
+                        reason: s.reason.clone(),
+                        reason_data: s.reason_data.clone(),
+                    };
+                    &current
+                }
             };
             let (definition, dimensions) = match state.metric.get(name) {
                 Some(inst) => match config.alarms.alarm(&inst.alarm) {

@@ -163,3 +163,73 @@ async fn cooldown_launch_and_scheduled_actions_follow_the_clock() {
         "two policy activities and one scheduled: {acts:?}"
     );
 }
+
+/// `repeat_interval_seconds` through the real engine and dispatcher: while the alarm stays in
+/// ALARM the webhook gets the notification again every interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_interval_renotifies_through_the_dispatcher() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = Arc::clone(&hits);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let h = Arc::clone(&h);
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let yaml = format!(
+        "alarms:\n  - name: hot\n    namespace: AWS/EC2\n    metric_name: CPUUtilization\n    dimensions: {{AutoScalingGroupName: web}}\n    statistic: Maximum\n    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 70\n    comparison_operator: GreaterThanThreshold\n    repeat_interval_seconds: 120\n    alarm_actions: [\"{hook}\"]\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config::validate(&[("a.yaml".to_owned(), yaml)]).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(T0)));
+    let store = Arc::new(Store::new(4));
+    let db = Arc::new(StateDb::open(dir.path()).unwrap());
+    let actions = Actions::start(&cfg, dir.path(), Arc::clone(&db), clock.clone())
+        .await
+        .unwrap();
+    let dispatcher = Arc::clone(actions.dispatcher());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        async move { dispatcher.run(stop.cancelled_owned()).await }
+    });
+    let engine = AlarmEngine::start(
+        Vec::new(),
+        Arc::clone(&store),
+        clock.clone(),
+        cfg,
+        db,
+        actions.clone(),
+    )
+    .unwrap();
+    for m in 0..6 {
+        push_cpu(&store, T0 + m * 60_000 + 10_000, 95.0);
+        let t = Timestamp(T0 + (m + 1) * 60_000);
+        clock.set(t);
+        engine.tick(t).unwrap();
+    }
+    // ALARM at minute 1, repeats at 3 and 5.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while hits.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "got {} notifications",
+            hits.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    stop.cancel();
+    run.await.unwrap();
+}
