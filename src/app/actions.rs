@@ -43,6 +43,7 @@ pub struct Actions {
     me: std::sync::Weak<Actions>,
     db: Arc<StateDb>,
     clock: Arc<dyn Clock>,
+    telemetry: Arc<thermostat_metrics::Telemetry>,
     dispatcher: Arc<Dispatcher>,
     sdk: aws_config::SdkConfig,
     groups: Mutex<Groups>,
@@ -89,6 +90,7 @@ impl Actions {
         data_dir: &std::path::Path,
         db: Arc<StateDb>,
         clock: Arc<dyn Clock>,
+        telemetry: Arc<thermostat_metrics::Telemetry>,
     ) -> anyhow::Result<Arc<Actions>> {
         // The region comes from the environment, else us-east-1, and never from the instance
         // metadata service, so nothing leaves the machine unless an AWS back-end is used
@@ -103,9 +105,12 @@ impl Actions {
         let region = env("AWS_REGION");
         let messages = config.notifications.message_settings(region.as_deref());
         let notifiers = Notifiers::from_settings(&config.notifications, Some(&sdk), &env)?;
-        let history_db = Arc::clone(&db);
+        let (history_db, counted) = (Arc::clone(&db), Arc::clone(&telemetry));
         let dispatcher = Dispatcher::open(data_dir, config.notifications.clone(), messages, notifiers, Arc::clone(&clock), &env)?
             .with_history_sink(Arc::new(move |item: HistoryItem| {
+                if let thermostat_alarms::history::HistoryData::Action { action_state, .. } = &item.data {
+                    counted.notification(if action_state == "Succeeded" { "delivered" } else { "failed" });
+                }
                 let items = [item];
                 let write: AlarmWrite<'_, Value, HistoryItem> =
                     AlarmWrite { name: &items[0].alarm_name, state: None, history: &items };
@@ -151,6 +156,7 @@ impl Actions {
             me: me.clone(),
             db,
             clock,
+            telemetry,
             dispatcher: Arc::new(dispatcher),
             sdk,
             groups: Mutex::new(Groups {
@@ -282,9 +288,11 @@ impl Actions {
             }
             if triggers.iter().any(|t| t.group == g.name) {
                 let decision = thermostat_scaler::decide(g, gs, &triggers, now);
-                if let Some(activity) = decision.activity.clone() {
+                if let Some(mut activity) = decision.activity.clone() {
                     if simulated {
+                        // The simulated fleet always takes the change.
                         gs.apply(g, &decision, now, launch);
+                        activity.status = ActivityStatus::Successful;
                         activities.push(activity);
                     } else {
                         // The cooldown starts when the real call succeeds.
@@ -325,6 +333,7 @@ impl Actions {
         }
         for (_, acts) in writes {
             for a in acts {
+                self.telemetry.scaling_activity(&format!("{:?}", a.status));
                 tracing::info!(group = %a.group, cause = %a.cause, "Scaling activity.");
             }
         }

@@ -78,6 +78,7 @@ pub struct AlarmEngine {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
     db: Arc<StateDb>,
+    telemetry: Arc<thermostat_metrics::Telemetry>,
     paths: Vec<PathBuf>,
     actions: Arc<dyn ActionSink>,
     inner: Mutex<Inner>,
@@ -105,6 +106,7 @@ impl AlarmEngine {
         config: Config,
         db: Arc<StateDb>,
         actions: Arc<dyn ActionSink>,
+        telemetry: Arc<thermostat_metrics::Telemetry>,
     ) -> anyhow::Result<Self> {
         let set = &config.alarms;
         let now = clock.now();
@@ -169,6 +171,7 @@ impl AlarmEngine {
             store,
             clock,
             db,
+            telemetry,
             paths,
             actions,
             inner: Mutex::new(Inner { config, state }),
@@ -251,9 +254,12 @@ impl AlarmEngine {
     /// A refused query or a failed state write (the in-memory state has moved on; the next
     /// tick's write carries the changed states again).
     pub fn tick(&self, t: Timestamp) -> anyhow::Result<usize> {
+        let started = std::time::Instant::now();
         let mut inner = self.lock();
         let Inner { config, state } = &mut *inner;
         let out = thermostat_alarms::tick(&config.alarms, state, &self.store, t)?;
+        self.telemetry
+            .alarm_tick(out.evaluations, started.elapsed().as_secs_f64());
         let mut changed: Vec<String> = out.transitions.iter().map(|(n, _)| n.clone()).collect();
         changed.extend(
             out.history
@@ -271,6 +277,7 @@ impl AlarmEngine {
         self.persist(&inner, &changed, &out.history)?;
         for (n, tr) in &out.transitions {
             log_transition(n, tr);
+            self.telemetry.alarm_transition(tr.new_state.as_str());
         }
         self.actions
             .on_tick(&inner.config, &inner.state, &out, &self.store, t);
@@ -545,6 +552,7 @@ impl AlarmApi for AlarmEngine {
             .map_err(|e| AlarmApiError::Internal(format!("{e:#}")))?;
         for t in &evaluation.transitions {
             log_transition(name, t);
+            self.telemetry.alarm_transition(t.new_state.as_str());
         }
         let out = TickOutput {
             evaluations: 0,

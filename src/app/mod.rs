@@ -131,6 +131,7 @@ pub async fn start_with_clock(
         &settings.data_dir,
         Arc::clone(&db),
         Arc::clone(&clock),
+        Arc::clone(&telemetry),
     )
     .await
     .context("cannot start notifications and scaling")?;
@@ -144,8 +145,9 @@ pub async fn start_with_clock(
     let engine = {
         let paths = settings.config.clone();
         let (store, clock, sink) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&actions));
+        let telemetry = Arc::clone(&telemetry);
         tokio::task::spawn_blocking(move || {
-            engine::AlarmEngine::start(paths, store, clock, config, db, sink)
+            engine::AlarmEngine::start(paths, store, clock, config, db, sink, telemetry)
         })
         .await
         .context("alarm engine start-up panicked")??

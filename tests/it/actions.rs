@@ -102,6 +102,7 @@ async fn an_alarm_scales_the_group_and_notifies_the_webhook() {
     let group = get(&server, "/api/v1/groups/web").await;
     assert_eq!(group["desired_capacity"], 4, "{group}");
     let acts = get(&server, "/api/v1/groups/web/activities").await;
+    assert_eq!(acts["activities"][0]["status"], "Successful", "{acts}");
     let cause = acts["activities"][0]["cause"].as_str().unwrap().to_owned();
     assert!(
         cause.contains("a monitor alarm web-hot in state ALARM triggered policy scale-out changing the desired capacity from 2 to 4."),
@@ -145,6 +146,32 @@ async fn an_alarm_scales_the_group_and_notifies_the_webhook() {
     assert!(
         action["summary"].as_str().unwrap().contains(&hook),
         "{action}"
+    );
+
+    // Self-telemetry counts the transition, the activity and the delivery.
+    assert_eq!(
+        scrape(
+            &server,
+            "thermostat_alarm_transitions_total{state=\"ALARM\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape(
+            &server,
+            "thermostat_scaling_activities_total{status=\"Successful\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape(
+            &server,
+            "thermostat_notifications_total{status=\"delivered\"}"
+        )
+        .await,
+        Some(1.0)
     );
 }
 

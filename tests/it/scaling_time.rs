@@ -10,7 +10,8 @@ use thermostat::app::engine::AlarmEngine;
 use thermostat::app::{config, state_db::StateDb};
 use thermostat_dashboards::actions::GroupApi;
 use thermostat_metrics::{
-    Dimension, ManualClock, Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit,
+    Dimension, ManualClock, Observation, Resolution, Sample, SeriesKey, Store, Telemetry,
+    Timestamp, Unit,
 };
 
 const YAML: &str = r#"alarms:
@@ -79,9 +80,15 @@ async fn cooldown_launch_and_scheduled_actions_follow_the_clock() {
     let clock = Arc::new(ManualClock::new(Timestamp(T0)));
     let store = Arc::new(Store::new(4));
     let db = Arc::new(StateDb::open(dir.path()).unwrap());
-    let actions = Actions::start(&cfg, dir.path(), Arc::clone(&db), clock.clone())
-        .await
-        .unwrap();
+    let actions = Actions::start(
+        &cfg,
+        dir.path(),
+        Arc::clone(&db),
+        clock.clone(),
+        Arc::new(Telemetry::new()),
+    )
+    .await
+    .unwrap();
     let engine = AlarmEngine::start(
         Vec::new(),
         Arc::clone(&store),
@@ -89,6 +96,7 @@ async fn cooldown_launch_and_scheduled_actions_follow_the_clock() {
         cfg,
         db,
         actions.clone(),
+        Arc::new(Telemetry::new()),
     )
     .unwrap();
     let tick = |minutes: i64| {
@@ -194,9 +202,15 @@ async fn repeat_interval_renotifies_through_the_dispatcher() {
     let clock = Arc::new(ManualClock::new(Timestamp(T0)));
     let store = Arc::new(Store::new(4));
     let db = Arc::new(StateDb::open(dir.path()).unwrap());
-    let actions = Actions::start(&cfg, dir.path(), Arc::clone(&db), clock.clone())
-        .await
-        .unwrap();
+    let actions = Actions::start(
+        &cfg,
+        dir.path(),
+        Arc::clone(&db),
+        clock.clone(),
+        Arc::new(Telemetry::new()),
+    )
+    .await
+    .unwrap();
     let dispatcher = Arc::clone(actions.dispatcher());
     let stop = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn({
@@ -210,6 +224,7 @@ async fn repeat_interval_renotifies_through_the_dispatcher() {
         cfg,
         db,
         actions.clone(),
+        Arc::new(Telemetry::new()),
     )
     .unwrap();
     for m in 0..6 {

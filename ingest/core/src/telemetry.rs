@@ -43,6 +43,16 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: RejectReason,
 }
@@ -55,6 +65,11 @@ pub struct Telemetry {
     rejected: Family<ReasonLabels, Counter>,
     series_active: Gauge,
     series_refused: Counter,
+    evaluations: Counter,
+    tick_seconds: prometheus_client::metrics::histogram::Histogram,
+    transitions: Family<StateLabels, Counter>,
+    notifications: Family<StatusLabels, Counter>,
+    activities: Family<StatusLabels, Counter>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -78,6 +93,38 @@ impl Telemetry {
         let rejected = Family::<ReasonLabels, Counter>::default();
         let series_active = Gauge::default();
         let series_refused = Counter::default();
+        let evaluations = Counter::default();
+        let tick_seconds = prometheus_client::metrics::histogram::Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16),
+        );
+        let transitions = Family::<StateLabels, Counter>::default();
+        let notifications = Family::<StatusLabels, Counter>::default();
+        let activities = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "thermostat_alarm_evaluations",
+            "Alarm evaluations",
+            evaluations.clone(),
+        );
+        registry.register(
+            "thermostat_alarm_tick_seconds",
+            "Time to evaluate every alarm due at one tick",
+            tick_seconds.clone(),
+        );
+        registry.register(
+            "thermostat_alarm_transitions",
+            "Alarm state changes by new state",
+            transitions.clone(),
+        );
+        registry.register(
+            "thermostat_notifications",
+            "Notification delivery attempts that ended, by status (delivered, failed)",
+            notifications.clone(),
+        );
+        registry.register(
+            "thermostat_scaling_activities",
+            "Scaling activities by status",
+            activities.clone(),
+        );
         registry.register(
             "thermostat_ingest_samples",
             "Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set",
@@ -110,6 +157,11 @@ impl Telemetry {
             rejected,
             series_active,
             series_refused,
+            evaluations,
+            tick_seconds,
+            transitions,
+            notifications,
+            activities,
         }
     }
 
@@ -134,6 +186,39 @@ impl Telemetry {
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
         self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts one evaluation tick: `evaluations` alarms evaluated in `seconds`.
+    pub fn alarm_tick(&self, evaluations: usize, seconds: f64) {
+        self.evaluations.inc_by(evaluations as u64);
+        self.tick_seconds.observe(seconds);
+    }
+
+    /// Counts an alarm state change to `state`.
+    pub fn alarm_transition(&self, state: &str) {
+        self.transitions
+            .get_or_create(&StateLabels {
+                state: state.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a notification attempt that ended with `status` (`delivered`, `failed`).
+    pub fn notification(&self, status: &str) {
+        self.notifications
+            .get_or_create(&StatusLabels {
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a scaling activity with `status` (`Successful`, `Failed`).
+    pub fn scaling_activity(&self, status: &str) {
+        self.activities
+            .get_or_create(&StatusLabels {
+                status: status.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts `n` new series refused by a series limit.
