@@ -162,3 +162,54 @@ async fn health_readiness_and_telemetry() {
     );
     assert_eq!(scrape(&server, "thermostat_series_active").await, Some(3.0));
 }
+
+/// `dashboards/grafana/thermostat.json`: every panel is described, and every metric a panel
+/// queries is one a running server really exports on `/metrics`.
+#[tokio::test]
+async fn grafana_dashboard_queries_only_exported_metrics() {
+    let server = TestServer::start().await;
+    let exported = reqwest::get(server.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names: std::collections::BTreeSet<&str> = exported
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dashboards/grafana/thermostat.json"
+    ))
+    .unwrap();
+    let dash: Value = serde_json::from_str(&text).unwrap();
+    let panels = dash["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6);
+    let mut used = 0;
+    for p in panels {
+        assert!(
+            !p["description"].as_str().unwrap_or_default().is_empty(),
+            "panel {} has no description",
+            p["title"]
+        );
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let metrics: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("thermostat_"))
+                .collect();
+            assert!(!metrics.is_empty(), "{expr}");
+            for m in metrics {
+                assert!(
+                    names.contains(m),
+                    "panel {}: {m} is not exported; exported: {names:?}",
+                    p["title"]
+                );
+                used += 1;
+            }
+        }
+    }
+    assert!(used >= 10);
+}

@@ -150,6 +150,38 @@ impl Telemetry {
             "New series refused because a series limit was reached",
             series_refused.clone(),
         );
+        // Every known label value starts at zero, so that a series exists (and `rate()`
+        // works) before the first event of its kind.
+        use Outcome as O;
+        use RejectReason as R;
+        for outcome in [O::accepted, O::invalid, O::overloaded, O::unavailable] {
+            drop(requests.get_or_create(&OutcomeLabels { outcome }));
+        }
+        for reason in [
+            R::invalid_datum,
+            R::too_large,
+            R::overloaded,
+            R::shutting_down,
+            R::persist_failed,
+            R::series_limit,
+        ] {
+            drop(rejected.get_or_create(&ReasonLabels { reason }));
+        }
+        for state in ["OK", "ALARM", "INSUFFICIENT_DATA"] {
+            drop(transitions.get_or_create(&StateLabels {
+                state: state.to_owned(),
+            }));
+        }
+        for status in ["delivered", "failed"] {
+            drop(notifications.get_or_create(&StatusLabels {
+                status: status.to_owned(),
+            }));
+        }
+        for status in ["Successful", "Failed"] {
+            drop(activities.get_or_create(&StatusLabels {
+                status: status.to_owned(),
+            }));
+        }
         Telemetry {
             registry,
             samples,
