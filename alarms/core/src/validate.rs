@@ -341,7 +341,14 @@ impl Fields<'_> {
         out
     }
 
-    fn dimensions(&mut self, d: &Option<Spanned<Pairs>>, path: &str, star: bool) -> Vec<Dimension> {
+    /// A dimensions map checked with CloudWatch's rules (at most 30, unique names, name and
+    /// value characters), sorted; with `star`, a value of `"*"` is allowed (per-series alarms).
+    pub fn dimensions(
+        &mut self,
+        d: &Option<Spanned<Pairs>>,
+        path: &str,
+        star: bool,
+    ) -> Vec<Dimension> {
         let Some(d) = d else {
             return Vec::new();
         };

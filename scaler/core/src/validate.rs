@@ -997,27 +997,7 @@ impl Cx<'_> {
     }
 
     fn dimensions(&mut self, d: &Option<Spanned<Pairs>>, path: &str) -> Vec<Dimension> {
-        let Some(d) = d else {
-            return Vec::new();
-        };
-        let names: Vec<&str> = d.0.iter().map(|(k, _)| k.as_str()).collect();
-        if let Err((i, m)) = thermostat_metrics::validate::dimension_set(names.iter().copied()) {
-            let p = i.map_or(pos(d), |i| pos(&d.0[i].0));
-            self.push(p, path, Rule::Name, m);
-        }
-        let mut out = Vec::new();
-        for (k, v) in &d.0 {
-            let p = format!("{path}.{}", k.as_str());
-            if let Err(m) = thermostat_metrics::validate::dimension_name(k) {
-                self.push(pos(k), p.clone(), Rule::Name, format!("name {m}"));
-            }
-            if let Err(m) = thermostat_metrics::validate::dimension_value(v) {
-                self.push(pos(v), p, Rule::Name, m);
-            }
-            out.push(Dimension::new(k.as_str(), v.as_str()));
-        }
-        out.sort();
-        out
+        self.0.dimensions(d, path, false)
     }
 
     fn scheduled(
