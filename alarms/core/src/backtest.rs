@@ -266,6 +266,20 @@ pub fn backtest(
         }
         t = t.add_millis(step);
     }
+    let alarms = outcomes(set, &st, transitions);
+    Ok(BacktestResult {
+        evaluations,
+        alarms,
+    })
+}
+
+/// Every alarm's (and per-series instance's) final state with its transitions, in
+/// configuration order: the outcome of a replay.
+pub fn outcomes(
+    set: &AlarmSet,
+    st: &EngineState,
+    mut transitions: std::collections::BTreeMap<String, Vec<Transition>>,
+) -> Vec<AlarmOutcome> {
     let mut alarms = Vec::new();
     for a in &set.alarms {
         for (name, i) in st.metric.iter().filter(|(_, i)| i.alarm == a.name) {
@@ -287,10 +301,7 @@ pub fn backtest(
             });
         }
     }
-    Ok(BacktestResult {
-        evaluations,
-        alarms,
-    })
+    alarms
 }
 
 #[derive(Serialize)]

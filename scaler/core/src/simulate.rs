@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 use thermostat_alarms::action::Action;
-use thermostat_alarms::backtest::{AlarmOutcome, BacktestResult, tick_step_ms};
+use thermostat_alarms::backtest::{BacktestResult, outcomes, tick_step_ms};
 use thermostat_alarms::engine::{EngineState, tick};
 use thermostat_alarms::state::Transition;
 use thermostat_alarms::{AlarmSet, StateValue, timefmt};
@@ -148,27 +148,7 @@ pub fn simulate(
     if prev < to {
         run_scheduled(&mut groups, prev, to);
     }
-    let mut outcomes = Vec::new();
-    for a in &set.alarms {
-        for (name, i) in engine.metric.iter().filter(|(_, i)| i.alarm == a.name) {
-            outcomes.push(AlarmOutcome {
-                name: name.clone(),
-                final_state: i.state.value,
-                final_reason: i.state.reason.clone(),
-                transitions: transitions.remove(name).unwrap_or_default(),
-            });
-        }
-    }
-    for c in &set.composites {
-        if let Some(cs) = engine.composites.get(&c.name) {
-            outcomes.push(AlarmOutcome {
-                name: c.name.clone(),
-                final_state: cs.alarm.value,
-                final_reason: cs.alarm.reason.clone(),
-                transitions: transitions.remove(&c.name).unwrap_or_default(),
-            });
-        }
-    }
+    let outcomes = outcomes(&set, &engine, transitions);
     let last = if prev < first { first } else { prev };
     Ok(SimulationResult {
         alarms: BacktestResult {
