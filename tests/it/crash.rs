@@ -374,25 +374,11 @@ async fn a_full_disk_refuses_pushes_and_loses_nothing_acknowledged() {
     server.kill9();
 
     let server = ServerProcess::start(dir.path(), &[]);
-    let mut c = server.client().await;
     let mut total = 0.0;
     for p in 0..10 {
-        let req = stats_request(
-            "Test/Full",
-            "M",
-            &[("Part", &format!("p{p}"))],
-            t0,
-            t0 + 60_000,
-            60,
-            &["SampleCount"],
-        );
-        total += c
-            .get_metric_statistics(req)
-            .await
-            .unwrap()
-            .into_inner()
-            .datapoints[0]
-            .statistics["SampleCount"];
+        total += server
+            .sample_count("Test/Full", "M", &[("Part", &format!("p{p}"))], t0)
+            .await;
     }
     assert_eq!(
         total, acked as f64,
@@ -439,24 +425,10 @@ async fn overload_is_refused_and_nothing_acknowledged_is_lost() {
     assert!(acked > 0);
     server.kill9();
     let server = ServerProcess::start(dir.path(), &[]);
-    let req = stats_request(
-        "Test/Overload",
-        "M",
-        &[],
-        t0,
-        t0 + 60_000,
-        60,
-        &["SampleCount"],
+    assert_eq!(
+        server.sample_count("Test/Overload", "M", &[], t0).await,
+        acked as f64
     );
-    let dp = server
-        .client()
-        .await
-        .get_metric_statistics(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .datapoints;
-    assert_eq!(dp[0].statistics["SampleCount"], acked as f64);
 }
 
 /// A corrupt record in the middle of the log stops start-up with the segment and offset; with
@@ -510,25 +482,9 @@ async fn corrupt_logs_stop_start_up_unless_truncation_is_asked_for() {
     assert!(err.contains("--recover-truncate"), "{err}");
 
     let server = ServerProcess::start(dir.path(), &["--recover-truncate"]);
-    let req = stats_request(
-        "Test/Corrupt",
-        "M",
-        &[],
-        t0,
-        t0 + 60_000,
-        60,
-        &["SampleCount"],
-    );
-    let dp = server
-        .client()
-        .await
-        .get_metric_statistics(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .datapoints;
     assert_eq!(
-        dp[0].statistics["SampleCount"], 1.0,
+        server.sample_count("Test/Corrupt", "M", &[], t0).await,
+        1.0,
         "the record before the corruption is kept"
     );
     // A later push (after truncation) is kept too, and the log is clean for the next start.
@@ -559,25 +515,9 @@ async fn corrupt_logs_stop_start_up_unless_truncation_is_asked_for() {
         .set_len(len - 7)
         .unwrap();
     let server = ServerProcess::start(dir.path(), &[]);
-    let req = stats_request(
-        "Test/Corrupt",
-        "M",
-        &[],
-        t0,
-        t0 + 60_000,
-        60,
-        &["SampleCount"],
-    );
-    let dp = server
-        .client()
-        .await
-        .get_metric_statistics(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .datapoints;
     assert_eq!(
-        dp[0].statistics["SampleCount"], 1.0,
+        server.sample_count("Test/Corrupt", "M", &[], t0).await,
+        1.0,
         "the torn record is cut, everything before it kept"
     );
 }

@@ -125,6 +125,34 @@ impl ServerProcess {
         }
     }
 
+    /// `SampleCount` of one series over the minute starting at `t0` (which must be aligned).
+    pub(crate) async fn sample_count(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dims: &[(&str, &str)],
+        t0: i64,
+    ) -> f64 {
+        let req = crate::util::stats_request(
+            namespace,
+            metric,
+            dims,
+            t0,
+            t0 + 60_000,
+            60,
+            &["SampleCount"],
+        );
+        let dp = self
+            .client()
+            .await
+            .get_metric_statistics(req)
+            .await
+            .unwrap()
+            .into_inner()
+            .datapoints;
+        dp[0].statistics["SampleCount"]
+    }
+
     /// A gRPC client for it.
     pub(crate) async fn client(
         &self,
