@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: gRPC ingest and query API, HTTP API, alarm evaluation.
     Serve(ServeArgs),
+    /// Run the server with a demo configuration and simulated agents whose load spikes every
+    /// five minutes: alarms fire, the group scales out and in, notifications are sent. Prints
+    /// the dashboard URL and what happens; runs until Ctrl-C.
+    Demo(crate::demo::DemoArgs),
     /// Validate alarm files: exit 0 when valid, 1 with every error as `file:line:column: path: message`.
     Check {
         /// Alarm YAML files or folders.
@@ -57,8 +61,13 @@ pub enum Command {
 
 /// Initialises logging (`RUST_LOG` filters; default `info`).
 pub fn init_tracing(format: LogFormat) {
+    init_tracing_with(format, "info");
+}
+
+/// Initialises logging (`RUST_LOG` filters; default `default_filter`, e.g. `warn`).
+pub fn init_tracing_with(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,14 +1,19 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use thermostat::cli::{Cli, Command, init_tracing};
-use thermostat::{app, commands};
+use thermostat::cli::{Cli, Command, init_tracing, init_tracing_with};
+use thermostat::{app, commands, demo};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let args = match cli.command {
         Command::Serve(args) => args,
+        Command::Demo(args) => {
+            // The summary goes to stdout; logs only show warnings unless RUST_LOG asks.
+            init_tracing_with(args.log_format.unwrap_or_default(), "warn");
+            return finish(runtime().and_then(|rt| rt.block_on(demo::run(args))));
+        }
         Command::Check { files } => {
             return ExitCode::from(commands::check(&files, &mut out, &mut err));
         }
@@ -28,20 +33,22 @@ fn main() -> ExitCode {
             return ExitCode::from(commands::simulate_cmd(&args, &mut out, &mut err));
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = args.resolve().and_then(|settings| {
+    let result = runtime().and_then(|runtime| {
+        let settings = args.resolve()?;
         init_tracing(settings.log_format);
         runtime.block_on(app::serve(settings))
     });
+    finish(result)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

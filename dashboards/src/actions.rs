@@ -55,7 +55,7 @@ fn limit(p: &Limit) -> usize {
     p.limit.unwrap_or(100).clamp(1, 10_000)
 }
 
-fn groups(state: &ApiState) -> Result<&Arc<dyn GroupApi>, ApiError> {
+pub(crate) fn groups(state: &ApiState) -> Result<&Arc<dyn GroupApi>, ApiError> {
     state
         .groups
         .as_ref()

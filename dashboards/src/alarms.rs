@@ -99,14 +99,14 @@ impl From<AlarmApiError> for ApiError {
     }
 }
 
-fn engine(state: &ApiState) -> Result<&Arc<dyn AlarmApi>, ApiError> {
+pub(crate) fn engine(state: &ApiState) -> Result<&Arc<dyn AlarmApi>, ApiError> {
     state
         .alarms
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("alarms are not enabled on this server".into()))
 }
 
-fn view_json(v: &AlarmView) -> Value {
+pub(crate) fn view_json(v: &AlarmView) -> Value {
     json!({
         "name": v.name,
         "type": v.kind,

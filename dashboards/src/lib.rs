@@ -1,16 +1,23 @@
-//! Thermostat's HTTP API (axum): statistics and series as JSON, health, and self-telemetry.
+//! Thermostat's HTTP API (axum): statistics and series as JSON, health, self-telemetry, and
+//! the web dashboard.
 //!
 //! # What this crate owns
 //! The axum [`Router`] built by [`router`] over read-only views of the engine ([`ApiState`]),
-//! and the JSON error format (`{"error": {"code", "message", "field"}}`).
+//! the JSON error format (`{"error": {"code", "message", "field"}}`), and the web dashboard:
+//! its pages and assets (HTML, JS, CSS and the vendored uPlot, embedded in the binary) and
+//! the JSON its pages poll (`/api/v1/dashboard/...`). `docs/dashboard.md` describes it.
 //!
 //! # Invariants
-//! Handlers never block on IO other than their own response; they read the store through
-//! its shard locks and never hold one across an `.await`.
+//! - Handlers never block on IO other than their own response; they read the store through
+//!   its shard locks and never hold one across an `.await`.
+//! - The dashboard needs nothing at run time but this binary: no build step, no internet.
+//! - A part of the server that is not enabled (alarms, groups, notifications) is a 404 JSON
+//!   error in its own endpoints and `null` in the dashboard's overview; pages show it as such.
 //!
 //! # Layout
-//! `api.rs` (JSON endpoints), `error.rs` (the one error type), this file (routes, health,
-//! `/metrics`).
+//! `api.rs` (statistics and series), `alarms.rs` and `actions.rs` (engine ports and their
+//! endpoints), `views.rs` (the dashboard pages' data), `ui.rs` (pages and embedded assets
+//! from `assets/`), `error.rs` (the one error type), this file (routes, health, `/metrics`).
 
 #![warn(missing_docs)]
 
@@ -18,6 +25,8 @@ pub mod actions;
 pub mod alarms;
 pub mod api;
 pub mod error;
+pub mod ui;
+pub mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,7 +60,7 @@ pub struct ApiState {
     pub admin: Option<Arc<dyn actions::AdminApi>>,
 }
 
-/// The HTTP API.
+/// The HTTP API and the web dashboard.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -69,6 +78,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/groups/{name}/activities", get(actions::activities))
         .route("/api/v1/notifications", get(actions::notifications))
         .route("/api/v1/admin/backup", post(actions::backup))
+        .route("/api/v1/dashboard/overview", get(views::overview))
+        .route("/api/v1/dashboard/alarms/{name}", get(views::alarm))
+        .route("/api/v1/dashboard/groups/{name}", get(views::group))
+        .route("/", get(ui::page))
+        .route("/explore", get(ui::page))
+        .route("/alarms/{*name}", get(ui::page))
+        .route("/groups/{*name}", get(ui::page))
+        .route("/assets/{*path}", get(ui::asset))
         .fallback(not_found)
         .with_state(state)
 }

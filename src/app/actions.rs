@@ -3,7 +3,7 @@
 //! (`thermostat-scaler`) to the groups' fleets (`thermostat-fleet`). Scaling activities and
 //! group states are kept in the state database, beside the alarm history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,15 +13,46 @@ use thermostat_alarms::message::{AlarmDefinition, AlarmEvent};
 use thermostat_alarms::{HistoryItem, Transition};
 use thermostat_dashboards::actions::{GroupApi, NotificationApi};
 use thermostat_fleet::{AnyFleet, AutoScalingFleet, Fleet as _, SimulatedFleet, WebhookFleet};
-use thermostat_metrics::{Clock, Store, Timestamp};
+use thermostat_metrics::{
+    Clock, Dimension, Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit,
+};
 use thermostat_notify::{Dispatcher, Notifiers};
-use thermostat_scaler::{ActivityStatus, Backend, GroupState, ScalingActivity, ScalingSet};
+use thermostat_scaler::{
+    ActivityStatus, Backend, GroupState, ScalingActivity, ScalingDecision, ScalingSet,
+};
 use tokio_util::task::TaskTracker;
 
 use super::config::Config;
 use super::state_db::{AlarmWrite, StateDb};
 
 const GROUP_PREFIX: &str = "group:";
+
+/// Namespace of the groups' capacity metrics (EC2 Auto Scaling's group metrics).
+pub const GROUP_METRICS_NAMESPACE: &str = "AWS/AutoScaling";
+/// The dimension naming the group in the capacity metrics.
+pub const GROUP_METRICS_DIMENSION: &str = "AutoScalingGroupName";
+/// The capacity metrics recorded for every group at every evaluation tick.
+pub const GROUP_METRICS: [&str; 4] = [
+    "GroupDesiredCapacity",
+    "GroupInServiceInstances",
+    "GroupMinSize",
+    "GroupMaxSize",
+];
+/// Scaling decisions kept for [`Actions::decisions_after`].
+const DECISIONS_KEPT: usize = 256;
+
+/// A group's sizes at one time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupCapacity {
+    /// `MinSize`.
+    pub min_size: u32,
+    /// `MaxSize`.
+    pub max_size: u32,
+    /// `DesiredCapacity`.
+    pub desired: u32,
+    /// Instances in service.
+    pub in_service: u32,
+}
 
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok()
@@ -47,6 +78,9 @@ pub struct Actions {
     dispatcher: Arc<Dispatcher>,
     sdk: aws_config::SdkConfig,
     groups: Mutex<Groups>,
+    /// The newest scaling decisions, numbered from 1 (what each triggered policy asked for,
+    /// including the ones held back by a cooldown or a warm-up).
+    decisions: Mutex<(u64, VecDeque<(u64, ScalingDecision)>)>,
     tasks: TaskTracker,
     runtime: tokio::runtime::Handle,
 }
@@ -165,6 +199,7 @@ impl Actions {
                 fleets,
                 scheduled_until: now,
             }),
+            decisions: Mutex::new((0, VecDeque::new())),
             tasks: TaskTracker::new(),
             runtime: tokio::runtime::Handle::current(),
         });
@@ -288,6 +323,7 @@ impl Actions {
             }
             if triggers.iter().any(|t| t.group == g.name) {
                 let decision = thermostat_scaler::decide(g, gs, &triggers, now);
+                self.keep_decision(&decision);
                 if let Some(mut activity) = decision.activity.clone() {
                     if simulated {
                         // The simulated fleet always takes the change.
@@ -306,6 +342,79 @@ impl Actions {
             writes.push((g.name.clone(), activities));
         }
         self.persist(states, &writes);
+    }
+
+    fn keep_decision(&self, decision: &ScalingDecision) {
+        for e in &decision.evaluations {
+            match &e.outcome {
+                thermostat_scaler::Outcome::InCooldown { until } => {
+                    tracing::info!(group = %decision.group, policy = %e.policy, alarm = %e.alarm, until = %until, "A simple scaling policy waits for the group's cooldown.");
+                }
+                thermostat_scaler::Outcome::WarmingUp { until } => {
+                    tracing::info!(group = %decision.group, policy = %e.policy, alarm = %e.alarm, until = %until, "A scale-in waits for instances to warm up.");
+                }
+                _ => {}
+            }
+        }
+        let mut guard = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, kept) = &mut *guard;
+        *last += 1;
+        kept.push_back((*last, decision.clone()));
+        while kept.len() > DECISIONS_KEPT {
+            kept.pop_front();
+        }
+    }
+
+    /// The scaling decisions numbered above `seq` that are still kept (the newest 256), oldest
+    /// first, with their numbers: every triggered policy's outcome, including the ones held
+    /// back by a cooldown or a warm-up (which leave no activity).
+    pub fn decisions_after(&self, seq: u64) -> Vec<(u64, ScalingDecision)> {
+        let guard = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+        guard.1.iter().filter(|(n, _)| *n > seq).cloned().collect()
+    }
+
+    /// A group's sizes and the instances in service at `at`, as Thermostat tracks them.
+    pub fn group_capacity(&self, group: &str, at: Timestamp) -> Option<GroupCapacity> {
+        let groups = self.lock();
+        let s = groups.states.get(group)?;
+        Some(GroupCapacity {
+            min_size: s.min_size,
+            max_size: s.max_size,
+            desired: s.desired,
+            in_service: s.in_service(at),
+        })
+    }
+
+    /// Records every group's capacity metrics at `now` into `store`, as EC2 Auto Scaling's
+    /// group metrics: namespace `AWS/AutoScaling`, dimension `AutoScalingGroupName=<group>`,
+    /// `GroupDesiredCapacity`, `GroupInServiceInstances`, `GroupMinSize` and `GroupMaxSize`,
+    /// unit `None`, high resolution (so 10-second periods can be queried). The alarm engine
+    /// calls it at the end of every evaluation tick.
+    pub fn record_group_metrics(&self, store: &Store, now: Timestamp) {
+        let groups = self.lock();
+        let mut batch = Vec::with_capacity(groups.states.len() * GROUP_METRICS.len());
+        for g in &groups.set.groups {
+            let Some(s) = groups.states.get(&g.name) else {
+                continue;
+            };
+            let values = [s.desired, s.in_service(now), s.min_size, s.max_size];
+            for (metric, value) in GROUP_METRICS.iter().zip(values) {
+                let key = SeriesKey::new(
+                    GROUP_METRICS_NAMESPACE,
+                    *metric,
+                    vec![Dimension::new(GROUP_METRICS_DIMENSION, g.name.as_str())],
+                );
+                let obs = Observation {
+                    timestamp: now,
+                    unit: Unit::None,
+                    resolution: Resolution::High,
+                    sample: Sample::Value(f64::from(value)),
+                };
+                batch.push((key, obs));
+            }
+        }
+        drop(groups);
+        store.record_batch(&batch);
     }
 
     fn persist(

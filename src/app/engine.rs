@@ -33,6 +33,9 @@ pub trait ActionSink: Send + Sync + std::fmt::Debug {
     );
     /// Called after a reload was swapped in.
     fn on_reload(&self, config: &Config);
+    /// Called once at the end of every evaluation tick (not after `SetAlarmState`): records
+    /// whatever the sink measures at `now` into `store` (the groups' capacity metrics).
+    fn record_metrics(&self, _store: &Store, _now: Timestamp) {}
 }
 
 /// An action sink that only logs (tests and tools without back-ends).
@@ -63,6 +66,10 @@ impl ActionSink for super::actions::Actions {
 
     fn on_reload(&self, config: &Config) {
         super::actions::Actions::on_reload(self, config);
+    }
+
+    fn record_metrics(&self, store: &Store, now: Timestamp) {
+        super::actions::Actions::record_group_metrics(self, store, now);
     }
 }
 
@@ -281,6 +288,8 @@ impl AlarmEngine {
         }
         self.actions
             .on_tick(&inner.config, &inner.state, &out, &self.store, t);
+        // After the tick's scaling, so that the group metrics show its outcome.
+        self.actions.record_metrics(&self.store, t);
         Ok(out.evaluations)
     }
 

@@ -231,7 +231,9 @@ pub async fn start_with_clock(
         }
     });
 
-    tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
+    if settings.alarm_tick_loop {
+        tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
+    }
     let (dispatcher, stop) = (Arc::clone(actions.dispatcher()), shutdown.clone());
     tracker.spawn(async move { dispatcher.run(stop.cancelled_owned()).await });
 

@@ -121,6 +121,10 @@ pub struct Settings {
     /// Drop a corrupt log record in the middle of the log (and everything after it) instead of
     /// refusing to start.
     pub recover_truncate: bool,
+    /// Run the alarm engine's own tick loop (every 10 s of the clock). Turned off when the
+    /// caller ticks [`crate::app::Running::engine`] itself, as on a simulated clock (tests, the
+    /// demo's fast-forward); not a flag.
+    pub alarm_tick_loop: bool,
 }
 
 impl Default for Settings {
@@ -140,6 +144,7 @@ impl Default for Settings {
             fsync_interval_ms: 0,
             checkpoint_interval_seconds: 300,
             recover_truncate: false,
+            alarm_tick_loop: true,
         }
     }
 }
@@ -257,6 +262,7 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
             .unwrap_or(d.checkpoint_interval_seconds)
             .max(1),
         recover_truncate: args.recover_truncate,
+        alarm_tick_loop: d.alarm_tick_loop,
     }
 }
 

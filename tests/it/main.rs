@@ -9,7 +9,11 @@
 mod actions;
 mod alarms;
 mod aws;
+mod browser;
 mod crash;
+mod dashboard_api;
+mod demo;
+mod group_metrics;
 mod grpc;
 mod http;
 mod lifecycle;

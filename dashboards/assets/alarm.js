@@ -1,0 +1,163 @@
+// Alarm page (`/alarms/{name}`): the metric over the chosen range with the threshold (and
+// recovery threshold), breaching datapoints marked and ALARM periods shaded; the state
+// timeline; the history with reasons. Composite alarms show their rule instead of a metric.
+// Data: GET /api/v1/dashboard/alarms/{name}?range_seconds=.
+
+import { COLORS, gapped, timeChart, timelineStrip } from './chart.js';
+import {
+  RANGES, alarmHref, card, errorText, fillRows, fmtDateTime, fmtDims, fmtDuration, fmtNum, getJSON, h,
+  notice, query, rangeFromQuery, secs, segmented, stateBadge, table, timeEl,
+} from './common.js';
+
+const OPERATORS = {
+  GreaterThanThreshold: '>',
+  GreaterThanOrEqualToThreshold: '≥',
+  LessThanThreshold: '<',
+  LessThanOrEqualToThreshold: '≤',
+};
+
+function reasonOf(item) {
+  return item.data?.newState?.stateReason ?? '';
+}
+
+function historyRows(items) {
+  return items.map((i) => ({
+    attrs: { dataset: { type: i.item_type } },
+    cells: [
+      timeEl(i.timestamp),
+      h('span', { class: 'muted' }, i.item_type),
+      i.data?.newState ? stateBadge(i.data.newState.stateValue) : '',
+      i.summary ?? '',
+      h('span', { class: 'reason-full' }, reasonOf(i)),
+    ],
+  }));
+}
+
+export function mount(main, name) {
+  document.title = `${name} · Thermostat`;
+  let range = rangeFromQuery();
+  const page = { refresh, onchange: null };
+
+  const badge = h('span');
+  const reason = h('p', { class: 'lead', id: 'reason' });
+  const since = h('p', { class: 'muted', id: 'since' });
+  const error = h('div');
+  const pickRange = segmented(RANGES.map(([k, v]) => [k, String(v)]), String(range), (v) => {
+    range = Number(v);
+    query.set({ range: RANGES.find(([, s]) => s === range)?.[0] });
+    page.onchange?.();
+  }, 'Time range');
+
+  const metricLine = h('p', { class: 'muted metric-line', id: 'metric-line' });
+  const chartEl = h('div', { id: 'metric-chart' });
+  const chartNote = h('p', { class: 'muted small' });
+  const legend = h('div', { class: 'chart-key' },
+    h('span', { class: 'key key-alarm-shade' }, 'ALARM'),
+    h('span', { class: 'key key-breach' }, 'breaching datapoint'),
+    h('span', { class: 'key key-threshold' }, 'threshold'),
+    h('span', { class: 'key key-recovery', id: 'recovery-key' }, 'recovery threshold'));
+  const timelineEl = h('div', { id: 'timeline' });
+  const timelineAxis = h('div', { class: 'timeline-axis muted small' });
+  const historyTable = table(['Time', 'Type', 'New state', 'Summary', 'Reason'], [], { id: 'history', empty: 'No history yet.' });
+  const extra = h('div');
+  const config = h('pre', { class: 'config' });
+  const metricCard = card('Metric', { id: 'metric-card', extra: pickRange }, metricLine, chartEl, legend, chartNote);
+
+  const timelineCard = card('State timeline', { id: 'timeline-card' }, timelineEl, timelineAxis,
+    h('div', { class: 'timeline-key' },
+      h('span', { class: 'key key-alarm' }, 'ALARM'),
+      h('span', { class: 'key key-ok' }, 'OK'),
+      h('span', { class: 'key key-insufficient' }, 'INSUFFICIENT DATA'),
+      h('span', { class: 'key key-none' }, 'before the alarm existed')));
+  const historyCard = card('History', { id: 'history-card' }, historyTable);
+
+  main.replaceChildren(
+    h('div', { class: 'page-head' },
+      h('a', { href: '/', class: 'back' }, '← Overview'),
+      h('h1', { id: 'alarm-name' }, name, ' ', badge)),
+    reason, since, error,
+    metricCard,
+    extra,
+    timelineCard,
+    historyCard,
+    card('Configuration', { id: 'config-card' }, h('details', null, h('summary', null, 'Show the configuration as the server holds it'), config)),
+  );
+
+  let chart = null;
+  let shownConfig = null;
+
+  async function refresh() {
+    const r = await getJSON(`/api/v1/dashboard/alarms/${encodeURIComponent(name)}?range_seconds=${range}`);
+    if (!r.ok) {
+      error.replaceChildren(notice(r.status === 404 ? errorText(r) : `Could not load the alarm: ${errorText(r)}`, 'error'));
+      return;
+    }
+    error.replaceChildren();
+    const d = r.body;
+    const a = d.alarm;
+    badge.replaceChildren(stateBadge(a.state));
+    reason.textContent = a.reason;
+    since.textContent = a.state_updated
+      ? `In ${a.state.replace('_', ' ')} for ${fmtDuration(Date.parse(d.now) - Date.parse(a.state_updated))}, since ${fmtDateTime(a.state_updated)}.`
+      : '';
+
+    if (d.kind === 'composite') {
+      metricCard.hidden = true;
+      extra.replaceChildren(card('Rule', { id: 'rule-card' },
+        h('pre', { class: 'rule' }, d.rule.text),
+        table(['State', 'Alarm'], d.rule.alarms.map((c) => [stateBadge(c.state), h('a', { href: alarmHref(c.name) }, c.name)]), { id: 'rule-alarms' })));
+    } else {
+      drawMetric(d);
+      extra.replaceChildren(...(d.instances.length
+        ? [card('Instances', { id: 'instances-card' },
+          h('p', { class: 'muted small' }, 'A "*" dimension makes one alarm per matching series; each instance has its own chart, timeline and history.'),
+          table(['State', 'Instance'], d.instances.map((i) => [stateBadge(i.state), h('a', { href: alarmHref(i.name) }, i.name)])))]
+        : []));
+    }
+
+    // A per-series alarm with instances: its instances have the series, timelines and history.
+    const perSeries = d.kind === 'metric' && Object.values(d.metric.dimensions).includes('*') && d.instances.length > 0;
+    for (const el of [chartEl, legend, timelineCard, historyCard]) el.hidden = perSeries;
+    timelineStrip(timelineEl, d.timeline, d.start, d.end);
+    timelineAxis.replaceChildren(h('span', null, timeEl(d.start)), h('span', null, timeEl(d.end)));
+    fillRows(historyTable.tBodies[0], 5, historyRows(d.history), 'No history yet.');
+    const text = JSON.stringify(a.configuration, null, 2);
+    if (text !== shownConfig) {
+      config.textContent = text;
+      shownConfig = text;
+    }
+  }
+
+  function drawMetric(d) {
+    const m = d.metric;
+    const op = OPERATORS[d.comparison_operator] ?? d.comparison_operator;
+    metricLine.replaceChildren(
+      h('span', { class: 'mono' }, `${m.namespace} · ${m.metric_name}`), ` {${fmtDims(m.dimensions)}} · `,
+      h('strong', null, m.statistic), ` over ${m.period_seconds} s periods · ALARM when ${m.statistic} ${op} ${fmtNum(d.threshold)}`,
+      d.ok_threshold != null ? ` (recovers when back past ${fmtNum(d.ok_threshold)})` : '');
+    chart ??= timeChart(chartEl, {
+      series: [{ label: m.statistic, color: COLORS.accent }],
+      emptyText: Object.values(m.dimensions).includes('*')
+        ? 'One alarm instance per matching series; no series has data yet.'
+        : 'No datapoints in this range.',
+    });
+    const series = gapped({ x: d.datapoints.map((p) => secs(p.timestamp)), ys: [d.datapoints.map((p) => p.value)] }, d.period_seconds);
+    const hlines = [{ y: d.threshold, color: COLORS.alarm, label: 'threshold' }];
+    if (d.ok_threshold != null) hlines.push({ y: d.ok_threshold, color: COLORS.warn, label: 'recovery' });
+    document.getElementById('recovery-key').hidden = d.ok_threshold == null;
+    chart.update({
+      ...series,
+      start: secs(d.start),
+      end: secs(d.end),
+      hlines,
+      spans: d.timeline.filter((s) => s.state === 'ALARM').map((s) => ({ from: secs(s.start), to: secs(s.end), color: COLORS.alarmShade })),
+      marks: d.datapoints.filter((p) => p.breaching).map((p) => ({ x: secs(p.timestamp), y: p.value, color: COLORS.alarm })),
+    });
+    chartEl.dataset.breaching = String(d.datapoints.filter((p) => p.breaching).length);
+    chartNote.textContent = d.period_seconds !== m.period_seconds
+      ? `Drawn at ${d.period_seconds} s periods to fit the range; the alarm evaluates ${m.period_seconds} s periods.`
+      : '';
+  }
+
+  return page;
+}

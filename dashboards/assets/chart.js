@@ -1,0 +1,271 @@
+// Time-series charts on uPlot (the vendored `window.uPlot`), plus a small plugin that draws
+// shaded spans (ALARM periods), horizontal lines (thresholds), highlighted points (breaching
+// datapoints) and vertical markers (scaling activities); and the state timeline strip.
+
+import { fmtNum, fmtTime, h, stateClass } from './common.js';
+
+export const COLORS = {
+  alarm: '#cf222e',
+  alarmShade: 'rgba(207, 34, 46, 0.10)',
+  ok: '#1a7f37',
+  insufficient: '#8c959f',
+  accent: '#0969da',
+  warn: '#bf8700',
+  grid: '#eaeef2',
+  axis: '#57606a',
+};
+
+/** Series colours of the explorer, in order. */
+export const PALETTE = ['#0969da', '#1a7f37', '#8250df', '#bf8700', '#cf222e', '#1b7c83', '#bc4c00', '#57606a'];
+
+const FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, sans-serif';
+
+/** Runs `draw(ctx)` clipped to the plotting area. */
+function clipped(u, draw) {
+  const { ctx, bbox } = u;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+  ctx.clip();
+  draw(ctx, bbox, uPlot.pxRatio);
+  ctx.restore();
+}
+
+/** Text on a white backing, anchored at its baseline's `align` end. */
+function label(ctx, text, x, y, color, px, align) {
+  const w = ctx.measureText(text).width;
+  const left = align === 'right' ? x - w : x;
+  ctx.fillStyle = 'rgba(255, 255, 255, 0.85)';
+  ctx.fillRect(left - 3 * px, y - 11 * px, w + 6 * px, 14 * px);
+  ctx.fillStyle = color;
+  ctx.fillText(text, left, y);
+}
+
+function pad(n) {
+  return String(n).padStart(2, '0');
+}
+
+/** 24-hour tick labels; the date under the first tick and wherever the day changes. */
+function timeTicks(u, splits, axisIdx, space, incr) {
+  return splits.map((s, i) => {
+    const d = new Date(s * 1000);
+    const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+    if (incr >= 86400) return day;
+    const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    const t = incr < 60 ? `${hm}:${pad(d.getSeconds())}` : hm;
+    const prev = i > 0 ? new Date(splits[i - 1] * 1000) : null;
+    return !prev || prev.getDate() !== d.getDate() ? `${t}\n${day}` : t;
+  });
+}
+
+/** Indices of values with no value on either side (no line reaches them), or null. */
+function isolated(ys) {
+  const idxs = [];
+  for (let i = 0; i < ys.length; i += 1) {
+    if (ys[i] != null && ys[i - 1] == null && ys[i + 1] == null) idxs.push(i);
+  }
+  return idxs.length ? idxs : null;
+}
+
+/** The last non-null value of series `si` (the legend shows it when the cursor is away). */
+function latest(u, si) {
+  const ys = u.data[si] ?? [];
+  for (let i = ys.length - 1; i >= 0; i -= 1) if (ys[i] != null) return ys[i];
+  return null;
+}
+
+function overlay(extras) {
+  return {
+    hooks: {
+      drawClear: [(u) => clipped(u, (ctx, bbox) => {
+        for (const s of extras().spans) {
+          const x0 = u.valToPos(s.from, 'x', true);
+          const x1 = u.valToPos(s.to, 'x', true);
+          ctx.fillStyle = s.color;
+          ctx.fillRect(x0, bbox.top, Math.max(1, x1 - x0), bbox.height);
+        }
+      })],
+      draw: [(u) => clipped(u, (ctx, bbox, px) => {
+        const { hlines, markers, marks } = extras();
+        ctx.font = `${11 * px}px ${FONT}`;
+        for (const l of hlines) {
+          // Whole pixels and an even width: crisp lines.
+          const y = Math.round(u.valToPos(l.y, 'y', true));
+          ctx.strokeStyle = l.color;
+          ctx.lineWidth = Math.max(2, Math.round(2 * px));
+          ctx.setLineDash((l.dash ?? [6, 4]).map((d) => d * px));
+          ctx.beginPath();
+          ctx.moveTo(bbox.left, y);
+          ctx.lineTo(bbox.left + bbox.width, y);
+          ctx.stroke();
+          ctx.setLineDash([]);
+          label(ctx, `${l.label} ${fmtNum(l.y)}`, bbox.left + bbox.width - 6 * px, y - 5 * px, l.color, px, 'right');
+        }
+        for (const m of markers) {
+          const x = Math.round(u.valToPos(m.x, 'x', true));
+          ctx.strokeStyle = m.color;
+          ctx.lineWidth = Math.max(2, Math.round(2 * px));
+          ctx.setLineDash([4 * px, 2 * px]);
+          ctx.beginPath();
+          ctx.moveTo(x, bbox.top);
+          ctx.lineTo(x, bbox.top + bbox.height);
+          ctx.stroke();
+          ctx.setLineDash([]);
+          if (m.label) {
+            const right = x + 60 * px > bbox.left + bbox.width;
+            label(ctx, m.label, right ? x - 4 * px : x + 4 * px, bbox.top + 14 * px, m.color, px, right ? 'right' : 'left');
+          }
+        }
+        // Dots shrink when the datapoints are dense, so that the line stays visible.
+        const spacing = bbox.width / px / Math.max(1, u.data[0].length);
+        const radius = Math.max(1.75, Math.min(4.5, spacing * 0.35)) * px;
+        for (const p of marks) {
+          ctx.beginPath();
+          ctx.arc(u.valToPos(p.x, 'x', true), u.valToPos(p.y, 'y', true), radius, 0, 2 * Math.PI);
+          ctx.fillStyle = p.color;
+          ctx.fill();
+          if (radius > 3 * px) {
+            ctx.lineWidth = 1.5 * px;
+            ctx.strokeStyle = '#fff';
+            ctx.stroke();
+          }
+        }
+      })],
+    },
+  };
+}
+
+/**
+ * A time chart in `el`. `spec`: {series: [{label, color, dash, stepped, width}], height,
+ * zero (include 0 on the y axis), integer (whole-number ticks), emptyText}.
+ * Returns {update(data)} with data = {x: seconds[], ys: [values[] per series], start, end
+ * (the x range, seconds), hlines: [{y, color, label}], spans: [{from, to, color}],
+ * marks: [{x, y, color}], markers: [{x, color, label}]}.
+ */
+export function timeChart(el, spec) {
+  let extras = { x: [], ys: [], hlines: [], spans: [], marks: [], markers: [] };
+  const plot = h('div', { class: 'chart-plot' });
+  const empty = h('div', { class: 'chart-empty' }, h('span', null, spec.emptyText ?? 'No datapoints in this range.'));
+  el.classList.add('chart');
+  el.replaceChildren(plot, empty);
+
+  const yRange = (u, min, max) => {
+    const vals = [min, max, ...extras.hlines.map((l) => l.y)].filter((v) => Number.isFinite(v));
+    if (spec.zero) vals.push(0);
+    if (!vals.length) return [0, 1];
+    let lo = Math.min(...vals);
+    let hi = Math.max(...vals);
+    if (lo === hi) {
+      const d = Math.abs(lo) * 0.1 || 1;
+      lo -= d;
+      hi += d;
+    }
+    const pad = (hi - lo) * 0.08;
+    return [spec.zero && lo >= 0 ? 0 : lo - pad, spec.integer ? Math.ceil(hi + pad) : hi + pad];
+  };
+  const axis = { stroke: COLORS.axis, grid: { stroke: COLORS.grid, width: 1 }, ticks: { stroke: COLORS.grid, width: 1 } };
+  const opts = {
+    width: Math.max(320, el.clientWidth || 800),
+    height: spec.height ?? 280,
+    scales: {
+      x: { time: true, range: (u, min, max) => [extras.start ?? min, extras.end ?? max] },
+      y: { range: yRange },
+    },
+    axes: [
+      { ...axis, values: timeTicks },
+      {
+        ...axis,
+        size: 64,
+        incrs: spec.integer ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] : undefined,
+        values: (u, vals) => vals.map(fmtNum),
+      },
+    ],
+    series: [
+      { label: 'Time', value: (u, v, si, idx) => (idx == null ? 'latest' : fmtTime(v * 1000)) },
+      ...spec.series.map((s) => ({
+        label: s.label,
+        stroke: s.color,
+        width: s.width ?? 2,
+        dash: s.dash,
+        paths: s.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
+        // uPlot hides points where they are dense; a value between gaps is drawn anyway.
+        points: { size: 5, filter: (u, si, show) => (show ? null : isolated(u.data[si])) },
+        value: (u, v, si, idx) => fmtNum(idx == null ? latest(u, si) : v),
+      })),
+    ],
+    cursor: { drag: { x: false, y: false } },
+    legend: { live: true },
+    plugins: [overlay(() => extras)],
+  };
+  const u = new uPlot(opts, [[], ...spec.series.map(() => [])], plot);
+  const resize = new ResizeObserver(() => {
+    const w = el.clientWidth;
+    if (w && Math.abs(w - u.width) > 1) u.setSize({ width: w, height: u.height });
+  });
+  resize.observe(el);
+
+  return {
+    update(data) {
+      extras = { hlines: [], spans: [], marks: [], markers: [], ...data };
+      u.setData([data.x, ...data.ys]);
+      const n = data.ys.reduce((acc, ys) => acc + ys.filter((v) => v != null).length, 0);
+      el.dataset.points = String(n);
+      el.classList.toggle('is-empty', n === 0);
+    },
+    destroy() {
+      resize.disconnect();
+      u.destroy();
+    },
+  };
+}
+
+/**
+ * Joins series given as [{timestamp, value}] lists on their timestamps:
+ * {x: seconds[], ys: [values-or-null[] per list]}.
+ */
+export function align(lists) {
+  const xs = [...new Set(lists.flatMap((l) => l.map((p) => Date.parse(p.timestamp) / 1000)))].sort((a, b) => a - b);
+  const index = new Map(xs.map((x, i) => [x, i]));
+  const ys = lists.map((l) => {
+    const y = new Array(xs.length).fill(null);
+    for (const p of l) y[index.get(Date.parse(p.timestamp) / 1000)] = p.value;
+    return y;
+  });
+  return { x: xs, ys };
+}
+
+/**
+ * Breaks lines at missing data: inserts a null one period after any step longer than one and
+ * a half periods (uPlot draws no line across nulls).
+ */
+export function gapped({ x, ys }, period) {
+  const out = { x: [], ys: ys.map(() => []) };
+  for (let i = 0; i < x.length; i += 1) {
+    if (i > 0 && x[i] - x[i - 1] > period * 1.5) {
+      out.x.push(x[i - 1] + period);
+      out.ys.forEach((y) => y.push(null));
+    }
+    out.x.push(x[i]);
+    ys.forEach((y, k) => out.ys[k].push(y[i]));
+  }
+  return out;
+}
+
+/** Fills `el` with the state timeline: one coloured stretch per segment over [start, end]. */
+export function timelineStrip(el, segments, start, end) {
+  const t0 = Date.parse(start);
+  const total = Math.max(1, Date.parse(end) - t0);
+  el.classList.add('timeline');
+  el.replaceChildren(...segments.map((s) => {
+    const from = Date.parse(s.start);
+    const to = Date.parse(s.end);
+    const seg = h('div', {
+      class: `seg state-bg-${stateClass(s.state)}`,
+      dataset: { state: s.state },
+      title: `${s.state.replace('_', ' ')}: ${fmtTime(s.start)} – ${fmtTime(s.end)}`,
+    });
+    seg.style.left = `${((from - t0) / total) * 100}%`;
+    seg.style.width = `${Math.max(0.2, ((to - from) / total) * 100)}%`;
+    return seg;
+  }));
+}
