@@ -38,7 +38,8 @@ pub trait FromWire: Sized {
 }
 
 fn prost_decode<M: Message + Default>(buf: &mut DecodeBuf<'_>) -> Result<M, Status> {
-    M::decode(buf).map_err(|e| Status::invalid_argument(format!("the request is not valid protobuf: {e}")))
+    M::decode(buf)
+        .map_err(|e| Status::invalid_argument(format!("the request is not valid protobuf: {e}")))
 }
 
 impl FromWire for RawPutMetricDataRequest {

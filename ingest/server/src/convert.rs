@@ -124,8 +124,13 @@ impl Validated {
             if counted {
                 // Validation makes the lengths equal; a trusted record is cut to match.
                 let n = d.values.len();
-                self.values
-                    .extend(d.counts.iter().copied().chain(std::iter::repeat(1.0)).take(n));
+                self.values.extend(
+                    d.counts
+                        .iter()
+                        .copied()
+                        .chain(std::iter::repeat(1.0))
+                        .take(n),
+                );
             }
             Placed::Values {
                 start,
@@ -215,28 +220,27 @@ pub fn validate_request(
         {
             let key = key.clone();
             let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
-            out.samples += validate_datum(&d, now)
-                .map_err(|e| e.within(&format!("metric_data[{i}]")))?;
+            out.samples +=
+                validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
             if let Some(p) = out.place(&d, unit, now) {
                 out.entries.push((key, p));
             }
             continue;
         }
         d.read(bytes).map_err(at)?;
-        let key = keys
-            .key(
-                req.namespace,
-                d.metric_name,
-                &d.dimensions,
-                |b, f| text(b, &f.to_string()).map_err(|e| RequestError::Wire(at(e))),
-                |metric, dims| {
-                    validate_identity(metric, dims)
-                        .map_err(|e| RequestError::Invalid(e.within(&format!("metric_data[{i}]"))))
-                },
-            )?;
+        let key = keys.key(
+            req.namespace,
+            d.metric_name,
+            &d.dimensions,
+            |b, f| text(b, &f.to_string()).map_err(|e| RequestError::Wire(at(e))),
+            |metric, dims| {
+                validate_identity(metric, dims)
+                    .map_err(|e| RequestError::Invalid(e.within(&format!("metric_data[{i}]"))))
+            },
+        )?;
         let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
-        out.samples += validate_datum(&d, now)
-            .map_err(|e| e.within(&format!("metric_data[{i}]")))?;
+        out.samples +=
+            validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
         same = (d.identity_end > 0).then(|| (&bytes[..d.identity_end], key.clone()));
         if let Some(p) = out.place(&d, unit, now) {
             out.entries.push((key, p));
@@ -322,7 +326,10 @@ fn field(name: &str) -> impl Fn(String) -> ValidationError + '_ {
 }
 
 /// Checks a series identity (when it is first seen).
-fn validate_identity(metric_name: &str, dimensions: &[(&str, &str)]) -> Result<(), ValidationError> {
+fn validate_identity(
+    metric_name: &str,
+    dimensions: &[(&str, &str)],
+) -> Result<(), ValidationError> {
     validate::metric_name(metric_name).map_err(field("metric_name"))?;
     validate::dimension_set(dimensions.iter().map(|x| x.0)).map_err(|(i, rule)| match i {
         Some(i) => ValidationError::new(format!("dimensions[{i}].name"), rule),

@@ -82,7 +82,8 @@ impl Interner {
         let table_hash = hash.rotate_right(16);
         {
             let table = shard.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(e) = table.find(table_hash, |e| e.hash == hash && *e.identity == *identity) {
+            if let Some(e) = table.find(table_hash, |e| e.hash == hash && *e.identity == *identity)
+            {
                 return Ok(e.key.clone());
             }
         }
@@ -171,7 +172,10 @@ impl Session<'_> {
             let metric = utf8(metric_name, Field::MetricName)?;
             let mut dims = Vec::with_capacity(dimensions.len());
             for (j, (n, v)) in dimensions.iter().enumerate() {
-                dims.push((utf8(n, Field::DimensionName(j))?, utf8(v, Field::DimensionValue(j))?));
+                dims.push((
+                    utf8(n, Field::DimensionName(j))?,
+                    utf8(v, Field::DimensionValue(j))?,
+                ));
             }
             check(metric, &dims)?;
             let ns = ns_slot.get_or_insert_with(|| Arc::from(namespace)).clone();
@@ -213,7 +217,10 @@ mod tests {
     use super::*;
 
     fn key(s: &mut Session<'_>, ns: &str, metric: &str, dims: &[(&str, &str)]) -> SeriesKey {
-        let dims: Vec<(&[u8], &[u8])> = dims.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+        let dims: Vec<(&[u8], &[u8])> = dims
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
         s.key::<String>(
             ns,
             metric.as_bytes(),
@@ -231,10 +238,18 @@ mod tests {
         let a = key(&mut s, "App", "Latency", &[("Host", "a"), ("AZ", "1")]);
         let b = key(&mut s, "App", "Latency", &[("Host", "a"), ("AZ", "1")]);
         let c = key(&mut s, "App", "Latency", &[("AZ", "1"), ("Host", "a")]);
-        let d = key(&mut i.session(), "App", "Latency", &[("Host", "a"), ("AZ", "1")]);
+        let d = key(
+            &mut i.session(),
+            "App",
+            "Latency",
+            &[("Host", "a"), ("AZ", "1")],
+        );
         assert_eq!(a, b);
         assert_eq!(a, d, "another session finds the same key");
-        assert_eq!(a, c, "another order is another identity but the same series");
+        assert_eq!(
+            a, c,
+            "another order is another identity but the same series"
+        );
         assert_eq!(i.len(), 2);
         assert_eq!(a.to_string(), "App/Latency{AZ=1,Host=a}");
     }

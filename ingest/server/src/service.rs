@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{RequestError, Validated, validate_request};
-use crate::intern::Interner;
 use crate::error::Error;
+use crate::intern::Interner;
 use crate::wal::{Job, Refused, Wal};
 
 /// Requests of one stream waiting for the log at once.
@@ -106,11 +106,15 @@ impl MetricsApi {
         }
         let received = self.clock.now();
         let payload = request.0;
-        let validated = validate_request(&payload, received, &self.interner).map_err(|e| match e {
-            RequestError::Invalid(v) => Error::Invalid(v),
-            RequestError::Wire(w) => Error::Malformed(w.to_string()),
-        })?;
-        let namespace = validated.entries.first().map(|(k, _)| k.namespace_arc().clone());
+        let validated =
+            validate_request(&payload, received, &self.interner).map_err(|e| match e {
+                RequestError::Invalid(v) => Error::Invalid(v),
+                RequestError::Wire(w) => Error::Malformed(w.to_string()),
+            })?;
+        let namespace = validated
+            .entries
+            .first()
+            .map(|(k, _)| k.namespace_arc().clone());
         if let Some(ns) = namespace {
             self.check_series_limits(&ns, &validated)?;
         }

@@ -306,11 +306,8 @@ pub fn recover(
                             last_seq.unwrap_or(0)
                         ))
                     } else {
-                        match trusted_request(
-                            &payload,
-                            Timestamp::from_millis(received),
-                            &interner,
-                        ) {
+                        match trusted_request(&payload, Timestamp::from_millis(received), &interner)
+                        {
                             Ok(validated) => {
                                 if seq > floor {
                                     validated.apply(store, seq);
@@ -506,7 +503,12 @@ impl Wal {
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
         }
-        if let Some(h) = self.applier.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self
+            .applier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
     }
@@ -688,7 +690,9 @@ impl WriterState {
         }) {
             // Only if the applier panicked: the records are durable and replay at the next start.
             for job in lost.jobs {
-                let _ = job.ack.send(Err("the store is not accepting writes".into()));
+                let _ = job
+                    .ack
+                    .send(Err("the store is not accepting writes".into()));
             }
         }
         if self.writer.len >= self.opts.segment_bytes {
@@ -715,7 +719,12 @@ fn write_all_vectored(w: &mut impl Write, mut slices: &mut [io::IoSlice<'_>]) ->
     io::IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
         match w.write_vectored(slices) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
+            }
             Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

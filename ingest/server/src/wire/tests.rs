@@ -18,9 +18,10 @@ fn via_prost(req: &PutMetricDataRequest) -> (String, Vec<Owned>) {
                 .collect(),
             timestamp_ms: d.timestamp_ms,
             value: d.value.map(f64::to_bits),
-            set: d.statistic_values.as_ref().map(|s| {
-                [s.sample_count, s.sum, s.minimum, s.maximum].map(f64::to_bits)
-            }),
+            set: d
+                .statistic_values
+                .as_ref()
+                .map(|s| [s.sample_count, s.sum, s.minimum, s.maximum].map(f64::to_bits)),
             values: d.values.iter().map(|v| v.to_bits()).collect(),
             counts: d.counts.iter().map(|v| v.to_bits()).collect(),
             unit: d.unit.clone(),
@@ -71,11 +72,7 @@ fn via_reader(buf: &[u8]) -> Result<(String, Vec<Owned>), WireError> {
 }
 
 fn any_text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-zA-Z0-9_/.:-]{0,12}",
-        "\\PC{0,6}",
-        Just(String::new()),
-    ]
+    prop_oneof!["[a-zA-Z0-9_/.:-]{0,12}", "\\PC{0,6}", Just(String::new()),]
 }
 
 fn float() -> impl Strategy<Value = f64> {
@@ -100,25 +97,27 @@ fn datum() -> impl Strategy<Value = MetricDatum> {
         any_text(),
         any::<i32>(),
     )
-        .prop_map(|(m, dims, ts, value, set, values, counts, unit, res)| MetricDatum {
-            metric_name: m,
-            dimensions: dims
-                .into_iter()
-                .map(|(name, value)| Dimension { name, value })
-                .collect(),
-            timestamp_ms: ts,
-            value,
-            statistic_values: set.map(|(a, b, c, d)| StatisticSet {
-                sample_count: a,
-                sum: b,
-                minimum: c,
-                maximum: d,
-            }),
-            values,
-            counts,
-            unit,
-            storage_resolution: res,
-        })
+        .prop_map(
+            |(m, dims, ts, value, set, values, counts, unit, res)| MetricDatum {
+                metric_name: m,
+                dimensions: dims
+                    .into_iter()
+                    .map(|(name, value)| Dimension { name, value })
+                    .collect(),
+                timestamp_ms: ts,
+                value,
+                statistic_values: set.map(|(a, b, c, d)| StatisticSet {
+                    sample_count: a,
+                    sum: b,
+                    minimum: c,
+                    maximum: d,
+                }),
+                values,
+                counts,
+                unit,
+                storage_resolution: res,
+            },
+        )
 }
 
 fn request() -> impl Strategy<Value = PutMetricDataRequest> {
@@ -196,7 +195,10 @@ fn unpacked_repeated_doubles_and_merged_sets_read_as_prost_reads_them() {
     let decoded = PutMetricDataRequest::decode(req.as_slice()).unwrap();
     assert_eq!(decoded.metric_data[0].values, vec![1.5, 2.5]);
     assert_eq!(
-        decoded.metric_data[0].statistic_values.unwrap().sample_count,
+        decoded.metric_data[0]
+            .statistic_values
+            .unwrap()
+            .sample_count,
         3.0
     );
     assert_eq!(via_reader(&req).unwrap(), via_prost(&decoded));
