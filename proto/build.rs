@@ -16,9 +16,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("thermostat_descriptor.bin"),
         fds.encode_to_vec(),
     )?;
+    // Messages and the client, with prost's codec.
     tonic_prost_build::configure()
         .build_client(true)
+        .build_server(false)
+        .compile_fds(fds.clone())?;
+    // The server alone, into its own folder: every message is the one generated above except
+    // `PutMetricDataRequest`, which the server takes raw (see `src/codec.rs`).
+    let server_dir = out_dir.join("server");
+    std::fs::create_dir_all(&server_dir)?;
+    tonic_prost_build::configure()
+        .build_client(false)
         .build_server(true)
+        .out_dir(&server_dir)
+        .codec_path("crate::codec::ServerCodec")
+        .extern_path(".thermostat.v1", "crate::v1")
+        .extern_path(
+            ".thermostat.v1.PutMetricDataRequest",
+            "crate::codec::RawPutMetricDataRequest",
+        )
         .compile_fds(fds)?;
     Ok(())
 }

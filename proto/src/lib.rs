@@ -7,7 +7,8 @@
 //! Field numbers and names in the `.proto` files never change meaning.
 //!
 //! # Layout
-//! `v1`: messages plus `metrics_service_{client,server}`; [`FILE_DESCRIPTOR_SET`] for reflection.
+//! `v1`: messages plus `metrics_service_client`; `server`: `metrics_service_server`, whose
+//! `PutMetricDataRequest` is raw bytes ([`codec`]); [`FILE_DESCRIPTOR_SET`] for reflection.
 
 #![allow(
     missing_docs,
@@ -20,6 +21,13 @@
 pub mod v1 {
     tonic::include_proto!("thermostat.v1");
 }
+
+/// The server side of version 1: the same service, taking `PutMetricDataRequest` raw.
+pub mod server {
+    include!(concat!(env!("OUT_DIR"), "/server/thermostat.v1.rs"));
+}
+
+pub mod codec;
 
 /// Encoded `FileDescriptorSet` of every Thermostat proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -26,11 +26,36 @@ impl Dimension {
 
 /// The identity of a series. Dimensions are kept sorted by name, so two keys built from
 /// the same dimensions in a different order are equal.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SeriesKey {
+///
+/// A key is one shared allocation: cloning it is one reference-count increment, and its
+/// [`stable_hash`](SeriesKey::stable_hash) is computed once, when it is made, so that hashing
+/// it (to pick a shard, or in a map) never reads its strings again.
+#[derive(Clone)]
+pub struct SeriesKey(Arc<KeyInner>);
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct KeyInner {
     namespace: Arc<str>,
     metric_name: Arc<str>,
-    dimensions: Arc<[Dimension]>,
+    dimensions: Box<[Dimension]>,
+    /// Not part of the identity; derived from the fields above.
+    hash: u64,
+}
+
+/// The stable hash of a key's canonical parts: xxh3 over each part, length-prefixed.
+fn hash_parts(namespace: &str, metric_name: &str, dimensions: &[Dimension]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut part = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    part(namespace);
+    part(metric_name);
+    for d in dimensions {
+        part(&d.name);
+        part(&d.value);
+    }
+    h.digest()
 }
 
 impl SeriesKey {
@@ -42,36 +67,149 @@ impl SeriesKey {
         mut dimensions: Vec<Dimension>,
     ) -> Self {
         dimensions.sort_unstable();
-        SeriesKey {
-            namespace: namespace.into(),
-            metric_name: metric_name.into(),
-            dimensions: dimensions.into(),
-        }
+        let (namespace, metric_name) = (namespace.into(), metric_name.into());
+        let hash = hash_parts(&namespace, &metric_name, &dimensions);
+        SeriesKey(Arc::new(KeyInner {
+            namespace,
+            metric_name,
+            dimensions: dimensions.into_boxed_slice(),
+            hash,
+        }))
     }
 
     /// The namespace.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.0.namespace
+    }
+
+    /// The namespace, shared.
+    pub fn namespace_arc(&self) -> &Arc<str> {
+        &self.0.namespace
     }
 
     /// The metric name.
     pub fn metric_name(&self) -> &str {
-        &self.metric_name
+        &self.0.metric_name
     }
 
     /// The dimensions, sorted by name.
     pub fn dimensions(&self) -> &[Dimension] {
-        &self.dimensions
+        &self.0.dimensions
     }
 
     /// The value of the dimension `name`, if the key has it.
     pub fn dimension(&self, name: &str) -> Option<&str> {
-        self.dimensions
+        self.0
+            .dimensions
             .iter()
             .find(|d| d.name == name)
             .map(|d| d.value.as_str())
     }
+
+    /// Whether both are the same shared key (not merely equal keys): a test that reads no
+    /// key data.
+    pub fn same(a: &SeriesKey, b: &SeriesKey) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// A hash of the key that is the same in every process and version (xxh3 of the
+    /// length-prefixed namespace, metric name and sorted dimensions): it picks a series' shard,
+    /// which snapshots record.
+    pub fn stable_hash(&self) -> u64 {
+        self.0.hash
+    }
 }
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || (self.0.hash == other.0.hash && self.0 == other.0)
+    }
+}
+
+impl Eq for SeriesKey {}
+
+impl PartialOrd for SeriesKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SeriesKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.0.namespace, &self.0.metric_name, &self.0.dimensions).cmp(&(
+            &other.0.namespace,
+            &other.0.metric_name,
+            &other.0.dimensions,
+        ))
+    }
+}
+
+impl std::hash::Hash for SeriesKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+/// The serialized form (field order as in earlier versions, so snapshots stay readable).
+#[derive(Serialize)]
+struct KeyRef<'a> {
+    namespace: &'a str,
+    metric_name: &'a str,
+    dimensions: &'a [Dimension],
+}
+
+#[derive(Deserialize)]
+struct KeyOwned {
+    namespace: String,
+    metric_name: String,
+    dimensions: Vec<Dimension>,
+}
+
+impl Serialize for SeriesKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        KeyRef {
+            namespace: &self.0.namespace,
+            metric_name: &self.0.metric_name,
+            dimensions: &self.0.dimensions,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SeriesKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let k = KeyOwned::deserialize(d)?;
+        Ok(SeriesKey::new(k.namespace, k.metric_name, k.dimensions))
+    }
+}
+
+/// A hasher for maps keyed by [`SeriesKey`], whose `Hash` writes its precomputed stable hash:
+/// it passes that hash on instead of hashing it again. The halves are swapped so that the
+/// bits that pick a shard (the low ones) do not also pick the bucket inside the shard.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0.rotate_right(32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached by keys other than SeriesKey; fold the bytes in so it stays a hash.
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+/// A `BuildHasher` of [`KeyHasher`]s.
+pub type KeyHasherBuilder = std::hash::BuildHasherDefault<KeyHasher>;
 
 impl fmt::Debug for SeriesKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,10 +219,10 @@ impl fmt::Debug for SeriesKey {
 
 impl fmt::Display for SeriesKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.metric_name)?;
-        if !self.dimensions.is_empty() {
+        write!(f, "{}/{}", self.namespace(), self.metric_name())?;
+        if !self.dimensions().is_empty() {
             f.write_str("{")?;
-            for (i, d) in self.dimensions.iter().enumerate() {
+            for (i, d) in self.dimensions().iter().enumerate() {
                 if i > 0 {
                     f.write_str(",")?;
                 }

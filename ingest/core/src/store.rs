@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::series::SeriesKey;
+use crate::series::{KeyHasherBuilder, SeriesKey};
 use crate::statistic::Statistic;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Period, SECOND_MS, Timestamp};
 use crate::unit::Unit;
@@ -190,31 +190,57 @@ impl Series {
         &mut self.streams[i]
     }
 
-    fn record(&mut self, obs: &Observation<'_>) {
-        let tier = match obs.resolution {
-            Resolution::High => 0,
-            Resolution::Standard => 1,
-        };
-        let start = obs.timestamp.floor_to(TIER_MS[tier]).as_millis();
-        let w = self.stream_mut(obs.unit).tiers[tier]
-            .entry(start)
-            .or_default();
-        match obs.sample {
-            Sample::Value(v) => w.record(v),
-            Sample::Values { values, counts: [] } => values.iter().for_each(|&v| w.record(v)),
-            Sample::Values { values, counts } => values
-                .iter()
-                .zip(counts)
-                .for_each(|(&v, &n)| w.record_n(v, n)),
-            Sample::Set(s) => w.record_set(&s),
+    /// Records a run of observations; consecutive ones that fall into the same window take
+    /// one window lookup.
+    fn record_run<'o>(&mut self, mut run: impl Iterator<Item = &'o Observation<'o>>) {
+        let Some(mut obs) = run.next() else { return };
+        loop {
+            let tier = match obs.resolution {
+                Resolution::High => 0,
+                Resolution::Standard => 1,
+            };
+            let start = obs.timestamp.floor_to(TIER_MS[tier]).as_millis();
+            let unit = obs.unit;
+            let mut last = self.last_timestamp;
+            let w = self.stream_mut(unit).tiers[tier].entry(start).or_default();
+            let next = loop {
+                record_into(w, obs);
+                last = last.max(obs.timestamp);
+                match run.next() {
+                    Some(o)
+                        if o.unit == unit
+                            && o.resolution == obs.resolution
+                            && o.timestamp.floor_to(TIER_MS[tier]).as_millis() == start =>
+                    {
+                        obs = o;
+                    }
+                    other => break other,
+                }
+            };
+            self.last_timestamp = last;
+            match next {
+                Some(o) => obs = o,
+                None => return,
+            }
         }
-        self.last_timestamp = self.last_timestamp.max(obs.timestamp);
+    }
+}
+
+fn record_into(w: &mut Window, obs: &Observation<'_>) {
+    match obs.sample {
+        Sample::Value(v) => w.record(v),
+        Sample::Values { values, counts: [] } => values.iter().for_each(|&v| w.record(v)),
+        Sample::Values { values, counts } => values
+            .iter()
+            .zip(counts)
+            .for_each(|(&v, &n)| w.record_n(v, n)),
+        Sample::Set(s) => w.record_set(&s),
     }
 }
 
 #[derive(Debug, Default)]
 struct Shard {
-    series: HashMap<SeriesKey, Series>,
+    series: HashMap<SeriesKey, Series, KeyHasherBuilder>,
     /// Sequence number of the newest write-ahead-log record applied to this shard; records
     /// at or below it are already in the shard (see [`Store::record_batch_seq`]).
     applied_seq: u64,
@@ -248,20 +274,9 @@ pub struct Store {
     per_namespace: Mutex<HashMap<String, usize>>,
 }
 
-/// The stable hash of a series key that picks its shard.
+/// The stable hash of a series key that picks its shard (see [`SeriesKey::stable_hash`]).
 pub fn stable_hash(key: &SeriesKey) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut part = |s: &str| {
-        h.update(&(s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
-    };
-    part(key.namespace());
-    part(key.metric_name());
-    for d in key.dimensions() {
-        part(&d.name);
-        part(&d.value);
-    }
-    h.digest()
+    key.stable_hash()
 }
 
 impl Default for Store {
@@ -318,13 +333,23 @@ impl Store {
     }
 
     fn record_entries(&self, batch: &[(SeriesKey, Observation<'_>)], seq: Option<u64>) {
-        let mut order: Vec<(usize, usize)> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| (self.shard_of(k), i))
-            .collect();
-        order.sort_unstable();
-        for chunk in order.chunk_by(|a, b| a.0 == b.0) {
+        // Agents send a series' samples together: the batch is cut into runs of one series
+        // (found by pointer, reading no key), and each run takes one map lookup. Runs are
+        // grouped by shard so that each shard's part of the batch is applied under one lock
+        // hold (a snapshot sees all of it or none).
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut start = 0;
+        while start < batch.len() {
+            let key = &batch[start].0;
+            let len = batch[start..]
+                .iter()
+                .position(|(k, _)| !SeriesKey::same(k, key))
+                .unwrap_or(batch.len() - start);
+            runs.push((self.shard_of(key), start, len));
+            start += len;
+        }
+        runs.sort_unstable();
+        for chunk in runs.chunk_by(|a, b| a.0 == b.0) {
             let mut shard = self.lock(chunk[0].0);
             if let Some(seq) = seq {
                 let watermark = shard.applied_seq.max(self.completed());
@@ -333,15 +358,16 @@ impl Store {
                 }
                 shard.applied_seq = seq;
             }
-            for &(_, i) in chunk {
-                let (key, obs) = &batch[i];
-                match shard.series.get_mut(key) {
-                    Some(series) => series.record(obs),
+            for &(_, start, len) in chunk {
+                let key = &batch[start].0;
+                let series = match shard.series.get_mut(key) {
+                    Some(series) => series,
                     None => {
                         self.created(key);
-                        shard.series.entry(key.clone()).or_default().record(obs)
+                        shard.series.entry(key.clone()).or_default()
                     }
-                }
+                };
+                series.record_run(batch[start..start + len].iter().map(|(_, o)| o));
             }
         }
     }

@@ -1,29 +1,49 @@
-//! Validates a `PutMetricDataRequest` against CloudWatch's rules and says where each datum
-//! goes. A request with any invalid datum is rejected whole.
+//! Validates a `PutMetricDataRequest`, read straight from its protobuf bytes
+//! ([`crate::wire`]), against CloudWatch's rules and says where each datum goes. A request
+//! with any invalid datum is rejected whole.
 //!
-//! The values stay in the request: a [`Validated`] request holds each datum's series and
-//! placement, and [`Validated::observations`] borrows the values when the request is applied,
-//! so a validated request travels to the log writer without copying them.
-
-use std::sync::Arc;
+//! A [`Validated`] request holds each datum's series key (from the [`Interner`]) and its data;
+//! the values of multi-valued datums are copied into one buffer per request. It travels to the
+//! log writer and is applied from there, while the log keeps the request's bytes as received.
 
 use thermostat_metrics::validate::{self, Shape, ValidationError};
 use thermostat_metrics::{
-    Dimension, Observation, Resolution, Sample, SeriesKey, StatisticSet, Timestamp, Unit,
+    Observation, Resolution, Sample, SeriesKey, StatisticSet, Store, Timestamp, Unit,
 };
-use thermostat_proto::v1::{MetricDatum, PutMetricDataRequest};
+
+use crate::intern::Interner;
+use crate::wire::{DatumView, RequestView, WireError, text};
+
+/// The data of one datum.
+#[derive(Clone, Copy, Debug)]
+pub enum Placed {
+    /// One value.
+    Value(f64),
+    /// A statistic set.
+    Set(StatisticSet),
+    /// Values (and counts, when `counted`) at `start..start + len` (counts after the values)
+    /// of the request's value buffer.
+    Values {
+        /// First value's index.
+        start: usize,
+        /// Number of values.
+        len: usize,
+        /// Whether counts follow the values.
+        counted: bool,
+    },
+}
 
 /// Where one datum goes.
 #[derive(Clone, Copy, Debug)]
 pub struct Placement {
-    /// Index of the datum in `metric_data`.
-    pub datum: usize,
     /// Its timestamp (receipt time when the datum had none).
     pub timestamp: Timestamp,
     /// Its unit.
     pub unit: Unit,
     /// Its storage resolution.
     pub resolution: Resolution,
+    /// Its data.
+    pub sample: Placed,
 }
 
 /// A validated (or, when replaying the log, trusted) request.
@@ -33,60 +53,113 @@ pub struct Validated {
     pub entries: Vec<(SeriesKey, Placement)>,
     /// Samples in the request, by Thermostat's counting rule.
     pub samples: f64,
+    /// Values and counts of multi-valued datums.
+    values: Vec<f64>,
 }
 
 impl Validated {
-    /// The observations to record, borrowing `req`'s value lists (`req` must be the request
-    /// this was made from).
-    pub fn observations(self, req: &PutMetricDataRequest) -> Vec<(SeriesKey, Observation<'_>)> {
+    /// The observations to record.
+    pub fn observations(&self) -> Vec<(SeriesKey, Observation<'_>)> {
         self.entries
-            .into_iter()
-            .filter_map(|(key, p)| {
-                let sample = sample_of(req.metric_data.get(p.datum)?)?;
-                let obs = Observation {
-                    timestamp: p.timestamp,
-                    unit: p.unit,
-                    resolution: p.resolution,
-                    sample,
-                };
-                Some((key, obs))
-            })
+            .iter()
+            .map(|(k, p)| (k.clone(), self.observation(p)))
             .collect()
     }
-}
 
-fn sample_of(d: &MetricDatum) -> Option<Sample<'_>> {
-    if let Some(v) = d.value {
-        Some(Sample::Value(v))
-    } else if let Some(s) = &d.statistic_values {
-        Some(Sample::Set(StatisticSet {
-            sample_count: s.sample_count,
-            sum: s.sum,
-            minimum: s.minimum,
-            maximum: s.maximum,
-        }))
-    } else if d.values.is_empty() {
-        None
-    } else {
-        Some(Sample::Values {
-            values: &d.values,
-            counts: &d.counts,
+    fn observation(&self, p: &Placement) -> Observation<'_> {
+        let sample = match p.sample {
+            Placed::Value(v) => Sample::Value(v),
+            Placed::Set(s) => Sample::Set(s),
+            Placed::Values {
+                start,
+                len,
+                counted,
+            } => Sample::Values {
+                values: &self.values[start..start + len],
+                counts: if counted {
+                    &self.values[start + len..start + 2 * len]
+                } else {
+                    &[]
+                },
+            },
+        };
+        Observation {
+            timestamp: p.timestamp,
+            unit: p.unit,
+            resolution: p.resolution,
+            sample,
+        }
+    }
+
+    /// Records the request into `store` as log record `seq` (see [`Store::record_batch_seq`]).
+    pub fn apply(self, store: &Store, seq: u64) {
+        let Validated {
+            entries, values, ..
+        } = self;
+        let this = Validated {
+            values,
+            ..Validated::default()
+        };
+        let batch: Vec<(SeriesKey, Observation<'_>)> = entries
+            .into_iter()
+            .map(|(k, p)| {
+                let o = this.observation(&p);
+                (k, o)
+            })
+            .collect();
+        store.record_batch_seq(&batch, seq);
+    }
+
+    fn place(&mut self, d: &DatumView<'_>, unit: Unit, now: Timestamp) -> Option<Placement> {
+        let sample = if let Some(v) = d.value {
+            Placed::Value(v)
+        } else if let Some(s) = d.statistic_values {
+            Placed::Set(s)
+        } else if d.values.is_empty() {
+            return None;
+        } else {
+            let start = self.values.len();
+            let counted = !d.counts.is_empty();
+            self.values.extend_from_slice(&d.values);
+            if counted {
+                // Validation makes the lengths equal; a trusted record is cut to match.
+                let n = d.values.len();
+                self.values.extend(
+                    d.counts
+                        .iter()
+                        .copied()
+                        .chain(std::iter::repeat(1.0))
+                        .take(n),
+                );
+            }
+            Placed::Values {
+                start,
+                len: d.values.len(),
+                counted,
+            }
+        };
+        Some(Placement {
+            timestamp: timestamp_of(d, now),
+            unit,
+            resolution: Resolution::from_storage_resolution(d.storage_resolution),
+            sample,
         })
     }
 }
 
-fn key_of(namespace: &Arc<str>, d: &MetricDatum) -> SeriesKey {
-    SeriesKey::new(
-        Arc::clone(namespace),
-        d.metric_name.as_str(),
-        d.dimensions
-            .iter()
-            .map(|x| Dimension::new(x.name.as_str(), x.value.as_str()))
-            .collect(),
-    )
+fn sample_count(d: &DatumView<'_>) -> f64 {
+    if d.value.is_some() {
+        1.0
+    } else if let Some(s) = &d.statistic_values {
+        s.sample_count
+    } else if d.counts.is_empty() {
+        d.values.len() as f64
+    } else {
+        d.counts.iter().sum()
+    }
 }
 
-fn timestamp_of(d: &MetricDatum, now: Timestamp) -> Timestamp {
+fn timestamp_of(d: &DatumView<'_>, now: Timestamp) -> Timestamp {
     if d.timestamp_ms == 0 {
         now
     } else {
@@ -94,91 +167,186 @@ fn timestamp_of(d: &MetricDatum, now: Timestamp) -> Timestamp {
     }
 }
 
-fn placement(datum: usize, d: &MetricDatum, now: Timestamp) -> Placement {
-    Placement {
-        datum,
-        timestamp: timestamp_of(d, now),
-        unit: d.unit.parse().unwrap_or_default(),
-        resolution: Resolution::from_storage_resolution(d.storage_resolution),
-    }
+/// Why a request was refused before anything was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The bytes are not a `PutMetricDataRequest`.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// A field broke a rule.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
 }
 
-/// Checks every datum and says where each goes.
+/// Reads and checks every datum and says where each goes.
 ///
 /// # Errors
-/// The first broken rule, with the field path (`metric_data[3].dimensions[1].value`).
+/// Bytes that are not a request, or the first broken rule, with the field path
+/// (`metric_data[3].dimensions[1].value`).
 pub fn validate_request(
-    req: &PutMetricDataRequest,
+    bytes: &[u8],
     now: Timestamp,
-) -> Result<Validated, ValidationError> {
-    validate::namespace(&req.namespace).map_err(|r| ValidationError::new("namespace", r))?;
-    if req.metric_data.is_empty() {
-        return Err(ValidationError::new(
-            "metric_data",
-            "must contain at least one datum",
-        ));
+    interner: &Interner,
+) -> Result<Validated, RequestError> {
+    let req = RequestView::read(bytes)?;
+    validate::namespace(req.namespace).map_err(|r| ValidationError::new("namespace", r))?;
+    if req.datums.is_empty() {
+        return Err(ValidationError::new("metric_data", "must contain at least one datum").into());
     }
-    if req.metric_data.len() > validate::MAX_DATUMS_PER_REQUEST {
+    if req.datums.len() > validate::MAX_DATUMS_PER_REQUEST {
         return Err(ValidationError::new(
             "metric_data",
             format!(
                 "must contain at most {} datums (got {})",
                 validate::MAX_DATUMS_PER_REQUEST,
-                req.metric_data.len()
+                req.datums.len()
             ),
-        ));
+        )
+        .into());
     }
-    let namespace: Arc<str> = Arc::from(req.namespace.as_str());
     let mut out = Validated {
-        entries: Vec::with_capacity(req.metric_data.len()),
-        samples: 0.0,
+        entries: Vec::with_capacity(req.datums.len()),
+        ..Validated::default()
     };
-    for (i, d) in req.metric_data.iter().enumerate() {
+    let (mut d, mut keys, mut units) = (DatumView::default(), interner.session(), Units::default());
+    let mut same: Option<(&[u8], SeriesKey)> = None;
+    for (i, bytes) in req.datums.iter().enumerate() {
+        let at = |e: WireError| WireError(format!("metric_data[{i}]: {}", e.0));
+        // A datum that starts with the same identity bytes as the one before is of the same
+        // series: only the rest of it is read, and its identity is not checked again.
+        if let Some((prefix, key)) = &same
+            && bytes.starts_with(prefix)
+            && d.read_rest(bytes, prefix.len()).map_err(at)?
+        {
+            let key = key.clone();
+            let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
+            out.samples +=
+                validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
+            if let Some(p) = out.place(&d, unit, now) {
+                out.entries.push((key, p));
+            }
+            continue;
+        }
+        d.read(bytes).map_err(at)?;
+        let key = keys.key(
+            req.namespace,
+            d.metric_name,
+            &d.dimensions,
+            |b, f| text(b, &f.to_string()).map_err(|e| RequestError::Wire(at(e))),
+            |metric, dims| {
+                validate_identity(metric, dims)
+                    .map_err(|e| RequestError::Invalid(e.within(&format!("metric_data[{i}]"))))
+            },
+        )?;
+        let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
         out.samples +=
-            validate_datum(d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
-        out.entries
-            .push((key_of(&namespace, d), placement(i, d, now)));
+            validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
+        same = (d.identity_end > 0).then(|| (&bytes[..d.identity_end], key.clone()));
+        if let Some(p) = out.place(&d, unit, now) {
+            out.entries.push((key, p));
+        }
     }
     Ok(out)
 }
 
-/// Converts a request that was validated when it arrived (a write-ahead-log record) without
-/// checking it again: acknowledged data must replay even if a later version tightens a rule.
-/// `received` is the time the request arrived (the timestamp of datums without one).
-pub fn trusted_request(req: &PutMetricDataRequest, received: Timestamp) -> Validated {
-    let namespace: Arc<str> = Arc::from(req.namespace.as_str());
-    let mut out = Validated {
-        entries: Vec::with_capacity(req.metric_data.len()),
-        samples: 0.0,
-    };
-    for (i, d) in req.metric_data.iter().enumerate() {
-        let Some(sample) = sample_of(d) else { continue };
-        out.samples += sample.sample_count();
-        out.entries
-            .push((key_of(&namespace, d), placement(i, d, received)));
+fn unit_error(
+    e: Result<String, WireError>,
+    i: usize,
+    at: impl Fn(WireError) -> WireError,
+) -> RequestError {
+    match e {
+        Ok(rule) => RequestError::Invalid(
+            ValidationError::new("unit", rule).within(&format!("metric_data[{i}]")),
+        ),
+        Err(w) => RequestError::Wire(at(w)),
     }
-    out
+}
+
+/// The last unit parsed, so that a request whose datums share a unit parses it once.
+#[derive(Default)]
+struct Units<'a> {
+    last: Option<(&'a [u8], Unit)>,
+}
+
+impl<'a> Units<'a> {
+    /// `Err(Ok(rule))` for an unknown unit, `Err(Err(_))` for bytes that are not UTF-8.
+    fn parse(&mut self, b: &'a [u8]) -> Result<Unit, Result<String, WireError>> {
+        if b.is_empty() {
+            return Ok(Unit::None);
+        }
+        if let Some((lb, u)) = self.last
+            && lb == b
+        {
+            return Ok(u);
+        }
+        let s = text(b, "unit").map_err(Err)?;
+        let u = s.parse::<Unit>().map_err(|e| Ok(e.to_string()))?;
+        self.last = Some((b, u));
+        Ok(u)
+    }
+}
+
+/// Converts a request that was validated when it arrived (a write-ahead-log record) without
+/// checking its rules again: acknowledged data must replay even if a later version tightens a
+/// rule. `received` is the time the request arrived (the timestamp of datums without one).
+///
+/// # Errors
+/// Bytes that are not a request (the log's checksum makes this a bug, not corruption).
+pub fn trusted_request(
+    bytes: &[u8],
+    received: Timestamp,
+    interner: &Interner,
+) -> Result<Validated, WireError> {
+    let req = RequestView::read(bytes)?;
+    let mut out = Validated {
+        entries: Vec::with_capacity(req.datums.len()),
+        ..Validated::default()
+    };
+    let (mut d, mut keys, mut units) = (DatumView::default(), interner.session(), Units::default());
+    for bytes in &req.datums {
+        d.read(bytes)?;
+        let unit = units.parse(d.unit).unwrap_or_default();
+        if let Some(p) = out.place(&d, unit, received) {
+            out.samples += sample_count(&d);
+            let key = keys.key(
+                req.namespace,
+                d.metric_name,
+                &d.dimensions,
+                |b, f| text(b, &f.to_string()),
+                |_, _| Ok(()),
+            )?;
+            out.entries.push((key, p));
+        }
+    }
+    Ok(out)
 }
 
 fn field(name: &str) -> impl Fn(String) -> ValidationError + '_ {
     move |rule| ValidationError::new(name, rule)
 }
 
-/// Checks one datum; returns its sample count.
-fn validate_datum(d: &MetricDatum, now: Timestamp) -> Result<f64, ValidationError> {
-    validate::metric_name(&d.metric_name).map_err(field("metric_name"))?;
-    validate::dimension_set(d.dimensions.iter().map(|x| x.name.as_str())).map_err(
-        |(i, rule)| match i {
-            Some(i) => ValidationError::new(format!("dimensions[{i}].name"), rule),
-            None => ValidationError::new("dimensions", rule),
-        },
-    )?;
-    for (j, dim) in d.dimensions.iter().enumerate() {
-        validate::dimension_name(&dim.name)
+/// Checks a series identity (when it is first seen).
+fn validate_identity(
+    metric_name: &str,
+    dimensions: &[(&str, &str)],
+) -> Result<(), ValidationError> {
+    validate::metric_name(metric_name).map_err(field("metric_name"))?;
+    validate::dimension_set(dimensions.iter().map(|x| x.0)).map_err(|(i, rule)| match i {
+        Some(i) => ValidationError::new(format!("dimensions[{i}].name"), rule),
+        None => ValidationError::new("dimensions", rule),
+    })?;
+    for (j, (name, value)) in dimensions.iter().enumerate() {
+        validate::dimension_name(name)
             .map_err(|r| ValidationError::new(format!("dimensions[{j}].name"), r))?;
-        validate::dimension_value(&dim.value)
+        validate::dimension_value(value)
             .map_err(|r| ValidationError::new(format!("dimensions[{j}].value"), r))?;
     }
+    Ok(())
+}
+
+/// Checks the rest of one datum (its identity and unit are checked by then); returns its
+/// sample count.
+fn validate_datum(d: &DatumView<'_>, now: Timestamp) -> Result<f64, ValidationError> {
     validate::timestamp(timestamp_of(d, now), now).map_err(field("timestamp_ms"))?;
     validate::shape(Shape {
         value: d.value.is_some(),
@@ -188,8 +356,8 @@ fn validate_datum(d: &MetricDatum, now: Timestamp) -> Result<f64, ValidationErro
     })?;
     if let Some(v) = d.value {
         validate::value(v).map_err(field("value"))?;
-    } else if let Some(Sample::Set(set)) = sample_of(d) {
-        validate::statistic_set(&set).map_err(|e| e.within("statistic_values"))?;
+    } else if let Some(set) = &d.statistic_values {
+        validate::statistic_set(set).map_err(|e| e.within("statistic_values"))?;
     } else {
         validate::values_and_counts(d.values.len(), d.counts.len())?;
         for (k, &v) in d.values.iter().enumerate() {
@@ -199,9 +367,6 @@ fn validate_datum(d: &MetricDatum, now: Timestamp) -> Result<f64, ValidationErro
             validate::count(c).map_err(|r| ValidationError::new(format!("counts[{k}]"), r))?;
         }
     }
-    d.unit
-        .parse::<Unit>()
-        .map_err(|e| ValidationError::new("unit", e.to_string()))?;
     validate::storage_resolution(d.storage_resolution).map_err(field("storage_resolution"))?;
-    Ok(sample_of(d).map_or(0.0, |s| s.sample_count()))
+    Ok(sample_count(d))
 }

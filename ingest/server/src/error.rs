@@ -9,6 +9,9 @@ pub enum Error {
     /// The request broke a validation rule; nothing of it was stored.
     #[error("{0}")]
     Invalid(#[from] ValidationError),
+    /// The request's bytes are not a `PutMetricDataRequest`; nothing of it was stored.
+    #[error("{0}")]
+    Malformed(String),
     /// The server has no capacity right now; nothing of the request was stored. Retry with backoff.
     #[error(
         "the server is overloaded: {0}; nothing of this request was stored, retry with backoff"
@@ -29,7 +32,7 @@ impl Error {
     /// The reject reason counted in telemetry.
     pub fn reason(&self) -> RejectReason {
         match self {
-            Error::Invalid(_) => RejectReason::invalid_datum,
+            Error::Invalid(_) | Error::Malformed(_) => RejectReason::invalid_datum,
             Error::Overloaded(_) => RejectReason::overloaded,
             Error::ShuttingDown => RejectReason::shutting_down,
             Error::Persist(_) => RejectReason::persist_failed,
@@ -41,7 +44,9 @@ impl Error {
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         match &e {
-            Error::Invalid(_) => tonic::Status::invalid_argument(e.to_string()),
+            Error::Invalid(_) | Error::Malformed(_) => {
+                tonic::Status::invalid_argument(e.to_string())
+            }
             Error::Overloaded(_) | Error::SeriesLimit(_) => {
                 tonic::Status::resource_exhausted(e.to_string())
             }

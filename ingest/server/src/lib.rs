@@ -20,16 +20,19 @@
 
 pub mod convert;
 pub mod error;
+pub mod intern;
 pub mod persist;
 pub mod service;
 pub mod wal;
+pub mod wire;
 
 use std::future::Future;
 
 pub use error::Error;
 pub use service::{Limits, MetricsApi};
-use thermostat_proto::v1::metrics_service_server::MetricsServiceServer;
+use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codegen::http;
 
@@ -51,7 +54,14 @@ pub async fn serve(
     let metrics = MetricsServiceServer::new(api)
         .max_decoding_message_size(limits.max_request_bytes)
         .max_encoding_message_size(64 << 20);
-    let incoming = TcpListenerStream::new(listener);
+    // Small responses must not wait for Nagle's algorithm (40 ms with delayed ACKs).
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|c| {
+            if let Err(e) = c.set_nodelay(true) {
+                tracing::debug!(error = %e, "Cannot set TCP_NODELAY on a gRPC connection.");
+            }
+        })
+    });
     let limit = limits.max_request_bytes;
     tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(move |r| {

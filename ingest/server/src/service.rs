@@ -4,22 +4,23 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
-use prost::Message as _;
 use thermostat_metrics::validate::ValidationError;
 use thermostat_metrics::{
     Clock, Dimension, Period, Query, SeriesKey, Statistic, Store, Telemetry, Timestamp, Unit,
 };
-use thermostat_proto::v1::metrics_service_server::MetricsService;
+use thermostat_proto::codec::RawPutMetricDataRequest;
+use thermostat_proto::server::metrics_service_server::MetricsService;
 use thermostat_proto::v1::{
     self as pb, GetMetricStatisticsRequest, GetMetricStatisticsResponse, ListMetricsRequest,
-    ListMetricsResponse, PutMetricDataRequest, PutMetricDataResponse,
+    ListMetricsResponse, PutMetricDataResponse,
 };
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::{Validated, validate_request};
+use crate::convert::{RequestError, Validated, validate_request};
 use crate::error::Error;
+use crate::intern::Interner;
 use crate::wal::{Job, Refused, Wal};
 
 /// Requests of one stream waiting for the log at once.
@@ -65,6 +66,7 @@ pub struct MetricsApi {
     in_flight: Arc<Semaphore>,
     streams: Arc<Semaphore>,
     stopping: CancellationToken,
+    interner: Arc<Interner>,
 }
 
 impl MetricsApi {
@@ -87,6 +89,7 @@ impl MetricsApi {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             stopping,
+            interner: Arc::new(Interner::new(limits.max_series.saturating_mul(2))),
         }
     }
 
@@ -97,20 +100,29 @@ impl MetricsApi {
 
     /// Validates a request and hands it to the write-ahead log. The returned receiver answers
     /// once the request is durable and applied; nothing of a request that fails here is stored.
-    fn admit(&self, request: PutMetricDataRequest) -> Result<(Pending, f64), Error> {
+    fn admit(&self, request: RawPutMetricDataRequest) -> Result<(Pending, f64), Error> {
         if self.stopping.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
         let received = self.clock.now();
-        let validated = validate_request(&request, received)?;
-        self.check_series_limits(&request.namespace, &validated)?;
+        let payload = request.0;
+        let validated =
+            validate_request(&payload, received, &self.interner).map_err(|e| match e {
+                RequestError::Invalid(v) => Error::Invalid(v),
+                RequestError::Wire(w) => Error::Malformed(w.to_string()),
+            })?;
+        let namespace = validated
+            .entries
+            .first()
+            .map(|(k, _)| k.namespace_arc().clone());
+        if let Some(ns) = namespace {
+            self.check_series_limits(&ns, &validated)?;
+        }
         let samples = validated.samples;
-        let payload = request.encode_to_vec();
         let (ack, pending) = oneshot::channel();
         let job = Job {
             payload,
             received,
-            request,
             validated,
             ack,
         };
@@ -201,7 +213,7 @@ type ResponseStream = Pin<Box<dyn Stream<Item = Result<PutMetricDataResponse, St
 impl MetricsService for MetricsApi {
     async fn put_metric_data(
         &self,
-        request: Request<PutMetricDataRequest>,
+        request: Request<RawPutMetricDataRequest>,
     ) -> Result<Response<PutMetricDataResponse>, Status> {
         let Ok(_permit) = self.in_flight.try_acquire() else {
             return Err(self.counted(Err(Error::Overloaded("too many requests in flight".into())))?);
@@ -215,7 +227,7 @@ impl MetricsService for MetricsApi {
 
     async fn stream_metric_data(
         &self,
-        request: Request<Streaming<PutMetricDataRequest>>,
+        request: Request<Streaming<RawPutMetricDataRequest>>,
     ) -> Result<Response<Self::StreamMetricDataStream>, Status> {
         let Ok(permit) = Arc::clone(&self.streams).try_acquire_owned() else {
             return Err(self.counted(Err(Error::Overloaded("too many open streams".into())))?);

@@ -8,12 +8,14 @@
 //! Sequence numbers increase by one from record to record across segments.
 //!
 //! # Writing
-//! One writer thread owns the open segment. Handlers validate a request, encode it, and queue
-//! it ([`Wal::submit`]); a full queue is answered `RESOURCE_EXHAUSTED`, never dropped. The writer
-//! takes everything queued, writes it, syncs once for the whole group (`--fsync batch`, the
-//! default), once per request (`always`) or never (`never`, unsafe, for benchmarks), then
-//! applies the records to the store *in sequence order* and acknowledges them. A failed write is
-//! cut off the file again and answered with an error; nothing of it is applied.
+//! One writer thread owns the open segment. Handlers validate a request and queue it with its
+//! bytes as received ([`Wal::submit`]); a full queue is answered `RESOURCE_EXHAUSTED`, never
+//! dropped. The writer takes everything queued, writes it, syncs once for the whole group
+//! (`--fsync batch`, the default), once per request (`always`) or never (`never`, unsafe, for
+//! benchmarks), and hands the group to the applier thread, which applies the records to the
+//! store *in sequence order* and acknowledges them while the writer goes on with the next
+//! group. A failed write is cut off the file again and answered with an error; nothing of it
+//! is applied.
 //!
 //! # Recovery
 //! [`recover`] replays every record newer than the snapshot's per-shard watermarks. A torn or
@@ -29,12 +31,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use prost::Message as _;
 use thermostat_metrics::{Store, Timestamp};
-use thermostat_proto::v1::PutMetricDataRequest;
 use tokio::sync::oneshot;
 
 use crate::convert::{Validated, trusted_request};
+use crate::intern::Interner;
 
 const MAGIC: &[u8; 8] = b"THRMWAL\0";
 /// The log format this build writes and reads.
@@ -135,12 +136,10 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> WalError + '_ {
 /// One request on its way to disk.
 #[derive(Debug)]
 pub struct Job {
-    /// The request's protobuf encoding (the log payload).
-    pub payload: Vec<u8>,
+    /// The request's protobuf encoding as received (the log payload).
+    pub payload: bytes::Bytes,
     /// When it was received.
     pub received: Timestamp,
-    /// The request (its values are applied from here).
-    pub request: PutMetricDataRequest,
     /// Where its datums go.
     pub validated: Validated,
     /// Answered with the record's sequence number once it is durable and applied.
@@ -262,6 +261,7 @@ pub fn recover(
     let floor = marks.iter().copied().min().unwrap_or(0);
     let mut report = RecoveryReport::default();
     let mut last_seq: Option<u64> = None;
+    let interner = Interner::new(1 << 16);
     for (idx, (_, path)) in segs.iter().enumerate() {
         let is_last = idx + 1 == segs.len();
         let file = File::open(path).map_err(io_err(path))?;
@@ -306,13 +306,11 @@ pub fn recover(
                             last_seq.unwrap_or(0)
                         ))
                     } else {
-                        match PutMetricDataRequest::decode(payload.as_slice()) {
-                            Ok(req) => {
+                        match trusted_request(&payload, Timestamp::from_millis(received), &interner)
+                        {
+                            Ok(validated) => {
                                 if seq > floor {
-                                    let obs =
-                                        trusted_request(&req, Timestamp::from_millis(received))
-                                            .observations(&req);
-                                    store.record_batch_seq(&obs, seq);
+                                    validated.apply(store, seq);
                                     report.replayed += 1;
                                 } else {
                                     report.skipped += 1;
@@ -415,7 +413,29 @@ pub enum Refused {
 pub struct Wal {
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    applier: Mutex<Option<JoinHandle<()>>>,
     shared: Arc<Shared>,
+}
+
+/// Groups written and synced, waiting to be applied.
+const APPLY_QUEUE: usize = 16;
+
+/// A group commit on its way from the writer to the applier.
+struct Durable {
+    first_seq: u64,
+    jobs: Vec<Job>,
+}
+
+/// Applies durable groups to the store in sequence order and acknowledges them. It runs on
+/// its own thread so that the writer's next write and sync overlap with this group's apply.
+fn apply_loop(store: &Store, rx: &Receiver<Durable>) {
+    while let Ok(group) = rx.recv() {
+        for (i, job) in group.jobs.into_iter().enumerate() {
+            let seq = group.first_seq + i as u64;
+            job.validated.apply(store, seq);
+            let _ = job.ack.send(Ok(seq));
+        }
+    }
 }
 
 impl Wal {
@@ -434,13 +454,18 @@ impl Wal {
             segments: Mutex::new(known),
         });
         let (tx, rx) = mpsc::sync_channel(opts.queue_capacity.max(1));
+        let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_QUEUE);
+        let applier = std::thread::Builder::new()
+            .name("thermostat-apply".into())
+            .spawn(move || apply_loop(&store, &apply_rx))
+            .map_err(|e| WalError::Closed(e.to_string()))?;
         let state = WriterState {
             opts,
             dir,
-            store,
             writer,
             next_seq,
             shared: Arc::clone(&shared),
+            apply: apply_tx,
         };
         let handle = std::thread::Builder::new()
             .name("thermostat-wal".into())
@@ -449,6 +474,7 @@ impl Wal {
         Ok(Wal {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            applier: Mutex::new(Some(applier)),
             shared,
         })
     }
@@ -470,10 +496,19 @@ impl Wal {
         }
     }
 
-    /// Stops taking requests, lets the writer finish what is queued, and waits for it.
+    /// Stops taking requests, lets the writer and the applier finish what is queued, and
+    /// waits for them: afterwards everything acknowledged is in the store.
     pub fn close(&self) {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self
+            .applier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
     }
@@ -558,10 +593,10 @@ impl SegmentWriter {
 struct WriterState {
     opts: WalOptions,
     dir: PathBuf,
-    store: Arc<Store>,
     writer: SegmentWriter,
     next_seq: u64,
     shared: Arc<Shared>,
+    apply: SyncSender<Durable>,
 }
 
 impl WriterState {
@@ -598,34 +633,38 @@ impl WriterState {
         }
     }
 
-    /// Writes, syncs, applies and acknowledges a group; on a write error nothing of the group
-    /// stays in the file or the store.
+    /// Writes and syncs a group and hands it to the applier; on a write error nothing of the
+    /// group stays in the file, and each request is answered with the error.
     fn commit(&mut self, group: Vec<Job>) {
         let start_len = self.writer.len;
         let first_seq = self.next_seq;
-        let mut buf =
-            Vec::with_capacity(group.iter().map(|j| j.payload.len() + RECORD_HEADER).sum());
+        // Headers go into one buffer; the payloads are written from where they are (one
+        // vectored write), not copied next to them.
+        let mut headers = Vec::with_capacity(group.len() * RECORD_HEADER);
         for (i, job) in group.iter().enumerate() {
             let seq = first_seq + i as u64;
             let received = job.received.as_millis();
-            buf.extend_from_slice(
+            headers.extend_from_slice(
                 &u32::try_from(job.payload.len())
                     .unwrap_or(u32::MAX)
                     .to_le_bytes(),
             );
-            buf.extend_from_slice(&crc_of(seq, received, &job.payload).to_le_bytes());
-            buf.extend_from_slice(&seq.to_le_bytes());
-            buf.extend_from_slice(&received.to_le_bytes());
-            buf.extend_from_slice(&job.payload);
+            headers.extend_from_slice(&crc_of(seq, received, &job.payload).to_le_bytes());
+            headers.extend_from_slice(&seq.to_le_bytes());
+            headers.extend_from_slice(&received.to_le_bytes());
         }
-        let written = self
-            .writer
-            .file
-            .write_all(&buf)
-            .and_then(|_| match self.opts.fsync {
+        let mut slices: Vec<io::IoSlice<'_>> = Vec::with_capacity(group.len() * 2);
+        for (h, job) in headers.chunks(RECORD_HEADER).zip(&group) {
+            slices.push(io::IoSlice::new(h));
+            slices.push(io::IoSlice::new(&job.payload));
+        }
+        let total: u64 = slices.iter().map(|s| s.len() as u64).sum();
+        let written = write_all_vectored(&mut self.writer.file, &mut slices).and_then(|()| {
+            match self.opts.fsync {
                 FsyncMode::Never => Ok(()),
                 _ => self.writer.file.sync_data(),
-            });
+            }
+        });
         if let Err(e) = written {
             tracing::error!(path = %self.writer.path.display(), error = %e, requests = group.len(), "Could not write to the write-ahead log; the requests are refused.");
             let restored = self.writer.file.set_len(start_len).and_then(|_| {
@@ -643,13 +682,18 @@ impl WriterState {
             }
             return;
         }
-        self.writer.len += buf.len() as u64;
+        self.writer.len += total;
         self.next_seq += group.len() as u64;
-        for (i, job) in group.into_iter().enumerate() {
-            let seq = first_seq + i as u64;
-            let obs = job.validated.observations(&job.request);
-            self.store.record_batch_seq(&obs, seq);
-            let _ = job.ack.send(Ok(seq));
+        if let Err(mpsc::SendError(lost)) = self.apply.send(Durable {
+            first_seq,
+            jobs: group,
+        }) {
+            // Only if the applier panicked: the records are durable and replay at the next start.
+            for job in lost.jobs {
+                let _ = job
+                    .ack
+                    .send(Err("the store is not accepting writes".into()));
+            }
         }
         if self.writer.len >= self.opts.segment_bytes {
             match SegmentWriter::create(&self.dir, self.next_seq, self.opts.fsync) {
@@ -667,6 +711,26 @@ impl WriterState {
             }
         }
     }
+}
+
+/// Writes every slice (`Write::write_all_vectored` is not stable yet).
+fn write_all_vectored(w: &mut impl Write, mut slices: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    // Skip empty slices so that a zero-length write means "no progress".
+    io::IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match w.write_vectored(slices) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
+            }
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -379,3 +379,50 @@ fn series_counts_follow_creation_and_removal() {
     assert_eq!(store.series_count(), 0);
     assert_eq!(store.namespace_series_count("App"), 0);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Recording a batch at once (runs of one series, runs of one window) stores exactly what
+    /// recording each observation on its own does, however series, units, resolutions and
+    /// windows interleave.
+    #[test]
+    fn batches_store_what_single_observations_store(
+        items in proptest::collection::vec(
+            (0usize..3, 0i64..400, proptest::bool::ANY, proptest::bool::ANY, 0.0f64..1000.0),
+            1..200,
+        )
+    ) {
+        let keys: Vec<SeriesKey> = ["a", "b", "c"].iter().map(|h| key(&[("Host", h)])).collect();
+        let batch: Vec<(SeriesKey, Observation<'static>)> = items
+            .iter()
+            .map(|&(s, secs, ms, high, v)| {
+                let o = Observation {
+                    timestamp: NOW.sub_millis(secs * 1000),
+                    unit: if ms { Unit::Milliseconds } else { Unit::Seconds },
+                    resolution: if high { Resolution::High } else { Resolution::Standard },
+                    sample: Sample::Value(v),
+                };
+                (keys[s].clone(), o)
+            })
+            .collect();
+        let (whole, single) = (Store::new(4), Store::new(4));
+        whole.record_batch(&batch);
+        for item in &batch {
+            single.record_batch(std::slice::from_ref(item));
+        }
+        for k in &keys {
+            for period in [1, 60] {
+                let q = Query {
+                    key: k.clone(),
+                    unit: None,
+                    start: NOW.sub_millis(500_000),
+                    end: NOW.add_millis(1000),
+                    period: Period::try_from_secs(period).unwrap(),
+                    statistics: stats(&["SampleCount", "Sum", "Maximum", "p50"]),
+                };
+                proptest::prop_assert_eq!(whole.query(&q, NOW).unwrap(), single.query(&q, NOW).unwrap());
+            }
+        }
+    }
+}

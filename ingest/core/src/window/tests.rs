@@ -221,3 +221,41 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The compact form for single small values, the pair form and the histogram answer
+    /// alike: the same observations recorded with and without counts, small and large values
+    /// mixed in any order, give the same statistics.
+    #[test]
+    fn value_forms_answer_alike(
+        values in prop::collection::vec(prop_oneof![0.0f64..100.0, 40_000.0f64..1e9], 1..150),
+        repeat_at in any::<prop::sample::Index>(),
+    ) {
+        // One window records each value singly; the other records the value at `repeat_at`
+        // twice with a count of 2, forcing the pair form from that point on.
+        let i = repeat_at.index(values.len());
+        let mut singles = Window::new();
+        let mut counted = Window::new();
+        for (j, &v) in values.iter().enumerate() {
+            singles.record(v);
+            if j == i {
+                singles.record(v);
+                counted.record_n(v, 2.0);
+            } else {
+                counted.record(v);
+            }
+        }
+        prop_assert_eq!(singles.sample_count(), counted.sample_count());
+        for rank in [1.0, 50.0, 90.0, 99.0, 100.0] {
+            prop_assert_eq!(singles.percentile(rank), counted.percentile(rank));
+            let mut sealed = singles.clone();
+            sealed.seal();
+            prop_assert_eq!(sealed.percentile(rank), singles.percentile(rank));
+        }
+        let mut all = values.clone();
+        all.push(values[i]);
+        for rank in [50.0, 99.0] {
+            assert_within_1_percent(singles.percentile(rank).unwrap(), exact_percentile(&all, rank));
+        }
+    }
+}

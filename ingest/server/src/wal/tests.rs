@@ -4,6 +4,7 @@ use thermostat_proto::v1::{MetricDatum, PutMetricDataRequest};
 
 use super::*;
 use crate::convert::validate_request;
+use crate::intern::Interner;
 
 const NOW: Timestamp = Timestamp(1_800_000_000_000);
 
@@ -26,12 +27,12 @@ fn request(n: usize, value: f64) -> PutMetricDataRequest {
 }
 
 fn push(wal: &Wal, req: PutMetricDataRequest) -> Result<u64, String> {
-    let validated = validate_request(&req, NOW).unwrap();
+    let payload = bytes::Bytes::from(req.encode_to_vec());
+    let validated = validate_request(&payload, NOW, &Interner::new(100)).unwrap();
     let (ack, rx) = oneshot::channel();
     let job = Job {
-        payload: req.encode_to_vec(),
+        payload,
         received: NOW,
-        request: req,
         validated,
         ack,
     };
@@ -281,12 +282,12 @@ fn a_closed_log_refuses() {
     let wal = open(dir.path(), &store, |_| {});
     wal.close();
     let req = request(1, 1.0);
-    let validated = validate_request(&req, NOW).unwrap();
+    let payload = bytes::Bytes::from(req.encode_to_vec());
+    let validated = validate_request(&payload, NOW, &Interner::new(100)).unwrap();
     let (ack, _rx) = oneshot::channel();
     let job = Job {
-        payload: req.encode_to_vec(),
+        payload,
         received: NOW,
-        request: req,
         validated,
         ack,
     };

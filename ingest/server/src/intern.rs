@@ -1,0 +1,276 @@
+//! Series lookup by a datum's wire identity.
+//!
+//! Building a [`SeriesKey`] for each datum (sorting its dimensions, allocating its strings)
+//! costs more than storing the sample. The interner maps the identity *as it arrives* —
+//! namespace, metric name and dimensions in request order — to the key made the first time,
+//! so that a datum of a known series costs one hash of its bytes, one probe and a
+//! reference-count increment. The map is sharded so that handlers on different cores rarely
+//! meet on a lock.
+//!
+//! A cached key may belong to a series that compaction has since removed; recording through
+//! it simply creates the series again, as the key would. Each shard is cleared when it grows
+//! past its bound, so that dimension orders or series that come and go cannot grow it without
+//! end.
+
+use std::sync::{Arc, Mutex};
+
+use hashbrown::HashTable;
+use thermostat_metrics::{Dimension, SeriesKey};
+
+const SHARDS: usize = 32;
+
+struct Entry {
+    hash: u64,
+    identity: Box<[u8]>,
+    key: SeriesKey,
+}
+
+/// The wire-identity → series-key cache.
+pub struct Interner {
+    shards: Box<[Mutex<HashTable<Entry>>]>,
+    max_per_shard: usize,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner")
+            .field("max_per_shard", &self.max_per_shard)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends `s` length-prefixed, so that concatenated parts cannot be confused.
+#[inline]
+fn push_part(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s);
+}
+
+impl Interner {
+    /// An interner holding about `capacity` identities at most.
+    pub fn new(capacity: usize) -> Self {
+        Interner {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            max_per_shard: capacity.div_ceil(SHARDS).max(64),
+        }
+    }
+
+    /// A lookup session for one request: it reuses its buffers, shares one namespace among
+    /// the keys it makes, and answers a datum of the same series as the one before it without
+    /// touching the shared map (agents send a series' samples together).
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            interner: self,
+            scratch: Vec::with_capacity(128),
+            previous: Vec::with_capacity(128),
+            previous_key: None,
+            namespace: None,
+        }
+    }
+
+    /// The key of `identity` if it is known; otherwise `make` builds it (after checking it)
+    /// and it is remembered.
+    fn lookup<E>(
+        &self,
+        identity: &[u8],
+        make: impl FnOnce() -> Result<SeriesKey, E>,
+    ) -> Result<SeriesKey, E> {
+        let hash = xxhash_rust::xxh3::xxh3_64(identity);
+        // The low bits pick the shard; the table uses the hash rotated so they don't also
+        // pick the bucket.
+        let shard = &self.shards[(hash as usize) % SHARDS];
+        let table_hash = hash.rotate_right(16);
+        {
+            let table = shard.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = table.find(table_hash, |e| e.hash == hash && *e.identity == *identity)
+            {
+                return Ok(e.key.clone());
+            }
+        }
+        let key = make()?;
+        let mut table = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if table.len() >= self.max_per_shard {
+            table.clear();
+        }
+        table.insert_unique(
+            table_hash,
+            Entry {
+                hash,
+                identity: identity.into(),
+                key: key.clone(),
+            },
+            |e| e.hash.rotate_right(16),
+        );
+        Ok(key)
+    }
+
+    /// Identities held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Lookups for one request (see [`Interner::session`]).
+pub struct Session<'i> {
+    interner: &'i Interner,
+    scratch: Vec<u8>,
+    previous: Vec<u8>,
+    previous_key: Option<SeriesKey>,
+    namespace: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("previous_key", &self.previous_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A series identity as read off the wire: strings not yet checked to be UTF-8.
+pub type WireDimensions<'a> = [(&'a [u8], &'a [u8])];
+
+impl Session<'_> {
+    /// The key of the series `namespace`/`metric_name`/`dimensions` (in request order).
+    ///
+    /// An identity seen before (in this request or any earlier one) was checked then and is
+    /// not checked again. A new one is turned into strings (`utf8` says how a byte string
+    /// that is not UTF-8 is refused) and passed to `check` before a key is made of it.
+    ///
+    /// # Errors
+    /// What `utf8` or `check` returned.
+    pub fn key<E>(
+        &mut self,
+        namespace: &str,
+        metric_name: &[u8],
+        dimensions: &WireDimensions<'_>,
+        utf8: impl Fn(&[u8], Field) -> Result<&str, E>,
+        check: impl FnOnce(&str, &[(&str, &str)]) -> Result<(), E>,
+    ) -> Result<SeriesKey, E> {
+        self.scratch.clear();
+        push_part(&mut self.scratch, namespace.as_bytes());
+        push_part(&mut self.scratch, metric_name);
+        for (n, v) in dimensions {
+            push_part(&mut self.scratch, n);
+            push_part(&mut self.scratch, v);
+        }
+        if let Some(k) = &self.previous_key
+            && self.scratch == self.previous
+        {
+            return Ok(k.clone());
+        }
+        let ns_slot = &mut self.namespace;
+        let key = self.interner.lookup(&self.scratch, || {
+            let metric = utf8(metric_name, Field::MetricName)?;
+            let mut dims = Vec::with_capacity(dimensions.len());
+            for (j, (n, v)) in dimensions.iter().enumerate() {
+                dims.push((
+                    utf8(n, Field::DimensionName(j))?,
+                    utf8(v, Field::DimensionValue(j))?,
+                ));
+            }
+            check(metric, &dims)?;
+            let ns = ns_slot.get_or_insert_with(|| Arc::from(namespace)).clone();
+            Ok(SeriesKey::new(
+                ns,
+                metric,
+                dims.iter().map(|(n, v)| Dimension::new(*n, *v)).collect(),
+            ))
+        })?;
+        std::mem::swap(&mut self.scratch, &mut self.previous);
+        self.previous_key = Some(key.clone());
+        Ok(key)
+    }
+}
+
+/// Which string of an identity [`Session::key`] is converting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `metric_name`.
+    MetricName,
+    /// `dimensions[i].name`.
+    DimensionName(usize),
+    /// `dimensions[i].value`.
+    DimensionValue(usize),
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::MetricName => f.write_str("metric_name"),
+            Field::DimensionName(i) => write!(f, "dimensions[{i}].name"),
+            Field::DimensionValue(i) => write!(f, "dimensions[{i}].value"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &mut Session<'_>, ns: &str, metric: &str, dims: &[(&str, &str)]) -> SeriesKey {
+        let dims: Vec<(&[u8], &[u8])> = dims
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        s.key::<String>(
+            ns,
+            metric.as_bytes(),
+            &dims,
+            |b, f| std::str::from_utf8(b).map_err(|_| format!("{f}")),
+            |_, _| Ok(()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn same_identity_same_key_and_dimension_order_does_not_matter() {
+        let i = Interner::new(1000);
+        let mut s = i.session();
+        let a = key(&mut s, "App", "Latency", &[("Host", "a"), ("AZ", "1")]);
+        let b = key(&mut s, "App", "Latency", &[("Host", "a"), ("AZ", "1")]);
+        let c = key(&mut s, "App", "Latency", &[("AZ", "1"), ("Host", "a")]);
+        let d = key(
+            &mut i.session(),
+            "App",
+            "Latency",
+            &[("Host", "a"), ("AZ", "1")],
+        );
+        assert_eq!(a, b);
+        assert_eq!(a, d, "another session finds the same key");
+        assert_eq!(
+            a, c,
+            "another order is another identity but the same series"
+        );
+        assert_eq!(i.len(), 2);
+        assert_eq!(a.to_string(), "App/Latency{AZ=1,Host=a}");
+    }
+
+    #[test]
+    fn parts_cannot_run_into_each_other() {
+        let i = Interner::new(1000);
+        let mut s = i.session();
+        let a = key(&mut s, "App", "ab", &[("c", "")]);
+        let b = key(&mut s, "App", "a", &[("bc", "")]);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_full_shard_is_cleared_not_grown() {
+        let i = Interner::new(64);
+        for n in 0..10_000 {
+            let host = format!("h{n}");
+            let k = key(&mut i.session(), "App", "Cpu", &[("Host", &host)]);
+            assert_eq!(k.dimension("Host"), Some(host.as_str()));
+        }
+        assert!(i.len() <= SHARDS * 64, "{}", i.len());
+    }
+}

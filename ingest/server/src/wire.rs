@@ -1,0 +1,420 @@
+//! A zero-copy reader of `PutMetricDataRequest`'s protobuf encoding.
+//!
+//! prost decodes a request into owned `String`s and `Vec`s: five allocations per datum
+//! before anything is validated, then freed again. This reader walks the bytes instead and
+//! lends out `&str` views of them. It follows prost's decoding rules exactly (fields in any
+//! order, the last occurrence of a scalar wins, repeated embedded messages merge, packed and
+//! unpacked repeated doubles, unknown fields skipped, strings must be UTF-8), and a property
+//! test checks it against prost on arbitrary requests.
+//!
+//! A datum's strings are lent out as bytes: checking that they are UTF-8 (with [`text`]) is
+//! left to the caller, who skips it for a series identity it has seen and checked before.
+
+use thermostat_metrics::StatisticSet;
+
+/// Why bytes are not a valid request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the request is not a valid PutMetricDataRequest: {0}")]
+pub struct WireError(pub String);
+
+fn err<T>(what: impl Into<String>) -> Result<T, WireError> {
+    Err(WireError(what.into()))
+}
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
+const FIXED32: u8 = 5;
+
+/// A cursor over protobuf bytes.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return err("truncated varint");
+            };
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                return err("varint overflows 64 bits");
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(value);
+            }
+        }
+        err("varint overflows 64 bits")
+    }
+
+    /// Field number and wire type of the next field.
+    #[inline]
+    fn key(&mut self) -> Result<(u32, u8), WireError> {
+        let k = self.varint()?;
+        if k > u64::from(u32::MAX) {
+            return err(format!("invalid key value: {k}"));
+        }
+        let wire = (k & 7) as u8;
+        let field = (k >> 3) as u32;
+        if field == 0 {
+            return err("invalid field number 0");
+        }
+        if wire > 5 {
+            return err(format!("invalid wire type value: {wire}"));
+        }
+        Ok((field, wire))
+    }
+
+    fn fixed64(&mut self) -> Result<[u8; 8], WireError> {
+        let Some(b) = self.buf.get(self.pos..self.pos + 8) else {
+            return err("buffer underflow");
+        };
+        self.pos += 8;
+        Ok(b.try_into().unwrap_or([0; 8]))
+    }
+
+    fn double(&mut self) -> Result<f64, WireError> {
+        self.fixed64().map(f64::from_le_bytes)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let len = self.varint()?;
+        let Ok(len) = usize::try_from(len) else {
+            return err("buffer underflow");
+        };
+        let end = self.pos.checked_add(len).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else {
+            return err("buffer underflow");
+        };
+        let b = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(b)
+    }
+
+    fn string(&mut self, field: &str) -> Result<&'a str, WireError> {
+        text(self.bytes()?, field)
+    }
+
+    /// Skips a field of `wire` type (whose key was read).
+    fn skip(&mut self, field: u32, wire: u8) -> Result<(), WireError> {
+        match wire {
+            VARINT => self.varint().map(drop),
+            FIXED64 => self.fixed64().map(drop),
+            LEN => self.bytes().map(drop),
+            FIXED32 => {
+                if self.pos + 4 > self.buf.len() {
+                    return err("buffer underflow");
+                }
+                self.pos += 4;
+                Ok(())
+            }
+            START_GROUP => loop {
+                if self.at_end() {
+                    return err("unexpected end of group");
+                }
+                let (f, w) = self.key()?;
+                if w == END_GROUP {
+                    if f != field {
+                        return err("unexpected end group tag");
+                    }
+                    return Ok(());
+                }
+                self.skip(f, w)?;
+            },
+            _ => err("unexpected end group tag"),
+        }
+    }
+
+    /// Appends a repeated double field's values (packed or not).
+    fn doubles(&mut self, wire: u8, out: &mut Vec<f64>) -> Result<(), WireError> {
+        match wire {
+            LEN => {
+                let b = self.bytes()?;
+                if b.len() % 8 != 0 {
+                    return err("invalid packed length of a repeated double");
+                }
+                out.extend(
+                    b.chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+                );
+                Ok(())
+            }
+            FIXED64 => {
+                out.push(self.double()?);
+                Ok(())
+            }
+            w => wrong_wire(w, FIXED64),
+        }
+    }
+}
+
+/// `bytes` as a string.
+///
+/// # Errors
+/// Bytes that are not UTF-8 (named after `field`).
+#[inline]
+pub fn text<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, WireError> {
+    std::str::from_utf8(bytes).or_else(|_| {
+        err(format!(
+            "invalid string value: data is not UTF-8 encoded ({field})"
+        ))
+    })
+}
+
+fn wrong_wire<T>(got: u8, want: u8) -> Result<T, WireError> {
+    err(format!(
+        "invalid wire type: {} (expected {})",
+        wire_name(got),
+        wire_name(want)
+    ))
+}
+
+fn wire_name(w: u8) -> &'static str {
+    match w {
+        VARINT => "Varint",
+        FIXED64 => "SixtyFourBit",
+        LEN => "LengthDelimited",
+        START_GROUP => "StartGroup",
+        END_GROUP => "EndGroup",
+        _ => "ThirtyTwoBit",
+    }
+}
+
+fn expect(wire: u8, want: u8) -> Result<(), WireError> {
+    if wire == want {
+        Ok(())
+    } else {
+        wrong_wire(wire, want)
+    }
+}
+
+/// A request's namespace and the encoded datums, not yet read.
+#[derive(Debug, Default)]
+pub struct RequestView<'a> {
+    /// `namespace`.
+    pub namespace: &'a str,
+    /// Each `metric_data` entry's bytes, in order.
+    pub datums: Vec<&'a [u8]>,
+}
+
+impl<'a> RequestView<'a> {
+    /// Reads the top level of a request.
+    ///
+    /// # Errors
+    /// Bytes that are not a valid request (at this level; datums are checked by
+    /// [`DatumView::read`]).
+    pub fn read(buf: &'a [u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf);
+        let mut view = RequestView::default();
+        while !r.at_end() {
+            let (field, wire) = r.key()?;
+            match field {
+                1 => {
+                    expect(wire, LEN)?;
+                    view.namespace = r.string("namespace")?;
+                }
+                2 => {
+                    expect(wire, LEN)?;
+                    view.datums.push(r.bytes()?);
+                }
+                _ => r.skip(field, wire)?,
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// One `MetricDatum`, borrowing the request's bytes. Read many datums into one view to reuse
+/// its buffers. Its strings are not yet checked to be UTF-8 (see [`text`]).
+#[derive(Debug, Default)]
+pub struct DatumView<'a> {
+    /// `metric_name`.
+    pub metric_name: &'a [u8],
+    /// `dimensions` as (name, value), in request order.
+    pub dimensions: Vec<(&'a [u8], &'a [u8])>,
+    /// `timestamp_ms`.
+    pub timestamp_ms: i64,
+    /// `value`.
+    pub value: Option<f64>,
+    /// `statistic_values`.
+    pub statistic_values: Option<StatisticSet>,
+    /// `values`.
+    pub values: Vec<f64>,
+    /// `counts`.
+    pub counts: Vec<f64>,
+    /// `unit`.
+    pub unit: &'a [u8],
+    /// `storage_resolution`.
+    pub storage_resolution: i32,
+    /// When the datum's bytes begin with its identity fields (`metric_name` and `dimensions`,
+    /// as prost and most encoders write them) and have none later: where they end. 0 otherwise.
+    pub identity_end: usize,
+}
+
+impl<'a> DatumView<'a> {
+    /// Reads a datum's bytes into this view, replacing what it held.
+    ///
+    /// # Errors
+    /// Bytes that are not a valid `MetricDatum`.
+    pub fn read(&mut self, buf: &'a [u8]) -> Result<(), WireError> {
+        self.metric_name = b"";
+        self.dimensions.clear();
+        self.reset_data();
+        self.identity_end = 0;
+        let (mut leading, mut interleaved) = (true, false);
+        let mut r = Reader::new(buf);
+        while !r.at_end() {
+            let (field, wire) = r.key()?;
+            self.field(&mut r, field, wire)?;
+            if field <= 2 {
+                if leading {
+                    self.identity_end = r.pos;
+                } else {
+                    interleaved = true;
+                }
+            } else {
+                leading = false;
+            }
+        }
+        if interleaved {
+            self.identity_end = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads a datum whose first `identity_end` bytes are those of the datum read before,
+    /// which ended its identity there: only the fields after them are read, and the identity
+    /// stays. Returns `false` when an identity field comes later after all; then read the
+    /// datum whole with [`DatumView::read`].
+    ///
+    /// # Errors
+    /// Bytes that are not a valid `MetricDatum`.
+    pub fn read_rest(&mut self, buf: &'a [u8], identity_end: usize) -> Result<bool, WireError> {
+        self.reset_data();
+        let mut r = Reader {
+            buf,
+            pos: identity_end,
+        };
+        while !r.at_end() {
+            let (field, wire) = r.key()?;
+            if field <= 2 {
+                return Ok(false);
+            }
+            self.field(&mut r, field, wire)?;
+        }
+        Ok(true)
+    }
+
+    fn reset_data(&mut self) {
+        self.timestamp_ms = 0;
+        self.value = None;
+        self.statistic_values = None;
+        self.values.clear();
+        self.counts.clear();
+        self.unit = b"";
+        self.storage_resolution = 0;
+    }
+
+    #[inline]
+    fn field(&mut self, r: &mut Reader<'a>, field: u32, wire: u8) -> Result<(), WireError> {
+        match field {
+            1 => {
+                expect(wire, LEN)?;
+                self.metric_name = r.bytes()?;
+            }
+            2 => {
+                expect(wire, LEN)?;
+                let d = read_dimension(r.bytes()?)?;
+                self.dimensions.push(d);
+            }
+            3 => {
+                expect(wire, VARINT)?;
+                self.timestamp_ms = r.varint()? as i64;
+            }
+            4 => {
+                expect(wire, FIXED64)?;
+                self.value = Some(r.double()?);
+            }
+            5 => {
+                expect(wire, LEN)?;
+                let set = self.statistic_values.get_or_insert(StatisticSet {
+                    sample_count: 0.0,
+                    sum: 0.0,
+                    minimum: 0.0,
+                    maximum: 0.0,
+                });
+                merge_statistic_set(r.bytes()?, set)?;
+            }
+            6 => r.doubles(wire, &mut self.values)?,
+            7 => r.doubles(wire, &mut self.counts)?,
+            8 => {
+                expect(wire, LEN)?;
+                self.unit = r.bytes()?;
+            }
+            9 => {
+                expect(wire, VARINT)?;
+                self.storage_resolution = r.varint()? as i32;
+            }
+            _ => r.skip(field, wire)?,
+        }
+        Ok(())
+    }
+}
+
+fn read_dimension(buf: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
+    let mut r = Reader::new(buf);
+    let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
+    while !r.at_end() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect(wire, LEN)?;
+                name = r.bytes()?;
+            }
+            2 => {
+                expect(wire, LEN)?;
+                value = r.bytes()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok((name, value))
+}
+
+fn merge_statistic_set(buf: &[u8], set: &mut StatisticSet) -> Result<(), WireError> {
+    let mut r = Reader::new(buf);
+    while !r.at_end() {
+        let (field, wire) = r.key()?;
+        let slot = match field {
+            1 => &mut set.sample_count,
+            2 => &mut set.sum,
+            3 => &mut set.minimum,
+            4 => &mut set.maximum,
+            _ => {
+                r.skip(field, wire)?;
+                continue;
+            }
+        };
+        expect(wire, FIXED64)?;
+        *slot = r.double()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
