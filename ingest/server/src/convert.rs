@@ -370,3 +370,186 @@ fn validate_datum(d: &DatumView<'_>, now: Timestamp) -> Result<f64, ValidationEr
     validate::storage_resolution(d.storage_resolution).map_err(field("storage_resolution"))?;
     Ok(sample_count(d))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use prost::Message as _;
+    use thermostat_metrics::{Dimension, SeriesKey, Timestamp};
+    use thermostat_proto::v1::{self as pb, MetricDatum, PutMetricDataRequest};
+
+    use super::*;
+
+    const NOW: Timestamp = Timestamp(1_800_000_000_000);
+
+    /// What a request means, worked out the slow way from prost's decoding: each datum's
+    /// series key, timestamp, unit and value.
+    fn reference(req: &PutMetricDataRequest) -> Vec<(SeriesKey, i64, Unit, u64)> {
+        req.metric_data
+            .iter()
+            .map(|d| {
+                let key = SeriesKey::new(
+                    req.namespace.as_str(),
+                    d.metric_name.as_str(),
+                    d.dimensions
+                        .iter()
+                        .map(|x| Dimension::new(x.name.as_str(), x.value.as_str()))
+                        .collect(),
+                );
+                let ts = if d.timestamp_ms == 0 {
+                    NOW.as_millis()
+                } else {
+                    d.timestamp_ms
+                };
+                (key, ts, d.unit.parse().unwrap(), d.value.unwrap().to_bits())
+            })
+            .collect()
+    }
+
+    fn ours(v: &Validated) -> Vec<(SeriesKey, i64, Unit, u64)> {
+        v.entries
+            .iter()
+            .map(|(k, p)| {
+                let Placed::Value(x) = p.sample else {
+                    panic!("only single values are generated")
+                };
+                (k.clone(), p.timestamp.as_millis(), p.unit, x.to_bits())
+            })
+            .collect()
+    }
+
+    fn datum(
+        metric: usize,
+        dims: &[(usize, usize)],
+        ts: i64,
+        unit: &str,
+        value: f64,
+    ) -> MetricDatum {
+        MetricDatum {
+            metric_name: format!("m{metric}"),
+            dimensions: dims
+                .iter()
+                .map(|&(n, v)| pb::Dimension {
+                    name: format!("d{n}"),
+                    value: format!("v{v}"),
+                })
+                .collect(),
+            timestamp_ms: ts,
+            value: Some(value),
+            unit: unit.to_owned(),
+            ..MetricDatum::default()
+        }
+    }
+
+    fn requests() -> impl Strategy<Value = PutMetricDataRequest> {
+        // Few distinct series, so that runs of one series, the same series again later and the
+        // same dimensions in another order all occur.
+        let one = (
+            0usize..2,
+            prop::sample::subsequence(vec![(0, 0), (1, 1), (2, 0)], 0..=3),
+            any::<bool>(),
+            0i64..600,
+            prop::sample::select(vec!["", "Percent", "Milliseconds"]),
+            0.0f64..100.0,
+            1usize..4,
+        );
+        prop::collection::vec(one, 1..40).prop_map(|items| {
+            let mut metric_data = Vec::new();
+            for (metric, mut dims, reverse, back, unit, value, repeat) in items {
+                if reverse {
+                    dims.reverse();
+                }
+                for r in 0..repeat {
+                    let ts = if back == 0 {
+                        0
+                    } else {
+                        NOW.as_millis() - (back + r as i64) * 1000
+                    };
+                    metric_data.push(datum(metric, &dims, ts, unit, value + r as f64));
+                }
+            }
+            PutMetricDataRequest {
+                namespace: "App".into(),
+                metric_data,
+            }
+        })
+    }
+
+    proptest! {
+        /// Whatever shortcuts reading takes (a datum that starts like the one before it, an
+        /// identity already known to the interner), each datum lands where the slow way says.
+        #[test]
+        fn validated_requests_mean_what_prost_says(req in requests()) {
+            let interner = Interner::new(1000);
+            let bytes = req.encode_to_vec();
+            let first = validate_request(&bytes, NOW, &interner).unwrap();
+            prop_assert_eq!(ours(&first), reference(&req));
+            // Again with every identity known.
+            let again = validate_request(&bytes, NOW, &interner).unwrap();
+            prop_assert_eq!(ours(&again), reference(&req));
+            let trusted = trusted_request(&bytes, NOW, &Interner::new(1000)).unwrap();
+            prop_assert_eq!(ours(&trusted), reference(&req));
+            prop_assert_eq!(first.samples, req.metric_data.len() as f64);
+        }
+    }
+
+    /// A datum that starts with the bytes of the one before but carries another dimension
+    /// later is a different series: the shortcut must notice.
+    #[test]
+    fn identity_fields_after_the_data_are_not_missed() {
+        let a = datum(0, &[(0, 0)], NOW.as_millis() - 1000, "", 1.0);
+        // `b` is `a` with a second dimension appended after the value: the same leading
+        // bytes, another identity.
+        let mut b_bytes = a.encode_to_vec();
+        let extra = pb::Dimension {
+            name: "d9".into(),
+            value: "v9".into(),
+        }
+        .encode_to_vec();
+        b_bytes.push((2 << 3) | 2);
+        prost::encoding::encode_varint(extra.len() as u64, &mut b_bytes);
+        b_bytes.extend_from_slice(&extra);
+        let b = MetricDatum::decode(b_bytes.as_slice()).unwrap();
+        assert_eq!(b.dimensions.len(), 2);
+        let req = PutMetricDataRequest {
+            namespace: "App".into(),
+            metric_data: vec![a.clone(), b],
+        };
+        // Built from the raw datum bytes (re-encoding would put the fields back in order).
+        let mut raw = PutMetricDataRequest {
+            namespace: "App".into(),
+            metric_data: vec![],
+        }
+        .encode_to_vec();
+        for d in [a.encode_to_vec(), b_bytes] {
+            raw.push((2 << 3) | 2);
+            prost::encoding::encode_varint(d.len() as u64, &mut raw);
+            raw.extend_from_slice(&d);
+        }
+        let v = validate_request(&raw, NOW, &Interner::new(100)).unwrap();
+        assert_eq!(ours(&v), reference(&req));
+        assert_ne!(v.entries[0].0, v.entries[1].0);
+        assert_eq!(v.entries[1].0.dimension("d9"), Some("v9"));
+    }
+
+    /// A known identity is not checked again, but a bad one is never remembered as known.
+    #[test]
+    fn bad_identities_are_refused_every_time() {
+        let interner = Interner::new(100);
+        let bad = PutMetricDataRequest {
+            namespace: "App".into(),
+            metric_data: vec![datum(0, &[(0, 0)], 0, "", 1.0)],
+        };
+        let mut bad = bad;
+        bad.metric_data[0].dimensions[0].name = ":reserved".into();
+        let bytes = bad.encode_to_vec();
+        for _ in 0..2 {
+            let e = validate_request(&bytes, NOW, &interner).unwrap_err();
+            assert!(
+                e.to_string().contains("metric_data[0].dimensions[0].name"),
+                "{e}"
+            );
+        }
+        assert!(interner.is_empty());
+    }
+}
