@@ -222,7 +222,12 @@ pub async fn start_with_clock(
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {
-                    let r = maintenance_store.compact(maintenance_clock.now());
+                    // Sealing serializes histograms: off the async workers that serve pushes.
+                    let (store, now) = (Arc::clone(&maintenance_store), maintenance_clock.now());
+                    let Ok(r) = tokio::task::spawn_blocking(move || store.compact(now)).await else {
+                        tracing::error!("A compaction pass panicked.");
+                        continue;
+                    };
                     if r != Default::default() {
                         tracing::debug!(sealed = r.sealed, rolled_up = r.rolled_up, expired = r.expired, series_removed = r.series_removed, "Compacted the store.");
                     }
