@@ -8,6 +8,8 @@
 //! - A gRPC codec for requests encoded ahead of time ([`codec::PreEncoded`]), so that `loadgen`
 //!   measures the server rather than its own protobuf encoder.
 //! - `loadgen`'s result ([`report::Report`]) and its text and JSON forms.
+//! - CPU time and peak RSS of a process from `/proc` ([`procstat`]), for `loadgen` and the
+//!   VictoriaMetrics comparison (`compare`, driven by `benches/compare/run`).
 //!
 //! # Invariants
 //! - A workload is a pure function of its [`workload::WorkloadSpec`] and `now`: the same seed
@@ -25,8 +27,10 @@
 //! `benches/` (criterion); `tests/loadgen.rs` (end to end against the real server binary).
 
 pub mod codec;
+pub mod compare;
+pub mod procstat;
 pub mod report;
 pub mod workload;
 
 pub use report::Report;
-pub use workload::{Workload, WorkloadError, WorkloadSpec};
+pub use workload::{Layout, Order, Workload, WorkloadError, WorkloadSpec};

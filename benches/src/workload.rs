@@ -1,5 +1,10 @@
 //! The synthetic ingest workload: `series × samples_per_series` single-value datums.
 //!
+//! Two layouts name the series: [`Layout::Instances`] (the default: one metric,
+//! `InstanceId` and `AvailabilityZone` dimensions) and [`Layout::Hosts`] (a fleet: `hosts ×
+//! metrics` series, metric `m` of [`HOST_METRICS`] with one dimension `Host=h0001`, as the
+//! VictoriaMetrics comparison in `benches/compare/` uses).
+//!
 //! Datums are ordered timestamp-major, the way agents push: every series' oldest sample
 //! first, then every series' next sample, and so on. The ordered list is cut into requests of
 //! `batch` datums. Request `k` is a pure function of the spec, `now` and `k` (its values come
@@ -7,6 +12,7 @@
 //! in any order, without holding a million datum structs in memory.
 
 use std::fmt;
+use std::io::{self, Write};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -30,6 +36,36 @@ pub const UNIT: &str = "Percent";
 pub const STORAGE_RESOLUTION: i32 = 60;
 /// Distance between two samples of one series.
 pub const SAMPLE_INTERVAL_MS: i64 = 1000;
+/// Metric names of [`Layout::Hosts`], in order: a host's metric `m` is `HOST_METRICS[m]`.
+pub const HOST_METRICS: [&str; 10] = [
+    "CPUUtilization",
+    "MemoryUtilization",
+    "DiskUtilization",
+    "DiskReadOps",
+    "DiskWriteOps",
+    "NetworkIn",
+    "NetworkOut",
+    "LoadAverage",
+    "SwapUtilization",
+    "ProcessCount",
+];
+/// The one dimension of [`Layout::Hosts`]: `h` and the 1-based host number in 4 or more digits.
+pub const HOST_DIMENSION: &str = "Host";
+
+/// How series are named.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Series `s` is [`METRIC_NAME`] with `InstanceId=`[`instance_id`]`(s)` and
+    /// `AvailabilityZone=`[`zone`]`(s)`.
+    #[default]
+    Instances,
+    /// `series / metrics` hosts with `metrics` metrics each (1 to [`HOST_METRICS`]`.len()`):
+    /// series `s` is metric `HOST_METRICS[s % metrics]` with `Host=`[`host_id`]`(s / metrics)`.
+    Hosts {
+        /// Metrics per host.
+        metrics: usize,
+    },
+}
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +80,26 @@ pub struct WorkloadSpec {
     pub batch: usize,
     /// Seed of the values.
     pub seed: u64,
+    /// How series are named.
+    pub layout: Layout,
+    /// How datums are ordered into requests.
+    pub order: Order,
+}
+
+/// How a workload's datums are ordered into requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Timestamp-major: every series' oldest sample, then every series' next one, and so on,
+    /// so that consecutive datums belong to different series (what a gateway that merges
+    /// many sources into each request sends).
+    #[default]
+    Time,
+    /// As per-host agents push: each request is one agent's flush — its series (a host's
+    /// metrics in [`Layout::Hosts`], one series otherwise), each with its samples of the flush
+    /// interval in time order — and the agents' flushes of one interval follow each other
+    /// before the next interval starts. The flush interval is `batch / series per agent`
+    /// samples (at most `samples_per_series`, and a divisor of it).
+    Agent,
 }
 
 impl Default for WorkloadSpec {
@@ -54,6 +110,8 @@ impl Default for WorkloadSpec {
             samples_per_series: 100,
             batch: 1000,
             seed: 0,
+            layout: Layout::Instances,
+            order: Order::Time,
         }
     }
 }
@@ -70,6 +128,9 @@ pub enum WorkloadError {
     TooOld(usize),
     /// The namespace breaks CloudWatch's rule (the message says which).
     Namespace(String),
+    /// [`Layout::Hosts`] with metrics per host outside 1 to [`HOST_METRICS`]`.len()`, or a
+    /// series count that is not a whole number of hosts: `(series, metrics)`.
+    Hosts(usize, usize),
 }
 
 impl fmt::Display for WorkloadError {
@@ -85,6 +146,12 @@ impl fmt::Display for WorkloadError {
                 MAX_AGE_MS / 1000
             ),
             WorkloadError::Namespace(rule) => write!(f, "namespace: {rule}"),
+            WorkloadError::Hosts(series, metrics) => write!(
+                f,
+                "{series} series cannot be laid out as hosts × {metrics} metrics (metrics per host \
+                 must be 1 to {}, and the series a multiple of it)",
+                HOST_METRICS.len()
+            ),
         }
     }
 }
@@ -108,6 +175,11 @@ pub fn zone(s: usize) -> String {
     format!("zone-{}", s % 3)
 }
 
+/// Value of the `Host` dimension of host `h` (0-based): `h0001` for the first.
+pub fn host_id(h: usize) -> String {
+    format!("h{:04}", h + 1)
+}
+
 impl Workload {
     /// Checks `spec` and anchors it at `now_ms` (Unix ms): the newest sample of every series
     /// is at `now_ms`.
@@ -129,6 +201,12 @@ impl Workload {
             return Err(WorkloadError::TooOld(spec.samples_per_series));
         }
         validate::namespace(&spec.namespace).map_err(WorkloadError::Namespace)?;
+        if let Layout::Hosts { metrics } = spec.layout
+            && (!(1..=HOST_METRICS.len()).contains(&metrics)
+                || !spec.series.is_multiple_of(metrics))
+        {
+            return Err(WorkloadError::Hosts(spec.series, metrics));
+        }
         Ok(Workload { spec, now_ms })
     }
 
@@ -153,16 +231,55 @@ impl Workload {
         self.now_ms - back * SAMPLE_INTERVAL_MS
     }
 
+    /// Metric name and dimensions (name, value) of series `s`.
+    pub fn series(&self, s: usize) -> (&'static str, Vec<(&'static str, String)>) {
+        match self.spec.layout {
+            Layout::Instances => (
+                METRIC_NAME,
+                vec![
+                    (INSTANCE_DIMENSION, instance_id(s)),
+                    (ZONE_DIMENSION, zone(s)),
+                ],
+            ),
+            Layout::Hosts { metrics } => (
+                HOST_METRICS[s % metrics],
+                vec![(HOST_DIMENSION, host_id(s / metrics))],
+            ),
+        }
+    }
+
     /// The series key the server derives for series `s`.
     pub fn series_key(&self, s: usize) -> SeriesKey {
+        let (name, dims) = self.series(s);
         SeriesKey::new(
             self.spec.namespace.as_str(),
-            METRIC_NAME,
-            vec![
-                Dimension::new(INSTANCE_DIMENSION, instance_id(s)),
-                Dimension::new(ZONE_DIMENSION, zone(s)),
-            ],
+            name,
+            dims.into_iter()
+                .map(|(n, v)| Dimension::new(n, v))
+                .collect(),
         )
+    }
+
+    /// Sample `j` of series `s` is datum `d` of the workload (see [`Order`]).
+    fn position(&self, d: usize) -> (usize, usize) {
+        let (series, samples) = (self.spec.series, self.spec.samples_per_series);
+        match self.spec.order {
+            Order::Time => (d / series, d % series),
+            Order::Agent => {
+                let per_agent = match self.spec.layout {
+                    Layout::Hosts { metrics } => metrics,
+                    Layout::Instances => 1,
+                };
+                let mut flush = (self.spec.batch / per_agent).clamp(1, samples);
+                while !samples.is_multiple_of(flush) {
+                    flush -= 1;
+                }
+                let (round, rest) = (d / (series * flush), d % (series * flush));
+                let (agent, within) = (rest / (per_agent * flush), rest % (per_agent * flush));
+                let (member, sample) = (within / flush, within % flush);
+                (round * flush + sample, agent * per_agent + member)
+            }
+        }
     }
 
     /// Request `k` (0-based, below [`Workload::request_count`]).
@@ -178,19 +295,17 @@ impl Workload {
             StdRng::seed_from_u64(self.spec.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let metric_data = (first..last)
             .map(|d| {
-                let (j, s) = (d / self.spec.series, d % self.spec.series);
+                let (j, s) = self.position(d);
+                let (name, dims) = self.series(s);
                 MetricDatum {
-                    metric_name: METRIC_NAME.to_owned(),
-                    dimensions: vec![
-                        pb::Dimension {
-                            name: INSTANCE_DIMENSION.to_owned(),
-                            value: instance_id(s),
-                        },
-                        pb::Dimension {
-                            name: ZONE_DIMENSION.to_owned(),
-                            value: zone(s),
-                        },
-                    ],
+                    metric_name: name.to_owned(),
+                    dimensions: dims
+                        .into_iter()
+                        .map(|(name, value)| pb::Dimension {
+                            name: name.to_owned(),
+                            value,
+                        })
+                        .collect(),
                     timestamp_ms: self.timestamp_ms(j),
                     value: Some(rng.random_range(0.0..100.0)),
                     unit: UNIT.to_owned(),
@@ -215,6 +330,33 @@ impl Workload {
         self.requests()
             .map(|r| Bytes::from(r.encode_to_vec()))
             .collect()
+    }
+
+    /// Writes request `k`'s datums as Prometheus text exposition lines with timestamps (the
+    /// input of VictoriaMetrics' `/api/v1/import/prometheus`): one line per datum,
+    /// `MetricName{Dim="value",...} value timestamp_ms`, in the request's order. Values are
+    /// printed in Rust's shortest round-trip form, so both servers get the same numbers.
+    ///
+    /// # Errors
+    /// A failed write.
+    ///
+    /// # Panics
+    /// If `k` is out of range.
+    pub fn write_prometheus_text(&self, k: usize, out: &mut impl Write) -> io::Result<()> {
+        let r = self.request(k);
+        for d in &r.metric_data {
+            out.write_all(d.metric_name.as_bytes())?;
+            for (i, dim) in d.dimensions.iter().enumerate() {
+                let sep = if i == 0 { '{' } else { ',' };
+                // Generated dimension values never need escaping (no `"`, `\\` or newline).
+                write!(out, "{sep}{}=\"{}\"", dim.name, dim.value)?;
+            }
+            if !d.dimensions.is_empty() {
+                out.write_all(b"}")?;
+            }
+            writeln!(out, " {} {}", d.value.unwrap_or_default(), d.timestamp_ms)?;
+        }
+        Ok(())
     }
 }
 
@@ -318,6 +460,146 @@ mod tests {
             );
             assert_eq!(k, w.series_key(s));
         }
+    }
+
+    /// In agent order every sample is sent exactly once, each request is one host's flush
+    /// (its metrics, each with consecutive samples in time order), and a flush interval's
+    /// requests come before the next interval's.
+    #[test]
+    fn agent_order_sends_each_hosts_flush_as_one_request() {
+        // (hosts, metrics, samples, batch, whether a request is exactly one flush)
+        for (hosts, metrics, samples, batch, exact) in [
+            (30, 10, 300, 1000, true),
+            (7, 3, 10, 6, true),
+            (5, 10, 7, 1000, false),
+        ] {
+            let mut sp = spec(hosts * metrics, samples, batch);
+            sp.layout = Layout::Hosts { metrics };
+            sp.order = Order::Agent;
+            let w = Workload::new(sp, NOW).unwrap();
+            let mut seen: HashSet<(String, String, i64)> = HashSet::new();
+            let mut newest_per_request = Vec::new();
+            for r in w.requests() {
+                let hosts_in: HashSet<&str> = r
+                    .metric_data
+                    .iter()
+                    .map(|d| d.dimensions[0].value.as_str())
+                    .collect();
+                if exact {
+                    assert_eq!(hosts_in.len(), 1, "one host per request");
+                }
+                for pair in r.metric_data.windows(2) {
+                    if pair[0].metric_name == pair[1].metric_name {
+                        assert_eq!(pair[1].timestamp_ms, pair[0].timestamp_ms + 1000);
+                    }
+                }
+                for d in &r.metric_data {
+                    let new = seen.insert((
+                        d.metric_name.clone(),
+                        d.dimensions[0].value.clone(),
+                        d.timestamp_ms,
+                    ));
+                    assert!(new, "a sample sent twice");
+                }
+                newest_per_request.push(r.metric_data.iter().map(|d| d.timestamp_ms).max().unwrap());
+            }
+            assert_eq!(seen.len(), hosts * metrics * samples);
+            assert!(newest_per_request.is_sorted(), "intervals follow each other");
+        }
+    }
+
+    #[test]
+    fn hosts_layout_names_hosts_times_metrics_series() {
+        let mut sp = spec(1000 * 10, 2, 1000);
+        sp.layout = Layout::Hosts { metrics: 10 };
+        let w = Workload::new(sp, NOW).unwrap();
+        let keys: HashSet<SeriesKey> = (0..10_000).map(|s| w.series_key(s)).collect();
+        assert_eq!(keys.len(), 10_000);
+        assert_eq!(
+            w.series_key(0),
+            SeriesKey::new(
+                "Thermostat/Loadgen",
+                "CPUUtilization",
+                vec![Dimension::new("Host", "h0001")]
+            )
+        );
+        assert_eq!(
+            w.series_key(9_999),
+            SeriesKey::new(
+                "Thermostat/Loadgen",
+                "ProcessCount",
+                vec![Dimension::new("Host", "h1000")]
+            )
+        );
+        let hosts: HashSet<String> = (0..10_000)
+            .map(|s| w.series_key(s).dimension("Host").unwrap().to_owned())
+            .collect();
+        assert_eq!(hosts.len(), 1000);
+        // The datums carry the same keys, every series once per timestamp row.
+        let r = w.request(0);
+        assert_eq!(r.metric_data.len(), 1000);
+        for (s, d) in r.metric_data.iter().enumerate() {
+            assert_eq!(d.metric_name, HOST_METRICS[s % 10]);
+            assert_eq!(d.dimensions.len(), 1);
+            assert_eq!(d.dimensions[0].value, host_id(s / 10));
+            assert_eq!(d.storage_resolution, 60);
+            assert!((0.0..100.0).contains(&d.value.unwrap()));
+        }
+
+        for (series, metrics) in [(15, 10), (10, 0), (11, 11)] {
+            let mut sp = spec(series, 1, 10);
+            sp.layout = Layout::Hosts { metrics };
+            assert_eq!(
+                Workload::new(sp, NOW).unwrap_err(),
+                WorkloadError::Hosts(series, metrics)
+            );
+        }
+    }
+
+    #[test]
+    fn prometheus_text_has_one_line_per_datum_with_the_same_values() {
+        let mut sp = spec(20, 3, 7);
+        sp.layout = Layout::Hosts { metrics: 10 };
+        let w = Workload::new(sp, NOW).unwrap();
+        let mut text = Vec::new();
+        for k in 0..w.request_count() {
+            w.write_prometheus_text(k, &mut text).unwrap();
+        }
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 60);
+        assert_eq!(
+            lines[0],
+            format!(
+                "CPUUtilization{{Host=\"h0001\"}} {} {}",
+                w.request(0).metric_data[0].value.unwrap(),
+                NOW - 2000
+            )
+        );
+        let datums: Vec<MetricDatum> = w.requests().flat_map(|r| r.metric_data).collect();
+        for (line, d) in lines.iter().zip(&datums) {
+            let mut parts = line.split(' ');
+            let (series, value, ts) = (
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
+            assert_eq!(
+                series,
+                format!("{}{{Host=\"{}\"}}", d.metric_name, d.dimensions[0].value)
+            );
+            assert_eq!(value.parse::<f64>().unwrap(), d.value.unwrap(), "exact");
+            assert_eq!(ts.parse::<i64>().unwrap(), d.timestamp_ms);
+        }
+        // The default layout prints both dimensions.
+        let w = Workload::new(spec(1, 1, 1), NOW).unwrap();
+        let mut text = Vec::new();
+        w.write_prometheus_text(0, &mut text).unwrap();
+        assert!(
+            String::from_utf8(text).unwrap().starts_with(
+                "LoadgenValue{InstanceId=\"i-00000000\",AvailabilityZone=\"zone-0\"} "
+            )
+        );
     }
 
     #[test]

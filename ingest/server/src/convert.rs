@@ -12,7 +12,7 @@ use thermostat_metrics::{
 };
 
 use crate::intern::Interner;
-use crate::wire::{DatumView, RequestView, WireError, text};
+use crate::wire::{self, DatumView, RequestView, WireError, text};
 
 /// The data of one datum.
 #[derive(Clone, Copy, Debug)]
@@ -210,8 +210,38 @@ pub fn validate_request(
     };
     let (mut d, mut keys, mut units) = (DatumView::default(), interner.session(), Units::default());
     let mut same: Option<(&[u8], SeriesKey)> = None;
+    let mut same_tail: Option<(&[u8], Unit, Resolution)> = None;
     for (i, bytes) in req.datums.iter().enumerate() {
         let at = |e: WireError| WireError(format!("metric_data[{i}]: {}", e.0));
+        // The common case, a run of one series' single values: the datum is the identity
+        // bytes of the one before, its timestamp and value, and the same unit and resolution
+        // bytes as the one before (`same_tail`, checked when first seen). Only the timestamp
+        // and value are read and checked.
+        if let (Some((prefix, key)), Some((tail, unit, resolution))) = (&same, &same_tail)
+            && bytes.starts_with(prefix)
+            && let Some((ts, value, end)) = wire::timestamp_and_value(bytes, prefix.len())
+            && bytes[end..] == **tail
+        {
+            let timestamp = if ts == 0 {
+                now
+            } else {
+                Timestamp::from_millis(ts)
+            };
+            let at = |r: String, f: &str| ValidationError::new(format!("metric_data[{i}].{f}"), r);
+            validate::timestamp(timestamp, now).map_err(|r| at(r, "timestamp_ms"))?;
+            validate::value(value).map_err(|r| at(r, "value"))?;
+            out.samples += 1.0;
+            out.entries.push((
+                key.clone(),
+                Placement {
+                    timestamp,
+                    unit: *unit,
+                    resolution: *resolution,
+                    sample: Placed::Value(value),
+                },
+            ));
+            continue;
+        }
         // A datum that starts with the same identity bytes as the one before is of the same
         // series: only the rest of it is read, and its identity is not checked again.
         if let Some((prefix, key)) = &same
@@ -242,6 +272,15 @@ pub fn validate_request(
         out.samples +=
             validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
         same = (d.identity_end > 0).then(|| (&bytes[..d.identity_end], key.clone()));
+        same_tail = None;
+        if d.identity_end > 0
+            && let Some((_, _, end)) = wire::timestamp_and_value(bytes, d.identity_end)
+            && wire::only_fields(&bytes[end..], &[8, 9])
+        {
+            // Valid: this datum passed with these unit and resolution bytes.
+            let resolution = Resolution::from_storage_resolution(d.storage_resolution);
+            same_tail = Some((&bytes[end..], unit, resolution));
+        }
         if let Some(p) = out.place(&d, unit, now) {
             out.entries.push((key, p));
         }

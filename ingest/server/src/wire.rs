@@ -376,6 +376,42 @@ impl<'a> DatumView<'a> {
     }
 }
 
+/// The usual layout of a single-value datum after its identity: `timestamp_ms` then `value`,
+/// each once. Returns them with the position after them, or `None` when `datum` (from `from`)
+/// is laid out otherwise.
+#[inline]
+pub fn timestamp_and_value(datum: &[u8], from: usize) -> Option<(i64, f64, usize)> {
+    let mut r = Reader {
+        buf: datum,
+        pos: from,
+    };
+    if datum.get(r.pos) != Some(&((3 << 3) | VARINT)) {
+        return None;
+    }
+    r.pos += 1;
+    let ts = r.varint().ok()? as i64;
+    if datum.get(r.pos) != Some(&((4 << 3) | FIXED64)) {
+        return None;
+    }
+    r.pos += 1;
+    let v = r.double().ok()?;
+    Some((ts, v, r.pos))
+}
+
+/// Whether `bytes` are well-formed fields with numbers in `allowed` only.
+pub fn only_fields(bytes: &[u8], allowed: &[u32]) -> bool {
+    let mut r = Reader::new(bytes);
+    while !r.at_end() {
+        let Ok((field, wire)) = r.key() else {
+            return false;
+        };
+        if !allowed.contains(&field) || r.skip(field, wire).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 fn read_dimension(buf: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
     let mut r = Reader::new(buf);
     let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
