@@ -7,116 +7,98 @@
 //! log writer and is applied from there, while the log keeps the request's bytes as received.
 
 use thermostat_metrics::validate::{self, Shape, ValidationError};
-use thermostat_metrics::{
-    Observation, Resolution, Sample, SeriesKey, StatisticSet, Store, Timestamp, Unit,
-};
+use thermostat_metrics::{Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit};
 
 use crate::intern::Interner;
 use crate::wire::{self, DatumView, RequestView, WireError, text};
 
-/// The data of one datum.
+/// Where the values of a multi-valued datum are kept: entry `entry`'s values are
+/// `values[start..start + len]`, followed by as many counts when `counted`.
 #[derive(Clone, Copy, Debug)]
-pub enum Placed {
-    /// One value.
-    Value(f64),
-    /// A statistic set.
-    Set(StatisticSet),
-    /// Values (and counts, when `counted`) at `start..start + len` (counts after the values)
-    /// of the request's value buffer.
-    Values {
-        /// First value's index.
-        start: usize,
-        /// Number of values.
-        len: usize,
-        /// Whether counts follow the values.
-        counted: bool,
-    },
-}
-
-/// Where one datum goes.
-#[derive(Clone, Copy, Debug)]
-pub struct Placement {
-    /// Its timestamp (receipt time when the datum had none).
-    pub timestamp: Timestamp,
-    /// Its unit.
-    pub unit: Unit,
-    /// Its storage resolution.
-    pub resolution: Resolution,
-    /// Its data.
-    pub sample: Placed,
+struct Multi {
+    entry: usize,
+    start: usize,
+    len: usize,
+    counted: bool,
 }
 
 /// A validated (or, when replaying the log, trusted) request.
 #[derive(Debug, Default)]
 pub struct Validated {
-    /// One entry per datum that carries data.
-    pub entries: Vec<(SeriesKey, Placement)>,
+    /// One entry per datum that carries data, in request order, ready for the store. A
+    /// multi-valued datum's sample is an empty list here until [`Validated::observations`] or
+    /// [`Validated::apply`] fills in its values.
+    pub entries: Vec<(SeriesKey, Observation<'static>)>,
     /// Samples in the request, by Thermostat's counting rule.
     pub samples: f64,
     /// Values and counts of multi-valued datums.
     values: Vec<f64>,
+    multi: Vec<Multi>,
 }
 
+const NO_VALUES: Sample<'static> = Sample::Values {
+    values: &[],
+    counts: &[],
+};
+
 impl Validated {
-    /// The observations to record.
+    /// The observations to record, multi-valued datums included.
     pub fn observations(&self) -> Vec<(SeriesKey, Observation<'_>)> {
-        self.entries
-            .iter()
-            .map(|(k, p)| (k.clone(), self.observation(p)))
-            .collect()
+        let mut out: Vec<(SeriesKey, Observation<'_>)> = self.entries.clone();
+        self.fill(&mut out);
+        out
     }
 
-    fn observation(&self, p: &Placement) -> Observation<'_> {
-        let sample = match p.sample {
-            Placed::Value(v) => Sample::Value(v),
-            Placed::Set(s) => Sample::Set(s),
-            Placed::Values {
-                start,
-                len,
-                counted,
-            } => Sample::Values {
-                values: &self.values[start..start + len],
-                counts: if counted {
-                    &self.values[start + len..start + 2 * len]
+    fn fill<'a>(&'a self, out: &mut [(SeriesKey, Observation<'a>)]) {
+        for m in &self.multi {
+            out[m.entry].1.sample = Sample::Values {
+                values: &self.values[m.start..m.start + m.len],
+                counts: if m.counted {
+                    &self.values[m.start + m.len..m.start + 2 * m.len]
                 } else {
                     &[]
                 },
-            },
-        };
-        Observation {
-            timestamp: p.timestamp,
-            unit: p.unit,
-            resolution: p.resolution,
-            sample,
+            };
         }
     }
 
     /// Records the request into `store` as log record `seq` (see [`Store::record_batch_seq`]).
     pub fn apply(self, store: &Store, seq: u64) {
-        let Validated {
-            entries, values, ..
-        } = self;
-        let this = Validated {
-            values,
-            ..Validated::default()
-        };
-        let batch: Vec<(SeriesKey, Observation<'_>)> = entries
-            .into_iter()
-            .map(|(k, p)| {
-                let o = this.observation(&p);
-                (k, o)
-            })
-            .collect();
-        store.record_batch_seq(&batch, seq);
+        if self.multi.is_empty() {
+            // The common case: the entries are what the store takes.
+            store.record_batch_seq(&self.entries, seq);
+        } else {
+            store.record_batch_seq(&self.observations(), seq);
+        }
     }
 
-    fn place(&mut self, d: &DatumView<'_>, unit: Unit, now: Timestamp) -> Option<Placement> {
+    fn push(
+        &mut self,
+        key: SeriesKey,
+        timestamp: Timestamp,
+        unit: Unit,
+        resolution: Resolution,
+        sample: Sample<'static>,
+    ) {
+        self.entries.push((
+            key,
+            Observation {
+                timestamp,
+                unit,
+                resolution,
+                sample,
+            },
+        ));
+    }
+
+    /// Adds a datum's data, if it has any.
+    fn place(&mut self, key: SeriesKey, d: &DatumView<'_>, unit: Unit, now: Timestamp) {
         let sample = if let Some(v) = d.value {
-            Placed::Value(v)
+            Sample::Value(v)
         } else if let Some(s) = d.statistic_values {
-            Placed::Set(s)
+            Sample::Set(s)
         } else if d.values.is_empty() {
-            return None;
+            return;
         } else {
             let start = self.values.len();
             let counted = !d.counts.is_empty();
@@ -132,18 +114,16 @@ impl Validated {
                         .take(n),
                 );
             }
-            Placed::Values {
+            self.multi.push(Multi {
+                entry: self.entries.len(),
                 start,
                 len: d.values.len(),
                 counted,
-            }
+            });
+            NO_VALUES
         };
-        Some(Placement {
-            timestamp: timestamp_of(d, now),
-            unit,
-            resolution: Resolution::from_storage_resolution(d.storage_resolution),
-            sample,
-        })
+        let resolution = Resolution::from_storage_resolution(d.storage_resolution);
+        self.push(key, timestamp_of(d, now), unit, resolution, sample);
     }
 }
 
@@ -231,15 +211,13 @@ pub fn validate_request(
             validate::timestamp(timestamp, now).map_err(|r| at(r, "timestamp_ms"))?;
             validate::value(value).map_err(|r| at(r, "value"))?;
             out.samples += 1.0;
-            out.entries.push((
+            out.push(
                 key.clone(),
-                Placement {
-                    timestamp,
-                    unit: *unit,
-                    resolution: *resolution,
-                    sample: Placed::Value(value),
-                },
-            ));
+                timestamp,
+                *unit,
+                *resolution,
+                Sample::Value(value),
+            );
             continue;
         }
         // A datum that starts with the same identity bytes as the one before is of the same
@@ -252,9 +230,7 @@ pub fn validate_request(
             let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
             out.samples +=
                 validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
-            if let Some(p) = out.place(&d, unit, now) {
-                out.entries.push((key, p));
-            }
+            out.place(key, &d, unit, now);
             continue;
         }
         d.read(bytes).map_err(at)?;
@@ -281,9 +257,7 @@ pub fn validate_request(
             let resolution = Resolution::from_storage_resolution(d.storage_resolution);
             same_tail = Some((&bytes[end..], unit, resolution));
         }
-        if let Some(p) = out.place(&d, unit, now) {
-            out.entries.push((key, p));
-        }
+        out.place(key, &d, unit, now);
     }
     Ok(out)
 }
@@ -345,16 +319,17 @@ pub fn trusted_request(
     for bytes in &req.datums {
         d.read(bytes)?;
         let unit = units.parse(d.unit).unwrap_or_default();
-        if let Some(p) = out.place(&d, unit, received) {
+        let key = keys.key(
+            req.namespace,
+            d.metric_name,
+            &d.dimensions,
+            |b, f| text(b, &f.to_string()),
+            |_, _| Ok(()),
+        )?;
+        let before = out.entries.len();
+        out.place(key, &d, unit, received);
+        if out.entries.len() > before {
             out.samples += sample_count(&d);
-            let key = keys.key(
-                req.namespace,
-                d.metric_name,
-                &d.dimensions,
-                |b, f| text(b, &f.to_string()),
-                |_, _| Ok(()),
-            )?;
-            out.entries.push((key, p));
         }
     }
     Ok(out)
@@ -446,13 +421,13 @@ mod tests {
     }
 
     fn ours(v: &Validated) -> Vec<(SeriesKey, i64, Unit, u64)> {
-        v.entries
+        v.observations()
             .iter()
-            .map(|(k, p)| {
-                let Placed::Value(x) = p.sample else {
+            .map(|(k, o)| {
+                let Sample::Value(x) = o.sample else {
                     panic!("only single values are generated")
                 };
-                (k.clone(), p.timestamp.as_millis(), p.unit, x.to_bits())
+                (k.clone(), o.timestamp.as_millis(), o.unit, x.to_bits())
             })
             .collect()
     }
