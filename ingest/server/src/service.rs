@@ -24,7 +24,7 @@ use crate::intern::Interner;
 use crate::wal::{Job, Refused, Wal};
 
 /// Requests of one stream waiting for the log at once.
-const STREAM_PIPELINE: usize = 32;
+const STREAM_PIPELINE: usize = 64;
 
 type Pending = oneshot::Receiver<Result<u64, String>>;
 
