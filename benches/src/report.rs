@@ -41,6 +41,9 @@ pub struct Report {
     pub ack_latency_max_ms: f64,
     /// The first failure's status, if any.
     pub first_error: Option<String>,
+    /// CPU time the load generator itself used from the first request to the last
+    /// acknowledgement, seconds (`None` where `/proc` cannot say).
+    pub client_cpu_seconds: Option<f64>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -84,6 +87,7 @@ impl Report {
             "ack_latency_max_ms": self.ack_latency_max_ms,
             "seconds": self.elapsed.as_secs_f64(),
             "first_error": self.first_error,
+            "client_cpu_seconds": self.client_cpu_seconds,
         })
     }
 
@@ -110,6 +114,9 @@ impl Report {
             "ack latency p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
             self.ack_latency_p50_ms, self.ack_latency_p99_ms, self.ack_latency_max_ms
         );
+        if let Some(cpu) = self.client_cpu_seconds {
+            let _ = writeln!(out, "client CPU during the run {cpu:.2} s");
+        }
         if let Some(e) = &self.first_error {
             let _ = writeln!(out, "first error: {e}");
         }
@@ -140,6 +147,7 @@ mod tests {
             ack_latency_p99_ms: 0.0,
             ack_latency_max_ms: 0.0,
             first_error: None,
+            client_cpu_seconds: Some(0.25),
         }
         .with_latencies(&h);
         let j = r.to_json();
@@ -152,6 +160,7 @@ mod tests {
             "ack_latency_p50_ms",
             "ack_latency_p99_ms",
             "seconds",
+            "client_cpu_seconds",
         ] {
             assert!(j.get(key).is_some(), "{key} missing from {j}");
         }

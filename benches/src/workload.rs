@@ -501,10 +501,14 @@ mod tests {
                     ));
                     assert!(new, "a sample sent twice");
                 }
-                newest_per_request.push(r.metric_data.iter().map(|d| d.timestamp_ms).max().unwrap());
+                newest_per_request
+                    .push(r.metric_data.iter().map(|d| d.timestamp_ms).max().unwrap());
             }
             assert_eq!(seen.len(), hosts * metrics * samples);
-            assert!(newest_per_request.is_sorted(), "intervals follow each other");
+            assert!(
+                newest_per_request.is_sorted(),
+                "intervals follow each other"
+            );
         }
     }
 

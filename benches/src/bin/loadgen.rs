@@ -24,8 +24,9 @@ use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use thermostat_benches::codec::{PreEncoded, put_metric_data_path, stream_metric_data_path};
+use thermostat_benches::procstat::ProcStat;
 use thermostat_benches::report::{MAX_LATENCY_US, latency_histogram};
-use thermostat_benches::{Report, Workload, WorkloadSpec};
+use thermostat_benches::{Layout, Order, Report, Workload, WorkloadSpec};
 use thermostat_metrics::{Clock as _, SystemClock};
 use thermostat_proto::v1::PutMetricDataResponse;
 use tokio::sync::mpsc;
@@ -40,9 +41,16 @@ struct Args {
     /// gRPC address of the server.
     #[arg(long, default_value = "http://127.0.0.1:4317")]
     target: String,
-    /// Distinct series.
+    /// Distinct series (`LoadgenValue` with `InstanceId` and `AvailabilityZone` dimensions).
     #[arg(long, default_value_t = 1000)]
     series: usize,
+    /// Instead of --series: this many hosts with --metrics metrics each (`CPUUtilization`,
+    /// `MemoryUtilization`, … with one dimension `Host=h0001`).
+    #[arg(long, conflicts_with = "series", value_parser = clap::value_parser!(u32).range(1..))]
+    hosts: Option<u32>,
+    /// Metrics per host with --hosts (1 to 10).
+    #[arg(long, requires = "hosts", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10))]
+    metrics: u32,
     /// Samples per series, 1 s apart, the newest now.
     #[arg(long, default_value_t = 100)]
     samples_per_series: usize,
@@ -67,6 +75,10 @@ struct Args {
     /// Retries of one request answered RESOURCE_EXHAUSTED before it counts as an error.
     #[arg(long, default_value_t = 10)]
     max_retries: u32,
+    /// Datum order: `time` (every series' sample of one timestamp, then the next) or `agent`
+    /// (each request one host's flush; see `thermostat_benches::Order`).
+    #[arg(long, default_value = "time", value_parser = ["time", "agent"])]
+    order: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -205,12 +217,25 @@ impl Tally {
 }
 
 async fn run(args: Args) -> anyhow::Result<Report> {
+    let (series, layout) = match args.hosts {
+        None => (args.series, Layout::Instances),
+        Some(hosts) => {
+            let metrics = args.metrics as usize;
+            (hosts as usize * metrics, Layout::Hosts { metrics })
+        }
+    };
     let spec = WorkloadSpec {
         namespace: args.namespace.clone(),
-        series: args.series,
+        series,
         samples_per_series: args.samples_per_series,
         batch: args.batch,
         seed: args.seed,
+        layout,
+        order: if args.order == "agent" {
+            Order::Agent
+        } else {
+            Order::Time
+        },
     };
     let workload = Workload::new(spec, SystemClock.now().as_millis())?;
     let plan = Arc::new(Plan {
@@ -235,6 +260,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     }
 
     let in_flight = usize::from(args.in_flight);
+    let cpu_before = ProcStat::read("self").ok();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for channel in channels {
@@ -251,6 +277,9 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         total.merge(t.context("a sender panicked")?);
     }
     let elapsed = start.elapsed();
+    let client_cpu_seconds = cpu_before
+        .zip(ProcStat::read("self").ok())
+        .map(|(a, b)| b.cpu_seconds - a.cpu_seconds);
 
     Ok(Report {
         mode: if args.stream { "stream" } else { "unary" },
@@ -265,6 +294,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         ack_latency_p99_ms: 0.0,
         ack_latency_max_ms: 0.0,
         first_error: total.first_error.map(|(_, e)| e),
+        client_cpu_seconds,
     }
     .with_latencies(&total.latency_us))
 }

@@ -1,0 +1,732 @@
+//! `compare`: Thermostat's ingest rate side by side with VictoriaMetrics' on the same machine,
+//! one server at a time (issue 8). Normally started through `benches/compare/run`, which
+//! installs VictoriaMetrics and builds the binaries first.
+//!
+//! 1. Generates one workload — hosts × 10 metrics, `--samples` samples per series 1 s apart
+//!    ending now, values uniform in [0, 100) — and writes it as Prometheus text files
+//!    (one import request each) into a fresh temporary directory.
+//! 2. VictoriaMetrics alone (fresh data directory, a free loopback port): `--vm-clients`
+//!    threads POST the files to `/api/v1/import/prometheus` over keep-alive connections
+//!    (`sendfile` from the page cache, so the client costs next to nothing); the clock runs
+//!    from the first request to the last response. Then `/internal/force_flush`, and its own
+//!    counters must equal the samples sent.
+//! 3. Thermostat alone (fresh data directory, port 0, default fsync mode): `loadgen` pushes the
+//!    same workload (same seed, so the same values) over gRPC, encoded before its clock
+//!    starts; `thermostat_ingest_samples_total` must equal the samples sent.
+//! 4. Peak RSS (`VmHWM`) and CPU time (`utime + stime`) of each server process from `/proc`
+//!    just before it is killed; one table, or one JSON object with `--json`.
+//!
+//! Exits 1 when a count does not match or anything fails, 2 on bad arguments.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "printing the comparison is this binary's job"
+)]
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use clap::Parser;
+use thermostat_benches::compare::{
+    self, Comparison, HttpResponse, ServerRun, Setup, ThermostatRun, VictoriaMetricsRun,
+};
+use thermostat_benches::procstat::ProcStat;
+use thermostat_benches::{Layout, Order, Workload, WorkloadSpec};
+use thermostat_metrics::{Clock as _, SystemClock};
+
+/// Compare Thermostat's ingest with VictoriaMetrics' on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "compare", version)]
+struct Args {
+    /// Series: hosts × 10 metrics (a multiple of 10, or fewer than 10 on one host).
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Samples per series, 1 s apart, the newest now.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// CI size: 100 series × 50 samples; checks the counts, not the speed.
+    #[arg(long, conflicts_with_all = ["series", "samples"])]
+    ci: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Datums per gRPC request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// gRPC connections.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    connections: u16,
+    /// gRPC requests awaiting acknowledgement per connection (64 × 1000 datums: fewer
+    /// samples outstanding per connection than one VictoriaMetrics import request's lines).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    in_flight: u16,
+    /// Push with StreamMetricData (`true`, one stream per connection, requests pipelined as
+    /// VictoriaMetrics' clients stream their files) or unary PutMetricData (`false`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    stream: bool,
+    /// Concurrent HTTP clients sending to VictoriaMetrics.
+    #[arg(long, default_value_t = 4)]
+    vm_clients: usize,
+    /// Lines per VictoriaMetrics import request (one pre-generated file each); rounded down
+    /// to whole gRPC requests, so both servers get the same data in the same order.
+    #[arg(long, default_value_t = 100_000)]
+    vm_lines_per_request: usize,
+    /// The Thermostat server binary (default: `thermostat` next to this program).
+    #[arg(long)]
+    thermostat_bin: Option<PathBuf>,
+    /// The loadgen binary (default: `loadgen` next to this program).
+    #[arg(long)]
+    loadgen_bin: Option<PathBuf>,
+    /// The VictoriaMetrics binary.
+    #[arg(long, default_value = "/usr/bin/victoria-metrics")]
+    vm_bin: PathBuf,
+    /// Run Thermostat only (its counts are still checked).
+    #[arg(long)]
+    skip_victoriametrics: bool,
+    /// Seed of the values.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Datum order, the same for both servers: `agent` (each request one host's flush: its 10
+    /// metrics, 100 samples each) or `time` (every series' sample of one second, then the
+    /// next second's; consecutive datums are all different series).
+    #[arg(long, default_value = "agent", value_parser = ["agent", "time"])]
+    order: String,
+}
+
+/// How long a server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Namespace of the Thermostat data.
+const NAMESPACE: &str = "Thermostat/Compare";
+
+fn main() -> ExitCode {
+    let mut args = Args::parse();
+    if args.ci {
+        args.series = 100;
+        args.samples = 50;
+    }
+    let json = args.json;
+    match run(&args) {
+        Ok(c) => {
+            if json {
+                println!("{}", c.to_json());
+            } else {
+                print!("{}", c.to_table());
+            }
+            let mismatches = c.mismatches();
+            if mismatches.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                for m in mismatches {
+                    eprintln!("error: {m}");
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn note(msg: &str) {
+    eprintln!("compare: {msg}");
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("cannot find this program's path")?;
+    Ok(me.with_file_name(name))
+}
+
+fn require_file(path: &Path, what: &str, hint: &str) -> anyhow::Result<()> {
+    ensure!(
+        path.is_file(),
+        "{what} {} is missing: {hint}",
+        path.display()
+    );
+    Ok(())
+}
+
+fn load_average() -> Option<f64> {
+    compare::load_average(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+/// The share of CPU time the whole machine spent idle over the next 2 s.
+fn idle_share() -> Option<f64> {
+    let read = || compare::cpu_jiffies(&std::fs::read_to_string("/proc/stat").ok()?);
+    let (i1, t1) = read()?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (i2, t2) = read()?;
+    (t2 > t1).then(|| (i2 - i1) as f64 / (t2 - t1) as f64)
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> anyhow::Result<WorkDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("thermostat-compare-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(WorkDir(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+#[derive(Debug)]
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Killed {
+    fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<Comparison> {
+    let (hosts, metrics) = compare::hosts_and_metrics(args.series).map_err(anyhow::Error::msg)?;
+    ensure!(args.vm_clients >= 1, "--vm-clients must be at least 1");
+    let thermostat_bin = match &args.thermostat_bin {
+        Some(p) => p.clone(),
+        None => sibling("thermostat")?,
+    };
+    let loadgen_bin = match &args.loadgen_bin {
+        Some(p) => p.clone(),
+        None => sibling("loadgen")?,
+    };
+    let build_hint = "build it with `cargo build --release --bin thermostat` and \
+                      `cargo build --release -p thermostat-benches --bins` (benches/compare/run does)";
+    require_file(&thermostat_bin, "the Thermostat binary", build_hint)?;
+    require_file(&loadgen_bin, "the loadgen binary", build_hint)?;
+    if !args.skip_victoriametrics {
+        require_file(
+            &args.vm_bin,
+            "the VictoriaMetrics binary",
+            "install it with `apt-get install -y victoria-metrics` (benches/compare/run does)",
+        )?;
+    }
+
+    let spec = WorkloadSpec {
+        namespace: NAMESPACE.to_owned(),
+        series: hosts * metrics,
+        samples_per_series: args.samples,
+        batch: args.batch,
+        seed: args.seed,
+        layout: Layout::Hosts { metrics },
+        order: if args.order == "agent" {
+            Order::Agent
+        } else {
+            Order::Time
+        },
+    };
+    let requests_per_file = (args.vm_lines_per_request / args.batch).max(1);
+    let setup = Setup {
+        hosts,
+        metrics,
+        samples_per_series: args.samples,
+        batch: args.batch,
+        connections: usize::from(args.connections),
+        in_flight: usize::from(args.in_flight),
+        mode: if args.stream { "stream" } else { "unary" },
+        order: if args.order == "agent" {
+            "agent"
+        } else {
+            "time"
+        },
+        vm_clients: args.vm_clients,
+        vm_lines_per_request: requests_per_file * args.batch,
+    };
+    let work = WorkDir::create()?;
+
+    let victoriametrics = if args.skip_victoriametrics {
+        None
+    } else {
+        let workload = Workload::new(spec.clone(), SystemClock.now().as_millis())?;
+        let files = write_import_files(&workload, requests_per_file, &work.0.join("import"))?;
+        Some(run_victoriametrics(args, &setup, &files, &work.0)?)
+    };
+    let thermostat = run_thermostat(args, &setup, &thermostat_bin, &loadgen_bin, &work.0)?;
+    Ok(Comparison {
+        setup,
+        thermostat,
+        victoriametrics,
+    })
+}
+
+/// Writes the workload as Prometheus text, `requests_per_file` gRPC requests' worth of lines
+/// per file, on every core; returns the files in order.
+fn write_import_files(
+    workload: &Workload,
+    requests_per_file: usize,
+    dir: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let started = Instant::now();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let requests = workload.request_count();
+    let files: Vec<PathBuf> = (0..requests.div_ceil(requests_per_file))
+        .map(|f| dir.join(format!("{f:06}.prom")))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let f = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(f) else {
+                            return Ok(());
+                        };
+                        let mut out = BufWriter::with_capacity(
+                            1 << 20,
+                            File::create(path)
+                                .with_context(|| format!("cannot create {}", path.display()))?,
+                        );
+                        let first = f * requests_per_file;
+                        for k in first..(first + requests_per_file).min(requests) {
+                            workload.write_prometheus_text(k, &mut out)?;
+                        }
+                        out.flush()?;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a generator thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    note(&format!(
+        "wrote {} import files ({:.0} MB) in {:.1} s",
+        files.len(),
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(files)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+fn http(addr: &str, method: &str, path: &str) -> anyhow::Result<HttpResponse> {
+    let mut s = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    compare::read_response(&mut BufReader::new(s))
+        .with_context(|| format!("{method} http://{addr}{path}"))
+}
+
+fn scrape(addr: &str) -> anyhow::Result<String> {
+    let r = http(addr, "GET", "/metrics")?;
+    ensure!(
+        r.status == 200,
+        "GET /metrics answered {}: {}",
+        r.status,
+        r.text()
+    );
+    Ok(r.text())
+}
+
+fn counter(text: &str, series: &str) -> anyhow::Result<u64> {
+    let v = compare::metric_value(text, series)
+        .with_context(|| format!("no {series} in the server's /metrics"))?;
+    Ok(v as u64)
+}
+
+/// A keep-alive HTTP/1.1 connection that POSTs whole files.
+struct Poster {
+    addr: String,
+    conn: Option<(TcpStream, BufReader<TcpStream>)>,
+}
+
+impl Poster {
+    fn post_file(&mut self, path: &str, file: &Path) -> anyhow::Result<()> {
+        let mut f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let len = f.metadata()?.len();
+        if self.conn.is_none() {
+            let s = TcpStream::connect(&self.addr)?;
+            s.set_nodelay(true)?;
+            let r = BufReader::new(s.try_clone()?);
+            self.conn = Some((s, r));
+        }
+        let Some((s, r)) = self.conn.as_mut() else {
+            unreachable!("connected above")
+        };
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {len}\r\n\r\n",
+            self.addr
+        )?;
+        // File to socket: `sendfile` from the page cache.
+        let sent = std::io::copy(&mut f, s)?;
+        ensure!(
+            sent == len,
+            "sent {sent} of {len} bytes of {}",
+            file.display()
+        );
+        let resp = compare::read_response(r)?;
+        if resp.close {
+            self.conn = None;
+        }
+        ensure!(
+            (200..300).contains(&resp.status),
+            "POST {path} with {} answered {}: {}",
+            file.display(),
+            resp.status,
+            resp.text()
+        );
+        Ok(())
+    }
+}
+
+fn wait_until_healthy(addr: &str, child: &mut Killed, log: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(r) = http(addr, "GET", "/health")
+            && r.status == 200
+        {
+            return Ok(());
+        }
+        if let Some(status) = child.0.try_wait()? {
+            bail!(
+                "VictoriaMetrics exited ({status}) before serving; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "VictoriaMetrics did not answer /health on {addr} within {START_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run_victoriametrics(
+    args: &Args,
+    setup: &Setup,
+    files: &[PathBuf],
+    work: &Path,
+) -> anyhow::Result<VictoriaMetricsRun> {
+    let expected = setup.samples();
+    let idle_before = idle_share();
+    let load_average_before = load_average();
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let data = work.join("vm-data");
+    let log = work.join("victoria-metrics.log");
+    note(&format!("starting VictoriaMetrics on {addr}"));
+    let mut vm = Killed(
+        Command::new(&args.vm_bin)
+            .arg(format!("-storageDataPath={}", data.display()))
+            .arg(format!("-httpListenAddr={addr}"))
+            .arg("-loggerLevel=WARN")
+            .stdin(Stdio::null())
+            .stdout(File::create(&log)?)
+            .stderr(File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("cannot start {}", args.vm_bin.display()))?,
+    );
+    wait_until_healthy(&addr, &mut vm, &log)?;
+
+    let next = AtomicUsize::new(0);
+    let barrier = Barrier::new(args.vm_clients + 1);
+    let cpu_before = ProcStat::read("self").ok();
+    let (seconds, client_cpu_seconds) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let clients: Vec<_> = (0..args.vm_clients)
+            .map(|_| {
+                let mut poster = Poster {
+                    addr: addr.clone(),
+                    conn: None,
+                };
+                let (next, barrier) = (&next, &barrier);
+                scope.spawn(move || -> anyhow::Result<()> {
+                    barrier.wait();
+                    while let Some(f) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        poster.post_file("/api/v1/import/prometheus", f)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        for c in clients {
+            c.join()
+                .map_err(|_| anyhow::anyhow!("an HTTP client panicked"))??;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let cpu = cpu_before
+            .zip(ProcStat::read("self").ok())
+            .map(|(a, b)| b.cpu_seconds - a.cpu_seconds);
+        Ok((seconds, cpu))
+    })?;
+
+    let flush_started = Instant::now();
+    let r = http(&addr, "GET", "/internal/force_flush")?;
+    ensure!(
+        r.status == 200,
+        "/internal/force_flush answered {}: {}",
+        r.status,
+        r.text()
+    );
+    let flush_seconds = flush_started.elapsed().as_secs_f64();
+    let metrics = scrape(&addr)?;
+    let samples_counted = counter(&metrics, "vm_rows_inserted_total{type=\"prometheus\"}")?;
+    let rows_added_to_storage = counter(&metrics, "vm_rows_added_to_storage_total")?;
+    let invalid = counter(&metrics, "vm_rows_invalid_total{type=\"prometheus\"}").unwrap_or(0);
+    ensure!(
+        invalid == 0,
+        "VictoriaMetrics refused {invalid} rows as invalid; its log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let new_series = counter(&metrics, "vm_new_timeseries_created_total").ok();
+    // Before the query below, which would add its own memory to the peak.
+    let stat = ProcStat::read(&vm.pid()).context("cannot read VictoriaMetrics' /proc")?;
+    let samples_queried = count_stored_samples(&addr, setup.samples_per_series);
+    drop(vm);
+    let run = VictoriaMetricsRun {
+        server: ServerRun {
+            seconds,
+            samples_counted,
+            peak_rss_bytes: stat.peak_rss_bytes,
+            cpu_seconds: stat.cpu_seconds,
+            client_cpu_seconds,
+            load_average_before,
+            idle_before,
+        },
+        flush_seconds,
+        rows_added_to_storage,
+        new_series,
+        samples_queried,
+    };
+    note(&format!(
+        "VictoriaMetrics: {} of {expected} samples in {seconds:.2} s = {:.0} samples/s (flush {flush_seconds:.2} s)",
+        run.server.samples_counted,
+        run.server.samples_per_second()
+    ));
+    Ok(run)
+}
+
+/// Counts the samples stored in VictoriaMetrics with a query (after `force_flush`): an
+/// independent check of its counters. `None` (with a note) when the query fails, e.g. over
+/// its series limit at large sizes.
+fn count_stored_samples(addr: &str, samples_per_series: usize) -> Option<u64> {
+    // Every sample is at most `samples_per_series` s old; VictoriaMetrics hides the last 30 s
+    // from queries at "now", so the query is for a minute from now.
+    let seconds = samples_per_series as u64 + 300;
+    let at = SystemClock.now().as_millis() / 1000 + 60;
+    let path = format!(
+        "/api/v1/query?query={}&time={at}",
+        compare::url_encode(&compare::count_samples_query(seconds))
+    );
+    let answer = http(addr, "GET", &path)
+        .ok()
+        .filter(|r| r.status == 200)
+        .and_then(|r| serde_json::from_slice(&r.body).ok())
+        .and_then(|v| compare::instant_query_count(&v));
+    if answer.is_none() {
+        note("VictoriaMetrics refused the sample-count query; its counters alone are checked");
+    }
+    answer
+}
+
+/// The last lines a server wrote on stderr, for error messages.
+type Log = Arc<Mutex<VecDeque<String>>>;
+
+fn log_text(log: &Log) -> String {
+    log.lock()
+        .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+/// Starts `thermostat serve` and waits for its "Thermostat is serving." line, which carries
+/// the bound addresses: `(server, grpc, http, log)`.
+fn start_thermostat(bin: &Path, data: &Path) -> anyhow::Result<(Killed, String, String, Log)> {
+    let mut child = Killed(
+        Command::new(bin)
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?,
+    );
+    let stderr = child
+        .0
+        .stderr
+        .take()
+        .context("the server's stderr is not piped")?;
+    let log: Log = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let sink = Arc::clone(&log);
+    // Keeps reading after the serving line, so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut l) = sink.lock() {
+                if l.len() == 200 {
+                    l.pop_front();
+                }
+                l.push_back(line.clone());
+            }
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let line = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "Thermostat did not log \"Thermostat is serving.\" within {START_TIMEOUT:?}; its log:\n{}",
+                log_text(&log)
+            ),
+            Err(RecvTimeoutError::Disconnected) => bail!(
+                "Thermostat exited before serving; its log:\n{}",
+                log_text(&log)
+            ),
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let fields = &v["fields"];
+        if fields["message"] == "Thermostat is serving." {
+            let addr = |k: &str| fields[k].as_str().map(str::to_owned);
+            let (Some(grpc), Some(http)) = (addr("grpc"), addr("http")) else {
+                bail!("the serving line has no addresses: {line}");
+            };
+            return Ok((child, grpc, http, log));
+        }
+    }
+}
+
+fn run_thermostat(
+    args: &Args,
+    setup: &Setup,
+    bin: &Path,
+    loadgen: &Path,
+    work: &Path,
+) -> anyhow::Result<ThermostatRun> {
+    let expected = setup.samples();
+    let idle_before = idle_share();
+    let load_average_before = load_average();
+    let data = work.join("thermostat-data");
+    let (server, grpc, http_addr, log) = start_thermostat(bin, &data)?;
+    note(&format!(
+        "Thermostat serving on grpc={grpc} http={http_addr}; loadgen encodes, then pushes"
+    ));
+    let mut cmd = Command::new(loadgen);
+    cmd.arg("--target")
+        .arg(format!("http://{grpc}"))
+        .args(["--namespace", NAMESPACE])
+        .arg("--hosts")
+        .arg(setup.hosts.to_string())
+        .arg("--metrics")
+        .arg(setup.metrics.to_string())
+        .arg("--samples-per-series")
+        .arg(setup.samples_per_series.to_string())
+        .arg("--batch")
+        .arg(setup.batch.to_string())
+        .arg("--connections")
+        .arg(setup.connections.to_string())
+        .arg("--in-flight")
+        .arg(setup.in_flight.to_string())
+        .arg("--seed")
+        .arg(args.seed.to_string())
+        .args(["--max-retries", "100"])
+        .args(["--order", setup.order])
+        .arg("--json");
+    if args.stream {
+        cmd.arg("--stream");
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", loadgen.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "loadgen failed ({}):\nstdout: {stdout}\nstderr: {}\nserver log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        log_text(&log)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .with_context(|| format!("loadgen printed no JSON: {stdout}"))?;
+    let f = |k: &str| report[k].as_f64().unwrap_or_default();
+
+    let metrics = scrape(&http_addr)?;
+    let samples_counted = counter(&metrics, "thermostat_ingest_samples_total")?;
+    let series_active = counter(&metrics, "thermostat_series_active").ok();
+    let stat = ProcStat::read(&server.pid()).context("cannot read Thermostat's /proc")?;
+    drop(server);
+    let run = ThermostatRun {
+        server: ServerRun {
+            seconds: f("seconds"),
+            samples_counted,
+            peak_rss_bytes: stat.peak_rss_bytes,
+            cpu_seconds: stat.cpu_seconds,
+            client_cpu_seconds: report["client_cpu_seconds"].as_f64(),
+            load_average_before,
+            idle_before,
+        },
+        ack_latency_p50_ms: f("ack_latency_p50_ms"),
+        ack_latency_p99_ms: f("ack_latency_p99_ms"),
+        ack_latency_max_ms: f("ack_latency_max_ms"),
+        retries: report["retries"].as_u64().unwrap_or_default(),
+        series_active,
+    };
+    note(&format!(
+        "Thermostat: {} of {expected} samples in {:.2} s = {:.0} samples/s",
+        run.server.samples_counted,
+        run.server.seconds,
+        run.server.samples_per_second()
+    ));
+    Ok(run)
+}

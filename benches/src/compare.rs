@@ -1,0 +1,730 @@
+//! The pure parts of the side-by-side ingest comparison with VictoriaMetrics (`compare`, run
+//! through `benches/compare/run`): the workload's host × metric layout, reading counters from
+//! Prometheus text, a minimal HTTP/1.1 response reader, and the result as a table or JSON.
+//!
+//! The driver (`src/bin/compare.rs`) starts the servers, sends the data and reads `/proc`;
+//! everything here is a function of its inputs and is unit-tested.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead};
+
+use serde_json::{Value, json};
+
+use crate::workload::HOST_METRICS;
+
+/// Metrics per host in the comparison's fleet layout (`CPUUtilization` … `ProcessCount`).
+pub const METRICS_PER_HOST: usize = HOST_METRICS.len();
+
+/// Hosts × metrics per host for `series` series: 10 metrics per host when `series` is a
+/// multiple of 10, one host with `series` metrics below 10.
+///
+/// # Errors
+/// A message when `series` is 0, or 10 or more and not a multiple of 10.
+pub fn hosts_and_metrics(series: usize) -> Result<(usize, usize), String> {
+    match series {
+        0 => Err("--series must be at least 1".to_owned()),
+        1..METRICS_PER_HOST => Ok((1, series)),
+        _ if series.is_multiple_of(METRICS_PER_HOST) => {
+            Ok((series / METRICS_PER_HOST, METRICS_PER_HOST))
+        }
+        _ => Err(format!(
+            "--series {series} is not a whole number of hosts with {METRICS_PER_HOST} metrics \
+             each: use a multiple of {METRICS_PER_HOST} (or fewer than {METRICS_PER_HOST})"
+        )),
+    }
+}
+
+/// The value of one sample of Prometheus text, `series` being exactly what precedes the
+/// value on its line (`name` or `name{label="v"}`); `None` when no line has it.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.split_ascii_whitespace().next()?.parse().ok()
+    })
+}
+
+/// An HTTP response: status code and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+    /// Whether the server will close the connection after this response.
+    pub close: bool,
+}
+
+impl HttpResponse {
+    /// The body as (lossy) UTF-8.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Reads one HTTP/1.x response from `r`: the status line, the headers, and a body delimited
+/// by `Content-Length`, chunked transfer encoding, or the end of the stream. A response to a
+/// request that has no body (`HEAD`) is not supported; 1xx, 204 and 304 have none.
+///
+/// # Errors
+/// A read error, or a response that is not HTTP/1.x.
+pub fn read_response(r: &mut impl BufRead) -> io::Result<HttpResponse> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let mut parts = line.split_ascii_whitespace();
+    let version = parts.next().unwrap_or_default().to_owned();
+    if !version.starts_with("HTTP/1.") {
+        return Err(invalid(format!("not an HTTP/1 status line: {line:?}")));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid(format!("no status code in {line:?}")))?;
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = version == "HTTP/1.0";
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(invalid("the headers ended early"));
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let Some((name, value)) = header.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => {
+                length = Some(value.parse::<usize>().map_err(|_| invalid(header))?);
+            }
+            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+            "connection" => close = value.eq_ignore_ascii_case("close"),
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if (100..200).contains(&status) || status == 204 || status == 304 {
+        // No body.
+    } else if chunked {
+        loop {
+            line.clear();
+            r.read_line(&mut line)?;
+            let size = line.trim().split(';').next().unwrap_or_default();
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|_| invalid(format!("bad chunk size {line:?}")))?;
+            if size == 0 {
+                // Trailers, then the empty line.
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            r.read_exact(&mut body[start..])?;
+            line.clear();
+            r.read_line(&mut line)?;
+        }
+    } else if let Some(n) = length {
+        body.resize(n, 0);
+        r.read_exact(&mut body)?;
+    } else {
+        r.read_to_end(&mut body)?;
+        close = true;
+    }
+    Ok(HttpResponse {
+        status,
+        body,
+        close,
+    })
+}
+
+/// What one server did with the workload.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerRun {
+    /// Wall time from the first request to the last acknowledgement, seconds.
+    pub seconds: f64,
+    /// Samples the server counted (its own counter).
+    pub samples_counted: u64,
+    /// Peak RSS of the server process (`VmHWM`), bytes.
+    pub peak_rss_bytes: u64,
+    /// CPU time of the server process (`utime + stime`) at the end, seconds.
+    pub cpu_seconds: f64,
+    /// CPU time of the sending side during the run, seconds.
+    pub client_cpu_seconds: Option<f64>,
+    /// The load average (1 minute) just before the server started.
+    pub load_average_before: Option<f64>,
+    /// Share of the machine's CPU time that was idle in the 2 s before the server started
+    /// (0 to 1, from `/proc/stat`): how quiet the machine was.
+    pub idle_before: Option<f64>,
+}
+
+impl ServerRun {
+    /// Counted samples per second of wall time.
+    pub fn samples_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.samples_counted as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Thermostat's side: the common figures plus loadgen's acknowledgement latencies.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThermostatRun {
+    /// The common figures.
+    pub server: ServerRun,
+    /// Median acknowledgement latency, ms.
+    pub ack_latency_p50_ms: f64,
+    /// 99th percentile acknowledgement latency, ms.
+    pub ack_latency_p99_ms: f64,
+    /// Largest acknowledgement latency, ms.
+    pub ack_latency_max_ms: f64,
+    /// RESOURCE_EXHAUSTED answers loadgen retried.
+    pub retries: u64,
+    /// Series the server holds afterwards (`thermostat_series_active`).
+    pub series_active: Option<u64>,
+}
+
+/// VictoriaMetrics' side: the common figures plus the time `/internal/force_flush` took.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VictoriaMetricsRun {
+    /// The common figures.
+    pub server: ServerRun,
+    /// Seconds `/internal/force_flush` took after the last acknowledgement.
+    pub flush_seconds: f64,
+    /// Rows VictoriaMetrics reports added to its storage (`vm_rows_added_to_storage_total`).
+    pub rows_added_to_storage: u64,
+    /// Series VictoriaMetrics created (`vm_new_timeseries_created_total`).
+    pub new_series: Option<u64>,
+    /// Samples a query over the stored data counts after the flush
+    /// (`sum(count_over_time({__name__!=""}[…]))`); `None` when the query was refused.
+    pub samples_queried: Option<u64>,
+}
+
+/// How the comparison was run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setup {
+    /// Hosts.
+    pub hosts: usize,
+    /// Metrics per host.
+    pub metrics: usize,
+    /// Samples per series.
+    pub samples_per_series: usize,
+    /// Datums per gRPC request.
+    pub batch: usize,
+    /// gRPC connections.
+    pub connections: usize,
+    /// Requests in flight per connection.
+    pub in_flight: usize,
+    /// `unary` or `stream`.
+    pub mode: &'static str,
+    /// Datum order (`agent` or `time`, see [`crate::Order`]); both servers get the same.
+    pub order: &'static str,
+    /// Concurrent HTTP clients for VictoriaMetrics.
+    pub vm_clients: usize,
+    /// Lines per import request (one pre-generated file each).
+    pub vm_lines_per_request: usize,
+}
+
+impl Setup {
+    /// Series = hosts × metrics.
+    pub fn series(&self) -> usize {
+        self.hosts * self.metrics
+    }
+
+    /// Samples in the workload.
+    pub fn samples(&self) -> u64 {
+        self.series() as u64 * self.samples_per_series as u64
+    }
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    /// How it was run.
+    pub setup: Setup,
+    /// Thermostat's figures.
+    pub thermostat: ThermostatRun,
+    /// VictoriaMetrics' figures (`None` when it was skipped).
+    pub victoriametrics: Option<VictoriaMetricsRun>,
+}
+
+impl Comparison {
+    /// Thermostat's rate over VictoriaMetrics' (the issue's goal is ≥ 3).
+    pub fn ratio(&self) -> Option<f64> {
+        let vm = self.victoriametrics.as_ref()?.server.samples_per_second();
+        (vm > 0.0).then(|| self.thermostat.server.samples_per_second() / vm)
+    }
+
+    /// Every count mismatch, as sentences (empty when both servers counted every sample).
+    pub fn mismatches(&self) -> Vec<String> {
+        let expected = self.setup.samples();
+        let mut out = Vec::new();
+        let t = self.thermostat.server.samples_counted;
+        if t != expected {
+            out.push(format!(
+                "Thermostat counted {t} samples (thermostat_ingest_samples_total), {expected} were sent"
+            ));
+        }
+        if let Some(vm) = &self.victoriametrics {
+            let v = vm.server.samples_counted;
+            if v != expected {
+                out.push(format!(
+                    "VictoriaMetrics counted {v} samples (vm_rows_inserted_total{{type=\"prometheus\"}}), {expected} were sent"
+                ));
+            }
+            if vm.rows_added_to_storage != expected {
+                out.push(format!(
+                    "VictoriaMetrics added {} rows to storage (vm_rows_added_to_storage_total), {expected} were sent",
+                    vm.rows_added_to_storage
+                ));
+            }
+            if let Some(q) = vm.samples_queried
+                && q != expected
+            {
+                out.push(format!(
+                    "a query over VictoriaMetrics' storage counts {q} samples, {expected} were sent"
+                ));
+            }
+        }
+        out
+    }
+
+    /// The figures as one JSON object: the issue's eight keys, then details.
+    pub fn to_json(&self) -> Value {
+        let t = &self.thermostat;
+        let vm = self.victoriametrics.as_ref();
+        let s = &self.setup;
+        json!({
+            "thermostat_samples_per_second": t.server.samples_per_second(),
+            "victoriametrics_samples_per_second": vm.map(|v| v.server.samples_per_second()),
+            "ratio": self.ratio(),
+            "thermostat_peak_rss_bytes": t.server.peak_rss_bytes,
+            "victoriametrics_peak_rss_bytes": vm.map(|v| v.server.peak_rss_bytes),
+            "ack_latency_p99_ms": t.ack_latency_p99_ms,
+            "thermostat_cpu_seconds": t.server.cpu_seconds,
+            "victoriametrics_cpu_seconds": vm.map(|v| v.server.cpu_seconds),
+            "ack_latency_p50_ms": t.ack_latency_p50_ms,
+            "ack_latency_max_ms": t.ack_latency_max_ms,
+            "series": s.series(),
+            "hosts": s.hosts,
+            "metrics_per_host": s.metrics,
+            "samples_per_series": s.samples_per_series,
+            "samples": s.samples(),
+            "thermostat_samples_counted": t.server.samples_counted,
+            "victoriametrics_samples_counted": vm.map(|v| v.server.samples_counted),
+            "victoriametrics_rows_added_to_storage": vm.map(|v| v.rows_added_to_storage),
+            "victoriametrics_samples_queried": vm.and_then(|v| v.samples_queried),
+            "counts_match": self.mismatches().is_empty(),
+            "thermostat_seconds": t.server.seconds,
+            "victoriametrics_seconds": vm.map(|v| v.server.seconds),
+            "victoriametrics_flush_seconds": vm.map(|v| v.flush_seconds),
+            "victoriametrics_samples_per_second_with_flush": vm.map(|v| {
+                v.server.samples_counted as f64 / (v.server.seconds + v.flush_seconds)
+            }),
+            "thermostat_client_cpu_seconds": t.server.client_cpu_seconds,
+            "victoriametrics_client_cpu_seconds": vm.and_then(|v| v.server.client_cpu_seconds),
+            "thermostat_series_active": t.series_active,
+            "victoriametrics_new_series": vm.and_then(|v| v.new_series),
+            "thermostat_retries": t.retries,
+            "thermostat_load_average_before": t.server.load_average_before,
+            "victoriametrics_load_average_before": vm.and_then(|v| v.server.load_average_before),
+            "thermostat_cpu_idle_before": t.server.idle_before,
+            "victoriametrics_cpu_idle_before": vm.and_then(|v| v.server.idle_before),
+            "grpc_mode": s.mode,
+            "datum_order": s.order,
+            "grpc_connections": s.connections,
+            "grpc_in_flight_per_connection": s.in_flight,
+            "grpc_datums_per_request": s.batch,
+            "victoriametrics_clients": s.vm_clients,
+            "victoriametrics_lines_per_request": s.vm_lines_per_request,
+        })
+    }
+
+    /// The figures as a text table.
+    pub fn to_table(&self) -> String {
+        let s = &self.setup;
+        let t = &self.thermostat;
+        let vm = self.victoriametrics.as_ref();
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = writeln!(
+            out,
+            "Workload: {} series ({} hosts x {} metrics) x {} samples = {} samples, 1 s apart, \
+             standard resolution, values uniform in [0, 100), {} order",
+            group(s.series() as u64),
+            group(s.hosts as u64),
+            s.metrics,
+            group(s.samples_per_series as u64),
+            group(s.samples()),
+            s.order,
+        );
+        let _ = writeln!(
+            out,
+            "Thermostat: gRPC {}, {} connections x {} in flight, {} datums/request, default fsync. \
+             VictoriaMetrics: /api/v1/import/prometheus, {} clients, {} lines/request.",
+            s.mode,
+            s.connections,
+            s.in_flight,
+            s.batch,
+            s.vm_clients,
+            group(s.vm_lines_per_request as u64)
+        );
+        let dash = || "-".to_owned();
+        let row = |out: &mut String, name: &str, a: String, b: String| {
+            let _ = writeln!(out, "| {name:<40} | {a:>16} | {b:>16} |");
+        };
+        let _ = writeln!(
+            out,
+            "| {:<40} | {:>16} | {:>16} |",
+            "", "Thermostat", "VictoriaMetrics"
+        );
+        let _ = writeln!(out, "|{:-<42}|{:->18}|{:->18}|", "", "", "");
+        row(
+            &mut out,
+            "samples/s",
+            group(t.server.samples_per_second().round() as u64),
+            vm.map_or_else(
+                dash,
+                |v| group(v.server.samples_per_second().round() as u64),
+            ),
+        );
+        row(
+            &mut out,
+            "ratio Thermostat / VictoriaMetrics",
+            self.ratio().map_or_else(dash, |r| format!("{r:.2}")),
+            String::new(),
+        );
+        row(
+            &mut out,
+            "wall time, first request to last ack (s)",
+            format!("{:.2}", t.server.seconds),
+            vm.map_or_else(dash, |v| format!("{:.2}", v.server.seconds)),
+        );
+        row(
+            &mut out,
+            "VictoriaMetrics force_flush (s)",
+            String::new(),
+            vm.map_or_else(dash, |v| format!("{:.2}", v.flush_seconds)),
+        );
+        row(
+            &mut out,
+            "peak RSS of the server (MB)",
+            format!("{:.1}", t.server.peak_rss_bytes as f64 / 1e6),
+            vm.map_or_else(dash, |v| {
+                format!("{:.1}", v.server.peak_rss_bytes as f64 / 1e6)
+            }),
+        );
+        row(
+            &mut out,
+            "CPU of the server process (s)",
+            format!("{:.2}", t.server.cpu_seconds),
+            vm.map_or_else(dash, |v| format!("{:.2}", v.server.cpu_seconds)),
+        );
+        row(
+            &mut out,
+            "CPU of the client during the run (s)",
+            t.server
+                .client_cpu_seconds
+                .map_or_else(dash, |c| format!("{c:.2}")),
+            vm.and_then(|v| v.server.client_cpu_seconds)
+                .map_or_else(dash, |c| format!("{c:.2}")),
+        );
+        row(
+            &mut out,
+            "ack latency p50 / p99 (ms)",
+            format!("{:.1} / {:.1}", t.ack_latency_p50_ms, t.ack_latency_p99_ms),
+            dash(),
+        );
+        row(
+            &mut out,
+            "samples counted by the server",
+            group(t.server.samples_counted),
+            vm.map_or_else(dash, |v| group(v.server.samples_counted)),
+        );
+        row(
+            &mut out,
+            "samples found by a query after the flush",
+            String::new(),
+            vm.and_then(|v| v.samples_queried).map_or_else(dash, group),
+        );
+        row(
+            &mut out,
+            "machine CPU idle in the 2 s before (%)",
+            t.server
+                .idle_before
+                .map_or_else(dash, |i| format!("{:.0}", i * 100.0)),
+            vm.and_then(|v| v.server.idle_before)
+                .map_or_else(dash, |i| format!("{:.0}", i * 100.0)),
+        );
+        row(
+            &mut out,
+            "load average (1 min) before the run",
+            t.server
+                .load_average_before
+                .map_or_else(dash, |l| format!("{l:.2}")),
+            vm.and_then(|v| v.server.load_average_before)
+                .map_or_else(dash, |l| format!("{l:.2}")),
+        );
+        let mismatches = self.mismatches();
+        if mismatches.is_empty() {
+            let _ = writeln!(
+                out,
+                "Counts match: both servers counted all {} samples.",
+                group(s.samples())
+            );
+        }
+        for m in mismatches {
+            let _ = writeln!(out, "COUNT MISMATCH: {m}.");
+        }
+        out
+    }
+}
+
+/// The PromQL query that counts every sample stored in the last `seconds` before its time.
+pub fn count_samples_query(seconds: u64) -> String {
+    format!("sum(count_over_time({{__name__!=\"\"}}[{seconds}s]))")
+}
+
+/// `s` percent-encoded for a URL query string (everything but RFC 3986's unreserved
+/// characters).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The single value of an instant-query answer (`data.result[0].value[1]`), as a count;
+/// `None` for an error or an empty result.
+pub fn instant_query_count(answer: &Value) -> Option<u64> {
+    let v = answer["data"]["result"][0]["value"][1].as_str()?;
+    let n: f64 = v.parse().ok()?;
+    (n >= 0.0 && n.fract() == 0.0).then_some(n as u64)
+}
+
+/// `1234567` as `1,234,567`.
+pub fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `(idle, total)` jiffies of all CPUs from the text of `/proc/stat` (idle includes iowait).
+pub fn cpu_jiffies(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_ascii_whitespace()
+        .skip(1)
+        .map_while(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total = v.iter().take(8).sum();
+    Some((v.get(3)? + v.get(4).unwrap_or(&0), total))
+}
+
+/// The 1-minute load average from the text of `/proc/loadavg`.
+pub fn load_average(loadavg: &str) -> Option<f64> {
+    loadavg.split_ascii_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufReader;
+
+    use super::*;
+
+    #[test]
+    fn series_map_onto_hosts_of_ten_metrics() {
+        assert_eq!(hosts_and_metrics(10_000), Ok((1000, 10)));
+        assert_eq!(hosts_and_metrics(100), Ok((10, 10)));
+        assert_eq!(hosts_and_metrics(10), Ok((1, 10)));
+        assert_eq!(hosts_and_metrics(3), Ok((1, 3)));
+        assert!(hosts_and_metrics(0).is_err());
+        assert!(
+            hosts_and_metrics(15)
+                .unwrap_err()
+                .contains("multiple of 10")
+        );
+    }
+
+    #[test]
+    fn counters_are_read_by_exact_series() {
+        let text = "# HELP x\nvm_rows_inserted_total{type=\"promscrape\"} 3\n\
+                    vm_rows_inserted_total{type=\"prometheus\"} 10000000\n\
+                    thermostat_ingest_samples_total 5.5\nthermostat_ingest_samples_total_x 1\n";
+        assert_eq!(
+            metric_value(text, "vm_rows_inserted_total{type=\"prometheus\"}"),
+            Some(1e7)
+        );
+        assert_eq!(
+            metric_value(text, "thermostat_ingest_samples_total"),
+            Some(5.5)
+        );
+        assert_eq!(metric_value(text, "vm_rows_added_to_storage_total"), None);
+    }
+
+    #[test]
+    fn responses_are_read_by_length_chunks_or_end_of_stream() {
+        let read = |raw: &str| read_response(&mut BufReader::new(raw.as_bytes())).unwrap();
+        let r = read("HTTP/1.1 204 No Content\r\nDate: x\r\n\r\nHTTP/1.1 200");
+        assert_eq!((r.status, r.body.len(), r.close), (204, 0, false));
+        let r = read("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and more");
+        assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+        let r = read(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+             5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n",
+        );
+        assert_eq!((r.text().as_str(), r.close), ("hello, world", true));
+        let r = read("HTTP/1.0 400 Bad Request\r\n\r\ncannot parse line 3");
+        assert_eq!(
+            (r.status, r.text().as_str(), r.close),
+            (400, "cannot parse line 3", true)
+        );
+        assert!(read_response(&mut BufReader::new("SSH-2.0\r\n".as_bytes())).is_err());
+    }
+
+    fn comparison(t_counted: u64, vm_counted: u64) -> Comparison {
+        Comparison {
+            setup: Setup {
+                hosts: 10,
+                metrics: 10,
+                samples_per_series: 50,
+                batch: 1000,
+                connections: 4,
+                in_flight: 8,
+                mode: "unary",
+                order: "agent",
+                vm_clients: 4,
+                vm_lines_per_request: 100_000,
+            },
+            thermostat: ThermostatRun {
+                server: ServerRun {
+                    seconds: 0.5,
+                    samples_counted: t_counted,
+                    peak_rss_bytes: 50_000_000,
+                    cpu_seconds: 1.5,
+                    client_cpu_seconds: Some(0.2),
+                    load_average_before: Some(0.1),
+                    idle_before: Some(0.97),
+                },
+                ack_latency_p50_ms: 1.0,
+                ack_latency_p99_ms: 2.5,
+                ack_latency_max_ms: 3.0,
+                retries: 0,
+                series_active: Some(100),
+            },
+            victoriametrics: Some(VictoriaMetricsRun {
+                server: ServerRun {
+                    seconds: 0.25,
+                    samples_counted: vm_counted,
+                    peak_rss_bytes: 100_000_000,
+                    cpu_seconds: 0.5,
+                    client_cpu_seconds: Some(0.01),
+                    load_average_before: None,
+                    idle_before: None,
+                },
+                flush_seconds: 0.05,
+                rows_added_to_storage: vm_counted,
+                new_series: Some(100),
+                samples_queried: Some(vm_counted),
+            }),
+        }
+    }
+
+    #[test]
+    fn json_has_the_issue_keys_and_the_ratio() {
+        let c = comparison(5000, 5000);
+        let j = c.to_json();
+        for key in [
+            "thermostat_samples_per_second",
+            "victoriametrics_samples_per_second",
+            "ratio",
+            "thermostat_peak_rss_bytes",
+            "victoriametrics_peak_rss_bytes",
+            "ack_latency_p99_ms",
+            "thermostat_cpu_seconds",
+            "victoriametrics_cpu_seconds",
+        ] {
+            assert!(j[key].is_number(), "{key} in {j}");
+        }
+        assert_eq!(j["thermostat_samples_per_second"], 10_000.0);
+        assert_eq!(j["victoriametrics_samples_per_second"], 20_000.0);
+        assert_eq!(j["ratio"], 0.5);
+        assert_eq!(j["ack_latency_p99_ms"], 2.5);
+        assert_eq!(j["counts_match"], true);
+        let table = c.to_table();
+        assert!(table.contains("10,000"), "{table}");
+        assert!(table.contains("0.50"), "{table}");
+        assert!(table.contains("Counts match"), "{table}");
+    }
+
+    #[test]
+    fn mismatched_counts_are_named() {
+        let c = comparison(4999, 5000);
+        assert_eq!(c.mismatches().len(), 1);
+        assert!(c.mismatches()[0].contains("Thermostat counted 4999"));
+        assert_eq!(c.to_json()["counts_match"], false);
+        // VictoriaMetrics' three counts (rows inserted, rows added to storage, samples a query
+        // finds) all fall short.
+        let c = comparison(5000, 4000);
+        assert_eq!(c.mismatches().len(), 3, "{:?}", c.mismatches());
+        assert!(c.to_table().contains("COUNT MISMATCH"));
+    }
+
+    #[test]
+    fn the_count_query_is_encoded_and_its_answer_read() {
+        assert_eq!(
+            count_samples_query(1120),
+            "sum(count_over_time({__name__!=\"\"}[1120s]))"
+        );
+        assert_eq!(
+            url_encode("a b{x!=\"\"}[1s]"),
+            "a%20b%7Bx%21%3D%22%22%7D%5B1s%5D"
+        );
+        let answer: Value = serde_json::from_str(
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1795696188,"500"]}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(instant_query_count(&answer), Some(500));
+        let empty: Value =
+            serde_json::from_str(r#"{"status":"success","data":{"result":[]}}"#).unwrap();
+        assert_eq!(instant_query_count(&empty), None);
+    }
+
+    #[test]
+    fn numbers_are_grouped_and_load_is_read() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(10_000_000), "10,000,000");
+        assert_eq!(load_average("0.52 1.04 1.36 2/345 6789\n"), Some(0.52));
+        assert_eq!(
+            cpu_jiffies("cpu  100 5 50 800 20 1 2 3 0 0\ncpu0 1 2 3 4\n"),
+            Some((820, 981))
+        );
+        assert_eq!(cpu_jiffies("intr 1 2"), None);
+    }
+}
