@@ -171,12 +171,12 @@ impl MessageSettings {
         )
     }
 
-    /// The alarm's page below the dashboard URL: `<dashboard_url>/api/v1/alarms/<name>`
-    /// (state, reason and definition), when a dashboard URL is set.
+    /// The alarm's page below the dashboard URL: `<dashboard_url>/alarms/<name>`
+    /// (the web dashboard's alarm page: chart, state timeline, history), when a dashboard URL is set.
     pub fn alarm_link(&self, name: &str) -> Option<String> {
         self.dashboard_url
             .as_ref()
-            .map(|base| format!("{base}/api/v1/alarms/{}", url_encode(name)))
+            .map(|base| format!("{base}/alarms/{}", url_encode(name)))
     }
 }
 

@@ -280,7 +280,7 @@ fn settings_are_checked() {
     assert_eq!(s.region_display_name(), "xx-new-9");
     assert_eq!(
         s.alarm_link("a b/c").as_deref(),
-        Some("http://t:8080/api/v1/alarms/a%20b%2Fc")
+        Some("http://t:8080/alarms/a%20b%2Fc")
     );
 }
 
@@ -314,10 +314,7 @@ fn email_names_alarm_states_reason_and_link() {
         e.body
             .contains("- State Change:               INSUFFICIENT_DATA -> ALARM\n")
     );
-    assert!(
-        e.body
-            .contains("https://thermostat.example/api/v1/alarms/X\n")
-    );
+    assert!(e.body.contains("https://thermostat.example/alarms/X\n"));
     assert!(e.body.contains(
         "- The alarm is in the ALARM state when the metric is GreaterThanOrEqualToThreshold 1.0 for 300 seconds.\n"
     ));

@@ -74,7 +74,7 @@ async fn email_reaches_the_sink() {
     };
     for line in [
         "You are receiving this email because your Thermostat alarm \"web-high-cpu\" in the EU (Ireland) region has entered the ALARM state",
-        "http://thermostat.test:8080/api/v1/alarms/web-high-cpu",
+        "http://thermostat.test:8080/alarms/web-high-cpu",
         "- State Change:               OK -> ALARM",
         "- Reason for State Change:    Threshold Crossed: 2 out of the last 3 datapoints",
         "- The alarm is in the ALARM state when the metric is GreaterThanThreshold 70.0 for 2 out of the last 3 periods of 60 seconds.",
