@@ -684,17 +684,8 @@ impl WriterState {
         }
         self.writer.len += total;
         self.next_seq += group.len() as u64;
-        if let Err(mpsc::SendError(lost)) = self.apply.send(Durable {
-            first_seq,
-            jobs: group,
-        }) {
-            // Only if the applier panicked: the records are durable and replay at the next start.
-            for job in lost.jobs {
-                let _ = job
-                    .ack
-                    .send(Err("the store is not accepting writes".into()));
-            }
-        }
+        // Rotate before the group is acknowledged, so that an acknowledged push always finds
+        // the log in the state its write left it.
         if self.writer.len >= self.opts.segment_bytes {
             match SegmentWriter::create(&self.dir, self.next_seq, self.opts.fsync) {
                 Ok(w) => {
@@ -708,6 +699,17 @@ impl WriterState {
                 Err(e) => {
                     tracing::error!(error = %e, "Could not start a new write-ahead log segment; writing on in the current one.")
                 }
+            }
+        }
+        if let Err(mpsc::SendError(lost)) = self.apply.send(Durable {
+            first_seq,
+            jobs: group,
+        }) {
+            // Only if the applier panicked: the records are durable and replay at the next start.
+            for job in lost.jobs {
+                let _ = job
+                    .ack
+                    .send(Err("the store is not accepting writes".into()));
             }
         }
     }
