@@ -335,7 +335,8 @@ impl<'a> DatumView<'a> {
         match field {
             1 => {
                 expect(wire, LEN)?;
-                self.metric_name = r.bytes()?;
+                // prost checks every occurrence of a string field, the overwritten ones too.
+                replace_checked(&mut self.metric_name, r.bytes()?, "metric_name")?;
             }
             2 => {
                 expect(wire, LEN)?;
@@ -364,7 +365,7 @@ impl<'a> DatumView<'a> {
             7 => r.doubles(wire, &mut self.counts)?,
             8 => {
                 expect(wire, LEN)?;
-                self.unit = r.bytes()?;
+                replace_checked(&mut self.unit, r.bytes()?, "unit")?;
             }
             9 => {
                 expect(wire, VARINT)?;
@@ -412,6 +413,18 @@ pub fn only_fields(bytes: &[u8], allowed: &[u32]) -> bool {
     true
 }
 
+/// Sets a lazily checked string field to `new`. A value it replaces (the field occurred twice)
+/// is checked now, as prost checks every occurrence: only the last one is left for the caller
+/// to check.
+#[inline]
+fn replace_checked<'a>(slot: &mut &'a [u8], new: &'a [u8], field: &str) -> Result<(), WireError> {
+    if !slot.is_empty() {
+        text(slot, field)?;
+    }
+    *slot = new;
+    Ok(())
+}
+
 fn read_dimension(buf: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
     let mut r = Reader::new(buf);
     let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
@@ -420,11 +433,11 @@ fn read_dimension(buf: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
         match field {
             1 => {
                 expect(wire, LEN)?;
-                name = r.bytes()?;
+                replace_checked(&mut name, r.bytes()?, "name")?;
             }
             2 => {
                 expect(wire, LEN)?;
-                value = r.bytes()?;
+                replace_checked(&mut value, r.bytes()?, "value")?;
             }
             _ => r.skip(field, wire)?,
         }
