@@ -93,58 +93,70 @@ impl Validated {
 
     /// Adds a datum's data, if it has any.
     fn place(&mut self, key: SeriesKey, d: &DatumView<'_>, unit: Unit, now: Timestamp) {
-        let sample = if let Some(v) = d.value {
-            Sample::Value(v)
-        } else if let Some(s) = d.statistic_values {
-            Sample::Set(s)
-        } else if d.values.is_empty() {
-            return;
-        } else {
-            let start = self.values.len();
-            let counted = !d.counts.is_empty();
-            self.values.extend_from_slice(&d.values);
-            if counted {
-                // Validation makes the lengths equal; a trusted record is cut to match.
-                let n = d.values.len();
-                self.values.extend(
-                    d.counts
-                        .iter()
-                        .copied()
-                        .chain(std::iter::repeat(1.0))
-                        .take(n),
-                );
+        let sample = match sample_of(d) {
+            None => return,
+            Some(Sample::Value(v)) => Sample::Value(v),
+            Some(Sample::Set(s)) => Sample::Set(s),
+            Some(Sample::Values { values, counts }) => {
+                let start = self.values.len();
+                let counted = !counts.is_empty();
+                self.values.extend_from_slice(values);
+                if counted {
+                    // Validation makes the lengths equal; a trusted record is cut to match.
+                    self.values.extend(
+                        counts
+                            .iter()
+                            .copied()
+                            .chain(std::iter::repeat(1.0))
+                            .take(values.len()),
+                    );
+                }
+                self.multi.push(Multi {
+                    entry: self.entries.len(),
+                    start,
+                    len: values.len(),
+                    counted,
+                });
+                NO_VALUES
             }
-            self.multi.push(Multi {
-                entry: self.entries.len(),
-                start,
-                len: d.values.len(),
-                counted,
-            });
-            NO_VALUES
         };
         let resolution = Resolution::from_storage_resolution(d.storage_resolution);
         self.push(key, timestamp_of(d, now), unit, resolution, sample);
     }
 }
 
-fn sample_count(d: &DatumView<'_>) -> f64 {
-    if d.value.is_some() {
-        1.0
-    } else if let Some(s) = &d.statistic_values {
-        s.sample_count
-    } else if d.counts.is_empty() {
-        d.values.len() as f64
+/// What a datum carries (`None`: nothing), borrowing its value lists.
+fn sample_of<'d>(d: &'d DatumView<'_>) -> Option<Sample<'d>> {
+    if let Some(v) = d.value {
+        Some(Sample::Value(v))
+    } else if let Some(s) = d.statistic_values {
+        Some(Sample::Set(s))
+    } else if d.values.is_empty() {
+        None
     } else {
-        d.counts.iter().sum()
+        Some(Sample::Values {
+            values: &d.values,
+            counts: &d.counts,
+        })
+    }
+}
+
+/// Samples a datum counts as ([`Sample::sample_count`]).
+fn sample_count(d: &DatumView<'_>) -> f64 {
+    sample_of(d).map_or(0.0, |s| s.sample_count())
+}
+
+/// A datum's `timestamp_ms`, or `now` (the receipt time) when it has none.
+fn timestamp_or(timestamp_ms: i64, now: Timestamp) -> Timestamp {
+    if timestamp_ms == 0 {
+        now
+    } else {
+        Timestamp::from_millis(timestamp_ms)
     }
 }
 
 fn timestamp_of(d: &DatumView<'_>, now: Timestamp) -> Timestamp {
-    if d.timestamp_ms == 0 {
-        now
-    } else {
-        Timestamp::from_millis(d.timestamp_ms)
-    }
+    timestamp_or(d.timestamp_ms, now)
 }
 
 /// Why a request was refused before anything was stored.
@@ -202,11 +214,7 @@ pub fn validate_request(
             && let Some((ts, value, end)) = wire::timestamp_and_value(bytes, prefix.len())
             && bytes[end..] == **tail
         {
-            let timestamp = if ts == 0 {
-                now
-            } else {
-                Timestamp::from_millis(ts)
-            };
+            let timestamp = timestamp_or(ts, now);
             let at = |r: String, f: &str| ValidationError::new(format!("metric_data[{i}].{f}"), r);
             validate::timestamp(timestamp, now).map_err(|r| at(r, "timestamp_ms"))?;
             validate::value(value).map_err(|r| at(r, "value"))?;
@@ -222,40 +230,43 @@ pub fn validate_request(
         }
         // A datum that starts with the same identity bytes as the one before is of the same
         // series: only the rest of it is read, and its identity is not checked again.
-        if let Some((prefix, key)) = &same
-            && bytes.starts_with(prefix)
-            && d.read_rest(bytes, prefix.len()).map_err(at)?
-        {
-            let key = key.clone();
-            let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
-            out.samples +=
-                validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
-            out.place(key, &d, unit, now);
-            continue;
-        }
-        d.read(bytes).map_err(at)?;
-        let key = keys.key(
-            req.namespace,
-            d.metric_name,
-            &d.dimensions,
-            |b, f| text(b, &f.to_string()).map_err(|e| RequestError::Wire(at(e))),
-            |metric, dims| {
-                validate_identity(metric, dims)
-                    .map_err(|e| RequestError::Invalid(e.within(&format!("metric_data[{i}]"))))
-            },
-        )?;
+        let rest_only = match &same {
+            Some((prefix, _)) if bytes.starts_with(prefix) => {
+                d.read_rest(bytes, prefix.len()).map_err(at)?
+            }
+            _ => false,
+        };
+        let key = match &same {
+            Some((_, key)) if rest_only => key.clone(),
+            _ => {
+                d.read(bytes).map_err(at)?;
+                keys.key(
+                    req.namespace,
+                    d.metric_name,
+                    &d.dimensions,
+                    |b, f| text(b, &f.to_string()).map_err(|e| RequestError::Wire(at(e))),
+                    |metric, dims| {
+                        validate_identity(metric, dims).map_err(|e| {
+                            RequestError::Invalid(e.within(&format!("metric_data[{i}]")))
+                        })
+                    },
+                )?
+            }
+        };
         let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
         out.samples +=
             validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
-        same = (d.identity_end > 0).then(|| (&bytes[..d.identity_end], key.clone()));
-        same_tail = None;
-        if d.identity_end > 0
-            && let Some((_, _, end)) = wire::timestamp_and_value(bytes, d.identity_end)
-            && wire::only_fields(&bytes[end..], &[8, 9])
-        {
-            // Valid: this datum passed with these unit and resolution bytes.
-            let resolution = Resolution::from_storage_resolution(d.storage_resolution);
-            same_tail = Some((&bytes[end..], unit, resolution));
+        if !rest_only {
+            same = (d.identity_end > 0).then(|| (&bytes[..d.identity_end], key.clone()));
+            same_tail = None;
+            if d.identity_end > 0
+                && let Some((_, _, end)) = wire::timestamp_and_value(bytes, d.identity_end)
+                && wire::only_fields(&bytes[end..], &[8, 9])
+            {
+                // Valid: this datum passed with these unit and resolution bytes.
+                let resolution = Resolution::from_storage_resolution(d.storage_resolution);
+                same_tail = Some((&bytes[end..], unit, resolution));
+            }
         }
         out.place(key, &d, unit, now);
     }
