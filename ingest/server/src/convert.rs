@@ -62,14 +62,22 @@ impl Validated {
         }
     }
 
-    /// Records the request into `store` as log record `seq` (see [`Store::record_batch_seq`]).
-    pub fn apply(self, store: &Store, seq: u64) {
+    /// Calls `f` with the observations to record, multi-valued datums included.
+    pub(crate) fn with_observations<R>(
+        &self,
+        f: impl FnOnce(&[(SeriesKey, Observation<'_>)]) -> R,
+    ) -> R {
         if self.multi.is_empty() {
             // The common case: the entries are what the store takes.
-            store.record_batch_seq(&self.entries, seq);
+            f(&self.entries)
         } else {
-            store.record_batch_seq(&self.observations(), seq);
+            f(&self.observations())
         }
+    }
+
+    /// Records the request into `store` as log record `seq` (see [`Store::record_batch_seq`]).
+    pub fn apply(self, store: &Store, seq: u64) {
+        self.with_observations(|entries| store.record_batch_seq(entries, seq));
     }
 
     fn push(
@@ -93,11 +101,25 @@ impl Validated {
 
     /// Adds a datum's data, if it has any.
     fn place(&mut self, key: SeriesKey, d: &DatumView<'_>, unit: Unit, now: Timestamp) {
-        let sample = match sample_of(d) {
-            None => return,
-            Some(Sample::Value(v)) => Sample::Value(v),
-            Some(Sample::Set(s)) => Sample::Set(s),
-            Some(Sample::Values { values, counts }) => {
+        if let Some(sample) = sample_of(d) {
+            let resolution = Resolution::from_storage_resolution(d.storage_resolution);
+            self.push_sample(key, timestamp_of(d, now), unit, resolution, sample);
+        }
+    }
+
+    /// Adds an observation, copying the values of a multi-valued one.
+    pub(crate) fn push_sample(
+        &mut self,
+        key: SeriesKey,
+        timestamp: Timestamp,
+        unit: Unit,
+        resolution: Resolution,
+        sample: Sample<'_>,
+    ) {
+        let sample = match sample {
+            Sample::Value(v) => Sample::Value(v),
+            Sample::Set(s) => Sample::Set(s),
+            Sample::Values { values, counts } => {
                 let start = self.values.len();
                 let counted = !counts.is_empty();
                 self.values.extend_from_slice(values);
@@ -120,8 +142,7 @@ impl Validated {
                 NO_VALUES
             }
         };
-        let resolution = Resolution::from_storage_resolution(d.storage_resolution);
-        self.push(key, timestamp_of(d, now), unit, resolution, sample);
+        self.push(key, timestamp, unit, resolution, sample);
     }
 }
 

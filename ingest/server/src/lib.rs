@@ -22,6 +22,7 @@ pub mod convert;
 pub mod error;
 pub mod intern;
 pub mod persist;
+pub mod record;
 pub mod service;
 pub mod wal;
 pub mod wire;

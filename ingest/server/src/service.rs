@@ -120,12 +120,7 @@ impl MetricsApi {
         }
         let samples = validated.samples;
         let (ack, pending) = oneshot::channel();
-        let job = Job {
-            payload,
-            received,
-            validated,
-            ack,
-        };
+        let job = Job::new(validated, received, ack);
         match self.wal.submit(job) {
             Ok(()) => Ok((pending, samples)),
             Err(Refused::Full) => Err(Error::Overloaded(

@@ -3,13 +3,15 @@
 //! # Format
 //! `wal/<first sequence number, 20 digits>.wal` segments. Each starts with `MAGIC` and a
 //! little-endian `u32` format version, then records:
-//! `[u32 payload length][u32 crc32 of the rest][u64 sequence number][i64 receipt time ms][payload]`,
-//! where the payload is the protobuf encoding of the `PutMetricDataRequest` as received.
-//! Sequence numbers increase by one from record to record across segments.
+//! `[u32 payload length][u32 crc32 of the rest][u64 sequence number][i64 receipt time ms][payload]`.
+//! Sequence numbers increase by one from record to record across segments. In format 2 (what
+//! this build writes) the payload is the request's observations, resolved and compact
+//! ([`crate::record`]); in format 1 (still read) it was the protobuf encoding of the
+//! `PutMetricDataRequest` as received.
 //!
 //! # Writing
-//! One writer thread owns the open segment. Handlers validate a request and queue it with its
-//! bytes as received ([`Wal::submit`]); a full queue is answered `RESOURCE_EXHAUSTED`, never
+//! One writer thread owns the open segment. Handlers validate a request, encode its record
+//! payload and queue it ([`Wal::submit`]); a full queue is answered `RESOURCE_EXHAUSTED`, never
 //! dropped. The writer takes everything queued, writes it, syncs once for the whole group
 //! (`--fsync batch`, the default), once per request (`always`) or never (`never`, unsafe, for
 //! benchmarks), and hands the group to the applier thread, which applies the records to the
@@ -36,10 +38,13 @@ use tokio::sync::oneshot;
 
 use crate::convert::{Validated, trusted_request};
 use crate::intern::Interner;
+use crate::record;
 
 const MAGIC: &[u8; 8] = b"THRMWAL\0";
-/// The log format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The log format this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest log format this build reads (its payloads are requests as received).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 const HEADER: usize = 12;
 const RECORD_HEADER: usize = 4 + 4 + 8 + 8;
 /// Largest payload accepted when reading (a larger length field means corruption).
@@ -101,7 +106,7 @@ pub enum WalError {
     },
     /// A segment of an unknown format.
     #[error(
-        "{path}: write-ahead log format version {found} is not supported by this build (it reads version {FORMAT_VERSION}); use the Thermostat version that wrote it"
+        "{path}: write-ahead log format version {found} is not supported by this build (it reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); use the Thermostat version that wrote it"
     )]
     UnknownVersion {
         /// The segment.
@@ -136,14 +141,34 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> WalError + '_ {
 /// One request on its way to disk.
 #[derive(Debug)]
 pub struct Job {
-    /// The request's protobuf encoding as received (the log payload).
-    pub payload: bytes::Bytes,
+    /// The record payload: `validated` encoded by [`record::encode`].
+    payload: Vec<u8>,
     /// When it was received.
-    pub received: Timestamp,
+    received: Timestamp,
     /// Where its datums go.
-    pub validated: Validated,
+    validated: Validated,
     /// Answered with the record's sequence number once it is durable and applied.
-    pub ack: oneshot::Sender<Result<u64, String>>,
+    ack: oneshot::Sender<Result<u64, String>>,
+}
+
+impl Job {
+    /// A request received at `received` for the log, with its record payload encoded here
+    /// (on the caller's thread, not the writer's); `ack` is answered once it is durable and
+    /// applied.
+    pub fn new(
+        validated: Validated,
+        received: Timestamp,
+        ack: oneshot::Sender<Result<u64, String>>,
+    ) -> Self {
+        let mut payload = Vec::new();
+        record::encode(&validated, &mut payload);
+        Job {
+            payload,
+            received,
+            validated,
+            ack,
+        }
+    }
 }
 
 /// What recovery found.
@@ -262,6 +287,7 @@ pub fn recover(
     let mut report = RecoveryReport::default();
     let mut last_seq: Option<u64> = None;
     let interner = Interner::new(1 << 16);
+    let mut decoder = record::Decoder::new();
     for (idx, (_, path)) in segs.iter().enumerate() {
         let is_last = idx + 1 == segs.len();
         let file = File::open(path).map_err(io_err(path))?;
@@ -283,7 +309,7 @@ pub fn recover(
             });
         }
         let found = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if found != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
             return Err(WalError::UnknownVersion {
                 path: path.clone(),
                 found,
@@ -306,8 +332,13 @@ pub fn recover(
                             last_seq.unwrap_or(0)
                         ))
                     } else {
-                        match trusted_request(&payload, Timestamp::from_millis(received), &interner)
-                        {
+                        let decoded = if found == OLDEST_FORMAT_VERSION {
+                            trusted_request(&payload, Timestamp::from_millis(received), &interner)
+                                .map_err(|e| e.to_string())
+                        } else {
+                            decoder.decode(&payload).map_err(|e| e.to_string())
+                        };
+                        match decoded {
                             Ok(validated) => {
                                 if seq > floor {
                                     validated.apply(store, seq);

@@ -30,13 +30,8 @@ fn push(wal: &Wal, req: PutMetricDataRequest) -> Result<u64, String> {
     let payload = bytes::Bytes::from(req.encode_to_vec());
     let validated = validate_request(&payload, NOW, &Interner::new(100)).unwrap();
     let (ack, rx) = oneshot::channel();
-    let job = Job {
-        payload,
-        received: NOW,
-        validated,
-        ack,
-    };
-    wal.submit(job).map_err(|_| "refused".to_owned())?;
+    wal.submit(Job::new(validated, NOW, ack))
+        .map_err(|_| "refused".to_owned())?;
     rx.blocking_recv().unwrap()
 }
 
@@ -252,6 +247,77 @@ fn an_unknown_format_is_refused() {
     );
 }
 
+/// A log written by a build of format 1 (each payload the request as received) replays,
+/// datums without a timestamp at their receipt time, and the log goes on in the current
+/// format after it.
+#[test]
+fn a_format_1_log_still_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_path = wal_dir(dir.path());
+    fs::create_dir_all(&wal_path).unwrap();
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    let mut untimed = request(2, 5.0);
+    untimed.metric_data[1].timestamp_ms = 0;
+    for (seq, req) in [(1u64, request(3, 1.0)), (2, untimed)] {
+        let payload = req.encode_to_vec();
+        let received = NOW.sub_millis(90_000).as_millis();
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc_of(seq, received, &payload).to_le_bytes());
+        bytes.extend_from_slice(&seq.to_le_bytes());
+        bytes.extend_from_slice(&received.to_le_bytes());
+        bytes.extend_from_slice(&payload);
+    }
+    fs::write(segment_path(&wal_path, 1), &bytes).unwrap();
+
+    let store = Arc::new(Store::new(4));
+    let wal = open(dir.path(), &store, |_| {});
+    assert_eq!(totals(&store), (5.0, 13.0));
+    // The untimed datum is at its receipt time, not at the other datums' time.
+    let untimed_at = |store: &Store| {
+        let key = store
+            .list(Some("Test"), None, NOW)
+            .into_iter()
+            .find(|k| k.dimension("Host") == Some("h1"))
+            .unwrap();
+        let q = Query {
+            key,
+            unit: None,
+            start: NOW.sub_millis(3_600_000),
+            end: NOW.add_millis(60_000),
+            period: Period::ONE_MINUTE,
+            statistics: vec!["Sum".parse().unwrap()],
+        };
+        store
+            .query(&q, NOW)
+            .unwrap()
+            .into_iter()
+            .map(|dp| (dp.timestamp, dp.values[0].unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        (NOW.sub_millis(90_000).floor_to(60_000), 5.0),
+        (NOW.sub_millis(30_000).floor_to(60_000), 1.0),
+    ];
+    assert_eq!(untimed_at(&store), expected);
+
+    assert_eq!(push(&wal, request(1, 100.0)).unwrap(), 3);
+    drop(wal);
+    let segs = segments(&wal_path).unwrap();
+    assert_eq!(
+        segs.len(),
+        2,
+        "the new records start a segment of their own"
+    );
+    let current = fs::read(&segs[1].1).unwrap();
+    assert_eq!(current[8..12], FORMAT_VERSION.to_le_bytes());
+    let again = Arc::new(Store::new(4));
+    let report = recover(dir.path(), &again, false).unwrap();
+    assert_eq!(report.replayed, 3);
+    assert_eq!(totals(&again), (6.0, 113.0));
+    assert_eq!(untimed_at(&again), expected);
+}
+
 #[test]
 fn every_fsync_mode_acknowledges_in_order() {
     for mode in [FsyncMode::Always, FsyncMode::Batch, FsyncMode::Never] {
@@ -285,11 +351,8 @@ fn a_closed_log_refuses() {
     let payload = bytes::Bytes::from(req.encode_to_vec());
     let validated = validate_request(&payload, NOW, &Interner::new(100)).unwrap();
     let (ack, _rx) = oneshot::channel();
-    let job = Job {
-        payload,
-        received: NOW,
-        validated,
-        ack,
-    };
-    assert_eq!(wal.submit(job), Err(Refused::Closed));
+    assert_eq!(
+        wal.submit(Job::new(validated, NOW, ack)),
+        Err(Refused::Closed)
+    );
 }

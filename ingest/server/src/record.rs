@@ -1,0 +1,359 @@
+//! The payload of a write-ahead-log record (log format 2): a validated request's observations,
+//! resolved and compact.
+//!
+//! A request as received spends most of its bytes on every datum's identity and framing:
+//! about 55 bytes for one sample of `CPUUtilization{Host=h0001}`. Writing those bytes to the
+//! log was the largest single cost of ingest (the kernel's copy into the page cache and the
+//! checksum over it). A record instead holds each run of one series' datums once: the
+//! series' identity, then per datum its timestamp as the difference from the one before and
+//! its data, about 10 bytes a sample for an agent's flush.
+//!
+//! # Format
+//! A payload is a sequence of items; integers are protobuf varints (`v`), floats
+//! little-endian IEEE 754 (`f`), strings a varint length and UTF-8 bytes (`s`):
+//!
+//! - `0x01 namespace:s` — the namespace of the runs that follow (the first item of a record);
+//! - `0x02 key_len:v key unit:u8 resolution:u8 kind:u8 n:v obs×n` — a run of `n ≥ 1`
+//!   observations of one series with one unit, resolution and kind of data, where
+//!   - `key` = `metric_name:s dimension_count:v (name:s value:s)×dimension_count`, the
+//!     dimensions sorted by name (as in [`SeriesKey`]);
+//!   - `unit` is the index in [`Unit::ALL`] (append-only: an index never changes meaning);
+//!   - `resolution` is 0 for high, 1 for standard;
+//!   - `obs` = `Δt:v data`, `Δt` the zigzag-encoded difference in milliseconds from the
+//!     previous observation's timestamp in the record (from 0 for the first), and `data` by
+//!     `kind`: 0 a value `f`; 1 values `m:v f×m`; 2 values with counts `m:v f×m f×m`;
+//!     3 a statistic set `f×4` (sample count, sum, minimum, maximum).
+//!
+//! Decoding never trusts a length: a payload that does not parse is an error, never a panic
+//! or an allocation larger than the payload.
+
+use bytes::{Buf, BufMut};
+use hashbrown::HashMap;
+use prost::encoding::{decode_varint, encode_varint};
+use thermostat_metrics::{
+    Dimension, Observation, Resolution, Sample, SeriesKey, StatisticSet, Timestamp, Unit,
+};
+
+use crate::convert::Validated;
+
+const NAMESPACE: u8 = 1;
+const RUN: u8 = 2;
+
+const KIND_VALUE: u8 = 0;
+const KIND_VALUES: u8 = 1;
+const KIND_COUNTED: u8 = 2;
+const KIND_SET: u8 = 3;
+
+/// Bytes an observation takes at least (a one-byte `Δt` and the smallest data).
+const MIN_OBS: usize = 1 + 1;
+
+/// Keys the decoder remembers before it starts over (replay meets the same series again and
+/// again; this bounds the memory that costs).
+const KEY_CACHE: usize = 1 << 16;
+
+fn kind_of(s: &Sample<'_>) -> u8 {
+    match s {
+        Sample::Value(_) => KIND_VALUE,
+        Sample::Values { counts: [], .. } => KIND_VALUES,
+        Sample::Values { .. } => KIND_COUNTED,
+        Sample::Set(_) => KIND_SET,
+    }
+}
+
+fn unit_code(u: Unit) -> u8 {
+    // `Unit::ALL` has 27 entries.
+    Unit::ALL.iter().position(|&x| x == u).unwrap_or(0) as u8
+}
+
+fn resolution_code(r: Resolution) -> u8 {
+    match r {
+        Resolution::High => 0,
+        Resolution::Standard => 1,
+    }
+}
+
+fn zigzag(d: i64) -> u64 {
+    ((d << 1) ^ (d >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    encode_varint(s.len() as u64, out);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
+    put_str(out, key.metric_name());
+    encode_varint(key.dimensions().len() as u64, out);
+    for d in key.dimensions() {
+        put_str(out, &d.name);
+        put_str(out, &d.value);
+    }
+}
+
+/// Whether `b` continues the run that `a` starts.
+fn same_run(a: &(SeriesKey, Observation<'_>), b: &(SeriesKey, Observation<'_>)) -> bool {
+    SeriesKey::same(&a.0, &b.0)
+        && a.1.unit == b.1.unit
+        && a.1.resolution == b.1.resolution
+        && kind_of(&a.1.sample) == kind_of(&b.1.sample)
+}
+
+/// The payload of `validated`'s observations, appended to `out`.
+pub fn encode(validated: &Validated, out: &mut Vec<u8>) {
+    validated.with_observations(|entries| encode_entries(entries, out));
+}
+
+fn encode_entries(entries: &[(SeriesKey, Observation<'_>)], out: &mut Vec<u8>) {
+    out.reserve(entries.len() * 11 + 64);
+    let mut namespace: Option<&str> = None;
+    let mut key_bytes = Vec::with_capacity(128);
+    let mut previous = 0i64;
+    let mut start = 0;
+    while start < entries.len() {
+        let first = &entries[start];
+        let len = 1 + entries[start + 1..]
+            .iter()
+            .take_while(|e| same_run(first, e))
+            .count();
+        let ns = first.0.namespace();
+        if namespace != Some(ns) {
+            out.push(NAMESPACE);
+            put_str(out, ns);
+            namespace = Some(ns);
+        }
+        key_bytes.clear();
+        put_key(&mut key_bytes, &first.0);
+        out.push(RUN);
+        encode_varint(key_bytes.len() as u64, out);
+        out.extend_from_slice(&key_bytes);
+        out.push(unit_code(first.1.unit));
+        out.push(resolution_code(first.1.resolution));
+        out.push(kind_of(&first.1.sample));
+        encode_varint(len as u64, out);
+        for (_, o) in &entries[start..start + len] {
+            let t = o.timestamp.as_millis();
+            encode_varint(zigzag(t.wrapping_sub(previous)), out);
+            previous = t;
+            match o.sample {
+                Sample::Value(v) => out.put_f64_le(v),
+                Sample::Values { values, counts } => {
+                    encode_varint(values.len() as u64, out);
+                    values.iter().for_each(|&v| out.put_f64_le(v));
+                    counts.iter().for_each(|&c| out.put_f64_le(c));
+                }
+                Sample::Set(s) => {
+                    for x in [s.sample_count, s.sum, s.minimum, s.maximum] {
+                        out.put_f64_le(x);
+                    }
+                }
+            }
+        }
+        start += len;
+    }
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("record payload byte {offset}: {what}")]
+pub struct DecodeError {
+    /// Where in the payload.
+    pub offset: usize,
+    /// What is wrong there.
+    pub what: &'static str,
+}
+
+/// Decodes payloads, remembering the series keys it made (replay meets the same series in
+/// record after record).
+#[derive(Debug, Default)]
+pub struct Decoder {
+    keys: HashMap<Box<[u8]>, SeriesKey>,
+    identity: Vec<u8>,
+    scratch: Vec<f64>,
+}
+
+struct Cursor<'a> {
+    all: &'a [u8],
+    rest: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn error(&self, what: &'static str) -> DecodeError {
+        DecodeError {
+            offset: self.all.len() - self.rest.len(),
+            what,
+        }
+    }
+
+    fn byte(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        if self.rest.is_empty() {
+            return Err(self.error(what));
+        }
+        Ok(self.rest.get_u8())
+    }
+
+    fn varint(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        let at = self.error(what);
+        decode_varint(&mut self.rest).map_err(|_| at)
+    }
+
+    /// A length that the rest of the payload can hold, `unit` bytes per element.
+    fn len(&mut self, unit: usize, what: &'static str) -> Result<usize, DecodeError> {
+        let n = self.varint(what)?;
+        match usize::try_from(n) {
+            Ok(n) if n.checked_mul(unit).is_some_and(|b| b <= self.rest.len()) => Ok(n),
+            _ => Err(self.error(what)),
+        }
+    }
+
+    fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (b, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        b
+    }
+
+    fn str(&mut self, what: &'static str) -> Result<&'a str, DecodeError> {
+        let n = self.len(1, what)?;
+        let at = self.error(what);
+        std::str::from_utf8(self.bytes(n)).map_err(|_| at)
+    }
+
+    fn f64(&mut self, what: &'static str) -> Result<f64, DecodeError> {
+        if self.rest.len() < 8 {
+            return Err(self.error(what));
+        }
+        Ok(self.rest.get_f64_le())
+    }
+}
+
+impl Decoder {
+    /// A decoder with nothing remembered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The observations of a payload written by [`encode`].
+    ///
+    /// # Errors
+    /// Bytes that are not such a payload (a checksummed record makes this a bug, not
+    /// corruption).
+    pub fn decode(&mut self, payload: &[u8]) -> Result<Validated, DecodeError> {
+        let mut out = Validated::default();
+        let mut c = Cursor {
+            all: payload,
+            rest: payload,
+        };
+        let mut namespace: Option<&str> = None;
+        let mut previous = 0i64;
+        while !c.rest.is_empty() {
+            let tag_at = c.error("item tag");
+            match c.byte("item tag")? {
+                NAMESPACE => namespace = Some(c.str("namespace")?),
+                RUN => {
+                    let Some(ns) = namespace else {
+                        return Err(DecodeError {
+                            what: "a run before any namespace",
+                            ..tag_at
+                        });
+                    };
+                    let key_len = c.len(1, "key length")?;
+                    let key_at = c.error("key");
+                    let key = self.key(ns, c.bytes(key_len)).map_err(|e| DecodeError {
+                        offset: key_at.offset + e.offset,
+                        what: e.what,
+                    })?;
+                    let unit = *Unit::ALL
+                        .get(usize::from(c.byte("unit")?))
+                        .ok_or_else(|| c.error("unit"))?;
+                    let resolution = match c.byte("resolution")? {
+                        0 => Resolution::High,
+                        1 => Resolution::Standard,
+                        _ => return Err(c.error("resolution")),
+                    };
+                    let kind = c.byte("kind")?;
+                    if kind > KIND_SET {
+                        return Err(c.error("kind"));
+                    }
+                    let n = c.len(MIN_OBS, "observation count")?;
+                    out.entries.reserve(n);
+                    for _ in 0..n {
+                        let t = previous.wrapping_add(unzigzag(c.varint("timestamp")?));
+                        previous = t;
+                        let sample = self.sample(&mut c, kind)?;
+                        out.samples += sample.sample_count();
+                        out.push_sample(
+                            key.clone(),
+                            Timestamp::from_millis(t),
+                            unit,
+                            resolution,
+                            sample,
+                        );
+                    }
+                }
+                _ => return Err(tag_at),
+            }
+        }
+        Ok(out)
+    }
+
+    fn sample<'s>(&'s mut self, c: &mut Cursor<'_>, kind: u8) -> Result<Sample<'s>, DecodeError> {
+        Ok(match kind {
+            KIND_VALUE => Sample::Value(c.f64("value")?),
+            KIND_SET => Sample::Set(StatisticSet {
+                sample_count: c.f64("statistic set")?,
+                sum: c.f64("statistic set")?,
+                minimum: c.f64("statistic set")?,
+                maximum: c.f64("statistic set")?,
+            }),
+            _ => {
+                let counted = kind == KIND_COUNTED;
+                let m = c.len(if counted { 16 } else { 8 }, "value count")?;
+                self.scratch.clear();
+                for _ in 0..if counted { 2 * m } else { m } {
+                    self.scratch.push(c.f64("values")?);
+                }
+                let (values, counts) = self.scratch.split_at(m);
+                Sample::Values { values, counts }
+            }
+        })
+    }
+
+    /// The key of `bytes` (a `key` of the format) in namespace `ns`.
+    fn key(&mut self, ns: &str, bytes: &[u8]) -> Result<SeriesKey, DecodeError> {
+        self.identity.clear();
+        put_str(&mut self.identity, ns);
+        self.identity.extend_from_slice(bytes);
+        if let Some(k) = self.keys.get(self.identity.as_slice()) {
+            return Ok(k.clone());
+        }
+        let mut c = Cursor {
+            all: bytes,
+            rest: bytes,
+        };
+        let metric = c.str("metric name")?;
+        let count = c.len(2, "dimension count")?;
+        let mut dims = Vec::with_capacity(count);
+        for _ in 0..count {
+            dims.push(Dimension::new(
+                c.str("dimension name")?,
+                c.str("dimension value")?,
+            ));
+        }
+        if !c.rest.is_empty() {
+            return Err(c.error("bytes after the key"));
+        }
+        let key = SeriesKey::new(ns, metric, dims);
+        if self.keys.len() >= KEY_CACHE {
+            self.keys.clear();
+        }
+        self.keys
+            .insert(self.identity.as_slice().into(), key.clone());
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+use proptest::prelude::*;
+use prost::Message as _;
+use thermostat_proto::v1::{self as pb, MetricDatum, PutMetricDataRequest};
+
+use super::*;
+use crate::convert::validate_request;
+use crate::intern::Interner;
+
+const NOW: Timestamp = Timestamp(1_800_000_000_000);
+
+/// An observation with its data spelled out, comparable bit for bit.
+#[derive(Clone, Debug, PartialEq)]
+enum Data {
+    Value(u64),
+    Values(Vec<u64>, Vec<u64>),
+    Set([u64; 4]),
+}
+
+type Flat = (SeriesKey, i64, Unit, Resolution, Data);
+
+fn bits(xs: &[f64]) -> Vec<u64> {
+    xs.iter().map(|x| x.to_bits()).collect()
+}
+
+fn data(s: &Sample<'_>) -> Data {
+    match s {
+        Sample::Value(v) => Data::Value(v.to_bits()),
+        Sample::Values { values, counts } => Data::Values(bits(values), bits(counts)),
+        Sample::Set(s) => Data::Set([
+            s.sample_count.to_bits(),
+            s.sum.to_bits(),
+            s.minimum.to_bits(),
+            s.maximum.to_bits(),
+        ]),
+    }
+}
+
+fn flat(v: &Validated) -> Vec<Flat> {
+    v.observations()
+        .iter()
+        .map(|(k, o)| {
+            (
+                k.clone(),
+                o.timestamp.as_millis(),
+                o.unit,
+                o.resolution,
+                data(&o.sample),
+            )
+        })
+        .collect()
+}
+
+fn validated(items: &[Flat]) -> Validated {
+    let mut v = Validated::default();
+    for (key, t, unit, resolution, d) in items {
+        let (values, counts);
+        let sample = match d {
+            Data::Value(x) => Sample::Value(f64::from_bits(*x)),
+            Data::Set([n, s, lo, hi]) => Sample::Set(StatisticSet {
+                sample_count: f64::from_bits(*n),
+                sum: f64::from_bits(*s),
+                minimum: f64::from_bits(*lo),
+                maximum: f64::from_bits(*hi),
+            }),
+            Data::Values(vs, cs) => {
+                values = vs.iter().map(|&x| f64::from_bits(x)).collect::<Vec<_>>();
+                counts = cs.iter().map(|&x| f64::from_bits(x)).collect::<Vec<_>>();
+                Sample::Values {
+                    values: &values,
+                    counts: &counts,
+                }
+            }
+        };
+        v.samples += sample.sample_count();
+        v.push_sample(
+            key.clone(),
+            Timestamp::from_millis(*t),
+            *unit,
+            *resolution,
+            sample,
+        );
+    }
+    v
+}
+
+fn encoded(v: &Validated) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(v, &mut out);
+    out
+}
+
+fn keys() -> Vec<SeriesKey> {
+    vec![
+        SeriesKey::new("App", "Latency", vec![]),
+        SeriesKey::new(
+            "App",
+            "Latency",
+            vec![Dimension::new("Host", "h1"), Dimension::new("AZ", "a")],
+        ),
+        SeriesKey::new("App", "CPU", vec![Dimension::new("Host", "h1")]),
+        SeriesKey::new("Other/Ns", "CPU", vec![Dimension::new("Host", "ü")]),
+    ]
+}
+
+fn items() -> impl Strategy<Value = Vec<Flat>> {
+    let data = prop_oneof![
+        any::<u64>().prop_map(Data::Value),
+        prop::collection::vec(any::<u64>(), 1..5).prop_map(|v| Data::Values(v, vec![])),
+        prop::collection::vec((any::<u64>(), any::<u64>()), 1..5).prop_map(|p| Data::Values(
+            p.iter().map(|x| x.0).collect(),
+            p.iter().map(|x| x.1).collect()
+        )),
+        any::<[u64; 4]>().prop_map(Data::Set),
+    ];
+    let time = prop_oneof![
+        any::<i64>(),
+        (0i64..100).prop_map(|s| NOW.as_millis() - s * 1000),
+    ];
+    let one = (
+        prop::sample::select(keys()),
+        time,
+        prop::sample::select(Unit::ALL.to_vec()),
+        prop::sample::select(vec![Resolution::High, Resolution::Standard]),
+        data,
+        1usize..4,
+    );
+    prop::collection::vec(one, 0..30).prop_map(|xs| {
+        // Repeats make runs of one series; the keys are shared as the interner shares them.
+        xs.into_iter()
+            .flat_map(|(k, t, u, r, d, repeat)| {
+                (0..repeat).map(move |i| (k.clone(), t.wrapping_add(i as i64), u, r, d.clone()))
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    /// Whatever the observations (every kind of data, unit and resolution, any timestamp and
+    /// bit pattern, series changing or repeating), decoding gives back exactly them.
+    #[test]
+    fn payloads_decode_to_what_was_encoded(items in items()) {
+        let v = validated(&items);
+        let payload = encoded(&v);
+        let back = Decoder::new().decode(&payload).unwrap();
+        prop_assert_eq!(flat(&back), items);
+        prop_assert_eq!(back.samples.to_bits(), v.samples.to_bits());
+    }
+
+    /// Garbage never panics or allocates beyond the payload; it is an error or some data.
+    #[test]
+    fn any_bytes_decode_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = Decoder::new().decode(&bytes);
+    }
+
+    /// A payload cut short is refused, unless it is cut between runs (then it is a prefix).
+    #[test]
+    fn a_cut_payload_is_an_error_or_a_prefix(items in items(), cut in any::<prop::sample::Index>()) {
+        let payload = encoded(&validated(&items));
+        prop_assume!(!payload.is_empty());
+        let at = cut.index(payload.len());
+        if let Ok(v) = Decoder::new().decode(&payload[..at]) {
+            let got = flat(&v);
+            prop_assert!(got.len() < items.len() || items.is_empty());
+            prop_assert_eq!(&items[..got.len()], &got[..]);
+        }
+    }
+
+    /// A flipped byte never panics the decoder.
+    #[test]
+    fn a_flipped_byte_never_panics(items in items(), at in any::<prop::sample::Index>(), x in 1u8..) {
+        let mut payload = encoded(&validated(&items));
+        prop_assume!(!payload.is_empty());
+        let i = at.index(payload.len());
+        payload[i] ^= x;
+        let _ = Decoder::new().decode(&payload);
+    }
+}
+
+/// The bytes of a small record, spelled out: the format is what old logs hold, so it must not
+/// change by accident.
+#[test]
+fn the_format_is_stable() {
+    let key = SeriesKey::new("App", "M", vec![Dimension::new("H", "a")]);
+    let v = validated(&[
+        (
+            key.clone(),
+            1_000,
+            Unit::Percent,
+            Resolution::Standard,
+            Data::Value(1.5f64.to_bits()),
+        ),
+        (
+            key.clone(),
+            999,
+            Unit::Percent,
+            Resolution::Standard,
+            Data::Value(2.0f64.to_bits()),
+        ),
+        (
+            key,
+            999,
+            Unit::Count,
+            Resolution::High,
+            Data::Values(vec![3.0f64.to_bits()], vec![2.0f64.to_bits()]),
+        ),
+    ]);
+    let mut expected = vec![1, 3, b'A', b'p', b'p'];
+    let key_bytes = [1, b'M', 1, 1, b'H', 1, b'a'];
+    // Run 1: Percent (13), standard (1), single values (0), two of them.
+    expected.extend([2, 7]);
+    expected.extend(key_bytes);
+    expected.extend([13, 1, 0, 2]);
+    expected.extend([0xd0, 0x0f]); // zigzag(1000) = 2000
+    expected.extend(1.5f64.to_le_bytes());
+    expected.push(1); // zigzag(-1)
+    expected.extend(2.0f64.to_le_bytes());
+    // Run 2: Count (14), high (0), values with counts (2), one.
+    expected.extend([2, 7]);
+    expected.extend(key_bytes);
+    expected.extend([14, 0, 2, 1]);
+    expected.push(0);
+    expected.push(1);
+    expected.extend(3.0f64.to_le_bytes());
+    expected.extend(2.0f64.to_le_bytes());
+    assert_eq!(encoded(&v), expected);
+}
+
+/// An agent's flush (one host's 10 metrics × 100 samples, 1,000 datums) takes a fifth of its
+/// request's bytes or less in the log, and means the same after the trip.
+#[test]
+fn an_agent_flush_is_compact() {
+    let metric_data = (0..10)
+        .flat_map(|m| {
+            (0..100).map(move |s| MetricDatum {
+                metric_name: format!("Metric{m}Utilization"),
+                dimensions: vec![pb::Dimension {
+                    name: "Host".into(),
+                    value: "h0001".into(),
+                }],
+                timestamp_ms: NOW.as_millis() - (100 - s) * 1000,
+                value: Some(f64::from(s as u32) * 0.37),
+                unit: "Percent".into(),
+                storage_resolution: 60,
+                ..MetricDatum::default()
+            })
+        })
+        .collect();
+    let req = PutMetricDataRequest {
+        namespace: "Thermostat/Loadgen".into(),
+        metric_data,
+    };
+    let bytes = req.encode_to_vec();
+    let v = validate_request(&bytes, NOW, &Interner::new(100)).unwrap();
+    let payload = encoded(&v);
+    assert!(
+        payload.len() * 5 <= bytes.len(),
+        "{} bytes in the log for a {}-byte request",
+        payload.len(),
+        bytes.len()
+    );
+    let back = Decoder::new().decode(&payload).unwrap();
+    assert_eq!(flat(&back), flat(&v));
+    assert_eq!(back.samples, 1000.0);
+}
+
+/// Errors say where and what.
+#[test]
+fn errors_name_the_byte_and_the_field() {
+    let e = Decoder::new().decode(&[2, 0]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "record payload byte 0: a run before any namespace"
+    );
+    let e = Decoder::new()
+        .decode(&[1, 3, b'A', b'p', b'p', 9])
+        .unwrap_err();
+    assert_eq!(e.to_string(), "record payload byte 5: item tag");
+}
