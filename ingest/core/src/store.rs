@@ -192,7 +192,7 @@ impl Series {
 
     /// Records a run of observations; consecutive ones that fall into the same window take
     /// one window lookup.
-    fn record_run<'o>(&mut self, mut run: impl Iterator<Item = &'o Observation<'o>>) {
+    fn record_run<'o>(&mut self, mut run: impl Iterator<Item = &'o Observation<'o>> + Clone) {
         let Some(mut obs) = run.next() else { return };
         loop {
             let tier = match obs.resolution {
@@ -200,19 +200,23 @@ impl Series {
                 Resolution::Standard => 1,
             };
             let start = obs.timestamp.floor_to(TIER_MS[tier]).as_millis();
-            let unit = obs.unit;
+            let (unit, resolution) = (obs.unit, obs.resolution);
+            let in_window = |o: &&Observation<'_>| {
+                o.unit == unit
+                    && o.resolution == resolution
+                    && o.timestamp.floor_to(TIER_MS[tier]).as_millis() == start
+            };
             let mut last = self.last_timestamp;
             let w = self.stream_mut(unit).tiers[tier].entry(start).or_default();
+            record_into(w, obs);
+            last = last.max(obs.timestamp);
+            // The rest of the run's observations in this window, room made for them at once.
+            w.reserve(run.clone().take_while(in_window).count());
             let next = loop {
-                record_into(w, obs);
-                last = last.max(obs.timestamp);
                 match run.next() {
-                    Some(o)
-                        if o.unit == unit
-                            && o.resolution == obs.resolution
-                            && o.timestamp.floor_to(TIER_MS[tier]).as_millis() == start =>
-                    {
-                        obs = o;
+                    Some(o) if in_window(&o) => {
+                        record_into(w, o);
+                        last = last.max(o.timestamp);
                     }
                     other => break other,
                 }

@@ -247,6 +247,15 @@ impl Window {
         self.record_n(v, 1.0);
     }
 
+    /// A hint that about `additional` more single observations are coming: a window that
+    /// keeps raw values makes room for them at once (one allocation instead of a growth every
+    /// few values). Nothing else changes.
+    pub fn reserve(&mut self, additional: usize) {
+        if let Distribution::Small(values) = &mut self.dist {
+            values.reserve(additional.min(RAW_LIMIT.saturating_sub(values.len())));
+        }
+    }
+
     /// Records `n` observations of `v` (CloudWatch `Values`/`Counts`). Counts of zero record
     /// nothing.
     pub fn record_n(&mut self, v: f64, n: f64) {
