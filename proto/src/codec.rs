@@ -1,6 +1,6 @@
 //! The codec of the generated server: prost for every message except
 //! `PutMetricDataRequest`, which the server takes as its raw bytes ([`RawPutMetricDataRequest`])
-//! so that the ingest path can read it without copying its strings and log it as received.
+//! so that the ingest path can read it without copying its strings.
 
 use std::marker::PhantomData;
 

@@ -3,8 +3,8 @@
 //! with any invalid datum is rejected whole.
 //!
 //! A [`Validated`] request holds each datum's series key (from the [`Interner`]) and its data;
-//! the values of multi-valued datums are copied into one buffer per request. It travels to the
-//! log writer and is applied from there, while the log keeps the request's bytes as received.
+//! the values of multi-valued datums are copied into one buffer per request. It is encoded as
+//! a log record ([`crate::record`]), travels to the log writer and is applied from there.
 
 use thermostat_metrics::validate::{self, Shape, ValidationError};
 use thermostat_metrics::{Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit};

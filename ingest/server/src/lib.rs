@@ -13,8 +13,10 @@
 //! - Every rejection is counted in telemetry by reason.
 //!
 //! # Layout
-//! `convert.rs` (proto → observations), `service.rs` (tonic service), `persist.rs`
-//! (snapshots), `error.rs` (the one error type and its `Status` mapping).
+//! `wire.rs` (zero-copy protobuf reader), `convert.rs` (request → validated observations),
+//! `intern.rs` (wire identity → series key), `record.rs` (log record payloads), `wal.rs` (the
+//! write-ahead log and the applier), `service.rs` (tonic service), `persist.rs` (snapshots),
+//! `error.rs` (the one error type and its `Status` mapping).
 
 #![warn(missing_docs)]
 
