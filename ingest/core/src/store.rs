@@ -328,20 +328,35 @@ impl Store {
         self.record(batch, Some(seq));
     }
 
-    fn record(&self, batch: &[(SeriesKey, Observation<'_>)], seq: Option<u64>) {
-        self.record_entries(batch, seq);
-        if let Some(seq) = seq {
-            self.completed_seq
-                .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
-        }
+    /// Records write-ahead-log record `seq` given as runs of one series (as
+    /// [`Store::record_batch_seq`] does): `runs[i] = (key, end)` says that
+    /// `observations[runs[i - 1].1..end]` are of `key` (from 0 for the first run). A key shared
+    /// by a whole run costs one reference count, not one per observation.
+    ///
+    /// # Panics
+    /// If the ends do not increase within `observations.len()`.
+    pub fn record_runs_seq(
+        &self,
+        runs: &[(SeriesKey, usize)],
+        observations: &[Observation<'_>],
+        seq: u64,
+    ) {
+        let mut start = 0;
+        let cut = runs
+            .iter()
+            .map(|(key, end)| {
+                let run = observations[start..*end].iter();
+                start = *end;
+                (key, run)
+            })
+            .collect();
+        self.record_cut(cut, Some(seq));
     }
 
-    fn record_entries(&self, batch: &[(SeriesKey, Observation<'_>)], seq: Option<u64>) {
+    fn record(&self, batch: &[(SeriesKey, Observation<'_>)], seq: Option<u64>) {
         // Agents send a series' samples together: the batch is cut into runs of one series
-        // (found by pointer, reading no key), and each run takes one map lookup. Runs are
-        // grouped by shard so that each shard's part of the batch is applied under one lock
-        // hold (a snapshot sees all of it or none).
-        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        // (found by pointer, reading no key), and each run takes one map lookup.
+        let mut runs = Vec::new();
         let mut start = 0;
         while start < batch.len() {
             let key = &batch[start].0;
@@ -349,11 +364,26 @@ impl Store {
                 .iter()
                 .position(|(k, _)| !SeriesKey::same(k, key))
                 .unwrap_or(batch.len() - start);
-            runs.push((self.shard_of(key), start, len));
+            runs.push((key, batch[start..start + len].iter().map(|(_, o)| o)));
             start += len;
         }
-        runs.sort_unstable();
-        for chunk in runs.chunk_by(|a, b| a.0 == b.0) {
+        self.record_cut(runs, seq);
+    }
+
+    /// Applies runs of one series each. Runs are grouped by shard so that each shard's part of
+    /// the batch is applied under one lock hold (a snapshot sees all of it or none), in batch
+    /// order within a shard.
+    fn record_cut<'o, I>(&self, runs: Vec<(&SeriesKey, I)>, seq: Option<u64>)
+    where
+        I: Iterator<Item = &'o Observation<'o>> + Clone,
+    {
+        let mut order: Vec<(usize, usize)> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (self.shard_of(key), i))
+            .collect();
+        order.sort_unstable();
+        for chunk in order.chunk_by(|a, b| a.0 == b.0) {
             let mut shard = self.lock(chunk[0].0);
             if let Some(seq) = seq {
                 let watermark = shard.applied_seq.max(self.completed());
@@ -362,17 +392,21 @@ impl Store {
                 }
                 shard.applied_seq = seq;
             }
-            for &(_, start, len) in chunk {
-                let key = &batch[start].0;
-                let series = match shard.series.get_mut(key) {
+            for &(_, i) in chunk {
+                let (key, run) = &runs[i];
+                let series = match shard.series.get_mut(*key) {
                     Some(series) => series,
                     None => {
                         self.created(key);
-                        shard.series.entry(key.clone()).or_default()
+                        shard.series.entry((*key).clone()).or_default()
                     }
                 };
-                series.record_run(batch[start..start + len].iter().map(|(_, o)| o));
+                series.record_run(run.clone());
             }
+        }
+        if let Some(seq) = seq {
+            self.completed_seq
+                .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
         }
     }
 

@@ -25,10 +25,14 @@ struct Multi {
 /// A validated (or, when replaying the log, trusted) request.
 #[derive(Debug, Default)]
 pub struct Validated {
-    /// One entry per datum that carries data, in request order, ready for the store. A
-    /// multi-valued datum's sample is an empty list here until [`Validated::observations`] or
+    /// The series of the observations, one entry per run of one series: `(key, end)` says
+    /// that `observations[previous end..end]` are of `key`. A key is held once per run, not
+    /// once per datum: its reference count is shared with every thread that handles it.
+    runs: Vec<(SeriesKey, usize)>,
+    /// One per datum that carries data, in request order, ready for the store. A multi-valued
+    /// datum's sample is an empty list here until [`Validated::observations`] or
     /// [`Validated::apply`] fills in its values.
-    pub entries: Vec<(SeriesKey, Observation<'static>)>,
+    observations: Vec<Observation<'static>>,
     /// Samples in the request, by Thermostat's counting rule.
     pub samples: f64,
     /// Values and counts of multi-valued datums.
@@ -42,65 +46,102 @@ const NO_VALUES: Sample<'static> = Sample::Values {
 };
 
 impl Validated {
-    /// The observations to record, multi-valued datums included.
+    /// Datums that carry data.
+    pub fn len(&self) -> usize {
+        self.observations.len()
+    }
+
+    /// Whether no datum carries data.
+    pub fn is_empty(&self) -> bool {
+        self.observations.is_empty()
+    }
+
+    /// The series of the datums, once per run of one series (a series may come again later).
+    pub fn series(&self) -> impl Iterator<Item = &SeriesKey> {
+        self.runs.iter().map(|(k, _)| k)
+    }
+
+    /// The observations to record with their series, multi-valued datums included.
     pub fn observations(&self) -> Vec<(SeriesKey, Observation<'_>)> {
-        let mut out: Vec<(SeriesKey, Observation<'_>)> = self.entries.clone();
-        self.fill(&mut out);
+        let mut out: Vec<(SeriesKey, Observation<'_>)> =
+            Vec::with_capacity(self.observations.len());
+        let mut start = 0;
+        for (key, end) in &self.runs {
+            out.extend(
+                self.observations[start..*end]
+                    .iter()
+                    .map(|o| (key.clone(), *o)),
+            );
+            start = *end;
+        }
+        for m in &self.multi {
+            out[m.entry].1.sample = self.values_of(m);
+        }
         out
     }
 
-    fn fill<'a>(&'a self, out: &mut [(SeriesKey, Observation<'a>)]) {
-        for m in &self.multi {
-            out[m.entry].1.sample = Sample::Values {
-                values: &self.values[m.start..m.start + m.len],
-                counts: if m.counted {
-                    &self.values[m.start + m.len..m.start + 2 * m.len]
-                } else {
-                    &[]
-                },
-            };
+    /// The values (and counts) of a multi-valued datum.
+    fn values_of(&self, m: &Multi) -> Sample<'_> {
+        Sample::Values {
+            values: &self.values[m.start..m.start + m.len],
+            counts: if m.counted {
+                &self.values[m.start + m.len..m.start + 2 * m.len]
+            } else {
+                &[]
+            },
         }
     }
 
-    /// Calls `f` with the observations to record, multi-valued datums included.
-    pub(crate) fn with_observations<R>(
+    /// Makes room for `additional` more observations.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.observations.reserve(additional);
+    }
+
+    /// Calls `f` with the runs (as in [`Store::record_runs_seq`]) and the observations to
+    /// record, multi-valued datums included.
+    pub(crate) fn with_runs<R>(
         &self,
-        f: impl FnOnce(&[(SeriesKey, Observation<'_>)]) -> R,
+        f: impl FnOnce(&[(SeriesKey, usize)], &[Observation<'_>]) -> R,
     ) -> R {
         if self.multi.is_empty() {
-            // The common case: the entries are what the store takes.
-            f(&self.entries)
-        } else {
-            f(&self.observations())
+            // The common case: the observations are what the store takes.
+            return f(&self.runs, &self.observations);
         }
+        let mut filled: Vec<Observation<'_>> = self.observations.clone();
+        for m in &self.multi {
+            filled[m.entry].sample = self.values_of(m);
+        }
+        f(&self.runs, &filled)
     }
 
-    /// Records the request into `store` as log record `seq` (see [`Store::record_batch_seq`]).
+    /// Records the request into `store` as log record `seq` (see [`Store::record_runs_seq`]).
     pub fn apply(self, store: &Store, seq: u64) {
-        self.with_observations(|entries| store.record_batch_seq(entries, seq));
+        self.with_runs(|runs, observations| store.record_runs_seq(runs, observations, seq));
     }
 
     fn push(
         &mut self,
-        key: SeriesKey,
+        key: &SeriesKey,
         timestamp: Timestamp,
         unit: Unit,
         resolution: Resolution,
         sample: Sample<'static>,
     ) {
-        self.entries.push((
-            key,
-            Observation {
-                timestamp,
-                unit,
-                resolution,
-                sample,
-            },
-        ));
+        self.observations.push(Observation {
+            timestamp,
+            unit,
+            resolution,
+            sample,
+        });
+        let end = self.observations.len();
+        match self.runs.last_mut() {
+            Some((last, last_end)) if SeriesKey::same(last, key) => *last_end = end,
+            _ => self.runs.push((key.clone(), end)),
+        }
     }
 
     /// Adds a datum's data, if it has any.
-    fn place(&mut self, key: SeriesKey, d: &DatumView<'_>, unit: Unit, now: Timestamp) {
+    fn place(&mut self, key: &SeriesKey, d: &DatumView<'_>, unit: Unit, now: Timestamp) {
         if let Some(sample) = sample_of(d) {
             let resolution = Resolution::from_storage_resolution(d.storage_resolution);
             self.push_sample(key, timestamp_of(d, now), unit, resolution, sample);
@@ -110,7 +151,7 @@ impl Validated {
     /// Adds an observation, copying the values of a multi-valued one.
     pub(crate) fn push_sample(
         &mut self,
-        key: SeriesKey,
+        key: &SeriesKey,
         timestamp: Timestamp,
         unit: Unit,
         resolution: Resolution,
@@ -134,7 +175,7 @@ impl Validated {
                     );
                 }
                 self.multi.push(Multi {
-                    entry: self.entries.len(),
+                    entry: self.observations.len(),
                     start,
                     len: values.len(),
                     counted,
@@ -218,7 +259,7 @@ pub fn validate_request(
         .into());
     }
     let mut out = Validated {
-        entries: Vec::with_capacity(req.datums.len()),
+        observations: Vec::with_capacity(req.datums.len()),
         ..Validated::default()
     };
     let (mut d, mut keys, mut units) = (DatumView::default(), interner.session(), Units::default());
@@ -240,13 +281,7 @@ pub fn validate_request(
             validate::timestamp(timestamp, now).map_err(|r| at(r, "timestamp_ms"))?;
             validate::value(value).map_err(|r| at(r, "value"))?;
             out.samples += 1.0;
-            out.push(
-                key.clone(),
-                timestamp,
-                *unit,
-                *resolution,
-                Sample::Value(value),
-            );
+            out.push(key, timestamp, *unit, *resolution, Sample::Value(value));
             continue;
         }
         // A datum that starts with the same identity bytes as the one before is of the same
@@ -257,11 +292,12 @@ pub fn validate_request(
             }
             _ => false,
         };
-        let key = match &same {
-            Some((_, key)) if rest_only => key.clone(),
+        // The key of a datum of a new series (`None`: the series of the datum before).
+        let fresh = match &same {
+            Some(_) if rest_only => None,
             _ => {
                 d.read(bytes).map_err(at)?;
-                keys.key(
+                Some(keys.key(
                     req.namespace,
                     d.metric_name,
                     &d.dimensions,
@@ -271,14 +307,15 @@ pub fn validate_request(
                             RequestError::Invalid(e.within(&format!("metric_data[{i}]")))
                         })
                     },
-                )?
+                )?)
             }
         };
         let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
         out.samples +=
             validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
-        if !rest_only {
-            same = (d.identity_end > 0).then(|| (&bytes[..d.identity_end], key.clone()));
+        if let Some(key) = fresh {
+            out.place(&key, &d, unit, now);
+            same = (d.identity_end > 0).then(|| (&bytes[..d.identity_end], key));
             same_tail = None;
             if d.identity_end > 0
                 && let Some((_, _, end)) = wire::timestamp_and_value(bytes, d.identity_end)
@@ -288,8 +325,9 @@ pub fn validate_request(
                 let resolution = Resolution::from_storage_resolution(d.storage_resolution);
                 same_tail = Some((&bytes[end..], unit, resolution));
             }
+        } else if let Some((_, key)) = &same {
+            out.place(key, &d, unit, now);
         }
-        out.place(key, &d, unit, now);
     }
     Ok(out)
 }
@@ -344,7 +382,7 @@ pub fn trusted_request(
 ) -> Result<Validated, WireError> {
     let req = RequestView::read(bytes)?;
     let mut out = Validated {
-        entries: Vec::with_capacity(req.datums.len()),
+        observations: Vec::with_capacity(req.datums.len()),
         ..Validated::default()
     };
     let (mut d, mut keys, mut units) = (DatumView::default(), interner.session(), Units::default());
@@ -358,9 +396,9 @@ pub fn trusted_request(
             |b, f| text(b, &f.to_string()),
             |_, _| Ok(()),
         )?;
-        let before = out.entries.len();
-        out.place(key, &d, unit, received);
-        if out.entries.len() > before {
+        let before = out.len();
+        out.place(&key, &d, unit, received);
+        if out.len() > before {
             out.samples += sample_count(&d);
         }
     }
@@ -574,8 +612,9 @@ mod tests {
         }
         let v = validate_request(&raw, NOW, &Interner::new(100)).unwrap();
         assert_eq!(ours(&v), reference(&req));
-        assert_ne!(v.entries[0].0, v.entries[1].0);
-        assert_eq!(v.entries[1].0.dimension("d9"), Some("v9"));
+        let observations = v.observations();
+        assert_ne!(observations[0].0, observations[1].0);
+        assert_eq!(observations[1].0.dimension("d9"), Some("v9"));
     }
 
     /// A known identity is not checked again, but a bad one is never remembered as known.

@@ -94,65 +94,64 @@ fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
     }
 }
 
-/// Whether `b` continues the run that `a` starts.
-fn same_run(a: &(SeriesKey, Observation<'_>), b: &(SeriesKey, Observation<'_>)) -> bool {
-    SeriesKey::same(&a.0, &b.0)
-        && a.1.unit == b.1.unit
-        && a.1.resolution == b.1.resolution
-        && kind_of(&a.1.sample) == kind_of(&b.1.sample)
+/// Whether `b` (of the same series) continues the run that `a` is in.
+fn same_run(a: &Observation<'_>, b: &Observation<'_>) -> bool {
+    a.unit == b.unit && a.resolution == b.resolution && kind_of(&a.sample) == kind_of(&b.sample)
 }
 
 /// The payload of `validated`'s observations, appended to `out`.
 pub fn encode(validated: &Validated, out: &mut Vec<u8>) {
-    validated.with_observations(|entries| encode_entries(entries, out));
+    validated.with_runs(|runs, observations| {
+        out.reserve(observations.len() * 11 + 64);
+        let mut namespace: Option<&str> = None;
+        let mut key_bytes = Vec::with_capacity(128);
+        let mut previous = 0i64;
+        let mut start = 0;
+        for (key, end) in runs {
+            let ns = key.namespace();
+            if namespace != Some(ns) {
+                out.push(NAMESPACE);
+                put_str(out, ns);
+                namespace = Some(ns);
+            }
+            key_bytes.clear();
+            put_key(&mut key_bytes, key);
+            let series = &observations[start..*end];
+            start = *end;
+            // The series' observations, cut where the unit, resolution or kind changes.
+            for run in series.chunk_by(same_run) {
+                encode_run(&key_bytes, run, &mut previous, out);
+            }
+        }
+    });
 }
 
-fn encode_entries(entries: &[(SeriesKey, Observation<'_>)], out: &mut Vec<u8>) {
-    out.reserve(entries.len() * 11 + 64);
-    let mut namespace: Option<&str> = None;
-    let mut key_bytes = Vec::with_capacity(128);
-    let mut previous = 0i64;
-    let mut start = 0;
-    while start < entries.len() {
-        let first = &entries[start];
-        let len = 1 + entries[start + 1..]
-            .iter()
-            .take_while(|e| same_run(first, e))
-            .count();
-        let ns = first.0.namespace();
-        if namespace != Some(ns) {
-            out.push(NAMESPACE);
-            put_str(out, ns);
-            namespace = Some(ns);
-        }
-        key_bytes.clear();
-        put_key(&mut key_bytes, &first.0);
-        out.push(RUN);
-        encode_varint(key_bytes.len() as u64, out);
-        out.extend_from_slice(&key_bytes);
-        out.push(unit_code(first.1.unit));
-        out.push(resolution_code(first.1.resolution));
-        out.push(kind_of(&first.1.sample));
-        encode_varint(len as u64, out);
-        for (_, o) in &entries[start..start + len] {
-            let t = o.timestamp.as_millis();
-            encode_varint(zigzag(t.wrapping_sub(previous)), out);
-            previous = t;
-            match o.sample {
-                Sample::Value(v) => out.put_f64_le(v),
-                Sample::Values { values, counts } => {
-                    encode_varint(values.len() as u64, out);
-                    values.iter().for_each(|&v| out.put_f64_le(v));
-                    counts.iter().for_each(|&c| out.put_f64_le(c));
-                }
-                Sample::Set(s) => {
-                    for x in [s.sample_count, s.sum, s.minimum, s.maximum] {
-                        out.put_f64_le(x);
-                    }
+fn encode_run(key_bytes: &[u8], run: &[Observation<'_>], previous: &mut i64, out: &mut Vec<u8>) {
+    let first = &run[0];
+    out.push(RUN);
+    encode_varint(key_bytes.len() as u64, out);
+    out.extend_from_slice(key_bytes);
+    out.push(unit_code(first.unit));
+    out.push(resolution_code(first.resolution));
+    out.push(kind_of(&first.sample));
+    encode_varint(run.len() as u64, out);
+    for o in run {
+        let t = o.timestamp.as_millis();
+        encode_varint(zigzag(t.wrapping_sub(*previous)), out);
+        *previous = t;
+        match o.sample {
+            Sample::Value(v) => out.put_f64_le(v),
+            Sample::Values { values, counts } => {
+                encode_varint(values.len() as u64, out);
+                values.iter().for_each(|&v| out.put_f64_le(v));
+                counts.iter().for_each(|&c| out.put_f64_le(c));
+            }
+            Sample::Set(s) => {
+                for x in [s.sample_count, s.sum, s.minimum, s.maximum] {
+                    out.put_f64_le(x);
                 }
             }
         }
-        start += len;
     }
 }
 
@@ -278,19 +277,13 @@ impl Decoder {
                         return Err(c.error("kind"));
                     }
                     let n = c.len(MIN_OBS, "observation count")?;
-                    out.entries.reserve(n);
+                    out.reserve(n);
                     for _ in 0..n {
                         let t = previous.wrapping_add(unzigzag(c.varint("timestamp")?));
                         previous = t;
                         let sample = self.sample(&mut c, kind)?;
                         out.samples += sample.sample_count();
-                        out.push_sample(
-                            key.clone(),
-                            Timestamp::from_millis(t),
-                            unit,
-                            resolution,
-                            sample,
-                        );
+                        out.push_sample(&key, Timestamp::from_millis(t), unit, resolution, sample);
                     }
                 }
                 _ => return Err(tag_at),

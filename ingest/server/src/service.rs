@@ -111,10 +111,7 @@ impl MetricsApi {
                 RequestError::Invalid(v) => Error::Invalid(v),
                 RequestError::Wire(w) => Error::Malformed(w.to_string()),
             })?;
-        let namespace = validated
-            .entries
-            .first()
-            .map(|(k, _)| k.namespace_arc().clone());
+        let namespace = validated.series().next().map(|k| k.namespace_arc().clone());
         if let Some(ns) = namespace {
             self.check_series_limits(&ns, &validated)?;
         }
@@ -140,17 +137,14 @@ impl MetricsApi {
             .limits
             .max_series_per_namespace
             .map(|_| self.store.namespace_series_count(namespace));
-        let near_total = total + v.entries.len() > self.limits.max_series;
-        let near_ns = matches!((in_ns, self.limits.max_series_per_namespace), (Some(n), Some(max)) if n + v.entries.len() > max);
+        // At most one new series per run of one series.
+        let most_new = v.series().count();
+        let near_total = total + most_new > self.limits.max_series;
+        let near_ns = matches!((in_ns, self.limits.max_series_per_namespace), (Some(n), Some(max)) if n + most_new > max);
         if !near_total && !near_ns {
             return Ok(());
         }
-        let mut new: Vec<&SeriesKey> = v
-            .entries
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| !self.store.contains(k))
-            .collect();
+        let mut new: Vec<&SeriesKey> = v.series().filter(|k| !self.store.contains(k)).collect();
         new.sort_unstable();
         new.dedup();
         let refuse = |limit: usize, what: &str| {

@@ -383,9 +383,9 @@ fn series_counts_follow_creation_and_removal() {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
 
-    /// Recording a batch at once (runs of one series, runs of one window) stores exactly what
-    /// recording each observation on its own does, however series, units, resolutions and
-    /// windows interleave.
+    /// Recording a batch at once (runs of one series, runs of one window), as pairs or as runs,
+    /// stores exactly what recording each observation on its own does, however series, units,
+    /// resolutions and windows interleave.
     #[test]
     fn batches_store_what_single_observations_store(
         items in proptest::collection::vec(
@@ -406,11 +406,21 @@ proptest::proptest! {
                 (keys[s].clone(), o)
             })
             .collect();
-        let (whole, single) = (Store::new(4), Store::new(4));
+        let (whole, single, by_runs) = (Store::new(4), Store::new(4), Store::new(4));
         whole.record_batch(&batch);
         for item in &batch {
             single.record_batch(std::slice::from_ref(item));
         }
+        // The same batch as runs of one series over a separate list of observations.
+        let mut runs: Vec<(SeriesKey, usize)> = Vec::new();
+        for (i, (k, _)) in batch.iter().enumerate() {
+            match runs.last_mut() {
+                Some((last, end)) if SeriesKey::same(last, k) => *end = i + 1,
+                _ => runs.push((k.clone(), i + 1)),
+            }
+        }
+        let observations: Vec<Observation<'_>> = batch.iter().map(|(_, o)| *o).collect();
+        by_runs.record_runs_seq(&runs, &observations, 1);
         for k in &keys {
             for period in [1, 60] {
                 let q = Query {
@@ -422,6 +432,7 @@ proptest::proptest! {
                     statistics: stats(&["SampleCount", "Sum", "Maximum", "p50"]),
                 };
                 proptest::prop_assert_eq!(whole.query(&q, NOW).unwrap(), single.query(&q, NOW).unwrap());
+                proptest::prop_assert_eq!(by_runs.query(&q, NOW).unwrap(), single.query(&q, NOW).unwrap());
             }
         }
     }

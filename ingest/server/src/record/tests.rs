@@ -72,13 +72,7 @@ fn validated(items: &[Flat]) -> Validated {
             }
         };
         v.samples += sample.sample_count();
-        v.push_sample(
-            key.clone(),
-            Timestamp::from_millis(*t),
-            *unit,
-            *resolution,
-            sample,
-        );
+        v.push_sample(key, Timestamp::from_millis(*t), *unit, *resolution, sample);
     }
     v
 }
