@@ -437,3 +437,50 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    /// A stream's head window (its newest, kept outside the tier's map) is invisible from
+    /// outside: whatever order windows are written in (newest, late, another tier, with
+    /// compaction putting the head back in between), reads see exactly what one map per tier
+    /// would hold, and the head always starts after every window of its tier's map.
+    #[test]
+    fn the_head_window_is_where_reads_expect_it(
+        ops in proptest::collection::vec((0usize..4, 0i64..20, proptest::bool::ANY), 1..120)
+    ) {
+        let mut stream = Stream::default();
+        let mut model: [BTreeMap<i64, f64>; 4] = Default::default();
+        for (tier, start, settle) in ops {
+            if settle {
+                stream.settle();
+            }
+            let v = 1.0 + start as f64;
+            stream.window_mut(tier, start).record(v);
+            *model[tier].entry(start).or_default() += v;
+            if let Some(h) = &stream.head {
+                proptest::prop_assert!(stream.tiers[h.tier].keys().all(|&k| k < h.start));
+            }
+        }
+        for (tier, want) in model.iter().enumerate() {
+            for (lo, hi) in [(i64::MIN, i64::MAX), (5, 12), (19, 20)] {
+                let got: Vec<(i64, f64)> =
+                    stream.range(tier, lo..hi).map(|(s, w)| (s, w.sum())).collect();
+                let expected: Vec<(i64, f64)> =
+                    want.range(lo..hi).map(|(&s, &v)| (s, v)).collect();
+                proptest::prop_assert_eq!(got, expected);
+            }
+        }
+        let all: Vec<(usize, i64)> = stream.windows().map(|(t, s, _)| (t, s)).collect();
+        let expected: Vec<(usize, i64)> = model
+            .iter()
+            .enumerate()
+            .flat_map(|(t, m)| m.keys().map(move |&s| (t, s)))
+            .collect();
+        proptest::prop_assert_eq!(all, expected);
+        stream.settle();
+        proptest::prop_assert!(stream.head.is_none());
+        for (tier, want) in model.iter().enumerate() {
+            let keys: Vec<i64> = stream.tiers[tier].keys().copied().collect();
+            proptest::prop_assert_eq!(keys, want.keys().copied().collect::<Vec<_>>());
+        }
+    }
+}
