@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::series::{KeyHasherBuilder, SeriesKey};
 use crate::statistic::Statistic;
@@ -251,7 +252,9 @@ impl Stream {
 
 #[derive(Debug, Default)]
 struct Series {
-    streams: Vec<Stream>,
+    /// One stream per unit; nearly every series has one, kept in place (no allocation, no
+    /// pointer to follow from the series map).
+    streams: SmallVec<[Stream; 1]>,
     last_timestamp: Timestamp,
 }
 
