@@ -13,6 +13,8 @@ use thermostat_alarms::message::{AlarmDefinition, AlarmEvent};
 use thermostat_alarms::{HistoryItem, Transition};
 use thermostat_dashboards::actions::{GroupApi, NotificationApi};
 use thermostat_fleet::{AnyFleet, AutoScalingFleet, Fleet as _, SimulatedFleet, WebhookFleet};
+use thermostat_ingest::convert::Validated;
+use thermostat_ingest::wal::{AppendError, Wal};
 use thermostat_metrics::{
     Clock, Dimension, Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit,
 };
@@ -83,7 +85,13 @@ pub struct Actions {
     decisions: Mutex<(u64, VecDeque<(u64, ScalingDecision)>)>,
     tasks: TaskTracker,
     runtime: tokio::runtime::Handle,
+    /// The write-ahead log the groups' capacity metrics go through (set once by the app;
+    /// without it they are recorded into the store directly).
+    metrics_log: std::sync::OnceLock<Arc<Wal>>,
 }
+
+/// How long a tick waits for its capacity metrics to be durable and applied.
+const METRICS_LOG_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn fleets_for(
     set: &ScalingSet,
@@ -202,6 +210,7 @@ impl Actions {
             decisions: Mutex::new((0, VecDeque::new())),
             tasks: TaskTracker::new(),
             runtime: tokio::runtime::Handle::current(),
+            metrics_log: std::sync::OnceLock::new(),
         });
         Ok(actions)
     }
@@ -414,7 +423,35 @@ impl Actions {
             }
         }
         drop(groups);
-        store.record_batch(&batch);
+        if batch.is_empty() {
+            return;
+        }
+        let Some(wal) = self.metrics_log.get() else {
+            store.record_batch(&batch);
+            return;
+        };
+        match wal.append_blocking(
+            Validated::from_observations(&batch),
+            now,
+            METRICS_LOG_TIMEOUT,
+        ) {
+            Ok(_) => {}
+            Err(e @ AppendError::TimedOut(_)) => {
+                // Queued: it is applied when the log gets to it.
+                tracing::warn!(error = %e, "The groups' capacity metrics of this tick are late.");
+            }
+            Err(e) => {
+                // Nothing of it was stored: keep the samples, without the crash safety.
+                tracing::warn!(error = %e, "Could not log the groups' capacity metrics; recorded them without the write-ahead log.");
+                store.record_batch(&batch);
+            }
+        }
+    }
+
+    /// Sends the groups' capacity metrics through `wal` from now on, so that they survive a
+    /// crash like pushed data. The call blocks the tick until they are durable and applied.
+    pub fn log_metrics_to(&self, wal: Arc<Wal>) {
+        let _ = self.metrics_log.set(wal);
     }
 
     fn persist(

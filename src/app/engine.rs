@@ -119,7 +119,17 @@ impl AlarmEngine {
         let now = clock.now();
         let mut state = EngineState::new(set, now, None);
         let mut restored = BTreeSet::new();
-        for (name, stored) in db.load_states::<StoredState>()? {
+        // The table also holds the scaling groups' states (`group:…`, the actions' own): only
+        // the alarm engine's rows are decoded here.
+        let rows = db
+            .load_states::<serde_json::Value>()?
+            .into_iter()
+            .filter(|(name, _)| {
+                name.starts_with(METRIC_PREFIX) || name.starts_with(COMPOSITE_PREFIX)
+            });
+        for (name, row) in rows {
+            let stored: StoredState = serde_json::from_value(row)
+                .map_err(|e| anyhow::anyhow!("corrupt state of alarm {name:?}: {e}"))?;
             match (
                 name.strip_prefix(METRIC_PREFIX),
                 name.strip_prefix(COMPOSITE_PREFIX),

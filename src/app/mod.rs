@@ -135,6 +135,7 @@ pub async fn start_with_clock(
     )
     .await
     .context("cannot start notifications and scaling")?;
+    actions.log_metrics_to(Arc::clone(&wal));
     let admin = backup::Admin {
         store: Arc::clone(&store),
         db: Arc::clone(&db),

@@ -46,6 +46,17 @@ const NO_VALUES: Sample<'static> = Sample::Values {
 };
 
 impl Validated {
+    /// Observations made by Thermostat itself (not read from a request), to be logged and
+    /// applied like a request's.
+    pub fn from_observations(entries: &[(SeriesKey, Observation<'_>)]) -> Self {
+        let mut out = Validated::default();
+        for (key, o) in entries {
+            out.samples += o.sample.sample_count();
+            out.push_sample(key, o.timestamp, o.unit, o.resolution, o.sample);
+        }
+        out
+    }
+
     /// Datums that carry data.
     pub fn len(&self) -> usize {
         self.observations.len()

@@ -148,7 +148,24 @@ pub struct Job {
     /// Where its datums go.
     validated: Validated,
     /// Answered with the record's sequence number once it is durable and applied.
-    ack: oneshot::Sender<Result<u64, String>>,
+    ack: Ack,
+}
+
+/// Where a job's answer goes: to a task awaiting it, or to a thread blocked on it.
+#[derive(Debug)]
+enum Ack {
+    Task(oneshot::Sender<Result<u64, String>>),
+    Thread(mpsc::SyncSender<Result<u64, String>>),
+}
+
+impl Ack {
+    fn send(self, answer: Result<u64, String>) {
+        // The asker may have gone away (a cancelled request); the record stands regardless.
+        let _ = match self {
+            Ack::Task(tx) => tx.send(answer).ok(),
+            Ack::Thread(tx) => tx.send(answer).ok(),
+        };
+    }
 }
 
 impl Job {
@@ -160,6 +177,10 @@ impl Job {
         received: Timestamp,
         ack: oneshot::Sender<Result<u64, String>>,
     ) -> Self {
+        Self::with_ack(validated, received, Ack::Task(ack))
+    }
+
+    fn with_ack(validated: Validated, received: Timestamp, ack: Ack) -> Self {
         let mut payload = Vec::new();
         record::encode(&validated, &mut payload);
         Job {
@@ -430,6 +451,23 @@ struct Shared {
     segments: Mutex<Vec<(u64, PathBuf)>>,
 }
 
+/// Why [`Wal::append_blocking`] did not log its samples.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The queue is full: the writer cannot keep up. Nothing was stored.
+    #[error("the write-ahead log queue is full")]
+    Full,
+    /// The log is closed (shutting down). Nothing was stored.
+    #[error("the write-ahead log is closed")]
+    Closed,
+    /// The write failed. Nothing was stored.
+    #[error("{0}")]
+    Failed(String),
+    /// No answer in time; the record may still be applied.
+    #[error("the write-ahead log did not answer within {0:?}")]
+    TimedOut(Duration),
+}
+
 /// Why [`Wal::submit`] refused a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
@@ -464,7 +502,7 @@ fn apply_loop(store: &Store, rx: &Receiver<Durable>) {
         for (i, job) in group.jobs.into_iter().enumerate() {
             let seq = group.first_seq + i as u64;
             job.validated.apply(store, seq);
-            let _ = job.ack.send(Ok(seq));
+            job.ack.send(Ok(seq));
         }
     }
 }
@@ -524,6 +562,33 @@ impl Wal {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(Refused::Full),
             Err(TrySendError::Disconnected(_)) => Err(Refused::Closed),
+        }
+    }
+
+    /// Logs `validated` (received at `received`) and waits until it is durable and applied,
+    /// blocking the calling thread: for samples Thermostat makes itself (the groups' capacity
+    /// metrics), from a blocking context, never from an async task.
+    ///
+    /// # Errors
+    /// The queue is full or the log is closed (nothing of it is stored), the write failed, or
+    /// no answer came within `timeout` (the record may still be applied later).
+    pub fn append_blocking(
+        &self,
+        validated: Validated,
+        received: Timestamp,
+        timeout: Duration,
+    ) -> Result<u64, AppendError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        match self.submit(Job::with_ack(validated, received, Ack::Thread(tx))) {
+            Ok(()) => {}
+            Err(Refused::Full) => return Err(AppendError::Full),
+            Err(Refused::Closed) => return Err(AppendError::Closed),
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(e)) => Err(AppendError::Failed(e)),
+            Err(RecvTimeoutError::Timeout) => Err(AppendError::TimedOut(timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(AppendError::Closed),
         }
     }
 
@@ -709,7 +774,7 @@ impl WriterState {
             }
             let msg = format!("cannot persist the request: {e}");
             for job in group {
-                let _ = job.ack.send(Err(msg.clone()));
+                job.ack.send(Err(msg.clone()));
             }
             return;
         }
@@ -738,8 +803,7 @@ impl WriterState {
         }) {
             // Only if the applier panicked: the records are durable and replay at the next start.
             for job in lost.jobs {
-                let _ = job
-                    .ack
+                job.ack
                     .send(Err("the store is not accepting writes".into()));
             }
         }

@@ -356,3 +356,49 @@ fn a_closed_log_refuses() {
         Err(Refused::Closed)
     );
 }
+
+/// Samples Thermostat makes itself go through the log like a request's: the call returns once
+/// they are durable and applied, and they replay after a restart; a closed log refuses them.
+#[test]
+fn own_samples_are_logged_applied_and_replayed() {
+    use thermostat_metrics::{Dimension, Observation, Resolution, Sample, SeriesKey, Unit};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::new(4));
+    let wal = open(dir.path(), &store, |_| {});
+    let key = SeriesKey::new("Test", "Own", vec![Dimension::new("Host", "h0")]);
+    let observations: Vec<(SeriesKey, Observation<'_>)> = [3.0, 4.0]
+        .iter()
+        .map(|&v| {
+            let o = Observation {
+                timestamp: NOW.sub_millis(30_000),
+                unit: Unit::None,
+                resolution: Resolution::High,
+                sample: Sample::Value(v),
+            };
+            (key.clone(), o)
+        })
+        .collect();
+    let validated = crate::convert::Validated::from_observations(&observations);
+    assert_eq!(validated.samples, 2.0);
+    let seq = wal
+        .append_blocking(validated, NOW, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(seq, 1);
+    assert_eq!(
+        totals(&store),
+        (2.0, 7.0),
+        "applied before the call returns"
+    );
+    wal.close();
+    let refused = wal.append_blocking(
+        crate::convert::Validated::from_observations(&observations),
+        NOW,
+        Duration::from_secs(10),
+    );
+    assert!(matches!(refused, Err(AppendError::Closed)), "{refused:?}");
+    drop(wal);
+    let again = Arc::new(Store::new(4));
+    assert_eq!(recover(dir.path(), &again, false).unwrap().replayed, 1);
+    assert_eq!(totals(&again), (2.0, 7.0));
+}
