@@ -311,12 +311,26 @@ impl Window {
                 mine.extend_from_slice(theirs)
             }
             _ => {
-                let mut h = self.histogram().unwrap_or_else(new_histogram);
-                if let Some(o) = other.histogram() {
-                    // Both histograms auto-resize, so adding cannot fail for range reasons.
-                    let _ = h.add(&o);
+                // Into this window's own histogram when it has one (merging many windows into
+                // one must not copy the sum at every step), from the other's without a copy
+                // when it has one. Both auto-resize, so adding cannot fail for range reasons.
+                if !matches!(self.dist, Distribution::Hist(_)) {
+                    let h = self.histogram().unwrap_or_else(new_histogram);
+                    self.dist = Distribution::Hist(Box::new(h));
                 }
-                self.dist = Distribution::Hist(Box::new(h));
+                let Distribution::Hist(h) = &mut self.dist else {
+                    unreachable!("the distribution was just made a histogram")
+                };
+                match &other.dist {
+                    Distribution::Hist(o) => {
+                        let _ = h.add(&**o);
+                    }
+                    _ => {
+                        if let Some(o) = other.histogram() {
+                            let _ = h.add(&o);
+                        }
+                    }
+                }
             }
         }
     }
@@ -388,16 +402,12 @@ impl Window {
                 if rank >= 100.0 {
                     return Some(self.max);
                 }
-                let target = ((rank / 100.0) * total as f64).ceil().max(1.0) as u64;
-                let mut seen = 0u64;
-                for v in h.iter_recorded() {
-                    seen += v.count_at_value();
-                    if seen >= target {
-                        let mid = h.median_equivalent(v.value_iterated_to());
-                        return Some((mid as f64 / SCALE).clamp(self.min, self.max));
-                    }
-                }
-                Some(self.max)
+                // Nearest rank: the bucket where the count first reaches ⌈rank/100 · total⌉
+                // (hdrhistogram's scan, which sums the counts in vectorisable chunks), answered
+                // with the middle of that bucket.
+                let top = h.value_at_quantile(rank / 100.0);
+                let mid = h.median_equivalent(top);
+                Some((mid as f64 / SCALE).clamp(self.min, self.max))
             })
             .collect()
     }

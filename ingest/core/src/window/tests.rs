@@ -259,3 +259,48 @@ proptest! {
         }
     }
 }
+
+/// The percentile as it was computed before it used `value_at_quantile`: walk the recorded
+/// buckets until the count reaches the nearest rank, answer the bucket's middle.
+fn percentile_by_walking(w: &Window, rank: f64) -> Option<f64> {
+    if rank <= 0.0 || rank >= 100.0 || w.is_empty() {
+        return w.percentile(rank);
+    }
+    let h = match &w.dist {
+        Distribution::Hist(h) => (**h).clone(),
+        _ => w.histogram()?,
+    };
+    let target = ((rank / 100.0) * h.len() as f64).ceil().max(1.0) as u64;
+    let mut seen = 0u64;
+    for v in h.iter_recorded() {
+        seen += v.count_at_value();
+        if seen >= target {
+            let mid = h.median_equivalent(v.value_iterated_to());
+            return Some((mid as f64 / SCALE).clamp(w.min, w.max));
+        }
+    }
+    Some(w.max)
+}
+
+proptest! {
+    /// The chunked scan finds the same bucket as walking the buckets one by one, for any
+    /// values, counts and rank, in every form a window takes (raw, histogram, sealed).
+    #[test]
+    fn percentiles_are_those_of_the_bucket_walk(
+        values in arb_values(),
+        counts in prop::collection::vec(1u32..5, 1..400),
+        ranks in prop::collection::vec(0.0f64..=100.0, 1..8),
+    ) {
+        let mut w = Window::new();
+        for (v, n) in values.iter().zip(counts.iter().cycle()) {
+            w.record_n(*v, f64::from(*n));
+        }
+        let mut sealed = w.clone();
+        sealed.seal();
+        for rank in ranks.iter().copied().chain([0.5, 50.0, 99.0, 99.9]) {
+            let walked = percentile_by_walking(&w, rank);
+            prop_assert_eq!(w.percentile(rank), walked, "rank {}", rank);
+            prop_assert_eq!(sealed.percentile(rank), walked, "rank {} sealed", rank);
+        }
+    }
+}
