@@ -28,6 +28,7 @@
 
 pub mod codec;
 pub mod compare;
+pub mod process;
 pub mod procstat;
 pub mod report;
 pub mod workload;

@@ -16,6 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::thermostat_bin;
+
 const KEYS: [&str; 8] = [
     "thermostat_samples_per_second",
     "victoriametrics_samples_per_second",
@@ -28,20 +31,6 @@ const KEYS: [&str; 8] = [
 ];
 /// `--ci`: 10 hosts × 10 metrics × 50 samples.
 const CI_SAMPLES: u64 = 5000;
-
-fn thermostat_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("THERMOSTAT_BIN") {
-        return p.into();
-    }
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_loadgen")).with_file_name("thermostat");
-    assert!(
-        path.exists(),
-        "the server binary {} is missing: run `cargo build` (or `cargo test`) at the workspace \
-         root first, or set THERMOSTAT_BIN",
-        path.display()
-    );
-    path
-}
 
 /// The VictoriaMetrics binary, or `None` (with the reason printed) when it is missing and
 /// `CI` is not `true`.

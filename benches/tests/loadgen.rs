@@ -9,122 +9,47 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use thermostat_benches::process::{Killed, log_text, start_thermostat};
+
+mod common;
 
 /// How long a starting server may take to log its addresses (a deadline, not a sleep).
 const SERVING_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Log lines kept for failure messages.
-type Log = Arc<Mutex<Vec<String>>>;
-
-/// A running server, killed when dropped.
+/// A running server (killed when dropped) and its data directory (removed after it).
 struct Server {
-    child: Child,
+    _process: Killed,
     grpc: String,
     http: String,
-    log: Log,
+    log: thermostat_benches::process::Log,
     _data_dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        log_text(&self.log)
     }
-}
-
-fn server_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("THERMOSTAT_BIN") {
-        return p.into();
-    }
-    // `thermostat` is built into the same directory as `loadgen`.
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_loadgen")).with_file_name("thermostat");
-    assert!(
-        path.exists(),
-        "the server binary {} is missing: run `cargo build` (or `cargo test`) at the workspace \
-         root first, or set THERMOSTAT_BIN",
-        path.display()
-    );
-    path
 }
 
 fn start_server(extra: &[&str]) -> Server {
     let data_dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(server_binary())
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .args(["--log-format", "json"])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Every stderr line goes into the log (for failure messages) and to this thread, which
-    // waits for the serving line: it carries the bound addresses. Reading continues after
-    // that, so the server never blocks on a full pipe.
-    let log: Log = Arc::default();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line.clone());
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + SERVING_TIMEOUT;
-    let (grpc, http) = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match rx.recv_timeout(left) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let why = match e {
-                    RecvTimeoutError::Timeout => "did not log \"Thermostat is serving.\" in time",
-                    RecvTimeoutError::Disconnected => "exited before serving",
-                };
-                panic!(
-                    "the server {why}; its log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        let fields = &v["fields"];
-        if fields["message"] == "Thermostat is serving." {
-            let addr = |k: &str| fields[k].as_str().unwrap().to_owned();
-            break (addr("grpc"), addr("http"));
-        }
-    };
+    let t = start_thermostat(
+        &common::thermostat_bin(),
+        data_dir.path(),
+        extra,
+        SERVING_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
     Server {
-        child,
-        grpc,
-        http,
-        log,
+        _process: t.process,
+        grpc: t.grpc,
+        http: t.http,
+        log: t.log,
         _data_dir: data_dir,
     }
 }

@@ -25,15 +25,17 @@
     reason = "printing the figures is this binary's job"
 )]
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
+use thermostat_benches::process::start_thermostat;
 use thermostat_metrics::{Clock as _, SystemClock};
 use thermostat_proto::v1::metrics_service_client::MetricsServiceClient;
 use thermostat_proto::v1::{MetricDatum, PutMetricDataRequest};
@@ -221,17 +223,6 @@ fn serve_connection(conn: TcpStream, tx: &Sender<Hook>) -> std::io::Result<()> {
     }
 }
 
-/// A child process killed and reaped on drop.
-#[derive(Debug)]
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn alarms_yaml(rounds: u32, hook: &str, background: usize) -> String {
     let mut yaml = String::from("alarms:\n");
     for i in 0..background {
@@ -251,62 +242,6 @@ fn alarms_yaml(rounds: u32, hook: &str, background: usize) -> String {
         ));
     }
     yaml
-}
-
-/// Starts `thermostat serve --config <dir>` and returns it with its gRPC address.
-fn start_server(bin: &Path, dir: &Path) -> anyhow::Result<(Killed, String)> {
-    let mut child = Killed(
-        Command::new(bin)
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--config")
-            .arg(dir.join("alarms.yaml"))
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?,
-    );
-    let stderr = child.0.stderr.take().context("stderr is not piped")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut log = Vec::new();
-    loop {
-        let line = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(l) => l,
-            Err(_) => bail!(
-                "the server did not start serving; its log:\n{}",
-                log.join("\n")
-            ),
-        };
-        log.push(line.clone());
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["fields"]["message"] == "Thermostat is serving." {
-            let grpc = v["fields"]["grpc"]
-                .as_str()
-                .context("no gRPC address in the serving line")?
-                .to_owned();
-            // Keep draining stderr so the server never blocks on the pipe.
-            std::thread::spawn(move || for _ in rx {});
-            return Ok((child, grpc));
-        }
-    }
 }
 
 /// `yyyy-MM-ddTHH:mm:ss.SSS+0000` (CloudWatch's `StateChangeTime`) as Unix ms.
@@ -347,7 +282,14 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Round>> 
             alarms_yaml(args.rounds, &hook, args.background_alarms),
         )?;
         let started = Instant::now();
-        let (_server, grpc) = start_server(&bin, &dir)?;
+        let config = dir.join("alarms.yaml");
+        let server = start_thermostat(
+            &bin,
+            &dir.join("data"),
+            [OsStr::new("--config"), config.as_os_str()],
+            START_TIMEOUT,
+        )?;
+        let grpc = server.grpc.clone();
         eprintln!(
             "breach-latency: the server started in {:.1} s with {} alarms",
             started.elapsed().as_secs_f64(),

@@ -23,15 +23,13 @@
     reason = "printing the comparison is this binary's job"
 )]
 
-use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
+use std::io::{BufReader, BufWriter, Write as _};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -39,6 +37,7 @@ use clap::Parser;
 use thermostat_benches::compare::{
     self, Comparison, HttpResponse, ServerRun, Setup, ThermostatRun, VictoriaMetricsRun,
 };
+use thermostat_benches::process::{Killed, Thermostat, log_text, start_thermostat};
 use thermostat_benches::procstat::ProcStat;
 use thermostat_benches::{Layout, Order, Workload, WorkloadSpec};
 use thermostat_metrics::{Clock as _, SystemClock};
@@ -189,23 +188,6 @@ impl WorkDir {
 impl Drop for WorkDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed (SIGKILL) and reaped on drop.
-#[derive(Debug)]
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Killed {
-    fn pid(&self) -> String {
-        self.0.id().to_string()
     }
 }
 
@@ -569,84 +551,6 @@ fn count_stored_samples(addr: &str, samples_per_series: usize) -> Option<u64> {
     answer
 }
 
-/// The last lines a server wrote on stderr, for error messages.
-type Log = Arc<Mutex<VecDeque<String>>>;
-
-fn log_text(log: &Log) -> String {
-    log.lock()
-        .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
-        .unwrap_or_default()
-}
-
-/// Starts `thermostat serve` and waits for its "Thermostat is serving." line, which carries
-/// the bound addresses: `(server, grpc, http, log)`.
-fn start_thermostat(bin: &Path, data: &Path) -> anyhow::Result<(Killed, String, String, Log)> {
-    let mut child = Killed(
-        Command::new(bin)
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?,
-    );
-    let stderr = child
-        .0
-        .stderr
-        .take()
-        .context("the server's stderr is not piped")?;
-    let log: Log = Arc::default();
-    let (tx, rx) = mpsc::channel();
-    let sink = Arc::clone(&log);
-    // Keeps reading after the serving line, so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(mut l) = sink.lock() {
-                if l.len() == 200 {
-                    l.pop_front();
-                }
-                l.push_back(line.clone());
-            }
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let line = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => bail!(
-                "Thermostat did not log \"Thermostat is serving.\" within {START_TIMEOUT:?}; its log:\n{}",
-                log_text(&log)
-            ),
-            Err(RecvTimeoutError::Disconnected) => bail!(
-                "Thermostat exited before serving; its log:\n{}",
-                log_text(&log)
-            ),
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        let fields = &v["fields"];
-        if fields["message"] == "Thermostat is serving." {
-            let addr = |k: &str| fields[k].as_str().map(str::to_owned);
-            let (Some(grpc), Some(http)) = (addr("grpc"), addr("http")) else {
-                bail!("the serving line has no addresses: {line}");
-            };
-            return Ok((child, grpc, http, log));
-        }
-    }
-}
-
 fn run_thermostat(
     args: &Args,
     setup: &Setup,
@@ -659,7 +563,12 @@ fn run_thermostat(
     let idle_before = if args.ci { None } else { idle_share() };
     let load_average_before = load_average();
     let data = work.join("thermostat-data");
-    let (server, grpc, http_addr, log) = start_thermostat(bin, &data)?;
+    let Thermostat {
+        process: server,
+        grpc,
+        http: http_addr,
+        log,
+    } = start_thermostat(bin, &data, std::iter::empty::<&str>(), START_TIMEOUT)?;
     note(&format!(
         "Thermostat serving on grpc={grpc} http={http_addr}; loadgen encodes, then pushes"
     ));
