@@ -305,16 +305,7 @@ notifications:
         &["--config", &config],
         &[("THERMOSTAT_TEST_AUDIT_SECRET", "s3cret")],
     );
-    let r = reqwest::Client::new()
-        .put(format!(
-            "http://{}/api/v1/alarms/db-slow/state",
-            server.http
-        ))
-        .json(&json!({"state_value": "ALARM", "state_reason": "slow queries"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::util::set_alarm_state(&server.http, "db-slow", "ALARM", "slow queries").await;
 
     let (sig, body) = tokio::time::timeout(Duration::from_secs(20), bodies.recv())
         .await

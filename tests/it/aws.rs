@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_autoscaling::config::Credentials;
-use serde_json::{Value, json};
+use serde_json::Value;
 use thermostat_testkit::{Moto, require_peers};
 
 use crate::process::ServerProcess;
@@ -144,16 +144,7 @@ scaling_groups:
         "{group}"
     );
 
-    let r = http
-        .put(format!(
-            "http://{}/api/v1/alarms/api-hot/state",
-            server.http
-        ))
-        .json(&json!({"state_value": "ALARM", "state_reason": "testing the real thing"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::util::set_alarm_state(&server.http, "api-hot", "ALARM", "testing the real thing").await;
 
     // The real group scales 2 -> 5, as moto reports through the SDK.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -197,7 +197,7 @@ async fn alarm_state_history_and_pending_notifications_survive_sigkill() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use axum::http::StatusCode;
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
     let healthy = Arc::new(AtomicBool::new(false));
     let deliveries = Arc::new(AtomicUsize::new(0));
@@ -233,16 +233,7 @@ async fn alarm_state_history_and_pending_notifications_survive_sigkill() {
     let http = reqwest::Client::new();
 
     let server = ServerProcess::start(data.path(), &["--config", &config]);
-    let r = http
-        .put(format!(
-            "http://{}/api/v1/alarms/disk-full/state",
-            server.http
-        ))
-        .json(&json!({"state_value": "ALARM", "state_reason": "before the crash"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    set_alarm_state(&server.http, "disk-full", "ALARM", "before the crash").await;
     // Wait until the notification has failed at least once (it is in the outbox, pending).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -331,8 +322,6 @@ async fn alarm_state_history_and_pending_notifications_survive_sigkill() {
 /// from loading its own states (it once read every row as an alarm's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_capacity_metrics_survive_sigkill() {
-    use serde_json::Value;
-
     let cfg = tempfile::tempdir().unwrap();
     std::fs::write(
         cfg.path().join("g.yaml"),
@@ -341,21 +330,19 @@ async fn group_capacity_metrics_survive_sigkill() {
     .unwrap();
     let config = cfg.path().to_str().unwrap().to_owned();
     let data = tempfile::tempdir().unwrap();
-    let http = reqwest::Client::new();
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         - 60;
     let datapoints = |server: &ServerProcess| {
-        let url = format!(
-            "http://{}/api/v1/statistics?namespace=AWS/AutoScaling&metric_name=GroupDesiredCapacity&dimensions=AutoScalingGroupName=kept&period_seconds=10&statistics=Maximum&start={since}&end={}",
-            server.http,
+        let path = format!(
+            "/api/v1/statistics?namespace=AWS/AutoScaling&metric_name=GroupDesiredCapacity&dimensions=AutoScalingGroupName=kept&period_seconds=10&statistics=Maximum&start={since}&end={}",
             since + 3600
         );
-        let http = http.clone();
+        let http_addr = server.http.clone();
         async move {
-            let doc: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let doc = get_json(http_addr, &path).await;
             doc["datapoints"]
                 .as_array()
                 .unwrap()

@@ -21,11 +21,7 @@ const T0: i64 = 1_795_687_200_000;
 const SIMULATED_LIMIT_MS: i64 = 15 * 60_000;
 
 async fn get(running: &Running, path: &str) -> Value {
-    let r = reqwest::get(format!("http://{}{path}", running.http_addr))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "GET {path}");
-    r.json().await.unwrap()
+    crate::util::get_json(running.http_addr, path).await
 }
 
 fn ms(rfc3339: &str) -> i64 {

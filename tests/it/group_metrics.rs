@@ -39,11 +39,7 @@ scaling_groups:
 const T0: i64 = 1_795_687_200_000;
 
 async fn get(running: &Running, path: &str) -> Value {
-    let r = reqwest::get(format!("http://{}{path}", running.http_addr))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "GET {path}");
-    r.json().await.unwrap()
+    crate::util::get_json(running.http_addr, path).await
 }
 
 /// Maximum per 10-second period of one group metric of `web`, from T0 for 40 s.
@@ -93,16 +89,7 @@ async fn every_tick_records_desired_in_service_min_and_max_of_each_group() {
     // T0: 2 desired and in service. Then the alarm is set to ALARM (SetAlarmState at T0):
     // the policy adds 2, which take 20 s to come in service.
     tick(T0);
-    let r = reqwest::Client::new()
-        .put(format!(
-            "http://{}/api/v1/alarms/web-hot/state",
-            running.http_addr
-        ))
-        .json(&json!({"state_value": "ALARM", "state_reason": "test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::util::set_alarm_state(running.http_addr, "web-hot", "ALARM", "test").await;
     tick(T0 + 10_000);
     tick(T0 + 20_000);
 

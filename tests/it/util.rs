@@ -151,3 +151,29 @@ pub(crate) async fn scrape(server: &TestServer, series: &str) -> Option<f64> {
             .map(|v| v.trim().parse().unwrap())
     })
 }
+
+/// `GET http://{http_addr}{path}`, which must answer 200, as JSON.
+pub(crate) async fn get_json(http_addr: impl std::fmt::Display, path: &str) -> serde_json::Value {
+    let r = reqwest::get(format!("http://{http_addr}{path}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "GET {path}");
+    r.json().await.unwrap()
+}
+
+/// Sets alarm `name` to `state` with `reason` (`PUT /api/v1/alarms/{name}/state`, the API's
+/// SetAlarmState), which must answer 200.
+pub(crate) async fn set_alarm_state(
+    http_addr: impl std::fmt::Display,
+    name: &str,
+    state: &str,
+    reason: &str,
+) {
+    let r = reqwest::Client::new()
+        .put(format!("http://{http_addr}/api/v1/alarms/{name}/state"))
+        .json(&serde_json::json!({"state_value": state, "state_reason": reason}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "PUT /api/v1/alarms/{name}/state");
+}
