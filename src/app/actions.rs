@@ -163,14 +163,9 @@ impl Actions {
         let fleets = fleets_for(&config.scaling, &sdk, &clock)?;
         let now = clock.now();
         let stored: BTreeMap<String, GroupState> = db
-            .load_states::<Value>()?
+            .load_states_under::<Value>(GROUP_PREFIX)?
             .into_iter()
-            .filter_map(|(k, v)| {
-                Some((
-                    k.strip_prefix(GROUP_PREFIX)?.to_owned(),
-                    serde_json::from_value(v).ok()?,
-                ))
-            })
+            .filter_map(|(name, v)| Some((name, serde_json::from_value(v).ok()?)))
             .collect();
         let mut states = BTreeMap::new();
         for g in &config.scaling.groups {

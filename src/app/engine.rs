@@ -94,7 +94,8 @@ pub struct AlarmEngine {
 const METRIC_PREFIX: &str = "m:";
 const COMPOSITE_PREFIX: &str = "c:";
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// A row of the state table, as written (`m:` rows hold instances, `c:` rows composites).
+#[derive(serde::Serialize)]
 #[serde(untagged)]
 enum StoredState {
     Metric(InstanceState),
@@ -119,43 +120,26 @@ impl AlarmEngine {
         let now = clock.now();
         let mut state = EngineState::new(set, now, None);
         let mut restored = BTreeSet::new();
-        // The table also holds the scaling groups' states (`group:…`, the actions' own): only
-        // the alarm engine's rows are decoded here.
-        let rows = db
-            .load_states::<serde_json::Value>()?
-            .into_iter()
-            .filter(|(name, _)| {
-                name.starts_with(METRIC_PREFIX) || name.starts_with(COMPOSITE_PREFIX)
-            });
-        for (name, row) in rows {
-            let stored: StoredState = serde_json::from_value(row)
-                .map_err(|e| anyhow::anyhow!("corrupt state of alarm {name:?}: {e}"))?;
-            match (
-                name.strip_prefix(METRIC_PREFIX),
-                name.strip_prefix(COMPOSITE_PREFIX),
-                stored,
-            ) {
-                (Some(n), _, StoredState::Metric(i)) => {
-                    if let Some(a) = set.alarm(&i.alarm) {
-                        let keeps_series = !a.is_per_series() || a.instance_name(&i.key) == n;
-                        if keeps_series {
-                            let key = if a.is_per_series() {
-                                i.key.clone()
-                            } else {
-                                thermostat_alarms::evaluator::series_key(a)
-                            };
-                            state
-                                .metric
-                                .insert(n.to_owned(), InstanceState { key, ..i });
-                            restored.insert(i_alarm_name(n));
-                        }
-                    }
+        // The table also holds the scaling groups' states (`group:…`, the actions' own): the
+        // engine reads only its own rows.
+        for (n, i) in db.load_states_under::<InstanceState>(METRIC_PREFIX)? {
+            if let Some(a) = set.alarm(&i.alarm) {
+                let keeps_series = !a.is_per_series() || a.instance_name(&i.key) == n;
+                if keeps_series {
+                    let key = if a.is_per_series() {
+                        i.key.clone()
+                    } else {
+                        thermostat_alarms::evaluator::series_key(a)
+                    };
+                    restored.insert(i_alarm_name(&n));
+                    state.metric.insert(n, InstanceState { key, ..i });
                 }
-                (_, Some(n), StoredState::Composite(c)) if set.composite(n).is_some() => {
-                    state.composites.insert(n.to_owned(), c);
-                    restored.insert(n.to_owned());
-                }
-                _ => {}
+            }
+        }
+        for (n, c) in db.load_states_under::<thermostat_alarms::CompositeState>(COMPOSITE_PREFIX)? {
+            if set.composite(&n).is_some() {
+                restored.insert(n.clone());
+                state.composites.insert(n, c);
             }
         }
         let created: Vec<HistoryItem> = set

@@ -102,14 +102,29 @@ impl StateDb {
     /// # Errors
     /// A read or decode failure.
     pub fn load_states<S: DeserializeOwned>(&self) -> anyhow::Result<Vec<(String, S)>> {
+        self.load_states_under("")
+    }
+
+    /// The stored states whose names start with `prefix` (one owner's rows: the table holds
+    /// the alarm engine's and the scaling groups'), by name without the prefix.
+    ///
+    /// # Errors
+    /// A read failure, or a row of the prefix that does not decode as `S`.
+    pub fn load_states_under<S: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> anyhow::Result<Vec<(String, S)>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(ALARM_STATE)?;
         let mut out = Vec::new();
-        for row in table.iter()? {
+        for row in table.range(prefix..)? {
             let (k, v) = row?;
+            let Some(name) = k.value().strip_prefix(prefix) else {
+                break;
+            };
             let state = serde_json::from_slice(v.value())
                 .with_context(|| format!("corrupt state of alarm {:?}", k.value()))?;
-            out.push((k.value().to_owned(), state));
+            out.push((name.to_owned(), state));
         }
         Ok(out)
     }
@@ -254,6 +269,35 @@ mod tests {
         db.forget(&["x".to_owned()]).unwrap();
         assert!(db.history::<String>("x", 10).unwrap().is_empty());
         assert_eq!(db.load_states::<String>().unwrap().len(), 1);
+    }
+
+    /// Each owner of the state table reads its own rows, whatever the others store there.
+    #[test]
+    fn states_are_read_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        for (name, state) in [("m:a", "1"), ("c:b", "2"), ("group:web", "3"), ("m:c", "4")] {
+            db.commit(&[AlarmWrite::<u32, String> {
+                name,
+                state: Some(&state.parse().unwrap()),
+                history: &[],
+            }])
+            .unwrap();
+        }
+        db.commit(&[AlarmWrite::<String, String> {
+            name: "n:other",
+            state: Some(&"not a number".to_owned()),
+            history: &[],
+        }])
+        .unwrap();
+        let metric: Vec<(String, u32)> = db.load_states_under("m:").unwrap();
+        assert_eq!(metric, vec![("a".into(), 1), ("c".into(), 4)]);
+        let groups: Vec<(String, u32)> = db.load_states_under("group:").unwrap();
+        assert_eq!(groups, vec![("web".into(), 3)]);
+        assert!(
+            db.load_states::<u32>().is_err(),
+            "a row of another shape fails a read of every row"
+        );
     }
 
     #[test]
