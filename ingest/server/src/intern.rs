@@ -70,7 +70,7 @@ impl Interner {
 
     /// The key of `identity` if it is known; otherwise `make` builds it (after checking it)
     /// and it is remembered.
-    fn lookup<E>(
+    pub(crate) fn lookup<E>(
         &self,
         identity: &[u8],
         make: impl FnOnce() -> Result<SeriesKey, E>,

@@ -28,13 +28,13 @@
 //! or an allocation larger than the payload.
 
 use bytes::{Buf, BufMut};
-use hashbrown::HashMap;
 use prost::encoding::{decode_varint, encode_varint};
 use thermostat_metrics::{
     Dimension, Observation, Resolution, Sample, SeriesKey, StatisticSet, Timestamp, Unit,
 };
 
 use crate::convert::Validated;
+use crate::intern::Interner;
 
 const NAMESPACE: u8 = 1;
 const RUN: u8 = 2;
@@ -167,11 +167,23 @@ pub struct DecodeError {
 
 /// Decodes payloads, remembering the series keys it made (replay meets the same series in
 /// record after record).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoder {
-    keys: HashMap<Box<[u8]>, SeriesKey>,
+    /// Keys by the record's identity bytes (namespace + `key`): an interner of its own, since
+    /// these bytes are not a request's wire identity.
+    keys: Interner,
     identity: Vec<u8>,
     scratch: Vec<f64>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder {
+            keys: Interner::new(KEY_CACHE),
+            identity: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
 }
 
 struct Cursor<'a> {
@@ -319,33 +331,29 @@ impl Decoder {
         self.identity.clear();
         put_str(&mut self.identity, ns);
         self.identity.extend_from_slice(bytes);
-        if let Some(k) = self.keys.get(self.identity.as_slice()) {
-            return Ok(k.clone());
-        }
-        let mut c = Cursor {
-            all: bytes,
-            rest: bytes,
-        };
-        let metric = c.str("metric name")?;
-        let count = c.len(2, "dimension count")?;
-        let mut dims = Vec::with_capacity(count);
-        for _ in 0..count {
-            dims.push(Dimension::new(
-                c.str("dimension name")?,
-                c.str("dimension value")?,
-            ));
-        }
-        if !c.rest.is_empty() {
-            return Err(c.error("bytes after the key"));
-        }
-        let key = SeriesKey::new(ns, metric, dims);
-        if self.keys.len() >= KEY_CACHE {
-            self.keys.clear();
-        }
-        self.keys
-            .insert(self.identity.as_slice().into(), key.clone());
-        Ok(key)
+        self.keys.lookup(&self.identity, || key_of(ns, bytes))
     }
+}
+
+/// Builds the key of `bytes` (a `key` of the format) in namespace `ns`.
+fn key_of(ns: &str, bytes: &[u8]) -> Result<SeriesKey, DecodeError> {
+    let mut c = Cursor {
+        all: bytes,
+        rest: bytes,
+    };
+    let metric = c.str("metric name")?;
+    let count = c.len(2, "dimension count")?;
+    let mut dims = Vec::with_capacity(count);
+    for _ in 0..count {
+        dims.push(Dimension::new(
+            c.str("dimension name")?,
+            c.str("dimension value")?,
+        ));
+    }
+    if !c.rest.is_empty() {
+        return Err(c.error("bytes after the key"));
+    }
+    Ok(SeriesKey::new(ns, metric, dims))
 }
 
 #[cfg(test)]
