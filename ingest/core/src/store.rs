@@ -329,7 +329,7 @@ fn record_into(w: &mut Window, obs: &Observation<'_>) {
 struct Shard {
     series: HashMap<SeriesKey, Series, KeyHasherBuilder>,
     /// Sequence number of the newest write-ahead-log record applied to this shard; records
-    /// at or below it are already in the shard (see [`Store::record_batch_seq`]).
+    /// at or below it are already in the shard (see [`Store::record_runs_seq`]).
     applied_seq: u64,
 }
 
@@ -400,21 +400,28 @@ impl Store {
 
     /// Records a batch of validated observations, taking each shard's lock once.
     pub fn record_batch(&self, batch: &[(SeriesKey, Observation<'_>)]) {
-        self.record(batch, None);
+        // Agents send a series' samples together: the batch is cut into runs of one series
+        // (found by pointer, reading no key), and each run takes one map lookup.
+        let mut runs = Vec::new();
+        let mut start = 0;
+        while start < batch.len() {
+            let key = &batch[start].0;
+            let len = batch[start..]
+                .iter()
+                .position(|(k, _)| !SeriesKey::same(k, key))
+                .unwrap_or(batch.len() - start);
+            runs.push((key, batch[start..start + len].iter().map(|(_, o)| o)));
+            start += len;
+        }
+        self.record_cut(runs, None);
     }
 
-    /// Records the batch of write-ahead-log record `seq`: entries of shards that already hold
-    /// `seq` (their watermark is `>= seq`, as after loading a snapshot taken later) are
-    /// skipped, and every shard written gets `seq` as its watermark. Records must be given in
-    /// increasing `seq` order.
-    pub fn record_batch_seq(&self, batch: &[(SeriesKey, Observation<'_>)], seq: u64) {
-        self.record(batch, Some(seq));
-    }
-
-    /// Records write-ahead-log record `seq` given as runs of one series (as
-    /// [`Store::record_batch_seq`] does): `runs[i] = (key, end)` says that
-    /// `observations[runs[i - 1].1..end]` are of `key` (from 0 for the first run). A key shared
-    /// by a whole run costs one reference count, not one per observation.
+    /// Records write-ahead-log record `seq`, given as runs of one series: `runs[i] = (key,
+    /// end)` says that `observations[runs[i - 1].1..end]` are of `key` (from 0 for the first
+    /// run); a key shared by a whole run costs one reference count, not one per observation.
+    /// Entries of shards that already hold `seq` (their watermark is `>= seq`, as after
+    /// loading a snapshot taken later) are skipped, and every shard written gets `seq` as its
+    /// watermark. Records must be given in increasing `seq` order.
     ///
     /// # Panics
     /// If the ends do not increase within `observations.len()`.
@@ -434,23 +441,6 @@ impl Store {
             })
             .collect();
         self.record_cut(cut, Some(seq));
-    }
-
-    fn record(&self, batch: &[(SeriesKey, Observation<'_>)], seq: Option<u64>) {
-        // Agents send a series' samples together: the batch is cut into runs of one series
-        // (found by pointer, reading no key), and each run takes one map lookup.
-        let mut runs = Vec::new();
-        let mut start = 0;
-        while start < batch.len() {
-            let key = &batch[start].0;
-            let len = batch[start..]
-                .iter()
-                .position(|(k, _)| !SeriesKey::same(k, key))
-                .unwrap_or(batch.len() - start);
-            runs.push((key, batch[start..start + len].iter().map(|(_, o)| o)));
-            start += len;
-        }
-        self.record_cut(runs, seq);
     }
 
     /// Applies runs of one series each. Runs are grouped by shard so that each shard's part of
@@ -500,7 +490,7 @@ impl Store {
 
     /// Per shard, the log sequence number up to which every record touching the shard is
     /// applied: the newest record applied to it, or the newest record applied completely,
-    /// whichever is later (see [`Store::record_batch_seq`]).
+    /// whichever is later (see [`Store::record_runs_seq`]).
     pub fn watermarks(&self) -> Vec<u64> {
         (0..self.shards.len())
             .map(|i| {

@@ -11,6 +11,21 @@ fn key(dims: &[(&str, &str)]) -> SeriesKey {
     )
 }
 
+/// A batch as runs of one series over a separate list of observations
+/// ([`Store::record_runs_seq`]'s form).
+fn as_runs<'o>(
+    batch: &[(SeriesKey, Observation<'o>)],
+) -> (Vec<(SeriesKey, usize)>, Vec<Observation<'o>>) {
+    let mut runs: Vec<(SeriesKey, usize)> = Vec::new();
+    for (i, (k, _)) in batch.iter().enumerate() {
+        match runs.last_mut() {
+            Some((last, end)) if SeriesKey::same(last, k) => *end = i + 1,
+            _ => runs.push((k.clone(), i + 1)),
+        }
+    }
+    (runs, batch.iter().map(|(_, o)| *o).collect())
+}
+
 fn obs(ts: Timestamp, v: f64) -> Observation<'static> {
     Observation {
         timestamp: ts,
@@ -309,9 +324,10 @@ fn sequenced_records_apply_once_per_shard() {
     let batch: Vec<_> = (0..50)
         .map(|i| (key(&[("Host", &format!("h{i}"))]), obs(t0, 1.0)))
         .collect();
-    store.record_batch_seq(&batch, 1);
+    let (runs, observations) = as_runs(&batch);
+    store.record_runs_seq(&runs, &observations, 1);
     // Replaying the same record (as after a snapshot that already holds it) changes nothing.
-    store.record_batch_seq(&batch, 1);
+    store.record_runs_seq(&runs, &observations, 1);
     let total: f64 = store
         .list(None, None, NOW)
         .iter()
@@ -335,7 +351,7 @@ fn sequenced_records_apply_once_per_shard() {
     let mut ahead = vec![0; 8];
     ahead[0] = 5;
     copy.set_watermarks(&ahead).unwrap();
-    copy.record_batch_seq(&batch, 2);
+    copy.record_runs_seq(&runs, &observations, 2);
     let in_shard_0 = batch
         .iter()
         .filter(|(k, _)| stable_hash(k).is_multiple_of(8))
@@ -411,15 +427,7 @@ proptest::proptest! {
         for item in &batch {
             single.record_batch(std::slice::from_ref(item));
         }
-        // The same batch as runs of one series over a separate list of observations.
-        let mut runs: Vec<(SeriesKey, usize)> = Vec::new();
-        for (i, (k, _)) in batch.iter().enumerate() {
-            match runs.last_mut() {
-                Some((last, end)) if SeriesKey::same(last, k) => *end = i + 1,
-                _ => runs.push((k.clone(), i + 1)),
-            }
-        }
-        let observations: Vec<Observation<'_>> = batch.iter().map(|(_, o)| *o).collect();
+        let (runs, observations) = as_runs(&batch);
         by_runs.record_runs_seq(&runs, &observations, 1);
         for k in &keys {
             for period in [1, 60] {
