@@ -38,24 +38,7 @@ scaling_groups:
         cooldown_seconds: 60
 "#;
 
-/// A webhook receiver on 127.0.0.1:0 that forwards every body it gets.
-async fn receiver() -> (String, mpsc::UnboundedReceiver<Value>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |body: String| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
-}
+use crate::util::receiver;
 
 async fn get(server: &TestServer, path: &str) -> Value {
     reqwest::get(server.http(path))

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
 use serde_json::Value;
 use thermostat_proto::v1::MetricDatum;
 
@@ -160,24 +159,7 @@ impl Drop for Scenario {
     }
 }
 
-/// A webhook receiver on 127.0.0.1:0 that forwards every body it gets.
-async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |body: String| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
-}
+use crate::util::receiver;
 
 impl Scenario {
     /// Starts the server, pushes the history, starts the agent, and waits until the CPU alarm

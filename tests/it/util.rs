@@ -177,3 +177,27 @@ pub(crate) async fn set_alarm_state(
         .unwrap();
     assert_eq!(r.status(), 200, "PUT /api/v1/alarms/{name}/state");
 }
+
+/// A webhook receiver on 127.0.0.1:0 that forwards every body it gets (as JSON, or as a JSON
+/// string when it is not JSON): its `/hook` URL and the bodies.
+pub(crate) async fn receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ =
+                    tx.send(serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
