@@ -60,6 +60,28 @@ pub struct SettingsFile {
     pub fsync_interval_ms: Option<u64>,
     /// Seconds between checkpoints (snapshot + log truncation).
     pub checkpoint_interval_seconds: Option<u64>,
+    /// HTTP/2 streams open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams_per_connection: Option<u32>,
+    /// Seconds a request (or one message of a stream) may take to arrive whole.
+    pub request_body_timeout_seconds: Option<u64>,
+    /// Bytes held for requests not yet received whole, all connections together.
+    pub max_buffered_request_bytes: Option<usize>,
+    /// Seconds a `StreamMetricData` stream may stay without a message.
+    pub stream_idle_timeout_seconds: Option<u64>,
+    /// Seconds a connection may send nothing before it is closed.
+    pub idle_connection_timeout_seconds: Option<u64>,
+    /// Memory of series keys and windows held at most, in bytes.
+    pub max_series_bytes: Option<u64>,
+    /// Cost (periods × statistics × series) of one statistics query at most.
+    pub max_query_cost: Option<u64>,
+    /// Days an alarm's history items are kept.
+    pub history_retention_days: Option<u64>,
+    /// History items kept per alarm at most (the oldest go first).
+    pub history_max_items_per_alarm: Option<usize>,
+    /// Backups kept in `<data dir>/backups/` (the oldest are deleted).
+    pub backup_retention: Option<usize>,
+    /// Accept a `--config` (or a reload) that yields no alarms at all.
+    pub allow_empty_config: Option<bool>,
 }
 
 impl SettingsFile {
@@ -121,6 +143,33 @@ pub struct Settings {
     /// Drop a corrupt log record in the middle of the log (and everything after it) instead of
     /// refusing to start.
     pub recover_truncate: bool,
+    /// HTTP/2 streams open at once on one connection (gRPC and HTTP).
+    pub max_concurrent_streams_per_connection: u32,
+    /// Seconds a request body (or one message of a stream) may take to arrive whole; then the
+    /// request is cancelled.
+    pub request_body_timeout_seconds: u64,
+    /// Bytes held for requests not yet received whole, all connections together; beyond it new
+    /// requests get RESOURCE_EXHAUSTED / 503.
+    pub max_buffered_request_bytes: usize,
+    /// Seconds a `StreamMetricData` stream may stay without a message before it is closed.
+    pub stream_idle_timeout_seconds: u64,
+    /// Seconds a connection may send nothing (no preface, no complete request head, no frame)
+    /// while it has no request open, before it is closed.
+    pub idle_connection_timeout_seconds: u64,
+    /// Memory of series keys and windows held at most, in bytes (weighed, besides the count of
+    /// `max_series`).
+    pub max_series_bytes: u64,
+    /// Cost (periods × statistics × series) of one statistics query at most.
+    pub max_query_cost: u64,
+    /// Days an alarm's history items are kept.
+    pub history_retention_days: u64,
+    /// History items kept per alarm at most.
+    pub history_max_items_per_alarm: usize,
+    /// Backups kept in `<data dir>/backups/`.
+    pub backup_retention: usize,
+    /// Accept a configuration that yields no alarms at all (otherwise `--config` or a reload
+    /// without alarms is refused, so that an emptied folder cannot delete every alarm).
+    pub allow_empty_config: bool,
     /// Run the alarm engine's own tick loop (every 10 s of the clock). Turned off when the
     /// caller ticks [`crate::app::Running::engine`] itself, as on a simulated clock (tests, the
     /// demo's fast-forward); not a flag.
@@ -144,6 +193,17 @@ impl Default for Settings {
             fsync_interval_ms: 0,
             checkpoint_interval_seconds: 300,
             recover_truncate: false,
+            max_concurrent_streams_per_connection: 64,
+            request_body_timeout_seconds: 30,
+            max_buffered_request_bytes: 256 << 20,
+            stream_idle_timeout_seconds: 60,
+            idle_connection_timeout_seconds: 30,
+            max_series_bytes: 4 << 30,
+            max_query_cost: 200_000,
+            history_retention_days: 14,
+            history_max_items_per_alarm: 1_000,
+            backup_retention: 3,
+            allow_empty_config: false,
             alarm_tick_loop: true,
         }
     }
@@ -198,8 +258,50 @@ pub struct ServeArgs {
     /// refusing to start (what is dropped is logged).
     #[arg(long)]
     pub recover_truncate: bool,
+    /// HTTP/2 streams a client may open at once on one connection (gRPC and HTTP)
+    /// [default: 64].
+    #[arg(long)]
+    pub max_concurrent_streams_per_connection: Option<u32>,
+    /// Seconds a request (or one message of a stream) may take to arrive whole; a slower one
+    /// is cancelled [default: 30].
+    #[arg(long)]
+    pub request_body_timeout_seconds: Option<u64>,
+    /// Bytes held for requests not yet received whole, all connections together; beyond it
+    /// new requests get RESOURCE_EXHAUSTED / 503 [default: 268435456 (256 MiB)].
+    #[arg(long)]
+    pub max_buffered_request_bytes: Option<usize>,
+    /// Seconds a StreamMetricData stream may stay without a message before it is closed and
+    /// its slot freed [default: 60].
+    #[arg(long)]
+    pub stream_idle_timeout_seconds: Option<u64>,
+    /// Seconds a connection with no open request may send nothing before it is closed
+    /// [default: 30].
+    #[arg(long)]
+    pub idle_connection_timeout_seconds: Option<u64>,
+    /// Memory of series keys and windows held at most, in bytes; a push that would create
+    /// series beyond it is refused with RESOURCE_EXHAUSTED [default: 4294967296 (4 GiB)].
+    #[arg(long)]
+    pub max_series_bytes: Option<u64>,
+    /// Cost of one statistics query at most: periods × statistics × series; a costlier query is
+    /// answered 400 / INVALID_ARGUMENT [default: 200000].
+    #[arg(long)]
+    pub max_query_cost: Option<u64>,
+    /// Days an alarm's history items are kept [default: 14, as CloudWatch].
+    #[arg(long)]
+    pub history_retention_days: Option<u64>,
+    /// History items kept per alarm at most, the oldest deleted first [default: 1000].
+    #[arg(long)]
+    pub history_max_items_per_alarm: Option<usize>,
+    /// Backups kept in <data dir>/backups/, the oldest deleted first [default: 3].
+    #[arg(long)]
+    pub backup_retention: Option<usize>,
+    /// Accept a configuration that yields no alarms at all (without it, such a --config or
+    /// reload is refused, so that an emptied folder cannot delete every alarm).
+    #[arg(long)]
+    pub allow_empty_config: bool,
     /// A YAML file with any of the keys above (grpc_addr, http_addr, data_dir, config,
-    /// log_format, max_in_flight_requests, max_streams); flags win over it.
+    /// log_format, max_in_flight_requests, max_streams, and every limit above by its flag's
+    /// name with underscores; docs/limits.md lists them); flags win over it.
     #[arg(long)]
     pub settings: Option<PathBuf>,
 }
@@ -214,7 +316,59 @@ impl ServeArgs {
             Some(p) => SettingsFile::load(p)?,
             None => SettingsFile::default(),
         };
-        Ok(merge(self, file))
+        let settings = merge(self, file);
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+impl Settings {
+    /// Refuses limits that would make the server useless or unbounded: a zero where at least
+    /// one is needed.
+    ///
+    /// # Errors
+    /// The first setting that is out of range, by its key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let positive: [(&str, u64); 13] = [
+            ("max_in_flight_requests", self.max_in_flight_requests as u64),
+            ("max_streams", self.max_streams as u64),
+            ("max_series", self.max_series as u64),
+            (
+                "max_concurrent_streams_per_connection",
+                u64::from(self.max_concurrent_streams_per_connection),
+            ),
+            (
+                "request_body_timeout_seconds",
+                self.request_body_timeout_seconds,
+            ),
+            (
+                "max_buffered_request_bytes",
+                self.max_buffered_request_bytes as u64,
+            ),
+            (
+                "stream_idle_timeout_seconds",
+                self.stream_idle_timeout_seconds,
+            ),
+            (
+                "idle_connection_timeout_seconds",
+                self.idle_connection_timeout_seconds,
+            ),
+            ("max_series_bytes", self.max_series_bytes),
+            ("max_query_cost", self.max_query_cost),
+            ("history_retention_days", self.history_retention_days),
+            (
+                "history_max_items_per_alarm",
+                self.history_max_items_per_alarm as u64,
+            ),
+            ("backup_retention", self.backup_retention as u64),
+        ];
+        for (key, value) in positive {
+            anyhow::ensure!(value > 0, "{key}: must be at least 1, got 0");
+        }
+        if let Some(0) = self.max_series_per_namespace {
+            anyhow::bail!("max_series_per_namespace: must be at least 1, got 0");
+        }
+        Ok(())
     }
 }
 
@@ -262,6 +416,48 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
             .unwrap_or(d.checkpoint_interval_seconds)
             .max(1),
         recover_truncate: args.recover_truncate,
+        max_concurrent_streams_per_connection: args
+            .max_concurrent_streams_per_connection
+            .or(file.max_concurrent_streams_per_connection)
+            .unwrap_or(d.max_concurrent_streams_per_connection),
+        request_body_timeout_seconds: args
+            .request_body_timeout_seconds
+            .or(file.request_body_timeout_seconds)
+            .unwrap_or(d.request_body_timeout_seconds),
+        max_buffered_request_bytes: args
+            .max_buffered_request_bytes
+            .or(file.max_buffered_request_bytes)
+            .unwrap_or(d.max_buffered_request_bytes),
+        stream_idle_timeout_seconds: args
+            .stream_idle_timeout_seconds
+            .or(file.stream_idle_timeout_seconds)
+            .unwrap_or(d.stream_idle_timeout_seconds),
+        idle_connection_timeout_seconds: args
+            .idle_connection_timeout_seconds
+            .or(file.idle_connection_timeout_seconds)
+            .unwrap_or(d.idle_connection_timeout_seconds),
+        max_series_bytes: args
+            .max_series_bytes
+            .or(file.max_series_bytes)
+            .unwrap_or(d.max_series_bytes),
+        max_query_cost: args
+            .max_query_cost
+            .or(file.max_query_cost)
+            .unwrap_or(d.max_query_cost),
+        history_retention_days: args
+            .history_retention_days
+            .or(file.history_retention_days)
+            .unwrap_or(d.history_retention_days),
+        history_max_items_per_alarm: args
+            .history_max_items_per_alarm
+            .or(file.history_max_items_per_alarm)
+            .unwrap_or(d.history_max_items_per_alarm),
+        backup_retention: args
+            .backup_retention
+            .or(file.backup_retention)
+            .unwrap_or(d.backup_retention),
+        allow_empty_config: args.allow_empty_config
+            || file.allow_empty_config.unwrap_or(d.allow_empty_config),
         alarm_tick_loop: d.alarm_tick_loop,
     }
 }
@@ -285,6 +481,37 @@ mod tests {
         assert_eq!(s.http_addr.port(), 7000);
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.data_dir, PathBuf::from("./thermostat-data"));
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused_by_its_key() {
+        let file = SettingsFile::parse("max_streams: 0\n").unwrap();
+        let e = merge(&ServeArgs::default(), file).validate().unwrap_err();
+        assert!(e.to_string().contains("max_streams"), "{e}");
+        let args = ServeArgs {
+            stream_idle_timeout_seconds: Some(0),
+            ..ServeArgs::default()
+        };
+        let e = merge(&args, SettingsFile::default())
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("stream_idle_timeout_seconds"), "{e}");
+        merge(&ServeArgs::default(), SettingsFile::default())
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn hardening_keys_are_read_from_the_file() {
+        let file = SettingsFile::parse(
+            "max_buffered_request_bytes: 1000\nallow_empty_config: true\nbackup_retention: 5\n",
+        )
+        .unwrap();
+        let s = merge(&ServeArgs::default(), file);
+        assert_eq!(s.max_buffered_request_bytes, 1000);
+        assert!(s.allow_empty_config);
+        assert_eq!(s.backup_retention, 5);
+        assert_eq!(s.stream_idle_timeout_seconds, 60);
     }
 
     #[test]

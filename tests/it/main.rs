@@ -15,6 +15,7 @@ mod dashboard_api;
 mod demo;
 mod group_metrics;
 mod grpc;
+mod hostile;
 mod http;
 mod lifecycle;
 mod process;

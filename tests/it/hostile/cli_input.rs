@@ -1,0 +1,1 @@
+//! Hostile input: cli_input (issue 15).

@@ -1,0 +1,1 @@
+//! Hostile input: config_files (issue 15).

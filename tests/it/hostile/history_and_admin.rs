@@ -1,0 +1,1 @@
+//! Hostile input: history_and_admin (issue 15).

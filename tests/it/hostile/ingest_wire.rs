@@ -1,0 +1,1 @@
+//! Hostile input: ingest_wire (issue 15).

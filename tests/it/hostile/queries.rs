@@ -1,0 +1,1 @@
+//! Hostile input: queries (issue 15).

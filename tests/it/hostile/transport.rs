@@ -1,0 +1,1 @@
+//! Hostile input: transport (issue 15).
