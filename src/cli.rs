@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: gRPC ingest and query API, HTTP API, alarm evaluation.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the server with a demo configuration and simulated agents whose load spikes every
     /// five minutes: alarms fire, the group scales out and in, notifications are sent. Prints
     /// the dashboard URL and what happens; runs until Ctrl-C.
@@ -68,8 +68,13 @@ pub fn init_tracing(format: LogFormat) {
 pub fn init_tracing_with(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org): logs
+    // redirected to a file or a collector carry no escape codes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

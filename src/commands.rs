@@ -4,9 +4,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use thermostat_alarms::backtest::{parse_csv, store_from};
+use thermostat_alarms::backtest::{CsvLimits, load_csv, replay_ticks};
 use thermostat_alarms::{StateValue, backtest, render_json, render_text, run_tests, timefmt};
-use thermostat_metrics::{Timestamp, Unit};
+use thermostat_metrics::Timestamp;
+use thermostat_metrics::time::TimeError;
+use thermostat_metrics::validate::quote;
 
 use crate::app::config;
 
@@ -26,14 +28,16 @@ pub struct BacktestArgs {
     /// Alarm YAML files or folders.
     #[arg(long, required = true)]
     pub config: Vec<PathBuf>,
-    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`.
+    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`
+    /// (read a line at a time: at most 64 KiB a line, 2,000,000 rows and 10,000 series).
     #[arg(long)]
     pub data: PathBuf,
     /// First evaluation time (RFC 3339 or Unix seconds) [default: the first data timestamp].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<String>,
-    /// Last evaluation time, included [default: the last data timestamp].
-    #[arg(long)]
+    /// Last evaluation time, included, at most 400 days after --from [default: the last data
+    /// timestamp].
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<String>,
     /// State every alarm starts in.
     #[arg(long, value_parser = ["OK", "ALARM", "INSUFFICIENT_DATA"], default_value = "INSUFFICIENT_DATA")]
@@ -100,8 +104,32 @@ struct Replay {
     to: Timestamp,
 }
 
-/// Loads `--config`, the `--data` CSV and the `--from`/`--to` range (default: the data's
-/// first and last timestamps).
+/// A `--from`/`--to` value: RFC 3339 or Unix seconds, from year 0000 to 9999.
+fn flag_time(flag: &str, s: &str) -> Result<Timestamp, String> {
+    timefmt::parse_time_checked(s, 1000).map_err(|e| match e {
+        TimeError::OutOfRange => format!("--{flag}: {e} (got {})", quote(s)),
+        _ => format!(
+            "--{flag}: must be an RFC 3339 time or Unix seconds (got {})",
+            quote(s)
+        ),
+    })
+}
+
+/// Checks a replay's range as `backtest` and `simulate` will ([`replay_ticks`]), naming the
+/// flag at fault.
+fn check_range(from: Timestamp, to: Timestamp) -> Result<(), String> {
+    match replay_ticks(from, to, 1) {
+        Ok(_) => Ok(()),
+        Err(thermostat_alarms::Error::Range { field, message }) => {
+            Err(format!("--{field}: {message}"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Loads `--config`, the `--data` CSV (streamed, within [`CsvLimits`]) and the
+/// `--from`/`--to` range (default: the data's first and last timestamps; at most
+/// [`thermostat_alarms::backtest::MAX_REPLAY_DAYS`]).
 fn load_replay(
     paths: &[PathBuf],
     data: &std::path::Path,
@@ -109,46 +137,43 @@ fn load_replay(
     to: &Option<String>,
 ) -> Result<Replay, String> {
     let config = config::load(paths).map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(data)
-        .map_err(|e| format!("{}: cannot read: {e}", data.display()))?;
-    let rows = parse_csv(&text).map_err(|errors| {
+    let given_from = from.as_deref().map(|s| flag_time("from", s)).transpose()?;
+    let given_to = to.as_deref().map(|s| flag_time("to", s)).transpose()?;
+    // A range given whole is checked before the data is read.
+    if let (Some(from), Some(to)) = (given_from, given_to) {
+        check_range(from, to)?;
+    }
+    let file =
+        std::fs::File::open(data).map_err(|e| format!("{}: cannot read: {e}", data.display()))?;
+    let loaded = load_csv(
+        &config.alarms,
+        std::io::BufReader::new(file),
+        &CsvLimits::default(),
+    )
+    .map_err(|errors| {
         errors
             .iter()
             .map(|e| format!("{}: {e}", data.display()))
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let first = rows.iter().map(|r| r.timestamp).min();
-    let last = rows.iter().map(|r| r.timestamp).max();
-    let time = |flag: &str,
-                given: &Option<String>,
-                default: Option<Timestamp>|
-     -> Result<Timestamp, String> {
-        match given {
-            Some(s) => timefmt::parse_time(s, 1000).ok_or_else(|| {
-                format!("--{flag}: must be an RFC 3339 time or Unix seconds (got {s:?})")
-            }),
-            None => default.ok_or_else(|| {
-                format!("--{flag}: the data file has no rows, so --{flag} must be given")
-            }),
-        }
+    let or_data = |flag: &str, given: Option<Timestamp>, default: Option<Timestamp>| {
+        given.or(default).ok_or_else(|| {
+            format!("--{flag}: the data file has no rows, so --{flag} must be given")
+        })
     };
-    let (from, to) = (time("from", from, first)?, time("to", to, last)?);
-    if to < from {
-        return Err(format!(
-            "--to: must not be before --from (got from {from}, to {to})"
-        ));
-    }
-    let values: Vec<[f64; 1]> = rows.iter().map(|r| [r.value]).collect();
-    let store = store_from(
-        &config.alarms,
-        rows.iter()
-            .zip(&values)
-            .map(|(r, v)| (r.key.clone(), r.timestamp, Unit::None, &v[..])),
-    );
+    let from = or_data("from", given_from, loaded.first)?;
+    let to = or_data("to", given_to, loaded.last)?;
+    check_range(from, to).map_err(|e| {
+        if given_from.is_none() || given_to.is_none() {
+            format!("{e} (without --from and --to, the range is the data's first to last row)")
+        } else {
+            e
+        }
+    })?;
     Ok(Replay {
         config,
-        store,
+        store: loaded.store,
         from,
         to,
     })
@@ -186,14 +211,16 @@ pub struct SimulateArgs {
     /// Alarm and scaling YAML files or folders.
     #[arg(long, required = true)]
     pub config: Vec<PathBuf>,
-    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`.
+    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`
+    /// (read a line at a time: at most 64 KiB a line, 2,000,000 rows and 10,000 series).
     #[arg(long)]
     pub data: PathBuf,
     /// First evaluation time (RFC 3339 or Unix seconds) [default: the first data timestamp].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<String>,
-    /// Last evaluation time, included [default: the last data timestamp].
-    #[arg(long)]
+    /// Last evaluation time, included, at most 400 days after --from [default: the last data
+    /// timestamp].
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]

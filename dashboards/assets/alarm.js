@@ -69,7 +69,8 @@ export function mount(main, name) {
       h('span', { class: 'key key-ok' }, 'OK'),
       h('span', { class: 'key key-insufficient' }, 'INSUFFICIENT DATA'),
       h('span', { class: 'key key-none' }, 'before the alarm existed')));
-  const historyCard = card('History', { id: 'history-card' }, historyTable);
+  const historyMore = h('p', { class: 'muted small', id: 'history-more' });
+  const historyCard = card('History', { id: 'history-card' }, historyTable, historyMore);
 
   main.replaceChildren(
     h('div', { class: 'page-head' },
@@ -111,7 +112,10 @@ export function mount(main, name) {
       extra.replaceChildren(...(d.instances.length
         ? [card('Instances', { id: 'instances-card' },
           h('p', { class: 'muted small' }, 'A "*" dimension makes one alarm per matching series; each instance has its own chart, timeline and history.'),
-          table(['State', 'Instance'], d.instances.map((i) => [stateBadge(i.state), h('a', { href: alarmHref(i.name) }, i.name)])))]
+          table(['State', 'Instance'], d.instances.map((i) => [stateBadge(i.state), h('a', { href: alarmHref(i.name) }, i.name)])),
+          d.instances_total > d.instances.length
+            ? h('p', { class: 'muted small' }, `Showing ${d.instances.length} of ${d.instances_total} instances.`)
+            : null)]
         : []));
     }
 
@@ -121,6 +125,9 @@ export function mount(main, name) {
     timelineStrip(timelineEl, d.timeline, d.start, d.end);
     timelineAxis.replaceChildren(h('span', null, timeEl(d.start)), h('span', null, timeEl(d.end)));
     fillRows(historyTable.tBodies[0], 5, historyRows(d.history), 'No history yet.');
+    historyMore.textContent = d.history_more
+      ? `The newest ${d.history.length} items; older ones: GET /api/v1/alarms/${encodeURIComponent(name)}/history (paginated).`
+      : '';
     const text = JSON.stringify(a.configuration, null, 2);
     if (text !== shownConfig) {
       config.textContent = text;

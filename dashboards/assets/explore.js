@@ -12,6 +12,8 @@ const PERIODS = [['auto', ''], ['1 s', '1'], ['10 s', '10'], ['1 min', '60'], ['
 const EXPLORE_RANGES = [...RANGES, ['7d', 604800]];
 /** Re-read the series list this often (the chart itself follows every refresh). */
 const LIST_EVERY_MS = 30000;
+/** Pages of /api/v1/metrics (up to 500 series each) read at most for the pickers. */
+const LIST_MAX_PAGES = 20;
 
 /** The period "auto" picks: at least a minute, at most ~720 points. */
 function autoPeriod(range) {
@@ -59,6 +61,7 @@ export function mount(main) {
   const pickRange = segmented(EXPLORE_RANGES.map(([k]) => [k, k]), rangeKey, (k) => { query.set({ range: k }); changed(); }, 'Time range');
 
   const status = h('div', { id: 'explore-status' });
+  const listNote = h('p', { class: 'muted', id: 'explore-list-note' });
   const chartEl = h('div', { id: 'explore-chart' });
   const title = h('p', { class: 'muted metric-line', id: 'explore-title' });
 
@@ -67,7 +70,7 @@ export function mount(main) {
     card('Series', { id: 'picker' },
       h('div', { class: 'form-row' }, nsField, metricField, dimsField, periodField),
       h('div', { class: 'form-row checks' }, h('span', { class: 'field-label' }, 'Statistics'), boxes,
-        h('label', { class: 'check' }, 'other:', custom))),
+        h('label', { class: 'check' }, 'other:', custom)), listNote),
     card('Chart', { id: 'chart-card', extra: pickRange }, title, status, chartEl),
   );
 
@@ -94,11 +97,31 @@ export function mount(main) {
     if (notify) changed();
   }
 
+  /**
+   * Reads the series list page by page (`next_token`), at most LIST_MAX_PAGES pages.
+   * Returns null when a page fails.
+   */
+  async function listSeries() {
+    const all = [];
+    let token = '';
+    for (let page = 0; page < LIST_MAX_PAGES; page += 1) {
+      const params = new URLSearchParams({ max_records: '500' });
+      if (token) params.set('next_token', token);
+      const r = await getJSON(`/api/v1/metrics?${params}`);
+      if (!r.ok) return null;
+      all.push(...r.body.metrics);
+      token = r.body.next_token ?? '';
+      if (!token) break;
+    }
+    listNote.replaceChildren(token ? `Showing the first ${all.length} series.` : '');
+    return all;
+  }
+
   async function refresh() {
     if (Date.now() - listedAt > LIST_EVERY_MS) {
-      const r = await getJSON('/api/v1/metrics');
-      if (r.ok) {
-        series = r.body.metrics;
+      const listed = await listSeries();
+      if (listed) {
+        series = listed;
         listedAt = Date.now();
         pick(false);
       }

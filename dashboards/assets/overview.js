@@ -100,7 +100,9 @@ export function mount(main) {
     error.replaceChildren();
     const { alarms, groups, notifications } = r.body;
     const now = Date.parse(r.body.now);
-    const count = (s) => (alarms ?? []).filter((a) => a.state === s).length;
+    // The server lists at most 500 alarms (those in ALARM first) and counts every one.
+    const counts = r.body.alarm_counts;
+    const count = (s) => counts?.[s] ?? (alarms ?? []).filter((a) => a.state === s).length;
     tiles.replaceChildren(
       tile('in ALARM', alarms ? count('ALARM') : '—', 'alarm'),
       tile('OK', alarms ? count('OK') : '—', 'ok'),
@@ -110,7 +112,10 @@ export function mount(main) {
     );
     if (alarms) {
       fillRows(alarmsTable.tBodies[0], 5, alarmRows(alarms, now), 'No alarms are configured.');
-      alarmsBody.replaceChildren(alarmsTable);
+      const more = counts && counts.total > alarms.length
+        ? [h('p', { class: 'muted small', id: 'alarms-more' }, `Showing ${alarms.length} of ${counts.total} alarms: those in ALARM first, then with insufficient data, then OK.`)]
+        : [];
+      alarmsBody.replaceChildren(alarmsTable, ...more);
     } else {
       alarmsBody.replaceChildren(notice('Alarms are not enabled on this server.'));
     }

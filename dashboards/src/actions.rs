@@ -18,16 +18,30 @@ pub trait GroupApi: Send + Sync + std::fmt::Debug {
     fn activities(&self, group: &str, limit: usize) -> Option<Vec<Value>>;
 }
 
+/// Why a backup was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Another backup is being written (one runs at a time).
+    #[error("a backup is already being written to {running}; retry when it is done")]
+    Busy {
+        /// The file the running backup writes.
+        running: String,
+    },
+    /// The backup could not be written (the detail is logged, not shown).
+    #[error("the backup could not be written")]
+    Failed(String),
+}
+
 /// Administrative operations of the running server.
 pub trait AdminApi: Send + Sync + std::fmt::Debug {
     /// Writes a consistent backup into the data directory; returns its manifest with `path`.
     ///
     /// # Errors
-    /// Why the backup could not be written.
-    fn backup(&self) -> Result<Value, String>;
+    /// `Busy` while another backup runs, `Failed` when it could not be written.
+    fn backup(&self) -> Result<Value, BackupError>;
 }
 
-/// `POST /api/v1/admin/backup`.
+/// `POST /api/v1/admin/backup`: `409` while another backup runs.
 pub(crate) async fn backup(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let api = state
         .admin
@@ -36,7 +50,13 @@ pub(crate) async fn backup(State(state): State<ApiState>) -> Result<Json<Value>,
     let manifest = tokio::task::spawn_blocking(move || api.backup())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| match e {
+            BackupError::Busy { .. } => ApiError::Conflict {
+                field: "backup".into(),
+                message: e.to_string(),
+            },
+            BackupError::Failed(detail) => ApiError::Internal(detail),
+        })?;
     Ok(Json(manifest))
 }
 
@@ -51,8 +71,11 @@ pub(crate) struct Limit {
     limit: Option<usize>,
 }
 
+/// `limit` of the activity and notification lists at most.
+pub const MAX_LIST_LIMIT: usize = 1_000;
+
 fn limit(p: &Limit) -> usize {
-    p.limit.unwrap_or(100).clamp(1, 10_000)
+    p.limit.unwrap_or(100).clamp(1, MAX_LIST_LIMIT)
 }
 
 pub(crate) fn groups(state: &ApiState) -> Result<&Arc<dyn GroupApi>, ApiError> {

@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query as Params, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use thermostat_metrics::Timestamp;
+
 use crate::ApiState;
+use crate::api::parse_time;
 use crate::error::ApiError;
 
 /// One alarm (or per-series alarm instance) as the API shows it.
@@ -60,6 +64,72 @@ pub enum AlarmApiError {
     Internal(String),
 }
 
+/// `max_records` of a history page at most (CloudWatch's `MaxRecords`: 1 to 100).
+pub const MAX_HISTORY_RECORDS: usize = 100;
+/// `max_records` of a history page when the request gives none (CloudWatch's default).
+pub const DEFAULT_HISTORY_RECORDS: usize = 100;
+/// The history item types (`HistoryItemType`) a query may filter on.
+pub const HISTORY_ITEM_TYPES: [&str; 3] = ["ConfigurationUpdate", "StateUpdate", "Action"];
+
+/// What a history page asks for (CloudWatch's `DescribeAlarmHistory`).
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery {
+    /// Items on the page at most.
+    pub max_records: usize,
+    /// Where to continue: a previous page's `next_token`.
+    pub next_token: Option<String>,
+    /// Only items at or after this time; items are kept in the order they were recorded, so
+    /// the scan stops at the first older one.
+    pub start: Option<Timestamp>,
+    /// Only items before this time.
+    pub end: Option<Timestamp>,
+    /// Only items of these types (every type when empty).
+    pub item_types: Vec<String>,
+    /// Leave out the `stateReasonData` of state updates (the dashboard does not show it).
+    pub without_reason_data: bool,
+}
+
+/// A page of an alarm's history, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryPage {
+    /// The items.
+    pub items: Vec<Value>,
+    /// Present when more items may follow: pass it as the next query's `next_token`.
+    pub next_token: Option<String>,
+}
+
+/// Whether `item` (a history item as the API shows it) passes the query's filters.
+fn matches(q: &HistoryQuery, item: &Value) -> bool {
+    let t = item_time(&item["timestamp"]);
+    (q.item_types.is_empty()
+        || q.item_types
+            .iter()
+            .any(|ty| item["item_type"] == ty.as_str()))
+        && q.start.is_none_or(|s| t.is_some_and(|t| t >= s))
+        && q.end.is_none_or(|e| t.is_some_and(|t| t < e))
+}
+
+/// Removes `stateReasonData` from both sides of a state update.
+pub fn strip_reason_data(item: &mut Value) {
+    for side in ["oldState", "newState"] {
+        if let Some(s) = item["data"].get_mut(side).and_then(Value::as_object_mut) {
+            s.remove("stateReasonData");
+        }
+    }
+}
+
+/// A history item's or activity's time: RFC 3339, or Unix milliseconds.
+pub(crate) fn item_time(v: &Value) -> Option<Timestamp> {
+    match v {
+        Value::String(s) => s
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| Timestamp::from_millis(t.as_millisecond())),
+        Value::Number(n) => n.as_i64().map(Timestamp::from_millis),
+        _ => None,
+    }
+}
+
 /// What the engine offers the HTTP API.
 pub trait AlarmApi: Send + Sync + std::fmt::Debug {
     /// Every alarm with its state, sorted by name.
@@ -69,6 +139,27 @@ pub trait AlarmApi: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// `NotFound` or `Internal`.
     fn history(&self, name: &str, limit: usize) -> Result<Vec<Value>, AlarmApiError>;
+    /// A page of an alarm's history, newest first, filtered as `query` says. The default
+    /// filters the newest [`MAX_HISTORY_RECORDS`]` × 10` items of [`AlarmApi::history`] and
+    /// has no next page; an engine that keeps more history pages through it.
+    ///
+    /// # Errors
+    /// `NotFound`, `Invalid` (a `next_token` it did not issue) or `Internal`.
+    fn history_page(&self, name: &str, query: &HistoryQuery) -> Result<HistoryPage, AlarmApiError> {
+        let mut items: Vec<Value> = self
+            .history(name, MAX_HISTORY_RECORDS * 10)?
+            .into_iter()
+            .filter(|i| matches(query, i))
+            .take(query.max_records)
+            .collect();
+        if query.without_reason_data {
+            items.iter_mut().for_each(strip_reason_data);
+        }
+        Ok(HistoryPage {
+            items,
+            next_token: None,
+        })
+    }
     /// CloudWatch's `SetAlarmState`: sets the state until the next evaluation and runs the
     /// new state's actions if it changed.
     ///
@@ -118,10 +209,75 @@ pub(crate) fn view_json(v: &AlarmView) -> Value {
     })
 }
 
-/// `GET /api/v1/alarms`.
-pub(crate) async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let alarms: Vec<Value> = engine(&state)?.list().iter().map(view_json).collect();
-    Ok(Json(json!({ "alarms": alarms })))
+/// `max_records` of `GET /api/v1/alarms` at most (CloudWatch's `DescribeAlarms`: 1 to 100).
+pub const MAX_LIST_RECORDS: usize = 100;
+const LIST_TOKEN_PREFIX: &str = "a1.";
+
+#[derive(Deserialize)]
+pub(crate) struct ListParams {
+    max_records: Option<String>,
+    next_token: Option<String>,
+}
+
+/// A list token: the last name listed, in hex (so that it needs no escaping in a URL).
+fn list_token(name: &str) -> String {
+    let mut t = String::with_capacity(LIST_TOKEN_PREFIX.len() + name.len() * 2);
+    t.push_str(LIST_TOKEN_PREFIX);
+    for b in name.bytes() {
+        t.push_str(&format!("{b:02x}"));
+    }
+    t
+}
+
+fn list_token_name(token: &str) -> Option<String> {
+    let hex = token.strip_prefix(LIST_TOKEN_PREFIX)?.as_bytes();
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = hex
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// `GET /api/v1/alarms?max_records=&next_token=`: alarms by name, a page at a time.
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    Params(p): Params<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let max = match p.max_records.as_deref() {
+        None => MAX_LIST_RECORDS,
+        Some(m) => match count("max_records", m)? {
+            n @ 1..=MAX_LIST_RECORDS => n,
+            n => {
+                return Err(ApiError::bad_request(
+                    "max_records",
+                    format!("must be from 1 to {MAX_LIST_RECORDS} (got {n})"),
+                ));
+            }
+        },
+    };
+    let after = match p.next_token.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(list_token_name(t).ok_or_else(|| {
+            ApiError::bad_request(
+                "next_token",
+                "is not a token this server issued (pass a previous answer's next_token)",
+            )
+        })?),
+    };
+    let all = engine(&state)?.list();
+    let mut rest = all
+        .iter()
+        .filter(|v| after.as_ref().is_none_or(|a| v.name.as_str() > a.as_str()));
+    let page: Vec<&AlarmView> = rest.by_ref().take(max).collect();
+    let next_token = match (page.last(), rest.next()) {
+        (Some(last), Some(_)) => Some(list_token(&last.name)),
+        _ => None,
+    };
+    let alarms: Vec<Value> = page.into_iter().map(view_json).collect();
+    Ok(Json(json!({ "alarms": alarms, "next_token": next_token })))
 }
 
 /// `GET /api/v1/alarms/{name}`.
@@ -139,21 +295,80 @@ pub(crate) async fn one(
 
 #[derive(Deserialize)]
 pub(crate) struct HistoryParams {
-    limit: Option<usize>,
+    max_records: Option<String>,
+    /// The older name of `max_records`; larger values are capped at the maximum.
+    limit: Option<String>,
+    next_token: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    item_type: Option<String>,
 }
 
-/// `GET /api/v1/alarms/{name}/history?limit=`.
+fn count(field: &str, s: &str) -> Result<usize, ApiError> {
+    s.parse::<usize>()
+        .map_err(|_| ApiError::bad_request(field, "must be a whole number from 1 to 100"))
+}
+
+impl HistoryParams {
+    fn query(&self) -> Result<HistoryQuery, ApiError> {
+        let max_records = match (&self.max_records, &self.limit) {
+            (Some(m), _) => {
+                let n = count("max_records", m)?;
+                if !(1..=MAX_HISTORY_RECORDS).contains(&n) {
+                    return Err(ApiError::bad_request(
+                        "max_records",
+                        format!("must be from 1 to {MAX_HISTORY_RECORDS} (got {n})"),
+                    ));
+                }
+                n
+            }
+            (None, Some(l)) => count("limit", l)?.clamp(1, MAX_HISTORY_RECORDS),
+            (None, None) => DEFAULT_HISTORY_RECORDS,
+        };
+        let item_types = match &self.item_type {
+            None => Vec::new(),
+            Some(t) if HISTORY_ITEM_TYPES.contains(&t.as_str()) => vec![t.clone()],
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "item_type",
+                    format!("must be one of {}", HISTORY_ITEM_TYPES.join(", ")),
+                ));
+            }
+        };
+        Ok(HistoryQuery {
+            max_records,
+            next_token: self.next_token.clone().filter(|t| !t.is_empty()),
+            start: self
+                .start
+                .as_deref()
+                .map(|s| parse_time("start", s))
+                .transpose()?,
+            end: self
+                .end
+                .as_deref()
+                .map(|s| parse_time("end", s))
+                .transpose()?,
+            item_types,
+            without_reason_data: false,
+        })
+    }
+}
+
+/// `GET /api/v1/alarms/{name}/history?max_records=&next_token=&start=&end=&item_type=`:
+/// CloudWatch's `DescribeAlarmHistory`, newest first.
 pub(crate) async fn history(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     Params(p): Params<HistoryParams>,
 ) -> Result<Json<Value>, ApiError> {
     let api = Arc::clone(engine(&state)?);
-    let limit = p.limit.unwrap_or(100).min(10_000);
-    let items = tokio::task::spawn_blocking(move || api.history(&name, limit))
+    let query = p.query()?;
+    let page = tokio::task::spawn_blocking(move || api.history_page(&name, &query))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(Json(json!({ "history": items })))
+    Ok(Json(
+        json!({ "history": page.items, "next_token": page.next_token }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -164,13 +379,25 @@ pub(crate) struct SetState {
     state_reason_data: Option<Value>,
 }
 
-/// `PUT /api/v1/alarms/{name}/state` with `{"state_value", "state_reason", "state_reason_data"}`.
+/// `PUT /api/v1/alarms/{name}/state` with `{"state_value", "state_reason", "state_reason_data"}`
+/// (CloudWatch's `SetAlarmState`: the reason 1 to 1,023 characters, the reason data JSON of
+/// at most 4,000 characters, given as a JSON value or as a string holding JSON; the engine
+/// checks both, see [`AlarmApi::set_state`]).
 pub(crate) async fn set_state(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     body: Result<Json<SetState>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request("body", e.body_text()))?;
+    let Json(body) = body.map_err(|e| match e.status() {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            ApiError::bad_request("body", e.body_text())
+        }
+        status => ApiError::Status {
+            status,
+            message: e.body_text(),
+            field: Some("body".into()),
+        },
+    })?;
     let api = Arc::clone(engine(&state)?);
     tokio::task::spawn_blocking(move || {
         api.set_state(
@@ -197,4 +424,24 @@ pub(crate) async fn reload(State(state): State<ApiState>) -> Result<Json<Value>,
         "changed": report.changed,
         "removed": report.removed,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_tokens_round_trip_any_name() {
+        for name in ["a", "cpu[Host=é b/?&#]", ""] {
+            let t = list_token(name);
+            assert!(
+                t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'),
+                "{t}"
+            );
+            assert_eq!(list_token_name(&t).as_deref(), Some(name));
+        }
+        for bad in ["x", "a1.0", "a1.zz", "a1.ff"] {
+            assert_eq!(list_token_name(bad), None, "{bad}");
+        }
+    }
 }

@@ -1,34 +1,62 @@
 //! JSON endpoints over the store: statistics and series.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query as Params, State};
 use serde_json::{Map, Value, json};
-use thermostat_metrics::time::HOUR_MS;
-use thermostat_metrics::{Dimension, Period, Query, SeriesKey, Statistic, Timestamp, Unit};
+use thermostat_metrics::store::{MAX_STATISTICS, QueryRefused};
+use thermostat_metrics::time::{HOUR_MS, TimeError};
+use thermostat_metrics::validate::quote;
+use thermostat_metrics::{Dimension, Period, Query, SeriesKey, Statistic, Store, Timestamp, Unit};
 
 use crate::ApiState;
 use crate::error::ApiError;
 
-/// Parses a time given as RFC 3339 or as Unix seconds (fractions allowed).
+/// Parses a time given as RFC 3339 (any time from `0000-01-01T00:00:00Z` to
+/// `9999-12-31T23:59:59.999Z`) or as Unix seconds (fractions allowed) in that range.
 ///
 /// # Errors
-/// A 400 naming `field`.
+/// A 400 naming `field`: not a time, NaN or infinite seconds, or a time outside that range.
 pub fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
-    if let Ok(secs) = s.parse::<f64>()
-        && secs.is_finite()
-    {
-        return Ok(Timestamp::from_millis((secs * 1000.0).round() as i64));
-    }
-    s.parse::<jiff::Timestamp>()
-        .map(|t| Timestamp::from_millis(t.as_millisecond()))
-        .map_err(|_| {
-            ApiError::bad_request(
-                field,
-                format!("must be an RFC 3339 time or Unix seconds (got {s:?})"),
-            )
-        })
+    let parsed = match s.trim().parse::<f64>() {
+        Ok(secs) => Timestamp::try_from_secs_f64(secs),
+        Err(_) => Timestamp::parse_rfc3339(s),
+    };
+    parsed.map_err(|e| {
+        let got = quote(s);
+        let rule = match e {
+            TimeError::NotRfc3339(_) => format!(
+                "must be an RFC 3339 time such as 2024-01-01T00:00:00Z, or Unix seconds (got {got})"
+            ),
+            TimeError::NotFinite => format!("must be a finite number of Unix seconds (got {got})"),
+            TimeError::OutOfRange => format!("{e} (got {got})"),
+        };
+        ApiError::bad_request(field, rule)
+    })
+}
+
+/// Runs store queries that cost `cost` in all on the shared query pool (see
+/// [`thermostat_metrics::store::QueryGate`]), off the async workers.
+///
+/// # Errors
+/// A 400 naming `field` (the request parameter that sets the query's size) when the cost is
+/// over `--max-query-cost`; a 429 when too many queries are running and waiting.
+pub(crate) async fn run_queries<T: Send + 'static>(
+    state: &ApiState,
+    field: &str,
+    cost: u64,
+    f: impl FnOnce(&Store) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let admission = state.queries.admit(cost).map_err(|e| match e {
+        QueryRefused::TooCostly { .. } => ApiError::bad_request(field, e.to_string()),
+        QueryRefused::Busy { .. } => ApiError::Overloaded(e.to_string()),
+    })?;
+    let store = Arc::clone(&state.store);
+    tokio::task::spawn_blocking(move || admission.run(|| f(&store)))
+        .await
+        .map_err(|e| ApiError::Internal(format!("a query failed: {e}")))
 }
 
 /// Parses `Name=Value,Name2=Value2`.
@@ -83,9 +111,15 @@ pub(crate) async fn statistics(
         })?;
     let period = Period::try_from_secs(period_secs)
         .map_err(|r| ApiError::bad_request("period_seconds", r))?;
-    let statistics = p
-        .get("statistics")
-        .map_or("Average", String::as_str)
+    let statistics = p.get("statistics").map_or("Average", String::as_str);
+    let count = statistics.split(',').count();
+    if count > MAX_STATISTICS {
+        return Err(ApiError::bad_request(
+            "statistics",
+            format!("must name 1 to {MAX_STATISTICS} statistics (got {count})"),
+        ));
+    }
+    let statistics = statistics
         .split(',')
         .map(|s| {
             s.parse::<Statistic>()
@@ -107,14 +141,20 @@ pub(crate) async fn statistics(
         period,
         statistics,
     };
-    let points = state.store.query(&query, now).map_err(|e| {
-        let field = if e.field == "end_time" {
-            "end"
-        } else {
-            e.field
+    let field_of = |e: thermostat_metrics::QueryError| {
+        let field = match e.field {
+            "start_time" => "start",
+            "end_time" => "end",
+            f => f,
         };
         ApiError::bad_request(field, e.rule)
-    })?;
+    };
+    let plan = query.plan(now).map_err(field_of)?;
+    let (points, query) = run_queries(&state, "period_seconds", plan.cost, move |store| {
+        (store.query(&query, now), query)
+    })
+    .await?;
+    let points = points.map_err(field_of)?;
     let datapoints: Vec<Value> = points
         .into_iter()
         .map(|dp| {
@@ -132,16 +172,51 @@ pub(crate) async fn statistics(
     Ok(Json(json!({ "datapoints": datapoints })))
 }
 
-/// `GET /api/v1/metrics`.
+/// `GET /api/v1/metrics`: one page of the series with data in the past 14 days, optionally
+/// filtered by `namespace` and `metric_name`. `max_records` (1 to 500, default 500) bounds the
+/// page, as does about 1 MiB of series; `next_token` is in the answer while more remain and is
+/// passed back for the next page.
 pub(crate) async fn metrics(
     State(state): State<ApiState>,
     Params(p): Params<HashMap<String, String>>,
-) -> Json<Value> {
-    let pick = |k: &str| p.get(k).map(String::as_str).filter(|s| !s.is_empty());
-    let list = state
-        .store
-        .list(pick("namespace"), pick("metric_name"), state.clock.now());
-    let metrics: Vec<Value> = list
+) -> Result<Json<Value>, ApiError> {
+    use thermostat_metrics::store::{LIST_MAX_BYTES, LIST_MAX_RECORDS, ListCursor, ListFilter};
+    let pick = |k: &str| p.get(k).filter(|s| !s.is_empty()).cloned();
+    let max_records = match pick("max_records") {
+        None => LIST_MAX_RECORDS,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=LIST_MAX_RECORDS).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "max_records",
+                    format!(
+                        "must be a whole number from 1 to {LIST_MAX_RECORDS} (got {})",
+                        quote(&s)
+                    ),
+                )
+            })?,
+    };
+    let after = pick("next_token")
+        .map(|t| ListCursor::from_token(&t))
+        .transpose()
+        .map_err(|e| ApiError::bad_request("next_token", e.to_string()))?;
+    let (namespace, metric_name) = (pick("namespace"), pick("metric_name"));
+    let store = Arc::clone(&state.store);
+    let now = state.clock.now();
+    // A page reads every series: off the async workers.
+    let page = tokio::task::spawn_blocking(move || {
+        let filter = ListFilter {
+            namespace: namespace.as_deref(),
+            metric_name: metric_name.as_deref(),
+        };
+        store.list_page(filter, now, after.as_ref(), max_records, LIST_MAX_BYTES)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("listing the series failed: {e}")))?;
+    let metrics: Vec<Value> = page
+        .keys
         .iter()
         .map(|k| {
             let dims: Map<String, Value> = k
@@ -152,5 +227,9 @@ pub(crate) async fn metrics(
             json!({"namespace": k.namespace(), "metric_name": k.metric_name(), "dimensions": dims})
         })
         .collect();
-    Json(json!({ "metrics": metrics }))
+    let mut body = json!({ "metrics": metrics });
+    if let Some(next) = page.next {
+        body["next_token"] = json!(next.to_token());
+    }
+    Ok(Json(body))
 }

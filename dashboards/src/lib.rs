@@ -17,13 +17,16 @@
 //! # Layout
 //! `api.rs` (statistics and series), `alarms.rs` and `actions.rs` (engine ports and their
 //! endpoints), `views.rs` (the dashboard pages' data), `ui.rs` (pages and embedded assets
-//! from `assets/`), `error.rs` (the one error type), this file (routes, health, `/metrics`).
+//! from `assets/`), `error.rs` (the one error type and the middleware that makes every error
+//! answer JSON), `cross_site.rs` (refusing cross-site requests to state-changing endpoints),
+//! this file (routes, health, `/metrics`).
 
 #![warn(missing_docs)]
 
 pub mod actions;
 pub mod alarms;
 pub mod api;
+pub mod cross_site;
 pub mod error;
 pub mod ui;
 pub mod views;
@@ -34,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 pub use error::ApiError;
@@ -58,9 +62,23 @@ pub struct ApiState {
     pub notifications: Option<Arc<dyn actions::NotificationApi>>,
     /// Administrative operations (backups).
     pub admin: Option<Arc<dyn actions::AdminApi>>,
+    /// Admission of store queries (cost limit, bounded pool), shared with the gRPC API.
+    pub queries: Arc<thermostat_metrics::store::QueryGate>,
 }
 
-/// The HTTP API and the web dashboard.
+/// The state-changing endpoints a browser can reach: cross-site requests are refused
+/// ([`cross_site`]). A later endpoint authenticated by a cookie belongs here too; APIs signed per
+/// request (SigV4) and form-POST query endpoints (Prometheus) belong on the main router.
+fn state_changing() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/alarms/{name}/state", put(alarms::set_state))
+        .route("/api/v1/reload", post(alarms::reload))
+        .route("/api/v1/admin/backup", post(actions::backup))
+        .route_layer(middleware::from_fn(cross_site::refuse_cross_site))
+}
+
+/// The HTTP API and the web dashboard. Every error answer is JSON, and request heads over
+/// [`error::MAX_URI_BYTES`] / [`error::MAX_HEADER_BYTES`] are refused ([`error::json_errors`]).
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -71,13 +89,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alarms", get(alarms::list))
         .route("/api/v1/alarms/{name}", get(alarms::one))
         .route("/api/v1/alarms/{name}/history", get(alarms::history))
-        .route("/api/v1/alarms/{name}/state", put(alarms::set_state))
-        .route("/api/v1/reload", post(alarms::reload))
         .route("/api/v1/groups", get(actions::list_groups))
         .route("/api/v1/groups/{name}", get(actions::one_group))
         .route("/api/v1/groups/{name}/activities", get(actions::activities))
         .route("/api/v1/notifications", get(actions::notifications))
-        .route("/api/v1/admin/backup", post(actions::backup))
         .route("/api/v1/dashboard/overview", get(views::overview))
         .route("/api/v1/dashboard/alarms/{name}", get(views::alarm))
         .route("/api/v1/dashboard/groups/{name}", get(views::group))
@@ -86,7 +101,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/alarms/{*name}", get(ui::page))
         .route("/groups/{*name}", get(ui::page))
         .route("/assets/{*path}", get(ui::asset))
+        .merge(state_changing())
         .fallback(not_found)
+        .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

@@ -201,6 +201,7 @@ mod tests {
             groups: None,
             notifications: None,
             admin: None,
+            queries: Default::default(),
         };
         let mut req = Request::get(uri);
         if let Some(tag) = if_none_match {

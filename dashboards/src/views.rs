@@ -22,7 +22,7 @@ use thermostat_metrics::time::SECOND_MS;
 use thermostat_metrics::{Dimension, Period, Query, SeriesKey, Statistic, Store, Timestamp, Unit};
 
 use crate::ApiState;
-use crate::alarms::{AlarmView, engine, view_json};
+use crate::alarms::{AlarmView, HistoryPage, HistoryQuery, engine, item_time, view_json};
 use crate::api::parse_time;
 use crate::error::ApiError;
 
@@ -45,9 +45,19 @@ pub const MAX_POINTS: i64 = 720;
 const MIN_RANGE_SECONDS: i64 = 60;
 const MAX_RANGE_SECONDS: i64 = 15 * 86_400;
 const DEFAULT_RANGE_SECONDS: i64 = 3600;
-/// History items read to derive the state timeline.
-const HISTORY_SCAN: usize = 10_000;
-const DEFAULT_HISTORY_LIMIT: usize = 500;
+/// History items (state changes and the creation in the chart's range, newest first) read to
+/// derive the state timeline at most.
+pub const TIMELINE_MAX_ITEMS: usize = 1_000;
+/// History items on the alarm page by default.
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+/// History items on the alarm page at most.
+pub const MAX_HISTORY_LIMIT: usize = 100;
+/// Instances listed on a per-series alarm's page at most.
+pub const MAX_INSTANCES: usize = 1_000;
+/// Alarms in the overview at most (those in ALARM first, then INSUFFICIENT_DATA, then OK).
+pub const MAX_OVERVIEW_ALARMS: usize = 500;
+/// Notifications in the overview at most.
+pub const MAX_OVERVIEW_NOTIFICATIONS: usize = 100;
 /// Periods a chart may use, shortest first.
 const NICE_PERIODS: [u32; 17] = [
     1, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400,
@@ -191,6 +201,37 @@ pub fn series_values(
     Ok(out)
 }
 
+/// [`series_values`] on the shared query pool (`crate::api::run_queries`), off the async
+/// workers and within `--max-query-cost`.
+///
+/// # Errors
+/// A 400 when the store refuses the query or it costs too much, a 429 when the query pool
+/// is full.
+async fn pooled_series_values(
+    state: &ApiState,
+    key: SeriesKey,
+    statistic: Statistic,
+    unit: Option<Unit>,
+    range: &ChartRange,
+    now: Timestamp,
+) -> Result<Vec<(Timestamp, f64)>, ApiError> {
+    let range = *range;
+    let plan = Query {
+        key: key.clone(),
+        unit,
+        start: range.start,
+        end: range.end,
+        period: range.period,
+        statistics: vec![statistic.clone()],
+    }
+    .plan(now)
+    .map_err(|e| ApiError::bad_request(e.field, e.rule))?;
+    crate::api::run_queries(state, "range_seconds", plan.cost, move |store| {
+        series_values(store, key, statistic, unit, &range, now)
+    })
+    .await?
+}
+
 /// A state change read from an alarm's history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateChange {
@@ -200,18 +241,6 @@ pub struct StateChange {
     pub old: String,
     /// To.
     pub new: String,
-}
-
-/// A history item's or activity's time: RFC 3339, or Unix milliseconds.
-fn item_time(v: &Value) -> Option<Timestamp> {
-    match v {
-        Value::String(s) => s
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(|t| Timestamp::from_millis(t.as_millisecond())),
-        Value::Number(n) => n.as_i64().map(Timestamp::from_millis),
-        _ => None,
-    }
 }
 
 /// The `StateUpdate` items of a history (newest first, as the API answers it), oldest first.
@@ -360,6 +389,41 @@ fn per_series_view(all: &[AlarmView], name: &str) -> Option<AlarmView> {
     })
 }
 
+/// The overview's alarms: at most [`MAX_OVERVIEW_ALARMS`], those in ALARM first, then
+/// INSUFFICIENT_DATA, then OK, listed by name, without their configuration and reason data
+/// (the overview does not show them); and the count of each state over every alarm.
+fn overview_alarms(mut all: Vec<AlarmView>) -> (Vec<Value>, Value) {
+    let count = |s: &str| all.iter().filter(|v| v.state == s).count();
+    let counts = json!({
+        "total": all.len(),
+        "ALARM": count("ALARM"),
+        "OK": count("OK"),
+        "INSUFFICIENT_DATA": count("INSUFFICIENT_DATA"),
+    });
+    let rank = |v: &AlarmView| match v.state.as_str() {
+        "ALARM" => 0,
+        "INSUFFICIENT_DATA" => 1,
+        _ => 2,
+    };
+    if all.len() > MAX_OVERVIEW_ALARMS {
+        all.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
+        all.truncate(MAX_OVERVIEW_ALARMS);
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    let alarms = all
+        .iter()
+        .map(|v| {
+            let mut j = view_json(v);
+            if let Some(o) = j.as_object_mut() {
+                o.remove("configuration");
+                o.remove("reason_data");
+            }
+            j
+        })
+        .collect();
+    (alarms, counts)
+}
+
 #[derive(Deserialize)]
 pub(crate) struct OverviewParams {
     notifications: Option<usize>,
@@ -370,18 +434,20 @@ pub(crate) async fn overview(
     State(state): State<ApiState>,
     Params(p): Params<OverviewParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = p.notifications.unwrap_or(20).clamp(1, 1000);
+    let limit = p
+        .notifications
+        .unwrap_or(20)
+        .clamp(1, MAX_OVERVIEW_NOTIFICATIONS);
     // The groups' activities and the notifications are read from their databases.
     tokio::task::spawn_blocking(move || {
-        let alarms = state
-            .alarms
-            .as_ref()
-            .map(|a| a.list().iter().map(view_json).collect::<Vec<_>>());
+        let listed = state.alarms.as_ref().map(|a| overview_alarms(a.list()));
         let groups = state.groups.as_ref().map(|g| g.list());
         let notifications = state.notifications.as_ref().map(|n| n.recent(limit));
+        let (alarms, counts) = listed.unzip();
         Json(json!({
             "now": state.clock.now().to_rfc3339(),
             "alarms": alarms,
+            "alarm_counts": counts,
             "groups": groups,
             "notifications": notifications,
         }))
@@ -410,24 +476,54 @@ pub(crate) async fn alarm(
     };
     // A per-series alarm with instances has no history of its own: its instances do.
     let own = all.iter().any(|v| v.name == name);
-    let history = if own {
-        let (api, name) = (Arc::clone(&api), name.clone());
-        tokio::task::spawn_blocking(move || api.history(&name, HISTORY_SCAN))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??
-    } else {
-        Vec::new()
-    };
     let (range, mut body) = match view.kind {
         "composite" => composite_view(view, &all, &p, now)?,
-        _ => metric_view(&state.store, view, &all, &p, now)?,
+        _ => metric_view(&state, view, &all, &p, now).await?,
     };
-    let changes = state_changes(&history);
+    let limit = match p.history_limit {
+        None => DEFAULT_HISTORY_LIMIT,
+        Some(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::bad_request(
+                "history_limit",
+                format!("must be from 1 to {MAX_HISTORY_LIMIT} (got {n})"),
+            ));
+        }
+    };
+    // Two bounded reads: the newest items for the table, and the state changes in the range
+    // (with the creation, if it is in the range) for the timeline.
+    let (history, changes_read) = if own {
+        let (api, name) = (Arc::clone(&api), name.clone());
+        let newest = HistoryQuery {
+            max_records: limit,
+            without_reason_data: true,
+            ..HistoryQuery::default()
+        };
+        let in_range = HistoryQuery {
+            max_records: TIMELINE_MAX_ITEMS,
+            start: Some(range.start),
+            end: Some(range.end),
+            item_types: vec!["StateUpdate".into(), "ConfigurationUpdate".into()],
+            without_reason_data: true,
+            ..HistoryQuery::default()
+        };
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, ApiError>((
+                api.history_page(&name, &newest)?,
+                api.history_page(&name, &in_range)?,
+            ))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??
+    } else {
+        (HistoryPage::default(), HistoryPage::default())
+    };
+    let changes = state_changes(&changes_read.items);
     let segments = if own {
         timeline(
             &changes,
             &view.state,
-            created_at(&history),
+            created_at(&changes_read.items),
             range.start,
             range.end,
         )
@@ -440,16 +536,17 @@ pub(crate) async fn alarm(
             |s| json!({"start": s.start.to_rfc3339(), "end": s.end.to_rfc3339(), "state": s.state}),
         )
         .collect();
-    let limit = p.history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
-    body["history"] = Value::Array(history.into_iter().take(limit).collect());
+    body["timeline_complete"] = json!(changes_read.next_token.is_none());
+    body["history_more"] = json!(history.next_token.is_some());
+    body["history"] = Value::Array(history.items);
     body["now"] = json!(now.to_rfc3339());
     body["alarm"] = view_json(view);
     body["kind"] = json!(view.kind);
     Ok(Json(body))
 }
 
-fn metric_view(
-    store: &Store,
+async fn metric_view(
+    state: &ApiState,
     view: &AlarmView,
     all: &[AlarmView],
     p: &RangeParams,
@@ -463,16 +560,19 @@ fn metric_view(
         now,
         alarm.period.as_secs(),
     )?;
-    let key = alarm_series(store, &alarm, &view.name);
+    let key = alarm_series(&state.store, &alarm, &view.name);
     let points = match &key {
-        Some(k) => series_values(
-            store,
-            k.clone(),
-            alarm.statistic.clone(),
-            alarm.unit,
-            &range,
-            now,
-        )?,
+        Some(k) => {
+            pooled_series_values(
+                state,
+                k.clone(),
+                alarm.statistic.clone(),
+                alarm.unit,
+                &range,
+                now,
+            )
+            .await?
+        }
         None => Vec::new(),
     };
     let datapoints: Vec<Value> = points
@@ -489,9 +589,12 @@ fn metric_view(
         .as_ref()
         .map_or_else(|| alarm.dimensions.clone(), |k| k.dimensions().to_vec());
     let instance_prefix = format!("{}[", alarm.name);
+    let mut instances_total = 0usize;
     let instances: Vec<Value> = if alarm.is_per_series() && view.name == alarm.name {
         all.iter()
             .filter(|v| v.name.starts_with(&instance_prefix))
+            .inspect(|_| instances_total += 1)
+            .take(MAX_INSTANCES)
             .map(|v| json!({"name": v.name, "state": v.state}))
             .collect()
     } else {
@@ -511,6 +614,7 @@ fn metric_view(
     body["comparison_operator"] = json!(alarm.comparison_operator.as_str());
     body["datapoints"] = Value::Array(datapoints);
     body["instances"] = Value::Array(instances);
+    body["instances_total"] = json!(instances_total);
     body["rule"] = Value::Null;
     Ok((range, body))
 }
@@ -576,7 +680,8 @@ pub(crate) async fn group(
     let mut capacity = Map::new();
     for metric in CAPACITY_METRICS {
         let key = SeriesKey::new(CAPACITY_NAMESPACE, metric, dims.clone());
-        let points = series_values(&state.store, key, Statistic::Maximum, None, &range, now)?;
+        let points =
+            pooled_series_values(&state, key, Statistic::Maximum, None, &range, now).await?;
         let points: Vec<Value> = points
             .iter()
             .map(|(t, v)| json!({"timestamp": t.to_rfc3339(), "value": v}))

@@ -8,13 +8,16 @@
 //! is not needed because the snapshot is taken at backup time. A running server makes the
 //! backup itself (`POST /api/v1/admin/backup`, which the CLI finds through
 //! `<data dir>/server.json`); without a server the CLI reads the data directory directly.
+//! The server writes one backup at a time (a second request gets `409` naming the running
+//! one's file) and keeps the newest `--backup-retention` in `<data dir>/backups/`.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
+use thermostat_dashboards::actions::BackupError;
 use thermostat_metrics::{Clock, Store};
 use thermostat_notify::Outbox;
 
@@ -135,31 +138,186 @@ pub fn running_server(data_dir: &Path) -> Option<String> {
     Some(http)
 }
 
-/// The admin side of the HTTP API: backups made by the running server.
+/// Backups the server makes are named `backup-<Unix milliseconds>-<n>.tar` in
+/// `<data dir>/backups/`.
+const BACKUP_PREFIX: &str = "backup-";
+const BACKUP_SUFFIX: &str = ".tar";
+
+/// The admin side of the HTTP API: backups made by the running server, one at a time, into
+/// `<data dir>/backups/`, keeping the newest `retention` there.
 #[derive(Debug)]
 pub struct Admin {
-    /// The series store.
-    pub store: Arc<Store>,
-    /// The state database.
-    pub db: Arc<StateDb>,
-    /// The notification outbox.
-    pub outbox: Outbox,
-    /// The data directory (backups are staged in `backups/` below it).
-    pub data_dir: PathBuf,
-    /// The clock.
-    pub clock: Arc<dyn Clock>,
+    store: Arc<Store>,
+    db: Arc<StateDb>,
+    outbox: Outbox,
+    data_dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    retention: usize,
+    /// The file the running backup writes, while one runs.
+    running: Mutex<Option<PathBuf>>,
+}
+
+/// Clears the running backup when it ends, however it ends.
+struct BackupInProgress<'a>(&'a Mutex<Option<PathBuf>>);
+
+impl Drop for BackupInProgress<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+impl Admin {
+    /// The admin side over the given stores; backups go to `data_dir/backups/`, of which the
+    /// newest `retention` (at least 1) are kept.
+    pub fn new(
+        store: Arc<Store>,
+        db: Arc<StateDb>,
+        outbox: Outbox,
+        data_dir: PathBuf,
+        clock: Arc<dyn Clock>,
+        retention: usize,
+    ) -> Self {
+        Admin {
+            store,
+            db,
+            outbox,
+            data_dir,
+            clock,
+            retention: retention.max(1),
+            running: Mutex::new(None),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.data_dir.join("backups")
+    }
+
+    /// The next backup's name: after every backup in the directory, so that names sort in
+    /// the order backups were made (the retention keeps the last ones by name), even when the
+    /// clock shows the same millisecond or goes back: `backup-<ms>-<n>.tar` with the clock's
+    /// milliseconds and 0, or the newest's milliseconds and the next counter.
+    fn fresh_path(&self, now: thermostat_metrics::Timestamp) -> PathBuf {
+        let dir = self.dir();
+        let newest = fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| backup_order(e.ok()?.file_name().to_str()?))
+            .max();
+        let (ms, n) = match newest {
+            Some((ms, n)) if ms >= now.as_millis() => (ms, n.saturating_add(1)),
+            _ => (now.as_millis(), 0),
+        };
+        dir.join(format!("{BACKUP_PREFIX}{ms}-{n}{BACKUP_SUFFIX}"))
+    }
+
+    /// Deletes all but the newest `retention` backups, and what interrupted backups left
+    /// (`.partial` files, staging directories). Runs while no backup is being written.
+    fn prune(&self) -> anyhow::Result<usize> {
+        let mut backups: Vec<((i64, u64), PathBuf)> = Vec::new();
+        let mut removed = 0;
+        for entry in fs::read_dir(self.dir())? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(".partial") {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            } else if name.starts_with(".thermostat-backup") && entry.path().is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            } else if let Some(order) = backup_order(name) {
+                backups.push((order, entry.path()));
+            }
+        }
+        backups.sort();
+        let excess = backups.len().saturating_sub(self.retention);
+        for (_, path) in backups.into_iter().take(excess) {
+            fs::remove_file(&path).with_context(|| format!("cannot delete {}", path.display()))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+/// `(milliseconds, n)` of a backup's file name `backup-<ms>-<n>.tar` (or `backup-<ms>.tar`,
+/// as older builds named them).
+fn backup_order(name: &str) -> Option<(i64, u64)> {
+    let stem = name
+        .strip_prefix(BACKUP_PREFIX)?
+        .strip_suffix(BACKUP_SUFFIX)?;
+    match stem.split_once('-') {
+        Some((ms, n)) => Some((ms.parse().ok()?, n.parse().ok()?)),
+        None => Some((stem.parse().ok()?, 0)),
+    }
 }
 
 impl thermostat_dashboards::actions::AdminApi for Admin {
-    fn backup(&self) -> Result<Value, String> {
+    fn backup(&self) -> Result<Value, BackupError> {
         let now = self.clock.now();
-        let path = self
-            .data_dir
-            .join("backups")
-            .join(format!("backup-{}.tar", now.as_millis()));
+        let path = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(path) = running.as_ref() {
+                return Err(BackupError::Busy {
+                    running: path.display().to_string(),
+                });
+            }
+            let path = self.fresh_path(now);
+            *running = Some(path.clone());
+            path
+        };
+        let _running = BackupInProgress(&self.running);
         let mut manifest = write_backup(&self.store, &self.db, &self.outbox, &path, now)
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| BackupError::Failed(format!("{e:#}")))?;
+        match self.prune() {
+            Ok(removed) if removed > 0 => {
+                tracing::info!(removed, keep = self.retention, "Deleted old backups.");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "Could not delete old backups; the next backup tries again.");
+            }
+        }
         manifest["path"] = json!(path.display().to_string());
         Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backups_sort_by_time_then_counter() {
+        assert_eq!(
+            backup_order("backup-1700000000000-2.tar"),
+            Some((1_700_000_000_000, 2))
+        );
+        assert_eq!(
+            backup_order("backup-1700000000000.tar"),
+            Some((1_700_000_000_000, 0))
+        );
+        for other in [
+            "backup-x.tar",
+            "notes.tar",
+            "backup-1-2.tar.partial",
+            "backup-1-x.tar",
+        ] {
+            assert_eq!(backup_order(other), None, "{other}");
+        }
+        let mut names = [
+            "backup-10-1.tar",
+            "backup-9-0.tar",
+            "backup-10-0.tar",
+            "backup-10-10.tar",
+        ];
+        names.sort_by_key(|n| backup_order(n));
+        assert_eq!(
+            names,
+            [
+                "backup-9-0.tar",
+                "backup-10-0.tar",
+                "backup-10-1.tar",
+                "backup-10-10.tar"
+            ]
+        );
     }
 }

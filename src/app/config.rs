@@ -1,11 +1,29 @@
 //! Reading alarm/scaling configuration from disk: files and folders (`*.yaml`, `*.yml`,
 //! recursively, in name order), validated as one set.
+//!
+//! Every input is bounded: folders are walked with `walkdir` (symbolic links followed, a loop
+//! refused, at most [`MAX_FOLDER_DEPTH`] folders deep and [`MAX_FILES`] files and folders),
+//! only regular files are read (a FIFO or a device would block or never end), each at most
+//! [`MAX_FILE_BYTES`] and all together at most [`MAX_TOTAL_BYTES`], read with a bound rather
+//! than trusted to their reported size. The text checks (characters, nesting depth) are the
+//! core's, `thermostat_alarms::raw::check_text`.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use thermostat_alarms::notifications::NotificationSettings;
 use thermostat_alarms::{AlarmSet, ConfigErrors};
 use thermostat_scaler::ScalingSet;
+
+pub use thermostat_alarms::raw::{MAX_FILE_BYTES, MAX_YAML_DEPTH};
+
+/// Deepest folder level searched below a `--config` folder.
+pub const MAX_FOLDER_DEPTH: usize = 16;
+/// Most files and folders a `--config` search may visit (YAML files and the folders holding
+/// them, all paths together).
+pub const MAX_FILES: usize = 10_000;
+/// Most bytes all configuration files may hold together (64 MiB).
+pub const MAX_TOTAL_BYTES: usize = 64 << 20;
 
 /// Everything the configuration files hold, validated together.
 #[derive(Clone, Debug, Default)]
@@ -16,15 +34,39 @@ pub struct Config {
     pub scaling: ScalingSet,
     /// Notification settings (SMTP, webhooks, mute rules, ...).
     pub notifications: NotificationSettings,
+    /// The files it was read from and their contents' hashes (empty when it was not read
+    /// from disk): a reload that finds the same is a no-op.
+    pub source: Fingerprint,
 }
+
+impl Config {
+    /// Whether it holds nothing at all: no alarm, no composite, no scaling group.
+    pub fn is_empty(&self) -> bool {
+        self.alarms.alarms.is_empty()
+            && self.alarms.composites.is_empty()
+            && self.scaling.groups.is_empty()
+    }
+
+    /// Whether it holds no alarm and no composite alarm.
+    pub fn has_no_alarms(&self) -> bool {
+        self.alarms.alarms.is_empty() && self.alarms.composites.is_empty()
+    }
+}
+
+/// The files a configuration was read from, in order, each with the xxh3-128 hash of its
+/// text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint(pub Vec<(String, u128)>);
 
 /// Why a configuration could not be loaded.
 #[derive(Debug)]
 pub enum LoadError {
-    /// A file or folder could not be read.
+    /// A file or folder could not be read, or a bound was reached.
     Io(Vec<String>),
     /// The files were read but are invalid; every error, `file:line:column: path: message`.
     Invalid(ConfigErrors),
+    /// The configuration is valid but would delete every alarm (see [`refuse_empty`]).
+    Empty(String),
 }
 
 impl LoadError {
@@ -33,6 +75,7 @@ impl LoadError {
         match self {
             LoadError::Io(lines) => lines.clone(),
             LoadError::Invalid(errors) => errors.to_string().lines().map(str::to_owned).collect(),
+            LoadError::Empty(line) => vec![line.clone()],
         }
     }
 }
@@ -43,15 +86,76 @@ impl std::fmt::Display for LoadError {
     }
 }
 
-/// The YAML files named by `paths` (folders are searched recursively), sorted, deduplicated.
+fn is_yaml(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+}
+
+/// The YAML files named by `paths` (folders are searched recursively, following symbolic
+/// links), sorted, deduplicated. A path given explicitly is read whatever its extension.
 ///
 /// # Errors
-/// Every path that cannot be read.
+/// Every path that cannot be read, a symbolic-link loop (naming the link and the folder it
+/// leads back to), a folder nested more than [`MAX_FOLDER_DEPTH`] levels below the path
+/// given, more than [`MAX_FILES`] YAML files and folders, or a path that is not a regular
+/// file or folder. The search stops at the first bound reached.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<String>> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
-    for p in paths {
-        walk(p, &mut files, &mut errors);
+    let mut visited = 0usize;
+    'paths: for root in paths {
+        // Not sorted while walking (that would read a whole folder into memory at once):
+        // the files are sorted at the end. A folder one level too deep is listed, not read.
+        let walk = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .max_depth(MAX_FOLDER_DEPTH + 1);
+        for entry in walk {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().unwrap_or(root).display().to_string();
+                    match (e.loop_ancestor(), e.io_error()) {
+                        (Some(ancestor), _) => errors.push(format!(
+                            "{path}: a symbolic link loops back to {}; loops are not followed",
+                            ancestor.display()
+                        )),
+                        (None, Some(io)) => errors.push(format!("{path}: cannot read: {io}")),
+                        (None, None) => errors.push(format!("{path}: cannot read: {e}")),
+                    }
+                    continue;
+                }
+            };
+            let kind = entry.file_type();
+            if entry.depth() > 0 && !kind.is_dir() && !is_yaml(entry.path()) {
+                continue;
+            }
+            visited += 1;
+            if visited > MAX_FILES {
+                errors.push(format!(
+                    "{}: more than {MAX_FILES} YAML files and folders in the configuration (the \
+                     limit); not searched further",
+                    entry.path().display()
+                ));
+                break 'paths;
+            }
+            if kind.is_dir() {
+                if entry.depth() > MAX_FOLDER_DEPTH {
+                    errors.push(format!(
+                        "{}: folders nested more than {MAX_FOLDER_DEPTH} levels below {} (the \
+                         limit); not searched",
+                        entry.path().display(),
+                        root.display()
+                    ));
+                }
+            } else if kind.is_file() {
+                files.push(entry.into_path());
+            } else {
+                errors.push(format!(
+                    "{}: not a regular file (a FIFO, socket or device); only files and folders \
+                     are read",
+                    entry.path().display()
+                ));
+            }
+        }
     }
     files.sort();
     files.dedup();
@@ -62,25 +166,102 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<String>> {
     }
 }
 
-fn walk(p: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
-    match std::fs::metadata(p) {
-        Ok(m) if m.is_dir() => match std::fs::read_dir(p) {
-            Ok(entries) => {
-                let mut children: Vec<PathBuf> =
-                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                children.sort();
-                for c in children {
-                    let is_yaml = c.extension().is_some_and(|e| e == "yaml" || e == "yml");
-                    if c.is_dir() || is_yaml {
-                        walk(&c, files, errors);
-                    }
-                }
-            }
-            Err(e) => errors.push(format!("{}: cannot read the folder: {e}", p.display())),
-        },
-        Ok(_) => files.push(p.to_owned()),
-        Err(e) => errors.push(format!("{}: cannot read: {e}", p.display())),
+/// Why [`read_limited`] failed.
+enum ReadError {
+    /// More bytes than the limit.
+    TooLarge,
+    /// Anything else, as `path: problem`.
+    Failed(String),
+}
+
+fn read_limited(path: &Path, limit: usize) -> Result<String, ReadError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| ReadError::Failed(format!("{}: cannot read: {e}", path.display())))?;
+    let mut bytes = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(cap)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ReadError::Failed(format!("{}: cannot read: {e}", path.display())))?;
+    if bytes.len() > limit {
+        return Err(ReadError::TooLarge);
     }
+    String::from_utf8(bytes).map_err(|e| {
+        let good = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..good];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        ReadError::Failed(format!(
+            "{}:{line}:{column}: the file is not UTF-8 text (byte 0x{:02X})",
+            path.display(),
+            e.as_bytes().get(good).copied().unwrap_or(0)
+        ))
+    })
+}
+
+/// Reads one file (a settings or configuration file) as UTF-8 text of at most `limit` bytes,
+/// without trusting its reported size (a special file may report 0 and never end).
+///
+/// # Errors
+/// `path: problem`, or `path:line:column: ...` for text that is not UTF-8.
+pub fn read_bounded(path: &Path, limit: usize) -> Result<String, String> {
+    read_limited(path, limit).map_err(|e| match e {
+        ReadError::TooLarge => format!(
+            "{}: the file is larger than {limit} bytes, the limit for one file",
+            path.display()
+        ),
+        ReadError::Failed(message) => message,
+    })
+}
+
+/// Reads every file of `paths`: `(file name, text)` pairs in order, and their fingerprint.
+///
+/// # Errors
+/// As [`collect_files`] and [`read_bounded`], and more than [`MAX_TOTAL_BYTES`] in all.
+pub fn read(paths: &[PathBuf]) -> Result<(Vec<(String, String)>, Fingerprint), LoadError> {
+    let files = collect_files(paths).map_err(LoadError::Io)?;
+    let mut texts = Vec::with_capacity(files.len());
+    let mut errors = Vec::new();
+    let mut total = 0usize;
+    for f in &files {
+        let left = MAX_TOTAL_BYTES.saturating_sub(total);
+        match read_limited(f, MAX_FILE_BYTES.min(left)) {
+            Ok(t) => {
+                total += t.len();
+                texts.push((f.display().to_string(), t));
+            }
+            Err(ReadError::TooLarge) if left < MAX_FILE_BYTES => {
+                errors.push(format!(
+                    "{}: the configuration files hold more than {MAX_TOTAL_BYTES} bytes together \
+                     (the limit); not read further",
+                    f.display()
+                ));
+                break;
+            }
+            Err(ReadError::TooLarge) => errors.push(format!(
+                "{}: the file is larger than {MAX_FILE_BYTES} bytes (16 MiB), the limit for one \
+                 file",
+                f.display()
+            )),
+            Err(ReadError::Failed(message)) => errors.push(message),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LoadError::Io(errors));
+    }
+    let fingerprint = Fingerprint(
+        texts
+            .iter()
+            .map(|(f, t)| (f.clone(), xxhash_rust::xxh3::xxh3_128(t.as_bytes())))
+            .collect(),
+    );
+    Ok((texts, fingerprint))
 }
 
 /// Reads and validates every file of `paths` as one configuration: alarms, scaling groups
@@ -92,19 +273,45 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, LoadError> {
     if paths.is_empty() {
         return Ok(Config::default());
     }
-    let files = collect_files(paths).map_err(LoadError::Io)?;
-    let mut texts = Vec::with_capacity(files.len());
-    let mut errors = Vec::new();
-    for f in &files {
-        match std::fs::read_to_string(f) {
-            Ok(t) => texts.push((f.display().to_string(), t)),
-            Err(e) => errors.push(format!("{}: cannot read: {e}", f.display())),
-        }
+    let (texts, fingerprint) = read(paths)?;
+    let mut config = validate(&texts)?;
+    config.source = fingerprint;
+    Ok(config)
+}
+
+/// Refuses a configuration read from `paths` that would delete every alarm, unless `allow`
+/// (the `allow_empty_config` setting): one that defines nothing at all (no alarm, composite
+/// or scaling group; an emptied folder, a missing file's replacement), or, on a reload, one
+/// without alarms replacing a `previous` configuration that had some. A configuration of
+/// scaling groups only is accepted at start. Without `--config` (`paths` empty) nothing is
+/// refused: the server runs with no alarms.
+///
+/// # Errors
+/// [`LoadError::Empty`] naming the paths and the setting.
+pub fn refuse_empty(
+    config: &Config,
+    previous: Option<&Config>,
+    paths: &[PathBuf],
+    allow: bool,
+) -> Result<(), LoadError> {
+    if allow || paths.is_empty() {
+        return Ok(());
     }
-    if !errors.is_empty() {
-        return Err(LoadError::Io(errors));
+    let lost_alarms = previous.is_some_and(|p| !p.has_no_alarms()) && config.has_no_alarms();
+    if !config.is_empty() && !lost_alarms {
+        return Ok(());
     }
-    validate(&texts)
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let what = if config.is_empty() {
+        "defines no alarms and no scaling groups"
+    } else {
+        "defines no alarms"
+    };
+    Err(LoadError::Empty(format!(
+        "the configuration at {} {what}; refusing to delete every alarm — set \
+         allow_empty_config: true (or --allow-empty-config) to allow it",
+        names.join(", ")
+    )))
 }
 
 /// Validates file texts as one configuration.
@@ -127,6 +334,7 @@ pub fn validate(texts: &[(String, String)]) -> Result<Config, LoadError> {
                 alarms,
                 scaling,
                 notifications,
+                source: Fingerprint::default(),
             })
         }
         (a, s, n) => {

@@ -3,6 +3,7 @@
 //! reloads configuration atomically, and serves the HTTP alarm API.
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -10,14 +11,60 @@ use serde_json::Value;
 use thermostat_alarms::engine::{InstanceState, TickOutput};
 use thermostat_alarms::history::{AlarmType, ConfigChange};
 use thermostat_alarms::{EngineState, HistoryItem, StateValue, Transition};
-use thermostat_dashboards::alarms::{AlarmApi, AlarmApiError, AlarmView, ReloadReport};
+use thermostat_dashboards::alarms::{
+    AlarmApi, AlarmApiError, AlarmView, HistoryPage, HistoryQuery, ReloadReport,
+};
 use thermostat_metrics::{Clock, Store, Timestamp};
 
 use super::config::{self, Config};
-use super::state_db::{AlarmWrite, StateDb};
+use super::state_db::{AlarmWrite, HistoryPrune, StateDb};
 
 /// Evaluation ticks fall on multiples of this many milliseconds.
 pub const TICK_MS: i64 = 10_000;
+/// History is pruned after the ticks that fall on multiples of this many milliseconds.
+pub const PRUNE_EVERY_MS: i64 = 60_000;
+/// `SetAlarmState`'s `StateReason` at most, in characters (CloudWatch's limit).
+pub const MAX_STATE_REASON_CHARS: usize = 1023;
+/// `SetAlarmState`'s `StateReasonData` at most, in characters of JSON (CloudWatch's limit).
+pub const MAX_STATE_REASON_DATA_CHARS: usize = 4000;
+/// History items deleted in one pruning pass (one write transaction) at most.
+const PRUNE_MAX_DELETES_PER_PASS: usize = 10_000;
+/// Alarms visited in one pruning pass at most.
+const PRUNE_MAX_ALARMS_PER_PASS: usize = 5_000;
+/// Pruning passes after one tick at most; the next prune resumes where they stopped.
+const PRUNE_MAX_PASSES: usize = 20;
+/// History rows one page request reads at most (whatever its filters skip).
+const HISTORY_MAX_SCAN_ROWS: usize = 5_000;
+const HISTORY_TOKEN_PREFIX: &str = "h1.";
+
+/// How much alarm history is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryRetention {
+    /// Items older than this many days are deleted.
+    pub max_age_days: u64,
+    /// Items per alarm (or instance) at most; the oldest beyond it are deleted.
+    pub max_items_per_alarm: usize,
+}
+
+impl Default for HistoryRetention {
+    fn default() -> Self {
+        HistoryRetention {
+            max_age_days: 14,
+            max_items_per_alarm: 1_000,
+        }
+    }
+}
+
+/// What one pruning run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// History items deleted.
+    pub deleted: usize,
+    /// Passes (write transactions) run.
+    pub passes: usize,
+    /// Whether every alarm was visited (otherwise the next run resumes).
+    pub complete: bool,
+}
 
 /// Where actions go once alarms change state: notifications and scaling.
 pub trait ActionSink: Send + Sync + std::fmt::Debug {
@@ -75,7 +122,8 @@ impl ActionSink for super::actions::Actions {
 
 #[derive(Debug)]
 struct Inner {
-    config: Config,
+    /// Shared with a reload in progress, which diffs it against the new set without the lock.
+    config: Arc<Config>,
     state: EngineState,
 }
 
@@ -89,6 +137,14 @@ pub struct AlarmEngine {
     paths: Vec<PathBuf>,
     actions: Arc<dyn ActionSink>,
     inner: Mutex<Inner>,
+    retention: HistoryRetention,
+    /// Where the next pruning run resumes (it stopped at a bound), and that one runs at a time.
+    prune_from: Mutex<Option<String>>,
+    /// Held by a reload from start to end, so that reloads run one at a time; never taken by
+    /// ticks or the API, which only wait for `inner` during a reload's short swap.
+    reloading: Mutex<()>,
+    /// Accept a reload that yields no alarms (`allow_empty_config`).
+    allow_empty_config: bool,
 }
 
 const METRIC_PREFIX: &str = "m:";
@@ -175,7 +231,14 @@ impl AlarmEngine {
             telemetry,
             paths,
             actions,
-            inner: Mutex::new(Inner { config, state }),
+            inner: Mutex::new(Inner {
+                config: Arc::new(config),
+                state,
+            }),
+            retention: HistoryRetention::default(),
+            prune_from: Mutex::new(None),
+            reloading: Mutex::new(()),
+            allow_empty_config: false,
         };
         {
             let inner = engine.lock();
@@ -198,6 +261,54 @@ impl AlarmEngine {
             );
         }
         Ok(engine)
+    }
+
+    /// Keeps history as `retention` says (the default is CloudWatch's two weeks and 1,000
+    /// items per alarm).
+    #[must_use]
+    pub fn with_history_retention(mut self, retention: HistoryRetention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Deletes history beyond the retention at `now`, off the engine's lock, in passes of
+    /// one bounded write transaction each (at most [`PRUNE_MAX_PASSES`] of them; a run that
+    /// stops there is resumed by the next). [`AlarmEngine::tick`] calls it once a minute.
+    ///
+    /// # Errors
+    /// A failed read or write; what earlier passes deleted stays deleted.
+    pub fn prune_history(&self, now: Timestamp) -> anyhow::Result<PruneReport> {
+        let mut from = self.prune_from.lock().unwrap_or_else(|p| p.into_inner());
+        let age_ms = i64::try_from(self.retention.max_age_days)
+            .ok()
+            .and_then(|d| d.checked_mul(86_400_000))
+            .unwrap_or(i64::MAX);
+        let policy = HistoryPrune {
+            older_than_ms: now.as_millis().saturating_sub(age_ms),
+            max_items_per_alarm: self.retention.max_items_per_alarm,
+            max_deletes: PRUNE_MAX_DELETES_PER_PASS,
+            max_alarms: PRUNE_MAX_ALARMS_PER_PASS,
+        };
+        let mut report = PruneReport::default();
+        while report.passes < PRUNE_MAX_PASSES {
+            let pass = self.db.prune_history(from.as_deref(), &policy)?;
+            report.passes += 1;
+            report.deleted += pass.deleted;
+            *from = pass.resume;
+            if from.is_none() {
+                report.complete = true;
+                break;
+            }
+        }
+        if report.deleted > 0 {
+            tracing::debug!(
+                deleted = report.deleted,
+                passes = report.passes,
+                complete = report.complete,
+                "Pruned the alarm history."
+            );
+        }
+        Ok(report)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -249,12 +360,24 @@ impl AlarmEngine {
         self.db.commit(&writes)
     }
 
-    /// Evaluates every alarm due at tick `t`, persists what changed, and dispatches actions.
+    /// Evaluates every alarm due at tick `t`, persists what changed, and dispatches actions;
+    /// on ticks that fall on a whole minute, then prunes the history
+    /// ([`AlarmEngine::prune_history`]) without the engine's lock.
     ///
     /// # Errors
     /// A refused query or a failed state write (the in-memory state has moved on; the next
     /// tick's write carries the changed states again).
     pub fn tick(&self, t: Timestamp) -> anyhow::Result<usize> {
+        let evaluations = self.evaluate(t)?;
+        if t.as_millis().rem_euclid(PRUNE_EVERY_MS) == 0
+            && let Err(e) = self.prune_history(t)
+        {
+            tracing::warn!(error = %format!("{e:#}"), "Could not prune the alarm history; the next minute tries again.");
+        }
+        Ok(evaluations)
+    }
+
+    fn evaluate(&self, t: Timestamp) -> anyhow::Result<usize> {
         let started = std::time::Instant::now();
         let mut inner = self.lock();
         let Inner { config, state } = &mut *inner;
@@ -339,36 +462,84 @@ impl AlarmEngine {
         }
     }
 
+    /// Accepts reloads that yield no alarms (the `allow_empty_config` setting); without it
+    /// such a reload is refused (see [`config::refuse_empty`]).
+    #[must_use]
+    pub fn allowing_empty_config(mut self, allow: bool) -> Self {
+        self.allow_empty_config = allow;
+        self
+    }
+
     /// Re-reads the configuration; on success swaps it in atomically, carrying states over.
     ///
+    /// Everything costly happens without the engine's lock, so ticks and `SetAlarmState` go
+    /// on meanwhile: reading the files, and, unless every file is unchanged (same paths, same
+    /// content hashes: then there is nothing to do), validating the new set and comparing it
+    /// with the running one definition by definition. Only the swap takes the lock: the
+    /// states move over (unchanged alarms' untouched, in time linear in their number), and
+    /// the states and history of the alarms that changed are written.
+    ///
     /// # Errors
-    /// Every configuration error; the running configuration stays.
+    /// Every configuration error, or a configuration that would delete every alarm; the
+    /// running configuration stays.
     pub fn reload_from_disk(&self) -> Result<ReloadReport, config::LoadError> {
-        let new_config = config::load(&self.paths)?;
-        let new = new_config.alarms.clone();
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        // Only a reload replaces the configuration, so this stays the running one until the
+        // swap below.
+        let old = Arc::clone(&self.lock().config);
+        tracing::info!(
+            paths = ?self.paths,
+            "Reading the configuration to reload it."
+        );
+        let (texts, fingerprint) = config::read(&self.paths)?;
+        if fingerprint == old.source && !self.paths.is_empty() {
+            let report = ReloadReport {
+                alarms: old.alarms.alarms.len(),
+                composite_alarms: old.alarms.composites.len(),
+                changed: Vec::new(),
+                removed: Vec::new(),
+            };
+            tracing::info!(
+                alarms = report.alarms,
+                composite_alarms = report.composite_alarms,
+                changed = 0,
+                removed = 0,
+                "Reloaded the configuration: no file changed."
+            );
+            return Ok(report);
+        }
+        let mut new_config = config::validate(&texts)?;
+        new_config.source = fingerprint;
+        config::refuse_empty(
+            &new_config,
+            Some(&old),
+            &self.paths,
+            self.allow_empty_config,
+        )?;
+        let diff = thermostat_alarms::engine::diff(&old.alarms, &new_config.alarms);
+        let new_config = Arc::new(new_config);
+        drop(old);
         let now = self.clock.now();
         let mut inner = self.lock();
+        let old_state = std::mem::take(&mut inner.state);
+        let old_names: Vec<String> = old_state
+            .metric
+            .keys()
+            .chain(old_state.composites.keys())
+            .cloned()
+            .collect();
         let (state, history) =
-            thermostat_alarms::carry_over(&inner.config.alarms, &inner.state, &new, now);
-        let old_names: BTreeSet<String> = inner
-            .state
-            .metric
-            .keys()
-            .chain(inner.state.composites.keys())
-            .cloned()
+            thermostat_alarms::engine::carry_over_diff(&diff, &new_config.alarms, old_state, now);
+        let removed: Vec<String> = old_names
+            .into_iter()
+            .filter(|n| !state.metric.contains_key(n) && !state.composites.contains_key(n))
             .collect();
-        let new_names: BTreeSet<String> = state
-            .metric
-            .keys()
-            .chain(state.composites.keys())
-            .cloned()
-            .collect();
-        let removed: Vec<String> = old_names.difference(&new_names).cloned().collect();
         let changed: Vec<String> = history.iter().map(|h| h.alarm_name.clone()).collect();
         inner.config = new_config;
         inner.state = state;
-        let all: Vec<String> = new_names.iter().cloned().collect();
-        if let Err(e) = self.persist(&inner, &all, &history).and_then(|_| {
+        // Unchanged alarms' states are already stored; the changed and new ones are written
+        // (a name without a state, a deleted alarm, only gets its history item).
+        if let Err(e) = self.persist(&inner, &changed, &history).and_then(|_| {
             let keys: Vec<String> = removed
                 .iter()
                 .flat_map(|n| {
@@ -389,6 +560,7 @@ impl AlarmEngine {
             changed,
             removed,
         };
+        drop(inner);
         tracing::info!(
             alarms = report.alarms,
             composite_alarms = report.composite_alarms,
@@ -397,6 +569,22 @@ impl AlarmEngine {
             "Reloaded the configuration."
         );
         Ok(report)
+    }
+
+    /// Whether the API knows `name`: an alarm, instance or composite as [`AlarmApi::list`]
+    /// lists it, without building the list.
+    fn knows(&self, name: &str) -> bool {
+        let inner = self.lock();
+        let set = &inner.config.alarms;
+        inner
+            .state
+            .metric
+            .get(name)
+            .is_some_and(|i| set.alarm(&i.alarm).is_some())
+            || (inner.state.composites.contains_key(name) && set.composite(name).is_some())
+            || set.alarm(name).is_some_and(|a| {
+                a.is_per_series() && !inner.state.metric.values().any(|i| i.alarm == a.name)
+            })
     }
 
     /// The current state value of an alarm or instance (for tests and the demo).
@@ -409,6 +597,57 @@ impl AlarmEngine {
             .map(|i| i.state.value)
             .or_else(|| inner.state.composites.get(name).map(|c| c.alarm.value))
     }
+}
+
+/// The resume point in a history token.
+fn parse_token(token: &str) -> Result<u64, AlarmApiError> {
+    token
+        .strip_prefix(HISTORY_TOKEN_PREFIX)
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| AlarmApiError::Invalid {
+            field: "next_token".into(),
+            message: "is not a token this server issued (pass a previous answer's next_token)"
+                .into(),
+        })
+}
+
+/// `SetAlarmState`'s `StateReasonData`: JSON of at most [`MAX_STATE_REASON_DATA_CHARS`]
+/// characters. CloudWatch takes it as a string holding JSON; the HTTP API also takes the JSON
+/// value itself. A string must hold JSON (CloudWatch's `InvalidFormat`), and the value is
+/// stored parsed.
+fn check_reason_data(data: Value) -> Result<Value, AlarmApiError> {
+    let invalid = |message: String| AlarmApiError::Invalid {
+        field: "state_reason_data".into(),
+        message,
+    };
+    let (chars, value) = match data {
+        Value::String(text) => {
+            let chars = text.chars().count();
+            if chars > MAX_STATE_REASON_DATA_CHARS {
+                (chars, Value::Null)
+            } else {
+                let value = serde_json::from_str(&text).map_err(|e| {
+                    invalid(format!(
+                        "must be JSON, as CloudWatch requires (line {}, column {}: {})",
+                        e.line(),
+                        e.column(),
+                        match e.classify() {
+                            serde_json::error::Category::Eof => "the text ends too early",
+                            _ => "not JSON there",
+                        }
+                    ))
+                })?;
+                (chars, value)
+            }
+        }
+        value => (value.to_string().chars().count(), value),
+    };
+    if chars > MAX_STATE_REASON_DATA_CHARS {
+        return Err(invalid(format!(
+            "must be at most {MAX_STATE_REASON_DATA_CHARS} characters of JSON (got {chars})"
+        )));
+    }
+    Ok(value)
 }
 
 fn i_alarm_name(instance: &str) -> String {
@@ -483,19 +722,55 @@ impl AlarmApi for AlarmEngine {
     }
 
     fn history(&self, name: &str, limit: usize) -> Result<Vec<Value>, AlarmApiError> {
-        if !self.list().iter().any(|v| v.name == name) {
+        let query = HistoryQuery {
+            max_records: limit,
+            ..HistoryQuery::default()
+        };
+        Ok(self.history_page(name, &query)?.items)
+    }
+
+    fn history_page(&self, name: &str, q: &HistoryQuery) -> Result<HistoryPage, AlarmApiError> {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            timestamp: i64,
+            item_type: String,
+        }
+        if !self.knows(name) {
             return Err(AlarmApiError::NotFound(name.to_owned()));
         }
-        let mut items = self
+        let below = q.next_token.as_deref().map(parse_token).transpose()?;
+        let max = q.max_records.max(1);
+        let mut items: Vec<Value> = Vec::new();
+        let mut reached_start = false;
+        let resume = self
             .db
-            .history::<Value>(name, limit)
+            .scan_history(name, below, HISTORY_MAX_SCAN_ROWS, |_, bytes| {
+                let head: Head = serde_json::from_slice(bytes)?;
+                if q.start.is_some_and(|s| head.timestamp < s.as_millis()) {
+                    reached_start = true;
+                    return Ok(ControlFlow::Break(()));
+                }
+                let wanted = q.end.is_none_or(|e| head.timestamp < e.as_millis())
+                    && (q.item_types.is_empty() || q.item_types.contains(&head.item_type));
+                if !wanted {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                if items.len() >= max {
+                    return Ok(ControlFlow::Break(()));
+                }
+                let mut item: Value = serde_json::from_slice(bytes)?;
+                item["timestamp"] = Value::String(Timestamp(head.timestamp).to_rfc3339());
+                if q.without_reason_data {
+                    thermostat_dashboards::alarms::strip_reason_data(&mut item);
+                }
+                items.push(item);
+                Ok(ControlFlow::Continue(()))
+            })
             .map_err(|e| AlarmApiError::Internal(format!("{e:#}")))?;
-        for item in &mut items {
-            if let Some(ms) = item.get("timestamp").and_then(Value::as_i64) {
-                item["timestamp"] = Value::String(Timestamp(ms).to_rfc3339());
-            }
-        }
-        Ok(items)
+        let next_token = resume
+            .filter(|_| !reached_start)
+            .map(|r| format!("{HISTORY_TOKEN_PREFIX}{r}"));
+        Ok(HistoryPage { items, next_token })
     }
 
     fn set_state(
@@ -509,12 +784,16 @@ impl AlarmApi for AlarmEngine {
             field: "state_value".into(),
             message: m,
         })?;
-        if reason.is_empty() || reason.len() > 1023 {
+        let reason_chars = reason.chars().count();
+        if reason.is_empty() || reason_chars > MAX_STATE_REASON_CHARS {
             return Err(AlarmApiError::Invalid {
                 field: "state_reason".into(),
-                message: format!("must be 1 to 1023 characters (got {})", reason.len()),
+                message: format!(
+                    "must be 1 to {MAX_STATE_REASON_CHARS} characters (got {reason_chars})"
+                ),
             });
         }
+        let reason_data = reason_data.map(check_reason_data).transpose()?;
         let now = self.clock.now();
         let mut inner = self.lock();
         let Inner { config, state } = &mut *inner;

@@ -118,9 +118,12 @@ pub async fn start_with_clock(
 
     let (config, db) = {
         let (paths, dir) = (settings.config.clone(), settings.data_dir.clone());
+        let allow_empty = settings.allow_empty_config;
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let config = config::load(&paths)
                 .map_err(|e| anyhow::anyhow!("the configuration is invalid:\n{e}"))?;
+            config::refuse_empty(&config, None, &paths, allow_empty)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok((config, Arc::new(state_db::StateDb::open(&dir)?)))
         })
         .await
@@ -136,25 +139,35 @@ pub async fn start_with_clock(
     .await
     .context("cannot start notifications and scaling")?;
     actions.log_metrics_to(Arc::clone(&wal));
-    let admin = backup::Admin {
-        store: Arc::clone(&store),
-        db: Arc::clone(&db),
-        outbox: actions.dispatcher().outbox().clone(),
-        data_dir: settings.data_dir.clone(),
-        clock: Arc::clone(&clock),
-    };
+    let admin = backup::Admin::new(
+        Arc::clone(&store),
+        Arc::clone(&db),
+        actions.dispatcher().outbox().clone(),
+        settings.data_dir.clone(),
+        Arc::clone(&clock),
+        settings.backup_retention,
+    );
     let engine = {
-        let paths = settings.config.clone();
+        let (paths, allow_empty) = (settings.config.clone(), settings.allow_empty_config);
         let (store, clock, sink) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&actions));
         let telemetry = Arc::clone(&telemetry);
         tokio::task::spawn_blocking(move || {
             engine::AlarmEngine::start(paths, store, clock, config, db, sink, telemetry)
+                .map(|e| e.allowing_empty_config(allow_empty))
         })
         .await
         .context("alarm engine start-up panicked")??
     };
-    let engine = Arc::new(engine);
+    let engine = Arc::new(engine.with_history_retention(engine::HistoryRetention {
+        max_age_days: settings.history_retention_days,
+        max_items_per_alarm: settings.history_max_items_per_alarm,
+    }));
 
+    // A server holds a descriptor per connection: use all the process may have.
+    match thermostat_transport::raise_fd_limit() {
+        Ok(limit) => tracing::debug!(?limit, "Open file descriptor limit."),
+        Err(e) => tracing::warn!(error = %e, "Cannot raise the open file descriptor limit."),
+    }
     let grpc = TcpListener::bind(settings.grpc_addr)
         .await
         .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
@@ -174,7 +187,25 @@ pub async fn start_with_clock(
         max_streams: settings.max_streams,
         max_series: settings.max_series,
         max_series_per_namespace: settings.max_series_per_namespace,
+        max_series_bytes: usize::try_from(settings.max_series_bytes).unwrap_or(usize::MAX),
+        stream_idle_timeout: Duration::from_secs(settings.stream_idle_timeout_seconds),
+        max_query_cost: settings.max_query_cost,
         ..Limits::default()
+    };
+    // One query gate for gRPC and HTTP: at most half the cores run store queries, so that
+    // pushes keep the other half (`docs/limits.md`, Queries).
+    let query_threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    let queries = Arc::new(thermostat_metrics::store::QueryGate::new(
+        settings.max_query_cost,
+        query_threads,
+        thermostat_metrics::store::DEFAULT_MAX_WAITING_QUERIES,
+    ));
+    // One budget of buffered request bytes for both servers.
+    let transport = thermostat_transport::Options {
+        max_concurrent_streams_per_connection: settings.max_concurrent_streams_per_connection,
+        request_body_timeout: Duration::from_secs(settings.request_body_timeout_seconds),
+        idle_connection_timeout: Duration::from_secs(settings.idle_connection_timeout_seconds),
+        budget: thermostat_transport::Budget::new(settings.max_buffered_request_bytes),
     };
 
     let api = MetricsApi::new(
@@ -184,10 +215,14 @@ pub async fn start_with_clock(
         Arc::clone(&clock),
         limits,
         stopping_ingest.clone(),
-    );
-    let stop = shutdown.clone();
+    )
+    .with_query_gate(Arc::clone(&queries));
+    let (stop, grpc_transport) = (shutdown.clone(), transport.clone());
     tracker.spawn(async move {
-        if let Err(e) = thermostat_ingest::serve(grpc, api, limits, stop.cancelled_owned()).await {
+        if let Err(e) =
+            thermostat_ingest::serve(grpc, api, limits, grpc_transport, stop.cancelled_owned())
+                .await
+        {
             tracing::error!(error = %e, "The gRPC server failed.");
         }
     });
@@ -203,16 +238,15 @@ pub async fn start_with_clock(
             Arc::clone(&actions) as Arc<dyn thermostat_dashboards::actions::NotificationApi>
         ),
         admin: Some(Arc::new(admin) as Arc<dyn thermostat_dashboards::actions::AdminApi>),
+        queries,
     });
     let stop = shutdown.clone();
-    tracker.spawn(async move {
-        if let Err(e) = axum::serve(http, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "The HTTP server failed.");
-        }
-    });
+    tracker.spawn(thermostat_transport::serve_http(
+        http,
+        router,
+        transport,
+        stop.cancelled_owned(),
+    ));
 
     let (maintenance_store, stop) = (Arc::clone(&store), shutdown.clone());
     let maintenance_clock = Arc::clone(&clock);

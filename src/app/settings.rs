@@ -90,17 +90,21 @@ impl SettingsFile {
     /// # Errors
     /// The path and the problem, with line and column for YAML errors.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!("{}: cannot read the settings file: {e}", path.display())
-        })?;
+        let text = super::config::read_bounded(path, thermostat_alarms::raw::MAX_FILE_BYTES)
+            .map_err(|e| anyhow::anyhow!("cannot read the settings file: {e}"))?;
         Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
     }
 
-    /// Parses settings YAML; errors read `line:column: message`.
+    /// Parses settings YAML; errors read `line:column: message`. The text is checked as
+    /// configuration files are first (`thermostat_alarms::raw::check_text`: YAML's
+    /// characters only, at most 16 MiB, nesting at most 64 deep), so that the YAML parser,
+    /// whose cost grows with the square of the nesting depth, never sees a nesting bomb.
     ///
     /// # Errors
     /// The first YAML or schema error.
     pub fn parse(text: &str) -> Result<Self, String> {
+        thermostat_alarms::raw::check_text(text)
+            .map_err(|e| format!("{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
@@ -512,6 +516,26 @@ mod tests {
         assert!(s.allow_empty_config);
         assert_eq!(s.backup_retention, 5);
         assert_eq!(s.stream_idle_timeout_seconds, 60);
+    }
+
+    #[test]
+    fn settings_files_get_the_configuration_files_text_checks() {
+        let e =
+            SettingsFile::parse("max_streams: 10\n# a \0 comment\nmax_series: 0\n").unwrap_err();
+        assert!(e.starts_with("2:5: U+0000 NUL is not allowed"), "{e}");
+        let e = SettingsFile::parse("log_format: \u{1b}[31mjson\n").unwrap_err();
+        assert!(e.starts_with("1:13: U+001B ESC"), "{e}");
+        // A nesting bomb, flow and block style, is refused with its position.
+        let flow = format!("config: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let e = SettingsFile::parse(&flow).unwrap_err();
+        assert!(
+            e.starts_with("1:264: maps and lists are nested more than 64"),
+            "{e}"
+        );
+        let block = format!("config:\n  {}x\n", "- ".repeat(100_000));
+        let e = SettingsFile::parse(&block).unwrap_err();
+        assert!(e.starts_with("2:"), "{e}");
+        assert!(e.contains("nested more than 64"), "{e}");
     }
 
     #[test]

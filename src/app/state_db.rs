@@ -5,6 +5,7 @@
 //! Values are JSON so that the file can be inspected and migrated; the `meta` table holds a
 //! format version that start-up checks before anything else.
 
+use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -24,6 +25,30 @@ const ALARM_HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(
 #[derive(Debug)]
 pub struct StateDb {
     db: Database,
+}
+
+/// What one pass of [`StateDb::prune_history`] deletes, and how much it may do.
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryPrune {
+    /// Items with a `timestamp` below this (Unix milliseconds) are deleted.
+    pub older_than_ms: i64,
+    /// Items kept per alarm at most (the oldest beyond it are deleted).
+    pub max_items_per_alarm: usize,
+    /// Items deleted in one pass at most.
+    pub max_deletes: usize,
+    /// Alarms visited in one pass at most.
+    pub max_alarms: usize,
+}
+
+/// What one pass of [`StateDb::prune_history`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrunePass {
+    /// Items deleted.
+    pub deleted: usize,
+    /// Alarms looked at.
+    pub alarms_visited: usize,
+    /// The alarm the next pass starts at, when this one stopped at a bound.
+    pub resume: Option<String>,
 }
 
 /// One alarm's writes in a commit.
@@ -209,6 +234,126 @@ impl StateDb {
         Ok(())
     }
 
+    /// Visits the history of `name` newest first, from just below sequence number `below`
+    /// (from the newest when `None`), one read transaction: `visit(seq, json)` says whether the
+    /// row is consumed ([`ControlFlow::Continue`]) or the scan stops before it
+    /// ([`ControlFlow::Break`]). At most `max_rows` rows are consumed.
+    ///
+    /// Returns where a later scan resumes (its `below`: the sequence number just above the
+    /// first row not consumed), or `None` when every row was consumed.
+    ///
+    /// # Errors
+    /// A read failure, or the error `visit` returned.
+    pub fn scan_history(
+        &self,
+        name: &str,
+        below: Option<u64>,
+        max_rows: usize,
+        mut visit: impl FnMut(u64, &[u8]) -> anyhow::Result<ControlFlow<()>>,
+    ) -> anyhow::Result<Option<u64>> {
+        let Some(upper) = below.map_or(Some(u64::MAX), |b| b.checked_sub(1)) else {
+            return Ok(None);
+        };
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ALARM_HISTORY)?;
+        for (consumed, row) in table.range((name, 0)..=(name, upper))?.rev().enumerate() {
+            let (k, v) = row?;
+            let seq = k.value().1;
+            if consumed >= max_rows || visit(seq, v.value())?.is_break() {
+                return Ok(Some(seq + 1));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One bounded pass of history pruning, in one write transaction: for each alarm from
+    /// `from` (its name, inclusive; the first alarm when `None`) on, deletes the oldest items
+    /// beyond `max_items_per_alarm` and every item older than `older_than` (an item's
+    /// `timestamp` field, Unix milliseconds). It stops after deleting `max_deletes` items or
+    /// visiting `max_alarms` alarms, and returns where the next pass resumes (`None` when it
+    /// reached the last alarm).
+    ///
+    /// History is appended in time order and deleted only from its oldest end, so an alarm's
+    /// items are the contiguous sequence numbers from its oldest to its newest, and age
+    /// pruning stops at the first item young enough.
+    ///
+    /// # Errors
+    /// A read, decode or write failure; nothing of the pass is deleted then.
+    pub fn prune_history(
+        &self,
+        from: Option<&str>,
+        policy: &HistoryPrune,
+    ) -> anyhow::Result<PrunePass> {
+        #[derive(serde::Deserialize)]
+        struct Stamp {
+            timestamp: i64,
+        }
+        let tx = self.db.begin_write()?;
+        let mut pass = PrunePass::default();
+        {
+            let mut history = tx.open_table(ALARM_HISTORY)?;
+            let mut next: Option<(String, u64)> = {
+                let start = from.unwrap_or("");
+                let first = history.range((start, 0)..)?.next().transpose()?;
+                first.map(|(k, _)| (k.value().0.to_owned(), k.value().1))
+            };
+            while let Some((name, first)) = next.take() {
+                if pass.alarms_visited >= policy.max_alarms {
+                    pass.resume = Some(name);
+                    break;
+                }
+                pass.alarms_visited += 1;
+                let n = name.as_str();
+                let last = history
+                    .range((n, first)..=(n, u64::MAX))?
+                    .next_back()
+                    .transpose()?
+                    .map_or(first, |(k, _)| k.value().1);
+                let count = last - first + 1;
+                let budget = (policy.max_deletes - pass.deleted) as u64;
+                let over = count
+                    .saturating_sub(policy.max_items_per_alarm as u64)
+                    .min(budget);
+                // The oldest items beyond the count, then those too old, up to the budget.
+                let mut end = first + over;
+                if end - first < budget {
+                    for row in history.range((n, end)..=(n, last))? {
+                        let (k, v) = row?;
+                        let stamp: Stamp =
+                            serde_json::from_slice(v.value()).with_context(|| {
+                                format!("corrupt history item {} of {n:?}", k.value().1)
+                            })?;
+                        if stamp.timestamp >= policy.older_than_ms || end - first >= budget {
+                            break;
+                        }
+                        end = k.value().1 + 1;
+                    }
+                }
+                if end > first {
+                    history.retain_in((n, first)..(n, end), |_, _| false)?;
+                    pass.deleted += usize::try_from(end - first).unwrap_or(usize::MAX);
+                }
+                if pass.deleted >= policy.max_deletes {
+                    // This alarm may have more to delete: the next pass starts with it.
+                    pass.resume = Some(name);
+                    break;
+                }
+                let after = (Bound::Excluded((n, u64::MAX)), Bound::Unbounded);
+                next = history
+                    .range::<(&str, u64)>(after)?
+                    .next()
+                    .transpose()?
+                    .map(|(k, _)| (k.value().0.to_owned(), k.value().1));
+            }
+        }
+        if pass.deleted > 0 {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(pass)
+    }
+
     /// The newest `limit` history items of `name`, newest first.
     ///
     /// # Errors
@@ -297,6 +442,133 @@ mod tests {
         assert!(
             db.load_states::<u32>().is_err(),
             "a row of another shape fails a read of every row"
+        );
+    }
+
+    fn item(ts: i64) -> serde_json::Value {
+        serde_json::json!({ "timestamp": ts, "payload": "x".repeat(10) })
+    }
+
+    fn stamps(db: &StateDb, name: &str) -> Vec<i64> {
+        db.history::<serde_json::Value>(name, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|v| v["timestamp"].as_i64().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_items_per_alarm_and_drops_old_ones_in_bounded_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        for name in ["a", "b", "c"] {
+            let items: Vec<serde_json::Value> = (0..10).map(item).collect();
+            db.commit(&[AlarmWrite::<String, _> {
+                name,
+                state: None,
+                history: &items,
+            }])
+            .unwrap();
+        }
+        // By count: at most 4 per alarm; 2 deletions per pass, so the passes resume.
+        let policy = HistoryPrune {
+            older_than_ms: i64::MIN,
+            max_items_per_alarm: 4,
+            max_deletes: 2,
+            max_alarms: 100,
+        };
+        let mut from: Option<String> = None;
+        let (mut passes, mut deleted) = (0, 0);
+        loop {
+            let pass = db.prune_history(from.as_deref(), &policy).unwrap();
+            assert!(pass.deleted <= 2, "{pass:?}");
+            passes += 1;
+            deleted += pass.deleted;
+            from = pass.resume;
+            if from.is_none() {
+                break;
+            }
+        }
+        assert_eq!(deleted, 18);
+        // 2 a pass; a pass that ends on its budget resumes there and finds nothing more.
+        assert_eq!(passes, 10);
+        for name in ["a", "b", "c"] {
+            assert_eq!(stamps(&db, name), [9, 8, 7, 6], "{name}");
+        }
+        // New items keep their order after the pruned ones.
+        db.commit(&[AlarmWrite::<String, _> {
+            name: "b",
+            state: None,
+            history: &[item(10)],
+        }])
+        .unwrap();
+        assert_eq!(stamps(&db, "b"), [10, 9, 8, 7, 6]);
+        // By age: everything below 8 goes, whatever the count.
+        let by_age = HistoryPrune {
+            older_than_ms: 8,
+            max_items_per_alarm: 100,
+            max_deletes: 1000,
+            max_alarms: 1,
+        };
+        let pass = db.prune_history(None, &by_age).unwrap();
+        assert_eq!(pass.alarms_visited, 1);
+        assert_eq!(pass.resume.as_deref(), Some("b"), "one alarm per pass");
+        let pass = db.prune_history(pass.resume.as_deref(), &by_age).unwrap();
+        assert_eq!(pass.resume.as_deref(), Some("c"));
+        assert_eq!(pass.deleted, 2, "6 and 7 of b");
+        assert_eq!(stamps(&db, "a"), [9, 8]);
+        assert_eq!(stamps(&db, "b"), [10, 9, 8]);
+        assert_eq!(stamps(&db, "c").len(), 4, "not visited yet");
+        let pass = db.prune_history(Some("c"), &by_age).unwrap();
+        assert_eq!(pass.resume, None);
+        assert_eq!(stamps(&db, "c"), [9, 8]);
+        let nothing = db.prune_history(None, &by_age).unwrap();
+        assert_eq!(nothing.deleted, 0);
+    }
+
+    #[test]
+    fn history_scans_resume_where_they_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let items: Vec<serde_json::Value> = (0..7).map(item).collect();
+        db.commit(&[AlarmWrite::<String, _> {
+            name: "x",
+            state: None,
+            history: &items,
+        }])
+        .unwrap();
+        let mut seen = Vec::new();
+        let mut below = None;
+        loop {
+            let mut page = 0;
+            below = db
+                .scan_history("x", below, 3, |seq, _| {
+                    seen.push(seq);
+                    page += 1;
+                    Ok(ControlFlow::Continue(()))
+                })
+                .unwrap();
+            assert!(page <= 3);
+            if below.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, [6, 5, 4, 3, 2, 1, 0], "each row once, newest first");
+        // A visitor that stops before a row leaves it for the next scan.
+        let resume = db
+            .scan_history("x", None, 100, |seq, _| {
+                Ok(if seq == 4 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })
+            .unwrap();
+        assert_eq!(resume, Some(5));
+        assert_eq!(
+            db.scan_history("x", Some(0), 100, |_, _| unreachable!())
+                .unwrap(),
+            None
         );
     }
 

@@ -87,6 +87,7 @@ async fn verify(server: &ServerProcess, t0: i64, ledger: &Ledger) -> (usize, usi
         .list_metrics(thermostat_proto::v1::ListMetricsRequest {
             namespace: "Test/Crash".into(),
             metric_name: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -315,6 +315,7 @@ async fn dimension_order_does_not_split_series() {
         .list_metrics(thermostat_proto::v1::ListMetricsRequest {
             namespace: "Test/Dims".into(),
             metric_name: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

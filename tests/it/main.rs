@@ -18,6 +18,7 @@ mod grpc;
 mod hostile;
 mod http;
 mod lifecycle;
+mod logs;
 mod process;
 mod scaling_time;
 mod util;

@@ -292,6 +292,7 @@ async fn every_rule_is_enforced_and_nothing_of_a_bad_request_is_stored() {
         .list_metrics(ListMetricsRequest {
             namespace: String::new(),
             metric_name: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

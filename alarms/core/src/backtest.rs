@@ -6,6 +6,7 @@
 //! may be double-quoted (`""` inside quotes is a quote).
 
 use serde::Serialize;
+use thermostat_metrics::time::{DAY_MS, TimeError};
 use thermostat_metrics::{
     Dimension, Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit,
 };
@@ -56,112 +57,405 @@ fn split_csv(line: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// Parses back-test CSV text.
-///
-/// # Errors
-/// Every malformed line, as [`Error::Csv`] with its line number.
-pub fn parse_csv(text: &str) -> Result<Vec<CsvRow>, Vec<Error>> {
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    let err = |line: usize, field: &str, message: String| Error::Csv {
+/// Limits of a back-test CSV (`thermostat backtest` / `simulate --data`), so that no file
+/// can make a replay run out of memory: [`load_csv`] reads a line at a time and refuses the
+/// file at the first line beyond a limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CsvLimits {
+    /// Longest line, in bytes (its end of line included).
+    pub max_line_bytes: usize,
+    /// Data rows at most.
+    pub max_rows: usize,
+    /// Distinct series at most.
+    pub max_series: usize,
+    /// Malformed lines reported before the file is given up on.
+    pub max_errors: usize,
+}
+
+/// Longest back-test CSV line: 64 KiB, room for CloudWatch's largest identity (30 dimensions
+/// of 255-character names and 1,024-character values) quoted.
+pub const MAX_CSV_LINE_BYTES: usize = 64 * 1024;
+/// Most data rows of a back-test CSV: 2,000,000 (a year of one row a minute for three
+/// series and more). A row held costs from next to nothing (rows sharing a minute of a
+/// series share its window) to about 170 bytes (every row in a minute of its own), so the
+/// rows of a file take at most about 350 MB.
+pub const MAX_CSV_ROWS: usize = 2_000_000;
+/// Most distinct series in a back-test CSV.
+pub const MAX_CSV_SERIES: usize = 10_000;
+/// Malformed lines reported at most.
+pub const MAX_CSV_ERRORS: usize = 100;
+
+impl Default for CsvLimits {
+    fn default() -> Self {
+        CsvLimits {
+            max_line_bytes: MAX_CSV_LINE_BYTES,
+            max_rows: MAX_CSV_ROWS,
+            max_series: MAX_CSV_SERIES,
+            max_errors: MAX_CSV_ERRORS,
+        }
+    }
+}
+
+/// Reads the lines of a CSV source, each at most `max` bytes, without ever holding more
+/// than that of a line: `/dev/zero` is an error at line 1, not an exhausted memory.
+struct Lines<R> {
+    reader: R,
+    max: usize,
+    buf: Vec<u8>,
+    line: usize,
+}
+
+impl<R: std::io::BufRead> Lines<R> {
+    /// The next line (without its end of line) and its number, `None` at the end.
+    fn next_line(&mut self) -> Option<std::result::Result<(usize, &str), Error>> {
+        use std::io::{BufRead as _, Read as _};
+        self.buf.clear();
+        self.line += 1;
+        let line = self.line;
+        let limit = u64::try_from(self.max)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        match (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+        {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                return Some(Err(csv_error(line, "line", format!("cannot be read: {e}"))));
+            }
+        }
+        if self.buf.len() > self.max {
+            return Some(Err(csv_error(
+                line,
+                "line",
+                format!(
+                    "is longer than the limit of {} bytes (a back-test CSV has one row a line)",
+                    self.max
+                ),
+            )));
+        }
+        let text = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        Some(
+            std::str::from_utf8(text)
+                .map(|t| (line, t))
+                .map_err(|e| csv_error(line, "line", format!("is not UTF-8 text ({e})"))),
+        )
+    }
+}
+
+fn csv_error(line: usize, field: &str, message: String) -> Error {
+    Error::Csv {
         line,
         field: field.to_owned(),
         message,
+    }
+}
+
+/// One data line's fields, checked.
+struct Parsed {
+    timestamp: Timestamp,
+    namespace: String,
+    metric_name: String,
+    dimensions: Vec<Dimension>,
+    value: f64,
+}
+
+/// Checks the header line.
+fn check_header(line: usize, l: &str) -> std::result::Result<(), Error> {
+    let h: Vec<String> = split_csv(l)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .collect();
+    if h.join(",") == CSV_HEADER {
+        Ok(())
+    } else {
+        Err(csv_error(
+            line,
+            "header",
+            format!(
+                "must be {CSV_HEADER:?} (got {})",
+                thermostat_metrics::validate::quote(l)
+            ),
+        ))
+    }
+}
+
+/// Parses and checks one data line; every problem of the line is pushed to `errors`.
+fn parse_line(line: usize, l: &str, errors: &mut Vec<Error>) -> Option<Parsed> {
+    use thermostat_metrics::validate::{self, quote};
+    let err = |field: &str, message: String| csv_error(line, field, message);
+    let Some(f) = split_csv(l) else {
+        errors.push(err("line", "has an unterminated quoted field".into()));
+        return None;
     };
+    if f.len() != 5 {
+        errors.push(err("line", format!("must have 5 fields (got {})", f.len())));
+        return None;
+    }
+    let before = errors.len();
+    let ts = match timefmt::parse_time_checked(&f[0], 1) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let message = match e {
+                TimeError::OutOfRange => format!("{e} (got {})", quote(&f[0])),
+                _ => format!(
+                    "must be RFC 3339 or Unix milliseconds (got {})",
+                    quote(&f[0])
+                ),
+            };
+            errors.push(err("timestamp", message));
+            None
+        }
+    };
+    if let Err(m) = validate::namespace(&f[1]) {
+        errors.push(err("namespace", m));
+    }
+    if let Err(m) = validate::metric_name(&f[2]) {
+        errors.push(err("metric_name", m));
+    }
+    let mut dims = Vec::new();
+    for part in f[3].split(';').filter(|p| !p.trim().is_empty()) {
+        match part.split_once('=') {
+            Some((n, v)) if !n.trim().is_empty() => {
+                let (n, v) = (n.trim(), v.trim());
+                if let Err(m) = validate::dimension_name(n).and(validate::dimension_value(v)) {
+                    errors.push(err("dimensions", format!("{}: {m}", quote(n))));
+                }
+                dims.push(Dimension::new(n, v));
+            }
+            _ => errors.push(err(
+                "dimensions",
+                format!(
+                    "must be Name=Value pairs separated by ';' (got {})",
+                    quote(part)
+                ),
+            )),
+        }
+    }
+    if let Err((_, m)) = validate::dimension_set(dims.iter().map(|d| d.name.as_str())) {
+        errors.push(err("dimensions", m));
+    }
+    let value = match f[4].trim().parse::<f64>() {
+        Ok(v) if thermostat_metrics::validate::value(v).is_ok() => Some(v),
+        _ => {
+            errors.push(err(
+                "value",
+                format!("must be a finite number (got {})", quote(&f[4])),
+            ));
+            None
+        }
+    };
+    match (ts, value) {
+        (Some(timestamp), Some(value)) if errors.len() == before => Some(Parsed {
+            timestamp,
+            namespace: f[1].clone(),
+            metric_name: f[2].clone(),
+            dimensions: dims,
+            value,
+        }),
+        _ => None,
+    }
+}
+
+/// Reads back-test CSV a line at a time, calling `row` with every well-formed data row.
+/// Stops at the first line over `limits.max_line_bytes` (or unreadable), after
+/// `limits.max_errors` malformed lines, or when `row` refuses a row.
+fn read_csv(
+    reader: impl std::io::BufRead,
+    limits: &CsvLimits,
+    mut row: impl FnMut(usize, Parsed) -> std::result::Result<(), Error>,
+) -> std::result::Result<(), Vec<Error>> {
+    let mut lines = Lines {
+        reader,
+        max: limits.max_line_bytes,
+        buf: Vec::new(),
+        line: 0,
+    };
+    let mut errors = Vec::new();
     let mut header_seen = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim_end_matches('\r');
+    while let Some(next) = lines.next_line() {
+        let (line, l) = match next {
+            Ok(x) => x,
+            Err(e) => {
+                errors.push(e);
+                return Err(errors);
+            }
+        };
         if l.trim().is_empty() {
             continue;
         }
         if !header_seen {
             header_seen = true;
-            let h: Vec<String> = split_csv(l)
-                .unwrap_or_default()
-                .iter()
-                .map(|s| s.trim().to_owned())
-                .collect();
-            if h.join(",") != CSV_HEADER {
-                errors.push(err(
-                    line,
-                    "header",
-                    format!("must be {CSV_HEADER:?} (got {l:?})"),
-                ));
+            if let Err(e) = check_header(line, l) {
+                errors.push(e);
                 return Err(errors);
             }
             continue;
         }
-        let Some(f) = split_csv(l) else {
-            errors.push(err(line, "line", "has an unterminated quoted field".into()));
-            continue;
-        };
-        if f.len() != 5 {
-            errors.push(err(
+        if let Some(parsed) = parse_line(line, l, &mut errors)
+            && errors.is_empty()
+            && let Err(e) = row(line, parsed)
+        {
+            errors.push(e);
+            return Err(errors);
+        }
+        if errors.len() >= limits.max_errors.max(1) {
+            errors.push(csv_error(
                 line,
-                "line",
-                format!("must have 5 fields (got {})", f.len()),
+                "file",
+                format!("stopped reading after {} malformed lines", errors.len()),
             ));
-            continue;
-        }
-        let ts = timefmt::parse_time(&f[0], 1);
-        if ts.is_none() {
-            errors.push(err(
-                line,
-                "timestamp",
-                format!("must be RFC 3339 or Unix milliseconds (got {:?})", f[0]),
-            ));
-        }
-        if let Err(m) = thermostat_metrics::validate::namespace(&f[1]) {
-            errors.push(err(line, "namespace", m));
-        }
-        if let Err(m) = thermostat_metrics::validate::metric_name(&f[2]) {
-            errors.push(err(line, "metric_name", m));
-        }
-        let mut dims = Vec::new();
-        for part in f[3].split(';').filter(|p| !p.trim().is_empty()) {
-            match part.split_once('=') {
-                Some((n, v)) if !n.trim().is_empty() => {
-                    dims.push(Dimension::new(n.trim(), v.trim()))
-                }
-                _ => errors.push(err(
-                    line,
-                    "dimensions",
-                    format!("must be Name=Value pairs separated by ';' (got {part:?})"),
-                )),
-            }
-        }
-        let value = match f[4].trim().parse::<f64>() {
-            Ok(v) if thermostat_metrics::validate::value(v).is_ok() => Some(v),
-            _ => {
-                errors.push(err(
-                    line,
-                    "value",
-                    format!("must be a finite number (got {:?})", f[4]),
-                ));
-                None
-            }
-        };
-        if let (Some(timestamp), Some(value)) = (ts, value) {
-            rows.push(CsvRow {
-                line,
-                timestamp,
-                key: SeriesKey::new(f[1].as_str(), f[2].as_str(), dims),
-                value,
-            });
+            return Err(errors);
         }
     }
     if !header_seen {
-        errors.push(err(
+        errors.push(csv_error(
             1,
             "header",
             format!("must be {CSV_HEADER:?} (the file is empty)"),
         ));
     }
     if errors.is_empty() {
-        Ok(rows)
+        Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// Parses back-test CSV text (whole; [`load_csv`] streams a file into a store instead).
+///
+/// # Errors
+/// Every malformed line (up to [`MAX_CSV_ERRORS`]), as [`Error::Csv`] with its line number.
+pub fn parse_csv(text: &str) -> Result<Vec<CsvRow>, Vec<Error>> {
+    let mut rows = Vec::new();
+    read_csv(text.as_bytes(), &CsvLimits::default(), |line, p| {
+        rows.push(CsvRow {
+            line,
+            timestamp: p.timestamp,
+            key: SeriesKey::new(p.namespace.as_str(), p.metric_name.as_str(), p.dimensions),
+            value: p.value,
+        });
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+/// Recorded data loaded for a replay by [`load_csv`].
+#[derive(Debug)]
+pub struct LoadedData {
+    /// The rows, as [`store_from`] would hold them.
+    pub store: Store,
+    /// Data rows read.
+    pub rows: usize,
+    /// Distinct series.
+    pub series: usize,
+    /// The earliest row's timestamp (`None` without rows).
+    pub first: Option<Timestamp>,
+    /// The latest row's timestamp.
+    pub last: Option<Timestamp>,
+}
+
+/// Observations buffered before they go to the store.
+const LOAD_BATCH: usize = 4096;
+
+/// Streams back-test CSV from `reader` into a fresh store, a line at a time, holding one
+/// line and a batch of observations besides what the store keeps (each series' identity
+/// once, and its rows in their windows). Resolution as in [`store_from`].
+///
+/// # Errors
+/// Malformed lines (up to `limits.max_errors`) with their numbers; a line too long or
+/// unreadable, or rows or series beyond `limits`, end the reading with that line's error.
+pub fn load_csv(
+    set: &AlarmSet,
+    reader: impl std::io::BufRead,
+    limits: &CsvLimits,
+) -> Result<LoadedData, Vec<Error>> {
+    let store = Store::new(4);
+    // Every series once, with its resolution: a row of a known series shares its key.
+    let mut series: std::collections::HashMap<SeriesKey, Resolution> = Default::default();
+    let mut batch: Vec<(SeriesKey, Timestamp, f64, Resolution)> = Vec::with_capacity(LOAD_BATCH);
+    let flush = |batch: &mut Vec<(SeriesKey, Timestamp, f64, Resolution)>| {
+        let obs: Vec<(SeriesKey, Observation<'_>)> = batch
+            .iter()
+            .map(|(k, ts, v, resolution)| {
+                (
+                    k.clone(),
+                    Observation {
+                        timestamp: *ts,
+                        unit: Unit::None,
+                        resolution: *resolution,
+                        sample: Sample::Value(*v),
+                    },
+                )
+            })
+            .collect();
+        store.record_batch(&obs);
+        batch.clear();
+    };
+    let (mut rows, mut first, mut last) = (0usize, None::<Timestamp>, None::<Timestamp>);
+    read_csv(reader, limits, |line, p| {
+        rows += 1;
+        if rows > limits.max_rows {
+            return Err(csv_error(
+                line,
+                "line",
+                format!(
+                    "the file has more than {} data rows, the limit of a replay; replay a shorter range",
+                    limits.max_rows
+                ),
+            ));
+        }
+        let key = SeriesKey::new(p.namespace.as_str(), p.metric_name.as_str(), p.dimensions);
+        let (key, resolution) = match series.get_key_value(&key) {
+            Some((known, resolution)) => (known.clone(), *resolution),
+            None => {
+                if series.len() >= limits.max_series {
+                    return Err(csv_error(
+                        line,
+                        "line",
+                        format!(
+                            "the file has more than {} series, the limit of a replay",
+                            limits.max_series
+                        ),
+                    ));
+                }
+                let resolution = resolution_for(set, &key);
+                series.insert(key.clone(), resolution);
+                (key, resolution)
+            }
+        };
+        first = Some(first.map_or(p.timestamp, |f| f.min(p.timestamp)));
+        last = Some(last.map_or(p.timestamp, |l| l.max(p.timestamp)));
+        batch.push((key, p.timestamp, p.value, resolution));
+        if batch.len() >= LOAD_BATCH {
+            flush(&mut batch);
+        }
+        Ok(())
+    })?;
+    flush(&mut batch);
+    Ok(LoadedData {
+        store,
+        rows,
+        series: series.len(),
+        first,
+        last,
+    })
+}
+
+/// 1-second resolution for metrics that a 10/20/30-second alarm watches, 60-second otherwise.
+fn resolution_for(set: &AlarmSet, key: &SeriesKey) -> Resolution {
+    let high = set.alarms.iter().any(|a| {
+        a.period.as_secs() < 60
+            && a.namespace == key.namespace()
+            && a.metric_name == key.metric_name()
+    });
+    if high {
+        Resolution::High
+    } else {
+        Resolution::Standard
     }
 }
 
@@ -174,16 +468,7 @@ pub fn store_from<'a>(
     let store = Store::new(4);
     let mut batch = Vec::new();
     for (key, ts, unit, values) in rows {
-        let high = set.alarms.iter().any(|a| {
-            a.period.as_secs() < 60
-                && a.namespace == key.namespace()
-                && a.metric_name == key.metric_name()
-        });
-        let resolution = if high {
-            Resolution::High
-        } else {
-            Resolution::Standard
-        };
+        let resolution = resolution_for(set, &key);
         for v in values {
             batch.push((
                 key.clone(),
@@ -233,11 +518,71 @@ pub fn tick_step_ms(set: &AlarmSet) -> i64 {
     }
 }
 
+/// Longest range a replay (`backtest`, `simulate`, an alarm file's `tests:`) evaluates:
+/// 400 days (CloudWatch keeps data for 455).
+pub const MAX_REPLAY_DAYS: i64 = 400;
+
+/// The evaluation ticks of a replay over `from..=to`: every multiple of `step_ms` from the
+/// first at or after `from` up to `to`, included.
+///
+/// # Errors
+/// [`Error::Range`] naming `from` or `to` when either is outside years 0000 to 9999, `to` is
+/// before `from`, or the range is longer than [`MAX_REPLAY_DAYS`].
+pub fn replay_ticks(
+    from: Timestamp,
+    to: Timestamp,
+    step_ms: i64,
+) -> Result<impl Iterator<Item = Timestamp>> {
+    let range = |field: &str, message: String| Error::Range {
+        field: field.to_owned(),
+        message,
+    };
+    for (field, t) in [("from", from), ("to", to)] {
+        if let Err(e) = Timestamp::try_from_millis(t.as_millis()) {
+            return Err(range(field, format!("{e} (got {} ms)", t.as_millis())));
+        }
+    }
+    if to < from {
+        return Err(range(
+            "to",
+            format!("must not be before from (got from {from}, to {to})"),
+        ));
+    }
+    let max_ms = MAX_REPLAY_DAYS * DAY_MS;
+    match to.as_millis().checked_sub(from.as_millis()) {
+        Some(span) if span <= max_ms => {}
+        _ => {
+            return Err(range(
+                "to",
+                format!(
+                    "the range from {from} to {to} is longer than {MAX_REPLAY_DAYS} days, the most a replay evaluates; replay a shorter range"
+                ),
+            ));
+        }
+    }
+    let step = step_ms.max(1);
+    let first = first_tick(from, step).filter(|f| *f <= to);
+    Ok(std::iter::successors(first, move |t| {
+        t.checked_add_millis(step).filter(|n| *n <= to)
+    }))
+}
+
+/// The first multiple of `step_ms` (> 0) at or after `from`, `None` beyond `i64`.
+pub fn first_tick(from: Timestamp, step_ms: i64) -> Option<Timestamp> {
+    let floor = from.checked_floor_to(step_ms)?;
+    if floor == from {
+        Some(floor)
+    } else {
+        floor.checked_add_millis(step_ms)
+    }
+}
+
 /// Replays `set` over `store`, evaluating at every tick in `from..=to`, starting from
 /// `initial` (INSUFFICIENT_DATA with the creation reason, as at creation, when `None`).
 ///
 /// # Errors
-/// [`Error::Query`] when an alarm's query is refused by the store.
+/// [`Error::Range`] for a range [`replay_ticks`] refuses; [`Error::Query`] when an alarm's
+/// query is refused by the store.
 pub fn backtest(
     set: &AlarmSet,
     store: &Store,
@@ -246,25 +591,17 @@ pub fn backtest(
     initial: Option<StateValue>,
 ) -> Result<BacktestResult> {
     let step = tick_step_ms(set);
-    let first = Timestamp(
-        from.as_millis().div_euclid(step) * step
-            + if from.as_millis().rem_euclid(step) == 0 {
-                0
-            } else {
-                step
-            },
-    );
+    let ticks = replay_ticks(from, to, step)?;
+    let first = first_tick(from, step).unwrap_or(from);
     let mut st = EngineState::new(set, first, initial);
     let mut transitions: std::collections::BTreeMap<String, Vec<Transition>> = Default::default();
     let mut evaluations = 0;
-    let mut t = first;
-    while t <= to {
+    for t in ticks {
         let out = tick(set, &mut st, store, t)?;
         evaluations += 1;
         for (name, tr) in out.transitions {
             transitions.entry(name).or_default().push(tr);
         }
-        t = t.add_millis(step);
     }
     let alarms = outcomes(set, &st, transitions);
     Ok(BacktestResult {
@@ -401,6 +738,163 @@ mod tests {
         let rows = parse_csv("timestamp,namespace,metric_name,dimensions,value\n\"1970-01-01T00:00:01Z\",App,M,\"A=1;B=x,y\",2.5\n").unwrap();
         assert_eq!(rows[0].timestamp, Timestamp(1000));
         assert_eq!(rows[0].key.dimension("B"), Some("x,y"));
+    }
+
+    const HEADER: &str = "timestamp,namespace,metric_name,dimensions,value\n";
+
+    fn load(text: &[u8], limits: &CsvLimits) -> Result<LoadedData, Vec<String>> {
+        let set = crate::validate::validate(&[("c.yaml", SET)]).unwrap();
+        load_csv(&set, text, limits).map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    /// Issue 15, finding 11: a row the store cannot represent is refused with its line.
+    #[test]
+    fn regression_15_unrepresentable_rows_name_their_line() {
+        for (row, want) in [
+            (
+                "9223372036854775807,App,M,,1",
+                "line 3: timestamp: must be between",
+            ),
+            (
+                "-9223372036854775808,App,M,,1",
+                "line 3: timestamp: must be between",
+            ),
+            (
+                "253402300800000,App,M,,1",
+                "line 3: timestamp: must be between",
+            ),
+            (
+                "99999999999999999999,App,M,,1",
+                "line 3: timestamp: must be between",
+            ),
+            ("1000,App,M,,NaN", "line 3: value: must be a finite number"),
+            ("1000,App,M,,inf", "line 3: value: must be a finite number"),
+            (
+                "1000,App,M,,1e400",
+                "line 3: value: must be a finite number",
+            ),
+        ] {
+            let text = format!("{HEADER}1000,App,M,,1\n{row}\n");
+            let errs = load(text.as_bytes(), &CsvLimits::default()).unwrap_err();
+            assert!(errs[0].starts_with(want), "{row}: {errs:?}");
+        }
+        // The extremes that are representable are read.
+        let text = format!(
+            "{HEADER}253402300799999,App,M,,1\n0000-01-01T00:00:00Z,App,M,,2\n9999-12-31T23:59:59Z,App,M,,3\n"
+        );
+        let data = load(text.as_bytes(), &CsvLimits::default()).unwrap();
+        assert_eq!(data.rows, 3);
+        assert_eq!(data.first, Some(Timestamp::EARLIEST));
+        assert_eq!(data.last, Some(Timestamp::LATEST));
+    }
+
+    #[test]
+    fn regression_15_csv_limits_end_the_reading_at_the_line() {
+        let limits = CsvLimits {
+            max_line_bytes: 64,
+            max_rows: 3,
+            max_series: 2,
+            max_errors: 5,
+        };
+        // A line without an end (as /dev/zero gives): refused once the limit is read.
+        let zeros = [HEADER.as_bytes(), &[0u8; 10_000][..]].concat();
+        let errs = load(&zeros, &limits).unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "line 2: line: is longer than the limit of 64 bytes (a back-test CSV has one row a line)"
+            ]
+        );
+        // Exactly the limit (its end of line included) is read.
+        let row = "1000,App,M,,1\n";
+        let line = format!("1000,App,M,,1{}\n", " ".repeat(64 - row.len()));
+        assert_eq!(line.len(), 64);
+        assert!(load(format!("{HEADER}{line}").as_bytes(), &limits).is_ok());
+        let errs = load(format!("{HEADER} {line}").as_bytes(), &limits).unwrap_err();
+        assert!(errs[0].starts_with("line 2: line: is longer"), "{errs:?}");
+        // Rows and series beyond their limits.
+        let rows = format!("{HEADER}{}", row.repeat(4));
+        let errs = load(rows.as_bytes(), &limits).unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "line 5: line: the file has more than 3 data rows, the limit of a replay; replay a shorter range"
+            ]
+        );
+        let series = format!("{HEADER}1,App,A,,1\n2,App,B,,1\n3,App,A,,1\n");
+        let limits = CsvLimits {
+            max_rows: 10,
+            ..limits
+        };
+        let errs = load(format!("{series}4,App,C,,1\n").as_bytes(), &limits).unwrap_err();
+        assert_eq!(
+            errs,
+            ["line 5: line: the file has more than 2 series, the limit of a replay"]
+        );
+        assert_eq!(load(series.as_bytes(), &limits).unwrap().series, 2);
+        // Malformed lines are reported up to the limit, then the reading stops.
+        let bad = format!("{HEADER}{}", "x\n".repeat(1000));
+        let errs = load(bad.as_bytes(), &limits).unwrap_err();
+        assert_eq!(errs.len(), 6, "{errs:?}");
+        assert_eq!(
+            errs[5],
+            "line 6: file: stopped reading after 5 malformed lines"
+        );
+        // Not UTF-8.
+        let errs = load(&[HEADER.as_bytes(), b"1,App,\xff,,1\n"].concat(), &limits).unwrap_err();
+        assert!(
+            errs[0].starts_with("line 2: line: is not UTF-8"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn loading_keeps_one_key_per_series() {
+        let text =
+            format!("{HEADER}60000,App,M,B=2;A=1,1\n120000,App,M,A=1;B=2,2\n60000,App,N,,3\n");
+        let data = load(text.as_bytes(), &CsvLimits::default()).unwrap();
+        assert_eq!((data.rows, data.series), (3, 2));
+        assert_eq!(data.store.series_count(), 2);
+        assert_eq!(
+            (data.first, data.last),
+            (Some(Timestamp(60_000)), Some(Timestamp(120_000)))
+        );
+    }
+
+    #[test]
+    fn regression_15_replay_ranges_are_bounded() {
+        let err = |from: i64, to: i64| match replay_ticks(Timestamp(from), Timestamp(to), 60_000) {
+            Err(Error::Range { field, message }) => format!("{field}: {message}"),
+            other => panic!("{from}..{to}: {:?}", other.map(|t| t.count())),
+        };
+        assert!(err(i64::MIN, 0).starts_with("from: must be between"));
+        assert!(err(0, i64::MAX).starts_with("to: must be between"));
+        assert!(err(10, 0).starts_with("to: must not be before from"));
+        let max = MAX_REPLAY_DAYS * DAY_MS;
+        assert!(err(0, max + 1).contains("longer than 400 days"));
+        let ticks = |from: i64, to: i64| {
+            replay_ticks(Timestamp(from), Timestamp(to), 60_000)
+                .unwrap()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ticks(0, max).len(), 400 * 1440 + 1);
+        assert_eq!(ticks(1, 60_000), [Timestamp(60_000)]);
+        assert_eq!(ticks(1, 59_999), []);
+        // At the end of what can be written: no overflow, the loop ends.
+        let last = Timestamp::LATEST.as_millis();
+        assert_eq!(
+            ticks(last - 120_000, last),
+            [Timestamp(last - 119_999), Timestamp(last - 59_999)]
+        );
+        let set = crate::validate::validate(&[("c.yaml", SET)]).unwrap();
+        let e = backtest(
+            &set,
+            &Store::new(1),
+            Timestamp(0),
+            Timestamp(i64::MAX),
+            None,
+        );
+        assert!(matches!(e, Err(Error::Range { .. })), "{e:?}");
     }
 
     #[test]

@@ -232,87 +232,184 @@ fn key_matches(a: &Alarm, key: &SeriesKey) -> bool {
 /// CloudWatch (`PutMetricAlarm` on an existing alarm keeps the state and replaces the
 /// configuration), minus per-series instances whose series no longer match; new alarms
 /// start as at creation. Returns the ConfigurationUpdate history items.
+///
+/// The same as [`diff`] then [`carry_over_diff`] on a copy of `old_state`.
 pub fn carry_over(
     old: &AlarmSet,
     old_state: &EngineState,
     new: &AlarmSet,
     now: Timestamp,
 ) -> (EngineState, Vec<HistoryItem>) {
-    let mut st = EngineState {
-        initial: old_state.initial,
-        ..EngineState::default()
-    };
-    let mut history = Vec::new();
-    let fresh = EngineState::new(new, now, old_state.initial);
-    for a in &new.alarms {
-        let before = old.alarm(&a.name);
-        let change = match before {
+    carry_over_diff(&diff(old, new), new, old_state.clone(), now)
+}
+
+/// What a reload changes, alarm by alarm, found from the two definitions alone (so without
+/// the engine's state, and outside its lock): the costly part of a reload's carry-over.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConfigDiff {
+    /// For each alarm of the new set, in order: `None` when its definition is unchanged.
+    alarms: Vec<Option<ConfigChange>>,
+    /// For each composite alarm of the new set, in order.
+    composites: Vec<Option<ConfigChange>>,
+    /// Alarms of the old set that the new one does not have, in order.
+    deleted_alarms: Vec<String>,
+    /// Composite alarms of the old set that the new one does not have, in order.
+    deleted_composites: Vec<String>,
+}
+
+impl ConfigDiff {
+    /// Whether nothing was created, updated or deleted.
+    pub fn is_empty(&self) -> bool {
+        self.alarms
+            .iter()
+            .chain(&self.composites)
+            .all(Option::is_none)
+            && self.deleted_alarms.is_empty()
+            && self.deleted_composites.is_empty()
+    }
+}
+
+/// Compares two sets by name (hashed, so linear in their size): which alarms of `new` are
+/// created or updated, and which of `old` are deleted.
+pub fn diff(old: &AlarmSet, new: &AlarmSet) -> ConfigDiff {
+    use std::collections::{HashMap, HashSet};
+    let old_alarms: HashMap<&str, &Alarm> =
+        old.alarms.iter().map(|a| (a.name.as_str(), a)).collect();
+    let old_composites: HashMap<&str, &crate::model::CompositeAlarm> = old
+        .composites
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+    let alarms = new
+        .alarms
+        .iter()
+        .map(|a| match old_alarms.get(a.name.as_str()) {
             None => Some(ConfigChange::Created),
             Some(b) if b.same_definition(a) => None,
             Some(_) => Some(ConfigChange::Updated),
-        };
+        })
+        .collect();
+    let composites = new
+        .composites
+        .iter()
+        .map(|c| match old_composites.get(c.name.as_str()) {
+            None => Some(ConfigChange::Created),
+            Some(b) if b.same_definition(c) => None,
+            Some(_) => Some(ConfigChange::Updated),
+        })
+        .collect();
+    let new_alarms: HashSet<&str> = new.alarms.iter().map(|a| a.name.as_str()).collect();
+    let new_composites: HashSet<&str> = new.composites.iter().map(|c| c.name.as_str()).collect();
+    ConfigDiff {
+        alarms,
+        composites,
+        deleted_alarms: old
+            .alarms
+            .iter()
+            .filter(|a| !new_alarms.contains(a.name.as_str()))
+            .map(|a| a.name.clone())
+            .collect(),
+        deleted_composites: old
+            .composites
+            .iter()
+            .filter(|c| !new_composites.contains(c.name.as_str()))
+            .map(|c| c.name.clone())
+            .collect(),
+    }
+}
+
+/// The carry-over of [`carry_over`] given the [`diff`] of the two sets (`diff` must have been
+/// computed against the set `old_state` belongs to): moves `old_state` into the state for
+/// `new` without copying or comparing definitions, in time linear in the number of states.
+pub fn carry_over_diff(
+    diff: &ConfigDiff,
+    new: &AlarmSet,
+    old_state: EngineState,
+    now: Timestamp,
+) -> (EngineState, Vec<HistoryItem>) {
+    use std::collections::HashMap;
+    let EngineState {
+        metric,
+        composites,
+        initial,
+    } = old_state;
+    let mut st = EngineState {
+        initial,
+        ..EngineState::default()
+    };
+    let mut history = Vec::new();
+    let mut by_alarm: HashMap<String, Vec<(String, InstanceState)>> = HashMap::new();
+    for (n, i) in metric {
+        by_alarm.entry(i.alarm.clone()).or_default().push((n, i));
+    }
+    let mut old_composites = composites;
+    for (a, change) in new.alarms.iter().zip(&diff.alarms) {
         if let Some(c) = change {
             history.push(HistoryItem::configuration_update(
                 &a.name,
                 AlarmType::MetricAlarm,
-                c,
+                *c,
                 now,
             ));
         }
+        let existed = *change != Some(ConfigChange::Created);
+        let instances = if existed {
+            by_alarm.remove(&a.name).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let mut kept = false;
-        if before.is_some() {
-            for (n, i) in old_state.metric.iter().filter(|(_, i)| i.alarm == a.name) {
-                if !a.is_per_series() {
-                    let mut i = i.clone();
+        for (n, mut i) in instances {
+            if !a.is_per_series() {
+                if change.is_some() {
                     i.key = series_key(a);
-                    st.metric.insert(a.name.clone(), i);
-                    kept = true;
-                } else if key_matches(a, &i.key) {
-                    st.metric.insert(n.clone(), i.clone());
                 }
+                st.metric.insert(a.name.clone(), i);
+                kept = true;
+            } else if change.is_none() || key_matches(a, &i.key) {
+                st.metric.insert(n, i);
             }
         }
-        if let (false, false, Some(i)) = (kept, a.is_per_series(), fresh.metric.get(&a.name)) {
-            st.metric.insert(a.name.clone(), i.clone());
+        if !kept && !a.is_per_series() {
+            st.metric.insert(
+                a.name.clone(),
+                InstanceState {
+                    alarm: a.name.clone(),
+                    key: series_key(a),
+                    state: initial_state(initial, now),
+                },
+            );
         }
     }
-    for c in &new.composites {
-        let change = match old.composite(&c.name) {
-            None => Some(ConfigChange::Created),
-            Some(b) if b.same_definition(c) => None,
-            Some(_) => Some(ConfigChange::Updated),
-        };
+    for (c, change) in new.composites.iter().zip(&diff.composites) {
         if let Some(ch) = change {
             history.push(HistoryItem::configuration_update(
                 &c.name,
                 AlarmType::CompositeAlarm,
-                ch,
+                *ch,
                 now,
             ));
         }
-        let kept = old
-            .composite(&c.name)
-            .and_then(|_| old_state.composites.get(&c.name))
-            .or_else(|| fresh.composites.get(&c.name));
-        if let Some(k) = kept {
-            st.composites.insert(c.name.clone(), k.clone());
-        }
+        let kept = if *change == Some(ConfigChange::Created) {
+            None
+        } else {
+            old_composites.remove(&c.name)
+        };
+        let state = kept.unwrap_or_else(|| {
+            let mut cs = CompositeState::initial(now);
+            cs.alarm = initial_state(initial, now);
+            cs
+        });
+        st.composites.insert(c.name.clone(), state);
     }
-    for a in &old.alarms {
-        if new.alarm(&a.name).is_none() {
+    for (names, kind) in [
+        (&diff.deleted_alarms, AlarmType::MetricAlarm),
+        (&diff.deleted_composites, AlarmType::CompositeAlarm),
+    ] {
+        for n in names {
             history.push(HistoryItem::configuration_update(
-                &a.name,
-                AlarmType::MetricAlarm,
-                ConfigChange::Deleted,
-                now,
-            ));
-        }
-    }
-    for c in &old.composites {
-        if new.composite(&c.name).is_none() {
-            history.push(HistoryItem::configuration_update(
-                &c.name,
-                AlarmType::CompositeAlarm,
+                n,
+                kind,
                 ConfigChange::Deleted,
                 now,
             ));

@@ -132,6 +132,15 @@ pub enum Error {
         /// The value given.
         value: String,
     },
+    /// A replay's range is refused: a time outside years 0000 to 9999, `to` before `from`,
+    /// or longer than [`crate::backtest::MAX_REPLAY_DAYS`].
+    #[error("{field}: {message}")]
+    Range {
+        /// `from` or `to`.
+        field: String,
+        /// The rule broken, with the values.
+        message: String,
+    },
     /// The metric store refused a query (the range holds too many periods). Shorten
     /// `evaluation_range` or use a longer period.
     #[error("alarm {alarm}: {message}")]

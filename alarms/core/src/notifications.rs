@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use marked_yaml::{LoaderOptions, Node};
+use marked_yaml::Node;
 use serde::{Deserialize, Serialize};
 use thermostat_metrics::Timestamp;
 
@@ -1044,8 +1044,7 @@ pub fn validate_notifications<P: AsRef<str>, T: AsRef<str>>(
         if text.trim().is_empty() {
             continue;
         }
-        let opts = LoaderOptions::default().error_on_duplicate_keys(true);
-        let Ok(root) = marked_yaml::parse_yaml_with_options(0, text, opts) else {
+        let Ok(root) = crate::raw::parse_yaml(text) else {
             // `crate::validate` reports syntax errors; nothing more to say here.
             continue;
         };

@@ -201,6 +201,152 @@ pub fn pos<T>(s: &Spanned<T>) -> Pos {
     pos_of(s.span())
 }
 
+/// Largest configuration or settings file accepted, in bytes (16 MiB).
+pub const MAX_FILE_BYTES: usize = 16 << 20;
+
+/// Deepest nesting of maps and sequences accepted in a configuration or settings file.
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// A YAML text refused before it is parsed: where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextError {
+    /// Where the problem is (1-based line and column, in characters).
+    pub pos: Pos,
+    /// What is wrong, naming the rule.
+    pub message: String,
+}
+
+/// Whether YAML 1.2 allows `c` in a stream (`c-printable`: tab, LF, CR, printable ASCII,
+/// NEL and the rest of Unicode except the C1 controls, surrogates, U+FFFE and U+FFFF).
+fn is_printable(c: char) -> bool {
+    matches!(c,
+        '\t' | '\n' | '\r' | '\u{20}'..='\u{7E}' | '\u{85}' | '\u{A0}'..='\u{D7FF}'
+        | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// `U+0000 NUL`, `U+007F DEL`, `U+0085 ...`: a character's code point and name.
+fn describe(c: char) -> String {
+    const C0: [&str; 32] = [
+        "NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR",
+        "SO", "SI", "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB",
+        "ESC", "FS", "GS", "RS", "US",
+    ];
+    let code = u32::from(c);
+    let name = match usize::try_from(code) {
+        Ok(n) if n < C0.len() => C0[n],
+        _ if code == 0x7F => "DEL",
+        _ if (0x80..=0x9F).contains(&code) => "(a C1 control character)",
+        _ => "(a noncharacter)",
+    };
+    format!("U+{code:04X} {name}")
+}
+
+/// The 1-based line and column (in characters) of byte `at` of `text`, counting LF, CR LF
+/// and a lone CR as line breaks, as the YAML parser does.
+fn position(text: &str, at: usize) -> Pos {
+    let before = &text.as_bytes()[..at];
+    let mut line = 1u32;
+    let mut line_start = 0;
+    for (i, &b) in before.iter().enumerate() {
+        let lone_cr = b == b'\r' && before.get(i + 1) != Some(&b'\n');
+        if b == b'\n' || lone_cr {
+            line = line.saturating_add(1);
+            line_start = i + 1;
+        }
+    }
+    let column = text[line_start..at].chars().count().saturating_add(1);
+    Pos::new(line, u32::try_from(column).unwrap_or(u32::MAX))
+}
+
+/// Checks what the YAML parser does not, before it sees the text: at most
+/// [`MAX_FILE_BYTES`], only characters YAML 1.2 allows (a NUL would otherwise end the file
+/// silently where it stands, even in a comment), and maps and sequences nested at most
+/// [`MAX_YAML_DEPTH`] deep (deeper block nesting would exhaust the parser's stack). The
+/// depth is found by streaming the parser's events and stopping at the first one too deep,
+/// so the cost is linear in the text before it. A syntax error found on the way is returned
+/// as the parser words it.
+///
+/// # Errors
+/// The first problem, with its position.
+pub fn check_text(text: &str) -> Result<(), TextError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(TextError {
+            pos: Pos::new(1, 1),
+            message: format!(
+                "the file is {} bytes; at most {MAX_FILE_BYTES} bytes (16 MiB) are allowed",
+                text.len()
+            ),
+        });
+    }
+    if let Some((at, c)) = text.char_indices().find(|&(_, c)| !is_printable(c)) {
+        return Err(TextError {
+            pos: position(text, at),
+            message: format!(
+                "{} is not allowed in YAML (only printable characters, tab, LF and CR are)",
+                describe(c)
+            ),
+        });
+    }
+    use yaml_rust2::parser::{Event, Parser};
+    let at = |m: &yaml_rust2::scanner::Marker| {
+        Pos::new(
+            u32::try_from(m.line()).unwrap_or(u32::MAX),
+            u32::try_from(m.col().saturating_add(1)).unwrap_or(u32::MAX),
+        )
+    };
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match parser.next_token() {
+            Ok((Event::SequenceStart(..) | Event::MappingStart(..), mark)) => {
+                depth += 1;
+                if depth > MAX_YAML_DEPTH {
+                    return Err(TextError {
+                        pos: at(&mark),
+                        message: format!(
+                            "maps and lists are nested more than {MAX_YAML_DEPTH} levels deep"
+                        ),
+                    });
+                }
+            }
+            Ok((Event::SequenceEnd | Event::MappingEnd, _)) => depth = depth.saturating_sub(1),
+            Ok((Event::StreamEnd, _)) => return Ok(()),
+            Ok(_) => {}
+            // The scanner looks ahead over flow collections and stops at 255 levels itself.
+            Err(e) if e.info() == "recursion limit exceeded" => {
+                return Err(TextError {
+                    pos: at(e.marker()),
+                    message: format!(
+                        "maps and lists are nested more than {MAX_YAML_DEPTH} levels deep (255 \
+                         levels of [ and {{ by here)"
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(TextError {
+                    pos: at(e.marker()),
+                    message: format!("invalid YAML: {}", e.info()),
+                });
+            }
+        }
+    }
+}
+
+/// Parses a configuration file's YAML into a node tree with positions, after
+/// [`check_text`]; every part of the configuration (alarms, scaling groups, notifications)
+/// reads the files through it.
+///
+/// # Errors
+/// The first problem, with its position.
+pub fn parse_yaml(text: &str) -> Result<Node, TextError> {
+    check_text(text)?;
+    let opts = LoaderOptions::default().error_on_duplicate_keys(true);
+    marked_yaml::parse_yaml_with_options(0, text, opts).map_err(|e| {
+        let (pos, message) = load_error(&e);
+        TextError { pos, message }
+    })
+}
+
 /// Parses one file's text into its raw form, appending every shape error to `errors`.
 pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> AlarmFile {
     let mut out = AlarmFile {
@@ -217,12 +363,10 @@ pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> AlarmFile
     if text.trim().is_empty() {
         return out;
     }
-    let opts = LoaderOptions::default().error_on_duplicate_keys(true);
-    let root = match marked_yaml::parse_yaml_with_options(0, text, opts) {
+    let root = match parse_yaml(text) {
         Ok(n) => n,
         Err(e) => {
-            let (pos, message) = load_error(&e);
-            errors.push(err(pos, "", Rule::Syntax, message));
+            errors.push(err(e.pos, "", Rule::Syntax, e.message));
             return out;
         }
     };
@@ -491,5 +635,104 @@ mod tests {
             errors[0].path,
             "composite_alarms[0].actions_suppressor.wait"
         );
+    }
+
+    const ALARM: &str = "  - {name: a, namespace: App, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold}\n";
+
+    #[test]
+    fn a_nul_in_a_comment_is_an_error_at_its_position_not_the_end_of_the_file() {
+        let text = format!(
+            "alarms:\n{ALARM}# ends \0 here\n{}",
+            ALARM.replace("a,", "b,")
+        );
+        let mut errors = Vec::new();
+        let f = parse("n.yaml", &text, &mut errors);
+        assert!(f.alarms.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].pos, Pos::new(3, 8));
+        assert_eq!(errors[0].rule, Rule::Syntax);
+        assert!(
+            errors[0]
+                .message
+                .starts_with("U+0000 NUL is not allowed in YAML"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn only_yaml_printable_characters_are_allowed() {
+        for (c, name) in [
+            ('\u{1}', "U+0001 SOH"),
+            ('\u{8}', "U+0008 BS"),
+            ('\u{b}', "U+000B VT"),
+            ('\u{1b}', "U+001B ESC"),
+            ('\u{7f}', "U+007F DEL"),
+            ('\u{80}', "U+0080 (a C1 control character)"),
+            ('\u{9f}', "U+009F (a C1 control character)"),
+            ('\u{fffe}', "U+FFFE (a noncharacter)"),
+            ('\u{ffff}', "U+FFFF (a noncharacter)"),
+        ] {
+            let e = check_text(&format!("a: \"x{c}\"\n")).unwrap_err();
+            assert_eq!(e.pos, Pos::new(1, 6), "{name}");
+            assert!(e.message.starts_with(name), "{name}: {}", e.message);
+        }
+        // Tab, line breaks, NEL, non-ASCII text, a byte order mark and emoji are fine.
+        for ok in [
+            "a: \"x\ty\"\r\nb: 1\n",
+            "a: \"x\u{85}y\"\n",
+            "\u{feff}a: été ✓ 🌡\n",
+            "",
+        ] {
+            check_text(ok).unwrap();
+        }
+        // Columns count characters; CR LF and a lone CR end lines.
+        let e = check_text("a: 1\r\nb: 2\rc: \"é\u{7}\"\n").unwrap_err();
+        assert_eq!(e.pos, Pos::new(3, 6), "{}", e.message);
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_refused_with_its_position() {
+        let flow = |n: usize| format!("a: {}{}\n", "[".repeat(n), "]".repeat(n));
+        // On one line the scanner reads ahead and stops at 255 levels: the same rule.
+        let e = check_text(&flow(100_000)).unwrap_err();
+        assert_eq!(e.pos, Pos::new(1, 259), "{}", e.message);
+        assert!(e.message.contains("more than 64 levels"), "{}", e.message);
+        // Split over lines too: the scanner looks ahead over a whole flow collection.
+        let lines = format!("a:\n{}", " [\n".repeat(1_000));
+        let e = check_text(&lines).unwrap_err();
+        assert_eq!(e.pos, Pos::new(257, 2), "{}", e.message);
+        check_text(&flow(MAX_YAML_DEPTH - 1)).unwrap();
+        let e = check_text(&flow(MAX_YAML_DEPTH)).unwrap_err();
+        // The root map is level 1, so the 64th `[` (column 67) is the 65th level.
+        assert_eq!(
+            e.pos,
+            Pos::new(1, 3 + MAX_YAML_DEPTH as u32),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("more than 64 levels"), "{}", e.message);
+        // Block style, which the parser itself does not bound: refused at the 65th level,
+        // however deep the rest goes.
+        let block: String = (0..5_000)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        let e = check_text(&block).unwrap_err();
+        assert_eq!(e.pos.line, 65, "{}", e.message);
+        let dashes = format!("a:\n  {}x\n", "- ".repeat(10_000));
+        let e = check_text(&dashes).unwrap_err();
+        assert_eq!(e.pos.line, 2, "{}", e.message);
+        let mut errors = Vec::new();
+        parse("d.yaml", &dashes, &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("nested"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_file_beyond_the_size_limit_is_refused() {
+        let text = format!("# {}\n", "x".repeat(MAX_FILE_BYTES));
+        let e = check_text(&text).unwrap_err();
+        assert_eq!(e.pos, Pos::new(1, 1));
+        assert!(e.message.contains("16 MiB"), "{}", e.message);
     }
 }

@@ -2,6 +2,7 @@
 
 use jiff::tz::TimeZone;
 use thermostat_metrics::Timestamp;
+use thermostat_metrics::time::TimeError;
 
 fn zoned(ts: Timestamp) -> Option<jiff::Zoned> {
     jiff::Timestamp::from_millisecond(ts.as_millis())
@@ -38,30 +39,38 @@ pub fn rfc3339(ts: Timestamp) -> String {
     ts.to_rfc3339()
 }
 
-/// Parses an RFC 3339 time.
+/// Parses an RFC 3339 time, any from `0000-01-01T00:00:00Z` to `9999-12-31T23:59:59.999Z`
+/// ([`Timestamp::parse_rfc3339`]).
 pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-    s.trim()
-        .parse::<jiff::Timestamp>()
-        .ok()
-        .map(|t| Timestamp::from_millis(t.as_millisecond()))
+    Timestamp::parse_rfc3339(s).ok()
 }
 
 /// Parses an RFC 3339 time or an integer scaled by `unit_ms` (1 for Unix milliseconds,
-/// 1000 for Unix seconds).
+/// 1000 for Unix seconds); `None` for anything else and for times outside years 0000 to
+/// 9999 ([`parse_time_checked`] says which).
 pub fn parse_time(s: &str, unit_ms: i64) -> Option<Timestamp> {
+    parse_time_checked(s, unit_ms).ok()
+}
+
+/// [`parse_time`] with the reason of a refusal.
+///
+/// # Errors
+/// [`TimeError::NotRfc3339`] for text that is neither form (its message names RFC 3339 only:
+/// callers that accept numbers say so), [`TimeError::OutOfRange`] for a time outside years
+/// 0000 to 9999, an integer beyond `i64` included.
+pub fn parse_time_checked(s: &str, unit_ms: i64) -> Result<Timestamp, TimeError> {
     let t = s.trim();
-    if !t.is_empty()
-        && t.bytes()
-            .enumerate()
-            .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'))
-    {
-        return t
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // Only digits: a number too large for an i64 is a time out of range, not a typo.
+        let ms = t
             .parse::<i64>()
             .ok()
             .and_then(|n| n.checked_mul(unit_ms))
-            .map(Timestamp::from_millis);
+            .ok_or(TimeError::OutOfRange)?;
+        return Timestamp::try_from_millis(ms);
     }
-    parse_rfc3339(t)
+    Timestamp::parse_rfc3339(t)
 }
 
 /// Parses an offset such as `0`, `90` (seconds), `90s`, `5m`, `1h30m`, `2d`, into
@@ -157,6 +166,34 @@ mod tests {
             Some(Timestamp(-3_540_000))
         );
         assert_eq!(parse_time("yesterday", 1), None);
+        assert_eq!(parse_time("-1000", 1), Some(Timestamp(-1000)));
+        // Issue 15: every RFC 3339 year up to 9999 is read; beyond what RFC 3339 can write,
+        // or beyond i64, is out of range, never an overflow.
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59Z"),
+            Some(Timestamp(253_402_300_799_000))
+        );
+        for (s, unit) in [
+            ("9223372036854775807", 1),
+            ("-9223372036854775808", 1),
+            ("9223372036854775807", 1000),
+            ("99999999999999999999999", 1),
+            ("253402300800000", 1),
+        ] {
+            assert_eq!(
+                parse_time_checked(s, unit),
+                Err(TimeError::OutOfRange),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_time_checked("253402300799999", 1),
+            Ok(Timestamp::LATEST)
+        );
+        assert!(matches!(
+            parse_time_checked("-", 1),
+            Err(TimeError::NotRfc3339(_))
+        ));
         assert_eq!(parse_offset("90"), Some(90_000));
         assert_eq!(parse_offset("1h30m"), Some(5_400_000));
         assert_eq!(parse_offset("10s"), Some(10_000));

@@ -252,6 +252,7 @@ fn state(store: Arc<Store>, alarms: Option<FixedAlarms>) -> ApiState {
         groups: None,
         notifications: None,
         admin: None,
+        queries: Default::default(),
     }
 }
 

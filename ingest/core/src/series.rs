@@ -40,6 +40,8 @@ struct KeyInner {
     dimensions: Box<[Dimension]>,
     /// Not part of the identity; derived from the fields above.
     hash: u64,
+    /// Not part of the identity; derived from the fields above (see [`SeriesKey::weight`]).
+    weight: usize,
 }
 
 /// The stable hash of a key's canonical parts: xxh3 over each part, length-prefixed.
@@ -58,6 +60,27 @@ fn hash_parts(namespace: &str, metric_name: &str, dimensions: &[Dimension]) -> u
     h.digest()
 }
 
+/// Bytes an allocation costs beyond its contents (allocator header and rounding), estimated.
+const ALLOCATION_OVERHEAD: usize = 16;
+
+/// See [`SeriesKey::weight`].
+fn weigh(namespace: &str, metric_name: &str, dimensions: &[Dimension]) -> usize {
+    let strings: usize = dimensions
+        .iter()
+        .map(|d| d.name.len() + d.value.len() + 2 * ALLOCATION_OVERHEAD)
+        .sum();
+    // Arc<KeyInner> with its two counts, the two Arc<str>s with theirs, the dimension slice.
+    std::mem::size_of::<KeyInner>()
+        + 2 * std::mem::size_of::<usize>()
+        + ALLOCATION_OVERHEAD
+        + namespace.len()
+        + metric_name.len()
+        + 2 * (2 * std::mem::size_of::<usize>() + ALLOCATION_OVERHEAD)
+        + std::mem::size_of_val(dimensions)
+        + ALLOCATION_OVERHEAD
+        + strings
+}
+
 impl SeriesKey {
     /// A key; the dimensions are sorted by name here. Validation (lengths, duplicate
     /// names, characters) is [`crate::validate`]'s job.
@@ -69,12 +92,21 @@ impl SeriesKey {
         dimensions.sort_unstable();
         let (namespace, metric_name) = (namespace.into(), metric_name.into());
         let hash = hash_parts(&namespace, &metric_name, &dimensions);
+        let weight = weigh(&namespace, &metric_name, &dimensions);
         SeriesKey(Arc::new(KeyInner {
             namespace,
             metric_name,
             dimensions: dimensions.into_boxed_slice(),
             hash,
+            weight,
         }))
+    }
+
+    /// Heap bytes the key holds, estimated: its shared allocation, the metric name and
+    /// namespace (counted whole, although keys made by one request share the namespace), and
+    /// each dimension's strings. Computed once, when the key is made.
+    pub fn weight(&self) -> usize {
+        self.0.weight
     }
 
     /// The namespace.
@@ -254,5 +286,21 @@ mod tests {
         assert_eq!(a.to_string(), "App/Latency{AZ=1,Host=a}");
         assert_eq!(a.dimension("Host"), Some("a"));
         assert_eq!(a.dimension("Nope"), None);
+    }
+
+    #[test]
+    fn a_key_weighs_its_strings() {
+        let small = SeriesKey::new("App", "Latency", vec![Dimension::new("Host", "a")]);
+        let large = SeriesKey::new(
+            "App",
+            "Latency",
+            (0..30)
+                .map(|i| Dimension::new(format!("d{i:0>253}"), "v".repeat(1024)))
+                .collect(),
+        );
+        assert!(small.weight() < 512, "{}", small.weight());
+        let strings = 30 * (255 + 1024);
+        assert!(large.weight() > strings, "{}", large.weight());
+        assert!(large.weight() < strings + 4096, "{}", large.weight());
     }
 }

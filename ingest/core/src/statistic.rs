@@ -31,10 +31,11 @@ pub struct Percentile {
     pub label: String,
 }
 
-/// The error for a statistic name that is not supported.
+/// The error for a statistic name that is not supported; it holds the name as quoted in the
+/// message (at most 64 characters of it).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "must be SampleCount, Sum, Minimum, Maximum, Average or a percentile pNN[.NN] between p0 and p100 with at most 10 decimals, got {0:?}"
+    "must be SampleCount, Sum, Minimum, Maximum, Average or a percentile pNN[.NN] between p0 and p100 with at most 10 decimals, got {0}"
 )]
 pub struct UnknownStatistic(pub String);
 
@@ -61,7 +62,7 @@ impl FromStr for Statistic {
     type Err = UnknownStatistic;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || UnknownStatistic(s.to_owned());
+        let err = || UnknownStatistic(crate::validate::quote(s));
         Ok(match s {
             "SampleCount" => Statistic::SampleCount,
             "Sum" => Statistic::Sum,
@@ -136,5 +137,18 @@ mod tests {
         ] {
             assert!(s.parse::<Statistic>().is_err(), "{s} should be rejected");
         }
+    }
+
+    #[test]
+    fn errors_quote_a_bounded_prefix() {
+        let msg = "x"
+            .repeat(100_000)
+            .parse::<Statistic>()
+            .unwrap_err()
+            .to_string();
+        assert!(msg.len() < 400, "{msg}");
+        assert!(msg.ends_with("(100000 bytes)"), "{msg}");
+        let msg = "p101".parse::<Statistic>().unwrap_err().to_string();
+        assert!(msg.ends_with(r#"got "p101""#), "{msg}");
     }
 }

@@ -28,6 +28,12 @@ const TIER_RETENTION_MS: [i64; 4] = [3 * HOUR_MS, 15 * DAY_MS, 63 * DAY_MS, 455 
 pub const SEAL_AFTER_MS: i64 = 2 * MINUTE_MS;
 /// Series with no data for this long are left out of [`Store::list`] (as in CloudWatch).
 pub const LIST_RECENT_MS: i64 = 14 * DAY_MS;
+/// Most series one page of a listing holds, and the default (CloudWatch's ListMetrics: 500).
+pub const LIST_MAX_RECORDS: usize = 500;
+/// Most key bytes ([`SeriesKey::weight`]) one page of a listing holds past its first series:
+/// 1 MiB, so that a page of series with the largest dimensions stays well within a gRPC
+/// client's default 4 MiB message limit.
+pub const LIST_MAX_BYTES: usize = 1 << 20;
 /// Most datapoints one query may span.
 pub const MAX_DATAPOINTS: i64 = 1440;
 /// Most statistics one query may ask for.
@@ -158,6 +164,108 @@ pub fn check_period(p: Period) -> Result<(), String> {
     }
 }
 
+/// A query's checked bucket layout (see [`Query::plan`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// The first bucket's start: the query's start rounded down as CloudWatch does.
+    pub start: Timestamp,
+    /// The period in milliseconds.
+    pub period_ms: i64,
+    /// Buckets from `start` to the query's end (at most [`MAX_DATAPOINTS`]).
+    pub buckets: i64,
+    /// What the query costs: periods × statistics (× 1 series), the unit of
+    /// [`QueryGate`]'s limit.
+    pub cost: u64,
+}
+
+impl Query {
+    /// Checks the query's fields and lays out its buckets, with overflow-checked
+    /// arithmetic throughout: times outside what RFC 3339 can write
+    /// ([`Timestamp::EARLIEST`]..=[`Timestamp::LATEST`]), an end not after the start, a period
+    /// CloudWatch does not allow, more than [`MAX_DATAPOINTS`] buckets or a wrong number of
+    /// statistics are each an error naming the field (`start_time`, `end_time`,
+    /// `period_seconds`, `statistics`). Nothing is allocated by size of input.
+    ///
+    /// # Errors
+    /// A [`QueryError`] naming the field at fault.
+    pub fn plan(&self, now: Timestamp) -> Result<QueryPlan, QueryError> {
+        if let Err(e) = Timestamp::try_from_millis(self.start.as_millis()) {
+            return Err(query_error(
+                "start_time",
+                format!("{e} (got {} ms)", self.start.as_millis()),
+            ));
+        }
+        if let Err(e) = Timestamp::try_from_millis(self.end.as_millis()) {
+            return Err(query_error(
+                "end_time",
+                format!("{e} (got {} ms)", self.end.as_millis()),
+            ));
+        }
+        check_period(self.period).map_err(|r| query_error("period_seconds", r))?;
+        if self.statistics.is_empty() || self.statistics.len() > MAX_STATISTICS {
+            return Err(query_error(
+                "statistics",
+                format!(
+                    "must name 1 to {MAX_STATISTICS} statistics (got {})",
+                    self.statistics.len()
+                ),
+            ));
+        }
+        if self.end <= self.start {
+            return Err(query_error(
+                "end_time",
+                format!(
+                    "must be after the start time (got start {}, end {})",
+                    self.start, self.end
+                ),
+            ));
+        }
+        let p = self.period.as_millis();
+        // Both times are representable here, so every difference below fits an i64 with
+        // room to spare; checked arithmetic keeps that an error rather than an assumption.
+        let overflow = |field| query_error(field, "is too far from the other time of the query");
+        let age = now.as_millis().saturating_sub(self.start.as_millis());
+        let align = if p < MINUTE_MS {
+            p
+        } else if age < 15 * DAY_MS {
+            MINUTE_MS
+        } else if age < 63 * DAY_MS {
+            5 * MINUTE_MS
+        } else {
+            HOUR_MS
+        };
+        let start = self
+            .start
+            .checked_floor_to(align)
+            .filter(|s| s.is_representable())
+            .ok_or_else(|| overflow("start_time"))?;
+        let buckets = self
+            .end
+            .as_millis()
+            .checked_sub(start.as_millis())
+            .and_then(|span| span.checked_add(p - 1))
+            .map(|span| span / p)
+            .ok_or_else(|| overflow("end_time"))?;
+        if buckets > MAX_DATAPOINTS {
+            return Err(query_error(
+                "period_seconds",
+                format!(
+                    "the range holds {buckets} periods of {} s, more than the limit of {MAX_DATAPOINTS} datapoints per query; use a longer period or a shorter range",
+                    self.period.as_secs()
+                ),
+            ));
+        }
+        // buckets <= MAX_DATAPOINTS and statistics <= MAX_STATISTICS: the product is small.
+        let cost = buckets.unsigned_abs() * self.statistics.len() as u64;
+        Ok(QueryPlan {
+            start,
+            period_ms: p,
+            buckets,
+            cost,
+        })
+    }
+}
+
 /// The window a stream is writing, kept outside its tier's map.
 #[derive(Debug)]
 struct Head {
@@ -186,9 +294,10 @@ impl Stream {
         self.head.is_none() && self.tiers.iter().all(BTreeMap::is_empty)
     }
 
-    /// The window of `tier` starting at `start`, created empty if missing.
-    fn window_mut(&mut self, tier: usize, start: i64) -> &mut Window {
+    /// The window of `tier` starting at `start`, created empty if missing (then `true`).
+    fn window_mut(&mut self, tier: usize, start: i64) -> (&mut Window, bool) {
         let hit = matches!(&self.head, Some(h) if h.tier == tier && h.start == start);
+        let mut created = false;
         if !hit {
             let newest = match &self.head {
                 Some(h) if h.tier == tier => start > h.start,
@@ -198,12 +307,20 @@ impl Stream {
             };
             if !newest {
                 // Late data: an older window of the tier, in the map.
-                return self.tiers[tier].entry(start).or_default();
+                return match self.tiers[tier].entry(start) {
+                    std::collections::btree_map::Entry::Occupied(e) => (e.into_mut(), false),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        (e.insert(Window::default()), true)
+                    }
+                };
             }
             self.settle();
             let window = match self.tiers[tier].last_entry() {
                 Some(e) if *e.key() == start => e.remove(),
-                _ => Window::default(),
+                _ => {
+                    created = true;
+                    Window::default()
+                }
             };
             self.head = Some(Head {
                 tier,
@@ -212,9 +329,18 @@ impl Stream {
             });
         }
         match &mut self.head {
-            Some(h) => &mut h.window,
+            Some(h) => (&mut h.window, created),
             None => unreachable!("the head was just set"),
         }
+    }
+
+    /// Bytes the stream holds, estimated (see [`Series::weigh`]).
+    fn weigh(&self) -> usize {
+        STREAM_BYTES
+            + self
+                .windows()
+                .map(|(_, _, w)| WINDOW_BYTES + w.heap_bytes())
+                .sum::<usize>()
     }
 
     /// Puts the head back into its tier's map.
@@ -250,33 +376,54 @@ impl Stream {
     }
 }
 
+/// Bytes a series costs beyond its key and streams, estimated: its map slot (key and value,
+/// plus the hash table's control byte and spare capacity).
+const SERIES_BYTES: usize = std::mem::size_of::<(SeriesKey, Series)>() * 8 / 7 + 1;
+/// Bytes a stream costs beyond its windows, estimated.
+const STREAM_BYTES: usize = std::mem::size_of::<Stream>();
+/// Bytes a window costs beyond its distribution's heap, estimated: its map entry and a share
+/// of the B-tree node around it.
+const WINDOW_BYTES: usize = std::mem::size_of::<(i64, Window)>() * 3 / 2;
+
 #[derive(Debug, Default)]
 struct Series {
     /// One stream per unit; nearly every series has one, kept in place (no allocation, no
     /// pointer to follow from the series map).
     streams: SmallVec<[Stream; 1]>,
     last_timestamp: Timestamp,
+    /// Bytes the series holds, estimated ([`Series::weigh`]); kept up to date as windows are
+    /// written, created, compacted and expired, and summed in [`Store::series_bytes`].
+    bytes: usize,
 }
 
 impl Series {
-    fn stream_mut(&mut self, unit: Unit) -> &mut Stream {
-        let i = match self.streams.iter().position(|s| s.unit == unit) {
-            Some(i) => i,
+    /// Bytes the series holds, estimated from scratch: its key's weight, its map slot, and per
+    /// stream and window a fixed overhead plus the window's heap bytes.
+    fn weigh(&self, key: &SeriesKey) -> usize {
+        key.weight() + SERIES_BYTES + self.streams.iter().map(Stream::weigh).sum::<usize>()
+    }
+
+    /// The stream of `unit`, created if missing (then `true`).
+    fn stream_mut(&mut self, unit: Unit) -> (&mut Stream, bool) {
+        let (i, created) = match self.streams.iter().position(|s| s.unit == unit) {
+            Some(i) => (i, false),
             None => {
                 self.streams.push(Stream {
                     unit,
                     ..Stream::default()
                 });
-                self.streams.len() - 1
+                (self.streams.len() - 1, true)
             }
         };
-        &mut self.streams[i]
+        (&mut self.streams[i], created)
     }
 
     /// Records a run of observations; consecutive ones that fall into the same window take
-    /// one window lookup.
+    /// one window lookup. Keeps [`Series::bytes`] up to date.
     fn record_run<'o>(&mut self, mut run: impl Iterator<Item = &'o Observation<'o>> + Clone) {
         let Some(mut obs) = run.next() else { return };
+        let mut grown = 0usize;
+        let mut shrunk = 0usize;
         loop {
             let tier = match obs.resolution {
                 Resolution::High => 0,
@@ -290,7 +437,11 @@ impl Series {
                     && o.timestamp.floor_to(TIER_MS[tier]).as_millis() == start
             };
             let mut last = self.last_timestamp;
-            let w = self.stream_mut(unit).window_mut(tier, start);
+            let (stream, new_stream) = self.stream_mut(unit);
+            let (w, new_window) = stream.window_mut(tier, start);
+            let before = w.heap_bytes();
+            grown +=
+                usize::from(new_stream) * STREAM_BYTES + usize::from(new_window) * WINDOW_BYTES;
             record_into(w, obs);
             last = last.max(obs.timestamp);
             // The rest of the run's observations in this window, room made for them at once.
@@ -304,10 +455,17 @@ impl Series {
                     other => break other,
                 }
             };
+            let after = w.heap_bytes();
+            // A distribution may also shrink (raw values turning into a histogram).
+            grown += after.saturating_sub(before);
+            shrunk += before.saturating_sub(after);
             self.last_timestamp = last;
             match next {
                 Some(o) => obs = o,
-                None => return,
+                None => {
+                    self.bytes = (self.bytes + grown).saturating_sub(shrunk);
+                    return;
+                }
             }
         }
     }
@@ -359,6 +517,9 @@ pub struct Store {
     /// Series held, in all and per namespace (kept as series are created and removed).
     series_total: std::sync::atomic::AtomicUsize,
     per_namespace: Mutex<HashMap<String, usize>>,
+    /// The sum of every series' estimated bytes ([`Store::series_bytes`]), changed under the
+    /// lock of the shard whose series changed.
+    series_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// The stable hash of a series key that picks its shard (see [`SeriesKey::stable_hash`]).
@@ -380,6 +541,7 @@ impl Store {
             completed_seq: std::sync::atomic::AtomicU64::new(0),
             series_total: std::sync::atomic::AtomicUsize::new(0),
             per_namespace: Mutex::default(),
+            series_bytes: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -467,14 +629,20 @@ impl Store {
             }
             for &(_, i) in chunk {
                 let (key, run) = &runs[i];
-                let series = match shard.series.get_mut(*key) {
-                    Some(series) => series,
+                let (series, before) = match shard.series.get_mut(*key) {
+                    Some(series) => {
+                        let before = series.bytes;
+                        (series, before)
+                    }
                     None => {
                         self.created(key);
-                        shard.series.entry((*key).clone()).or_default()
+                        let series = shard.series.entry((*key).clone()).or_default();
+                        series.bytes = key.weight() + SERIES_BYTES;
+                        (series, 0)
                     }
                 };
                 series.record_run(run.clone());
+                self.reweighed(before, series.bytes);
             }
         }
         if let Some(seq) = seq {
@@ -540,6 +708,30 @@ impl Store {
         }
     }
 
+    /// Adds a series' change of weight to [`Store::series_bytes`] (under its shard's lock).
+    fn reweighed(&self, before: usize, after: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if after > before {
+            self.series_bytes.fetch_add(after - before, Relaxed);
+        } else if before > after {
+            self.series_bytes.fetch_sub(before - after, Relaxed);
+        }
+    }
+
+    /// Bytes held by every series, estimated: each series' key weight
+    /// ([`SeriesKey::weight`]) and map slot, plus per stream and window a fixed overhead and
+    /// the window's heap bytes. Kept as windows are written, created, compacted and expired,
+    /// and as series come and go; the admission limit `--max-series-bytes` reads it.
+    pub fn series_bytes(&self) -> usize {
+        self.series_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What a new series of `key` adds to [`Store::series_bytes`] with its first window,
+    /// before that window's distribution grows: what admission reserves for it.
+    pub fn new_series_bytes(key: &SeriesKey) -> usize {
+        key.weight() + SERIES_BYTES + STREAM_BYTES + WINDOW_BYTES
+    }
+
     /// Number of series held.
     pub fn series_count(&self) -> usize {
         self.series_total.load(std::sync::atomic::Ordering::Relaxed)
@@ -581,6 +773,97 @@ impl Store {
         }
         out.sort_unstable();
         out
+    }
+
+    /// One page of [`Store::list`]'s series, in list order (namespace, metric name, then an
+    /// order of dimension sets that is stable but not alphabetical: by the key's stable hash),
+    /// starting after `after` (a cursor from the page before; `None` for the first page):
+    /// at most `max_records` series and, past the first, at most `max_bytes` of key weight
+    /// ([`SeriesKey::weight`], about the size of their encoding). `next` is set when more
+    /// remain. Paging through a set of series that does not change meanwhile yields each
+    /// exactly once; one that does change yields each series that stays exactly once.
+    ///
+    /// Each page reads every series once (under one shard lock at a time) and holds at most
+    /// `max_records + 1` keys.
+    pub fn list_page(
+        &self,
+        filter: ListFilter<'_>,
+        now: Timestamp,
+        after: Option<&ListCursor>,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> ListPage {
+        let since = now.sub_millis(LIST_RECENT_MS);
+        let max_records = max_records.max(1);
+        // The smallest `max_records + 1` keys after the cursor (the extra one says whether
+        // more remain), in a max-heap by list order.
+        let mut best: std::collections::BinaryHeap<Listed> =
+            std::collections::BinaryHeap::with_capacity(max_records + 1);
+        // Keys that share the cursor's (namespace, metric name, hash): a hash collision, rare
+        // but possible; ordered by their dimensions and the first `skip` of them left out.
+        let mut ties: Vec<SeriesKey> = Vec::new();
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            for (k, s) in &shard.series {
+                if s.last_timestamp < since
+                    || filter.namespace.is_some_and(|n| k.namespace() != n)
+                    || filter.metric_name.is_some_and(|m| k.metric_name() != m)
+                {
+                    continue;
+                }
+                if let Some(c) = after {
+                    match c.position(k) {
+                        std::cmp::Ordering::Less => {}
+                        std::cmp::Ordering::Equal => {
+                            ties.push(k.clone());
+                            continue;
+                        }
+                        std::cmp::Ordering::Greater => continue,
+                    }
+                }
+                offer(&mut best, k, max_records + 1);
+            }
+        }
+        if let Some(c) = after {
+            ties.sort_unstable_by(list_order);
+            for k in ties.iter().skip(c.skip) {
+                offer(&mut best, k, max_records + 1);
+            }
+        }
+        let mut sorted: Vec<SeriesKey> = best.into_sorted_vec().into_iter().map(|l| l.0).collect();
+        let mut bytes = 0usize;
+        let mut take = 0;
+        for k in sorted.iter().take(max_records) {
+            if take > 0 && bytes + k.weight() > max_bytes {
+                break;
+            }
+            bytes += k.weight();
+            take += 1;
+        }
+        let more = sorted.len() > take;
+        sorted.truncate(take);
+        let next = match sorted.last() {
+            Some(last) if more => {
+                // Keys of the page that share the last one's (namespace, metric name, hash),
+                // plus those the cursor had already passed.
+                let same = |k: &SeriesKey| {
+                    k.stable_hash() == last.stable_hash()
+                        && k.metric_name() == last.metric_name()
+                        && k.namespace() == last.namespace()
+                };
+                let before = after
+                    .filter(|c| c.position(last) == std::cmp::Ordering::Equal)
+                    .map_or(0, |c| c.skip);
+                Some(ListCursor {
+                    namespace: last.namespace().to_owned(),
+                    metric_name: last.metric_name().to_owned(),
+                    hash: last.stable_hash(),
+                    skip: before + sorted.iter().filter(|k| same(k)).count(),
+                })
+            }
+            _ => None,
+        };
+        ListPage { keys: sorted, next }
     }
 
     /// Series whose namespace and metric name match and that have every dimension of
@@ -626,48 +909,9 @@ impl Store {
     /// # Errors
     /// A [`QueryError`] naming the field at fault.
     pub fn query(&self, q: &Query, now: Timestamp) -> Result<Vec<Datapoint>, QueryError> {
-        check_period(q.period).map_err(|r| query_error("period_seconds", r))?;
-        if q.statistics.is_empty() || q.statistics.len() > MAX_STATISTICS {
-            return Err(query_error(
-                "statistics",
-                format!(
-                    "must name 1 to {MAX_STATISTICS} statistics (got {})",
-                    q.statistics.len()
-                ),
-            ));
-        }
-        if q.end <= q.start {
-            return Err(query_error(
-                "end_time",
-                format!(
-                    "must be after the start time (got start {}, end {})",
-                    q.start, q.end
-                ),
-            ));
-        }
-        let p = q.period.as_millis();
-        let age = now.as_millis() - q.start.as_millis();
-        let align = if p < MINUTE_MS {
-            p
-        } else if age < 15 * DAY_MS {
-            MINUTE_MS
-        } else if age < 63 * DAY_MS {
-            5 * MINUTE_MS
-        } else {
-            HOUR_MS
-        };
-        let start = q.start.floor_to(align).as_millis();
-        let end = q.end.as_millis();
-        let buckets = (end - start + p - 1) / p;
-        if buckets > MAX_DATAPOINTS {
-            return Err(query_error(
-                "period_seconds",
-                format!(
-                    "the range holds {buckets} periods of {} s, more than the limit of {MAX_DATAPOINTS} datapoints per query; use a longer period or a shorter range",
-                    q.period.as_secs()
-                ),
-            ));
-        }
+        let plan = q.plan(now)?;
+        let (start, end, p) = (plan.start.as_millis(), q.end.as_millis(), plan.period_ms);
+        let buckets = plan.buckets;
         let ranks: Vec<f64> = q
             .statistics
             .iter()
@@ -750,6 +994,11 @@ impl Store {
                 }
                 series.streams.retain(|s| !s.is_empty());
                 let keep = !series.streams.is_empty();
+                // Weighed again from scratch: compaction visits the windows anyway, and this
+                // corrects any drift of the running estimate.
+                let before = series.bytes;
+                series.bytes = if keep { series.weigh(key) } else { 0 };
+                self.reweighed(before, series.bytes);
                 if !keep {
                     report.series_removed += 1;
                     self.removed(key);
@@ -793,15 +1042,19 @@ impl Store {
         if !shard.series.contains_key(&e.key) {
             self.created(&e.key);
         }
+        let key = e.key.clone();
         let series = shard.series.entry(e.key).or_default();
         series.last_timestamp = series.last_timestamp.max(e.last_timestamp);
         for s in e.streams {
-            let stream = series.stream_mut(s.unit);
+            let (stream, _) = series.stream_mut(s.unit);
             for (tier, start, w) in s.windows {
                 let tier = usize::from(tier).min(TIER_MS.len() - 1);
-                stream.window_mut(tier, start).merge(&Window::import(w));
+                stream.window_mut(tier, start).0.merge(&Window::import(w));
             }
         }
+        let before = series.bytes;
+        series.bytes = series.weigh(&key);
+        self.reweighed(before, series.bytes);
     }
 
     /// Approximate heap bytes held by windows (for the memory-per-series figures).
@@ -868,6 +1121,186 @@ fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionRe
     }
 }
 
+/// Which series [`Store::list_page`] lists (`None`: any).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListFilter<'a> {
+    /// Only this namespace.
+    pub namespace: Option<&'a str>,
+    /// Only this metric name.
+    pub metric_name: Option<&'a str>,
+}
+
+/// One page of series ([`Store::list_page`]).
+#[derive(Clone, Debug)]
+pub struct ListPage {
+    /// The series, in list order.
+    pub keys: Vec<SeriesKey>,
+    /// Where the next page starts, when more remain.
+    pub next: Option<ListCursor>,
+}
+
+/// Where a page of [`Store::list_page`] ends: after the series ordered before or at
+/// (`namespace`, `metric_name`, `hash`), and after the first `skip` of those at it.
+/// It travels to clients as an opaque token ([`ListCursor::to_token`]) of at most
+/// [`ListCursor::MAX_TOKEN_LEN`] characters, whatever the size of the series' dimensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    namespace: String,
+    metric_name: String,
+    hash: u64,
+    skip: usize,
+}
+
+/// List order: namespace, metric name, stable hash, then dimensions (hashes collide rarely).
+fn list_order(a: &SeriesKey, b: &SeriesKey) -> std::cmp::Ordering {
+    (
+        a.namespace(),
+        a.metric_name(),
+        a.stable_hash(),
+        a.dimensions(),
+    )
+        .cmp(&(
+            b.namespace(),
+            b.metric_name(),
+            b.stable_hash(),
+            b.dimensions(),
+        ))
+}
+
+/// A key in [`Store::list_page`]'s heap, ordered by [`list_order`].
+struct Listed(SeriesKey);
+
+impl PartialEq for Listed {
+    fn eq(&self, other: &Self) -> bool {
+        list_order(&self.0, &other.0).is_eq()
+    }
+}
+impl Eq for Listed {}
+impl PartialOrd for Listed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Listed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        list_order(&self.0, &other.0)
+    }
+}
+
+/// Keeps `k` among the `keep` smallest keys in `heap` (a max-heap).
+fn offer(heap: &mut std::collections::BinaryHeap<Listed>, k: &SeriesKey, keep: usize) {
+    if heap.len() < keep {
+        heap.push(Listed(k.clone()));
+    } else if heap.peek().is_some_and(|top| list_order(k, &top.0).is_lt()) {
+        heap.pop();
+        heap.push(Listed(k.clone()));
+    }
+}
+
+/// Why a token is not a [`ListCursor`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("must be a next_token from an earlier answer of this server (got {0})")]
+pub struct BadToken(String);
+
+impl ListCursor {
+    /// The longest token [`ListCursor::to_token`] makes: a version, a hash, a count and two
+    /// names of at most 255 bytes, hex-encoded.
+    pub const MAX_TOKEN_LEN: usize = 2 + 2 * (8 + 8 + 2 * (2 + MAX_NAME_BYTES));
+
+    /// Where `k` is relative to the cursor: `Less` after it (still to list), `Equal` at its
+    /// (namespace, metric name, hash), `Greater` before it (listed already).
+    fn position(&self, k: &SeriesKey) -> std::cmp::Ordering {
+        (
+            self.namespace.as_str(),
+            self.metric_name.as_str(),
+            self.hash,
+        )
+            .cmp(&(k.namespace(), k.metric_name(), k.stable_hash()))
+    }
+
+    /// The cursor as an opaque, URL-safe token.
+    pub fn to_token(&self) -> String {
+        let mut b = Vec::with_capacity(20 + self.namespace.len() + self.metric_name.len());
+        b.extend_from_slice(&self.hash.to_be_bytes());
+        b.extend_from_slice(&(self.skip as u64).to_be_bytes());
+        for s in [&self.namespace, &self.metric_name] {
+            // Names are at most 255 bytes once validated; longer ones (never stored) are cut.
+            let s = &s.as_bytes()[..s.len().min(MAX_NAME_BYTES)];
+            b.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            b.extend_from_slice(s);
+        }
+        let mut out = String::with_capacity(2 + 2 * b.len());
+        out.push_str("1.");
+        for byte in b {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 15)]));
+        }
+        out
+    }
+
+    /// Reads a token made by [`ListCursor::to_token`].
+    ///
+    /// # Errors
+    /// Anything else, quoting at most a bounded prefix of it.
+    pub fn from_token(token: &str) -> Result<Self, BadToken> {
+        let bad = || BadToken(crate::validate::quote(token));
+        if token.len() > Self::MAX_TOKEN_LEN {
+            return Err(bad());
+        }
+        let hex = token.strip_prefix("1.").ok_or_else(bad)?.as_bytes();
+        if hex.len() % 2 != 0 {
+            return Err(bad());
+        }
+        let nibble = |c: u8| HEX.iter().position(|&h| h == c).map(|n| n as u8);
+        let bytes = hex
+            .chunks_exact(2)
+            .map(|p| Some((nibble(p[0])? << 4) | nibble(p[1])?))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(bad)?;
+        let mut r = bytes.as_slice();
+        let hash = take_word(&mut r, 8).ok_or_else(bad)?;
+        let skip = take_word(&mut r, 8)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(bad)?;
+        let mut name = || {
+            let n = usize::try_from(take_word(&mut r, 2)?).ok()?;
+            String::from_utf8(take_bytes(&mut r, n)?.to_vec()).ok()
+        };
+        let namespace = name().ok_or_else(bad)?;
+        let metric_name = name().ok_or_else(bad)?;
+        if !r.is_empty() {
+            return Err(bad());
+        }
+        Ok(ListCursor {
+            namespace,
+            metric_name,
+            hash,
+            skip,
+        })
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The first `n` bytes of `r`, which then starts after them.
+fn take_bytes<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if r.len() < n {
+        return None;
+    }
+    let (head, rest) = r.split_at(n);
+    *r = rest;
+    Some(head)
+}
+
+/// A big-endian number of `n <= 8` bytes taken from `r`.
+fn take_word(r: &mut &[u8], n: usize) -> Option<u64> {
+    let mut buf = [0u8; 8];
+    buf[8 - n..].copy_from_slice(take_bytes(r, n)?);
+    Some(u64::from_be_bytes(buf))
+}
+/// Longest namespace or metric name (CloudWatch's 255 characters, ASCII).
+const MAX_NAME_BYTES: usize = 255;
+
 /// What [`Store::export_shards`] gives, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExportItem {
@@ -901,6 +1334,11 @@ pub struct StreamExport {
     /// `(tier index, window start, window)`.
     pub windows: Vec<(u8, i64, WindowExport)>,
 }
+
+mod query_gate;
+pub use query_gate::{
+    Admission, DEFAULT_MAX_QUERY_COST, DEFAULT_MAX_WAITING_QUERIES, QueryGate, QueryRefused,
+};
 
 #[cfg(test)]
 mod tests;

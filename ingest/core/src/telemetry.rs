@@ -33,7 +33,8 @@ pub enum RejectReason {
     shutting_down,
     /// The write-ahead log could not persist the request (disk full, IO error).
     persist_failed,
-    /// The request would have created series beyond `--max-series`.
+    /// The request would have created series beyond `--max-series`,
+    /// `--max-series-per-namespace` or `--max-series-bytes`.
     series_limit,
 }
 

@@ -14,6 +14,10 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     /// The Unix epoch.
     pub const EPOCH: Timestamp = Timestamp(0);
+    /// The earliest time RFC 3339 can write, `0000-01-01T00:00:00Z`.
+    pub const EARLIEST: Timestamp = Timestamp(-62_167_219_200_000);
+    /// The latest time RFC 3339 can write, `9999-12-31T23:59:59.999Z`.
+    pub const LATEST: Timestamp = Timestamp(253_402_300_799_999);
 
     /// A timestamp from Unix milliseconds.
     pub const fn from_millis(ms: i64) -> Self {
@@ -40,18 +44,126 @@ impl Timestamp {
         Timestamp(self.0.saturating_sub(ms))
     }
 
-    /// Rounds down to a multiple of `step_ms` since the epoch (`step_ms` > 0).
-    pub const fn floor_to(self, step_ms: i64) -> Self {
-        Timestamp(self.0.div_euclid(step_ms) * step_ms)
-    }
-
-    /// RFC 3339 rendering in UTC with millisecond precision when needed.
-    pub fn to_rfc3339(self) -> String {
-        match jiff::Timestamp::from_millisecond(self.0) {
-            Ok(ts) => ts.to_string(),
-            Err(_) => format!("{}ms", self.0),
+    /// This timestamp plus `ms` milliseconds, or `None` when that is not an `i64`.
+    pub const fn checked_add_millis(self, ms: i64) -> Option<Self> {
+        match self.0.checked_add(ms) {
+            Some(t) => Some(Timestamp(t)),
+            None => None,
         }
     }
+
+    /// Rounds down to a multiple of `step_ms` since the epoch (`step_ms` > 0); saturates at
+    /// `i64::MIN` instead of overflowing (see [`Timestamp::checked_floor_to`]).
+    pub const fn floor_to(self, step_ms: i64) -> Self {
+        Timestamp(self.0.saturating_sub(self.0.rem_euclid(step_ms)))
+    }
+
+    /// Rounds down to a multiple of `step_ms` since the epoch, or `None` when `step_ms` is not
+    /// positive or the multiple is below `i64::MIN`.
+    pub const fn checked_floor_to(self, step_ms: i64) -> Option<Self> {
+        if step_ms <= 0 {
+            return None;
+        }
+        match self.0.checked_sub(self.0.rem_euclid(step_ms)) {
+            Some(t) => Some(Timestamp(t)),
+            None => None,
+        }
+    }
+
+    /// Whether RFC 3339 can write this time: [`Timestamp::EARLIEST`]..=[`Timestamp::LATEST`].
+    pub const fn is_representable(self) -> bool {
+        self.0 >= Self::EARLIEST.0 && self.0 <= Self::LATEST.0
+    }
+
+    /// A timestamp from Unix milliseconds that RFC 3339 can write (years 0000 to 9999).
+    ///
+    /// # Errors
+    /// [`TimeError::OutOfRange`] outside [`Timestamp::EARLIEST`]..=[`Timestamp::LATEST`].
+    pub const fn try_from_millis(ms: i64) -> Result<Self, TimeError> {
+        let t = Timestamp(ms);
+        if t.is_representable() {
+            Ok(t)
+        } else {
+            Err(TimeError::OutOfRange)
+        }
+    }
+
+    /// A timestamp from Unix seconds with a fraction (rounded to the millisecond).
+    ///
+    /// # Errors
+    /// [`TimeError::NotFinite`] for NaN and infinities, [`TimeError::OutOfRange`] outside
+    /// years 0000 to 9999.
+    pub fn try_from_secs_f64(secs: f64) -> Result<Self, TimeError> {
+        if !secs.is_finite() {
+            return Err(TimeError::NotFinite);
+        }
+        let ms = (secs * 1000.0).round();
+        // Compared as floats first: every representable time is far inside f64's exact range.
+        if ms < Self::EARLIEST.0 as f64 || ms > Self::LATEST.0 as f64 {
+            return Err(TimeError::OutOfRange);
+        }
+        Self::try_from_millis(ms as i64)
+    }
+
+    /// Parses an RFC 3339 time (`2024-01-01T00:00:00Z`, `2024-01-01T01:00:00.5+01:00`): any
+    /// date from 0000-01-01 to 9999-12-31 with a time and a UTC offset, as long as the instant
+    /// it names in UTC is in that range too. A leap second (`:60`) is read as `:59`, and the
+    /// fraction is truncated to the millisecond. jiff's own `Timestamp` stops a day short of
+    /// the end of 9999 (it leaves room for any offset), so the date, time and offset are read
+    /// with jiff's parser and combined here.
+    ///
+    /// # Errors
+    /// [`TimeError::NotRfc3339`] when the text is not such a time, [`TimeError::OutOfRange`]
+    /// when the instant is outside years 0000 to 9999 in UTC.
+    pub fn parse_rfc3339(s: &str) -> Result<Self, TimeError> {
+        let not_rfc3339 = || TimeError::NotRfc3339(crate::validate::quote(s));
+        let t = s.trim();
+        if t.len() > MAX_RFC3339_LEN {
+            return Err(not_rfc3339());
+        }
+        let pieces = jiff::fmt::temporal::Pieces::parse(t).map_err(|_| not_rfc3339())?;
+        let (Some(time), Some(offset)) = (pieces.time(), pieces.to_numeric_offset()) else {
+            return Err(not_rfc3339());
+        };
+        let local = pieces.date().to_datetime(time);
+        let since_epoch = local.duration_since(jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0));
+        let ms = since_epoch.as_millis() - i128::from(offset.seconds()) * 1000;
+        let ms = i64::try_from(ms).map_err(|_| TimeError::OutOfRange)?;
+        Self::try_from_millis(ms)
+    }
+
+    /// RFC 3339 rendering in UTC with millisecond precision when needed; a time outside
+    /// years 0000 to 9999 is written as `<n>ms`.
+    pub fn to_rfc3339(self) -> String {
+        if let Ok(ts) = jiff::Timestamp::from_millisecond(self.0) {
+            return ts.to_string();
+        }
+        // jiff's Timestamp ends a day before 9999 does: the last day is written from its
+        // civil date and time.
+        let epoch = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+        match epoch.checked_add(jiff::SignedDuration::from_millis(self.0)) {
+            Ok(dt) if self.is_representable() => format!("{dt}Z"),
+            _ => format!("{}ms", self.0),
+        }
+    }
+}
+
+/// Longest text [`Timestamp::parse_rfc3339`] reads (a time with nanoseconds, an offset and a
+/// time zone annotation fits); longer text is refused before it is parsed.
+const MAX_RFC3339_LEN: usize = 128;
+
+/// Why a time was refused. Messages state the rule; the caller names the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// The text is not an RFC 3339 time.
+    #[error("must be an RFC 3339 time with a UTC offset, such as 2024-01-01T00:00:00Z (got {0})")]
+    NotRfc3339(String),
+    /// The time is outside what RFC 3339 can write.
+    #[error("must be between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")]
+    OutOfRange,
+    /// A number of seconds that is NaN or infinite.
+    #[error("must be a finite number")]
+    NotFinite,
 }
 
 impl fmt::Display for Timestamp {
@@ -188,6 +300,108 @@ mod tests {
     fn rfc3339_rendering() {
         assert_eq!(Timestamp::from_secs(0).to_rfc3339(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp(1_500).to_rfc3339(), "1970-01-01T00:00:01.5Z");
+    }
+
+    #[test]
+    fn floor_saturates_instead_of_overflowing() {
+        assert_eq!(Timestamp(i64::MIN).floor_to(MINUTE_MS), Timestamp(i64::MIN));
+        assert_eq!(Timestamp(i64::MIN).checked_floor_to(MINUTE_MS), None);
+        assert_eq!(
+            Timestamp(i64::MIN).checked_floor_to(1),
+            Some(Timestamp(i64::MIN))
+        );
+        assert_eq!(Timestamp(i64::MAX).checked_floor_to(0), None);
+        assert_eq!(
+            Timestamp(i64::MAX).checked_floor_to(MINUTE_MS),
+            Some(Timestamp(i64::MAX - i64::MAX % MINUTE_MS))
+        );
+        assert_eq!(Timestamp(-1).checked_floor_to(1000), Some(Timestamp(-1000)));
+        assert_eq!(Timestamp(i64::MAX).checked_add_millis(1), None);
+        assert_eq!(Timestamp(1).checked_add_millis(-2), Some(Timestamp(-1)));
+    }
+
+    #[test]
+    fn parses_every_rfc3339_year_from_0000_to_9999() {
+        let p = Timestamp::parse_rfc3339;
+        assert_eq!(
+            p("9999-12-31T23:59:59Z"),
+            Ok(Timestamp(253_402_300_799_000))
+        );
+        assert_eq!(p("9999-12-31T23:59:59.999Z"), Ok(Timestamp::LATEST));
+        assert_eq!(p("9999-12-31T23:59:59.9999999Z"), Ok(Timestamp::LATEST));
+        assert_eq!(p("0000-01-01T00:00:00Z"), Ok(Timestamp::EARLIEST));
+        assert_eq!(p("1970-01-01T01:00:00+01:00"), Ok(Timestamp::EPOCH));
+        assert_eq!(p(" 1970-01-01t00:00:01.5z "), Ok(Timestamp(1_500)));
+        // A leap second is read as the second before it (as jiff does).
+        assert_eq!(p("1970-01-01T00:00:60Z"), Ok(Timestamp(59_000)));
+        // Written in range, but in UTC outside it.
+        assert_eq!(p("9999-12-31T23:59:59-00:01"), Err(TimeError::OutOfRange));
+        assert_eq!(p("0000-01-01T00:00:00+00:01"), Err(TimeError::OutOfRange));
+        assert_eq!(p("-000001-01-01T00:00:00Z"), Err(TimeError::OutOfRange));
+        for bad in [
+            "10000-01-01T00:00:00Z",
+            "+010000-01-01T00:00:00Z",
+            "2024-01-01",
+            "2024-01-01T00:00:00",
+            "2024-02-30T00:00:00Z",
+            "2024-01-01T24:00:01Z",
+            "yesterday",
+            "",
+        ] {
+            assert!(
+                matches!(p(bad), Err(TimeError::NotRfc3339(_))),
+                "{bad}: {:?}",
+                p(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn errors_quote_a_bounded_prefix() {
+        let long = "9".repeat(100_000);
+        let msg = Timestamp::parse_rfc3339(&long).unwrap_err().to_string();
+        assert!(msg.len() < 250, "{msg}");
+        assert!(msg.contains("(100000 bytes)"), "{msg}");
+    }
+
+    #[test]
+    fn renders_the_whole_range() {
+        assert_eq!(Timestamp::LATEST.to_rfc3339(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            Timestamp(253_402_300_799_000).to_rfc3339(),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(Timestamp::EARLIEST.to_rfc3339(), "0000-01-01T00:00:00Z");
+        assert_eq!(Timestamp(i64::MAX).to_rfc3339(), format!("{}ms", i64::MAX));
+        assert_eq!(Timestamp(i64::MIN).to_rfc3339(), format!("{}ms", i64::MIN));
+        for t in [
+            Timestamp::EARLIEST,
+            Timestamp(0),
+            Timestamp(1_500),
+            Timestamp::LATEST,
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Ok(t));
+        }
+    }
+
+    #[test]
+    fn seconds_must_be_finite_and_in_range() {
+        let s = Timestamp::try_from_secs_f64;
+        assert_eq!(s(1.5), Ok(Timestamp(1_500)));
+        assert_eq!(s(f64::NAN), Err(TimeError::NotFinite));
+        assert_eq!(s(f64::INFINITY), Err(TimeError::NotFinite));
+        assert_eq!(s(-1e300), Err(TimeError::OutOfRange));
+        assert_eq!(s(1e300), Err(TimeError::OutOfRange));
+        assert_eq!(s(253_402_300_799.999), Ok(Timestamp::LATEST));
+        assert_eq!(s(253_402_300_800.0), Err(TimeError::OutOfRange));
+        assert_eq!(
+            Timestamp::try_from_millis(i64::MIN),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::try_from_millis(i64::MAX),
+            Err(TimeError::OutOfRange)
+        );
     }
 
     #[test]

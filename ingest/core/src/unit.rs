@@ -63,9 +63,12 @@ units! {
 /// The error for a unit name that CloudWatch does not define.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "must be a CloudWatch StandardUnit (Seconds, Milliseconds, Bytes, Percent, Count, Count/Second, None, ...), got {0:?}"
+    "must be a CloudWatch StandardUnit (Seconds, Milliseconds, Bytes, Percent, Count, Count/Second, None, ...), got {0}"
 )]
-pub struct UnknownUnit(pub String);
+pub struct UnknownUnit(
+    /// The unit as found, quoted, at most a bounded prefix of it ([`crate::validate::quote`]).
+    pub String,
+);
 
 impl FromStr for Unit {
     type Err = UnknownUnit;
@@ -79,7 +82,7 @@ impl FromStr for Unit {
             .iter()
             .copied()
             .find(|u| u.as_str() == s)
-            .ok_or_else(|| UnknownUnit(s.to_owned()))
+            .ok_or_else(|| UnknownUnit(crate::validate::quote(s)))
     }
 }
 
@@ -105,5 +108,15 @@ mod tests {
             "seconds".parse::<Unit>().is_err(),
             "names are case-sensitive"
         );
+    }
+
+    #[test]
+    fn an_unknown_unit_is_quoted_only_in_part() {
+        let long = "x".repeat(100_000);
+        let message = long.parse::<Unit>().unwrap_err().to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
+        assert!(message.contains("(100000 bytes)"), "{message}");
+        let message = "Furlongs".parse::<Unit>().unwrap_err().to_string();
+        assert!(message.ends_with("got \"Furlongs\""), "{message}");
     }
 }

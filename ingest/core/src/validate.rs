@@ -21,6 +21,23 @@ pub const MAX_MAGNITUDE: f64 = 2.348_542_582_773_833_3e108;
 pub const MAX_AGE_MS: i64 = 14 * DAY_MS;
 /// How far in the future a timestamp may be.
 pub const MAX_AHEAD_MS: i64 = 2 * HOUR_MS;
+/// Most samples one datum may count (a statistic set's `sample_count`, or the sum of a
+/// datum's `counts`): 2^53, the largest count a double holds exactly. A request of
+/// [`MAX_DATUMS_PER_REQUEST`] datums then counts at most about 9.007e18 samples, which its
+/// `accepted_samples` (a `uint64`) holds without saturating.
+pub const MAX_SAMPLE_COUNT: f64 = 9_007_199_254_740_992.0;
+/// Characters of an offending value an error message quotes at most.
+pub const QUOTE_CHARS: usize = 64;
+
+/// `s` quoted for an error message: whole when it is at most [`QUOTE_CHARS`] characters,
+/// else its first [`QUOTE_CHARS`] characters followed by `…(N bytes)`, so that a message
+/// stays small (a gRPC status travels in a header) however large the value.
+pub fn quote(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_CHARS) {
+        None => format!("{s:?}"),
+        Some((end, _)) => format!("{:?}…({} bytes)", &s[..end], s.len()),
+    }
+}
 
 /// A broken rule for one field: `field` is a path such as `metric_data[2].value`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -148,7 +165,10 @@ pub fn dimension_set<'a>(
         if names[..i].contains(n) {
             return Err((
                 Some(i),
-                format!("name {n:?} appears more than once; dimension names must be unique"),
+                format!(
+                    "name {} appears more than once; dimension names must be unique",
+                    quote(n)
+                ),
             ));
         }
     }
@@ -213,7 +233,20 @@ pub fn storage_resolution(r: i32) -> Rule {
     }
 }
 
-/// A statistic set: every field valid, `sample_count > 0`, `minimum <= maximum`.
+/// The samples one datum counts: at most [`MAX_SAMPLE_COUNT`].
+///
+/// # Errors
+/// The rule broken.
+pub fn sample_count(n: f64) -> Rule {
+    if n > MAX_SAMPLE_COUNT {
+        return Err(format!(
+            "must count at most 2^53 ({MAX_SAMPLE_COUNT}) samples per datum (got {n:e})"
+        ));
+    }
+    Ok(())
+}
+
+/// A statistic set: every field valid, `0 < sample_count <= 2^53`, `minimum <= maximum`.
 ///
 /// # Errors
 /// `(field, rule)` with the field's name inside the set.
@@ -232,6 +265,7 @@ pub fn statistic_set(s: &StatisticSet) -> Result<(), ValidationError> {
             format!("must be greater than 0 (got {})", s.sample_count),
         ));
     }
+    sample_count(s.sample_count).map_err(|rule| ValidationError::new("sample_count", rule))?;
     if s.minimum > s.maximum {
         return Err(ValidationError::new(
             "minimum",
@@ -428,6 +462,20 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.field, "sample_count");
+        let e = statistic_set(&StatisticSet {
+            sample_count: 2f64.powi(360),
+            ..ok
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "sample_count");
+        assert!(e.rule.contains("2^53"), "{e}");
+        assert!(
+            statistic_set(&StatisticSet {
+                sample_count: MAX_SAMPLE_COUNT,
+                ..ok
+            })
+            .is_ok()
+        );
         let e = statistic_set(&StatisticSet { minimum: 5.0, ..ok }).unwrap_err();
         assert_eq!(e.field, "minimum");
         let e = statistic_set(&StatisticSet {
@@ -436,6 +484,18 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.field, "sum");
+    }
+
+    #[test]
+    fn quotes_are_bounded() {
+        assert_eq!(quote("Furlongs"), "\"Furlongs\"");
+        let long = "é".repeat(100_000);
+        let q = quote(&long);
+        assert!(q.len() < 4 * QUOTE_CHARS, "{q}");
+        assert!(q.ends_with("…(200000 bytes)"), "{q}");
+        let e = dimension_set(["a".repeat(100_000).as_str(), &"a".repeat(100_000)].into_iter())
+            .unwrap_err();
+        assert!(e.1.len() < 300, "{}", e.1);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct Validated {
     /// Values and counts of multi-valued datums.
     values: Vec<f64>,
     multi: Vec<Multi>,
+    /// The request's new series, reserved against the series limits until it is applied
+    /// (dropped at the end of [`Validated::apply`], or with the request when it is not).
+    reservation: Option<crate::service::Reservation>,
 }
 
 const NO_VALUES: Sample<'static> = Sample::Values {
@@ -125,9 +128,16 @@ impl Validated {
         f(&self.runs, &filled)
     }
 
-    /// Records the request into `store` as log record `seq` (see [`Store::record_runs_seq`]).
+    /// Records the request into `store` as log record `seq` (see [`Store::record_runs_seq`]);
+    /// only then is its reservation of new series released, as they are counted by the store.
     pub fn apply(self, store: &Store, seq: u64) {
         self.with_runs(|runs, observations| store.record_runs_seq(runs, observations, seq));
+        drop(self);
+    }
+
+    /// Holds `reservation` until the request is applied or dropped.
+    pub(crate) fn hold(&mut self, reservation: crate::service::Reservation) {
+        self.reservation = Some(reservation);
     }
 
     fn push(
@@ -258,13 +268,13 @@ pub fn validate_request(
     if req.datums.is_empty() {
         return Err(ValidationError::new("metric_data", "must contain at least one datum").into());
     }
-    if req.datums.len() > validate::MAX_DATUMS_PER_REQUEST {
+    if req.datum_count > validate::MAX_DATUMS_PER_REQUEST {
         return Err(ValidationError::new(
             "metric_data",
             format!(
                 "must contain at most {} datums (got {})",
                 validate::MAX_DATUMS_PER_REQUEST,
-                req.datums.len()
+                req.datum_count
             ),
         )
         .into());
@@ -308,6 +318,8 @@ pub fn validate_request(
             Some(_) if rest_only => None,
             _ => {
                 d.read(bytes).map_err(at)?;
+                too_many_dimensions(&d)
+                    .map_err(|e| RequestError::Invalid(e.within(&format!("metric_data[{i}]"))))?;
                 Some(keys.key(
                     req.namespace,
                     d.metric_name,
@@ -374,7 +386,15 @@ impl<'a> Units<'a> {
             return Ok(u);
         }
         let s = text(b, "unit").map_err(Err)?;
-        let u = s.parse::<Unit>().map_err(|e| Ok(e.to_string()))?;
+        // The unit is quoted in the error with a bounded prefix: a 100 KB unit must not make a
+        // 100 KB status message.
+        let u = s.parse::<Unit>().map_err(|_| {
+            Ok(format!(
+                "must be a CloudWatch StandardUnit (Seconds, Milliseconds, Bytes, Percent, Count, \
+                 Count/Second, None, ...), got {}",
+                validate::quote(s)
+            ))
+        })?;
         self.last = Some((b, u));
         Ok(u)
     }
@@ -399,6 +419,12 @@ pub fn trusted_request(
     let (mut d, mut keys, mut units) = (DatumView::default(), interner.session(), Units::default());
     for bytes in &req.datums {
         d.read(bytes)?;
+        if d.dimension_count > d.dimensions.len() {
+            return Err(WireError(format!(
+                "a logged datum has {} dimensions",
+                d.dimension_count
+            )));
+        }
         let unit = units.parse(d.unit).unwrap_or_default();
         let key = keys.key(
             req.namespace,
@@ -414,6 +440,22 @@ pub fn trusted_request(
         }
     }
     Ok(out)
+}
+
+/// Refuses a datum with more dimensions than CloudWatch allows, counted by the reader (which
+/// keeps only the first [`wire::MAX_DIMENSIONS`]).
+fn too_many_dimensions(d: &DatumView<'_>) -> Result<(), ValidationError> {
+    if d.dimension_count > validate::MAX_DIMENSIONS {
+        return Err(ValidationError::new(
+            "dimensions",
+            format!(
+                "must have at most {} entries (got {})",
+                validate::MAX_DIMENSIONS,
+                d.dimension_count
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn field(name: &str) -> impl Fn(String) -> ValidationError + '_ {
@@ -461,6 +503,7 @@ fn validate_datum(d: &DatumView<'_>, now: Timestamp) -> Result<f64, ValidationEr
         for (k, &c) in d.counts.iter().enumerate() {
             validate::count(c).map_err(|r| ValidationError::new(format!("counts[{k}]"), r))?;
         }
+        validate::sample_count(d.counts.iter().sum()).map_err(field("counts"))?;
     }
     validate::storage_resolution(d.storage_resolution).map_err(field("storage_resolution"))?;
     Ok(sample_count(d))

@@ -9,8 +9,9 @@
 //!
 //! A cached key may belong to a series that compaction has since removed; recording through
 //! it simply creates the series again, as the key would. Each shard is cleared when it grows
-//! past its bound, so that dimension orders or series that come and go cannot grow it without
-//! end.
+//! past its bound, in entries or in bytes (an identity with large dimension values weighs
+//! tens of KB, and the keys it holds may outlive their series), so that dimension orders or
+//! series that come and go cannot grow it without end.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,16 +26,36 @@ struct Entry {
     key: SeriesKey,
 }
 
+impl Entry {
+    /// Bytes the entry holds, estimated: itself, its identity bytes and its key (counted whole
+    /// although the store usually shares it).
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Entry>() + self.identity.len() + self.key.weight()
+    }
+}
+
+/// Bytes an interner holds at most by default, per identity it may hold.
+const DEFAULT_BYTES_PER_ENTRY: usize = 512;
+
+#[derive(Default)]
+struct Shard {
+    table: HashTable<Entry>,
+    /// The sum of the entries' weights.
+    bytes: usize,
+}
+
 /// The wire-identity → series-key cache.
 pub struct Interner {
-    shards: Box<[Mutex<HashTable<Entry>>]>,
+    shards: Box<[Mutex<Shard>]>,
     max_per_shard: usize,
+    max_bytes_per_shard: usize,
 }
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Interner")
             .field("max_per_shard", &self.max_per_shard)
+            .field("max_bytes_per_shard", &self.max_bytes_per_shard)
             .finish_non_exhaustive()
     }
 }
@@ -47,12 +68,28 @@ fn push_part(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 impl Interner {
-    /// An interner holding about `capacity` identities at most.
+    /// An interner holding about `capacity` identities at most, and about 512 bytes per
+    /// identity it may hold.
     pub fn new(capacity: usize) -> Self {
+        Self::with_max_bytes(capacity, capacity.saturating_mul(DEFAULT_BYTES_PER_ENTRY))
+    }
+
+    /// An interner holding about `capacity` identities and `max_bytes` bytes at most (each
+    /// shard at least 64 identities and 64 KiB).
+    pub fn with_max_bytes(capacity: usize, max_bytes: usize) -> Self {
         Interner {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             max_per_shard: capacity.div_ceil(SHARDS).max(64),
+            max_bytes_per_shard: max_bytes.div_ceil(SHARDS).max(64 << 10),
         }
+    }
+
+    /// Bytes held, estimated (identities and keys).
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).bytes)
+            .sum()
     }
 
     /// A lookup session for one request: it reuses its buffers, shares one namespace among
@@ -81,26 +118,35 @@ impl Interner {
         let shard = &self.shards[(hash as usize) % SHARDS];
         let table_hash = hash.rotate_right(16);
         {
-            let table = shard.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(e) = table.find(table_hash, |e| e.hash == hash && *e.identity == *identity)
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = shard
+                .table
+                .find(table_hash, |e| e.hash == hash && *e.identity == *identity)
             {
                 return Ok(e.key.clone());
             }
         }
         let key = make()?;
-        let mut table = shard.lock().unwrap_or_else(|p| p.into_inner());
-        if table.len() >= self.max_per_shard {
-            table.clear();
+        let entry = Entry {
+            hash,
+            identity: identity.into(),
+            key: key.clone(),
+        };
+        let weight = entry.weight();
+        let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if shard.table.len() >= self.max_per_shard
+            || shard.bytes + weight > self.max_bytes_per_shard
+        {
+            // Cleared whole (and its memory given back), not grown.
+            shard.table = HashTable::new();
+            shard.bytes = 0;
         }
-        table.insert_unique(
-            table_hash,
-            Entry {
-                hash,
-                identity: identity.into(),
-                key: key.clone(),
-            },
-            |e| e.hash.rotate_right(16),
-        );
+        if weight <= self.max_bytes_per_shard {
+            shard.bytes += weight;
+            shard
+                .table
+                .insert_unique(table_hash, entry, |e| e.hash.rotate_right(16));
+        }
         Ok(key)
     }
 
@@ -108,7 +154,7 @@ impl Interner {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).table.len())
             .sum()
     }
 
@@ -272,5 +318,23 @@ mod tests {
             assert_eq!(k.dimension("Host"), Some(host.as_str()));
         }
         assert!(i.len() <= SHARDS * 64, "{}", i.len());
+    }
+
+    /// Identities with large dimension values fill the byte budget before the entry count:
+    /// the interner stays within its bytes whatever it is fed.
+    #[test]
+    fn a_shard_is_bounded_in_bytes() {
+        let budget = SHARDS * (64 << 10);
+        let i = Interner::with_max_bytes(1_000_000, budget);
+        let value = "v".repeat(1024);
+        for n in 0..5_000 {
+            let dims: Vec<(String, &str)> = (0..30)
+                .map(|d| (format!("d{d}-{n}"), value.as_str()))
+                .collect();
+            let dims: Vec<(&str, &str)> = dims.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+            key(&mut i.session(), "App", "Cpu", &dims);
+            assert!(i.bytes() <= budget, "{} > {budget}", i.bytes());
+        }
+        assert!(!i.is_empty());
     }
 }

@@ -35,12 +35,18 @@ pub use error::Error;
 pub use service::{Limits, MetricsApi};
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codegen::http;
+
+/// The path of `StreamMetricData`, whose request-body timeout applies per message.
+const STREAM_PATH: &str = "/thermostat.v1.MetricsService/StreamMetricData";
 
 /// Serves the metrics API (and gRPC reflection) on `listener` until `shutdown` completes, then
 /// stops accepting and lets in-flight requests finish.
+///
+/// Connections are accepted with back-off ([`thermostat_transport::Acceptor`]) and closed when
+/// idle; requests are put under the transport limits
+/// ([`thermostat_transport::GrpcLimitsLayer`]); HTTP/2 advertises
+/// `--max-concurrent-streams-per-connection`.
 ///
 /// # Errors
 /// A transport error from the gRPC server, or a broken reflection descriptor.
@@ -48,6 +54,7 @@ pub async fn serve(
     listener: TcpListener,
     api: MetricsApi,
     limits: Limits,
+    transport: thermostat_transport::Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let reflection = tonic_reflection::server::Builder::configure()
@@ -57,23 +64,25 @@ pub async fn serve(
     let metrics = MetricsServiceServer::new(api)
         .max_decoding_message_size(limits.max_request_bytes)
         .max_encoding_message_size(64 << 20);
-    // Small responses must not wait for Nagle's algorithm (40 ms with delayed ACKs).
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|c| {
-            if let Err(e) = c.set_nodelay(true) {
-                tracing::debug!(error = %e, "Cannot set TCP_NODELAY on a gRPC connection.");
-            }
-        })
-    });
+    let incoming = thermostat_transport::Acceptor::new(
+        listener,
+        "gRPC",
+        Some(transport.idle_connection_timeout),
+    )
+    .into_stream();
     let limit = limits.max_request_bytes;
+    let max_streams = transport.max_concurrent_streams_per_connection;
+    let transport_limits = thermostat_transport::GrpcLimitsLayer::new(transport, &[STREAM_PATH]);
     tonic::transport::Server::builder()
         // Clients may send DATA frames of up to 1 MiB (HTTP/2's default is 16 KiB): a
         // 1,000-datum request then arrives in one frame instead of four, and both sides
         // handle a quarter of the frames.
         .max_frame_size(Some(1 << 20))
+        .max_concurrent_streams(Some(max_streams))
         .layer(tower::util::MapResponseLayer::new(move |r| {
             too_large_is_resource_exhausted(r, limit, &telemetry)
         }))
+        .layer(transport_limits)
         .add_service(reflection)
         .add_service(metrics)
         .serve_with_incoming_shutdown(incoming, shutdown)

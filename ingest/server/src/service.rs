@@ -1,10 +1,13 @@
 //! The `thermostat.v1.MetricsService` gRPC service.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::{Stream, StreamExt as _};
-use thermostat_metrics::validate::ValidationError;
+use thermostat_metrics::store::{LIST_MAX_BYTES, LIST_MAX_RECORDS, ListCursor, ListFilter};
+use thermostat_metrics::store::{QueryGate, QueryRefused};
+use thermostat_metrics::validate::{ValidationError, quote};
 use thermostat_metrics::{
     Clock, Dimension, Period, Query, SeriesKey, Statistic, Store, Telemetry, Timestamp, Unit,
 };
@@ -41,6 +44,16 @@ pub struct Limits {
     pub max_series: usize,
     /// Series held at most per namespace (`None` = only `max_series`).
     pub max_series_per_namespace: Option<usize>,
+    /// Bytes of series (keys and windows, weighed by [`Store::series_bytes`]) held at most; a
+    /// request that would create series beyond it is refused whole. The interner's cache of
+    /// identities holds at most a quarter as much besides.
+    pub max_series_bytes: usize,
+    /// Cost (periods × statistics × series) of one `GetMetricStatistics` at most; the query
+    /// gate made by [`MetricsApi::new`] uses it (see [`MetricsApi::with_query_gate`]).
+    pub max_query_cost: u64,
+    /// A `StreamMetricData` stream that sends no message for this long is closed with
+    /// DEADLINE_EXCEEDED, which frees its `max_streams` slot.
+    pub stream_idle_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -51,6 +64,9 @@ impl Default for Limits {
             max_request_bytes: 16 << 20,
             max_series: 1_000_000,
             max_series_per_namespace: None,
+            max_series_bytes: 4 << 30,
+            max_query_cost: thermostat_metrics::store::DEFAULT_MAX_QUERY_COST,
+            stream_idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -67,6 +83,10 @@ pub struct MetricsApi {
     streams: Arc<Semaphore>,
     stopping: CancellationToken,
     interner: Arc<Interner>,
+    queries: Arc<QueryGate>,
+    /// New series of requests admitted but not yet applied (see
+    /// [`MetricsApi::check_series_limits`]).
+    reserved: Arc<Mutex<Reserved>>,
 }
 
 impl MetricsApi {
@@ -89,8 +109,25 @@ impl MetricsApi {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             stopping,
-            interner: Arc::new(Interner::new(limits.max_series.saturating_mul(2))),
+            interner: Arc::new(Interner::with_max_bytes(
+                limits.max_series.saturating_mul(2),
+                limits.max_series_bytes / 4,
+            )),
+            reserved: Arc::default(),
+            queries: Arc::new(QueryGate::new(
+                limits.max_query_cost,
+                1,
+                thermostat_metrics::store::DEFAULT_MAX_WAITING_QUERIES,
+            )),
         }
+    }
+
+    /// Runs `GetMetricStatistics` through `gate` (shared with the HTTP API) instead of a gate
+    /// of its own: one query at a time with the default queue, within
+    /// `limits.max_query_cost`.
+    pub fn with_query_gate(mut self, gate: Arc<QueryGate>) -> Self {
+        self.queries = gate;
+        self
     }
 
     /// The telemetry this service counts into.
@@ -106,14 +143,14 @@ impl MetricsApi {
         }
         let received = self.clock.now();
         let payload = request.0;
-        let validated =
+        let mut validated =
             validate_request(&payload, received, &self.interner).map_err(|e| match e {
                 RequestError::Invalid(v) => Error::Invalid(v),
                 RequestError::Wire(w) => Error::Malformed(w.to_string()),
             })?;
         let namespace = validated.series().next().map(|k| k.namespace_arc().clone());
         if let Some(ns) = namespace {
-            self.check_series_limits(&ns, &validated)?;
+            self.check_series_limits(&ns, &mut validated)?;
         }
         let samples = validated.samples;
         let (ack, pending) = oneshot::channel();
@@ -127,45 +164,94 @@ impl MetricsApi {
         }
     }
 
-    /// Refuses a request that would create series beyond `--max-series` (or the namespace's
-    /// limit). Counting the new series of a request takes a lookup per datum, so it is done
-    /// only near a limit. Requests admitted at the same time may overshoot a limit by the
-    /// series they create between them.
-    fn check_series_limits(&self, namespace: &str, v: &Validated) -> Result<(), Error> {
-        let total = self.store.series_count();
-        let in_ns = self
-            .limits
-            .max_series_per_namespace
-            .map(|_| self.store.namespace_series_count(namespace));
-        // At most one new series per run of one series.
-        let most_new = v.series().count();
-        let near_total = total + most_new > self.limits.max_series;
-        let near_ns = matches!((in_ns, self.limits.max_series_per_namespace), (Some(n), Some(max)) if n + most_new > max);
-        if !near_total && !near_ns {
+    /// Refuses a request that would create series beyond `--max-series`, the namespace's
+    /// limit or `--max-series-bytes`, and otherwise reserves its new series against them until
+    /// the request is applied (the reservation travels with `v` to the applier, which drops it
+    /// after recording).
+    ///
+    /// Check and reservation happen under one lock, against the series held plus those
+    /// reserved by requests admitted before and not yet applied, so that requests admitted at
+    /// the same time cannot overshoot a limit between them: the bound holds exactly. A series
+    /// is counted twice for the moment between its request's apply and the release, and
+    /// requests creating the same new series each reserve it, which can only refuse early.
+    ///
+    /// Far from every limit, a request reserves one series per run of one series (an upper
+    /// bound needing no lookup); near one, its new series are counted exactly.
+    fn check_series_limits(&self, namespace: &Arc<str>, v: &mut Validated) -> Result<(), Error> {
+        let runs: Vec<&SeriesKey> = v.series().collect();
+        let most_bytes: usize = runs.iter().map(|k| Store::new_series_bytes(k)).sum();
+        let max_ns = self.limits.max_series_per_namespace;
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        let total = self.store.series_count() + reserved.series;
+        let bytes = self.store.series_bytes() + reserved.bytes;
+        let in_ns = max_ns.map(|_| {
+            self.store.namespace_series_count(namespace)
+                + reserved.per_namespace.get(namespace).copied().unwrap_or(0)
+        });
+        let fits = |series: usize, b: usize| {
+            total + series <= self.limits.max_series
+                && bytes + b <= self.limits.max_series_bytes
+                && match (in_ns, max_ns) {
+                    (Some(n), Some(max)) => n + series <= max,
+                    _ => true,
+                }
+        };
+        let (new, new_bytes) = if fits(runs.len(), most_bytes) {
+            (runs.len(), most_bytes)
+        } else {
+            let mut new: Vec<&SeriesKey> = runs
+                .into_iter()
+                .filter(|k| !self.store.contains(k))
+                .collect();
+            new.sort_unstable();
+            new.dedup();
+            let b = new.iter().map(|k| Store::new_series_bytes(k)).sum();
+            (new.len(), b)
+        };
+        if new == 0 {
             return Ok(());
         }
-        let mut new: Vec<&SeriesKey> = v.series().filter(|k| !self.store.contains(k)).collect();
-        new.sort_unstable();
-        new.dedup();
-        let refuse = |limit: usize, what: &str| {
-            self.telemetry.series_refused(new.len());
+        let refuse = |rule: String| {
+            self.telemetry.series_refused(new);
             Err(Error::SeriesLimit(format!(
-                "the request would create {} new series beyond the limit of {limit} series {what}; existing series keep working: send data for existing series only, or raise the limit",
-                new.len()
+                "the request would create {new} new series {rule}; existing series keep working: send data for existing series only, or raise the limit"
             )))
         };
-        if !new.is_empty() && total + new.len() > self.limits.max_series {
-            return refuse(self.limits.max_series, "(--max-series)");
+        if total + new > self.limits.max_series {
+            return refuse(format!(
+                "beyond the limit of {} series (--max-series)",
+                self.limits.max_series
+            ));
         }
-        if let (Some(n), Some(max)) = (in_ns, self.limits.max_series_per_namespace)
-            && !new.is_empty()
-            && n + new.len() > max
+        if let (Some(n), Some(max)) = (in_ns, max_ns)
+            && n + new > max
         {
-            return refuse(
-                max,
-                &format!("in namespace {namespace:?} (--max-series-per-namespace)"),
-            );
+            return refuse(format!(
+                "beyond the limit of {max} series in namespace {} (--max-series-per-namespace)",
+                quote(namespace)
+            ));
         }
+        if bytes + new_bytes > self.limits.max_series_bytes {
+            return refuse(format!(
+                "of about {new_bytes} bytes beyond the limit of {} bytes of series (--max-series-bytes; {bytes} bytes held)",
+                self.limits.max_series_bytes
+            ));
+        }
+        reserved.series += new;
+        reserved.bytes += new_bytes;
+        if max_ns.is_some() {
+            *reserved
+                .per_namespace
+                .entry(Arc::clone(namespace))
+                .or_default() += new;
+        }
+        drop(reserved);
+        v.hold(Reservation {
+            reserved: Arc::clone(&self.reserved),
+            namespace: Arc::clone(namespace),
+            series: new,
+            bytes: new_bytes,
+        });
         Ok(())
     }
 
@@ -192,11 +278,110 @@ impl MetricsApi {
     }
 }
 
+/// New series reserved by requests admitted and not yet applied.
+#[derive(Debug, Default)]
+struct Reserved {
+    series: usize,
+    bytes: usize,
+    /// Only kept when `--max-series-per-namespace` is set.
+    per_namespace: HashMap<Arc<str>, usize>,
+}
+
+/// One request's new series, reserved against the series limits from admission until the
+/// request is applied to the store (or dropped unapplied): the applier drops it right after
+/// recording.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    reserved: Arc<Mutex<Reserved>>,
+    namespace: Arc<str>,
+    series: usize,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut r = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        r.series = r.series.saturating_sub(self.series);
+        r.bytes = r.bytes.saturating_sub(self.bytes);
+        if let Some(n) = r.per_namespace.get_mut(&self.namespace) {
+            *n = n.saturating_sub(self.series);
+            if *n == 0 {
+                r.per_namespace.remove(&self.namespace);
+            }
+        }
+    }
+}
+
 fn invalid(e: ValidationError) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<PutMetricDataResponse, Status>> + Send>>;
+
+/// The requests of a stream, ended with DEADLINE_EXCEEDED once the client has sent no message
+/// for `timeout` while the server was waiting for one (time spent waiting for the log does not
+/// count), so that an idle stream gives its `--max-streams` slot back.
+struct IdleTimeout<S> {
+    inner: S,
+    timeout: std::time::Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
+    done: bool,
+}
+
+impl<S> IdleTimeout<S> {
+    fn new(inner: S, timeout: std::time::Duration) -> Self {
+        IdleTimeout {
+            inner,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            waiting: false,
+            done: false,
+        }
+    }
+}
+
+impl<S, T> Stream for IdleTimeout<S>
+where
+    S: Stream<Item = Result<T, Status>> + Unpin,
+{
+    type Item = Result<T, Status>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(item) => {
+                this.waiting = false;
+                this.done = item.is_none();
+                Poll::Ready(item)
+            }
+            Poll::Pending => {
+                if !this.waiting {
+                    this.waiting = true;
+                    let deadline = tokio::time::Instant::now() + this.timeout;
+                    this.sleep.as_mut().reset(deadline);
+                }
+                match this.sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.done = true;
+                        Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
+                            "the stream sent no message for {} s (--stream-idle-timeout-seconds): it is closed and its slot freed; open a new stream to send more",
+                            this.timeout.as_secs()
+                        )))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl MetricsService for MetricsApi {
@@ -229,7 +414,8 @@ impl MetricsService for MetricsApi {
         // arrive, and answered in order once durable, with up to STREAM_PIPELINE in flight.
         // Once one fails, nothing after it is admitted: the stream ends with that status, and
         // a request the client did not get an answer for was not stored.
-        let admitted = request.into_inner().take_until(stopping.cancelled_owned()).map(move |item| {
+        let requests = IdleTimeout::new(request.into_inner(), self.limits.stream_idle_timeout);
+        let admitted = requests.take_until(stopping.cancelled_owned()).map(move |item| {
             let _hold = &permit;
             let i = index;
             index += 1;
@@ -308,13 +494,34 @@ impl MetricsService for MetricsApi {
             period,
             statistics,
         };
-        let points = self.store.query(&query, self.clock.now()).map_err(|e| {
+        let field_of = |e: thermostat_metrics::QueryError| {
             let field = match e.field {
+                "start_time" => "start_time_ms",
                 "end_time" => "end_time_ms",
                 f => f,
             };
             invalid(ValidationError::new(field, e.rule))
+        };
+        let now = self.clock.now();
+        let plan = query.plan(now).map_err(field_of)?;
+        // The query runs on a blocking thread once the shared gate gives it a turn, so that
+        // no query holds an async worker that pushes need.
+        let admission = self.queries.admit(plan.cost).map_err(|e| match e {
+            QueryRefused::TooCostly { .. } => {
+                invalid(ValidationError::new("period_seconds", e.to_string()))
+            }
+            QueryRefused::Busy { .. } => Status::resource_exhausted(e.to_string()),
         })?;
+        let store = Arc::clone(&self.store);
+        let (points, query) = tokio::task::spawn_blocking(move || {
+            admission.run(|| (store.query(&query, now), query))
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "A statistics query failed.");
+            Status::internal("internal error")
+        })?;
+        let points = points.map_err(field_of)?;
         let datapoints = points
             .into_iter()
             .map(|p| pb::Datapoint {
@@ -336,11 +543,42 @@ impl MetricsService for MetricsApi {
         request: Request<ListMetricsRequest>,
     ) -> Result<Response<ListMetricsResponse>, Status> {
         let r = request.into_inner();
-        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        let (ns, name) = (nonempty(&r.namespace), nonempty(&r.metric_name));
-        let metrics = self
-            .store
-            .list(ns.as_deref(), name.as_deref(), self.clock.now())
+        let max_records = match usize::try_from(r.max_records) {
+            Ok(0) => LIST_MAX_RECORDS,
+            Ok(n @ 1..=LIST_MAX_RECORDS) => n,
+            _ => {
+                let n = r.max_records;
+                return Err(invalid(ValidationError::new(
+                    "max_records",
+                    format!(
+                        "must be 1 to {LIST_MAX_RECORDS}, or 0 for {LIST_MAX_RECORDS} (got {n})"
+                    ),
+                )));
+            }
+        };
+        let after = match r.next_token.as_str() {
+            "" => None,
+            t => Some(
+                ListCursor::from_token(t)
+                    .map_err(|e| invalid(ValidationError::new("next_token", e.to_string())))?,
+            ),
+        };
+        let store = Arc::clone(&self.store);
+        let now = self.clock.now();
+        // A page reads every series: off the async workers.
+        let (namespace, metric_name) = (r.namespace, r.metric_name);
+        let page = tokio::task::spawn_blocking(move || {
+            let filter = ListFilter {
+                namespace: Some(namespace.as_str()).filter(|s| !s.is_empty()),
+                metric_name: Some(metric_name.as_str()).filter(|s| !s.is_empty()),
+            };
+            store.list_page(filter, now, after.as_ref(), max_records, LIST_MAX_BYTES)
+        });
+        let page = page
+            .await
+            .map_err(|_| Status::internal("listing the series failed"))?;
+        let metrics = page
+            .keys
             .into_iter()
             .map(|k| pb::Metric {
                 namespace: k.namespace().to_owned(),
@@ -355,6 +593,9 @@ impl MetricsService for MetricsApi {
                     .collect(),
             })
             .collect();
-        Ok(Response::new(ListMetricsResponse { metrics }))
+        Ok(Response::new(ListMetricsResponse {
+            metrics,
+            next_token: page.next.map(|c| c.to_token()).unwrap_or_default(),
+        }))
     }
 }

@@ -9,8 +9,28 @@
 //!
 //! A datum's strings are lent out as bytes: checking that they are UTF-8 (with [`text`]) is
 //! left to the caller, who skips it for a series identity it has seen and checked before.
+//!
+//! Hostile bytes get bounded work: the reader never recurses. Unknown groups (the deprecated
+//! START_GROUP … END_GROUP wire types) are skipped with a loop over a fixed-size stack of open
+//! groups, nested at most as deep as prost allows ([`RECURSION_LIMIT`], counting the embedded
+//! messages around them as prost does); deeper nesting is refused. Every step consumes at least
+//! one byte, so reading costs time linear in the bytes, and the lists a view collects are
+//! capped ([`MAX_DATUMS`], [`MAX_DIMENSIONS`]) so that memory stays proportional to the
+//! request however its fields repeat.
 
 use thermostat_metrics::StatisticSet;
+use thermostat_metrics::validate::{MAX_DATUMS_PER_REQUEST, MAX_DIMENSIONS as DIMENSIONS_ALLOWED};
+
+/// How deeply fields may nest, embedded messages and groups together: prost's limit, so that
+/// the reader refuses exactly what prost refuses.
+pub const RECURSION_LIMIT: u32 = 100;
+/// Datums a [`RequestView`] keeps: one more than a request may hold, so that an oversized
+/// request is still reported with its count ([`RequestView::datum_count`]) but cannot make the
+/// reader hold a slice per two bytes of it.
+pub const MAX_DATUMS: usize = MAX_DATUMS_PER_REQUEST + 1;
+/// Dimensions a [`DatumView`] keeps (one more than CloudWatch allows; the rest are counted in
+/// [`DatumView::dimension_count`], not kept).
+pub const MAX_DIMENSIONS: usize = DIMENSIONS_ALLOWED + 1;
 
 /// Why bytes are not a valid request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -32,11 +52,25 @@ const FIXED32: u8 = 5;
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Nesting levels left (prost's `DecodeContext::recurse_count`): [`RECURSION_LIMIT`] for a
+    /// request, one less inside a datum, two less inside a dimension or statistic set.
+    depth: u32,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader of a request's top level.
     fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader::nested(buf, 0)
+    }
+
+    /// A reader of a message embedded `level` messages deep (a datum: 1; its dimensions and
+    /// statistic set: 2).
+    fn nested(buf: &'a [u8], level: u32) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            depth: RECURSION_LIMIT.saturating_sub(level),
+        }
     }
 
     fn at_end(&self) -> bool {
@@ -110,33 +144,70 @@ impl<'a> Reader<'a> {
         text(self.bytes()?, field)
     }
 
-    /// Skips a field of `wire` type (whose key was read).
+    /// Skips a field of `wire` type (whose key was read), as prost's `skip_field` does.
     fn skip(&mut self, field: u32, wire: u8) -> Result<(), WireError> {
+        if self.depth == 0 {
+            return too_deep();
+        }
+        match wire {
+            START_GROUP => self.skip_group(field),
+            w => self.skip_flat(w),
+        }
+    }
+
+    /// Skips a field that is not a group.
+    fn skip_flat(&mut self, wire: u8) -> Result<(), WireError> {
         match wire {
             VARINT => self.varint().map(drop),
             FIXED64 => self.fixed64().map(drop),
             LEN => self.bytes().map(drop),
             FIXED32 => {
-                if self.pos + 4 > self.buf.len() {
+                if self.buf.len() - self.pos.min(self.buf.len()) < 4 {
                     return err("buffer underflow");
                 }
                 self.pos += 4;
                 Ok(())
             }
-            START_GROUP => loop {
-                if self.at_end() {
-                    return err("unexpected end of group");
+            _ => err("unexpected end group tag"),
+        }
+    }
+
+    /// Skips a group whose start key (of `field`) was read, up to its matching end key,
+    /// without recursion: the field numbers of the groups open inside it are kept on a stack
+    /// of fixed size. A field inside `n` open groups is skipped with `n` fewer levels left, as
+    /// prost skips it, and none left is refused.
+    #[cold]
+    fn skip_group(&mut self, field: u32) -> Result<(), WireError> {
+        let mut open = [0u32; RECURSION_LIMIT as usize];
+        open[0] = field;
+        let mut len = 1usize;
+        // Levels left at the group's own key; at most RECURSION_LIMIT, so `open` never fills.
+        let levels = self.depth as usize;
+        loop {
+            if self.at_end() {
+                return err("truncated group: the buffer ends before its end group tag");
+            }
+            let (f, w) = self.key()?;
+            if w == END_GROUP {
+                if f != open[len - 1] {
+                    return err("unexpected end group tag");
                 }
-                let (f, w) = self.key()?;
-                if w == END_GROUP {
-                    if f != field {
-                        return err("unexpected end group tag");
-                    }
+                len -= 1;
+                if len == 0 {
                     return Ok(());
                 }
-                self.skip(f, w)?;
-            },
-            _ => err("unexpected end group tag"),
+                continue;
+            }
+            // This field is skipped `len` levels below the group's key.
+            if len >= levels {
+                return too_deep();
+            }
+            if w == START_GROUP {
+                open[len] = f;
+                len += 1;
+            } else {
+                self.skip_flat(w)?;
+            }
         }
     }
 
@@ -176,6 +247,13 @@ pub fn text<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, WireError> {
     })
 }
 
+fn too_deep<T>() -> Result<T, WireError> {
+    err(format!(
+        "fields nested more than {RECURSION_LIMIT} levels deep (groups and embedded messages \
+         together; protobuf's recursion limit)"
+    ))
+}
+
 fn wrong_wire<T>(got: u8, want: u8) -> Result<T, WireError> {
     err(format!(
         "invalid wire type: {} (expected {})",
@@ -208,8 +286,11 @@ fn expect(wire: u8, want: u8) -> Result<(), WireError> {
 pub struct RequestView<'a> {
     /// `namespace`.
     pub namespace: &'a str,
-    /// Each `metric_data` entry's bytes, in order.
+    /// Each `metric_data` entry's bytes, in order: the first [`MAX_DATUMS`] of them.
     pub datums: Vec<&'a [u8]>,
+    /// How many `metric_data` entries the request has (more than `datums` holds when it has
+    /// more than [`MAX_DATUMS`]).
+    pub datum_count: usize,
 }
 
 impl<'a> RequestView<'a> {
@@ -230,7 +311,11 @@ impl<'a> RequestView<'a> {
                 }
                 2 => {
                     expect(wire, LEN)?;
-                    view.datums.push(r.bytes()?);
+                    let datum = r.bytes()?;
+                    if view.datums.len() < MAX_DATUMS {
+                        view.datums.push(datum);
+                    }
+                    view.datum_count += 1;
                 }
                 _ => r.skip(field, wire)?,
             }
@@ -245,8 +330,11 @@ impl<'a> RequestView<'a> {
 pub struct DatumView<'a> {
     /// `metric_name`.
     pub metric_name: &'a [u8],
-    /// `dimensions` as (name, value), in request order.
+    /// `dimensions` as (name, value), in request order: the first [`MAX_DIMENSIONS`] of them.
     pub dimensions: Vec<(&'a [u8], &'a [u8])>,
+    /// How many `dimensions` entries the datum has (more than `dimensions` holds when it has
+    /// more than [`MAX_DIMENSIONS`]; each is read and checked all the same).
+    pub dimension_count: usize,
     /// `timestamp_ms`.
     pub timestamp_ms: i64,
     /// `value`.
@@ -274,10 +362,11 @@ impl<'a> DatumView<'a> {
     pub fn read(&mut self, buf: &'a [u8]) -> Result<(), WireError> {
         self.metric_name = b"";
         self.dimensions.clear();
+        self.dimension_count = 0;
         self.reset_data();
         self.identity_end = 0;
         let (mut leading, mut interleaved) = (true, false);
-        let mut r = Reader::new(buf);
+        let mut r = Reader::nested(buf, 1);
         while !r.at_end() {
             let (field, wire) = r.key()?;
             self.field(&mut r, field, wire)?;
@@ -306,10 +395,8 @@ impl<'a> DatumView<'a> {
     /// Bytes that are not a valid `MetricDatum`.
     pub fn read_rest(&mut self, buf: &'a [u8], identity_end: usize) -> Result<bool, WireError> {
         self.reset_data();
-        let mut r = Reader {
-            buf,
-            pos: identity_end,
-        };
+        let mut r = Reader::nested(buf, 1);
+        r.pos = identity_end;
         while !r.at_end() {
             let (field, wire) = r.key()?;
             if field <= 2 {
@@ -341,7 +428,10 @@ impl<'a> DatumView<'a> {
             2 => {
                 expect(wire, LEN)?;
                 let d = read_dimension(r.bytes()?)?;
-                self.dimensions.push(d);
+                if self.dimensions.len() < MAX_DIMENSIONS {
+                    self.dimensions.push(d);
+                }
+                self.dimension_count += 1;
             }
             3 => {
                 expect(wire, VARINT)?;
@@ -382,10 +472,8 @@ impl<'a> DatumView<'a> {
 /// is laid out otherwise.
 #[inline]
 pub fn timestamp_and_value(datum: &[u8], from: usize) -> Option<(i64, f64, usize)> {
-    let mut r = Reader {
-        buf: datum,
-        pos: from,
-    };
+    let mut r = Reader::nested(datum, 1);
+    r.pos = from;
     if datum.get(r.pos) != Some(&((3 << 3) | VARINT)) {
         return None;
     }
@@ -401,7 +489,8 @@ pub fn timestamp_and_value(datum: &[u8], from: usize) -> Option<(i64, f64, usize
 
 /// Whether `bytes` are well-formed fields with numbers in `allowed` only.
 pub fn only_fields(bytes: &[u8], allowed: &[u32]) -> bool {
-    let mut r = Reader::new(bytes);
+    // The tail of a datum: its fields are one message deep.
+    let mut r = Reader::nested(bytes, 1);
     while !r.at_end() {
         let Ok((field, wire)) = r.key() else {
             return false;
@@ -426,7 +515,7 @@ fn replace_checked<'a>(slot: &mut &'a [u8], new: &'a [u8], field: &str) -> Resul
 }
 
 fn read_dimension(buf: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
-    let mut r = Reader::new(buf);
+    let mut r = Reader::nested(buf, 2);
     let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
     while !r.at_end() {
         let (field, wire) = r.key()?;
@@ -446,7 +535,7 @@ fn read_dimension(buf: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
 }
 
 fn merge_statistic_set(buf: &[u8], set: &mut StatisticSet) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
+    let mut r = Reader::nested(buf, 2);
     while !r.at_end() {
         let (field, wire) = r.key()?;
         let slot = match field {

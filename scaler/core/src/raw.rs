@@ -3,7 +3,7 @@
 //! alarms: scalars stay [`Text`], unknown keys are each reported and removed before
 //! retrying, so that one mistake never hides the others).
 
-use marked_yaml::{LoaderOptions, Node};
+use marked_yaml::Node;
 use serde::Deserialize;
 use thermostat_alarms::error::{ConfigError, Pos, Rule};
 use thermostat_alarms::raw::{Pairs, Spanned, Text, entry, pos_of};
@@ -139,8 +139,7 @@ pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> ScalingFi
     if text.trim().is_empty() {
         return out;
     }
-    let opts = LoaderOptions::default().error_on_duplicate_keys(true);
-    let root = match marked_yaml::parse_yaml_with_options(0, text, opts) {
+    let root = match thermostat_alarms::raw::parse_yaml(text) {
         Ok(n) => n,
         Err(_) => {
             // thermostat_alarms::validate reports the syntax error with its position.

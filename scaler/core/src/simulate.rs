@@ -13,7 +13,9 @@
 
 use serde::Serialize;
 use thermostat_alarms::action::Action;
-use thermostat_alarms::backtest::{BacktestResult, outcomes, tick_step_ms};
+use thermostat_alarms::backtest::{
+    BacktestResult, first_tick, outcomes, replay_ticks, tick_step_ms,
+};
 use thermostat_alarms::engine::{EngineState, tick};
 use thermostat_alarms::state::Transition;
 use thermostat_alarms::{AlarmSet, StateValue, timefmt};
@@ -75,7 +77,9 @@ pub struct SimulationResult {
 /// sizes ([`UNKNOWN_SIZES`] for sizes left to AWS) with every instance warm.
 ///
 /// # Errors
-/// When the store refuses an alarm's query (its range holds too many periods).
+/// When the range is refused (a time outside years 0000 to 9999, `to` before `from`, or
+/// longer than [`thermostat_alarms::backtest::MAX_REPLAY_DAYS`]), or the store refuses an
+/// alarm's query (its range holds too many periods).
 pub fn simulate(
     alarms: &AlarmSet,
     scaling: &ScalingSet,
@@ -85,14 +89,8 @@ pub fn simulate(
 ) -> Result<SimulationResult> {
     let set = merge_alarms(alarms, scaling);
     let step = tick_step_ms(&set);
-    let first = Timestamp(
-        from.as_millis().div_euclid(step) * step
-            + if from.as_millis().rem_euclid(step) == 0 {
-                0
-            } else {
-                step
-            },
-    );
+    let ticks = replay_ticks(from, to, step)?;
+    let first = first_tick(from, step).unwrap_or(from);
     let mut engine = EngineState::new(&set, first, None);
     let mut groups: Vec<(GroupState, Vec<ScalingActivity>)> = scaling
         .groups
@@ -103,7 +101,6 @@ pub fn simulate(
     let mut notifications = Vec::new();
     let mut evaluations = 0;
     let mut prev = from.sub_millis(1);
-    let mut t = first;
     let run_scheduled = |groups: &mut Vec<(GroupState, Vec<ScalingActivity>)>, lo, hi| {
         for (g, (st, acts)) in scaling.groups.iter().zip(groups.iter_mut()) {
             for (at, action) in due(g, lo, hi) {
@@ -113,7 +110,7 @@ pub fn simulate(
             }
         }
     };
-    while t <= to {
+    for t in ticks {
         run_scheduled(&mut groups, prev, t);
         let out = tick(&set, &mut engine, store, t)?;
         evaluations += 1;
@@ -143,7 +140,6 @@ pub fn simulate(
             transitions.entry(name).or_default().push(tr);
         }
         prev = t;
-        t = t.add_millis(step);
     }
     if prev < to {
         run_scheduled(&mut groups, prev, to);

@@ -195,3 +195,36 @@ fn json_has_the_documented_shape() {
         "{text}"
     );
 }
+
+/// Issue 15, finding 11: a range at the ends of `i64` or longer than the replay limit is an
+/// error naming the bound, never an endless loop or an overflow.
+#[test]
+fn regression_15_extreme_ranges_are_refused() {
+    let files = [("sim.yaml", CONFIG)];
+    let alarms = thermostat_alarms::validate(&files).unwrap();
+    let scaling = crate::validate(&files, &alarms).unwrap();
+    let store = Store::new(1);
+    let max = thermostat_alarms::backtest::MAX_REPLAY_DAYS * 86_400_000;
+    for (from, to, want) in [
+        (0, i64::MAX, "to: must be between"),
+        (i64::MIN, 0, "from: must be between"),
+        (i64::MIN, i64::MAX, "from: must be between"),
+        (0, max + 1, "longer than 400 days"),
+        (60_000, 0, "to: must not be before from"),
+    ] {
+        let r = simulate(&alarms, &scaling, &store, Timestamp(from), Timestamp(to));
+        let err = r.map(|r| r.alarms.evaluations).unwrap_err().to_string();
+        assert!(err.contains(want), "{from}..{to}: {err}");
+    }
+    // The last representable minutes replay and end.
+    let last = Timestamp::LATEST.as_millis();
+    let r = simulate(
+        &alarms,
+        &scaling,
+        &store,
+        Timestamp(last - 180_000),
+        Timestamp::LATEST,
+    )
+    .unwrap();
+    assert_eq!(r.alarms.evaluations, 3);
+}
