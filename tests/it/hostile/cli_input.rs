@@ -3,9 +3,7 @@
 //! limit, `--data /dev/zero`, and a large file, each with its exit code and message, and the
 //! child's peak memory (`VmHWM`, sampled from `/proc/<pid>/status` while it runs).
 
-use std::io::Read as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// An alarm on `App/Load`, which the CSVs below feed.
 const ALARM: &str = "alarms:
@@ -20,57 +18,7 @@ const ALARM: &str = "alarms:
 ";
 const HEADER: &str = "timestamp,namespace,metric_name,dimensions,value\n";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    /// Highest `VmHWM` seen while the child ran, in KiB.
-    peak_kib: u64,
-}
-
-/// `VmHWM` of a live process in KiB; `None` once it has exited (a zombie has no memory).
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Runs the binary, sampling its peak resident memory until it exits.
-fn run(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thermostat"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs the binary");
-    let pid = child.id();
-    let read = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            r.read_to_string(&mut s).unwrap();
-            s
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let mut peak_kib = 0;
-    // Sampled until the child is a zombie: VmHWM only grows, so the last sample is the peak
-    // up to a few milliseconds before the end.
-    while let Some(kib) = vm_hwm_kib(pid) {
-        peak_kib = peak_kib.max(kib);
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    let status = child.wait().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        peak_kib,
-    }
-}
+use super::procfs::{Run, run_thermostat as run};
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);

@@ -6,7 +6,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -30,81 +30,7 @@ fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> String {
     p.display().to_string()
 }
 
-/// Clock ticks per second of `/proc/<pid>/stat` times.
-fn clock_ticks() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(100.0)
-}
-
-/// `(state, user + system CPU seconds)` of a process, from `/proc/<pid>/stat`.
-fn proc_stat(pid: u32) -> Option<(char, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces: fields are counted after its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let state = fields[0].chars().next()?;
-    let utime: f64 = fields[11].parse().ok()?;
-    let stime: f64 = fields[12].parse().ok()?;
-    Some((state, (utime + stime) / clock_ticks()))
-}
-
-/// What a finished `thermostat` run did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    /// CPU time (user + system) the process spent, in seconds.
-    cpu_seconds: f64,
-}
-
-/// Runs the binary with `args` and measures its CPU time. The 120-second limit is only a
-/// safety net against a hang (the test then fails); nothing asserts on elapsed time.
-fn thermostat(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thermostat"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pipe = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = r.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = pipe(Box::new(child.stdout.take().unwrap()));
-    let err = pipe(Box::new(child.stderr.take().unwrap()));
-    let pid = child.id();
-    let mut cpu_seconds = 0.0;
-    let mut polls = 0;
-    // Until the child is a zombie (exited, not yet reaped), its final times are readable.
-    while let Some((state, cpu)) = proc_stat(pid) {
-        cpu_seconds = cpu;
-        if state == 'Z' {
-            break;
-        }
-        polls += 1;
-        if polls > 12_000 {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("thermostat {args:?} did not finish (safety net)");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let status = child.wait().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        cpu_seconds,
-    }
-}
+use super::procfs::{cpu_seconds, run_thermostat as thermostat};
 
 /// A plain HTTP/1.1 request with a JSON body: `(status, body)`.
 fn http(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -432,9 +358,9 @@ fn a_big_reload_does_not_block_set_alarm_state_and_an_unchanged_one_costs_little
 
     // Unchanged files: nothing is validated or swapped. Before: ~64 s of CPU (debug build)
     // under the engine's lock.
-    let before = proc_stat(pid).unwrap().1;
+    let before = cpu_seconds(pid);
     let (status, body) = http(&http_addr, "POST", "/api/v1/reload", None);
-    let cpu = proc_stat(pid).unwrap().1 - before;
+    let cpu = cpu_seconds(pid) - before;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["alarms"], 20_000, "{body}");
     assert_eq!(body["changed"].as_array().map(Vec::len), Some(0), "{body}");
@@ -453,7 +379,7 @@ fn a_big_reload_does_not_block_set_alarm_state_and_an_unchanged_one_costs_little
         })
     };
     server.wait_log("Reading the configuration to reload it.");
-    let before = proc_stat(pid).unwrap().1;
+    let before = cpu_seconds(pid);
     let (mut puts, mut before_the_reload) = (0, 0);
     while !done.load(Ordering::SeqCst) {
         puts += 1;
@@ -470,7 +396,7 @@ fn a_big_reload_does_not_block_set_alarm_state_and_an_unchanged_one_costs_little
         }
     }
     let (status, body) = reload.join().unwrap();
-    let cpu = proc_stat(pid).unwrap().1 - before;
+    let cpu = cpu_seconds(pid) - before;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["changed"].as_array().map(Vec::len), Some(20_000));
     assert!(

@@ -189,31 +189,7 @@ fn group_bomb(size: usize) -> Vec<u8> {
     tag.repeat(size / tag.len())
 }
 
-// === /proc ===
-
-/// CPU seconds (user + system) this thread has used. The tests here run the client and the
-/// in-process server on the one thread of their current-thread runtime, so this is the cost
-/// of handling the requests (plus making them).
-fn thread_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    // Fields after the command (which may hold spaces) in parentheses.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
+use super::procfs::thread_cpu_seconds;
 
 // === Tests ===
 

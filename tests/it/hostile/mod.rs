@@ -6,5 +6,6 @@ mod cli_input;
 mod config_files;
 mod history_and_admin;
 mod ingest_wire;
+mod procfs;
 mod queries;
 mod transport;

@@ -21,47 +21,7 @@ use crate::util::{TestServer, now_ms, request, value_datum};
 const PUT: &str = "/thermostat.v1.MetricsService/PutMetricData";
 const STREAM: &str = "/thermostat.v1.MetricsService/StreamMetricData";
 
-// === /proc ===
-
-fn proc_status_kib(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    proc_status_kib(pid, "VmRSS:") * 1024
-}
-
-/// User plus system CPU time of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command (which may hold spaces): state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-fn clock_ticks_per_second() -> u64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
+use super::procfs::{cpu_seconds, open_fds, rss_bytes};
 
 // === raw HTTP/2 ===
 
@@ -613,11 +573,10 @@ async fn descriptor_exhaustion_backs_off_instead_of_spinning() {
     server.wait_log("out of file descriptors");
     assert!(open_fds(pid) >= NOFILE - 1, "the server is at its limit");
 
-    let ticks = clock_ticks_per_second();
-    let before = cpu_ticks(pid);
+    let before = cpu_seconds(pid);
     let start = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let used = (cpu_ticks(pid) - before) as f64 / ticks as f64;
+    let used = cpu_seconds(pid) - before;
     let elapsed = start.elapsed().as_secs_f64();
     eprintln!("CPU at the descriptor limit: {used:.3} s over {elapsed:.1} s");
     assert!(
