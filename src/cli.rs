@@ -23,10 +23,15 @@ pub enum Command {
     /// the dashboard URL and what happens; runs until Ctrl-C.
     Demo(crate::demo::DemoArgs),
     /// Validate alarm files: exit 0 when valid, 1 with every error as `file:line:column: path: message`.
+    /// Environment variables, files and AWS credentials the configuration needs and this
+    /// machine lacks (what `serve` would refuse) are warnings, at their positions.
     Check {
         /// Alarm YAML files or folders.
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
+        /// Treat the warnings as errors: exit 1 when a requirement is not met.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run the `tests:` sections of alarm files: exit 1 on any failure.
     Test {

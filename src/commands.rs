@@ -1,10 +1,13 @@
-//! The offline commands: `check`, `test`, `backtest`. Each returns its exit code; output goes
-//! to the writers given (stdout and stderr in the binary, buffers in tests).
+//! The offline commands: `check`, `test`, `backtest`, `simulate`, `backup`, `restore`. Each
+//! returns its exit code; output goes to the writers given (stdout and stderr in the binary,
+//! buffers in tests).
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use thermostat_alarms::backtest::{CsvLimits, load_csv, replay_ticks};
+use thermostat_alarms::backtest::{
+    CsvLimits, CsvTime, LoadedData, TimeUnit, count, load_csv, replay_ticks,
+};
 use thermostat_alarms::{StateValue, backtest, render_json, render_text, run_tests, timefmt};
 use thermostat_metrics::Timestamp;
 use thermostat_metrics::time::TimeError;
@@ -22,16 +25,39 @@ pub enum Format {
     Json,
 }
 
+/// `--time-unit`: the unit of the CSV's numeric timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeUnitArg {
+    /// Unix seconds.
+    S,
+    /// Unix milliseconds.
+    Ms,
+}
+
+impl From<TimeUnitArg> for TimeUnit {
+    fn from(u: TimeUnitArg) -> Self {
+        match u {
+            TimeUnitArg::S => TimeUnit::Seconds,
+            TimeUnitArg::Ms => TimeUnit::Milliseconds,
+        }
+    }
+}
+
 /// Arguments of `backtest`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct BacktestArgs {
     /// Alarm YAML files or folders.
     #[arg(long, required = true)]
     pub config: Vec<PathBuf>,
-    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`
+    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`;
+    /// timestamps RFC 3339, Unix seconds or Unix milliseconds, from 2000 to a year from now
     /// (read a line at a time: at most 64 KiB a line, 2,000,000 rows and 10,000 series).
     #[arg(long)]
     pub data: PathBuf,
+    /// Unit of the CSV's numeric timestamps [default: told apart by magnitude: below 10^11
+    /// seconds, else milliseconds; a file mixing both is refused].
+    #[arg(long, value_enum)]
+    pub time_unit: Option<TimeUnitArg>,
     /// First evaluation time (RFC 3339 or Unix seconds) [default: the first data timestamp].
     #[arg(long, allow_hyphen_values = true)]
     pub from: Option<String>,
@@ -47,18 +73,53 @@ pub struct BacktestArgs {
     pub format: Format,
 }
 
-/// `thermostat check FILES...`: 0 when valid, 1 with every error.
-pub fn check(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+/// `thermostat check [--strict] FILES...`: 0 when valid, 1 with every error. What the
+/// configuration needs from this machine and does not find (environment variables, files,
+/// AWS credentials; [`config::unmet`]) is reported as warnings, one a line as
+/// `file:line:column: path: warning: message`; with `strict` they are errors (exit 1).
+pub fn check(paths: &[PathBuf], strict: bool, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match config::load(paths) {
         Ok(config) => {
+            let unmet = config::unmet(&config.requirements, &|k| std::env::var_os(k));
+            let level = if strict { "error" } else { "warning" };
+            for u in &unmet {
+                let r = &u.requirement;
+                let consequence = if u.fatal {
+                    " (thermostat serve refuses to start without it)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    err,
+                    "{}:{}:{}: {}: {level}: {}{consequence}",
+                    r.file, r.pos.line, r.pos.column, r.path, u.problem
+                );
+            }
+            if strict && !unmet.is_empty() {
+                let _ = writeln!(
+                    err,
+                    "check --strict: this machine does not meet {} of the configuration",
+                    count(unmet.len(), "requirement", "requirements"),
+                );
+                return 1;
+            }
             let set = &config.alarms;
+            let warnings = if unmet.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", count(unmet.len(), "warning", "warnings"))
+            };
             let _ = writeln!(
                 out,
-                "ok: {} alarms, {} composite alarms, {} tests, {} scaling groups",
-                set.alarms.len(),
-                set.composites.len(),
-                set.tests.len(),
-                config.scaling.groups.len()
+                "ok: {}, {}, {}, {}{warnings}",
+                count(set.alarms.len(), "alarm", "alarms"),
+                count(set.composites.len(), "composite alarm", "composite alarms"),
+                count(set.tests.len(), "test", "tests"),
+                count(
+                    config.scaling.groups.len(),
+                    "scaling group",
+                    "scaling groups"
+                ),
             );
             0
         }
@@ -95,11 +156,11 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     u8::from(failed > 0)
 }
 
-/// Recorded data loaded for a replay: the configuration, a store holding the CSV rows, and
-/// the evaluation range.
+/// Recorded data loaded for a replay: the configuration, the CSV rows (in a store, with
+/// their count per series), and the evaluation range.
 struct Replay {
     config: config::Config,
-    store: thermostat_metrics::Store,
+    data: LoadedData,
     from: Timestamp,
     to: Timestamp,
 }
@@ -127,15 +188,18 @@ fn check_range(from: Timestamp, to: Timestamp) -> Result<(), String> {
     }
 }
 
-/// Loads `--config`, the `--data` CSV (streamed, within [`CsvLimits`]) and the
-/// `--from`/`--to` range (default: the data's first and last timestamps; at most
+/// Loads `--config`, the `--data` CSV (streamed, within [`CsvLimits`], timestamps in
+/// `unit` or told apart by magnitude, from 2000 to a year from now) and the `--from`/`--to`
+/// range (default: the data's first and last timestamps; at most
 /// [`thermostat_alarms::backtest::MAX_REPLAY_DAYS`]).
 fn load_replay(
     paths: &[PathBuf],
     data: &std::path::Path,
+    unit: Option<TimeUnitArg>,
     from: &Option<String>,
     to: &Option<String>,
 ) -> Result<Replay, String> {
+    use thermostat_metrics::Clock as _;
     let config = config::load(paths).map_err(|e| e.to_string())?;
     let given_from = from.as_deref().map(|s| flag_time("from", s)).transpose()?;
     let given_to = to.as_deref().map(|s| flag_time("to", s)).transpose()?;
@@ -145,10 +209,12 @@ fn load_replay(
     }
     let file =
         std::fs::File::open(data).map_err(|e| format!("{}: cannot read: {e}", data.display()))?;
+    let time = CsvTime::plausible(unit.map(Into::into), thermostat_metrics::SystemClock.now());
     let loaded = load_csv(
         &config.alarms,
         std::io::BufReader::new(file),
         &CsvLimits::default(),
+        &time,
     )
     .map_err(|errors| {
         errors
@@ -173,7 +239,7 @@ fn load_replay(
     })?;
     Ok(Replay {
         config,
-        store: loaded.store,
+        data: loaded,
         from,
         to,
     })
@@ -189,14 +255,21 @@ pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Writ
         Ok(s) => s,
         Err(e) => return fail(format!("--initial-state: {e}")),
     };
-    let r = match load_replay(&args.config, &args.data, &args.from, &args.to) {
+    let r = match load_replay(
+        &args.config,
+        &args.data,
+        args.time_unit,
+        &args.from,
+        &args.to,
+    ) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let result = match backtest(&r.config.alarms, &r.store, r.from, r.to, Some(initial)) {
+    let mut result = match backtest(&r.config.alarms, &r.data.store, r.from, r.to, Some(initial)) {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),
     };
+    r.data.count_rows(&mut result);
     let rendered = match args.format {
         Format::Json => render_json(&result),
         Format::Text => render_text(&result),
@@ -211,10 +284,15 @@ pub struct SimulateArgs {
     /// Alarm and scaling YAML files or folders.
     #[arg(long, required = true)]
     pub config: Vec<PathBuf>,
-    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`
+    /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`;
+    /// timestamps RFC 3339, Unix seconds or Unix milliseconds, from 2000 to a year from now
     /// (read a line at a time: at most 64 KiB a line, 2,000,000 rows and 10,000 series).
     #[arg(long)]
     pub data: PathBuf,
+    /// Unit of the CSV's numeric timestamps [default: told apart by magnitude: below 10^11
+    /// seconds, else milliseconds; a file mixing both is refused].
+    #[arg(long, value_enum)]
+    pub time_unit: Option<TimeUnitArg>,
     /// First evaluation time (RFC 3339 or Unix seconds) [default: the first data timestamp].
     #[arg(long, allow_hyphen_values = true)]
     pub from: Option<String>,
@@ -230,15 +308,29 @@ pub struct SimulateArgs {
 /// `thermostat simulate ...`: replays recorded data through the alarms and the scaling groups
 /// (every backend simulated, notifications recorded instead of sent).
 pub fn simulate_cmd(args: &SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let r = match load_replay(&args.config, &args.data, &args.from, &args.to) {
+    let r = match load_replay(
+        &args.config,
+        &args.data,
+        args.time_unit,
+        &args.from,
+        &args.to,
+    ) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(err, "{e}");
             return 1;
         }
     };
-    match thermostat_scaler::simulate(&r.config.alarms, &r.config.scaling, &r.store, r.from, r.to) {
-        Ok(result) => {
+    let simulated = thermostat_scaler::simulate(
+        &r.config.alarms,
+        &r.config.scaling,
+        &r.data.store,
+        r.from,
+        r.to,
+    );
+    match simulated {
+        Ok(mut result) => {
+            r.data.count_rows(&mut result.alarms);
             let rendered = match args.format {
                 Format::Json => thermostat_scaler::render_json(&result),
                 Format::Text => thermostat_scaler::render_text(&result),

@@ -14,8 +14,8 @@ fn main() -> ExitCode {
             init_tracing_with(args.log_format.unwrap_or_default(), "warn");
             return finish(runtime().and_then(|rt| rt.block_on(demo::run(args))));
         }
-        Command::Check { files } => {
-            return ExitCode::from(commands::check(&files, &mut out, &mut err));
+        Command::Check { files, strict } => {
+            return ExitCode::from(commands::check(&files, strict, &mut out, &mut err));
         }
         Command::Test { files } => {
             return ExitCode::from(commands::test(&files, &mut out, &mut err));

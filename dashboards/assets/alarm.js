@@ -6,7 +6,7 @@
 import { COLORS, gapped, timeChart, timelineStrip } from './chart.js';
 import {
   RANGES, alarmHref, card, errorText, fillRows, fmtDateTime, fmtDims, fmtDuration, fmtNum, getJSON, h,
-  notice, query, rangeFromQuery, secs, segmented, stateBadge, table, timeEl,
+  notice, query, rangeFromQuery, secs, segmented, showRange, stateBadge, table, timeEl,
 } from './common.js';
 
 const OPERATORS = {
@@ -42,7 +42,7 @@ export function mount(main, name) {
   const reason = h('p', { class: 'lead', id: 'reason' });
   const since = h('p', { class: 'muted', id: 'since' });
   const error = h('div');
-  const pickRange = segmented(RANGES.map(([k, v]) => [k, String(v)]), String(range), (v) => {
+  const pickRange = segmented(RANGES.map(([k, v]) => [k, String(v)]), range == null ? null : String(range), (v) => {
     range = Number(v);
     query.set({ range: RANGES.find(([, s]) => s === range)?.[0] });
     page.onchange?.();
@@ -88,7 +88,8 @@ export function mount(main, name) {
   let shownConfig = null;
 
   async function refresh() {
-    const r = await getJSON(`/api/v1/dashboard/alarms/${encodeURIComponent(name)}?range_seconds=${range}`);
+    // Until a range is chosen the server fits it to the data (15 min to 1 h).
+    const r = await getJSON(`/api/v1/dashboard/alarms/${encodeURIComponent(name)}${range == null ? '' : `?range_seconds=${range}`}`);
     if (!r.ok) {
       error.replaceChildren(notice(r.status === 404 ? errorText(r) : `Could not load the alarm: ${errorText(r)}`, 'error'));
       return;
@@ -96,6 +97,7 @@ export function mount(main, name) {
     error.replaceChildren();
     const d = r.body;
     const a = d.alarm;
+    showRange(pickRange, d);
     badge.replaceChildren(stateBadge(a.state));
     reason.textContent = a.reason;
     since.textContent = a.state_updated

@@ -74,6 +74,89 @@ function latest(u, si) {
   return null;
 }
 
+/** Rows at the top of the plot that activity labels may take, and their height (CSS px). */
+const LABEL_ROWS = 3;
+const LABEL_ROW_PX = 18;
+/** Markers closer than this (CSS px) share one label; a label keeps this far from its line. */
+const MERGE_PX = 8;
+const LABEL_GAP_PX = 4;
+
+/** The label of markers that share one: `2→3`, `2→3→4`, or `2→…→6 (4 activities)`. */
+function clusterText(ms) {
+  if (ms.length === 1) return ms[0].label ?? '';
+  const chained = ms.every((m, i) => m.from != null && m.to != null && (i === 0 || m.from === ms[i - 1].to));
+  if (chained) {
+    const chain = [ms[0].from, ...ms.map((m) => m.to)];
+    return ms.length <= 3 ? chain.join('→') : `${chain[0]}→…→${chain.at(-1)} (${ms.length} activities)`;
+  }
+  return ms.length <= 2 ? ms.map((m) => m.label).join(', ') : `${ms.length} activities`;
+}
+
+/**
+ * Labels of the vertical markers, as elements over the plot (so that each shows its markers'
+ * details on hover): markers closer than MERGE_PX share a label; labels are placed right of
+ * their line (left of it at the right edge) in the first of LABEL_ROWS rows where they
+ * overlap no other; a label that fits in no row is merged into the one before it, and the
+ * labels are placed again. Each marker's line gets a hover area with its details too.
+ */
+function markerLabels(extras, layer) {
+  const place = (u) => {
+    const width = u.over.clientWidth;
+    const points = extras().markers
+      .map((m) => ({ m, x: u.valToPos(m.x, 'x') }))
+      .filter((p) => Number.isFinite(p.x) && p.x >= 0 && p.x <= width)
+      .sort((a, b) => a.x - b.x);
+    const hits = points.map(({ m, x }) => {
+      const hit = h('div', { class: 'marker-hit', title: m.detail ?? m.label ?? '' });
+      hit.style.left = `${x - 4}px`;
+      return hit;
+    });
+    const clusters = [];
+    for (const { m, x } of points) {
+      const last = clusters.at(-1);
+      if (last && x - last.x1 < MERGE_PX) {
+        last.items.push(m);
+        last.x1 = x;
+      } else {
+        clusters.push({ x0: x, x1: x, items: [m] });
+      }
+    }
+    for (;;) {
+      const labels = clusters.map((c) => {
+        const el = h('div', {
+          class: 'marker-label',
+          title: c.items.map((m) => m.detail ?? m.label ?? '').join('\n'),
+          dataset: { markers: String(c.items.length) },
+        }, clusterText(c.items));
+        // A label with a failed activity among its markers takes the failure's colour.
+        el.style.color = c.items.some((m) => m.color === COLORS.alarm) ? COLORS.alarm : c.items[0].color;
+        return el;
+      });
+      layer.replaceChildren(...hits, ...labels);
+      const widths = labels.map((el) => el.offsetWidth);
+      const rows = Array.from({ length: LABEL_ROWS }, () => []);
+      const misfit = clusters.findIndex((c, i) => {
+        const w = widths[i];
+        let left = c.x1 + LABEL_GAP_PX;
+        if (left + w > width) left = c.x0 - LABEL_GAP_PX - w;
+        left = Math.max(0, Math.min(left, width - w));
+        const row = rows.findIndex((boxes) => boxes.every(([a, b]) => left + w + 2 <= a || b + 2 <= left));
+        if (row < 0) return true;
+        rows[row].push([left, left + w]);
+        labels[i].style.left = `${left}px`;
+        labels[i].style.top = `${2 + row * LABEL_ROW_PX}px`;
+        return false;
+      });
+      if (misfit <= 0) return;
+      const [gone] = clusters.splice(misfit, 1);
+      const before = clusters[misfit - 1];
+      before.items.push(...gone.items);
+      before.x1 = gone.x1;
+    }
+  };
+  return { hooks: { draw: [place] } };
+}
+
 function overlay(extras) {
   return {
     hooks: {
@@ -111,10 +194,6 @@ function overlay(extras) {
           ctx.lineTo(x, bbox.top + bbox.height);
           ctx.stroke();
           ctx.setLineDash([]);
-          if (m.label) {
-            const right = x + 60 * px > bbox.left + bbox.width;
-            label(ctx, m.label, right ? x - 4 * px : x + 4 * px, bbox.top + 14 * px, m.color, px, right ? 'right' : 'left');
-          }
         }
         // Dots shrink when the datapoints are dense, so that the line stays visible.
         const spacing = bbox.width / px / Math.max(1, u.data[0].length);
@@ -146,6 +225,8 @@ export function timeChart(el, spec) {
   let extras = { x: [], ys: [], hlines: [], spans: [], marks: [], markers: [] };
   const plot = h('div', { class: 'chart-plot' });
   const empty = h('div', { class: 'chart-empty' }, h('span', null, spec.emptyText ?? 'No datapoints in this range.'));
+  // The markers' labels, over the plot (markerLabels).
+  const layer = h('div', { class: 'marker-layer' });
   el.classList.add('chart');
   el.replaceChildren(plot, empty);
 
@@ -161,7 +242,9 @@ export function timeChart(el, spec) {
       hi += d;
     }
     const pad = (hi - lo) * 0.08;
-    return [spec.zero && lo >= 0 ? 0 : lo - pad, spec.integer ? Math.ceil(hi + pad) : hi + pad];
+    // Room at the top for the markers' labels (markerLabels), so that they cover no line.
+    const top = extras.markers.length ? (hi - lo) * 0.3 : pad;
+    return [spec.zero && lo >= 0 ? 0 : lo - pad, spec.integer ? Math.ceil(hi + top) : hi + top];
   };
   const axis = { stroke: COLORS.axis, grid: { stroke: COLORS.grid, width: 1 }, ticks: { stroke: COLORS.grid, width: 1 } };
   const opts = {
@@ -195,9 +278,27 @@ export function timeChart(el, spec) {
     ],
     cursor: { drag: { x: false, y: false } },
     legend: { live: true },
-    plugins: [overlay(() => extras)],
+    plugins: [overlay(() => extras), markerLabels(() => extras, layer)],
+    hooks: {
+      // What the chart shows, for tests and tools: the x range drawn and the data's extent.
+      draw: [(u) => {
+        const xs = u.data[0] ?? [];
+        const has = (i) => u.data.slice(1).some((ys) => ys[i] != null);
+        let first = 0;
+        while (first < xs.length && !has(first)) first += 1;
+        let last = xs.length - 1;
+        while (last >= 0 && !has(last)) last -= 1;
+        Object.assign(el.dataset, {
+          xMin: String(u.scales.x.min),
+          xMax: String(u.scales.x.max),
+          dataMin: first < xs.length ? String(xs[first]) : '',
+          dataMax: last >= 0 ? String(xs[last]) : '',
+        });
+      }],
+    },
   };
   const u = new uPlot(opts, [[], ...spec.series.map(() => [])], plot);
+  u.over.append(layer);
   const resize = new ResizeObserver(() => {
     const w = el.clientWidth;
     if (w && Math.abs(w - u.width) > 1) u.setSize({ width: w, height: u.height });

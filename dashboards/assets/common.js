@@ -149,12 +149,27 @@ export function fillRows(tbody, width, rows, empty = 'Nothing yet.') {
     : [h('tr', { class: 'empty' }, h('td', { colspan: width }, empty))]));
 }
 
-/** Range choices of the chart pages (seconds). */
+/**
+ * Range choices of the chart pages (seconds). Until one is chosen, a chart's range is fitted
+ * to its data: the shortest of 15m, 30m and 1h that holds its oldest datapoint of the last hour.
+ */
 export const RANGES = [
-  ['15m', 900], ['1h', 3600], ['3h', 10800], ['24h', 86400],
+  ['15m', 900], ['30m', 1800], ['1h', 3600], ['3h', 10800], ['24h', 86400],
 ];
 
-/** A segmented control; `onpick(value)` is called with the chosen value. */
+/** The ranges a chart's default range is fitted to, shortest first (seconds). */
+export const FITTED_RANGES = [900, 1800, 3600];
+
+/** The range (seconds) fitted to data whose oldest point is `ageSeconds` old (null: none). */
+export function fittedRange(ageSeconds) {
+  if (ageSeconds == null || !Number.isFinite(ageSeconds)) return FITTED_RANGES[FITTED_RANGES.length - 1];
+  return FITTED_RANGES.find((r) => ageSeconds <= r) ?? FITTED_RANGES[FITTED_RANGES.length - 1];
+}
+
+/**
+ * A segmented control; `onpick(value)` is called with the chosen value. `current` may be null
+ * (nothing pressed); the element's `show(value)` presses a value without calling `onpick`.
+ */
 export function segmented(choices, current, onpick, label) {
   const group = h('div', { class: 'segmented', role: 'group', 'aria-label': label });
   const render = (value) => {
@@ -167,6 +182,7 @@ export function segmented(choices, current, onpick, label) {
     }, text));
   }
   render(current);
+  group.show = render;
   return group;
 }
 
@@ -185,10 +201,17 @@ export const query = {
   },
 };
 
-/** Range seconds from the `range` query parameter (`1h`), default one hour. */
+/** Presses the range a page's data were drawn over (`range_seconds`, `range_fitted`). */
+export function showRange(control, d) {
+  control.show(d.range_seconds == null ? null : String(d.range_seconds));
+  control.dataset.fitted = String(Boolean(d.range_fitted));
+  control.title = d.range_fitted ? 'Fitted to the data (15 min to 1 h); pick a range to keep it' : '';
+}
+
+/** Range seconds from the `range` query parameter (`1h`); null when none is chosen (fitted). */
 export function rangeFromQuery() {
   const r = RANGES.find(([k]) => k === query.get('range'));
-  return r ? r[1] : 3600;
+  return r ? r[1] : null;
 }
 
 /** A message block inside a card or page. */

@@ -4,7 +4,7 @@
 
 import { PALETTE, align, gapped, timeChart } from './chart.js';
 import {
-  RANGES, card, errorText, fmtDims, getJSON, h, notice, query, segmented,
+  RANGES, card, errorText, fittedRange, fmtDims, getJSON, h, notice, query, segmented,
 } from './common.js';
 
 const STATISTICS = ['Average', 'Sum', 'Minimum', 'Maximum', 'SampleCount', 'p50', 'p90', 'p99'];
@@ -15,9 +15,47 @@ const LIST_EVERY_MS = 30000;
 /** Pages of /api/v1/metrics (up to 500 series each) read at most for the pickers. */
 const LIST_MAX_PAGES = 20;
 
-/** The period "auto" picks: at least a minute, at most ~720 points. */
-function autoPeriod(range) {
+/**
+ * The period "auto" picks: at least a minute, at most ~720 points; for a capacity gauge
+ * (recorded every 10 s) 10 s while that is at most 720 points, so that its steps stay steps.
+ */
+function autoPeriod(range, kind) {
+  if (kind === 'gauge' && range / 10 <= 720) return 10;
   return [60, 120, 300, 600, 900, 1800, 3600, 7200].find((p) => range / p <= 720) ?? 21600;
+}
+
+/**
+ * What a series measures, from its namespace and name (the series list has no units):
+ * `gauge` (a scaling group's capacity: AWS/AutoScaling Group…Capacity, …Instances, …Size),
+ * `latency` (a time), `utilization` (a percentage such as CPU) or `other`.
+ */
+export function seriesKind(namespace, metric) {
+  if (namespace === 'AWS/AutoScaling' && /^Group[A-Za-z]*(Capacity|Instances|Size)$/.test(metric ?? '')) return 'gauge';
+  if (/latency|duration|response.?time|elapsed/i.test(metric ?? '')) return 'latency';
+  if (/cpu|utili[sz]ation|percent/i.test(metric ?? '')) return 'utilization';
+  return 'other';
+}
+
+/**
+ * The statistics a series opens with: Average and p99 for a latency, Average for a
+ * utilization, Maximum for a capacity gauge (never a percentile: a percentile or an average of
+ * a step function over a period turns its steps into ramps).
+ */
+const DEFAULT_STATISTICS = {
+  gauge: ['Maximum'], latency: ['Average', 'p99'], utilization: ['Average'], other: ['Average'],
+};
+
+/** The explorer's first series: a latency, else a utilization (CPU), else the first listed. */
+function preferred(list) {
+  for (const kind of ['latency', 'utilization']) {
+    const s = list.find((m) => seriesKind(m.namespace, m.metric_name) === kind);
+    if (s) return s;
+  }
+  return list[0];
+}
+
+function isPercentile(statistic) {
+  return /^p\d/i.test(statistic);
 }
 
 function dimsKey(dims) {
@@ -43,22 +81,24 @@ export function mount(main) {
   let listedAt = 0;
   let chart = null;
   let chartStats = '';
+  let statsShownFor = null;
 
-  const [nsSel, nsField] = select('namespace', 'Namespace', () => { query.set({ namespace: nsSel.value, metric: null, dims: null }); pick(); });
-  const [metricSel, metricField] = select('metric', 'Metric', () => { query.set({ metric: metricSel.value, dims: null }); pick(); });
+  // Another series opens with the statistics that fit it.
+  const [nsSel, nsField] = select('namespace', 'Namespace', () => { query.set({ namespace: nsSel.value, metric: null, dims: null, stats: null }); pick(); });
+  const [metricSel, metricField] = select('metric', 'Metric', () => { query.set({ metric: metricSel.value, dims: null, stats: null }); pick(); });
   const [dimsSel, dimsField] = select('dimensions', 'Dimensions', () => { query.set({ dims: dimsSel.value }); changed(); });
   const [periodSel, periodField] = select('period', 'Period', () => { query.set({ period: periodSel.value }); changed(); });
   fill(periodSel, PERIODS, query.get('period', ''));
-  const chosen = new Set((query.get('stats') ?? 'Average,p99').split(',').filter(Boolean));
   const custom = h('input', {
     id: 'custom-stat', type: 'text', placeholder: 'p99.9, p95', size: 10,
-    value: [...chosen].filter((s) => !STATISTICS.includes(s)).join(', '),
     onchange: () => { writeStats(); changed(); },
   });
   const boxes = STATISTICS.map((s) => h('label', { class: 'check' },
-    h('input', { type: 'checkbox', value: s, checked: chosen.has(s), onchange: () => { writeStats(); changed(); } }), s));
-  const rangeKey = EXPLORE_RANGES.some(([k]) => k === query.get('range')) ? query.get('range') : '1h';
+    h('input', { type: 'checkbox', value: s, onchange: () => { writeStats(); changed(); } }), s));
+  // Until a range is chosen, it is fitted to the series (15 min to 1 h).
+  const rangeKey = EXPLORE_RANGES.some(([k]) => k === query.get('range')) ? query.get('range') : null;
   const pickRange = segmented(EXPLORE_RANGES.map(([k]) => [k, k]), rangeKey, (k) => { query.set({ range: k }); changed(); }, 'Time range');
+  const statsNote = h('p', { class: 'muted small', id: 'stats-note' });
 
   const status = h('div', { id: 'explore-status' });
   const listNote = h('p', { class: 'muted', id: 'explore-list-note' });
@@ -70,14 +110,37 @@ export function mount(main) {
     card('Series', { id: 'picker' },
       h('div', { class: 'form-row' }, nsField, metricField, dimsField, periodField),
       h('div', { class: 'form-row checks' }, h('span', { class: 'field-label' }, 'Statistics'), boxes,
-        h('label', { class: 'check' }, 'other:', custom)), listNote),
+        h('label', { class: 'check' }, 'other:', custom)), statsNote, listNote),
     card('Chart', { id: 'chart-card', extra: pickRange }, title, status, chartEl),
   );
 
+  function kind() {
+    return seriesKind(nsSel.value, metricSel.value);
+  }
+
+  /** The statistics to chart: those picked, without percentiles for a capacity gauge. */
   function statistics() {
-    const picked = boxes.map((b) => b.firstChild).filter((i) => i.checked).map((i) => i.value);
+    const picked = boxes.map((b) => b.firstChild).filter((i) => i.checked && !i.disabled).map((i) => i.value);
     const extra = custom.value.split(/[\s,]+/).filter(Boolean);
-    return [...new Set([...picked, ...extra])];
+    const all = [...new Set([...picked, ...extra])];
+    return kind() === 'gauge' ? all.filter((s) => !isPercentile(s)) : all;
+  }
+
+  /** Checks the statistics of the query string, or those that fit the series. */
+  function showStats() {
+    const gauge = kind() === 'gauge';
+    const chosen = new Set((query.get('stats') ?? DEFAULT_STATISTICS[kind()].join(',')).split(',').filter(Boolean));
+    for (const b of boxes) {
+      const input = b.firstChild;
+      input.checked = chosen.has(input.value);
+      input.disabled = gauge && isPercentile(input.value);
+      b.title = input.disabled ? 'Not for a capacity gauge: percentiles turn its steps into ramps' : '';
+      b.classList.toggle('is-disabled', input.disabled);
+    }
+    custom.value = [...chosen].filter((s) => !STATISTICS.includes(s)).join(', ');
+    statsNote.textContent = gauge
+      ? 'A capacity gauge: drawn as steps, at 10 s periods where the range allows; percentiles are not offered (they turn steps into ramps).'
+      : '';
   }
 
   function writeStats() {
@@ -86,14 +149,21 @@ export function mount(main) {
 
   /** Fills the selects from the series list and the query string. */
   function pick(notify = true) {
+    // Without a choice in the query string: a latency or CPU series (preferred()).
     const namespaces = [...new Set(series.map((s) => s.namespace))].sort();
-    fill(nsSel, namespaces.map((n) => [n, n]), query.get('namespace'), 'No metrics yet');
+    fill(nsSel, namespaces.map((n) => [n, n]), query.get('namespace') ?? preferred(series)?.namespace, 'No metrics yet');
     const inNs = series.filter((s) => s.namespace === nsSel.value);
     const metrics = [...new Set(inNs.map((s) => s.metric_name))].sort();
-    fill(metricSel, metrics.map((m) => [m, m]), query.get('metric'), '—');
+    fill(metricSel, metrics.map((m) => [m, m]), query.get('metric') ?? preferred(inNs)?.metric_name, '—');
     const sets = inNs.filter((s) => s.metric_name === metricSel.value).map((s) => s.dimensions);
     fill(dimsSel, sets.map((d) => [fmtDims(d), dimsKey(d)]).sort(([a], [b]) => a.localeCompare(b)), query.get('dims'), '—');
     query.set({ namespace: nsSel.value, metric: metricSel.value, dims: dimsSel.value });
+    // Another series' statistics (not on every re-read of the list: the user may be typing).
+    const shown = `${nsSel.value}\n${metricSel.value}`;
+    if (shown !== statsShownFor) {
+      statsShownFor = shown;
+      showStats();
+    }
     if (notify) changed();
   }
 
@@ -132,13 +202,19 @@ export function mount(main) {
     }
     const stats = statistics();
     if (!stats.length) {
-      status.replaceChildren(notice('Pick at least one statistic.'));
+      status.replaceChildren(notice(kind() === 'gauge'
+        ? 'Pick Maximum, Minimum or Average: percentiles are not offered for a capacity gauge.'
+        : 'Pick at least one statistic.'));
       return;
     }
-    const range = EXPLORE_RANGES.find(([k]) => k === (query.get('range') ?? '1h'))?.[1] ?? 3600;
-    const period = Number(periodSel.value) || autoPeriod(range);
+    // A range not chosen is fitted: the series is read over the last hour (or as much of it
+    // as a chosen period allows) and shown over the shortest of 15m, 30m, 1h that holds it.
+    const chosenRange = EXPLORE_RANGES.find(([k]) => k === query.get('range'))?.[1] ?? null;
+    const userPeriod = Number(periodSel.value);
+    const readRange = chosenRange ?? (userPeriod ? Math.max(900, Math.min(3600, userPeriod * 1440)) : 3600);
+    const period = userPeriod || autoPeriod(readRange, kind());
     const end = new Date();
-    const start = new Date(end.getTime() - range * 1000);
+    let start = new Date(end.getTime() - readRange * 1000);
     const params = new URLSearchParams({
       namespace: nsSel.value,
       metric_name: metricSel.value,
@@ -154,14 +230,28 @@ export function mount(main) {
       return;
     }
     status.replaceChildren();
-    title.replaceChildren(h('span', { class: 'mono' }, `${nsSel.value} · ${metricSel.value}`),
-      ` {${dimsSel.value || 'no dimensions'}} · ${period} s periods`);
-    if (chartStats !== stats.join(',')) {
-      chartStats = stats.join(',');
-      chart?.destroy();
-      chart = timeChart(chartEl, { series: stats.map((s, i) => ({ label: s, color: PALETTE[i % PALETTE.length] })) });
+    let points = r.body.datapoints;
+    if (chosenRange == null) {
+      const oldest = Math.min(...points.map((p) => Date.parse(p.timestamp)));
+      const range = fittedRange(points.length ? (end.getTime() - oldest) / 1000 : null);
+      start = new Date(end.getTime() - range * 1000);
+      points = points.filter((p) => Date.parse(p.timestamp) > start.getTime() - period * 1000);
+      pickRange.show(EXPLORE_RANGES.find(([, v]) => v === range)?.[0] ?? null);
     }
-    const lists = stats.map((s) => r.body.datapoints
+    pickRange.dataset.fitted = String(chosenRange == null);
+    const gauge = kind() === 'gauge';
+    title.replaceChildren(h('span', { class: 'mono' }, `${nsSel.value} · ${metricSel.value}`),
+      ` {${dimsSel.value || 'no dimensions'}} · ${period} s periods${gauge ? ' · drawn as steps' : ''}`);
+    if (chartStats !== `${stats.join(',')}/${gauge}`) {
+      chartStats = `${stats.join(',')}/${gauge}`;
+      chart?.destroy();
+      chart = timeChart(chartEl, {
+        series: stats.map((s, i) => ({ label: s, color: PALETTE[i % PALETTE.length], stepped: gauge })),
+        integer: gauge,
+      });
+    }
+    chartEl.dataset.statistics = stats.join(',');
+    const lists = stats.map((s) => points
       .filter((p) => p[s] !== undefined)
       .map((p) => ({ timestamp: p.timestamp, value: p[s] })));
     const { x, ys } = gapped(align(lists), period);

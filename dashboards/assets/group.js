@@ -6,7 +6,7 @@
 import { COLORS, align, gapped, timeChart } from './chart.js';
 import {
   RANGES, alarmHref, card, errorText, fillRows, fmtTime, getJSON, h, notice, query, rangeFromQuery,
-  secs, segmented, statusBadge, table, timeEl,
+  secs, segmented, showRange, statusBadge, table, timeEl,
 } from './common.js';
 
 const SERIES = [
@@ -31,6 +31,13 @@ function activityRows(list) {
   }));
 }
 
+/** One activity on one line: time, status, change, trigger and cause (a marker's hover text). */
+function activityDetail(a) {
+  const trigger = a.alarm ? `${a.alarm} · ${a.policy ?? ''}` : (a.scheduled_action ? `scheduled: ${a.scheduled_action}` : (a.policy ?? ''));
+  const cause = a.cause ?? a.status_message ?? '';
+  return [`${fmtTime(a.time)} ${a.old_desired ?? '?'}→${a.new_desired ?? '?'} (${a.status})`, trigger, cause].filter(Boolean).join(' · ');
+}
+
 export function mount(main, name) {
   document.title = `${name} · Thermostat`;
   let range = rangeFromQuery();
@@ -40,7 +47,7 @@ export function mount(main, name) {
   const sizes = h('div', { class: 'tiles', id: 'sizes' });
   const sub = h('p', { class: 'muted', id: 'group-sub' });
   const chartEl = h('div', { id: 'capacity-chart' });
-  const pickRange = segmented(RANGES.map(([k, v]) => [k, String(v)]), String(range), (v) => {
+  const pickRange = segmented(RANGES.map(([k, v]) => [k, String(v)]), range == null ? null : String(range), (v) => {
     range = Number(v);
     query.set({ range: RANGES.find(([, s]) => s === range)?.[0] });
     page.onchange?.();
@@ -52,7 +59,7 @@ export function mount(main, name) {
       h('h1', { id: 'group-name' }, name)),
     sub, error, sizes,
     card('Capacity', { id: 'capacity-card', extra: pickRange }, chartEl,
-      h('p', { class: 'muted small' }, 'Dashed vertical lines mark scaling activities (hover the table for causes).')),
+      h('p', { class: 'muted small' }, 'Dashed vertical lines mark scaling activities; hover a line or its label for the details.')),
     card('Scaling activities', { id: 'activities-card' }, activitiesTable),
   );
 
@@ -64,7 +71,8 @@ export function mount(main, name) {
   });
 
   async function refresh() {
-    const r = await getJSON(`/api/v1/dashboard/groups/${encodeURIComponent(name)}?range_seconds=${range}`);
+    // Until a range is chosen the server fits it to the data (15 min to 1 h).
+    const r = await getJSON(`/api/v1/dashboard/groups/${encodeURIComponent(name)}${range == null ? '' : `?range_seconds=${range}`}`);
     if (!r.ok) {
       error.replaceChildren(notice(errorText(r), 'error'));
       return;
@@ -72,6 +80,7 @@ export function mount(main, name) {
     error.replaceChildren();
     const d = r.body;
     const g = d.group;
+    showRange(pickRange, d);
     sub.textContent = `${g.backend} backend${g.cooldown_until ? ` · cooling down until ${fmtTime(g.cooldown_until)}` : ''}`;
     const tile = (label, value, kind) => h('div', { class: `tile tile-${kind}`, dataset: { size: label } },
       h('div', { class: 'tile-value' }, value ?? '—'), h('div', { class: 'tile-label' }, label));
@@ -96,6 +105,9 @@ export function mount(main, name) {
         x: secs(a.time),
         color: a.status === 'Successful' ? COLORS.accent : COLORS.alarm,
         label: `${a.old_desired ?? '?'}→${a.new_desired ?? '?'}`,
+        from: a.old_desired,
+        to: a.new_desired,
+        detail: activityDetail(a),
       })),
     });
     chartEl.dataset.markers = String(inRange.length);

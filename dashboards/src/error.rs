@@ -33,7 +33,7 @@ pub enum ApiError {
         message: String,
     },
     /// 400: a configuration on disk is invalid (every error, `file:line:column: path: message`).
-    #[error("the configuration is invalid ({} errors)", .0.len())]
+    #[error("the configuration is invalid ({})", count(.0.len(), "error"))]
     InvalidConfig(Vec<String>),
     /// 403: the request was refused (a cross-site request to a state-changing endpoint).
     #[error("{0}")]
@@ -117,8 +117,8 @@ impl IntoResponse for ApiError {
             ),
             ApiError::InvalidConfig(errors) => {
                 let message = format!(
-                    "the new configuration is invalid; the running configuration stays ({} errors)",
-                    errors.len()
+                    "the new configuration is invalid; the running configuration stays ({})",
+                    count(errors.len(), "error")
                 );
                 let mut body = error("invalid_config", message, None);
                 body["errors"] = json!(errors);
@@ -242,9 +242,28 @@ fn rejection_field(message: &str) -> Option<&'static str> {
     }
 }
 
+/// `"1 error"`, `"2 errors"`: `n` and the noun, plural unless `n` is 1.
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        let one = ApiError::InvalidConfig(vec!["a.yaml:1:1: x: is required".into()]);
+        assert_eq!(one.to_string(), "the configuration is invalid (1 error)");
+        let two = ApiError::InvalidConfig(vec![String::new(), String::new()]);
+        assert_eq!(two.to_string(), "the configuration is invalid (2 errors)");
+        assert_eq!(count(1, "instance"), "1 instance");
+        assert_eq!(count(0, "instance"), "0 instances");
+    }
 
     #[test]
     fn messages_are_bounded_on_a_character_boundary() {

@@ -9,6 +9,9 @@
 //!   from the history's state changes, and the history itself.
 //! - `GET /api/v1/dashboard/groups/{name}?range_seconds=&end=`: the group, its capacity
 //!   series from the store (`AWS/AutoScaling`, see [`CAPACITY_METRICS`]) and its activities.
+//!
+//! A chart requested without `range_seconds` gets a range fitted to its data (the last 15
+//! minutes to the last hour, [`fitted_range_seconds`]), so that a fresh series fills it.
 
 use std::sync::Arc;
 
@@ -45,6 +48,9 @@ pub const MAX_POINTS: i64 = 720;
 const MIN_RANGE_SECONDS: i64 = 60;
 const MAX_RANGE_SECONDS: i64 = 15 * 86_400;
 const DEFAULT_RANGE_SECONDS: i64 = 3600;
+/// The ranges a chart requested without `range_seconds` is fitted to, shortest first (see
+/// [`fitted_range_seconds`]).
+pub const FITTED_RANGES_SECONDS: [i64; 3] = [900, 1800, DEFAULT_RANGE_SECONDS];
 /// History items (state changes and the creation in the chart's range, newest first) read to
 /// derive the state timeline at most.
 pub const TIMELINE_MAX_ITEMS: usize = 1_000;
@@ -104,6 +110,41 @@ fn gcd(a: u32, b: u32) -> u32 {
 
 fn lcm(a: u32, b: u32) -> u32 {
     a / gcd(a, b) * b
+}
+
+/// The range of a chart requested without `range_seconds`, from the age of its oldest
+/// datapoint in the last hour (`None`: no data there): the shortest of
+/// [`FITTED_RANGES_SECONDS`] that holds it, so that a fresh series fills the chart instead of
+/// its right edge; the last hour when there are no data.
+pub fn fitted_range_seconds(oldest_age_seconds: Option<i64>) -> i64 {
+    oldest_age_seconds
+        .and_then(|age| FITTED_RANGES_SECONDS.into_iter().find(|&r| age <= r))
+        .unwrap_or(DEFAULT_RANGE_SECONDS)
+}
+
+/// The fitted range (its length and the range) of a chart requested without `range_seconds`,
+/// from its series as read over the default range `range` (the last hour).
+///
+/// # Errors
+/// A 400 for an unreadable `end`.
+fn fitted(
+    range: &ChartRange,
+    series: &[&[(Timestamp, f64)]],
+    end: Option<&str>,
+    now: Timestamp,
+    base_seconds: u32,
+) -> Result<(i64, ChartRange), ApiError> {
+    let oldest = series
+        .iter()
+        .filter_map(|s| s.first())
+        .map(|(t, _)| *t)
+        .min();
+    let age = oldest.map(|t| div_ceil((range.end.as_millis() - t.as_millis()).max(0), SECOND_MS));
+    let secs = fitted_range_seconds(age);
+    Ok((
+        secs,
+        ChartRange::try_new(Some(secs), end, now, base_seconds)?,
+    ))
 }
 
 /// `range_seconds` and `end` of a chart request.
@@ -372,8 +413,8 @@ fn per_series_view(all: &[AlarmView], name: &str) -> Option<AlarmView> {
         kind: "metric",
         state: state.to_owned(),
         reason: format!(
-            "{} instances: {} in ALARM, {} OK, {} with insufficient data.",
-            instances.len(),
+            "{}: {} in ALARM, {} OK, {} with insufficient data.",
+            crate::error::count(instances.len(), "instance"),
             count("ALARM"),
             count("OK"),
             count("INSUFFICIENT_DATA")
@@ -554,27 +595,44 @@ async fn metric_view(
 ) -> Result<(ChartRange, Value), ApiError> {
     let alarm: Alarm = serde_json::from_value(view.configuration.clone())
         .map_err(|e| ApiError::Internal(format!("alarm {:?}: {e}", view.name)))?;
-    let range = ChartRange::try_new(
+    let mut range = ChartRange::try_new(
         p.range_seconds,
         p.end.as_deref(),
         now,
         alarm.period.as_secs(),
     )?;
     let key = alarm_series(&state.store, &alarm, &view.name);
-    let points = match &key {
+    let read = async |range: &ChartRange| match &key {
         Some(k) => {
             pooled_series_values(
                 state,
                 k.clone(),
                 alarm.statistic.clone(),
                 alarm.unit,
-                &range,
+                range,
                 now,
             )
-            .await?
+            .await
         }
-        None => Vec::new(),
+        None => Ok(Vec::new()),
     };
+    let mut points = read(&range).await?;
+    let mut range_seconds = p.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS);
+    if p.range_seconds.is_none() {
+        let (secs, fit) = fitted(
+            &range,
+            &[&points],
+            p.end.as_deref(),
+            now,
+            alarm.period.as_secs(),
+        )?;
+        if fit.period == range.period {
+            points.retain(|(t, _)| *t >= fit.start);
+        } else {
+            points = read(&fit).await?;
+        }
+        (range, range_seconds) = (fit, secs);
+    }
     let datapoints: Vec<Value> = points
         .iter()
         .map(|(t, v)| {
@@ -616,6 +674,8 @@ async fn metric_view(
     body["instances"] = Value::Array(instances);
     body["instances_total"] = json!(instances_total);
     body["rule"] = Value::Null;
+    body["range_seconds"] = json!(range_seconds);
+    body["range_fitted"] = json!(p.range_seconds.is_none());
     Ok((range, body))
 }
 
@@ -647,6 +707,8 @@ fn composite_view(
     body["datapoints"] = json!([]);
     body["instances"] = json!([]);
     body["rule"] = json!({"text": composite.rule_text, "alarms": children});
+    body["range_seconds"] = json!(p.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS));
+    body["range_fitted"] = json!(false);
     Ok((range, body))
 }
 
@@ -670,18 +732,45 @@ pub(crate) async fn group(
     };
     let group =
         group.ok_or_else(|| ApiError::NotFound(format!("no scaling group named {name:?}")))?;
-    let range = ChartRange::try_new(
+    let mut range = ChartRange::try_new(
         p.range_seconds,
         p.end.as_deref(),
         now,
         CAPACITY_PERIOD_SECONDS,
     )?;
     let dims = vec![Dimension::new(CAPACITY_DIMENSION, name.as_str())];
+    let read = async |range: &ChartRange| {
+        let mut all = Vec::with_capacity(CAPACITY_METRICS.len());
+        for metric in CAPACITY_METRICS {
+            let key = SeriesKey::new(CAPACITY_NAMESPACE, metric, dims.clone());
+            all.push(
+                pooled_series_values(&state, key, Statistic::Maximum, None, range, now).await?,
+            );
+        }
+        Ok::<_, ApiError>(all)
+    };
+    let mut series = read(&range).await?;
+    let mut range_seconds = p.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS);
+    if p.range_seconds.is_none() {
+        let slices: Vec<&[(Timestamp, f64)]> = series.iter().map(Vec::as_slice).collect();
+        let (secs, fit) = fitted(
+            &range,
+            &slices,
+            p.end.as_deref(),
+            now,
+            CAPACITY_PERIOD_SECONDS,
+        )?;
+        if fit.period == range.period {
+            for points in &mut series {
+                points.retain(|(t, _)| *t >= fit.start);
+            }
+        } else {
+            series = read(&fit).await?;
+        }
+        (range, range_seconds) = (fit, secs);
+    }
     let mut capacity = Map::new();
-    for metric in CAPACITY_METRICS {
-        let key = SeriesKey::new(CAPACITY_NAMESPACE, metric, dims.clone());
-        let points =
-            pooled_series_values(&state, key, Statistic::Maximum, None, &range, now).await?;
+    for (metric, points) in CAPACITY_METRICS.into_iter().zip(&series) {
         let points: Vec<Value> = points
             .iter()
             .map(|(t, v)| json!({"timestamp": t.to_rfc3339(), "value": v}))
@@ -703,6 +792,8 @@ pub(crate) async fn group(
     });
     body["capacity"] = Value::Object(capacity);
     body["activities"] = Value::Array(activities);
+    body["range_seconds"] = json!(range_seconds);
+    body["range_fitted"] = json!(p.range_seconds.is_none());
     Ok(Json(body))
 }
 

@@ -146,7 +146,73 @@ impl Actions {
             .await;
         let region = env("AWS_REGION");
         let messages = config.notifications.message_settings(region.as_deref());
-        let notifiers = Notifiers::from_settings(&config.notifications, Some(&sdk), &env)?;
+        // Every problem that keeps the configuration from starting is collected and reported
+        // at once: missing secrets, notifiers that cannot be built, fleets that cannot be
+        // reached.
+        let unmet = super::config::unmet(&config.requirements, &|k| std::env::var_os(k));
+        for u in unmet.iter().filter(|u| !u.fatal) {
+            tracing::warn!(requirement = %u, "A requirement of the configuration is not met.");
+        }
+        let mut problems: Vec<String> = unmet
+            .iter()
+            .filter(|u| u.fatal)
+            .map(ToString::to_string)
+            .collect();
+        let notifiers = if problems.is_empty() {
+            Notifiers::from_settings(&config.notifications, Some(&sdk), &env)
+                .map_err(|e| problems.push(e.to_string()))
+                .ok()
+        } else {
+            None
+        };
+        let fleets = fleets_for(&config.scaling, &sdk, &clock).unwrap_or_else(|e| {
+            problems.push(format!("{e:#}"));
+            BTreeMap::new()
+        });
+        let now = clock.now();
+        let stored: BTreeMap<String, GroupState> = db
+            .load_states_under::<Value>(GROUP_PREFIX)?
+            .into_iter()
+            .filter_map(|(name, v)| Some((name, serde_json::from_value(v).ok()?)))
+            .collect();
+        let mut states = BTreeMap::new();
+        for g in &config.scaling.groups {
+            let state = match (stored.get(&g.name), &g.backend) {
+                (Some(s), _) => s.clone(),
+                (None, Backend::AwsAutoscaling { .. }) => {
+                    let Some(fleet) = fleets.get(&g.name) else {
+                        continue;
+                    };
+                    let cap = match g.configured_sizes() {
+                        Some((min, max, desired)) => fleet
+                            .update_limits(&g.name, Some(min), Some(max), Some(desired))
+                            .await
+                            .inspect(|_| tracing::info!(group = %g.name, min, max, desired, "Applied the configured sizes to the Auto Scaling group.")),
+                        None => fleet.describe(&g.name).await,
+                    };
+                    match cap {
+                        Ok(cap) => GroupState::for_group(g, (cap.min, cap.max, cap.desired), now),
+                        Err(e) => {
+                            problems.push(e.to_string());
+                            continue;
+                        }
+                    }
+                }
+                (None, _) => GroupState::for_group(g, (0, 0, 0), now),
+            };
+            states.insert(g.name.clone(), state);
+        }
+        let notifiers = match notifiers {
+            Some(n) if problems.is_empty() => n,
+            _ => {
+                let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+                anyhow::bail!(
+                    "{} (every one listed):\n{}",
+                    thermostat_alarms::backtest::count(problems.len(), "problem", "problems"),
+                    list.join("\n")
+                );
+            }
+        };
         let (history_db, counted) = (Arc::clone(&db), Arc::clone(&telemetry));
         let dispatcher = Dispatcher::open(data_dir, config.notifications.clone(), messages, notifiers, Arc::clone(&clock), &env)?
             .with_history_sink(Arc::new(move |item: HistoryItem| {
@@ -160,35 +226,6 @@ impl Actions {
                     tracing::error!(error = %format!("{e:#}"), "Could not record an action in the alarm history.");
                 }
             }));
-        let fleets = fleets_for(&config.scaling, &sdk, &clock)?;
-        let now = clock.now();
-        let stored: BTreeMap<String, GroupState> = db
-            .load_states_under::<Value>(GROUP_PREFIX)?
-            .into_iter()
-            .filter_map(|(name, v)| Some((name, serde_json::from_value(v).ok()?)))
-            .collect();
-        let mut states = BTreeMap::new();
-        for g in &config.scaling.groups {
-            let state = match (stored.get(&g.name), &g.backend) {
-                (Some(s), _) => s.clone(),
-                (None, Backend::AwsAutoscaling { .. }) => {
-                    let fleet = &fleets[&g.name];
-                    let cap = match g.configured_sizes() {
-                        Some((min, max, desired)) => {
-                            let cap = fleet
-                                .update_limits(&g.name, Some(min), Some(max), Some(desired))
-                                .await?;
-                            tracing::info!(group = %g.name, min, max, desired, "Applied the configured sizes to the Auto Scaling group.");
-                            cap
-                        }
-                        None => fleet.describe(&g.name).await?,
-                    };
-                    GroupState::for_group(g, (cap.min, cap.max, cap.desired), now)
-                }
-                (None, _) => GroupState::for_group(g, (0, 0, 0), now),
-            };
-            states.insert(g.name.clone(), state);
-        }
         let actions = Arc::new_cyclic(|me| Actions {
             me: me.clone(),
             db,

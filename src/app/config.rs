@@ -12,6 +12,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use thermostat_alarms::notifications::NotificationSettings;
+use thermostat_alarms::validate::{Need, Requirement};
 use thermostat_alarms::{AlarmSet, ConfigErrors};
 use thermostat_scaler::ScalingSet;
 
@@ -37,6 +38,9 @@ pub struct Config {
     /// The files it was read from and their contents' hashes (empty when it was not read
     /// from disk): a reload that finds the same is a no-op.
     pub source: Fingerprint,
+    /// What it needs from the machine (environment variables, files, AWS credentials), with
+    /// positions, sorted by file and position; [`unmet`] tells which are missing.
+    pub requirements: Vec<Requirement>,
 }
 
 impl Config {
@@ -330,11 +334,21 @@ pub fn validate(texts: &[(String, String)]) -> Result<Config, LoadError> {
     match (alarms, scaling, notifications) {
         (Ok(alarms), Ok(scaling), Ok(notifications)) => {
             let alarms = thermostat_scaler::merge_alarms(&alarms, &scaling);
+            let mut requirements = thermostat_alarms::validate::requirements(texts);
+            requirements.extend(thermostat_alarms::notifications::requirements(texts));
+            requirements.extend(thermostat_scaler::validate::requirements(texts));
+            let order: std::collections::HashMap<&str, usize> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, (f, _))| (f.as_str(), i))
+                .collect();
+            requirements.sort_by_key(|r| (order.get(r.file.as_str()).copied(), r.pos));
             Ok(Config {
                 alarms,
                 scaling,
                 notifications,
                 source: Fingerprint::default(),
+                requirements,
             })
         }
         (a, s, n) => {
@@ -349,4 +363,96 @@ pub fn validate(texts: &[(String, String)]) -> Result<Config, LoadError> {
             Err(LoadError::Invalid(ConfigErrors(all)))
         }
     }
+}
+
+/// A [`Requirement`] the machine does not meet, and whether `serve` refuses to start for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unmet {
+    /// The requirement.
+    pub requirement: Requirement,
+    /// What is wrong, e.g. `the environment variable SMTP_PASSWORD is not set`.
+    pub problem: String,
+    /// Whether `serve` refuses to start without it: a variable or a file. Missing AWS
+    /// credentials only warn (an EC2 instance role may provide them; the first AWS call
+    /// decides).
+    pub fatal: bool,
+}
+
+impl std::fmt::Display for Unmet {
+    /// `file:line:column: path: problem`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.requirement;
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            r.file, r.pos.line, r.pos.column, r.path, self.problem
+        )
+    }
+}
+
+/// The requirements of `requirements` that this machine does not meet: environment
+/// variables not set (or empty), files that cannot be read, and AWS credentials that are
+/// nowhere to be seen (no `AWS_ACCESS_KEY_ID` with `AWS_SECRET_ACCESS_KEY`, no
+/// `AWS_PROFILE`, web identity or container credentials, no shared credentials or config
+/// file). `env` reads a variable (the binary passes `std::env::var_os`).
+pub fn unmet(
+    requirements: &[Requirement],
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<Unmet> {
+    let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    let mut out = Vec::new();
+    let mut aws = None;
+    for r in requirements {
+        let (problem, fatal) = match &r.need {
+            Need::EnvVar(var) if !set(var) => {
+                (format!("the environment variable {var} is not set"), true)
+            }
+            Need::File(path) => match std::fs::File::open(path) {
+                Ok(_) => continue,
+                Err(e) => (format!("cannot read the file {path} ({e})"), true),
+            },
+            Need::AwsCredentials if !*aws.get_or_insert_with(|| aws_credentials_visible(&env)) => (
+                "no AWS credentials found (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                 AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE, container credentials, \
+                 ~/.aws/credentials or ~/.aws/config); unless an EC2 instance role provides \
+                 them, AWS calls fail"
+                    .to_owned(),
+                false,
+            ),
+            _ => continue,
+        };
+        out.push(Unmet {
+            requirement: r.clone(),
+            problem,
+            fatal,
+        });
+    }
+    out
+}
+
+/// Whether AWS credentials can be found without asking the network: variables of the
+/// standard AWS environment, or a shared credentials or config file.
+fn aws_credentials_visible(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    let vars = (set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY"))
+        || [
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ]
+        .iter()
+        .any(|k| set(k));
+    if vars {
+        return true;
+    }
+    let home = env("HOME").map(PathBuf::from);
+    let file = |var: &str, name: &str| {
+        env(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
+            .is_some_and(|p| p.is_file())
+    };
+    file("AWS_SHARED_CREDENTIALS_FILE", "credentials") || file("AWS_CONFIG_FILE", "config")
 }

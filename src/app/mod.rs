@@ -72,6 +72,24 @@ pub async fn start_with_clock(
     let telemetry = Arc::new(Telemetry::new());
     let ready = Arc::new(AtomicBool::new(false));
 
+    // A start that is refused leaves no data directory behind: the configuration is read
+    // and checked before the directory is touched, and a directory this start created is
+    // removed if a later step fails (one that existed before is never removed).
+    let created_dir = CreatedDataDir::before_start(&settings.data_dir);
+    let config = {
+        let paths = settings.config.clone();
+        let allow_empty = settings.allow_empty_config;
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let config = config::load(&paths)
+                .map_err(|e| anyhow::anyhow!("the configuration is invalid:\n{e}"))?;
+            config::refuse_empty(&config, None, &paths, allow_empty)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(config)
+        })
+        .await
+        .context("configuration loading panicked")??
+    };
+
     let dir = settings.data_dir.clone();
     let loaded = {
         let store = Arc::clone(&store);
@@ -116,18 +134,11 @@ pub async fn start_with_clock(
             .context("cannot open the write-ahead log")?,
     );
 
-    let (config, db) = {
-        let (paths, dir) = (settings.config.clone(), settings.data_dir.clone());
-        let allow_empty = settings.allow_empty_config;
-        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let config = config::load(&paths)
-                .map_err(|e| anyhow::anyhow!("the configuration is invalid:\n{e}"))?;
-            config::refuse_empty(&config, None, &paths, allow_empty)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok((config, Arc::new(state_db::StateDb::open(&dir)?)))
-        })
-        .await
-        .context("configuration loading panicked")??
+    let db = {
+        let dir = settings.data_dir.clone();
+        tokio::task::spawn_blocking(move || state_db::StateDb::open(&dir).map(Arc::new))
+            .await
+            .context("opening the state database panicked")??
     };
     let actions = actions::Actions::start(
         &config,
@@ -315,6 +326,7 @@ pub async fn start_with_clock(
             settings.data_dir.join(backup::SERVER_FILE).display()
         )
     })?;
+    created_dir.keep();
     ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "Thermostat is serving.");
     Ok(Running {
@@ -392,6 +404,47 @@ impl Running {
     }
 }
 
+/// The data directory (and the folders above it) that a start is about to create, removed
+/// when dropped unless [`keep`](Self::keep) was called: a failed start leaves nothing behind.
+/// Nothing that existed before the start (even a dangling symbolic link) is ever removed.
+struct CreatedDataDir(Option<std::path::PathBuf>);
+
+impl CreatedDataDir {
+    /// The topmost missing folder of `dir`, `None` when `dir` exists.
+    fn before_start(dir: &std::path::Path) -> Self {
+        let mut top = None;
+        let mut next = Some(dir);
+        while let Some(d) = next {
+            if d.as_os_str().is_empty() || std::fs::symlink_metadata(d).is_ok() {
+                break;
+            }
+            top = Some(d.to_path_buf());
+            next = d.parent();
+        }
+        CreatedDataDir(top)
+    }
+
+    /// The start succeeded: keep the directory.
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CreatedDataDir {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                tracing::debug!(dir = %dir.display(), "Removed the data directory this failed start created.")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "Could not remove the data directory this failed start created.")
+            }
+        }
+    }
+}
+
 /// Writes a snapshot, then deletes the log segments it makes unnecessary.
 fn checkpoint(
     store: &Store,
@@ -436,25 +489,36 @@ fn file_size_limit_is_an_error() {
     });
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Listens for SIGINT and SIGTERM from the moment it is called, and completes on the first.
+///
+/// The handlers are installed at the call, not when the future is first polled: a process
+/// that calls this before it starts serving never dies from a signal that arrives while it
+/// starts (it stops cleanly as soon as it has started instead). Must be called within a Tokio
+/// runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let one = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = one(interrupt) => {},
+                _ = one(terminate) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -463,6 +527,11 @@ pub async fn shutdown_signal() {
 /// # Errors
 /// As [`start`] and [`Running::wait`].
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Signals are caught from before the start, so one that arrives while starting stops the
+    // server cleanly once it is up instead of killing it half-started.
+    let stop_signal = shutdown_signal();
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let running = start(settings).await?;
     let token = running.shutdown_token();
     #[cfg(unix)]
@@ -470,9 +539,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let engine = Arc::clone(&running.engine);
         let stop = token.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
+            let Ok(mut hup) = hangup else {
                 return;
             };
             loop {
@@ -492,7 +559,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop_signal.await;
         tracing::info!("Received a shutdown signal.");
         token.cancel();
     });

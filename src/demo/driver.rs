@@ -19,7 +19,7 @@ use thermostat_proto::v1::{Dimension, MetricDatum, PutMetricDataRequest};
 use thermostat_scaler::Outcome;
 
 use super::model::{self, LoadCurve, Noise, SAMPLE_INTERVAL_MS};
-use super::summary::{Event, Hold};
+use super::summary::{self, Event, Hold};
 use crate::app::Running;
 use crate::app::actions::Actions;
 use crate::app::engine::AlarmEngine;
@@ -160,6 +160,7 @@ impl Demo {
         // On a failed push nothing is observed, so that the changes are reported next time.
         self.samples_pushed += pushed?;
         events.extend(self.observe());
+        summary::order_by_cause(&mut events);
         Ok(events)
     }
 
@@ -225,9 +226,32 @@ impl Demo {
     }
 
     /// What changed on the server since the last look.
+    ///
+    /// Effects are read before their causes: a tick (or a state set by hand) changes the
+    /// alarms and hands their actions on (scaling decisions and activities, queued
+    /// notifications) under the engine's lock, so an effect read here has its alarm's change
+    /// visible when the alarms are read after it, and is reported in the same step as its
+    /// cause, never in a step before it.
     fn observe(&mut self) -> Vec<Event> {
+        let decisions = self.actions.decisions_after(self.seen.decision);
+        let activities: Vec<(String, Vec<Value>)> = self
+            .actions
+            .list()
+            .iter()
+            .filter_map(|g| g["name"].as_str())
+            .map(|name| {
+                let items = self
+                    .actions
+                    .activities(name, RECENT_ACTIVITIES)
+                    .unwrap_or_default();
+                (name.to_owned(), items)
+            })
+            .collect();
+        let mut recent = self.actions.recent(RECENT_NOTIFICATIONS);
+        let alarms = self.engine.list();
+
         let mut events = Vec::new();
-        for view in self.engine.list() {
+        for view in alarms {
             let current = (view.state.clone(), view.state_updated.clone());
             if let Some((before, _)) = self.seen.alarms.insert(view.name.clone(), current)
                 && before != view.state
@@ -241,7 +265,7 @@ impl Demo {
                 });
             }
         }
-        for (seq, decision) in self.actions.decisions_after(self.seen.decision) {
+        for (seq, decision) in decisions {
             self.seen.decision = seq;
             for e in &decision.evaluations {
                 let (hold, until) = match e.outcome {
@@ -259,14 +283,8 @@ impl Demo {
                 });
             }
         }
-        for group in self.actions.list() {
-            let Some(name) = group["name"].as_str() else {
-                continue;
-            };
-            let items = self
-                .actions
-                .activities(name, RECENT_ACTIVITIES)
-                .unwrap_or_default();
+        for (name, items) in &activities {
+            let name = name.as_str();
             let keys: HashSet<String> = items.iter().map(Value::to_string).collect();
             let first_look = !self.seen.activities.contains_key(name);
             let known = self.seen.activities.entry(name.to_owned()).or_default();
@@ -287,7 +305,6 @@ impl Demo {
             }
             *known = keys;
         }
-        let mut recent = self.actions.recent(RECENT_NOTIFICATIONS);
         recent.reverse();
         for n in recent {
             let (Some(id), Some(status)) = (n["id"].as_u64(), n["status"].as_str()) else {

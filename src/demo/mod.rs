@@ -26,7 +26,7 @@ use thermostat_metrics::{Clock as _, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 pub use driver::Demo;
-pub use summary::Event;
+pub use summary::{Event, Style};
 
 use crate::app::{self, LogFormat, Settings};
 
@@ -80,15 +80,42 @@ pub fn write_config(dir: &Path, webhook_url: &str) -> anyhow::Result<PathBuf> {
 /// Writes lines to stdout; a closed stdout (a pipe whose reader went away) is ignored.
 #[derive(Debug)]
 struct Out {
-    colour: bool,
+    terminal: bool,
+    no_color: bool,
 }
 
 impl Out {
+    fn stdout() -> Out {
+        Out {
+            terminal: std::io::stdout().is_terminal(),
+            no_color: std::env::var_os("NO_COLOR").is_some(),
+        }
+    }
+
+    /// The style of the next line: on a terminal, its width now (it may have been resized).
+    fn style(&self) -> Style {
+        let columns = self.terminal.then(terminal_columns).flatten();
+        Style::for_output(self.terminal, self.no_color, columns)
+    }
+
     fn line(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
     }
+}
+
+/// The width of the terminal on stdout: `COLUMNS` when set, else the terminal's own.
+fn terminal_columns() -> Option<usize> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+        .or_else(|| {
+            rustix::termios::tcgetwinsize(std::io::stdout())
+                .ok()
+                .map(|w| usize::from(w.ws_col))
+        })
+        .filter(|c| *c > 0)
 }
 
 /// Runs the demo in real time until SIGINT or SIGTERM, then stops the server in order and
@@ -98,9 +125,11 @@ impl Out {
 /// The server cannot start (an address in use, an unusable data directory), or the final
 /// snapshot cannot be written.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let out = Out {
-        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
+    // Ctrl-C is caught from the first moment: one pressed while the demo starts stops it
+    // cleanly once it is up (its temporary directory removed) instead of killing it
+    // half-started.
+    let stop_signal = app::shutdown_signal();
+    let out = Out::stdout();
     let scratch = tempfile::Builder::new()
         .prefix("thermostat-demo-")
         .tempdir()
@@ -132,7 +161,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     {
         let token = token.clone();
         tokio::spawn(async move {
-            app::shutdown_signal().await;
+            stop_signal.await;
             token.cancel();
         });
     }
@@ -163,7 +192,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ""
         }
     ));
-    out.line("The load spikes 10 s from now and every 5 minutes after; within two minutes CPU and latency alarm, the group scales out, the alarms recover and the group scales in. Ctrl-C stops.");
+    out.line("The load spikes 10 s from now and every 5 minutes after: within a minute CPU and latency alarm and the group scales out, the alarms recover, and from about two minutes on the group scales in, back to its minimum after about four. Ctrl-C stops.");
 
     let clock = SystemClock;
     match Demo::connect(&running, clock.now()).await {
@@ -175,8 +204,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     _ = token.cancelled() => break,
                     _ = tick.tick() => match demo.step(clock.now()).await {
                         Ok(events) => {
+                            let style = out.style();
                             for e in events {
-                                out.line(&e.render(out.colour));
+                                out.line(&e.render(style));
                             }
                         }
                         Err(e) => tracing::warn!(error = %format!("{e:#}"), "The demo's agents could not push."),

@@ -1,5 +1,7 @@
 //! What the demo reports as it runs ([`Event`]) and how it is printed: one plain line per
-//! event, coloured when the output is a terminal.
+//! event, in the order of cause and effect ([`order_by_cause`]); on a terminal the states are
+//! coloured and long reasons cut at the terminal's width ([`Style`]), elsewhere (a file, a
+//! pipe) every line is whole and plain.
 
 use thermostat_metrics::Timestamp;
 
@@ -92,6 +94,57 @@ pub enum Event {
     },
 }
 
+/// How the lines are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
+    /// ANSI colours.
+    pub colour: bool,
+    /// Cut alarm reasons so that each line fits this many columns (a terminal's width);
+    /// `None` prints them whole.
+    pub width: Option<usize>,
+}
+
+impl Style {
+    /// Plain and whole: for a file or a pipe.
+    pub const PLAIN: Style = Style {
+        colour: false,
+        width: None,
+    };
+
+    /// The style for an output that is a terminal (`is_terminal`) of `columns` columns (the
+    /// `COLUMNS` variable or the terminal's own size; unknown: 80), with colours unless
+    /// `no_color` (`NO_COLOR` is set). Any other output gets [`Style::PLAIN`].
+    pub fn for_output(is_terminal: bool, no_color: bool, columns: Option<usize>) -> Style {
+        if !is_terminal {
+            return Style::PLAIN;
+        }
+        Style {
+            colour: !no_color,
+            width: Some(columns.filter(|c| *c > 0).unwrap_or(80)),
+        }
+    }
+}
+
+/// The fewest characters of a reason a cut line keeps, however narrow the terminal.
+const MIN_REASON_CHARS: usize = 20;
+
+/// `"1 instance"`, `"2 instances"`: `n` and the noun, plural unless `n` is 1.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Puts one step's events in the order of cause and effect: by time to the second (what a
+/// line shows), and within one second what was measured first, then alarm state changes,
+/// then the policies they invoked (held ones, then activities), then notifications. The sort
+/// is stable, so events of one kind keep the order they were found in.
+pub fn order_by_cause(events: &mut [Event]) {
+    events.sort_by_key(|e| (e.at().as_millis().div_euclid(1000), e.rank()));
+}
+
 const RED: &str = "\x1b[31m";
 const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
@@ -122,11 +175,18 @@ fn state_colour(state: &str) -> &'static str {
     }
 }
 
+/// `text` cut to at most `max` characters, ending in "…" when cut; at a space when there is
+/// one in the last third, so that words stay whole.
 fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
-    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let keep = max.saturating_sub(1);
+    let cut: String = text.chars().take(keep).collect();
+    let cut = match cut.rfind(' ') {
+        Some(i) if cut[..i].chars().count() >= keep * 2 / 3 => cut[..i].trim_end(),
+        _ => cut.as_str(),
+    };
     format!("{cut}…")
 }
 
@@ -150,8 +210,20 @@ impl Event {
         }
     }
 
-    /// One line (without newline), with ANSI colours when `colour`.
-    pub fn render(&self, colour: bool) -> String {
+    /// Its place among events of the same second: causes first.
+    fn rank(&self) -> u8 {
+        match self {
+            Event::Status { .. } => 0,
+            Event::AlarmChanged { .. } => 1,
+            Event::PolicyHeld { .. } => 2,
+            Event::Activity { .. } => 3,
+            Event::Notification { .. } => 4,
+        }
+    }
+
+    /// One line (without newline) in `style`.
+    pub fn render(&self, style: Style) -> String {
+        let colour = style.colour;
         let time = paint(colour, DIM, &clock_time(self.at()));
         let body = match self {
             Event::Status {
@@ -180,7 +252,8 @@ impl Event {
                     colour,
                     DIM,
                     &format!(
-                        "load {load_rps:.0} req/s on {in_service} instances{launching}, {per}: CPU {cpu_percent:.0}%, p50 {}, p99 {}",
+                        "load {load_rps:.0} req/s on {}{launching}, {per}: CPU {cpu_percent:.0}%, p50 {}, p99 {}",
+                        count(u64::from(*in_service), "instance"),
                         millis_text(*p50_ms),
                         millis_text(*p99_ms)
                     ),
@@ -192,13 +265,30 @@ impl Event {
                 to,
                 reason,
                 ..
-            } => format!(
-                "alarm {} {} -> {}  {}",
-                paint(colour, BOLD, alarm),
-                from,
-                paint(colour, state_colour(to), to),
-                shorten(reason, 160)
-            ),
+            } => {
+                let head = format!("alarm {alarm} {from} -> {to}  ");
+                // One event, one line: a reason set by hand may hold line breaks or escapes.
+                let reason: String = reason
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                let reason = match style.width {
+                    // The time, two spaces and the head take this many columns.
+                    Some(width) => shorten(
+                        &reason,
+                        width
+                            .saturating_sub(10 + head.chars().count())
+                            .max(MIN_REASON_CHARS),
+                    ),
+                    None => reason,
+                };
+                format!(
+                    "alarm {} {} -> {}  {reason}",
+                    paint(colour, BOLD, alarm),
+                    from,
+                    paint(colour, state_colour(to), to),
+                )
+            }
             Event::Activity {
                 group,
                 old_desired,
@@ -276,10 +366,13 @@ mod tests {
             reason: "Threshold Crossed".into(),
         };
         assert_eq!(
-            e.render(false),
+            e.render(Style::PLAIN),
             "02:00:42  alarm demo-cpu-high OK -> ALARM  Threshold Crossed"
         );
-        let coloured = e.render(true);
+        let coloured = e.render(Style {
+            colour: true,
+            width: None,
+        });
         assert!(coloured.contains("\x1b[31mALARM\x1b[0m"), "{coloured:?}");
     }
 
@@ -295,7 +388,7 @@ mod tests {
             status: "Successful".into(),
         };
         assert_eq!(
-            e.render(false),
+            e.render(Style::PLAIN),
             "00:00:00  group demo-web scale in: desired capacity 6 -> 4 by policy scale-in (alarm demo-cpu-low), Successful"
         );
         let held = Event::PolicyHeld {
@@ -307,16 +400,130 @@ mod tests {
             until: Timestamp(90_000),
         };
         assert!(
-            held.render(false)
+            held.render(Style::PLAIN)
                 .ends_with("waits for the group's cooldown until 00:01:30")
         );
     }
 
+    fn alarm(at: i64, reason: &str) -> Event {
+        Event::AlarmChanged {
+            at: Timestamp(at),
+            alarm: "demo-cpu-high".into(),
+            from: "OK".into(),
+            to: "ALARM".into(),
+            reason: reason.into(),
+        }
+    }
+
     #[test]
-    fn long_reasons_are_shortened() {
+    fn long_reasons_are_shortened_at_a_word() {
         assert_eq!(shorten("abcdef", 4), "abc…");
         assert_eq!(shorten("abc", 4), "abc");
+        assert_eq!(shorten("one two three four", 12), "one two…");
         assert_eq!(millis_text(1842.0), "1.8 s");
         assert_eq!(millis_text(230.4), "230 ms");
+    }
+
+    #[test]
+    fn reasons_are_whole_off_a_terminal_and_cut_to_its_width_on_one() {
+        let reason = "Threshold Crossed: 3 datapoints [13.28 (26/11/26 12:19:10), 13.02 (26/11/26 12:19:00), 12.9 (26/11/26 12:18:50)] were less than the threshold (25.0). ".repeat(2);
+        assert!(reason.chars().count() > 200);
+        let e = alarm(0, &reason);
+        let plain = Style::for_output(false, false, Some(80));
+        assert_eq!(plain, Style::PLAIN);
+        assert_eq!(
+            e.render(plain),
+            format!("00:00:00  alarm demo-cpu-high OK -> ALARM  {reason}")
+        );
+        let terminal = Style::for_output(true, true, Some(100));
+        assert_eq!(
+            terminal,
+            Style {
+                colour: false,
+                width: Some(100)
+            }
+        );
+        let line = e.render(terminal);
+        assert!(line.chars().count() <= 100, "{line}");
+        assert!(line.chars().count() >= 80, "{line}");
+        // Cut between words.
+        let shown = line
+            .split_once("ALARM  ")
+            .and_then(|(_, r)| r.strip_suffix('…'))
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(reason.starts_with(shown), "{line}");
+        assert!(reason[shown.len()..].starts_with(' '), "{line}");
+        // Unknown width: 80; a narrow terminal still shows the start of the reason.
+        assert!(
+            e.render(Style::for_output(true, false, None))
+                .contains("\x1b[")
+        );
+        let narrow = e.render(Style::for_output(true, true, Some(30)));
+        assert!(narrow.ends_with("  Threshold Crossed:…"), "{narrow}");
+        // Line breaks and escapes in a reason set by hand stay on one line, harmless.
+        assert_eq!(
+            alarm(0, "by\nhand\x1b[2J").render(Style::PLAIN),
+            "00:00:00  alarm demo-cpu-high OK -> ALARM  by hand [2J"
+        );
+    }
+
+    #[test]
+    fn causes_come_before_their_effects_within_a_second() {
+        let activity = Event::Activity {
+            at: Timestamp(50_000),
+            group: "demo-web".into(),
+            old_desired: 2,
+            new_desired: 6,
+            policy: Some("step-out".into()),
+            alarm: Some("demo-cpu-high".into()),
+            status: "Successful".into(),
+        };
+        let notification = Event::Notification {
+            at: Timestamp(50_400),
+            alarm: "demo-cpu-high".into(),
+            action: "webhook:demo".into(),
+            new_state: "ALARM".into(),
+            status: "delivered".into(),
+        };
+        let earlier = alarm(40_000, "earlier");
+        let mut events = vec![
+            notification.clone(),
+            activity.clone(),
+            alarm(50_000, "cause"),
+            earlier.clone(),
+        ];
+        order_by_cause(&mut events);
+        assert_eq!(
+            events,
+            vec![earlier, alarm(50_000, "cause"), activity, notification]
+        );
+    }
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        assert_eq!(count(1, "instance"), "1 instance");
+        assert_eq!(count(0, "instance"), "0 instances");
+        assert_eq!(count(2, "composite alarm"), "2 composite alarms");
+        let status = |n: u32| Event::Status {
+            at: Timestamp(0),
+            load_rps: 80.0,
+            in_service: n,
+            desired: n,
+            cpu_percent: 40.0,
+            p50_ms: 20.0,
+            p99_ms: 150.0,
+        };
+        assert!(
+            status(1)
+                .render(Style::PLAIN)
+                .contains("on 1 instance, 80 req/s per instance"),
+            "{}",
+            status(1).render(Style::PLAIN)
+        );
+        assert!(
+            status(2)
+                .render(Style::PLAIN)
+                .contains("on 2 instances, 40 req/s")
+        );
     }
 }

@@ -8,8 +8,17 @@
 //     --alarm web-cpu-high --instance 'api-latency-p99[Host=b]' --composite web-degraded \
 //     --group web --toggle maintenance-switch --namespace Test/Dash --metric CPUUtilization
 //
-// Prints one `ok - <check>` line per check; exits 1 at the first failure (with a
-// `failure-<check>.png` screenshot), 2 on bad arguments. tests/it/browser.rs runs it.
+// With `--fit-url` (a second server with series of known ages and scaling activities close
+// together; `FitScenario` in tests/it/browser.rs) it also checks the first impression: each
+// chart's default range fitted to its data, activity labels that do not overlap (at the
+// default and a narrow viewport), and the explorer's first series and statistics:
+//
+//     --fit-url http://127.0.0.1:8081 --fresh-alarm fresh-latency --aged-alarm aged-cpu \
+//     --burst-group burst --fit-namespace Test/Fit
+//
+// Prints one `ok - <check>` line per check and the path of every screenshot; exits 1 at the
+// first failure (with a `failure-<check>.png` screenshot), 2 on bad arguments.
+// tests/it/browser.rs runs it.
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +48,11 @@ const { values: opt } = parseArgs({
     toggle: { type: 'string' },
     namespace: { type: 'string' },
     metric: { type: 'string' },
+    'fit-url': { type: 'string' },
+    'fresh-alarm': { type: 'string' },
+    'aged-alarm': { type: 'string' },
+    'burst-group': { type: 'string' },
+    'fit-namespace': { type: 'string' },
     timeout: { type: 'string', default: '30000' },
   },
 });
@@ -48,7 +62,16 @@ for (const k of ['url', 'alarm', 'instance', 'composite', 'group', 'toggle', 'na
     process.exit(2);
   }
 }
+if (opt['fit-url']) {
+  for (const k of ['fresh-alarm', 'aged-alarm', 'burst-group', 'fit-namespace']) {
+    if (!opt[k]) {
+      console.error(`dashboard.mjs: --${k} is required with --fit-url`);
+      process.exit(2);
+    }
+  }
+}
 const base = opt.url.replace(/\/$/, '');
+const fitBase = opt['fit-url']?.replace(/\/$/, '');
 const timeout = Number(opt.timeout);
 mkdirSync(opt.screenshots, { recursive: true });
 
@@ -77,7 +100,7 @@ page.on('console', (m) => {
 });
 page.on('request', (r) => {
   const u = r.url();
-  if (!u.startsWith(base) && !u.startsWith('data:')) problems.push(`request outside the server: ${u}`);
+  if (!u.startsWith(base) && !(fitBase && u.startsWith(fitBase)) && !u.startsWith('data:')) problems.push(`request outside the server: ${u}`);
 });
 
 let passed = 0;
@@ -96,11 +119,13 @@ async function check(name, body) {
 }
 
 async function shot(name) {
-  await page.screenshot({ path: path.join(opt.screenshots, `${name}.png`), fullPage: true });
+  const file = path.join(opt.screenshots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`# screenshot ${path.resolve(file)}`);
 }
 
-async function open(pathAndQuery) {
-  await page.goto(`${base}${pathAndQuery}`);
+async function open(pathAndQuery, server = base) {
+  await page.goto(`${server}${pathAndQuery}`);
   // The first refresh has been applied.
   await page.waitForFunction(() => Number(document.body.dataset.refreshes ?? 0) >= 1);
 }
@@ -330,6 +355,11 @@ await check('group page charts capacity with activity markers', async () => {
   expect(acts.includes(opt.alarm) && acts.includes('triggered policy'), `activities: ${acts}`);
   const desired = await page.locator('[data-size="desired"] .tile-value').textContent();
   expect(Number(desired) >= 2, `desired tile: ${desired}`);
+  if (fitBase) {
+    // The recorded capacity history is 15 to 17 minutes old: the default range is the next
+    // preset, 30 minutes.
+    expectSpan(await xExtent('#capacity-chart'), 1800, 15, 'group web');
+  }
   await shot('group');
 });
 
@@ -371,6 +401,201 @@ await check('SetAlarmState changes the alarm page without a reload', async () =>
   await same();
   await shot('alarm-toggled');
 });
+
+// === The first impression (a second server: series of known ages, activities close together) ===
+
+/**
+ * The x range the chart in `selector` draws and its data's extent (seconds), as chart.js
+ * reads them from the uPlot instance at each draw; `fill` is the share of the range between
+ * the first and the last datapoint.
+ */
+async function xExtent(selector) {
+  await page.waitForFunction((sel) => {
+    const d = document.querySelector(sel)?.dataset;
+    return d && d.xMin && d.dataMin;
+  }, selector);
+  return page.evaluate((sel) => {
+    const d = document.querySelector(sel).dataset;
+    const [min, max, dataMin, dataMax] = [d.xMin, d.xMax, d.dataMin, d.dataMax].map(Number);
+    return { min, max, dataMin, dataMax, span: max - min, fill: (dataMax - dataMin) / (max - min), now: Date.now() / 1000 };
+  }, selector);
+}
+
+/** Expects the chart to span `seconds` (within `slack`), ending now, with its data inside. */
+function expectSpan(ext, seconds, slack, what) {
+  expect(Math.abs(ext.span - seconds) <= slack, `${what}: the chart spans ${Math.round(ext.span)} s, not about ${seconds} s`);
+  expect(Math.abs(ext.max - ext.now) <= 30, `${what}: the chart ends ${Math.round(ext.now - ext.max)} s before now`);
+  expect(ext.dataMin >= ext.min - 60 && ext.dataMax <= ext.max, `${what}: data outside the range`);
+}
+
+/** The text of the pressed range button in `selector`, and whether the range was fitted. */
+async function pressedRange(selector) {
+  return page.evaluate((sel) => {
+    const control = document.querySelector(`${sel} .segmented`);
+    return {
+      text: control.querySelector('[aria-pressed="true"]')?.textContent ?? null,
+      fitted: control.dataset.fitted,
+    };
+  }, selector);
+}
+
+/**
+ * The activity labels of the chart in `selector` (bounding rectangles, markers each stands
+ * for, hover text), the plot's rectangle and the number of markers drawn; expects that no two
+ * labels intersect, that each lies within the plot and that every marker has a label.
+ */
+async function labelsApart(selector, what) {
+  const { labels, plot, markers } = await page.evaluate((sel) => {
+    const rect = (el) => {
+      const r = el.getBoundingClientRect();
+      return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+    };
+    const chart = document.querySelector(sel);
+    return {
+      labels: [...chart.querySelectorAll('.marker-label')].map((el) => ({
+        ...rect(el), markers: Number(el.dataset.markers), text: el.textContent, title: el.title,
+      })),
+      plot: rect(chart.querySelector('.u-over')),
+      markers: Number(chart.dataset.markers),
+    };
+  }, selector);
+  expect(labels.length >= 1, `${what}: no activity label`);
+  for (const [i, a] of labels.entries()) {
+    expect(a.right - a.left > 10 && a.bottom - a.top > 8, `${what}: label ${a.text} has no size`);
+    expect(a.left >= plot.left - 0.5 && a.right <= plot.right + 0.5 && a.top >= plot.top - 0.5 && a.bottom <= plot.bottom + 0.5,
+      `${what}: label ${a.text} lies outside the plot`);
+    for (const b of labels.slice(i + 1)) {
+      const apart = a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
+      expect(apart, `${what}: labels ${a.text} (${JSON.stringify(a)}) and ${b.text} (${JSON.stringify(b)}) overlap`);
+    }
+  }
+  const labelled = labels.reduce((n, l) => n + l.markers, 0);
+  expect(labelled === markers, `${what}: ${labelled} of ${markers} activity markers have a label`);
+  return labels;
+}
+
+if (fitBase) {
+  await check("a fresh series fills the alarm chart's default range of 15 minutes", async () => {
+    await open(`/alarms/${encodeURIComponent(opt['fresh-alarm'])}`, fitBase);
+    await chartDrawn('#metric-chart', [BLUE]);
+    const ext = await xExtent('#metric-chart');
+    expectSpan(ext, 900, 15, 'fresh series');
+    // Five minutes of data in fifteen (it was five in sixty: the right 8%).
+    expect(ext.fill >= 0.3, `the data fill ${Math.round(ext.fill * 100)}% of the chart`);
+    const pressed = await pressedRange('#metric-card');
+    expect(pressed.text === '15m' && pressed.fitted === 'true', `range control: ${JSON.stringify(pressed)}`);
+    expect(!new URL(page.url()).searchParams.has('range'), 'a range was written into the URL');
+    await shot('fit-alarm-fresh');
+  });
+
+  await check('a series 40 minutes old gets the last hour', async () => {
+    await open(`/alarms/${encodeURIComponent(opt['aged-alarm'])}`, fitBase);
+    await chartDrawn('#metric-chart', [BLUE]);
+    const ext = await xExtent('#metric-chart');
+    expectSpan(ext, 3600, 60, 'aged series');
+    expect(ext.fill >= 0.6, `the data fill ${Math.round(ext.fill * 100)}% of the chart`);
+    const pressed = await pressedRange('#metric-card');
+    expect(pressed.text === '1h' && pressed.fitted === 'true', `range control: ${JSON.stringify(pressed)}`);
+    await shot('fit-alarm-aged');
+  });
+
+  await check("the user's range wins over the fitted one", async () => {
+    await open(`/alarms/${encodeURIComponent(opt['fresh-alarm'])}`, fitBase);
+    await chartDrawn('#metric-chart', [BLUE]);
+    await page.getByRole('button', { name: '1h', exact: true }).click();
+    await page.waitForFunction(() => new URLSearchParams(location.search).get('range') === '1h');
+    await page.waitForFunction(() => Number(document.querySelector('#metric-chart').dataset.xMax)
+      - Number(document.querySelector('#metric-chart').dataset.xMin) > 3000);
+    // Kept across a reload and a refresh: the URL holds the choice.
+    await page.reload();
+    await page.waitForFunction(() => Number(document.body.dataset.refreshes ?? 0) >= 1);
+    expectSpan(await xExtent('#metric-chart'), 3600, 15, 'chosen 1h');
+    const pressed = await pressedRange('#metric-card');
+    expect(pressed.text === '1h' && pressed.fitted === 'false', `range control: ${JSON.stringify(pressed)}`);
+    await shot('fit-alarm-chosen');
+  });
+
+  await check("the group chart's default range fits its capacity history", async () => {
+    await open(`/groups/${encodeURIComponent(opt['burst-group'])}`, fitBase);
+    await chartDrawn('#capacity-chart', [BLUE]);
+    await page.waitForFunction(() => Number(document.querySelector('#capacity-chart').dataset.markers) >= 6);
+    // The capacity is recorded from the server's start, minutes ago: the last 15 minutes.
+    expectSpan(await xExtent('#capacity-chart'), 900, 15, 'group');
+    const pressed = await pressedRange('#capacity-card');
+    expect(pressed.text === '15m' && pressed.fitted === 'true', `range control: ${JSON.stringify(pressed)}`);
+  });
+
+  await check('activity labels do not overlap at the default viewport', async () => {
+    const labels = await labelsApart('#capacity-chart', '1360 px');
+    // The bursts are close enough that labels had to be stacked: some share columns.
+    const stacked = labels.some((a, i) => labels.slice(i + 1).some((b) => a.left < b.right && b.left < a.right));
+    expect(labels.length >= 2 && stacked, `labels not stacked: ${labels.map((l) => l.text).join(' | ')}`);
+    // Their details are on hover.
+    expect(labels.every((l) => l.title.includes('→') && l.title.includes('triggered policy')), `hover text: ${labels[0].title}`);
+    await shot('fit-group');
+  });
+
+  await check('activity labels do not overlap at a narrow viewport', async () => {
+    await page.setViewportSize({ width: 480, height: 900 });
+    await page.waitForFunction(() => document.querySelector('#capacity-chart .u-over').getBoundingClientRect().width < 440);
+    await page.waitForFunction(() => [...document.querySelectorAll('#capacity-chart .marker-label')]
+      .every((el) => el.getBoundingClientRect().right <= document.querySelector('#capacity-chart .u-over').getBoundingClientRect().right + 0.5));
+    await labelsApart('#capacity-chart', '480 px');
+    await shot('fit-group-narrow');
+    await page.setViewportSize({ width: 1360, height: 900 });
+  });
+
+  const checkedStats = () => page.evaluate(() => [...document.querySelectorAll('#picker label.check input[type=checkbox]')]
+    .filter((i) => i.checked).map((i) => i.value));
+
+  await check('the explorer opens on a latency series with fitting statistics and range', async () => {
+    await open('/explore', fitBase);
+    await chartDrawn('#explore-chart', [BLUE]);
+    const ns = await page.locator('#namespace').inputValue();
+    const metric = await page.locator('#metric').inputValue();
+    expect(ns === opt['fit-namespace'] && metric === 'Latency', `opened on ${ns} ${metric}`);
+    const stats = await checkedStats();
+    expect(stats.join(',') === 'Average,p99', `statistics: ${stats}`);
+    await page.waitForFunction(() => document.querySelector('#explore-chart .u-legend')?.textContent.includes('p99'));
+    // The series is five minutes old: the last 15 minutes.
+    expectSpan(await xExtent('#explore-chart'), 900, 5, 'explorer');
+    const pressed = await pressedRange('#chart-card');
+    expect(pressed.text === '15m' && pressed.fitted === 'true', `range control: ${JSON.stringify(pressed)}`);
+    await shot('fit-explore-default');
+    // A CPU series opens with its Average, over the last hour when it is 40 minutes old.
+    await page.locator('#metric').selectOption('CPUUtilization');
+    await page.waitForFunction(() => document.querySelector('#explore-chart').dataset.statistics === 'Average');
+    expect((await checkedStats()).join(',') === 'Average', `CPU statistics: ${await checkedStats()}`);
+    await page.waitForFunction(() => Number(document.querySelector('#explore-chart').dataset.xMax)
+      - Number(document.querySelector('#explore-chart').dataset.xMin) > 3000);
+    const ext = await xExtent('#explore-chart');
+    expectSpan(ext, 3600, 5, 'explorer CPU');
+    expect(ext.fill >= 0.6, `the CPU data fill ${Math.round(ext.fill * 100)}% of the chart`);
+    await shot('fit-explore-cpu');
+  });
+
+  await check('a capacity gauge is charted without percentiles, as steps', async () => {
+    await page.locator('#namespace').selectOption('AWS/AutoScaling');
+    await page.locator('#metric').selectOption('GroupDesiredCapacity');
+    await page.waitForFunction(() => document.querySelector('#explore-title')?.textContent.includes('GroupDesiredCapacity'));
+    await page.waitForFunction(() => document.querySelector('#explore-chart').dataset.statistics === 'Maximum');
+    await chartDrawn('#explore-chart', [BLUE]);
+    expect((await checkedStats()).join(',') === 'Maximum', `gauge statistics: ${await checkedStats()}`);
+    const percentiles = await page.evaluate(() => [...document.querySelectorAll('#picker label.check input[type=checkbox]')]
+      .filter((i) => /^p\d/.test(i.value)).map((i) => ({ value: i.value, disabled: i.disabled })));
+    expect(percentiles.length >= 3 && percentiles.every((p) => p.disabled), `percentile boxes: ${JSON.stringify(percentiles)}`);
+    const title = await page.locator('#explore-title').textContent();
+    expect(title.includes('10 s periods'), `the steps are not kept at 10 s: ${title}`);
+    // A percentile typed in is left out too, and the page says why.
+    await page.locator('#custom-stat').fill('Average, p90');
+    await page.locator('#custom-stat').dispatchEvent('change');
+    await page.waitForFunction(() => document.querySelector('#explore-chart').dataset.statistics === 'Maximum,Average');
+    const legend = await page.locator('#explore-chart .u-legend').textContent();
+    expect(!/p\d/.test(legend), `legend: ${legend}`);
+    expect((await page.locator('#stats-note').textContent()).includes('percentiles'), 'no note on percentiles');
+    await shot('fit-explore-gauge');
+  });
+}
 
 await check('no script errors and nothing loaded from elsewhere', async () => {
   expect(problems.length === 0, [...new Set(problems)].join('; '));

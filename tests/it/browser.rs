@@ -2,21 +2,29 @@
 //! `playwright-core` through `tests/browser/dashboard.mjs`, against a real server with alarms,
 //! a simulated scaling group and data pushed over gRPC (`dashboard_api::Scenario`).
 //!
+//! A second server ([`FitScenario`]) holds series of known ages and a group with several
+//! scaling activities close together: the first impression of each page (the default range
+//! fitted to the data, activity labels that do not overlap, the explorer's first series and
+//! statistics).
+//!
 //! Needs `node`, `chromium` and `tests/browser/node_modules` (`scripts/setup-browser`).
 //! Without them the test is skipped with the reason, unless `CI=true`, where it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use thermostat_proto::v1::MetricDatum;
 
 use crate::dashboard_api::{
     COMPOSITE, CPU_ALARM, GROUP, LATENCY_ALARM, NAMESPACE, SWITCH_ALARM, Scenario,
 };
+use crate::util::{TestServer, dims, now_ms, request, set_alarm_state};
 
 const SCRIPT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 
 /// Every check the script makes; each must have passed.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 19] = [
     "overview lists every alarm with its state",
     "overview shows the group and notifications",
     "alarm page charts the metric with threshold, breaches and ALARM shading",
@@ -27,10 +35,18 @@ const CHECKS: [&str; 11] = [
     "explorer draws the chosen series and statistics",
     "SetAlarmState changes the overview without a reload",
     "SetAlarmState changes the alarm page without a reload",
+    "a fresh series fills the alarm chart's default range of 15 minutes",
+    "a series 40 minutes old gets the last hour",
+    "the user's range wins over the fitted one",
+    "the group chart's default range fits its capacity history",
+    "activity labels do not overlap at the default viewport",
+    "activity labels do not overlap at a narrow viewport",
+    "the explorer opens on a latency series with fitting statistics and range",
+    "a capacity gauge is charted without percentiles, as steps",
     "no script errors and nothing loaded from elsewhere",
 ];
 
-const SCREENSHOTS: [&str; 10] = [
+const SCREENSHOTS: [&str; 18] = [
     "overview",
     "alarm",
     "alarm-1h",
@@ -41,7 +57,160 @@ const SCREENSHOTS: [&str; 10] = [
     "explore",
     "overview-toggled",
     "alarm-toggled",
+    "fit-alarm-fresh",
+    "fit-alarm-aged",
+    "fit-alarm-chosen",
+    "fit-group",
+    "fit-group-narrow",
+    "fit-explore-default",
+    "fit-explore-cpu",
+    "fit-explore-gauge",
 ];
+
+/// [`FitScenario`]'s namespace, alarms and group.
+const FIT_NAMESPACE: &str = "Test/Fit";
+const FRESH_ALARM: &str = "fresh-latency";
+const AGED_ALARM: &str = "aged-cpu";
+const BURST_SWITCH: &str = "burst-switch";
+const BURST_GROUP: &str = "burst";
+/// Ages of the oldest datapoints of the fresh and the aged series (seconds).
+const FRESH_AGE_SECONDS: i64 = 5 * 60;
+const AGED_AGE_SECONDS: i64 = 40 * 60;
+
+const FIT_CONFIG: &str = r#"alarms:
+  - name: fresh-latency
+    namespace: Test/Fit
+    metric_name: Latency
+    dimensions: {Service: fresh}
+    statistic: p99
+    period_seconds: 10
+    evaluation_periods: 1
+    threshold: 1000
+    comparison_operator: GreaterThanThreshold
+  - name: aged-cpu
+    namespace: Test/Fit
+    metric_name: CPUUtilization
+    dimensions: {Service: aged}
+    statistic: Average
+    period_seconds: 60
+    evaluation_periods: 1
+    threshold: 90
+    comparison_operator: GreaterThanThreshold
+  - name: burst-switch
+    description: Toggled by the test to make scaling activities close together
+    namespace: Test/Fit
+    metric_name: Switch
+    statistic: Maximum
+    period_seconds: 60
+    evaluation_periods: 1
+    threshold: 0
+    comparison_operator: GreaterThanThreshold
+    treat_missing_data: ignore
+    alarm_actions: ["policy:burst/up"]
+    ok_actions: ["policy:burst/down"]
+scaling_groups:
+  - name: burst
+    backend: simulated
+    min_size: 2
+    max_size: 10
+    desired_capacity: 2
+    simulated: {launch_seconds: 0}
+    policies:
+      - name: up
+        policy_type: SimpleScaling
+        adjustment_type: ChangeInCapacity
+        scaling_adjustment: 1
+        cooldown_seconds: 0
+      - name: down
+        policy_type: SimpleScaling
+        adjustment_type: ChangeInCapacity
+        scaling_adjustment: -1
+        cooldown_seconds: 0
+"#;
+
+/// A server whose series have known ages — a latency series 5 minutes old (high resolution,
+/// every 10 s) and a CPU series 40 minutes old (every minute) — and a group with six scaling
+/// activities within about 20 seconds (in three bursts).
+struct FitScenario {
+    server: TestServer,
+    _config: tempfile::TempDir,
+}
+
+impl FitScenario {
+    async fn start() -> FitScenario {
+        let config = tempfile::tempdir().unwrap();
+        std::fs::write(config.path().join("fit.yaml"), FIT_CONFIG).unwrap();
+        let path = config.path().to_owned();
+        let server = TestServer::start_with(move |s| s.config = vec![path]).await;
+        let mut client = server.client().await;
+        let now = now_ms();
+        let datum = |name: &str, service: &str, ts: i64, unit: &str, resolution: i32| MetricDatum {
+            metric_name: name.into(),
+            dimensions: dims(&[("Service", service)]),
+            timestamp_ms: ts,
+            unit: unit.into(),
+            storage_resolution: resolution,
+            ..Default::default()
+        };
+        let mut data = Vec::new();
+        for ago in (0..=FRESH_AGE_SECONDS).step_by(10) {
+            data.push(MetricDatum {
+                values: vec![20.0, 35.0, 60.0 + (ago % 70) as f64],
+                ..datum("Latency", "fresh", now - ago * 1000, "Milliseconds", 1)
+            });
+        }
+        for ago in (0..=AGED_AGE_SECONDS).step_by(60) {
+            data.push(MetricDatum {
+                value: Some(30.0 + (ago % 600) as f64 / 20.0),
+                ..datum("CPUUtilization", "aged", now - ago * 1000, "Percent", 60)
+            });
+        }
+        client
+            .put_metric_data(request(FIT_NAMESPACE, data))
+            .await
+            .unwrap();
+
+        // Six activities in three bursts: 2→3→2→3, a pause, 3→2→3, a pause, 3→2.
+        let addr = server.running.http_addr;
+        let mut up = false;
+        for pause_ms in [0, 1500, 1500, 10_000, 1500, 6000] {
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            up = !up;
+            let (state, reason) = if up {
+                ("ALARM", "Browser test: burst up")
+            } else {
+                ("OK", "Browser test: burst down")
+            };
+            set_alarm_state(addr, BURST_SWITCH, state, reason).await;
+        }
+        let fit = FitScenario {
+            server,
+            _config: config,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let acts = reqwest::get(
+                fit.server
+                    .http(&format!("/api/v1/groups/{BURST_GROUP}/activities")),
+            )
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+            let n = acts["activities"].as_array().map_or(0, Vec::len);
+            if n >= 6 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected 6 scaling activities of {BURST_GROUP}: {acts}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        fit
+    }
+}
 
 /// The browser's executable: `$THERMOSTAT_CHROMIUM`, else Debian's `/usr/bin/chromium`.
 fn chromium() -> PathBuf {
@@ -88,7 +257,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     let Some(browser) = require_browser("the_dashboard_works_in_a_real_browser") else {
         return;
     };
-    let scenario = Scenario::start().await;
+    let (scenario, fit) = tokio::join!(Scenario::start(), FitScenario::start());
     let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     let started = SystemTime::now();
@@ -109,7 +278,12 @@ async fn the_dashboard_works_in_a_real_browser() {
         .args(["--group", GROUP])
         .args(["--toggle", SWITCH_ALARM])
         .args(["--namespace", NAMESPACE])
-        .args(["--metric", "CPUUtilization"]);
+        .args(["--metric", "CPUUtilization"])
+        .args(["--fit-url", &fit.server.http("")])
+        .args(["--fresh-alarm", FRESH_ALARM])
+        .args(["--aged-alarm", AGED_ALARM])
+        .args(["--burst-group", BURST_GROUP])
+        .args(["--fit-namespace", FIT_NAMESPACE]);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use thermostat::app::{self, Running, Settings};
 use thermostat::demo::receiver::Receiver as WebhookReceiver;
-use thermostat::demo::{self, Demo, Event};
+use thermostat::demo::{self, Demo, Event, Style};
 use thermostat_metrics::{ManualClock, Timestamp};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,32 @@ async fn get(running: &Running, path: &str) -> Value {
 
 fn ms(rfc3339: &str) -> i64 {
     rfc3339.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+/// Every effect the demo printed comes after its cause: a scaling activity or held policy
+/// after its alarm went to ALARM, a notification after its alarm entered the state it
+/// reports.
+fn causes_come_first(events: &[Event], log: &str) {
+    let mut entered: Vec<(&str, &str)> = Vec::new();
+    for e in events {
+        match e {
+            Event::AlarmChanged { alarm, to, .. } => entered.push((alarm, to)),
+            Event::Activity {
+                alarm: Some(alarm), ..
+            }
+            | Event::PolicyHeld { alarm, .. } => assert!(
+                entered.contains(&(alarm.as_str(), "ALARM")),
+                "{e:?} before its alarm went to ALARM:\n{log}"
+            ),
+            Event::Notification {
+                alarm, new_state, ..
+            } => assert!(
+                entered.contains(&(alarm.as_str(), new_state.as_str())),
+                "{e:?} before its alarm went to {new_state}:\n{log}"
+            ),
+            _ => {}
+        }
+    }
 }
 
 /// `(time, summary)` of an alarm's state updates, oldest first.
@@ -109,19 +135,21 @@ async fn the_demo_runs_the_whole_loop_on_a_simulated_clock() {
         .unwrap();
     let mut demo = Demo::connect(&running, Timestamp(T0)).await.unwrap();
 
-    // Every 5 simulated seconds the agents push; every 10 the engine evaluates.
+    // Every 5 simulated seconds the agents push; every 10 the engine evaluates, at the same
+    // time as the agents' step, as in real time (where a tick may fall in the middle of the
+    // demo's look at the server).
     let mut events: Vec<Event> = Vec::new();
     let mut t = T0;
     let mut complete = false;
     while t <= T0 + SIMULATED_LIMIT_MS {
         clock.set(Timestamp(t));
-        events.extend(demo.step(Timestamp(t)).await.unwrap());
-        if t % 10_000 == 0 {
+        let tick = (t % 10_000 == 0).then(|| {
             let engine = Arc::clone(&running.engine);
             tokio::task::spawn_blocking(move || engine.tick(Timestamp(t)))
-                .await
-                .unwrap()
-                .unwrap();
+        });
+        events.extend(demo.step(Timestamp(t)).await.unwrap());
+        if let Some(tick) = tick {
+            tick.await.unwrap().unwrap();
         }
         if loop_complete(&events) {
             complete = true;
@@ -129,7 +157,7 @@ async fn the_demo_runs_the_whole_loop_on_a_simulated_clock() {
         }
         t += 5_000;
     }
-    let log: Vec<String> = events.iter().map(|e| e.render(false)).collect();
+    let log: Vec<String> = events.iter().map(|e| e.render(Style::PLAIN)).collect();
     let log = log.join("\n");
     println!("{log}");
     assert!(
@@ -138,6 +166,15 @@ async fn the_demo_runs_the_whole_loop_on_a_simulated_clock() {
         SIMULATED_LIMIT_MS / 60_000
     );
     assert!(demo.samples_pushed() > 0);
+    // docs/demo.md and the README: the whole loop takes about four minutes.
+    let took = t - T0;
+    println!("the loop took {} s of simulated time", took / 1000);
+    assert!(
+        (180_000..=270_000).contains(&took),
+        "the loop took {} s, not about four minutes:\n{log}",
+        took / 1000
+    );
+    causes_come_first(&events, &log);
 
     // The CPU alarm fired and recovered.
     let cpu = transitions(&running, "demo-cpu-high").await;
@@ -293,8 +330,24 @@ impl Drop for Child {
     }
 }
 
+/// Waits for a line containing `text`; returns its index in `seen`.
+fn wait_containing(rx: &Receiver<String>, text: &str, seen: &mut Vec<String>) -> usize {
+    if let Some(i) = seen.iter().position(|l| l.contains(text)) {
+        return i;
+    }
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no line containing {text:?}; got {seen:#?}"));
+        seen.push(line);
+        if seen[seen.len() - 1].contains(text) {
+            return seen.len() - 1;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_binary_serves_pushes_and_stops_cleanly_on_sigint() {
+async fn the_demo_binary_serves_pushes_prints_whole_lines_and_stops_cleanly_on_sigint() {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_thermostat"))
@@ -373,6 +426,39 @@ async fn the_demo_binary_serves_pushes_and_stops_cleanly_on_sigint() {
         }
         assert!(Instant::now() < deadline, "no data: {cpu} {latency}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A state set by hand with a reason of 300 characters: stdout is a pipe, so the line
+    // carries the reason whole, and it comes before the notification it causes.
+    let reason = format!(
+        "Set by hand to see a long reason printed whole: {}end.",
+        "word ".repeat(50)
+    );
+    assert!(reason.chars().count() > 250);
+    let put = reqwest::Client::new()
+        .put(format!("{dashboard}api/v1/alarms/demo-cpu-high/state"))
+        .json(&serde_json::json!({"state_value": "ALARM", "state_reason": reason}))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{:?}", put.text().await);
+    let changed = wait_containing(&rx, &format!("-> ALARM  {reason}"), &mut seen);
+    let line = &seen[changed];
+    assert!(
+        line.get(8..)
+            .is_some_and(|l| l.starts_with("  alarm demo-cpu-high ") && l.ends_with(&reason)),
+        "{line}"
+    );
+    let notified = wait_containing(
+        &rx,
+        "notification ALARM demo-cpu-high to webhook:",
+        &mut seen,
+    );
+    assert!(changed < notified, "{seen:#?}");
+    // Plain lines off a terminal, with the plurals right.
+    for line in &seen {
+        assert!(!line.contains('\x1b'), "{line:?}");
+        assert!(!line.contains(" 1 instances"), "{line:?}");
     }
 
     // SIGINT stops it in order; the temporary directory goes with it.

@@ -1,9 +1,11 @@
 //! Back-tests: replay an [`AlarmSet`] over recorded data, evaluating at every tick of a
 //! range, plus the CSV input format and the text/JSON renderings of `thermostat backtest`.
 //!
-//! CSV: header `timestamp,namespace,metric_name,dimensions,value`; `timestamp` is RFC 3339
-//! or Unix milliseconds; `dimensions` is `Name=Value;Name2=Value2` (may be empty); fields
-//! may be double-quoted (`""` inside quotes is a quote).
+//! CSV: header `timestamp,namespace,metric_name,dimensions,value`; `timestamp` is RFC 3339,
+//! Unix seconds or Unix milliseconds ([`CsvTime`]: numbers are told apart by magnitude unless
+//! the unit is given, a file mixing both is refused, and a time before 2000 or more than a
+//! year after `now` is an error naming its line); `dimensions` is `Name=Value;Name2=Value2`
+//! (may be empty); fields may be double-quoted (`""` inside quotes is a quote).
 
 use serde::Serialize;
 use thermostat_metrics::time::{DAY_MS, TimeError};
@@ -96,6 +98,163 @@ impl Default for CsvLimits {
     }
 }
 
+/// The unit of numeric timestamps in a back-test CSV (`--time-unit s|ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimeUnit {
+    /// Unix seconds.
+    Seconds,
+    /// Unix milliseconds.
+    Milliseconds,
+}
+
+impl TimeUnit {
+    /// Milliseconds in one unit.
+    pub const fn millis(self) -> i64 {
+        match self {
+            TimeUnit::Seconds => 1000,
+            TimeUnit::Milliseconds => 1,
+        }
+    }
+
+    /// `Unix seconds` or `Unix milliseconds`.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            TimeUnit::Seconds => "Unix seconds",
+            TimeUnit::Milliseconds => "Unix milliseconds",
+        }
+    }
+
+    /// The unit of a number read without `--time-unit`: seconds below
+    /// [`SECONDS_BELOW`] in magnitude, milliseconds from there on.
+    pub const fn by_magnitude(n: i64) -> TimeUnit {
+        if n.unsigned_abs() < SECONDS_BELOW.unsigned_abs() {
+            TimeUnit::Seconds
+        } else {
+            TimeUnit::Milliseconds
+        }
+    }
+}
+
+/// Numbers below this magnitude are Unix seconds, larger ones Unix milliseconds (when no
+/// unit is given): 10^11 seconds is the year 5138, 10^11 milliseconds is 1973-03-03, so
+/// every plausible time of either unit falls on its side.
+pub const SECONDS_BELOW: i64 = 100_000_000_000;
+/// The earliest plausible row time: 2000-01-01T00:00:00Z.
+pub const EARLIEST_PLAUSIBLE: Timestamp = Timestamp(946_684_800_000);
+/// How far after `now` a row time is still plausible: 366 days.
+pub const PLAUSIBLE_AHEAD_MS: i64 = 366 * DAY_MS;
+
+/// How the timestamps of a back-test CSV are read, and which are accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CsvTime {
+    /// The unit of every numeric timestamp (`--time-unit`); `None` tells seconds from
+    /// milliseconds by magnitude ([`TimeUnit::by_magnitude`]) and refuses a file whose
+    /// numeric timestamps are not all of one unit.
+    pub unit: Option<TimeUnit>,
+    /// The earliest timestamp accepted.
+    pub earliest: Timestamp,
+    /// The latest timestamp accepted.
+    pub latest: Timestamp,
+}
+
+impl CsvTime {
+    /// What `thermostat backtest` and `simulate` accept: numbers in `unit` (by magnitude when
+    /// `None`), times from [`EARLIEST_PLAUSIBLE`] to [`PLAUSIBLE_AHEAD_MS`] after `now` (the
+    /// binary passes the wall clock): a time outside is a misread unit or a typo, never
+    /// replayed as 1970.
+    pub fn plausible(unit: Option<TimeUnit>, now: Timestamp) -> Self {
+        CsvTime {
+            unit,
+            earliest: EARLIEST_PLAUSIBLE,
+            latest: Timestamp(now.as_millis().saturating_add(PLAUSIBLE_AHEAD_MS))
+                .min(Timestamp::LATEST),
+        }
+    }
+
+    /// Milliseconds, any time from year 0000 to 9999: for data generated in code (tests,
+    /// [`parse_csv`]).
+    pub const fn milliseconds() -> Self {
+        CsvTime {
+            unit: Some(TimeUnit::Milliseconds),
+            earliest: Timestamp::EARLIEST,
+            latest: Timestamp::LATEST,
+        }
+    }
+}
+
+/// The unit of the first numeric timestamp of a file, and its line.
+type FirstUnit = Option<(TimeUnit, usize)>;
+
+/// Reads one timestamp field under `time`; `first` remembers the first numeric one's unit.
+fn parse_timestamp(
+    text: &str,
+    line: usize,
+    time: &CsvTime,
+    first: &mut FirstUnit,
+) -> std::result::Result<Timestamp, String> {
+    use thermostat_metrics::validate::quote;
+    let t = text.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    let mut read_as = None;
+    if numeric {
+        // A number beyond i64 is out of range whatever its unit: parse_time_checked says so.
+        let unit = match (time.unit, t.parse::<i64>()) {
+            (Some(u), _) => u,
+            (None, Ok(n)) => TimeUnit::by_magnitude(n),
+            (None, Err(_)) => TimeUnit::Milliseconds,
+        };
+        if time.unit.is_none() {
+            match *first {
+                None => *first = Some((unit, line)),
+                Some((u, at)) if u != unit => {
+                    return Err(format!(
+                        "reads as {} ({}) but line {at} holds {}: a file must use one unit \
+                         (numbers below 10^11 are seconds, larger ones milliseconds; give \
+                         --time-unit s or ms to choose)",
+                        unit.describe(),
+                        quote(t),
+                        u.describe()
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        read_as = Some(unit);
+    }
+    let ts =
+        timefmt::parse_time_checked(t, read_as.map_or(1, TimeUnit::millis)).map_err(
+            |e| match e {
+                TimeError::OutOfRange => match (time.unit, read_as) {
+                    (Some(_), Some(u)) => {
+                        format!("{e} (got {}, read as {})", quote(t), u.describe())
+                    }
+                    _ => format!("{e} (got {})", quote(t)),
+                },
+                _ => format!(
+                    "must be RFC 3339, Unix seconds or Unix milliseconds (got {})",
+                    quote(t)
+                ),
+            },
+        )?;
+    if ts < time.earliest || ts > time.latest {
+        let (how, hint) = read_as.map_or_else(Default::default, |u| {
+            (
+                format!(", read as {}: {}", u.describe(), timefmt::rfc3339(ts)),
+                "; check the unit (--time-unit s or ms)",
+            )
+        });
+        return Err(format!(
+            "is not a plausible time: must be between {} and {} (a year from now) (got \
+             {}{how}){hint}",
+            timefmt::rfc3339(time.earliest),
+            timefmt::rfc3339(time.latest),
+            quote(t)
+        ));
+    }
+    Ok(ts)
+}
+
 /// Reads the lines of a CSV source, each at most `max` bytes, without ever holding more
 /// than that of a line: `/dev/zero` is an error at line 1, not an exhausted memory.
 struct Lines<R> {
@@ -184,7 +343,13 @@ fn check_header(line: usize, l: &str) -> std::result::Result<(), Error> {
 }
 
 /// Parses and checks one data line; every problem of the line is pushed to `errors`.
-fn parse_line(line: usize, l: &str, errors: &mut Vec<Error>) -> Option<Parsed> {
+fn parse_line(
+    line: usize,
+    l: &str,
+    time: &CsvTime,
+    first: &mut FirstUnit,
+    errors: &mut Vec<Error>,
+) -> Option<Parsed> {
     use thermostat_metrics::validate::{self, quote};
     let err = |field: &str, message: String| csv_error(line, field, message);
     let Some(f) = split_csv(l) else {
@@ -196,16 +361,9 @@ fn parse_line(line: usize, l: &str, errors: &mut Vec<Error>) -> Option<Parsed> {
         return None;
     }
     let before = errors.len();
-    let ts = match timefmt::parse_time_checked(&f[0], 1) {
+    let ts = match parse_timestamp(&f[0], line, time, first) {
         Ok(t) => Some(t),
-        Err(e) => {
-            let message = match e {
-                TimeError::OutOfRange => format!("{e} (got {})", quote(&f[0])),
-                _ => format!(
-                    "must be RFC 3339 or Unix milliseconds (got {})",
-                    quote(&f[0])
-                ),
-            };
+        Err(message) => {
             errors.push(err("timestamp", message));
             None
         }
@@ -266,6 +424,7 @@ fn parse_line(line: usize, l: &str, errors: &mut Vec<Error>) -> Option<Parsed> {
 fn read_csv(
     reader: impl std::io::BufRead,
     limits: &CsvLimits,
+    time: &CsvTime,
     mut row: impl FnMut(usize, Parsed) -> std::result::Result<(), Error>,
 ) -> std::result::Result<(), Vec<Error>> {
     let mut lines = Lines {
@@ -276,6 +435,7 @@ fn read_csv(
     };
     let mut errors = Vec::new();
     let mut header_seen = false;
+    let mut first_unit = None;
     while let Some(next) = lines.next_line() {
         let (line, l) = match next {
             Ok(x) => x,
@@ -295,7 +455,7 @@ fn read_csv(
             }
             continue;
         }
-        if let Some(parsed) = parse_line(line, l, &mut errors)
+        if let Some(parsed) = parse_line(line, l, time, &mut first_unit, &mut errors)
             && errors.is_empty()
             && let Err(e) = row(line, parsed)
         {
@@ -325,13 +485,16 @@ fn read_csv(
     }
 }
 
-/// Parses back-test CSV text (whole; [`load_csv`] streams a file into a store instead).
+/// Parses back-test CSV text whose numeric timestamps are milliseconds, any time from year
+/// 0000 to 9999 ([`CsvTime::milliseconds`]): for data generated in code. [`load_csv`]
+/// streams a file into a store under the checks of a [`CsvTime`] instead.
 ///
 /// # Errors
 /// Every malformed line (up to [`MAX_CSV_ERRORS`]), as [`Error::Csv`] with its line number.
 pub fn parse_csv(text: &str) -> Result<Vec<CsvRow>, Vec<Error>> {
     let mut rows = Vec::new();
-    read_csv(text.as_bytes(), &CsvLimits::default(), |line, p| {
+    let time = CsvTime::milliseconds();
+    read_csv(text.as_bytes(), &CsvLimits::default(), &time, |line, p| {
         rows.push(CsvRow {
             line,
             timestamp: p.timestamp,
@@ -352,6 +515,8 @@ pub struct LoadedData {
     pub rows: usize,
     /// Distinct series.
     pub series: usize,
+    /// Data rows of each series.
+    pub series_rows: std::collections::HashMap<SeriesKey, usize>,
     /// The earliest row's timestamp (`None` without rows).
     pub first: Option<Timestamp>,
     /// The latest row's timestamp.
@@ -363,7 +528,9 @@ const LOAD_BATCH: usize = 4096;
 
 /// Streams back-test CSV from `reader` into a fresh store, a line at a time, holding one
 /// line and a batch of observations besides what the store keeps (each series' identity
-/// once, and its rows in their windows). Resolution as in [`store_from`].
+/// once, and its rows in their windows). Timestamps are read and checked under `time`.
+/// Resolution as in [`store_from`]; a row takes the `unit` of the alarms that watch its
+/// metric when they agree on one (the CSV has no unit column), else none.
 ///
 /// # Errors
 /// Malformed lines (up to `limits.max_errors`) with their numbers; a line too long or
@@ -372,20 +539,24 @@ pub fn load_csv(
     set: &AlarmSet,
     reader: impl std::io::BufRead,
     limits: &CsvLimits,
+    time: &CsvTime,
 ) -> Result<LoadedData, Vec<Error>> {
     let store = Store::new(4);
-    // Every series once, with its resolution: a row of a known series shares its key.
-    let mut series: std::collections::HashMap<SeriesKey, Resolution> = Default::default();
-    let mut batch: Vec<(SeriesKey, Timestamp, f64, Resolution)> = Vec::with_capacity(LOAD_BATCH);
-    let flush = |batch: &mut Vec<(SeriesKey, Timestamp, f64, Resolution)>| {
+    // Every series once, with its resolution, unit and rows: a row of a known series shares
+    // its key.
+    let mut series: std::collections::HashMap<SeriesKey, (Resolution, Unit, usize)> =
+        Default::default();
+    let mut batch: Vec<(SeriesKey, Timestamp, f64, Resolution, Unit)> =
+        Vec::with_capacity(LOAD_BATCH);
+    let flush = |batch: &mut Vec<(SeriesKey, Timestamp, f64, Resolution, Unit)>| {
         let obs: Vec<(SeriesKey, Observation<'_>)> = batch
             .iter()
-            .map(|(k, ts, v, resolution)| {
+            .map(|(k, ts, v, resolution, unit)| {
                 (
                     k.clone(),
                     Observation {
                         timestamp: *ts,
-                        unit: Unit::None,
+                        unit: *unit,
                         resolution: *resolution,
                         sample: Sample::Value(*v),
                     },
@@ -396,7 +567,7 @@ pub fn load_csv(
         batch.clear();
     };
     let (mut rows, mut first, mut last) = (0usize, None::<Timestamp>, None::<Timestamp>);
-    read_csv(reader, limits, |line, p| {
+    read_csv(reader, limits, time, |line, p| {
         rows += 1;
         if rows > limits.max_rows {
             return Err(csv_error(
@@ -409,10 +580,16 @@ pub fn load_csv(
             ));
         }
         let key = SeriesKey::new(p.namespace.as_str(), p.metric_name.as_str(), p.dimensions);
-        let (key, resolution) = match series.get_key_value(&key) {
-            Some((known, resolution)) => (known.clone(), *resolution),
-            None => {
-                if series.len() >= limits.max_series {
+        let series_count = series.len();
+        let (key, resolution, unit) = match series.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut known) => {
+                let (resolution, unit, n) = known.get_mut();
+                *n += 1;
+                let (resolution, unit) = (*resolution, *unit);
+                (known.key().clone(), resolution, unit)
+            }
+            std::collections::hash_map::Entry::Vacant(new) => {
+                if series_count >= limits.max_series {
                     return Err(csv_error(
                         line,
                         "line",
@@ -422,14 +599,15 @@ pub fn load_csv(
                         ),
                     ));
                 }
-                let resolution = resolution_for(set, &key);
-                series.insert(key.clone(), resolution);
-                (key, resolution)
+                let key = new.key().clone();
+                let (resolution, unit) = (resolution_for(set, &key), unit_for(set, &key));
+                new.insert((resolution, unit, 1));
+                (key, resolution, unit)
             }
         };
         first = Some(first.map_or(p.timestamp, |f| f.min(p.timestamp)));
         last = Some(last.map_or(p.timestamp, |l| l.max(p.timestamp)));
-        batch.push((key, p.timestamp, p.value, resolution));
+        batch.push((key, p.timestamp, p.value, resolution, unit));
         if batch.len() >= LOAD_BATCH {
             flush(&mut batch);
         }
@@ -440,9 +618,41 @@ pub fn load_csv(
         store,
         rows,
         series: series.len(),
+        series_rows: series.into_iter().map(|(k, (_, _, n))| (k, n)).collect(),
         first,
         last,
     })
+}
+
+impl LoadedData {
+    /// Sets every metric alarm outcome's [`AlarmOutcome::data_rows`]: the rows of the series
+    /// it evaluated.
+    pub fn count_rows(&self, result: &mut BacktestResult) {
+        for a in &mut result.alarms {
+            if let Some(key) = &a.series {
+                a.data_rows = Some(self.series_rows.get(key).copied().unwrap_or(0));
+            }
+        }
+    }
+}
+
+/// The unit the alarms evaluating the series `key` agree on (`None` when none has a unit
+/// or they differ).
+fn unit_for(set: &AlarmSet, key: &SeriesKey) -> Unit {
+    let watches = |a: &&crate::model::Alarm| {
+        a.namespace == key.namespace()
+            && a.metric_name == key.metric_name()
+            && a.dimensions.len() == key.dimensions().len()
+            && a.dimensions.iter().all(|d| {
+                key.dimension(&d.name)
+                    .is_some_and(|v| d.value == "*" || v == d.value)
+            })
+    };
+    let mut units = set.alarms.iter().filter(watches).map(|a| a.unit);
+    match units.next() {
+        Some(Some(first)) if units.all(|u| u == Some(first)) => first,
+        _ => Unit::None,
+    }
 }
 
 /// 1-second resolution for metrics that a 10/20/30-second alarm watches, 60-second otherwise.
@@ -495,6 +705,12 @@ pub struct AlarmOutcome {
     /// Reason of the final state.
     #[serde(skip)]
     pub final_reason: String,
+    /// The series a metric alarm (or instance) evaluated; `None` for composites.
+    #[serde(skip)]
+    pub series: Option<SeriesKey>,
+    /// Data rows of that series in the recorded data, when counted
+    /// ([`LoadedData::count_rows`]).
+    pub data_rows: Option<usize>,
     /// Every transition, oldest first.
     pub transitions: Vec<Transition>,
 }
@@ -624,6 +840,8 @@ pub fn outcomes(
                 name: name.clone(),
                 final_state: i.state.value,
                 final_reason: i.state.reason.clone(),
+                series: Some(i.key.clone()),
+                data_rows: None,
                 transitions: transitions.remove(name).unwrap_or_default(),
             });
         }
@@ -634,6 +852,8 @@ pub fn outcomes(
                 name: c.name.clone(),
                 final_state: cs.alarm.value,
                 final_reason: cs.alarm.reason.clone(),
+                series: None,
+                data_rows: None,
                 transitions: transitions.remove(&c.name).unwrap_or_default(),
             });
         }
@@ -654,6 +874,8 @@ struct JsonTransition<'a> {
 struct JsonAlarm<'a> {
     name: &'a str,
     final_state: StateValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_rows: Option<usize>,
     transitions: Vec<JsonTransition<'a>>,
 }
 
@@ -676,6 +898,7 @@ pub fn render_json(r: &BacktestResult) -> String {
             .map(|a| JsonAlarm {
                 name: &a.name,
                 final_state: a.final_state,
+                data_rows: a.data_rows,
                 transitions: a
                     .transitions
                     .iter()
@@ -693,15 +916,25 @@ pub fn render_json(r: &BacktestResult) -> String {
     serde_json::to_string(&doc).unwrap_or_default()
 }
 
-/// `--format text`: one block per alarm, one line per transition.
+/// `n` and the noun, singular for 1: `1 transition`, `2 transitions`, `0 activities`.
+pub fn count(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// `--format text`: one block per alarm (with the data rows of its series when counted),
+/// one line per transition.
 pub fn render_text(r: &BacktestResult) -> String {
-    let mut s = format!("{} evaluations\n", r.evaluations);
+    let mut s = format!("{}\n", count(r.evaluations, "evaluation", "evaluations"));
     for a in &r.alarms {
+        let transitions = count(a.transitions.len(), "transition", "transitions");
+        let rows = match (a.data_rows, &a.series) {
+            (Some(0), Some(k)) => format!("no data rows of its series {k}, "),
+            (Some(n), _) => format!("{}, ", count(n, "data row", "data rows")),
+            (None, _) => String::new(),
+        };
         s.push_str(&format!(
-            "\n{}: {} ({} transitions)\n",
-            a.name,
-            a.final_state,
-            a.transitions.len()
+            "\n{}: {} ({rows}{transitions})\n",
+            a.name, a.final_state
         ));
         for t in &a.transitions {
             s.push_str(&format!(
@@ -730,7 +963,7 @@ mod tests {
         assert_eq!(
             msgs,
             vec![
-                "line 3: timestamp: must be RFC 3339 or Unix milliseconds (got \"yesterday\")",
+                "line 3: timestamp: must be RFC 3339, Unix seconds or Unix milliseconds (got \"yesterday\")",
                 "line 4: dimensions: must be Name=Value pairs separated by ';' (got \"oops\")",
                 "line 4: value: must be a finite number (got \"x\")",
             ]
@@ -744,7 +977,8 @@ mod tests {
 
     fn load(text: &[u8], limits: &CsvLimits) -> Result<LoadedData, Vec<String>> {
         let set = crate::validate::validate(&[("c.yaml", SET)]).unwrap();
-        load_csv(&set, text, limits).map_err(|e| e.iter().map(|e| e.to_string()).collect())
+        load_csv(&set, text, limits, &CsvTime::milliseconds())
+            .map_err(|e| e.iter().map(|e| e.to_string()).collect())
     }
 
     /// Issue 15, finding 11: a row the store cannot represent is refused with its line.
@@ -846,6 +1080,148 @@ mod tests {
             errs[0].starts_with("line 2: line: is not UTF-8"),
             "{errs:?}"
         );
+    }
+
+    /// 2023-11-14T22:13:20Z.
+    const NOW_MS: i64 = 1_700_000_000_000;
+
+    fn load_as(text: &str, unit: Option<TimeUnit>) -> Result<LoadedData, Vec<String>> {
+        let set = crate::validate::validate(&[("c.yaml", SET)]).unwrap();
+        let time = CsvTime::plausible(unit, Timestamp(NOW_MS));
+        load_csv(&set, text.as_bytes(), &CsvLimits::default(), &time)
+            .map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    /// Issue 17: timestamps in seconds were read as milliseconds of 1970, silently.
+    #[test]
+    fn regression_17_seconds_and_milliseconds_are_told_apart_by_magnitude() {
+        let s = format!("{HEADER}1699999980,App,M,,1\n1700000040,App,M,,2\n");
+        let ms = format!("{HEADER}1699999980000,App,M,,1\n1700000040000,App,M,,2\n");
+        let rfc = format!("{HEADER}2023-11-14T22:13:00Z,App,M,,1\n1700000040,App,M,,2\n");
+        for text in [&s, &ms, &rfc] {
+            let data = load_as(text, None).unwrap();
+            assert_eq!(
+                (data.first, data.last),
+                (
+                    Some(Timestamp(1_699_999_980_000)),
+                    Some(Timestamp(1_700_000_040_000))
+                ),
+                "{text}"
+            );
+        }
+        // The explicit unit wins over the magnitude.
+        assert_eq!(
+            load_as(&s, Some(TimeUnit::Seconds)).unwrap().first,
+            Some(Timestamp(1_699_999_980_000))
+        );
+        let errs = load_as(&s, Some(TimeUnit::Milliseconds)).unwrap_err();
+        assert!(
+            errs[0].starts_with("line 2: timestamp: is not a plausible time: must be between 2000-01-01T00:00:00Z and 2024-11-14T22:13:20Z (a year from now) (got \"1699999980\", read as Unix milliseconds: 1970-01-20T16:13:19.98Z); check the unit"),
+            "{errs:?}"
+        );
+        let errs = load_as(&ms, Some(TimeUnit::Seconds)).unwrap_err();
+        assert!(
+            errs[0].starts_with("line 2: timestamp: must be between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z (got \"1699999980000\", read as Unix seconds)"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn regression_17_a_file_mixing_units_is_refused_at_the_first_row_of_the_other() {
+        let text = format!(
+            "{HEADER}1699999980000,App,M,,1\n2023-11-14T22:14:00Z,App,M,,1\n1700000040,App,M,,2\n1700000100000,App,M,,2\n1700000160,App,M,,2\n"
+        );
+        let errs = load_as(&text, None).unwrap_err();
+        assert_eq!(
+            errs[0],
+            "line 4: timestamp: reads as Unix seconds (\"1700000040\") but line 2 holds Unix milliseconds: a file must use one unit (numbers below 10^11 are seconds, larger ones milliseconds; give --time-unit s or ms to choose)"
+        );
+        assert_eq!(errs.len(), 2, "every row of the other unit: {errs:?}");
+        assert!(errs[1].starts_with("line 6: timestamp: reads as Unix seconds"));
+        // With the unit given, the same file is read: the rows in the other unit are then
+        // implausible, each naming its line.
+        let errs = load_as(&text, Some(TimeUnit::Milliseconds)).unwrap_err();
+        assert!(
+            errs[0].starts_with("line 4: timestamp: is not a plausible time"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn regression_17_implausible_times_name_their_row() {
+        for (row, want) in [
+            (
+                "60000",
+                "(got \"60000\", read as Unix seconds: 1970-01-01T16:40:00Z)",
+            ),
+            (
+                "0",
+                "(got \"0\", read as Unix seconds: 1970-01-01T00:00:00Z)",
+            ),
+            ("1999-12-31T23:59:59Z", "(got \"1999-12-31T23:59:59Z\")"),
+            ("2024-11-15T00:00:00Z", "(got \"2024-11-15T00:00:00Z\")"),
+            (
+                "1800000000000",
+                "read as Unix milliseconds: 2027-01-15T08:00:00Z",
+            ),
+        ] {
+            let errs = load_as(
+                &format!("{HEADER}2023-11-14T22:13:00Z,App,M,,1\n{row},App,M,,1\n"),
+                None,
+            )
+            .unwrap_err();
+            assert!(
+                errs[0].starts_with("line 3: timestamp: is not a plausible time: must be between 2000-01-01T00:00:00Z and 2024-11-14T22:13:20Z"),
+                "{row}: {errs:?}"
+            );
+            assert!(errs[0].contains(want), "{row}: {errs:?}");
+        }
+        // The bounds themselves are plausible.
+        let data = load_as(
+            &format!("{HEADER}2000-01-01T00:00:00Z,App,M,,1\n2024-11-14T22:13:20Z,App,M,,1\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(data.rows, 2);
+    }
+
+    #[test]
+    fn rows_are_counted_per_series_and_alarm() {
+        let set = crate::validate::validate(&[("c.yaml", SET)]).unwrap();
+        let mut text = String::from(HEADER);
+        for m in 0..5 {
+            let t = 1_699_999_980 + m * 60;
+            text.push_str(&format!(
+                "{t},AWS/EC2,CPUUtilization,AutoScalingGroupName=web,90\n"
+            ));
+            text.push_str(&format!(
+                "{t},AWS/EC2,CPUUtilization,AutoScalingGroupName=api,90\n"
+            ));
+        }
+        let time = CsvTime::plausible(None, Timestamp(NOW_MS));
+        let data = load_csv(&set, text.as_bytes(), &CsvLimits::default(), &time).unwrap();
+        let (from, to) = (data.first.unwrap(), data.last.unwrap());
+        let mut r = backtest(&set, &data.store, from, to, None).unwrap();
+        data.count_rows(&mut r);
+        assert_eq!(r.alarms[0].data_rows, Some(5));
+        let text = render_text(&r);
+        assert!(
+            text.contains("\ncpu: ALARM (5 data rows, 1 transition)\n"),
+            "{text}"
+        );
+        assert!(text.starts_with("5 evaluations\n"), "{text}");
+        assert!(render_json(&r).contains(r#""data_rows":5"#));
+        // An alarm whose series has no row says so.
+        let other = format!("{HEADER}1699999980,App,M,,1\n");
+        let data = load_csv(&set, other.as_bytes(), &CsvLimits::default(), &time).unwrap();
+        let mut r = backtest(&set, &data.store, from, from, None).unwrap();
+        data.count_rows(&mut r);
+        let text = render_text(&r);
+        assert!(
+            text.contains("cpu: INSUFFICIENT_DATA (no data rows of its series AWS/EC2/CPUUtilization{AutoScalingGroupName=web}, 0 transitions)"),
+            "{text}"
+        );
+        assert!(text.starts_with("1 evaluation\n"), "{text}");
     }
 
     #[test]

@@ -1599,5 +1599,62 @@ fn check_actions(cx: &mut Cx<'_>, root: &Node, settings: &NotificationSettings) 
     }
 }
 
+/// The environment variables the `notifications:` sections of `files` name
+/// (`smtp.password_env`, `webhooks[].secret_env`, `webhooks[].routing_key_env`), each at the
+/// position of its value: the binary checks that they are set ([`crate::validate::Requirement`];
+/// `serve` cannot send without them). Files that are not YAML are skipped.
+pub fn requirements<P: AsRef<str>, T: AsRef<str>>(
+    files: &[(P, T)],
+) -> Vec<crate::validate::Requirement> {
+    use crate::validate::{Need, Requirement};
+    let mut out = Vec::new();
+    for (file, text) in files {
+        let Ok(root) = crate::raw::parse_yaml(text.as_ref()) else {
+            continue;
+        };
+        let Some(section) = root
+            .as_mapping()
+            .and_then(|m| m.get_node("notifications"))
+            .and_then(Node::as_mapping)
+        else {
+            continue;
+        };
+        let mut need = |node: &marked_yaml::types::MarkedMappingNode, key: &str, path: String| {
+            if let Some(Node::Scalar(v)) = node.get_node(key) {
+                let var = v.as_str().trim();
+                if !matches!(var, "" | "~" | "null") {
+                    out.push(Requirement {
+                        file: file.as_ref().to_owned(),
+                        pos: pos_of(v.span()),
+                        path,
+                        need: Need::EnvVar(var.to_owned()),
+                    });
+                }
+            }
+        };
+        if let Some(smtp) = section.get_node("smtp").and_then(Node::as_mapping) {
+            need(
+                smtp,
+                "password_env",
+                "notifications.smtp.password_env".to_owned(),
+            );
+        }
+        if let Some(Node::Sequence(hooks)) = section.get_node("webhooks") {
+            for (i, hook) in hooks.iter().enumerate() {
+                let Some(hook) = hook.as_mapping() else {
+                    continue;
+                };
+                let label = hook
+                    .get_scalar("name")
+                    .map_or_else(|| format!("[{i}]"), |n| format!(".{}", n.as_str().trim()));
+                for key in ["secret_env", "routing_key_env"] {
+                    need(hook, key, format!("notifications.webhooks{label}.{key}"));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

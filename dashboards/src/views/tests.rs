@@ -75,6 +75,47 @@ fn a_chart_range_is_aligned_to_its_period_and_bounded() {
     assert!(matches!(&e, ApiError::BadRequest { field, .. } if field == "end"));
 }
 
+#[test]
+fn the_default_range_fits_the_age_of_the_oldest_datapoint() {
+    // (age of the oldest datapoint in the last hour, seconds) -> range
+    let cases = [
+        (Some(0), 900),
+        (Some(300), 900),
+        (Some(900), 900),
+        (Some(901), 1800),
+        (Some(1800), 1800),
+        (Some(2400), 3600),
+        (Some(3600), 3600),
+        (None, 3600),
+    ];
+    for (age, want) in cases {
+        assert_eq!(fitted_range_seconds(age), want, "{age:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_chart_without_a_range_is_fitted_to_its_data() {
+    // The fixture's CPU data are four minutes old: the last 15 minutes, every point kept.
+    let (store, alarms) = fixture();
+    let st = state(store, Some(alarms));
+    let (status, body) = get(&st, "/api/v1/dashboard/alarms/hot").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["range_seconds"], 900);
+    assert_eq!(body["range_fitted"], true);
+    assert_eq!(body["datapoints"].as_array().unwrap().len(), 6);
+    let time = |k: &str| {
+        Timestamp::parse_rfc3339(body[k].as_str().unwrap())
+            .unwrap()
+            .as_millis()
+    };
+    let span = time("end") - time("start");
+    assert!((900_000..910_000).contains(&span), "{span}");
+    // A range asked for is kept.
+    let (_, body) = get(&st, "/api/v1/dashboard/alarms/hot?range_seconds=3600").await;
+    assert_eq!(body["range_seconds"], 3600);
+    assert_eq!(body["range_fitted"], false);
+}
+
 // === timeline ===
 
 fn ts(s: i64) -> Timestamp {

@@ -57,9 +57,20 @@ pub async fn serve(
     transport: thermostat_transport::Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(thermostat_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both versions of the reflection service: grpcurl and tonic's client speak `v1`; some
+    // clients (Python's grpcio-reflection) speak only `v1alpha`. Each lists every service
+    // on the port, both reflection services included.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(thermostat_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+            .include_reflection_service(false)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
     let telemetry = std::sync::Arc::clone(api.telemetry());
     let metrics = MetricsServiceServer::new(api)
         .max_decoding_message_size(limits.max_request_bytes)
@@ -84,6 +95,7 @@ pub async fn serve(
         }))
         .layer(transport_limits)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(metrics)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;

@@ -249,13 +249,14 @@ pub fn render_json(r: &SimulationResult) -> String {
 /// `--format text`: the back-test's text, then one block per group (one line per
 /// activity, its cause) and one line per recorded notification.
 pub fn render_text(r: &SimulationResult) -> String {
+    use thermostat_alarms::backtest::count;
     let mut s = thermostat_alarms::render_text(&r.alarms);
     for g in &r.groups {
         s.push_str(&format!(
-            "\ngroup {}: desired {} ({} activities)\n",
+            "\ngroup {}: desired {} ({})\n",
             g.name,
             g.final_desired_capacity,
-            g.activities.len()
+            count(g.activities.len(), "activity", "activities")
         ));
         for a in &g.activities {
             s.push_str(&format!(
@@ -268,8 +269,8 @@ pub fn render_text(r: &SimulationResult) -> String {
         }
     }
     s.push_str(&format!(
-        "\n{} notifications recorded (not sent)\n",
-        r.notifications.len()
+        "\n{} recorded (not sent)\n",
+        count(r.notifications.len(), "notification", "notifications")
     ));
     for n in &r.notifications {
         s.push_str(&format!(

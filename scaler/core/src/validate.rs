@@ -1113,5 +1113,39 @@ impl Cx<'_> {
     }
 }
 
+/// What the `scaling_groups:` sections of `files` need from the machine Thermostat runs on:
+/// AWS credentials for every `aws_autoscaling` group, at its `backend:` (the server describes
+/// or updates the real group at start-up and refuses to start when it cannot). Files that
+/// are not YAML are skipped ([`validate`] reports them).
+pub fn requirements<P: AsRef<str>, T: AsRef<str>>(
+    files: &[(P, T)],
+) -> Vec<thermostat_alarms::validate::Requirement> {
+    use thermostat_alarms::validate::{Need, Requirement};
+    let mut out = Vec::new();
+    for (file, text) in files {
+        let mut ignored = Vec::new();
+        let f = raw::parse(file.as_ref(), text.as_ref(), &mut ignored);
+        for e in &f.groups {
+            let Some(backend) = e.spec.backend.as_ref() else {
+                continue;
+            };
+            if backend.as_str().trim() != "aws_autoscaling" {
+                continue;
+            }
+            let group = e.spec.name.as_ref().map_or_else(
+                || format!("scaling_groups[{}]", e.index),
+                |n| format!("scaling_groups.{}", n.as_str().trim()),
+            );
+            out.push(Requirement {
+                file: f.file.clone(),
+                pos: pos(backend),
+                path: format!("{group}.backend"),
+                need: Need::AwsCredentials,
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

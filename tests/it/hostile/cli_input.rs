@@ -17,6 +17,11 @@ const ALARM: &str = "alarms:
     comparison_operator: GreaterThanThreshold
 ";
 const HEADER: &str = "timestamp,namespace,metric_name,dimensions,value\n";
+/// 2020-09-13T12:26:00Z in milliseconds, a multiple of 60 s: the rows below start there
+/// (row times must be plausible, from 2000 to a year from now: issue 17).
+const BASE_MS: i64 = 1_599_999_960_000;
+/// [`BASE_MS`] in seconds, for `--from`/`--to`.
+const BASE_S: i64 = BASE_MS / 1000;
 
 use super::procfs::{Run, run_thermostat as run};
 
@@ -61,13 +66,23 @@ fn rows_that_cannot_be_represented_name_their_line() {
             "+010000-01-01T00:00:00Z,App,Load,,1",
             "timestamp: must be RFC 3339",
         ),
-        ("60000,App,Load,,NaN", "value: must be a finite number"),
-        ("60000,App,Load,,-inf", "value: must be a finite number"),
+        (
+            &format!("{},App,Load,,NaN", BASE_MS + 60_000),
+            "value: must be a finite number",
+        ),
+        (
+            &format!("{},App,Load,,-inf", BASE_MS + 60_000),
+            "value: must be a finite number",
+        ),
     ] {
         let data = write(
             dir.path(),
             "d.csv",
-            &format!("{HEADER}60000,App,Load,,1\n{row}\n120000,App,Load,,2\n"),
+            &format!(
+                "{HEADER}{},App,Load,,1\n{row}\n{},App,Load,,2\n",
+                BASE_MS + 60_000,
+                BASE_MS + 120_000
+            ),
         );
         for (cmd, r) in both(&["--config", &cfg, "--data", &data]) {
             assert_eq!(r.code, 1, "{cmd} {row}: {}", r.stderr);
@@ -80,15 +95,38 @@ fn rows_that_cannot_be_represented_name_their_line() {
             assert!(r.peak_kib < SMALL_PEAK_KIB, "{cmd}: {} KiB", r.peak_kib);
         }
     }
-    // The last millisecond of year 9999 is a row like any other.
+    // A row at the last millisecond of year 9999 is refused as implausible (more than a
+    // year from now), naming its line (issue 17), instead of being replayed...
     let data = write(
         dir.path(),
         "edge.csv",
-        &format!("{HEADER}253402300740000,App,Load,,80\n9999-12-31T23:59:59Z,App,Load,,80\n"),
+        &format!("{HEADER}{BASE_MS},App,Load,,80\n9999-12-31T23:59:59Z,App,Load,,80\n"),
     );
     for (cmd, r) in both(&["--config", &cfg, "--data", &data]) {
+        assert_eq!(r.code, 1, "{cmd}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("edge.csv: line 3: timestamp: is not a plausible time"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+    // ...and the end of what can be written is still replayed, without overflow, when the
+    // flags ask for it.
+    let empty = write(dir.path(), "empty.csv", HEADER);
+    let edge = [
+        "--config",
+        &cfg,
+        "--data",
+        &empty,
+        "--from",
+        "9999-12-31T23:58:00Z",
+        "--to",
+        "9999-12-31T23:59:59Z",
+    ];
+    for (cmd, r) in both(&edge) {
         assert_eq!(r.code, 0, "{cmd}: {}", r.stderr);
-        assert!(r.stdout.starts_with("1 evaluations"), "{cmd}: {}", r.stdout);
+        assert!(r.stdout.starts_with("2 evaluations"), "{cmd}: {}", r.stdout);
     }
 }
 
@@ -139,9 +177,14 @@ fn extreme_flags_and_ranges_name_the_flag() {
         }
     }
     // Exactly 400 days is allowed.
-    let data = write(dir.path(), "d.csv", &format!("{HEADER}60000,App,Load,,1\n"));
+    let data = write(
+        dir.path(),
+        "d.csv",
+        &format!("{HEADER}{},App,Load,,1\n", BASE_MS + 60_000),
+    );
+    let (from, to) = (BASE_S.to_string(), (BASE_S + 34_560_000).to_string());
     let r = run(&[
-        "backtest", "--config", &cfg, "--data", &data, "--from", "0", "--to", "34560000",
+        "backtest", "--config", &cfg, "--data", &data, "--from", &from, "--to", &to,
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("576001 evaluations"), "{}", r.stdout);
@@ -149,7 +192,10 @@ fn extreme_flags_and_ranges_name_the_flag() {
     let data = write(
         dir.path(),
         "long.csv",
-        &format!("{HEADER}0,App,Load,,1\n34560060000,App,Load,,1\n"),
+        &format!(
+            "{HEADER}{BASE_MS},App,Load,,1\n{},App,Load,,1\n",
+            BASE_MS + 34_560_060_000
+        ),
     );
     for (cmd, r) in both(&["--config", &cfg, "--data", &data]) {
         assert_eq!(r.code, 1, "{cmd}: {}", r.stderr);
@@ -182,7 +228,7 @@ fn dev_zero_is_refused_at_line_1_within_bounded_memory() {
     }
     // A line just past the limit after valid rows: refused at its line too.
     let long = format!(
-        "{HEADER}60000,App,Load,,1\n60000,App,Load,{},1\n",
+        "{HEADER}{BASE_MS},App,Load,,1\n{BASE_MS},App,Load,{},1\n",
         "A=".repeat(40_000)
     );
     let data = write(dir.path(), "long-line.csv", &long);
@@ -210,14 +256,21 @@ fn a_large_csv_is_streamed_in_bounded_memory() {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         f.write_all(HEADER.as_bytes()).unwrap();
         for i in 0..ROWS {
-            writeln!(f, "{},App,Load,,{}", 60_000 + i % 60_000, 80 + i % 3).unwrap();
+            writeln!(
+                f,
+                "{},App,Load,,{}",
+                BASE_MS + 60_000 + i as i64 % 60_000,
+                80 + i % 3
+            )
+            .unwrap();
         }
     }
     let file_kib = std::fs::metadata(&path).unwrap().len() / 1024;
     assert!(file_kib > 20 * 1024, "{file_kib} KiB");
     let data = path.display().to_string();
+    let (from, to) = (BASE_S.to_string(), (BASE_S + 180).to_string());
     let r = run(&[
-        "backtest", "--config", &cfg, "--data", &data, "--from", "0", "--to", "180", "--format",
+        "backtest", "--config", &cfg, "--data", &data, "--from", &from, "--to", &to, "--format",
         "json",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -246,13 +299,18 @@ fn rows_held_cost_bounded_memory_each() {
     let empty = write(dir.path(), "empty.csv", HEADER);
     let mut csv = String::from(HEADER);
     for i in 0..ROWS {
-        csv.push_str(&format!("{},App,Load,,{}\n", i * 60_000, i % 100));
+        csv.push_str(&format!(
+            "{},App,Load,,{}\n",
+            BASE_MS as u64 + i * 60_000,
+            i % 100
+        ));
     }
     let data = write(dir.path(), "d.csv", &csv);
     drop(csv);
+    let (from, to) = (BASE_S.to_string(), (BASE_S + 120).to_string());
     let args = |data: &str| {
         [
-            "--config", &cfg, "--data", data, "--from", "0", "--to", "120",
+            "--config", &cfg, "--data", data, "--from", &from, "--to", &to,
         ]
         .map(str::to_owned)
     };

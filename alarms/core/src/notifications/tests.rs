@@ -414,7 +414,8 @@ fn notifications_are_built_per_action() {
 }
 
 #[test]
-fn the_example_validates_with_the_example_alarms() {
+fn the_examples_validate_with_their_alarms() {
+    // The runnable examples: one webhook, no secret.
     let files = [
         (
             "examples/web-alarms.yaml",
@@ -427,12 +428,56 @@ fn the_example_validates_with_the_example_alarms() {
     ];
     let set = crate::validate(&files).unwrap_or_else(|e| panic!("{e}"));
     let s = validate_notifications(&files, &set).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.webhooks.len(), 3);
+    assert_eq!(s.webhooks.len(), 1);
+    assert_eq!(s.smtp, None);
     assert_eq!(s.mute_rules.len(), 3);
-    assert_eq!(s.smtp.as_ref().map(|s| s.port), Some(25));
     assert_eq!(
         muted_by(&s, "web-high-cpu", ts("2030-01-06T01:00:00Z")).map(|r| r.name.as_str()),
         Some("db-migration")
+    );
+    assert_eq!(requirements(&files), [], "examples/ needs no secret");
+    assert_eq!(crate::validate::requirements(&files), [], "nor AWS");
+
+    // The production examples: every kind of target, each secret named by a variable.
+    let files = [
+        (
+            "production-examples/api-alarms.yaml",
+            include_str!("../../../../production-examples/api-alarms.yaml"),
+        ),
+        (
+            "production-examples/notifications.yaml",
+            include_str!("../../../../production-examples/notifications.yaml"),
+        ),
+        (
+            "production-examples/scaling-fleet.yaml",
+            include_str!("../../../../production-examples/scaling-fleet.yaml"),
+        ),
+    ];
+    let set = crate::validate(&files).unwrap_or_else(|e| panic!("{e}"));
+    let s = validate_notifications(&files, &set).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.webhooks.len(), 3);
+    assert_eq!(s.mute_rules.len(), 3);
+    assert_eq!(s.smtp.as_ref().map(|s| s.port), Some(587));
+    let needs: Vec<String> = requirements(&files).iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        needs,
+        [
+            "production-examples/notifications.yaml:12:124: notifications.smtp.password_env: needs the environment variable SMTP_PASSWORD",
+            "production-examples/notifications.yaml:17:111: notifications.webhooks.oncall-slack.secret_env: needs the environment variable SLACK_HOOK_SECRET",
+            "production-examples/notifications.yaml:19:109: notifications.webhooks.pagerduty.routing_key_env: needs the environment variable PAGERDUTY_ROUTING_KEY",
+            "production-examples/notifications.yaml:21:74: notifications.webhooks.audit.secret_env: needs the environment variable AUDIT_HOOK_SECRET",
+        ]
+    );
+    let aws: Vec<String> = crate::validate::requirements(&files)
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(
+        aws,
+        [
+            "production-examples/api-alarms.yaml:15:21: alarms.api-high-cpu.alarm_actions[0]: needs AWS credentials",
+            "production-examples/api-alarms.yaml:16:18: alarms.api-high-cpu.ok_actions[0]: needs AWS credentials",
+        ]
     );
     // Without the SMTP server, the composite's mailto: action is reported.
     let e = validate_notifications(&files[..1], &set)
@@ -440,7 +485,7 @@ fn the_example_validates_with_the_example_alarms() {
         .to_string();
     assert!(
         e.contains(
-            "composite_alarms.web-degraded.alarm_actions[0]: e-mail actions need an SMTP server"
+            "composite_alarms.api-degraded.alarm_actions[0]: e-mail actions need an SMTP server"
         ),
         "{e}"
     );

@@ -6,7 +6,7 @@ use thermostat_alarms::model::ComparisonOperator;
 
 const WEB_ALARMS: &str = include_str!("../../../../examples/web-alarms.yaml");
 const SCALING_WEB: &str = include_str!("../../../../examples/scaling-web.yaml");
-const SCALING_FLEET: &str = include_str!("../../../../examples/scaling-fleet.yaml");
+const SCALING_FLEET: &str = include_str!("../../../../production-examples/scaling-fleet.yaml");
 
 fn load(files: &[(&str, &str)]) -> Result<ScalingSet, String> {
     let alarms = thermostat_alarms::validate(files).map_err(|e| e.to_string())?;
@@ -25,9 +25,17 @@ fn examples_validate() {
     let files = [
         ("examples/web-alarms.yaml", WEB_ALARMS),
         ("examples/scaling-web.yaml", SCALING_WEB),
-        ("examples/scaling-fleet.yaml", SCALING_FLEET),
+        ("production-examples/scaling-fleet.yaml", SCALING_FLEET),
     ];
     let set = load(&files).unwrap_or_else(|e| panic!("{e}"));
+    // The AWS group needs credentials; the simulated and webhook groups need nothing.
+    let needs: Vec<String> = requirements(&files).iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        needs,
+        [
+            "production-examples/scaling-fleet.yaml:9:14: scaling_groups.api.backend: needs AWS credentials"
+        ]
+    );
     let names: Vec<&str> = set.groups.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(names, ["web", "api", "batch"]);
 
@@ -253,7 +261,7 @@ fn scheduled_desired_must_fit_the_limits_in_force() {
 fn files_without_scaling_groups_are_fine() {
     let err = load(&[("a.yaml", WEB_ALARMS)]).unwrap_err();
     assert!(
-        err.starts_with("a.yaml:17:")
+        err.starts_with("a.yaml:22:")
             && err.ends_with(
                 "alarms.web-high-cpu.alarm_actions[0]: refers to unknown scaling group \"web\""
             ),
