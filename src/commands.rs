@@ -355,10 +355,13 @@ pub fn backup_cmd(
     use thermostat_metrics::Clock as _;
     let result = match crate::app::backup::running_server(data_dir) {
         Some(http) => backup_via_server(&http, to),
-        None => {
-            crate::app::backup::backup_offline(data_dir, to, thermostat_metrics::SystemClock.now())
-                .map(|m| (m, "read from the data directory (no server running)"))
-        }
+        None => crate::app::backup::backup_offline(
+            data_dir,
+            to,
+            thermostat_metrics::SystemClock.now(),
+            crate::app::STORE_SHARDS,
+        )
+        .map(|m| (m, "read from the data directory (no server running)")),
     };
     match result {
         Ok((manifest, how)) => {
@@ -413,7 +416,7 @@ pub fn restore_cmd(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    match crate::app::backup::restore(from, data_dir) {
+    match crate::app::backup::restore(from, data_dir, crate::app::STORE_SHARDS) {
         Ok(m) => {
             let _ = writeln!(
                 out,

@@ -8,7 +8,8 @@
 //!   ranges) with the breaching ones flagged, the threshold(s), the state timeline derived
 //!   from the history's state changes, and the history itself.
 //! - `GET /api/v1/dashboard/groups/{name}?range_seconds=&end=`: the group, its capacity
-//!   series from the store (`AWS/AutoScaling`, see [`CAPACITY_METRICS`]) and its activities.
+//!   series from the store (`AWS/AutoScaling`, see [`group_metrics::CAPACITY_METRICS`]) and
+//!   its activities.
 //!
 //! A chart requested without `range_seconds` gets a range fitted to its data (the last 15
 //! minutes to the last hour, [`fitted_range_seconds`]), so that a fresh series fills it.
@@ -23,23 +24,13 @@ use thermostat_alarms::rule::alarm_name_of;
 use thermostat_alarms::{Alarm, CompositeAlarm};
 use thermostat_metrics::time::SECOND_MS;
 use thermostat_metrics::{Dimension, Period, Query, SeriesKey, Statistic, Store, Timestamp, Unit};
+use thermostat_scaler::group_metrics;
 
 use crate::ApiState;
 use crate::alarms::{AlarmView, HistoryPage, HistoryQuery, engine, item_time, view_json};
 use crate::api::parse_time;
 use crate::error::ApiError;
 
-/// Namespace of the scaling groups' capacity series.
-pub const CAPACITY_NAMESPACE: &str = "AWS/AutoScaling";
-/// The dimension that names the group in [`CAPACITY_NAMESPACE`].
-pub const CAPACITY_DIMENSION: &str = "AutoScalingGroupName";
-/// The capacity series the group page draws (recorded by the scaling shell every tick).
-pub const CAPACITY_METRICS: [&str; 4] = [
-    "GroupDesiredCapacity",
-    "GroupInServiceInstances",
-    "GroupMinSize",
-    "GroupMaxSize",
-];
 /// The capacity series are recorded every 10 seconds.
 const CAPACITY_PERIOD_SECONDS: u32 = 10;
 
@@ -738,11 +729,14 @@ pub(crate) async fn group(
         now,
         CAPACITY_PERIOD_SECONDS,
     )?;
-    let dims = vec![Dimension::new(CAPACITY_DIMENSION, name.as_str())];
+    let dims = vec![Dimension::new(
+        group_metrics::GROUP_DIMENSION,
+        name.as_str(),
+    )];
     let read = async |range: &ChartRange| {
-        let mut all = Vec::with_capacity(CAPACITY_METRICS.len());
-        for metric in CAPACITY_METRICS {
-            let key = SeriesKey::new(CAPACITY_NAMESPACE, metric, dims.clone());
+        let mut all = Vec::with_capacity(group_metrics::CAPACITY_METRICS.len());
+        for metric in group_metrics::CAPACITY_METRICS {
+            let key = SeriesKey::new(group_metrics::NAMESPACE, metric, dims.clone());
             all.push(
                 pooled_series_values(&state, key, Statistic::Maximum, None, range, now).await?,
             );
@@ -770,7 +764,7 @@ pub(crate) async fn group(
         (range, range_seconds) = (fit, secs);
     }
     let mut capacity = Map::new();
-    for (metric, points) in CAPACITY_METRICS.into_iter().zip(&series) {
+    for (metric, points) in group_metrics::CAPACITY_METRICS.into_iter().zip(&series) {
         let points: Vec<Value> = points
             .iter()
             .map(|(t, v)| json!({"timestamp": t.to_rfc3339(), "value": v}))
@@ -786,7 +780,7 @@ pub(crate) async fn group(
     body["now"] = json!(now.to_rfc3339());
     body["group"] = group;
     body["metric"] = json!({
-        "namespace": CAPACITY_NAMESPACE,
+        "namespace": group_metrics::NAMESPACE,
         "dimensions": dimensions_json(&dims),
         "statistic": "Maximum",
     });

@@ -19,6 +19,7 @@ use thermostat_metrics::{
     Clock, Dimension, Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit,
 };
 use thermostat_notify::{Dispatcher, Notifiers};
+use thermostat_scaler::group_metrics;
 use thermostat_scaler::{
     ActivityStatus, Backend, GroupState, ScalingActivity, ScalingDecision, ScalingSet,
 };
@@ -29,17 +30,6 @@ use super::state_db::{AlarmWrite, StateDb};
 
 const GROUP_PREFIX: &str = "group:";
 
-/// Namespace of the groups' capacity metrics (EC2 Auto Scaling's group metrics).
-pub const GROUP_METRICS_NAMESPACE: &str = "AWS/AutoScaling";
-/// The dimension naming the group in the capacity metrics.
-pub const GROUP_METRICS_DIMENSION: &str = "AutoScalingGroupName";
-/// The capacity metrics recorded for every group at every evaluation tick.
-pub const GROUP_METRICS: [&str; 4] = [
-    "GroupDesiredCapacity",
-    "GroupInServiceInstances",
-    "GroupMinSize",
-    "GroupMaxSize",
-];
 /// Scaling decisions kept for [`Actions::decisions_after`].
 const DECISIONS_KEPT: usize = 256;
 
@@ -433,17 +423,21 @@ impl Actions {
     /// calls it at the end of every evaluation tick.
     pub fn record_group_metrics(&self, store: &Store, now: Timestamp) {
         let groups = self.lock();
-        let mut batch = Vec::with_capacity(groups.states.len() * GROUP_METRICS.len());
+        let mut batch =
+            Vec::with_capacity(groups.states.len() * group_metrics::CAPACITY_METRICS.len());
         for g in &groups.set.groups {
             let Some(s) = groups.states.get(&g.name) else {
                 continue;
             };
             let values = [s.desired, s.in_service(now), s.min_size, s.max_size];
-            for (metric, value) in GROUP_METRICS.iter().zip(values) {
+            for (metric, value) in group_metrics::CAPACITY_METRICS.iter().zip(values) {
                 let key = SeriesKey::new(
-                    GROUP_METRICS_NAMESPACE,
+                    group_metrics::NAMESPACE,
                     *metric,
-                    vec![Dimension::new(GROUP_METRICS_DIMENSION, g.name.as_str())],
+                    vec![Dimension::new(
+                        group_metrics::GROUP_DIMENSION,
+                        g.name.as_str(),
+                    )],
                 );
                 let obs = Observation {
                     timestamp: now,

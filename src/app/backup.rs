@@ -77,7 +77,8 @@ pub fn write_backup(
     Ok(manifest)
 }
 
-/// Backs up a data directory no server is using (loads it like a start-up would).
+/// Backs up a data directory no server is using (loads it like a start-up would, into a
+/// store of `store_shards` shards: the server's, `app::STORE_SHARDS`).
 ///
 /// # Errors
 /// The data directory cannot be read, or the backup written.
@@ -85,8 +86,9 @@ pub fn backup_offline(
     data_dir: &Path,
     to: &Path,
     now: thermostat_metrics::Timestamp,
+    store_shards: usize,
 ) -> anyhow::Result<Value> {
-    let store = Store::new(super::STORE_SHARDS);
+    let store = Store::new(store_shards);
     thermostat_ingest::persist::load_snapshot(&store, data_dir)?;
     thermostat_ingest::wal::recover(data_dir, &store, false)?;
     let db = StateDb::open(data_dir)?;
@@ -94,11 +96,13 @@ pub fn backup_offline(
     write_backup(&store, &db, &outbox, to, now)
 }
 
-/// Restores a backup into `data_dir`, which must be empty or missing.
+/// Restores a backup into `data_dir`, which must be empty or missing, and checks that it
+/// opens (the series into a store of `store_shards` shards: the server's,
+/// `app::STORE_SHARDS`).
 ///
 /// # Errors
 /// A non-empty target, an unreadable or unknown backup.
-pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Value> {
+pub fn restore(from: &Path, data_dir: &Path, store_shards: usize) -> anyhow::Result<Value> {
     if data_dir.exists() && fs::read_dir(data_dir)?.next().is_some() {
         anyhow::bail!(
             "{}: refusing to restore into a directory that is not empty",
@@ -122,7 +126,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Value> {
     }
     fs::remove_file(data_dir.join("MANIFEST.json"))?;
     // Check that everything opens, so that a bad backup fails here and not at start-up.
-    thermostat_ingest::persist::load_snapshot(&Store::new(super::STORE_SHARDS), data_dir)?;
+    thermostat_ingest::persist::load_snapshot(&Store::new(store_shards), data_dir)?;
     StateDb::open(data_dir)?;
     Outbox::open(data_dir)?;
     Ok(manifest)

@@ -17,6 +17,7 @@ use thermostat_metrics::Timestamp;
 use thermostat_proto::v1::metrics_service_client::MetricsServiceClient;
 use thermostat_proto::v1::{Dimension, MetricDatum, PutMetricDataRequest};
 use thermostat_scaler::Outcome;
+use thermostat_scaler::group_metrics;
 
 use super::model::{self, LoadCurve, Noise, SAMPLE_INTERVAL_MS};
 use super::summary::{self, Event, Hold};
@@ -182,7 +183,7 @@ impl Demo {
             )
             .max(0.0);
         let u = model::utilisation(load, capacity.in_service);
-        let group = [("AutoScalingGroupName", GROUP)];
+        let group = [(group_metrics::GROUP_DIMENSION, GROUP)];
         let mut cpu_sum = 0.0;
         for _ in 0..capacity.in_service {
             let v = self

@@ -44,7 +44,7 @@ pub enum ConfigChange {
 #[serde(rename_all = "camelCase")]
 pub struct HistoryState {
     /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
-    pub state_value: crate::model::StateValue,
+    pub state_value: crate::state::StateValue,
     /// The reason.
     pub state_reason: String,
     /// The reason data.
@@ -190,7 +190,7 @@ impl HistoryItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::StateValue;
+    use crate::state::StateValue;
 
     #[test]
     fn state_update_json_matches_cloudwatch() {

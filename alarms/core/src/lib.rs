@@ -22,9 +22,10 @@
 //!
 //! # Layout
 //! `error.rs` (errors), `raw.rs` → `validate.rs` → `model.rs` (configuration), `action.rs`,
-//! `rule.rs`, `timefmt.rs`, `state.rs`, `evaluator.rs` (+ `evaluator/tests.rs`),
-//! `composite.rs`, `history.rs`, `engine.rs`, `backtest.rs`, `testing.rs`; snapshots in
-//! `src/**/snapshots/`. The YAML reference is `docs/alarms.md`.
+//! `rule.rs`, `timefmt.rs`, `state.rs` (`words.rs` holds the enum macro it shares with
+//! `model.rs`), `evaluator.rs` (+ `evaluator/tests.rs`), `composite.rs`, `history.rs`,
+//! `engine.rs`, `backtest.rs`, `testing.rs`; snapshots in `src/**/snapshots/`. The YAML
+//! reference is `docs/alarms.md`.
 
 #![warn(missing_docs)]
 
@@ -44,6 +45,7 @@ pub mod state;
 pub mod testing;
 pub mod timefmt;
 pub mod validate;
+mod words;
 
 pub use action::Action;
 pub use backtest::{BacktestResult, backtest, parse_csv, render_json, render_text};
@@ -52,7 +54,7 @@ pub use engine::{EngineState, TickOutput, carry_over, tick};
 pub use error::{ConfigError, ConfigErrors, Error, Result};
 pub use evaluator::{QueryPlan, evaluate, plan, query, set_state};
 pub use history::HistoryItem;
-pub use model::{Alarm, AlarmSet, CompositeAlarm, StateValue};
-pub use state::{ActionInvocation, AlarmState, Evaluation, Transition};
+pub use model::{Alarm, AlarmSet, CompositeAlarm};
+pub use state::{ActionInvocation, AlarmState, Evaluation, StateValue, Transition};
 pub use testing::{TestOutcome, run_tests};
 pub use validate::validate;

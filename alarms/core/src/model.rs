@@ -3,14 +3,14 @@
 //! Field names follow the YAML (snake_case); the CloudWatch name of each is in
 //! `docs/alarms.md`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use thermostat_metrics::{Dimension, Period, Statistic, Timestamp, Unit};
 
 use crate::action::Action;
 use crate::rule::AlarmRule;
+/// Defined with the alarm state ([`crate::state`]); re-exported here, where it always was.
+pub use crate::state::StateValue;
+use crate::words::words;
 
 /// Where a definition came from, for messages (not part of the definition's identity).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,60 +19,6 @@ pub struct Source {
     pub file: String,
     /// 1-based line of the entry.
     pub line: u32,
-}
-
-/// Declares an enum of CloudWatch words with parsing that lists the valid ones.
-macro_rules! words {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $word:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vm])* #[serde(rename = $word)] $variant,)+
-        }
-
-        impl $name {
-            /// Every value, in CloudWatch's order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            /// The CloudWatch spelling.
-            pub const fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $word,)+ }
-            }
-
-            /// The valid spellings, comma-separated (for error messages).
-            pub fn expected() -> String {
-                [$($word,)+].join(", ")
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($word => Ok($name::$variant),)+
-                    _ => Err(format!("must be one of {} (got {s:?})", Self::expected())),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-words! {
-    /// CloudWatch `StateValue`.
-    StateValue {
-        /// The metric is within the threshold.
-        Ok => "OK",
-        /// The metric breached the threshold.
-        Alarm => "ALARM",
-        /// Not enough data to decide (or just created).
-        InsufficientData => "INSUFFICIENT_DATA",
-    }
 }
 
 words! {

@@ -26,6 +26,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use croner::Cron;
+use croner::errors::CronError;
+use croner::parser::{CronParser, Seconds, Year};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use marked_yaml::Node;
@@ -379,17 +382,18 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// (`JAN`, `MON-FRI`), Sunday as 0 or 7, `?` as `*`, and the macros `@hourly`, `@daily`,
 /// `@weekly`, `@monthly`, `@yearly`. When both day fields are restricted, a day matches
 /// either (Vixie cron).
+///
+/// Parsed and evaluated by `croner`, as the scaler's scheduled actions are
+/// (`thermostat_scaler::schedule`); `croner` also accepts its extensions (`L`, `W`, `#`
+/// and a leading `+` in the day fields, names in any field).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CronSchedule {
     text: String,
-    minutes: u64,
-    hours: u32,
-    days_of_month: u32,
-    months: u16,
-    days_of_week: u8,
-    any_day_of_month: bool,
-    any_day_of_week: bool,
+    cron: Cron,
+    /// Whether the schedule fires at all (`0 0 31 2 *` never does): `croner` would search
+    /// back to year 1 on every call to find that out.
+    fires: bool,
 }
 
 impl TryFrom<String> for CronSchedule {
@@ -411,65 +415,63 @@ impl fmt::Display for CronSchedule {
     }
 }
 
-const MONTH_NAMES: &[&str] = &[
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+/// The five fields, in order, with their numeric ranges, for error messages.
+const CRON_FIELDS: [(&str, u32, u32); 5] = [
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
 ];
-const DAY_NAMES: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
-fn cron_value(s: &str, min: u32, max: u32, names: &[&str], name_base: u32) -> Result<u32, String> {
-    if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-        return Ok(u32::try_from(i).unwrap_or(0) + name_base);
-    }
-    match s.parse::<u32>() {
-        Ok(v) if (min..=max).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a value between {min} and {max}")),
-    }
+/// `croner`'s parser for mute-rule schedules. `sloppy_ranges` keeps `5/20` (from 5 to the
+/// maximum, every 20). `dom_and_dow` is set when a day field starts with `*` or `?`: as in
+/// crontab such a field (`*/2`) does not restrict the day, so a day must match both fields,
+/// where `croner` counts only a bare `*` as unrestricted.
+fn cron_parser(dom_and_dow: bool) -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .sloppy_ranges(true)
+        .dom_and_dow(dom_and_dow)
+        .build()
 }
 
-/// Parses one field into a bit mask; `true` when it starts with `*` or `?`.
-fn cron_field(
-    field: &str,
-    min: u32,
-    max: u32,
-    names: &[&str],
-    name_base: u32,
-) -> Result<(u64, bool), String> {
-    let any = field.starts_with('*') || field.starts_with('?');
-    let mut mask = 0u64;
-    for item in field.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((r, s)) => {
-                let step: u32 = s
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("{s:?} is not a positive step"))?;
-                (r, step)
-            }
-            None => (item, 1),
-        };
-        let (lo, hi) = if range == "*" || range == "?" {
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (
-                cron_value(a, min, max, names, name_base)?,
-                cron_value(b, min, max, names, name_base)?,
-            )
-        } else {
-            let v = cron_value(range, min, max, names, name_base)?;
-            // `5/15` means from 5 to the maximum, every 15.
-            (v, if item.contains('/') { max } else { v })
-        };
-        if lo > hi {
-            return Err(format!("range {range:?} runs backwards"));
+/// The message for a schedule `croner` refuses, naming the field and, when one item of it
+/// is refused alone, the item: the first that is refused with every other field `*`.
+fn cron_error(parser: &CronParser, fields: &[&str], error: &CronError, text: &str) -> String {
+    let refused = |i: usize, item: &str| {
+        let probe: Vec<&str> = (0..fields.len())
+            .map(|j| if i == j { item } else { "*" })
+            .collect();
+        parser.parse(&probe.join(" ")).err()
+    };
+    let detail = |e: &CronError| match e {
+        CronError::ComponentError(m)
+        | CronError::InvalidPattern(m)
+        | CronError::IllegalCharacters(m) => m.clone(),
+        other => other.to_string(),
+    };
+    let Some((i, (name, min, max))) = (0..fields.len())
+        .zip(CRON_FIELDS)
+        .find(|(i, _)| refused(*i, fields[*i]).is_some())
+    else {
+        return format!(
+            "must be a valid cron schedule: {} (got {text:?})",
+            detail(error)
+        );
+    };
+    let what = match fields[i]
+        .split(',')
+        .find_map(|item| refused(i, item).map(|e| (item, e)))
+    {
+        Some((item, _)) if item.parse::<u32>().is_ok() => {
+            format!("{item:?} is not a value between {min} and {max}")
         }
-        let mut v = lo;
-        while v <= hi {
-            mask |= 1u64 << v;
-            v += step;
-        }
-    }
-    Ok((mask, any))
+        Some((item, e)) => format!("{item:?}: {}", detail(&e)),
+        None => detail(error),
+    };
+    format!("must be a valid cron schedule: {name}: {what} (got {text:?})")
 }
 
 impl FromStr for CronSchedule {
@@ -485,102 +487,62 @@ impl FromStr for CronSchedule {
             "@hourly" => "0 * * * *",
             other => other,
         };
+        // `?` is `*` in every field (croner takes it in the day fields only).
+        let expanded = expanded.replace('?', "*");
         let fields: Vec<&str> = expanded.split_whitespace().collect();
-        let [minute, hour, dom, month, dow] = fields.as_slice() else {
+        let [_, _, day_of_month, _, day_of_week] = fields.as_slice() else {
             return Err(format!(
                 "must be a cron schedule with 5 fields: minute hour day-of-month month day-of-week (got {text:?})"
             ));
         };
-        let wrap = |what: &str, r: Result<(u64, bool), String>| {
-            r.map_err(|e| format!("must be a valid cron schedule: {what}: {e} (got {text:?})"))
-        };
-        let (minutes, _) = wrap("minute", cron_field(minute, 0, 59, &[], 0))?;
-        let (hours, _) = wrap("hour", cron_field(hour, 0, 23, &[], 0))?;
-        let (doms, any_dom) = wrap("day of month", cron_field(dom, 1, 31, &[], 0))?;
-        let (months, _) = wrap("month", cron_field(month, 1, 12, MONTH_NAMES, 1))?;
-        let (mut dows, any_dow) = wrap("day of week", cron_field(dow, 0, 7, DAY_NAMES, 0))?;
-        if dows & (1 << 7) != 0 {
-            dows = (dows | 1) & 0x7f;
-        }
+        let starred = |f: &str| f.starts_with('*');
+        let parser = cron_parser(starred(day_of_month) || starred(day_of_week));
+        let cron = parser
+            .parse(&expanded)
+            .map_err(|e| cron_error(&parser, &fields, &e, text))?;
+        let fires = cron
+            .find_next_occurrence(&jiff::Timestamp::UNIX_EPOCH.to_zoned(TimeZone::UTC), false)
+            .is_ok();
         Ok(CronSchedule {
             text: text.to_owned(),
-            minutes,
-            hours: u32::try_from(hours).unwrap_or(0),
-            days_of_month: u32::try_from(doms).unwrap_or(0),
-            months: u16::try_from(months).unwrap_or(0),
-            days_of_week: u8::try_from(dows).unwrap_or(0),
-            any_day_of_month: any_dom,
-            any_day_of_week: any_dow,
+            cron,
+            fires,
         })
     }
 }
 
 impl CronSchedule {
-    fn month_matches(&self, dt: DateTime) -> bool {
-        self.months & (1 << dt.month()) != 0
-    }
-
-    fn day_matches(&self, dt: DateTime) -> bool {
-        let dom = self.days_of_month & (1 << dt.day()) != 0;
-        let dow = self.days_of_week & (1 << dt.weekday().to_sunday_zero_offset()) != 0;
-        if self.any_day_of_month || self.any_day_of_week {
-            dom && dow
-        } else {
-            dom || dow
-        }
-    }
-
-    fn hour_matches(&self, dt: DateTime) -> bool {
-        self.hours & (1 << dt.hour()) != 0
-    }
-
-    fn minute_matches(&self, dt: DateTime) -> bool {
-        self.minutes & (1 << dt.minute()) != 0
-    }
-
     /// Whether the schedule fires at the (civil) minute of `dt`.
     pub fn matches(&self, dt: DateTime) -> bool {
-        self.month_matches(dt)
-            && self.day_matches(dt)
-            && self.hour_matches(dt)
-            && self.minute_matches(dt)
+        let Ok(minute) = DateTime::new(
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            0,
+            0,
+        )
+        .and_then(|m| m.to_zoned(TimeZone::UTC)) else {
+            return false;
+        };
+        self.cron.is_time_matching(&minute).unwrap_or(false)
     }
 
     /// The latest time at or before `now` and after `after` at which the schedule fires in
-    /// `tz`.
+    /// `tz`. Daylight-saving changes are handled by `croner`, as for scheduled actions: a
+    /// time in a gap fires at the first instant after the gap, a time in a repeated hour
+    /// once (a fixed time) or on both passes (a step or wildcard in the minute or hour).
     pub fn last_fire(&self, tz: &TimeZone, now: Timestamp, after: Timestamp) -> Option<Timestamp> {
-        let z = jiff::Timestamp::from_millisecond(now.as_millis())
+        if !self.fires {
+            return None;
+        }
+        let now = jiff::Timestamp::from_millisecond(now.as_millis())
             .ok()?
             .to_zoned(tz.clone());
-        let d = z.datetime();
-        let mut dt =
-            DateTime::new(d.year(), d.month(), d.day(), d.hour(), d.minute(), 0, 0).ok()?;
-        let minute = jiff::Span::new().minutes(1);
-        // Whole months, days and hours are skipped at once, so this bound is never reached
-        // for windows up to MAX_MUTE_DURATION_SECONDS.
-        for _ in 0..100_000 {
-            let at = tz
-                .to_ambiguous_timestamp(dt)
-                .compatible()
-                .ok()?
-                .as_millisecond();
-            if at <= after.as_millis() {
-                return None;
-            }
-            let next = if !self.month_matches(dt) {
-                dt.date().first_of_month().at(0, 0, 0, 0)
-            } else if !self.day_matches(dt) {
-                dt.date().at(0, 0, 0, 0)
-            } else if !self.hour_matches(dt) {
-                dt.date().at(dt.hour(), 0, 0, 0)
-            } else if !self.minute_matches(dt) || at > now.as_millis() {
-                dt
-            } else {
-                return Some(Timestamp::from_millis(at));
-            };
-            dt = next.checked_sub(minute).ok()?;
-        }
-        None
+        let fire = self.cron.find_previous_occurrence(&now, true).ok()?;
+        let at = Timestamp::from_millis(fire.timestamp().as_millisecond());
+        (at > after).then_some(at)
     }
 }
 

@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::StateValue;
+use crate::state::StateValue;
 
 /// Longest rule (CloudWatch limit).
 pub const MAX_RULE_CHARS: usize = 10_240;

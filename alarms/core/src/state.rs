@@ -4,7 +4,19 @@ use serde::{Deserialize, Serialize};
 use thermostat_metrics::Timestamp;
 
 use crate::action::Action;
-use crate::model::StateValue;
+use crate::words::words;
+
+words! {
+    /// CloudWatch `StateValue`.
+    StateValue {
+        /// The metric is within the threshold.
+        Ok => "OK",
+        /// The metric breached the threshold.
+        Alarm => "ALARM",
+        /// Not enough data to decide (or just created).
+        InsufficientData => "INSUFFICIENT_DATA",
+    }
+}
 
 /// The reason of a newly created alarm (reference §3.7).
 pub const INITIAL_REASON: &str = "Unchecked: Initial alarm creation";

@@ -12,8 +12,8 @@
 //!   ([`GroupState`]), including the simulated fleet's dynamics
 //!   ([`GroupState::reconcile`]).
 //! - Scaling activities with Auto Scaling's cause texts ([`activity`]), scheduled actions
-//!   ([`schedule`]), triggers from the alarm engine's output ([`trigger`]), and
-//!   `thermostat simulate` ([`simulate()`]).
+//!   ([`schedule`], their cron [`recurrence`]), triggers from the alarm engine's output
+//!   ([`trigger`]), and `thermostat simulate` ([`simulate()`]).
 //!
 //! # Invariants
 //! - No IO, no async runtime, no wall clock: files arrive as text, `now` is a parameter,
@@ -25,9 +25,9 @@
 //!
 //! # Layout
 //! `raw.rs` → `validate.rs` (+ `validate/tests.rs`) → `model.rs`; `managed.rs`;
-//! `adjustment.rs`; `group_state.rs`; `decide.rs` (+ `decide/tests.rs`); `activity.rs`;
-//! `schedule.rs`; `trigger.rs`; `simulate.rs` (+ `simulate/tests.rs`); `error.rs`. The
-//! YAML reference and semantics are in `docs/scaling.md`.
+//! `adjustment.rs`; `group_state.rs`; `group_metrics.rs` (metric names); `decide.rs` (+ `decide/tests.rs`); `activity.rs`;
+//! `recurrence.rs` → `schedule.rs`; `trigger.rs`; `simulate.rs` (+ `simulate/tests.rs`);
+//! `error.rs`. The YAML reference and semantics are in `docs/scaling.md`.
 
 #![warn(missing_docs)]
 
@@ -35,10 +35,12 @@ pub mod activity;
 pub mod adjustment;
 pub mod decide;
 pub mod error;
+pub mod group_metrics;
 pub mod group_state;
 pub mod managed;
 pub mod model;
 pub mod raw;
+pub mod recurrence;
 pub mod schedule;
 pub mod simulate;
 pub mod trigger;

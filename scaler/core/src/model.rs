@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use thermostat_alarms::model::Source;
 use thermostat_metrics::{Dimension, Statistic};
 
-use crate::schedule::Recurrence;
+use crate::recurrence::Recurrence;
 
 /// EC2 Auto Scaling's `DefaultCooldown` default (reference §5.1).
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(300);

@@ -31,7 +31,7 @@ use crate::model::{
     PredefinedMetric, ScalingGroup, ScalingSet, ScheduledAction, StepAdjustment, TrackedMetric,
 };
 use crate::raw::{self, GroupSpec, PolicySpec, ScheduledSpec, StepSpec};
-use crate::schedule::Recurrence;
+use crate::recurrence::Recurrence;
 
 /// Largest group size accepted.
 pub const MAX_GROUP_SIZE: u32 = 100_000;
@@ -940,7 +940,7 @@ impl Cx<'_> {
                     predefined: Some(m),
                     namespace: "AWS/EC2".into(),
                     metric_name: m.metric_name().into(),
-                    dimensions: vec![Dimension::new("AutoScalingGroupName", asg)],
+                    dimensions: vec![Dimension::new(crate::group_metrics::GROUP_DIMENSION, asg)],
                     statistic: Statistic::Average,
                 })
             }
@@ -1018,7 +1018,7 @@ impl Cx<'_> {
         let at = |f: &str| format!("{b}.{f}");
         let zone = match self.opt(&a.time_zone) {
             Some(t) => {
-                if let Err(m) = crate::schedule::parse_time_zone(t) {
+                if let Err(m) = crate::recurrence::parse_time_zone(t) {
                     self.push(pos(t), at("time_zone"), Rule::Enum, m);
                 }
                 if self.opt(&a.recurrence).is_none() {
@@ -1030,7 +1030,7 @@ impl Cx<'_> {
         };
         let recurrence =
             self.opt(&a.recurrence)
-                .and_then(|t| match crate::schedule::parse_cron(t) {
+                .and_then(|t| match crate::recurrence::parse_cron(t) {
                     Ok(_) => Recurrence::try_new(t, &zone).ok(),
                     Err(m) => {
                         self.push(pos(t), at("recurrence"), Rule::Consistency, m);

@@ -271,6 +271,59 @@ fn windows_spanning_midnight_and_months_are_found() {
     assert!(rule.is_active(ts("2024-12-31T23:30:00Z")));
 }
 
+/// The windows of tricky schedules: the same fire times as the hand-written parser that
+/// `croner` replaced gave (computed with it and kept here), so the move changed nothing.
+#[test]
+fn tricky_schedules_open_the_same_windows_as_before() {
+    // The five latest fire times at or before `now`, newest first.
+    let fires = |expr: &str, zone: &str, now: &str| -> Vec<String> {
+        let c: CronSchedule = expr.parse().unwrap();
+        let tz = time_zone(zone).unwrap();
+        let mut at = ts(now);
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            let Some(t) = c.last_fire(&tz, at, at.sub_millis(400 * 86_400_000)) else {
+                break;
+            };
+            out.push(timefmt::rfc3339(t));
+            at = t.sub_millis(1);
+        }
+        out
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        // Ranges, steps, lists, month and weekday names.
+        ("*/15 9-17 * JAN,jul MON-FRI", "UTC", "2024-07-02T09:20:00Z"),
+        ("10-50/20 8,20 * * *", "UTC", "2024-03-10T20:31:00Z"),
+        ("5/20 0 * * 7", "UTC", "2024-10-14T12:00:00Z"),
+        ("0 0 1 JAN-MAR *", "UTC", "2024-06-01T00:00:00Z"),
+        // Both day fields restricted: either matches (crontab).
+        ("0 0 13 * FRI", "UTC", "2024-10-20T00:00:00Z"),
+        // A day field starting with `*` is not restricted: both must match (crontab).
+        ("0 6 */2 * MON", "UTC", "2024-10-20T00:00:00Z"),
+        ("0 6 1-7 * */3", "UTC", "2024-10-20T00:00:00Z"),
+        // Sunday as 0 and 7, ranges of names.
+        ("30 1 * * 0", "UTC", "2024-10-20T00:00:00Z"),
+        ("0 12 * * mon-wed,fri", "UTC", "2024-10-20T00:00:00Z"),
+        // Macros.
+        ("@hourly", "UTC", "2024-10-20T03:10:00Z"),
+        ("@daily", "UTC", "2024-10-20T03:10:00Z"),
+        ("@weekly", "UTC", "2024-10-20T03:10:00Z"),
+        ("@monthly", "UTC", "2024-10-20T03:10:00Z"),
+        ("@yearly", "UTC", "2024-10-20T03:10:00Z"),
+        // A time zone across both daylight-saving changes (not in a gap or a fold).
+        ("0 12 * * MON-FRI", "Europe/Berlin", "2024-04-02T12:00:00Z"),
+        ("0 12 * * MON-FRI", "Europe/Berlin", "2024-10-29T12:00:00Z"),
+        ("0 0 * * *", "America/New_York", "2024-11-05T12:00:00Z"),
+        // A leap day.
+        ("0 0 29 2 *", "UTC", "2025-01-01T00:00:00Z"),
+    ];
+    let got: Vec<String> = cases
+        .iter()
+        .map(|(e, z, now)| format!("{e} [{z}] {now}: {}", fires(e, z, now).join(" ")))
+        .collect();
+    insta::assert_snapshot!(got.join("\n"));
+}
+
 #[test]
 fn globs() {
     for (p, t, m) in [
