@@ -774,3 +774,85 @@ fn tags_outside_the_convention_are_refused() {
     assert_eq!(fine.len(), 1);
     assert_eq!((fine[0].line, fine[0].text.as_str()), (8, "ls"));
 }
+
+/// The paths named in the map of ARCHITECTURE.md (its table "each step of the data path,
+/// where it lives"), as written in a row's last column: a path from the repository root, or
+/// one relative to a folder of the row's folder column; `{a,b}.rs` names both.
+fn architecture_map_paths() -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(repo_root().join("ARCHITECTURE.md")).unwrap();
+    let start = text
+        .find("## Map")
+        .expect("ARCHITECTURE.md has its map section");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|s| s.trim().to_owned())
+            .collect()
+    };
+    let mut rows = Vec::new();
+    for line in text[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | step | crate | folder | file(s) |
+        let (folders, files) = (ticked(cells[3]), ticked(cells[4]));
+        let mut paths = Vec::new();
+        for file in files.iter().filter(|f| f.contains('.') || f.ends_with('/')) {
+            // `name.rs` (`Item`) or a path with a brace list.
+            let file = file.split_whitespace().next().unwrap();
+            let expanded: Vec<String> = match (file.find('{'), file.find('}')) {
+                (Some(a), Some(b)) => file[a + 1..b]
+                    .split(',')
+                    .map(|part| format!("{}{part}{}", &file[..a], &file[b + 1..]))
+                    .collect(),
+                _ => vec![file.to_owned()],
+            };
+            paths.extend(expanded);
+        }
+        rows.push((
+            cells[1].to_owned(),
+            paths
+                .into_iter()
+                .map(|p| {
+                    if repo_root().join(&p).exists() {
+                        return p;
+                    }
+                    folders
+                        .iter()
+                        .map(|f| format!("{}/{p}", f.trim_end_matches('/')))
+                        .find(|candidate| repo_root().join(candidate).exists())
+                        .unwrap_or_else(|| format!("(missing) {p}"))
+                })
+                .collect(),
+        ));
+    }
+    rows
+}
+
+/// The map of ARCHITECTURE.md names files that exist: a moved or renamed file fails here
+/// until the map follows it.
+#[test]
+fn the_architecture_map_names_files_that_exist() {
+    let rows = architecture_map_paths();
+    assert!(rows.len() >= 10, "the map has {} rows", rows.len());
+    let missing: Vec<String> = rows
+        .iter()
+        .flat_map(|(step, paths)| {
+            paths
+                .iter()
+                .filter(|p| p.starts_with("(missing)"))
+                .map(move |p| format!("{step}: {p}"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's map names files that do not exist:\n{}",
+        missing.join("\n")
+    );
+    let named: usize = rows.iter().map(|(_, p)| p.len()).sum();
+    assert!(named >= 40, "the map names only {named} files");
+}
