@@ -13,7 +13,7 @@ use thermostat_metrics::Timestamp;
 use thermostat_metrics::time::TimeError;
 use thermostat_metrics::validate::quote;
 
-use crate::app::config;
+use crate::config;
 
 /// Output format of `backtest`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -352,16 +352,10 @@ pub fn backup_cmd(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    use thermostat_metrics::Clock as _;
-    let result = match crate::app::backup::running_server(data_dir) {
+    let result = match thermostat_backup::running_server(data_dir) {
         Some(http) => backup_via_server(&http, to),
-        None => crate::app::backup::backup_offline(
-            data_dir,
-            to,
-            thermostat_metrics::SystemClock.now(),
-            crate::app::STORE_SHARDS,
-        )
-        .map(|m| (m, "read from the data directory (no server running)")),
+        None => backup_offline(data_dir, to)
+            .map(|m| (m, "read from the data directory (no server running)")),
     };
     match result {
         Ok((manifest, how)) => {
@@ -378,6 +372,29 @@ pub fn backup_cmd(
             1
         }
     }
+}
+
+/// Backs up a data directory no server is using: loads it like a start-up would (into a
+/// store of the server's `STORE_SHARDS` shards), then writes the backup.
+fn backup_offline(
+    data_dir: &std::path::Path,
+    to: &std::path::Path,
+) -> anyhow::Result<serde_json::Value> {
+    use thermostat_metrics::Clock as _;
+    let parts = crate::app::backup::DataDirParts {
+        store: std::sync::Arc::new(thermostat_ingest::read_data_dir(
+            data_dir,
+            crate::app::STORE_SHARDS,
+        )?),
+        db: std::sync::Arc::new(thermostat_statedb::StateDb::open(data_dir)?),
+        outbox: thermostat_notify::Outbox::open(data_dir)?,
+    };
+    let now = thermostat_metrics::SystemClock.now();
+    let time = thermostat_backup::BackupTime {
+        unix_millis: now.as_millis(),
+        rfc3339: now.to_rfc3339(),
+    };
+    Ok(thermostat_backup::write_backup(&parts, to, &time)?.to_json())
 }
 
 fn backup_via_server(
@@ -416,7 +433,10 @@ pub fn restore_cmd(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    match crate::app::backup::restore(from, data_dir, crate::app::STORE_SHARDS) {
+    let restored = thermostat_backup::restore(from, data_dir, |dir| {
+        crate::app::backup::check_restored(dir, crate::app::STORE_SHARDS)
+    });
+    match restored {
         Ok(m) => {
             let _ = writeln!(
                 out,
@@ -428,7 +448,7 @@ pub fn restore_cmd(
             0
         }
         Err(e) => {
-            let _ = writeln!(err, "error: {e:#}");
+            let _ = writeln!(err, "error: {}", e.detail());
             1
         }
     }

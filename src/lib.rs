@@ -14,4 +14,7 @@
 pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod demo;
+pub mod process;
+pub mod settings;

@@ -9,8 +9,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message as _;
 use thermostat_benches::{Workload, WorkloadSpec};
-use thermostat_ingest::convert::validate_request;
-use thermostat_ingest::intern::Interner;
+use thermostat_ingest::bench::{Interner, validate_request};
 use thermostat_metrics::Timestamp;
 use thermostat_proto::v1::PutMetricDataRequest;
 

@@ -1,4 +1,5 @@
-//! Scaling-group and notification endpoints, over ports that the binary implements.
+//! Scaling-group and notification endpoints, over ports: [`GroupApi`] (implemented here for
+//! the scaling runtime), [`NotificationApi`] and [`AdminApi`] (implemented by the binary).
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query as Params, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use thermostat_scaler_runtime::ScalingRuntime;
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -16,6 +18,44 @@ pub trait GroupApi: Send + Sync + std::fmt::Debug {
     fn list(&self) -> Vec<Value>;
     /// The newest `limit` scaling activities of a group, newest first; `None` if no such group.
     fn activities(&self, group: &str, limit: usize) -> Option<Vec<Value>>;
+}
+
+/// Activities shown with each group in [`GroupApi::list`].
+const LAST_ACTIVITIES: usize = 5;
+
+impl GroupApi for ScalingRuntime {
+    fn list(&self) -> Vec<Value> {
+        let snapshot = self.snapshot();
+        let now = snapshot.at;
+        snapshot
+            .groups
+            .iter()
+            .map(|g| {
+                let s = &g.state;
+                let recent = self
+                    .recent_activities(&g.name, LAST_ACTIVITIES)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                json!({
+                    "name": g.name,
+                    "backend": g.backend.as_str(),
+                    "min_size": s.min_size,
+                    "max_size": s.max_size,
+                    "desired_capacity": s.desired,
+                    "in_service_capacity": s.in_service(now),
+                    "warming_capacity": s.warming(now),
+                    "cooldown_until": s.cooldown_until.map(|t| t.to_rfc3339()),
+                    "last_activities": recent,
+                })
+            })
+            .collect()
+    }
+
+    fn activities(&self, group: &str, limit: usize) -> Option<Vec<Value>> {
+        // A store that cannot be read shows as a group without activities to list (404).
+        self.recent_activities(group, limit).ok().flatten()
+    }
 }
 
 /// Why a backup was not made.

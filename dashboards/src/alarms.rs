@@ -1,5 +1,9 @@
-//! Alarm endpoints, over the [`AlarmApi`] port that the engine implements.
+//! Alarm endpoints, over the [`AlarmApi`] port, and its implementation on the running
+//! [`AlarmRuntime`] ([`RuntimeAlarms`]: the alarms' HTTP views, built from the runtime's read
+//! methods; reloading reaches the binary through the [`ReloadApi`] port, since it reads
+//! files).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use axum::Json;
@@ -8,6 +12,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use thermostat_alarms::StateValue;
+use thermostat_alarms::history::AlarmType;
+use thermostat_alarms_runtime::{AlarmListing, AlarmRuntime};
 use thermostat_metrics::Timestamp;
 
 use crate::ApiState;
@@ -177,6 +184,187 @@ pub trait AlarmApi: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// `Config` with every error when the new configuration is invalid.
     fn reload(&self) -> Result<ReloadReport, AlarmApiError>;
+}
+
+/// Reloading the configuration from disk, all of it or nothing: the binary implements it
+/// (it reads and validates the files, then swaps the runtime's set).
+pub trait ReloadApi: Send + Sync + std::fmt::Debug {
+    /// Reloads the configuration.
+    ///
+    /// # Errors
+    /// `Config` with every error when the new configuration is invalid.
+    fn reload(&self) -> Result<ReloadReport, AlarmApiError>;
+}
+
+/// History rows one page request reads at most (whatever its filters skip).
+const HISTORY_MAX_SCAN_ROWS: usize = 5_000;
+const HISTORY_TOKEN_PREFIX: &str = "h1.";
+
+/// The [`AlarmApi`] of a running [`AlarmRuntime`], with reloads through `reload`.
+#[derive(Debug)]
+pub struct RuntimeAlarms {
+    runtime: Arc<AlarmRuntime>,
+    reload: Arc<dyn ReloadApi>,
+}
+
+impl RuntimeAlarms {
+    /// The API over `runtime`; reloads go to `reload`.
+    pub fn new(runtime: Arc<AlarmRuntime>, reload: Arc<dyn ReloadApi>) -> Self {
+        RuntimeAlarms { runtime, reload }
+    }
+}
+
+/// The views of a listing, in its order: a per-series alarm without instances shows as
+/// `INSUFFICIENT_DATA` with no update time.
+pub fn alarm_views(listing: &AlarmListing) -> Vec<AlarmView> {
+    let set = &listing.set;
+    listing
+        .entries
+        .iter()
+        .map(|e| {
+            let (kind, configuration) = match e.kind {
+                AlarmType::MetricAlarm => ("metric", set.alarm(&e.alarm).map(serde_json::to_value)),
+                AlarmType::CompositeAlarm => (
+                    "composite",
+                    set.composite(&e.alarm).map(serde_json::to_value),
+                ),
+            };
+            let configuration = configuration.and_then(Result::ok).unwrap_or(Value::Null);
+            match &e.state {
+                Some(s) => AlarmView {
+                    name: e.name.clone(),
+                    kind,
+                    state: s.value.to_string(),
+                    reason: s.reason.clone(),
+                    reason_data: s
+                        .reason_data
+                        .as_ref()
+                        .and_then(|d| serde_json::to_value(d).ok()),
+                    state_updated: s.updated.to_rfc3339(),
+                    configuration,
+                },
+                None => AlarmView {
+                    name: e.name.clone(),
+                    kind,
+                    state: StateValue::InsufficientData.to_string(),
+                    reason: "No series matches this per-series alarm yet.".into(),
+                    reason_data: None,
+                    state_updated: String::new(),
+                    configuration,
+                },
+            }
+        })
+        .collect()
+}
+
+/// The resume point in a history token.
+fn parse_history_token(token: &str) -> Result<u64, AlarmApiError> {
+    token
+        .strip_prefix(HISTORY_TOKEN_PREFIX)
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| AlarmApiError::Invalid {
+            field: "next_token".into(),
+            message: "is not a token this server issued (pass a previous answer's next_token)"
+                .into(),
+        })
+}
+
+impl AlarmApi for RuntimeAlarms {
+    fn list(&self) -> Vec<AlarmView> {
+        alarm_views(&self.runtime.list())
+    }
+
+    fn history(&self, name: &str, limit: usize) -> Result<Vec<Value>, AlarmApiError> {
+        let query = HistoryQuery {
+            max_records: limit,
+            ..HistoryQuery::default()
+        };
+        Ok(self.history_page(name, &query)?.items)
+    }
+
+    fn history_page(&self, name: &str, q: &HistoryQuery) -> Result<HistoryPage, AlarmApiError> {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            timestamp: i64,
+            item_type: String,
+        }
+        if !self.runtime.knows(name) {
+            return Err(AlarmApiError::NotFound(name.to_owned()));
+        }
+        let below = q
+            .next_token
+            .as_deref()
+            .map(parse_history_token)
+            .transpose()?;
+        let max = q.max_records.max(1);
+        let mut items: Vec<Value> = Vec::new();
+        let mut reached_start = false;
+        let mut corrupt: Option<serde_json::Error> = None;
+        let mut visit = |bytes: &[u8]| -> Result<ControlFlow<()>, serde_json::Error> {
+            let head: Head = serde_json::from_slice(bytes)?;
+            if q.start.is_some_and(|s| head.timestamp < s.as_millis()) {
+                reached_start = true;
+                return Ok(ControlFlow::Break(()));
+            }
+            let wanted = q.end.is_none_or(|e| head.timestamp < e.as_millis())
+                && (q.item_types.is_empty() || q.item_types.contains(&head.item_type));
+            if !wanted {
+                return Ok(ControlFlow::Continue(()));
+            }
+            if items.len() >= max {
+                return Ok(ControlFlow::Break(()));
+            }
+            let mut item: Value = serde_json::from_slice(bytes)?;
+            item["timestamp"] = Value::String(Timestamp(head.timestamp).to_rfc3339());
+            if q.without_reason_data {
+                strip_reason_data(&mut item);
+            }
+            items.push(item);
+            Ok(ControlFlow::Continue(()))
+        };
+        let resume = self
+            .runtime
+            .scan_history(name, below, HISTORY_MAX_SCAN_ROWS, |_, bytes| {
+                visit(bytes).unwrap_or_else(|e| {
+                    corrupt = Some(e);
+                    ControlFlow::Break(())
+                })
+            })
+            .map_err(|e| AlarmApiError::Internal(thermostat_alarms_runtime::chain(&e)))?;
+        if let Some(e) = corrupt {
+            return Err(AlarmApiError::Internal(e.to_string()));
+        }
+        let next_token = resume
+            .filter(|_| !reached_start)
+            .map(|r| format!("{HISTORY_TOKEN_PREFIX}{r}"));
+        Ok(HistoryPage { items, next_token })
+    }
+
+    fn set_state(
+        &self,
+        name: &str,
+        value: &str,
+        reason: &str,
+        reason_data: Option<Value>,
+    ) -> Result<(), AlarmApiError> {
+        use thermostat_alarms_runtime::Error;
+        self.runtime
+            .set_state(name, value, reason, reason_data)
+            .map_err(|e| match e {
+                Error::NotFound(name) => AlarmApiError::NotFound(name),
+                Error::Invalid { field, message } => AlarmApiError::Invalid {
+                    field: field.into(),
+                    message,
+                },
+                e @ (Error::Store(_) | Error::Evaluation(_)) => {
+                    AlarmApiError::Internal(thermostat_alarms_runtime::chain(&e))
+                }
+            })
+    }
+
+    fn reload(&self) -> Result<ReloadReport, AlarmApiError> {
+        self.reload.reload()
+    }
 }
 
 impl From<AlarmApiError> for ApiError {

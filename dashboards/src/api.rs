@@ -19,13 +19,13 @@ use crate::error::ApiError;
 ///
 /// # Errors
 /// A 400 naming `field`: not a time, NaN or infinite seconds, or a time outside that range.
-pub fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
-    let parsed = match s.trim().parse::<f64>() {
+pub fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+    let parsed = match text.trim().parse::<f64>() {
         Ok(secs) => Timestamp::try_from_secs_f64(secs),
-        Err(_) => Timestamp::parse_rfc3339(s),
+        Err(_) => Timestamp::parse_rfc3339(text),
     };
     parsed.map_err(|e| {
-        let got = quote(s);
+        let got = quote(text);
         let rule = match e {
             TimeError::NotRfc3339(_) => format!(
                 "must be an RFC 3339 time such as 2024-01-01T00:00:00Z, or Unix seconds (got {got})"
@@ -63,8 +63,8 @@ pub(crate) async fn run_queries<T: Send + 'static>(
 ///
 /// # Errors
 /// A 400 for `dimensions`.
-pub fn parse_dimensions(s: &str) -> Result<Vec<Dimension>, ApiError> {
-    s.split(',')
+pub fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, ApiError> {
+    text.split(',')
         .filter(|p| !p.is_empty())
         .map(|pair| {
             pair.split_once('=')
@@ -79,8 +79,9 @@ pub fn parse_dimensions(s: &str) -> Result<Vec<Dimension>, ApiError> {
         .collect()
 }
 
-fn required<'a>(p: &'a HashMap<String, String>, field: &str) -> Result<&'a str, ApiError> {
-    p.get(field)
+fn required<'a>(params: &'a HashMap<String, String>, field: &str) -> Result<&'a str, ApiError> {
+    params
+        .get(field)
         .map(String::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request(field, "is required"))
@@ -89,21 +90,21 @@ fn required<'a>(p: &'a HashMap<String, String>, field: &str) -> Result<&'a str, 
 /// `GET /api/v1/statistics`.
 pub(crate) async fn statistics(
     State(state): State<ApiState>,
-    Params(p): Params<HashMap<String, String>>,
+    Params(params): Params<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
-    let namespace = required(&p, "namespace")?;
-    let metric_name = required(&p, "metric_name")?;
-    let dimensions = parse_dimensions(p.get("dimensions").map_or("", String::as_str))?;
-    let end = match p.get("end") {
+    let namespace = required(&params, "namespace")?;
+    let metric_name = required(&params, "metric_name")?;
+    let dimensions = parse_dimensions(params.get("dimensions").map_or("", String::as_str))?;
+    let end = match params.get("end") {
         Some(s) => parse_time("end", s)?,
         None => now,
     };
-    let start = match p.get("start") {
+    let start = match params.get("start") {
         Some(s) => parse_time("start", s)?,
         None => end.sub_millis(HOUR_MS),
     };
-    let period_secs: i64 = p
+    let period_secs: i64 = params
         .get("period_seconds")
         .map_or(Ok(60), |s| s.parse())
         .map_err(|_| {
@@ -111,7 +112,7 @@ pub(crate) async fn statistics(
         })?;
     let period = Period::try_from_secs(period_secs)
         .map_err(|r| ApiError::bad_request("period_seconds", r))?;
-    let statistics = p.get("statistics").map_or("Average", String::as_str);
+    let statistics = params.get("statistics").map_or("Average", String::as_str);
     let count = statistics.split(',').count();
     if count > MAX_STATISTICS {
         return Err(ApiError::bad_request(
@@ -126,7 +127,7 @@ pub(crate) async fn statistics(
                 .map_err(|e| ApiError::bad_request("statistics", e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let unit = match p.get("unit").map(String::as_str) {
+    let unit = match params.get("unit").map(String::as_str) {
         None | Some("") => None,
         Some(u) => Some(
             u.parse::<Unit>()
@@ -178,10 +179,10 @@ pub(crate) async fn statistics(
 /// passed back for the next page.
 pub(crate) async fn metrics(
     State(state): State<ApiState>,
-    Params(p): Params<HashMap<String, String>>,
+    Params(params): Params<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     use thermostat_metrics::store::{LIST_MAX_BYTES, LIST_MAX_RECORDS, ListCursor, ListFilter};
-    let pick = |k: &str| p.get(k).filter(|s| !s.is_empty()).cloned();
+    let pick = |k: &str| params.get(k).filter(|s| !s.is_empty()).cloned();
     let max_records = match pick("max_records") {
         None => LIST_MAX_RECORDS,
         Some(s) => s

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod admin;
 pub mod alarms;
 pub mod api;
 pub mod cross_site;

@@ -357,9 +357,10 @@ fn push(out: &mut Vec<Segment>, start: Timestamp, end: Timestamp, state: String)
     }
 }
 
-fn dimensions_json(dims: &[Dimension]) -> Value {
+fn dimensions_json(dimensions: &[Dimension]) -> Value {
     Value::Object(
-        dims.iter()
+        dimensions
+            .iter()
             .map(|d| (d.name.clone(), json!(d.value)))
             .collect::<Map<String, Value>>(),
     )
@@ -464,9 +465,9 @@ pub(crate) struct OverviewParams {
 /// `GET /api/v1/dashboard/overview?notifications=`.
 pub(crate) async fn overview(
     State(state): State<ApiState>,
-    Params(p): Params<OverviewParams>,
+    Params(params): Params<OverviewParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = p
+    let limit = params
         .notifications
         .unwrap_or(20)
         .clamp(1, MAX_OVERVIEW_NOTIFICATIONS);
@@ -492,7 +493,7 @@ pub(crate) async fn overview(
 pub(crate) async fn alarm(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-    Params(p): Params<RangeParams>,
+    Params(params): Params<RangeParams>,
 ) -> Result<Json<Value>, ApiError> {
     let api = Arc::clone(engine(&state)?);
     let now = state.clock.now();
@@ -509,10 +510,10 @@ pub(crate) async fn alarm(
     // A per-series alarm with instances has no history of its own: its instances do.
     let own = all.iter().any(|v| v.name == name);
     let (range, mut body) = match view.kind {
-        "composite" => composite_view(view, &all, &p, now)?,
-        _ => metric_view(&state, view, &all, &p, now).await?,
+        "composite" => composite_view(view, &all, &params, now)?,
+        _ => metric_view(&state, view, &all, &params, now).await?,
     };
-    let limit = match p.history_limit {
+    let limit = match params.history_limit {
         None => DEFAULT_HISTORY_LIMIT,
         Some(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
         Some(n) => {
@@ -581,14 +582,14 @@ async fn metric_view(
     state: &ApiState,
     view: &AlarmView,
     all: &[AlarmView],
-    p: &RangeParams,
+    params: &RangeParams,
     now: Timestamp,
 ) -> Result<(ChartRange, Value), ApiError> {
     let alarm: Alarm = serde_json::from_value(view.configuration.clone())
         .map_err(|e| ApiError::Internal(format!("alarm {:?}: {e}", view.name)))?;
     let mut range = ChartRange::try_new(
-        p.range_seconds,
-        p.end.as_deref(),
+        params.range_seconds,
+        params.end.as_deref(),
         now,
         alarm.period.as_secs(),
     )?;
@@ -608,12 +609,12 @@ async fn metric_view(
         None => Ok(Vec::new()),
     };
     let mut points = read(&range).await?;
-    let mut range_seconds = p.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS);
-    if p.range_seconds.is_none() {
+    let mut range_seconds = params.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS);
+    if params.range_seconds.is_none() {
         let (secs, fit) = fitted(
             &range,
             &[&points],
-            p.end.as_deref(),
+            params.end.as_deref(),
             now,
             alarm.period.as_secs(),
         )?;
@@ -666,19 +667,19 @@ async fn metric_view(
     body["instances_total"] = json!(instances_total);
     body["rule"] = Value::Null;
     body["range_seconds"] = json!(range_seconds);
-    body["range_fitted"] = json!(p.range_seconds.is_none());
+    body["range_fitted"] = json!(params.range_seconds.is_none());
     Ok((range, body))
 }
 
 fn composite_view(
     view: &AlarmView,
     all: &[AlarmView],
-    p: &RangeParams,
+    params: &RangeParams,
     now: Timestamp,
 ) -> Result<(ChartRange, Value), ApiError> {
     let composite: CompositeAlarm = serde_json::from_value(view.configuration.clone())
         .map_err(|e| ApiError::Internal(format!("alarm {:?}: {e}", view.name)))?;
-    let range = ChartRange::try_new(p.range_seconds, p.end.as_deref(), now, 1)?;
+    let range = ChartRange::try_new(params.range_seconds, params.end.as_deref(), now, 1)?;
     let children: Vec<Value> = composite
         .rule
         .references()
@@ -698,7 +699,7 @@ fn composite_view(
     body["datapoints"] = json!([]);
     body["instances"] = json!([]);
     body["rule"] = json!({"text": composite.rule_text, "alarms": children});
-    body["range_seconds"] = json!(p.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS));
+    body["range_seconds"] = json!(params.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS));
     body["range_fitted"] = json!(false);
     Ok((range, body))
 }
@@ -707,7 +708,7 @@ fn composite_view(
 pub(crate) async fn group(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-    Params(p): Params<RangeParams>,
+    Params(params): Params<RangeParams>,
 ) -> Result<Json<Value>, ApiError> {
     let api = Arc::clone(crate::actions::groups(&state)?);
     let now = state.clock.now();
@@ -724,19 +725,19 @@ pub(crate) async fn group(
     let group =
         group.ok_or_else(|| ApiError::NotFound(format!("no scaling group named {name:?}")))?;
     let mut range = ChartRange::try_new(
-        p.range_seconds,
-        p.end.as_deref(),
+        params.range_seconds,
+        params.end.as_deref(),
         now,
         CAPACITY_PERIOD_SECONDS,
     )?;
-    let dims = vec![Dimension::new(
+    let dimensions = vec![Dimension::new(
         group_metrics::GROUP_DIMENSION,
         name.as_str(),
     )];
     let read = async |range: &ChartRange| {
         let mut all = Vec::with_capacity(group_metrics::CAPACITY_METRICS.len());
         for metric in group_metrics::CAPACITY_METRICS {
-            let key = SeriesKey::new(group_metrics::NAMESPACE, metric, dims.clone());
+            let key = SeriesKey::new(group_metrics::NAMESPACE, metric, dimensions.clone());
             all.push(
                 pooled_series_values(&state, key, Statistic::Maximum, None, range, now).await?,
             );
@@ -744,13 +745,13 @@ pub(crate) async fn group(
         Ok::<_, ApiError>(all)
     };
     let mut series = read(&range).await?;
-    let mut range_seconds = p.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS);
-    if p.range_seconds.is_none() {
+    let mut range_seconds = params.range_seconds.unwrap_or(DEFAULT_RANGE_SECONDS);
+    if params.range_seconds.is_none() {
         let slices: Vec<&[(Timestamp, f64)]> = series.iter().map(Vec::as_slice).collect();
         let (secs, fit) = fitted(
             &range,
             &slices,
-            p.end.as_deref(),
+            params.end.as_deref(),
             now,
             CAPACITY_PERIOD_SECONDS,
         )?;
@@ -781,13 +782,13 @@ pub(crate) async fn group(
     body["group"] = group;
     body["metric"] = json!({
         "namespace": group_metrics::NAMESPACE,
-        "dimensions": dimensions_json(&dims),
+        "dimensions": dimensions_json(&dimensions),
         "statistic": "Maximum",
     });
     body["capacity"] = Value::Object(capacity);
     body["activities"] = Value::Array(activities);
     body["range_seconds"] = json!(range_seconds);
-    body["range_fitted"] = json!(p.range_seconds.is_none());
+    body["range_fitted"] = json!(params.range_seconds.is_none());
     Ok(Json(body))
 }
 

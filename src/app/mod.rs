@@ -4,29 +4,30 @@
 pub mod actions;
 pub mod backup;
 pub mod config;
-pub mod engine;
-pub mod settings;
-pub mod state_db;
+pub mod reload;
+mod error;
+
+pub use error::Error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
-use thermostat_ingest::{Limits, MetricsApi};
+use thermostat_alarms_runtime::{AlarmRuntime, AlarmTelemetry};
+use thermostat_ingest::{Ingest, IngestOptions, Limits};
 use thermostat_metrics::{Clock, Store, SystemClock, Telemetry};
+use thermostat_notify::NotificationTelemetry;
+use thermostat_scaler_runtime::ScalingTelemetry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use settings::{LogFormat, ServeArgs, Settings};
+pub use crate::settings::{LogFormat, ServeArgs, Settings};
 
 /// Shards of the series store (a snapshot records it; a store of another size cannot load it).
-pub const STORE_SHARDS: usize = 64;
+pub use thermostat_ingest::STORE_SHARDS;
 
-/// How often windows are sealed, rolled up and expired.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight work.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -41,11 +42,13 @@ pub struct Running {
     pub store: Arc<Store>,
     /// Self-telemetry.
     pub telemetry: Arc<Telemetry>,
-    /// The alarm engine.
-    pub engine: Arc<engine::AlarmEngine>,
+    /// The alarm runtime.
+    pub engine: Arc<AlarmRuntime>,
+    /// Reloads of the configuration (`POST /api/v1/reload`, SIGHUP).
+    pub reloader: Arc<reload::Reloader>,
     /// Notifications and scaling.
     pub actions: Arc<actions::Actions>,
-    wal: Arc<thermostat_ingest::wal::Wal>,
+    ingest: Ingest,
     shutdown: CancellationToken,
     stopping_ingest: CancellationToken,
     tracker: TaskTracker,
@@ -56,7 +59,7 @@ pub struct Running {
 ///
 /// # Errors
 /// An unreadable data directory or snapshot, or an address that cannot be bound.
-pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+pub async fn start(settings: Settings) -> Result<Running, Error> {
     start_with_clock(settings, Arc::new(SystemClock)).await
 }
 
@@ -64,132 +67,112 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 ///
 /// # Errors
 /// As [`start`].
-pub async fn start_with_clock(
-    settings: Settings,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<Running> {
-    let store = Arc::new(Store::new(STORE_SHARDS));
-    let telemetry = Arc::new(Telemetry::new());
+pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, Error> {
+    // The components own their metrics; `/metrics` shows them first, then the ingest ones.
+    let alarm_telemetry = AlarmTelemetry::default();
+    let notification_telemetry = NotificationTelemetry::default();
+    let scaling_telemetry = ScalingTelemetry::default();
+    let telemetry = Arc::new(Telemetry::with_components(|registry| {
+        alarm_telemetry.register(registry);
+        notification_telemetry.register(registry);
+        scaling_telemetry.register(registry);
+    }));
     let ready = Arc::new(AtomicBool::new(false));
 
     // A start that is refused leaves no data directory behind: the configuration is read
     // and checked before the directory is touched, and a directory this start created is
     // removed if a later step fails (one that existed before is never removed).
-    let created_dir = CreatedDataDir::before_start(&settings.data_dir);
+    let created_dir = crate::process::CreatedDataDir::before_start(&settings.data_dir);
     let config = {
         let paths = settings.config.clone();
         let allow_empty = settings.allow_empty_config;
-        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let config = config::load(&paths)
-                .map_err(|e| anyhow::anyhow!("the configuration is invalid:\n{e}"))?;
-            config::refuse_empty(&config, None, &paths, allow_empty)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(config)
+        tokio::task::spawn_blocking(move || {
+            let config = config::load(&paths).map_err(Error::InvalidConfig)?;
+            config::refuse_empty(&config, None, &paths, allow_empty).map_err(Error::EmptyConfig)?;
+            Ok::<_, Error>(config)
         })
         .await
-        .context("configuration loading panicked")??
+        .map_err(|_| Error::Panicked("configuration loading"))??
     };
 
-    let dir = settings.data_dir.clone();
-    let loaded = {
-        let store = Arc::clone(&store);
-        tokio::task::spawn_blocking(move || thermostat_ingest::persist::load_snapshot(&store, &dir))
-            .await
-            .context("snapshot loading panicked")?
-            .context("cannot load the data directory")?
-    };
-    if let Some(info) = loaded {
-        tracing::info!(
-            series = info.series,
-            bytes = info.bytes,
-            "Loaded the snapshot."
-        );
-    }
-    let (dir, truncate) = (settings.data_dir.clone(), settings.recover_truncate);
-    let recovery = {
-        let store = Arc::clone(&store);
-        tokio::task::spawn_blocking(move || thermostat_ingest::wal::recover(&dir, &store, truncate))
-            .await
-            .context("log recovery panicked")?
-            .context("cannot recover the write-ahead log")?
-    };
-    if recovery.replayed + recovery.truncated_bytes > 0 {
-        tracing::info!(
-            replayed = recovery.replayed,
-            skipped = recovery.skipped,
-            truncated_bytes = recovery.truncated_bytes,
-            "Recovered the write-ahead log."
-        );
-    }
-    let mut wal_options = thermostat_ingest::wal::WalOptions::new(&settings.data_dir);
-    wal_options.fsync = match settings.fsync {
-        settings::Fsync::Always => thermostat_ingest::wal::FsyncMode::Always,
-        settings::Fsync::Batch => thermostat_ingest::wal::FsyncMode::Batch,
-        settings::Fsync::Never => thermostat_ingest::wal::FsyncMode::Never,
-    };
-    wal_options.batch_interval = Duration::from_millis(settings.fsync_interval_ms);
-    wal_options.queue_capacity = settings.ingest_queue_capacity;
-    let wal = Arc::new(
-        thermostat_ingest::wal::Wal::open(wal_options, Arc::clone(&store), recovery.next_seq)
-            .context("cannot open the write-ahead log")?,
-    );
+    let ingest = thermostat_ingest::open(IngestOptions {
+        recover_truncate: settings.recover_truncate,
+        fsync: settings.fsync,
+        fsync_interval: Duration::from_millis(settings.fsync_interval_ms),
+        queue_capacity: settings.ingest_queue_capacity,
+        checkpoint_interval: Duration::from_secs(settings.checkpoint_interval_seconds),
+        ..IngestOptions::new(&settings.data_dir)
+    })
+    .await?;
+    let store = Arc::clone(ingest.store());
 
     let db = {
         let dir = settings.data_dir.clone();
-        tokio::task::spawn_blocking(move || state_db::StateDb::open(&dir).map(Arc::new))
+        tokio::task::spawn_blocking(move || thermostat_statedb::StateDb::open(&dir).map(Arc::new))
             .await
-            .context("opening the state database panicked")??
+            .map_err(|_| Error::Panicked("opening the state database"))??
     };
     let actions = actions::Actions::start(
         &config,
         &settings.data_dir,
         Arc::clone(&db),
         Arc::clone(&clock),
-        Arc::clone(&telemetry),
+        notification_telemetry,
+        scaling_telemetry,
     )
     .await
-    .context("cannot start notifications and scaling")?;
-    actions.log_metrics_to(Arc::clone(&wal));
-    let admin = backup::Admin::new(
-        Arc::clone(&store),
-        Arc::clone(&db),
-        actions.dispatcher().outbox().clone(),
-        settings.data_dir.clone(),
+    .map_err(Error::Actions)?;
+    actions.log_metrics_to(ingest.clone());
+    let admin = thermostat_dashboards::admin::Admin::new(
+        thermostat_backup::ServerBackups::new(
+            Arc::new(backup::DataDirParts {
+                store: Arc::clone(&store),
+                db: Arc::clone(&db),
+                outbox: actions.dispatcher().outbox().clone(),
+            }),
+            &settings.data_dir,
+            settings.backup_retention,
+        ),
         Arc::clone(&clock),
-        settings.backup_retention,
     );
     let engine = {
-        let (paths, allow_empty) = (settings.config.clone(), settings.allow_empty_config);
+        let set = Arc::new(config.alarms.clone());
         let (store, clock, sink) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&actions));
-        let telemetry = Arc::clone(&telemetry);
         tokio::task::spawn_blocking(move || {
-            engine::AlarmEngine::start(paths, store, clock, config, db, sink, telemetry)
-                .map(|e| e.allowing_empty_config(allow_empty))
+            AlarmRuntime::start(set, store, clock, db, sink, alarm_telemetry)
         })
         .await
-        .context("alarm engine start-up panicked")??
+        .map_err(|_| Error::Panicked("alarm engine start-up"))?
+        .map_err(Error::Alarms)?
     };
-    let engine = Arc::new(engine.with_history_retention(engine::HistoryRetention {
-        max_age_days: settings.history_retention_days,
-        max_items_per_alarm: settings.history_max_items_per_alarm,
-    }));
+    let metrics_actions = Arc::clone(&actions);
+    let engine = Arc::new(
+        engine
+            .with_history_retention(thermostat_alarms_runtime::HistoryRetention {
+                max_age_days: settings.history_retention_days,
+                max_items_per_alarm: settings.history_max_items_per_alarm,
+            })
+            // After the tick's scaling, so that the group metrics show its outcome.
+            .with_after_tick(move |t| metrics_actions.record_capacity_metrics(t)),
+    );
+    let reloader = Arc::new(reload::Reloader::new(
+        settings.config.clone(),
+        config,
+        Arc::clone(&engine),
+        Arc::clone(&actions),
+        settings.allow_empty_config,
+    ));
 
     // A server holds a descriptor per connection: use all the process may have.
     match thermostat_transport::raise_fd_limit() {
         Ok(limit) => tracing::debug!(?limit, "Open file descriptor limit."),
         Err(e) => tracing::warn!(error = %e, "Cannot raise the open file descriptor limit."),
     }
-    let grpc = TcpListener::bind(settings.grpc_addr)
-        .await
-        .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
-    let http = TcpListener::bind(settings.http_addr)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", settings.http_addr))?;
-    let grpc_addr = grpc.local_addr()?;
-    let http_addr = http.local_addr()?;
+    let (grpc, grpc_addr) = listen("gRPC", settings.grpc_addr).await?;
+    let (http, http_addr) = listen("HTTP", settings.http_addr).await?;
 
     #[cfg(unix)]
-    file_size_limit_is_an_error();
+    crate::process::file_size_limit_is_an_error();
     let shutdown = CancellationToken::new();
     let stopping_ingest = shutdown.child_token();
     let tracker = TaskTracker::new();
@@ -219,15 +202,14 @@ pub async fn start_with_clock(
         budget: thermostat_transport::Budget::new(settings.max_buffered_request_bytes),
     };
 
-    let api = MetricsApi::new(
-        Arc::clone(&store),
-        Arc::clone(&wal),
-        Arc::clone(&telemetry),
-        Arc::clone(&clock),
-        limits,
-        stopping_ingest.clone(),
-    )
-    .with_query_gate(Arc::clone(&queries));
+    let api = ingest
+        .metrics_api(
+            Arc::clone(&telemetry),
+            Arc::clone(&clock),
+            limits,
+            stopping_ingest.clone(),
+        )
+        .with_query_gate(Arc::clone(&queries));
     let (stop, grpc_transport) = (shutdown.clone(), transport.clone());
     tracker.spawn(async move {
         if let Err(e) =
@@ -238,13 +220,19 @@ pub async fn start_with_clock(
         }
     });
 
+    let alarm_api = thermostat_dashboards::alarms::RuntimeAlarms::new(
+        Arc::clone(&engine),
+        Arc::clone(&reloader) as Arc<dyn thermostat_dashboards::alarms::ReloadApi>,
+    );
     let router = thermostat_dashboards::router(thermostat_dashboards::ApiState {
         store: Arc::clone(&store),
         telemetry: Arc::clone(&telemetry),
         clock: Arc::clone(&clock),
         ready: Arc::clone(&ready),
-        alarms: Some(Arc::clone(&engine) as Arc<dyn thermostat_dashboards::alarms::AlarmApi>),
-        groups: Some(Arc::clone(&actions) as Arc<dyn thermostat_dashboards::actions::GroupApi>),
+        alarms: Some(Arc::new(alarm_api) as Arc<dyn thermostat_dashboards::alarms::AlarmApi>),
+        groups: Some(
+            Arc::clone(actions.scaling()) as Arc<dyn thermostat_dashboards::actions::GroupApi>
+        ),
         notifications: Some(
             Arc::clone(&actions) as Arc<dyn thermostat_dashboards::actions::NotificationApi>
         ),
@@ -259,28 +247,8 @@ pub async fn start_with_clock(
         stop.cancelled_owned(),
     ));
 
-    let (maintenance_store, stop) = (Arc::clone(&store), shutdown.clone());
-    let maintenance_clock = Arc::clone(&clock);
-    tracker.spawn(async move {
-        let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tick.tick() => {
-                    // Sealing serializes histograms: off the async workers that serve pushes.
-                    let (store, now) = (Arc::clone(&maintenance_store), maintenance_clock.now());
-                    let Ok(r) = tokio::task::spawn_blocking(move || store.compact(now)).await else {
-                        tracing::error!("A compaction pass panicked.");
-                        continue;
-                    };
-                    if r != Default::default() {
-                        tracing::debug!(sealed = r.sealed, rolled_up = r.rolled_up, expired = r.expired, series_removed = r.series_removed, "Compacted the store.");
-                    }
-                }
-            }
-        }
-    });
+    // Compaction of the store and checkpoints (snapshot, then the log before it is deleted).
+    ingest.spawn_maintenance(&tracker, Arc::clone(&clock), shutdown.clone());
 
     if settings.alarm_tick_loop {
         tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
@@ -288,54 +256,23 @@ pub async fn start_with_clock(
     let (dispatcher, stop) = (Arc::clone(actions.dispatcher()), shutdown.clone());
     tracker.spawn(async move { dispatcher.run(stop.cancelled_owned()).await });
 
-    let (checkpoint_store, checkpoint_wal, stop) =
-        (Arc::clone(&store), Arc::clone(&wal), shutdown.clone());
-    let (checkpoint_dir, every) = (
-        settings.data_dir.clone(),
-        Duration::from_secs(settings.checkpoint_interval_seconds),
-    );
-    tracker.spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tick.tick() => {
-                    let (store, wal, dir) = (Arc::clone(&checkpoint_store), Arc::clone(&checkpoint_wal), checkpoint_dir.clone());
-                    match tokio::task::spawn_blocking(move || checkpoint(&store, &wal, &dir)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "A checkpoint failed; the log keeps everything until the next one."),
-                        Err(e) => tracing::error!(error = %e, "A checkpoint panicked."),
-                    }
-                }
-            }
-        }
-    });
-
-    let server_file = serde_json::json!({
-        "pid": std::process::id(),
-        "grpc": grpc_addr.to_string(),
-        "http": http_addr.to_string(),
-    });
-    std::fs::write(
-        settings.data_dir.join(backup::SERVER_FILE),
-        server_file.to_string(),
-    )
-    .with_context(|| {
-        format!(
-            "cannot write {}",
-            settings.data_dir.join(backup::SERVER_FILE).display()
-        )
-    })?;
+    thermostat_backup::ServerFile {
+        grpc: grpc_addr.to_string(),
+        http: http_addr.to_string(),
+        pid: std::process::id(),
+    }
+    .write(&settings.data_dir)?;
     created_dir.keep();
     ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "Thermostat is serving.");
     Ok(Running {
         grpc_addr,
         http_addr,
-        wal,
+        ingest,
         store,
         telemetry,
         engine,
+        reloader,
         actions,
         shutdown,
         stopping_ingest,
@@ -360,7 +297,7 @@ impl Running {
     ///
     /// # Errors
     /// The snapshot could not be written.
-    pub async fn wait(self) -> anyhow::Result<()> {
+    pub async fn wait(self) -> Result<(), Error> {
         self.shutdown.cancelled().await;
         self.stopping_ingest.cancel();
         tracing::info!("Shutting down: no new pushes are accepted.");
@@ -384,184 +321,27 @@ impl Running {
         let engine = Arc::clone(&self.engine);
         tokio::task::spawn_blocking(move || engine.persist_all())
             .await
-            .context("alarm state writing panicked")?
-            .context("cannot write the alarm states")?;
-        let (store, wal, dir) = (
-            Arc::clone(&self.store),
-            Arc::clone(&self.wal),
-            self.settings.data_dir.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            // Everything queued for the log is written and applied before the last checkpoint.
-            wal.close();
-            checkpoint(&store, &wal, &dir)
-        })
-        .await
-        .context("the final checkpoint panicked")??;
-        let _ = std::fs::remove_file(self.settings.data_dir.join(backup::SERVER_FILE));
+            .map_err(|_| Error::Panicked("alarm state writing"))?
+            .map_err(Error::PersistAlarms)?;
+        // Everything queued for the log is written and applied before the last checkpoint.
+        self.ingest.close().await?;
+        thermostat_backup::ServerFile::remove(&self.settings.data_dir);
         tracing::info!("Stopped.");
         Ok(())
     }
 }
 
-/// The data directory (and the folders above it) that a start is about to create, removed
-/// when dropped unless [`keep`](Self::keep) was called: a failed start leaves nothing behind.
-/// Nothing that existed before the start (even a dangling symbolic link) is ever removed.
-struct CreatedDataDir(Option<std::path::PathBuf>);
-
-impl CreatedDataDir {
-    /// The topmost missing folder of `dir`, `None` when `dir` exists.
-    fn before_start(dir: &std::path::Path) -> Self {
-        let mut top = None;
-        let mut next = Some(dir);
-        while let Some(d) = next {
-            if d.as_os_str().is_empty() || std::fs::symlink_metadata(d).is_ok() {
-                break;
-            }
-            top = Some(d.to_path_buf());
-            next = d.parent();
-        }
-        CreatedDataDir(top)
-    }
-
-    /// The start succeeded: keep the directory.
-    fn keep(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for CreatedDataDir {
-    fn drop(&mut self) {
-        let Some(dir) = self.0.take() else { return };
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {
-                tracing::debug!(dir = %dir.display(), "Removed the data directory this failed start created.")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "Could not remove the data directory this failed start created.")
-            }
-        }
-    }
-}
-
-/// Writes a snapshot, then deletes the log segments it makes unnecessary.
-fn checkpoint(
-    store: &Store,
-    wal: &thermostat_ingest::wal::Wal,
-    dir: &std::path::Path,
-) -> anyhow::Result<()> {
-    let info = thermostat_ingest::persist::save_snapshot(store, dir)
-        .context("cannot write the snapshot")?;
-    let floor = info.watermarks.iter().copied().min().unwrap_or(0);
-    let freed = wal
-        .remove_segments_up_to(floor)
-        .context("cannot delete old log segments")?;
-    tracing::info!(
-        series = info.series,
-        bytes = info.bytes,
-        log_bytes_freed = freed,
-        "Wrote a checkpoint."
-    );
-    Ok(())
-}
-
-/// With a file-size limit (`ulimit -f`), a write beyond it raises SIGXFSZ, whose default action
-/// kills the process. Handling the signal turns it into a write error (EFBIG) instead, which
-/// the write-ahead log reports to the client like a full disk: the push is refused, nothing
-/// acknowledged is lost, and the server keeps serving.
-#[cfg(unix)]
-fn file_size_limit_is_an_error() {
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        const SIGXFSZ: i32 = 25;
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
-            Ok(mut s) => {
-                tokio::spawn(async move {
-                    while s.recv().await.is_some() {
-                        tracing::warn!("A write went beyond the file-size limit (SIGXFSZ); it fails like a full disk.");
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "Cannot handle SIGXFSZ; a file-size limit would stop the process."),
-        }
-    });
-}
-
-/// Listens for SIGINT and SIGTERM from the moment it is called, and completes on the first.
-///
-/// The handlers are installed at the call, not when the future is first polled: a process
-/// that calls this before it starts serving never dies from a signal that arrives while it
-/// starts (it stops cleanly as soon as it has started instead). Must be called within a Tokio
-/// runtime.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let interrupt = signal(SignalKind::interrupt());
-        let terminate = signal(SignalKind::terminate());
-        async move {
-            let one = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
-                match s {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = one(interrupt) => {},
-                _ = one(terminate) => {},
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Runs `serve` until SIGINT/SIGTERM.
-///
-/// # Errors
-/// As [`start`] and [`Running::wait`].
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    // Signals are caught from before the start, so one that arrives while starting stops the
-    // server cleanly once it is up instead of killing it half-started.
-    let stop_signal = shutdown_signal();
-    #[cfg(unix)]
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    let running = start(settings).await?;
-    let token = running.shutdown_token();
-    #[cfg(unix)]
-    {
-        let engine = Arc::clone(&running.engine);
-        let stop = token.clone();
-        tokio::spawn(async move {
-            let Ok(mut hup) = hangup else {
-                return;
-            };
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = hup.recv() => {
-                        tracing::info!("Received SIGHUP: reloading the configuration.");
-                        let engine = Arc::clone(&engine);
-                        match tokio::task::spawn_blocking(move || engine.reload_from_disk()).await {
-                            Ok(Ok(_)) => {}
-                            Ok(Err(e)) => tracing::warn!(errors = %e, "Rejected the new configuration; the running one stays."),
-                            Err(e) => tracing::error!(error = %e, "The reload panicked."),
-                        }
-                    }
-                }
-            }
-        });
-    }
-    tokio::spawn(async move {
-        stop_signal.await;
-        tracing::info!("Received a shutdown signal.");
-        token.cancel();
-    });
-    running.wait().await
+/// Binds `addr`; the listener and the address it got (the port, when 0 was asked for).
+async fn listen(
+    protocol: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), Error> {
+    let listen_error = |source| Error::Listen {
+        protocol,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, bound))
 }

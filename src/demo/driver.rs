@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use serde_json::Value;
+use thermostat_alarms_runtime::AlarmRuntime;
 use thermostat_dashboards::actions::{GroupApi as _, NotificationApi as _};
-use thermostat_dashboards::alarms::AlarmApi as _;
+use thermostat_dashboards::alarms::alarm_views;
 use thermostat_metrics::Timestamp;
 use thermostat_proto::v1::metrics_service_client::MetricsServiceClient;
 use thermostat_proto::v1::{Dimension, MetricDatum, PutMetricDataRequest};
@@ -23,7 +24,6 @@ use super::model::{self, LoadCurve, Noise, SAMPLE_INTERVAL_MS};
 use super::summary::{self, Event, Hold};
 use crate::app::Running;
 use crate::app::actions::Actions;
-use crate::app::engine::AlarmEngine;
 
 /// The scaling group the agents run in (`examples/demo.yaml`).
 pub const GROUP: &str = "demo-web";
@@ -87,7 +87,7 @@ struct Seen {
 /// The simulated agents of the `demo-web` fleet plus an observer of the server.
 #[derive(Debug)]
 pub struct Demo {
-    engine: Arc<AlarmEngine>,
+    engine: Arc<AlarmRuntime>,
     actions: Arc<Actions>,
     pusher: Pusher,
     curve: LoadCurve,
@@ -249,7 +249,7 @@ impl Demo {
             })
             .collect();
         let mut recent = self.actions.recent(RECENT_NOTIFICATIONS);
-        let alarms = self.engine.list();
+        let alarms = alarm_views(&self.engine.list());
 
         let mut events = Vec::new();
         for view in alarms {

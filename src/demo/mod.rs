@@ -128,7 +128,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Ctrl-C is caught from the first moment: one pressed while the demo starts stops it
     // cleanly once it is up (its temporary directory removed) instead of killing it
     // half-started.
-    let stop_signal = app::shutdown_signal();
+    let stop_signal = crate::process::shutdown_signal();
     let out = Out::stdout();
     let scratch = tempfile::Builder::new()
         .prefix("thermostat-demo-")
@@ -240,7 +240,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             scratch_path.display()
         )),
     }
-    result
+    Ok(result?)
 }
 
 #[cfg(test)]

@@ -163,6 +163,99 @@ async fn health_readiness_and_telemetry() {
     assert_eq!(scrape(&server, "thermostat_series_active").await, Some(3.0));
 }
 
+/// Every metric of `GET /metrics`, in order, with its HELP text, type and label values (those
+/// registered at zero): the components' metrics (alarms, notifications, scaling), then the
+/// ingest ones. Values are left out and label values sorted (a family lists them in hash
+/// order).
+#[tokio::test]
+async fn metrics_names_help_types_and_zero_labels_stay() {
+    const SHAPE: &str = r#"# HELP thermostat_alarm_evaluations Alarm evaluations.
+# TYPE thermostat_alarm_evaluations counter
+thermostat_alarm_evaluations_total
+# HELP thermostat_alarm_tick_seconds Time to evaluate every alarm due at one tick.
+# TYPE thermostat_alarm_tick_seconds histogram
+thermostat_alarm_tick_seconds_bucket{le="+Inf"}
+thermostat_alarm_tick_seconds_bucket{le="0.0005"}
+thermostat_alarm_tick_seconds_bucket{le="0.001"}
+thermostat_alarm_tick_seconds_bucket{le="0.002"}
+thermostat_alarm_tick_seconds_bucket{le="0.004"}
+thermostat_alarm_tick_seconds_bucket{le="0.008"}
+thermostat_alarm_tick_seconds_bucket{le="0.016"}
+thermostat_alarm_tick_seconds_bucket{le="0.032"}
+thermostat_alarm_tick_seconds_bucket{le="0.064"}
+thermostat_alarm_tick_seconds_bucket{le="0.128"}
+thermostat_alarm_tick_seconds_bucket{le="0.256"}
+thermostat_alarm_tick_seconds_bucket{le="0.512"}
+thermostat_alarm_tick_seconds_bucket{le="1.024"}
+thermostat_alarm_tick_seconds_bucket{le="16.384"}
+thermostat_alarm_tick_seconds_bucket{le="2.048"}
+thermostat_alarm_tick_seconds_bucket{le="4.096"}
+thermostat_alarm_tick_seconds_bucket{le="8.192"}
+thermostat_alarm_tick_seconds_count
+thermostat_alarm_tick_seconds_sum
+# HELP thermostat_alarm_transitions Alarm state changes by new state.
+# TYPE thermostat_alarm_transitions counter
+thermostat_alarm_transitions_total{state="ALARM"}
+thermostat_alarm_transitions_total{state="INSUFFICIENT_DATA"}
+thermostat_alarm_transitions_total{state="OK"}
+# HELP thermostat_notifications Notification delivery attempts that ended, by status (delivered, failed).
+# TYPE thermostat_notifications counter
+thermostat_notifications_total{status="delivered"}
+thermostat_notifications_total{status="failed"}
+# HELP thermostat_scaling_activities Scaling activities by status.
+# TYPE thermostat_scaling_activities counter
+thermostat_scaling_activities_total{status="Failed"}
+thermostat_scaling_activities_total{status="Successful"}
+# HELP thermostat_ingest_samples Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set.
+# TYPE thermostat_ingest_samples counter
+thermostat_ingest_samples_total
+# HELP thermostat_ingest_requests Ingest requests by outcome.
+# TYPE thermostat_ingest_requests counter
+thermostat_ingest_requests_total{outcome="accepted"}
+thermostat_ingest_requests_total{outcome="invalid"}
+thermostat_ingest_requests_total{outcome="overloaded"}
+thermostat_ingest_requests_total{outcome="unavailable"}
+# HELP thermostat_ingest_rejected Rejected ingest requests by reason.
+# TYPE thermostat_ingest_rejected counter
+thermostat_ingest_rejected_total{reason="invalid_datum"}
+thermostat_ingest_rejected_total{reason="overloaded"}
+thermostat_ingest_rejected_total{reason="persist_failed"}
+thermostat_ingest_rejected_total{reason="series_limit"}
+thermostat_ingest_rejected_total{reason="shutting_down"}
+thermostat_ingest_rejected_total{reason="too_large"}
+# HELP thermostat_series_active Series held in memory.
+# TYPE thermostat_series_active gauge
+thermostat_series_active
+# HELP thermostat_ingest_series_refused New series refused because a series limit was reached.
+# TYPE thermostat_ingest_series_refused counter
+thermostat_ingest_series_refused_total
+# EOF
+"#;
+    let server = TestServer::start().await;
+    let text = reqwest::get(server.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut shape = String::new();
+    let mut samples: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            samples.sort_unstable();
+            for s in samples.drain(..) {
+                shape.push_str(s);
+                shape.push('\n');
+            }
+            shape.push_str(line);
+            shape.push('\n');
+        } else {
+            samples.push(line.rsplit_once(' ').map_or(line, |(series, _)| series));
+        }
+    }
+    assert_eq!(shape, SHAPE, "{text}");
+}
+
 /// `dashboards/grafana/thermostat.json`: every panel is described, and every metric a panel
 /// queries is one a running server really exports on `/metrics`.
 #[tokio::test]

@@ -24,5 +24,6 @@ mod logs;
 mod process;
 mod reflection;
 mod scaling_time;
+mod upgrade;
 mod util;
 mod validation;

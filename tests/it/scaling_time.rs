@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use thermostat::app::actions::Actions;
-use thermostat::app::engine::AlarmEngine;
-use thermostat::app::{config, state_db::StateDb};
+use thermostat::app::config;
+use thermostat_alarms_runtime::AlarmRuntime;
 use thermostat_dashboards::actions::GroupApi;
 use thermostat_metrics::{
-    Dimension, ManualClock, Observation, Resolution, Sample, SeriesKey, Store, Telemetry,
-    Timestamp, Unit,
+    Dimension, ManualClock, Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit,
 };
+use thermostat_statedb::StateDb;
 
 const YAML: &str = r#"alarms:
   - name: web-cpu
@@ -85,18 +85,18 @@ async fn cooldown_launch_and_scheduled_actions_follow_the_clock() {
         dir.path(),
         Arc::clone(&db),
         clock.clone(),
-        Arc::new(Telemetry::new()),
+        Default::default(),
+        Default::default(),
     )
     .await
     .unwrap();
-    let engine = AlarmEngine::start(
-        Vec::new(),
+    let engine = AlarmRuntime::start(
+        Arc::new(cfg.alarms),
         Arc::clone(&store),
         clock.clone(),
-        cfg,
         db,
         actions.clone(),
-        Arc::new(Telemetry::new()),
+        Default::default(),
     )
     .unwrap();
     let tick = |minutes: i64| {
@@ -207,7 +207,8 @@ async fn repeat_interval_renotifies_through_the_dispatcher() {
         dir.path(),
         Arc::clone(&db),
         clock.clone(),
-        Arc::new(Telemetry::new()),
+        Default::default(),
+        Default::default(),
     )
     .await
     .unwrap();
@@ -217,14 +218,13 @@ async fn repeat_interval_renotifies_through_the_dispatcher() {
         let stop = stop.clone();
         async move { dispatcher.run(stop.cancelled_owned()).await }
     });
-    let engine = AlarmEngine::start(
-        Vec::new(),
+    let engine = AlarmRuntime::start(
+        Arc::new(cfg.alarms),
         Arc::clone(&store),
         clock.clone(),
-        cfg,
         db,
         actions.clone(),
-        Arc::new(Telemetry::new()),
+        Default::default(),
     )
     .unwrap();
     for m in 0..6 {

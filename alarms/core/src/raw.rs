@@ -1,52 +1,23 @@
-//! The raw, unvalidated form of an alarm file, deserialised straight from the YAML text
-//! with positions kept.
+//! The raw, unvalidated form of an alarm file, read from the file's parsed tree with
+//! positions kept.
 //!
 //! Scalars are kept as [`Spanned`] strings: the raw layer checks only the *shape* of the
 //! document (which keys exist, what is a list or a map) and [`crate::validate`] turns the
 //! text into typed values with messages of our own. Each entry of `alarms:`,
 //! `composite_alarms:` and `tests:` is deserialised on its own, and unknown keys are reported
-//! and removed before retrying, so that one mistake never hides the others.
+//! and removed before retrying, so that one mistake never hides the others. Parsing, the
+//! text bounds and the field machinery are `thermostat-yaml`'s, re-exported here for the
+//! readers that reach them through this module.
 
-use std::fmt;
-
-use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
-use marked_yaml::{LoaderOptions, Node};
 use serde::Deserialize;
-use serde::de::{MapAccess, Visitor};
+use thermostat_yaml::{Document, EmptyList, ErrorList, FieldChecker, Node, TextErrorKind};
 
-pub use marked_yaml::Spanned;
+pub use thermostat_yaml::{
+    Entry, MAX_FILE_BYTES, MAX_YAML_DEPTH, Pairs, Spanned, Text, TextError, TextList, check_text,
+    parse_yaml, pos, pos_of, unknown_field_message,
+};
 
 use crate::error::{ConfigError, Pos, Rule};
-
-/// A scalar as written, with its position.
-pub type Text = Spanned<String>;
-
-/// A list of scalars (e.g. action ARNs).
-pub type TextList = Spanned<Vec<Text>>;
-
-/// An ordered YAML map of scalars (e.g. `dimensions`), keeping every key's position.
-#[derive(Debug, Default)]
-pub struct Pairs(pub Vec<(Text, Text)>);
-
-impl<'de> Deserialize<'de> for Pairs {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Pairs;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of names to values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<Text, Text>()? {
-                    out.push((k, v));
-                }
-                Ok(Pairs(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
 
 /// One entry of `alarms:` (CloudWatch `PutMetricAlarm`).
 #[derive(Debug, Deserialize)]
@@ -160,16 +131,8 @@ pub const FILE_KEYS: &[&str] = &["alarms", "composite_alarms", "tests"];
 /// The alarm parser skips them.
 pub const OTHER_FILE_KEYS: &[&str] = &["scaling_groups", "notifications"];
 
-/// A parsed entry with the position of its first line.
-#[derive(Debug)]
-pub struct Entry<T> {
-    /// 0-based index in its list.
-    pub index: usize,
-    /// Position of the entry.
-    pub pos: Pos,
-    /// The entry.
-    pub spec: T,
-}
+/// What a file must be at the top level, when it is not.
+const FILE_SHAPE: &str = "must be a map with the keys alarms, composite_alarms and tests";
 
 /// One alarm file in raw form: the entries that have the right shape.
 #[derive(Debug, Default)]
@@ -184,199 +147,27 @@ pub struct AlarmFile {
     pub tests: Vec<Entry<TestSpec>>,
 }
 
-/// The position of a span's start (0:0 when unknown).
-pub fn pos_of(span: &marked_yaml::Span) -> Pos {
-    span.start()
-        .map(|m| {
-            Pos::new(
-                u32::try_from(m.line()).unwrap_or(u32::MAX),
-                u32::try_from(m.column()).unwrap_or(u32::MAX),
-            )
-        })
-        .unwrap_or_default()
-}
-
-/// The position of a spanned value.
-pub fn pos<T>(s: &Spanned<T>) -> Pos {
-    pos_of(s.span())
-}
-
-/// Largest configuration or settings file accepted, in bytes (16 MiB).
-pub const MAX_FILE_BYTES: usize = 16 << 20;
-
-/// Deepest nesting of maps and sequences accepted in a configuration or settings file.
-pub const MAX_YAML_DEPTH: usize = 64;
-
-/// A YAML text refused before it is parsed: where, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TextError {
-    /// Where the problem is (1-based line and column, in characters).
-    pub pos: Pos,
-    /// What is wrong, naming the rule.
-    pub message: String,
-}
-
-/// Whether YAML 1.2 allows `c` in a stream (`c-printable`: tab, LF, CR, printable ASCII,
-/// NEL and the rest of Unicode except the C1 controls, surrogates, U+FFFE and U+FFFF).
-fn is_printable(c: char) -> bool {
-    matches!(c,
-        '\t' | '\n' | '\r' | '\u{20}'..='\u{7E}' | '\u{85}' | '\u{A0}'..='\u{D7FF}'
-        | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
-/// `U+0000 NUL`, `U+007F DEL`, `U+0085 ...`: a character's code point and name.
-fn describe(c: char) -> String {
-    const C0: [&str; 32] = [
-        "NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR",
-        "SO", "SI", "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB",
-        "ESC", "FS", "GS", "RS", "US",
-    ];
-    let code = u32::from(c);
-    let name = match usize::try_from(code) {
-        Ok(n) if n < C0.len() => C0[n],
-        _ if code == 0x7F => "DEL",
-        _ if (0x80..=0x9F).contains(&code) => "(a C1 control character)",
-        _ => "(a noncharacter)",
-    };
-    format!("U+{code:04X} {name}")
-}
-
-/// The 1-based line and column (in characters) of byte `at` of `text`, counting LF, CR LF
-/// and a lone CR as line breaks, as the YAML parser does.
-fn position(text: &str, at: usize) -> Pos {
-    let before = &text.as_bytes()[..at];
-    let mut line = 1u32;
-    let mut line_start = 0;
-    for (i, &b) in before.iter().enumerate() {
-        let lone_cr = b == b'\r' && before.get(i + 1) != Some(&b'\n');
-        if b == b'\n' || lone_cr {
-            line = line.saturating_add(1);
-            line_start = i + 1;
-        }
-    }
-    let column = text[line_start..at].chars().count().saturating_add(1);
-    Pos::new(line, u32::try_from(column).unwrap_or(u32::MAX))
-}
-
-/// Checks what the YAML parser does not, before it sees the text: at most
-/// [`MAX_FILE_BYTES`], only characters YAML 1.2 allows (a NUL would otherwise end the file
-/// silently where it stands, even in a comment), and maps and sequences nested at most
-/// [`MAX_YAML_DEPTH`] deep (deeper block nesting would exhaust the parser's stack). The
-/// depth is found by streaming the parser's events and stopping at the first one too deep,
-/// so the cost is linear in the text before it. A syntax error found on the way is returned
-/// as the parser words it.
-///
-/// # Errors
-/// The first problem, with its position.
-pub fn check_text(text: &str) -> Result<(), TextError> {
-    if text.len() > MAX_FILE_BYTES {
-        return Err(TextError {
-            pos: Pos::new(1, 1),
-            message: format!(
-                "the file is {} bytes; at most {MAX_FILE_BYTES} bytes (16 MiB) are allowed",
-                text.len()
-            ),
-        });
-    }
-    if let Some((at, c)) = text.char_indices().find(|&(_, c)| !is_printable(c)) {
-        return Err(TextError {
-            pos: position(text, at),
-            message: format!(
-                "{} is not allowed in YAML (only printable characters, tab, LF and CR are)",
-                describe(c)
-            ),
-        });
-    }
-    use yaml_rust2::parser::{Event, Parser};
-    let at = |m: &yaml_rust2::scanner::Marker| {
-        Pos::new(
-            u32::try_from(m.line()).unwrap_or(u32::MAX),
-            u32::try_from(m.col().saturating_add(1)).unwrap_or(u32::MAX),
-        )
-    };
-    let mut parser = Parser::new_from_str(text);
-    let mut depth = 0usize;
-    loop {
-        match parser.next_token() {
-            Ok((Event::SequenceStart(..) | Event::MappingStart(..), mark)) => {
-                depth += 1;
-                if depth > MAX_YAML_DEPTH {
-                    return Err(TextError {
-                        pos: at(&mark),
-                        message: format!(
-                            "maps and lists are nested more than {MAX_YAML_DEPTH} levels deep"
-                        ),
-                    });
-                }
-            }
-            Ok((Event::SequenceEnd | Event::MappingEnd, _)) => depth = depth.saturating_sub(1),
-            Ok((Event::StreamEnd, _)) => return Ok(()),
-            Ok(_) => {}
-            // The scanner looks ahead over flow collections and stops at 255 levels itself.
-            Err(e) if e.info() == "recursion limit exceeded" => {
-                return Err(TextError {
-                    pos: at(e.marker()),
-                    message: format!(
-                        "maps and lists are nested more than {MAX_YAML_DEPTH} levels deep (255 \
-                         levels of [ and {{ by here)"
-                    ),
-                });
-            }
-            Err(e) => {
-                return Err(TextError {
-                    pos: at(e.marker()),
-                    message: format!("invalid YAML: {}", e.info()),
-                });
-            }
-        }
-    }
-}
-
-/// Parses a configuration file's YAML into a node tree with positions, after
-/// [`check_text`]; every part of the configuration (alarms, scaling groups, notifications)
-/// reads the files through it.
-///
-/// # Errors
-/// The first problem, with its position.
-pub fn parse_yaml(text: &str) -> Result<Node, TextError> {
-    check_text(text)?;
-    let opts = LoaderOptions::default().error_on_duplicate_keys(true);
-    marked_yaml::parse_yaml_with_options(0, text, opts).map_err(|e| {
-        let (pos, message) = load_error(&e);
-        TextError { pos, message }
-    })
-}
-
-/// Parses one file's text into its raw form, appending every shape error to `errors`.
-pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> AlarmFile {
+/// Reads the alarm sections of one parsed file into their raw form, appending every shape
+/// error (and the error of a text that could not be parsed) to `errors`.
+pub fn read(doc: &Document, errors: &mut ErrorList) -> AlarmFile {
     let mut out = AlarmFile {
-        file: file.to_owned(),
+        file: doc.file().to_owned(),
         ..AlarmFile::default()
     };
-    let err = |pos: Pos, path: &str, rule: Rule, message: String| ConfigError {
-        file: file.to_owned(),
-        pos,
-        path: path.to_owned(),
-        rule,
-        message,
-    };
-    if text.trim().is_empty() {
+    let mut check = FieldChecker::new(doc.file(), errors);
+    if let Some(e) = doc.error() {
+        let message = match e.kind {
+            TextErrorKind::TopLevelNotMap => FILE_SHAPE.to_owned(),
+            _ => e.message.clone(),
+        };
+        check.push(e.pos, "", Rule::Syntax, message);
         return out;
     }
-    let root = match parse_yaml(text) {
-        Ok(n) => n,
-        Err(e) => {
-            errors.push(err(e.pos, "", Rule::Syntax, e.message));
-            return out;
-        }
+    let Some(root) = doc.root() else {
+        return out;
     };
     let Some(map) = root.as_mapping() else {
-        errors.push(err(
-            pos_of(root.span()),
-            "",
-            Rule::Syntax,
-            "must be a map with the keys alarms, composite_alarms and tests".into(),
-        ));
+        check.push(pos_of(root.span()), "", Rule::Syntax, FILE_SHAPE);
         return out;
     };
     for (key, value) in map.iter() {
@@ -386,43 +177,31 @@ pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> AlarmFile
         }
         if !FILE_KEYS.contains(&k) {
             let known: Vec<&str> = FILE_KEYS.iter().chain(OTHER_FILE_KEYS).copied().collect();
-            errors.push(err(
+            check.push(
                 pos_of(key.span()),
                 k,
                 Rule::UnknownField,
                 unknown_field_message(k, &known),
-            ));
+            );
             continue;
         }
-        let items: &[Node] = match value {
-            Node::Sequence(s) => s,
-            Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "~" => &[],
-            other => {
-                errors.push(err(
-                    pos_of(other.span()),
-                    k,
-                    Rule::Syntax,
-                    "must be a list".into(),
-                ));
-                continue;
-            }
-        };
+        let items = check.list(value, k, EmptyList::BlankOrTilde);
         for (index, item) in items.iter().enumerate() {
             let path = format!("{k}[{index}]");
             let pos = pos_of(item.span());
             match k {
                 "alarms" => {
-                    if let Some(spec) = entry::<AlarmSpec>(file, item, &path, errors) {
+                    if let Some(spec) = check.deserialize::<AlarmSpec>(item, &path) {
                         out.alarms.push(Entry { index, pos, spec });
                     }
                 }
                 "composite_alarms" => {
-                    if let Some(spec) = entry::<CompositeSpec>(file, item, &path, errors) {
+                    if let Some(spec) = check.deserialize::<CompositeSpec>(item, &path) {
                         out.composite_alarms.push(Entry { index, pos, spec });
                     }
                 }
                 _ => {
-                    if let Some(spec) = entry::<TestSpec>(file, item, &path, errors) {
+                    if let Some(spec) = check.deserialize::<TestSpec>(item, &path) {
                         out.tests.push(Entry { index, pos, spec });
                     }
                 }
@@ -432,176 +211,109 @@ pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> AlarmFile
     out
 }
 
-fn load_error(e: &marked_yaml::LoadError) -> (Pos, String) {
-    use marked_yaml::LoadError as L;
-    let at = |m: &marked_yaml::Marker| {
-        Pos::new(
-            u32::try_from(m.line()).unwrap_or(u32::MAX),
-            u32::try_from(m.column()).unwrap_or(u32::MAX),
-        )
-    };
-    match e {
-        L::TopLevelMustBeMapping(m) | L::TopLevelMustBeSequence(m) => (
-            at(m),
-            "must be a map with the keys alarms, composite_alarms and tests".into(),
-        ),
-        L::UnexpectedAnchor(m) => (at(m), "YAML anchors and aliases are not supported".into()),
-        L::MappingKeyMustBeScalar(m) => (at(m), "map keys must be plain scalars".into()),
-        L::UnexpectedTag(m) => (at(m), "YAML tags (!!type) are not supported".into()),
-        L::ScanError(m, s) => (at(m), format!("invalid YAML: {}", s.info())),
-        L::DuplicateKey(d) => (
-            pos_of(d.key.span()),
-            format!(
-                "duplicate key {:?} (first at line {})",
-                d.key.as_str(),
-                pos_of(d.prev_key.span()).line
-            ),
-        ),
-    }
-}
-
-/// `unknown field "x", expected one of a, b, c` with a "did you mean" when one is close.
-pub fn unknown_field_message(field: &str, expected: &[&str]) -> String {
-    let mut msg = format!("unknown field {field:?}");
-    if let Some(best) = expected
+/// Parses and reads every `(file name, text)` pair in order ([`Document::parse`], [`read`]),
+/// one file at a time: a file's tree is dropped before the next is parsed.
+pub fn read_files<P: AsRef<str>, T: AsRef<str>>(
+    files: &[(P, T)],
+    errors: &mut ErrorList,
+) -> Vec<AlarmFile> {
+    files
         .iter()
-        .map(|e| (edit_distance(field, e), *e))
-        .filter(|(d, e)| *d <= 2.max(e.len() / 4))
-        .min()
-    {
-        msg.push_str(&format!(" (did you mean {:?}?)", best.1));
-    }
-    msg.push_str(&format!("; expected one of: {}", expected.join(", ")));
-    msg
+        .map(|(p, t)| read(&Document::parse(p.as_ref(), t.as_ref()), errors))
+        .collect()
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+/// Parses one file's text and reads it ([`read`]), appending every shape error to `errors`,
+/// unsorted.
+pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> AlarmFile {
+    let mut found = ErrorList::new();
+    let out = read(&Document::parse(file, text), &mut found);
+    errors.extend(found);
+    out
 }
 
-/// Deserialises one list entry, reporting every unknown key (and removing it to find the
-/// next problem) and at most one shape error.
-/// Deserialises one list entry (`item`, at `path`) into `T`, reporting every unknown field
-/// with its position and shape errors with theirs; `None` when it could not be read. Other
-/// parts of the configuration (scaling groups) use it for their sections of the same files.
-pub fn entry<T: for<'de> Deserialize<'de>>(
-    file: &str,
-    item: &Node,
-    path: &str,
-    errors: &mut Vec<ConfigError>,
-) -> Option<T> {
-    if item.as_mapping().is_none() {
-        errors.push(ConfigError {
-            file: file.to_owned(),
-            pos: pos_of(item.span()),
-            path: path.to_owned(),
-            rule: Rule::Syntax,
-            message: "must be a map of fields".into(),
-        });
-        return None;
-    }
-    let mut node = item.clone();
-    // Each round removes one unknown key; the bound only guards against a loop.
-    for _ in 0..64 {
-        match marked_yaml::from_node::<T>(&node) {
-            Ok(v) => return Some(v),
-            Err(e) => {
-                let sub = e.path().map(str::to_owned);
-                let err_pos = e.start_mark().map(|m| {
-                    Pos::new(
-                        u32::try_from(m.line()).unwrap_or(u32::MAX),
-                        u32::try_from(m.column()).unwrap_or(u32::MAX),
-                    )
-                });
-                let inner = e.into_inner();
-                let full_path = match &sub {
-                    Some(s) => format!("{path}.{s}"),
-                    None => path.to_owned(),
-                };
-                if let marked_yaml::Error::UnknownFieldError(field, expected, _) = &inner {
-                    // The error path ends with the unknown key; find the map holding it.
-                    let parent_path: Vec<&str> = sub
-                        .as_deref()
-                        .map(|s| s.split('.').collect::<Vec<_>>())
-                        .unwrap_or_default();
-                    let parent_path = &parent_path[..parent_path.len().saturating_sub(1)];
-                    let key_pos = remove_key(&mut node, parent_path, field);
-                    errors.push(ConfigError {
-                        file: file.to_owned(),
-                        pos: key_pos.or(err_pos).unwrap_or_default(),
-                        path: full_path,
-                        rule: Rule::UnknownField,
-                        message: unknown_field_message(field, expected),
-                    });
-                    key_pos?;
+/// The action lists of alarm and composite alarm entries.
+pub const ACTION_KEYS: [&str; 3] = ["alarm_actions", "ok_actions", "insufficient_data_actions"];
+
+/// One action as written in an entry of `alarms:` or `composite_alarms:`, found by walking
+/// the parsed tree: entries that could not be read whole are included, so that the
+/// cross-checks of other sections (scaling policies, named webhooks) see every action.
+#[derive(Clone, Debug)]
+pub struct WrittenAction {
+    /// `alarms` or `composite_alarms`.
+    pub list: &'static str,
+    /// The entry's index in its list.
+    pub index: usize,
+    /// The entry's `name` as written, when it is a scalar.
+    pub name: Option<String>,
+    /// One of [`ACTION_KEYS`].
+    pub key: &'static str,
+    /// The action's index in its list.
+    pub position: usize,
+    /// The action as written.
+    pub text: String,
+    /// Where it is.
+    pub pos: Pos,
+}
+
+/// The actions written in one file's alarm and composite alarm entries ([`file_actions`]).
+#[derive(Clone, Debug, Default)]
+pub struct FileActions {
+    /// The file name, as given.
+    pub file: String,
+    /// Every action of `alarms:` then of `composite_alarms:`, each in document order.
+    pub actions: Vec<WrittenAction>,
+}
+
+/// Every action written in the `alarms:` and `composite_alarms:` entries of a parsed file.
+/// Entries that are not maps, action lists that are not lists and actions that are not
+/// scalars are skipped ([`read`] reports them).
+pub fn file_actions(doc: &Document) -> FileActions {
+    let mut out = FileActions {
+        file: doc.file().to_owned(),
+        actions: Vec::new(),
+    };
+    let Some(map) = doc.root().and_then(Node::as_mapping) else {
+        return out;
+    };
+    for list in ["alarms", "composite_alarms"] {
+        let Some(items) = map.get_sequence(list) else {
+            continue;
+        };
+        for (index, item) in items.iter().enumerate() {
+            let Some(entry) = item.as_mapping() else {
+                continue;
+            };
+            let name = entry.get_scalar("name").map(|n| n.as_str());
+            for key in ACTION_KEYS {
+                let Some(actions) = entry.get_sequence(key) else {
                     continue;
+                };
+                for (position, action) in actions.iter().enumerate() {
+                    if let Some(s) = action.as_scalar() {
+                        out.actions.push(WrittenAction {
+                            list,
+                            index,
+                            name: name.map(str::to_owned),
+                            key,
+                            position,
+                            text: s.as_str().to_owned(),
+                            pos: pos_of(s.span()),
+                        });
+                    }
                 }
-                errors.push(ConfigError {
-                    file: file.to_owned(),
-                    pos: err_pos.unwrap_or_else(|| pos_of(item.span())),
-                    path: full_path,
-                    rule: Rule::Syntax,
-                    message: shape_message(&inner),
-                });
-                return None;
             }
         }
     }
-    None
+    out
 }
 
-fn shape_message(e: &marked_yaml::Error) -> String {
-    let s = e.to_string();
-    // serde's "invalid type: sequence, expected a string" reads better as a rule.
-    match s.strip_prefix("invalid type: ") {
-        Some(rest) => match rest.split_once(", expected ") {
-            Some((got, want)) => format!("must be {want} (got a {got})"),
-            None => s,
-        },
-        None => s,
-    }
-}
-
-/// Removes `field` from the map at `parent_path` (segments such as `datapoints[2]`) below
-/// `node`, returning the key's position.
-fn remove_key(node: &mut Node, parent_path: &[&str], field: &str) -> Option<Pos> {
-    let mut cur = node;
-    for seg in parent_path {
-        let (key, indices) = split_indices(seg);
-        if !key.is_empty() {
-            let map = cur.as_mapping_mut()?;
-            cur = map.get_mut(key)?;
-        }
-        for i in indices {
-            let seq = cur.as_sequence_mut()?;
-            cur = seq.get_mut(i)?;
-        }
-    }
-    let map: &mut MarkedMappingNode = cur.as_mapping_mut()?;
-    let key: MarkedScalarNode = map.keys().find(|k| k.as_str() == field)?.clone();
-    let pos = pos_of(key.span());
-    map.remove(&key);
-    Some(pos)
-}
-
-fn split_indices(seg: &str) -> (&str, Vec<usize>) {
-    let (key, rest) = seg.split_once('[').map_or((seg, ""), |(k, r)| (k, r));
-    let indices = rest
-        .split(['[', ']'])
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    (key, indices)
+/// The actions of [`file_actions`] for every `(file name, text)` pair, in order.
+pub fn files_actions<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> Vec<FileActions> {
+    files
+        .iter()
+        .map(|(p, t)| file_actions(&Document::parse(p.as_ref(), t.as_ref())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -661,37 +373,6 @@ mod tests {
     }
 
     #[test]
-    fn only_yaml_printable_characters_are_allowed() {
-        for (c, name) in [
-            ('\u{1}', "U+0001 SOH"),
-            ('\u{8}', "U+0008 BS"),
-            ('\u{b}', "U+000B VT"),
-            ('\u{1b}', "U+001B ESC"),
-            ('\u{7f}', "U+007F DEL"),
-            ('\u{80}', "U+0080 (a C1 control character)"),
-            ('\u{9f}', "U+009F (a C1 control character)"),
-            ('\u{fffe}', "U+FFFE (a noncharacter)"),
-            ('\u{ffff}', "U+FFFF (a noncharacter)"),
-        ] {
-            let e = check_text(&format!("a: \"x{c}\"\n")).unwrap_err();
-            assert_eq!(e.pos, Pos::new(1, 6), "{name}");
-            assert!(e.message.starts_with(name), "{name}: {}", e.message);
-        }
-        // Tab, line breaks, NEL, non-ASCII text, a byte order mark and emoji are fine.
-        for ok in [
-            "a: \"x\ty\"\r\nb: 1\n",
-            "a: \"x\u{85}y\"\n",
-            "\u{feff}a: été ✓ 🌡\n",
-            "",
-        ] {
-            check_text(ok).unwrap();
-        }
-        // Columns count characters; CR LF and a lone CR end lines.
-        let e = check_text("a: 1\r\nb: 2\rc: \"é\u{7}\"\n").unwrap_err();
-        assert_eq!(e.pos, Pos::new(3, 6), "{}", e.message);
-    }
-
-    #[test]
     fn nesting_beyond_the_limit_is_refused_with_its_position() {
         let flow = |n: usize| format!("a: {}{}\n", "[".repeat(n), "]".repeat(n));
         // On one line the scanner reads ahead and stops at 255 levels: the same rule.
@@ -726,13 +407,5 @@ mod tests {
         parse("d.yaml", &dashes, &mut errors);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].message.contains("nested"), "{errors:?}");
-    }
-
-    #[test]
-    fn a_file_beyond_the_size_limit_is_refused() {
-        let text = format!("# {}\n", "x".repeat(MAX_FILE_BYTES));
-        let e = check_text(&text).unwrap_err();
-        assert_eq!(e.pos, Pos::new(1, 1));
-        assert!(e.message.contains("16 MiB"), "{}", e.message);
     }
 }

@@ -10,17 +10,20 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
+use thermostat_alarms::action::Action;
+use thermostat_alarms::history::AlarmType;
 use thermostat_alarms::message::{AlarmEvent, MessageSettings};
 use thermostat_alarms::notifications::{
     self, Delivery, Notification, NotificationSettings, RetrySettings,
 };
-use thermostat_alarms::{ActionInvocation, HistoryItem, StateValue};
+use thermostat_alarms::{ActionDue, ActionInvocation, AlarmSet, HistoryItem, StateValue};
 use thermostat_metrics::{Clock, Timestamp};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::outbox::{Attempt, Next, Outbox, OutboxRecord, Outcome, Status};
+use crate::telemetry::{NotificationStatus, NotificationTelemetry};
 use crate::{Notifiers, Receipt};
 
 /// Receives the Action history items (`Successfully executed action ...` /
@@ -62,6 +65,7 @@ pub struct Dispatcher {
     config: RwLock<Arc<Config>>,
     runner: tokio::sync::Mutex<Runner>,
     history: Option<HistorySink>,
+    telemetry: NotificationTelemetry,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -130,6 +134,7 @@ impl Dispatcher {
                 in_flight: JoinSet::new(),
             }),
             history: None,
+            telemetry: NotificationTelemetry::default(),
         })
     }
 
@@ -137,6 +142,14 @@ impl Dispatcher {
     #[must_use]
     pub fn with_history_sink(mut self, sink: HistorySink) -> Self {
         self.history = Some(sink);
+        self
+    }
+
+    /// Counts every notification that ends (delivered or failed, when its Action history
+    /// item is reported) in `telemetry` (unregistered by default).
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: NotificationTelemetry) -> Self {
+        self.telemetry = telemetry;
         self
     }
 
@@ -228,25 +241,42 @@ impl Dispatcher {
             Err(message) => {
                 let alarm_type = match event.definition {
                     thermostat_alarms::message::AlarmDefinition::Metric(_) => {
-                        thermostat_alarms::history::AlarmType::MetricAlarm
+                        AlarmType::MetricAlarm
                     }
                     thermostat_alarms::message::AlarmDefinition::Composite(_) => {
-                        thermostat_alarms::history::AlarmType::CompositeAlarm
+                        AlarmType::CompositeAlarm
                     }
                 };
-                self.report(HistoryItem::action(
+                self.ended(
                     event.name,
                     alarm_type,
                     &invocation.action,
                     Some(&message),
                     now,
-                ));
+                );
                 Err(Error::Undeliverable {
                     alarm: event.name.to_owned(),
                     action: invocation.action.as_config_str(),
                     message,
                 })
             }
+        }
+    }
+
+    /// Builds and queues the notification of one action an alarm invokes (`due`, from
+    /// `thermostat_alarms::actions_due`), its definition looked up in `alarms`, as
+    /// [`notify`](Self::notify) does. Returns `Ok(false)` for Auto Scaling actions (they go to
+    /// the scaling runtime) and for an alarm that `alarms` does not define.
+    ///
+    /// # Errors
+    /// As [`notify`](Self::notify).
+    pub fn notify_due(&self, alarms: &AlarmSet, due: &ActionDue, now: Timestamp) -> Result<bool> {
+        if due.invocation.action.is_scaling() {
+            return Ok(false);
+        }
+        match due.event(alarms) {
+            Some(event) => self.notify(&event, &due.invocation, now),
+            None => Ok(false),
         }
     }
 
@@ -311,9 +341,24 @@ impl Dispatcher {
         left
     }
 
-    fn report(&self, item: HistoryItem) {
+    /// A notification ended, delivered when `error` is `None`: counts it and reports its
+    /// Action history item to the history sink.
+    fn ended(
+        &self,
+        alarm_name: &str,
+        alarm_type: AlarmType,
+        action: &Action,
+        error: Option<&str>,
+        now: Timestamp,
+    ) {
+        self.telemetry.ended(match error {
+            None => NotificationStatus::Delivered,
+            Some(_) => NotificationStatus::Failed,
+        });
         if let Some(sink) = &self.history {
-            sink(item);
+            sink(HistoryItem::action(
+                alarm_name, alarm_type, action, error, now,
+            ));
         }
     }
 
@@ -432,13 +477,13 @@ impl Dispatcher {
             Err(e) => {
                 tracing::error!(error = %e, count, "Cannot write notifications to the outbox; they are not sent.");
                 for n in keep {
-                    self.report(HistoryItem::action(
+                    self.ended(
                         &n.alarm_name,
                         n.alarm_type,
                         &n.action,
                         Some(&format!("not written to the outbox: {e}")),
                         now,
-                    ));
+                    );
                 }
             }
         }
@@ -512,13 +557,13 @@ impl Dispatcher {
                 if status == Status::Failed {
                     tracing::warn!(alarm = %n.alarm_name, action = %n.action, id, "Notification given up.");
                 }
-                self.report(HistoryItem::action(
+                self.ended(
                     &n.alarm_name,
                     n.alarm_type,
                     &n.action,
                     error.as_deref(),
                     now,
-                ));
+                );
             }
         }
     }
@@ -649,5 +694,60 @@ impl From<&OutboxRecord> for NotificationView {
                 .collect(),
             next_attempt_at: r.next_attempt_at.map(Timestamp::to_rfc3339),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use thermostat_alarms::history::AlarmType;
+    use thermostat_alarms::{ActionInvocation, Transition};
+    use thermostat_metrics::ManualClock;
+
+    use super::*;
+
+    const ALARM: &str = "alarms:\n  - name: hot\n    namespace: App\n    metric_name: Cpu\n    statistic: Average\n    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 70\n    comparison_operator: GreaterThanThreshold\n    alarm_actions: [\"https://hooks.example/cpu\", \"policy:web/out\"]\n";
+
+    fn due(alarm: &str, action: &str) -> ActionDue {
+        ActionDue {
+            name: alarm.to_owned(),
+            alarm: alarm.to_owned(),
+            kind: AlarmType::MetricAlarm,
+            invocation: ActionInvocation {
+                action: thermostat_alarms::action::parse(action).unwrap(),
+                state: StateValue::Alarm,
+                repeat: false,
+            },
+            transition: Transition {
+                timestamp: Timestamp(60_000),
+                old_state: StateValue::Ok,
+                new_state: StateValue::Alarm,
+                reason: "Threshold Crossed".to_owned(),
+                reason_data: None,
+            },
+            series: None,
+            recent: None,
+        }
+    }
+
+    #[test]
+    fn notify_due_queues_notifications_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let alarms = thermostat_alarms::validate(&[("a.yaml", ALARM)]).unwrap();
+        let d = Dispatcher::open(
+            dir.path(),
+            NotificationSettings::default(),
+            MessageSettings::default(),
+            Notifiers::default(),
+            Arc::new(ManualClock::new(Timestamp(60_000))),
+            &|_| None,
+        )
+        .unwrap();
+        let now = Timestamp(60_000);
+        let webhook = due("hot", "https://hooks.example/cpu");
+        assert!(d.notify_due(&alarms, &webhook, now).unwrap());
+        let scaling = due("hot", "policy:web/out");
+        assert!(!d.notify_due(&alarms, &scaling, now).unwrap(), "scaling");
+        let gone = due("removed", "https://hooks.example/cpu");
+        assert!(!d.notify_due(&alarms, &gone, now).unwrap(), "no definition");
     }
 }

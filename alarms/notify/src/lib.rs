@@ -7,10 +7,16 @@
 //!   [`WebhookNotifier`] (with the `X-Thermostat-Signature` HMAC, [`webhook::signature`]).
 //! - The durable [`Outbox`] (`outbox.redb`): every notification is written, with its
 //!   rendered payload, before it is sent; every attempt is recorded.
-//! - The [`Dispatcher`]: a bounded, non-blocking [`Dispatcher::enqueue`], the delivery loop
+//! - The [`Dispatcher`]: the notification of an action an alarm invokes
+//!   ([`Dispatcher::notify_due`], from `thermostat_alarms::ActionDue`: what fired, rendered
+//!   with the current settings and mute rules), a bounded, non-blocking
+//!   [`Dispatcher::enqueue`], the delivery loop
 //!   [`Dispatcher::run`] (send at once, retry with exponential backoff, resume after a
 //!   restart), [`Dispatcher::drain`] for shutdown, [`Dispatcher::recent`] for the API, and
 //!   Action history items reported through a [`HistorySink`].
+//! - Its metrics ([`NotificationTelemetry`]: notifications that ended, by
+//!   [`NotificationStatus`], counted where the dispatcher reports their Action history item;
+//!   the binary registers them for `/metrics`).
 //!
 //! Rendering (CloudWatch's message JSON, subjects, e-mail, Slack, PagerDuty) and the
 //! settings model are pure and live in `thermostat_alarms::{message, notifications}`.
@@ -25,7 +31,8 @@
 //! - `enqueue` never blocks and never drops silently: a full queue is an error.
 //!
 //! # Layout
-//! `error.rs` (the [`Error`] enum), `outbox.rs`, `dispatcher.rs`, and one file per notifier:
+//! `error.rs` (the [`Error`] enum), `outbox.rs`, `dispatcher.rs`, `telemetry.rs`, and one
+//! file per notifier:
 //! `sns.rs`, `smtp.rs`, `webhook.rs`. Integration tests against real peers (moto, aiosmtpd,
 //! an axum receiver) are in `tests/it/`. The user documentation is `docs/notifications.md`.
 
@@ -36,6 +43,7 @@ pub mod error;
 pub mod outbox;
 pub mod smtp;
 pub mod sns;
+pub mod telemetry;
 pub mod webhook;
 
 pub use dispatcher::{Dispatcher, HistorySink, NotificationView};
@@ -43,6 +51,7 @@ pub use error::{Error, Result};
 pub use outbox::{Outbox, OutboxRecord, Status};
 pub use smtp::SmtpNotifier;
 pub use sns::SnsNotifier;
+pub use telemetry::{NotificationStatus, NotificationTelemetry};
 pub use thermostat_alarms::notifications::Notification;
 pub use webhook::WebhookNotifier;
 

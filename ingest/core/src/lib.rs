@@ -6,9 +6,12 @@
 //! - Series identity ([`SeriesKey`], [`Dimension`]), units ([`Unit`]) and statistics
 //!   ([`Statistic`]).
 //! - CloudWatch's ingest rules as pure functions ([`validate`]).
+//! - The store's input: [`ObservationBatch`], observations grouped in runs of one series, as
+//!   the ingest adapter produces them from a push or a log record.
 //! - Aggregation: [`Window`] (exact count/sum/min/max plus an HDR histogram for percentiles)
 //!   and the sharded [`Store`] with CloudWatch's roll-up and retention.
-//! - The names of Thermostat's own metrics ([`telemetry`]).
+//! - The ingest and store metrics of Thermostat's self-telemetry, and the registry that
+//!   renders them after those the components register ([`telemetry`]).
 //!
 //! # Invariants
 //! - No IO, no async runtime, no wall clock: `now` is always a parameter.
@@ -17,11 +20,12 @@
 //!   [`window::PERCENTILE_ACCURATE_RANGE`], and absent (never invented) where CloudWatch has none.
 //!
 //! # Layout
-//! `time.rs`, `series.rs`, `unit.rs`, `statistic.rs`, `validate.rs`, `window.rs`, `store.rs`,
-//! `telemetry.rs`; tests of the larger modules in `window/tests.rs` and `store/tests.rs`.
+//! `time.rs`, `series.rs`, `unit.rs`, `statistic.rs`, `validate.rs`, `window.rs`, `batch.rs`,
+//! `store.rs`, `telemetry.rs`; tests of the larger modules in `window/tests.rs` and `store/tests.rs`.
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod series;
 pub mod statistic;
 pub mod store;
@@ -31,6 +35,7 @@ pub mod unit;
 pub mod validate;
 pub mod window;
 
+pub use batch::ObservationBatch;
 pub use series::{Dimension, SeriesKey};
 pub use statistic::Statistic;
 pub use store::{Datapoint, Observation, Query, QueryError, Resolution, Sample, Store};

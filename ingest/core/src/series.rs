@@ -140,8 +140,8 @@ impl SeriesKey {
 
     /// Whether both are the same shared key (not merely equal keys): a test that reads no
     /// key data.
-    pub fn same(a: &SeriesKey, b: &SeriesKey) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
+    pub fn same(this: &SeriesKey, other: &SeriesKey) -> bool {
+        Arc::ptr_eq(&this.0, &other.0)
     }
 
     /// A hash of the key that is the same in every process and version (xxh3 of the
@@ -198,20 +198,24 @@ struct KeyOwned {
 }
 
 impl Serialize for SeriesKey {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         KeyRef {
             namespace: &self.0.namespace,
             metric_name: &self.0.metric_name,
             dimensions: &self.0.dimensions,
         }
-        .serialize(s)
+        .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for SeriesKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let k = KeyOwned::deserialize(d)?;
-        Ok(SeriesKey::new(k.namespace, k.metric_name, k.dimensions))
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let owned = KeyOwned::deserialize(deserializer)?;
+        Ok(SeriesKey::new(
+            owned.namespace,
+            owned.metric_name,
+            owned.dimensions,
+        ))
     }
 }
 

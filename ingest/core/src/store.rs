@@ -50,8 +50,8 @@ pub enum Resolution {
 
 impl Resolution {
     /// From CloudWatch's `StorageResolution` (1 = high; 60 or 0 = standard).
-    pub fn from_storage_resolution(r: i32) -> Self {
-        if r == 1 {
+    pub fn from_storage_resolution(storage_resolution: i32) -> Self {
+        if storage_resolution == 1 {
             Resolution::High
         } else {
             Resolution::Standard
@@ -153,13 +153,13 @@ fn query_error(field: &'static str, rule: impl Into<String>) -> QueryError {
 ///
 /// # Errors
 /// The rule broken.
-pub fn check_period(p: Period) -> Result<(), String> {
-    let s = p.as_secs();
-    if matches!(s, 1 | 5 | 10 | 20 | 30) || s.is_multiple_of(60) {
+pub fn check_period(period: Period) -> Result<(), String> {
+    let seconds = period.as_secs();
+    if matches!(seconds, 1 | 5 | 10 | 20 | 30) || seconds.is_multiple_of(60) {
         Ok(())
     } else {
         Err(format!(
-            "must be 1, 5, 10, 20, 30 or a multiple of 60 seconds (got {s})"
+            "must be 1, 5, 10, 20, 30 or a multiple of 60 seconds (got {seconds})"
         ))
     }
 }
@@ -908,11 +908,15 @@ impl Store {
     ///
     /// # Errors
     /// A [`QueryError`] naming the field at fault.
-    pub fn query(&self, q: &Query, now: Timestamp) -> Result<Vec<Datapoint>, QueryError> {
-        let plan = q.plan(now)?;
-        let (start, end, p) = (plan.start.as_millis(), q.end.as_millis(), plan.period_ms);
+    pub fn query(&self, query: &Query, now: Timestamp) -> Result<Vec<Datapoint>, QueryError> {
+        let plan = query.plan(now)?;
+        let (start, end, p) = (
+            plan.start.as_millis(),
+            query.end.as_millis(),
+            plan.period_ms,
+        );
         let buckets = plan.buckets;
-        let ranks: Vec<f64> = q
+        let ranks: Vec<f64> = query
             .statistics
             .iter()
             .filter_map(|s| match s {
@@ -920,15 +924,15 @@ impl Store {
                 _ => None,
             })
             .collect();
-        let shard = self.lock(self.shard_of(&q.key));
-        let Some(series) = shard.series.get(&q.key) else {
+        let shard = self.lock(self.shard_of(&query.key));
+        let Some(series) = shard.series.get(&query.key) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for stream in series
             .streams
             .iter()
-            .filter(|s| q.unit.is_none_or(|u| u == s.unit))
+            .filter(|s| query.unit.is_none_or(|u| u == s.unit))
         {
             let mut per_bucket: Vec<Vec<&Window>> = vec![Vec::new(); buckets as usize];
             for (tier, &g) in TIER_MS.iter().enumerate() {
@@ -958,7 +962,7 @@ impl Store {
                     continue;
                 }
                 let mut pct = w.percentiles(&ranks).into_iter();
-                let values = q
+                let values = query
                     .statistics
                     .iter()
                     .map(|s| match s {
@@ -1037,15 +1041,15 @@ impl Store {
     }
 
     /// Adds a series exported by [`Store::export_shards`] (merging with any data already held).
-    pub fn import(&self, e: SeriesExport) {
-        let mut shard = self.lock(self.shard_of(&e.key));
-        if !shard.series.contains_key(&e.key) {
-            self.created(&e.key);
+    pub fn import(&self, export: SeriesExport) {
+        let mut shard = self.lock(self.shard_of(&export.key));
+        if !shard.series.contains_key(&export.key) {
+            self.created(&export.key);
         }
-        let key = e.key.clone();
-        let series = shard.series.entry(e.key).or_default();
-        series.last_timestamp = series.last_timestamp.max(e.last_timestamp);
-        for s in e.streams {
+        let key = export.key.clone();
+        let series = shard.series.entry(export.key).or_default();
+        series.last_timestamp = series.last_timestamp.max(export.last_timestamp);
+        for s in export.streams {
             let (stream, _) = series.stream_mut(s.unit);
             for (tier, start, w) in s.windows {
                 let tier = usize::from(tier).min(TIER_MS.len() - 1);

@@ -1,4 +1,11 @@
-//! Thermostat's own telemetry: every metric name in one place, rendered as Prometheus text.
+//! Thermostat's own telemetry, rendered as Prometheus text: the ingest and store metrics, and
+//! the registry the components' metrics join.
+//!
+//! The components that act on alarms own their metrics and label types
+//! (`thermostat-alarms-runtime`'s `AlarmTelemetry`, `thermostat-notify`'s
+//! `NotificationTelemetry`, `thermostat-scaler-runtime`'s `ScalingTelemetry`); the binary
+//! registers them through [`Telemetry::with_components`], ahead of the ingest metrics, so that
+//! one `GET /metrics` shows them all.
 
 use std::fmt;
 use std::sync::atomic::AtomicU64;
@@ -44,16 +51,6 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabels {
-    state: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabels {
-    status: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: RejectReason,
 }
@@ -66,11 +63,6 @@ pub struct Telemetry {
     rejected: Family<ReasonLabels, Counter>,
     series_active: Gauge,
     series_refused: Counter,
-    evaluations: Counter,
-    tick_seconds: prometheus_client::metrics::histogram::Histogram,
-    transitions: Family<StateLabels, Counter>,
-    notifications: Family<StatusLabels, Counter>,
-    activities: Family<StatusLabels, Counter>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -86,46 +78,21 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
-    /// A registry with every Thermostat metric registered at zero.
+    /// A registry with the ingest metrics only, registered at zero.
     pub fn new() -> Self {
+        Self::with_components(|_| {})
+    }
+
+    /// A registry holding the metrics `components` registers (first, in the order it
+    /// registers them), then the ingest metrics, all at zero.
+    pub fn with_components(components: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::default();
+        components(&mut registry);
         let samples = Counter::<f64, AtomicU64>::default();
         let requests = Family::<OutcomeLabels, Counter>::default();
         let rejected = Family::<ReasonLabels, Counter>::default();
         let series_active = Gauge::default();
         let series_refused = Counter::default();
-        let evaluations = Counter::default();
-        let tick_seconds = prometheus_client::metrics::histogram::Histogram::new(
-            prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16),
-        );
-        let transitions = Family::<StateLabels, Counter>::default();
-        let notifications = Family::<StatusLabels, Counter>::default();
-        let activities = Family::<StatusLabels, Counter>::default();
-        registry.register(
-            "thermostat_alarm_evaluations",
-            "Alarm evaluations",
-            evaluations.clone(),
-        );
-        registry.register(
-            "thermostat_alarm_tick_seconds",
-            "Time to evaluate every alarm due at one tick",
-            tick_seconds.clone(),
-        );
-        registry.register(
-            "thermostat_alarm_transitions",
-            "Alarm state changes by new state",
-            transitions.clone(),
-        );
-        registry.register(
-            "thermostat_notifications",
-            "Notification delivery attempts that ended, by status (delivered, failed)",
-            notifications.clone(),
-        );
-        registry.register(
-            "thermostat_scaling_activities",
-            "Scaling activities by status",
-            activities.clone(),
-        );
         registry.register(
             "thermostat_ingest_samples",
             "Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set",
@@ -168,21 +135,6 @@ impl Telemetry {
         ] {
             drop(rejected.get_or_create(&ReasonLabels { reason }));
         }
-        for state in ["OK", "ALARM", "INSUFFICIENT_DATA"] {
-            drop(transitions.get_or_create(&StateLabels {
-                state: state.to_owned(),
-            }));
-        }
-        for status in ["delivered", "failed"] {
-            drop(notifications.get_or_create(&StatusLabels {
-                status: status.to_owned(),
-            }));
-        }
-        for status in ["Successful", "Failed"] {
-            drop(activities.get_or_create(&StatusLabels {
-                status: status.to_owned(),
-            }));
-        }
         Telemetry {
             registry,
             samples,
@@ -190,11 +142,6 @@ impl Telemetry {
             rejected,
             series_active,
             series_refused,
-            evaluations,
-            tick_seconds,
-            transitions,
-            notifications,
-            activities,
         }
     }
 
@@ -219,39 +166,6 @@ impl Telemetry {
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
         self.rejected.get_or_create(&ReasonLabels { reason }).inc();
-    }
-
-    /// Counts one evaluation tick: `evaluations` alarms evaluated in `seconds`.
-    pub fn alarm_tick(&self, evaluations: usize, seconds: f64) {
-        self.evaluations.inc_by(evaluations as u64);
-        self.tick_seconds.observe(seconds);
-    }
-
-    /// Counts an alarm state change to `state`.
-    pub fn alarm_transition(&self, state: &str) {
-        self.transitions
-            .get_or_create(&StateLabels {
-                state: state.to_owned(),
-            })
-            .inc();
-    }
-
-    /// Counts a notification attempt that ended with `status` (`delivered`, `failed`).
-    pub fn notification(&self, status: &str) {
-        self.notifications
-            .get_or_create(&StatusLabels {
-                status: status.to_owned(),
-            })
-            .inc();
-    }
-
-    /// Counts a scaling activity with `status` (`Successful`, `Failed`).
-    pub fn scaling_activity(&self, status: &str) {
-        self.activities
-            .get_or_create(&StatusLabels {
-                status: status.to_owned(),
-            })
-            .inc();
     }
 
     /// Counts `n` new series refused by a series limit.
@@ -307,5 +221,47 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("thermostat_series_active 7"), "{text}");
+    }
+
+    #[test]
+    fn components_register_before_the_ingest_metrics() {
+        let events = Counter::<u64>::default();
+        let t = Telemetry::with_components(|registry| {
+            registry.register("thermostat_component_events", "Events", events.clone());
+        });
+        events.inc();
+        let text = t.render();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "thermostat_component_events",
+                "thermostat_ingest_samples",
+                "thermostat_ingest_requests",
+                "thermostat_ingest_rejected",
+                "thermostat_series_active",
+                "thermostat_ingest_series_refused",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "thermostat_component_events_total 1"),
+            "{text}"
+        );
+        // Label values come in hash order: compare the lines as sets.
+        let sorted = |text: String| {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(
+            sorted(Telemetry::new().render()),
+            sorted(Telemetry::with_components(|_| {}).render())
+        );
     }
 }

@@ -20,13 +20,13 @@ impl Timestamp {
     pub const LATEST: Timestamp = Timestamp(253_402_300_799_999);
 
     /// A timestamp from Unix milliseconds.
-    pub const fn from_millis(ms: i64) -> Self {
-        Timestamp(ms)
+    pub const fn from_millis(millis: i64) -> Self {
+        Timestamp(millis)
     }
 
     /// A timestamp from Unix seconds.
-    pub const fn from_secs(s: i64) -> Self {
-        Timestamp(s.saturating_mul(1000))
+    pub const fn from_secs(seconds: i64) -> Self {
+        Timestamp(seconds.saturating_mul(1000))
     }
 
     /// Unix milliseconds.
@@ -34,19 +34,19 @@ impl Timestamp {
         self.0
     }
 
-    /// This timestamp plus `ms` milliseconds (saturating).
-    pub const fn add_millis(self, ms: i64) -> Self {
-        Timestamp(self.0.saturating_add(ms))
+    /// This timestamp plus `millis` milliseconds (saturating).
+    pub const fn add_millis(self, millis: i64) -> Self {
+        Timestamp(self.0.saturating_add(millis))
     }
 
-    /// This timestamp minus `ms` milliseconds (saturating).
-    pub const fn sub_millis(self, ms: i64) -> Self {
-        Timestamp(self.0.saturating_sub(ms))
+    /// This timestamp minus `millis` milliseconds (saturating).
+    pub const fn sub_millis(self, millis: i64) -> Self {
+        Timestamp(self.0.saturating_sub(millis))
     }
 
-    /// This timestamp plus `ms` milliseconds, or `None` when that is not an `i64`.
-    pub const fn checked_add_millis(self, ms: i64) -> Option<Self> {
-        match self.0.checked_add(ms) {
+    /// This timestamp plus `millis` milliseconds, or `None` when that is not an `i64`.
+    pub const fn checked_add_millis(self, millis: i64) -> Option<Self> {
+        match self.0.checked_add(millis) {
             Some(t) => Some(Timestamp(t)),
             None => None,
         }
@@ -79,8 +79,8 @@ impl Timestamp {
     ///
     /// # Errors
     /// [`TimeError::OutOfRange`] outside [`Timestamp::EARLIEST`]..=[`Timestamp::LATEST`].
-    pub const fn try_from_millis(ms: i64) -> Result<Self, TimeError> {
-        let t = Timestamp(ms);
+    pub const fn try_from_millis(millis: i64) -> Result<Self, TimeError> {
+        let t = Timestamp(millis);
         if t.is_representable() {
             Ok(t)
         } else {
@@ -93,11 +93,11 @@ impl Timestamp {
     /// # Errors
     /// [`TimeError::NotFinite`] for NaN and infinities, [`TimeError::OutOfRange`] outside
     /// years 0000 to 9999.
-    pub fn try_from_secs_f64(secs: f64) -> Result<Self, TimeError> {
-        if !secs.is_finite() {
+    pub fn try_from_secs_f64(seconds: f64) -> Result<Self, TimeError> {
+        if !seconds.is_finite() {
             return Err(TimeError::NotFinite);
         }
-        let ms = (secs * 1000.0).round();
+        let ms = (seconds * 1000.0).round();
         // Compared as floats first: every representable time is far inside f64's exact range.
         if ms < Self::EARLIEST.0 as f64 || ms > Self::LATEST.0 as f64 {
             return Err(TimeError::OutOfRange);
@@ -115,9 +115,9 @@ impl Timestamp {
     /// # Errors
     /// [`TimeError::NotRfc3339`] when the text is not such a time, [`TimeError::OutOfRange`]
     /// when the instant is outside years 0000 to 9999 in UTC.
-    pub fn parse_rfc3339(s: &str) -> Result<Self, TimeError> {
-        let not_rfc3339 = || TimeError::NotRfc3339(crate::validate::quote(s));
-        let t = s.trim();
+    pub fn parse_rfc3339(text: &str) -> Result<Self, TimeError> {
+        let not_rfc3339 = || TimeError::NotRfc3339(crate::validate::quote(text));
+        let t = text.trim();
         if t.len() > MAX_RFC3339_LEN {
             return Err(not_rfc3339());
         }
@@ -218,9 +218,9 @@ impl Period {
         self.0 as i64 * SECOND_MS
     }
 
-    /// The start of the period that contains `ts`, periods being aligned to the epoch.
-    pub const fn window_start(self, ts: Timestamp) -> Timestamp {
-        ts.floor_to(self.as_millis())
+    /// The start of the period that contains `timestamp`, periods being aligned to the epoch.
+    pub const fn window_start(self, timestamp: Timestamp) -> Timestamp {
+        timestamp.floor_to(self.as_millis())
     }
 }
 
@@ -259,13 +259,13 @@ impl ManualClock {
     }
 
     /// Sets the time.
-    pub fn set(&self, ts: Timestamp) {
-        self.0.store(ts.0, Ordering::SeqCst);
+    pub fn set(&self, timestamp: Timestamp) {
+        self.0.store(timestamp.0, Ordering::SeqCst);
     }
 
-    /// Moves the time forward by `ms` milliseconds.
-    pub fn advance_millis(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
+    /// Moves the time forward by `millis` milliseconds.
+    pub fn advance_millis(&self, millis: i64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
     }
 }
 

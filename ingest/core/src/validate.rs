@@ -29,13 +29,13 @@ pub const MAX_SAMPLE_COUNT: f64 = 9_007_199_254_740_992.0;
 /// Characters of an offending value an error message quotes at most.
 pub const QUOTE_CHARS: usize = 64;
 
-/// `s` quoted for an error message: whole when it is at most [`QUOTE_CHARS`] characters,
+/// `text` quoted for an error message: whole when it is at most [`QUOTE_CHARS`] characters,
 /// else its first [`QUOTE_CHARS`] characters followed by `…(N bytes)`, so that a message
 /// stays small (a gRPC status travels in a header) however large the value.
-pub fn quote(s: &str) -> String {
-    match s.char_indices().nth(QUOTE_CHARS) {
-        None => format!("{s:?}"),
-        Some((end, _)) => format!("{:?}…({} bytes)", &s[..end], s.len()),
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_CHARS) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}…({} bytes)", &text[..end], text.len()),
     }
 }
 
@@ -79,18 +79,18 @@ impl ValidationError {
 /// The result of checking one field: `Err(rule)`.
 pub type Rule = Result<(), String>;
 
-fn check_text(s: &str, max: usize) -> Rule {
-    let n = s.chars().count();
+fn check_text(text: &str, max: usize) -> Rule {
+    let n = text.chars().count();
     if n == 0 || n > max {
         return Err(format!("must be 1 to {max} characters (got {n})"));
     }
-    if !s.is_ascii() {
+    if !text.is_ascii() {
         return Err("must contain only ASCII characters".into());
     }
-    if s.bytes().any(|b| b.is_ascii_control()) {
+    if text.bytes().any(|b| b.is_ascii_control()) {
         return Err("must not contain control characters".into());
     }
-    if s.bytes().all(|b| b.is_ascii_whitespace()) {
+    if text.bytes().all(|b| b.is_ascii_whitespace()) {
         return Err("must contain at least one non-whitespace character".into());
     }
     Ok(())
@@ -100,12 +100,12 @@ fn check_text(s: &str, max: usize) -> Rule {
 ///
 /// # Errors
 /// The rule broken.
-pub fn namespace(s: &str) -> Rule {
-    check_text(s, 255)?;
-    if s.starts_with(':') {
+pub fn namespace(namespace: &str) -> Rule {
+    check_text(namespace, 255)?;
+    if namespace.starts_with(':') {
         return Err("must not start with ':'".into());
     }
-    if let Some(c) = s.chars().find(|c| {
+    if let Some(c) = namespace.chars().find(|c| {
         !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#' | ':' | ' '))
     }) {
         return Err(format!(
@@ -119,17 +119,17 @@ pub fn namespace(s: &str) -> Rule {
 ///
 /// # Errors
 /// The rule broken.
-pub fn metric_name(s: &str) -> Rule {
-    check_text(s, 255)
+pub fn metric_name(name: &str) -> Rule {
+    check_text(name, 255)
 }
 
 /// A dimension name: 1–255 printable ASCII characters, not starting with `:`.
 ///
 /// # Errors
 /// The rule broken.
-pub fn dimension_name(s: &str) -> Rule {
-    check_text(s, 255)?;
-    if s.starts_with(':') {
+pub fn dimension_name(name: &str) -> Rule {
+    check_text(name, 255)?;
+    if name.starts_with(':') {
         return Err("must not start with ':'".into());
     }
     Ok(())
@@ -139,8 +139,8 @@ pub fn dimension_name(s: &str) -> Rule {
 ///
 /// # Errors
 /// The rule broken.
-pub fn dimension_value(s: &str) -> Rule {
-    check_text(s, 1024)
+pub fn dimension_value(value: &str) -> Rule {
+    check_text(value, 1024)
 }
 
 /// A set of dimensions: at most 30, names unique. Returns the index and rule of the first
@@ -179,15 +179,15 @@ pub fn dimension_set<'a>(
 ///
 /// # Errors
 /// The rule broken.
-pub fn value(v: f64) -> Rule {
-    if v.is_nan() {
+pub fn value(value: f64) -> Rule {
+    if value.is_nan() {
         return Err("must be a number (got NaN)".into());
     }
-    if v.is_infinite() {
-        return Err(format!("must be finite (got {v})"));
+    if value.is_infinite() {
+        return Err(format!("must be finite (got {value})"));
     }
-    if v.abs() > MAX_MAGNITUDE {
-        return Err(format!("must be between -2^360 and 2^360 (got {v:e})"));
+    if value.abs() > MAX_MAGNITUDE {
+        return Err(format!("must be between -2^360 and 2^360 (got {value:e})"));
     }
     Ok(())
 }
@@ -196,10 +196,10 @@ pub fn value(v: f64) -> Rule {
 ///
 /// # Errors
 /// The rule broken.
-pub fn count(c: f64) -> Rule {
-    value(c)?;
-    if c < 0.0 {
-        return Err(format!("must not be negative (got {c})"));
+pub fn count(count: f64) -> Rule {
+    value(count)?;
+    if count < 0.0 {
+        return Err(format!("must not be negative (got {count})"));
     }
     Ok(())
 }
@@ -208,15 +208,15 @@ pub fn count(c: f64) -> Rule {
 ///
 /// # Errors
 /// The rule broken.
-pub fn timestamp(ts: Timestamp, now: Timestamp) -> Rule {
-    if ts < now.sub_millis(MAX_AGE_MS) {
+pub fn timestamp(timestamp: Timestamp, now: Timestamp) -> Rule {
+    if timestamp < now.sub_millis(MAX_AGE_MS) {
         return Err(format!(
-            "must be within the past 14 days (got {ts}, which is more than 14 days before {now})"
+            "must be within the past 14 days (got {timestamp}, which is more than 14 days before {now})"
         ));
     }
-    if ts > now.add_millis(MAX_AHEAD_MS) {
+    if timestamp > now.add_millis(MAX_AHEAD_MS) {
         return Err(format!(
-            "must be at most 2 hours in the future (got {ts}, server time {now})"
+            "must be at most 2 hours in the future (got {timestamp}, server time {now})"
         ));
     }
     Ok(())
@@ -226,10 +226,12 @@ pub fn timestamp(ts: Timestamp, now: Timestamp) -> Rule {
 ///
 /// # Errors
 /// The rule broken.
-pub fn storage_resolution(r: i32) -> Rule {
-    match r {
+pub fn storage_resolution(resolution: i32) -> Rule {
+    match resolution {
         0 | 1 | 60 => Ok(()),
-        _ => Err(format!("must be 1 (high resolution) or 60 (got {r})")),
+        _ => Err(format!(
+            "must be 1 (high resolution) or 60 (got {resolution})"
+        )),
     }
 }
 
@@ -237,10 +239,10 @@ pub fn storage_resolution(r: i32) -> Rule {
 ///
 /// # Errors
 /// The rule broken.
-pub fn sample_count(n: f64) -> Rule {
-    if n > MAX_SAMPLE_COUNT {
+pub fn sample_count(count: f64) -> Rule {
+    if count > MAX_SAMPLE_COUNT {
         return Err(format!(
-            "must count at most 2^53 ({MAX_SAMPLE_COUNT}) samples per datum (got {n:e})"
+            "must count at most 2^53 ({MAX_SAMPLE_COUNT}) samples per datum (got {count:e})"
         ));
     }
     Ok(())
@@ -250,28 +252,28 @@ pub fn sample_count(n: f64) -> Rule {
 ///
 /// # Errors
 /// `(field, rule)` with the field's name inside the set.
-pub fn statistic_set(s: &StatisticSet) -> Result<(), ValidationError> {
+pub fn statistic_set(set: &StatisticSet) -> Result<(), ValidationError> {
     for (field, v) in [
-        ("sample_count", s.sample_count),
-        ("sum", s.sum),
-        ("minimum", s.minimum),
-        ("maximum", s.maximum),
+        ("sample_count", set.sample_count),
+        ("sum", set.sum),
+        ("minimum", set.minimum),
+        ("maximum", set.maximum),
     ] {
         value(v).map_err(|rule| ValidationError::new(field, rule))?;
     }
-    if s.sample_count <= 0.0 {
+    if set.sample_count <= 0.0 {
         return Err(ValidationError::new(
             "sample_count",
-            format!("must be greater than 0 (got {})", s.sample_count),
+            format!("must be greater than 0 (got {})", set.sample_count),
         ));
     }
-    sample_count(s.sample_count).map_err(|rule| ValidationError::new("sample_count", rule))?;
-    if s.minimum > s.maximum {
+    sample_count(set.sample_count).map_err(|rule| ValidationError::new("sample_count", rule))?;
+    if set.minimum > set.maximum {
         return Err(ValidationError::new(
             "minimum",
             format!(
                 "must not be greater than maximum (got {} > {})",
-                s.minimum, s.maximum
+                set.minimum, set.maximum
             ),
         ));
     }
@@ -296,8 +298,8 @@ pub struct Shape {
 ///
 /// # Errors
 /// `(field, rule)`.
-pub fn shape(s: Shape) -> Result<(), ValidationError> {
-    let set = [s.value, s.statistic_values, s.values]
+pub fn shape(shape: Shape) -> Result<(), ValidationError> {
+    let set = [shape.value, shape.statistic_values, shape.values]
         .iter()
         .filter(|b| **b)
         .count();
@@ -309,9 +311,9 @@ pub fn shape(s: Shape) -> Result<(), ValidationError> {
     }
     if set > 1 {
         let names: Vec<&str> = [
-            ("value", s.value),
-            ("statistic_values", s.statistic_values),
-            ("values", s.values),
+            ("value", shape.value),
+            ("statistic_values", shape.statistic_values),
+            ("values", shape.values),
         ]
         .iter()
         .filter(|(_, b)| *b)
@@ -325,7 +327,7 @@ pub fn shape(s: Shape) -> Result<(), ValidationError> {
             ),
         ));
     }
-    if s.counts && !s.values {
+    if shape.counts && !shape.values {
         return Err(ValidationError::new(
             "counts",
             "may be set only together with values",

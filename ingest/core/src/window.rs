@@ -242,9 +242,9 @@ impl Window {
         }
     }
 
-    /// Records one observation. `v` must be finite (validation guarantees it).
-    pub fn record(&mut self, v: f64) {
-        self.record_n(v, 1.0);
+    /// Records one observation. `value` must be finite (validation guarantees it).
+    pub fn record(&mut self, value: f64) {
+        self.record_n(value, 1.0);
     }
 
     /// A hint that about `additional` more single observations are coming: a window that
@@ -256,14 +256,14 @@ impl Window {
         }
     }
 
-    /// Records `n` observations of `v` (CloudWatch `Values`/`Counts`). Counts of zero record
+    /// Records `count` observations of `value` (CloudWatch `Values`/`Counts`). Counts of zero record
     /// nothing.
-    pub fn record_n(&mut self, v: f64, n: f64) {
-        if n <= 0.0 {
+    pub fn record_n(&mut self, value: f64, count: f64) {
+        if count <= 0.0 {
             return;
         }
-        self.add_exact(v, n);
-        self.add_to_distribution(v, n);
+        self.add_exact(value, count);
+        self.add_to_distribution(value, count);
     }
 
     /// Records a statistic set. It feeds percentiles only when it stands for one repeated value.
@@ -472,17 +472,17 @@ impl Window {
     }
 
     /// Rebuilds a window from [`Window::export`]'s output.
-    pub fn import(e: WindowExport) -> Self {
-        let dist = match e.dist {
+    pub fn import(export: WindowExport) -> Self {
+        let dist = match export.dist {
             DistributionExport::Empty => Distribution::Empty,
             DistributionExport::Unavailable(why) => Distribution::Unavailable(why),
             DistributionExport::Histogram(b) => Distribution::Sealed(b.into_boxed_slice()),
         };
         Window {
-            count: e.count,
-            sum: e.sum,
-            min: e.min,
-            max: e.max,
+            count: export.count,
+            sum: export.sum,
+            min: export.min,
+            max: export.max,
             dist,
         }
     }

@@ -2,209 +2,30 @@
 //! ([`crate::wire`]), against CloudWatch's rules and says where each datum goes. A request
 //! with any invalid datum is rejected whole.
 //!
-//! A [`Validated`] request holds each datum's series key (from the [`Interner`]) and its data;
-//! the values of multi-valued datums are copied into one buffer per request. It is encoded as
-//! a log record ([`crate::record`]), travels to the log writer and is applied from there.
+//! A validated request is an [`ObservationBatch`] (the store's input, defined in the core):
+//! each datum's series key (from the [`Interner`]) and its data, the values of multi-valued
+//! datums copied into one buffer per request. It is encoded as a log record
+//! ([`crate::record`]), travels to the log writer and is applied from there.
 
 use thermostat_metrics::validate::{self, Shape, ValidationError};
-use thermostat_metrics::{Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit};
+use thermostat_metrics::{ObservationBatch, Resolution, Sample, SeriesKey, Timestamp, Unit};
 
+use crate::error::Error;
 use crate::intern::Interner;
 use crate::wire::{self, DatumView, RequestView, WireError, text};
 
-/// Where the values of a multi-valued datum are kept: entry `entry`'s values are
-/// `values[start..start + len]`, followed by as many counts when `counted`.
-#[derive(Clone, Copy, Debug)]
-struct Multi {
-    entry: usize,
-    start: usize,
-    len: usize,
-    counted: bool,
-}
-
-/// A validated (or, when replaying the log, trusted) request.
-#[derive(Debug, Default)]
-pub struct Validated {
-    /// The series of the observations, one entry per run of one series: `(key, end)` says
-    /// that `observations[previous end..end]` are of `key`. A key is held once per run, not
-    /// once per datum: its reference count is shared with every thread that handles it.
-    runs: Vec<(SeriesKey, usize)>,
-    /// One per datum that carries data, in request order, ready for the store. A multi-valued
-    /// datum's sample is an empty list here until [`Validated::observations`] or
-    /// [`Validated::apply`] fills in its values.
-    observations: Vec<Observation<'static>>,
-    /// Samples in the request, by Thermostat's counting rule.
-    pub samples: f64,
-    /// Values and counts of multi-valued datums.
-    values: Vec<f64>,
-    multi: Vec<Multi>,
-    /// The request's new series, reserved against the series limits until it is applied
-    /// (dropped at the end of [`Validated::apply`], or with the request when it is not).
-    reservation: Option<crate::service::Reservation>,
-}
-
-const NO_VALUES: Sample<'static> = Sample::Values {
-    values: &[],
-    counts: &[],
-};
-
-impl Validated {
-    /// Observations made by Thermostat itself (not read from a request), to be logged and
-    /// applied like a request's.
-    pub fn from_observations(entries: &[(SeriesKey, Observation<'_>)]) -> Self {
-        let mut out = Validated::default();
-        for (key, o) in entries {
-            out.samples += o.sample.sample_count();
-            out.push_sample(key, o.timestamp, o.unit, o.resolution, o.sample);
-        }
-        out
-    }
-
-    /// Datums that carry data.
-    pub fn len(&self) -> usize {
-        self.observations.len()
-    }
-
-    /// Whether no datum carries data.
-    pub fn is_empty(&self) -> bool {
-        self.observations.is_empty()
-    }
-
-    /// The series of the datums, once per run of one series (a series may come again later).
-    pub fn series(&self) -> impl Iterator<Item = &SeriesKey> {
-        self.runs.iter().map(|(k, _)| k)
-    }
-
-    /// The observations to record with their series, multi-valued datums included.
-    pub fn observations(&self) -> Vec<(SeriesKey, Observation<'_>)> {
-        let mut out: Vec<(SeriesKey, Observation<'_>)> =
-            Vec::with_capacity(self.observations.len());
-        let mut start = 0;
-        for (key, end) in &self.runs {
-            out.extend(
-                self.observations[start..*end]
-                    .iter()
-                    .map(|o| (key.clone(), *o)),
-            );
-            start = *end;
-        }
-        for m in &self.multi {
-            out[m.entry].1.sample = self.values_of(m);
-        }
-        out
-    }
-
-    /// The values (and counts) of a multi-valued datum.
-    fn values_of(&self, m: &Multi) -> Sample<'_> {
-        Sample::Values {
-            values: &self.values[m.start..m.start + m.len],
-            counts: if m.counted {
-                &self.values[m.start + m.len..m.start + 2 * m.len]
-            } else {
-                &[]
-            },
-        }
-    }
-
-    /// Makes room for `additional` more observations.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.observations.reserve(additional);
-    }
-
-    /// Calls `f` with the runs (as in [`Store::record_runs_seq`]) and the observations to
-    /// record, multi-valued datums included.
-    pub(crate) fn with_runs<R>(
-        &self,
-        f: impl FnOnce(&[(SeriesKey, usize)], &[Observation<'_>]) -> R,
-    ) -> R {
-        if self.multi.is_empty() {
-            // The common case: the observations are what the store takes.
-            return f(&self.runs, &self.observations);
-        }
-        let mut filled: Vec<Observation<'_>> = self.observations.clone();
-        for m in &self.multi {
-            filled[m.entry].sample = self.values_of(m);
-        }
-        f(&self.runs, &filled)
-    }
-
-    /// Records the request into `store` as log record `seq` (see [`Store::record_runs_seq`]);
-    /// only then is its reservation of new series released, as they are counted by the store.
-    pub fn apply(self, store: &Store, seq: u64) {
-        self.with_runs(|runs, observations| store.record_runs_seq(runs, observations, seq));
-        drop(self);
-    }
-
-    /// Holds `reservation` until the request is applied or dropped.
-    pub(crate) fn hold(&mut self, reservation: crate::service::Reservation) {
-        self.reservation = Some(reservation);
-    }
-
-    fn push(
-        &mut self,
-        key: &SeriesKey,
-        timestamp: Timestamp,
-        unit: Unit,
-        resolution: Resolution,
-        sample: Sample<'static>,
-    ) {
-        self.observations.push(Observation {
-            timestamp,
-            unit,
-            resolution,
-            sample,
-        });
-        let end = self.observations.len();
-        match self.runs.last_mut() {
-            Some((last, last_end)) if SeriesKey::same(last, key) => *last_end = end,
-            _ => self.runs.push((key.clone(), end)),
-        }
-    }
-
-    /// Adds a datum's data, if it has any.
-    fn place(&mut self, key: &SeriesKey, d: &DatumView<'_>, unit: Unit, now: Timestamp) {
-        if let Some(sample) = sample_of(d) {
-            let resolution = Resolution::from_storage_resolution(d.storage_resolution);
-            self.push_sample(key, timestamp_of(d, now), unit, resolution, sample);
-        }
-    }
-
-    /// Adds an observation, copying the values of a multi-valued one.
-    pub(crate) fn push_sample(
-        &mut self,
-        key: &SeriesKey,
-        timestamp: Timestamp,
-        unit: Unit,
-        resolution: Resolution,
-        sample: Sample<'_>,
-    ) {
-        let sample = match sample {
-            Sample::Value(v) => Sample::Value(v),
-            Sample::Set(s) => Sample::Set(s),
-            Sample::Values { values, counts } => {
-                let start = self.values.len();
-                let counted = !counts.is_empty();
-                self.values.extend_from_slice(values);
-                if counted {
-                    // Validation makes the lengths equal; a trusted record is cut to match.
-                    self.values.extend(
-                        counts
-                            .iter()
-                            .copied()
-                            .chain(std::iter::repeat(1.0))
-                            .take(values.len()),
-                    );
-                }
-                self.multi.push(Multi {
-                    entry: self.observations.len(),
-                    start,
-                    len: values.len(),
-                    counted,
-                });
-                NO_VALUES
-            }
-        };
-        self.push(key, timestamp, unit, resolution, sample);
+/// Adds a datum's data to `batch`, if it has any.
+#[inline]
+fn place(
+    batch: &mut ObservationBatch,
+    key: &SeriesKey,
+    d: &DatumView<'_>,
+    unit: Unit,
+    now: Timestamp,
+) {
+    if let Some(sample) = sample_of(d) {
+        let resolution = Resolution::from_storage_resolution(d.storage_resolution);
+        batch.push_sample(key, timestamp_of(d, now), unit, resolution, sample);
     }
 }
 
@@ -242,27 +63,16 @@ fn timestamp_of(d: &DatumView<'_>, now: Timestamp) -> Timestamp {
     timestamp_or(d.timestamp_ms, now)
 }
 
-/// Why a request was refused before anything was stored.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// The bytes are not a `PutMetricDataRequest`.
-    #[error(transparent)]
-    Wire(#[from] WireError),
-    /// A field broke a rule.
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
-}
-
 /// Reads and checks every datum and says where each goes.
 ///
 /// # Errors
-/// Bytes that are not a request, or the first broken rule, with the field path
-/// (`metric_data[3].dimensions[1].value`).
+/// Bytes that are not a request ([`Error::Malformed`]), or the first broken rule, with the
+/// field path (`metric_data[3].dimensions[1].value`, [`Error::Invalid`]).
 pub fn validate_request(
     bytes: &[u8],
     now: Timestamp,
     interner: &Interner,
-) -> Result<Validated, RequestError> {
+) -> Result<ObservationBatch, Error> {
     let req = RequestView::read(bytes)?;
     validate::namespace(req.namespace).map_err(|r| ValidationError::new("namespace", r))?;
     if req.datums.is_empty() {
@@ -279,10 +89,7 @@ pub fn validate_request(
         )
         .into());
     }
-    let mut out = Validated {
-        observations: Vec::with_capacity(req.datums.len()),
-        ..Validated::default()
-    };
+    let mut out = ObservationBatch::with_capacity(req.datums.len());
     let (mut d, mut keys, mut units) = (DatumView::default(), interner.session(), Units::default());
     let mut same: Option<(&[u8], SeriesKey)> = None;
     let mut same_tail: Option<(&[u8], Unit, Resolution)> = None;
@@ -302,7 +109,7 @@ pub fn validate_request(
             validate::timestamp(timestamp, now).map_err(|r| at(r, "timestamp_ms"))?;
             validate::value(value).map_err(|r| at(r, "value"))?;
             out.samples += 1.0;
-            out.push(key, timestamp, *unit, *resolution, Sample::Value(value));
+            out.push_value(key, timestamp, *unit, *resolution, value);
             continue;
         }
         // A datum that starts with the same identity bytes as the one before is of the same
@@ -319,16 +126,15 @@ pub fn validate_request(
             _ => {
                 d.read(bytes).map_err(at)?;
                 too_many_dimensions(&d)
-                    .map_err(|e| RequestError::Invalid(e.within(&format!("metric_data[{i}]"))))?;
+                    .map_err(|e| Error::Invalid(e.within(&format!("metric_data[{i}]"))))?;
                 Some(keys.key(
                     req.namespace,
                     d.metric_name,
                     &d.dimensions,
-                    |b, f| text(b, &f.to_string()).map_err(|e| RequestError::Wire(at(e))),
+                    |b, f| text(b, &f.to_string()).map_err(|e| Error::Malformed(at(e))),
                     |metric, dims| {
-                        validate_identity(metric, dims).map_err(|e| {
-                            RequestError::Invalid(e.within(&format!("metric_data[{i}]")))
-                        })
+                        validate_identity(metric, dims)
+                            .map_err(|e| Error::Invalid(e.within(&format!("metric_data[{i}]"))))
                     },
                 )?)
             }
@@ -337,7 +143,7 @@ pub fn validate_request(
         out.samples +=
             validate_datum(&d, now).map_err(|e| e.within(&format!("metric_data[{i}]")))?;
         if let Some(key) = fresh {
-            out.place(&key, &d, unit, now);
+            place(&mut out, &key, &d, unit, now);
             same = (d.identity_end > 0).then(|| (&bytes[..d.identity_end], key));
             same_tail = None;
             if d.identity_end > 0
@@ -349,7 +155,7 @@ pub fn validate_request(
                 same_tail = Some((&bytes[end..], unit, resolution));
             }
         } else if let Some((_, key)) = &same {
-            out.place(key, &d, unit, now);
+            place(&mut out, key, &d, unit, now);
         }
     }
     Ok(out)
@@ -359,12 +165,12 @@ fn unit_error(
     e: Result<String, WireError>,
     i: usize,
     at: impl Fn(WireError) -> WireError,
-) -> RequestError {
+) -> Error {
     match e {
-        Ok(rule) => RequestError::Invalid(
-            ValidationError::new("unit", rule).within(&format!("metric_data[{i}]")),
-        ),
-        Err(w) => RequestError::Wire(at(w)),
+        Ok(rule) => {
+            Error::Invalid(ValidationError::new("unit", rule).within(&format!("metric_data[{i}]")))
+        }
+        Err(w) => Error::Malformed(at(w)),
     }
 }
 
@@ -406,16 +212,13 @@ impl<'a> Units<'a> {
 ///
 /// # Errors
 /// Bytes that are not a request (the log's checksum makes this a bug, not corruption).
-pub fn trusted_request(
+pub(crate) fn trusted_request(
     bytes: &[u8],
     received: Timestamp,
     interner: &Interner,
-) -> Result<Validated, WireError> {
+) -> Result<ObservationBatch, WireError> {
     let req = RequestView::read(bytes)?;
-    let mut out = Validated {
-        observations: Vec::with_capacity(req.datums.len()),
-        ..Validated::default()
-    };
+    let mut out = ObservationBatch::with_capacity(req.datums.len());
     let (mut d, mut keys, mut units) = (DatumView::default(), interner.session(), Units::default());
     for bytes in &req.datums {
         d.read(bytes)?;
@@ -434,7 +237,7 @@ pub fn trusted_request(
             |_, _| Ok(()),
         )?;
         let before = out.len();
-        out.place(&key, &d, unit, received);
+        place(&mut out, &key, &d, unit, received);
         if out.len() > before {
             out.samples += sample_count(&d);
         }
@@ -544,7 +347,7 @@ mod tests {
             .collect()
     }
 
-    fn ours(v: &Validated) -> Vec<(SeriesKey, i64, Unit, u64)> {
+    fn ours(v: &ObservationBatch) -> Vec<(SeriesKey, i64, Unit, u64)> {
         v.observations()
             .iter()
             .map(|(k, o)| {

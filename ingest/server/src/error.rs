@@ -1,56 +1,223 @@
-//! The ingest adapter's errors, mapped once to gRPC statuses.
+//! The ingest adapter's one error type, mapped once to gRPC statuses.
+//!
+//! A variant either shows its source in its own message (`transparent`, or a message that
+//! quotes it) or names the step that failed and carries the source as
+//! [`std::error::Error::source`], never both: printed with its sources (`{:#}` through
+//! `anyhow`), an error reads `cannot load the data directory: <file>: <what is wrong>`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use thermostat_metrics::store::QueryRefused;
 use thermostat_metrics::telemetry::RejectReason;
-use thermostat_metrics::validate::ValidationError;
+use thermostat_metrics::validate::{ValidationError, quote};
 
-/// Why an ingest or query request failed.
+use crate::persist::PersistError;
+use crate::wal::{AppendError, WalError};
+use crate::wire::WireError;
+
+/// `Result` with the ingest adapter's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why an ingest request, a query, an append, or opening, checkpointing or serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The request broke a validation rule; nothing of it was stored.
-    #[error("{0}")]
+    /// The request broke a validation rule; nothing of it was stored. Fix the field named.
+    #[error(transparent)]
     Invalid(#[from] ValidationError),
     /// The request's bytes are not a `PutMetricDataRequest`; nothing of it was stored.
-    #[error("{0}")]
-    Malformed(String),
-    /// The server has no capacity right now; nothing of the request was stored. Retry with backoff.
+    #[error(transparent)]
+    Malformed(#[from] WireError),
+    /// The server has no capacity right now; nothing of the request was stored. Retry with
+    /// backoff.
     #[error(
         "the server is overloaded: {0}; nothing of this request was stored, retry with backoff"
     )]
-    Overloaded(String),
-    /// The request would create series beyond a limit; nothing of it was stored.
-    #[error("{0}")]
-    SeriesLimit(String),
-    /// The request could not be made durable (e.g. the disk is full); nothing of it was stored.
+    Overloaded(Overload),
+    /// The request would create series beyond a limit; nothing of it was stored. Send data for
+    /// existing series only, or raise the limit.
+    #[error(
+        "the request would create {new_series} new series {limit}; existing series keep working: send data for existing series only, or raise the limit"
+    )]
+    SeriesLimit {
+        /// New series the request would have created.
+        new_series: usize,
+        /// The limit it would break.
+        limit: SeriesLimit,
+    },
+    /// The request could not be made durable (e.g. the disk is full); nothing of it was
+    /// stored. Retry later.
     #[error("{0}; nothing of this request was stored, retry later")]
-    Persist(String),
+    Persist(AppendError),
     /// The server is shutting down; nothing of the request was stored.
     #[error("the server is shutting down; nothing of this request was stored")]
     ShuttingDown,
+    /// Samples Thermostat makes itself were not logged ([`crate::Ingest::append_observations_blocking`]).
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// A statistics query waited too long for its turn. Retry with backoff.
+    #[error(transparent)]
+    QueriesBusy(QueryRefused),
+    /// A `StreamMetricData` stream sent no message for this long; it is closed and its slot
+    /// freed. Open a new stream to send more.
+    #[error(
+        "the stream sent no message for {} s (--stream-idle-timeout-seconds): it is closed and its slot freed; open a new stream to send more",
+        .0.as_secs()
+    )]
+    StreamIdle(Duration),
+    /// A request of a stream after one that failed; it was not processed.
+    #[error("not processed after an earlier failure")]
+    AfterEarlierFailure,
+    /// A snapshot could not be read or written (backups, restores).
+    #[error(transparent)]
+    Snapshot(#[from] PersistError),
+    /// The write-ahead log could not be read (offline backups).
+    #[error(transparent)]
+    Log(#[from] WalError),
+    /// Start-up could not load the snapshot. Fix or move the file named.
+    #[error("cannot load the data directory")]
+    LoadSnapshot(#[source] PersistError),
+    /// Start-up could not replay the write-ahead log. Follow the advice in the source.
+    #[error("cannot recover the write-ahead log")]
+    RecoverLog(#[source] WalError),
+    /// Start-up could not open the write-ahead log for writing.
+    #[error("cannot open the write-ahead log")]
+    OpenLog(#[source] WalError),
+    /// A checkpoint could not write the snapshot; the log keeps everything.
+    #[error("cannot write the snapshot")]
+    WriteSnapshot(#[source] PersistError),
+    /// A checkpoint could not delete the log segments its snapshot made unnecessary.
+    #[error("cannot delete old log segments")]
+    RemoveSegments(#[source] WalError),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] tonic::transport::Error),
+    /// The reflection service's descriptors are broken (a build problem).
+    #[error(transparent)]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A task failed (a bug); `what` is all a client is told.
+    #[error("{what}")]
+    Internal {
+        /// What failed, as shown to clients.
+        what: &'static str,
+        /// The panic.
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
-impl Error {
-    /// The reject reason counted in telemetry.
-    pub fn reason(&self) -> RejectReason {
+/// What the server has no capacity for ([`Error::Overloaded`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overload {
+    /// The write-ahead log's queue is full: the writer cannot keep up.
+    LogQueueFull,
+    /// `--max-in-flight-requests` unary pushes are being processed.
+    RequestsInFlight,
+    /// `--max-streams` streams are open.
+    OpenStreams,
+}
+
+impl std::fmt::Display for Overload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Overload::LogQueueFull => "the write-ahead log queue is full",
+            Overload::RequestsInFlight => "too many requests in flight",
+            Overload::OpenStreams => "too many open streams",
+        })
+    }
+}
+
+/// The series limit a request would break ([`Error::SeriesLimit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SeriesLimit {
+    /// `--max-series`.
+    Total {
+        /// The limit.
+        max: usize,
+    },
+    /// `--max-series-per-namespace`.
+    Namespace {
+        /// The limit.
+        max: usize,
+        /// The request's namespace.
+        namespace: Arc<str>,
+    },
+    /// `--max-series-bytes`.
+    Bytes {
+        /// The new series' estimated bytes.
+        new_bytes: usize,
+        /// The limit.
+        max: usize,
+        /// Bytes of series held (and reserved) before the request.
+        held: usize,
+    },
+}
+
+impl std::fmt::Display for SeriesLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Invalid(_) | Error::Malformed(_) => RejectReason::invalid_datum,
-            Error::Overloaded(_) => RejectReason::overloaded,
-            Error::ShuttingDown => RejectReason::shutting_down,
-            Error::Persist(_) => RejectReason::persist_failed,
-            Error::SeriesLimit(_) => RejectReason::series_limit,
+            SeriesLimit::Total { max } => {
+                write!(f, "beyond the limit of {max} series (--max-series)")
+            }
+            SeriesLimit::Namespace { max, namespace } => write!(
+                f,
+                "beyond the limit of {max} series in namespace {} (--max-series-per-namespace)",
+                quote(namespace)
+            ),
+            SeriesLimit::Bytes {
+                new_bytes,
+                max,
+                held,
+            } => write!(
+                f,
+                "of about {new_bytes} bytes beyond the limit of {max} bytes of series (--max-series-bytes; {held} bytes held)"
+            ),
         }
     }
 }
 
+impl Error {
+    /// The reject reason counted in telemetry, for the errors that refuse a push.
+    pub(crate) fn reason(&self) -> Option<RejectReason> {
+        Some(match self {
+            Error::Invalid(_) | Error::Malformed(_) => RejectReason::invalid_datum,
+            Error::Overloaded(_) | Error::Append(AppendError::Full) => RejectReason::overloaded,
+            Error::ShuttingDown | Error::Append(AppendError::Closed) => RejectReason::shutting_down,
+            Error::Persist(_) | Error::Append(_) => RejectReason::persist_failed,
+            Error::SeriesLimit { .. } => RejectReason::series_limit,
+            _ => return None,
+        })
+    }
+}
+
+/// The one place an ingest error becomes a gRPC status: client mistakes are
+/// `INVALID_ARGUMENT`, missing capacity `RESOURCE_EXHAUSTED`, a server that cannot store
+/// `UNAVAILABLE`, and internal failures `INTERNAL` with a generic message.
 impl From<Error> for tonic::Status {
-    fn from(e: Error) -> Self {
-        match &e {
-            Error::Invalid(_) | Error::Malformed(_) => {
-                tonic::Status::invalid_argument(e.to_string())
+    fn from(error: Error) -> Self {
+        use tonic::Status;
+        match &error {
+            Error::Invalid(_) | Error::Malformed(_) => Status::invalid_argument(error.to_string()),
+            Error::Overloaded(_)
+            | Error::SeriesLimit { .. }
+            | Error::QueriesBusy(_)
+            | Error::Append(AppendError::Full) => Status::resource_exhausted(error.to_string()),
+            Error::StreamIdle(_) => Status::deadline_exceeded(error.to_string()),
+            Error::AfterEarlierFailure => Status::aborted(error.to_string()),
+            Error::Append(AppendError::TimedOut(_)) => Status::deadline_exceeded(error.to_string()),
+            Error::ShuttingDown | Error::Persist(_) | Error::Append(_) => {
+                Status::unavailable(error.to_string())
             }
-            Error::Overloaded(_) | Error::SeriesLimit(_) => {
-                tonic::Status::resource_exhausted(e.to_string())
-            }
-            Error::ShuttingDown | Error::Persist(_) => tonic::Status::unavailable(e.to_string()),
+            Error::Internal { what, .. } => Status::internal(*what),
+            Error::Snapshot(_)
+            | Error::Log(_)
+            | Error::LoadSnapshot(_)
+            | Error::RecoverLog(_)
+            | Error::OpenLog(_)
+            | Error::WriteSnapshot(_)
+            | Error::RemoveSegments(_)
+            | Error::Serve(_)
+            | Error::Reflection(_) => Status::internal("internal error"),
         }
     }
 }

@@ -95,7 +95,7 @@ impl Interner {
     /// A lookup session for one request: it reuses its buffers, shares one namespace among
     /// the keys it makes, and answers a datum of the same series as the one before it without
     /// touching the shared map (agents send a series' samples together).
-    pub fn session(&self) -> Session<'_> {
+    pub(crate) fn session(&self) -> Session<'_> {
         Session {
             interner: self,
             scratch: Vec::with_capacity(128),
@@ -165,7 +165,7 @@ impl Interner {
 }
 
 /// Lookups for one request (see [`Interner::session`]).
-pub struct Session<'i> {
+pub(crate) struct Session<'i> {
     interner: &'i Interner,
     scratch: Vec<u8>,
     previous: Vec<u8>,
@@ -182,7 +182,7 @@ impl std::fmt::Debug for Session<'_> {
 }
 
 /// A series identity as read off the wire: strings not yet checked to be UTF-8.
-pub type WireDimensions<'a> = [(&'a [u8], &'a [u8])];
+pub(crate) type WireDimensions<'a> = [(&'a [u8], &'a [u8])];
 
 impl Session<'_> {
     /// The key of the series `namespace`/`metric_name`/`dimensions` (in request order).
@@ -193,7 +193,7 @@ impl Session<'_> {
     ///
     /// # Errors
     /// What `utf8` or `check` returned.
-    pub fn key<E>(
+    pub(crate) fn key<E>(
         &mut self,
         namespace: &str,
         metric_name: &[u8],
@@ -239,7 +239,7 @@ impl Session<'_> {
 
 /// Which string of an identity [`Session::key`] is converting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     /// `metric_name`.
     MetricName,
     /// `dimensions[i].name`.

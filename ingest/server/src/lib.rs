@@ -1,41 +1,69 @@
-//! Thermostat's ingest adapter: the gRPC metrics API over the pure store.
+//! Thermostat's ingest adapter: the data directory's store and write-ahead log, and the gRPC
+//! metrics API over them.
 //!
 //! # What this crate owns
-//! - The `thermostat.v1.MetricsService` implementation ([`service::MetricsApi`]): request
-//!   validation ([`convert`]) mapped to `INVALID_ARGUMENT` with the field path, back-pressure
-//!   (`RESOURCE_EXHAUSTED`), and shutdown (`UNAVAILABLE`).
+//! - Opening the data directory ([`open`] → [`Ingest`]): the store, the snapshot, log
+//!   recovery, the write-ahead log, the checkpoint and compaction loops
+//!   ([`Ingest::spawn_maintenance`]), the final checkpoint ([`Ingest::close`]), and the one
+//!   entry point for samples Thermostat makes itself ([`Ingest::append_observations_blocking`]).
+//! - The `thermostat.v1.MetricsService` implementation ([`MetricsApi`], made by
+//!   [`Ingest::metrics_api`]): request validation mapped to `INVALID_ARGUMENT` with the field
+//!   path, back-pressure (`RESOURCE_EXHAUSTED`), and shutdown (`UNAVAILABLE`).
 //! - Serving it on a bound listener with gRPC reflection ([`serve`]).
-//! - Store snapshots on disk ([`persist`]).
+//! - The on-disk formats: store snapshots and the write-ahead log (versioned; both read back
+//!   by every later build).
+//! - One error type, [`Error`], mapped to gRPC statuses in one place (`error.rs`).
 //!
 //! # Invariants
 //! - A request is validated whole before anything of it is stored; a response is sent only
-//!   after its data is in the store.
+//!   after its data is in the log and in the store.
 //! - Every rejection is counted in telemetry by reason.
+//! - The modules are private: the binary uses what the crate root exports. Benches need the
+//!   request reader and the interner, which nothing else should call; [`bench`] exposes
+//!   exactly those, hidden from the documentation, so that the hot path can be measured
+//!   without making it an API.
 //!
 //! # Layout
-//! `wire.rs` (zero-copy protobuf reader), `convert.rs` (request → validated observations),
-//! `intern.rs` (wire identity → series key), `record.rs` (log record payloads), `wal.rs` (the
-//! write-ahead log and the applier), `service.rs` (tonic service), `persist.rs` (snapshots),
-//! `error.rs` (the one error type and its `Status` mapping).
+//! `ingest.rs` (the façade: [`open`], [`Ingest`], checkpoints), `wire.rs` (zero-copy protobuf
+//! reader), `convert.rs` (request → the core's `ObservationBatch`), `intern.rs` (wire identity
+//! → series key), `record.rs` (log record payloads), `wal.rs` (the write-ahead log and the
+//! applier), `service.rs` (tonic service), `persist.rs` (snapshots), `error.rs` (the one error
+//! type and its `Status` mapping).
 
 #![warn(missing_docs)]
 
-pub mod convert;
-pub mod error;
-pub mod intern;
-pub mod persist;
-pub mod record;
-pub mod service;
-pub mod wal;
-pub mod wire;
+mod convert;
+mod error;
+mod ingest;
+mod intern;
+mod persist;
+mod record;
+mod service;
+mod wal;
+mod wire;
 
 use std::future::Future;
 
-pub use error::Error;
+pub use error::{Error, Overload, Result, SeriesLimit};
+pub use ingest::{
+    Ingest, IngestOptions, STORE_SHARDS, load_snapshot, open, read_data_dir, save_snapshot,
+};
+pub use persist::{PersistError, SnapshotInfo};
 pub use service::{Limits, MetricsApi};
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tonic::codegen::http;
+pub use wal::{AppendError, FsyncMode, WalError};
+pub use wire::WireError;
+
+/// What the benches measure of the hot path, and nothing else calls: reading and validating a
+/// request ([`bench::validate_request`]) with the series interner ([`bench::Interner`]). Not
+/// an API: it may change with the hot path.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::convert::validate_request;
+    pub use crate::intern::Interner;
+}
 
 /// The path of `StreamMetricData`, whose request-body timeout applies per message.
 const STREAM_PATH: &str = "/thermostat.v1.MetricsService/StreamMetricData";
@@ -49,14 +77,15 @@ const STREAM_PATH: &str = "/thermostat.v1.MetricsService/StreamMetricData";
 /// `--max-concurrent-streams-per-connection`.
 ///
 /// # Errors
-/// A transport error from the gRPC server, or a broken reflection descriptor.
+/// [`Error::Serve`] (a transport error from the gRPC server) or [`Error::Reflection`] (a
+/// broken reflection descriptor).
 pub async fn serve(
     listener: TcpListener,
     api: MetricsApi,
     limits: Limits,
     transport: thermostat_transport::Options,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(), Error> {
     // Both versions of the reflection service: grpcurl and tonic's client speak `v1`; some
     // clients (Python's grpcio-reflection) speak only `v1alpha`. Each lists every service
     // on the port, both reflection services included.

@@ -16,7 +16,7 @@ use thermostat_metrics::store::{ExportItem, SeriesExport};
 
 const MAGIC: &[u8; 8] = b"THRMSNAP";
 /// The snapshot format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Record {
@@ -90,7 +90,7 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> PersistError + '_ {
 ///
 /// # Errors
 /// Any file-system error, with the path.
-pub fn save_snapshot(store: &Store, dir: &Path) -> Result<SnapshotInfo, PersistError> {
+pub(crate) fn save_snapshot(store: &Store, dir: &Path) -> Result<SnapshotInfo, PersistError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
@@ -146,7 +146,10 @@ pub fn save_snapshot(store: &Store, dir: &Path) -> Result<SnapshotInfo, PersistE
 /// # Errors
 /// A file that is not a snapshot, of an unknown version, or corrupt: the server must not
 /// start over it silently.
-pub fn load_snapshot(store: &Store, dir: &Path) -> Result<Option<SnapshotInfo>, PersistError> {
+pub(crate) fn load_snapshot(
+    store: &Store,
+    dir: &Path,
+) -> Result<Option<SnapshotInfo>, PersistError> {
     let path = dir.join(FILE_NAME);
     let file = match File::open(&path) {
         Ok(f) => f,

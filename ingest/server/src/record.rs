@@ -30,10 +30,10 @@
 use bytes::{Buf, BufMut};
 use prost::encoding::{decode_varint, encode_varint};
 use thermostat_metrics::{
-    Dimension, Observation, Resolution, Sample, SeriesKey, StatisticSet, Timestamp, Unit,
+    Dimension, Observation, ObservationBatch, Resolution, Sample, SeriesKey, StatisticSet,
+    Timestamp, Unit,
 };
 
-use crate::convert::Validated;
 use crate::intern::Interner;
 
 const NAMESPACE: u8 = 1;
@@ -99,9 +99,9 @@ fn same_run(a: &Observation<'_>, b: &Observation<'_>) -> bool {
     a.unit == b.unit && a.resolution == b.resolution && kind_of(&a.sample) == kind_of(&b.sample)
 }
 
-/// The payload of `validated`'s observations, appended to `out`.
-pub fn encode(validated: &Validated, out: &mut Vec<u8>) {
-    validated.with_runs(|runs, observations| {
+/// The payload of `batch`'s observations, appended to `out`.
+pub(crate) fn encode(batch: &ObservationBatch, out: &mut Vec<u8>) {
+    batch.with_runs(|runs, observations| {
         out.reserve(observations.len() * 11 + 64);
         let mut namespace: Option<&str> = None;
         let mut key_bytes = Vec::with_capacity(128);
@@ -158,17 +158,17 @@ fn encode_run(key_bytes: &[u8], run: &[Observation<'_>], previous: &mut i64, out
 /// Why a payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[error("record payload byte {offset}: {what}")]
-pub struct DecodeError {
+pub(crate) struct DecodeError {
     /// Where in the payload.
-    pub offset: usize,
+    pub(crate) offset: usize,
     /// What is wrong there.
-    pub what: &'static str,
+    pub(crate) what: &'static str,
 }
 
 /// Decodes payloads, remembering the series keys it made (replay meets the same series in
 /// record after record).
 #[derive(Debug)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     /// Keys by the record's identity bytes (namespace + `key`): an interner of its own, since
     /// these bytes are not a request's wire identity.
     keys: Interner,
@@ -242,7 +242,7 @@ impl<'a> Cursor<'a> {
 
 impl Decoder {
     /// A decoder with nothing remembered.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -251,8 +251,8 @@ impl Decoder {
     /// # Errors
     /// Bytes that are not such a payload (a checksummed record makes this a bug, not
     /// corruption).
-    pub fn decode(&mut self, payload: &[u8]) -> Result<Validated, DecodeError> {
-        let mut out = Validated::default();
+    pub(crate) fn decode(&mut self, payload: &[u8]) -> Result<ObservationBatch, DecodeError> {
+        let mut out = ObservationBatch::default();
         let mut c = Cursor {
             all: payload,
             rest: payload,

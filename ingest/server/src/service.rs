@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use futures_util::{Stream, StreamExt as _};
 use thermostat_metrics::store::{LIST_MAX_BYTES, LIST_MAX_RECORDS, ListCursor, ListFilter};
 use thermostat_metrics::store::{QueryGate, QueryRefused};
-use thermostat_metrics::validate::{ValidationError, quote};
+use thermostat_metrics::validate::ValidationError;
 use thermostat_metrics::{
-    Clock, Dimension, Period, Query, SeriesKey, Statistic, Store, Telemetry, Timestamp, Unit,
+    Clock, Dimension, ObservationBatch, Period, Query, SeriesKey, Statistic, Store, Telemetry,
+    Timestamp, Unit,
 };
 use thermostat_proto::codec::RawPutMetricDataRequest;
 use thermostat_proto::server::metrics_service_server::MetricsService;
@@ -21,15 +22,15 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::{RequestError, Validated, validate_request};
-use crate::error::Error;
+use crate::convert::validate_request;
+use crate::error::{Error, Overload, SeriesLimit};
 use crate::intern::Interner;
-use crate::wal::{Job, Refused, Wal};
+use crate::wal::{Acknowledgement, Job, Refused, Wal};
 
 /// Requests of one stream waiting for the log at once.
 const STREAM_PIPELINE: usize = 64;
 
-type Pending = oneshot::Receiver<Result<u64, String>>;
+type Pending = oneshot::Receiver<Acknowledgement>;
 
 /// Limits that protect the server.
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +50,7 @@ pub struct Limits {
     /// identities holds at most a quarter as much besides.
     pub max_series_bytes: usize,
     /// Cost (periods × statistics × series) of one `GetMetricStatistics` at most; the query
-    /// gate made by [`MetricsApi::new`] uses it (see [`MetricsApi::with_query_gate`]).
+    /// gate made by [`crate::Ingest::metrics_api`] uses it (see [`MetricsApi::with_query_gate`]).
     pub max_query_cost: u64,
     /// A `StreamMetricData` stream that sends no message for this long is closed with
     /// DEADLINE_EXCEEDED, which frees its `max_streams` slot.
@@ -90,9 +91,9 @@ pub struct MetricsApi {
 }
 
 impl MetricsApi {
-    /// A service over `store`. Once `stopping` is cancelled, new pushes get UNAVAILABLE and
-    /// open streams end after the request in hand.
-    pub fn new(
+    /// A service over `store`, pushing through `wal`. Once `stopping` is cancelled, new pushes
+    /// get UNAVAILABLE and open streams end after the request in hand.
+    pub(crate) fn new(
         store: Arc<Store>,
         wal: Arc<Wal>,
         telemetry: Arc<Telemetry>,
@@ -143,31 +144,26 @@ impl MetricsApi {
         }
         let received = self.clock.now();
         let payload = request.0;
-        let mut validated =
-            validate_request(&payload, received, &self.interner).map_err(|e| match e {
-                RequestError::Invalid(v) => Error::Invalid(v),
-                RequestError::Wire(w) => Error::Malformed(w.to_string()),
-            })?;
-        let namespace = validated.series().next().map(|k| k.namespace_arc().clone());
-        if let Some(ns) = namespace {
-            self.check_series_limits(&ns, &mut validated)?;
-        }
-        let samples = validated.samples;
+        let batch = validate_request(&payload, received, &self.interner)?;
+        let namespace = batch.series().next().map(|k| k.namespace_arc().clone());
+        let reservation = match namespace {
+            Some(ns) => self.check_series_limits(&ns, &batch)?,
+            None => None,
+        };
+        let samples = batch.samples;
         let (ack, pending) = oneshot::channel();
-        let job = Job::new(validated, received, ack);
+        let job = Job::new(batch, received, ack).holding(reservation);
         match self.wal.submit(job) {
             Ok(()) => Ok((pending, samples)),
-            Err(Refused::Full) => Err(Error::Overloaded(
-                "the write-ahead log queue is full".into(),
-            )),
+            Err(Refused::Full) => Err(Error::Overloaded(Overload::LogQueueFull)),
             Err(Refused::Closed) => Err(Error::ShuttingDown),
         }
     }
 
     /// Refuses a request that would create series beyond `--max-series`, the namespace's
     /// limit or `--max-series-bytes`, and otherwise reserves its new series against them until
-    /// the request is applied (the reservation travels with `v` to the applier, which drops it
-    /// after recording).
+    /// the request is applied (the reservation travels with the request's job to the applier,
+    /// which drops it after recording).
     ///
     /// Check and reservation happen under one lock, against the series held plus those
     /// reserved by requests admitted before and not yet applied, so that requests admitted at
@@ -177,8 +173,12 @@ impl MetricsApi {
     ///
     /// Far from every limit, a request reserves one series per run of one series (an upper
     /// bound needing no lookup); near one, its new series are counted exactly.
-    fn check_series_limits(&self, namespace: &Arc<str>, v: &mut Validated) -> Result<(), Error> {
-        let runs: Vec<&SeriesKey> = v.series().collect();
+    fn check_series_limits(
+        &self,
+        namespace: &Arc<str>,
+        batch: &ObservationBatch,
+    ) -> Result<Option<Reservation>, Error> {
+        let runs: Vec<&SeriesKey> = batch.series().collect();
         let most_bytes: usize = runs.iter().map(|k| Store::new_series_bytes(k)).sum();
         let max_ns = self.limits.max_series_per_namespace;
         let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,33 +209,34 @@ impl MetricsApi {
             (new.len(), b)
         };
         if new == 0 {
-            return Ok(());
+            return Ok(None);
         }
-        let refuse = |rule: String| {
+        let refuse = |limit: SeriesLimit| {
             self.telemetry.series_refused(new);
-            Err(Error::SeriesLimit(format!(
-                "the request would create {new} new series {rule}; existing series keep working: send data for existing series only, or raise the limit"
-            )))
+            Err(Error::SeriesLimit {
+                new_series: new,
+                limit,
+            })
         };
         if total + new > self.limits.max_series {
-            return refuse(format!(
-                "beyond the limit of {} series (--max-series)",
-                self.limits.max_series
-            ));
+            return refuse(SeriesLimit::Total {
+                max: self.limits.max_series,
+            });
         }
         if let (Some(n), Some(max)) = (in_ns, max_ns)
             && n + new > max
         {
-            return refuse(format!(
-                "beyond the limit of {max} series in namespace {} (--max-series-per-namespace)",
-                quote(namespace)
-            ));
+            return refuse(SeriesLimit::Namespace {
+                max,
+                namespace: Arc::clone(namespace),
+            });
         }
         if bytes + new_bytes > self.limits.max_series_bytes {
-            return refuse(format!(
-                "of about {new_bytes} bytes beyond the limit of {} bytes of series (--max-series-bytes; {bytes} bytes held)",
-                self.limits.max_series_bytes
-            ));
+            return refuse(SeriesLimit::Bytes {
+                new_bytes,
+                max: self.limits.max_series_bytes,
+                held: bytes,
+            });
         }
         reserved.series += new;
         reserved.bytes += new_bytes;
@@ -246,13 +247,12 @@ impl MetricsApi {
                 .or_default() += new;
         }
         drop(reserved);
-        v.hold(Reservation {
+        Ok(Some(Reservation {
             reserved: Arc::clone(&self.reserved),
             namespace: Arc::clone(namespace),
             series: new,
             bytes: new_bytes,
-        });
-        Ok(())
+        }))
     }
 
     /// Waits until an admitted request is durable; the response is sent only then.
@@ -264,14 +264,16 @@ impl MetricsApi {
                     accepted_samples: samples.round() as u64,
                 })
             }
-            Ok(Err(msg)) => Err(Error::Persist(msg)),
+            Ok(Err(e)) => Err(Error::Persist(e)),
             Err(_) => Err(Error::ShuttingDown),
         }
     }
 
     fn counted<T>(&self, r: Result<T, Error>) -> Result<T, Status> {
         r.map_err(|e| {
-            self.telemetry.ingest_rejected(e.reason());
+            if let Some(reason) = e.reason() {
+                self.telemetry.ingest_rejected(reason);
+            }
             tracing::debug!(error = %e, "Rejected an ingest request.");
             Status::from(e)
         })
@@ -313,7 +315,7 @@ impl Drop for Reservation {
 }
 
 fn invalid(e: ValidationError) -> Status {
-    Status::invalid_argument(e.to_string())
+    Status::from(Error::Invalid(e))
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<PutMetricDataResponse, Status>> + Send>>;
@@ -371,10 +373,7 @@ where
                 match this.sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         this.done = true;
-                        Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
-                            "the stream sent no message for {} s (--stream-idle-timeout-seconds): it is closed and its slot freed; open a new stream to send more",
-                            this.timeout.as_secs()
-                        )))))
+                        Poll::Ready(Some(Err(Error::StreamIdle(this.timeout).into())))
                     }
                     Poll::Pending => Poll::Pending,
                 }
@@ -390,7 +389,7 @@ impl MetricsService for MetricsApi {
         request: Request<RawPutMetricDataRequest>,
     ) -> Result<Response<PutMetricDataResponse>, Status> {
         let Ok(_permit) = self.in_flight.try_acquire() else {
-            return Err(self.counted(Err(Error::Overloaded("too many requests in flight".into())))?);
+            return Err(self.counted(Err(Error::Overloaded(Overload::RequestsInFlight)))?);
         };
         let (pending, samples) = self.counted(self.admit(request.into_inner()))?;
         self.counted(self.settle(pending, samples).await)
@@ -404,7 +403,7 @@ impl MetricsService for MetricsApi {
         request: Request<Streaming<RawPutMetricDataRequest>>,
     ) -> Result<Response<Self::StreamMetricDataStream>, Status> {
         let Ok(permit) = Arc::clone(&self.streams).try_acquire_owned() else {
-            return Err(self.counted(Err(Error::Overloaded("too many open streams".into())))?);
+            return Err(self.counted(Err(Error::Overloaded(Overload::OpenStreams)))?);
         };
         let api = self.clone();
         let stopping = self.stopping.clone();
@@ -421,7 +420,7 @@ impl MetricsService for MetricsApi {
             index += 1;
             let tag = |s: Status| Status::new(s.code(), format!("request {i} of the stream: {}", s.message()));
             let result = match item {
-                _ if failed => Err(Status::aborted(format!("request {i} of the stream: not processed after an earlier failure"))),
+                _ if failed => Err(tag(Error::AfterEarlierFailure.into())),
                 Ok(req) => api.counted(api.admit(req)).map_err(tag),
                 Err(status) if status.code() == tonic::Code::OutOfRange => Err(Status::resource_exhausted(format!(
                     "request {i} of the stream is too large ({}): split it into smaller requests",
@@ -510,7 +509,7 @@ impl MetricsService for MetricsApi {
             QueryRefused::TooCostly { .. } => {
                 invalid(ValidationError::new("period_seconds", e.to_string()))
             }
-            QueryRefused::Busy { .. } => Status::resource_exhausted(e.to_string()),
+            QueryRefused::Busy { .. } => Error::QueriesBusy(e).into(),
         })?;
         let store = Arc::clone(&self.store);
         let (points, query) = tokio::task::spawn_blocking(move || {
@@ -519,7 +518,10 @@ impl MetricsService for MetricsApi {
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "A statistics query failed.");
-            Status::internal("internal error")
+            Error::Internal {
+                what: "internal error",
+                source: e,
+            }
         })?;
         let points = points.map_err(field_of)?;
         let datapoints = points
@@ -574,9 +576,10 @@ impl MetricsService for MetricsApi {
             };
             store.list_page(filter, now, after.as_ref(), max_records, LIST_MAX_BYTES)
         });
-        let page = page
-            .await
-            .map_err(|_| Status::internal("listing the series failed"))?;
+        let page = page.await.map_err(|e| Error::Internal {
+            what: "listing the series failed",
+            source: e,
+        })?;
         let metrics = page
             .keys
             .into_iter()

@@ -33,18 +33,19 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use thermostat_metrics::{Store, Timestamp};
+use thermostat_metrics::{ObservationBatch, Store, Timestamp};
 use tokio::sync::oneshot;
 
-use crate::convert::{Validated, trusted_request};
+use crate::convert::trusted_request;
 use crate::intern::Interner;
 use crate::record;
+use crate::service::Reservation;
 
 const MAGIC: &[u8; 8] = b"THRMWAL\0";
 /// The log format this build writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// The oldest log format this build reads (its payloads are requests as received).
-pub const OLDEST_FORMAT_VERSION: u32 = 1;
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 const HEADER: usize = 12;
 const RECORD_HEADER: usize = 4 + 4 + 8 + 8;
 /// Largest payload accepted when reading (a larger length field means corruption).
@@ -52,37 +53,71 @@ const MAX_PAYLOAD: usize = 256 << 20;
 /// Requests taken into one group commit at most.
 const MAX_GROUP: usize = 1024;
 
-/// When the log is synced to disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// When the log is synced to disk (`--fsync`, `fsync:` in a settings file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FsyncMode {
     /// Before every acknowledgement, one sync per request.
     Always,
     /// Group commit: every request queued while the previous sync ran shares one sync; each is
     /// acknowledged after it.
+    #[default]
     Batch,
     /// Never (the OS writes back when it likes): acknowledged data can be lost on a crash.
     Never,
 }
 
+impl FsyncMode {
+    /// Every mode, in the order a command line lists them.
+    pub const ALL: [FsyncMode; 3] = [FsyncMode::Always, FsyncMode::Batch, FsyncMode::Never];
+
+    /// The mode's name on the command line and in a settings file.
+    pub fn name(self) -> &'static str {
+        match self {
+            FsyncMode::Always => "always",
+            FsyncMode::Batch => "batch",
+            FsyncMode::Never => "never",
+        }
+    }
+
+    /// One line on what the mode does, for `--help`.
+    pub fn description(self) -> &'static str {
+        match self {
+            FsyncMode::Always => "One sync per push, before its acknowledgement",
+            FsyncMode::Batch => {
+                "Group commit: pushes that arrive together share one sync, each acknowledged after it"
+            }
+            FsyncMode::Never => {
+                "Never sync (unsafe: acknowledged data can be lost on a crash; for benchmarks)"
+            }
+        }
+    }
+
+    /// The mode named `name` ([`FsyncMode::name`]), if any.
+    pub fn from_name(name: &str) -> Option<FsyncMode> {
+        FsyncMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// Log settings.
 #[derive(Clone, Debug)]
-pub struct WalOptions {
+pub(crate) struct WalOptions {
     /// The data directory (the log lives in `wal/` below it).
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Sync policy.
-    pub fsync: FsyncMode,
+    pub(crate) fsync: FsyncMode,
     /// In `Batch` mode, how long the writer waits for more requests before a group commit
     /// (0 = commit whatever is queued at once).
-    pub batch_interval: Duration,
+    pub(crate) batch_interval: Duration,
     /// Size after which a new segment starts.
-    pub segment_bytes: u64,
+    pub(crate) segment_bytes: u64,
     /// Requests waiting for the writer at most; more are refused.
-    pub queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
 }
 
 impl WalOptions {
     /// Defaults: group commit, 64 MiB segments, 1024 queued requests.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(data_dir: impl Into<PathBuf>) -> Self {
         WalOptions {
             data_dir: data_dir.into(),
             fsync: FsyncMode::Batch,
@@ -126,9 +161,9 @@ pub enum WalError {
         /// What is wrong.
         why: String,
     },
-    /// The log could not take the request (it is stopping or broken).
+    /// A thread of the log could not be started.
     #[error("the write-ahead log is not accepting writes: {0}")]
-    Closed(String),
+    Closed(io::Error),
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> WalError + '_ {
@@ -138,28 +173,35 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> WalError + '_ {
     }
 }
 
+/// The answer to a job: the record's sequence number once it is durable and applied, or why
+/// it is not ([`AppendError::Write`], [`AppendError::NotApplied`]).
+pub(crate) type Acknowledgement = Result<u64, AppendError>;
+
 /// One request on its way to disk.
 #[derive(Debug)]
-pub struct Job {
-    /// The record payload: `validated` encoded by [`record::encode`].
+pub(crate) struct Job {
+    /// The record payload: `batch` encoded by [`record::encode`].
     payload: Vec<u8>,
     /// When it was received.
     received: Timestamp,
     /// Where its datums go.
-    validated: Validated,
-    /// Answered with the record's sequence number once it is durable and applied.
+    batch: ObservationBatch,
+    /// The request's new series, reserved against the series limits until it is applied
+    /// (released right after the batch is recorded, or with the job when it is not).
+    reservation: Option<Reservation>,
+    /// Answered once it is durable and applied.
     ack: Ack,
 }
 
 /// Where a job's answer goes: to a task awaiting it, or to a thread blocked on it.
 #[derive(Debug)]
 enum Ack {
-    Task(oneshot::Sender<Result<u64, String>>),
-    Thread(mpsc::SyncSender<Result<u64, String>>),
+    Task(oneshot::Sender<Acknowledgement>),
+    Thread(mpsc::SyncSender<Acknowledgement>),
 }
 
 impl Ack {
-    fn send(self, answer: Result<u64, String>) {
+    fn send(self, answer: Acknowledgement) {
         // The asker may have gone away (a cancelled request); the record stands regardless.
         let _ = match self {
             Ack::Task(tx) => tx.send(answer).ok(),
@@ -172,37 +214,59 @@ impl Job {
     /// A request received at `received` for the log, with its record payload encoded here
     /// (on the caller's thread, not the writer's); `ack` is answered once it is durable and
     /// applied.
-    pub fn new(
-        validated: Validated,
+    pub(crate) fn new(
+        batch: ObservationBatch,
         received: Timestamp,
-        ack: oneshot::Sender<Result<u64, String>>,
+        ack: oneshot::Sender<Acknowledgement>,
     ) -> Self {
-        Self::with_ack(validated, received, Ack::Task(ack))
+        Self::with_ack(batch, received, Ack::Task(ack))
     }
 
-    fn with_ack(validated: Validated, received: Timestamp, ack: Ack) -> Self {
+    fn with_ack(batch: ObservationBatch, received: Timestamp, ack: Ack) -> Self {
         let mut payload = Vec::new();
-        record::encode(&validated, &mut payload);
+        record::encode(&batch, &mut payload);
         Job {
             payload,
             received,
-            validated,
+            batch,
+            reservation: None,
             ack,
         }
+    }
+
+    /// Holds `reservation` until the job is applied or dropped.
+    pub(crate) fn holding(mut self, reservation: Option<Reservation>) -> Self {
+        self.reservation = reservation;
+        self
+    }
+
+    /// Records the job into `store` as record `seq`, releases its reservation of new series
+    /// (the store counts them now) and acknowledges it.
+    fn apply(self, store: &Store, seq: u64) {
+        let Job {
+            batch,
+            reservation,
+            ack,
+            ..
+        } = self;
+        batch.record_into(store, seq);
+        drop(reservation);
+        drop(batch);
+        ack.send(Ok(seq));
     }
 }
 
 /// What recovery found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
+pub(crate) struct RecoveryReport {
     /// Records replayed into the store.
-    pub replayed: u64,
+    pub(crate) replayed: u64,
     /// Records already in the snapshot.
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     /// Bytes cut off a torn or (with `truncate_corrupt`) corrupt tail.
-    pub truncated_bytes: u64,
+    pub(crate) truncated_bytes: u64,
     /// The sequence number the next record gets.
-    pub next_seq: u64,
+    pub(crate) next_seq: u64,
 }
 
 fn wal_dir(data_dir: &Path) -> PathBuf {
@@ -244,7 +308,8 @@ fn crc_of(seq: u64, received: i64, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-enum Read1 {
+/// What reading the next record of a segment found.
+enum RecordRead {
     Record {
         seq: u64,
         received: i64,
@@ -255,13 +320,13 @@ enum Read1 {
     Bad(String),
 }
 
-fn read_record(r: &mut impl Read, offset: u64) -> io::Result<Read1> {
+fn read_record(r: &mut impl Read, offset: u64) -> io::Result<RecordRead> {
     let mut head = [0u8; RECORD_HEADER];
     let mut got = 0;
     while got < head.len() {
         match r.read(&mut head[got..])? {
-            0 if got == 0 => return Ok(Read1::End),
-            0 => return Ok(Read1::Bad("truncated record header".into())),
+            0 if got == 0 => return Ok(RecordRead::End),
+            0 => return Ok(RecordRead::Bad("truncated record header".into())),
             n => got += n,
         }
     }
@@ -271,19 +336,19 @@ fn read_record(r: &mut impl Read, offset: u64) -> io::Result<Read1> {
     let seq = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
     let received = i64::from_le_bytes(head[16..24].try_into().unwrap_or_default());
     if len > MAX_PAYLOAD {
-        return Ok(Read1::Bad(format!("length {len} is not plausible")));
+        return Ok(RecordRead::Bad(format!("length {len} is not plausible")));
     }
     let mut payload = vec![0u8; len];
     if let Err(e) = r.read_exact(&mut payload) {
         return match e.kind() {
-            io::ErrorKind::UnexpectedEof => Ok(Read1::Bad("truncated payload".into())),
+            io::ErrorKind::UnexpectedEof => Ok(RecordRead::Bad("truncated payload".into())),
             _ => Err(e),
         };
     }
     if crc_of(seq, received, &payload) != crc {
-        return Ok(Read1::Bad("checksum mismatch".into()));
+        return Ok(RecordRead::Bad("checksum mismatch".into()));
     }
-    Ok(Read1::Record {
+    Ok(RecordRead::Record {
         seq,
         received,
         payload,
@@ -296,7 +361,7 @@ fn read_record(r: &mut impl Read, offset: u64) -> io::Result<Read1> {
 /// # Errors
 /// Unreadable segments, an unknown format, or a corrupt record in the middle of the log
 /// (unless `truncate_corrupt`).
-pub fn recover(
+pub(crate) fn recover(
     data_dir: &Path,
     store: &Store,
     truncate_corrupt: bool,
@@ -340,8 +405,8 @@ pub fn recover(
         loop {
             let rec = read_record(&mut r, offset).map_err(io_err(path))?;
             let bad = match rec {
-                Read1::End => break,
-                Read1::Record {
+                RecordRead::End => break,
+                RecordRead::Record {
                     seq,
                     received,
                     payload,
@@ -360,9 +425,9 @@ pub fn recover(
                             decoder.decode(&payload).map_err(|e| e.to_string())
                         };
                         match decoded {
-                            Ok(validated) => {
+                            Ok(batch) => {
                                 if seq > floor {
-                                    validated.apply(store, seq);
+                                    batch.record_into(store, seq);
                                     report.replayed += 1;
                                 } else {
                                     report.skipped += 1;
@@ -375,7 +440,7 @@ pub fn recover(
                         }
                     }
                 }
-                Read1::Bad(why) => Some(why),
+                RecordRead::Bad(why) => Some(why),
             };
             let Some(why) = bad else { continue };
             let torn_tail = is_last && !has_valid_record_after(path, offset)?;
@@ -451,8 +516,9 @@ struct Shared {
     segments: Mutex<Vec<(u64, PathBuf)>>,
 }
 
-/// Why [`Wal::append_blocking`] did not log its samples.
-#[derive(Debug, thiserror::Error)]
+/// Why the log did not log, or did not apply, a record: what a job is answered with, and what
+/// [`crate::Ingest::append_observations_blocking`] fails with ([`crate::Error::Append`]).
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum AppendError {
     /// The queue is full: the writer cannot keep up. Nothing was stored.
     #[error("the write-ahead log queue is full")]
@@ -460,9 +526,13 @@ pub enum AppendError {
     /// The log is closed (shutting down). Nothing was stored.
     #[error("the write-ahead log is closed")]
     Closed,
-    /// The write failed. Nothing was stored.
-    #[error("{0}")]
-    Failed(String),
+    /// The write failed (e.g. the disk is full). Nothing was stored.
+    #[error("cannot persist the request: {0}")]
+    Write(Arc<io::Error>),
+    /// The record is durable but the store stopped taking records (its thread is gone): it is
+    /// applied when the log is replayed at the next start.
+    #[error("the store is not accepting writes")]
+    NotApplied,
     /// No answer in time; the record may still be applied.
     #[error("the write-ahead log did not answer within {0:?}")]
     TimedOut(Duration),
@@ -470,7 +540,7 @@ pub enum AppendError {
 
 /// Why [`Wal::submit`] refused a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// The queue is full: the writer cannot keep up.
     Full,
     /// The log is closed (shutting down).
@@ -479,7 +549,7 @@ pub enum Refused {
 
 /// The running log.
 #[derive(Debug)]
-pub struct Wal {
+pub(crate) struct Wal {
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     applier: Mutex<Option<JoinHandle<()>>>,
@@ -500,9 +570,7 @@ struct Durable {
 fn apply_loop(store: &Store, rx: &Receiver<Durable>) {
     while let Ok(group) = rx.recv() {
         for (i, job) in group.jobs.into_iter().enumerate() {
-            let seq = group.first_seq + i as u64;
-            job.validated.apply(store, seq);
-            job.ack.send(Ok(seq));
+            job.apply(store, group.first_seq + i as u64);
         }
     }
 }
@@ -512,24 +580,28 @@ impl Wal {
     ///
     /// # Errors
     /// The first segment cannot be created.
-    pub fn open(opts: WalOptions, store: Arc<Store>, next_seq: u64) -> Result<Wal, WalError> {
-        let dir = wal_dir(&opts.data_dir);
+    pub(crate) fn open(
+        options: WalOptions,
+        store: Arc<Store>,
+        next_seq: u64,
+    ) -> Result<Wal, WalError> {
+        let dir = wal_dir(&options.data_dir);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let mut known = segments(&dir)?;
-        let writer = SegmentWriter::create(&dir, next_seq, opts.fsync)?;
+        let writer = SegmentWriter::create(&dir, next_seq, options.fsync)?;
         known.push((next_seq, writer.path.clone()));
         known.dedup_by(|a, b| a.0 == b.0);
         let shared = Arc::new(Shared {
             segments: Mutex::new(known),
         });
-        let (tx, rx) = mpsc::sync_channel(opts.queue_capacity.max(1));
+        let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
         let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_QUEUE);
         let applier = std::thread::Builder::new()
             .name("thermostat-apply".into())
             .spawn(move || apply_loop(&store, &apply_rx))
-            .map_err(|e| WalError::Closed(e.to_string()))?;
+            .map_err(WalError::Closed)?;
         let state = WriterState {
-            opts,
+            options,
             dir,
             writer,
             next_seq,
@@ -539,7 +611,7 @@ impl Wal {
         let handle = std::thread::Builder::new()
             .name("thermostat-wal".into())
             .spawn(move || state.run(rx))
-            .map_err(|e| WalError::Closed(e.to_string()))?;
+            .map_err(WalError::Closed)?;
         Ok(Wal {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
@@ -553,7 +625,7 @@ impl Wal {
     /// # Errors
     /// [`Refused::Full`] when the queue is full (answer RESOURCE_EXHAUSTED), [`Refused::Closed`]
     /// when the log is closed (answer UNAVAILABLE).
-    pub fn submit(&self, job: Job) -> Result<(), Refused> {
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Refused> {
         let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = guard.as_ref() else {
             return Err(Refused::Closed);
@@ -565,28 +637,27 @@ impl Wal {
         }
     }
 
-    /// Logs `validated` (received at `received`) and waits until it is durable and applied,
+    /// Logs `batch` (received at `received`) and waits until it is durable and applied,
     /// blocking the calling thread: for samples Thermostat makes itself (the groups' capacity
     /// metrics), from a blocking context, never from an async task.
     ///
     /// # Errors
     /// The queue is full or the log is closed (nothing of it is stored), the write failed, or
     /// no answer came within `timeout` (the record may still be applied later).
-    pub fn append_blocking(
+    pub(crate) fn append_blocking(
         &self,
-        validated: Validated,
+        batch: ObservationBatch,
         received: Timestamp,
         timeout: Duration,
     ) -> Result<u64, AppendError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        match self.submit(Job::with_ack(validated, received, Ack::Thread(tx))) {
+        match self.submit(Job::with_ack(batch, received, Ack::Thread(tx))) {
             Ok(()) => {}
             Err(Refused::Full) => return Err(AppendError::Full),
             Err(Refused::Closed) => return Err(AppendError::Closed),
         }
         match rx.recv_timeout(timeout) {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(e)) => Err(AppendError::Failed(e)),
+            Ok(answer) => answer,
             Err(RecvTimeoutError::Timeout) => Err(AppendError::TimedOut(timeout)),
             Err(RecvTimeoutError::Disconnected) => Err(AppendError::Closed),
         }
@@ -594,7 +665,7 @@ impl Wal {
 
     /// Stops taking requests, lets the writer and the applier finish what is queued, and
     /// waits for them: afterwards everything acknowledged is in the store.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
@@ -615,7 +686,7 @@ impl Wal {
     ///
     /// # Errors
     /// A segment could not be deleted.
-    pub fn remove_segments_up_to(&self, watermark: u64) -> Result<u64, WalError> {
+    pub(crate) fn remove_segments_up_to(&self, watermark: u64) -> Result<u64, WalError> {
         let mut segs = self
             .shared
             .segments
@@ -635,7 +706,7 @@ impl Wal {
     }
 
     /// Bytes in the log's segments.
-    pub fn disk_bytes(&self) -> u64 {
+    pub(crate) fn disk_bytes(&self) -> u64 {
         let segs = self
             .shared
             .segments
@@ -687,7 +758,7 @@ impl SegmentWriter {
 }
 
 struct WriterState {
-    opts: WalOptions,
+    options: WalOptions,
     dir: PathBuf,
     writer: SegmentWriter,
     next_seq: u64,
@@ -699,8 +770,8 @@ impl WriterState {
     fn run(mut self, rx: Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
-            if self.opts.fsync == FsyncMode::Batch && !self.opts.batch_interval.is_zero() {
-                let deadline = Instant::now() + self.opts.batch_interval;
+            if self.options.fsync == FsyncMode::Batch && !self.options.batch_interval.is_zero() {
+                let deadline = Instant::now() + self.options.batch_interval;
                 while group.len() < MAX_GROUP {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(left) {
@@ -715,7 +786,7 @@ impl WriterState {
                     Err(_) => break,
                 }
             }
-            if self.opts.fsync == FsyncMode::Always {
+            if self.options.fsync == FsyncMode::Always {
                 for job in group {
                     self.commit(vec![job]);
                 }
@@ -724,7 +795,7 @@ impl WriterState {
             }
         }
         // All senders are gone: the queue is drained.
-        if self.opts.fsync != FsyncMode::Never {
+        if self.options.fsync != FsyncMode::Never {
             let _ = self.writer.file.sync_all();
         }
     }
@@ -756,7 +827,7 @@ impl WriterState {
         }
         let total: u64 = slices.iter().map(|s| s.len() as u64).sum();
         let written = write_all_vectored(&mut self.writer.file, &mut slices).and_then(|()| {
-            match self.opts.fsync {
+            match self.options.fsync {
                 FsyncMode::Never => Ok(()),
                 _ => self.writer.file.sync_data(),
             }
@@ -772,9 +843,9 @@ impl WriterState {
             if let Err(e2) = restored {
                 tracing::error!(error = %e2, "Could not cut the failed write off the write-ahead log.");
             }
-            let msg = format!("cannot persist the request: {e}");
+            let error = AppendError::Write(Arc::new(e));
             for job in group {
-                job.ack.send(Err(msg.clone()));
+                job.ack.send(Err(error.clone()));
             }
             return;
         }
@@ -782,8 +853,8 @@ impl WriterState {
         self.next_seq += group.len() as u64;
         // Rotate before the group is acknowledged, so that an acknowledged push always finds
         // the log in the state its write left it.
-        if self.writer.len >= self.opts.segment_bytes {
-            match SegmentWriter::create(&self.dir, self.next_seq, self.opts.fsync) {
+        if self.writer.len >= self.options.segment_bytes {
+            match SegmentWriter::create(&self.dir, self.next_seq, self.options.fsync) {
                 Ok(w) => {
                     self.shared
                         .segments
@@ -803,8 +874,7 @@ impl WriterState {
         }) {
             // Only if the applier panicked: the records are durable and replay at the next start.
             for job in lost.jobs {
-                job.ack
-                    .send(Err("the store is not accepting writes".into()));
+                job.ack.send(Err(AppendError::NotApplied));
             }
         }
     }

@@ -23,14 +23,14 @@ use thermostat_metrics::validate::{MAX_DATUMS_PER_REQUEST, MAX_DIMENSIONS as DIM
 
 /// How deeply fields may nest, embedded messages and groups together: prost's limit, so that
 /// the reader refuses exactly what prost refuses.
-pub const RECURSION_LIMIT: u32 = 100;
+pub(crate) const RECURSION_LIMIT: u32 = 100;
 /// Datums a [`RequestView`] keeps: one more than a request may hold, so that an oversized
 /// request is still reported with its count ([`RequestView::datum_count`]) but cannot make the
 /// reader hold a slice per two bytes of it.
-pub const MAX_DATUMS: usize = MAX_DATUMS_PER_REQUEST + 1;
+pub(crate) const MAX_DATUMS: usize = MAX_DATUMS_PER_REQUEST + 1;
 /// Dimensions a [`DatumView`] keeps (one more than CloudWatch allows; the rest are counted in
 /// [`DatumView::dimension_count`], not kept).
-pub const MAX_DIMENSIONS: usize = DIMENSIONS_ALLOWED + 1;
+pub(crate) const MAX_DIMENSIONS: usize = DIMENSIONS_ALLOWED + 1;
 
 /// Why bytes are not a valid request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -239,7 +239,7 @@ impl<'a> Reader<'a> {
 /// # Errors
 /// Bytes that are not UTF-8 (named after `field`).
 #[inline]
-pub fn text<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, WireError> {
+pub(crate) fn text<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, WireError> {
     std::str::from_utf8(bytes).or_else(|_| {
         err(format!(
             "invalid string value: data is not UTF-8 encoded ({field})"
@@ -283,14 +283,14 @@ fn expect(wire: u8, want: u8) -> Result<(), WireError> {
 
 /// A request's namespace and the encoded datums, not yet read.
 #[derive(Debug, Default)]
-pub struct RequestView<'a> {
+pub(crate) struct RequestView<'a> {
     /// `namespace`.
-    pub namespace: &'a str,
+    pub(crate) namespace: &'a str,
     /// Each `metric_data` entry's bytes, in order: the first [`MAX_DATUMS`] of them.
-    pub datums: Vec<&'a [u8]>,
+    pub(crate) datums: Vec<&'a [u8]>,
     /// How many `metric_data` entries the request has (more than `datums` holds when it has
     /// more than [`MAX_DATUMS`]).
-    pub datum_count: usize,
+    pub(crate) datum_count: usize,
 }
 
 impl<'a> RequestView<'a> {
@@ -299,7 +299,7 @@ impl<'a> RequestView<'a> {
     /// # Errors
     /// Bytes that are not a valid request (at this level; datums are checked by
     /// [`DatumView::read`]).
-    pub fn read(buf: &'a [u8]) -> Result<Self, WireError> {
+    pub(crate) fn read(buf: &'a [u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(buf);
         let mut view = RequestView::default();
         while !r.at_end() {
@@ -327,31 +327,31 @@ impl<'a> RequestView<'a> {
 /// One `MetricDatum`, borrowing the request's bytes. Read many datums into one view to reuse
 /// its buffers. Its strings are not yet checked to be UTF-8 (see [`text`]).
 #[derive(Debug, Default)]
-pub struct DatumView<'a> {
+pub(crate) struct DatumView<'a> {
     /// `metric_name`.
-    pub metric_name: &'a [u8],
+    pub(crate) metric_name: &'a [u8],
     /// `dimensions` as (name, value), in request order: the first [`MAX_DIMENSIONS`] of them.
-    pub dimensions: Vec<(&'a [u8], &'a [u8])>,
+    pub(crate) dimensions: Vec<(&'a [u8], &'a [u8])>,
     /// How many `dimensions` entries the datum has (more than `dimensions` holds when it has
     /// more than [`MAX_DIMENSIONS`]; each is read and checked all the same).
-    pub dimension_count: usize,
+    pub(crate) dimension_count: usize,
     /// `timestamp_ms`.
-    pub timestamp_ms: i64,
+    pub(crate) timestamp_ms: i64,
     /// `value`.
-    pub value: Option<f64>,
+    pub(crate) value: Option<f64>,
     /// `statistic_values`.
-    pub statistic_values: Option<StatisticSet>,
+    pub(crate) statistic_values: Option<StatisticSet>,
     /// `values`.
-    pub values: Vec<f64>,
+    pub(crate) values: Vec<f64>,
     /// `counts`.
-    pub counts: Vec<f64>,
+    pub(crate) counts: Vec<f64>,
     /// `unit`.
-    pub unit: &'a [u8],
+    pub(crate) unit: &'a [u8],
     /// `storage_resolution`.
-    pub storage_resolution: i32,
+    pub(crate) storage_resolution: i32,
     /// When the datum's bytes begin with its identity fields (`metric_name` and `dimensions`,
     /// as prost and most encoders write them) and have none later: where they end. 0 otherwise.
-    pub identity_end: usize,
+    pub(crate) identity_end: usize,
 }
 
 impl<'a> DatumView<'a> {
@@ -359,7 +359,7 @@ impl<'a> DatumView<'a> {
     ///
     /// # Errors
     /// Bytes that are not a valid `MetricDatum`.
-    pub fn read(&mut self, buf: &'a [u8]) -> Result<(), WireError> {
+    pub(crate) fn read(&mut self, buf: &'a [u8]) -> Result<(), WireError> {
         self.metric_name = b"";
         self.dimensions.clear();
         self.dimension_count = 0;
@@ -393,7 +393,11 @@ impl<'a> DatumView<'a> {
     ///
     /// # Errors
     /// Bytes that are not a valid `MetricDatum`.
-    pub fn read_rest(&mut self, buf: &'a [u8], identity_end: usize) -> Result<bool, WireError> {
+    pub(crate) fn read_rest(
+        &mut self,
+        buf: &'a [u8],
+        identity_end: usize,
+    ) -> Result<bool, WireError> {
         self.reset_data();
         let mut r = Reader::nested(buf, 1);
         r.pos = identity_end;
@@ -471,7 +475,7 @@ impl<'a> DatumView<'a> {
 /// each once. Returns them with the position after them, or `None` when `datum` (from `from`)
 /// is laid out otherwise.
 #[inline]
-pub fn timestamp_and_value(datum: &[u8], from: usize) -> Option<(i64, f64, usize)> {
+pub(crate) fn timestamp_and_value(datum: &[u8], from: usize) -> Option<(i64, f64, usize)> {
     let mut r = Reader::nested(datum, 1);
     r.pos = from;
     if datum.get(r.pos) != Some(&((3 << 3) | VARINT)) {
@@ -488,7 +492,7 @@ pub fn timestamp_and_value(datum: &[u8], from: usize) -> Option<(i64, f64, usize
 }
 
 /// Whether `bytes` are well-formed fields with numbers in `allowed` only.
-pub fn only_fields(bytes: &[u8], allowed: &[u32]) -> bool {
+pub(crate) fn only_fields(bytes: &[u8], allowed: &[u32]) -> bool {
     // The tail of a datum: its fields are one message deep.
     let mut r = Reader::nested(bytes, 1);
     while !r.at_end() {

@@ -292,20 +292,20 @@ impl GroupState {
         now: Timestamp,
         launch: std::time::Duration,
     ) {
-        let Some(a) = &decision.activity else {
+        let Some(activity) = &decision.activity else {
             return;
         };
-        let policy = a.policy.as_deref().and_then(|p| group.policy(p));
+        let policy = activity.policy.as_deref().and_then(|p| group.policy(p));
         if let Some(PolicyKind::SimpleScaling { cooldown, .. }) = policy.map(|p| &p.kind) {
-            let done = if a.new_desired > a.old_desired {
+            let done = if activity.new_desired > activity.old_desired {
                 now.add_millis(millis(launch))
             } else {
                 now
             };
-            let cd = cooldown.unwrap_or(group.default_cooldown);
-            self.cooldown_until = Some(done.add_millis(millis(cd)));
+            let cooldown = cooldown.unwrap_or(group.default_cooldown);
+            self.cooldown_until = Some(done.add_millis(millis(cooldown)));
         }
-        self.desired = a.new_desired;
+        self.desired = activity.new_desired;
         self.reconcile(now, launch, group.warmup_for(policy));
     }
 }

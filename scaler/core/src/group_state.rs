@@ -18,8 +18,8 @@ use crate::activity::{ActivityStatus, ScalingActivity, scheduled_cause};
 use crate::model::{ScalingGroup, ScheduledAction};
 
 /// Milliseconds in a duration, saturating.
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// One instance of a group.
@@ -59,7 +59,7 @@ impl GroupState {
     /// A group with the given sizes whose `desired` instances are in service and warm at
     /// `now` (as after start-up).
     pub fn new(group: &str, min_size: u32, max_size: u32, desired: u32, now: Timestamp) -> Self {
-        let mut s = GroupState {
+        let mut state = GroupState {
             group: group.to_owned(),
             min_size,
             max_size: max_size.max(min_size),
@@ -68,25 +68,27 @@ impl GroupState {
             cooldown_until: None,
             launched_total: 0,
         };
-        s.reconcile(now, Duration::ZERO, Duration::ZERO);
-        for i in &mut s.instances {
+        state.reconcile(now, Duration::ZERO, Duration::ZERO);
+        for i in &mut state.instances {
             i.launched_at = now;
         }
-        s
+        state
     }
 
     /// The start state of a configured group: its configured sizes, or, for an
     /// `aws_autoscaling` group that leaves them to the real group, `fallback`
     /// (`(min, max, desired)` as read from the service, or chosen by `simulate`).
-    pub fn for_group(g: &ScalingGroup, fallback: (u32, u32, u32), now: Timestamp) -> Self {
-        let min = g.min_size.unwrap_or(fallback.0);
-        let max = g.max_size.unwrap_or(fallback.1.max(min));
-        let desired = g.desired_capacity.unwrap_or(if g.min_size.is_some() {
-            min
-        } else {
-            fallback.2
-        });
-        GroupState::new(&g.name, min, max, desired, now)
+    pub fn for_group(group: &ScalingGroup, fallback: (u32, u32, u32), now: Timestamp) -> Self {
+        let min = group.min_size.unwrap_or(fallback.0);
+        let max = group.max_size.unwrap_or(fallback.1.max(min));
+        let desired = group
+            .desired_capacity
+            .unwrap_or(if group.min_size.is_some() {
+                min
+            } else {
+                fallback.2
+            });
+        GroupState::new(&group.name, min, max, desired, now)
     }
 
     /// Instances in service at `now`.
@@ -199,8 +201,8 @@ pub fn check_set_desired(min: u32, max: u32, desired: u32) -> Result<(), String>
     Ok(())
 }
 
-fn count<'a>(it: impl Iterator<Item = &'a Instance>) -> u32 {
-    u32::try_from(it.count()).unwrap_or(u32::MAX)
+fn count<'a>(instances: impl Iterator<Item = &'a Instance>) -> u32 {
+    u32::try_from(instances.count()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -55,5 +55,5 @@ pub use model::{
 };
 pub use schedule::due;
 pub use simulate::{SimulationResult, render_json, render_text, simulate};
-pub use trigger::{merge_alarms, recent_values, triggers};
+pub use trigger::{merge_alarms, triggers};
 pub use validate::validate;

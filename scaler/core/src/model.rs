@@ -374,7 +374,7 @@ impl ScalingSet {
     /// `auto_scaling_group_name`) and whose `policyName/` names one of its policies.
     pub fn resolve(&self, action: &thermostat_alarms::Action) -> Option<(&ScalingGroup, &Policy)> {
         use thermostat_alarms::Action;
-        let (g, p) = match action {
+        let (group_name, policy_name) = match action {
             Action::ScalingPolicy { group, policy } => (group.as_str(), policy.as_str()),
             Action::ScalingPolicyArn {
                 group: Some(group),
@@ -383,11 +383,11 @@ impl ScalingSet {
             } => (group.as_str(), policy.as_str()),
             _ => return None,
         };
-        let group = self.groups.iter().find(|x| x.name == g).or_else(|| {
+        let group = self.groups.iter().find(|x| x.name == group_name).or_else(|| {
             self.groups.iter().find(|x| {
-                matches!(&x.backend, Backend::AwsAutoscaling { auto_scaling_group_name } if auto_scaling_group_name == g)
+                matches!(&x.backend, Backend::AwsAutoscaling { auto_scaling_group_name } if auto_scaling_group_name == group_name)
             })
         })?;
-        Some((group, group.policy(p)?))
+        Some((group, group.policy(policy_name)?))
     }
 }

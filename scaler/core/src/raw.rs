@@ -1,12 +1,14 @@
-//! The raw, unvalidated form of the `scaling_groups:` section of a file, deserialised
-//! straight from the YAML text with positions kept (as `thermostat_alarms::raw` does for
-//! alarms: scalars stay [`Text`], unknown keys are each reported and removed before
-//! retrying, so that one mistake never hides the others).
+//! The raw, unvalidated form of the `scaling_groups:` section of a file, read from the
+//! file's parsed tree with positions kept (as `thermostat_alarms::raw` does for alarms:
+//! scalars stay [`Text`], unknown keys are each reported and removed before retrying, so
+//! that one mistake never hides the others).
 
-use marked_yaml::Node;
 use serde::Deserialize;
-use thermostat_alarms::error::{ConfigError, Pos, Rule};
-use thermostat_alarms::raw::{Pairs, Spanned, Text, entry, pos_of};
+use thermostat_yaml::{
+    ConfigError, Document, EmptyList, ErrorList, FieldChecker, Pairs, Spanned, Text, pos_of,
+};
+
+pub use thermostat_yaml::Entry;
 
 /// A list of maps with positions.
 pub type List<T> = Spanned<Vec<Spanned<T>>>;
@@ -106,17 +108,6 @@ pub struct GroupSpec {
     pub scheduled_actions: Option<List<ScheduledSpec>>,
 }
 
-/// A parsed entry with the position of its first line.
-#[derive(Debug)]
-pub struct Entry<T> {
-    /// 0-based index in its list.
-    pub index: usize,
-    /// Position of the entry.
-    pub pos: Pos,
-    /// The entry.
-    pub spec: T,
-}
-
 /// The `scaling_groups:` entries of one file that have the right shape.
 #[derive(Debug, Default)]
 pub struct ScalingFile {
@@ -124,61 +115,62 @@ pub struct ScalingFile {
     pub file: String,
     /// `scaling_groups:` entries.
     pub groups: Vec<Entry<GroupSpec>>,
-    /// The whole document (for finding alarm actions' positions), when it parsed.
-    pub root: Option<Node>,
 }
 
-/// Parses one file's `scaling_groups:` section, appending every shape error to `errors`.
-/// YAML syntax errors are reported as the alarm parser reports them (same file, position
-/// and message), so a caller merging both lists can drop duplicates.
-pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> ScalingFile {
+/// Reads one parsed file's `scaling_groups:` section, appending every shape error to
+/// `errors`. A file that could not be parsed has no section here: the alarms' reader
+/// (`thermostat_alarms::raw::read`) reports its error.
+pub fn read(doc: &Document, errors: &mut ErrorList) -> ScalingFile {
     let mut out = ScalingFile {
-        file: file.to_owned(),
+        file: doc.file().to_owned(),
         ..ScalingFile::default()
     };
-    if text.trim().is_empty() {
+    let Some(section) = doc.section(SECTION) else {
         return out;
-    }
-    let root = match thermostat_alarms::raw::parse_yaml(text) {
-        Ok(n) => n,
-        Err(_) => {
-            // thermostat_alarms::validate reports the syntax error with its position.
-            return out;
-        }
     };
-    if let Some(section) = root.as_mapping().and_then(|m| m.get_node(SECTION)) {
-        let items: &[Node] = match section {
-            Node::Sequence(s) => s,
-            Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "~" => &[],
-            other => {
-                errors.push(ConfigError {
-                    file: file.to_owned(),
-                    pos: pos_of(other.span()),
-                    path: SECTION.into(),
-                    rule: Rule::Syntax,
-                    message: "must be a list".into(),
-                });
-                &[]
-            }
-        };
-        for (index, item) in items.iter().enumerate() {
-            let path = format!("{SECTION}[{index}]");
-            if let Some(spec) = entry::<GroupSpec>(file, item, &path, errors) {
-                out.groups.push(Entry {
-                    index,
-                    pos: pos_of(item.span()),
-                    spec,
-                });
-            }
+    let mut check = FieldChecker::new(doc.file(), errors);
+    for (index, item) in check
+        .list(section, SECTION, EmptyList::BlankOrTilde)
+        .iter()
+        .enumerate()
+    {
+        let path = format!("{SECTION}[{index}]");
+        if let Some(spec) = check.deserialize::<GroupSpec>(item, &path) {
+            out.groups.push(Entry {
+                index,
+                pos: pos_of(item.span()),
+                spec,
+            });
         }
     }
-    out.root = Some(root);
+    out
+}
+
+/// Parses and reads every `(file name, text)` pair in order ([`Document::parse`], [`read`]),
+/// one file at a time.
+pub fn read_files<P: AsRef<str>, T: AsRef<str>>(
+    files: &[(P, T)],
+    errors: &mut ErrorList,
+) -> Vec<ScalingFile> {
+    files
+        .iter()
+        .map(|(p, t)| read(&Document::parse(p.as_ref(), t.as_ref()), errors))
+        .collect()
+}
+
+/// Parses one file's text and reads it ([`read`]), appending every shape error to `errors`,
+/// unsorted.
+pub fn parse(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> ScalingFile {
+    let mut found = ErrorList::new();
+    let out = read(&Document::parse(file, text), &mut found);
+    errors.extend(found);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use thermostat_yaml::Pos;
 
     #[test]
     fn nested_unknown_keys_are_all_reported() {

@@ -77,7 +77,7 @@ impl Recurrence {
 
     /// Occurrences in `(from, to]`, oldest first, at most [`MAX_OCCURRENCES_PER_CALL`].
     pub fn occurrences(&self, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
-        let (Ok(cron), Ok(tz)) = (
+        let (Ok(cron), Ok(time_zone)) = (
             parse_cron(&self.expression),
             parse_time_zone(&self.time_zone),
         ) else {
@@ -86,10 +86,10 @@ impl Recurrence {
         let Ok(start) = jiff::Timestamp::from_millisecond(from.as_millis()) else {
             return Vec::new();
         };
-        let mut cur = start.to_zoned(tz);
+        let mut cursor = start.to_zoned(time_zone);
         let mut out = Vec::new();
         while out.len() < MAX_OCCURRENCES_PER_CALL {
-            let Ok(next) = cron.find_next_occurrence(&cur, false) else {
+            let Ok(next) = cron.find_next_occurrence(&cursor, false) else {
                 break;
             };
             let t = Timestamp::from_millis(next.timestamp().as_millisecond());
@@ -99,7 +99,7 @@ impl Recurrence {
             if t > from && out.last().is_none_or(|l| *l < t) {
                 out.push(t);
             }
-            cur = next;
+            cursor = next;
         }
         out
     }

@@ -10,23 +10,26 @@ pub use crate::recurrence::{MAX_OCCURRENCES_PER_CALL, Recurrence, parse_cron, pa
 /// Occurrences of one action in `(from, to]`, oldest first.
 pub fn occurrences(action: &ScheduledAction, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
     let mut out = Vec::new();
-    if let Some(s) = action.start_time.filter(|s| *s > from && *s <= to) {
-        out.push(s);
+    if let Some(start) = action
+        .start_time
+        .filter(|start| *start > from && *start <= to)
+    {
+        out.push(start);
     }
-    if let Some(r) = &action.recurrence {
-        let lo = match action.start_time {
+    if let Some(recurrence) = &action.recurrence {
+        let after = match action.start_time {
             // Occurrences at or before the start time do not count (the start itself was
             // pushed above).
-            Some(s) if s > from => s,
+            Some(start) if start > from => start,
             _ => from,
         };
-        let hi = action.end_time.map_or(to, |e| e.min(to));
-        if hi > lo {
-            out.extend(r.occurrences(lo, hi));
+        let until = action.end_time.map_or(to, |end| end.min(to));
+        if until > after {
+            out.extend(recurrence.occurrences(after, until));
         }
     }
-    if let Some(e) = action.end_time {
-        out.retain(|t| *t <= e);
+    if let Some(end) = action.end_time {
+        out.retain(|t| *t <= end);
     }
     out.sort();
     out.dedup();
@@ -42,13 +45,13 @@ pub fn due(
     to_inclusive: Timestamp,
 ) -> Vec<(Timestamp, &ScheduledAction)> {
     let mut out: Vec<(Timestamp, usize, &ScheduledAction)> = Vec::new();
-    for (i, a) in group.scheduled_actions.iter().enumerate() {
-        for t in occurrences(a, from_exclusive, to_inclusive) {
-            out.push((t, i, a));
+    for (i, action) in group.scheduled_actions.iter().enumerate() {
+        for t in occurrences(action, from_exclusive, to_inclusive) {
+            out.push((t, i, action));
         }
     }
     out.sort_by_key(|(t, i, _)| (*t, *i));
-    out.into_iter().map(|(t, _, a)| (t, a)).collect()
+    out.into_iter().map(|(t, _, action)| (t, action)).collect()
 }
 
 #[cfg(test)]

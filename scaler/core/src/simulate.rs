@@ -18,7 +18,7 @@ use thermostat_alarms::backtest::{
 };
 use thermostat_alarms::engine::{EngineState, tick};
 use thermostat_alarms::state::Transition;
-use thermostat_alarms::{AlarmSet, StateValue, timefmt};
+use thermostat_alarms::{AlarmSet, StateValue, actions_due, timefmt};
 use thermostat_metrics::{Store, Timestamp};
 
 use crate::activity::{ActivityStatus, ScalingActivity};
@@ -95,51 +95,57 @@ pub fn simulate(
     let mut groups: Vec<(GroupState, Vec<ScalingActivity>)> = scaling
         .groups
         .iter()
-        .map(|g| (GroupState::for_group(g, UNKNOWN_SIZES, first), Vec::new()))
+        .map(|group| {
+            (
+                GroupState::for_group(group, UNKNOWN_SIZES, first),
+                Vec::new(),
+            )
+        })
         .collect();
     let mut transitions: std::collections::BTreeMap<String, Vec<Transition>> = Default::default();
     let mut notifications = Vec::new();
     let mut evaluations = 0;
     let mut prev = from.sub_millis(1);
-    let run_scheduled = |groups: &mut Vec<(GroupState, Vec<ScalingActivity>)>, lo, hi| {
-        for (g, (st, acts)) in scaling.groups.iter().zip(groups.iter_mut()) {
-            for (at, action) in due(g, lo, hi) {
-                if let Some(a) = st.apply_scheduled(g, action, at, g.launch) {
-                    acts.push(a);
+    let run_scheduled = |groups: &mut Vec<(GroupState, Vec<ScalingActivity>)>, after, until| {
+        for (group, (state, activities)) in scaling.groups.iter().zip(groups.iter_mut()) {
+            for (at, action) in due(group, after, until) {
+                if let Some(activity) = state.apply_scheduled(group, action, at, group.launch) {
+                    activities.push(activity);
                 }
             }
         }
     };
-    for t in ticks {
-        run_scheduled(&mut groups, prev, t);
-        let out = tick(&set, &mut engine, store, t)?;
+    for now in ticks {
+        run_scheduled(&mut groups, prev, now);
+        let out = tick(&set, &mut engine, store, now)?;
         evaluations += 1;
-        let trig: Vec<Trigger> = triggers(&set, scaling, &engine, &out, store, t);
-        for (g, (st, acts)) in scaling.groups.iter().zip(groups.iter_mut()) {
-            if !trig.iter().any(|x| x.group == g.name) {
+        let due = actions_due(&set, &engine, &out, store, now);
+        let triggered: Vec<Trigger> = triggers(&set, scaling, &due);
+        for (group, (state, activities)) in scaling.groups.iter().zip(groups.iter_mut()) {
+            if !triggered.iter().any(|trigger| trigger.group == group.name) {
                 continue;
             }
-            let d = decide(g, st, &trig, t);
-            st.apply(g, &d, t, g.launch);
-            if let Some(mut a) = d.activity {
-                a.status = ActivityStatus::Successful;
-                acts.push(a);
+            let decision = decide(group, state, &triggered, now);
+            state.apply(group, &decision, now, group.launch);
+            if let Some(mut activity) = decision.activity {
+                activity.status = ActivityStatus::Successful;
+                activities.push(activity);
             }
         }
-        for (name, inv) in &out.actions {
-            if !inv.action.is_scaling() {
+        for (name, invocation) in &out.actions {
+            if !invocation.action.is_scaling() {
                 notifications.push(RecordedNotification {
-                    timestamp: t,
+                    timestamp: now,
                     alarm: name.clone(),
-                    action: inv.action.clone(),
-                    new_state: inv.state,
+                    action: invocation.action.clone(),
+                    new_state: invocation.state,
                 });
             }
         }
-        for (name, tr) in out.transitions {
-            transitions.entry(name).or_default().push(tr);
+        for (name, transition) in out.transitions {
+            transitions.entry(name).or_default().push(transition);
         }
-        prev = t;
+        prev = now;
     }
     if prev < to {
         run_scheduled(&mut groups, prev, to);
@@ -155,12 +161,12 @@ pub fn simulate(
             .groups
             .iter()
             .zip(groups)
-            .map(|(g, (st, activities))| GroupOutcome {
-                name: g.name.clone(),
-                final_desired_capacity: st.desired,
-                final_in_service_capacity: st.in_service(last),
+            .map(|(group, (state, activities))| GroupOutcome {
+                name: group.name.clone(),
+                final_desired_capacity: state.desired,
+                final_in_service_capacity: state.in_service(last),
                 activities,
-                state: st,
+                state,
             })
             .collect(),
         notifications,
@@ -204,15 +210,15 @@ struct JsonResult<'a> {
 /// "old_desired_capacity", "new_desired_capacity", "cause"}]}], "notifications":
 /// [{"timestamp", "alarm", "action", "new_state"}]}`; times are RFC 3339; `policy` and
 /// `alarm` are `null` for scheduled activities.
-pub fn render_json(r: &SimulationResult) -> String {
+pub fn render_json(result: &SimulationResult) -> String {
     let backtest: serde_json::Value =
-        serde_json::from_str(&thermostat_alarms::render_json(&r.alarms)).unwrap_or_default();
+        serde_json::from_str(&thermostat_alarms::render_json(&result.alarms)).unwrap_or_default();
     let doc = JsonResult {
         alarms: backtest
             .get("alarms")
             .cloned()
             .unwrap_or(serde_json::Value::Array(Vec::new())),
-        groups: r
+        groups: result
             .groups
             .iter()
             .map(|g| JsonGroup {
@@ -232,7 +238,7 @@ pub fn render_json(r: &SimulationResult) -> String {
                     .collect(),
             })
             .collect(),
-        notifications: r
+        notifications: result
             .notifications
             .iter()
             .map(|n| JsonNotification {
@@ -248,40 +254,40 @@ pub fn render_json(r: &SimulationResult) -> String {
 
 /// `--format text`: the back-test's text, then one block per group (one line per
 /// activity, its cause) and one line per recorded notification.
-pub fn render_text(r: &SimulationResult) -> String {
+pub fn render_text(result: &SimulationResult) -> String {
     use thermostat_alarms::backtest::count;
-    let mut s = thermostat_alarms::render_text(&r.alarms);
-    for g in &r.groups {
-        s.push_str(&format!(
+    let mut text = thermostat_alarms::render_text(&result.alarms);
+    for group in &result.groups {
+        text.push_str(&format!(
             "\ngroup {}: desired {} ({})\n",
-            g.name,
-            g.final_desired_capacity,
-            count(g.activities.len(), "activity", "activities")
+            group.name,
+            group.final_desired_capacity,
+            count(group.activities.len(), "activity", "activities")
         ));
-        for a in &g.activities {
-            s.push_str(&format!(
+        for activity in &group.activities {
+            text.push_str(&format!(
                 "  {}  {} -> {}  {}\n",
-                timefmt::rfc3339(a.timestamp),
-                a.old_desired,
-                a.new_desired,
-                a.cause
+                timefmt::rfc3339(activity.timestamp),
+                activity.old_desired,
+                activity.new_desired,
+                activity.cause
             ));
         }
     }
-    s.push_str(&format!(
+    text.push_str(&format!(
         "\n{} recorded (not sent)\n",
-        count(r.notifications.len(), "notification", "notifications")
+        count(result.notifications.len(), "notification", "notifications")
     ));
-    for n in &r.notifications {
-        s.push_str(&format!(
+    for notification in &result.notifications {
+        text.push_str(&format!(
             "  {}  {} {}  {}\n",
-            timefmt::rfc3339(n.timestamp),
-            n.alarm,
-            n.new_state,
-            n.action
+            timefmt::rfc3339(notification.timestamp),
+            notification.alarm,
+            notification.new_state,
+            notification.action
         ));
     }
-    s
+    text
 }
 
 #[cfg(test)]

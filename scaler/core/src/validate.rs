@@ -14,16 +14,19 @@
 //! names are free.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use marked_yaml::Node;
 use thermostat_alarms::action::{self, Action};
-use thermostat_alarms::error::{ConfigError, ConfigErrors, Pos, Rule};
 use thermostat_alarms::model::Source;
-use thermostat_alarms::raw::{Pairs, Spanned, Text, pos, pos_of};
-use thermostat_alarms::validate::{Fields, is_null};
+use thermostat_alarms::raw::{FileActions, files_actions};
+use thermostat_alarms::validate::{Need, Requirement, check_dimensions};
 use thermostat_alarms::{AlarmSet, timefmt};
 use thermostat_metrics::{Dimension, Statistic};
+use thermostat_yaml::{
+    ConfigError, ConfigErrors, ErrorList, FieldChecker, Pos, Rule, Spanned, Text, did_you_mean,
+    is_null, pos,
+};
 
 use crate::model::{
     AdjustmentType, Backend, BackendKind, DEFAULT_COOLDOWN, DEFAULT_LAUNCH, MAX_POLICIES,
@@ -48,25 +51,36 @@ pub fn validate<P: AsRef<str>, T: AsRef<str>>(
     files: &[(P, T)],
     alarms: &AlarmSet,
 ) -> Result<ScalingSet, ConfigErrors> {
-    let mut errors = Vec::new();
-    let raws: Vec<raw::ScalingFile> = files
-        .iter()
-        .map(|(p, t)| raw::parse(p.as_ref(), t.as_ref(), &mut errors))
-        .collect();
+    let mut errors = ErrorList::new();
+    let raws = raw::read_files(files, &mut errors);
+    let set = check(&raws, &files_actions(files), alarms, &mut errors);
+    let names: Vec<&str> = files.iter().map(|(p, _)| p.as_ref()).collect();
+    errors.finish(set, &names)
+}
+
+/// Validates the raw `scaling_groups:` sections of a configuration's files ([`raw::read`])
+/// against `alarms`, the alarms validated from the same files (empty when they are invalid),
+/// and checks the scaling actions written in the files' alarms (`actions`,
+/// `thermostat_alarms::raw::file_actions`, in file order). Every problem goes to `errors`;
+/// the set returned holds the groups that passed, and is the configuration's only when no
+/// error was found.
+pub fn check(
+    raws: &[raw::ScalingFile],
+    actions: &[FileActions],
+    alarms: &AlarmSet,
+    errors: &mut ErrorList,
+) -> ScalingSet {
     let mut set = ScalingSet::default();
     let mut seen: HashMap<String, (String, Pos)> = HashMap::new();
     let mut policy_pos: HashMap<(String, String), (String, Pos)> = HashMap::new();
-    for f in &raws {
-        let mut cx = Cx(Fields {
-            file: &f.file,
-            errors: &mut errors,
-        });
+    for f in raws {
+        let mut check = ScalingChecker(FieldChecker::new(&f.file, errors));
         for e in &f.groups {
             let name_pos = e.spec.name.as_ref().map_or(e.pos, pos);
-            let unique = match cx.opt(&e.spec.name).map(|n| n.as_str()) {
+            let unique = match check.present(&e.spec.name).map(|n| n.as_str()) {
                 Some(n) => match seen.get(n) {
                     Some((file, first)) => {
-                        cx.push(
+                        check.push(
                             name_pos,
                             format!("scaling_groups.{n}.name"),
                             Rule::Duplicate,
@@ -84,7 +98,7 @@ pub fn validate<P: AsRef<str>, T: AsRef<str>>(
                 },
                 None => true,
             };
-            if let Some(g) = cx.group(e).filter(|_| unique) {
+            if let Some(g) = check.group(e).filter(|_| unique) {
                 for (p, spec) in g.policies.iter().zip(policy_specs(&e.spec)) {
                     let at = spec.name.as_ref().map_or(pos(spec), pos);
                     policy_pos.insert((g.name.clone(), p.name.clone()), (f.file.clone(), at));
@@ -96,10 +110,13 @@ pub fn validate<P: AsRef<str>, T: AsRef<str>>(
     // Names of groups that failed validation still count as defined, so that one mistake
     // is not reported again at every alarm action.
     let defined: HashSet<&str> = seen.keys().map(String::as_str).collect();
-    for f in &raws {
-        if let Some(root) = &f.root {
-            check_alarm_actions(&f.file, root, &set, &defined, &mut errors);
-        }
+    for file in actions {
+        check_alarm_actions(
+            &mut FieldChecker::new(&file.file, errors),
+            file,
+            &set,
+            &defined,
+        );
     }
     for m in set.managed_alarms() {
         if alarms.alarm(&m.name).is_some() || alarms.composite(&m.name).is_some() {
@@ -120,18 +137,7 @@ pub fn validate<P: AsRef<str>, T: AsRef<str>>(
             });
         }
     }
-    if errors.is_empty() {
-        Ok(set)
-    } else {
-        let order: HashMap<&str, usize> = files
-            .iter()
-            .enumerate()
-            .map(|(i, (p, _))| (p.as_ref(), i))
-            .collect();
-        errors.sort_by_key(|e| (order.get(e.file.as_str()).copied(), e.pos));
-        errors.dedup();
-        Err(ConfigErrors(errors))
-    }
+    set
 }
 
 fn policy_specs(g: &GroupSpec) -> impl Iterator<Item = &Spanned<PolicySpec>> {
@@ -149,110 +155,83 @@ fn managed_owner(set: &ScalingSet, alarm: &str) -> (String, String) {
     (String::new(), String::new())
 }
 
-/// Walks `alarms:` of one document and checks every scaling action.
+/// Checks every scaling action written in `alarms:` of one file.
 fn check_alarm_actions(
-    file: &str,
-    root: &Node,
+    check: &mut FieldChecker<'_>,
+    file: &FileActions,
     set: &ScalingSet,
     defined: &HashSet<&str>,
-    errors: &mut Vec<ConfigError>,
 ) {
-    let Some(list) = root.as_mapping().and_then(|m| m.get_sequence("alarms")) else {
-        return;
-    };
-    for (i, item) in list.iter().enumerate() {
-        let Some(map) = item.as_mapping() else {
-            continue;
+    for written in file.actions.iter().filter(|a| a.list == "alarms") {
+        let base = match &written.name {
+            Some(n) => format!("alarms.{n}"),
+            None => format!("alarms[{}]", written.index),
         };
-        let base = match map.get_scalar("name") {
-            Some(n) => format!("alarms.{}", n.as_str()),
-            None => format!("alarms[{i}]"),
+        let Ok(act) = action::parse(&written.text) else {
+            continue; // thermostat_alarms reports malformed actions.
         };
-        for key in ["alarm_actions", "ok_actions", "insufficient_data_actions"] {
-            let Some(actions) = map.get_sequence(key) else {
-                continue;
-            };
-            for (j, a) in actions.iter().enumerate() {
-                let Some(s) = a.as_scalar() else { continue };
-                let Ok(act) = action::parse(s.as_str()) else {
-                    continue; // thermostat_alarms reports malformed actions.
-                };
-                let message = match &act {
-                    Action::ScalingPolicy { group, policy }
-                    | Action::ScalingPolicyArn {
-                        group: Some(group),
-                        policy: Some(policy),
-                        ..
-                    } => match set.resolve(&act) {
-                        Some((_, p)) if p.policy_type() == PolicyType::TargetTrackingScaling => {
-                            Some(format!(
-                                "refers to the target-tracking policy {group}/{policy}, which only the alarms Thermostat creates for it may trigger"
-                            ))
-                        }
-                        Some(_) => None,
-                        None => {
-                            let found = set.groups.iter().find(|g| {
-                                g.name == *group
-                                    || matches!(&g.backend, Backend::AwsAutoscaling { auto_scaling_group_name } if auto_scaling_group_name == group)
-                            });
-                            match found {
-                                Some(g) => Some(format!(
-                                    "refers to unknown policy {policy:?} of scaling group {:?}{}",
-                                    g.name,
-                                    suggest(policy, g.policies.iter().map(|p| p.name.as_str()))
-                                )),
-                                // The group is defined but failed validation (reported there).
-                                None if defined.contains(group.as_str()) => None,
-                                None => Some(format!(
-                                    "refers to unknown scaling group {group:?}{}",
-                                    suggest(group, defined.iter().copied())
-                                )),
-                            }
-                        }
-                    },
-                    Action::ScalingPolicyArn { .. } => Some(format!(
-                        "must name the group and policy (…:autoScalingGroupName/<group>:policyName/<policy>) so that Thermostat can find them (got {:?})",
-                        s.as_str()
-                    )),
-                    _ => None,
-                };
-                if let Some(m) = message {
-                    errors.push(ConfigError {
-                        file: file.to_owned(),
-                        pos: pos_of(a.span()),
-                        path: format!("{base}.{key}[{j}]"),
-                        rule: Rule::Action,
-                        message: m,
-                    });
+        let message = match &act {
+            Action::ScalingPolicy { group, policy }
+            | Action::ScalingPolicyArn {
+                group: Some(group),
+                policy: Some(policy),
+                ..
+            } => match set.resolve(&act) {
+                Some((_, p)) if p.policy_type() == PolicyType::TargetTrackingScaling => {
+                    Some(format!(
+                        "refers to the target-tracking policy {group}/{policy}, which only the alarms Thermostat creates for it may trigger"
+                    ))
                 }
-            }
+                Some(_) => None,
+                None => {
+                    let found = set.groups.iter().find(|g| {
+                        g.name == *group
+                            || matches!(&g.backend, Backend::AwsAutoscaling { auto_scaling_group_name } if auto_scaling_group_name == group)
+                    });
+                    match found {
+                        Some(g) => Some(format!(
+                            "refers to unknown policy {policy:?} of scaling group {:?}{}",
+                            g.name,
+                            did_you_mean(policy, g.policies.iter().map(|p| p.name.as_str()))
+                        )),
+                        // The group is defined but failed validation (reported there).
+                        None if defined.contains(group.as_str()) => None,
+                        None => Some(format!(
+                            "refers to unknown scaling group {group:?}{}",
+                            did_you_mean(group, defined.iter().copied())
+                        )),
+                    }
+                }
+            },
+            Action::ScalingPolicyArn { .. } => Some(format!(
+                "must name the group and policy (…:autoScalingGroupName/<group>:policyName/<policy>) so that Thermostat can find them (got {:?})",
+                written.text
+            )),
+            _ => None,
+        };
+        if let Some(m) = message {
+            check.push(
+                written.pos,
+                format!("{base}.{}[{}]", written.key, written.position),
+                Rule::Reference,
+                m,
+            );
         }
     }
 }
 
-fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
-    let known: Vec<&str> = known.collect();
-    let msg = thermostat_alarms::raw::unknown_field_message(name, &known);
-    match msg.split_once(" (did you mean ") {
-        Some((_, rest)) => format!(
-            " (did you mean {}",
-            rest.split_once(';').map_or(rest, |(a, _)| a)
-        ),
-        None => String::new(),
-    }
-}
+/// The field checks of one file's scaling groups: `thermostat-yaml`'s, plus the scaling
+/// ones below.
+struct ScalingChecker<'a>(FieldChecker<'a>);
 
-/// The shared field checks of the alarm validator, plus the scaling-specific ones below.
-struct Cx<'a>(Fields<'a>);
-
-impl<'a> std::ops::Deref for Cx<'a> {
-    type Target = Fields<'a>;
-    fn deref(&self) -> &Fields<'a> {
+impl<'a> Deref for ScalingChecker<'a> {
+    type Target = FieldChecker<'a>;
+    fn deref(&self) -> &FieldChecker<'a> {
         &self.0
     }
 }
 
-impl std::ops::DerefMut for Cx<'_> {
+impl DerefMut for ScalingChecker<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.0
     }
@@ -276,46 +255,22 @@ fn name_problem(s: &str) -> Option<String> {
     }
 }
 
-impl Cx<'_> {
-    fn int(&mut self, t: &Text, path: &str, min: i64, max: i64) -> Option<i64> {
-        match t.trim().parse::<i64>() {
-            Ok(n) if (min..=max).contains(&n) => Some(n),
-            Ok(n) => {
-                self.push(
-                    pos(t),
-                    path,
-                    Rule::Number,
-                    format!("must be between {min} and {max} (got {n})"),
-                );
-                None
-            }
-            Err(_) => {
-                self.push(
-                    pos(t),
-                    path,
-                    Rule::Number,
-                    format!("must be a whole number (got {})", t.as_str()),
-                );
-                None
-            }
-        }
-    }
-
+impl ScalingChecker<'_> {
     fn size(&mut self, t: &Option<Text>, path: &str) -> Option<u32> {
-        let t = self.opt(t)?;
-        self.int(t, path, 0, i64::from(MAX_GROUP_SIZE))
+        let t = self.present(t)?;
+        self.integer(t, path, 0, i64::from(MAX_GROUP_SIZE))
             .and_then(|n| u32::try_from(n).ok())
     }
 
-    fn seconds(&mut self, t: &Option<Text>, path: &str) -> Option<Duration> {
-        let t = self.opt(t)?;
-        self.int(t, path, 0, i64::from(MAX_SECONDS))
+    fn whole_seconds(&mut self, t: &Option<Text>, path: &str) -> Option<Duration> {
+        let t = self.present(t)?;
+        self.integer(t, path, 0, i64::from(MAX_SECONDS))
             .and_then(|n| u64::try_from(n).ok())
             .map(Duration::from_secs)
     }
 
     fn time(&mut self, t: &Option<Text>, path: &str) -> Option<thermostat_metrics::Timestamp> {
-        let t = self.opt(t)?;
+        let t = self.present(t)?;
         let ts = timefmt::parse_rfc3339(t);
         if ts.is_none() {
             self.push(
@@ -358,7 +313,7 @@ impl Cx<'_> {
         entry: Pos,
     ) -> (String, Option<String>) {
         let fallback = format!("{list}[{index}]");
-        match self.opt(name) {
+        match self.present(name) {
             None => {
                 self.push(
                     entry,
@@ -383,10 +338,10 @@ impl Cx<'_> {
 
     fn group(&mut self, e: &raw::Entry<GroupSpec>) -> Option<ScalingGroup> {
         let s = &e.spec;
-        let before = self.errors.len();
+        let before = self.error_count();
         let (b, name) = self.named(&s.name, "scaling_groups", e.index, e.pos);
         let at = |f: &str| format!("{b}.{f}");
-        let kind = match self.opt(&s.backend) {
+        let kind = match self.present(&s.backend) {
             Some(t) => self.word::<BackendKind>(t, &at("backend")),
             None => Some(BackendKind::Simulated),
         };
@@ -395,7 +350,7 @@ impl Cx<'_> {
         let desired = self.size(&s.desired_capacity, &at("desired_capacity"));
         if kind.is_some_and(|k| k != BackendKind::AwsAutoscaling) {
             for (v, f) in [(&s.min_size, "min_size"), (&s.max_size, "max_size")] {
-                if self.opt(v).is_none() {
+                if self.present(v).is_none() {
                     self.push(
                         e.pos,
                         at(f),
@@ -405,7 +360,7 @@ impl Cx<'_> {
                 }
             }
         }
-        if let (Some(lo), Some(hi), Some(t)) = (min, max, self.opt(&s.max_size))
+        if let (Some(lo), Some(hi), Some(t)) = (min, max, self.present(&s.max_size))
             && lo > hi
         {
             self.push(
@@ -415,7 +370,7 @@ impl Cx<'_> {
                 format!("must be at least min_size ({lo}) (got {hi})"),
             );
         }
-        if let (Some(d), Some(t)) = (desired, self.opt(&s.desired_capacity)) {
+        if let (Some(d), Some(t)) = (desired, self.present(&s.desired_capacity)) {
             let problem = match (min, max) {
                 (Some(lo), _) if d < lo => Some(format!("must be at least min_size ({lo}) (got {d})")),
                 (_, Some(hi)) if d > hi => Some(format!("must be at most max_size ({hi}) (got {d})")),
@@ -429,10 +384,10 @@ impl Cx<'_> {
             }
         }
         let default_cooldown = self
-            .seconds(&s.default_cooldown_seconds, &at("default_cooldown_seconds"))
+            .whole_seconds(&s.default_cooldown_seconds, &at("default_cooldown_seconds"))
             .unwrap_or(DEFAULT_COOLDOWN);
-        let default_instance_warmup = match self.opt(&s.default_instance_warmup_seconds) {
-            Some(t) => match self.int(t, &at("default_instance_warmup_seconds"), -1, 3600) {
+        let default_instance_warmup = match self.present(&s.default_instance_warmup_seconds) {
+            Some(t) => match self.integer(t, &at("default_instance_warmup_seconds"), -1, 3600) {
                 Some(-1) | None => None,
                 Some(n) => u64::try_from(n).ok().map(Duration::from_secs),
             },
@@ -440,7 +395,7 @@ impl Cx<'_> {
         };
         let launch = match &s.simulated {
             Some(sim) => self
-                .seconds(
+                .whole_seconds(
                     &sim.launch_seconds,
                     &format!("{b}.simulated.launch_seconds"),
                 )
@@ -459,7 +414,7 @@ impl Cx<'_> {
             }
             Some(BackendKind::AwsAutoscaling) => {
                 self.only_for(&s.webhook_url, &at("webhook_url"), "webhook");
-                let asg = match self.opt(&s.auto_scaling_group_name) {
+                let asg = match self.present(&s.auto_scaling_group_name) {
                     Some(t) => {
                         let n = t.chars().count();
                         if n == 0 || n > 255 {
@@ -495,7 +450,7 @@ impl Cx<'_> {
                             self.push(
                                 pos(t),
                                 at("webhook_url"),
-                                Rule::Action,
+                                Rule::Reference,
                                 format!(
                                     "must be an http:// or https:// URL with a host (got {:?})",
                                     t.as_str()
@@ -521,7 +476,7 @@ impl Cx<'_> {
             policies: Vec::new(),
             scheduled_actions: Vec::new(),
             source: Source {
-                file: self.file.to_owned(),
+                file: self.file().to_owned(),
                 line: e.pos.line,
             },
         };
@@ -589,11 +544,11 @@ impl Cx<'_> {
                 }
             }
         }
-        (self.errors.len() == before && name.is_some()).then_some(group)
+        (self.error_count() == before && name.is_some()).then_some(group)
     }
 
     fn only_for(&mut self, t: &Option<Text>, path: &str, backend: &str) {
-        if let Some(t) = self.opt(t) {
+        if let Some(t) = self.present(t) {
             self.push(
                 pos(t),
                 path,
@@ -611,10 +566,10 @@ impl Cx<'_> {
         group: &ScalingGroup,
     ) -> Option<Policy> {
         let entry = pos(p);
-        let before = self.errors.len();
+        let before = self.error_count();
         let (b, name) = self.named(&p.name, &format!("{group_base}.policies"), index, entry);
         let at = |f: &str| format!("{b}.{f}");
-        let ptype = match self.opt(&p.policy_type) {
+        let ptype = match self.present(&p.policy_type) {
             Some(t) => self.word::<PolicyType>(t, &at("policy_type"))?,
             None => PolicyType::SimpleScaling,
         };
@@ -693,10 +648,10 @@ impl Cx<'_> {
             self.required(&p.adjustment_type, entry, &b, "adjustment_type")
                 .and_then(|t| self.word::<AdjustmentType>(t, &at("adjustment_type")))
         };
-        let min_adjustment_magnitude = match self.opt(&p.min_adjustment_magnitude) {
+        let min_adjustment_magnitude = match self.present(&p.min_adjustment_magnitude) {
             Some(t) if ptype != TargetTrackingScaling => {
                 let v = self
-                    .int(
+                    .integer(
                         t,
                         &at("min_adjustment_magnitude"),
                         1,
@@ -715,7 +670,7 @@ impl Cx<'_> {
             }
             _ => None,
         };
-        let warmup = self.seconds(
+        let warmup = self.whole_seconds(
             &p.estimated_instance_warmup_seconds,
             &at("estimated_instance_warmup_seconds"),
         );
@@ -724,7 +679,7 @@ impl Cx<'_> {
                 let adj = self
                     .required(&p.scaling_adjustment, entry, &b, "scaling_adjustment")
                     .and_then(|t| self.adjustment(t, &at("scaling_adjustment"), adjustment_type));
-                let cooldown = self.seconds(&p.cooldown_seconds, &at("cooldown_seconds"));
+                let cooldown = self.whole_seconds(&p.cooldown_seconds, &at("cooldown_seconds"));
                 PolicyKind::SimpleScaling {
                     adjustment_type: adjustment_type?,
                     scaling_adjustment: adj?,
@@ -733,7 +688,7 @@ impl Cx<'_> {
                 }
             }
             StepScaling => {
-                let agg = match self.opt(&p.metric_aggregation_type) {
+                let agg = match self.present(&p.metric_aggregation_type) {
                     Some(t) => {
                         self.word::<MetricAggregationType>(t, &at("metric_aggregation_type"))
                     }
@@ -789,7 +744,7 @@ impl Cx<'_> {
                 }
             }
         };
-        if self.errors.len() != before {
+        if self.error_count() != before {
             return None;
         }
         Some(Policy {
@@ -805,7 +760,7 @@ impl Cx<'_> {
         } else {
             -i64::from(MAX_GROUP_SIZE) * 100
         };
-        let v = self.int(
+        let v = self.integer(
             t,
             path,
             -i64::from(MAX_GROUP_SIZE) * 100,
@@ -829,7 +784,7 @@ impl Cx<'_> {
         path: &str,
         ty: Option<AdjustmentType>,
     ) -> Option<Vec<StepAdjustment>> {
-        let before = self.errors.len();
+        let before = self.error_count();
         if list.is_empty() || list.len() > MAX_STEPS {
             self.push(
                 pos(list),
@@ -843,18 +798,18 @@ impl Cx<'_> {
         for (i, s) in list.iter().enumerate() {
             let p = format!("{path}[{i}]");
             let lower = self
-                .opt(&s.metric_interval_lower_bound)
+                .present(&s.metric_interval_lower_bound)
                 .and_then(|t| self.float(t, &format!("{p}.metric_interval_lower_bound")));
             let upper = self
-                .opt(&s.metric_interval_upper_bound)
+                .present(&s.metric_interval_upper_bound)
                 .and_then(|t| self.float(t, &format!("{p}.metric_interval_upper_bound")));
             let adj = self
                 .required(&s.scaling_adjustment, pos(s), &p, "scaling_adjustment")
                 .and_then(|t| self.adjustment(t, &format!("{p}.scaling_adjustment"), ty));
             match (lower, upper) {
                 (None, None)
-                    if self.opt(&s.metric_interval_lower_bound).is_none()
-                        && self.opt(&s.metric_interval_upper_bound).is_none() =>
+                    if self.present(&s.metric_interval_lower_bound).is_none()
+                        && self.present(&s.metric_interval_upper_bound).is_none() =>
                 {
                     self.push(pos(s), &p, Rule::Consistency, "must have metric_interval_lower_bound or metric_interval_upper_bound (a step with neither is invalid)");
                 }
@@ -881,7 +836,7 @@ impl Cx<'_> {
                 ));
             }
         }
-        if self.errors.len() != before {
+        if self.error_count() != before {
             return None;
         }
         let mut sorted = steps.clone();
@@ -915,7 +870,7 @@ impl Cx<'_> {
         if any_pos_upper && null_upper == 0 {
             self.push(pos(list), path, Rule::Consistency, "has a positive metric_interval_upper_bound, so it needs a step without metric_interval_upper_bound (up to +infinity)");
         }
-        if self.errors.len() != before {
+        if self.error_count() != before {
             return None;
         }
         Some(sorted.into_iter().map(|s| s.1).collect())
@@ -927,7 +882,7 @@ impl Cx<'_> {
         base: &str,
         group: &ScalingGroup,
     ) -> Option<TrackedMetric> {
-        match (self.opt(&tt.predefined_metric), &tt.customized_metric) {
+        match (self.present(&tt.predefined_metric), &tt.customized_metric) {
             (Some(t), None) => {
                 let m = self.word::<PredefinedMetric>(t, &format!("{base}.predefined_metric"))?;
                 let asg = match &group.backend {
@@ -946,7 +901,7 @@ impl Cx<'_> {
             }
             (None, Some(c)) => {
                 let cb = format!("{base}.customized_metric");
-                let before = self.errors.len();
+                let before = self.error_count();
                 let namespace = self
                     .required(&c.namespace, pos(c), &cb, "namespace")
                     .map(|t| {
@@ -963,7 +918,12 @@ impl Cx<'_> {
                         }
                         t.as_str().to_owned()
                     });
-                let dimensions = self.dimensions(&c.dimensions, &format!("{cb}.dimensions"));
+                let dimensions = check_dimensions(
+                    &mut self.0,
+                    &c.dimensions,
+                    &format!("{cb}.dimensions"),
+                    false,
+                );
                 let statistic = self
                     .required(&c.statistic, pos(c), &cb, "statistic")
                     .and_then(|t| match t.as_str().parse::<Statistic>() {
@@ -973,7 +933,7 @@ impl Cx<'_> {
                             None
                         }
                     });
-                if self.errors.len() != before {
+                if self.error_count() != before {
                     return None;
                 }
                 Some(TrackedMetric {
@@ -995,11 +955,6 @@ impl Cx<'_> {
             }
         }
     }
-
-    fn dimensions(&mut self, d: &Option<Spanned<Pairs>>, path: &str) -> Vec<Dimension> {
-        self.0.dimensions(d, path, false)
-    }
-
     fn scheduled(
         &mut self,
         a: &Spanned<ScheduledSpec>,
@@ -1008,7 +963,7 @@ impl Cx<'_> {
         group: &ScalingGroup,
     ) -> Option<ScheduledAction> {
         let entry = pos(a);
-        let before = self.errors.len();
+        let before = self.error_count();
         let (b, name) = self.named(
             &a.name,
             &format!("{group_base}.scheduled_actions"),
@@ -1016,12 +971,12 @@ impl Cx<'_> {
             entry,
         );
         let at = |f: &str| format!("{b}.{f}");
-        let zone = match self.opt(&a.time_zone) {
+        let zone = match self.present(&a.time_zone) {
             Some(t) => {
                 if let Err(m) = crate::recurrence::parse_time_zone(t) {
                     self.push(pos(t), at("time_zone"), Rule::Enum, m);
                 }
-                if self.opt(&a.recurrence).is_none() {
+                if self.present(&a.recurrence).is_none() {
                     self.push(pos(t), at("time_zone"), Rule::Consistency, "applies only with recurrence (start_time and end_time carry their own offset)");
                 }
                 t.as_str().to_owned()
@@ -1029,7 +984,7 @@ impl Cx<'_> {
             None => "UTC".to_owned(),
         };
         let recurrence =
-            self.opt(&a.recurrence)
+            self.present(&a.recurrence)
                 .and_then(|t| match crate::recurrence::parse_cron(t) {
                     Ok(_) => Recurrence::try_new(t, &zone).ok(),
                     Err(m) => {
@@ -1039,10 +994,10 @@ impl Cx<'_> {
                 });
         let start = self.time(&a.start_time, &at("start_time"));
         let end = self.time(&a.end_time, &at("end_time"));
-        if self.opt(&a.recurrence).is_none() && self.opt(&a.start_time).is_none() {
+        if self.present(&a.recurrence).is_none() && self.present(&a.start_time).is_none() {
             self.push(entry, at("start_time"), Rule::Required, "is required when there is no recurrence (a one-time action runs at its start_time)");
         }
-        if let (Some(s), Some(e), Some(t)) = (start, end, self.opt(&a.end_time))
+        if let (Some(s), Some(e), Some(t)) = (start, end, self.present(&a.end_time))
             && e <= s
         {
             self.push(
@@ -1057,7 +1012,7 @@ impl Cx<'_> {
         let desired = self.size(&a.desired_capacity, &at("desired_capacity"));
         if [&a.min_size, &a.max_size, &a.desired_capacity]
             .iter()
-            .all(|t| self.opt(t).is_none())
+            .all(|t| self.present(t).is_none())
         {
             self.push(
                 entry,
@@ -1076,7 +1031,7 @@ impl Cx<'_> {
             } else {
                 (&a.max_size, "max_size")
             };
-            let p = self.opt(t).map_or(entry, pos);
+            let p = self.present(t).map_or(entry, pos);
             self.push(
                 p,
                 at(f),
@@ -1084,7 +1039,7 @@ impl Cx<'_> {
                 format!("leaves min_size ({lo}) above max_size ({hi})"),
             );
         }
-        if let (Some(d), Some(t)) = (desired, self.opt(&a.desired_capacity))
+        if let (Some(d), Some(t)) = (desired, self.present(&a.desired_capacity))
             && (eff_min.is_some_and(|lo| d < lo) || eff_max.is_some_and(|hi| d > hi))
         {
             self.push(
@@ -1098,7 +1053,7 @@ impl Cx<'_> {
                     ),
                 );
         }
-        if self.errors.len() != before {
+        if self.error_count() != before {
             return None;
         }
         Some(ScheduledAction {
@@ -1117,14 +1072,15 @@ impl Cx<'_> {
 /// AWS credentials for every `aws_autoscaling` group, at its `backend:` (the server describes
 /// or updates the real group at start-up and refuses to start when it cannot). Files that
 /// are not YAML are skipped ([`validate`] reports them).
-pub fn requirements<P: AsRef<str>, T: AsRef<str>>(
-    files: &[(P, T)],
-) -> Vec<thermostat_alarms::validate::Requirement> {
-    use thermostat_alarms::validate::{Need, Requirement};
+pub fn requirements<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> Vec<Requirement> {
+    requirements_of(&raw::read_files(files, &mut ErrorList::new()))
+}
+
+/// The requirements of raw `scaling_groups:` sections ([`raw::read`]), as
+/// [`requirements`].
+pub fn requirements_of(raws: &[raw::ScalingFile]) -> Vec<Requirement> {
     let mut out = Vec::new();
-    for (file, text) in files {
-        let mut ignored = Vec::new();
-        let f = raw::parse(file.as_ref(), text.as_ref(), &mut ignored);
+    for f in raws {
         for e in &f.groups {
             let Some(backend) = e.spec.backend.as_ref() else {
                 continue;

@@ -1,24 +1,13 @@
-//! The [`Fleet`] port and [`AnyFleet`].
+//! The [`Fleet`] trait and [`AnyFleet`], which implements the scaling runtime's port
+//! ([`thermostat_scaler_runtime::Fleet`]).
 
 use std::future::Future;
 
-use serde::{Deserialize, Serialize};
+pub use thermostat_scaler_runtime::Capacity;
+use thermostat_scaler_runtime::{FleetError, FleetFuture};
 
 use crate::error::Result;
 use crate::{AutoScalingFleet, SimulatedFleet, WebhookFleet};
-
-/// A group's capacity as its backend reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capacity {
-    /// `DesiredCapacity`.
-    pub desired: u32,
-    /// `MinSize`.
-    pub min: u32,
-    /// `MaxSize`.
-    pub max: u32,
-    /// Instances in service.
-    pub in_service: u32,
-}
 
 /// Where a group's capacity lives. Methods take the Thermostat group name.
 pub trait Fleet: Send + Sync {
@@ -95,5 +84,82 @@ impl Fleet for AnyFleet {
             AnyFleet::AutoScaling(f) => f.update_limits(group, min, max, desired).await,
             AnyFleet::Webhook(f) => f.update_limits(group, min, max, desired).await,
         }
+    }
+}
+
+/// The scaling runtime's port: the same calls, boxed so that the runtime holds
+/// `Arc<dyn thermostat_scaler_runtime::Fleet>`; errors keep this crate's [`Error`](crate::Error)
+/// (and its message) inside.
+impl thermostat_scaler_runtime::Fleet for AnyFleet {
+    fn describe<'a>(&'a self, group: &'a str) -> FleetFuture<'a> {
+        Box::pin(async move { Fleet::describe(self, group).await.map_err(FleetError::new) })
+    }
+
+    fn set_desired<'a>(
+        &'a self,
+        group: &'a str,
+        desired: u32,
+        honor_cooldown: bool,
+        cause: &'a str,
+    ) -> FleetFuture<'a> {
+        Box::pin(async move {
+            Fleet::set_desired(self, group, desired, honor_cooldown, cause)
+                .await
+                .map_err(FleetError::new)
+        })
+    }
+
+    fn update_limits<'a>(
+        &'a self,
+        group: &'a str,
+        min: Option<u32>,
+        max: Option<u32>,
+        desired: Option<u32>,
+    ) -> FleetFuture<'a> {
+        Box::pin(async move {
+            Fleet::update_limits(self, group, min, max, desired)
+                .await
+                .map_err(FleetError::new)
+        })
+    }
+}
+
+/// The scaling runtime's fleet factory: for each group of a set, its fleet by back-end (the
+/// simulated fleet on `clock`, EC2 Auto Scaling through `sdk`, or a webhook with
+/// [`DEFAULT_WEBHOOK_TIMEOUT`](crate::DEFAULT_WEBHOOK_TIMEOUT)).
+pub fn factory(
+    sdk: aws_config::SdkConfig,
+    clock: std::sync::Arc<dyn thermostat_metrics::Clock>,
+) -> impl Fn(
+    &thermostat_scaler::ScalingSet,
+) -> Result<thermostat_scaler_runtime::Fleets, thermostat_scaler_runtime::FleetError>
++ Send
++ Sync {
+    use std::sync::Arc;
+    use thermostat_scaler::Backend;
+    use thermostat_scaler_runtime::{FleetError, Fleets};
+    move |set| {
+        let mut fleets = Fleets::new();
+        for group in &set.groups {
+            let fleet = match &group.backend {
+                Backend::Simulated => {
+                    let simulated = crate::SimulatedFleet::new(Arc::clone(&clock));
+                    simulated.add_group(group);
+                    AnyFleet::Simulated(simulated)
+                }
+                Backend::AwsAutoscaling { .. } => {
+                    AnyFleet::AutoScaling(crate::AutoScalingFleet::from_set(&sdk, set))
+                }
+                Backend::Webhook { .. } => AnyFleet::Webhook(
+                    crate::WebhookFleet::from_set(set, crate::DEFAULT_WEBHOOK_TIMEOUT)
+                        .map_err(FleetError::new)?,
+                ),
+            };
+            fleets.insert(
+                group.name.clone(),
+                Arc::new(fleet) as Arc<dyn thermostat_scaler_runtime::Fleet>,
+            );
+        }
+        Ok(fleets)
     }
 }

@@ -1,7 +1,10 @@
 //! Thermostat's fleet adapters: where a scaling group's capacity actually lives.
 //!
 //! # What this crate owns
-//! - The [`Fleet`] port: `describe`, `set_desired`, `update_limits`.
+//! - The [`Fleet`] trait: `describe`, `set_desired`, `update_limits`, statically dispatched;
+//!   [`AnyFleet`] also implements the scaling runtime's port of the same calls
+//!   (`thermostat_scaler_runtime::Fleet`, dyn-compatible), which is how the runtime reaches
+//!   these adapters. [`Capacity`] is the runtime's.
 //! - [`SimulatedFleet`]: the pure dynamics of `thermostat_scaler::GroupState` driven by a
 //!   [`Clock`](thermostat_metrics::Clock) passed in.
 //! - [`AutoScalingFleet`]: a real EC2 Auto Scaling group through aws-sdk-autoscaling
@@ -16,7 +19,7 @@
 //! - No adapter imports another adapter crate.
 //!
 //! # Layout
-//! `error.rs`, `fleet.rs` (the trait, [`Capacity`], [`AnyFleet`]), `simulated.rs`,
+//! `error.rs`, `fleet.rs` (the trait, [`AnyFleet`] and its port implementation), `simulated.rs`,
 //! `autoscaling.rs`, `webhook.rs`; tests with real peers in `tests/`.
 
 mod autoscaling;
@@ -27,6 +30,6 @@ mod webhook;
 
 pub use autoscaling::AutoScalingFleet;
 pub use error::{Error, Result};
-pub use fleet::{AnyFleet, Capacity, Fleet};
+pub use fleet::{AnyFleet, Capacity, Fleet, factory};
 pub use simulated::SimulatedFleet;
 pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookFleet};

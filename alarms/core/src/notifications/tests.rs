@@ -1,7 +1,14 @@
 //! `notifications:` parsing, validation, mute rules and notification building.
 
+use jiff::civil::DateTime;
+
 use super::*;
-use crate::state::Transition;
+use crate::action::Action;
+use crate::error::ConfigErrors;
+use crate::message::{AlarmDefinition, AlarmEvent};
+use crate::model::{AlarmSet, StateValue};
+use crate::state::{ActionInvocation, Transition};
+use crate::timefmt;
 use crate::timefmt::parse_rfc3339;
 
 const ALARMS: &str = r#"

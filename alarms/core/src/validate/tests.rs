@@ -147,7 +147,7 @@ fn examples_validate_and_their_tests_pass() {
     let cpu = set.alarm("web-high-cpu").unwrap();
     assert_eq!(cpu.evaluation_range, 5, "§3.5.2 default for N = 3");
     assert_eq!(cpu.ok_threshold, Some(60.0));
-    let outcomes = crate::testing::run_tests(&set);
+    let outcomes = crate::alarm_tests::run_tests(&set);
     assert_eq!(outcomes.len(), 2);
     for o in &outcomes {
         assert!(o.passed(), "{o}");
@@ -158,7 +158,7 @@ fn examples_validate_and_their_tests_pass() {
 fn failing_tests_print_a_readable_diff() {
     let text = "alarms:\n  - {name: x, namespace: A, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold}\ntests:\n  - name: wrong\n    datapoints:\n      - {at: 0, value: 5}\n    expect:\n      - {at: 1m, state: OK}\n    transitions:\n      - {at: 2m, to: ALARM}\n";
     let set = validate(&[("t.yaml", text)]).unwrap_or_else(|e| panic!("{e}"));
-    let o = crate::testing::run_test(&set, &set.tests[0]);
+    let o = crate::alarm_tests::run_test(&set, &set.tests[0]);
     insta::assert_snapshot!(o.to_string());
 }
 

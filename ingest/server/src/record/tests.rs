@@ -35,7 +35,7 @@ fn data(s: &Sample<'_>) -> Data {
     }
 }
 
-fn flat(v: &Validated) -> Vec<Flat> {
+fn flat(v: &ObservationBatch) -> Vec<Flat> {
     v.observations()
         .iter()
         .map(|(k, o)| {
@@ -50,8 +50,8 @@ fn flat(v: &Validated) -> Vec<Flat> {
         .collect()
 }
 
-fn validated(items: &[Flat]) -> Validated {
-    let mut v = Validated::default();
+fn validated(items: &[Flat]) -> ObservationBatch {
+    let mut v = ObservationBatch::default();
     for (key, t, unit, resolution, d) in items {
         let (values, counts);
         let sample = match d {
@@ -77,7 +77,7 @@ fn validated(items: &[Flat]) -> Validated {
     v
 }
 
-fn encoded(v: &Validated) -> Vec<u8> {
+fn encoded(v: &ObservationBatch) -> Vec<u8> {
     let mut out = Vec::new();
     encode(v, &mut out);
     out

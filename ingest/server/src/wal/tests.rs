@@ -32,7 +32,7 @@ fn push(wal: &Wal, req: PutMetricDataRequest) -> Result<u64, String> {
     let (ack, rx) = oneshot::channel();
     wal.submit(Job::new(validated, NOW, ack))
         .map_err(|_| "refused".to_owned())?;
-    rx.blocking_recv().unwrap()
+    rx.blocking_recv().unwrap().map_err(|e| e.to_string())
 }
 
 /// Total SampleCount and Sum over every series of the test namespace.
@@ -379,7 +379,7 @@ fn own_samples_are_logged_applied_and_replayed() {
             (key.clone(), o)
         })
         .collect();
-    let validated = crate::convert::Validated::from_observations(&observations);
+    let validated = thermostat_metrics::ObservationBatch::from_observations(&observations);
     assert_eq!(validated.samples, 2.0);
     let seq = wal
         .append_blocking(validated, NOW, Duration::from_secs(10))
@@ -392,7 +392,7 @@ fn own_samples_are_logged_applied_and_replayed() {
     );
     wal.close();
     let refused = wal.append_blocking(
-        crate::convert::Validated::from_observations(&observations),
+        thermostat_metrics::ObservationBatch::from_observations(&observations),
         NOW,
         Duration::from_secs(10),
     );

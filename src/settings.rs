@@ -5,6 +5,26 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use thermostat_ingest::FsyncMode;
+
+/// Why the settings cannot be used: the message names the file or the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The settings file cannot be read (missing, too large, not text).
+    #[error("cannot read the settings file: {0}")]
+    Read(String),
+    /// The settings file is not valid settings YAML (`path:line:column: message`).
+    #[error("{path}:{message}")]
+    Parse {
+        /// The settings file.
+        path: String,
+        /// `line:column: message`.
+        message: String,
+    },
+    /// A setting that must be positive is 0.
+    #[error("{0}: must be at least 1, got 0")]
+    Zero(&'static str),
+}
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -17,17 +37,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// When acknowledged pushes are synced to disk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Fsync {
-    /// One sync per push, before its acknowledgement.
-    Always,
-    /// Group commit: pushes that arrive together share one sync, each acknowledged after it.
-    #[default]
-    Batch,
-    /// Never sync (unsafe: acknowledged data can be lost on a crash; for benchmarks).
-    Never,
+/// `--fsync`'s values: the ingest crate's [`FsyncMode`]s by name, each with its description
+/// in `--help`.
+fn fsync_parser() -> impl clap::builder::TypedValueParser<Value = FsyncMode> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new(
+        FsyncMode::ALL.map(|mode| PossibleValue::new(mode.name()).help(mode.description())),
+    )
+    .try_map(|name| FsyncMode::from_name(&name).ok_or("not a sync policy"))
 }
 
 /// The keys a settings file may hold (all optional).
@@ -55,7 +72,7 @@ pub struct SettingsFile {
     /// Pushes waiting for the write-ahead log at most.
     pub ingest_queue_capacity: Option<usize>,
     /// Sync policy of the write-ahead log.
-    pub fsync: Option<Fsync>,
+    pub fsync: Option<FsyncMode>,
     /// Extra wait before a group commit, in milliseconds.
     pub fsync_interval_ms: Option<u64>,
     /// Seconds between checkpoints (snapshot + log truncation).
@@ -89,10 +106,13 @@ impl SettingsFile {
     ///
     /// # Errors
     /// The path and the problem, with line and column for YAML errors.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = super::config::read_bounded(path, thermostat_alarms::raw::MAX_FILE_BYTES)
-            .map_err(|e| anyhow::anyhow!("cannot read the settings file: {e}"))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        let text = crate::config::read_bounded(path, thermostat_alarms::raw::MAX_FILE_BYTES)
+            .map_err(|e| SettingsError::Read(e.to_string()))?;
+        Self::parse(&text).map_err(|e| SettingsError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Parses settings YAML; errors read `line:column: message`. The text is checked as
@@ -139,7 +159,7 @@ pub struct Settings {
     /// Pushes waiting for the write-ahead log at most; more get RESOURCE_EXHAUSTED.
     pub ingest_queue_capacity: usize,
     /// Sync policy of the write-ahead log.
-    pub fsync: Fsync,
+    pub fsync: FsyncMode,
     /// Extra wait before a group commit (`batch` mode).
     pub fsync_interval_ms: u64,
     /// Seconds between checkpoints.
@@ -193,7 +213,7 @@ impl Default for Settings {
             max_series: 1_000_000,
             max_series_per_namespace: None,
             ingest_queue_capacity: 1024,
-            fsync: Fsync::Batch,
+            fsync: FsyncMode::Batch,
             fsync_interval_ms: 0,
             checkpoint_interval_seconds: 300,
             recover_truncate: false,
@@ -250,8 +270,8 @@ pub struct ServeArgs {
     pub ingest_queue_capacity: Option<usize>,
     /// When acknowledged pushes reach the disk: always (a sync per push), batch (group commit,
     /// the default) or never (unsafe, for benchmarks).
-    #[arg(long, value_enum)]
-    pub fsync: Option<Fsync>,
+    #[arg(long, value_parser = fsync_parser())]
+    pub fsync: Option<FsyncMode>,
     /// In batch mode, how long to gather pushes before one sync, in milliseconds [default: 0].
     #[arg(long)]
     pub fsync_interval_ms: Option<u64>,
@@ -315,7 +335,7 @@ impl ServeArgs {
     ///
     /// # Errors
     /// An unreadable or invalid settings file.
-    pub fn resolve(&self) -> anyhow::Result<Settings> {
+    pub fn resolve(&self) -> Result<Settings, SettingsError> {
         let file = match &self.settings {
             Some(p) => SettingsFile::load(p)?,
             None => SettingsFile::default(),
@@ -332,7 +352,7 @@ impl Settings {
     ///
     /// # Errors
     /// The first setting that is out of range, by its key.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         let positive: [(&str, u64); 13] = [
             ("max_in_flight_requests", self.max_in_flight_requests as u64),
             ("max_streams", self.max_streams as u64),
@@ -367,10 +387,12 @@ impl Settings {
             ("backup_retention", self.backup_retention as u64),
         ];
         for (key, value) in positive {
-            anyhow::ensure!(value > 0, "{key}: must be at least 1, got 0");
+            if value == 0 {
+                return Err(SettingsError::Zero(key));
+            }
         }
         if let Some(0) = self.max_series_per_namespace {
-            anyhow::bail!("max_series_per_namespace: must be at least 1, got 0");
+            return Err(SettingsError::Zero("max_series_per_namespace"));
         }
         Ok(())
     }

@@ -1,20 +1,19 @@
-//! Durable engine state (alarm states and alarm history) in an embedded ACID store (redb).
-//!
-//! One redb file, `state.redb`, in the data directory. Every evaluation tick that changes
-//! anything commits once (fsync included), so a crash loses at most the tick in progress.
-//! Values are JSON so that the file can be inspected and migrated; the `meta` table holds a
-//! format version that start-up checks before anything else.
+//! The redb file `state.redb`: tables, keys and value encodings, and the generic operations
+//! on them.
 
 use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 
-use anyhow::Context as _;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::error::{Result, StateDbError};
+
 /// Format of `state.redb` written by this build.
 pub const FORMAT_VERSION: u64 = 1;
+/// The file's name in the data directory.
+pub const FILE_NAME: &str = "state.redb";
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ALARM_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("alarm_state");
@@ -67,11 +66,16 @@ impl StateDb {
     ///
     /// # Errors
     /// The file cannot be opened, or holds a format this build does not know.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join("state.redb");
-        let db =
-            Database::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| StateDbError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|source| StateDbError::Open {
+            path: path.clone(),
+            source,
+        })?;
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -81,10 +85,7 @@ impl StateDb {
                     meta.insert("format_version", FORMAT_VERSION)?;
                 }
                 Some(FORMAT_VERSION) => {}
-                Some(v) => anyhow::bail!(
-                    "{}: state format version {v} is not supported by this build (it reads version {FORMAT_VERSION}); use the Thermostat version that wrote it, or move the data directory aside",
-                    path.display()
-                ),
+                Some(found) => return Err(StateDbError::UnsupportedFormat { path, found }),
             }
             tx.open_table(ALARM_STATE)?;
             tx.open_table(ALARM_HISTORY)?;
@@ -97,7 +98,7 @@ impl StateDb {
     ///
     /// # Errors
     /// The copy cannot be written.
-    pub fn backup_to(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn backup_to(&self, path: &Path) -> Result<()> {
         let src = self.db.begin_read()?;
         let dst = Database::create(path)?;
         let tx = dst.begin_write()?;
@@ -126,7 +127,7 @@ impl StateDb {
     ///
     /// # Errors
     /// A read or decode failure.
-    pub fn load_states<S: DeserializeOwned>(&self) -> anyhow::Result<Vec<(String, S)>> {
+    pub fn load_states<S: DeserializeOwned>(&self) -> Result<Vec<(String, S)>> {
         self.load_states_under("")
     }
 
@@ -135,10 +136,7 @@ impl StateDb {
     ///
     /// # Errors
     /// A read failure, or a row of the prefix that does not decode as `S`.
-    pub fn load_states_under<S: DeserializeOwned>(
-        &self,
-        prefix: &str,
-    ) -> anyhow::Result<Vec<(String, S)>> {
+    pub fn load_states_under<S: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, S)>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(ALARM_STATE)?;
         let mut out = Vec::new();
@@ -147,8 +145,11 @@ impl StateDb {
             let Some(name) = k.value().strip_prefix(prefix) else {
                 break;
             };
-            let state = serde_json::from_slice(v.value())
-                .with_context(|| format!("corrupt state of alarm {:?}", k.value()))?;
+            let state =
+                serde_json::from_slice(v.value()).map_err(|source| StateDbError::CorruptState {
+                    key: k.value().to_owned(),
+                    source,
+                })?;
             out.push((name.to_owned(), state));
         }
         Ok(out)
@@ -161,7 +162,7 @@ impl StateDb {
     pub fn commit<S: Serialize, H: Serialize>(
         &self,
         writes: &[AlarmWrite<'_, S, H>],
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         if writes
             .iter()
             .all(|w| w.state.is_none() && w.history.is_empty())
@@ -198,7 +199,7 @@ impl StateDb {
     ///
     /// # Errors
     /// A write failure.
-    pub fn forget_states(&self, keys: &[String]) -> anyhow::Result<()> {
+    pub fn forget_states(&self, keys: &[String]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -217,7 +218,7 @@ impl StateDb {
     ///
     /// # Errors
     /// A write failure.
-    pub fn forget(&self, names: &[String]) -> anyhow::Result<()> {
+    pub fn forget(&self, names: &[String]) -> Result<()> {
         if names.is_empty() {
             return Ok(());
         }
@@ -249,8 +250,8 @@ impl StateDb {
         name: &str,
         below: Option<u64>,
         max_rows: usize,
-        mut visit: impl FnMut(u64, &[u8]) -> anyhow::Result<ControlFlow<()>>,
-    ) -> anyhow::Result<Option<u64>> {
+        mut visit: impl FnMut(u64, &[u8]) -> Result<ControlFlow<()>>,
+    ) -> Result<Option<u64>> {
         let Some(upper) = below.map_or(Some(u64::MAX), |b| b.checked_sub(1)) else {
             return Ok(None);
         };
@@ -279,11 +280,7 @@ impl StateDb {
     ///
     /// # Errors
     /// A read, decode or write failure; nothing of the pass is deleted then.
-    pub fn prune_history(
-        &self,
-        from: Option<&str>,
-        policy: &HistoryPrune,
-    ) -> anyhow::Result<PrunePass> {
+    pub fn prune_history(&self, from: Option<&str>, policy: &HistoryPrune) -> Result<PrunePass> {
         #[derive(serde::Deserialize)]
         struct Stamp {
             timestamp: i64,
@@ -319,10 +316,13 @@ impl StateDb {
                 if end - first < budget {
                     for row in history.range((n, end)..=(n, last))? {
                         let (k, v) = row?;
-                        let stamp: Stamp =
-                            serde_json::from_slice(v.value()).with_context(|| {
-                                format!("corrupt history item {} of {n:?}", k.value().1)
-                            })?;
+                        let stamp: Stamp = serde_json::from_slice(v.value()).map_err(|source| {
+                            StateDbError::CorruptHistory {
+                                name: n.to_owned(),
+                                seq: k.value().1,
+                                source,
+                            }
+                        })?;
                         if stamp.timestamp >= policy.older_than_ms || end - first >= budget {
                             break;
                         }
@@ -358,7 +358,7 @@ impl StateDb {
     ///
     /// # Errors
     /// A read or decode failure.
-    pub fn history<H: DeserializeOwned>(&self, name: &str, limit: usize) -> anyhow::Result<Vec<H>> {
+    pub fn history<H: DeserializeOwned>(&self, name: &str, limit: usize) -> Result<Vec<H>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(ALARM_HISTORY)?;
         let mut out = Vec::new();

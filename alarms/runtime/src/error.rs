@@ -1,0 +1,70 @@
+//! The crate's one error type, and the persistence port's error.
+
+use std::fmt;
+
+/// Why a runtime operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing the persisted states or history failed (see the source; the
+    /// in-memory state has moved on, and the next tick's write carries the changed states
+    /// again).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An alarm's evaluation failed: the store refused its query (a range above its limit).
+    #[error(transparent)]
+    Evaluation(#[from] thermostat_alarms::Error),
+    /// `SetAlarmState` names no alarm, per-series instance or composite alarm that has a
+    /// state: list the alarms to find its name.
+    #[error("no alarm named {0:?}")]
+    NotFound(String),
+    /// A `SetAlarmState` field breaks one of CloudWatch's rules: fix the field.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The request field (`state_value`, `state_reason`, `state_reason_data`).
+        field: &'static str,
+        /// The rule it breaks.
+        message: String,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An [`AlarmStore`](crate::AlarmStore) implementation's error, whatever its type.
+///
+/// The port is a trait object, so the runtime cannot name the adapter's error type: the
+/// error is boxed here, once, at the port. It is transparent: its message and source are
+/// the adapter error's own, so a report of the chain reads as the adapter wrote it.
+#[derive(Debug)]
+pub struct StoreError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl StoreError {
+    /// Wraps an adapter's error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError(Box::new(error))
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// An error and its sources, `: `-separated (as `anyhow`'s `{:#}` prints a chain), for logs.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}

@@ -1,0 +1,112 @@
+//! The persistence port: where the runtime keeps alarm states and history ([`AlarmStore`]).
+//! `thermostat-statedb` implements it on `state.redb`; the runtime never sees the format.
+
+use std::ops::ControlFlow;
+
+use thermostat_alarms::CompositeState;
+use thermostat_alarms::HistoryItem;
+use thermostat_alarms::engine::InstanceState;
+use thermostat_metrics::Timestamp;
+
+use crate::error::StoreError;
+
+/// The states an [`AlarmStore`] holds, by alarm (or instance) name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredStates {
+    /// Metric alarm instances (`cpu`, `cpu[InstanceId=i-1]`).
+    pub metric: Vec<(String, InstanceState)>,
+    /// Composite alarms.
+    pub composites: Vec<(String, CompositeState)>,
+}
+
+/// One state to write.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StateRef<'a> {
+    /// A metric alarm instance's.
+    Metric(&'a InstanceState),
+    /// A composite alarm's.
+    Composite(&'a CompositeState),
+}
+
+/// What one pruning pass deletes, and how much it may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PruneBounds {
+    /// Items with a timestamp before this are deleted.
+    pub older_than: Timestamp,
+    /// Items kept per alarm (or instance) at most; the oldest beyond it are deleted.
+    pub max_items_per_alarm: usize,
+    /// Items deleted in one pass at most.
+    pub max_deletes: usize,
+    /// Alarms visited in one pass at most.
+    pub max_alarms: usize,
+}
+
+/// What one pruning pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrunePass {
+    /// Items deleted.
+    pub deleted: usize,
+    /// Alarms looked at.
+    pub alarms_visited: usize,
+    /// The alarm the next pass starts at, when this one stopped at a bound.
+    pub resume: Option<String>,
+}
+
+/// Durable alarm states and history.
+///
+/// History is per alarm (or instance) name, appended in time order with increasing sequence
+/// numbers, and deleted only from its oldest end. Every method is one transaction: it
+/// happens whole or not at all.
+pub trait AlarmStore: Send + Sync + std::fmt::Debug {
+    /// Every stored state of metric alarm instances and composite alarms.
+    ///
+    /// # Errors
+    /// A read failure, or a state that does not decode.
+    fn load_states(&self) -> Result<StoredStates, StoreError>;
+
+    /// Writes `states` and appends `history` (each item to its `alarm_name`'s, in order), in
+    /// one durable transaction; nothing is written when both are empty.
+    ///
+    /// # Errors
+    /// A write failure; nothing of the batch is stored then.
+    fn commit(
+        &self,
+        states: &[(&str, StateRef<'_>)],
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError>;
+
+    /// Removes the states of `names` (alarms that no longer exist); their history stays.
+    ///
+    /// # Errors
+    /// A write failure.
+    fn forget_states(&self, names: &[String]) -> Result<(), StoreError>;
+
+    /// Visits the history of `name` newest first, from just below sequence number `below`
+    /// (from the newest when `None`): `visit(seq, item)` gets each item as JSON (a
+    /// [`HistoryItem`]'s serde form) and says whether it is consumed
+    /// ([`ControlFlow::Continue`]) or the scan stops before it ([`ControlFlow::Break`]). At
+    /// most `max_rows` items are consumed. Returns where a later scan resumes (the sequence
+    /// number just above the first item not consumed), `None` when every item was consumed.
+    ///
+    /// # Errors
+    /// A read failure.
+    fn scan_history(
+        &self,
+        name: &str,
+        below: Option<u64>,
+        max_rows: usize,
+        visit: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// One bounded pass of history pruning: for each alarm from `from` (inclusive; the first
+    /// when `None`) on, deletes the oldest items beyond the per-alarm count and every item
+    /// older than the bound, until a bound of the pass is reached.
+    ///
+    /// # Errors
+    /// A read, decode or write failure; nothing of the pass is deleted then.
+    fn prune_history(
+        &self,
+        from: Option<&str>,
+        bounds: &PruneBounds,
+    ) -> Result<PrunePass, StoreError>;
+}

@@ -1,0 +1,422 @@
+//! The runtime through an in-memory [`AlarmStore`] and a recording [`ActionSink`] (the redb
+//! store is covered by the integration tests).
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+
+use thermostat_alarms::engine::InstanceState;
+use thermostat_alarms::history::HistoryItemType;
+use thermostat_alarms::{ActionDue, AlarmSet, CompositeState, HistoryItem, StateValue};
+use thermostat_metrics::{ManualClock, Store, Timestamp};
+
+use super::*;
+use crate::error::{Error, StoreError};
+use crate::persistence::{PruneBounds, PrunePass, StoredStates};
+
+const YAML: &str = "alarms:\n  - {name: cpu, namespace: App, metric_name: Cpu, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: 50, comparison_operator: GreaterThanThreshold, alarm_actions: [\"https://example.com/hook\"]}\n  - {name: hot, namespace: App, metric_name: Cpu, dimensions: {Host: \"*\"}, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: 50, comparison_operator: GreaterThanThreshold}\ncomposite_alarms:\n  - {name: any, alarm_rule: \"ALARM(cpu)\"}\n";
+
+/// 1_800_000_000 s is a multiple of 60.
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+#[derive(Debug, Default)]
+struct Rows {
+    metric: BTreeMap<String, InstanceState>,
+    composites: BTreeMap<String, CompositeState>,
+    history: BTreeMap<String, Vec<(u64, Vec<u8>)>>,
+    fail_commits: bool,
+}
+
+/// The persistence port in memory.
+#[derive(Debug, Default)]
+struct Memory(Mutex<Rows>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("the test store refuses writes")]
+struct Refused;
+
+impl Memory {
+    fn rows(&self) -> std::sync::MutexGuard<'_, Rows> {
+        self.0.lock().unwrap()
+    }
+
+    fn history(&self, name: &str) -> Vec<HistoryItem> {
+        self.rows()
+            .history
+            .get(name)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|(_, json)| serde_json::from_slice(json).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl AlarmStore for Memory {
+    fn load_states(&self) -> Result<StoredStates, StoreError> {
+        let rows = self.rows();
+        Ok(StoredStates {
+            metric: rows.metric.clone().into_iter().collect(),
+            composites: rows.composites.clone().into_iter().collect(),
+        })
+    }
+
+    fn commit(
+        &self,
+        states: &[(&str, StateRef<'_>)],
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows();
+        if states.is_empty() && history.is_empty() {
+            return Ok(());
+        }
+        if rows.fail_commits {
+            return Err(StoreError::new(Refused));
+        }
+        for (name, state) in states {
+            match state {
+                StateRef::Metric(i) => {
+                    rows.metric.insert((*name).to_owned(), (*i).clone());
+                }
+                StateRef::Composite(c) => {
+                    rows.composites.insert((*name).to_owned(), (*c).clone());
+                }
+            }
+        }
+        for item in history {
+            let items = rows.history.entry(item.alarm_name.clone()).or_default();
+            let seq = items.last().map_or(0, |(s, _)| s + 1);
+            items.push((seq, serde_json::to_vec(item).unwrap()));
+        }
+        Ok(())
+    }
+
+    fn forget_states(&self, names: &[String]) -> Result<(), StoreError> {
+        let mut rows = self.rows();
+        for n in names {
+            rows.metric.remove(n);
+            rows.composites.remove(n);
+        }
+        Ok(())
+    }
+
+    fn scan_history(
+        &self,
+        name: &str,
+        below: Option<u64>,
+        max_rows: usize,
+        visit: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> Result<Option<u64>, StoreError> {
+        let rows = self.rows();
+        let items = rows.history.get(name).cloned().unwrap_or_default();
+        let below = below.unwrap_or(u64::MAX);
+        for (consumed, (seq, json)) in items.iter().rev().filter(|(s, _)| *s < below).enumerate() {
+            if consumed >= max_rows || visit(*seq, json).is_break() {
+                return Ok(Some(seq + 1));
+            }
+        }
+        Ok(None)
+    }
+
+    fn prune_history(
+        &self,
+        _from: Option<&str>,
+        bounds: &PruneBounds,
+    ) -> Result<PrunePass, StoreError> {
+        let mut rows = self.rows();
+        let mut pass = PrunePass::default();
+        for items in rows.history.values_mut() {
+            pass.alarms_visited += 1;
+            let before = items.len();
+            let keep_from = items.len().saturating_sub(bounds.max_items_per_alarm);
+            let mut index = 0;
+            items.retain(|(_, json)| {
+                let item: HistoryItem = serde_json::from_slice(json).unwrap();
+                index += 1;
+                index > keep_from && item.timestamp >= bounds.older_than
+            });
+            pass.deleted += before - items.len();
+        }
+        Ok(pass)
+    }
+}
+
+/// The action port, recording every call.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<(Timestamp, Vec<ActionDue>)>>);
+
+impl ActionSink for Recorder {
+    fn act(&self, _: &AlarmSet, due: &[ActionDue], now: Timestamp) {
+        self.0.lock().unwrap().push((now, due.to_vec()));
+    }
+}
+
+struct Fixture {
+    memory: Arc<Memory>,
+    sink: Arc<Recorder>,
+    store: Arc<Store>,
+    clock: Arc<ManualClock>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            memory: Arc::new(Memory::default()),
+            sink: Arc::new(Recorder::default()),
+            store: Arc::new(Store::new(2)),
+            clock: Arc::new(ManualClock::new(T0)),
+        }
+    }
+
+    fn start(&self, yaml: &str) -> AlarmRuntime {
+        let set = thermostat_alarms::validate(&[("a.yaml", yaml)]).unwrap();
+        AlarmRuntime::start(
+            Arc::new(set),
+            Arc::clone(&self.store),
+            self.clock.clone(),
+            self.memory.clone(),
+            self.sink.clone(),
+            crate::AlarmTelemetry::default(),
+        )
+        .unwrap()
+    }
+
+    fn calls(&self) -> Vec<(Timestamp, Vec<ActionDue>)> {
+        self.sink.0.lock().unwrap().clone()
+    }
+}
+
+fn types(items: &[HistoryItem]) -> Vec<HistoryItemType> {
+    items.iter().map(|h| h.item_type).collect()
+}
+
+#[test]
+fn a_start_creates_alarms_and_a_restart_restores_them() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    assert_eq!(runtime.state_of("cpu"), Some(StateValue::InsufficientData));
+    assert_eq!(runtime.state_of("any"), Some(StateValue::InsufficientData));
+    assert_eq!(
+        runtime.state_of("hot"),
+        None,
+        "no instance before a series matches"
+    );
+    assert!(runtime.knows("hot"), "listed until it has an instance");
+    assert_eq!(
+        types(&f.memory.history("cpu")),
+        [HistoryItemType::ConfigurationUpdate]
+    );
+    assert!(f.memory.rows().metric.contains_key("cpu"));
+    assert!(f.memory.rows().composites.contains_key("any"));
+    runtime.set_state("cpu", "ALARM", "by hand", None).unwrap();
+    drop(runtime);
+
+    let runtime = f.start(YAML);
+    assert_eq!(runtime.state_of("cpu"), Some(StateValue::Alarm), "restored");
+    assert_eq!(
+        types(&f.memory.history("cpu")),
+        [
+            HistoryItemType::ConfigurationUpdate,
+            HistoryItemType::StateUpdate
+        ],
+        "a restored alarm is not created again"
+    );
+    let listing = runtime.list();
+    let names: Vec<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["any", "cpu", "hot"]);
+    assert_eq!(listing.entries[2].state, None);
+}
+
+#[test]
+fn set_state_checks_its_fields_in_order() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    let field = |r: Result<()>| match r {
+        Err(Error::Invalid { field, .. }) => field,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        field(runtime.set_state("cpu", "HOT", "", None)),
+        "state_value"
+    );
+    assert_eq!(
+        field(runtime.set_state("cpu", "OK", "", None)),
+        "state_reason"
+    );
+    let long = "é".repeat(MAX_STATE_REASON_CHARS + 1);
+    assert_eq!(
+        field(runtime.set_state("cpu", "OK", &long, None)),
+        "state_reason"
+    );
+    let longest = "é".repeat(MAX_STATE_REASON_CHARS);
+    runtime.set_state("cpu", "OK", &longest, None).unwrap();
+    let not_json = Some(serde_json::Value::String("{".into()));
+    match runtime.set_state("cpu", "OK", "r", not_json) {
+        Err(Error::Invalid { field, message }) => {
+            assert_eq!(field, "state_reason_data");
+            assert!(message.contains("the text ends too early"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let big = Some(serde_json::json!({ "x": "y".repeat(MAX_STATE_REASON_DATA_CHARS) }));
+    assert_eq!(
+        field(runtime.set_state("cpu", "OK", "r", big)),
+        "state_reason_data"
+    );
+    assert!(matches!(
+        runtime.set_state("nobody", "OK", "r", None),
+        Err(Error::NotFound(n)) if n == "nobody"
+    ));
+    let as_text = Some(serde_json::Value::String("{\"a\": 1}".into()));
+    runtime.set_state("cpu", "OK", "r", as_text).unwrap();
+    let listing = runtime.list();
+    let cpu = listing.entries.iter().find(|e| e.name == "cpu").unwrap();
+    let data = serde_json::to_value(&cpu.state.as_ref().unwrap().reason_data).unwrap();
+    assert_eq!(data, serde_json::json!({ "a": 1 }), "stored parsed");
+}
+
+#[test]
+fn set_state_persists_then_acts_through_the_same_path_as_the_tick() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    runtime.set_state("cpu", "ALARM", "by hand", None).unwrap();
+    let calls = f.calls();
+    assert_eq!(calls.len(), 1);
+    let (at, due) = &calls[0];
+    assert_eq!(*at, T0);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].name, "cpu");
+    assert_eq!(due[0].transition.new_state, StateValue::Alarm);
+    assert_eq!(due[0].transition.reason, "by hand");
+    let history = f.memory.history("cpu");
+    assert_eq!(
+        history.last().unwrap().item_type,
+        HistoryItemType::StateUpdate
+    );
+    assert_eq!(
+        f.memory.rows().metric["cpu"].state.value,
+        StateValue::Alarm,
+        "written before acting"
+    );
+
+    // The same value again: the reason changes and is written, no action is due, and the
+    // sink is still called.
+    runtime.set_state("cpu", "ALARM", "again", None).unwrap();
+    assert_eq!(f.memory.rows().metric["cpu"].state.reason, "again");
+    let calls = f.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(calls[1].1.is_empty());
+
+    // A failed write acts on nothing.
+    f.memory.rows().fail_commits = true;
+    let e = runtime.set_state("cpu", "OK", "r", None).unwrap_err();
+    assert!(matches!(e, Error::Store(_)), "{e:?}");
+    assert_eq!(chain(&e), "the test store refuses writes");
+    assert_eq!(f.calls().len(), 2);
+}
+
+#[test]
+fn every_tick_acts_and_then_calls_the_hook() {
+    let f = Fixture::new();
+    let ticks = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ticks);
+    let runtime = f
+        .start(YAML)
+        .with_after_tick(move |t| seen.lock().unwrap().push(t));
+    let t1 = T0.add_millis(10_000);
+    runtime.tick(t1).unwrap();
+    assert_eq!(*ticks.lock().unwrap(), [t1]);
+    let calls = f.calls();
+    assert_eq!(calls.len(), 1, "called with nothing due");
+    assert!(calls[0].1.is_empty());
+
+    // A tick whose write fails acts on nothing and does not call the hook.
+    let key = thermostat_metrics::SeriesKey::new("App", "Cpu", Vec::new());
+    let obs = thermostat_metrics::Observation {
+        timestamp: T0.add_millis(20_000),
+        unit: thermostat_metrics::Unit::None,
+        resolution: thermostat_metrics::Resolution::Standard,
+        sample: thermostat_metrics::Sample::Value(90.0),
+    };
+    f.store.record_batch(&[(key, obs)]);
+    f.memory.rows().fail_commits = true;
+    let t2 = T0.add_millis(60_000);
+    assert!(
+        runtime.tick(t2).is_err(),
+        "cpu goes to ALARM: its write fails"
+    );
+    assert_eq!(
+        runtime.state_of("cpu"),
+        Some(StateValue::Alarm),
+        "in memory"
+    );
+    assert_eq!(ticks.lock().unwrap().len(), 1);
+    assert_eq!(f.calls().len(), 1);
+    f.memory.rows().fail_commits = false;
+    runtime.tick(T0.add_millis(70_000)).unwrap();
+    assert_eq!(ticks.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_swap_carries_states_over_and_forgets_removed_alarms() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    runtime.set_state("cpu", "ALARM", "kept", None).unwrap();
+    let without_composite = YAML.split("composite_alarms").next().unwrap().replace(
+        "threshold: 50, comparison_operator: GreaterThanThreshold, alarm_actions",
+        "threshold: 60, comparison_operator: GreaterThanThreshold, alarm_actions",
+    );
+    let set = thermostat_alarms::validate(&[("a.yaml", without_composite.as_str())]).unwrap();
+    let mut saw = None;
+    let report = runtime.swap(Arc::new(set), |s| saw = Some(s.composites.len()));
+    assert_eq!(saw, Some(0), "called with the new set");
+    assert_eq!(report.alarms, 2);
+    assert_eq!(report.composite_alarms, 0);
+    assert_eq!(report.changed, ["cpu", "any"]);
+    assert_eq!(report.removed, ["any"]);
+    assert_eq!(
+        runtime.state_of("cpu"),
+        Some(StateValue::Alarm),
+        "an update keeps the value"
+    );
+    assert!(!f.memory.rows().composites.contains_key("any"), "forgotten");
+    assert_eq!(
+        types(&f.memory.history("any")),
+        [
+            HistoryItemType::ConfigurationUpdate,
+            HistoryItemType::ConfigurationUpdate
+        ],
+        "created, then deleted: its history stays"
+    );
+    assert_eq!(runtime.alarms().composites.len(), 0);
+}
+
+#[test]
+fn history_scans_and_action_items_go_through_the_store() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    let mut item = f.memory.history("cpu").remove(0);
+    item.summary = "an action".into();
+    runtime.record_action(&item).unwrap();
+    let mut seen = Vec::new();
+    let resume = runtime
+        .scan_history("cpu", None, 1, |seq, _| {
+            seen.push(seq);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(seen, [1]);
+    assert_eq!(resume, Some(1));
+
+    let report = runtime
+        .with_history_retention(HistoryRetention {
+            max_age_days: 1,
+            max_items_per_alarm: 1,
+        })
+        .prune_history(T0)
+        .unwrap();
+    assert_eq!(report.deleted, 1, "cpu keeps its newest item");
+    assert!(report.complete);
+}

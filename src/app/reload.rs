@@ -1,0 +1,104 @@
+//! Reloading the alarm runtime's configuration: read the files, validate them, swap the
+//! running set (`thermostat_alarms_runtime::AlarmRuntime::swap`), then reconfigure the
+//! actions.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use thermostat_alarms_runtime::AlarmRuntime;
+use thermostat_dashboards::alarms::{AlarmApiError, ReloadApi, ReloadReport};
+
+use super::actions::Actions;
+use super::config::{self, Config};
+
+/// Reloads the configuration into a running [`AlarmRuntime`] and the [`Actions`].
+#[derive(Debug)]
+pub struct Reloader {
+    paths: Vec<PathBuf>,
+    runtime: Arc<AlarmRuntime>,
+    actions: Arc<Actions>,
+    /// The running configuration; held by a reload from start to end, so that reloads run
+    /// one at a time (ticks and the API never take it).
+    running: Mutex<Arc<Config>>,
+    /// Accept a reload that yields no alarms (`allow_empty_config`).
+    allow_empty_config: bool,
+}
+
+impl Reloader {
+    /// Reloads of `paths` into `runtime` and `actions`, which run `config`; a reload that
+    /// yields no alarms is refused unless `allow_empty_config` ([`config::refuse_empty`]).
+    pub fn new(
+        paths: Vec<PathBuf>,
+        config: Config,
+        runtime: Arc<AlarmRuntime>,
+        actions: Arc<Actions>,
+        allow_empty_config: bool,
+    ) -> Self {
+        Reloader {
+            paths,
+            runtime,
+            actions,
+            running: Mutex::new(Arc::new(config)),
+            allow_empty_config,
+        }
+    }
+
+    /// Re-reads the configuration; on success swaps it in atomically, carrying states over.
+    ///
+    /// Reading and validating happen without the runtime's lock; a reload whose files all
+    /// hash the same as the running configuration's does nothing.
+    ///
+    /// # Errors
+    /// Every configuration error, or a configuration that would delete every alarm; the
+    /// running configuration stays.
+    pub fn reload_from_disk(&self) -> Result<ReloadReport, config::LoadError> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        tracing::info!(paths = ?self.paths, "Reading the configuration to reload it.");
+        let (texts, fingerprint) = config::read(&self.paths)?;
+        if fingerprint == running.source && !self.paths.is_empty() {
+            let report = ReloadReport {
+                alarms: running.alarms.alarms.len(),
+                composite_alarms: running.alarms.composites.len(),
+                changed: Vec::new(),
+                removed: Vec::new(),
+            };
+            tracing::info!(
+                alarms = report.alarms,
+                composite_alarms = report.composite_alarms,
+                changed = 0,
+                removed = 0,
+                "Reloaded the configuration: no file changed."
+            );
+            return Ok(report);
+        }
+        let mut config = config::validate(&texts)?;
+        config.source = fingerprint;
+        config::refuse_empty(
+            &config,
+            Some(&running),
+            &self.paths,
+            self.allow_empty_config,
+        )?;
+        let config = Arc::new(config);
+        let alarms = Arc::new(config.alarms.clone());
+        let swapped = self
+            .runtime
+            .swap(alarms, |_| self.actions.on_reload(&config));
+        *running = config;
+        Ok(ReloadReport {
+            alarms: swapped.alarms,
+            composite_alarms: swapped.composite_alarms,
+            changed: swapped.changed,
+            removed: swapped.removed,
+        })
+    }
+}
+
+impl ReloadApi for Reloader {
+    fn reload(&self) -> Result<ReloadReport, AlarmApiError> {
+        self.reload_from_disk().map_err(|e| {
+            tracing::warn!(errors = %e, "Rejected a configuration reload; the running configuration stays.");
+            AlarmApiError::Config(e.lines())
+        })
+    }
+}
