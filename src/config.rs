@@ -359,7 +359,8 @@ pub fn validate(texts: &[(String, String)]) -> Result<Config, LoadError> {
     let scaling =
         thermostat_scaler::validate::check(&scaling_files, &actions, &alarms, &mut scaling_errors);
     let notifications = settings.finish(&actions, &alarms, &mut notification_errors);
-    // One list, sorted by file name (as the files are read) and position.
+    // One list, sorted by file name and position: at one place, the alarms' errors come
+    // first, then the scaling groups', then the notification settings'.
     let mut errors = alarm_errors;
     errors.extend(scaling_errors);
     errors.extend(notification_errors);
@@ -475,4 +476,65 @@ fn aws_credentials_visible(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> 
             .is_some_and(|p| p.is_file())
     };
     file("AWS_SHARED_CREDENTIALS_FILE", "credentials") || file("AWS_CONFIG_FILE", "config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_section_reports_into_one_list_sorted_by_file_name_then_position() {
+        // Read in path order (`a/b.yaml` before `a-b.yaml`), listed by name.
+        let texts = [
+            (
+                "conf/a/b.yaml",
+                "scaling_groups:\n  - {name: g, min_size: 3, max_size: 1}\nnotifications:\n  retry: {max_backoff_seconds: 0}\n  colour: red\n",
+            ),
+            (
+                "conf/a-b.yaml",
+                "alarms:\n  - {name: x, namespace: A, metric_name: M, statistic: Sum, period_seconds: 61, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold, alarm_actions: [\"webhook:nope\", \"policy:g/up\"]}\n",
+            ),
+        ]
+        .map(|(f, t)| (f.to_owned(), t.to_owned()));
+        let e = validate(&texts).unwrap_err();
+        assert_eq!(
+            e.lines(),
+            [
+                "conf/a-b.yaml:2:77: alarms.x.period_seconds: must be 10, 20, 30 or a multiple of 60 (got 61)",
+                "conf/a-b.yaml:2:177: alarms.x.alarm_actions[0]: names the webhook \"nope\", but notifications.webhooks defines none",
+                "conf/a/b.yaml:2:38: scaling_groups.g.max_size: must be at least min_size (3) (got 1)",
+                "conf/a/b.yaml:4:32: notifications.retry.max_backoff_seconds: must be a number of seconds between 0.001 and 86400 (got 0)",
+                "conf/a/b.yaml:5:3: notifications.colour: unknown field \"colour\"; expected one of: account_id, region, dashboard_url, smtp, webhooks, mute_rules, retry, queue_capacity",
+            ]
+        );
+    }
+
+    #[test]
+    fn requirements_of_every_section_are_listed_by_file_then_position() {
+        let texts = [
+            (
+                "b.yaml",
+                "notifications:\n  smtp: {host: h, from: a@b.c, username: u, password_env: SMTP_PASSWORD}\n",
+            ),
+            (
+                "a.yaml",
+                "scaling_groups:\n  - {name: g, backend: aws_autoscaling}\nalarms:\n  - {name: x, namespace: A, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold, alarm_actions: [\"arn:aws:sns:eu-west-1:123456789012:ops\"]}\n",
+            ),
+        ]
+        .map(|(f, t)| (f.to_owned(), t.to_owned()));
+        let config = validate(&texts).unwrap_or_else(|e| panic!("{e}"));
+        let needs: Vec<String> = config
+            .requirements
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            needs,
+            [
+                "b.yaml:2:59: notifications.smtp.password_env: needs the environment variable SMTP_PASSWORD",
+                "a.yaml:2:24: scaling_groups.g.backend: needs AWS credentials",
+                "a.yaml:4:177: alarms.x.alarm_actions[0]: needs AWS credentials",
+            ]
+        );
+    }
 }

@@ -17,7 +17,7 @@ use thermostat_scaler_runtime::{CapacityMetricsSink, Ports, ScalingTelemetry};
 pub use thermostat_scaler_runtime::{GroupCapacity, ScalingRuntime};
 use thermostat_statedb::StateDb;
 
-use super::config::Config;
+use crate::config::Config;
 
 /// How long a tick waits for its capacity metrics to be durable and applied.
 const METRICS_LOG_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,7 +76,7 @@ impl Actions {
             ))
             .load()
             .await;
-        let unmet = super::config::unmet(&config.requirements, &|k| std::env::var_os(k));
+        let unmet = crate::config::unmet(&config.requirements, &|k| std::env::var_os(k));
         for u in unmet.iter().filter(|u| !u.fatal) {
             tracing::warn!(requirement = %u, "A requirement of the configuration is not met.");
         }

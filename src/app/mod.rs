@@ -3,9 +3,8 @@
 
 pub mod actions;
 pub mod backup;
-pub mod config;
-pub mod reload;
 mod error;
+pub mod reload;
 
 pub use error::Error;
 
@@ -87,8 +86,9 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         let paths = settings.config.clone();
         let allow_empty = settings.allow_empty_config;
         tokio::task::spawn_blocking(move || {
-            let config = config::load(&paths).map_err(Error::InvalidConfig)?;
-            config::refuse_empty(&config, None, &paths, allow_empty).map_err(Error::EmptyConfig)?;
+            let config = crate::config::load(&paths).map_err(Error::InvalidConfig)?;
+            crate::config::refuse_empty(&config, None, &paths, allow_empty)
+                .map_err(Error::EmptyConfig)?;
             Ok::<_, Error>(config)
         })
         .await

@@ -9,7 +9,7 @@ use thermostat_alarms_runtime::AlarmRuntime;
 use thermostat_dashboards::alarms::{AlarmApiError, ReloadApi, ReloadReport};
 
 use super::actions::Actions;
-use super::config::{self, Config};
+use crate::config::{self, Config};
 
 /// Reloads the configuration into a running [`AlarmRuntime`] and the [`Actions`].
 #[derive(Debug)]

@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(CONFIG.matches(WEBHOOK_PLACEHOLDER).count(), 1);
         let text = config_text("http://127.0.0.1:1/hook");
         assert!(!text.contains(WEBHOOK_PLACEHOLDER));
-        let config = app::config::validate(&[("demo.yaml".to_owned(), text)]).unwrap();
+        let config = crate::config::validate(&[("demo.yaml".to_owned(), text)]).unwrap();
         let group = config.scaling.group(driver::GROUP).unwrap();
         assert!(matches!(
             group.backend,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use thermostat::app::actions::Actions;
-use thermostat::app::config;
+use thermostat::config;
 use thermostat_alarms_runtime::AlarmRuntime;
 use thermostat_dashboards::actions::GroupApi;
 use thermostat_metrics::{

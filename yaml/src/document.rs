@@ -124,7 +124,8 @@ fn load_error(e: &marked_yaml::LoadError) -> TextError {
 }
 
 /// One configuration file, parsed once: every reader of the configuration (each section,
-/// each cross-check) reads the same tree.
+/// each cross-check) reads the same tree. A tree takes many times the text's size in
+/// memory, so a loader reads a file with every reader before it parses the next.
 #[derive(Debug)]
 pub struct Document {
     file: String,
@@ -144,14 +145,6 @@ impl Document {
             file: file.into(),
             parsed,
         }
-    }
-
-    /// Parses every `(file name, text)` pair, in order.
-    pub fn parse_all<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> Vec<Document> {
-        files
-            .iter()
-            .map(|(p, t)| Document::parse(p.as_ref(), t.as_ref()))
-            .collect()
     }
 
     /// The file name, as given.

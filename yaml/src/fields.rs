@@ -83,7 +83,9 @@ fn yaml_float(s: &str) -> Option<f64> {
     s.replace('_', "").parse().ok()
 }
 
-/// Which scalars a list may be written as to mean "no entries".
+/// Which scalars a list may be written as to mean "no entries". The top-level sections of
+/// alarms and scaling groups have always refused `null` where the notification settings'
+/// lists take it; both stay as they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmptyList {
     /// Nothing or `~` (`key:` or `key: ~`).

@@ -1,3 +1,0 @@
-//! Moved to [`crate::config`]; this re-export keeps the old path working until its users move.
-
-pub use crate::config::*;
