@@ -384,7 +384,7 @@ fn backup_offline(
     let parts = crate::app::backup::DataDirParts {
         store: std::sync::Arc::new(thermostat_ingest::read_data_dir(
             data_dir,
-            crate::app::STORE_SHARDS,
+            thermostat_ingest::STORE_SHARDS,
         )?),
         db: std::sync::Arc::new(thermostat_statedb::StateDb::open(data_dir)?),
         outbox: thermostat_notify::Outbox::open(data_dir)?,
@@ -434,7 +434,7 @@ pub fn restore_cmd(
     err: &mut dyn Write,
 ) -> u8 {
     let restored = thermostat_backup::restore(from, data_dir, |dir| {
-        crate::app::backup::check_restored(dir, crate::app::STORE_SHARDS)
+        crate::app::backup::check_restored(dir, thermostat_ingest::STORE_SHARDS)
     });
     match restored {
         Ok(m) => {
@@ -452,4 +452,48 @@ pub fn restore_cmd(
             1
         }
     }
+}
+
+/// Runs `serve` until SIGINT/SIGTERM.
+///
+/// # Errors
+/// As [`start`] and [`Running::wait`].
+pub async fn serve(settings: crate::app::Settings) -> Result<(), crate::app::Error> {
+    // Signals are caught from before the start, so one that arrives while starting stops the
+    // server cleanly once it is up instead of killing it half-started.
+    let stop_signal = crate::process::shutdown_signal();
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    let running = crate::app::start(settings).await?;
+    let token = running.shutdown_token();
+    #[cfg(unix)]
+    {
+        let reloader = std::sync::Arc::clone(&running.reloader);
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) = hangup else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = hup.recv() => {
+                        tracing::info!("Received SIGHUP: reloading the configuration.");
+                        let reloader = std::sync::Arc::clone(&reloader);
+                        match tokio::task::spawn_blocking(move || reloader.reload_from_disk()).await {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) => tracing::warn!(errors = %e, "Rejected the new configuration; the running one stays."),
+                            Err(e) => tracing::error!(error = %e, "The reload panicked."),
+                        }
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        stop_signal.await;
+        tracing::info!("Received a shutdown signal.");
+        token.cancel();
+    });
+    running.wait().await
 }

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use thermostat::cli::{Cli, Command, init_tracing, init_tracing_with};
-use thermostat::{commands, demo, process};
+use thermostat::{commands, demo};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     let result = runtime().and_then(|runtime| {
         let settings = args.resolve()?;
         init_tracing(settings.log_format);
-        Ok(runtime.block_on(process::serve(settings))?)
+        Ok(runtime.block_on(commands::serve(settings))?)
     });
     finish(result)
 }

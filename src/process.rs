@@ -1,10 +1,5 @@
-//! What the process does around a running server: signals (SIGINT/SIGTERM stop it, SIGHUP
-//! reloads, SIGXFSZ becomes a write error), the data directory a failed start must not leave
-//! behind, and `thermostat serve` itself.
-
-use std::sync::Arc;
-
-use crate::app::{self, Settings};
+//! What the process does around a running server: signals (SIGINT/SIGTERM stop it, SIGXFSZ
+//! becomes a write error) and the data directory a failed start must not leave behind.
 
 /// The data directory (and the folders above it) that a start is about to create, removed
 /// when dropped unless [`keep`](Self::keep) was called: a failed start leaves nothing behind.
@@ -101,48 +96,4 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     async {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Runs `serve` until SIGINT/SIGTERM.
-///
-/// # Errors
-/// As [`start`] and [`Running::wait`].
-pub async fn serve(settings: Settings) -> Result<(), app::Error> {
-    // Signals are caught from before the start, so one that arrives while starting stops the
-    // server cleanly once it is up instead of killing it half-started.
-    let stop_signal = shutdown_signal();
-    #[cfg(unix)]
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    let running = app::start(settings).await?;
-    let token = running.shutdown_token();
-    #[cfg(unix)]
-    {
-        let reloader = Arc::clone(&running.reloader);
-        let stop = token.clone();
-        tokio::spawn(async move {
-            let Ok(mut hup) = hangup else {
-                return;
-            };
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = hup.recv() => {
-                        tracing::info!("Received SIGHUP: reloading the configuration.");
-                        let reloader = Arc::clone(&reloader);
-                        match tokio::task::spawn_blocking(move || reloader.reload_from_disk()).await {
-                            Ok(Ok(_)) => {}
-                            Ok(Err(e)) => tracing::warn!(errors = %e, "Rejected the new configuration; the running one stays."),
-                            Err(e) => tracing::error!(error = %e, "The reload panicked."),
-                        }
-                    }
-                }
-            }
-        });
-    }
-    tokio::spawn(async move {
-        stop_signal.await;
-        tracing::info!("Received a shutdown signal.");
-        token.cancel();
-    });
-    running.wait().await
 }

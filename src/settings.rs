@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use thermostat_ingest::FsyncMode;
@@ -347,6 +348,50 @@ impl ServeArgs {
 }
 
 impl Settings {
+    /// The ingest crate's options: the data directory and how the log syncs and checkpoints.
+    pub fn ingest_options(&self) -> thermostat_ingest::IngestOptions {
+        thermostat_ingest::IngestOptions {
+            recover_truncate: self.recover_truncate,
+            fsync: self.fsync,
+            fsync_interval: Duration::from_millis(self.fsync_interval_ms),
+            queue_capacity: self.ingest_queue_capacity,
+            checkpoint_interval: Duration::from_secs(self.checkpoint_interval_seconds),
+            ..thermostat_ingest::IngestOptions::new(&self.data_dir)
+        }
+    }
+
+    /// The ingest API's admission, series and query limits.
+    pub fn ingest_limits(&self) -> thermostat_ingest::Limits {
+        thermostat_ingest::Limits {
+            max_in_flight: self.max_in_flight_requests,
+            max_streams: self.max_streams,
+            max_series: self.max_series,
+            max_series_per_namespace: self.max_series_per_namespace,
+            max_series_bytes: usize::try_from(self.max_series_bytes).unwrap_or(usize::MAX),
+            stream_idle_timeout: Duration::from_secs(self.stream_idle_timeout_seconds),
+            max_query_cost: self.max_query_cost,
+            ..thermostat_ingest::Limits::default()
+        }
+    }
+
+    /// The connection limits both servers share (one budget of buffered request bytes).
+    pub fn transport_options(&self) -> thermostat_transport::Options {
+        thermostat_transport::Options {
+            max_concurrent_streams_per_connection: self.max_concurrent_streams_per_connection,
+            request_body_timeout: Duration::from_secs(self.request_body_timeout_seconds),
+            idle_connection_timeout: Duration::from_secs(self.idle_connection_timeout_seconds),
+            budget: thermostat_transport::Budget::new(self.max_buffered_request_bytes),
+        }
+    }
+
+    /// How much alarm history is kept.
+    pub fn history_retention(&self) -> thermostat_alarms_runtime::HistoryRetention {
+        thermostat_alarms_runtime::HistoryRetention {
+            max_age_days: self.history_retention_days,
+            max_items_per_alarm: self.history_max_items_per_alarm,
+        }
+    }
+
     /// Refuses limits that would make the server useless or unbounded: a zero where at least
     /// one is needed.
     ///

@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use crate::error::{Error, PartError, Result};
 
+/// The staging folders [`write_backup`] makes beside the backup.
+pub(crate) const STAGING_PREFIX: &str = ".thermostat-backup";
+
 /// The backup format this build writes and reads.
 pub const BACKUP_FORMAT_VERSION: u64 = 1;
 /// The manifest's name in the archive.
@@ -93,7 +96,7 @@ pub fn write_backup(source: &dyn BackupSource, to: &Path, now: &BackupTime) -> R
         source,
     })?;
     let staging = tempfile::Builder::new()
-        .prefix(crate::server_backups::STAGING_PREFIX)
+        .prefix(STAGING_PREFIX)
         .tempdir_in(parent)?;
     let series = source.write_series(staging.path()).map_err(Error::Part)?;
     source
@@ -171,6 +174,7 @@ pub fn restore(
         return Err(Error::UnsupportedVersion {
             path: from.to_owned(),
             found: manifest["format_version"].clone(),
+            supported: BACKUP_FORMAT_VERSION,
         });
     }
     fs::remove_file(&manifest_path)?;

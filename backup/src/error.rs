@@ -61,15 +61,16 @@ pub enum Error {
     /// The backup was written in a format this build does not read: restore it with the
     /// build that wrote it.
     #[error(
-        "{}: backup format version {found} is not supported by this build (it reads version {})",
-        path.display(),
-        crate::BACKUP_FORMAT_VERSION
+        "{}: backup format version {found} is not supported by this build (it reads version {supported})",
+        path.display()
     )]
     UnsupportedVersion {
         /// The backup file.
         path: PathBuf,
         /// The manifest's `format_version`, as written (`null` when missing).
         found: serde_json::Value,
+        /// The version this build reads.
+        supported: u64,
     },
     /// A restore goes into an empty or missing data directory only: pass another one.
     #[error("{}: refusing to restore into a directory that is not empty", path.display())]

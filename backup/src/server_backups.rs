@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::archive::{BackupSource, BackupTime, Manifest, write_backup};
+use crate::archive::{BackupSource, BackupTime, Manifest, STAGING_PREFIX, write_backup};
 use crate::error::{Error, Result};
 
 /// The folder of the data directory the server's backups go to.
@@ -13,8 +13,6 @@ pub const BACKUPS_DIR: &str = "backups";
 /// Backups the server makes are named `backup-<Unix milliseconds>-<n>.tar`.
 const BACKUP_PREFIX: &str = "backup-";
 const BACKUP_SUFFIX: &str = ".tar";
-/// The staging folders [`write_backup`] makes beside the backup.
-pub(crate) const STAGING_PREFIX: &str = ".thermostat-backup";
 
 /// The server's backups: written from `source` into `<data dir>/backups/`, one at a time,
 /// keeping the newest `retention` there.

@@ -1,13 +1,11 @@
-//! The [`Fleet`] trait and [`AnyFleet`], which implements the scaling runtime's port
-//! ([`thermostat_scaler_runtime::Fleet`]).
+//! The [`Fleet`] trait every fleet implements, the [`Capacity`] it reports, and the limit
+//! rules of `UpdateAutoScalingGroup` the fleets share.
 
 use std::future::Future;
 
 pub use thermostat_scaler_runtime::Capacity;
-use thermostat_scaler_runtime::{FleetError, FleetFuture};
 
 use crate::error::Result;
-use crate::{AutoScalingFleet, SimulatedFleet, WebhookFleet};
 
 /// Where a group's capacity lives. Methods take the Thermostat group name.
 pub trait Fleet: Send + Sync {
@@ -38,128 +36,29 @@ pub trait Fleet: Send + Sync {
     ) -> impl Future<Output = Result<Capacity>> + Send;
 }
 
-/// Any of the fleets, so that the binary can keep one map of groups to fleets.
-#[derive(Debug)]
-pub enum AnyFleet {
-    /// The simulated fleet.
-    Simulated(SimulatedFleet),
-    /// EC2 Auto Scaling.
-    AutoScaling(AutoScalingFleet),
-    /// A webhook.
-    Webhook(WebhookFleet),
-}
-
-impl Fleet for AnyFleet {
-    async fn describe(&self, group: &str) -> Result<Capacity> {
-        match self {
-            AnyFleet::Simulated(f) => f.describe(group).await,
-            AnyFleet::AutoScaling(f) => f.describe(group).await,
-            AnyFleet::Webhook(f) => f.describe(group).await,
+/// `UpdateAutoScalingGroup`'s rules: `min ≤ max`, a given desired capacity within them,
+/// otherwise the desired capacity moved inside. Returns `(min, max, desired)`.
+pub(crate) fn updated_limits(
+    cur: (u32, u32, u32),
+    min: Option<u32>,
+    max: Option<u32>,
+    desired: Option<u32>,
+) -> std::result::Result<(u32, u32, u32), String> {
+    let lo = min.unwrap_or(cur.0);
+    let hi = max.unwrap_or(cur.1);
+    if lo > hi {
+        return Err(format!(
+            "Max bound, {hi}, must be greater than or equal to min bound, {lo}"
+        ));
+    }
+    let d = match desired {
+        Some(d) if d < lo || d > hi => {
+            return Err(format!(
+                "Desired capacity:{d} must be between the specified min size:{lo} and max size:{hi}"
+            ));
         }
-    }
-
-    async fn set_desired(
-        &self,
-        group: &str,
-        desired: u32,
-        honor_cooldown: bool,
-        cause: &str,
-    ) -> Result<Capacity> {
-        match self {
-            AnyFleet::Simulated(f) => f.set_desired(group, desired, honor_cooldown, cause).await,
-            AnyFleet::AutoScaling(f) => f.set_desired(group, desired, honor_cooldown, cause).await,
-            AnyFleet::Webhook(f) => f.set_desired(group, desired, honor_cooldown, cause).await,
-        }
-    }
-
-    async fn update_limits(
-        &self,
-        group: &str,
-        min: Option<u32>,
-        max: Option<u32>,
-        desired: Option<u32>,
-    ) -> Result<Capacity> {
-        match self {
-            AnyFleet::Simulated(f) => f.update_limits(group, min, max, desired).await,
-            AnyFleet::AutoScaling(f) => f.update_limits(group, min, max, desired).await,
-            AnyFleet::Webhook(f) => f.update_limits(group, min, max, desired).await,
-        }
-    }
-}
-
-/// The scaling runtime's port: the same calls, boxed so that the runtime holds
-/// `Arc<dyn thermostat_scaler_runtime::Fleet>`; errors keep this crate's [`Error`](crate::Error)
-/// (and its message) inside.
-impl thermostat_scaler_runtime::Fleet for AnyFleet {
-    fn describe<'a>(&'a self, group: &'a str) -> FleetFuture<'a> {
-        Box::pin(async move { Fleet::describe(self, group).await.map_err(FleetError::new) })
-    }
-
-    fn set_desired<'a>(
-        &'a self,
-        group: &'a str,
-        desired: u32,
-        honor_cooldown: bool,
-        cause: &'a str,
-    ) -> FleetFuture<'a> {
-        Box::pin(async move {
-            Fleet::set_desired(self, group, desired, honor_cooldown, cause)
-                .await
-                .map_err(FleetError::new)
-        })
-    }
-
-    fn update_limits<'a>(
-        &'a self,
-        group: &'a str,
-        min: Option<u32>,
-        max: Option<u32>,
-        desired: Option<u32>,
-    ) -> FleetFuture<'a> {
-        Box::pin(async move {
-            Fleet::update_limits(self, group, min, max, desired)
-                .await
-                .map_err(FleetError::new)
-        })
-    }
-}
-
-/// The scaling runtime's fleet factory: for each group of a set, its fleet by back-end (the
-/// simulated fleet on `clock`, EC2 Auto Scaling through `sdk`, or a webhook with
-/// [`DEFAULT_WEBHOOK_TIMEOUT`](crate::DEFAULT_WEBHOOK_TIMEOUT)).
-pub fn factory(
-    sdk: aws_config::SdkConfig,
-    clock: std::sync::Arc<dyn thermostat_metrics::Clock>,
-) -> impl Fn(
-    &thermostat_scaler::ScalingSet,
-) -> Result<thermostat_scaler_runtime::Fleets, thermostat_scaler_runtime::FleetError>
-+ Send
-+ Sync {
-    use std::sync::Arc;
-    use thermostat_scaler::Backend;
-    use thermostat_scaler_runtime::{FleetError, Fleets};
-    move |set| {
-        let mut fleets = Fleets::new();
-        for group in &set.groups {
-            let fleet = match &group.backend {
-                Backend::Simulated => {
-                    let simulated = crate::SimulatedFleet::new(Arc::clone(&clock));
-                    simulated.add_group(group);
-                    AnyFleet::Simulated(simulated)
-                }
-                Backend::AwsAutoscaling { .. } => {
-                    AnyFleet::AutoScaling(crate::AutoScalingFleet::from_set(&sdk, set))
-                }
-                Backend::Webhook { .. } => AnyFleet::Webhook(
-                    crate::WebhookFleet::from_set(set, crate::DEFAULT_WEBHOOK_TIMEOUT)
-                        .map_err(FleetError::new)?,
-                ),
-            };
-            fleets.insert(
-                group.name.clone(),
-                Arc::new(fleet) as Arc<dyn thermostat_scaler_runtime::Fleet>,
-            );
-        }
-        Ok(fleets)
-    }
+        Some(d) => d,
+        None => cur.2.clamp(lo, hi),
+    };
+    Ok((lo, hi, d))
 }

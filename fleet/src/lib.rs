@@ -19,17 +19,20 @@
 //! - No adapter imports another adapter crate.
 //!
 //! # Layout
-//! `error.rs`, `fleet.rs` (the trait, [`AnyFleet`] and its port implementation), `simulated.rs`,
+//! `error.rs`, `fleet.rs` (the trait and the shared limit rules), `any.rs` ([`AnyFleet`], its
+//! port implementation and the runtime's fleet factory), `simulated.rs`,
 //! `autoscaling.rs`, `webhook.rs`; tests with real peers in `tests/`.
 
+mod any;
 mod autoscaling;
 mod error;
 mod fleet;
 mod simulated;
 mod webhook;
 
+pub use any::{AnyFleet, factory};
 pub use autoscaling::AutoScalingFleet;
 pub use error::{Error, Result};
-pub use fleet::{AnyFleet, Capacity, Fleet, factory};
+pub use fleet::{Capacity, Fleet};
 pub use simulated::SimulatedFleet;
 pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookFleet};

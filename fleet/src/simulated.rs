@@ -10,7 +10,7 @@ use thermostat_scaler::simulate::UNKNOWN_SIZES;
 use thermostat_scaler::{GroupState, ScalingGroup};
 
 use crate::error::{Error, Result};
-use crate::fleet::{Capacity, Fleet};
+use crate::fleet::{Capacity, Fleet, updated_limits};
 
 #[derive(Debug)]
 struct SimGroup {
@@ -26,33 +26,6 @@ struct SimGroup {
 pub struct SimulatedFleet {
     clock: Arc<dyn Clock>,
     groups: Mutex<HashMap<String, SimGroup>>,
-}
-
-/// `UpdateAutoScalingGroup`'s rules: `min ≤ max`, a given desired capacity within them,
-/// otherwise the desired capacity moved inside. Returns `(min, max, desired)`.
-pub(crate) fn updated_limits(
-    cur: (u32, u32, u32),
-    min: Option<u32>,
-    max: Option<u32>,
-    desired: Option<u32>,
-) -> std::result::Result<(u32, u32, u32), String> {
-    let lo = min.unwrap_or(cur.0);
-    let hi = max.unwrap_or(cur.1);
-    if lo > hi {
-        return Err(format!(
-            "Max bound, {hi}, must be greater than or equal to min bound, {lo}"
-        ));
-    }
-    let d = match desired {
-        Some(d) if d < lo || d > hi => {
-            return Err(format!(
-                "Desired capacity:{d} must be between the specified min size:{lo} and max size:{hi}"
-            ));
-        }
-        Some(d) => d,
-        None => cur.2.clamp(lo, hi),
-    };
-    Ok((lo, hi, d))
 }
 
 impl SimulatedFleet {

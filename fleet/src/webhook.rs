@@ -21,8 +21,8 @@ use thermostat_scaler::group_state::check_set_desired;
 use thermostat_scaler::{Backend, ScalingSet};
 
 use crate::error::{Error, Result};
+use crate::fleet::updated_limits;
 use crate::fleet::{Capacity, Fleet};
-use crate::simulated::updated_limits;
 
 /// Default timeout of one webhook call.
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);

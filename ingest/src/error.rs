@@ -5,6 +5,8 @@
 //! [`std::error::Error::source`], never both: printed with its sources (`{:#}` through
 //! `anyhow`), an error reads `cannot load the data directory: <file>: <what is wrong>`.
 
+use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +15,6 @@ use thermostat_metrics::telemetry::RejectReason;
 use thermostat_metrics::validate::{ValidationError, quote};
 
 use crate::persist::PersistError;
-use crate::wal::{AppendError, WalError};
 use crate::wire::WireError;
 
 /// `Result` with the ingest adapter's [`Error`].
@@ -220,4 +221,68 @@ impl From<Error> for tonic::Status {
             | Error::Reflection(_) => Status::internal("internal error"),
         }
     }
+}
+
+/// Log errors.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// The file system failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A segment of an unknown format.
+    #[error(
+        "{path}: write-ahead log format version {found} is not supported by this build (it reads versions {oldest} to {newest}); use the Thermostat version that wrote it"
+    )]
+    UnknownVersion {
+        /// The segment.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+        /// The oldest version this build reads.
+        oldest: u32,
+        /// The newest version this build reads (and writes).
+        newest: u32,
+    },
+    /// A corrupt record with data after it.
+    #[error(
+        "{path}: corrupt record at byte offset {offset} ({why}) with more data after it; refusing to start so that nothing is lost silently. Restart with --recover-truncate to drop it and everything after it"
+    )]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// Offset of the bad record.
+        offset: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// A thread of the log could not be started.
+    #[error("the write-ahead log is not accepting writes: {0}")]
+    Closed(io::Error),
+}
+
+/// Why the log did not log, or did not apply, a record: what a job is answered with, and what
+/// [`crate::Ingest::append_observations_blocking`] fails with ([`crate::Error::Append`]).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The queue is full: the writer cannot keep up. Nothing was stored.
+    #[error("the write-ahead log queue is full")]
+    Full,
+    /// The log is closed (shutting down). Nothing was stored.
+    #[error("the write-ahead log is closed")]
+    Closed,
+    /// The write failed (e.g. the disk is full). Nothing was stored.
+    #[error("cannot persist the request: {0}")]
+    Write(Arc<io::Error>),
+    /// The record is durable but the store stopped taking records (its thread is gone): it is
+    /// applied when the log is replayed at the next start.
+    #[error("the store is not accepting writes")]
+    NotApplied,
+    /// No answer in time; the record may still be applied.
+    #[error("the write-ahead log did not answer within {0:?}")]
+    TimedOut(Duration),
 }

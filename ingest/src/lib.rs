@@ -38,12 +38,14 @@ mod ingest;
 mod intern;
 mod persist;
 mod record;
+mod reservation;
 mod service;
 mod wal;
 mod wire;
 
 use std::future::Future;
 
+pub use error::{AppendError, WalError};
 pub use error::{Error, Overload, Result, SeriesLimit};
 pub use ingest::{
     Ingest, IngestOptions, STORE_SHARDS, load_snapshot, open, read_data_dir, save_snapshot,
@@ -53,7 +55,7 @@ pub use service::{Limits, MetricsApi};
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tonic::codegen::http;
-pub use wal::{AppendError, FsyncMode, WalError};
+pub use wal::FsyncMode;
 pub use wire::WireError;
 
 /// What the benches measure of the hot path, and nothing else calls: reading and validating a

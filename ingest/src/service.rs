@@ -1,6 +1,5 @@
 //! The `thermostat.v1.MetricsService` gRPC service.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +24,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::convert::validate_request;
 use crate::error::{Error, Overload, SeriesLimit};
 use crate::intern::Interner;
+use crate::reservation::{Reservation, Reserved};
 use crate::wal::{Acknowledgement, Job, Refused, Wal};
 
 /// Requests of one stream waiting for the log at once.
@@ -277,40 +277,6 @@ impl MetricsApi {
             tracing::debug!(error = %e, "Rejected an ingest request.");
             Status::from(e)
         })
-    }
-}
-
-/// New series reserved by requests admitted and not yet applied.
-#[derive(Debug, Default)]
-struct Reserved {
-    series: usize,
-    bytes: usize,
-    /// Only kept when `--max-series-per-namespace` is set.
-    per_namespace: HashMap<Arc<str>, usize>,
-}
-
-/// One request's new series, reserved against the series limits from admission until the
-/// request is applied to the store (or dropped unapplied): the applier drops it right after
-/// recording.
-#[derive(Debug)]
-pub(crate) struct Reservation {
-    reserved: Arc<Mutex<Reserved>>,
-    namespace: Arc<str>,
-    series: usize,
-    bytes: usize,
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        let mut r = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
-        r.series = r.series.saturating_sub(self.series);
-        r.bytes = r.bytes.saturating_sub(self.bytes);
-        if let Some(n) = r.per_namespace.get_mut(&self.namespace) {
-            *n = n.saturating_sub(self.series);
-            if *n == 0 {
-                r.per_namespace.remove(&self.namespace);
-            }
-        }
     }
 }
 

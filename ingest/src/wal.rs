@@ -37,9 +37,10 @@ use thermostat_metrics::{ObservationBatch, Store, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::convert::trusted_request;
+pub(crate) use crate::error::{AppendError, WalError};
 use crate::intern::Interner;
 use crate::record;
-use crate::service::Reservation;
+use crate::reservation::Reservation;
 
 const MAGIC: &[u8; 8] = b"THRMWAL\0";
 /// The log format this build writes.
@@ -126,44 +127,6 @@ impl WalOptions {
             queue_capacity: 1024,
         }
     }
-}
-
-/// Log errors.
-#[derive(Debug, thiserror::Error)]
-pub enum WalError {
-    /// The file system failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: io::Error,
-    },
-    /// A segment of an unknown format.
-    #[error(
-        "{path}: write-ahead log format version {found} is not supported by this build (it reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); use the Thermostat version that wrote it"
-    )]
-    UnknownVersion {
-        /// The segment.
-        path: PathBuf,
-        /// The version found.
-        found: u32,
-    },
-    /// A corrupt record with data after it.
-    #[error(
-        "{path}: corrupt record at byte offset {offset} ({why}) with more data after it; refusing to start so that nothing is lost silently. Restart with --recover-truncate to drop it and everything after it"
-    )]
-    Corrupt {
-        /// The segment.
-        path: PathBuf,
-        /// Offset of the bad record.
-        offset: u64,
-        /// What is wrong.
-        why: String,
-    },
-    /// A thread of the log could not be started.
-    #[error("the write-ahead log is not accepting writes: {0}")]
-    Closed(io::Error),
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> WalError + '_ {
@@ -399,6 +362,8 @@ pub(crate) fn recover(
             return Err(WalError::UnknownVersion {
                 path: path.clone(),
                 found,
+                oldest: OLDEST_FORMAT_VERSION,
+                newest: FORMAT_VERSION,
             });
         }
         let mut offset = HEADER as u64;
@@ -514,28 +479,6 @@ fn has_valid_record_after(path: &Path, offset: u64) -> Result<bool, WalError> {
 struct Shared {
     /// Segments written by this process or found at start, oldest first.
     segments: Mutex<Vec<(u64, PathBuf)>>,
-}
-
-/// Why the log did not log, or did not apply, a record: what a job is answered with, and what
-/// [`crate::Ingest::append_observations_blocking`] fails with ([`crate::Error::Append`]).
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum AppendError {
-    /// The queue is full: the writer cannot keep up. Nothing was stored.
-    #[error("the write-ahead log queue is full")]
-    Full,
-    /// The log is closed (shutting down). Nothing was stored.
-    #[error("the write-ahead log is closed")]
-    Closed,
-    /// The write failed (e.g. the disk is full). Nothing was stored.
-    #[error("cannot persist the request: {0}")]
-    Write(Arc<io::Error>),
-    /// The record is durable but the store stopped taking records (its thread is gone): it is
-    /// applied when the log is replayed at the next start.
-    #[error("the store is not accepting writes")]
-    NotApplied,
-    /// No answer in time; the record may still be applied.
-    #[error("the write-ahead log did not answer within {0:?}")]
-    TimedOut(Duration),
 }
 
 /// Why [`Wal::submit`] refused a job.

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod quote;
 pub mod series;
 pub mod statistic;
 pub mod store;

@@ -62,7 +62,7 @@ impl FromStr for Statistic {
     type Err = UnknownStatistic;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || UnknownStatistic(crate::validate::quote(s));
+        let err = || UnknownStatistic(crate::quote::quote(s));
         Ok(match s {
             "SampleCount" => Statistic::SampleCount,
             "Sum" => Statistic::Sum,

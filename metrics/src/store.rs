@@ -1247,7 +1247,7 @@ impl ListCursor {
     /// # Errors
     /// Anything else, quoting at most a bounded prefix of it.
     pub fn from_token(token: &str) -> Result<Self, BadToken> {
-        let bad = || BadToken(crate::validate::quote(token));
+        let bad = || BadToken(crate::quote::quote(token));
         if token.len() > Self::MAX_TOKEN_LEN {
             return Err(bad());
         }

@@ -116,7 +116,7 @@ impl Timestamp {
     /// [`TimeError::NotRfc3339`] when the text is not such a time, [`TimeError::OutOfRange`]
     /// when the instant is outside years 0000 to 9999 in UTC.
     pub fn parse_rfc3339(text: &str) -> Result<Self, TimeError> {
-        let not_rfc3339 = || TimeError::NotRfc3339(crate::validate::quote(text));
+        let not_rfc3339 = || TimeError::NotRfc3339(crate::quote::quote(text));
         let t = text.trim();
         if t.len() > MAX_RFC3339_LEN {
             return Err(not_rfc3339());

@@ -66,7 +66,7 @@ units! {
     "must be a CloudWatch StandardUnit (Seconds, Milliseconds, Bytes, Percent, Count, Count/Second, None, ...), got {0}"
 )]
 pub struct UnknownUnit(
-    /// The unit as found, quoted, at most a bounded prefix of it ([`crate::validate::quote`]).
+    /// The unit as found, quoted, at most a bounded prefix of it ([`crate::quote::quote`]).
     pub String,
 );
 
@@ -82,7 +82,7 @@ impl FromStr for Unit {
             .iter()
             .copied()
             .find(|u| u.as_str() == s)
-            .ok_or_else(|| UnknownUnit(crate::validate::quote(s)))
+            .ok_or_else(|| UnknownUnit(crate::quote::quote(s)))
     }
 }
 

@@ -26,18 +26,7 @@ pub const MAX_AHEAD_MS: i64 = 2 * HOUR_MS;
 /// [`MAX_DATUMS_PER_REQUEST`] datums then counts at most about 9.007e18 samples, which its
 /// `accepted_samples` (a `uint64`) holds without saturating.
 pub const MAX_SAMPLE_COUNT: f64 = 9_007_199_254_740_992.0;
-/// Characters of an offending value an error message quotes at most.
-pub const QUOTE_CHARS: usize = 64;
-
-/// `text` quoted for an error message: whole when it is at most [`QUOTE_CHARS`] characters,
-/// else its first [`QUOTE_CHARS`] characters followed by `…(N bytes)`, so that a message
-/// stays small (a gRPC status travels in a header) however large the value.
-pub fn quote(text: &str) -> String {
-    match text.char_indices().nth(QUOTE_CHARS) {
-        None => format!("{text:?}"),
-        Some((end, _)) => format!("{:?}…({} bytes)", &text[..end], text.len()),
-    }
-}
+pub use crate::quote::{QUOTE_CHARS, quote};
 
 /// A broken rule for one field: `field` is a path such as `metric_data[2].value`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -38,7 +38,7 @@ impl BackupSource for DataDirParts {
 }
 
 /// Opens every part of a restored data directory (the series into a store of `store_shards`
-/// shards: the server's, [`super::STORE_SHARDS`]), so that a bad backup fails at restore and
+/// shards: the server's, [`thermostat_ingest::STORE_SHARDS`]), so that a bad backup fails at restore and
 /// not at start-up.
 ///
 /// # Errors

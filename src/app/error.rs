@@ -1,49 +1,88 @@
 //! Why a server could not start or stop cleanly: one enum for the wiring, each variant naming
-//! the step, its cause carried as the source (printed as `step: cause` by the command line).
+//! the step, its cause carried as the source. `{}` prints the step, `{:#}` the step and every
+//! cause (`step: cause: cause`), as the command line prints it.
 
+use std::error::Error as _;
+use std::fmt;
 use std::net::SocketAddr;
 
 use crate::config::LoadError;
 
 /// Why [`start`](super::start) or [`Running::wait`](super::Running::wait) failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum Error {
     /// The configuration files are invalid (every error, one per line).
-    #[error("the configuration is invalid:\n{0}")]
     InvalidConfig(LoadError),
     /// The configuration would run no alarm and that is not allowed.
-    #[error("{0}")]
     EmptyConfig(LoadError),
     /// The data directory's series (snapshot, log) cannot be opened or closed.
-    #[error(transparent)]
-    Ingest(#[from] thermostat_ingest::Error),
+    Ingest(thermostat_ingest::Error),
     /// The state database cannot be opened.
-    #[error(transparent)]
-    StateDb(#[from] thermostat_statedb::StateDbError),
+    StateDb(thermostat_statedb::StateDbError),
     /// Notifications or scaling cannot start.
-    #[error("cannot start notifications and scaling")]
-    Actions(#[source] super::actions::StartError),
+    Actions(super::actions::StartError),
     /// The alarm runtime cannot start (its stored states cannot be read).
-    #[error("cannot start the alarm runtime")]
-    Alarms(#[source] thermostat_alarms_runtime::Error),
+    Alarms(thermostat_alarms_runtime::Error),
     /// The alarm states cannot be written at shutdown.
-    #[error("cannot write the alarm states")]
-    PersistAlarms(#[source] thermostat_alarms_runtime::Error),
-    /// A listening address cannot be bound.
-    #[error("cannot listen for {protocol} on {addr}")]
-    Listen {
-        /// `gRPC` or `HTTP`.
-        protocol: &'static str,
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    PersistAlarms(thermostat_alarms_runtime::Error),
+    /// A listening address (`gRPC` or `HTTP`) cannot be bound.
+    Listen(&'static str, SocketAddr, std::io::Error),
     /// The server file (`server.json`) cannot be written.
-    #[error(transparent)]
-    ServerFile(#[from] thermostat_backup::Error),
+    ServerFile(thermostat_backup::Error),
     /// A blocking start-up or shutdown step panicked.
-    #[error("{0} panicked")]
     Panicked(&'static str),
 }
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidConfig(e) => write!(f, "the configuration is invalid:\n{e}")?,
+            Error::EmptyConfig(e) => write!(f, "{e}")?,
+            Error::Ingest(e) => write!(f, "{e}")?,
+            Error::StateDb(e) => write!(f, "{e}")?,
+            Error::Actions(_) => f.write_str("cannot start notifications and scaling")?,
+            Error::Alarms(_) => f.write_str("cannot start the alarm runtime")?,
+            Error::PersistAlarms(_) => f.write_str("cannot write the alarm states")?,
+            Error::Listen(protocol, addr, _) => {
+                write!(f, "cannot listen for {protocol} on {addr}")?
+            }
+            Error::ServerFile(e) => write!(f, "{e}")?,
+            Error::Panicked(step) => write!(f, "{step} panicked")?,
+        }
+        let mut cause = self.source();
+        while let (true, Some(e)) = (f.alternate(), cause) {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Ingest(e) => e.source(),
+            Error::StateDb(e) => e.source(),
+            Error::ServerFile(e) => e.source(),
+            Error::Actions(e) => Some(e),
+            Error::Alarms(e) | Error::PersistAlarms(e) => Some(e),
+            Error::Listen(_, _, e) => Some(e),
+            Error::InvalidConfig(_) | Error::EmptyConfig(_) | Error::Panicked(_) => None,
+        }
+    }
+}
+
+macro_rules! from {
+    ($($variant:ident($source:ty)),*) => {
+        $(impl From<$source> for Error {
+            fn from(e: $source) -> Self {
+                Error::$variant(e)
+            }
+        })*
+    };
+}
+from!(
+    Ingest(thermostat_ingest::Error),
+    StateDb(thermostat_statedb::StateDbError),
+    ServerFile(thermostat_backup::Error)
+);

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use thermostat_alarms_runtime::{AlarmRuntime, AlarmTelemetry};
-use thermostat_ingest::{Ingest, IngestOptions, Limits};
+use thermostat_ingest::Ingest;
 use thermostat_metrics::{Clock, Store, SystemClock, Telemetry};
 use thermostat_notify::NotificationTelemetry;
 use thermostat_scaler_runtime::ScalingTelemetry;
@@ -23,9 +23,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::settings::{LogFormat, ServeArgs, Settings};
-
-/// Shards of the series store (a snapshot records it; a store of another size cannot load it).
-pub use thermostat_ingest::STORE_SHARDS;
 
 /// How long shutdown waits for in-flight work.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -95,15 +92,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         .map_err(|_| Error::Panicked("configuration loading"))??
     };
 
-    let ingest = thermostat_ingest::open(IngestOptions {
-        recover_truncate: settings.recover_truncate,
-        fsync: settings.fsync,
-        fsync_interval: Duration::from_millis(settings.fsync_interval_ms),
-        queue_capacity: settings.ingest_queue_capacity,
-        checkpoint_interval: Duration::from_secs(settings.checkpoint_interval_seconds),
-        ..IngestOptions::new(&settings.data_dir)
-    })
-    .await?;
+    let ingest = thermostat_ingest::open(settings.ingest_options()).await?;
     let store = Arc::clone(ingest.store());
 
     let db = {
@@ -148,10 +137,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let metrics_actions = Arc::clone(&actions);
     let engine = Arc::new(
         engine
-            .with_history_retention(thermostat_alarms_runtime::HistoryRetention {
-                max_age_days: settings.history_retention_days,
-                max_items_per_alarm: settings.history_max_items_per_alarm,
-            })
+            .with_history_retention(settings.history_retention())
             // After the tick's scaling, so that the group metrics show its outcome.
             .with_after_tick(move |t| metrics_actions.record_capacity_metrics(t)),
     );
@@ -176,16 +162,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let shutdown = CancellationToken::new();
     let stopping_ingest = shutdown.child_token();
     let tracker = TaskTracker::new();
-    let limits = Limits {
-        max_in_flight: settings.max_in_flight_requests,
-        max_streams: settings.max_streams,
-        max_series: settings.max_series,
-        max_series_per_namespace: settings.max_series_per_namespace,
-        max_series_bytes: usize::try_from(settings.max_series_bytes).unwrap_or(usize::MAX),
-        stream_idle_timeout: Duration::from_secs(settings.stream_idle_timeout_seconds),
-        max_query_cost: settings.max_query_cost,
-        ..Limits::default()
-    };
+    let limits = settings.ingest_limits();
     // One query gate for gRPC and HTTP: at most half the cores run store queries, so that
     // pushes keep the other half (`docs/limits.md`, Queries).
     let query_threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
@@ -195,12 +172,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         thermostat_metrics::store::DEFAULT_MAX_WAITING_QUERIES,
     ));
     // One budget of buffered request bytes for both servers.
-    let transport = thermostat_transport::Options {
-        max_concurrent_streams_per_connection: settings.max_concurrent_streams_per_connection,
-        request_body_timeout: Duration::from_secs(settings.request_body_timeout_seconds),
-        idle_connection_timeout: Duration::from_secs(settings.idle_connection_timeout_seconds),
-        budget: thermostat_transport::Budget::new(settings.max_buffered_request_bytes),
-    };
+    let transport = settings.transport_options();
 
     let api = ingest
         .metrics_api(
@@ -336,11 +308,7 @@ async fn listen(
     protocol: &'static str,
     addr: SocketAddr,
 ) -> Result<(TcpListener, SocketAddr), Error> {
-    let listen_error = |source| Error::Listen {
-        protocol,
-        addr,
-        source,
-    };
+    let listen_error = |source| Error::Listen(protocol, addr, source);
     let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
     let bound = listener.local_addr().map_err(listen_error)?;
     Ok((listener, bound))

@@ -85,7 +85,13 @@ impl StateDb {
                     meta.insert("format_version", FORMAT_VERSION)?;
                 }
                 Some(FORMAT_VERSION) => {}
-                Some(found) => return Err(StateDbError::UnsupportedFormat { path, found }),
+                Some(found) => {
+                    return Err(StateDbError::UnsupportedFormat {
+                        path,
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
             }
             tx.open_table(ALARM_STATE)?;
             tx.open_table(ALARM_HISTORY)?;

@@ -29,15 +29,16 @@ pub enum StateDbError {
     /// `state.redb` was written by a build of another format: use the Thermostat version
     /// that wrote it, or move the data directory aside.
     #[error(
-        "{}: state format version {found} is not supported by this build (it reads version {}); use the Thermostat version that wrote it, or move the data directory aside",
-        path.display(),
-        crate::FORMAT_VERSION
+        "{}: state format version {found} is not supported by this build (it reads version {supported}); use the Thermostat version that wrote it, or move the data directory aside",
+        path.display()
     )]
     UnsupportedFormat {
         /// The file.
         path: PathBuf,
         /// The version it holds.
         found: u64,
+        /// The version this build reads.
+        supported: u64,
     },
     /// A stored state does not decode as its owner's type.
     #[error("corrupt state of alarm {key:?}")]
