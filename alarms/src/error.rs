@@ -4,7 +4,8 @@
 
 pub use thermostat_yaml::{ConfigError, ConfigErrors, Pos, Rule};
 
-/// Errors of the crate's fallible operations other than configuration loading.
+/// Errors of the crate's fallible operations other than configuration loading (whose
+/// [`ConfigErrors`] list every problem with its position).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A back-test CSV line is malformed. Fix the line named; the header must be
@@ -33,6 +34,14 @@ pub enum Error {
         /// `from` or `to`.
         field: String,
         /// The rule broken, with the values.
+        message: String,
+    },
+    /// A composite alarm's rule does not parse ([`crate::rule::parse`]): what and where.
+    #[error("{message} (at character {offset} of the rule)")]
+    Rule {
+        /// 0-based offset in characters.
+        offset: usize,
+        /// What is wrong.
         message: String,
     },
     /// The metric store refused a query (the range holds too many periods). Shorten

@@ -20,6 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::state::StateValue;
 
 /// Longest rule (CloudWatch limit).
@@ -42,16 +43,6 @@ pub enum AlarmRule {
     And(Vec<AlarmRule>),
     /// `a OR b OR ...`.
     Or(Vec<AlarmRule>),
-}
-
-/// A rule that does not parse: what and where (0-based character offset).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message} (at character {offset} of the rule)")]
-pub struct RuleError {
-    /// Offset in characters.
-    pub offset: usize,
-    /// What is wrong.
-    pub message: String,
 }
 
 impl AlarmRule {
@@ -139,11 +130,11 @@ struct Parser {
 /// Parses a rule.
 ///
 /// # Errors
-/// The first problem, with its character offset.
-pub fn parse(text: &str) -> Result<AlarmRule, RuleError> {
+/// The first problem, with its character offset ([`Error::Rule`]).
+pub fn parse(text: &str) -> Result<AlarmRule, Error> {
     let n = text.chars().count();
     if text.trim().is_empty() || n > MAX_RULE_CHARS {
-        return Err(RuleError {
+        return Err(Error::Rule {
             offset: 0,
             message: format!("must be 1 to {MAX_RULE_CHARS} characters (got {n})"),
         });
@@ -157,7 +148,7 @@ pub fn parse(text: &str) -> Result<AlarmRule, RuleError> {
     };
     let rule = p.or_expr()?;
     if let Some((off, t)) = p.toks.get(p.pos) {
-        return Err(RuleError {
+        return Err(Error::Rule {
             offset: *off,
             message: format!(
                 "unexpected {} after a complete rule{}",
@@ -167,7 +158,7 @@ pub fn parse(text: &str) -> Result<AlarmRule, RuleError> {
         });
     }
     if p.children > MAX_CHILDREN {
-        return Err(RuleError {
+        return Err(Error::Rule {
             offset: 0,
             message: format!(
                 "must refer to at most {MAX_CHILDREN} alarms (got {})",
@@ -176,7 +167,7 @@ pub fn parse(text: &str) -> Result<AlarmRule, RuleError> {
         });
     }
     if p.elements > MAX_ELEMENTS {
-        return Err(RuleError {
+        return Err(Error::Rule {
             offset: 0,
             message: format!(
                 "must have at most {MAX_ELEMENTS} elements (got {})",
@@ -196,7 +187,7 @@ fn describe(t: &Tok) -> String {
     }
 }
 
-fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, RuleError> {
+fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, Error> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -218,7 +209,7 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, RuleError> {
                 i += 1;
             }
             if i == chars.len() {
-                return Err(RuleError {
+                return Err(Error::Rule {
                     offset: start,
                     message: "unterminated quoted alarm name".into(),
                 });
@@ -245,7 +236,7 @@ impl Parser {
         self.toks.get(self.pos).map_or(self.end, |(o, _)| *o)
     }
 
-    fn or_expr(&mut self) -> Result<AlarmRule, RuleError> {
+    fn or_expr(&mut self) -> Result<AlarmRule, Error> {
         let mut items = vec![self.and_expr()?];
         while self.peek_word("OR") {
             self.pos += 1;
@@ -258,7 +249,7 @@ impl Parser {
         })
     }
 
-    fn and_expr(&mut self) -> Result<AlarmRule, RuleError> {
+    fn and_expr(&mut self) -> Result<AlarmRule, Error> {
         let mut items = vec![self.unary()?];
         while self.peek_word("AND") {
             self.pos += 1;
@@ -271,7 +262,7 @@ impl Parser {
         })
     }
 
-    fn unary(&mut self) -> Result<AlarmRule, RuleError> {
+    fn unary(&mut self) -> Result<AlarmRule, Error> {
         if self.peek_word("NOT") {
             self.pos += 1;
             return Ok(AlarmRule::Not(Box::new(self.unary()?)));
@@ -279,30 +270,30 @@ impl Parser {
         self.primary()
     }
 
-    fn expect_close(&mut self, opened_at: usize) -> Result<(), RuleError> {
+    fn expect_close(&mut self, opened_at: usize) -> Result<(), Error> {
         match self.toks.get(self.pos) {
             Some((_, Tok::Close)) => {
                 self.pos += 1;
                 Ok(())
             }
-            Some((o, t)) => Err(RuleError {
+            Some((o, t)) => Err(Error::Rule {
                 offset: *o,
                 message: format!(
                     "expected \")\" to close the \"(\" at character {opened_at}, found {}",
                     describe(t)
                 ),
             }),
-            None => Err(RuleError {
+            None => Err(Error::Rule {
                 offset: self.end,
                 message: format!("missing \")\" for the \"(\" at character {opened_at}"),
             }),
         }
     }
 
-    fn primary(&mut self) -> Result<AlarmRule, RuleError> {
+    fn primary(&mut self) -> Result<AlarmRule, Error> {
         let off = self.offset();
         let Some((_, tok)) = self.toks.get(self.pos).cloned() else {
-            return Err(RuleError {
+            return Err(Error::Rule {
                 offset: off,
                 message: "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or \"(\" but the rule ended".into(),
             });
@@ -320,13 +311,13 @@ impl Parser {
                 Ok(AlarmRule::Const(w == "TRUE"))
             }
             Tok::Word(w) if matches!(w.as_str(), "ALARM" | "OK" | "INSUFFICIENT_DATA") => {
-                let state: StateValue = w.parse().map_err(|m| RuleError {
+                let state: StateValue = w.parse().map_err(|m| Error::Rule {
                     offset: off,
                     message: m,
                 })?;
                 let open = self.offset();
                 if !matches!(self.toks.get(self.pos), Some((_, Tok::Open))) {
-                    return Err(RuleError {
+                    return Err(Error::Rule {
                         offset: open,
                         message: format!("expected \"(\" after {w}"),
                     });
@@ -336,7 +327,7 @@ impl Parser {
                 let name = match self.toks.get(self.pos).cloned() {
                     Some((_, Tok::Quoted(q))) | Some((_, Tok::Word(q))) => q,
                     _ => {
-                        return Err(RuleError {
+                        return Err(Error::Rule {
                             offset: name_off,
                             message: format!("expected an alarm name inside {w}(...)"),
                         });
@@ -345,7 +336,7 @@ impl Parser {
                 self.pos += 1;
                 let name = alarm_name_of(&name).to_owned();
                 if name.is_empty() {
-                    return Err(RuleError {
+                    return Err(Error::Rule {
                         offset: name_off,
                         message: "alarm name must not be empty".into(),
                     });
@@ -357,14 +348,14 @@ impl Parser {
             }
             Tok::Word(ref w) => {
                 let hint = keyword_hint(&tok);
-                Err(RuleError {
+                Err(Error::Rule {
                     offset: off,
                     message: format!(
                         "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or \"(\", found {w:?}{hint}"
                     ),
                 })
             }
-            other => Err(RuleError {
+            other => Err(Error::Rule {
                 offset: off,
                 message: format!(
                     "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or \"(\", found {}",
@@ -460,16 +451,15 @@ mod tests {
         ];
         for (text, offset) in cases {
             match parse(text) {
-                Err(e) => assert_eq!(e.offset, offset, "{text}: {e}"),
+                Err(e @ Error::Rule { offset: at, .. }) => assert_eq!(at, offset, "{text}: {e}"),
+                Err(e) => panic!("{text}: not a rule error: {e}"),
                 Ok(r) => panic!("{text} parsed as {r}"),
             }
         }
-        assert!(
-            parse("ALARM(a) and OK(b)")
-                .unwrap_err()
-                .message
-                .contains("upper-case")
-        );
+        let Err(Error::Rule { message, .. }) = parse("ALARM(a) and OK(b)") else {
+            panic!("not a rule error")
+        };
+        assert!(message.contains("upper-case"));
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! quotes it) or names the step that failed and carries the source as
 //! [`std::error::Error::source`], never both: printed with its sources (`{:#}` through
 //! `anyhow`), an error reads `cannot load the data directory: <file>: <what is wrong>`.
+//!
+//! [`Error`] is the crate's only exported error. The errors of its parts (`WalError`,
+//! `AppendError` here, `PersistError` of the snapshots, `WireError` of the request reader)
+//! are what its variants carry; they are `pub` only because a public variant holds them, and
+//! the crate root does not export them: callers read them through [`Error`] (its message, its
+//! source, and methods such as [`Error::append_timed_out`]).
 
 use std::io;
 use std::path::PathBuf;
@@ -178,6 +184,13 @@ impl std::fmt::Display for SeriesLimit {
 }
 
 impl Error {
+    /// Whether this is an append that got no answer within its timeout
+    /// ([`crate::Ingest::append_observations_blocking`]): unlike the other append failures,
+    /// the record is queued and may still be applied.
+    pub fn append_timed_out(&self) -> bool {
+        matches!(self, Error::Append(AppendError::TimedOut(_)))
+    }
+
     /// The reject reason counted in telemetry, for the errors that refuse a push.
     pub(crate) fn reason(&self) -> Option<RejectReason> {
         Some(match self {
@@ -223,7 +236,8 @@ impl From<Error> for tonic::Status {
     }
 }
 
-/// Log errors.
+/// Log errors. Not exported: carried by [`Error`] ([`Error::Log`], [`Error::RecoverLog`],
+/// [`Error::OpenLog`], [`Error::RemoveSegments`]).
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
     /// The file system failed.
@@ -266,7 +280,8 @@ pub enum WalError {
 }
 
 /// Why the log did not log, or did not apply, a record: what a job is answered with, and what
-/// [`crate::Ingest::append_observations_blocking`] fails with ([`crate::Error::Append`]).
+/// [`crate::Ingest::append_observations_blocking`] fails with ([`crate::Error::Append`]). Not
+/// exported: carried by [`Error::Append`] and [`Error::Persist`].
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum AppendError {
     /// The queue is full: the writer cannot keep up. Nothing was stored.

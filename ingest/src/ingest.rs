@@ -168,10 +168,9 @@ impl Ingest {
     /// Blocks the calling thread: call it from a blocking context, never from an async task.
     ///
     /// # Errors
-    /// [`Error::Append`] with [`crate::AppendError::Full`] or [`crate::AppendError::Closed`]
-    /// (nothing was stored), [`crate::AppendError::Write`] (the write failed, nothing was
-    /// stored), or [`crate::AppendError::TimedOut`] (no answer within `timeout`: the record may
-    /// still be applied later).
+    /// [`Error::Append`]: the log's queue is full or the log is closed (nothing was stored),
+    /// the write failed (nothing was stored), or no answer came within `timeout`
+    /// ([`Error::append_timed_out`]: the record may still be applied later).
     pub fn append_observations_blocking(
         &self,
         observations: &[(SeriesKey, Observation<'_>)],
@@ -338,7 +337,7 @@ mod tests {
     use thermostat_metrics::{Dimension, Period, Query, Resolution, Sample, Unit};
 
     use super::*;
-    use crate::AppendError;
+    use crate::error::AppendError;
 
     const NOW: Timestamp = Timestamp(1_800_000_000_000);
 

@@ -12,7 +12,9 @@
 //! - Serving it on a bound listener with gRPC reflection ([`serve`]).
 //! - The on-disk formats: store snapshots and the write-ahead log (versioned; both read back
 //!   by every later build).
-//! - One error type, [`Error`], mapped to gRPC statuses in one place (`error.rs`).
+//! - One error type, [`Error`], mapped to gRPC statuses in one place (`error.rs`). The
+//!   errors of the log, the snapshots and the request reader are not exported: they are
+//!   what [`Error`]'s variants carry (as payload or source) and read only through them.
 //!
 //! # Invariants
 //! - A request is validated whole before anything of it is stored; a response is sent only
@@ -45,18 +47,16 @@ mod wire;
 
 use std::future::Future;
 
-pub use error::{AppendError, WalError};
 pub use error::{Error, Overload, Result, SeriesLimit};
 pub use ingest::{
     Ingest, IngestOptions, STORE_SHARDS, load_snapshot, open, read_data_dir, save_snapshot,
 };
-pub use persist::{PersistError, SnapshotInfo};
+pub use persist::SnapshotInfo;
 pub use service::{Limits, MetricsApi};
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tonic::codegen::http;
 pub use wal::FsyncMode;
-pub use wire::WireError;
 
 /// What the benches measure of the hot path, and nothing else calls: reading and validating a
 /// request ([`bench::validate_request`]) with the series interner ([`bench::Interner`]). Not

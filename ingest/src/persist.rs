@@ -29,7 +29,8 @@ enum Record {
 }
 const FILE_NAME: &str = "series.snapshot";
 
-/// Why a snapshot could not be read or written.
+/// Why a snapshot could not be read or written. Not exported: carried by [`crate::Error`]
+/// ([`crate::Error::Snapshot`], [`crate::Error::LoadSnapshot`], [`crate::Error::WriteSnapshot`]).
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     /// The file system failed.

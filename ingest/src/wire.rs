@@ -32,7 +32,7 @@ pub(crate) const MAX_DATUMS: usize = MAX_DATUMS_PER_REQUEST + 1;
 /// [`DatumView::dimension_count`], not kept).
 pub(crate) const MAX_DIMENSIONS: usize = DIMENSIONS_ALLOWED + 1;
 
-/// Why bytes are not a valid request.
+/// Why bytes are not a valid request. Not exported: carried by [`crate::Error::Malformed`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the request is not a valid PutMetricDataRequest: {0}")]
 pub struct WireError(pub String);

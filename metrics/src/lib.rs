@@ -12,6 +12,11 @@
 //!   and the sharded [`Store`] with CloudWatch's roll-up and retention.
 //! - The ingest and store metrics of Thermostat's self-telemetry, and the registry that
 //!   renders them after those the components register ([`telemetry`]).
+//! - One error type, [`Error`]. The values the fallible functions return
+//!   ([`validate::ValidationError`], [`QueryError`], [`store::QueryRefused`],
+//!   [`time::TimeError`]) are its variants' payloads: callers build and inspect them (the
+//!   ingest validator builds a `ValidationError` only for a refused request), each converts
+//!   into [`Error`] with `?`, and `error.rs` says why they are not folded away.
 //!
 //! # Invariants
 //! - No IO, no async runtime, no wall clock: `now` is always a parameter.
@@ -21,11 +26,12 @@
 //!
 //! # Layout
 //! `time.rs`, `series.rs`, `unit.rs`, `statistic.rs`, `validate.rs`, `window.rs`, `batch.rs`,
-//! `store.rs`, `telemetry.rs`; tests of the larger modules in `window/tests.rs` and `store/tests.rs`.
+//! `store.rs`, `telemetry.rs`, `error.rs` (the crate's [`Error`]); tests of the larger modules in `window/tests.rs` and `store/tests.rs`.
 
 #![warn(missing_docs)]
 
 pub mod batch;
+mod error;
 pub mod quote;
 pub mod series;
 pub mod statistic;
@@ -37,6 +43,7 @@ pub mod validate;
 pub mod window;
 
 pub use batch::ObservationBatch;
+pub use error::{Error, Result};
 pub use series::{Dimension, SeriesKey};
 pub use statistic::Statistic;
 pub use store::{Datapoint, Observation, Query, QueryError, Resolution, Sample, Store};

@@ -10,7 +10,7 @@ use serde_json::Value;
 use thermostat_alarms::{ActionDue, AlarmSet, HistoryItem};
 use thermostat_alarms_runtime::{ActionSink, AlarmStore};
 use thermostat_dashboards::actions::NotificationApi;
-use thermostat_ingest::{AppendError, Ingest};
+use thermostat_ingest::Ingest;
 use thermostat_metrics::{Clock, Observation, SeriesKey, Timestamp};
 use thermostat_notify::{Dispatcher, NotificationTelemetry, Notifiers};
 use thermostat_scaler_runtime::{CapacityMetricsSink, Ports, ScalingTelemetry};
@@ -228,7 +228,7 @@ impl CapacityMetricsSink for CapacityLog {
         let Some(ingest) = self.0.get() else { return };
         match ingest.append_observations_blocking(&samples, now, METRICS_LOG_TIMEOUT) {
             Ok(_) => {}
-            Err(e @ thermostat_ingest::Error::Append(AppendError::TimedOut(_))) => {
+            Err(e) if e.append_timed_out() => {
                 // Queued: it is applied when the log gets to it.
                 tracing::warn!(error = %e, "The groups' capacity metrics of this tick are late.");
             }
