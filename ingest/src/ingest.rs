@@ -214,7 +214,7 @@ impl Ingest {
                     let ingest = self.clone();
                     match tokio::task::spawn_blocking(move || ingest.checkpoint()).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::error!(error = %with_sources(&e), "A checkpoint failed; the log keeps everything until the next one."),
+                        Ok(Err(e)) => tracing::error!(error = %thermostat_metrics::chain(&e), "A checkpoint failed; the log keeps everything until the next one."),
                         Err(e) => tracing::error!(error = %e, "A checkpoint panicked."),
                     }
                 }
@@ -287,18 +287,6 @@ async fn compaction_loop(
             }
         }
     }
-}
-
-/// `e` followed by its sources, `: `-separated (as `anyhow` prints `{:#}`).
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(source) = next {
-        out.push_str(": ");
-        out.push_str(&source.to_string());
-        next = source.source();
-    }
-    out
 }
 
 /// Reads a data directory no server is using into a new store of `store_shards` shards, as a
@@ -410,7 +398,7 @@ mod tests {
         std::fs::write(dir.path().join("series.snapshot"), bytes).unwrap();
         let e = open(IngestOptions::new(dir.path())).await.unwrap_err();
         assert!(matches!(e, Error::LoadSnapshot(_)), "{e:?}");
-        let text = with_sources(&e);
+        let text = thermostat_metrics::chain(&e);
         assert!(
             text.starts_with("cannot load the data directory: ")
                 && text.contains("format version 99 is not supported"),

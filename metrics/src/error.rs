@@ -33,3 +33,16 @@ pub enum Error {
     #[error(transparent)]
     Time(#[from] TimeError),
 }
+
+/// An error and its sources, `: `-separated (as `anyhow`'s `{:#}` prints a chain), for logs
+/// and error bodies: the one printer of the crates that report an error with its causes.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}

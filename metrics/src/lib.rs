@@ -43,7 +43,7 @@ pub mod validate;
 pub mod window;
 
 pub use batch::ObservationBatch;
-pub use error::{Error, Result};
+pub use error::{Error, Result, chain};
 pub use series::{Dimension, SeriesKey};
 pub use statistic::Statistic;
 pub use store::{Datapoint, Observation, Query, QueryError, Resolution, Sample, Store};

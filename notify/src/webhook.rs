@@ -108,7 +108,7 @@ impl Notifier for WebhookNotifier {
             .map_err(|e| Error::Http {
                 url: url.clone(),
                 status: None,
-                message: error_chain(&e),
+                message: thermostat_metrics::chain(&e),
                 permanent: e.is_builder(),
             })?;
         let status = resp.status();
@@ -127,15 +127,4 @@ impl Notifier for WebhookNotifier {
             permanent: status.is_client_error() && code != 408 && code != 429,
         })
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

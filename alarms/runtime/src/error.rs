@@ -57,14 +57,4 @@ impl std::error::Error for StoreError {
     }
 }
 
-/// An error and its sources, `: `-separated (as `anyhow`'s `{:#}` prints a chain), for logs.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
-}
+pub use thermostat_metrics::chain;
