@@ -62,6 +62,24 @@ pub enum Command {
     /// Replay recorded data (CSV) through the alarms and the scaling groups (all simulated,
     /// notifications recorded, not sent) and print what would have happened.
     Simulate(crate::commands::SimulateArgs),
+    /// Access tokens (docs/security.md).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `thermostat token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new random token, then the `auth.tokens` entry (with its SHA-256 digest, not
+    /// the token) to add to the --settings file. The token is shown only this once.
+    New {
+        /// What the token may do: agent, viewer, operator or admin.
+        #[arg(long)]
+        role: thermostat_auth::Role,
+        /// The entry's name, shown in logs and the audit trail [default: <role>-<8 hex digits>].
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// Initialises logging (`RUST_LOG` filters; default `info`).

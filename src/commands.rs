@@ -388,6 +388,7 @@ fn backup_offline(
         )?),
         db: std::sync::Arc::new(thermostat_statedb::StateDb::open(data_dir)?),
         outbox: thermostat_notify::Outbox::open(data_dir)?,
+        audit: std::sync::Arc::new(thermostat_audit::AuditLog::open(data_dir)?),
     };
     let now = thermostat_metrics::SystemClock.now();
     let time = thermostat_backup::BackupTime {
@@ -452,6 +453,23 @@ pub fn restore_cmd(
             1
         }
     }
+}
+
+/// `thermostat token new --role R [--name N]`: a new token on the first line, then the YAML
+/// entry to add under `auth.tokens`.
+pub fn token_new(role: thermostat_auth::Role, name: Option<&str>, out: &mut dyn Write) -> u8 {
+    let token = thermostat_auth::new_token();
+    let name = name.map_or_else(
+        || format!("{role}-{}", &thermostat_auth::digest_hex(&token)[..8]),
+        str::to_owned,
+    );
+    let entry = thermostat_auth::yaml_entry(&name, role, &token);
+    let written = writeln!(
+        out,
+        "{token}\n\n# The token above is shown only now: give it to the client (as a Bearer token).\n\
+         # Add this entry under `auth.tokens` in the --settings file, then reload (SIGHUP):\n{entry}"
+    );
+    u8::from(written.is_err())
 }
 
 /// Runs `serve` until SIGINT/SIGTERM.

@@ -76,6 +76,9 @@ pub enum LoadError {
     Invalid(ConfigErrors),
     /// The configuration is valid but would delete every alarm (see [`refuse_empty`]).
     Empty(String),
+    /// The settings file's `auth` or `tls` cannot be reloaded (see
+    /// [`crate::security::Security::reload`]).
+    Settings(String),
 }
 
 impl LoadError {
@@ -84,7 +87,7 @@ impl LoadError {
         match self {
             LoadError::Io(lines) => lines.clone(),
             LoadError::Invalid(errors) => errors.to_string().lines().map(str::to_owned).collect(),
-            LoadError::Empty(line) => vec![line.clone()],
+            LoadError::Empty(line) | LoadError::Settings(line) => vec![line.clone()],
         }
     }
 }

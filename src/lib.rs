@@ -17,4 +17,5 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod process;
+pub mod security;
 pub mod settings;

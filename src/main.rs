@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use thermostat::cli::{Cli, Command, init_tracing, init_tracing_with};
+use thermostat::cli::{Cli, Command, TokenCommand, init_tracing, init_tracing_with};
 use thermostat::{commands, demo};
 
 fn main() -> ExitCode {
@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         }
         Command::Simulate(args) => {
             return ExitCode::from(commands::simulate_cmd(&args, &mut out, &mut err));
+        }
+        Command::Token(TokenCommand::New { role, name }) => {
+            return ExitCode::from(commands::token_new(role, name.as_deref(), &mut out));
         }
     };
     let result = runtime().and_then(|runtime| {

@@ -100,6 +100,10 @@ pub struct SettingsFile {
     pub backup_retention: Option<usize>,
     /// Accept a `--config` (or a reload) that yields no alarms at all.
     pub allow_empty_config: Option<bool>,
+    /// Access control: tokens with roles (`docs/security.md`).
+    pub auth: Option<thermostat_auth::AuthSettings>,
+    /// TLS on both servers (`docs/security.md`).
+    pub tls: Option<thermostat_transport::TlsSettings>,
 }
 
 impl SettingsFile {
@@ -199,6 +203,14 @@ pub struct Settings {
     /// caller ticks [`crate::app::Running::engine`] itself, as on a simulated clock (tests, the
     /// demo's fast-forward); not a flag.
     pub alarm_tick_loop: bool,
+    /// The settings file, re-read on reload for `auth` and `tls` (`None`: no file).
+    pub settings_file: Option<PathBuf>,
+    /// Access control (`auth` in the settings file).
+    pub auth: thermostat_auth::AuthSettings,
+    /// TLS on both servers (`tls` in the settings file).
+    pub tls: Option<thermostat_transport::TlsSettings>,
+    /// Serve beyond loopback without tokens (`--insecure-no-auth`).
+    pub insecure_no_auth: bool,
 }
 
 impl Default for Settings {
@@ -230,6 +242,10 @@ impl Default for Settings {
             backup_retention: 3,
             allow_empty_config: false,
             alarm_tick_loop: true,
+            settings_file: None,
+            auth: thermostat_auth::AuthSettings::default(),
+            tls: None,
+            insecure_no_auth: false,
         }
     }
 }
@@ -324,6 +340,11 @@ pub struct ServeArgs {
     /// reload is refused, so that an emptied folder cannot delete every alarm).
     #[arg(long)]
     pub allow_empty_config: bool,
+    /// Serve on a non-loopback address without `auth.tokens`: anyone who reaches the ports
+    /// may push, read, change alarm states, reload and take backups. Logs a warning every
+    /// minute. Never use it on a shared network.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// A YAML file with any of the keys above (grpc_addr, http_addr, data_dir, config,
     /// log_format, max_in_flight_requests, max_streams, and every limit above by its flag's
     /// name with underscores; docs/limits.md lists them); flags win over it.
@@ -341,7 +362,8 @@ impl ServeArgs {
             Some(p) => SettingsFile::load(p)?,
             None => SettingsFile::default(),
         };
-        let settings = merge(self, file);
+        let mut settings = merge(self, file);
+        settings.settings_file.clone_from(&self.settings);
         settings.validate()?;
         Ok(settings)
     }
@@ -381,6 +403,7 @@ impl Settings {
             request_body_timeout: Duration::from_secs(self.request_body_timeout_seconds),
             idle_connection_timeout: Duration::from_secs(self.idle_connection_timeout_seconds),
             budget: thermostat_transport::Budget::new(self.max_buffered_request_bytes),
+            tls: None,
         }
     }
 
@@ -530,7 +553,31 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
         allow_empty_config: args.allow_empty_config
             || file.allow_empty_config.unwrap_or(d.allow_empty_config),
         alarm_tick_loop: d.alarm_tick_loop,
+        settings_file: None,
+        auth: file.auth.unwrap_or_default(),
+        tls: file.tls,
+        insecure_no_auth: args.insecure_no_auth,
     }
+}
+
+/// Warns when the settings file (which may name secrets' files and variables, and holds
+/// token digests) can be read by users other than its owner and group.
+pub fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o004 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format_args!("{:o}", meta.permissions().mode() & 0o777),
+                "The settings file is readable by every user of this machine; restrict it (chmod 600 or 640)."
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 #[cfg(test)]

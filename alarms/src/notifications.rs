@@ -12,15 +12,18 @@
 //!   dashboard_url: http://thermostat.internal:8080
 //!   smtp: {host: 127.0.0.1, port: 25, from: thermostat@example.com, starttls: none}
 //!   webhooks:
-//!     - {name: oncall-slack, url: "https://hooks.example/T000", format: slack, secret_env: SLACK_HOOK_SECRET}
+//!     - {name: oncall-slack, url: "https://hooks.example/T000", format: slack, secret_file: /run/secrets/slack-hook}
 //!   mute_rules:
 //!     - {name: nightly-deploy, alarms: ["web-*"], schedule: "0 2 * * *", duration_seconds: 1800, time_zone: UTC}
 //!   retry: {initial_backoff_seconds: 1, max_backoff_seconds: 30, give_up_after_seconds: 86400}
 //! ```
 //!
-//! Pure: secrets are named by environment variable (`password_env`, `secret_env`,
-//! `routing_key_env`) and looked up by the shell through the `env` function it passes in;
-//! `now` is always a parameter; time zones come from the database compiled into `jiff`.
+//! Pure: secrets are named, by environment variable (`password_env`, `secret_env`,
+//! `routing_key_env`) or by file (`password_file`, `secret_file`, `routing_key_file`), as a
+//! [`SecretSource`]; the shell reads them (`thermostat-notify`) and holds the values as
+//! [`Secret`]s, which never print. CA bundles (`ca_file`) are named here and read by the
+//! shell too. `now` is always a parameter; time zones come from the database compiled into
+//! `jiff`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -33,11 +36,18 @@ use crate::message::{self, MessageSettings};
 mod delivery;
 mod mute;
 mod reader;
+mod secret;
 
-pub use delivery::{Delivery, Notification, build_notification, named_webhook};
+pub use delivery::{
+    Delivery, Notification, PAGERDUTY_BODY_PREFIX, build_notification, named_webhook,
+    with_routing_key,
+};
 pub use mute::{CronSchedule, glob_match, muted_by, time_zone};
 pub use reader::{
     NotificationsReader, requirements, requirements_of_document, validate_notifications,
+};
+pub use secret::{
+    MAX_CA_FILE_BYTES, MAX_SECRET_FILE_BYTES, Secret, SecretSource, resolve_path, secret_from_file,
 };
 
 /// Default `queue_capacity`: notifications waiting to be written to the outbox.
@@ -102,8 +112,12 @@ pub struct SmtpSettings {
     pub starttls: StartTls,
     /// Login user, when the server needs authentication.
     pub username: Option<String>,
-    /// The environment variable holding the password (with `username`).
-    pub password_env: Option<String>,
+    /// Where the password comes from (with `username`): `password_env` or `password_file`.
+    pub password: Option<SecretSource>,
+    /// `ca_file`: a PEM bundle of certificates trusted, in addition to the built-in roots,
+    /// to verify the server's certificate on STARTTLS (path resolved against the
+    /// configuration file's folder).
+    pub ca_file: Option<String>,
     /// Connection and command timeout (default 10 s).
     pub timeout: Duration,
 }
@@ -155,12 +169,16 @@ pub struct WebhookSettings {
     pub url: String,
     /// Payload format.
     pub format: WebhookFormat,
-    /// The environment variable holding the HMAC-SHA256 signing secret: requests then
-    /// carry `X-Thermostat-Signature: sha256=<hex>`.
-    pub secret_env: Option<String>,
-    /// The environment variable holding the PagerDuty routing (integration) key; required
-    /// for `format: pagerduty`.
-    pub routing_key_env: Option<String>,
+    /// Where the HMAC-SHA256 signing key comes from (`secret_env` or `secret_file`):
+    /// requests then carry `X-Thermostat-Signature: sha256=<hex>`.
+    pub secret: Option<SecretSource>,
+    /// Where the PagerDuty routing (integration) key comes from (`routing_key_env` or
+    /// `routing_key_file`); required for `format: pagerduty`.
+    pub routing_key: Option<SecretSource>,
+    /// `ca_file`: a PEM bundle of certificates trusted, in addition to the built-in roots,
+    /// to verify an `https://` URL's certificate (path resolved against the configuration
+    /// file's folder).
+    pub ca_file: Option<String>,
     /// Request timeout (default 10 s).
     pub timeout: Duration,
 }

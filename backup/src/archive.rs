@@ -21,11 +21,14 @@ pub const SERIES_FILE: &str = "series.snapshot";
 pub const STATE_FILE: &str = "state.redb";
 /// The notification outbox's name in the archive (and in a data directory).
 pub const OUTBOX_FILE: &str = "outbox.redb";
-/// The parts after the manifest, in archive order.
+/// The audit trail's folder in the archive (and in a data directory): its files, as
+/// `thermostat-audit` wrote them. Backups made before it was added do not hold it.
+pub const AUDIT_DIR: &str = "audit";
+/// The parts after the manifest, in archive order; then [`AUDIT_DIR`] and its files, by name.
 const PARTS: [&str; 3] = [SERIES_FILE, STATE_FILE, OUTBOX_FILE];
 
 /// The parts of a data directory a backup holds, each written by its owner: a fresh snapshot
-/// of the series and one-transaction copies of the two databases.
+/// of the series, one-transaction copies of the two databases, and the audit trail's files.
 pub trait BackupSource: Send + Sync + std::fmt::Debug {
     /// Writes a snapshot of the series (with its log watermarks) into `dir` as
     /// [`SERIES_FILE`]; returns the number of series in it.
@@ -45,6 +48,13 @@ pub trait BackupSource: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// The copy cannot be written.
     fn write_outbox(&self, to: &Path) -> Result<(), PartError>;
+    /// Copies the audit trail's files into the empty folder `dir` (the archive's
+    /// [`AUDIT_DIR`]), each up to its length between two appends (the files only grow, so
+    /// that is a consistent prefix); returns how many files it copied.
+    ///
+    /// # Errors
+    /// A file cannot be read or copied.
+    fn write_audit(&self, dir: &Path) -> Result<usize, PartError>;
 }
 
 /// When a backup is made, as its manifest and the server's file names show it.
@@ -59,6 +69,9 @@ pub struct BackupTime {
 /// `MANIFEST.json`. Its fields are in the order the JSON has always had them (sorted).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Manifest {
+    /// Files of the audit trail in [`AUDIT_DIR`] (missing in backups made before it was
+    /// added; they restore without an audit trail).
+    pub audit_files: usize,
     /// When the backup was made (RFC 3339).
     pub created: String,
     /// [`BACKUP_FORMAT_VERSION`].
@@ -73,6 +86,7 @@ impl Manifest {
     /// The manifest as JSON (as the HTTP API answers it).
     pub fn to_json(&self) -> Value {
         serde_json::json!({
+            "audit_files": self.audit_files,
             "created": self.created,
             "format_version": self.format_version,
             "series": self.series,
@@ -105,7 +119,11 @@ pub fn write_backup(source: &dyn BackupSource, to: &Path, now: &BackupTime) -> R
     source
         .write_outbox(&staging.path().join(OUTBOX_FILE))
         .map_err(Error::Part)?;
+    let audit = staging.path().join(AUDIT_DIR);
+    create_private_dir(&audit)?;
+    let audit_files = source.write_audit(&audit).map_err(Error::Part)?;
     let manifest = Manifest {
+        audit_files,
         created: now.rfc3339.clone(),
         format_version: BACKUP_FORMAT_VERSION,
         series,
@@ -127,6 +145,14 @@ pub fn write_backup(source: &dyn BackupSource, to: &Path, now: &BackupTime) -> R
         for part in PARTS {
             tar.append_path_with_name(staging.path().join(part), part)?;
         }
+        tar.append_dir(AUDIT_DIR, &audit)?;
+        let mut names = fs::read_dir(&audit)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        names.sort();
+        for name in names {
+            tar.append_path_with_name(audit.join(&name), Path::new(AUDIT_DIR).join(&name))?;
+        }
         tar.into_inner()?.sync_all()?;
     }
     fs::rename(&tmp, to).map_err(|source| Error::Write {
@@ -134,6 +160,17 @@ pub fn write_backup(source: &dyn BackupSource, to: &Path, now: &BackupTime) -> R
         source,
     })?;
     Ok(manifest)
+}
+
+/// Creates the folder `dir`, 0700 on unix (the audit trail's, in the archive as on disk).
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| Error::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// Restores the backup `from` into `data_dir`, which must be empty or missing, then calls
@@ -187,9 +224,11 @@ mod tests {
     use super::*;
 
     /// Parts written as small files with known contents.
-    #[derive(Debug)]
+    #[derive(Debug, Default)]
     struct FakeParts {
         fail_state: bool,
+        /// The audit files to copy: name and contents.
+        audit: Vec<(&'static str, Vec<u8>)>,
     }
 
     impl BackupSource for FakeParts {
@@ -206,6 +245,18 @@ mod tests {
         fn write_outbox(&self, to: &Path) -> Result<(), PartError> {
             Ok(fs::write(to, b"outbox")?)
         }
+        fn write_audit(&self, dir: &Path) -> Result<usize, PartError> {
+            for (name, bytes) in &self.audit {
+                let path = dir.join(name);
+                fs::write(&path, bytes)?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+                }
+            }
+            Ok(self.audit.len())
+        }
     }
 
     fn at(unix_millis: i64) -> BackupTime {
@@ -218,12 +269,15 @@ mod tests {
     #[test]
     fn the_manifest_is_written_as_it_always_was() {
         let manifest = Manifest {
+            audit_files: 2,
             created: "2023-11-14T22:13:20Z".into(),
             format_version: BACKUP_FORMAT_VERSION,
             series: 7,
             thermostat_version: "0.1.0".into(),
         };
+        // `audit_files` came with the audit trail; it sorts first, as the JSON's keys do.
         let before = serde_json::json!({
+            "audit_files": 2usize,
             "format_version": BACKUP_FORMAT_VERSION,
             "created": "2023-11-14T22:13:20Z",
             "thermostat_version": "0.1.0",
@@ -240,7 +294,7 @@ mod tests {
     fn a_backup_restores_into_an_empty_directory() {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("out/b.tar");
-        let manifest = write_backup(&FakeParts { fail_state: false }, &file, &at(1)).unwrap();
+        let manifest = write_backup(&FakeParts::default(), &file, &at(1)).unwrap();
         assert_eq!(manifest.series, 7);
         assert!(!file.with_extension("partial").exists());
 
@@ -276,7 +330,15 @@ mod tests {
     fn a_failed_part_leaves_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("b.tar");
-        let err = write_backup(&FakeParts { fail_state: true }, &file, &at(1)).unwrap_err();
+        let err = write_backup(
+            &FakeParts {
+                fail_state: true,
+                ..FakeParts::default()
+            },
+            &file,
+            &at(1),
+        )
+        .unwrap_err();
         assert_eq!(err.detail(), "the state database is locked");
         let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
@@ -314,5 +376,125 @@ mod tests {
                 file.display()
             )
         );
+    }
+
+    #[test]
+    fn audit_files_round_trip_byte_for_byte() {
+        let tmp = tempfile::tempdir().unwrap();
+        let parts = FakeParts {
+            audit: vec![
+                ("audit-2024-03-09.jsonl", b"{\"a\":1}\n{\"a\":2}\n".to_vec()),
+                // A torn last line is copied as it is; the audit trail ends it on open.
+                ("audit-2024-03-10.jsonl", b"{\"a\":3}\n{\"a\"".to_vec()),
+            ],
+            ..FakeParts::default()
+        };
+        let file = tmp.path().join("b.tar");
+        let manifest = write_backup(&parts, &file, &at(1)).unwrap();
+        assert_eq!(manifest.audit_files, 2);
+
+        let names: Vec<String> = tar::Archive::new(File::open(&file).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                MANIFEST_FILE,
+                SERIES_FILE,
+                STATE_FILE,
+                OUTBOX_FILE,
+                AUDIT_DIR,
+                "audit/audit-2024-03-09.jsonl",
+                "audit/audit-2024-03-10.jsonl",
+            ]
+        );
+
+        let target = tmp.path().join("data");
+        let read = restore(&file, &target, |dir| {
+            assert!(dir.join(AUDIT_DIR).is_dir());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read["audit_files"], 2);
+        for (name, bytes) in &parts.audit {
+            assert_eq!(&fs::read(target.join(AUDIT_DIR).join(name)).unwrap(), bytes);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&target.join(AUDIT_DIR)), 0o700);
+            assert_eq!(mode(&target.join(AUDIT_DIR).join(parts.audit[0].0)), 0o600);
+        }
+    }
+
+    #[test]
+    fn a_backup_without_an_audit_trail_restores() {
+        // As the build before the audit trail wrote it: no `audit/`, no `audit_files`.
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("old.tar");
+        {
+            let mut tar = tar::Builder::new(File::create(&file).unwrap());
+            let manifest = serde_json::to_vec_pretty(&serde_json::json!({
+                "created": "2023-11-14T22:13:20Z",
+                "format_version": 1,
+                "series": 7,
+                "thermostat_version": "0.1.0",
+            }))
+            .unwrap();
+            for (name, bytes) in [
+                (MANIFEST_FILE, &manifest[..]),
+                (SERIES_FILE, b"series"),
+                (STATE_FILE, b"state"),
+                (OUTBOX_FILE, b"outbox"),
+            ] {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                tar.append_data(&mut header, name, bytes).unwrap();
+            }
+            tar.finish().unwrap();
+        }
+        let target = tmp.path().join("data");
+        let read = restore(&file, &target, |dir| {
+            assert!(!dir.join(AUDIT_DIR).exists());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read["series"], 7);
+        assert_eq!(read.get("audit_files"), None);
+        assert_eq!(
+            fs::read_to_string(target.join(STATE_FILE)).unwrap(),
+            "state"
+        );
+    }
+
+    #[test]
+    fn a_failed_audit_copy_fails_the_backup() {
+        #[derive(Debug)]
+        struct NoAudit;
+        impl BackupSource for NoAudit {
+            fn write_series(&self, dir: &Path) -> Result<usize, PartError> {
+                fs::write(dir.join(SERIES_FILE), b"s")?;
+                Ok(0)
+            }
+            fn write_state(&self, to: &Path) -> Result<(), PartError> {
+                Ok(fs::write(to, b"s")?)
+            }
+            fn write_outbox(&self, to: &Path) -> Result<(), PartError> {
+                Ok(fs::write(to, b"o")?)
+            }
+            fn write_audit(&self, _: &Path) -> Result<usize, PartError> {
+                Err("cannot read audit/audit-2024-03-09.jsonl".into())
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let err = write_backup(&NoAudit, &tmp.path().join("b.tar"), &at(1)).unwrap_err();
+        assert_eq!(err.detail(), "cannot read audit/audit-2024-03-09.jsonl");
+        let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! A backup is a tar file holding `MANIFEST.json` ([`Manifest`]: the
 //! [`BACKUP_FORMAT_VERSION`], when it was made, the series it holds), a fresh snapshot of the
-//! series (`series.snapshot`, with its log watermarks), and copies of `state.redb` (alarm
+//! series (`series.snapshot`, with its log watermarks), copies of `state.redb` (alarm
 //! states and history, scaling groups and activities) and `outbox.redb` (notifications),
-//! each taken in one read transaction. It holds everything acknowledged before it started;
+//! each taken in one read transaction, and the audit trail's daily files (`audit/`, each up
+//! to its length between two appends; a backup made before the audit trail has no `audit/`
+//! and restores without one). It holds everything acknowledged before it started;
 //! the write-ahead log is not needed because the snapshot is taken at backup time. A running
 //! server makes the backup itself (`POST /api/v1/admin/backup`, which the CLI finds through
 //! `<data dir>/server.json`); without a server the CLI reads the data directory directly.
@@ -19,7 +21,7 @@
 //! - `server.json` ([`SERVER_FILE`], [`ServerFile`], [`running_server`]).
 //!
 //! It is a library: it depends on no crate of ours. The parts are written by their owners
-//! (the ingest's snapshot, the state database, the outbox) through [`BackupSource`], and a
+//! (the ingest's snapshot, the state database, the outbox, the audit trail) through [`BackupSource`], and a
 //! restored directory is checked by a function the caller passes; the binary connects them.
 //!
 //! # Invariants
@@ -42,8 +44,8 @@ mod server_backups;
 mod server_file;
 
 pub use archive::{
-    BACKUP_FORMAT_VERSION, BackupSource, BackupTime, MANIFEST_FILE, Manifest, OUTBOX_FILE,
-    SERIES_FILE, STATE_FILE, restore, write_backup,
+    AUDIT_DIR, BACKUP_FORMAT_VERSION, BackupSource, BackupTime, MANIFEST_FILE, Manifest,
+    OUTBOX_FILE, SERIES_FILE, STATE_FILE, restore, write_backup,
 };
 pub use error::{Error, PartError, Result};
 pub use server_backups::{BACKUPS_DIR, ServerBackups};

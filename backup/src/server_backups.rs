@@ -202,6 +202,9 @@ mod tests {
         fn write_outbox(&self, to: &Path) -> Result<(), PartError> {
             Ok(fs::write(to, b"o")?)
         }
+        fn write_audit(&self, _: &Path) -> Result<usize, PartError> {
+            Ok(0)
+        }
     }
 
     fn at(unix_millis: i64) -> BackupTime {

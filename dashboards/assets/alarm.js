@@ -1,11 +1,13 @@
 // Alarm page (`/alarms/{name}`): the metric over the chosen range with the threshold (and
 // recovery threshold), breaching datapoints marked and ALARM periods shaded; the state
 // timeline; the history with reasons. Composite alarms show their rule instead of a metric.
+// Roles that may set alarm states (operator, admin) get a "Set state" control
+// (PUT /api/v1/alarms/{name}/state, CloudWatch's SetAlarmState).
 // Data: GET /api/v1/dashboard/alarms/{name}?range_seconds=.
 
 import { COLORS, gapped, timeChart, timelineStrip } from './chart.js';
 import {
-  RANGES, alarmHref, card, errorText, fillRows, fmtDateTime, fmtDims, fmtDuration, fmtNum, getJSON, h,
+  RANGES, alarmHref, api, card, errorText, fillRows, fmtDateTime, fmtDims, fmtDuration, fmtNum, getJSON, h,
   notice, query, rangeFromQuery, secs, segmented, showRange, stateBadge, table, timeEl,
 } from './common.js';
 
@@ -33,7 +35,62 @@ function historyRows(items) {
   }));
 }
 
-export function mount(main, name) {
+const STATES = ['ALARM', 'OK', 'INSUFFICIENT_DATA'];
+
+/**
+ * The "Set state" card: a state, a reason, and a button; `done()` is called after a change
+ * (the page refreshes at once).
+ */
+function setStateCard(name, done) {
+  const value = h('select', { id: 'set-state-value', name: 'state_value' },
+    STATES.map((s) => h('option', { value: s }, s.replace('_', ' '))));
+  const reason = h('input', {
+    type: 'text', id: 'set-state-reason', name: 'state_reason', required: true, maxlength: 1023,
+    placeholder: 'Why, for the history (e.g. testing the pager)', class: 'grow',
+  });
+  const submit = h('button', { type: 'submit', class: 'button button-primary', id: 'set-state-submit' }, 'Set state');
+  const result = h('p', { class: 'small', id: 'set-state-result', role: 'status' });
+  const form = h('form', { class: 'form-row', id: 'set-state-form' },
+    h('label', { class: 'field' }, 'New state', value),
+    h('label', { class: 'field grow' }, 'Reason', reason),
+    submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const why = reason.value.trim();
+    if (!why) {
+      result.className = 'small notice-text-error';
+      result.textContent = 'Give a reason: it goes into the history.';
+      return;
+    }
+    submit.disabled = true;
+    result.className = 'small muted';
+    result.textContent = 'Setting…';
+    try {
+      const r = await api(`/api/v1/alarms/${encodeURIComponent(name)}/state`, {
+        method: 'PUT', body: { state_value: value.value, state_reason: why },
+      });
+      if (r.ok) {
+        result.className = 'small notice-text-ok';
+        result.textContent = `Set to ${value.value.replace('_', ' ')}. The alarm's next evaluation may change it again.`;
+        reason.value = '';
+        done();
+      } else {
+        result.className = 'small notice-text-error';
+        result.textContent = `Not set: ${errorText(r)}`;
+      }
+    } catch (e) {
+      result.className = 'small notice-text-error';
+      result.textContent = `Not set: ${e?.message ?? e}`;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return card('Set state', { id: 'set-state-card' },
+    h('p', { class: 'muted small' }, 'Sets the alarm\'s state by hand (SetAlarmState), running its actions as a real change would; recorded in the history and the audit trail.'),
+    form, result);
+}
+
+export function mount(main, name, who) {
   document.title = `${name} · Thermostat`;
   let range = rangeFromQuery();
   const page = { refresh, onchange: null };
@@ -81,6 +138,7 @@ export function mount(main, name) {
     extra,
     timelineCard,
     historyCard,
+    ...(who?.can?.set_alarm_state ? [setStateCard(name, () => page.onchange?.())] : []),
     card('Configuration', { id: 'config-card' }, h('details', null, h('summary', null, 'Show the configuration as the server holds it'), config)),
   );
 

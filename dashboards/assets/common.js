@@ -1,16 +1,80 @@
 // Shared helpers of the dashboard's pages: fetching JSON, building DOM, formatting.
 // Text from the server is only ever inserted as text (never as HTML).
 
-/** GET `url`; resolves to {ok, status, body} and never throws on HTTP errors. */
-export async function getJSON(url) {
-  const resp = await fetch(url, { headers: { accept: 'application/json' } });
-  let body = null;
-  try {
-    body = await resp.json();
-  } catch {
-    body = null;
+/** The header that carries the session's CSRF token on requests that change state. */
+export const CSRF_HEADER = 'x-csrf-token';
+
+let who = null;
+
+/**
+ * Who is signed in: GET /api/v1/session, fetched once (again with `fresh`). Resolves to
+ * {auth_enabled, principal, role, csrf_token, expires, can: {reload, set_alarm_state, backup}};
+ * not signed in (401), it sends the browser to the sign-in page.
+ */
+export function session(fresh = false) {
+  if (who && !fresh) return who;
+  who = fetch('/api/v1/session', { headers: { accept: 'application/json' }, credentials: 'same-origin' })
+    .then(async (resp) => {
+      if (resp.status === 401) {
+        toSignIn();
+        return new Promise(() => {});
+      }
+      if (!resp.ok) throw new Error(`GET /api/v1/session: HTTP ${resp.status}`);
+      return resp.json();
+    })
+    .catch((e) => {
+      who = null;
+      throw e;
+    });
+  return who;
+}
+
+let leaving = false;
+
+/** Sends the browser to the sign-in page, to come back to this page. */
+export function toSignIn() {
+  if (leaving) return;
+  leaving = true;
+  location.assign(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
+}
+
+/**
+ * The one fetch of every page: `method` and a JSON `body`; resolves to {ok, status, body} and
+ * never throws on HTTP errors. Requests that change state carry the session's CSRF token; a
+ * 401 (the session expired or was revoked) sends the browser to the sign-in page.
+ */
+export async function api(url, { method = 'GET', body } = {}) {
+  const changes = !['GET', 'HEAD'].includes(method);
+  const send = (csrf) => {
+    const headers = { accept: 'application/json' };
+    if (csrf) headers[CSRF_HEADER] = csrf;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return fetch(url, {
+      method, headers, credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  };
+  const csrf = changes ? (await session()).csrf_token : null;
+  let resp = await send(csrf);
+  if (resp.status === 403 && csrf) {
+    // Signed in again in another tab: the cookie is now another session's, with another
+    // token. (A 403 changed nothing, so sending again is safe.)
+    const fresh = (await session(true)).csrf_token;
+    if (fresh && fresh !== csrf) resp = await send(fresh);
   }
-  return { ok: resp.ok, status: resp.status, body };
+  if (resp.status === 401) toSignIn();
+  let parsed = null;
+  try {
+    parsed = await resp.json();
+  } catch {
+    parsed = null;
+  }
+  return { ok: resp.ok, status: resp.status, body: parsed };
+}
+
+/** GET `url`; resolves to {ok, status, body} and never throws on HTTP errors. */
+export function getJSON(url) {
+  return api(url);
 }
 
 /** The API's error message of a failed {ok, status, body}. */

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query as Params, State};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use thermostat_scaler_runtime::ScalingRuntime;
 
 use crate::ApiState;
+use crate::access::{Caller, audited};
 use crate::error::ApiError;
 
 /// What the scaling side offers the HTTP API: read-only JSON views.
@@ -82,21 +83,32 @@ pub trait AdminApi: Send + Sync + std::fmt::Debug {
 }
 
 /// `POST /api/v1/admin/backup`: `409` while another backup runs.
-pub(crate) async fn backup(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let api = state
-        .admin
-        .clone()
-        .ok_or_else(|| ApiError::NotFound("backups are not enabled on this server".into()))?;
-    let manifest = tokio::task::spawn_blocking(move || api.backup())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| match e {
-            BackupError::Busy { .. } => ApiError::Conflict {
-                field: "backup".into(),
-                message: e.to_string(),
-            },
-            BackupError::Failed(detail) => ApiError::Internal(detail),
-        })?;
+pub(crate) async fn backup(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let result = match state.admin.clone() {
+        None => Err(ApiError::NotFound(
+            "backups are not enabled on this server".into(),
+        )),
+        Some(api) => tokio::task::spawn_blocking(move || api.backup())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+            .and_then(|r| {
+                r.map_err(|e| match e {
+                    BackupError::Busy { .. } => ApiError::Conflict {
+                        field: "backup".into(),
+                        message: e.to_string(),
+                    },
+                    BackupError::Failed(detail) => ApiError::Internal(detail),
+                })
+            }),
+    };
+    let parameters = match &result {
+        Ok(manifest) => json!({ "path": manifest.get("path") }),
+        Err(_) => Value::Null,
+    };
+    let manifest = audited(&state, &caller, "backup", None, parameters, result).await?;
     Ok(Json(manifest))
 }
 

@@ -6,6 +6,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query as Params, State};
 use axum::http::StatusCode;
@@ -18,6 +19,7 @@ use thermostat_alarms_runtime::{AlarmListing, AlarmRuntime};
 use thermostat_metrics::Timestamp;
 
 use crate::ApiState;
+use crate::access::{Caller, audited};
 use crate::api::parse_time;
 use crate::error::ApiError;
 
@@ -51,6 +53,17 @@ pub struct ReloadReport {
     pub changed: Vec<String>,
     /// Alarms that were removed.
     pub removed: Vec<String>,
+    /// The configuration files read, each with the SHA-256 of its text (for the audit trail).
+    pub files: Vec<FileDigest>,
+}
+
+/// A configuration file and the SHA-256 digest of its text.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FileDigest {
+    /// The file.
+    pub path: String,
+    /// Its SHA-256, hexadecimal.
+    pub sha256: String,
 }
 
 /// Why an alarm request failed.
@@ -573,20 +586,47 @@ pub(crate) struct SetState {
 /// checks both, see [`AlarmApi::set_state`]).
 pub(crate) async fn set_state(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: Result<Json<SetState>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| match e.status() {
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
-            ApiError::bad_request("body", e.body_text())
-        }
-        status => ApiError::Status {
-            status,
-            message: e.body_text(),
-            field: Some("body".into()),
-        },
-    })?;
-    let api = Arc::clone(engine(&state)?);
+    let (parameters, result) = match body {
+        Ok(Json(body)) => (
+            json!({
+                "state_value": body.state_value,
+                "state_reason": body.state_reason,
+            }),
+            change_state(&state, &name, body).await,
+        ),
+        Err(e) => (
+            Value::Null,
+            Err(match e.status() {
+                StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+                    ApiError::bad_request("body", e.body_text())
+                }
+                status => ApiError::Status {
+                    status,
+                    message: e.body_text(),
+                    field: Some("body".into()),
+                },
+            }),
+        ),
+    };
+    audited(
+        &state,
+        &caller,
+        "set_alarm_state",
+        Some(&name),
+        parameters,
+        result,
+    )
+    .await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+async fn change_state(state: &ApiState, name: &str, body: SetState) -> Result<(), ApiError> {
+    let api = Arc::clone(engine(state)?);
+    let name = name.to_owned();
     tokio::task::spawn_blocking(move || {
         api.set_state(
             &name,
@@ -596,16 +636,30 @@ pub(crate) async fn set_state(
         )
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(Json(json!({ "ok": true })))
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::from)
 }
 
 /// `POST /api/v1/reload`.
-pub(crate) async fn reload(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let api = Arc::clone(engine(&state)?);
-    let report = tokio::task::spawn_blocking(move || api.reload())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+pub(crate) async fn reload(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let result = match engine(&state) {
+        Ok(api) => {
+            let api = Arc::clone(api);
+            tokio::task::spawn_blocking(move || api.reload())
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))
+                .and_then(|r| r.map_err(ApiError::from))
+        }
+        Err(e) => Err(e),
+    };
+    let parameters = match &result {
+        Ok(report) => json!({ "files": report.files }),
+        Err(_) => Value::Null,
+    };
+    let report = audited(&state, &caller, "reload", None, parameters, result).await?;
     Ok(Json(json!({
         "alarms": report.alarms,
         "composite_alarms": report.composite_alarms,

@@ -23,12 +23,15 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod actions;
 pub mod admin;
 pub mod alarms;
 pub mod api;
+mod audit;
 pub mod cross_site;
 pub mod error;
+pub mod session;
 pub mod ui;
 pub mod views;
 
@@ -40,8 +43,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 pub use error::ApiError;
+use thermostat_auth::{Access, AuditTrail, Permission};
 use thermostat_metrics::{Clock, Store, Telemetry};
 
 /// What the HTTP handlers read.
@@ -65,45 +69,115 @@ pub struct ApiState {
     pub admin: Option<Arc<dyn actions::AdminApi>>,
     /// Admission of store queries (cost limit, bounded pool), shared with the gRPC API.
     pub queries: Arc<thermostat_metrics::store::QueryGate>,
-}
-
-/// The state-changing endpoints a browser can reach: cross-site requests are refused
-/// ([`cross_site`]). A later endpoint authenticated by a cookie belongs here too; APIs signed per
-/// request (SigV4) and form-POST query endpoints (Prometheus) belong on the main router.
-fn state_changing() -> Router<ApiState> {
-    Router::new()
-        .route("/api/v1/alarms/{name}/state", put(alarms::set_state))
-        .route("/api/v1/reload", post(alarms::reload))
-        .route("/api/v1/admin/backup", post(actions::backup))
-        .route_layer(middleware::from_fn(cross_site::refuse_cross_site))
+    /// Who may do what (shared with the gRPC API; auth off when it holds no tokens).
+    pub access: Arc<Access>,
+    /// Where authenticated changes are recorded, if anywhere.
+    pub audit: Option<Arc<dyn AuditTrail>>,
 }
 
 /// The HTTP API and the web dashboard. Every error answer is JSON, and request heads over
 /// [`error::MAX_URI_BYTES`] / [`error::MAX_HEADER_BYTES`] are refused ([`error::json_errors`]).
+///
+/// Health, the sign-in page, its endpoints and the assets are open; every other route needs
+/// a principal ([`access::authenticate`]) with the route's permission ([`access::require`]).
+/// The state-changing endpoints a browser can reach also refuse cross-site requests
+/// ([`cross_site`]); APIs signed per request (SigV4) and form-POST query endpoints
+/// (Prometheus) belong outside that group.
 pub fn router(state: ApiState) -> Router {
+    let needs = |p: Permission| middleware::from_fn_with_state((state.clone(), p), access::require);
+    let state_changing = Router::new()
+        .route(
+            "/api/v1/alarms/{name}/state",
+            put(alarms::set_state).route_layer(needs(Permission::SetAlarmState)),
+        )
+        .route(
+            "/api/v1/reload",
+            post(alarms::reload).route_layer(needs(Permission::Reload)),
+        )
+        .route(
+            "/api/v1/admin/backup",
+            post(actions::backup).route_layer(needs(Permission::Backup)),
+        )
+        .route_layer(middleware::from_fn(cross_site::refuse_cross_site));
+    let read = |p: Permission, h: MethodRouter<ApiState>| h.route_layer(needs(p));
+    let protected = Router::new()
+        .route("/metrics", read(Permission::ReadTelemetry, get(prometheus)))
+        .route(
+            "/api/v1/statistics",
+            read(Permission::ReadMetrics, get(api::statistics)),
+        )
+        .route(
+            "/api/v1/metrics",
+            read(Permission::ReadMetrics, get(api::metrics)),
+        )
+        .route(
+            "/api/v1/alarms",
+            read(Permission::ReadAlarms, get(alarms::list)),
+        )
+        .route(
+            "/api/v1/alarms/{name}",
+            read(Permission::ReadAlarms, get(alarms::one)),
+        )
+        .route(
+            "/api/v1/alarms/{name}/history",
+            read(Permission::ReadAlarms, get(alarms::history)),
+        )
+        .route(
+            "/api/v1/groups",
+            read(Permission::ReadGroups, get(actions::list_groups)),
+        )
+        .route(
+            "/api/v1/groups/{name}",
+            read(Permission::ReadGroups, get(actions::one_group)),
+        )
+        .route(
+            "/api/v1/groups/{name}/activities",
+            read(Permission::ReadGroups, get(actions::activities)),
+        )
+        .route(
+            "/api/v1/notifications",
+            read(Permission::ReadNotifications, get(actions::notifications)),
+        )
+        .route(
+            "/api/v1/audit",
+            read(Permission::ReadAudit, get(audit::audit)),
+        )
+        .route(
+            "/api/v1/dashboard/overview",
+            read(Permission::ViewDashboard, get(views::overview)),
+        )
+        .route(
+            "/api/v1/dashboard/alarms/{name}",
+            read(Permission::ReadAlarms, get(views::alarm)),
+        )
+        .route(
+            "/api/v1/dashboard/groups/{name}",
+            read(Permission::ReadGroups, get(views::group)),
+        )
+        .route("/", read(Permission::ViewDashboard, get(ui::page)))
+        .route("/explore", read(Permission::ViewDashboard, get(ui::page)))
+        .route(
+            "/alarms/{*name}",
+            read(Permission::ViewDashboard, get(ui::page)),
+        )
+        .route(
+            "/groups/{*name}",
+            read(Permission::ViewDashboard, get(ui::page)),
+        )
+        .merge(state_changing)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::authenticate,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(prometheus))
-        .route("/api/v1/statistics", get(api::statistics))
-        .route("/api/v1/metrics", get(api::metrics))
-        .route("/api/v1/alarms", get(alarms::list))
-        .route("/api/v1/alarms/{name}", get(alarms::one))
-        .route("/api/v1/alarms/{name}/history", get(alarms::history))
-        .route("/api/v1/groups", get(actions::list_groups))
-        .route("/api/v1/groups/{name}", get(actions::one_group))
-        .route("/api/v1/groups/{name}/activities", get(actions::activities))
-        .route("/api/v1/notifications", get(actions::notifications))
-        .route("/api/v1/dashboard/overview", get(views::overview))
-        .route("/api/v1/dashboard/alarms/{name}", get(views::alarm))
-        .route("/api/v1/dashboard/groups/{name}", get(views::group))
-        .route("/", get(ui::page))
-        .route("/explore", get(ui::page))
-        .route("/alarms/{*name}", get(ui::page))
-        .route("/groups/{*name}", get(ui::page))
         .route("/assets/{*path}", get(ui::asset))
-        .merge(state_changing())
+        .merge(session::routes())
+        .merge(protected)
         .fallback(not_found)
+        .layer(middleware::from_fn(ui::security_headers))
+        .layer(middleware::from_fn(access::request_meta))
         .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
 }

@@ -5,7 +5,12 @@
 //! content type and an `ETag`. The shell refers to its assets with `?v=<asset version>` (a
 //! hash of every asset): such requests are cacheable for a year, because a new binary with
 //! other assets has another version. Everything else (the shell itself, module imports without
-//! the version) is `no-cache`: the browser revalidates and usually gets a `304`.
+//! the version) is `no-cache`: the browser revalidates and usually gets a `304`. The sign-in
+//! page (`/signin`, served by `session.rs`) is a second shell, `assets/signin.html`.
+//!
+//! [`security_headers`] (on every response) sets `X-Content-Type-Options`, `Referrer-Policy`
+//! and `X-Frame-Options`, and on HTML the `Content-Security-Policy` [`SECURITY_POLICY`]: no
+//! inline script or style, nothing from elsewhere.
 
 use std::sync::LazyLock;
 
@@ -51,6 +56,7 @@ static ASSETS: &[Asset] = &[
     asset!("alarm.js", JS),
     asset!("group.js", JS),
     asset!("explore.js", JS),
+    asset!("signin.js", JS),
     asset!("style.css", CSS),
     asset!("favicon.svg", SVG),
     asset!("vendor/uPlot.iife.min.js", JS),
@@ -59,6 +65,7 @@ static ASSETS: &[Asset] = &[
 ];
 
 const SHELL: &str = include_str!("../assets/index.html");
+const SIGN_IN_SHELL: &str = include_str!("../assets/signin.html");
 
 /// FNV-1a, 64 bits: a stable content hash for `ETag`s and the asset version (not for security).
 fn fnv1a(parts: &[&[u8]]) -> u64 {
@@ -78,12 +85,18 @@ static ASSET_VERSION: LazyLock<String> = LazyLock::new(|| {
     format!("{:016x}", fnv1a(&bodies))
 });
 
-/// The HTML shell with the asset version filled in, and its `ETag`.
-static PAGE: LazyLock<(String, String)> = LazyLock::new(|| {
-    let html = SHELL.replace("{{version}}", &ASSET_VERSION);
+/// `shell` with the asset version filled in, and its `ETag`.
+fn versioned(shell: &str) -> (String, String) {
+    let html = shell.replace("{{version}}", &ASSET_VERSION);
     let etag = format!("\"{:016x}\"", fnv1a(&[html.as_bytes()]));
     (html, etag)
-});
+}
+
+/// The HTML shell with the asset version filled in, and its `ETag`.
+static PAGE: LazyLock<(String, String)> = LazyLock::new(|| versioned(SHELL));
+
+/// The sign-in page, likewise.
+static SIGN_IN_PAGE: LazyLock<(String, String)> = LazyLock::new(|| versioned(SIGN_IN_SHELL));
 
 static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
     ASSETS
@@ -97,7 +110,13 @@ pub fn asset_version() -> &'static str {
     &ASSET_VERSION
 }
 
-const SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The `Content-Security-Policy` of every HTML answer: the server's own scripts, style
+/// sheets, images and connections only; no inline script or style, no `eval`, no plugins, no
+/// framing. (uPlot and the pages position elements through the CSSOM, `el.style.left = ...`,
+/// which `style-src 'self'` allows; a `style="..."` attribute would be refused.)
+pub const SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The `Referrer-Policy` of every answer: full URLs only to this server's own pages.
+pub const REFERRER_POLICY: &str = "same-origin";
 
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers
@@ -136,15 +155,52 @@ fn respond(
 /// `GET /`, `/alarms/{name}`, `/groups/{name}`, `/explore`: the HTML shell.
 pub(crate) async fn page(headers: HeaderMap) -> Response {
     let (html, etag) = &*PAGE;
-    let mut resp = respond(&headers, HTML, etag, "no-cache", html.as_bytes());
-    resp.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(SECURITY_POLICY),
+    respond(&headers, HTML, etag, "no-cache", html.as_bytes())
+}
+
+/// The sign-in page's shell (`GET /signin`, routed by `session.rs`).
+pub(crate) fn sign_in_page(headers: &HeaderMap) -> Response {
+    let (html, etag) = &*SIGN_IN_PAGE;
+    respond(headers, HTML, etag, "no-cache", html.as_bytes())
+}
+
+/// Whether an answer is a document a browser renders and runs scripts in (HTML, SVG): what
+/// a CSP governs.
+fn is_document(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let media = v.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case(SVG)
+        })
+}
+
+/// Middleware on every response: `X-Content-Type-Options: nosniff`, `Referrer-Policy`,
+/// `X-Frame-Options: DENY`, and on HTML (and SVG) the `Content-Security-Policy`
+/// [`SECURITY_POLICY`]. (A `304` has no type; the browser keeps the cached answer's headers.)
+pub async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut resp = next.run(req).await;
+    let html = is_document(&resp);
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
-    resp.headers_mut().insert(
+    h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
+        HeaderValue::from_static(REFERRER_POLICY),
     );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(SECURITY_POLICY),
+        );
+    }
     resp
 }
 
@@ -202,6 +258,8 @@ mod tests {
             notifications: None,
             admin: None,
             queries: Default::default(),
+            access: Arc::new(thermostat_auth::Access::open()),
+            audit: None,
         };
         let mut req = Request::get(uri);
         if let Some(tag) = if_none_match {
@@ -232,8 +290,9 @@ mod tests {
             assert_eq!(resp.status(), StatusCode::OK, "{path}");
             assert_eq!(header_of(&resp, header::CONTENT_TYPE), HTML, "{path}");
             assert_eq!(header_of(&resp, header::CACHE_CONTROL), "no-cache");
-            assert!(
-                header_of(&resp, header::CONTENT_SECURITY_POLICY).contains("script-src 'self'")
+            assert_eq!(
+                header_of(&resp, header::CONTENT_SECURITY_POLICY),
+                SECURITY_POLICY
             );
             let body = resp.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(&body[..], PAGE.0.as_bytes());
@@ -283,12 +342,100 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn every_answer_has_the_security_headers_and_html_a_strict_csp() {
+        for path in [
+            "/",
+            "/signin",
+            "/api/v1/session",
+            "/assets/app.js",
+            "/assets/favicon.svg",
+            "/healthz",
+            "/nope",
+        ] {
+            let resp = get(path, None).await;
+            assert_eq!(
+                header_of(&resp, header::X_CONTENT_TYPE_OPTIONS),
+                "nosniff",
+                "{path}"
+            );
+            assert_eq!(header_of(&resp, header::X_FRAME_OPTIONS), "DENY", "{path}");
+            assert_eq!(
+                header_of(&resp, header::REFERRER_POLICY),
+                REFERRER_POLICY,
+                "{path}"
+            );
+            let document = ["/", "/assets/favicon.svg"].contains(&path);
+            assert_eq!(
+                resp.headers().contains_key(header::CONTENT_SECURITY_POLICY),
+                document,
+                "{path}"
+            );
+        }
+        // The policy: scripts only from this server, never inline or evaluated; no framing.
+        let directive = |name: &str| {
+            SECURITY_POLICY
+                .split(';')
+                .map(str::trim)
+                .find(|d| d.split(' ').next() == Some(name))
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        assert_eq!(directive("script-src"), "script-src 'self'");
+        assert_eq!(directive("style-src"), "style-src 'self'");
+        assert_eq!(directive("frame-ancestors"), "frame-ancestors 'none'");
+        assert_eq!(directive("object-src"), "object-src 'none'");
+        assert!(!SECURITY_POLICY.contains("unsafe"));
+    }
+
+    #[test]
+    fn no_page_has_inline_script_or_style() {
+        for (name, html) in [("index.html", SHELL), ("signin.html", SIGN_IN_SHELL)] {
+            for tag in html.split("<script").skip(1) {
+                let open = tag.split('>').next().unwrap();
+                assert!(open.contains("src=\"/assets/"), "{name}: an inline script");
+                assert!(
+                    tag[open.len() + 1..].trim_start().starts_with("</script>"),
+                    "{name}: a script with a body"
+                );
+            }
+            for bad in [
+                "<style",
+                "style=",
+                "onclick",
+                "onload",
+                "onsubmit",
+                "javascript:",
+            ] {
+                assert!(!html.contains(bad), "{name} has {bad}");
+            }
+        }
+        // Scripts set styles through the CSSOM only (`el.style.x = ...`), which the CSP allows;
+        // a `style` attribute or HTML from strings would be refused or unsafe.
+        for a in ASSETS
+            .iter()
+            .filter(|a| a.path.ends_with(".js") && !a.path.starts_with("vendor/"))
+        {
+            let text = std::str::from_utf8(a.body).unwrap();
+            for bad in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "setAttribute('style'",
+                "style:",
+                "eval(",
+                "new Function",
+            ] {
+                assert!(!text.contains(bad), "{} uses {bad}", a.path);
+            }
+        }
+    }
+
     #[test]
     fn every_asset_the_shell_and_modules_refer_to_is_embedded() {
         let html = &PAGE.0;
-        let mut referred: Vec<String> = html
-            .split("/assets/")
-            .skip(1)
+        let mut referred: Vec<String> = [html.as_str(), SIGN_IN_PAGE.0.as_str()]
+            .iter()
+            .flat_map(|page| page.split("/assets/").skip(1))
             .map(|s| s.split(['?', '"']).next().unwrap().to_owned())
             .collect();
         // Module imports: `from './x.js'`.
@@ -312,8 +459,11 @@ mod tests {
                 "{r} is referred to but not embedded"
             );
         }
-        assert!(!html.contains("{{version}}"));
-        assert!(html.contains(&format!("?v={}", asset_version())));
+        assert!(referred.iter().any(|r| r == "signin.js"));
+        for page in [html, &SIGN_IN_PAGE.0] {
+            assert!(!page.contains("{{version}}"));
+            assert!(page.contains(&format!("?v={}", asset_version())));
+        }
     }
 
     #[test]

@@ -53,6 +53,17 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A webhook group's CA bundle cannot be used: it cannot be read, is too large, or holds
+    /// no PEM certificate. Fix the file or the setting naming it.
+    #[error("scaling group {group:?}: the CA bundle {path} {message}")]
+    CaFile {
+        /// The group.
+        group: String,
+        /// The bundle's path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The crate's result type.

@@ -35,4 +35,4 @@ pub use autoscaling::AutoScalingFleet;
 pub use error::{Error, Result};
 pub use fleet::{Capacity, Fleet};
 pub use simulated::SimulatedFleet;
-pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookFleet};
+pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, MAX_CA_FILE_BYTES, WebhookFleet};

@@ -10,8 +10,13 @@
 //! The endpoint answers 2xx with `{"desired_capacity": n, "in_service_capacity": n}`. The
 //! limits live in Thermostat (the endpoint need not know them), so `set_desired` checks
 //! them before calling, as `SetDesiredCapacity` does.
+//!
+//! HTTPS servers are always verified, against the built-in (webpki) roots, plus, for a
+//! group added with [`WebhookFleet::add_group_with_ca_file`], the certificates of its CA
+//! bundle (one client per bundle); nothing turns verification off.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,11 +32,16 @@ use crate::fleet::{Capacity, Fleet};
 /// Default timeout of one webhook call.
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Largest CA bundle read: 1 MiB (as `thermostat_alarms::notifications::MAX_CA_FILE_BYTES`).
+pub const MAX_CA_FILE_BYTES: usize = 1024 * 1024;
+
 #[derive(Debug)]
 struct Hook {
     url: String,
     min: u32,
     max: u32,
+    /// A client that also trusts the group's CA bundle (`None`: the shared client).
+    client: Option<reqwest::Client>,
 }
 
 #[derive(Deserialize)]
@@ -44,7 +54,23 @@ struct Reply {
 #[derive(Debug)]
 pub struct WebhookFleet {
     client: reqwest::Client,
+    timeout: Duration,
     hooks: Mutex<HashMap<String, Hook>>,
+}
+
+/// An HTTP client with `timeout` (connect and whole request) that verifies servers against
+/// the built-in roots and `extra`.
+fn http_client(
+    timeout: Duration,
+    extra: &[reqwest::Certificate],
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout);
+    for c in extra {
+        b = b.add_root_certificate(c.clone());
+    }
+    b.build()
 }
 
 impl WebhookFleet {
@@ -53,12 +79,9 @@ impl WebhookFleet {
     /// # Errors
     /// When the HTTP client cannot be built (no TLS backend).
     pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()?;
         Ok(WebhookFleet {
-            client,
+            client: http_client(timeout, &[])?,
+            timeout,
             hooks: Mutex::new(HashMap::new()),
         })
     }
@@ -66,12 +89,62 @@ impl WebhookFleet {
     /// Adds a group at `url` with its limits (`min_size`, `max_size`, which webhook groups
     /// must configure).
     pub fn add_group(&self, group: &str, url: &str, min: u32, max: u32) {
+        self.insert(group, url, min, max, None);
+    }
+
+    /// Adds a group as [`add_group`](Self::add_group) does, whose HTTPS server is verified
+    /// against the built-in roots plus the certificates of the PEM bundle `ca_file` (read
+    /// now, at most [`MAX_CA_FILE_BYTES`]).
+    ///
+    /// # Errors
+    /// [`Error::CaFile`] when the bundle cannot be read, is too large or holds no
+    /// certificate, or a client trusting it cannot be built.
+    pub fn add_group_with_ca_file(
+        &self,
+        group: &str,
+        url: &str,
+        min: u32,
+        max: u32,
+        ca_file: &str,
+    ) -> Result<()> {
+        let err = |message: String| Error::CaFile {
+            group: group.to_owned(),
+            path: ca_file.to_owned(),
+            message,
+        };
+        let cannot = |e: std::io::Error| err(format!("cannot be read ({e})"));
+        let mut pem = Vec::new();
+        std::fs::File::open(ca_file)
+            .map_err(cannot)?
+            .take(u64::try_from(MAX_CA_FILE_BYTES).unwrap_or(u64::MAX) + 1)
+            .read_to_end(&mut pem)
+            .map_err(cannot)?;
+        if pem.len() > MAX_CA_FILE_BYTES {
+            return Err(err(format!(
+                "is larger than {MAX_CA_FILE_BYTES} bytes (the limit)"
+            )));
+        }
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| err(format!("is not a PEM certificate bundle ({e})")))?;
+        if certs.is_empty() {
+            return Err(err(
+                "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned(),
+            ));
+        }
+        let client =
+            http_client(self.timeout, &certs).map_err(|e| err(format!("cannot be used ({e})")))?;
+        self.insert(group, url, min, max, Some(client));
+        Ok(())
+    }
+
+    fn insert(&self, group: &str, url: &str, min: u32, max: u32, client: Option<reqwest::Client>) {
         self.lock().insert(
             group.to_owned(),
             Hook {
                 url: url.to_owned(),
                 min,
                 max,
+                client,
             },
         );
     }
@@ -110,6 +183,14 @@ impl WebhookFleet {
             })
     }
 
+    /// The client for `group`: its own when it has a CA bundle, else the shared one.
+    fn client(&self, group: &str) -> reqwest::Client {
+        self.lock()
+            .get(group)
+            .and_then(|h| h.client.clone())
+            .unwrap_or_else(|| self.client.clone())
+    }
+
     async fn call(&self, group: &str, url: &str, body: Value) -> Result<Reply> {
         let err = |status: Option<u16>, message: String| Error::Webhook {
             group: group.to_owned(),
@@ -118,7 +199,7 @@ impl WebhookFleet {
             message,
         };
         let resp = self
-            .client
+            .client(group)
             .post(url)
             .json(&body)
             .send()

@@ -211,3 +211,92 @@ async fn webhook_fleet_posts_the_desired_capacity() {
     );
     server.abort();
 }
+
+/// A private CA's PEM and an HTTPS webhook on 127.0.0.1:0 whose certificate it signed,
+/// answering every call with 3 desired and 3 in service; returns its URL and the CA.
+async fn private_https_webhook() -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Thermostat test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/fleet", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        r#"{"desired_capacity": 3, "in_service_capacity": 3}"#.to_owned(),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (url, ca_pem)
+}
+
+#[tokio::test]
+async fn a_webhook_groups_ca_bundle_makes_its_private_certificate_trusted() {
+    let (url, ca_pem) = private_https_webhook().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("fleet-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let fleet = WebhookFleet::new(Duration::from_secs(5)).unwrap();
+    fleet.add_group("plain", &url, 0, 10);
+    fleet
+        .add_group_with_ca_file("trusting", &url, 0, 10, &ca_file.display().to_string())
+        .unwrap();
+    // Verification is on: without the bundle, the private certificate is refused.
+    let e = fleet.describe("plain").await.unwrap_err();
+    assert!(matches!(&e, Error::Webhook { status: None, .. }), "{e}");
+    let c = fleet.describe("trusting").await.unwrap();
+    assert_eq!((c.desired, c.in_service), (3, 3));
+
+    // A bundle that cannot be used is an error naming the group and the file.
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "no certificate here\n").unwrap();
+    let path = not_pem.display().to_string();
+    let e = fleet
+        .add_group_with_ca_file("bad", &url, 0, 10, &path)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "scaling group \"bad\": the CA bundle {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )
+    );
+    assert!(matches!(
+        fleet.describe("bad").await,
+        Err(Error::UnknownGroup { .. })
+    ));
+}

@@ -102,6 +102,12 @@ pub enum Error {
     /// The reflection service's descriptors are broken (a build problem).
     #[error(transparent)]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The request carries no valid token (UNAUTHENTICATED).
+    #[error(transparent)]
+    Unauthenticated(#[from] thermostat_auth::Unauthenticated),
+    /// The principal may not do this, or not in this namespace (PERMISSION_DENIED).
+    #[error(transparent)]
+    Denied(#[from] thermostat_auth::Denied),
     /// A task failed (a bug); `what` is all a client is told.
     #[error("{what}")]
     Internal {
@@ -223,6 +229,8 @@ impl From<Error> for tonic::Status {
                 Status::unavailable(error.to_string())
             }
             Error::Internal { what, .. } => Status::internal(*what),
+            Error::Unauthenticated(_) => Status::unauthenticated(error.to_string()),
+            Error::Denied(_) => Status::permission_denied(error.to_string()),
             Error::Snapshot(_)
             | Error::Log(_)
             | Error::LoadSnapshot(_)

@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod auth;
 mod convert;
 mod error;
 mod ingest;
@@ -103,6 +104,9 @@ pub async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let reflection = reflection().build_v1()?;
     let telemetry = std::sync::Arc::clone(api.telemetry());
+    let authenticate = auth::AuthLayer {
+        access: std::sync::Arc::clone(api.access()),
+    };
     let metrics = MetricsServiceServer::new(api)
         .max_decoding_message_size(limits.max_request_bytes)
         .max_encoding_message_size(64 << 20);
@@ -111,6 +115,7 @@ pub async fn serve(
         "gRPC",
         Some(transport.idle_connection_timeout),
     )
+    .with_tls(transport.tls.clone(), thermostat_transport::Alpn::H2)
     .into_stream();
     let limit = limits.max_request_bytes;
     let max_streams = transport.max_concurrent_streams_per_connection;
@@ -125,6 +130,7 @@ pub async fn serve(
             too_large_is_resource_exhausted(r, limit, &telemetry)
         }))
         .layer(transport_limits)
+        .layer(authenticate)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(metrics)

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{Stream, StreamExt as _};
+use thermostat_auth::{Access, Credentials, Denied, Permission, Principal};
 use thermostat_metrics::store::{LIST_MAX_BYTES, LIST_MAX_RECORDS, ListCursor, ListFilter};
 use thermostat_metrics::store::{QueryGate, QueryRefused};
 use thermostat_metrics::validate::ValidationError;
@@ -88,6 +89,8 @@ pub struct MetricsApi {
     /// New series of requests admitted but not yet applied (see
     /// [`MetricsApi::check_series_limits`]).
     reserved: Arc<Mutex<Reserved>>,
+    /// Who may push and read what.
+    access: Arc<Access>,
 }
 
 impl MetricsApi {
@@ -115,6 +118,7 @@ impl MetricsApi {
                 limits.max_series_bytes / 4,
             )),
             reserved: Arc::default(),
+            access: Arc::new(Access::open()),
             queries: Arc::new(QueryGate::new(
                 limits.max_query_cost,
                 1,
@@ -131,6 +135,61 @@ impl MetricsApi {
         self
     }
 
+    /// Checks every RPC with `access` (auth off unless given one). [`crate::serve`]
+    /// authenticates each request with the same access before the service sees it.
+    pub fn with_access(mut self, access: Arc<Access>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// The access rules this service checks.
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
+    }
+
+    /// The principal of `request` (put there by [`crate::serve`]'s authentication, or found
+    /// now from its metadata when the service is used without it), with `permission`.
+    fn principal<T>(
+        &self,
+        request: &Request<T>,
+        permission: Permission,
+    ) -> Result<Arc<Principal>, Status> {
+        let principal = match request.extensions().get::<Arc<Principal>>() {
+            Some(p) => Arc::clone(p),
+            None => {
+                let authorization = request
+                    .metadata()
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap_or(""));
+                self.access
+                    .authenticate(Credentials {
+                        authorization,
+                        client_subject: None,
+                    })
+                    .map_err(|e| Status::from(Error::from(e)))?
+            }
+        };
+        self.access
+            .authorize(&principal, permission)
+            .map_err(|d| self.denied(&principal, d))?;
+        Ok(principal)
+    }
+
+    /// Logs (at most a few a second) and answers a refusal.
+    fn denied(&self, principal: &Principal, denied: Denied) -> Status {
+        if let Some(suppressed) = self.access.log_denial(self.clock.now().as_millis()) {
+            tracing::warn!(principal = %principal.name, suppressed, "Refused a gRPC request: {denied}.");
+        }
+        Status::from(Error::Denied(denied))
+    }
+
+    /// Refuses a read of `namespace` outside the principal's namespaces.
+    fn in_scope(&self, principal: &Principal, namespace: &str) -> Result<(), Status> {
+        self.access
+            .authorize_namespace(principal, Permission::ReadMetrics, namespace)
+            .map_err(|d| self.denied(principal, d))
+    }
+
     /// The telemetry this service counts into.
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.telemetry
@@ -138,13 +197,28 @@ impl MetricsApi {
 
     /// Validates a request and hands it to the write-ahead log. The returned receiver answers
     /// once the request is durable and applied; nothing of a request that fails here is stored.
-    fn admit(&self, request: RawPutMetricDataRequest) -> Result<(Pending, f64), Error> {
+    fn admit(
+        &self,
+        principal: &Principal,
+        request: RawPutMetricDataRequest,
+    ) -> Result<(Pending, f64), Error> {
         if self.stopping.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
         let received = self.clock.now();
         let payload = request.0;
         let batch = validate_request(&payload, received, &self.interner)?;
+        if principal.namespaces.is_some() {
+            let mut checked: Option<&Arc<str>> = None;
+            for key in batch.series() {
+                let ns = key.namespace_arc();
+                if checked.is_none_or(|c| !Arc::ptr_eq(c, ns) && c != ns) {
+                    self.access
+                        .authorize_namespace(principal, Permission::PushMetrics, ns)?;
+                    checked = Some(ns);
+                }
+            }
+        }
         let namespace = batch.series().next().map(|k| k.namespace_arc().clone());
         let reservation = match namespace {
             Some(ns) => self.check_series_limits(&ns, &batch)?,
@@ -354,10 +428,11 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<RawPutMetricDataRequest>,
     ) -> Result<Response<PutMetricDataResponse>, Status> {
+        let principal = self.principal(&request, Permission::PushMetrics)?;
         let Ok(_permit) = self.in_flight.try_acquire() else {
             return Err(self.counted(Err(Error::Overloaded(Overload::RequestsInFlight)))?);
         };
-        let (pending, samples) = self.counted(self.admit(request.into_inner()))?;
+        let (pending, samples) = self.counted(self.admit(&principal, request.into_inner()))?;
         self.counted(self.settle(pending, samples).await)
             .map(Response::new)
     }
@@ -368,6 +443,7 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<Streaming<RawPutMetricDataRequest>>,
     ) -> Result<Response<Self::StreamMetricDataStream>, Status> {
+        let principal = self.principal(&request, Permission::PushMetrics)?;
         let Ok(permit) = Arc::clone(&self.streams).try_acquire_owned() else {
             return Err(self.counted(Err(Error::Overloaded(Overload::OpenStreams)))?);
         };
@@ -387,7 +463,7 @@ impl MetricsService for MetricsApi {
             let tag = |s: Status| Status::new(s.code(), format!("request {i} of the stream: {}", s.message()));
             let result = match item {
                 _ if failed => Err(tag(Error::AfterEarlierFailure.into())),
-                Ok(req) => api.counted(api.admit(req)).map_err(tag),
+                Ok(req) => api.counted(api.admit(&principal, req)).map_err(tag),
                 Err(status) if status.code() == tonic::Code::OutOfRange => Err(Status::resource_exhausted(format!(
                     "request {i} of the stream is too large ({}): split it into smaller requests",
                     status.message()
@@ -420,7 +496,9 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<GetMetricStatisticsRequest>,
     ) -> Result<Response<GetMetricStatisticsResponse>, Status> {
+        let principal = self.principal(&request, Permission::ReadMetrics)?;
         let r = request.into_inner();
+        self.in_scope(&principal, &r.namespace)?;
         let statistics = r
             .statistics
             .iter()
@@ -510,7 +588,11 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<ListMetricsRequest>,
     ) -> Result<Response<ListMetricsResponse>, Status> {
+        let principal = self.principal(&request, Permission::ReadMetrics)?;
         let r = request.into_inner();
+        if !r.namespace.is_empty() {
+            self.in_scope(&principal, &r.namespace)?;
+        }
         let max_records = match usize::try_from(r.max_records) {
             Ok(0) => LIST_MAX_RECORDS,
             Ok(n @ 1..=LIST_MAX_RECORDS) => n,
@@ -546,9 +628,12 @@ impl MetricsService for MetricsApi {
             what: "listing the series failed",
             source: e,
         })?;
+        // A token limited to some namespaces sees only their series (a page may then hold
+        // fewer than `max_records`; `next_token` still leads on).
         let metrics = page
             .keys
             .into_iter()
+            .filter(|k| principal.may_use_namespace(k.namespace()))
             .map(|k| pb::Metric {
                 namespace: k.namespace().to_owned(),
                 metric_name: k.metric_name().to_owned(),

@@ -2,7 +2,7 @@
 //! outbox, sends them at once, retries failures with exponential backoff (also across
 //! restarts), and reports each final outcome as an alarm history item.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,8 +40,6 @@ const MAX_BATCH: usize = 256;
 struct Config {
     settings: NotificationSettings,
     messages: MessageSettings,
-    /// Values of the `routing_key_env` variables, read once.
-    env: HashMap<String, String>,
     notifiers: Arc<Notifiers>,
 }
 
@@ -78,27 +76,18 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
-fn read_env(
-    settings: &NotificationSettings,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> HashMap<String, String> {
-    settings
-        .webhooks
-        .iter()
-        .filter_map(|w| w.routing_key_env.as_ref())
-        .filter_map(|var| env(var).map(|v| (var.clone(), v)))
-        .collect()
-}
-
 fn add_ms(t: Timestamp, d: Duration) -> Timestamp {
     t.add_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Dispatcher {
     /// Opens the outbox `dir/outbox.redb` and builds a dispatcher that renders with
-    /// `settings` and `messages`, delivers with `notifiers`, and reads `routing_key_env`
-    /// variables through `env` (once, here). Pending notifications of an earlier run are
-    /// picked up when [`run`](Self::run) starts.
+    /// `settings` and `messages` and delivers with `notifiers`. Pending notifications of an
+    /// earlier run are picked up when [`run`](Self::run) starts.
+    ///
+    /// `_env` is no longer read: every secret, the PagerDuty routing key included, is read
+    /// by the notifiers ([`Notifiers::from_settings`]), so that none is stored with the
+    /// notifications. It goes once the binary stops passing it.
     ///
     /// # Errors
     /// The outbox cannot be opened.
@@ -108,7 +97,7 @@ impl Dispatcher {
         messages: MessageSettings,
         notifiers: Notifiers,
         clock: Arc<dyn Clock>,
-        env: &dyn Fn(&str) -> Option<String>,
+        _env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Dispatcher> {
         let outbox = Outbox::open(dir)?;
         let capacity = settings.queue_capacity.max(1);
@@ -121,7 +110,6 @@ impl Dispatcher {
             tx,
             accepting: AtomicBool::new(true),
             config: RwLock::new(Arc::new(Config {
-                env: read_env(&settings, env),
                 settings,
                 messages,
                 notifiers: Arc::new(notifiers),
@@ -162,16 +150,16 @@ impl Dispatcher {
 
     /// Replaces the settings and notifiers after a configuration reload. Notifications
     /// already in the outbox keep their rendered payloads; new retry settings apply to the
-    /// next failure.
+    /// next failure, new secrets (the notifiers') to the next attempt. `_env` is no longer
+    /// read, as in [`open`](Self::open).
     pub fn reconfigure(
         &self,
         settings: NotificationSettings,
         messages: MessageSettings,
         notifiers: Notifiers,
-        env: &dyn Fn(&str) -> Option<String>,
+        _env: &dyn Fn(&str) -> Option<String>,
     ) {
         let cfg = Arc::new(Config {
-            env: read_env(&settings, env),
             settings,
             messages,
             notifiers: Arc::new(notifiers),
@@ -227,14 +215,12 @@ impl Dispatcher {
         now: Timestamp,
     ) -> Result<bool> {
         let cfg = self.config();
-        let env = |k: &str| cfg.env.get(k).cloned();
         match notifications::build_notification(
             &cfg.settings,
             &cfg.messages,
             event,
             invocation,
             now,
-            &env,
         ) {
             Ok(None) => Ok(false),
             Ok(Some(n)) => self.enqueue(n).map(|()| true),

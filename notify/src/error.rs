@@ -35,14 +35,26 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// An environment variable named by the settings (`password_env`, `secret_env`) is not
-    /// set. Set it before starting Thermostat.
+    /// An environment variable named by the settings (`password_env`, `secret_env`,
+    /// `routing_key_env`) is not set, or is empty. Set it before starting Thermostat.
     #[error("{setting}: the environment variable {var} is not set")]
     MissingSecret {
         /// The setting naming the variable.
         setting: String,
         /// The variable.
         var: String,
+    },
+    /// A file named by the settings (a secret's `*_file`, a `ca_file`) cannot be used: it
+    /// cannot be read, is too large, is empty, or (a CA bundle) holds no certificate. Fix
+    /// the file or the setting; the message never quotes the file's contents.
+    #[error("{setting}: the file {path} {message}")]
+    File {
+        /// The setting naming the file (`notifications.smtp.password_file`).
+        setting: String,
+        /// The file.
+        path: String,
+        /// What is wrong (`cannot be read (No such file or directory (os error 2))`).
+        message: String,
     },
     /// SNS refused or failed the `Publish`.
     #[error("SNS publish to {topic}: {message}")]
@@ -91,6 +103,7 @@ impl Error {
             Error::Undeliverable { .. }
             | Error::NotConfigured { .. }
             | Error::MissingSecret { .. }
+            | Error::File { .. }
             | Error::Config(_) => true,
             Error::Outbox(_) | Error::QueueFull { .. } | Error::ShuttingDown => false,
         }

@@ -5,6 +5,8 @@
 //! # What this crate owns
 //! - The port [`Notifier`] and its implementations [`SnsNotifier`], [`SmtpNotifier`] and
 //!   [`WebhookNotifier`] (with the `X-Thermostat-Signature` HMAC, [`webhook::signature`]).
+//! - Reading the secrets and CA bundles the settings name ([`secrets`]): from environment
+//!   variables or files, at start and at every reload.
 //! - The durable [`Outbox`] (`outbox.redb`): every notification is written, with its
 //!   rendered payload, before it is sent; every attempt is recorded.
 //! - The [`Dispatcher`]: the notification of an action an alarm invokes
@@ -29,9 +31,16 @@
 //!   that attempt re-sends it after the restart (at least once, not exactly once).
 //! - Muted notifications are recorded with status `muted` and never sent.
 //! - `enqueue` never blocks and never drops silently: a full queue is an error.
+//! - Secret values (SMTP password, HMAC keys, PagerDuty routing keys) are held as
+//!   `Secret`s, which print as `[redacted]`; none is stored in the outbox (a PagerDuty body
+//!   gets its routing key when it is sent), so none reaches `GET /api/v1/notifications`,
+//!   a backup or a log line.
+//! - TLS certificates are always verified (webhooks, SMTP STARTTLS, AWS): a `ca_file` adds
+//!   roots, nothing removes verification.
 //!
 //! # Layout
-//! `error.rs` (the [`Error`] enum), `outbox.rs`, `dispatcher.rs`, `telemetry.rs`, and one
+//! `error.rs` (the [`Error`] enum), `outbox.rs`, `dispatcher.rs`, `telemetry.rs`,
+//! `secrets.rs`, and one
 //! file per notifier:
 //! `sns.rs`, `smtp.rs`, `webhook.rs`. Integration tests against real peers (moto, aiosmtpd,
 //! an axum receiver) are in `tests/it/`. The user documentation is `docs/notifications.md`.
@@ -41,6 +50,7 @@ use std::future::Future;
 pub mod dispatcher;
 pub mod error;
 pub mod outbox;
+pub mod secrets;
 pub mod smtp;
 pub mod sns;
 pub mod telemetry;
@@ -85,11 +95,13 @@ pub struct Notifiers {
 
 impl Notifiers {
     /// Notifiers for `settings`: SNS when `aws` is given, SMTP when `settings.smtp` is set,
-    /// and webhooks always. Secrets are read through `env` (the binary passes
-    /// `|k| std::env::var(k).ok()`).
+    /// and webhooks always. Secrets and CA bundles are read now, from their variables
+    /// (through `env`; the binary passes `|k| std::env::var(k).ok()`) or files
+    /// ([`secrets`]); the binary calls this at start and at every reload.
     ///
     /// # Errors
-    /// A secret variable that is not set, or bad SMTP settings.
+    /// A secret variable that is not set, a secret file or CA bundle that cannot be used,
+    /// or bad SMTP settings.
     pub fn from_settings(
         settings: &thermostat_alarms::notifications::NotificationSettings,
         aws: Option<&aws_config::SdkConfig>,

@@ -1,15 +1,16 @@
 //! E-mail delivery over SMTP with lettre (tokio transport; STARTTLS none, opportunistic or
-//! required).
+//! required, verified against the built-in roots plus `ca_file`, if any).
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use sha2::{Digest as _, Sha256};
 use thermostat_alarms::notifications::{Delivery, Notification, SmtpSettings, StartTls};
 
 use crate::error::{Error, Result};
+use crate::secrets::{read_ca_bundle, read_secret};
 use crate::{Notifier, Receipt};
 
 /// Sends `mailto:` notifications through one SMTP server.
@@ -20,12 +21,15 @@ pub struct SmtpNotifier {
 }
 
 impl SmtpNotifier {
-    /// A notifier for `settings`, reading `password_env` through `env` (the binary passes
-    /// `|k| std::env::var(k).ok()`). Connects lazily, on the first message.
+    /// A notifier for `settings`, reading the password (`password_env` through `env`, the
+    /// binary passes `|k| std::env::var(k).ok()`, or `password_file`) and the `ca_file`
+    /// now. Connects lazily, on the first message. The server's certificate is always
+    /// verified when TLS is used (against the built-in roots plus `ca_file`).
     ///
     /// # Errors
-    /// A bad `from` address, TLS parameters that cannot be built for the host, or a
-    /// `password_env` that is not set.
+    /// A bad `from` address, TLS parameters that cannot be built for the host, a password
+    /// that cannot be read ([`Error::MissingSecret`], [`Error::File`]), or a `ca_file` that
+    /// cannot be read or holds no certificate ([`Error::File`]).
     pub fn new(settings: &SmtpSettings, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let from: Mailbox = settings
             .from
@@ -34,7 +38,18 @@ impl SmtpNotifier {
         let tls = match settings.starttls {
             StartTls::None => Tls::None,
             mode => {
-                let params = TlsParameters::new(settings.host.clone()).map_err(|e| {
+                let mut builder = TlsParameters::builder(settings.host.clone());
+                if let Some(path) = &settings.ca_file {
+                    let setting = "notifications.smtp.ca_file";
+                    let (pem, _) = read_ca_bundle(path, setting)?;
+                    let cert = Certificate::from_pem(&pem).map_err(|e| Error::File {
+                        setting: setting.to_owned(),
+                        path: path.clone(),
+                        message: format!("is not a PEM certificate bundle ({e})"),
+                    })?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                let params = builder.build().map_err(|e| {
                     Error::Config(format!("notifications.smtp: TLS parameters: {e}"))
                 })?;
                 if mode == StartTls::Required {
@@ -48,12 +63,11 @@ impl SmtpNotifier {
             .port(settings.port)
             .tls(tls)
             .timeout(Some(settings.timeout));
-        if let (Some(user), Some(var)) = (&settings.username, &settings.password_env) {
-            let password = env(var).ok_or_else(|| Error::MissingSecret {
-                setting: "notifications.smtp.password_env".into(),
-                var: var.clone(),
-            })?;
-            builder = builder.credentials(Credentials::new(user.clone(), password));
+        if let (Some(user), Some(source)) = (&settings.username, &settings.password) {
+            let password = read_secret(source, "notifications.smtp.password", &env)?;
+            // lettre's `Credentials` leave the password out of their `Debug` output.
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
         }
         Ok(SmtpNotifier {
             transport: builder.build(),

@@ -29,6 +29,10 @@ pub enum Error {
     Listen(&'static str, SocketAddr, std::io::Error),
     /// The server file (`server.json`) cannot be written.
     ServerFile(thermostat_backup::Error),
+    /// Access control or TLS cannot start.
+    Security(crate::security::SecurityError),
+    /// The audit trail cannot be opened.
+    Audit(thermostat_audit::Error),
     /// A blocking start-up or shutdown step panicked.
     Panicked(&'static str),
 }
@@ -47,6 +51,8 @@ impl fmt::Display for Error {
                 write!(f, "cannot listen for {protocol} on {addr}")?
             }
             Error::ServerFile(e) => write!(f, "{e}")?,
+            Error::Security(e) => write!(f, "{e}")?,
+            Error::Audit(_) => f.write_str("cannot open the audit trail")?,
             Error::Panicked(step) => write!(f, "{step} panicked")?,
         }
         let mut cause = self.source();
@@ -67,6 +73,8 @@ impl std::error::Error for Error {
             Error::Actions(e) => Some(e),
             Error::Alarms(e) | Error::PersistAlarms(e) => Some(e),
             Error::Listen(_, _, e) => Some(e),
+            Error::Security(e) => e.source(),
+            Error::Audit(e) => Some(e),
             Error::InvalidConfig(_) | Error::EmptyConfig(_) | Error::Panicked(_) => None,
         }
     }
@@ -84,5 +92,7 @@ macro_rules! from {
 from!(
     Ingest(thermostat_ingest::Error),
     StateDb(thermostat_statedb::StateDbError),
-    ServerFile(thermostat_backup::Error)
+    ServerFile(thermostat_backup::Error),
+    Security(crate::security::SecurityError),
+    Audit(thermostat_audit::Error)
 );

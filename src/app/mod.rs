@@ -44,6 +44,10 @@ pub struct Running {
     pub reloader: Arc<reload::Reloader>,
     /// Notifications and scaling.
     pub actions: Arc<actions::Actions>,
+    /// Tokens and TLS.
+    pub security: Arc<crate::security::Security>,
+    /// The audit trail.
+    pub audit: Arc<thermostat_audit::AuditLog>,
     ingest: Ingest,
     shutdown: CancellationToken,
     stopping_ingest: CancellationToken,
@@ -68,11 +72,16 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let alarm_telemetry = AlarmTelemetry::default();
     let notification_telemetry = NotificationTelemetry::default();
     let scaling_telemetry = ScalingTelemetry::default();
+    let auth_telemetry = thermostat_auth::AuthTelemetry::default();
     let telemetry = Arc::new(Telemetry::with_components(|registry| {
         alarm_telemetry.register(registry);
         notification_telemetry.register(registry);
         scaling_telemetry.register(registry);
+        auth_telemetry.register(registry);
     }));
+    // Tokens, TLS, and the refusal to serve beyond loopback without tokens: before anything
+    // is created.
+    let security = Arc::new(crate::security::Security::start(&settings, auth_telemetry)?);
     let ready = Arc::new(AtomicBool::new(false));
 
     // A start that is refused leaves no data directory behind: the configuration is read
@@ -112,12 +121,19 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     .await
     .map_err(Error::Actions)?;
     actions.log_metrics_to(ingest.clone());
+    let audit = {
+        let dir = settings.data_dir.clone();
+        tokio::task::spawn_blocking(move || thermostat_audit::AuditLog::open(&dir).map(Arc::new))
+            .await
+            .map_err(|_| Error::Panicked("opening the audit trail"))??
+    };
     let admin = thermostat_dashboards::admin::Admin::new(
         thermostat_backup::ServerBackups::new(
             Arc::new(backup::DataDirParts {
                 store: Arc::clone(&store),
                 db: Arc::clone(&db),
                 outbox: actions.dispatcher().outbox().clone(),
+                audit: Arc::clone(&audit),
             }),
             &settings.data_dir,
             settings.backup_retention,
@@ -147,6 +163,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         Arc::clone(&engine),
         Arc::clone(&actions),
         settings.allow_empty_config,
+        Arc::clone(&security),
     ));
 
     // A server holds a descriptor per connection: use all the process may have.
@@ -172,7 +189,10 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         thermostat_metrics::store::DEFAULT_MAX_WAITING_QUERIES,
     ));
     // One budget of buffered request bytes for both servers.
-    let transport = settings.transport_options();
+    let transport = thermostat_transport::Options {
+        tls: security.tls.clone(),
+        ..settings.transport_options()
+    };
 
     let api = ingest
         .metrics_api(
@@ -181,7 +201,8 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             limits,
             stopping_ingest.clone(),
         )
-        .with_query_gate(Arc::clone(&queries));
+        .with_query_gate(Arc::clone(&queries))
+        .with_access(Arc::clone(&security.access));
     let (stop, grpc_transport) = (shutdown.clone(), transport.clone());
     tracker.spawn(async move {
         if let Err(e) =
@@ -210,6 +231,8 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         ),
         admin: Some(Arc::new(admin) as Arc<dyn thermostat_dashboards::actions::AdminApi>),
         queries,
+        access: Arc::clone(&security.access),
+        audit: Some(Arc::clone(&audit) as Arc<dyn thermostat_auth::AuditTrail>),
     });
     let stop = shutdown.clone();
     tracker.spawn(thermostat_transport::serve_http(
@@ -222,6 +245,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     // Compaction of the store and checkpoints (snapshot, then the log before it is deleted).
     ingest.spawn_maintenance(&tracker, Arc::clone(&clock), shutdown.clone());
 
+    tracker.spawn(Arc::clone(&security).warn_while_insecure(shutdown.clone()));
     if settings.alarm_tick_loop {
         tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
     }
@@ -246,6 +270,8 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         engine,
         reloader,
         actions,
+        security,
+        audit,
         shutdown,
         stopping_ingest,
         tracker,

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use thermostat_alarms_runtime::AlarmRuntime;
-use thermostat_dashboards::alarms::{AlarmApiError, ReloadApi, ReloadReport};
+use thermostat_dashboards::alarms::{AlarmApiError, FileDigest, ReloadApi, ReloadReport};
 
 use super::actions::Actions;
 use crate::config::{self, Config};
+use crate::security::Security;
 
 /// Reloads the configuration into a running [`AlarmRuntime`] and the [`Actions`].
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub struct Reloader {
     running: Mutex<Arc<Config>>,
     /// Accept a reload that yields no alarms (`allow_empty_config`).
     allow_empty_config: bool,
+    /// Tokens and TLS certificates, re-read with the configuration.
+    security: Arc<Security>,
 }
 
 impl Reloader {
@@ -33,6 +36,7 @@ impl Reloader {
         runtime: Arc<AlarmRuntime>,
         actions: Arc<Actions>,
         allow_empty_config: bool,
+        security: Arc<Security>,
     ) -> Self {
         Reloader {
             paths,
@@ -40,6 +44,7 @@ impl Reloader {
             actions,
             running: Mutex::new(Arc::new(config)),
             allow_empty_config,
+            security,
         }
     }
 
@@ -53,14 +58,27 @@ impl Reloader {
     /// running configuration stays.
     pub fn reload_from_disk(&self) -> Result<ReloadReport, config::LoadError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // The settings file's tokens and the TLS certificates first: a reload that rotates a
+        // leaked token must not wait on (or be lost with) a configuration error.
+        self.security
+            .reload()
+            .map_err(|e| config::LoadError::Settings(e.to_string()))?;
         tracing::info!(paths = ?self.paths, "Reading the configuration to reload it.");
         let (texts, fingerprint) = config::read(&self.paths)?;
+        let files: Vec<FileDigest> = texts
+            .iter()
+            .map(|(path, text)| FileDigest {
+                path: path.clone(),
+                sha256: thermostat_auth::digest_hex(text),
+            })
+            .collect();
         if fingerprint == running.source && !self.paths.is_empty() {
             let report = ReloadReport {
                 alarms: running.alarms.alarms.len(),
                 composite_alarms: running.alarms.composites.len(),
                 changed: Vec::new(),
                 removed: Vec::new(),
+                files,
             };
             tracing::info!(
                 alarms = report.alarms,
@@ -90,6 +108,7 @@ impl Reloader {
             composite_alarms: swapped.composite_alarms,
             changed: swapped.changed,
             removed: swapped.removed,
+            files,
         })
     }
 }

@@ -320,3 +320,113 @@ notifications:
     );
     assert!(m.contains("slow queries"), "the reason is in the body: {m}");
 }
+
+/// `secret_file`: a webhook's HMAC key in a file beside the configuration (a relative path,
+/// resolved against the configuration file's folder), the signature checked by the receiver.
+/// Without the file, `thermostat check` warns at the value's position and `serve` refuses to
+/// start, as for a variable that is not set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhook_with_the_secret_in_a_file() {
+    let (hook, mut bodies) = signed_receiver().await;
+    let cfg = tempfile::tempdir().unwrap();
+    let file = cfg.path().join("a.yaml");
+    let text = format!(
+        r#"alarms:
+  - name: disk-full
+    namespace: Test/Secrets
+    metric_name: Used
+    statistic: Maximum
+    period_seconds: 60
+    evaluation_periods: 1
+    threshold: 90
+    comparison_operator: GreaterThanThreshold
+    alarm_actions: ["webhook:audit"]
+notifications:
+  webhooks:
+    - {{name: audit, url: "{hook}", secret_file: audit-secret}}
+"#
+    );
+    std::fs::write(&file, &text).unwrap();
+    let secret = cfg.path().join("audit-secret");
+    let column = text.lines().nth(12).unwrap().find("audit-secret}").unwrap() + 1;
+    let bin = env!("CARGO_BIN_EXE_thermostat");
+
+    // No file yet: a warning at the value's position, exit 0.
+    let out = std::process::Command::new(bin)
+        .arg("check")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let expected = format!(
+        "{}:13:{column}: notifications.webhooks.audit.secret_file: warning: cannot read the file {} (",
+        file.display(),
+        secret.display()
+    );
+    assert!(err.starts_with(&expected), "{expected}\n{err}");
+    assert!(
+        err.contains("(thermostat serve refuses to start without it)"),
+        "{err}"
+    );
+
+    // `serve` refuses to start, naming the setting and the file.
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data.path().join("refused"))
+        .arg("--config")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve started without its secret file");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "notifications.webhooks.audit.secret_file: cannot read the file {}",
+            secret.display()
+        )),
+        "{err}"
+    );
+
+    // With the file (one trailing newline is not part of the key), delivered and signed.
+    std::fs::write(&secret, "s3cret-in-a-file\n").unwrap();
+    let server = crate::process::ServerProcess::start(
+        &data.path().join("served"),
+        &["--config", file.to_str().unwrap()],
+    );
+    crate::util::set_alarm_state(&server.http, "disk-full", "ALARM", "disk nearly full").await;
+    let (sig, body) = tokio::time::timeout(Duration::from_secs(20), bodies.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sig,
+        thermostat_notify::webhook::signature(b"s3cret-in-a-file", body.as_bytes()),
+        "HMAC-SHA256 of the body, keyed with the file's contents"
+    );
+    // The key is nowhere in what the API shows.
+    let notes = get_json(&server.http, "/api/v1/notifications?limit=10").await;
+    assert!(!notes.to_string().contains("s3cret"), "{notes}");
+}

@@ -8,6 +8,7 @@
 
 mod actions;
 mod alarms;
+mod auth;
 mod aws;
 mod browser;
 mod crash;

@@ -1,5 +1,5 @@
-//! Accepted connections: an IO wrapper that closes a connection idle for too long, and the
-//! per-connection count of requests in progress that keeps a busy connection open.
+//! Accepted connections (plain TCP or TLS): an IO wrapper that closes a connection idle for too
+//! long, and the per-connection count of requests in progress that keeps a busy connection open.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::server::TlsStream;
 
 /// The state of one connection that its requests share.
 #[derive(Debug)]
@@ -63,7 +64,8 @@ impl Drop for ActiveRequest {
     }
 }
 
-/// What tonic puts in each request's extensions for a [`ConnIo`] connection.
+/// What tonic (and [`crate::serve_http`]) puts in each request's extensions for a [`ConnIo`]
+/// connection.
 #[derive(Clone, Debug)]
 pub struct ConnInfo {
     /// The peer.
@@ -72,6 +74,11 @@ pub struct ConnInfo {
     pub local_addr: Option<SocketAddr>,
     /// The connection's shared state.
     pub state: Arc<ConnState>,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// The subject Common Name of the client's certificate, verified against
+    /// `tls.client_ca_file`; `None` if the client presented none (or it has no CN).
+    pub client_subject: Option<String>,
 }
 
 /// Counts complete HTTP/2 frames (and the connection preface) in the bytes read, so that a
@@ -145,11 +152,19 @@ struct IdleWatch {
     sleep: Pin<Box<Sleep>>,
 }
 
-/// An accepted HTTP/2 connection that fails its reads (so that the server closes it) once the
-/// client has completed no frame for the idle timeout while no request was in progress.
+/// The stream under a [`ConnIo`].
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// An accepted connection. On HTTP/2, it fails its reads (so that the server closes it) once
+/// the client has completed no frame for the idle timeout while no request was in progress;
+/// on TLS, the frames are counted in the decrypted bytes.
 #[derive(Debug)]
 pub struct ConnIo {
-    inner: TcpStream,
+    inner: Stream,
     info: ConnInfo,
     idle: Option<IdleWatch>,
 }
@@ -161,7 +176,31 @@ impl ConnIo {
             remote_addr: inner.peer_addr().ok(),
             local_addr: inner.local_addr().ok(),
             state: ConnState::new(),
+            tls: false,
+            client_subject: None,
         };
+        Self::wrap(Stream::Plain(inner), info, idle_timeout)
+    }
+
+    /// Wraps a stream whose TLS handshake has completed; `client_subject` is the CN of the
+    /// client's verified certificate.
+    pub(crate) fn tls(
+        inner: TlsStream<TcpStream>,
+        client_subject: Option<String>,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
+        let tcp = inner.get_ref().0;
+        let info = ConnInfo {
+            remote_addr: tcp.peer_addr().ok(),
+            local_addr: tcp.local_addr().ok(),
+            state: ConnState::new(),
+            tls: true,
+            client_subject,
+        };
+        Self::wrap(Stream::Tls(Box::new(inner)), info, idle_timeout)
+    }
+
+    fn wrap(inner: Stream, info: ConnInfo, idle_timeout: Option<Duration>) -> Self {
         let idle = idle_timeout.map(|timeout| IdleWatch {
             timeout,
             last_frame: Instant::now(),
@@ -171,9 +210,75 @@ impl ConnIo {
         ConnIo { inner, info, idle }
     }
 
+    /// The protocol the client chose by ALPN in the TLS handshake.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match &self.inner {
+            Stream::Plain(_) => None,
+            Stream::Tls(tls) => tls.get_ref().1.alpn_protocol(),
+        }
+    }
+
     /// The connection's state.
     pub fn info(&self) -> &ConnInfo {
         &self.info
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 

@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 use crate::Options;
 use crate::accept::Acceptor;
 use crate::body::{Failed, Framing, LimitedBody, Scope};
+use crate::conn::ConnInfo;
 use crate::error::{BoxError, Error};
+use crate::tls::Alpn;
 
 /// The request body the HTTP service is handed.
 pub type HttpBody = LimitedBody<hyper::body::Incoming>;
@@ -33,6 +35,8 @@ pub type HttpBody = LimitedBody<hyper::body::Incoming>;
 ///   or a request with a body that arrives while they are exhausted, 503. Both as the API's
 ///   JSON error, with `connection: close`.
 /// - Accept errors back off ([`Acceptor`]).
+/// - With `options.tls`, only TLS is served (ALPN `http/1.1`); see [`Acceptor::with_tls`].
+/// - Every request carries its connection's [`ConnInfo`] in its extensions.
 pub async fn serve_http<S, B>(
     listener: TcpListener,
     service: S,
@@ -47,7 +51,8 @@ pub async fn serve_http<S, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let mut acceptor = Acceptor::new(listener, "HTTP", None);
+    let mut acceptor =
+        Acceptor::new(listener, "HTTP", None).with_tls(options.tls.clone(), Alpn::Http1);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -60,7 +65,11 @@ pub async fn serve_http<S, B>(
             biased;
             () = &mut shutdown => break,
             io = acceptor.accept() => {
-                let svc = HttpLimits { inner: service.clone(), options: options.clone() };
+                let svc = HttpLimits {
+                    inner: service.clone(),
+                    options: options.clone(),
+                    info: io.info().clone(),
+                };
                 let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -79,6 +88,7 @@ pub async fn serve_http<S, B>(
 struct HttpLimits<S> {
     inner: S,
     options: Options,
+    info: ConnInfo,
 }
 
 type Answer<B> = http::Response<Either<B, Full<Bytes>>>;
@@ -100,7 +110,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.info.clone());
         let options = self.options.clone();
         if !req.body().is_end_stream() && options.budget.is_exhausted() {
             return Box::pin(std::future::ready(Ok(refusal(&options, Failed::Buffered))));

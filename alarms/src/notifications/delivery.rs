@@ -84,6 +84,20 @@ pub struct Notification {
     pub delivery: Delivery,
 }
 
+/// How a PagerDuty body begins as rendered here: with an empty `routing_key`. The key is a
+/// secret, so it is not part of the stored notification (the outbox, backups); the notifier
+/// fills it in when it sends ([`with_routing_key`]).
+pub const PAGERDUTY_BODY_PREFIX: &str = r#"{"routing_key":"","#;
+
+/// A PagerDuty `body` as rendered by [`build_notification`], with `routing_key` filled in:
+/// the same bytes apart from the key. `None` when `body` does not begin with
+/// [`PAGERDUTY_BODY_PREFIX`].
+pub fn with_routing_key(body: &str, routing_key: &str) -> Option<String> {
+    let rest = body.strip_prefix(PAGERDUTY_BODY_PREFIX)?;
+    let key = serde_json::to_string(routing_key).ok()?;
+    Some(format!(r#"{{"routing_key":{key},{rest}"#))
+}
+
 /// The webhook name of a `webhook:<name>` action.
 ///
 /// (Works on the action's configuration string, so it keeps working whatever variant
@@ -96,21 +110,19 @@ pub fn named_webhook(action: &Action) -> Option<String> {
 }
 
 /// The notification for one action of a transition, or `Ok(None)` for actions that are not
-/// notifications (Auto Scaling policies). Mute rules are applied at `now`.
-///
-/// `env` looks up environment variables (the PagerDuty routing key); the shell passes
-/// `|k| std::env::var(k).ok()`.
+/// notifications (Auto Scaling policies). Mute rules are applied at `now`. No secret is
+/// needed: a PagerDuty body is rendered without its routing key
+/// ([`PAGERDUTY_BODY_PREFIX`]), which the notifier adds when it sends.
 ///
 /// # Errors
 /// The action cannot be delivered with these settings: a `mailto:` action without
-/// `smtp`, an unknown `webhook:<name>`, or a PagerDuty routing key that is not set.
+/// `smtp`, or an unknown `webhook:<name>`.
 pub fn build_notification(
     settings: &NotificationSettings,
     messages: &MessageSettings,
     event: &AlarmEvent<'_>,
     invocation: &ActionInvocation,
     now: Timestamp,
-    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Notification>, String> {
     let t = event.transition;
     let action = &invocation.action;
@@ -121,15 +133,7 @@ pub fn build_notification(
         let body = match w.format {
             WebhookFormat::Cloudwatch => message::render_message(messages, event),
             WebhookFormat::Slack => message::render_slack(messages, event),
-            WebhookFormat::Pagerduty => {
-                let var = w.routing_key_env.as_deref().unwrap_or_default();
-                let key = env(var).filter(|k| !k.is_empty()).ok_or_else(|| {
-                    format!(
-                        "webhook {name:?}: the routing key variable {var} is not set in the environment"
-                    )
-                })?;
-                message::render_pagerduty(messages, event, &key)
-            }
+            WebhookFormat::Pagerduty => message::render_pagerduty(messages, event, ""),
         };
         Delivery::Webhook {
             webhook: Some(name),

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use thermostat_yaml::document::MarkedMappingNode;
-use thermostat_yaml::{Document, EmptyList, ErrorList, FieldChecker, Node};
+use thermostat_yaml::{Document, EmptyList, ErrorList, FieldChecker, FieldMap, Node};
 
+use super::secret::check_path;
 use super::{
     MAX_MUTE_DURATION_SECONDS, MAX_MUTE_RULE_ALARMS, MuteRule, NAMED_WEBHOOK_PREFIX,
-    NotificationSettings, RetrySettings, SmtpSettings, StartTls, WebhookFormat, WebhookSettings,
-    time_zone,
+    NotificationSettings, RetrySettings, SecretSource, SmtpSettings, StartTls, WebhookFormat,
+    WebhookSettings, resolve_path, time_zone,
 };
 use crate::error::{ConfigError, ConfigErrors, Pos, Rule};
 use crate::message;
@@ -67,6 +68,72 @@ fn check_url(s: &str) -> Result<(), String> {
     }
 }
 
+/// A secret given as `<base>_env` (an environment variable) or `<base>_file` (a file; a
+/// relative path is resolved against the folder of the file being read) in the map `f` at
+/// `p`: its source when right, and the position of the key's value when either is given
+/// (also when it is wrong). Both at once is an error at the later one, naming both.
+fn secret_source(
+    check: &mut FieldChecker<'_>,
+    f: &FieldMap<'_>,
+    p: &str,
+    base: &str,
+) -> (Option<SecretSource>, Option<Pos>) {
+    let env_key = format!("{base}_env");
+    let file_key = format!("{base}_file");
+    let env = check.value(f, &env_key, p);
+    let file = check.value(f, &file_key, p);
+    match (env, file) {
+        (Some((_, env_pos)), Some((_, file_pos))) => {
+            let (pos, key) = if file_pos > env_pos {
+                (file_pos, &file_key)
+            } else {
+                (env_pos, &env_key)
+            };
+            check.push(
+                pos,
+                format!("{p}.{key}"),
+                Rule::Consistency,
+                format!(
+                    "{env_key} and {file_key} are both given; give one of them (the secret comes from an environment variable or from a file)"
+                ),
+            );
+            (None, Some(pos))
+        }
+        (Some(v), None) => {
+            let pos = v.1;
+            let s = check.checked(Some(v), &format!("{p}.{env_key}"), Rule::Name, |s| {
+                check_env_name(s).map(|()| SecretSource::Env(s.to_owned()))
+            });
+            (s, Some(pos))
+        }
+        (None, Some(v)) => {
+            let pos = v.1;
+            let file = check.file().to_owned();
+            let s = check.checked(Some(v), &format!("{p}.{file_key}"), Rule::Syntax, |s| {
+                check_path(s).map(|()| SecretSource::File(resolve_path(&file, s)))
+            });
+            (s, Some(pos))
+        }
+        (None, None) => (None, None),
+    }
+}
+
+/// `ca_file` of the map `f` at `p` (resolved against the folder of the file being read),
+/// and the position of its value.
+fn ca_file(
+    check: &mut FieldChecker<'_>,
+    f: &FieldMap<'_>,
+    p: &str,
+) -> (Option<String>, Option<Pos>) {
+    let v = check.value(f, "ca_file", p);
+    let pos = v.as_ref().map(|(_, pos)| *pos);
+    let file = check.file().to_owned();
+    let path = check.checked(v, &format!("{p}.ca_file"), Rule::Syntax, |s| {
+        check_path(s).map(|()| resolve_path(&file, s))
+    });
+    (path, pos)
+}
+
 /// What one section's settings were set from, to report a second definition.
 #[derive(Debug, Default)]
 struct Seen {
@@ -92,6 +159,8 @@ const SMTP_KEYS: &[&str] = &[
     "starttls",
     "username",
     "password_env",
+    "password_file",
+    "ca_file",
     "timeout_seconds",
 ];
 const WEBHOOK_KEYS: &[&str] = &[
@@ -99,7 +168,10 @@ const WEBHOOK_KEYS: &[&str] = &[
     "url",
     "format",
     "secret_env",
+    "secret_file",
     "routing_key_env",
+    "routing_key_file",
+    "ca_file",
     "timeout_seconds",
 ];
 const MUTE_KEYS: &[&str] = &[
@@ -394,28 +466,30 @@ fn smtp(check: &mut FieldChecker<'_>, node: &Node, entry: Pos) -> Option<SmtpSet
         v => check.checked(v, &format!("{P}.starttls"), Rule::Enum, str::parse),
     };
     let username = check.value(&f, "username", P);
-    let password_env = check.value(&f, "password_env", P);
-    let password_pos = password_env.as_ref().map(|(_, p)| *p);
-    let password_env = check.checked(
-        password_env,
-        &format!("{P}.password_env"),
-        Rule::Name,
-        |s| check_env_name(s).map(|()| s.to_owned()),
-    );
+    let (password, password_pos) = secret_source(check, &f, P, "password");
     match (&username, password_pos) {
         (Some((_, p)), None) => check.push(
             *p,
             format!("{P}.password_env"),
             Rule::Required,
-            "is required with username (the environment variable holding the password)",
+            "is required with username: password_env (an environment variable) or password_file (a file) holding the password",
         ),
         (None, Some(p)) => check.push(
             p,
             format!("{P}.username"),
             Rule::Required,
-            "is required with password_env",
+            "is required with a password (password_env or password_file)",
         ),
         _ => {}
+    }
+    let (ca_file, ca_pos) = ca_file(check, &f, P);
+    if let (Some(StartTls::None), Some(pos)) = (starttls, ca_pos) {
+        check.push(
+            pos,
+            format!("{P}.ca_file"),
+            Rule::Consistency,
+            "is only used with starttls: opportunistic or required (the connection is not encrypted with starttls: none)",
+        );
     }
     let timeout = match f.get("timeout_seconds") {
         None => Some(Duration::from_secs(10)),
@@ -427,7 +501,8 @@ fn smtp(check: &mut FieldChecker<'_>, node: &Node, entry: Pos) -> Option<SmtpSet
         from: from?,
         starttls: starttls?,
         username: username.map(|(u, _)| u),
-        password_env,
+        password,
+        ca_file,
         timeout: timeout?,
     })
 }
@@ -496,28 +571,42 @@ fn webhook(check: &mut FieldChecker<'_>, node: &Node, i: usize) -> Option<Webhoo
         None => Some(WebhookFormat::default()),
         v => check.checked(v, &format!("{p}.format"), Rule::Enum, str::parse),
     };
-    let env = |check: &mut FieldChecker<'_>, key: &str| {
-        let v = check.value(&f, key, &p);
-        check.checked(v, &format!("{p}.{key}"), Rule::Name, |s| {
-            check_env_name(s).map(|()| s.to_owned())
-        })
-    };
-    let secret_env = env(check, "secret_env");
-    let routing_key_env = env(check, "routing_key_env");
-    match (format, f.get("routing_key_env")) {
-        (Some(WebhookFormat::Pagerduty), None) => check.push(
+    let (secret, _) = secret_source(check, &f, &p, "secret");
+    let (routing_key, routing_key_pos) = secret_source(check, &f, &p, "routing_key");
+    match format {
+        Some(WebhookFormat::Pagerduty) if routing_key_pos.is_none() => check.push(
             entry,
             format!("{p}.routing_key_env"),
             Rule::Required,
-            "is required with format: pagerduty (the environment variable holding the integration key)",
+            "is required with format: pagerduty: routing_key_env (an environment variable) or routing_key_file (a file) holding the integration key",
         ),
-        (Some(fmt), Some((_, kpos))) if fmt != WebhookFormat::Pagerduty => check.push(
-            kpos,
-            format!("{p}.routing_key_env"),
-            Rule::Consistency,
-            format!("is only used with format: pagerduty (the format is {})", fmt.as_str()),
-        ),
+        Some(fmt) if fmt != WebhookFormat::Pagerduty => {
+            for key in ["routing_key_env", "routing_key_file"] {
+                if let Some((_, kpos)) = f.get(key) {
+                    check.push(
+                        kpos,
+                        format!("{p}.{key}"),
+                        Rule::Consistency,
+                        format!(
+                            "is only used with format: pagerduty (the format is {})",
+                            fmt.as_str()
+                        ),
+                    );
+                }
+            }
+        }
         _ => {}
+    }
+    let (ca_file, ca_pos) = ca_file(check, &f, &p);
+    if let (Some(u), Some(pos)) = (&url, ca_pos)
+        && !u.starts_with("https://")
+    {
+        check.push(
+            pos,
+            format!("{p}.ca_file"),
+            Rule::Consistency,
+            "is only used with an https:// URL (the url is http://)",
+        );
     }
     let timeout = match f.get("timeout_seconds") {
         None => Some(Duration::from_secs(10)),
@@ -527,8 +616,9 @@ fn webhook(check: &mut FieldChecker<'_>, node: &Node, i: usize) -> Option<Webhoo
         name: name?,
         url: url?,
         format: format?,
-        secret_env,
-        routing_key_env,
+        secret,
+        routing_key,
+        ca_file,
         timeout: timeout?,
     })
 }
@@ -714,10 +804,13 @@ fn check_actions(
     }
 }
 
-/// The environment variables the `notifications:` sections of `files` name
-/// (`smtp.password_env`, `webhooks[].secret_env`, `webhooks[].routing_key_env`), each at the
-/// position of its value: the binary checks that they are set ([`crate::validate::Requirement`];
-/// `serve` cannot send without them). Files that are not YAML are skipped.
+/// The environment variables and files the `notifications:` sections of `files` name
+/// (`smtp.password_env` / `password_file`, `webhooks[].secret_env` / `secret_file`,
+/// `webhooks[].routing_key_env` / `routing_key_file`, and the `ca_file` CA bundles; a
+/// relative path resolved against the naming file's folder), each at the position of its
+/// value: the binary checks that they are set or readable
+/// ([`crate::validate::Requirement`]; `serve` cannot send without them). Files that are not
+/// YAML are skipped.
 pub fn requirements<P: AsRef<str>, T: AsRef<str>>(
     files: &[(P, T)],
 ) -> Vec<crate::validate::Requirement> {
@@ -736,23 +829,25 @@ pub fn requirements_of_document(doc: &Document) -> Vec<crate::validate::Requirem
     };
     let mut need = |node: &MarkedMappingNode, key: &str, path: String| {
         if let Some(Node::Scalar(v)) = node.get_node(key) {
-            let var = v.as_str().trim();
-            if !matches!(var, "" | "~" | "null") {
+            let value = v.as_str().trim();
+            if !matches!(value, "" | "~" | "null") {
                 out.push(Requirement {
                     file: doc.file().to_owned(),
                     pos: pos_of(v.span()),
                     path,
-                    need: Need::EnvVar(var.to_owned()),
+                    need: if key.ends_with("_env") {
+                        Need::EnvVar(value.to_owned())
+                    } else {
+                        Need::File(resolve_path(doc.file(), value))
+                    },
                 });
             }
         }
     };
     if let Some(smtp) = section.get_node("smtp").and_then(Node::as_mapping) {
-        need(
-            smtp,
-            "password_env",
-            "notifications.smtp.password_env".to_owned(),
-        );
+        for key in ["password_env", "password_file", "ca_file"] {
+            need(smtp, key, format!("notifications.smtp.{key}"));
+        }
     }
     if let Some(Node::Sequence(hooks)) = section.get_node("webhooks") {
         for (i, hook) in hooks.iter().enumerate() {
@@ -762,7 +857,13 @@ pub fn requirements_of_document(doc: &Document) -> Vec<crate::validate::Requirem
             let label = hook
                 .get_scalar("name")
                 .map_or_else(|| format!("[{i}]"), |n| format!(".{}", n.as_str().trim()));
-            for key in ["secret_env", "routing_key_env"] {
+            for key in [
+                "secret_env",
+                "secret_file",
+                "routing_key_env",
+                "routing_key_file",
+                "ca_file",
+            ] {
                 need(hook, key, format!("notifications.webhooks{label}.{key}"));
             }
         }

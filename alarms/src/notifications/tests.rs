@@ -78,9 +78,15 @@ fn the_issue_example_validates() {
     let smtp = s.smtp.as_ref().unwrap();
     assert_eq!(smtp.port, 2525);
     assert_eq!(smtp.starttls, StartTls::None);
-    assert_eq!(smtp.password_env.as_deref(), Some("SMTP_PASSWORD"));
+    assert_eq!(
+        smtp.password,
+        Some(SecretSource::Env("SMTP_PASSWORD".into()))
+    );
     assert_eq!(s.webhooks[0].format, WebhookFormat::Slack);
-    assert_eq!(s.webhooks[1].routing_key_env.as_deref(), Some("PD_KEY"));
+    assert_eq!(
+        s.webhooks[1].routing_key,
+        Some(SecretSource::Env("PD_KEY".into()))
+    );
     assert_eq!(s.mute_rules.len(), 3);
     assert_eq!(s.retry.initial_backoff, Duration::from_millis(500));
     assert_eq!(s.retry.max_backoff, Duration::from_secs(20));
@@ -374,14 +380,13 @@ fn notifications_are_built_per_action() {
         dimensions: None,
         configuration_updated: None,
     };
-    let env = |k: &str| (k == "PD_KEY").then(|| "KEY".to_owned());
     let build = |a: &str, now: &str| {
         let inv = ActionInvocation {
             action: crate::action::parse(a).unwrap(),
             state: StateValue::Alarm,
             repeat: false,
         };
-        build_notification(&s, &m, &event, &inv, ts(now), &env)
+        build_notification(&s, &m, &event, &inv, ts(now))
     };
     let n = build(
         "arn:aws:sns:eu-west-1:123456789012:ops",
@@ -438,7 +443,7 @@ fn notifications_are_built_per_action() {
             state: StateValue::Alarm,
             repeat: true,
         };
-        build_notification(&s, &m, &event, &inv, ts("2024-03-10T03:00:00Z"), &env)
+        build_notification(&s, &m, &event, &inv, ts("2024-03-10T03:00:00Z"))
     };
     let n = named("pager").unwrap().unwrap();
     assert!(n.key.ends_with("|repeat@1710039600000"), "{}", n.key);
@@ -451,26 +456,50 @@ fn notifications_are_built_per_action() {
         } => {
             assert_eq!(webhook.as_deref(), Some("pager"));
             assert_eq!(*format, WebhookFormat::Pagerduty);
-            assert!(body.starts_with("{\"routing_key\":\"KEY\",\"event_action\":\"trigger\""));
+            // The routing key is a secret: not in the stored notification; the notifier
+            // fills it in when it sends, and nothing else changes.
+            assert!(body.starts_with("{\"routing_key\":\"\",\"event_action\":\"trigger\""));
+            let sent = with_routing_key(body, "K\"EY").unwrap();
+            assert!(sent.starts_with("{\"routing_key\":\"K\\\"EY\",\"event_action\":\"trigger\""));
+            assert_eq!(
+                sent.strip_prefix("{\"routing_key\":\"K\\\"EY\","),
+                body.strip_prefix(PAGERDUTY_BODY_PREFIX)
+            );
+            let v: serde_json::Value = serde_json::from_str(&sent).unwrap();
+            assert_eq!(v["routing_key"], "K\"EY");
+            assert_eq!(with_routing_key("{\"event_action\":\"x\"}", "K"), None);
         }
         other => panic!("{other:?}"),
     }
+    // A resolve (OK) body begins the same way.
+    let ok = Transition {
+        new_state: StateValue::Ok,
+        ..t.clone()
+    };
+    let inv = ActionInvocation {
+        action: Action::Webhook {
+            url: "webhook:pager".into(),
+        },
+        state: StateValue::Ok,
+        repeat: false,
+    };
+    let resolve = AlarmEvent {
+        transition: &ok,
+        ..event
+    };
+    let n = build_notification(&s, &m, &resolve, &inv, ts("2024-03-10T03:00:00Z"))
+        .unwrap()
+        .unwrap();
+    let Delivery::Webhook { body, .. } = &n.delivery else {
+        panic!("{n:?}")
+    };
+    assert!(body.starts_with(PAGERDUTY_BODY_PREFIX), "{body}");
+    assert!(body.contains("\"event_action\":\"resolve\""), "{body}");
     assert!(
         named("nope")
             .unwrap_err()
             .contains("no webhook named \"nope\"")
     );
-    let no_env = |_: &str| None;
-    let inv = ActionInvocation {
-        action: Action::Webhook {
-            url: "webhook:pager".into(),
-        },
-        state: StateValue::Alarm,
-        repeat: false,
-    };
-    let e =
-        build_notification(&s, &m, &event, &inv, ts("2024-03-10T03:00:00Z"), &no_env).unwrap_err();
-    assert!(e.contains("PD_KEY is not set"), "{e}");
 }
 
 #[test]
@@ -549,4 +578,135 @@ fn the_examples_validate_with_their_alarms() {
         ),
         "{e}"
     );
+}
+
+#[test]
+fn secrets_come_from_a_variable_or_a_file_and_ca_bundles_from_files() {
+    let text = r#"notifications:
+  smtp: {host: mail.example, from: a@example.com, starttls: required, username: ops, password_file: secrets/smtp, ca_file: /etc/thermostat/mail-ca.pem}
+  webhooks:
+    - {name: audit, url: "https://audit.internal/hook", secret_file: /run/secrets/audit, ca_file: private-ca.pem}
+    - {name: pager, url: "https://events.pagerduty.com/v2/enqueue", format: pagerduty, routing_key_file: pd-key}
+    - {name: slack, url: "https://hooks.example/T000", secret_env: SLACK}
+"#;
+    let files = [("alarms.yaml", ALARMS), ("conf/n.yaml", text)];
+    let s = check(&files).unwrap_or_else(|e| panic!("{e}"));
+    let smtp = s.smtp.as_ref().unwrap();
+    // A relative path is resolved against the folder of the file that names it.
+    assert_eq!(
+        smtp.password,
+        Some(SecretSource::File("conf/secrets/smtp".into()))
+    );
+    assert_eq!(smtp.ca_file.as_deref(), Some("/etc/thermostat/mail-ca.pem"));
+    let hook = |n: &str| s.webhook(n).unwrap();
+    assert_eq!(
+        hook("audit").secret,
+        Some(SecretSource::File("/run/secrets/audit".into()))
+    );
+    assert_eq!(
+        hook("audit").ca_file.as_deref(),
+        Some("conf/private-ca.pem")
+    );
+    assert_eq!(
+        hook("pager").routing_key,
+        Some(SecretSource::File("conf/pd-key".into()))
+    );
+    assert_eq!(
+        hook("slack").secret,
+        Some(SecretSource::Env("SLACK".into()))
+    );
+    assert_eq!(hook("slack").ca_file, None);
+
+    // What the machine must provide, at the values' positions: files too.
+    let needs: Vec<String> = requirements(&files).iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        needs,
+        [
+            "conf/n.yaml:2:101: notifications.smtp.password_file: needs the file conf/secrets/smtp",
+            "conf/n.yaml:2:124: notifications.smtp.ca_file: needs the file /etc/thermostat/mail-ca.pem",
+            "conf/n.yaml:4:70: notifications.webhooks.audit.secret_file: needs the file /run/secrets/audit",
+            "conf/n.yaml:4:99: notifications.webhooks.audit.ca_file: needs the file conf/private-ca.pem",
+            "conf/n.yaml:5:106: notifications.webhooks.pager.routing_key_file: needs the file conf/pd-key",
+            "conf/n.yaml:6:68: notifications.webhooks.slack.secret_env: needs the environment variable SLACK",
+        ]
+    );
+}
+
+#[test]
+fn a_secret_from_both_a_variable_and_a_file_is_an_error_naming_both() {
+    let text = r#"notifications:
+  smtp: {host: h, from: a@b.c, username: u, password_env: P, password_file: /p}
+  webhooks:
+    - {name: a, url: "https://a.example", secret_file: /s, secret_env: S}
+    - {name: pd, url: "https://e.example", format: pagerduty, routing_key_env: K, routing_key_file: /k}
+    - {name: plain, url: "http://b.example", ca_file: /ca.pem, routing_key_file: /k}
+  smtp_again: x
+"#;
+    let out = errors(&[("alarms.yaml", ALARMS), ("n.yaml", text)]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "n.yaml:2:77: notifications.smtp.password_file: password_env and password_file are both given; give one of them (the secret comes from an environment variable or from a file)",
+            "n.yaml:4:72: notifications.webhooks.a.secret_env: secret_env and secret_file are both given; give one of them (the secret comes from an environment variable or from a file)",
+            "n.yaml:5:101: notifications.webhooks.pd.routing_key_file: routing_key_env and routing_key_file are both given; give one of them (the secret comes from an environment variable or from a file)",
+            "n.yaml:6:55: notifications.webhooks.plain.ca_file: is only used with an https:// URL (the url is http://)",
+            "n.yaml:6:64: notifications.webhooks.plain.routing_key_file: is only used with format: pagerduty (the format is cloudwatch)",
+            "n.yaml:7:3: notifications.smtp_again: unknown field \"smtp_again\"; expected one of: account_id, region, dashboard_url, smtp, webhooks, mute_rules, retry, queue_capacity",
+        ],
+        "{out}"
+    );
+    let tls_off =
+        "notifications:\n  smtp: {host: h, from: a@b.c, starttls: none, ca_file: /ca.pem}\n";
+    assert_eq!(
+        errors(&[("alarms.yaml", ALARMS), ("n.yaml", tls_off)]),
+        "n.yaml:2:57: notifications.smtp.ca_file: is only used with starttls: opportunistic or required (the connection is not encrypted with starttls: none)"
+    );
+}
+
+#[test]
+fn secret_files_lose_one_line_ending_and_are_bounded() {
+    assert_eq!(secret_from_file(b"s3cret\n").unwrap().expose(), "s3cret");
+    assert_eq!(secret_from_file(b"s3cret\r\n").unwrap().expose(), "s3cret");
+    assert_eq!(secret_from_file(b"s3cret").unwrap().expose(), "s3cret");
+    // Only one line ending goes; other whitespace is part of the secret.
+    assert_eq!(
+        secret_from_file(b"s3cret\n\n").unwrap().expose(),
+        "s3cret\n"
+    );
+    assert_eq!(
+        secret_from_file(b" s3cret \n").unwrap().expose(),
+        " s3cret "
+    );
+    assert_eq!(secret_from_file(b"\n").unwrap_err(), "is empty");
+    assert_eq!(secret_from_file(b"").unwrap_err(), "is empty");
+    assert_eq!(
+        secret_from_file(b"\xff\xfe").unwrap_err(),
+        "is not UTF-8 text"
+    );
+    let big = vec![b'a'; MAX_SECRET_FILE_BYTES + 1];
+    assert_eq!(
+        secret_from_file(&big).unwrap_err(),
+        "is larger than 65536 bytes (the limit)"
+    );
+    assert!(secret_from_file(&big[1..]).is_ok());
+}
+
+#[test]
+fn secrets_never_print() {
+    let s = Secret::new("hunter2");
+    assert_eq!(format!("{s:?}"), "[redacted]");
+    assert_eq!(s.to_string(), "[redacted]");
+    assert_eq!(s.expose(), "hunter2");
+    // The settings name where secrets are, never what they are.
+    let src = SecretSource::File("/run/secrets/smtp".into());
+    assert_eq!(src.to_string(), "the file /run/secrets/smtp");
+    assert_eq!(src.key("password"), "password_file");
+    assert_eq!(
+        SecretSource::Env("P".into()).to_string(),
+        "the environment variable P"
+    );
+    assert_eq!(resolve_path("conf/a.yaml", "k"), "conf/k");
+    assert_eq!(resolve_path("a.yaml", "k"), "k");
+    assert_eq!(resolve_path("conf/a.yaml", "/abs/k"), "/abs/k");
 }

@@ -6,6 +6,7 @@
     reason = "test helpers outside #[test] functions; a failure is the test failing"
 )]
 
+mod https;
 mod smtp;
 mod sns;
 mod webhook;
@@ -51,7 +52,6 @@ pub(crate) fn notification(
     settings: &NotificationSettings,
     messages: &MessageSettings,
     action: Action,
-    env: &dyn Fn(&str) -> Option<String>,
 ) -> Notification {
     let set = alarms();
     let t = transition();
@@ -67,7 +67,7 @@ pub(crate) fn notification(
         state: StateValue::Alarm,
         repeat: false,
     };
-    notifications::build_notification(settings, messages, &event, &inv, t.timestamp, env)
+    notifications::build_notification(settings, messages, &event, &inv, t.timestamp)
         .unwrap()
         .unwrap()
 }

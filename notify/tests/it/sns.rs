@@ -62,12 +62,7 @@ async fn publishes_cloudwatch_message_readable_through_sqs() {
 
     let settings = NotificationSettings::default();
     let messages = MessageSettings::default();
-    let n = crate::notification(
-        &settings,
-        &messages,
-        action::parse(&topic_arn).unwrap(),
-        &|_| None,
-    );
+    let n = crate::notification(&settings, &messages, action::parse(&topic_arn).unwrap());
     let receipt = SnsNotifier::new(&config).deliver(&n).await.unwrap();
     assert!(receipt.detail.starts_with("MessageId "), "{receipt:?}");
 

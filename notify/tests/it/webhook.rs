@@ -1,5 +1,5 @@
 //! Webhooks: signature, retries with backoff, restart of the outbox, permanent failures,
-//! mute rules, back-pressure.
+//! mute rules, back-pressure; secrets from files, and none of them stored or printed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thermostat_alarms::message::MessageSettings;
 use thermostat_alarms::notifications::{
-    MuteRule, NotificationSettings, RetrySettings, WebhookFormat, WebhookSettings,
+    MuteRule, NotificationSettings, RetrySettings, SecretSource, WebhookFormat, WebhookSettings,
 };
 use thermostat_alarms::{Action, HistoryItem};
 use thermostat_metrics::{SystemClock, Timestamp};
@@ -75,8 +75,9 @@ fn settings(url: &str) -> NotificationSettings {
             name: "hook".into(),
             url: url.into(),
             format: WebhookFormat::Cloudwatch,
-            secret_env: Some("HOOK_SECRET".into()),
-            routing_key_env: None,
+            secret: Some(SecretSource::Env("HOOK_SECRET".into())),
+            routing_key: None,
+            ca_file: None,
             timeout: Duration::from_secs(5),
         }],
         // Short backoffs keep the test fast; nothing asserts durations.
@@ -163,7 +164,7 @@ async fn retries_survive_a_restart_and_resend_byte_identical() {
     let (url, recv, mut hits) = receiver(vec![500, 503]).await;
     let dir = tempfile::tempdir().unwrap();
     let s = settings(&url);
-    let n = crate::notification(&s, &MessageSettings::default(), named(), &env);
+    let n = crate::notification(&s, &MessageSettings::default(), named());
 
     // First life: the notification is written, sent at once, and fails.
     {
@@ -226,7 +227,6 @@ async fn client_errors_fail_at_once_and_are_reported() {
         &s,
         &MessageSettings::default(),
         named(),
-        &env,
     ))
     .unwrap();
     assert_eq!(hits.recv().await, Some(404));
@@ -254,7 +254,7 @@ async fn muted_notifications_are_recorded_not_sent() {
         starts_at: Some(Timestamp::from_millis(0)),
         ends_at: None,
     });
-    let n = crate::notification(&s, &MessageSettings::default(), named(), &env);
+    let n = crate::notification(&s, &MessageSettings::default(), named());
     assert_eq!(n.muted_by.as_deref(), Some("always"));
     let (d, _history) = dispatcher(dir.path(), &s);
     let (stop, task) = spawn_run(&d);
@@ -273,7 +273,7 @@ async fn a_full_queue_refuses_instead_of_dropping() {
     let mut s = settings("http://127.0.0.1:9/hook");
     s.queue_capacity = 2;
     let (d, _history) = dispatcher(dir.path(), &s);
-    let n = crate::notification(&s, &MessageSettings::default(), named(), &env);
+    let n = crate::notification(&s, &MessageSettings::default(), named());
     d.enqueue(n.clone()).unwrap();
     d.enqueue(n.clone()).unwrap();
     assert!(matches!(
@@ -287,4 +287,167 @@ async fn a_full_queue_refuses_instead_of_dropping() {
         d.enqueue(n),
         Err(thermostat_notify::Error::ShuttingDown)
     ));
+}
+
+/// Settings of a webhook `name` at `url` with `format` and secrets from files.
+fn hook_with_files(
+    name: &str,
+    url: &str,
+    format: WebhookFormat,
+    secret: Option<&std::path::Path>,
+    routing_key: Option<&std::path::Path>,
+) -> WebhookSettings {
+    let file = |p: &std::path::Path| SecretSource::File(p.display().to_string());
+    WebhookSettings {
+        name: name.into(),
+        url: url.into(),
+        format,
+        secret: secret.map(file),
+        routing_key: routing_key.map(file),
+        ca_file: None,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_files_sign_and_route_and_are_never_stored_or_printed() {
+    let (url, recv, mut hits) = receiver(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("hook-secret");
+    let key_file = secrets.path().join("pd-key");
+    // One trailing line ending is not part of the secret.
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    std::fs::write(&key_file, "PDKEY0123456789\r\n").unwrap();
+    let mut s = settings(&url);
+    s.webhooks = vec![
+        hook_with_files(
+            "hook",
+            &url,
+            WebhookFormat::Cloudwatch,
+            Some(&secret_file),
+            None,
+        ),
+        hook_with_files(
+            "pager",
+            &url,
+            WebhookFormat::Pagerduty,
+            Some(&secret_file),
+            Some(&key_file),
+        ),
+    ];
+    let no_env = |_: &str| None;
+    let notifiers = Notifiers::from_settings(&s, None, &no_env).unwrap();
+    let printed = format!("{notifiers:?}");
+    assert!(printed.contains("[redacted]"), "{printed}");
+    assert!(
+        !printed.contains(SECRET) && !printed.contains("PDKEY"),
+        "{printed}"
+    );
+    let d = Arc::new(
+        Dispatcher::open(
+            dir.path(),
+            s.clone(),
+            MessageSettings::default(),
+            notifiers,
+            Arc::new(SystemClock),
+            &no_env,
+        )
+        .unwrap(),
+    );
+    let (stop, task) = spawn_run(&d);
+    let pager = Action::Webhook {
+        url: "webhook:pager".into(),
+    };
+    d.enqueue(crate::notification(
+        &s,
+        &MessageSettings::default(),
+        named(),
+    ))
+    .unwrap();
+    d.enqueue(crate::notification(&s, &MessageSettings::default(), pager))
+        .unwrap();
+    assert_eq!(hits.recv().await, Some(200));
+    assert_eq!(hits.recv().await, Some(200));
+    until_record(&d, |v| v.status == Status::Delivered).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(d.drain(Duration::from_secs(1)).await, 0);
+
+    let got = recv.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    for r in &got {
+        // The receiver checks the signature with the key the file holds.
+        verify(r);
+    }
+    let pd: Vec<serde_json::Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .filter(|v: &serde_json::Value| v.get("routing_key").is_some())
+        .collect();
+    assert_eq!(pd.len(), 1, "{got:?}");
+    assert_eq!(pd[0]["routing_key"], "PDKEY0123456789");
+    assert_eq!(pd[0]["event_action"], "trigger");
+
+    // Neither the outbox (which backups copy) nor the API's view holds a secret.
+    let stored = serde_json::to_string(&d.outbox().recent(10).unwrap()).unwrap();
+    assert!(stored.contains("\"routing_key\\\":\\\"\\\""), "{stored}");
+    let api = serde_json::to_string(&d.recent(10).unwrap()).unwrap();
+    for text in [&stored, &api, &format!("{d:?}")] {
+        assert!(!text.contains("PDKEY"), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+    }
+}
+
+#[test]
+fn unusable_secret_files_are_errors_naming_the_setting_and_the_file() {
+    let secrets = tempfile::tempdir().unwrap();
+    let missing = secrets.path().join("missing");
+    let empty = secrets.path().join("empty");
+    let big = secrets.path().join("big");
+    std::fs::write(&empty, "\n").unwrap();
+    std::fs::write(&big, vec![b'k'; 64 * 1024 + 1]).unwrap();
+    let error = |file: &std::path::Path| {
+        let mut s = settings("http://127.0.0.1:9/hook");
+        s.webhooks = vec![hook_with_files(
+            "hook",
+            "http://127.0.0.1:9/hook",
+            WebhookFormat::Cloudwatch,
+            Some(file),
+            None,
+        )];
+        WebhookNotifier::new(&s, |_| None).unwrap_err().to_string()
+    };
+    let e = error(&missing);
+    assert!(
+        e.starts_with(&format!(
+            "notifications.webhooks.hook.secret_file: the file {} cannot be read (",
+            missing.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(
+        error(&empty),
+        format!(
+            "notifications.webhooks.hook.secret_file: the file {} is empty",
+            empty.display()
+        )
+    );
+    let e = error(&big);
+    assert_eq!(
+        e,
+        format!(
+            "notifications.webhooks.hook.secret_file: the file {} is larger than 65536 bytes (the limit)",
+            big.display()
+        )
+    );
+    assert!(!e.contains("kkkk"), "never the contents: {e}");
+    // A variable that is not set, as before.
+    let e = WebhookNotifier::new(&settings("http://127.0.0.1:9/hook"), |_| None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "notifications.webhooks.hook.secret_env: the environment variable HOOK_SECRET is not set"
+    );
 }

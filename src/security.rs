@@ -1,0 +1,214 @@
+//! Access control at start-up and on reload: the tokens of `auth.tokens` (their secrets read
+//! from files and environment variables here), the refusal to serve beyond loopback without
+//! them, TLS certificates, and reloading both from the settings file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thermostat_auth::{Access, AuthSettings, AuthTelemetry, Tokens};
+use thermostat_transport::Tls;
+
+use crate::settings::{Settings, SettingsFile};
+
+/// A token file larger than this is refused.
+pub const MAX_SECRET_FILE_BYTES: usize = 64 << 10;
+/// How often `--insecure-no-auth` reminds the log.
+pub const INSECURE_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why access control cannot start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// `auth.tokens` cannot be used.
+    #[error(transparent)]
+    Tokens(#[from] thermostat_auth::Error),
+    /// A listener beyond loopback without tokens.
+    #[error(
+        "refusing to serve {addrs} without authentication: anyone who reaches it could push data, \
+         change alarm states and trigger scaling. Add tokens under `auth.tokens` in the --settings \
+         file (`thermostat token new --role admin` prints one; see docs/security.md), listen on \
+         127.0.0.1, or pass --insecure-no-auth to accept the risk"
+    )]
+    Exposed {
+        /// The non-loopback addresses.
+        addrs: String,
+    },
+    /// The TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] thermostat_transport::Error),
+    /// The settings file cannot be read again.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// TLS cannot be turned on or off by a reload.
+    #[error(
+        "tls: turning TLS on or off, or changing its files, needs a restart; a reload re-reads the same files"
+    )]
+    TlsChanged,
+}
+
+/// Access control of a running server.
+#[derive(Debug)]
+pub struct Security {
+    /// Who may do what, shared by both servers.
+    pub access: Arc<Access>,
+    /// TLS, when configured.
+    pub tls: Option<Arc<Tls>>,
+    tls_settings: Option<thermostat_transport::TlsSettings>,
+    settings_file: Option<PathBuf>,
+    exposed: Vec<SocketAddr>,
+    insecure_no_auth: bool,
+}
+
+/// The addresses of `settings` that are not loopback.
+fn exposed(settings: &Settings) -> Vec<SocketAddr> {
+    [settings.grpc_addr, settings.http_addr]
+        .into_iter()
+        .filter(|a| !a.ip().is_loopback())
+        .collect()
+}
+
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    crate::settings::warn_if_readable_by_others(path);
+    crate::config::read_bounded(path, MAX_SECRET_FILE_BYTES)
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The tokens of `auth` (`None`: auth off).
+///
+/// # Errors
+/// As [`Tokens::resolve`].
+pub fn tokens(auth: &AuthSettings) -> Result<Option<Tokens>, SecurityError> {
+    auth.tokens
+        .as_ref()
+        .map(|entries| Tokens::resolve(entries, &env_var, &read_secret_file))
+        .transpose()
+        .map_err(SecurityError::from)
+}
+
+impl Security {
+    /// Resolves the tokens and loads TLS; refuses to serve beyond loopback without tokens
+    /// unless `--insecure-no-auth`.
+    ///
+    /// # Errors
+    /// Unusable tokens or TLS files, or an exposed listener without tokens.
+    pub fn start(settings: &Settings, telemetry: AuthTelemetry) -> Result<Security, SecurityError> {
+        if let Some(path) = &settings.settings_file {
+            crate::settings::warn_if_readable_by_others(path);
+        }
+        let tokens = tokens(&settings.auth)?;
+        let exposed = exposed(settings);
+        let enforced = tokens.is_some();
+        if !enforced && !exposed.is_empty() && !settings.insecure_no_auth {
+            return Err(SecurityError::Exposed {
+                addrs: list(&exposed),
+            });
+        }
+        let tls = settings.tls.as_ref().map(Tls::load).transpose()?;
+        let ttl_ms = settings
+            .auth
+            .session_ttl_seconds
+            .map_or(thermostat_auth::DEFAULT_SESSION_TTL_MS, |s| {
+                i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)
+            });
+        match (&tokens, exposed.is_empty()) {
+            (Some(t), _) => tracing::info!(
+                tokens = t.len(),
+                tls = tls.is_some(),
+                "Access control is on: every request needs a token."
+            ),
+            (None, true) => tracing::info!(
+                "Access control is off: no auth.tokens, and every listener is on loopback (docs/security.md)."
+            ),
+            (None, false) => {
+                tracing::warn!(addrs = %list(&exposed), "Access control is OFF on addresses beyond loopback (--insecure-no-auth): anyone who reaches them may do anything.")
+            }
+        }
+        Ok(Security {
+            access: Arc::new(Access::new(
+                tokens,
+                settings.auth.public_metrics,
+                ttl_ms,
+                telemetry,
+            )),
+            tls,
+            tls_settings: settings.tls.clone(),
+            settings_file: settings.settings_file.clone(),
+            exposed,
+            insecure_no_auth: settings.insecure_no_auth,
+        })
+    }
+
+    /// Re-reads the settings file's `auth` and the TLS files: new tokens take effect for the
+    /// next request, sessions of removed tokens end, new TLS handshakes use the new
+    /// certificate. Nothing changes when anything fails.
+    ///
+    /// # Errors
+    /// The settings file, a token or a TLS file cannot be used; or the reload would leave an
+    /// exposed listener without tokens.
+    pub fn reload(&self) -> Result<(), SecurityError> {
+        let Some(path) = &self.settings_file else {
+            return Ok(());
+        };
+        crate::settings::warn_if_readable_by_others(path);
+        let file = SettingsFile::load(path)?;
+        let tls_now = file
+            .tls
+            .as_ref()
+            .map(|t| (&t.cert_file, &t.key_file, &t.client_ca_file));
+        let tls_before = self
+            .tls_settings
+            .as_ref()
+            .map(|t| (&t.cert_file, &t.key_file, &t.client_ca_file));
+        if tls_now != tls_before {
+            return Err(SecurityError::TlsChanged);
+        }
+        let auth = file.auth.unwrap_or_default();
+        let tokens = tokens(&auth)?;
+        if tokens.is_none() && !self.exposed.is_empty() && !self.insecure_no_auth {
+            return Err(SecurityError::Exposed {
+                addrs: list(&self.exposed),
+            });
+        }
+        if let Some(tls) = &self.tls {
+            tls.reload()?;
+        }
+        let count = tokens.as_ref().map_or(0, Tokens::len);
+        let revoked = self.access.replace(tokens, auth.public_metrics);
+        tracing::info!(
+            tokens = count,
+            sessions_revoked = revoked,
+            "Reloaded access control."
+        );
+        Ok(())
+    }
+
+    /// With `--insecure-no-auth` on an exposed server, a warning every minute until `stop`.
+    pub async fn warn_while_insecure(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        if self.exposed.is_empty() || !self.insecure_no_auth {
+            return;
+        }
+        let mut every = tokio::time::interval(INSECURE_WARNING_INTERVAL);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = every.tick() => {
+                    if !self.access.is_enforced() {
+                        tracing::warn!(addrs = %list(&self.exposed), "Serving without authentication beyond loopback (--insecure-no-auth).");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn list(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
