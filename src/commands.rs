@@ -472,6 +472,37 @@ pub fn token_new(role: thermostat_auth::Role, name: Option<&str>, out: &mut dyn 
     u8::from(written.is_err())
 }
 
+/// The audit event of a reload by SIGHUP: principal `SIGHUP`, no role, the files' digests.
+fn sighup_event(
+    result: &Result<thermostat_dashboards::alarms::ReloadReport, crate::config::LoadError>,
+) -> thermostat_auth::AuditEvent {
+    let (parameters, outcome, error) = match result {
+        Ok(report) => (
+            serde_json::json!({ "files": report.files }),
+            thermostat_auth::Outcome::Success,
+            None,
+        ),
+        Err(e) => (
+            serde_json::Value::Null,
+            thermostat_auth::Outcome::Failure,
+            Some(e.to_string()),
+        ),
+    };
+    thermostat_auth::AuditEvent {
+        time: jiff::Timestamp::now(),
+        request_id: String::new(),
+        principal: "SIGHUP".into(),
+        role: None,
+        source_ip: None,
+        user_agent: None,
+        action: "reload".into(),
+        target: None,
+        parameters,
+        outcome,
+        error,
+    }
+}
+
 /// Runs `serve` until SIGINT/SIGTERM.
 ///
 /// # Errors
@@ -487,6 +518,7 @@ pub async fn serve(settings: crate::app::Settings) -> Result<(), crate::app::Err
     #[cfg(unix)]
     {
         let reloader = std::sync::Arc::clone(&running.reloader);
+        let audit = std::sync::Arc::clone(&running.audit);
         let stop = token.clone();
         tokio::spawn(async move {
             let Ok(mut hup) = hangup else {
@@ -497,8 +529,16 @@ pub async fn serve(settings: crate::app::Settings) -> Result<(), crate::app::Err
                     _ = stop.cancelled() => break,
                     _ = hup.recv() => {
                         tracing::info!("Received SIGHUP: reloading the configuration.");
-                        let reloader = std::sync::Arc::clone(&reloader);
-                        match tokio::task::spawn_blocking(move || reloader.reload_from_disk()).await {
+                        let (reloader, audit) = (std::sync::Arc::clone(&reloader), std::sync::Arc::clone(&audit));
+                        let reloaded = tokio::task::spawn_blocking(move || {
+                            let result = reloader.reload_from_disk();
+                            let event = sighup_event(&result);
+                            if let Err(e) = audit.append_event(&event) {
+                                tracing::error!(error = %e, "Cannot record the reload in the audit trail.");
+                            }
+                            result
+                        });
+                        match reloaded.await {
                             Ok(Ok(_)) => {}
                             Ok(Err(e)) => tracing::warn!(errors = %e, "Rejected the new configuration; the running one stays."),
                             Err(e) => tracing::error!(error = %e, "The reload panicked."),

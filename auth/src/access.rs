@@ -187,7 +187,7 @@ impl Access {
                 .ok_or(Unauthenticated::Missing),
         };
         if let Err(why) = result {
-            self.telemetry.unauthenticated(why);
+            self.telemetry.unauthenticated(why.label());
         }
         result
     }

@@ -5,7 +5,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::access::Unauthenticated;
 use crate::role::{Permission, Role};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,11 +50,10 @@ impl AuthTelemetry {
             .inc();
     }
 
-    pub(crate) fn unauthenticated(&self, why: Unauthenticated) {
+    /// Counts a request without a principal, by `reason` (`missing`, `malformed`, `unknown`).
+    pub(crate) fn unauthenticated(&self, reason: &'static str) {
         self.unauthenticated
-            .get_or_create(&ReasonLabels {
-                reason: why.label(),
-            })
+            .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 

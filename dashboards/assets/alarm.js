@@ -46,7 +46,7 @@ function setStateCard(name, done) {
     STATES.map((s) => h('option', { value: s }, s.replace('_', ' '))));
   const reason = h('input', {
     type: 'text', id: 'set-state-reason', name: 'state_reason', required: true, maxlength: 1023,
-    placeholder: 'Why, for the history (e.g. testing the pager)', class: 'grow',
+    placeholder: 'Why, for the history (e.g. testing the pager)',
   });
   const submit = h('button', { type: 'submit', class: 'button button-primary', id: 'set-state-submit' }, 'Set state');
   const result = h('p', { class: 'small', id: 'set-state-result', role: 'status' });

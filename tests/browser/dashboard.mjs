@@ -16,8 +16,10 @@
 //     --fit-url http://127.0.0.1:8081 --fresh-alarm fresh-latency --aged-alarm aged-cpu \
 //     --burst-group burst --fit-namespace Test/Fit
 //
-// Prints one `ok - <check>` line per check and the path of every screenshot; exits 1 at the
-// first failure (with a `failure-<check>.png` screenshot), 2 on bad arguments.
+// Every page must load without a script error, a Content-Security-Policy violation or a
+// request to elsewhere. Prints one `ok - <check>` line per check and the path of every
+// screenshot; exits 1 at the first failure (with a `failure-<check>.png` screenshot), 2 on bad
+// arguments.
 // tests/it/browser.rs runs it.
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -91,9 +93,20 @@ const context = await chromium.launchPersistentContext(userDataDir, {
   timeout,
 });
 context.setDefaultTimeout(timeout);
+
+// Content-Security-Policy violations, as the page's own `securitypolicyviolation` events (the
+// console reports them too, as errors).
+const problems = [];
+await context.exposeFunction('__thermostatCspViolation', (v) => problems.push(`CSP violation on ${v.page}: ${v.directive} blocked ${v.blocked} (${v.sample})`));
+await context.addInitScript(() => {
+  document.addEventListener('securitypolicyviolation', (e) => {
+    window.__thermostatCspViolation({
+      page: location.pathname, directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample,
+    });
+  });
+});
 const page = context.pages()[0] ?? await context.newPage();
 
-const problems = [];
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
 page.on('console', (m) => {
   if (m.type() === 'error') problems.push(`console error: ${m.text()}`);

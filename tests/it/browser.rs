@@ -7,6 +7,11 @@
 //! fitted to the data, activity labels that do not overlap, the explorer's first series and
 //! statistics).
 //!
+//! A third server, the real binary with `auth.tokens` in its settings file
+//! ([`the_dashboard_signs_in_in_a_real_browser`], `tests/browser/signin.mjs`), checks signing
+//! in: the sign-in page, the session cookie's flags, the CSRF token, what viewers and operators
+//! see and may do, signing out, and that no page breaks its Content-Security-Policy.
+//!
 //! Needs `node`, `chromium` and `tests/browser/node_modules` (`scripts/setup-browser`).
 //! Without them the test is skipped with the reason, unless `CI=true`, where it fails.
 
@@ -19,6 +24,7 @@ use thermostat_proto::v1::MetricDatum;
 use crate::dashboard_api::{
     COMPOSITE, CPU_ALARM, GROUP, LATENCY_ALARM, NAMESPACE, SWITCH_ALARM, Scenario,
 };
+use crate::process::ServerProcess;
 use crate::util::{TestServer, dims, now_ms, request, set_alarm_state};
 
 const SCRIPT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
@@ -334,4 +340,193 @@ async fn the_dashboard_works_in_a_real_browser() {
             "Browser test: maintenance window opened"
         ]
     );
+}
+
+/// The sign-in test's alarm: nothing pushes its metric, so only a person changes its state.
+const AUTH_ALARM: &str = "auth-switch";
+const AUTH_CONFIG: &str = r#"alarms:
+  - name: auth-switch
+    description: Set by hand in the sign-in browser test
+    namespace: Test/Auth
+    metric_name: Switch
+    statistic: Maximum
+    period_seconds: 60
+    evaluation_periods: 1
+    threshold: 0
+    comparison_operator: GreaterThanThreshold
+    treat_missing_data: ignore
+"#;
+
+/// Every check `signin.mjs` makes; each must have passed.
+const SIGN_IN_CHECKS: [&str; 12] = [
+    "a page without a session goes to the sign-in page",
+    "a wrong token shows an error",
+    "the viewer signs in and sees the pages without operator controls",
+    "the session cookie is HttpOnly and SameSite=Strict",
+    "the server refuses a viewer's change",
+    "signing out returns to the sign-in page and ends the session",
+    "the operator signs in and sees the controls",
+    "a change with the cookie but without the CSRF token is refused",
+    "an operator sets the alarm state through the page",
+    "an operator reloads the configuration from the top bar",
+    "the sign-in page sends a signed-in browser only to pages of this server",
+    "no CSP violations, script errors or requests elsewhere",
+];
+
+const SIGN_IN_SCREENSHOTS: [&str; 6] = [
+    "signin",
+    "signin-wrong",
+    "overview-viewer",
+    "alarm-operator",
+    "alarm-set-state",
+    "overview-operator-reloaded",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_signs_in_in_a_real_browser() {
+    let Some(browser) = require_browser("the_dashboard_signs_in_in_a_real_browser") else {
+        return;
+    };
+    let (viewer, operator, admin) = (
+        thermostat_auth::new_token(),
+        thermostat_auth::new_token(),
+        thermostat_auth::new_token(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = (dir.path().join("data"), dir.path().join("config"));
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("auth.yaml"), AUTH_CONFIG).unwrap();
+    // The operator's and the admin's tokens by digest, the viewer's from the environment.
+    let settings = dir.path().join("settings.yaml");
+    std::fs::write(
+        &settings,
+        format!(
+            "auth:\n  tokens:\n    - name: ops\n      role: operator\n      token_sha256: {}\n    \
+             - name: dash\n      role: viewer\n      token_env: VIEWER_TOKEN\n    \
+             - name: root\n      role: admin\n      token_sha256: {}\n",
+            thermostat_auth::digest_hex(&operator),
+            thermostat_auth::digest_hex(&admin),
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start_with_env(
+        &data,
+        &[
+            "--settings",
+            settings.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[("VIEWER_TOKEN", &viewer)],
+    );
+    let url = format!("http://{}", server.http);
+    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let started = SystemTime::now();
+
+    let mut command = Command::new("node");
+    command
+        .current_dir(SCRIPT_DIR)
+        .arg("signin.mjs")
+        .args(["--url", &url])
+        .args(["--alarm", AUTH_ALARM])
+        .arg("--screenshots")
+        .arg(&screenshots)
+        .arg("--chromium")
+        .arg(&browser)
+        .env("VIEWER_TOKEN", &viewer)
+        .env("OPERATOR_TOKEN", &operator);
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "signin.mjs failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    for check in SIGN_IN_CHECKS {
+        assert!(
+            stdout.lines().any(|l| l == format!("ok - {check}")),
+            "check {check:?} did not pass:\n{stdout}"
+        );
+    }
+    for name in SIGN_IN_SCREENSHOTS {
+        let path = screenshots.join(format!("{name}.png"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{name}.png is not a PNG"
+        );
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(
+            modified >= started,
+            "{name}.png was not written by this run"
+        );
+    }
+
+    // What the browser did is in the audit trail, by principal, and no token is.
+    let client = reqwest::Client::new();
+    let audit: serde_json::Value = client
+        .get(format!("{url}/api/v1/audit?limit=1000"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = audit.to_string();
+    for token in [&viewer, &operator, &admin] {
+        assert!(
+            !text.contains(token.as_str()),
+            "a token is in the audit trail"
+        );
+    }
+    let events: Vec<String> = audit["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events: {audit}"))
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["action"].as_str().unwrap_or("?"),
+                e["principal"].as_str().unwrap_or("?"),
+                e["outcome"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    for want in [
+        "sign_in unknown denied",
+        "sign_in dash success",
+        "sign_out dash success",
+        "sign_in ops success",
+        "set_alarm_state ops success",
+        "reload ops success",
+        "sign_out ops success",
+    ] {
+        assert!(
+            events.iter().any(|e| e == want),
+            "no audit event {want:?}: {events:?}"
+        );
+    }
+    assert!(
+        !events.iter().any(|e| e.starts_with("set_alarm_state dash")),
+        "the viewer's refused change reached the handler: {events:?}"
+    );
+    let alarm: serde_json::Value = client
+        .get(format!("{url}/api/v1/alarms/{AUTH_ALARM}"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alarm["state"], "ALARM", "{alarm}");
+    assert_eq!(alarm["reason"], "Browser test: set by the operator");
+    server.kill9();
 }

@@ -25,6 +25,7 @@ mod logs;
 mod process;
 mod reflection;
 mod scaling_time;
+mod tls;
 mod upgrade;
 mod util;
 mod validation;

@@ -13,6 +13,8 @@ pub(crate) struct ServerProcess {
     pub(crate) grpc: String,
     pub(crate) http: String,
     log: Receiver<String>,
+    /// Every log line read so far.
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 impl ServerProcess {
@@ -81,12 +83,14 @@ impl ServerProcess {
             grpc: String::new(),
             http: String::new(),
             log: rx,
+            seen: std::cell::RefCell::default(),
         };
         loop {
             let line = server
                 .log
                 .recv_timeout(Duration::from_secs(60))
                 .expect("the server logs that it is serving");
+            server.seen.borrow_mut().push(line.clone());
             let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if v["fields"]["message"] == "Thermostat is serving." {
                 server.grpc = v["fields"]["grpc"].as_str().unwrap().to_owned();
@@ -106,6 +110,14 @@ impl ServerProcess {
         assert!(ok, "kill {sig}");
     }
 
+    /// Every line the server has logged so far (waiting up to `settle` for more).
+    pub(crate) fn log_lines(&self, settle: Duration) -> Vec<String> {
+        while let Ok(line) = self.log.recv_timeout(settle) {
+            self.seen.borrow_mut().push(line);
+        }
+        self.seen.borrow().clone()
+    }
+
     /// SIGKILL, and wait until the process is gone.
     pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap();
@@ -119,6 +131,7 @@ impl ServerProcess {
                 .log
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            self.seen.borrow_mut().push(line.clone());
             if line.contains(needle) {
                 return line;
             }
