@@ -192,6 +192,11 @@ impl Access {
         result
     }
 
+    /// Counts a refusal made elsewhere (a failed dashboard sign-in).
+    pub fn count_unauthenticated(&self, why: Unauthenticated) {
+        self.telemetry.unauthenticated(why.label());
+    }
+
     /// Whether `principal` may do `permission`. A refusal is counted.
     ///
     /// # Errors
@@ -363,5 +368,46 @@ mod tests {
         assert_eq!(a.log_denial(5_999), None);
         assert_eq!(a.log_denial(5_999), None);
         assert_eq!(a.log_denial(6_000), Some(2));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::role::Role;
+    use crate::token::{TokenEntry, new_token, yaml_entry};
+
+    proptest! {
+        /// Any header value, however long or odd, is a clean refusal or the one token in
+        /// force: never a panic, never another principal.
+        #[test]
+        fn any_authorization_header_is_handled(header in ".{0,300}", long in 0usize..20_000) {
+            let t = new_token();
+            let entries: Vec<TokenEntry> = serde_yaml_ng::from_str(&yaml_entry("a", Role::Agent, &t)).unwrap();
+            let tokens = Tokens::resolve(&entries, &|_| None, &|_| Err(String::new())).unwrap();
+            let access = Access::new(Some(tokens), false, 1000, AuthTelemetry::default());
+            let padded = format!("Bearer {}{}", header, "x".repeat(long));
+            for h in [header.as_str(), padded.as_str()] {
+                let got = access.authenticate(Credentials { authorization: Some(h), client_subject: Some(h) });
+                prop_assert!(got.is_err() || bearer(h) == Some(t.as_str()));
+            }
+        }
+
+        /// Namespace patterns never panic, and a pattern allows exactly its name or prefix.
+        #[test]
+        fn namespace_patterns_match_as_documented(pattern in "[A-Za-z/*]{1,12}", ns in "[A-Za-z/]{0,12}") {
+            match crate::Namespaces::new(vec![pattern.clone()]) {
+                Ok(scope) => {
+                    let want = match pattern.strip_suffix('*') {
+                        Some(prefix) => ns.starts_with(prefix),
+                        None => ns == pattern,
+                    };
+                    prop_assert_eq!(scope.allows(&ns), want);
+                }
+                Err(e) => prop_assert!(pattern[..pattern.len() - 1].contains('*'), "{}", e),
+            }
+        }
     }
 }

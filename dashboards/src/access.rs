@@ -59,6 +59,10 @@ pub struct Caller {
 
 impl RequestMeta {
     /// An audit event of this request by `principal` (`None`: unknown, as a failed sign-in).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per field of the audit line that the request does not give"
+    )]
     pub fn event(
         &self,
         now: jiff::Timestamp,
@@ -299,6 +303,8 @@ pub async fn require(
             .into_response();
     };
     if let Err(denied) = access.authorize(&c.principal, permission) {
+        // Logged, and for a change also audited, at most a few times a second: a caller
+        // that keeps trying cannot flood the log or the trail (every refusal is counted).
         if let Some(suppressed) = access.log_denial(now_ms(&state)) {
             tracing::warn!(
                 principal = %c.principal.name,
@@ -308,6 +314,19 @@ pub async fn require(
                 suppressed,
                 "Refused an HTTP request: {denied}."
             );
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                let event = c.event(
+                    now(&state),
+                    permission.label(),
+                    Some(req.uri().path()),
+                    serde_json::json!({ "method": req.method().as_str() }),
+                    Outcome::Denied,
+                    Some(denied.to_string()),
+                );
+                if let Err(e) = record(&state, event).await {
+                    return e.into_response();
+                }
+            }
         }
         return ApiError::Forbidden(denied.to_string()).into_response();
     }

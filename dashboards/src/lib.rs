@@ -16,10 +16,12 @@
 //!
 //! # Layout
 //! `api.rs` (statistics and series), `alarms.rs` and `actions.rs` (engine ports and their
-//! endpoints), `views.rs` (the dashboard pages' data), `ui.rs` (pages and embedded assets
-//! from `assets/`), `error.rs` (the one error type and the middleware that makes every error
-//! answer JSON), `cross_site.rs` (refusing cross-site requests to state-changing endpoints),
-//! this file (routes, health, `/metrics`).
+//! endpoints), `views.rs` (the dashboard pages' data), `ui.rs` (pages, embedded assets from
+//! `assets/`, security headers), `access.rs` (who is calling: request ids, authentication,
+//! each route's permission, audit records), `session.rs` (dashboard sign-in and sessions),
+//! `audit.rs` (`GET /api/v1/audit`), `error.rs` (the one error type and the middleware that
+//! makes every error answer JSON), `cross_site.rs` (refusing cross-site requests to
+//! state-changing endpoints), this file (routes, health, `/metrics`).
 
 #![warn(missing_docs)]
 

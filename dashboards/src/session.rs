@@ -188,17 +188,22 @@ async fn sign_in(State(state): State<ApiState>, req: Request) -> Result<Response
     let now = now_ms(&state);
     let parameters = json!({ "method": "token" });
     let Some((new, principal)) = state.access.sessions().sign_in(&tokens, &body.token, now) else {
-        let event = meta.event(
-            access::now(&state),
-            None,
-            "sign_in",
-            None,
-            parameters,
-            Outcome::Denied,
-            Some(INVALID_TOKEN.into()),
-        );
-        access::record(&state, event).await?;
+        // Counted always; logged and audited at most a few times a second, so that anyone
+        // who can reach the port cannot flood the log or the audit trail.
+        state
+            .access
+            .count_unauthenticated(thermostat_auth::Unauthenticated::Unknown);
         if let Some(suppressed) = state.access.log_denial(now) {
+            let event = meta.event(
+                access::now(&state),
+                None,
+                "sign_in",
+                None,
+                parameters,
+                Outcome::Denied,
+                Some(INVALID_TOKEN.into()),
+            );
+            access::record(&state, event).await?;
             tracing::warn!(
                 source_ip = meta.source_ip.as_deref().unwrap_or("-"),
                 request_id = %meta.request_id,

@@ -478,7 +478,11 @@ async fn namespace_scoped_tokens_push_and_read_only_their_namespaces() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
-    assert!(e.message().contains("\"Billing\"") && e.message().contains("App/*, Web"), "{}", e.message());
+    assert!(
+        e.message().contains("\"Billing\"") && e.message().contains("App/*, Web"),
+        "{}",
+        e.message()
+    );
     // The admin sees everything; the scoped viewer only App/*.
     let listed = |token: &str| {
         let mut client = client.clone();
@@ -499,8 +503,23 @@ async fn namespace_scoped_tokens_push_and_read_only_their_namespaces() {
     };
     assert_eq!(listed(&admin).await, ["App/checkout", "Web"]);
     assert_eq!(listed(&reader).await, ["App/checkout"]);
-    let stats = |ns: &str| stats_request(ns, "CPU", &[("Host", "a")], now_ms() - 120_000, now_ms(), 60, &["Average"]);
-    assert!(client.get_metric_statistics(authed(stats("App/checkout"), Some(&reader))).await.is_ok());
+    let stats = |ns: &str| {
+        stats_request(
+            ns,
+            "CPU",
+            &[("Host", "a")],
+            now_ms() - 120_000,
+            now_ms(),
+            60,
+            &["Average"],
+        )
+    };
+    assert!(
+        client
+            .get_metric_statistics(authed(stats("App/checkout"), Some(&reader)))
+            .await
+            .is_ok()
+    );
     let e = client
         .get_metric_statistics(authed(stats("Web"), Some(&reader)))
         .await
@@ -508,11 +527,32 @@ async fn namespace_scoped_tokens_push_and_read_only_their_namespaces() {
     assert_eq!(e.code(), Code::PermissionDenied);
     // HTTP reads are scoped the same way.
     let http = reqwest::Client::new();
-    let get = |path: &str| http.get(format!("http://{}{path}", running.http_addr)).bearer_auth(&reader).send();
-    assert_eq!(get("/api/v1/statistics?namespace=Web&metric_name=CPU&dimensions=Host=a").await.unwrap().status(), 403);
-    assert_eq!(get("/api/v1/statistics?namespace=App/checkout&metric_name=CPU&dimensions=Host=a").await.unwrap().status(), 200);
+    let get = |path: &str| {
+        http.get(format!("http://{}{path}", running.http_addr))
+            .bearer_auth(&reader)
+            .send()
+    };
+    assert_eq!(
+        get("/api/v1/statistics?namespace=Web&metric_name=CPU&dimensions=Host=a")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        get("/api/v1/statistics?namespace=App/checkout&metric_name=CPU&dimensions=Host=a")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let list: serde_json::Value = get("/api/v1/metrics").await.unwrap().json().await.unwrap();
-    let namespaces: Vec<&str> = list["metrics"].as_array().unwrap().iter().map(|m| m["namespace"].as_str().unwrap()).collect();
+    let namespaces: Vec<&str> = list["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["namespace"].as_str().unwrap())
+        .collect();
     assert_eq!(namespaces, ["App/checkout"]);
     running.shutdown();
     running.wait().await.unwrap();
@@ -535,7 +575,9 @@ async fn a_reload_rotates_tokens_without_a_restart() {
         .unwrap();
     let http = reqwest::Client::new();
     let alarms = |token: String| {
-        let req = http.get(format!("http://{}/api/v1/alarms", running.http_addr)).bearer_auth(token);
+        let req = http
+            .get(format!("http://{}/api/v1/alarms", running.http_addr))
+            .bearer_auth(token);
         async move { req.send().await.unwrap().status() }
     };
     assert_eq!(alarms(old.clone()).await, 200);
@@ -549,7 +591,11 @@ async fn a_reload_rotates_tokens_without_a_restart() {
         .unwrap();
     assert_eq!(reload.status(), 200, "{}", reload.text().await.unwrap());
     assert_eq!(alarms(old.clone()).await, 401, "the old token is gone");
-    assert_eq!(alarms(new.clone()).await, 200, "the new token works at once");
+    assert_eq!(
+        alarms(new.clone()).await,
+        200,
+        "the new token works at once"
+    );
     let mut client = grpc(running.grpc_addr).await;
     let e = client
         .list_metrics(authed(ListMetricsRequest::default(), Some(&old)))
@@ -557,7 +603,11 @@ async fn a_reload_rotates_tokens_without_a_restart() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "gRPC rotates too");
     // A reload that would leave a bad settings file changes nothing.
-    std::fs::write(&settings_file, "auth:\n  tokens:\n    - {name: x, role: agent, token: plain}\n").unwrap();
+    std::fs::write(
+        &settings_file,
+        "auth:\n  tokens:\n    - {name: x, role: agent, token: plain}\n",
+    )
+    .unwrap();
     let reload = http
         .post(format!("http://{}/api/v1/reload", running.http_addr))
         .bearer_auth(&admin)
@@ -566,7 +616,10 @@ async fn a_reload_rotates_tokens_without_a_restart() {
         .unwrap();
     assert_eq!(reload.status(), 400);
     let text = reload.text().await.unwrap();
-    assert!(text.contains("plain text") && !text.contains("plain\""), "{text}");
+    assert!(
+        text.contains("plain text") && !text.contains("plain\""),
+        "{text}"
+    );
     assert_eq!(alarms(new.clone()).await, 200, "the tokens in force stay");
     running.shutdown();
     running.wait().await.unwrap();
@@ -585,7 +638,12 @@ async fn a_non_loopback_address_without_tokens_is_refused() {
     };
     let e = thermostat::app::start(settings.clone()).await.unwrap_err();
     let text = format!("{e:#}");
-    assert!(text.contains("0.0.0.0:0") && text.contains("auth.tokens") && text.contains("--insecure-no-auth"), "{text}");
+    assert!(
+        text.contains("0.0.0.0:0")
+            && text.contains("auth.tokens")
+            && text.contains("--insecure-no-auth"),
+        "{text}"
+    );
     assert!(!data.exists(), "a refused start leaves no data directory");
     // The flag lets the check pass (the server is not bound here: tests listen on loopback
     // only), and keeps warning.
@@ -593,13 +651,23 @@ async fn a_non_loopback_address_without_tokens_is_refused() {
         insecure_no_auth: true,
         ..settings.clone()
     };
-    let security = thermostat::security::Security::start(&insecure, thermostat_auth::AuthTelemetry::default()).unwrap();
+    let security =
+        thermostat::security::Security::start(&insecure, thermostat_auth::AuthTelemetry::default())
+            .unwrap();
     assert!(!security.access.is_enforced());
     // Tokens make the same address acceptable.
     let t = new_token();
     let mut with_tokens = settings;
-    with_tokens.auth = serde_yaml_ng::from_str(&format!("tokens: [{{name: a, role: admin, token_sha256: {}}}]", digest_hex(&t))).unwrap();
-    let security = thermostat::security::Security::start(&with_tokens, thermostat_auth::AuthTelemetry::default()).unwrap();
+    with_tokens.auth = serde_yaml_ng::from_str(&format!(
+        "tokens: [{{name: a, role: admin, token_sha256: {}}}]",
+        digest_hex(&t)
+    ))
+    .unwrap();
+    let security = thermostat::security::Security::start(
+        &with_tokens,
+        thermostat_auth::AuthTelemetry::default(),
+    )
+    .unwrap();
     assert!(security.access.is_enforced());
 }
 
@@ -610,9 +678,17 @@ async fn a_non_loopback_address_without_tokens_is_refused() {
 async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = Tokens::new();
-    let (settings_file, config) = files(dir.path(), &tokens.settings_yaml("token_env: THERMOSTAT_TEST_ADMIN_TOKEN"));
+    let (settings_file, config) = files(
+        dir.path(),
+        &tokens.settings_yaml("token_env: THERMOSTAT_TEST_ADMIN_TOKEN"),
+    );
     let data = dir.path().join("data");
-    let args = ["--settings", settings_file.to_str().unwrap(), "--config", config.to_str().unwrap()];
+    let args = [
+        "--settings",
+        settings_file.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
     let env = [("THERMOSTAT_TEST_ADMIN_TOKEN", tokens.admin.as_str())];
     let server = crate::process::ServerProcess::start_with_env(&data, &args, &env);
     let http = reqwest::Client::new();
@@ -621,15 +697,46 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
     let state = serde_json::json!({"state_value": "ALARM", "state_reason": "audit test"});
     let steps: [(Method, &str, Option<serde_json::Value>, &str, u16); 6] = [
         (Method::POST, "/api/v1/reload", None, &tokens.operator, 200),
-        (Method::PUT, "/api/v1/alarms/cpu-high/state", Some(state), &tokens.operator, 200),
-        (Method::POST, "/api/v1/admin/backup", None, &tokens.admin, 200),
-        (Method::POST, "/api/v1/admin/backup", None, &tokens.viewer, 403),
-        (Method::POST, "/api/v1/session", Some(serde_json::json!({"token": tokens.viewer})), "", 200),
-        (Method::POST, "/api/v1/session", Some(serde_json::json!({"token": "tht_guess"})), "", 401),
+        (
+            Method::PUT,
+            "/api/v1/alarms/cpu-high/state",
+            Some(state),
+            &tokens.operator,
+            200,
+        ),
+        (
+            Method::POST,
+            "/api/v1/admin/backup",
+            None,
+            &tokens.admin,
+            200,
+        ),
+        (
+            Method::POST,
+            "/api/v1/admin/backup",
+            None,
+            &tokens.viewer,
+            403,
+        ),
+        (
+            Method::POST,
+            "/api/v1/session",
+            Some(serde_json::json!({"token": tokens.viewer})),
+            "",
+            200,
+        ),
+        (
+            Method::POST,
+            "/api/v1/session",
+            Some(serde_json::json!({"token": "tht_guess"})),
+            "",
+            401,
+        ),
     ];
     for (method, path, body, token, want) in &steps {
         let token = Some(*token).filter(|t| !t.is_empty());
-        let (status, _, text) = call(&http, addr, method, path, body.as_ref(), token, &mut bodies).await;
+        let (status, _, text) =
+            call(&http, addr, method, path, body.as_ref(), token, &mut bodies).await;
         assert_eq!(status.as_u16(), *want, "{method} {path}: {text}");
     }
     let day = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
@@ -640,7 +747,16 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
 
     let server = crate::process::ServerProcess::start_with_env(&data, &args, &env);
     let addr: std::net::SocketAddr = server.http.parse().unwrap();
-    let (status, _, text) = call(&http, addr, &Method::GET, "/api/v1/audit", None, Some(&tokens.admin), &mut bodies).await;
+    let (status, _, text) = call(
+        &http,
+        addr,
+        &Method::GET,
+        "/api/v1/audit",
+        None,
+        Some(&tokens.admin),
+        &mut bodies,
+    )
+    .await;
     assert_eq!(status, 200, "{text}");
     let page: serde_json::Value = serde_json::from_str(&text).unwrap();
     let events = page["events"].as_array().unwrap();
@@ -658,25 +774,57 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
         ("reload", "oncall", "success"),
         ("set_alarm_state", "oncall", "success"),
         ("backup", "root", "success"),
+        ("backup", "dash", "denied"),
         ("sign_in", "dash", "success"),
         ("sign_in", "unknown", "denied"),
     ];
-    assert_eq!(summary, want.map(|(a, p, o)| (a.to_owned(), p.to_owned(), o.to_owned())), "{text}");
+    assert_eq!(
+        summary,
+        want.map(|(a, p, o)| (a.to_owned(), p.to_owned(), o.to_owned())),
+        "{text}"
+    );
     let reload = &events[0];
     assert_eq!(reload["role"], "operator");
     assert_eq!(reload["source_ip"], "127.0.0.1");
     assert!(!reload["request_id"].as_str().unwrap().is_empty());
-    assert_eq!(reload["parameters"]["files"][0]["sha256"], digest_hex(ALARMS), "{reload}");
+    assert_eq!(
+        reload["parameters"]["files"][0]["sha256"],
+        digest_hex(ALARMS),
+        "{reload}"
+    );
     assert_eq!(events[1]["target"], "cpu-high");
     assert_eq!(events[1]["parameters"]["state_value"], "ALARM");
     // Filters and pages.
     let get = |q: &str| format!("/api/v1/audit?{q}");
-    let (_, _, by_principal) = call(&http, addr, &Method::GET, &get("principal=oncall"), None, Some(&tokens.admin), &mut bodies).await;
+    let (_, _, by_principal) = call(
+        &http,
+        addr,
+        &Method::GET,
+        &get("principal=oncall"),
+        None,
+        Some(&tokens.admin),
+        &mut bodies,
+    )
+    .await;
     let by_principal: serde_json::Value = serde_json::from_str(&by_principal).unwrap();
     assert_eq!(by_principal["events"].as_array().unwrap().len(), 2);
-    let (_, _, by_action) = call(&http, addr, &Method::GET, &get("action=backup"), None, Some(&tokens.admin), &mut bodies).await;
+    let (_, _, by_action) = call(
+        &http,
+        addr,
+        &Method::GET,
+        &get("action=backup"),
+        None,
+        Some(&tokens.admin),
+        &mut bodies,
+    )
+    .await;
     let by_action: serde_json::Value = serde_json::from_str(&by_action).unwrap();
-    assert_eq!(by_action["events"].as_array().unwrap().len(), 1);
+    let backups = by_action["events"].as_array().unwrap();
+    assert_eq!(backups.len(), 2, "the backup and the refused one");
+    assert_eq!(
+        backups[1]["error"],
+        "role viewer may not take backups (needs admin)"
+    );
     let mut seen = 0;
     let mut next: Option<String> = None;
     loop {
@@ -684,7 +832,16 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
             Some(t) => format!("limit=2&next_token={t}"),
             None => "limit=2".into(),
         };
-        let (_, _, page) = call(&http, addr, &Method::GET, &get(&q), None, Some(&tokens.admin), &mut bodies).await;
+        let (_, _, page) = call(
+            &http,
+            addr,
+            &Method::GET,
+            &get(&q),
+            None,
+            Some(&tokens.admin),
+            &mut bodies,
+        )
+        .await;
         let page: serde_json::Value = serde_json::from_str(&page).unwrap();
         let n = page["events"].as_array().unwrap().len();
         assert!(n <= 2);
@@ -695,7 +852,16 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
         }
     }
     assert_eq!(seen, want.len(), "pages walk every event once");
-    let (status, _, _) = call(&http, addr, &Method::GET, "/api/v1/audit", None, Some(&tokens.operator), &mut bodies).await;
+    let (status, _, _) = call(
+        &http,
+        addr,
+        &Method::GET,
+        "/api/v1/audit",
+        None,
+        Some(&tokens.operator),
+        &mut bodies,
+    )
+    .await;
     assert_eq!(status, 403, "only admins read the audit trail");
     lines.extend(server.log_lines(std::time::Duration::from_millis(500)));
     drop(server);
@@ -703,7 +869,10 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
     for text in lines.iter().chain(&bodies.0) {
         for t in tokens.all() {
             assert!(!text.contains(t), "a token leaked: {text}");
-            assert!(!text.contains("tht_guess"), "a presented token leaked: {text}");
+            assert!(
+                !text.contains("tht_guess"),
+                "a presented token leaked: {text}"
+            );
         }
     }
 }

@@ -294,6 +294,8 @@ fn state(store: Arc<Store>, alarms: Option<FixedAlarms>) -> ApiState {
         notifications: None,
         admin: None,
         queries: Default::default(),
+        access: Arc::new(thermostat_auth::Access::open()),
+        audit: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! reproduced, and the bounded behaviour that replaced it asserted, with the resource bound
 //! (memory from `/proc`, CPU time, file counts), never a wall-clock speed.
 
+mod auth;
 mod cli_input;
 mod config_files;
 mod history_and_admin;
