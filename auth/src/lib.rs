@@ -3,7 +3,7 @@
 //! # What this crate owns
 //! - [`Role`]s and the [`Permission`]s they grant (`role.rs`);
 //! - token entries of the settings file (`auth.tokens`), resolving their secrets through
-//!   functions the caller supplies, and checking a presented token in constant time
+//!   functions the caller supplies, and checking a presented token by its digest
 //!   (`token.rs`); namespace scopes (`namespace.rs`);
 //! - [`Access`]: the tokens in force, swapped whole on reload, and the decisions both servers
 //!   ask for (`access.rs`), with the refusal counters (`telemetry.rs`);
@@ -14,7 +14,9 @@
 //! # Invariants
 //! - No secret is kept: tokens are held as SHA-256 digests, session ids as digests too; no
 //!   `Debug` or `Display` here prints a digest, a token or a CSRF token.
-//! - A presented token is compared with every digest in force, in constant time.
+//! - A presented token is checked by its SHA-256 digest: a lookup whose time says nothing of
+//!   the tokens in force, whose cost does not grow with their number, and whose final
+//!   equality is compared in constant time.
 //! - No IO and no wall clock: environment variables and files are read by functions the
 //!   caller passes, and time is a parameter (Unix milliseconds). Random numbers (tokens,
 //!   session ids) come from the operating system through `rand`.
