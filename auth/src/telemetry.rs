@@ -19,10 +19,24 @@ struct ReasonLabels {
 }
 
 /// Refusals counted for `/metrics`. Clones share the counters.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AuthTelemetry {
     denied: Family<DeniedLabels, Counter>,
     unauthenticated: Family<ReasonLabels, Counter>,
+}
+
+impl Default for AuthTelemetry {
+    fn default() -> Self {
+        let unauthenticated = Family::<ReasonLabels, Counter>::default();
+        // Every reason starts at zero, so that its series exists before the first refusal.
+        for reason in ["missing", "malformed", "unknown"] {
+            drop(unauthenticated.get_or_create(&ReasonLabels { reason }));
+        }
+        AuthTelemetry {
+            denied: Family::default(),
+            unauthenticated,
+        }
+    }
 }
 
 impl AuthTelemetry {

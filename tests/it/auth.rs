@@ -866,6 +866,10 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
     lines.extend(server.log_lines(std::time::Duration::from_millis(500)));
     drop(server);
     assert!(lines.len() > 5, "the server logged");
+    assert!(
+        lines.iter().any(|l| l.contains("readable by every user") && l.contains("settings.yaml")),
+        "a world-readable settings file gets a warning"
+    );
     for text in lines.iter().chain(&bodies.0) {
         for t in tokens.all() {
             assert!(!text.contains(t), "a token leaked: {text}");
@@ -875,4 +879,26 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn public_metrics_serves_the_servers_metrics_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = new_token();
+    let yaml = format!(
+        "auth:\n  public_metrics: true\n  tokens:\n    - {{name: a, role: agent, token_sha256: {}}}\n",
+        digest_hex(&t)
+    );
+    let (settings_file, config) = files(dir.path(), &yaml);
+    let running = thermostat::app::start(resolve(dir.path(), &settings_file, &config))
+        .await
+        .unwrap();
+    let get = |path: &str| reqwest::get(format!("http://{}{path}", running.http_addr));
+    let metrics = get("/metrics").await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("thermostat_auth_unauthenticated_total{reason=\"missing\"} 0"), "{text}");
+    assert_eq!(get("/api/v1/alarms").await.unwrap().status(), 401, "only /metrics is public");
+    running.shutdown();
+    running.wait().await.unwrap();
 }
