@@ -38,7 +38,8 @@ pub struct AlarmView {
     pub reason_data: Option<Value>,
     /// When the state was last updated, RFC 3339.
     pub state_updated: String,
-    /// The definition as configured.
+    /// The definition as configured, with `actions.enabled` the effective value (an
+    /// `EnableAlarmActions` / `DisableAlarmActions` override wins over the file).
     pub configuration: Value,
 }
 
@@ -197,6 +198,22 @@ pub trait AlarmApi: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// `Config` with every error when the new configuration is invalid.
     fn reload(&self) -> Result<ReloadReport, AlarmApiError>;
+    /// CloudWatch's `EnableAlarmActions` (`enabled`) / `DisableAlarmActions`: whether the
+    /// actions of the alarm `name` (a metric alarm, per-series alarm or composite alarm, by
+    /// its configured name) run, from the next evaluation on; persisted, and kept across
+    /// restarts and reloads while the alarm exists. The default refuses: an engine that
+    /// cannot switch actions.
+    ///
+    /// # Errors
+    /// `NotFound`, `Invalid` (a per-series instance's name; the default's answer) or
+    /// `Internal`.
+    fn set_actions_enabled(&self, name: &str, enabled: bool) -> Result<(), AlarmApiError> {
+        let _ = (name, enabled);
+        Err(AlarmApiError::Invalid {
+            field: "name".into(),
+            message: "this alarm engine cannot enable or disable alarm actions".into(),
+        })
+    }
 }
 
 /// Reloading the configuration from disk, all of it or nothing: the binary implements it
@@ -360,23 +377,35 @@ impl AlarmApi for RuntimeAlarms {
         reason: &str,
         reason_data: Option<Value>,
     ) -> Result<(), AlarmApiError> {
-        use thermostat_alarms_runtime::Error;
         self.runtime
             .set_state(name, value, reason, reason_data)
-            .map_err(|e| match e {
-                Error::NotFound(name) => AlarmApiError::NotFound(name),
-                Error::Invalid { field, message } => AlarmApiError::Invalid {
-                    field: field.into(),
-                    message,
-                },
-                e @ (Error::Store(_) | Error::Evaluation(_)) => {
-                    AlarmApiError::Internal(thermostat_alarms_runtime::chain(&e))
-                }
-            })
+            .map_err(runtime_error)
     }
 
     fn reload(&self) -> Result<ReloadReport, AlarmApiError> {
         self.reload.reload()
+    }
+
+    fn set_actions_enabled(&self, name: &str, enabled: bool) -> Result<(), AlarmApiError> {
+        self.runtime
+            .set_actions_enabled(name, enabled, self.runtime.now())
+            .map(|_changed| ())
+            .map_err(runtime_error)
+    }
+}
+
+/// A runtime error as the API reports it.
+fn runtime_error(e: thermostat_alarms_runtime::Error) -> AlarmApiError {
+    use thermostat_alarms_runtime::Error;
+    match e {
+        Error::NotFound(name) => AlarmApiError::NotFound(name),
+        Error::Invalid { field, message } => AlarmApiError::Invalid {
+            field: field.into(),
+            message,
+        },
+        e @ (Error::Store(_) | Error::Evaluation(_)) => {
+            AlarmApiError::Internal(thermostat_alarms_runtime::chain(&e))
+        }
     }
 }
 
@@ -406,8 +435,20 @@ pub(crate) fn view_json(v: &AlarmView) -> Value {
         "reason": v.reason,
         "reason_data": v.reason_data,
         "state_updated": v.state_updated,
+        "actions_enabled": actions_enabled(&v.configuration),
         "configuration": v.configuration,
     })
+}
+
+/// Whether an alarm's actions run: its configuration's `actions.enabled` (the effective
+/// value, see [`AlarmView::configuration`]; true when the configuration does not say, as in
+/// CloudWatch).
+fn actions_enabled(configuration: &Value) -> bool {
+    configuration
+        .get("actions")
+        .and_then(|a| a.get("enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
 }
 
 /// `max_records` of `GET /api/v1/alarms` at most (CloudWatch's `DescribeAlarms`: 1 to 100).
@@ -640,6 +681,53 @@ async fn change_state(state: &ApiState, name: &str, body: SetState) -> Result<()
     .map_err(ApiError::from)
 }
 
+/// `POST /api/v1/alarms/{name}/actions/enable`: CloudWatch's `EnableAlarmActions` for one
+/// alarm (see [`AlarmApi::set_actions_enabled`]); answers `{"ok": true, "actions_enabled":
+/// true}`. Audited as `enable_alarm_actions`.
+pub(crate) async fn enable_actions(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    switch_actions(&state, &caller, name, true).await
+}
+
+/// `POST /api/v1/alarms/{name}/actions/disable`: CloudWatch's `DisableAlarmActions` for one
+/// alarm (its state changes and history go on, its actions do not run); answers
+/// `{"ok": true, "actions_enabled": false}`. Audited as `disable_alarm_actions`.
+pub(crate) async fn disable_actions(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    switch_actions(&state, &caller, name, false).await
+}
+
+async fn switch_actions(
+    state: &ApiState,
+    caller: &Caller,
+    name: String,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    let result = match engine(state) {
+        Ok(api) => {
+            let (api, alarm) = (Arc::clone(api), name.clone());
+            tokio::task::spawn_blocking(move || api.set_actions_enabled(&alarm, enabled))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))
+                .and_then(|r| r.map_err(ApiError::from))
+        }
+        Err(e) => Err(e),
+    };
+    let action = if enabled {
+        "enable_alarm_actions"
+    } else {
+        "disable_alarm_actions"
+    };
+    audited(state, caller, action, Some(&name), json!({}), result).await?;
+    Ok(Json(json!({ "ok": true, "actions_enabled": enabled })))
+}
+
 /// `POST /api/v1/reload`.
 pub(crate) async fn reload(
     State(state): State<ApiState>,
@@ -671,6 +759,28 @@ pub(crate) async fn reload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_json_shows_the_actions_enabled_in_force() {
+        let view = |configuration: Value| AlarmView {
+            name: "cpu".into(),
+            kind: "metric",
+            state: "OK".into(),
+            reason: String::new(),
+            reason_data: None,
+            state_updated: String::new(),
+            configuration,
+        };
+        let off = view(json!({"actions": {"enabled": false, "alarm": []}}));
+        assert_eq!(view_json(&off)["actions_enabled"], false);
+        let on = view(json!({"actions": {"enabled": true}}));
+        assert_eq!(view_json(&on)["actions_enabled"], true);
+        assert_eq!(
+            view_json(&view(Value::Null))["actions_enabled"],
+            true,
+            "CloudWatch's default"
+        );
+    }
 
     #[test]
     fn list_tokens_round_trip_any_name() {

@@ -93,6 +93,22 @@ pub fn router(state: ApiState) -> Router {
             put(alarms::set_state).route_layer(needs(Permission::SetAlarmState)),
         )
         .route(
+            "/api/v1/alarms/{name}/actions/enable",
+            post(alarms::enable_actions).route_layer(needs(Permission::ToggleAlarmActions)),
+        )
+        .route(
+            "/api/v1/alarms/{name}/actions/disable",
+            post(alarms::disable_actions).route_layer(needs(Permission::ToggleAlarmActions)),
+        )
+        .route(
+            "/api/v1/groups/{name}/desired-capacity",
+            put(actions::set_desired_capacity).route_layer(needs(Permission::Scale)),
+        )
+        .route(
+            "/api/v1/groups/{name}/policies/{policy}/execute",
+            post(actions::execute_policy).route_layer(needs(Permission::Scale)),
+        )
+        .route(
             "/api/v1/reload",
             post(alarms::reload).route_layer(needs(Permission::Reload)),
         )

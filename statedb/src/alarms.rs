@@ -1,6 +1,9 @@
 //! The alarm runtime's persistence port ([`AlarmStore`]) on the state database: metric alarm
 //! instances' states under `m:<name>`, composite alarms' under `c:<name>` (each the state's
-//! JSON), history items under the alarm (or instance) name itself.
+//! JSON), actions-enabled overrides under `actions_enabled:<alarm>` (JSON `true` or `false`;
+//! rows added without a format change: a file written before them simply has none, and a
+//! build that does not know them never reads them), history items under the alarm (or
+//! instance) name itself.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -17,6 +20,9 @@ use crate::db::{AlarmWrite, HistoryPrune, StateDb};
 pub const METRIC_PREFIX: &str = "m:";
 /// The key prefix of composite alarms' states.
 pub const COMPOSITE_PREFIX: &str = "c:";
+/// The key prefix of alarms' actions-enabled overrides (`EnableAlarmActions` /
+/// `DisableAlarmActions`), by configured alarm name.
+pub const ACTIONS_ENABLED_PREFIX: &str = "actions_enabled:";
 
 impl AlarmStore for StateDb {
     fn load_states(&self) -> Result<StoredStates, StoreError> {
@@ -55,21 +61,43 @@ impl AlarmStore for StateDb {
                 history: &[],
             })
             .collect();
-        let mut by_alarm: BTreeMap<&str, Vec<HistoryItem>> = BTreeMap::new();
-        for h in history {
-            by_alarm
-                .entry(h.alarm_name.as_str())
-                .or_default()
-                .push(h.clone());
-        }
-        for (name, items) in &by_alarm {
-            writes.push(AlarmWrite {
-                name,
-                state: None,
-                history: items,
-            });
-        }
+        let by_alarm = history_by_alarm(history);
+        writes.extend(history_writes(&by_alarm));
         StateDb::commit(self, &writes).map_err(StoreError::new)
+    }
+
+    fn load_actions_enabled(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        self.load_states_under::<bool>(ACTIONS_ENABLED_PREFIX)
+            .map_err(StoreError::new)
+    }
+
+    fn commit_actions_enabled(
+        &self,
+        overrides: &[(&str, Option<bool>)],
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        let keyed: Vec<(String, Option<bool>)> = overrides
+            .iter()
+            .map(|(name, enabled)| (format!("{ACTIONS_ENABLED_PREFIX}{name}"), *enabled))
+            .collect();
+        let mut writes: Vec<AlarmWrite<'_, bool, HistoryItem>> = keyed
+            .iter()
+            .filter_map(|(key, enabled)| {
+                enabled.as_ref().map(|e| AlarmWrite {
+                    name: key,
+                    state: Some(e),
+                    history: &[],
+                })
+            })
+            .collect();
+        let forget: Vec<String> = keyed
+            .iter()
+            .filter(|(_, enabled)| enabled.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        let by_alarm = history_by_alarm(history);
+        writes.extend(history_writes(&by_alarm));
+        StateDb::commit_and_forget(self, &writes, &forget).map_err(StoreError::new)
     }
 
     fn forget_states(&self, names: &[String]) -> Result<(), StoreError> {
@@ -118,6 +146,29 @@ impl AlarmStore for StateDb {
     }
 }
 
+/// `history` by alarm (or instance) name, each alarm's items in order.
+fn history_by_alarm(history: &[HistoryItem]) -> BTreeMap<&str, Vec<HistoryItem>> {
+    let mut by_alarm: BTreeMap<&str, Vec<HistoryItem>> = BTreeMap::new();
+    for h in history {
+        by_alarm
+            .entry(h.alarm_name.as_str())
+            .or_default()
+            .push(h.clone());
+    }
+    by_alarm
+}
+
+/// The history-only writes of `by_alarm`.
+fn history_writes<'a, S: 'a>(
+    by_alarm: &'a BTreeMap<&'a str, Vec<HistoryItem>>,
+) -> impl Iterator<Item = AlarmWrite<'a, S, HistoryItem>> {
+    by_alarm.iter().map(|(name, items)| AlarmWrite {
+        name,
+        state: None,
+        history: items,
+    })
+}
+
 /// A row of the state table as written: the state's own JSON (`m:` rows hold instances, `c:`
 /// rows composites).
 #[derive(serde::Serialize)]
@@ -125,4 +176,78 @@ impl AlarmStore for StateDb {
 enum StoredState<'a> {
     Metric(&'a InstanceState),
     Composite(&'a CompositeState),
+}
+
+#[cfg(test)]
+mod tests {
+    use thermostat_alarms::engine::EngineState;
+    use thermostat_alarms::history::{AlarmType, ConfigChange};
+    use thermostat_metrics::Timestamp;
+
+    use super::*;
+
+    const YAML: &str = "alarms:\n  - {name: cpu, namespace: App, metric_name: Cpu, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: 50, comparison_operator: GreaterThanThreshold}\ncomposite_alarms:\n  - {name: any, alarm_rule: \"ALARM(cpu)\"}\n";
+
+    fn item(name: &str) -> HistoryItem {
+        let mut h = HistoryItem::configuration_update(
+            name,
+            AlarmType::MetricAlarm,
+            ConfigChange::Updated,
+            Timestamp(1),
+        );
+        h.summary = "Alarm actions disabled".into();
+        h
+    }
+
+    #[test]
+    fn actions_enabled_overrides_round_trip_beside_the_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = thermostat_alarms::validate(&[("a.yaml", YAML)]).unwrap();
+        let state = EngineState::new(&set, Timestamp(0), None);
+        {
+            // A file as a build without overrides wrote it: states and history only.
+            let db = StateDb::open(dir.path()).unwrap();
+            AlarmStore::commit(
+                &db,
+                &[
+                    ("cpu", StateRef::Metric(&state.metric["cpu"])),
+                    ("any", StateRef::Composite(&state.composites["any"])),
+                ],
+                &[],
+            )
+            .unwrap();
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        assert!(db.load_actions_enabled().unwrap().is_empty(), "none yet");
+        db.commit_actions_enabled(&[("cpu", Some(false)), ("any", Some(true))], &[item("cpu")])
+            .unwrap();
+        drop(db);
+
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(
+            db.load_actions_enabled().unwrap(),
+            [("any".to_owned(), true), ("cpu".to_owned(), false)]
+        );
+        let states = AlarmStore::load_states(&db).unwrap();
+        assert_eq!(states.metric.len(), 1, "the override rows are not states");
+        assert_eq!(states.composites.len(), 1);
+        let history: Vec<HistoryItem> = db.history("cpu", 10).unwrap();
+        assert_eq!(history, [item("cpu")], "in the same transaction");
+
+        // A backup carries them.
+        let copy = dir.path().join("copy");
+        std::fs::create_dir(&copy).unwrap();
+        db.backup_to(&copy.join(crate::FILE_NAME)).unwrap();
+        let restored = StateDb::open(&copy).unwrap();
+        assert_eq!(restored.load_actions_enabled().unwrap().len(), 2);
+
+        // Removed with `None`; nothing else is touched.
+        db.commit_actions_enabled(&[("cpu", None)], &[]).unwrap();
+        assert_eq!(
+            db.load_actions_enabled().unwrap(),
+            [("any".to_owned(), true)]
+        );
+        assert_eq!(AlarmStore::load_states(&db).unwrap().metric.len(), 1);
+        db.commit_actions_enabled(&[], &[]).unwrap();
+    }
 }

@@ -169,9 +169,23 @@ impl StateDb {
         &self,
         writes: &[AlarmWrite<'_, S, H>],
     ) -> Result<()> {
-        if writes
-            .iter()
-            .all(|w| w.state.is_none() && w.history.is_empty())
+        self.commit_and_forget(writes, &[])
+    }
+
+    /// Writes states, appends history and removes the states stored under `forget`, in one
+    /// durable transaction (a key both written and forgotten ends up removed).
+    ///
+    /// # Errors
+    /// A write failure; nothing of the batch is stored then.
+    pub fn commit_and_forget<S: Serialize, H: Serialize>(
+        &self,
+        writes: &[AlarmWrite<'_, S, H>],
+        forget: &[String],
+    ) -> Result<()> {
+        if forget.is_empty()
+            && writes
+                .iter()
+                .all(|w| w.state.is_none() && w.history.is_empty())
         {
             return Ok(());
         }
@@ -194,6 +208,9 @@ impl StateDb {
                 for (seq, h) in (first..).zip(w.history) {
                     history.insert((w.name, seq), serde_json::to_vec(h)?.as_slice())?;
                 }
+            }
+            for k in forget {
+                states.remove(k.as_str())?;
             }
         }
         tx.commit()?;

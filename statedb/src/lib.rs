@@ -7,8 +7,10 @@
 //! - The generic operations its owners share: commits of states and history
 //!   ([`AlarmWrite`]), reads by key prefix, history pages and bounded pruning passes
 //!   ([`HistoryPrune`], [`PrunePass`]). The alarm runtime's rows are under `m:` (metric alarm
-//!   instances) and `c:` (composite alarms), the scaling groups' under `group:`; history is
-//!   keyed by the alarm (or `group:<name>`) itself.
+//!   instances), `c:` (composite alarms) and `actions_enabled:` (its actions-enabled
+//!   overrides: rows added to format 1 without a version change, so older files, which have
+//!   none, open as they are), the scaling groups' under `group:`; history is keyed by the
+//!   alarm (or `group:<name>`) itself.
 //! - The alarm runtime's persistence port, `thermostat_alarms_runtime::AlarmStore`, on those
 //!   tables (`alarms.rs`): the runtime never sees keys or encodings.
 //!
@@ -30,7 +32,7 @@ mod db;
 mod error;
 mod groups;
 
-pub use alarms::{COMPOSITE_PREFIX, METRIC_PREFIX};
+pub use alarms::{ACTIONS_ENABLED_PREFIX, COMPOSITE_PREFIX, METRIC_PREFIX};
 pub use db::{AlarmWrite, FILE_NAME, FORMAT_VERSION, HistoryPrune, PrunePass, StateDb};
 pub use error::{Result, StateDbError};
 pub use groups::GROUP_PREFIX;

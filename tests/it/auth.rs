@@ -24,6 +24,14 @@ const ALARMS: &str = "alarms:
     evaluation_periods: 1
     threshold: 50
     comparison_operator: GreaterThanThreshold
+scaling_groups:
+  - name: web
+    backend: simulated
+    min_size: 1
+    max_size: 10
+    desired_capacity: 2
+    policies:
+      - {name: out, policy_type: SimpleScaling, adjustment_type: ChangeInCapacity, scaling_adjustment: 1}
 ";
 
 /// One token of each role, by role.

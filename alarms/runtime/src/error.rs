@@ -14,13 +14,14 @@ pub enum Error {
     #[error(transparent)]
     Evaluation(#[from] thermostat_alarms::Error),
     /// `SetAlarmState` names no alarm, per-series instance or composite alarm that has a
-    /// state: list the alarms to find its name.
+    /// state, or `set_actions_enabled` no configured alarm: list the alarms to find its name.
     #[error("no alarm named {0:?}")]
     NotFound(String),
-    /// A `SetAlarmState` field breaks one of CloudWatch's rules: fix the field.
+    /// A request field breaks one of CloudWatch's rules: fix the field.
     #[error("{field}: {message}")]
     Invalid {
-        /// The request field (`state_value`, `state_reason`, `state_reason_data`).
+        /// The request field (`SetAlarmState`'s `state_value`, `state_reason`,
+        /// `state_reason_data`; `set_actions_enabled`'s `name`).
         field: &'static str,
         /// The rule it breaks.
         message: String,

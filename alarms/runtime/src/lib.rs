@@ -4,13 +4,16 @@
 //! [`AlarmRuntime`], behind one lock: restore and carry-over at start, the evaluation tick
 //! (the pure [`thermostat_alarms::tick`], then persist, then act) and its loop
 //! ([`AlarmRuntime::run`], aligned 10-second ticks), CloudWatch's `SetAlarmState` with its
-//! limits, the swap of a reloaded (already validated) alarm set, history retention, paging
-//! and action items, and read access for views. The tick and `SetAlarmState` share one
-//! persist-and-act path, which also counts the runtime's metrics ([`AlarmTelemetry`]:
-//! evaluations, tick time, transitions by state; the binary registers them for `/metrics`).
-//! It reaches the outside through two ports it defines:
-//! - [`AlarmStore`]: durable states and history (implemented on `state.redb` by the
-//!   `thermostat-statedb` adapter, which depends on this crate, not the reverse);
+//! limits, CloudWatch's `EnableAlarmActions` / `DisableAlarmActions` (a persisted override of
+//! an alarm's `actions_enabled`, [`AlarmRuntime::set_actions_enabled`]), the swap of a
+//! reloaded (already validated) alarm set, history retention, paging and action items, and
+//! read access for views. The tick and `SetAlarmState` share one persist-and-act path, which
+//! also counts the runtime's metrics ([`AlarmTelemetry`]: evaluations, tick time, transitions
+//! by state; the binary registers them for `/metrics`). It reaches the outside through two
+//! ports it defines:
+//! - [`AlarmStore`]: durable states, actions-enabled overrides and history (implemented on
+//!   `state.redb` by the `thermostat-statedb` adapter, which depends on this crate, not the
+//!   reverse);
 //! - [`ActionSink`]: where the actions due go ([`thermostat_alarms::ActionDue`]: notifications
 //!   and scaling; the binary wires it).
 //!
@@ -18,6 +21,9 @@
 //! - Evaluation stays pure: the runtime only calls the core with its store and a tick time.
 //! - States change under the lock only; a tick's or `SetAlarmState`'s writes are one
 //!   durable commit, made before its actions are handed on (a failed write acts on nothing).
+//! - The set evaluated is the configured one with the actions-enabled overrides applied; an
+//!   override is written before it takes effect, and a swap diffs configured sets only (an
+//!   override is no configuration change).
 //! - The action sink is called after every tick and every `SetAlarmState`, under the lock,
 //!   even with no action due; it only queues work.
 //! - Reading configuration files and validating them is the caller's: a swap takes a set
@@ -27,7 +33,8 @@
 //!
 //! # Layout
 //! `runtime.rs` ([`AlarmRuntime`]: start, tick, swap, the persist-and-act path) with
-//! `runtime/set_state.rs`, `runtime/history.rs`, `runtime/listing.rs`,
+//! `runtime/set_state.rs`, `runtime/actions_enabled.rs`, `runtime/history.rs`,
+//! `runtime/listing.rs`,
 //! `runtime/tick_loop.rs` and `runtime/tests.rs` (through an in-memory [`AlarmStore`]);
 //! `persistence.rs` ([`AlarmStore`]), `actions.rs` ([`ActionSink`], [`LogActions`]),
 //! `error.rs` ([`Error`], [`StoreError`]), `telemetry.rs` ([`AlarmTelemetry`]).

@@ -75,6 +75,27 @@ pub trait AlarmStore: Send + Sync + std::fmt::Debug {
         history: &[HistoryItem],
     ) -> Result<(), StoreError>;
 
+    /// Every stored actions-enabled override
+    /// ([`AlarmRuntime::set_actions_enabled`](crate::AlarmRuntime::set_actions_enabled)), by
+    /// alarm name (a metric or composite alarm's configured name, never an instance's). A
+    /// store written before overrides existed has none.
+    ///
+    /// # Errors
+    /// A read failure, or an override that does not decode.
+    fn load_actions_enabled(&self) -> Result<Vec<(String, bool)>, StoreError>;
+
+    /// Sets (`Some`) or removes (`None`) the actions-enabled override of each alarm of
+    /// `overrides` and appends `history` (each item to its `alarm_name`'s, in order), in one
+    /// durable transaction; nothing is written when both are empty.
+    ///
+    /// # Errors
+    /// A write failure; nothing of the batch is stored then.
+    fn commit_actions_enabled(
+        &self,
+        overrides: &[(&str, Option<bool>)],
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError>;
+
     /// Removes the states of `names` (alarms that no longer exist); their history stays.
     ///
     /// # Errors

@@ -1,5 +1,6 @@
 //! [`AlarmRuntime`]: the running alarms, behind one lock.
 
+mod actions_enabled;
 mod history;
 mod listing;
 mod set_state;
@@ -19,6 +20,7 @@ use crate::actions::ActionSink;
 use crate::error::{Result, chain};
 use crate::persistence::{AlarmStore, StateRef};
 use crate::telemetry::AlarmTelemetry;
+use actions_enabled::{Overrides, retain_overrides, with_overrides};
 
 pub use history::{HistoryRetention, PRUNE_EVERY_MS, PruneReport};
 pub use listing::{AlarmEntry, AlarmListing};
@@ -31,9 +33,16 @@ type AfterTick = Arc<dyn Fn(Timestamp) + Send + Sync>;
 /// The set being evaluated and its states: what the lock guards.
 #[derive(Debug)]
 struct Evaluated {
-    /// Shared with a swap in progress, which diffs it against the new set without the lock.
+    /// The set as configured (started with or swapped in). Shared with a swap in progress,
+    /// which diffs it against the new set without the lock.
+    configured: Arc<AlarmSet>,
+    /// The set evaluated: `configured` with the actions-enabled overrides applied (the same
+    /// set when there are none).
     set: Arc<AlarmSet>,
     state: EngineState,
+    /// Actions-enabled overrides ([`AlarmRuntime::set_actions_enabled`]); they and
+    /// `configured` change only under [`AlarmRuntime::swapping`].
+    actions_enabled: Overrides,
 }
 
 /// What a [`AlarmRuntime::swap`] changed.
@@ -62,8 +71,9 @@ pub struct AlarmRuntime {
     retention: HistoryRetention,
     /// Where the next pruning run resumes (it stopped at a bound), and that one runs at a time.
     prune_from: Mutex<Option<String>>,
-    /// Held by a swap from start to end, so that swaps run one at a time; never taken by
-    /// ticks or `SetAlarmState`, which only wait for `evaluated` during a swap's short lock.
+    /// Held by a swap from start to end, so that swaps run one at a time, and by
+    /// [`set_actions_enabled`](Self::set_actions_enabled); never taken by ticks or
+    /// `SetAlarmState`, which only wait for `evaluated` during a swap's short lock.
     swapping: Mutex<()>,
     after_tick: Option<AfterTick>,
 }
@@ -83,10 +93,11 @@ impl AlarmRuntime {
     /// Starts the runtime on `set` (validated): restores the persisted states of the alarms
     /// that still exist (a metric alarm's state carries over, a per-series instance's only
     /// if its series still matches), creates the others (with a configuration-update history
-    /// item each), and writes every state.
+    /// item each), and writes every state. The persisted actions-enabled overrides of the
+    /// alarms that still exist apply again; the others are deleted.
     ///
     /// # Errors
-    /// The persisted states cannot be read, or the states cannot be written.
+    /// The persisted states or overrides cannot be read, or the states cannot be written.
     pub fn start(
         set: Arc<AlarmSet>,
         store: Arc<Store>,
@@ -120,6 +131,10 @@ impl AlarmRuntime {
                 state.composites.insert(name, composite);
             }
         }
+        let (actions_enabled, stale) = retain_overrides(
+            &set,
+            persistence.load_actions_enabled()?.into_iter().collect(),
+        );
         let created: Vec<HistoryItem> = set
             .alarms
             .iter()
@@ -141,7 +156,12 @@ impl AlarmRuntime {
             persistence,
             telemetry,
             actions,
-            evaluated: Mutex::new(Evaluated { set, state }),
+            evaluated: Mutex::new(Evaluated {
+                set: with_overrides(&set, &actions_enabled),
+                configured: set,
+                state,
+                actions_enabled,
+            }),
             retention: HistoryRetention::default(),
             prune_from: Mutex::new(None),
             swapping: Mutex::new(()),
@@ -150,10 +170,14 @@ impl AlarmRuntime {
         {
             let evaluated = runtime.lock();
             runtime.persist(&evaluated, &all_names(&evaluated.state), &created)?;
+            let forget: Vec<(&str, Option<bool>)> =
+                stale.iter().map(|n| (n.as_str(), None)).collect();
+            runtime.persistence.commit_actions_enabled(&forget, &[])?;
             tracing::info!(
                 alarms = evaluated.set.alarms.len(),
                 composite_alarms = evaluated.set.composites.len(),
                 restored = restored.len(),
+                actions_disabled = evaluated.actions_enabled.values().filter(|e| !**e).count(),
                 "The alarm engine is ready."
             );
         }
@@ -241,7 +265,7 @@ impl AlarmRuntime {
     fn evaluate(&self, t: Timestamp) -> Result<usize> {
         let started = std::time::Instant::now();
         let mut guard = self.lock();
-        let Evaluated { set, state } = &mut *guard;
+        let Evaluated { set, state, .. } = &mut *guard;
         let out = thermostat_alarms::tick(set, state, &self.store, t)?;
         self.telemetry
             .tick(out.evaluations, started.elapsed().as_secs_f64());
@@ -271,18 +295,30 @@ impl AlarmRuntime {
     /// theirs untouched, changed alarms keep their state value (per-series instances whose
     /// series no longer match are dropped), new alarms start as at creation. The states and
     /// history of the alarms that changed are written and the states of removed alarms
-    /// forgotten (a failed write is logged; the swap stands). `while_locked` runs under the
-    /// lock right after the swap, so no tick or `SetAlarmState` runs between the two.
+    /// forgotten (a failed write is logged; the swap stands). Actions-enabled overrides stay
+    /// on the alarms that still exist, unless the new configuration agrees with them (see
+    /// [`set_actions_enabled`](Self::set_actions_enabled)). `while_locked` runs under the
+    /// lock right after the swap (with the set evaluated), so no tick or `SetAlarmState` runs
+    /// between the two.
     ///
     /// Comparing the two sets happens before the lock is taken (ticks and `SetAlarmState`
     /// go on meanwhile); under it, states only move, in time linear in their number. Swaps
     /// run one at a time.
     pub fn swap(&self, set: Arc<AlarmSet>, while_locked: impl FnOnce(&AlarmSet)) -> SwapReport {
         let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
-        // Only a swap replaces the set, so this stays the running one until the swap below.
-        let old = self.alarms();
+        // Only a swap replaces the configured set and only a swap or an override changes the
+        // overrides (both hold `swapping`), so these stay current until the swap below.
+        let (old, overrides) = {
+            let evaluated = self.lock();
+            (
+                Arc::clone(&evaluated.configured),
+                evaluated.actions_enabled.clone(),
+            )
+        };
         let diff = thermostat_alarms::engine::diff(&old, &set);
         drop(old);
+        let (actions_enabled, dropped) = retain_overrides(&set, overrides);
+        let evaluated_set = with_overrides(&set, &actions_enabled);
         let now = self.clock.now();
         let mut evaluated = self.lock();
         let old_state = std::mem::take(&mut evaluated.state);
@@ -294,12 +330,17 @@ impl AlarmRuntime {
             .filter(|n| !state.metric.contains_key(n) && !state.composites.contains_key(n))
             .collect();
         let changed: Vec<String> = history.iter().map(|h| h.alarm_name.clone()).collect();
-        evaluated.set = set;
+        evaluated.configured = set;
+        evaluated.set = evaluated_set;
         evaluated.state = state;
+        evaluated.actions_enabled = actions_enabled;
+        let forget: Vec<(&str, Option<bool>)> =
+            dropped.iter().map(|n| (n.as_str(), None)).collect();
         // Unchanged alarms' states are already stored; the changed and new ones are written
         // (a name without a state, a deleted alarm, only gets its history item).
         if let Err(e) = self.persist(&evaluated, &changed, &history).and_then(|()| {
             self.persistence.forget_states(&removed)?;
+            self.persistence.commit_actions_enabled(&forget, &[])?;
             Ok(())
         }) {
             tracing::error!(error = %chain(&e), "Could not persist the reloaded alarm states.");
@@ -322,9 +363,15 @@ impl AlarmRuntime {
         report
     }
 
-    /// The set being evaluated.
+    /// The set being evaluated: as configured, with the actions-enabled overrides applied
+    /// ([`set_actions_enabled`](Self::set_actions_enabled)).
     pub fn alarms(&self) -> Arc<AlarmSet> {
         Arc::clone(&self.lock().set)
+    }
+
+    /// The time on the runtime's clock (what `SetAlarmState` and swaps stamp history with).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }
 

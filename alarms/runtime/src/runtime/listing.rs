@@ -19,12 +19,17 @@ pub struct AlarmEntry {
     /// Its state; `None` for a per-series alarm that no series matches yet (it has no
     /// instance).
     pub state: Option<AlarmState>,
+    /// Whether its actions run: the definition's `actions_enabled`, or the override of
+    /// [`AlarmRuntime::set_actions_enabled`] (the definitions in [`AlarmListing::set`] carry
+    /// the same value).
+    pub actions_enabled: bool,
 }
 
 /// Every alarm with its state at one moment.
 #[derive(Clone, Debug)]
 pub struct AlarmListing {
-    /// The set the entries' definitions are in.
+    /// The set the entries' definitions are in: as configured, with the actions-enabled
+    /// overrides applied.
     pub set: Arc<AlarmSet>,
     /// Sorted by name: metric alarm instances, per-series alarms without instances and
     /// composite alarms.
@@ -39,14 +44,15 @@ impl AlarmRuntime {
         let (set, state) = (&evaluated.set, &evaluated.state);
         let mut entries = Vec::new();
         for (name, instance) in &state.metric {
-            if set.alarm(&instance.alarm).is_none() {
+            let Some(a) = set.alarm(&instance.alarm) else {
                 continue;
-            }
+            };
             entries.push(AlarmEntry {
                 name: name.clone(),
                 alarm: instance.alarm.clone(),
                 kind: AlarmType::MetricAlarm,
                 state: Some(instance.state.clone()),
+                actions_enabled: a.actions.enabled,
             });
         }
         for a in set.alarms.iter().filter(|a| a.is_per_series()) {
@@ -56,6 +62,7 @@ impl AlarmRuntime {
                     alarm: a.name.clone(),
                     kind: AlarmType::MetricAlarm,
                     state: None,
+                    actions_enabled: a.actions.enabled,
                 });
             }
         }
@@ -68,6 +75,7 @@ impl AlarmRuntime {
                 alarm: c.name.clone(),
                 kind: AlarmType::CompositeAlarm,
                 state: Some(s.alarm.clone()),
+                actions_enabled: c.actions.enabled,
             });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -91,7 +99,8 @@ impl AlarmRuntime {
             })
     }
 
-    /// The current state value of an alarm, instance or composite.
+    /// The current state value of an alarm, instance or composite (whether its actions run:
+    /// [`actions_enabled`](Self::actions_enabled)).
     pub fn state_of(&self, name: &str) -> Option<StateValue> {
         let evaluated = self.lock();
         let state = &evaluated.state;

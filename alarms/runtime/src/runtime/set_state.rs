@@ -48,7 +48,7 @@ impl AlarmRuntime {
         let reason_data = reason_data.map(check_reason_data).transpose()?;
         let now = self.clock.now();
         let mut guard = self.lock();
-        let Evaluated { set, state } = &mut *guard;
+        let Evaluated { set, state, .. } = &mut *guard;
         let not_found = || Error::NotFound(name.to_owned());
         let (evaluation, kind, old) = if let Some(i) = state.metric.get_mut(name) {
             let a = set.alarm(&i.alarm).ok_or_else(not_found)?;

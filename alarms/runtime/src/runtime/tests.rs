@@ -24,7 +24,18 @@ struct Rows {
     metric: BTreeMap<String, InstanceState>,
     composites: BTreeMap<String, CompositeState>,
     history: BTreeMap<String, Vec<(u64, Vec<u8>)>>,
+    actions_enabled: BTreeMap<String, bool>,
     fail_commits: bool,
+}
+
+impl Rows {
+    fn append(&mut self, history: &[HistoryItem]) {
+        for item in history {
+            let items = self.history.entry(item.alarm_name.clone()).or_default();
+            let seq = items.last().map_or(0, |(s, _)| s + 1);
+            items.push((seq, serde_json::to_vec(item).unwrap()));
+        }
+    }
 }
 
 /// The persistence port in memory.
@@ -85,11 +96,33 @@ impl AlarmStore for Memory {
                 }
             }
         }
-        for item in history {
-            let items = rows.history.entry(item.alarm_name.clone()).or_default();
-            let seq = items.last().map_or(0, |(s, _)| s + 1);
-            items.push((seq, serde_json::to_vec(item).unwrap()));
+        rows.append(history);
+        Ok(())
+    }
+
+    fn load_actions_enabled(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        Ok(self.rows().actions_enabled.clone().into_iter().collect())
+    }
+
+    fn commit_actions_enabled(
+        &self,
+        overrides: &[(&str, Option<bool>)],
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows();
+        if overrides.is_empty() && history.is_empty() {
+            return Ok(());
         }
+        if rows.fail_commits {
+            return Err(StoreError::new(Refused));
+        }
+        for (name, enabled) in overrides {
+            match enabled {
+                Some(e) => rows.actions_enabled.insert((*name).to_owned(), *e),
+                None => rows.actions_enabled.remove(*name),
+            };
+        }
+        rows.append(history);
         Ok(())
     }
 
@@ -419,4 +452,239 @@ fn history_scans_and_action_items_go_through_the_store() {
         .unwrap();
     assert_eq!(report.deleted, 1, "cpu keeps its newest item");
     assert!(report.complete);
+}
+
+fn push(store: &Store, dimensions: Vec<thermostat_metrics::Dimension>, at: Timestamp, v: f64) {
+    let key = thermostat_metrics::SeriesKey::new("App", "Cpu", dimensions);
+    let obs = thermostat_metrics::Observation {
+        timestamp: at,
+        unit: thermostat_metrics::Unit::None,
+        resolution: thermostat_metrics::Resolution::Standard,
+        sample: thermostat_metrics::Sample::Value(v),
+    };
+    store.record_batch(&[(key, obs)]);
+}
+
+/// The actions due for `name` in every call to the sink so far.
+fn due_for(f: &Fixture, name: &str) -> Vec<ActionDue> {
+    f.calls()
+        .into_iter()
+        .flat_map(|(_, due)| due)
+        .filter(|d| d.name == name)
+        .collect()
+}
+
+fn summaries(items: &[HistoryItem]) -> Vec<&str> {
+    items.iter().map(|h| h.summary.as_str()).collect()
+}
+
+/// Reference §3.8: `DisableAlarmActions` stops the actions, not the state changes or the
+/// history; `EnableAlarmActions` turns them back on.
+#[test]
+fn disabled_actions_let_the_alarm_transition_without_acting_until_enabled_again() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    assert_eq!(runtime.actions_enabled("cpu"), Some(true), "as configured");
+    assert!(runtime.set_actions_enabled("cpu", false, T0).unwrap());
+    assert!(
+        !runtime.set_actions_enabled("cpu", false, T0).unwrap(),
+        "already disabled: nothing changes"
+    );
+    assert_eq!(runtime.actions_enabled("cpu"), Some(false));
+    assert_eq!(runtime.actions_enabled("any"), Some(true), "only cpu");
+    assert_eq!(runtime.actions_enabled("nobody"), None);
+    let listing = runtime.list();
+    let cpu = listing.entries.iter().find(|e| e.name == "cpu").unwrap();
+    assert!(!cpu.actions_enabled);
+    assert!(!listing.set.alarm("cpu").unwrap().actions.enabled);
+    let history = f.memory.history("cpu");
+    let last = history.last().unwrap();
+    assert_eq!(last.item_type, HistoryItemType::ConfigurationUpdate);
+    assert_eq!(last.summary, "Alarm actions disabled");
+    assert_eq!(last.timestamp, T0);
+    assert_eq!(history.len(), 2, "created, disabled (once)");
+    assert!(!f.memory.rows().actions_enabled["cpu"], "written");
+
+    // A breach: the state changes and is recorded, no action is due.
+    push(&f.store, Vec::new(), T0.add_millis(20_000), 90.0);
+    runtime.tick(T0.add_millis(60_000)).unwrap();
+    assert_eq!(runtime.state_of("cpu"), Some(StateValue::Alarm));
+    assert_eq!(
+        f.memory.history("cpu").last().unwrap().item_type,
+        HistoryItemType::StateUpdate
+    );
+    assert!(due_for(&f, "cpu").is_empty());
+    // SetAlarmState too changes the state without acting.
+    runtime.set_state("cpu", "OK", "by hand", None).unwrap();
+    runtime.set_state("cpu", "ALARM", "by hand", None).unwrap();
+    assert!(due_for(&f, "cpu").is_empty());
+
+    // Enabled again: the next transition acts.
+    assert!(runtime.set_actions_enabled("cpu", true, T0).unwrap());
+    assert_eq!(
+        summaries(&f.memory.history("cpu")).last().copied().unwrap(),
+        "Alarm actions enabled"
+    );
+    assert!(
+        f.memory.rows().actions_enabled.is_empty(),
+        "back to the configured value: no override left"
+    );
+    runtime.set_state("cpu", "OK", "by hand", None).unwrap();
+    push(&f.store, Vec::new(), T0.add_millis(80_000), 90.0);
+    runtime.tick(T0.add_millis(120_000)).unwrap();
+    let due = due_for(&f, "cpu");
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].transition.new_state, StateValue::Alarm);
+    assert_eq!(due[0].transition.timestamp, T0.add_millis(120_000));
+}
+
+#[test]
+fn an_override_is_restored_on_restart_and_a_stale_one_dropped() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    runtime.set_actions_enabled("cpu", false, T0).unwrap();
+    runtime.set_actions_enabled("any", false, T0).unwrap();
+    drop(runtime);
+    f.memory.rows().actions_enabled.insert("gone".into(), false);
+
+    let runtime = f.start(YAML);
+    assert_eq!(runtime.actions_enabled("cpu"), Some(false), "restored");
+    assert_eq!(
+        runtime.actions_enabled("any"),
+        Some(false),
+        "composites too"
+    );
+    assert!(!runtime.alarms().composite("any").unwrap().actions.enabled);
+    assert_eq!(
+        f.memory.rows().actions_enabled,
+        BTreeMap::from([("any".to_owned(), false), ("cpu".to_owned(), false)]),
+        "the override of an alarm that no longer exists is deleted"
+    );
+    runtime
+        .set_state("cpu", "ALARM", "after the restart", None)
+        .unwrap();
+    assert!(due_for(&f, "cpu").is_empty(), "still disabled");
+    assert_eq!(
+        types(&f.memory.history("cpu"))
+            .iter()
+            .filter(|t| **t == HistoryItemType::ConfigurationUpdate)
+            .count(),
+        2,
+        "created and disabled: a restart adds no item"
+    );
+}
+
+#[test]
+fn a_reload_keeps_the_overrides_of_the_alarms_it_keeps() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    runtime.set_actions_enabled("cpu", false, T0).unwrap();
+    runtime.set_actions_enabled("any", false, T0).unwrap();
+
+    // The same configuration: an override is no configuration change.
+    let same = thermostat_alarms::validate(&[("a.yaml", YAML)]).unwrap();
+    let report = runtime.swap(Arc::new(same), |s| {
+        assert!(
+            !s.alarm("cpu").unwrap().actions.enabled,
+            "the set evaluated"
+        );
+    });
+    assert!(report.changed.is_empty(), "{report:?}");
+    assert_eq!(runtime.actions_enabled("cpu"), Some(false));
+
+    // cpu changes, any is removed: cpu keeps its override, any's is dropped.
+    let changed = YAML.split("composite_alarms").next().unwrap().replace(
+        "threshold: 50, comparison_operator: GreaterThanThreshold, alarm_actions",
+        "threshold: 60, comparison_operator: GreaterThanThreshold, alarm_actions",
+    );
+    let set = thermostat_alarms::validate(&[("a.yaml", changed.as_str())]).unwrap();
+    let report = runtime.swap(Arc::new(set), |_| {});
+    assert_eq!(report.removed, ["any"]);
+    assert_eq!(runtime.actions_enabled("cpu"), Some(false), "kept");
+    assert_eq!(runtime.actions_enabled("any"), None);
+    assert_eq!(
+        f.memory.rows().actions_enabled,
+        BTreeMap::from([("cpu".to_owned(), false)])
+    );
+    runtime
+        .set_state("cpu", "ALARM", "after the reload", None)
+        .unwrap();
+    assert!(due_for(&f, "cpu").is_empty());
+
+    // The configuration comes to agree with the override: it is dropped, and the
+    // configuration decides again.
+    let agreeing = changed.replace(
+        "alarm_actions: [",
+        "actions_enabled: false, alarm_actions: [",
+    );
+    let set = thermostat_alarms::validate(&[("a.yaml", agreeing.as_str())]).unwrap();
+    runtime.swap(Arc::new(set), |_| {});
+    assert_eq!(runtime.actions_enabled("cpu"), Some(false));
+    assert!(f.memory.rows().actions_enabled.is_empty());
+    assert!(runtime.set_actions_enabled("cpu", true, T0).unwrap());
+    assert_eq!(
+        f.memory.rows().actions_enabled,
+        BTreeMap::from([("cpu".to_owned(), true)]),
+        "enabled against the configuration"
+    );
+    let set = thermostat_alarms::validate(&[("a.yaml", changed.as_str())]).unwrap();
+    runtime.swap(Arc::new(set), |_| {});
+    assert!(f.memory.rows().actions_enabled.is_empty());
+    assert_eq!(runtime.actions_enabled("cpu"), Some(true));
+}
+
+#[test]
+fn a_per_series_alarm_is_switched_by_its_name_for_all_its_instances() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    let host = |h: &str| vec![thermostat_metrics::Dimension::new("Host", h)];
+    push(&f.store, host("a"), T0.add_millis(20_000), 10.0);
+    runtime.tick(T0.add_millis(60_000)).unwrap();
+    assert!(runtime.state_of("hot[Host=a]").is_some());
+
+    assert!(matches!(
+        runtime.set_actions_enabled("hot[Host=a]", false, T0),
+        Err(Error::Invalid { field: "name", message }) if message.contains("use \"hot\"")
+    ));
+    assert!(matches!(
+        runtime.set_actions_enabled("nobody", false, T0),
+        Err(Error::NotFound(n)) if n == "nobody"
+    ));
+    assert!(matches!(
+        runtime.set_actions_enabled("cpu[Host=a]", false, T0),
+        Err(Error::NotFound(_))
+    ));
+    assert!(runtime.set_actions_enabled("hot", false, T0).unwrap());
+    assert_eq!(runtime.actions_enabled("hot[Host=a]"), Some(false));
+    for name in ["hot", "hot[Host=a]"] {
+        assert_eq!(
+            summaries(&f.memory.history(name)).last().copied(),
+            Some("Alarm actions disabled"),
+            "{name}"
+        );
+    }
+    // A new instance starts disabled too.
+    push(&f.store, host("b"), T0.add_millis(80_000), 10.0);
+    runtime.tick(T0.add_millis(120_000)).unwrap();
+    let listing = runtime.list();
+    let instances: Vec<(&str, bool)> = listing
+        .entries
+        .iter()
+        .filter(|e| e.alarm == "hot")
+        .map(|e| (e.name.as_str(), e.actions_enabled))
+        .collect();
+    assert_eq!(instances, [("hot[Host=a]", false), ("hot[Host=b]", false)]);
+}
+
+#[test]
+fn a_failed_override_write_changes_nothing() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    f.memory.rows().fail_commits = true;
+    let e = runtime.set_actions_enabled("cpu", false, T0).unwrap_err();
+    assert!(matches!(e, Error::Store(_)), "{e:?}");
+    assert_eq!(runtime.actions_enabled("cpu"), Some(true));
+    f.memory.rows().fail_commits = false;
+    runtime.set_state("cpu", "ALARM", "acts", None).unwrap();
+    assert_eq!(due_for(&f, "cpu").len(), 1);
 }
