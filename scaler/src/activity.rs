@@ -105,6 +105,15 @@ pub fn user_request_cause(at: Timestamp, old: u32, new: u32) -> String {
     )
 }
 
+/// `At <ts> a user request executed policy <policy> changing the desired capacity from
+/// <old> to <new>.` (`ExecutePolicy`, reference §5.2, §5.11).
+pub fn execute_policy_cause(at: Timestamp, policy: &str, old: u32, new: u32) -> String {
+    format!(
+        "At {} a user request executed policy {policy} changing the desired capacity from {old} to {new}.",
+        cause_time(at)
+    )
+}
+
 /// `At <ts> a user request update of AutoScalingGroup constraints to min: <min>, max:
 /// <max>, desired: <desired> changing the desired capacity from <old> to <new>.`
 pub fn update_group_cause(at: Timestamp, min: u32, max: u32, old: u32, new: u32) -> String {
@@ -129,6 +138,10 @@ mod tests {
         assert_eq!(
             user_request_cause(at, 1, 2),
             "At 2026-11-26T10:00:00Z a user request explicitly set group desired capacity changing the desired capacity from 1 to 2."
+        );
+        assert_eq!(
+            execute_policy_cause(at, "scale-out", 7, 8),
+            "At 2026-11-26T10:00:00Z a user request executed policy scale-out changing the desired capacity from 7 to 8."
         );
         assert_eq!(
             update_group_cause(at, 1, 5, 2, 3),

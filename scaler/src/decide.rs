@@ -26,7 +26,7 @@ use thermostat_metrics::Timestamp;
 use crate::activity::{ActivityStatus, ScalingActivity, alarm_cause};
 use crate::adjustment::{adjusted, clamp, delta, find_step};
 use crate::group_state::{GroupState, millis};
-use crate::model::{AdjustmentType, PolicyKind, ScalingGroup};
+use crate::model::{AdjustmentType, Policy, PolicyKind, ScalingGroup};
 
 /// What the alarm engine knows when it invokes a scaling policy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -124,6 +124,24 @@ pub fn evaluate_policy(
     if !policy.enabled {
         return Outcome::Disabled;
     }
+    if let PolicyKind::SimpleScaling { .. } = policy.kind
+        && let Some(until) = state.cooldown_until.filter(|u| *u > now)
+    {
+        return Outcome::InCooldown { until };
+    }
+    policy_outcome(policy, state, &trigger.values, trigger.threshold, now)
+}
+
+/// What `policy` asks for given the alarm's recent `values` and `threshold`, against
+/// `state` at `now`, whatever the cooldown (the caller decides whether it holds a simple
+/// policy back: alarms always, `ExecutePolicy` only with `HonorCooldown`).
+pub(crate) fn policy_outcome(
+    policy: &Policy,
+    state: &GroupState,
+    values: &[f64],
+    threshold: f64,
+    now: Timestamp,
+) -> Outcome {
     let (min, max, desired) = (state.min_size, state.max_size, state.desired);
     let warm = state.warm(now);
     let warming = state.warm_up_until(now);
@@ -134,9 +152,6 @@ pub fn evaluate_policy(
             min_adjustment_magnitude,
             ..
         } => {
-            if let Some(until) = state.cooldown_until.filter(|u| *u > now) {
-                return Outcome::InCooldown { until };
-            }
             let wanted = adjusted(
                 *adjustment_type,
                 *scaling_adjustment,
@@ -154,17 +169,17 @@ pub fn evaluate_policy(
             steps,
             ..
         } => {
-            let Some(metric) = metric_aggregation_type.aggregate(&trigger.values) else {
+            let Some(metric) = metric_aggregation_type.aggregate(values) else {
                 return Outcome::NoData;
             };
-            let breach = metric - trigger.threshold;
+            let breach = metric - threshold;
             let Some(step) = find_step(steps, breach) else {
-                let values: Vec<String> = trigger.values.iter().map(|v| java_double(*v)).collect();
+                let values: Vec<String> = values.iter().map(|v| java_double(*v)).collect();
                 return Outcome::NoStep {
                     message: format!(
                         "No step adjustment found for metric value [{}] and breach threshold {}",
                         values.join(", "),
-                        java_double(trigger.threshold)
+                        java_double(threshold)
                     ),
                 };
             };
@@ -182,7 +197,7 @@ pub fn evaluate_policy(
             disable_scale_in,
             ..
         } => {
-            let Some(metric) = trigger.values.last().copied() else {
+            let Some(metric) = values.last().copied() else {
                 return Outcome::NoData;
             };
             let raw = f64::from(warm) * metric / target_value;
@@ -292,9 +307,24 @@ impl GroupState {
         now: Timestamp,
         launch: std::time::Duration,
     ) {
-        let Some(activity) = &decision.activity else {
-            return;
-        };
+        if let Some(activity) = &decision.activity {
+            self.apply_activity(group, activity, now, launch);
+        }
+    }
+
+    /// Applies one activity at `now` (a decision's, or a user request's from
+    /// [`crate::manual`]): sets the desired capacity, starts the cooldown when the
+    /// activity's policy is a simple policy (once its instances are in service: `launch`
+    /// later for a scale-out), and lets the simulated fleet follow with `launch` and the
+    /// policy's warm-up (the group's default without a policy). Real backends pass
+    /// `launch = 0`.
+    pub fn apply_activity(
+        &mut self,
+        group: &ScalingGroup,
+        activity: &ScalingActivity,
+        now: Timestamp,
+        launch: std::time::Duration,
+    ) {
         let policy = activity.policy.as_deref().and_then(|p| group.policy(p));
         if let Some(PolicyKind::SimpleScaling { cooldown, .. }) = policy.map(|p| &p.kind) {
             let done = if activity.new_desired > activity.old_desired {

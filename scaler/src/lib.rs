@@ -11,6 +11,7 @@
 //!   clamping and "largest capacity wins" ([`decide()`]), and the group state they read
 //!   ([`GroupState`]), including the simulated fleet's dynamics
 //!   ([`GroupState::reconcile`]).
+//! - Scaling by hand, `SetDesiredCapacity` and `ExecutePolicy` ([`manual`]).
 //! - Scaling activities with Auto Scaling's cause texts ([`activity`]), scheduled actions
 //!   ([`schedule`], their cron [`recurrence`]), triggers from the alarm engine's output
 //!   ([`trigger`]), and `thermostat simulate` ([`simulate()`]).
@@ -25,7 +26,7 @@
 //!
 //! # Layout
 //! `raw.rs` → `validate.rs` (+ `validate/tests.rs`) → `model.rs`; `managed.rs`;
-//! `adjustment.rs`; `group_state.rs`; `group_metrics.rs` (metric names); `decide.rs` (+ `decide/tests.rs`); `activity.rs`;
+//! `adjustment.rs`; `group_state.rs`; `group_metrics.rs` (metric names); `decide.rs` (+ `decide/tests.rs`); `manual.rs` (+ `manual/tests.rs`); `activity.rs`;
 //! `recurrence.rs` → `schedule.rs`; `trigger.rs`; `simulate.rs` (+ `simulate/tests.rs`);
 //! `error.rs`. The YAML reference and semantics are in `docs/scaling.md`.
 
@@ -38,6 +39,7 @@ pub mod error;
 pub mod group_metrics;
 pub mod group_state;
 pub mod managed;
+pub mod manual;
 pub mod model;
 pub mod raw;
 pub mod recurrence;
@@ -50,6 +52,7 @@ pub use activity::{ActivityStatus, ScalingActivity};
 pub use decide::{Outcome, PolicyEvaluation, ScalingDecision, Trigger, decide, evaluate_policy};
 pub use error::{Error, Result};
 pub use group_state::{GroupState, Instance};
+pub use manual::{ManualError, PolicyExecution};
 pub use model::{
     Backend, BackendKind, Policy, PolicyKind, ScalingGroup, ScalingSet, ScheduledAction,
 };

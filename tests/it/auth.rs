@@ -875,7 +875,9 @@ async fn the_audit_trail_survives_kill_9_and_no_token_leaks() {
     drop(server);
     assert!(lines.len() > 5, "the server logged");
     assert!(
-        lines.iter().any(|l| l.contains("readable by every user") && l.contains("settings.yaml")),
+        lines
+            .iter()
+            .any(|l| l.contains("readable by every user") && l.contains("settings.yaml")),
         "a world-readable settings file gets a warning"
     );
     for text in lines.iter().chain(&bodies.0) {
@@ -905,8 +907,15 @@ async fn public_metrics_serves_the_servers_metrics_without_a_token() {
     let metrics = get("/metrics").await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("thermostat_auth_unauthenticated_total{reason=\"missing\"} 0"), "{text}");
-    assert_eq!(get("/api/v1/alarms").await.unwrap().status(), 401, "only /metrics is public");
+    assert!(
+        text.contains("thermostat_auth_unauthenticated_total{reason=\"missing\"} 0"),
+        "{text}"
+    );
+    assert_eq!(
+        get("/api/v1/alarms").await.unwrap().status(),
+        401,
+        "only /metrics is public"
+    );
     running.shutdown();
     running.wait().await.unwrap();
 }

@@ -7,6 +7,7 @@
 )]
 
 mod actions;
+mod alarm_actions;
 mod alarms;
 mod auth;
 mod aws;
@@ -22,6 +23,7 @@ mod hostile;
 mod http;
 mod lifecycle;
 mod logs;
+mod manual_scaling;
 mod process;
 mod reflection;
 mod scaling_time;

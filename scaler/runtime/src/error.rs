@@ -59,6 +59,16 @@ pub enum Error {
     /// described or updated at start-up. Check the backend the message names.
     #[error(transparent)]
     Fleet(#[from] FleetError),
+    /// A request to scale by hand names no group of the configuration.
+    #[error("no scaling group named {group:?}")]
+    UnknownGroup {
+        /// The group asked for.
+        group: String,
+    },
+    /// A request to scale by hand was refused (a parameter, an unknown policy, the
+    /// cooldown or a warm-up); the error names the field or the policy.
+    #[error(transparent)]
+    Manual(#[from] thermostat_scaler::ManualError),
     /// Start-up found problems; every one is listed (in group order, the fleets' first), so
     /// that they can all be fixed at once.
     #[error("the scaling groups cannot start: {}", list(.0))]

@@ -11,6 +11,9 @@
 //!   that order; then the states and new activities are written.
 //! - Its metrics ([`ScalingTelemetry`]: activities by status; the binary registers them for
 //!   `/metrics`).
+//! - Scaling by hand ([`ScalingRuntime::set_desired_capacity`],
+//!   [`ScalingRuntime::execute_policy`]: EC2's `SetDesiredCapacity` and `ExecutePolicy`,
+//!   decided by `thermostat_scaler::manual`), carried out as an alarm's change is.
 //! - Start-up (restoring group states, describing or updating real Auto Scaling groups) and
 //!   reload (new, removed and kept groups).
 //! - The groups' capacity metrics (`AWS/AutoScaling`, [`capacity_samples`]), sent after every
@@ -47,6 +50,6 @@ mod telemetry;
 pub use capacity::{CapacityMetricsSink, GroupCapacity, capacity_samples};
 pub use error::{BoxError, Error, FleetError, Result, StoreError};
 pub use fleet::{Capacity, Fleet, FleetFactory, FleetFuture, Fleets};
-pub use runtime::{DECISIONS_KEPT, GroupSnapshot, Ports, ScalingRuntime, Snapshot};
+pub use runtime::{DECISIONS_KEPT, GroupSnapshot, ManualScaling, Ports, ScalingRuntime, Snapshot};
 pub use store::{GroupStore, GroupWrite};
 pub use telemetry::ScalingTelemetry;

@@ -8,13 +8,13 @@ use serde_json::Value;
 use thermostat_alarms::{ActionDue, AlarmSet};
 use thermostat_metrics::{Clock, Timestamp};
 use thermostat_scaler::{
-    ActivityStatus, Backend, BackendKind, GroupState, Outcome, ScalingActivity, ScalingDecision,
-    ScalingSet,
+    ActivityStatus, Backend, BackendKind, GroupState, ManualError, Outcome, PolicyExecution,
+    ScalingActivity, ScalingDecision, ScalingGroup, ScalingSet,
 };
 use tokio_util::task::TaskTracker;
 
 use crate::capacity::{CapacityMetricsSink, GroupCapacity, capacity_samples};
-use crate::error::{Error, Result};
+use crate::error::{Error, FleetError, Result};
 use crate::fleet::{Fleet, FleetFactory, Fleets};
 use crate::store::{GroupStore, GroupWrite};
 use crate::telemetry::ScalingTelemetry;
@@ -60,6 +60,17 @@ pub struct Snapshot {
     pub at: Timestamp,
     /// The groups that have a state.
     pub groups: Vec<GroupSnapshot>,
+}
+
+/// What a request to scale by hand did ([`ScalingRuntime::set_desired_capacity`],
+/// [`ScalingRuntime::execute_policy`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManualScaling {
+    /// The group's desired capacity after the request (as it was when the fleet refused).
+    pub desired: u32,
+    /// The activity recorded: none when the desired capacity stays as it is; `Successful`,
+    /// or `Failed` with its `status_message` when the fleet refused the change.
+    pub activity: Option<ScalingActivity>,
 }
 
 /// Everything behind the runtime's lock.
@@ -227,8 +238,14 @@ impl ScalingRuntime {
                         activity.status = ActivityStatus::Successful;
                         activities.push(activity);
                     } else if let Some(fleet) = fleets.get(&g.name) {
-                        // The cooldown starts when the real call succeeds.
-                        self.spawn_desired(Arc::clone(fleet), g.name.clone(), decision);
+                        // The cooldown starts when the real call succeeds; the step does
+                        // not wait for it.
+                        drop(self.spawn_desired(
+                            Arc::clone(fleet),
+                            g.name.clone(),
+                            activity,
+                            false,
+                        ));
                     }
                 }
             }
@@ -238,6 +255,145 @@ impl ScalingRuntime {
             writes.push((g.name.clone(), activities));
         }
         self.persist(states, &writes);
+    }
+
+    /// EC2 Auto Scaling's `SetDesiredCapacity` at `now`
+    /// ([`thermostat_scaler::manual::set_desired_capacity`]): `desired` must lie within the
+    /// group's `[min, max]`; by default the cooldown is ignored, with `honor_cooldown` a group
+    /// in cooldown refuses; the change starts no cooldown. The activity (cause `At <time> a
+    /// user request explicitly set group desired capacity changing the desired capacity from
+    /// A to B.`) goes the way an alarm's does: the simulated fleet follows at once; a real
+    /// fleet is called (with `honor_cooldown` passed on) in the background task an alarm's
+    /// change would use, and this waits for it; then the state and the activity are
+    /// written.
+    ///
+    /// # Errors
+    /// [`Error::UnknownGroup`]; [`Error::Manual`] with [`ManualError::Invalid`]
+    /// (`desired_capacity` outside the limits, EC2's `ValidationError` text) or
+    /// [`ManualError::Refused`] (`honor_cooldown`); [`Error::Fleet`] when a real group has no
+    /// fleet or its call did not finish (shutdown). A fleet that refuses the change is not an
+    /// error: the activity is `Failed`.
+    pub async fn set_desired_capacity(
+        &self,
+        group: &str,
+        desired: u32,
+        honor_cooldown: bool,
+        now: Timestamp,
+    ) -> Result<ManualScaling> {
+        self.by_hand(group, honor_cooldown, now, |g, s| {
+            thermostat_scaler::manual::set_desired_capacity(g, s, desired, honor_cooldown, now)
+        })
+        .await
+    }
+
+    /// EC2 Auto Scaling's `ExecutePolicy` at `now`
+    /// ([`thermostat_scaler::manual::execute_policy`]): a simple or step policy of `group`
+    /// runs as if its alarm had invoked it, with `metric_value` and `breach_threshold`
+    /// (required for a step policy, refused for a simple one) in place of the alarm's
+    /// datapoints and threshold. `honor_cooldown` (EC2's default is false) holds a simple
+    /// policy back during the cooldown; step policies have none. A simple policy's change
+    /// starts its cooldown as an alarm's does. Cause: `At <time> a user request executed
+    /// policy P changing the desired capacity from A to B.`; the change goes the way of
+    /// [`set_desired_capacity`](Self::set_desired_capacity)'s (the fleet is called without
+    /// `honor_cooldown`, as for alarms: Thermostat runs the policy).
+    ///
+    /// # Errors
+    /// [`Error::UnknownGroup`]; [`Error::Manual`] with [`ManualError::UnknownPolicy`],
+    /// [`ManualError::Invalid`] (a target-tracking or disabled `policy`, a missing or refused
+    /// `metric_value` / `breach_threshold`, no step for the breach) or
+    /// [`ManualError::Refused`] (`honor_cooldown`, or `policy` for a scale-in waiting for
+    /// warm-up); [`Error::Fleet`] as for `set_desired_capacity`.
+    pub async fn execute_policy(
+        &self,
+        group: &str,
+        policy: &str,
+        honor_cooldown: bool,
+        metric_value: Option<f64>,
+        breach_threshold: Option<f64>,
+        now: Timestamp,
+    ) -> Result<ManualScaling> {
+        let request = PolicyExecution {
+            honor_cooldown,
+            metric_value,
+            breach_threshold,
+        };
+        self.by_hand(group, false, now, |g, s| {
+            thermostat_scaler::manual::execute_policy(g, s, policy, request, now)
+        })
+        .await
+    }
+
+    /// The runtime's clock now (what the HTTP API passes to the requests above).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Decides a request to scale by hand under the lock and carries its activity out as
+    /// [`scale`](Self::scale) does; `honor_cooldown` is passed to a real fleet.
+    async fn by_hand(
+        &self,
+        group: &str,
+        honor_cooldown: bool,
+        now: Timestamp,
+        decide: impl FnOnce(
+            &ScalingGroup,
+            &GroupState,
+        ) -> std::result::Result<Option<ScalingActivity>, ManualError>,
+    ) -> Result<ManualScaling> {
+        let (fleet, activity) = {
+            let mut groups = self.lock();
+            let Groups {
+                set,
+                states,
+                fleets,
+                ..
+            } = &mut *groups;
+            let (Some(g), Some(gs)) = (set.group(group), states.get_mut(group)) else {
+                return Err(Error::UnknownGroup {
+                    group: group.to_owned(),
+                });
+            };
+            let Some(mut activity) = decide(g, gs)? else {
+                return Ok(ManualScaling {
+                    desired: gs.desired,
+                    activity: None,
+                });
+            };
+            if matches!(g.backend, Backend::Simulated) {
+                // The simulated fleet always takes the change.
+                gs.apply_activity(g, &activity, now, g.launch);
+                activity.status = ActivityStatus::Successful;
+                let desired = gs.desired;
+                self.persist(states, &[(group.to_owned(), vec![activity.clone()])]);
+                return Ok(ManualScaling {
+                    desired,
+                    activity: Some(activity),
+                });
+            }
+            let Some(fleet) = fleets.get(group) else {
+                return Err(Error::Fleet(FleetError::new(format!(
+                    "scaling group {group:?} has no fleet (the fleets of the configuration could not be built)"
+                ))));
+            };
+            (Arc::clone(fleet), activity)
+        };
+        let activity = self
+            .spawn_desired(fleet, group.to_owned(), activity, honor_cooldown)
+            .await
+            .map_err(|e| {
+                Error::Fleet(FleetError::new(format!(
+                    "the scaling call for group {group:?} did not finish: {e}"
+                )))
+            })?;
+        let desired = self
+            .lock()
+            .states
+            .get(group)
+            .map_or(activity.old_desired, |s| s.desired);
+        Ok(ManualScaling {
+            desired,
+            activity: Some(activity),
+        })
     }
 
     /// Applies a reloaded configuration: the fleets are rebuilt (on failure the previous ones
@@ -384,16 +540,28 @@ impl ScalingRuntime {
         );
     }
 
-    fn spawn_desired(&self, fleet: Arc<dyn Fleet>, group: String, decision: ScalingDecision) {
-        let Some(mut activity) = decision.activity.clone() else {
-            return;
-        };
+    /// Calls `fleet` for `activity` in the background (tracked, so that it finishes even when
+    /// the caller stops waiting); on success applies it (the cooldown of a simple policy
+    /// starts then); writes the state and the activity with its final status, which the
+    /// handle returns.
+    fn spawn_desired(
+        &self,
+        fleet: Arc<dyn Fleet>,
+        group: String,
+        mut activity: ScalingActivity,
+        honor_cooldown: bool,
+    ) -> tokio::task::JoinHandle<ScalingActivity> {
         let clock = Arc::clone(&self.clock);
         let me = self.me.clone();
         self.tasks.spawn_on(
             async move {
                 let result = fleet
-                    .set_desired(&group, activity.new_desired, false, &activity.cause)
+                    .set_desired(
+                        &group,
+                        activity.new_desired,
+                        honor_cooldown,
+                        &activity.cause,
+                    )
                     .await;
                 let now = clock.now();
                 match result {
@@ -404,18 +572,21 @@ impl ScalingRuntime {
                         tracing::error!(%group, error = %e, "A scaling call failed.");
                     }
                 }
-                let Some(me) = me.upgrade() else { return };
+                let Some(me) = me.upgrade() else {
+                    return activity;
+                };
                 let mut groups = me.lock();
                 let Groups { set, states, .. } = &mut *groups;
                 if let (Some(g), Some(gs)) = (set.group(&group), states.get_mut(&group))
                     && activity.status == ActivityStatus::Successful
                 {
-                    gs.apply(g, &decision, now, Duration::ZERO);
+                    gs.apply_activity(g, &activity, now, Duration::ZERO);
                 }
-                me.persist(states, &[(group.clone(), vec![activity])]);
+                me.persist(states, &[(group.clone(), vec![activity.clone()])]);
+                activity
             },
             &self.runtime,
-        );
+        )
     }
 }
 

@@ -512,3 +512,325 @@ async fn a_reload_keeps_kept_groups_drops_removed_ones_and_starts_new_ones() {
     assert!(runtime.group_capacity("web", now).is_none(), "removed");
     assert_eq!(runtime.recent_activities("web", 1).unwrap(), None);
 }
+
+const MANUAL: &str = r#"alarms:
+  - name: hot
+    namespace: AWS/EC2
+    metric_name: CPUUtilization
+    dimensions: {AutoScalingGroupName: web}
+    statistic: Average
+    period_seconds: 60
+    evaluation_periods: 1
+    threshold: 70
+    comparison_operator: GreaterThanThreshold
+    alarm_actions: ["policy:web/out"]
+scaling_groups:
+  - name: web
+    backend: simulated
+    min_size: 1
+    max_size: 8
+    desired_capacity: 2
+    default_instance_warmup_seconds: 0
+    simulated: {launch_seconds: 60}
+    policies:
+      - name: out
+        policy_type: SimpleScaling
+        adjustment_type: ChangeInCapacity
+        scaling_adjustment: 2
+        cooldown_seconds: 120
+      - name: steps
+        policy_type: StepScaling
+        adjustment_type: ChangeInCapacity
+        step_adjustments:
+          - {metric_interval_lower_bound: 0, metric_interval_upper_bound: 10, scaling_adjustment: 1}
+          - {metric_interval_lower_bound: 10, scaling_adjustment: 3}
+      - name: track
+        policy_type: TargetTrackingScaling
+        target_tracking:
+          predefined_metric: ASGAverageCPUUtilization
+          target_value: 50
+"#;
+
+/// The field a refused manual request names.
+fn manual_field(result: Result<ManualScaling>) -> (&'static str, String) {
+    match result {
+        Err(Error::Manual(
+            ManualError::Invalid { field, message } | ManualError::Refused { field, message, .. },
+        )) => (field, message),
+        other => panic!("not a refused request: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn set_desired_capacity_checks_the_limits_and_scales_the_simulated_group() {
+    let s = setup(MANUAL);
+    let runtime = s.start(RecordingFleet::new(0, 0, 0)).await.unwrap();
+    let now = s.at(1);
+
+    // Reference §5.1: outside [min, max] is EC2's ValidationError, nothing changes.
+    let (field, message) = manual_field(runtime.set_desired_capacity("web", 9, false, now).await);
+    assert_eq!(field, "desired_capacity");
+    assert_eq!(
+        message,
+        "New SetDesiredCapacity value 9 is above max value 8 for the AutoScalingGroup."
+    );
+    let (field, _) = manual_field(runtime.set_desired_capacity("web", 0, false, now).await);
+    assert_eq!(field, "desired_capacity");
+    assert!(matches!(
+        runtime.set_desired_capacity("api", 3, false, now).await,
+        Err(Error::UnknownGroup { group }) if group == "api"
+    ));
+    assert!(
+        runtime
+            .recent_activities("web", 10)
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Within the limits: the simulated fleet launches at once, the activity has EC2's cause,
+    // the state is written, and the capacity metrics show it.
+    let done = runtime
+        .set_desired_capacity("web", 5, false, now)
+        .await
+        .unwrap();
+    assert_eq!(done.desired, 5);
+    let activity = done.activity.unwrap();
+    assert_eq!(activity.status, ActivityStatus::Successful);
+    assert_eq!(
+        activity.cause,
+        "At 2026-11-26T02:01:00Z a user request explicitly set group desired capacity changing the desired capacity from 2 to 5."
+    );
+    let c = runtime.group_capacity("web", now).unwrap();
+    assert_eq!((c.desired, c.in_service), (5, 2), "launching for 60 s");
+    let c = runtime.group_capacity("web", s.at(2)).unwrap();
+    assert_eq!(c.in_service, 5);
+    let stored = runtime.recent_activities("web", 10).unwrap().unwrap();
+    assert_eq!(stored, [serde_json::to_value(&activity).unwrap()]);
+    assert_eq!(s.store.states.lock().unwrap()["web"].desired, 5);
+    assert_eq!(
+        runtime.snapshot().groups[0].state.cooldown_until,
+        None,
+        "SetDesiredCapacity starts no cooldown"
+    );
+    runtime.record_capacity_metrics(now);
+    let (key, observation) = s.metrics.0.lock().unwrap()[0].clone();
+    assert_eq!(key.metric_name(), "GroupDesiredCapacity");
+    assert!(
+        matches!(observation.sample, Sample::Value(v) if v == 5.0),
+        "{observation:?}"
+    );
+
+    // The same value again: nothing to do, no activity.
+    let same = runtime
+        .set_desired_capacity("web", 5, true, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        same,
+        ManualScaling {
+            desired: 5,
+            activity: None
+        }
+    );
+    assert_eq!(runtime.decisions_after(0), [], "no alarm decision");
+}
+
+#[tokio::test]
+async fn honor_cooldown_refuses_during_a_simple_policys_cooldown() {
+    let s = setup(MANUAL);
+    let runtime = s.start(RecordingFleet::new(0, 0, 0)).await.unwrap();
+    // The alarm's simple policy: 2 → 4, cooldown until 60 s launch + 120 s.
+    let now = s.at(1);
+    runtime.scale(
+        &s.alarms,
+        &[s.due("hot", "policy:web/out", false, &[95.0])],
+        now,
+    );
+    let until = now.add_millis(180_000);
+    assert_eq!(
+        runtime.snapshot().groups[0].state.cooldown_until,
+        Some(until)
+    );
+
+    // Reference §5.2, §5.5: with honor_cooldown refused, by default not.
+    let now = s.at(2);
+    let refused = runtime.set_desired_capacity("web", 3, true, now).await;
+    assert!(
+        matches!(&refused, Err(Error::Manual(ManualError::Refused { field: "honor_cooldown", until: u, .. })) if *u == until),
+        "{refused:?}"
+    );
+    let (_, message) = manual_field(
+        runtime
+            .execute_policy("web", "out", true, None, None, now)
+            .await,
+    );
+    assert!(message.contains("in cooldown until"), "{message}");
+    assert_eq!(runtime.group_capacity("web", now).unwrap().desired, 4);
+
+    let done = runtime
+        .set_desired_capacity("web", 3, false, now)
+        .await
+        .unwrap();
+    assert_eq!(done.desired, 3);
+    // Executing the simple policy without honor_cooldown: 3 → 5, and its cooldown starts
+    // again, as when its alarm runs it.
+    let done = runtime
+        .execute_policy("web", "out", false, None, None, now)
+        .await
+        .unwrap();
+    assert_eq!(done.desired, 5);
+    assert_eq!(
+        done.activity.unwrap().cause,
+        "At 2026-11-26T02:02:00Z a user request executed policy out changing the desired capacity from 3 to 5."
+    );
+    assert_eq!(
+        runtime.snapshot().groups[0].state.cooldown_until,
+        Some(now.add_millis(180_000))
+    );
+    let causes: Vec<String> = runtime
+        .recent_activities("web", 10)
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|a| a["cause"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(causes.len(), 3, "{causes:?}");
+    assert!(causes[0].contains("executed policy out"));
+    assert!(causes[1].contains("explicitly set group desired capacity"));
+    assert!(causes[2].contains("a monitor alarm hot"));
+}
+
+#[tokio::test]
+async fn execute_policy_takes_simple_and_step_policies_with_their_parameters() {
+    let s = setup(MANUAL);
+    let runtime = s.start(RecordingFleet::new(0, 0, 0)).await.unwrap();
+    let now = s.at(1);
+
+    // Reference §5.2: a step policy needs metric_value and breach_threshold.
+    let (field, message) = manual_field(
+        runtime
+            .execute_policy("web", "steps", false, None, Some(50.0), now)
+            .await,
+    );
+    assert_eq!(field, "metric_value");
+    assert!(message.contains("required"), "{message}");
+    let (field, _) = manual_field(
+        runtime
+            .execute_policy("web", "steps", false, Some(59.0), None, now)
+            .await,
+    );
+    assert_eq!(field, "breach_threshold");
+    let (field, _) = manual_field(
+        runtime
+            .execute_policy("web", "out", false, Some(59.0), None, now)
+            .await,
+    );
+    assert_eq!(field, "metric_value", "refused for a simple policy");
+    // Threshold 50, value 59: the step [0, 10) adds 1.
+    let done = runtime
+        .execute_policy("web", "steps", false, Some(59.0), Some(50.0), now)
+        .await
+        .unwrap();
+    assert_eq!(done.desired, 3);
+    // No step for a breach below the threshold.
+    let (field, message) = manual_field(
+        runtime
+            .execute_policy("web", "steps", false, Some(40.0), Some(50.0), now)
+            .await,
+    );
+    assert_eq!(field, "metric_value");
+    assert!(message.contains("No step adjustment found"), "{message}");
+
+    // Target tracking cannot be executed; unknown names are named.
+    let (field, message) = manual_field(
+        runtime
+            .execute_policy("web", "track", false, None, None, now)
+            .await,
+    );
+    assert_eq!(field, "policy");
+    assert!(message.contains("TargetTrackingScaling"), "{message}");
+    let unknown = runtime
+        .execute_policy("web", "nope", false, None, None, now)
+        .await;
+    assert!(
+        matches!(&unknown, Err(Error::Manual(ManualError::UnknownPolicy { group, policy })) if group == "web" && policy == "nope"),
+        "{unknown:?}"
+    );
+    assert!(matches!(
+        runtime
+            .execute_policy("api", "out", false, None, None, now)
+            .await,
+        Err(Error::UnknownGroup { .. })
+    ));
+    assert_eq!(runtime.group_capacity("web", now).unwrap().desired, 3);
+}
+
+#[tokio::test]
+async fn a_real_fleet_receives_the_manual_change_and_its_answer_is_recorded() {
+    let s = setup(REAL);
+    let fleet = RecordingFleet::new(1, 10, 3);
+    let runtime = s.start(fleet.clone()).await.unwrap();
+    let now = s.at(1);
+    let done = runtime
+        .set_desired_capacity("api", 7, false, now)
+        .await
+        .unwrap();
+    assert_eq!(fleet.calls().last().unwrap(), "set_desired api 7");
+    assert_eq!(done.desired, 7);
+    assert_eq!(done.activity.unwrap().status, ActivityStatus::Successful);
+    assert_eq!(runtime.group_capacity("api", now).unwrap().desired, 7);
+    let done = runtime
+        .execute_policy("api", "out", false, None, None, now)
+        .await
+        .unwrap();
+    assert_eq!(fleet.calls().last().unwrap(), "set_desired api 10");
+    assert_eq!(done.desired, 10);
+    // The policy's cooldown started when the call succeeded.
+    let state = &runtime.snapshot().groups[0].state;
+    assert_eq!(state.cooldown_until, Some(now.add_millis(300_000)));
+
+    // A fleet that refuses: the activity says why, the group stays as it was.
+    let s = setup(REAL);
+    let failing = RecordingFleet::failing("the endpoint refused");
+    let runtime = s.start(RecordingFleet::new(1, 10, 3)).await.unwrap();
+    let fleets = Arc::clone(&failing);
+    s.store.states.lock().unwrap().clear();
+    let ports = Ports {
+        store: s.store.clone(),
+        fleets: Arc::new(move |set: &ScalingSet| -> Result<Fleets, FleetError> {
+            Ok(set
+                .groups
+                .iter()
+                .map(|g| (g.name.clone(), Arc::clone(&fleets) as Arc<dyn Fleet>))
+                .collect())
+        }),
+        capacity_metrics: s.metrics.clone(),
+    };
+    drop(runtime);
+    let mut set = s.set.clone();
+    set.groups.retain(|g| g.name == "sized");
+    let runtime = ScalingRuntime::start(
+        &ScalingSet::default(),
+        ports,
+        s.clock.clone(),
+        ScalingTelemetry::default(),
+    )
+    .await
+    .unwrap();
+    runtime.reload(&set);
+    let done = runtime
+        .set_desired_capacity("sized", 4, false, now)
+        .await
+        .unwrap();
+    assert_eq!(failing.calls(), ["set_desired sized 4"]);
+    assert_eq!(done.desired, 2);
+    let activity = done.activity.unwrap();
+    assert_eq!(activity.status, ActivityStatus::Failed);
+    assert_eq!(
+        activity.status_message.as_deref(),
+        Some("the endpoint refused")
+    );
+    let stored = runtime.recent_activities("sized", 10).unwrap().unwrap();
+    assert_eq!(stored[0]["status"], "Failed");
+}
