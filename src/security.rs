@@ -212,3 +212,58 @@ fn list(addrs: &[SocketAddr]) -> String {
         .collect::<Vec<_>>()
         .join(" and ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn insecure_no_auth_warns_every_minute() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let settings = Settings {
+            http_addr: "0.0.0.0:8080".parse().expect("address"),
+            insecure_no_auth: true,
+            ..Settings::default()
+        };
+        let security =
+            Arc::new(Security::start(&settings, AuthTelemetry::default()).expect("starts"));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(Arc::clone(&security).warn_while_insecure(stop.clone()));
+        // The first warning at once, then one a minute: 4 within 3.5 minutes.
+        tokio::time::sleep(Duration::from_secs(210)).await;
+        stop.cancel();
+        task.await.expect("the warning task ends");
+        let text = String::from_utf8(captured.0.lock().expect("log").clone()).expect("utf-8");
+        let warnings = text
+            .matches("Serving without authentication beyond loopback")
+            .count();
+        assert_eq!(warnings, 4, "{text}");
+        assert!(text.contains("0.0.0.0:8080"), "{text}");
+    }
+}

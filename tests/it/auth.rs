@@ -590,6 +590,28 @@ async fn a_reload_rotates_tokens_without_a_restart() {
     };
     assert_eq!(alarms(old.clone()).await, 200);
     assert_eq!(alarms(new.clone()).await, 401);
+    // A dashboard session signed in with the old token.
+    let signed_in = http
+        .post(format!("http://{}/api/v1/session", running.http_addr))
+        .json(&serde_json::json!({"token": old}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with_cookie = || {
+        let req = http
+            .get(format!("http://{}/api/v1/alarms", running.http_addr))
+            .header("cookie", cookie.clone());
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(with_cookie().await, 200);
     std::fs::write(&settings_file, entries(&new)).unwrap();
     let reload = http
         .post(format!("http://{}/api/v1/reload", running.http_addr))
