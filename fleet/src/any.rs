@@ -95,7 +95,10 @@ impl thermostat_scaler_runtime::Fleet for AnyFleet {
 
 /// The scaling runtime's fleet factory: for each group of a set, its fleet by back-end (the
 /// simulated fleet on `clock`, EC2 Auto Scaling through `sdk`, or a webhook with
-/// [`DEFAULT_WEBHOOK_TIMEOUT`](crate::DEFAULT_WEBHOOK_TIMEOUT)).
+/// [`DEFAULT_WEBHOOK_TIMEOUT`](crate::DEFAULT_WEBHOOK_TIMEOUT), trusting the group's
+/// `webhook_ca_file` beside the built-in roots). A CA bundle that cannot be used fails the
+/// whole set (every such bundle named in the error): the server does not start, a reload
+/// keeps the previous fleets.
 pub fn factory(
     sdk: aws_config::SdkConfig,
     clock: std::sync::Arc<dyn thermostat_metrics::Clock>,
@@ -109,25 +112,37 @@ pub fn factory(
     use thermostat_scaler_runtime::{FleetError, Fleets};
     move |set| {
         let mut fleets = Fleets::new();
+        // One webhook fleet for every webhook group of the set (each CA bundle read once).
+        let webhooks: Option<Arc<dyn thermostat_scaler_runtime::Fleet>> = if set
+            .groups
+            .iter()
+            .any(|g| matches!(g.backend, Backend::Webhook { .. }))
+        {
+            let fleet = crate::WebhookFleet::from_set(set, crate::DEFAULT_WEBHOOK_TIMEOUT)
+                .map_err(|errors| {
+                    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    FleetError::new(all.join("; "))
+                })?;
+            Some(Arc::new(AnyFleet::Webhook(fleet)))
+        } else {
+            None
+        };
         for group in &set.groups {
-            let fleet = match &group.backend {
+            let fleet: Arc<dyn thermostat_scaler_runtime::Fleet> = match &group.backend {
                 Backend::Simulated => {
                     let simulated = crate::SimulatedFleet::new(Arc::clone(&clock));
                     simulated.add_group(group);
-                    AnyFleet::Simulated(simulated)
+                    Arc::new(AnyFleet::Simulated(simulated))
                 }
-                Backend::AwsAutoscaling { .. } => {
-                    AnyFleet::AutoScaling(crate::AutoScalingFleet::from_set(&sdk, set))
-                }
-                Backend::Webhook { .. } => AnyFleet::Webhook(
-                    crate::WebhookFleet::from_set(set, crate::DEFAULT_WEBHOOK_TIMEOUT)
-                        .map_err(FleetError::new)?,
-                ),
+                Backend::AwsAutoscaling { .. } => Arc::new(AnyFleet::AutoScaling(
+                    crate::AutoScalingFleet::from_set(&sdk, set),
+                )),
+                Backend::Webhook { .. } => match &webhooks {
+                    Some(f) => Arc::clone(f),
+                    None => continue,
+                },
             };
-            fleets.insert(
-                group.name.clone(),
-                Arc::new(fleet) as Arc<dyn thermostat_scaler_runtime::Fleet>,
-            );
+            fleets.insert(group.name.clone(), fleet);
         }
         Ok(fleets)
     }

@@ -53,15 +53,22 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// A webhook group's CA bundle cannot be used: it cannot be read, is too large, or holds
-    /// no PEM certificate. Fix the file or the setting naming it.
-    #[error("scaling group {group:?}: the CA bundle {path} {message}")]
+    /// A webhook group's CA bundle (its `webhook_ca_file`) cannot be used: it cannot be
+    /// read, is too large, or holds no PEM certificate. Fix the file or the setting naming
+    /// it.
+    #[error("scaling_groups.{group}.webhook_ca_file: the CA bundle {path} {message}")]
     CaFile {
         /// The group.
         group: String,
         /// The bundle's path.
         path: String,
         /// What is wrong.
+        message: String,
+    },
+    /// The HTTP client of webhook fleets cannot be built (no TLS backend).
+    #[error("webhook fleets: cannot build the HTTP client: {message}")]
+    HttpClient {
+        /// The client builder's error.
         message: String,
     },
 }

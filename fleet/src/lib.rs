@@ -10,7 +10,8 @@
 //! - [`AutoScalingFleet`]: a real EC2 Auto Scaling group through aws-sdk-autoscaling
 //!   (`DescribeAutoScalingGroups`, `SetDesiredCapacity`, `UpdateAutoScalingGroup`), built
 //!   from the `aws_config::SdkConfig` the binary builds once.
-//! - [`WebhookFleet`]: an HTTP endpoint that receives the desired capacity.
+//! - [`WebhookFleet`]: an HTTP endpoint that receives the desired capacity; `https://`
+//!   servers verified against the built-in roots plus the group's `webhook_ca_file`.
 //! - [`AnyFleet`], one value of any of them, for a map of groups to fleets.
 //!
 //! # Invariants

@@ -12,8 +12,9 @@
 //! them before calling, as `SetDesiredCapacity` does.
 //!
 //! HTTPS servers are always verified, against the built-in (webpki) roots, plus, for a
-//! group added with [`WebhookFleet::add_group_with_ca_file`], the certificates of its CA
-//! bundle (one client per bundle); nothing turns verification off.
+//! group added with [`WebhookFleet::add_group_with_ca_file`] (a group with a
+//! `webhook_ca_file`, in [`WebhookFleet::from_set`]), the certificates of its CA bundle (one
+//! client per group that has one); nothing turns verification off.
 
 use std::collections::HashMap;
 use std::io::Read as _;
@@ -149,23 +150,37 @@ impl WebhookFleet {
         );
     }
 
-    /// Every `webhook` group of `set`.
+    /// Every `webhook` group of `set`, those with a `webhook_ca_file` through
+    /// [`add_group_with_ca_file`](Self::add_group_with_ca_file).
     ///
     /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn from_set(set: &ScalingSet, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let f = WebhookFleet::new(timeout)?;
+    /// Every problem found: [`Error::HttpClient`] when the HTTP client cannot be built, else
+    /// one [`Error::CaFile`] per group whose CA bundle cannot be used.
+    pub fn from_set(set: &ScalingSet, timeout: Duration) -> Result<Self, Vec<Error>> {
+        let f = WebhookFleet::new(timeout).map_err(|e| {
+            vec![Error::HttpClient {
+                message: e.to_string(),
+            }]
+        })?;
+        let mut errors = Vec::new();
         for g in &set.groups {
-            if let Backend::Webhook { url } = &g.backend {
-                f.add_group(
-                    &g.name,
-                    url,
-                    g.min_size.unwrap_or(0),
-                    g.max_size.unwrap_or(u32::MAX),
-                );
+            if let Backend::Webhook { url, ca_file } = &g.backend {
+                let (min, max) = (g.min_size.unwrap_or(0), g.max_size.unwrap_or(u32::MAX));
+                match ca_file {
+                    None => f.add_group(&g.name, url, min, max),
+                    Some(path) => {
+                        if let Err(e) = f.add_group_with_ca_file(&g.name, url, min, max, path) {
+                            errors.push(e);
+                        }
+                    }
+                }
             }
         }
-        Ok(f)
+        if errors.is_empty() {
+            Ok(f)
+        } else {
+            Err(errors)
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Hook>> {

@@ -292,11 +292,92 @@ async fn a_webhook_groups_ca_bundle_makes_its_private_certificate_trusted() {
     assert_eq!(
         e.to_string(),
         format!(
-            "scaling group \"bad\": the CA bundle {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+            "scaling_groups.bad.webhook_ca_file: the CA bundle {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
         )
     );
     assert!(matches!(
         fleet.describe("bad").await,
         Err(Error::UnknownGroup { .. })
     ));
+}
+
+/// A set of webhook groups `(name, url, webhook_ca_file)`, as validation makes them.
+fn webhook_set(groups: &[(&str, &str, Option<&str>)]) -> thermostat_scaler::ScalingSet {
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(name, url, ca_file)| {
+            json!({
+                "name": name,
+                "backend": {"kind": "webhook", "url": url, "ca_file": ca_file},
+                "min_size": 0,
+                "max_size": 10,
+                "desired_capacity": null,
+                "default_cooldown": {"secs": 300, "nanos": 0},
+                "default_instance_warmup": null,
+                "launch": {"secs": 0, "nanos": 0},
+                "policies": [],
+                "scheduled_actions": [],
+                "source": {"file": "scaling.yaml", "line": 1},
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "groups": groups })).unwrap()
+}
+
+#[tokio::test]
+async fn from_set_trusts_each_groups_webhook_ca_file_and_names_every_unusable_one() {
+    let (url, ca_pem) = private_https_webhook().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("fleet-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let ca = ca_file.display().to_string();
+    let set = webhook_set(&[("trusting", &url, Some(&ca)), ("plain", &url, None)]);
+    let fleet = WebhookFleet::from_set(&set, Duration::from_secs(5)).unwrap();
+    let c = fleet.describe("trusting").await.unwrap();
+    assert_eq!((c.desired, c.in_service), (3, 3));
+    let e = fleet.describe("plain").await.unwrap_err();
+    assert!(matches!(&e, Error::Webhook { status: None, .. }), "{e}");
+
+    // Every bundle that cannot be used is reported, naming the group's key and the file.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, vec![b'#'; thermostat_fleet::MAX_CA_FILE_BYTES + 1]).unwrap();
+    let missing = dir.path().join("missing.pem");
+    let (empty, big, missing) = (
+        empty.display().to_string(),
+        big.display().to_string(),
+        missing.display().to_string(),
+    );
+    let set = webhook_set(&[
+        ("a", &url, Some(&empty)),
+        ("ok", &url, Some(&ca)),
+        ("b", &url, Some(&big)),
+        ("c", &url, Some(&missing)),
+    ]);
+    let errors: Vec<String> = WebhookFleet::from_set(&set, Duration::from_secs(5))
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert_eq!(
+        errors[0],
+        format!(
+            "scaling_groups.a.webhook_ca_file: the CA bundle {empty} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )
+    );
+    assert_eq!(
+        errors[1],
+        format!(
+            "scaling_groups.b.webhook_ca_file: the CA bundle {big} is larger than 1048576 bytes (the limit)"
+        )
+    );
+    assert!(
+        errors[2].starts_with(&format!(
+            "scaling_groups.c.webhook_ca_file: the CA bundle {missing} cannot be read ("
+        )),
+        "{}",
+        errors[2]
+    );
 }

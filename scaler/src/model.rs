@@ -159,6 +159,11 @@ pub enum Backend {
     Webhook {
         /// The URL that receives `POST {"group","desired_capacity","cause",...}`.
         url: String,
+        /// `webhook_ca_file`: a PEM CA bundle trusted, for this group only, beside the
+        /// built-in roots (only with an `https://` URL); the path as written, resolved against
+        /// the folder of the file that names it. The fleet reads it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_file: Option<String>,
     },
 }
 

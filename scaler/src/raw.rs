@@ -104,6 +104,7 @@ pub struct GroupSpec {
     pub simulated: Option<Spanned<SimulatedSpec>>,
     pub auto_scaling_group_name: Option<Text>,
     pub webhook_url: Option<Text>,
+    pub webhook_ca_file: Option<Text>,
     pub policies: Option<List<PolicySpec>>,
     pub scheduled_actions: Option<List<ScheduledSpec>>,
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use thermostat_alarms::action::{self, Action};
 use thermostat_alarms::model::Source;
+use thermostat_alarms::notifications::resolve_path;
 use thermostat_alarms::raw::{FileActions, read_file_actions};
 use thermostat_alarms::validate::{Need, Requirement, check_dimensions};
 use thermostat_alarms::{AlarmSet, timefmt};
@@ -410,10 +411,12 @@ impl ScalingChecker<'_> {
                     "aws_autoscaling",
                 );
                 self.only_for(&s.webhook_url, &at("webhook_url"), "webhook");
+                self.only_for(&s.webhook_ca_file, &at("webhook_ca_file"), "webhook");
                 Backend::Simulated
             }
             Some(BackendKind::AwsAutoscaling) => {
                 self.only_for(&s.webhook_url, &at("webhook_url"), "webhook");
+                self.only_for(&s.webhook_ca_file, &at("webhook_ca_file"), "webhook");
                 let asg = match self.present(&s.auto_scaling_group_name) {
                     Some(t) => {
                         let n = t.chars().count();
@@ -461,7 +464,9 @@ impl ScalingChecker<'_> {
                     }
                     None => String::new(),
                 };
-                Backend::Webhook { url }
+                let ca_file =
+                    self.webhook_ca_file(&s.webhook_ca_file, &url, &at("webhook_ca_file"));
+                Backend::Webhook { url, ca_file }
             }
         };
         let mut group = ScalingGroup {
@@ -545,6 +550,32 @@ impl ScalingChecker<'_> {
             }
         }
         (self.error_count() == before && name.is_some()).then_some(group)
+    }
+
+    /// `webhook_ca_file` of a webhook group whose URL is `url`: a file path, resolved against
+    /// the folder of the file being read, only with an `https://` URL.
+    fn webhook_ca_file(&mut self, t: &Option<Text>, url: &str, path: &str) -> Option<String> {
+        let t = self.present(t)?;
+        let v = t.as_str();
+        if v.is_empty() || v.contains(['\0', '\n', '\r']) {
+            self.push(
+                pos(t),
+                path,
+                Rule::Syntax,
+                format!("must be a file path (got {v:?})"),
+            );
+            return None;
+        }
+        if url.starts_with("http://") {
+            self.push(
+                pos(t),
+                path,
+                Rule::Consistency,
+                "is only used with an https:// webhook_url (the webhook_url is http://)",
+            );
+            return None;
+        }
+        Some(resolve_path(self.file(), v))
     }
 
     fn only_for(&mut self, t: &Option<Text>, path: &str, backend: &str) {
@@ -1070,8 +1101,10 @@ impl ScalingChecker<'_> {
 
 /// What the `scaling_groups:` sections of `files` need from the machine Thermostat runs on:
 /// AWS credentials for every `aws_autoscaling` group, at its `backend:` (the server describes
-/// or updates the real group at start-up and refuses to start when it cannot). Files that
-/// are not YAML are skipped ([`validate`] reports them).
+/// or updates the real group at start-up and refuses to start when it cannot), and the CA
+/// bundle named by every `webhook` group's `webhook_ca_file`, at its value (resolved against
+/// the naming file's folder; the fleet reads it at start-up and on reload). Files that are
+/// not YAML are skipped ([`validate`] reports them).
 pub fn requirements<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> Vec<Requirement> {
     requirements_of(&raw::read_files(files, &mut ErrorList::new()))
 }
@@ -1085,19 +1118,32 @@ pub fn requirements_of(raws: &[raw::ScalingFile]) -> Vec<Requirement> {
             let Some(backend) = e.spec.backend.as_ref() else {
                 continue;
             };
-            if backend.as_str().trim() != "aws_autoscaling" {
-                continue;
-            }
             let group = e.spec.name.as_ref().map_or_else(
                 || format!("scaling_groups[{}]", e.index),
                 |n| format!("scaling_groups.{}", n.as_str().trim()),
             );
-            out.push(Requirement {
-                file: f.file.clone(),
-                pos: pos(backend),
-                path: format!("{group}.backend"),
-                need: Need::AwsCredentials,
-            });
+            match backend.as_str().trim() {
+                "aws_autoscaling" => out.push(Requirement {
+                    file: f.file.clone(),
+                    pos: pos(backend),
+                    path: format!("{group}.backend"),
+                    need: Need::AwsCredentials,
+                }),
+                "webhook" => {
+                    if let Some(ca) = e.spec.webhook_ca_file.as_ref() {
+                        let value = ca.as_str().trim();
+                        if !is_null(ca) && !value.is_empty() {
+                            out.push(Requirement {
+                                file: f.file.clone(),
+                                pos: pos(ca),
+                                path: format!("{group}.webhook_ca_file"),
+                                need: Need::File(resolve_path(&f.file, value)),
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
     out

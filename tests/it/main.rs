@@ -17,6 +17,7 @@ mod dashboard_api;
 mod demo;
 mod docs;
 mod first_hour;
+mod fleet_tls;
 mod group_metrics;
 mod grpc;
 mod hostile;

@@ -76,7 +76,8 @@ fn examples_validate() {
     assert_eq!(
         batch.backend,
         Backend::Webhook {
-            url: "https://scaler.internal/batch".into()
+            url: "https://scaler.internal/batch".into(),
+            ca_file: None,
         }
     );
 
@@ -268,4 +269,91 @@ fn files_without_scaling_groups_are_fine() {
         "{err}"
     );
     assert_eq!(load(&[("e.yaml", "")]), Ok(ScalingSet::default()));
+}
+
+#[test]
+fn a_webhook_groups_ca_file_is_resolved_and_required() {
+    let text = "scaling_groups:
+  - name: batch
+    backend: webhook
+    min_size: 0
+    max_size: 4
+    webhook_url: https://scaler.internal/batch
+    webhook_ca_file: certs/fleet-ca.pem
+  - name: abs
+    backend: webhook
+    min_size: 0
+    max_size: 4
+    webhook_url: https://scaler.internal/abs
+    webhook_ca_file: /etc/thermostat/ca.pem
+  - name: plain
+    backend: webhook
+    min_size: 0
+    max_size: 4
+    webhook_url: https://scaler.internal/plain
+";
+    let files = [("conf/scaling.yaml", text)];
+    let set = load(&files).unwrap_or_else(|e| panic!("{e}"));
+    let ca = |g: &str| match &set.group(g).unwrap().backend {
+        Backend::Webhook { ca_file, .. } => ca_file.clone(),
+        other => panic!("{other:?}"),
+    };
+    // A relative path is resolved against the folder of the file that names it.
+    assert_eq!(ca("batch").as_deref(), Some("conf/certs/fleet-ca.pem"));
+    assert_eq!(ca("abs").as_deref(), Some("/etc/thermostat/ca.pem"));
+    assert_eq!(ca("plain"), None);
+    // Each bundle is a file the machine must have, at the position of its value.
+    let needs: Vec<String> = requirements(&files).iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        needs,
+        [
+            "conf/scaling.yaml:7:22: scaling_groups.batch.webhook_ca_file: needs the file conf/certs/fleet-ca.pem",
+            "conf/scaling.yaml:13:22: scaling_groups.abs.webhook_ca_file: needs the file /etc/thermostat/ca.pem",
+        ]
+    );
+    assert!(matches!(
+        &requirements(&files)[0].need,
+        Need::File(p) if p == "conf/certs/fleet-ca.pem"
+    ));
+}
+
+#[test]
+fn a_ca_file_needs_an_https_webhook() {
+    let text = "scaling_groups:
+  - name: batch
+    backend: webhook
+    min_size: 0
+    max_size: 4
+    webhook_url: http://scaler.internal/batch
+    webhook_ca_file: ca.pem
+  - name: sim
+    min_size: 0
+    max_size: 4
+    webhook_ca_file: ca.pem
+  - name: asg
+    backend: aws_autoscaling
+    webhook_ca_file: ca.pem
+  - name: empty
+    backend: webhook
+    min_size: 0
+    max_size: 4
+    webhook_url: https://scaler.internal/empty
+    webhook_ca_file: \"\"
+";
+    assert_eq!(
+        errors(text),
+        [
+            "scaling.yaml:7:22: scaling_groups.batch.webhook_ca_file: is only used with an https:// webhook_url (the webhook_url is http://)",
+            "scaling.yaml:11:22: scaling_groups.sim.webhook_ca_file: applies only to backend webhook",
+            "scaling.yaml:14:22: scaling_groups.asg.webhook_ca_file: applies only to backend webhook",
+            "scaling.yaml:20:22: scaling_groups.empty.webhook_ca_file: must be a file path (got \"\")",
+        ]
+        .join("\n")
+    );
+    // A null value is no setting.
+    let null = "scaling_groups:
+  - {name: b, backend: webhook, min_size: 0, max_size: 1, webhook_url: https://h/b, webhook_ca_file: ~}
+";
+    assert_eq!(errors(null), "");
+    assert!(requirements(&[("s.yaml", null)]).is_empty());
 }
