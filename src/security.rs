@@ -127,13 +127,10 @@ impl Security {
                 tracing::warn!(addrs = %list(&exposed), "Access control is OFF on addresses beyond loopback (--insecure-no-auth): anyone who reaches them may do anything.")
             }
         }
+        let access = Access::new(tokens, settings.auth.public_metrics, ttl_ms, telemetry);
+        access.set_secure_cookies(settings.auth.secure_cookies);
         Ok(Security {
-            access: Arc::new(Access::new(
-                tokens,
-                settings.auth.public_metrics,
-                ttl_ms,
-                telemetry,
-            )),
+            access: Arc::new(access),
             tls,
             tls_settings: settings.tls.clone(),
             settings_file: settings.settings_file.clone(),
@@ -178,6 +175,7 @@ impl Security {
         }
         let count = tokens.as_ref().map_or(0, Tokens::len);
         let revoked = self.access.replace(tokens, auth.public_metrics);
+        self.access.set_secure_cookies(auth.secure_cookies);
         tracing::info!(
             tokens = count,
             sessions_revoked = revoked,

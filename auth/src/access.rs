@@ -96,6 +96,7 @@ pub struct Access {
     /// `None`: auth is off (every listener on loopback).
     tokens: ArcSwapOption<Tokens>,
     public_metrics: AtomicBool,
+    secure_cookies: AtomicBool,
     sessions: Sessions,
     telemetry: AuthTelemetry,
     denials: Mutex<DenialLog>,
@@ -112,6 +113,7 @@ impl Access {
         Access {
             tokens: ArcSwapOption::new(tokens.map(Arc::new)),
             public_metrics: AtomicBool::new(public_metrics),
+            secure_cookies: AtomicBool::new(false),
             sessions: Sessions::new(session_ttl_ms),
             telemetry,
             denials: Mutex::default(),
@@ -136,6 +138,16 @@ impl Access {
     /// Whether `/metrics` is served without a token.
     pub fn public_metrics(&self) -> bool {
         self.public_metrics.load(Ordering::Acquire)
+    }
+
+    /// Whether the session cookie is `Secure` even without TLS (`auth.secure_cookies`).
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies.load(Ordering::Acquire)
+    }
+
+    /// Sets [`Access::secure_cookies`] (at start and on reload).
+    pub fn set_secure_cookies(&self, secure: bool) {
+        self.secure_cookies.store(secure, Ordering::Release);
     }
 
     /// The tokens in force (`None`: auth off).

@@ -52,6 +52,17 @@ impl Namespaces {
         Ok(Namespaces { patterns })
     }
 
+    /// The patterns as written (`App/*`).
+    pub fn patterns(&self) -> Vec<String> {
+        self.patterns
+            .iter()
+            .map(|p| match p {
+                Pattern::Exact(n) => n.clone(),
+                Pattern::Prefix(n) => format!("{n}*"),
+            })
+            .collect()
+    }
+
     /// Whether `namespace` is in the scope.
     pub fn allows(&self, namespace: &str) -> bool {
         self.patterns.iter().any(|p| match p {

@@ -33,6 +33,11 @@ pub struct AuthSettings {
     /// Seconds a dashboard session lasts (default 12 hours).
     #[serde(default)]
     pub session_ttl_seconds: Option<u64>,
+    /// Mark the session cookie `Secure` even on connections without TLS: for a server behind
+    /// a proxy that terminates TLS (without it, the cookie is `Secure` exactly when the
+    /// connection is TLS).
+    #[serde(default)]
+    pub secure_cookies: bool,
 }
 
 /// Where a token's secret comes from: never the settings file in plain text.
@@ -331,6 +336,11 @@ impl Tokens {
     /// The principal named `name`.
     pub fn by_name(&self, name: &str) -> Option<Arc<Principal>> {
         self.principals.iter().find(|p| p.name == name).cloned()
+    }
+
+    /// The principals in force, in the settings file's order.
+    pub fn principals(&self) -> impl Iterator<Item = &Arc<Principal>> {
+        self.principals.iter()
     }
 
     /// The entries in force.

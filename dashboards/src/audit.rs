@@ -1,4 +1,5 @@
-//! `GET /api/v1/audit`: the audit trail, filtered and paginated.
+//! Administration: `GET /api/v1/audit` (the audit trail, filtered and paginated) and
+//! `GET /api/v1/tokens` (who has access: names, roles, namespaces, never a secret).
 
 use std::collections::HashMap;
 
@@ -64,4 +65,23 @@ pub(crate) async fn audit(
     Ok(Json(
         json!({ "events": page.events, "next_token": page.next_token }),
     ))
+}
+
+/// `GET /api/v1/tokens`: the token entries in force, `{"auth_enabled", "tokens": [{"name",
+/// "role", "namespaces"}]}`. Digests and secrets are never shown; tokens are changed in the
+/// settings file and a reload.
+pub(crate) async fn tokens(State(state): State<ApiState>) -> Json<Value> {
+    let tokens = state.access.tokens();
+    let list: Vec<Value> = tokens
+        .iter()
+        .flat_map(|t| t.principals())
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "role": p.role,
+                "namespaces": p.namespaces.as_ref().map(thermostat_auth::Namespaces::patterns),
+            })
+        })
+        .collect();
+    Json(json!({ "auth_enabled": tokens.is_some(), "tokens": list }))
 }

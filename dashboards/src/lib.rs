@@ -19,7 +19,7 @@
 //! endpoints), `views.rs` (the dashboard pages' data), `ui.rs` (pages, embedded assets from
 //! `assets/`, security headers), `access.rs` (who is calling: request ids, authentication,
 //! each route's permission, audit records), `session.rs` (dashboard sign-in and sessions),
-//! `audit.rs` (`GET /api/v1/audit`), `error.rs` (the one error type and the middleware that
+//! `audit.rs` (`GET /api/v1/audit`, `GET /api/v1/tokens`), `error.rs` (the one error type and the middleware that
 //! makes every error answer JSON), `cross_site.rs` (refusing cross-site requests to
 //! state-changing endpoints), this file (routes, health, `/metrics`).
 
@@ -159,6 +159,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/audit",
             read(Permission::ReadAudit, get(audit::audit)),
+        )
+        .route(
+            "/api/v1/tokens",
+            read(Permission::ManageTokens, get(audit::tokens)),
         )
         .route(
             "/api/v1/dashboard/overview",

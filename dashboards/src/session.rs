@@ -245,8 +245,12 @@ async fn sign_in(State(state): State<ApiState>, req: Request) -> Result<Response
         return Err(e);
     }
     let max_age = (new.expires_ms - now) / 1000;
-    let cookie = HeaderValue::from_str(&session_cookie(&new.id, max_age, meta.tls))
-        .map_err(|e| ApiError::Internal(format!("a session cookie: {e}")))?;
+    let cookie = HeaderValue::from_str(&session_cookie(
+        &new.id,
+        max_age,
+        meta.tls || state.access.secure_cookies(),
+    ))
+    .map_err(|e| ApiError::Internal(format!("a session cookie: {e}")))?;
     let mut resp = private(
         StatusCode::OK,
         json!({
@@ -330,7 +334,7 @@ async fn sign_out(State(state): State<ApiState>, req: Request) -> Result<Respons
         return Err(auth_off());
     };
     let headers = req.headers();
-    let clear = HeaderValue::from_str(&cleared_cookie(meta.tls))
+    let clear = HeaderValue::from_str(&cleared_cookie(meta.tls || state.access.secure_cookies()))
         .map_err(|e| ApiError::Internal(format!("a session cookie: {e}")))?;
     let id = access::cookie(headers, SESSION_COOKIE).unwrap_or("");
     let Some(session) = state.access.sessions().get(&tokens, id, now_ms(&state)) else {

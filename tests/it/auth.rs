@@ -228,6 +228,7 @@ fn http_table() -> Vec<(
         (Method::POST, "/api/v1/reload", None, Some(Operator)),
         (Method::POST, "/api/v1/admin/backup", None, Some(Admin)),
         (Method::GET, "/api/v1/audit", None, Some(Admin)),
+        (Method::GET, "/api/v1/tokens", None, Some(Admin)),
     ]
 }
 
@@ -431,6 +432,40 @@ async fn every_role_against_every_api() {
                 "{method} {path} with a wrong token"
             );
         }
+    }
+
+    // Who has access, without a secret.
+    let (_, _, list) = call(
+        &http,
+        running.http_addr,
+        &Method::GET,
+        "/api/v1/tokens",
+        None,
+        Some(&tokens.admin),
+        &mut bodies,
+    )
+    .await;
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let names: Vec<(&str, &str)> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ci-agent", "agent"),
+            ("dash", "viewer"),
+            ("oncall", "operator"),
+            ("root", "admin")
+        ]
+    );
+    for t in tokens.all() {
+        assert!(
+            !list.to_string().contains(&digest_hex(t)),
+            "no digest is shown"
+        );
     }
 
     // Refusals are counted by role and permission.
@@ -937,6 +972,35 @@ async fn public_metrics_serves_the_servers_metrics_without_a_token() {
         get("/api/v1/alarms").await.unwrap().status(),
         401,
         "only /metrics is public"
+    );
+    running.shutdown();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn secure_cookies_marks_the_session_cookie_secure_behind_a_tls_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = new_token();
+    let yaml = format!(
+        "auth:\n  secure_cookies: true\n  tokens:\n    - {{name: v, role: viewer, token_sha256: {}}}\n",
+        digest_hex(&t)
+    );
+    let (settings_file, config) = files(dir.path(), &yaml);
+    let running = thermostat::app::start(resolve(dir.path(), &settings_file, &config))
+        .await
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/session", running.http_addr))
+        .json(&serde_json::json!({ "token": t }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let attributes: Vec<&str> = cookie.split("; ").collect();
+    assert!(
+        attributes.contains(&"Secure") && attributes.contains(&"HttpOnly"),
+        "{cookie}"
     );
     running.shutdown();
     running.wait().await.unwrap();
