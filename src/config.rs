@@ -414,6 +414,34 @@ impl std::fmt::Display for Unmet {
     }
 }
 
+/// The contents the configuration's files requirements hold now (secret files, CA bundles),
+/// as a hash per file (`None`: unreadable): a reload whose configuration files are unchanged
+/// still reloads when one of these changed, so that a rotated secret or bundle takes effect.
+/// Each file is read up to 1 MiB, the largest any of them may be.
+pub fn required_files(requirements: &[Requirement]) -> Vec<(String, Option<u64>)> {
+    use std::hash::{Hash as _, Hasher as _};
+    use std::io::Read as _;
+    requirements
+        .iter()
+        .filter_map(|r| match &r.need {
+            Need::File(path) => Some(path.clone()),
+            _ => None,
+        })
+        .map(|path| {
+            let mut bytes = Vec::new();
+            let read = std::fs::File::open(&path)
+                .and_then(|f| f.take(1 << 20).read_to_end(&mut bytes))
+                .ok();
+            let hash = read.map(|_| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                bytes.hash(&mut h);
+                h.finish()
+            });
+            (path, hash)
+        })
+        .collect()
+}
+
 /// The requirements of `requirements` that this machine does not meet: environment
 /// variables not set (or empty), files that cannot be read, and AWS credentials that are
 /// nowhere to be seen (no `AWS_ACCESS_KEY_ID` with `AWS_SECRET_ACCESS_KEY`, no

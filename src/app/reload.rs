@@ -25,6 +25,8 @@ pub struct Reloader {
     allow_empty_config: bool,
     /// Tokens and TLS certificates, re-read with the configuration.
     security: Arc<Security>,
+    /// What the running configuration's secret files and CA bundles held when it was loaded.
+    required_files: Mutex<Vec<(String, Option<u64>)>>,
 }
 
 impl Reloader {
@@ -42,6 +44,7 @@ impl Reloader {
             paths,
             runtime,
             actions,
+            required_files: Mutex::new(config::required_files(&config.requirements)),
             running: Mutex::new(Arc::new(config)),
             allow_empty_config,
             security,
@@ -72,7 +75,16 @@ impl Reloader {
                 sha256: thermostat_auth::digest_hex(text),
             })
             .collect();
-        if fingerprint == running.source && !self.paths.is_empty() {
+        // A secret file or CA bundle that changed on disk makes it a real reload too.
+        let required_files = config::required_files(&running.requirements);
+        let mut loaded_files = self
+            .required_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if fingerprint == running.source
+            && !self.paths.is_empty()
+            && required_files == *loaded_files
+        {
             let report = ReloadReport {
                 alarms: running.alarms.alarms.len(),
                 composite_alarms: running.alarms.composites.len(),
@@ -97,6 +109,7 @@ impl Reloader {
             &self.paths,
             self.allow_empty_config,
         )?;
+        *loaded_files = config::required_files(&config.requirements);
         let config = Arc::new(config);
         let alarms = Arc::new(config.alarms.clone());
         let swapped = self

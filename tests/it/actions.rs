@@ -429,4 +429,26 @@ notifications:
     // The key is nowhere in what the API shows.
     let notes = get_json(&server.http, "/api/v1/notifications?limit=10").await;
     assert!(!notes.to_string().contains("s3cret"), "{notes}");
+
+    // Rotated on disk, the key takes effect at the next reload although no configuration
+    // file changed.
+    std::fs::write(
+        &secret,
+        "rotated-s3cret
+",
+    )
+    .unwrap();
+    server.signal("-HUP");
+    server.wait_log("Reloaded the configuration");
+    crate::util::set_alarm_state(&server.http, "disk-full", "OK", "cleaned up").await;
+    crate::util::set_alarm_state(&server.http, "disk-full", "ALARM", "full again").await;
+    let (sig, body) = tokio::time::timeout(Duration::from_secs(20), bodies.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sig,
+        thermostat_notify::webhook::signature(b"rotated-s3cret", body.as_bytes()),
+        "signed with the rotated key"
+    );
 }
