@@ -206,6 +206,11 @@ thermostat_notifications_total{status="failed"}
 # TYPE thermostat_scaling_activities counter
 thermostat_scaling_activities_total{status="Failed"}
 thermostat_scaling_activities_total{status="Successful"}
+# HELP thermostat_auth_unauthenticated Requests refused (401 / UNAUTHENTICATED): no token, a malformed header, or a token not in force.
+# TYPE thermostat_auth_unauthenticated counter
+thermostat_auth_unauthenticated_total{reason="malformed"}
+thermostat_auth_unauthenticated_total{reason="missing"}
+thermostat_auth_unauthenticated_total{reason="unknown"}
 # HELP thermostat_ingest_samples Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set.
 # TYPE thermostat_ingest_samples counter
 thermostat_ingest_samples_total
