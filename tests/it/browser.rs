@@ -519,7 +519,9 @@ async fn the_dashboard_signs_in_in_a_real_browser() {
         .filter(|e| e.starts_with("set_alarm_state dash"))
         .collect();
     assert!(
-        viewer_changes.iter().all(|e| e.as_str() == "set_alarm_state dash denied"),
+        viewer_changes
+            .iter()
+            .all(|e| e.as_str() == "set_alarm_state dash denied"),
         "the viewer's refused change reached the handler: {events:?}"
     );
     let alarm: serde_json::Value = client
