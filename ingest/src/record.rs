@@ -22,7 +22,14 @@
 //!   - `obs` = `Δt:v data`, `Δt` the zigzag-encoded difference in milliseconds from the
 //!     previous observation's timestamp in the record (from 0 for the first), and `data` by
 //!     `kind`: 0 a value `f`; 1 values `m:v f×m`; 2 values with counts `m:v f×m f×m`;
-//!     3 a statistic set `f×4` (sample count, sum, minimum, maximum).
+//!     3 a statistic set `f×4` (sample count, sum, minimum, maximum); 4 a distribution
+//!     ([`Distribution`]) `count:f sum:f flags:u8 [min:f] [max:f] m:v f×m f×m`: `flags` bit 0
+//!     says a minimum follows, bit 1 a maximum (other bits are 0), then `m` bucket
+//!     representatives and their `m` counts.
+//!
+//! Kinds are append-only like units: kind 4 came after logs of kinds 0–3 were written, which
+//! still decode as they did. A build that predates kind 4 refuses a record of it as an
+//! undecodable payload (`kind`).
 //!
 //! Decoding never trusts a length: a payload that does not parse is an error, never a panic
 //! or an allocation larger than the payload.
@@ -30,8 +37,8 @@
 use bytes::{Buf, BufMut};
 use prost::encoding::{decode_varint, encode_varint};
 use thermostat_metrics::{
-    Dimension, Observation, ObservationBatch, Resolution, Sample, SeriesKey, StatisticSet,
-    Timestamp, Unit,
+    Dimension, Distribution, Observation, ObservationBatch, Resolution, Sample, SeriesKey,
+    StatisticSet, Timestamp, Unit,
 };
 
 use crate::intern::Interner;
@@ -43,6 +50,11 @@ const KIND_VALUE: u8 = 0;
 const KIND_VALUES: u8 = 1;
 const KIND_COUNTED: u8 = 2;
 const KIND_SET: u8 = 3;
+const KIND_DISTRIBUTION: u8 = 4;
+
+/// Bits of a distribution's `flags`: a minimum follows, a maximum follows.
+const HAS_MIN: u8 = 1;
+const HAS_MAX: u8 = 2;
 
 /// Bytes an observation takes at least (a one-byte `Δt` and the smallest data).
 const MIN_OBS: usize = 1 + 1;
@@ -57,6 +69,7 @@ fn kind_of(s: &Sample<'_>) -> u8 {
         Sample::Values { counts: [], .. } => KIND_VALUES,
         Sample::Values { .. } => KIND_COUNTED,
         Sample::Set(_) => KIND_SET,
+        Sample::Distribution(_) => KIND_DISTRIBUTION,
     }
 }
 
@@ -151,8 +164,32 @@ fn encode_run(key_bytes: &[u8], run: &[Observation<'_>], previous: &mut i64, out
                     out.put_f64_le(x);
                 }
             }
+            Sample::Distribution(d) => encode_distribution(&d, out),
         }
     }
+}
+
+fn encode_distribution(d: &Distribution<'_>, out: &mut Vec<u8>) {
+    out.put_f64_le(d.count);
+    out.put_f64_le(d.sum);
+    let flags =
+        if d.min.is_some() { HAS_MIN } else { 0 } | if d.max.is_some() { HAS_MAX } else { 0 };
+    out.push(flags);
+    d.min
+        .into_iter()
+        .chain(d.max)
+        .for_each(|x| out.put_f64_le(x));
+    let m = d.values.len();
+    encode_varint(m as u64, out);
+    d.values.iter().for_each(|&v| out.put_f64_le(v));
+    // A batch holds as many counts as values; anything else is cut or padded with 0 (a
+    // bucket without a count holds nothing), so that the record always parses.
+    d.counts
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(0.0))
+        .take(m)
+        .for_each(|n| out.put_f64_le(n));
 }
 
 /// Why a payload could not be decoded.
@@ -285,7 +322,7 @@ impl Decoder {
                         _ => return Err(c.error("resolution")),
                     };
                     let kind = c.byte("kind")?;
-                    if kind > KIND_SET {
+                    if kind > KIND_DISTRIBUTION {
                         return Err(c.error("kind"));
                     }
                     let n = c.len(MIN_OBS, "observation count")?;
@@ -313,6 +350,38 @@ impl Decoder {
                 minimum: c.f64("statistic set")?,
                 maximum: c.f64("statistic set")?,
             }),
+            KIND_DISTRIBUTION => {
+                let count = c.f64("distribution count")?;
+                let sum = c.f64("distribution sum")?;
+                let flags = c.byte("distribution flags")?;
+                if flags & !(HAS_MIN | HAS_MAX) != 0 {
+                    return Err(c.error("distribution flags"));
+                }
+                let min = if flags & HAS_MIN != 0 {
+                    Some(c.f64("distribution minimum")?)
+                } else {
+                    None
+                };
+                let max = if flags & HAS_MAX != 0 {
+                    Some(c.f64("distribution maximum")?)
+                } else {
+                    None
+                };
+                let m = c.len(16, "bucket count")?;
+                self.scratch.clear();
+                for _ in 0..2 * m {
+                    self.scratch.push(c.f64("buckets")?);
+                }
+                let (values, counts) = self.scratch.split_at(m);
+                Sample::Distribution(Distribution {
+                    count,
+                    sum,
+                    min,
+                    max,
+                    values,
+                    counts,
+                })
+            }
             _ => {
                 let counted = kind == KIND_COUNTED;
                 let m = c.len(if counted { 16 } else { 8 }, "value count")?;

@@ -3,8 +3,8 @@
 //! An [`ObservationBatch`] is what one validated push (or one write-ahead-log record being
 //! replayed, or one set of samples Thermostat makes itself) becomes before it is recorded:
 //! each observation with its series, a series key held once per run of one series rather than
-//! once per observation, and the values of multi-valued observations copied into one buffer
-//! per batch. The ingest adapter fills it (from a request's bytes or a log record) and records
+//! once per observation, and the values (and counts) of multi-valued observations and
+//! distributions copied into one buffer per batch. The ingest adapter fills it (from a request's bytes or a log record) and records
 //! it with [`ObservationBatch::record_into`]; the log record format is written from it
 //! ([`ObservationBatch::with_runs`]).
 
@@ -12,9 +12,11 @@ use crate::series::SeriesKey;
 use crate::store::{Observation, Resolution, Sample, Store};
 use crate::time::Timestamp;
 use crate::unit::Unit;
+use crate::window::Distribution;
 
-/// Where the values of a multi-valued observation are kept: observation `entry`'s values are
-/// `values[start..start + len]`, followed by as many counts when `counted`.
+/// Where the values of a multi-valued observation or a distribution are kept: observation
+/// `entry`'s values are `values[start..start + len]`, followed by as many counts when
+/// `counted` (always for a distribution, whose count, sum and bounds stay in its entry).
 #[derive(Clone, Copy, Debug)]
 struct Multi {
     entry: usize,
@@ -31,13 +33,14 @@ pub struct ObservationBatch {
     /// once per observation: its reference count is shared with every thread that handles it.
     runs: Vec<(SeriesKey, usize)>,
     /// One per observation, in the order added, ready for the store. A multi-valued
-    /// observation's sample is an empty list here until [`ObservationBatch::observations`] or
-    /// [`ObservationBatch::with_runs`] fills in its values.
+    /// observation's sample is an empty list here, and a distribution's has no buckets, until
+    /// [`ObservationBatch::observations`] or [`ObservationBatch::with_runs`] fills in its
+    /// values and counts.
     observations: Vec<Observation<'static>>,
     /// Samples in the batch, by Thermostat's counting rule ([`Sample::sample_count`]); kept by
     /// whoever fills the batch, which often knows the count already.
     pub samples: f64,
-    /// Values and counts of multi-valued observations.
+    /// Values and counts of multi-valued observations and distributions.
     values: Vec<f64>,
     multi: Vec<Multi>,
 }
@@ -86,7 +89,7 @@ impl ObservationBatch {
         self.runs.iter().map(|(k, _)| k)
     }
 
-    /// The observations with their series, multi-valued ones included.
+    /// The observations with their series, multi-valued ones and distributions included.
     pub fn observations(&self) -> Vec<(SeriesKey, Observation<'_>)> {
         let mut out: Vec<(SeriesKey, Observation<'_>)> =
             Vec::with_capacity(self.observations.len());
@@ -100,20 +103,27 @@ impl ObservationBatch {
             start = *end;
         }
         for m in &self.multi {
-            out[m.entry].1.sample = self.values_of(m);
+            out[m.entry].1.sample = self.filled(m, &self.observations[m.entry].sample);
         }
         out
     }
 
-    /// The values (and counts) of a multi-valued observation.
-    fn values_of(&self, m: &Multi) -> Sample<'_> {
-        Sample::Values {
-            values: &self.values[m.start..m.start + m.len],
-            counts: if m.counted {
-                &self.values[m.start + m.len..m.start + 2 * m.len]
-            } else {
-                &[]
-            },
+    /// The sample of a multi-valued observation or distribution, `held` (its entry in
+    /// `observations`) with its values and counts filled in.
+    fn filled(&self, m: &Multi, held: &Sample<'static>) -> Sample<'_> {
+        let values = &self.values[m.start..m.start + m.len];
+        let counts = if m.counted {
+            &self.values[m.start + m.len..m.start + 2 * m.len]
+        } else {
+            &[]
+        };
+        match *held {
+            Sample::Distribution(d) => Sample::Distribution(Distribution {
+                values,
+                counts,
+                ..d
+            }),
+            _ => Sample::Values { values, counts },
         }
     }
 
@@ -124,7 +134,7 @@ impl ObservationBatch {
     }
 
     /// Calls `f` with the runs (as in [`Store::record_runs_seq`]) and the observations,
-    /// multi-valued ones included.
+    /// multi-valued ones and distributions included.
     #[inline]
     pub fn with_runs<R>(
         &self,
@@ -136,7 +146,7 @@ impl ObservationBatch {
         }
         let mut filled: Vec<Observation<'_>> = self.observations.clone();
         for m in &self.multi {
-            filled[m.entry].sample = self.values_of(m);
+            filled[m.entry].sample = self.filled(m, &self.observations[m.entry].sample);
         }
         f(&self.runs, &filled)
     }
@@ -182,8 +192,44 @@ impl ObservationBatch {
         }
     }
 
+    /// Adds a distribution of `key`, copying its values and counts (the counts cut or padded
+    /// with 0 to the number of values: a bucket without a count holds nothing).
+    pub fn push_distribution(
+        &mut self,
+        key: &SeriesKey,
+        timestamp: Timestamp,
+        unit: Unit,
+        resolution: Resolution,
+        distribution: &Distribution<'_>,
+    ) {
+        let start = self.values.len();
+        let len = distribution.values.len();
+        self.values.extend_from_slice(distribution.values);
+        self.values.extend(
+            distribution
+                .counts
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(0.0))
+                .take(len),
+        );
+        self.multi.push(Multi {
+            entry: self.observations.len(),
+            start,
+            len,
+            counted: true,
+        });
+        let held = Distribution {
+            values: &[],
+            counts: &[],
+            ..*distribution
+        };
+        self.push(key, timestamp, unit, resolution, Sample::Distribution(held));
+    }
+
     /// Adds an observation of `key`, copying the values of a multi-valued one (its counts are
-    /// cut or padded with 1 to the number of values).
+    /// cut or padded with 1 to the number of values) or of a distribution (as
+    /// [`ObservationBatch::push_distribution`]).
     #[inline]
     pub fn push_sample(
         &mut self,
@@ -196,6 +242,9 @@ impl ObservationBatch {
         let sample = match sample {
             Sample::Value(v) => Sample::Value(v),
             Sample::Set(s) => Sample::Set(s),
+            Sample::Distribution(d) => {
+                return self.push_distribution(key, timestamp, unit, resolution, &d);
+            }
             Sample::Values { values, counts } => {
                 let start = self.values.len();
                 let counted = !counts.is_empty();
@@ -295,5 +344,149 @@ mod tests {
         };
         assert_eq!(count(&a), 1.0 + 4.0 + 1.0);
         assert_eq!(count(&b), 1.0);
+    }
+
+    /// Distributions keep their count, sum and bounds in their entry and their buckets in the
+    /// shared buffer, come back whole from `observations` and `with_runs`, and record into
+    /// the store as into a window.
+    #[test]
+    fn batches_keep_distributions() {
+        let a = SeriesKey::new("App", "Latency", vec![]);
+        let t = 1_800_000_000_000;
+        let (values, counts) = ([0.5, 5.0, 50.0], [2.0, 5.0, 1.0]);
+        let bucketed = Distribution {
+            count: 8.0,
+            sum: 76.0,
+            min: Some(0.25),
+            max: None,
+            values: &values,
+            counts: &counts,
+        };
+        let summary = Distribution {
+            count: 3.0,
+            sum: 9.0,
+            min: None,
+            max: Some(4.0),
+            values: &[],
+            counts: &[],
+        };
+        let (more, fewer) = ([1.0, 2.0], [1.0]);
+        let short = Distribution {
+            count: 1.0,
+            sum: 1.0,
+            min: None,
+            max: None,
+            values: &more,
+            counts: &fewer,
+        };
+        let mut batch = ObservationBatch::default();
+        batch.push_value(
+            &a,
+            Timestamp::from_millis(t),
+            Unit::Count,
+            Resolution::Standard,
+            3.0,
+        );
+        batch.push_distribution(
+            &a,
+            Timestamp::from_millis(t + 1),
+            Unit::Count,
+            Resolution::Standard,
+            &bucketed,
+        );
+        batch.push_sample(
+            &a,
+            Timestamp::from_millis(t + 2),
+            Unit::Count,
+            Resolution::Standard,
+            Sample::Distribution(summary),
+        );
+        batch.push_sample(
+            &a,
+            Timestamp::from_millis(t + 3),
+            Unit::Count,
+            Resolution::Standard,
+            Sample::Values {
+                values: &[7.0],
+                counts: &[],
+            },
+        );
+        batch.push_distribution(
+            &a,
+            Timestamp::from_millis(t + 4),
+            Unit::Count,
+            Resolution::High,
+            &short,
+        );
+        assert_eq!(batch.series().count(), 1);
+        let padded = Distribution {
+            counts: &[1.0, 0.0],
+            ..short
+        };
+        let want = [
+            None,
+            Some(bucketed),
+            Some(summary),
+            None,
+            Some(padded), // counts padded with 0 to the number of values
+        ];
+        fn distributions<'o>(obs: &[Observation<'o>]) -> Vec<Option<Distribution<'o>>> {
+            obs.iter()
+                .map(|o| match o.sample {
+                    Sample::Distribution(d) => Some(d),
+                    _ => None,
+                })
+                .collect()
+        }
+        let back: Vec<Observation<'_>> = batch.observations().into_iter().map(|(_, o)| o).collect();
+        assert_eq!(distributions(&back), want);
+        assert!(matches!(
+            back[3].sample,
+            Sample::Values {
+                values: [7.0],
+                counts: []
+            }
+        ));
+        batch.with_runs(|runs, obs| {
+            assert_eq!(runs.len(), 1);
+            assert_eq!(distributions(obs), want);
+        });
+
+        let store = Store::new(4);
+        batch.record_into(&store, 1);
+        let q = Query {
+            key: a.clone(),
+            unit: None,
+            start: Timestamp::from_millis(t - 60_000),
+            end: Timestamp::from_millis(t + 60_000),
+            period: Period::ONE_HOUR,
+            statistics: ["SampleCount", "Sum", "Minimum", "Maximum", "p50"]
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect(),
+        };
+        let got = store.query(&q, Timestamp::from_millis(t)).unwrap();
+        let mut w = crate::Window::new();
+        w.record(3.0);
+        w.record_distribution(&bucketed);
+        w.record_distribution(&summary);
+        w.record(7.0);
+        w.record_distribution(&padded);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].values,
+            [
+                Some(w.sample_count()),
+                Some(w.sum()),
+                Some(w.minimum()),
+                Some(w.maximum()),
+                None
+            ],
+            "a distribution without buckets leaves the period without percentiles"
+        );
+        assert_eq!(
+            got[0].values[..4],
+            [Some(14.0), Some(96.0), Some(0.25), Some(50.0)]
+        );
     }
 }

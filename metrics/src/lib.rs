@@ -8,8 +8,9 @@
 //! - CloudWatch's ingest rules as pure functions ([`validate`]).
 //! - The store's input: [`ObservationBatch`], observations grouped in runs of one series, as
 //!   the ingest adapter produces them from a push or a log record.
-//! - Aggregation: [`Window`] (exact count/sum/min/max plus an HDR histogram for percentiles)
-//!   and the sharded [`Store`] with CloudWatch's roll-up and retention.
+//! - Aggregation: [`Window`] (exact count/sum/min/max plus an HDR histogram for percentiles;
+//!   it takes single values, values with counts, statistic sets and [`Distribution`]s, the
+//!   bucketed summaries OpenTelemetry histograms become) and the sharded [`Store`] with CloudWatch's roll-up and retention.
 //! - The ingest and store metrics of Thermostat's self-telemetry, and the registry that
 //!   renders them after those the components register ([`telemetry`]).
 //! - One error type, [`Error`]. The values the fallible functions return
@@ -21,8 +22,11 @@
 //! # Invariants
 //! - No IO, no async runtime, no wall clock: `now` is always a parameter.
 //! - Every observation is held by exactly one window; roll-ups move, never copy.
-//! - Count, sum, minimum and maximum are exact; percentiles are within 1% in
-//!   [`window::PERCENTILE_ACCURATE_RANGE`], and absent (never invented) where CloudWatch has none.
+//! - Count, sum, minimum and maximum are exact (but where a [`Distribution`] leaves out its
+//!   minimum or maximum: then its bucket representatives or its mean bound the window, see
+//!   [`Window::record_distribution`]); percentiles are within 1% in
+//!   [`window::PERCENTILE_ACCURATE_RANGE`], always within the window's minimum and maximum,
+//!   and absent (never invented) where CloudWatch has none or a distribution has no buckets.
 //!
 //! # Layout
 //! `time.rs`, `series.rs`, `unit.rs`, `statistic.rs`, `validate.rs`, `window.rs`, `batch.rs`,
@@ -50,4 +54,4 @@ pub use store::{Datapoint, Observation, Query, QueryError, Resolution, Sample, S
 pub use telemetry::Telemetry;
 pub use time::{Clock, ManualClock, Period, SystemClock, Timestamp};
 pub use unit::Unit;
-pub use window::{StatisticSet, Window};
+pub use window::{Distribution, StatisticSet, Window};

@@ -18,7 +18,7 @@ use crate::series::{KeyHasherBuilder, SeriesKey};
 use crate::statistic::Statistic;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Period, SECOND_MS, Timestamp};
 use crate::unit::Unit;
-use crate::window::{StatisticSet, Window, WindowExport};
+use crate::window::{Distribution, StatisticSet, Window, WindowExport};
 
 /// Granularity of each tier, finest first.
 const TIER_MS: [i64; 4] = [SECOND_MS, MINUTE_MS, 5 * MINUTE_MS, HOUR_MS];
@@ -73,17 +73,21 @@ pub enum Sample<'a> {
     },
     /// Pre-aggregated observations.
     Set(StatisticSet),
+    /// Observations summarised by their exact count, sum and bounds and by buckets (an
+    /// OpenTelemetry histogram or summary); see [`Window::record_distribution`].
+    Distribution(Distribution<'a>),
 }
 
 impl Sample<'_> {
-    /// Samples this datum counts as: 1, the sum of counts (1 per value without counts), or
-    /// the set's sample count.
+    /// Samples this datum counts as: 1, the sum of counts (1 per value without counts), the
+    /// set's sample count, or the distribution's count.
     pub fn sample_count(&self) -> f64 {
         match self {
             Sample::Value(_) => 1.0,
             Sample::Values { values, counts: [] } => values.len() as f64,
             Sample::Values { counts, .. } => counts.iter().sum(),
             Sample::Set(s) => s.sample_count,
+            Sample::Distribution(d) => d.count,
         }
     }
 }
@@ -111,7 +115,8 @@ pub struct Datapoint {
     /// Number of observations in the period.
     pub sample_count: f64,
     /// The requested statistics, in request order; `None` where the period has no such
-    /// statistic (a percentile of a period with negative values or multi-valued statistic sets).
+    /// statistic (a percentile of a period with negative values, multi-valued statistic sets
+    /// or distributions without buckets).
     pub values: Vec<Option<f64>>,
 }
 
@@ -480,6 +485,7 @@ fn record_into(w: &mut Window, obs: &Observation<'_>) {
             .zip(counts)
             .for_each(|(&v, &n)| w.record_n(v, n)),
         Sample::Set(s) => w.record_set(&s),
+        Sample::Distribution(d) => w.record_distribution(&d),
     }
 }
 

@@ -7,12 +7,17 @@
 use std::fmt;
 
 use crate::time::{DAY_MS, HOUR_MS, Timestamp};
-use crate::window::StatisticSet;
+use crate::window::{Distribution, StatisticSet};
 
 /// Most dimensions a datum may carry.
 pub const MAX_DIMENSIONS: usize = 30;
 /// Most entries in `values` (and `counts`).
 pub const MAX_VALUES: usize = 150;
+/// Most buckets a distribution ([`Distribution`]) may have. OpenTelemetry's exponential
+/// histograms keep at most 160 buckets per side by default (321 with the zero bucket), and
+/// explicit-bucket histograms rarely have more than a few dozen; a thousand leaves room for
+/// SDKs configured larger while bounding the work and log bytes of one point.
+pub const MAX_DISTRIBUTION_BUCKETS: usize = 1000;
 /// Most datums in one request.
 pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
 /// Largest magnitude of a value: 2^360.
@@ -269,6 +274,103 @@ pub fn statistic_set(set: &StatisticSet) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// A distribution ([`Distribution`]): every number finite and within ±2^360;
+/// `0 <= count <= 2^53`; `min <= max` when both are given; at most
+/// [`MAX_DISTRIBUTION_BUCKETS`] buckets, as many counts as values; every count not negative
+/// (fractional counts are allowed, as in `counts`, and leave a window without percentiles);
+/// and, when there are buckets, their counts summing to `count`.
+///
+/// Whole counts (OpenTelemetry's are integers) are summed in integers and must equal
+/// `count` exactly: an `f64` sum would round past 2^53 and could match a `count` it does not
+/// equal. Fractional counts are summed in `f64`, which may round at each addition, so they
+/// may differ from `count` by at most `count × buckets × ε` (ε = 2^-52). Without buckets
+/// (`values` empty) nothing is summed. Whether the representatives lie within
+/// `[min, max]` is not checked: a window clamps its percentiles to its bounds.
+///
+/// # Errors
+/// The first broken rule, naming the field as OpenTelemetry points name them: `count`,
+/// `sum`, `min`, `max`, `bucket_counts` (the list), `bucket_counts[i]`, or
+/// `bucket_values[i]` (the representative the caller derived for bucket `i`; the OTLP
+/// mapper names the fields it derived it from).
+pub fn distribution(d: &Distribution<'_>) -> Result<(), ValidationError> {
+    value(d.count).map_err(|rule| ValidationError::new("count", rule))?;
+    if d.count < 0.0 {
+        return Err(ValidationError::new(
+            "count",
+            format!("must not be negative (got {})", d.count),
+        ));
+    }
+    sample_count(d.count).map_err(|rule| ValidationError::new("count", rule))?;
+    value(d.sum).map_err(|rule| ValidationError::new("sum", rule))?;
+    for (field, bound) in [("min", d.min), ("max", d.max)] {
+        if let Some(v) = bound {
+            value(v).map_err(|rule| ValidationError::new(field, rule))?;
+        }
+    }
+    if let (Some(min), Some(max)) = (d.min, d.max)
+        && min > max
+    {
+        return Err(ValidationError::new(
+            "min",
+            format!("must not be greater than max (got {min} > {max})"),
+        ));
+    }
+    if d.values.len() > MAX_DISTRIBUTION_BUCKETS {
+        return Err(ValidationError::new(
+            "bucket_counts",
+            format!(
+                "must have at most {MAX_DISTRIBUTION_BUCKETS} entries (got {})",
+                d.values.len()
+            ),
+        ));
+    }
+    if d.counts.len() != d.values.len() {
+        return Err(ValidationError::new(
+            "bucket_counts",
+            format!(
+                "must have one entry per bucket (got {} counts for {} buckets)",
+                d.counts.len(),
+                d.values.len()
+            ),
+        ));
+    }
+    // The sum of whole counts in integers (each at most 2^360 saturates to 2^128, and a
+    // thousand of those saturate the sum: never a false match), of any counts in `f64`.
+    let mut total = 0.0;
+    let mut whole_total: Option<u128> = Some(0);
+    for (i, (&v, &n)) in d.values.iter().zip(d.counts).enumerate() {
+        value(v).map_err(|rule| ValidationError::new(format!("bucket_values[{i}]"), rule))?;
+        count(n).map_err(|rule| ValidationError::new(format!("bucket_counts[{i}]"), rule))?;
+        total += n;
+        whole_total = whole_total
+            .filter(|_| n.fract() == 0.0)
+            .map(|t| t.saturating_add(n as u128));
+    }
+    if d.values.is_empty() {
+        return Ok(());
+    }
+    let (matches, got) = match whole_total {
+        Some(t) => (
+            d.count.fract() == 0.0 && t == d.count as u128,
+            t.to_string(),
+        ),
+        None => {
+            let tolerance = d.count * d.values.len() as f64 * f64::EPSILON;
+            ((total - d.count).abs() <= tolerance, total.to_string())
+        }
+    };
+    if !matches {
+        return Err(ValidationError::new(
+            "count",
+            format!(
+                "must equal the sum of bucket_counts (got count {}, bucket counts summing to {got})",
+                d.count
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Which value fields a datum set.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Shape {
@@ -475,6 +577,174 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.field, "sum");
+    }
+
+    /// Each rule of a distribution names the field OpenTelemetry points name.
+    #[test]
+    fn distributions_name_the_field() {
+        let (values, counts) = ([0.5, 5.0, 50.0], [1.0, 3.0, 0.0]);
+        let ok = Distribution {
+            count: 4.0,
+            sum: 15.5,
+            min: Some(0.2),
+            max: Some(9.0),
+            values: &values,
+            counts: &counts,
+        };
+        assert_eq!(distribution(&ok), Ok(()));
+        // Bounds are optional, and a point without buckets (a summary) is valid.
+        assert!(
+            distribution(&Distribution {
+                min: None,
+                max: None,
+                ..ok
+            })
+            .is_ok()
+        );
+        assert!(
+            distribution(&Distribution {
+                values: &[],
+                counts: &[],
+                ..ok
+            })
+            .is_ok()
+        );
+        assert!(
+            distribution(&Distribution {
+                count: 0.0,
+                sum: 0.0,
+                values: &[],
+                counts: &[],
+                ..ok
+            })
+            .is_ok(),
+            "an empty point is valid and records nothing"
+        );
+        let field = |d: Distribution<'_>| distribution(&d).unwrap_err().field;
+        assert_eq!(field(Distribution { count: -1.0, ..ok }), "count");
+        assert_eq!(
+            field(Distribution {
+                count: f64::NAN,
+                ..ok
+            }),
+            "count"
+        );
+        assert_eq!(
+            field(Distribution {
+                count: 2f64.powi(54),
+                ..ok
+            }),
+            "count"
+        );
+        assert_eq!(
+            field(Distribution {
+                sum: f64::INFINITY,
+                ..ok
+            }),
+            "sum"
+        );
+        assert_eq!(
+            field(Distribution {
+                min: Some(f64::NAN),
+                ..ok
+            }),
+            "min"
+        );
+        assert_eq!(
+            field(Distribution {
+                max: Some(1e300),
+                ..ok
+            }),
+            "max"
+        );
+        let e = distribution(&Distribution {
+            min: Some(10.0),
+            ..ok
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "min: must not be greater than max (got 10 > 9)"
+        );
+        let e = distribution(&Distribution { count: 5.0, ..ok }).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "count: must equal the sum of bucket_counts (got count 5, bucket counts summing to 4)"
+        );
+        assert_eq!(
+            field(Distribution {
+                counts: &[1.0, -3.0, 0.0],
+                ..ok
+            }),
+            "bucket_counts[1]"
+        );
+        assert_eq!(
+            field(Distribution {
+                counts: &[1.0, 3.0, f64::NAN],
+                ..ok
+            }),
+            "bucket_counts[2]"
+        );
+        assert_eq!(
+            field(Distribution {
+                values: &[0.5, f64::INFINITY, 50.0],
+                ..ok
+            }),
+            "bucket_values[1]"
+        );
+        assert_eq!(
+            field(Distribution {
+                counts: &[4.0],
+                ..ok
+            }),
+            "bucket_counts"
+        );
+        let many = vec![1.0; MAX_DISTRIBUTION_BUCKETS + 1];
+        let e = distribution(&Distribution {
+            count: many.len() as f64,
+            values: &many,
+            counts: &many,
+            ..ok
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "bucket_counts");
+        assert!(e.rule.contains("at most 1000"), "{e}");
+        assert!(
+            distribution(&Distribution {
+                count: MAX_DISTRIBUTION_BUCKETS as f64,
+                values: &many[1..],
+                counts: &many[1..],
+                ..ok
+            })
+            .is_ok()
+        );
+        // Fractional counts may round when summed; whole ones must match exactly.
+        let tenths = [0.1; 10];
+        let fractional = Distribution {
+            count: 1.0,
+            values: &[1.0; 10],
+            counts: &tenths,
+            ..ok
+        };
+        assert_ne!(tenths.iter().sum::<f64>(), 1.0, "the sum rounds");
+        assert!(distribution(&fractional).is_ok());
+        assert_eq!(
+            field(Distribution {
+                count: 1.0 + 1e-9,
+                ..fractional
+            }),
+            "count"
+        );
+        assert_eq!(
+            field(Distribution {
+                count: 2f64.powi(53),
+                values: &[1.0, 2.0],
+                counts: &[2f64.powi(53) - 1.0, 2.0],
+                ..ok
+            }),
+            "count",
+            "whole counts summing past the count"
+        );
     }
 
     #[test]

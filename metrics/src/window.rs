@@ -46,6 +46,10 @@ pub enum NoPercentiles {
     StatisticSet,
     /// A `counts` entry in the period is not a whole number, or is too large to track.
     FractionalCount,
+    /// A distribution in the period (an OpenTelemetry summary without quantiles, say) gave
+    /// its count, sum and bounds but no buckets, so nothing says where its observations lie.
+    /// Appended last: snapshots name a reason by its position.
+    NoBuckets,
 }
 
 impl fmt::Display for NoPercentiles {
@@ -56,6 +60,7 @@ impl fmt::Display for NoPercentiles {
                 "a statistic set in the period summarises more than one value"
             }
             NoPercentiles::FractionalCount => "a count in the period is not a whole number",
+            NoPercentiles::NoBuckets => "a distribution in the period has no buckets",
         })
     }
 }
@@ -87,8 +92,69 @@ impl StatisticSet {
     }
 }
 
+/// Observations summarised with their exact count and sum, optional exact bounds, and
+/// buckets: an OpenTelemetry histogram (explicit-bucket or exponential) or summary point.
+///
+/// Bucket `i` holds `counts[i]` observations, all represented by `values[i]`, a value the
+/// caller chose inside the bucket (its middle, say, or a bound where the other one is
+/// infinite); representatives should lie within `[min, max]` when those are given. `count` is
+/// the exact total and equals the sum of `counts` when there are buckets
+/// ([`crate::validate::distribution`] checks that and the rest). Without buckets (`values`
+/// empty) the distribution is a count/sum/bounds-only point that feeds no percentiles (see
+/// [`Window::record_distribution`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Distribution<'a> {
+    /// Number of observations (≥ 0), exact.
+    pub count: f64,
+    /// Their sum, exact.
+    pub sum: f64,
+    /// Their minimum, when known.
+    pub min: Option<f64>,
+    /// Their maximum, when known.
+    pub max: Option<f64>,
+    /// A representative value of each bucket.
+    pub values: &'a [f64],
+    /// How many observations each bucket holds; as many entries as `values`.
+    pub counts: &'a [f64],
+}
+
+impl Distribution<'_> {
+    /// The bounds the distribution adds to a window, `(lower, upper)`: `min` and `max` when
+    /// given; otherwise the smallest and largest representative of a bucket that holds
+    /// observations; without those, the mean (`sum / count`), which lies between the true
+    /// bounds. A derived bound never crosses a given one (a lower bound derived above a
+    /// given maximum becomes that maximum, and the other way round), so `lower <= upper`.
+    /// `None` for a side nothing bounds (no bound given, no buckets, no finite mean).
+    fn bounds(&self) -> (Option<f64>, Option<f64>) {
+        let mut occupied = self
+            .values
+            .iter()
+            .zip(self.counts)
+            .filter(|&(_, &n)| n > 0.0)
+            .map(|(&v, _)| v);
+        let first = occupied.next();
+        let (lo_rep, hi_rep) = occupied.fold((first, first), |(lo, hi), v| {
+            (lo.map(|l| l.min(v)), hi.map(|h| h.max(v)))
+        });
+        let mean = Some(self.sum / self.count).filter(|m| m.is_finite());
+        let mut lo = self.min.or(lo_rep).or(mean);
+        let mut hi = self.max.or(hi_rep).or(mean);
+        if let (Some(l), Some(h)) = (lo, hi)
+            && l > h
+        {
+            if self.max.is_some() && self.min.is_none() {
+                lo = Some(h);
+            } else {
+                hi = Some(l);
+            }
+        }
+        (lo, hi)
+    }
+}
+
+/// A window's distribution of values, for percentiles.
 #[derive(Clone, Debug, Default)]
-enum Distribution {
+enum Dist {
     #[default]
     Empty,
     /// Single observations whose scaled values fit 32 bits (the common case: a quarter of
@@ -107,7 +173,7 @@ pub struct Window {
     sum: f64,
     min: f64,
     max: f64,
-    dist: Distribution,
+    dist: Dist,
 }
 
 impl Default for Window {
@@ -117,7 +183,7 @@ impl Default for Window {
             sum: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            dist: Distribution::Empty,
+            dist: Dist::Empty,
         }
     }
 }
@@ -184,10 +250,10 @@ impl Window {
     /// Whether the distribution is in its compact, read-mostly form.
     pub fn is_sealed(&self) -> bool {
         match &self.dist {
-            Distribution::Sealed(_) | Distribution::Empty | Distribution::Unavailable(_) => true,
-            Distribution::Raw(p) => p.len() <= RAW_KEPT_WHEN_SEALED && p.len() == p.capacity(),
-            Distribution::Small(p) => p.len() <= RAW_KEPT_WHEN_SEALED && p.len() == p.capacity(),
-            Distribution::Hist(_) => false,
+            Dist::Sealed(_) | Dist::Empty | Dist::Unavailable(_) => true,
+            Dist::Raw(p) => p.len() <= RAW_KEPT_WHEN_SEALED && p.len() == p.capacity(),
+            Dist::Small(p) => p.len() <= RAW_KEPT_WHEN_SEALED && p.len() == p.capacity(),
+            Dist::Hist(_) => false,
         }
     }
 
@@ -199,13 +265,13 @@ impl Window {
     }
 
     fn mark_unavailable(&mut self, why: NoPercentiles) {
-        if !matches!(self.dist, Distribution::Unavailable(_)) {
-            self.dist = Distribution::Unavailable(why);
+        if !matches!(self.dist, Dist::Unavailable(_)) {
+            self.dist = Dist::Unavailable(why);
         }
     }
 
     fn add_to_distribution(&mut self, v: f64, n: f64) {
-        if matches!(self.dist, Distribution::Unavailable(_)) {
+        if matches!(self.dist, Dist::Unavailable(_)) {
             return;
         }
         if v < 0.0 {
@@ -216,29 +282,29 @@ impl Window {
         };
         let s = scaled(v);
         match &mut self.dist {
-            Distribution::Empty => {
+            Dist::Empty => {
                 self.dist = match u32::try_from(s) {
-                    Ok(small) if n == 1 => Distribution::Small(vec![small]),
-                    _ => Distribution::Raw(vec![(s, n)]),
+                    Ok(small) if n == 1 => Dist::Small(vec![small]),
+                    _ => Dist::Raw(vec![(s, n)]),
                 }
             }
-            Distribution::Small(values) if values.len() < RAW_LIMIT => match u32::try_from(s) {
+            Dist::Small(values) if values.len() < RAW_LIMIT => match u32::try_from(s) {
                 Ok(small) if n == 1 => values.push(small),
                 _ => {
                     let mut pairs: Vec<(u64, u64)> =
                         values.iter().map(|&v| (u64::from(v), 1)).collect();
                     pairs.push((s, n));
-                    self.dist = Distribution::Raw(pairs);
+                    self.dist = Dist::Raw(pairs);
                 }
             },
-            Distribution::Raw(pairs) if pairs.len() < RAW_LIMIT => pairs.push((s, n)),
-            Distribution::Small(_) | Distribution::Raw(_) | Distribution::Sealed(_) => {
+            Dist::Raw(pairs) if pairs.len() < RAW_LIMIT => pairs.push((s, n)),
+            Dist::Small(_) | Dist::Raw(_) | Dist::Sealed(_) => {
                 let mut h = self.histogram().unwrap_or_else(new_histogram);
                 record_into(&mut h, s, n);
-                self.dist = Distribution::Hist(Box::new(h));
+                self.dist = Dist::Hist(Box::new(h));
             }
-            Distribution::Hist(h) => record_into(h, s, n),
-            Distribution::Unavailable(_) => {}
+            Dist::Hist(h) => record_into(h, s, n),
+            Dist::Unavailable(_) => {}
         }
     }
 
@@ -251,7 +317,7 @@ impl Window {
     /// keeps raw values makes room for them at once (one allocation instead of a growth every
     /// few values). Nothing else changes.
     pub fn reserve(&mut self, additional: usize) {
-        if let Distribution::Small(values) = &mut self.dist {
+        if let Dist::Small(values) = &mut self.dist {
             values.reserve(additional.min(RAW_LIMIT.saturating_sub(values.len())));
         }
     }
@@ -281,6 +347,49 @@ impl Window {
         }
     }
 
+    /// Records a distribution ([`Distribution`]); validation
+    /// ([`crate::validate::distribution`]) has passed, and a distribution of `count <= 0`
+    /// records nothing.
+    ///
+    /// - Count and sum are added exactly.
+    /// - Minimum and maximum: the distribution's `min` and `max` when given. A bound not
+    ///   given is the extreme representative of the buckets that hold observations (so
+    ///   without `min` and `max` the window's Minimum and Maximum are the extreme bucket
+    ///   representatives), or without buckets the mean `sum / count` (which the true bounds
+    ///   enclose). A derived bound never crosses a given one. So the window's Minimum is at
+    ///   most every representative the distribution adds and its Maximum at least every one,
+    ///   and a window's percentiles, clamped to `[Minimum, Maximum]`, always lie within them.
+    /// - Percentiles: each bucket feeds the window's histogram as `record_n(values[i],
+    ///   counts[i])` would (a negative bound or representative leaves the window without
+    ///   percentiles, [`NoPercentiles::NegativeValue`], as in CloudWatch; a fractional count
+    ///   [`NoPercentiles::FractionalCount`]). A distribution without buckets that hold
+    ///   observations says nothing about where its observations lie: the window then has no
+    ///   percentiles ([`NoPercentiles::NoBuckets`]) rather than invented ones.
+    pub fn record_distribution(&mut self, d: &Distribution<'_>) {
+        if d.count <= 0.0 {
+            return;
+        }
+        self.count += d.count;
+        self.sum += d.sum;
+        let (lo, hi) = d.bounds();
+        if let Some(lo) = lo {
+            self.min = self.min.min(lo);
+        }
+        if let Some(hi) = hi {
+            self.max = self.max.max(hi);
+        }
+        let occupied = d.values.iter().zip(d.counts).filter(|&(_, &n)| n > 0.0);
+        if occupied.clone().next().is_none() {
+            return self.mark_unavailable(NoPercentiles::NoBuckets);
+        }
+        if lo.is_some_and(|lo| lo < 0.0) {
+            return self.mark_unavailable(NoPercentiles::NegativeValue);
+        }
+        for (&v, &n) in occupied {
+            self.add_to_distribution(v, n);
+        }
+    }
+
     /// Adds everything in `other` to this window.
     pub fn merge(&mut self, other: &Window) {
         if other.is_empty() {
@@ -291,7 +400,7 @@ impl Window {
         self.sum += other.sum;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
-        if let Distribution::Unavailable(why) = other.dist {
+        if let Dist::Unavailable(why) = other.dist {
             return self.mark_unavailable(why);
         }
         if was_empty {
@@ -299,30 +408,26 @@ impl Window {
             return;
         }
         match (&mut self.dist, &other.dist) {
-            (Distribution::Unavailable(_), _) => {}
-            (Distribution::Raw(mine), Distribution::Raw(theirs))
-                if mine.len() + theirs.len() <= RAW_LIMIT =>
-            {
+            (Dist::Unavailable(_), _) => {}
+            (Dist::Raw(mine), Dist::Raw(theirs)) if mine.len() + theirs.len() <= RAW_LIMIT => {
                 mine.extend_from_slice(theirs)
             }
-            (Distribution::Small(mine), Distribution::Small(theirs))
-                if mine.len() + theirs.len() <= RAW_LIMIT =>
-            {
+            (Dist::Small(mine), Dist::Small(theirs)) if mine.len() + theirs.len() <= RAW_LIMIT => {
                 mine.extend_from_slice(theirs)
             }
             _ => {
                 // Into this window's own histogram when it has one (merging many windows into
                 // one must not copy the sum at every step), from the other's without a copy
                 // when it has one. Both auto-resize, so adding cannot fail for range reasons.
-                if !matches!(self.dist, Distribution::Hist(_)) {
+                if !matches!(self.dist, Dist::Hist(_)) {
                     let h = self.histogram().unwrap_or_else(new_histogram);
-                    self.dist = Distribution::Hist(Box::new(h));
+                    self.dist = Dist::Hist(Box::new(h));
                 }
-                let Distribution::Hist(h) = &mut self.dist else {
+                let Dist::Hist(h) = &mut self.dist else {
                     unreachable!("the distribution was just made a histogram")
                 };
                 match &other.dist {
-                    Distribution::Hist(o) => {
+                    Dist::Hist(o) => {
                         let _ = h.add(&**o);
                     }
                     _ => {
@@ -338,23 +443,23 @@ impl Window {
     /// The distribution as a histogram of scaled values, or why there is none.
     fn histogram(&self) -> Option<Histogram<u64>> {
         match &self.dist {
-            Distribution::Empty | Distribution::Unavailable(_) => None,
-            Distribution::Raw(pairs) => {
+            Dist::Empty | Dist::Unavailable(_) => None,
+            Dist::Raw(pairs) => {
                 let mut h = new_histogram();
                 for &(s, n) in pairs {
                     record_into(&mut h, s, n);
                 }
                 Some(h)
             }
-            Distribution::Small(values) => {
+            Dist::Small(values) => {
                 let mut h = new_histogram();
                 for &s in values {
                     record_into(&mut h, u64::from(s), 1);
                 }
                 Some(h)
             }
-            Distribution::Hist(h) => Some((**h).clone()),
-            Distribution::Sealed(bytes) => {
+            Dist::Hist(h) => Some((**h).clone()),
+            Dist::Sealed(bytes) => {
                 let mut d = Deserializer::new();
                 let mut h: Histogram<u64> = d.deserialize(&mut &bytes[..]).ok()?;
                 h.auto(true);
@@ -366,7 +471,7 @@ impl Window {
     /// Why this window has no percentiles, if it has none.
     pub fn no_percentiles(&self) -> Option<NoPercentiles> {
         match self.dist {
-            Distribution::Unavailable(why) => Some(why),
+            Dist::Unavailable(why) => Some(why),
             _ => None,
         }
     }
@@ -385,7 +490,7 @@ impl Window {
             return none();
         }
         let hist = match &self.dist {
-            Distribution::Hist(h) => Some(std::borrow::Cow::Borrowed(&**h)),
+            Dist::Hist(h) => Some(std::borrow::Cow::Borrowed(&**h)),
             _ => self.histogram().map(std::borrow::Cow::Owned),
         };
         let Some(h) = hist else { return none() };
@@ -417,47 +522,45 @@ impl Window {
     pub fn seal(&mut self) {
         match &mut self.dist {
             // A few raw values are smaller than a serialized histogram's 40-byte header.
-            Distribution::Raw(pairs) if pairs.len() <= RAW_KEPT_WHEN_SEALED => {
+            Dist::Raw(pairs) if pairs.len() <= RAW_KEPT_WHEN_SEALED => {
                 pairs.shrink_to_fit();
                 return;
             }
-            Distribution::Small(values) if values.len() <= RAW_KEPT_WHEN_SEALED => {
+            Dist::Small(values) if values.len() <= RAW_KEPT_WHEN_SEALED => {
                 values.shrink_to_fit();
                 return;
             }
             _ => {}
         }
         let bytes = match &self.dist {
-            Distribution::Small(_) | Distribution::Raw(_) | Distribution::Hist(_) => {
+            Dist::Small(_) | Dist::Raw(_) | Dist::Hist(_) => {
                 self.histogram().and_then(|h| serialize(&h))
             }
             _ => None,
         };
         if let Some(b) = bytes {
-            self.dist = Distribution::Sealed(b.into_boxed_slice());
+            self.dist = Dist::Sealed(b.into_boxed_slice());
         }
     }
 
     /// Approximate heap bytes used by this window beyond its inline size.
     pub fn heap_bytes(&self) -> usize {
         match &self.dist {
-            Distribution::Empty | Distribution::Unavailable(_) => 0,
-            Distribution::Raw(p) => p.capacity() * std::mem::size_of::<(u64, u64)>(),
-            Distribution::Small(p) => p.capacity() * std::mem::size_of::<u32>(),
-            Distribution::Hist(h) => {
-                std::mem::size_of::<Histogram<u64>>() + h.distinct_values() * 8
-            }
-            Distribution::Sealed(b) => b.len(),
+            Dist::Empty | Dist::Unavailable(_) => 0,
+            Dist::Raw(p) => p.capacity() * std::mem::size_of::<(u64, u64)>(),
+            Dist::Small(p) => p.capacity() * std::mem::size_of::<u32>(),
+            Dist::Hist(h) => std::mem::size_of::<Histogram<u64>>() + h.distinct_values() * 8,
+            Dist::Sealed(b) => b.len(),
         }
     }
 
     /// A serialisable copy, for snapshots.
     pub fn export(&self) -> WindowExport {
         let dist = match &self.dist {
-            Distribution::Empty => DistributionExport::Empty,
-            Distribution::Unavailable(why) => DistributionExport::Unavailable(*why),
-            Distribution::Sealed(b) => DistributionExport::Histogram(b.to_vec()),
-            Distribution::Small(_) | Distribution::Raw(_) | Distribution::Hist(_) => self
+            Dist::Empty => DistributionExport::Empty,
+            Dist::Unavailable(why) => DistributionExport::Unavailable(*why),
+            Dist::Sealed(b) => DistributionExport::Histogram(b.to_vec()),
+            Dist::Small(_) | Dist::Raw(_) | Dist::Hist(_) => self
                 .histogram()
                 .and_then(|h| serialize(&h))
                 .map_or(DistributionExport::Empty, DistributionExport::Histogram),
@@ -474,9 +577,9 @@ impl Window {
     /// Rebuilds a window from [`Window::export`]'s output.
     pub fn import(export: WindowExport) -> Self {
         let dist = match export.dist {
-            DistributionExport::Empty => Distribution::Empty,
-            DistributionExport::Unavailable(why) => Distribution::Unavailable(why),
-            DistributionExport::Histogram(b) => Distribution::Sealed(b.into_boxed_slice()),
+            DistributionExport::Empty => Dist::Empty,
+            DistributionExport::Unavailable(why) => Dist::Unavailable(why),
+            DistributionExport::Histogram(b) => Dist::Sealed(b.into_boxed_slice()),
         };
         Window {
             count: export.count,

@@ -14,6 +14,15 @@ enum Data {
     Value(u64),
     Values(Vec<u64>, Vec<u64>),
     Set([u64; 4]),
+    /// Count, sum, minimum, maximum, values, counts.
+    Dist {
+        count: u64,
+        sum: u64,
+        min: Option<u64>,
+        max: Option<u64>,
+        values: Vec<u64>,
+        counts: Vec<u64>,
+    },
 }
 
 type Flat = (SeriesKey, i64, Unit, Resolution, Data);
@@ -32,6 +41,14 @@ fn data(s: &Sample<'_>) -> Data {
             s.minimum.to_bits(),
             s.maximum.to_bits(),
         ]),
+        Sample::Distribution(d) => Data::Dist {
+            count: d.count.to_bits(),
+            sum: d.sum.to_bits(),
+            min: d.min.map(f64::to_bits),
+            max: d.max.map(f64::to_bits),
+            values: bits(d.values),
+            counts: bits(d.counts),
+        },
     }
 }
 
@@ -70,6 +87,25 @@ fn validated(items: &[Flat]) -> ObservationBatch {
                     counts: &counts,
                 }
             }
+            Data::Dist {
+                count,
+                sum,
+                min,
+                max,
+                values: vs,
+                counts: cs,
+            } => {
+                values = vs.iter().map(|&x| f64::from_bits(x)).collect::<Vec<_>>();
+                counts = cs.iter().map(|&x| f64::from_bits(x)).collect::<Vec<_>>();
+                Sample::Distribution(Distribution {
+                    count: f64::from_bits(*count),
+                    sum: f64::from_bits(*sum),
+                    min: min.map(f64::from_bits),
+                    max: max.map(f64::from_bits),
+                    values: &values,
+                    counts: &counts,
+                })
+            }
         };
         v.samples += sample.sample_count();
         v.push_sample(key, Timestamp::from_millis(*t), *unit, *resolution, sample);
@@ -96,6 +132,23 @@ fn keys() -> Vec<SeriesKey> {
     ]
 }
 
+/// A distribution of any bit patterns, with or without bounds and buckets (none up to a few).
+fn dist() -> impl Strategy<Value = Data> {
+    (
+        any::<(u64, u64)>(),
+        any::<(Option<u64>, Option<u64>)>(),
+        prop::collection::vec(any::<(u64, u64)>(), 0..5),
+    )
+        .prop_map(|((count, sum), (min, max), buckets)| Data::Dist {
+            count,
+            sum,
+            min,
+            max,
+            values: buckets.iter().map(|b| b.0).collect(),
+            counts: buckets.iter().map(|b| b.1).collect(),
+        })
+}
+
 fn items() -> impl Strategy<Value = Vec<Flat>> {
     let data = prop_oneof![
         any::<u64>().prop_map(Data::Value),
@@ -105,6 +158,7 @@ fn items() -> impl Strategy<Value = Vec<Flat>> {
             p.iter().map(|x| x.1).collect()
         )),
         any::<[u64; 4]>().prop_map(Data::Set),
+        dist(),
     ];
     let time = prop_oneof![
         any::<i64>(),
@@ -269,4 +323,224 @@ fn errors_name_the_byte_and_the_field() {
         .decode(&[1, 3, b'A', b'p', b'p', 9])
         .unwrap_err();
     assert_eq!(e.to_string(), "record payload byte 5: item tag");
+}
+
+/// A kind-4 record (a distribution) spelled out: count, sum, flags, the bounds present, the
+/// number of buckets, their representatives, their counts.
+#[test]
+fn the_distribution_format_is_stable() {
+    let key = SeriesKey::new("App", "M", vec![]);
+    let dist = |min: Option<f64>, max: Option<f64>, values: &[f64], counts: &[f64]| Data::Dist {
+        count: 3.0f64.to_bits(),
+        sum: 7.5f64.to_bits(),
+        min: min.map(f64::to_bits),
+        max: max.map(f64::to_bits),
+        values: bits(values),
+        counts: bits(counts),
+    };
+    let v = validated(&[
+        (
+            key.clone(),
+            0,
+            Unit::Seconds,
+            Resolution::Standard,
+            dist(Some(0.5), Some(4.0), &[1.0, 3.0], &[2.0, 1.0]),
+        ),
+        (
+            key.clone(),
+            0,
+            Unit::Seconds,
+            Resolution::Standard,
+            dist(None, Some(4.0), &[], &[]),
+        ),
+        (
+            key,
+            0,
+            Unit::Seconds,
+            Resolution::Standard,
+            dist(Some(0.5), None, &[], &[]),
+        ),
+    ]);
+    let mut expected = vec![1, 3, b'A', b'p', b'p'];
+    // One run: Seconds (0), standard (1), distributions (4), three of them.
+    expected.extend([2, 3, 1, b'M', 0, 0, 1, 4, 3]);
+    expected.push(0);
+    expected.extend(3.0f64.to_le_bytes());
+    expected.extend(7.5f64.to_le_bytes());
+    expected.push(0b11);
+    expected.extend(0.5f64.to_le_bytes());
+    expected.extend(4.0f64.to_le_bytes());
+    expected.push(2);
+    for x in [1.0f64, 3.0, 2.0, 1.0] {
+        expected.extend(x.to_le_bytes());
+    }
+    expected.push(0);
+    expected.extend(3.0f64.to_le_bytes());
+    expected.extend(7.5f64.to_le_bytes());
+    expected.push(0b10);
+    expected.extend(4.0f64.to_le_bytes());
+    expected.push(0);
+    expected.push(0);
+    expected.extend(3.0f64.to_le_bytes());
+    expected.extend(7.5f64.to_le_bytes());
+    expected.push(0b01);
+    expected.extend(0.5f64.to_le_bytes());
+    expected.push(0);
+    assert_eq!(Unit::ALL[0], Unit::Seconds);
+    assert_eq!(encoded(&v), expected);
+    let back = Decoder::new().decode(&expected).unwrap();
+    assert_eq!(flat(&back), flat(&v));
+    assert_eq!(back.samples, 9.0, "a distribution counts its count");
+}
+
+/// The start of a payload of one distribution of `App/M`, up to its flags.
+fn distribution_prefix(flags: u8) -> Vec<u8> {
+    let mut p = vec![1, 3, b'A', b'p', b'p', 2, 3, 1, b'M', 0, 1, 1, 4, 1, 0];
+    p.extend(3.0f64.to_le_bytes());
+    p.extend(7.5f64.to_le_bytes());
+    p.push(flags);
+    p
+}
+
+/// Hostile distributions are errors that say what is wrong, never a panic or an allocation
+/// by a length the payload cannot hold.
+#[test]
+fn hostile_distributions_are_refused() {
+    // A bucket count of 2^60 (and of u64::MAX) in a payload of a few dozen bytes.
+    for m in [1u64 << 60, u64::MAX, 1] {
+        let mut p = distribution_prefix(0);
+        encode_varint(m, &mut p);
+        p.extend(1.0f64.to_le_bytes());
+        let e = Decoder::new().decode(&p).unwrap_err();
+        assert_eq!(e.what, "bucket count", "m = {m}");
+    }
+    // Flags other than the two bounds.
+    let e = Decoder::new()
+        .decode(&distribution_prefix(0b100))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "record payload byte 32: distribution flags");
+    // A bound announced but missing.
+    let e = Decoder::new()
+        .decode(&distribution_prefix(0b11))
+        .unwrap_err();
+    assert_eq!(e.what, "distribution minimum");
+    let mut p = distribution_prefix(0b10);
+    p.extend(2.0f64.to_le_bytes()[..5].iter());
+    assert_eq!(
+        Decoder::new().decode(&p).unwrap_err().what,
+        "distribution maximum"
+    );
+    // Cut anywhere inside the observation: an error.
+    let mut whole = distribution_prefix(0b01);
+    whole.extend(0.5f64.to_le_bytes());
+    whole.push(1);
+    whole.extend(2.0f64.to_le_bytes());
+    whole.extend(3.0f64.to_le_bytes());
+    assert!(Decoder::new().decode(&whole).is_ok());
+    for cut in 14..whole.len() {
+        assert!(
+            Decoder::new().decode(&whole[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    // A kind after the last one known.
+    let mut p = distribution_prefix(0);
+    p[12] = 5;
+    assert_eq!(Decoder::new().decode(&p).unwrap_err().what, "kind");
+}
+
+/// Distributions replayed from the log aggregate with other data, and the windows they make
+/// (with percentiles, or without for want of buckets) come back alike from a snapshot,
+/// before and after compaction seals them.
+#[test]
+fn replayed_distributions_survive_a_snapshot() {
+    use thermostat_metrics::{Period, Query, Store};
+
+    let bucketed = SeriesKey::new("App", "Latency", vec![]);
+    let summary = SeriesKey::new("App", "Summary", vec![]);
+    let t = NOW.as_millis() - 600_000;
+    let (values, counts) = ([0.5, 5.0, 50.0], [10.0, 80.0, 10.0]);
+    let mut batch = ObservationBatch::default();
+    batch.push_value(
+        &bucketed,
+        Timestamp::from_millis(t),
+        Unit::Seconds,
+        Resolution::Standard,
+        7.0,
+    );
+    for (key, values, counts) in [
+        (&bucketed, &values[..], &counts[..]),
+        (&summary, &[][..], &[][..]),
+    ] {
+        batch.push_distribution(
+            key,
+            Timestamp::from_millis(t + 1),
+            Unit::Seconds,
+            Resolution::Standard,
+            &Distribution {
+                count: 100.0,
+                sum: 915.0,
+                min: Some(0.1),
+                max: None,
+                values,
+                counts,
+            },
+        );
+    }
+    let payload = encoded(&batch);
+    let store = Store::new(4);
+    Decoder::new()
+        .decode(&payload)
+        .unwrap()
+        .record_into(&store, 1);
+
+    let stats = |store: &Store, key: &SeriesKey| {
+        let q = Query {
+            key: key.clone(),
+            unit: None,
+            start: Timestamp::from_millis(t - 3_600_000),
+            end: NOW,
+            period: Period::ONE_HOUR,
+            statistics: ["SampleCount", "Sum", "Minimum", "Maximum", "p50", "p99"]
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect(),
+        };
+        store.query(&q, NOW).unwrap()
+    };
+    let want_bucketed = stats(&store, &bucketed);
+    assert_eq!(want_bucketed.len(), 1);
+    let [n, sum, min, max, p50, p99] = want_bucketed[0].values[..] else {
+        panic!("six statistics")
+    };
+    assert_eq!(
+        (n, sum, min, max),
+        (Some(101.0), Some(922.0), Some(0.1), Some(50.0))
+    );
+    assert!(p50.is_some_and(|p| (p - 5.0).abs() <= 0.05), "{p50:?}");
+    assert!(p99.is_some_and(|p| (p - 50.0).abs() <= 0.5), "{p99:?}");
+    let want_summary = stats(&store, &summary);
+    assert_eq!(
+        want_summary[0].values,
+        [Some(100.0), Some(915.0), Some(0.1), Some(9.15), None, None],
+        "no buckets: the mean bounds the maximum, and no percentiles"
+    );
+
+    for compact in [false, true] {
+        if compact {
+            store.compact(NOW);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        crate::persist::save_snapshot(&store, dir.path()).unwrap();
+        let back = Store::new(4);
+        crate::persist::load_snapshot(&back, dir.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stats(&back, &bucketed),
+            want_bucketed,
+            "compacted: {compact}"
+        );
+        assert_eq!(stats(&back, &summary), want_summary, "compacted: {compact}");
+    }
 }

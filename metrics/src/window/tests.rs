@@ -116,7 +116,7 @@ fn percentiles_cover_the_documented_range() {
 fn many_values_switch_to_histogram_and_seal() {
     let values: Vec<f64> = (1..=1000).map(|i| i as f64 * 0.37).collect();
     let mut w = window_of(&values);
-    assert!(matches!(w.dist, Distribution::Hist(_)));
+    assert!(matches!(w.dist, Dist::Hist(_)));
     let before: Vec<_> = [50.0, 90.0, 99.0]
         .iter()
         .map(|&r| w.percentile(r))
@@ -267,7 +267,7 @@ fn percentile_by_walking(w: &Window, rank: f64) -> Option<f64> {
         return w.percentile(rank);
     }
     let h = match &w.dist {
-        Distribution::Hist(h) => (**h).clone(),
+        Dist::Hist(h) => (**h).clone(),
         _ => w.histogram()?,
     };
     let target = ((rank / 100.0) * h.len() as f64).ceil().max(1.0) as u64;
@@ -301,6 +301,366 @@ proptest! {
             let walked = percentile_by_walking(&w, rank);
             prop_assert_eq!(w.percentile(rank), walked, "rank {}", rank);
             prop_assert_eq!(sealed.percentile(rank), walked, "rank {} sealed", rank);
+        }
+    }
+}
+
+// === Distributions (OpenTelemetry histograms and summaries) ===
+
+/// A distribution of `pairs` (value, count) with the given bounds, its count and sum those of
+/// the pairs (the sum added in order, as `record_n` adds it).
+fn distribution_of<'a>(
+    values: &'a [f64],
+    counts: &'a [f64],
+    min: Option<f64>,
+    max: Option<f64>,
+) -> Distribution<'a> {
+    Distribution {
+        count: counts.iter().sum(),
+        sum: values.iter().zip(counts).fold(0.0, |s, (v, n)| s + v * n),
+        min,
+        max,
+        values,
+        counts,
+    }
+}
+
+#[test]
+fn distributions_add_exact_count_sum_and_bounds() {
+    let mut w = Window::new();
+    w.record(3.0);
+    w.record_distribution(&Distribution {
+        count: 6.0,
+        sum: 20.25,
+        min: Some(0.25),
+        max: Some(9.0),
+        values: &[0.5, 3.0, 7.5],
+        counts: &[1.0, 3.0, 2.0],
+    });
+    assert_eq!(w.sample_count(), 7.0);
+    assert_eq!(
+        w.sum(),
+        23.25,
+        "the given sum, not one of the representatives"
+    );
+    assert_eq!(w.minimum(), 0.25);
+    assert_eq!(w.maximum(), 9.0);
+    assert_eq!(w.no_percentiles(), None);
+    assert_eq!(w.percentile(0.0), Some(0.25));
+    assert_eq!(w.percentile(100.0), Some(9.0));
+    assert_within_1_percent(w.percentile(50.0).unwrap(), 3.0);
+    // A distribution of no observations records nothing.
+    let before = w.clone();
+    w.record_distribution(&Distribution {
+        count: 0.0,
+        sum: 0.0,
+        min: None,
+        max: None,
+        values: &[1e6],
+        counts: &[0.0],
+    });
+    assert_eq!(
+        (w.sample_count(), w.sum(), w.maximum()),
+        (before.sample_count(), before.sum(), before.maximum())
+    );
+}
+
+#[test]
+fn without_bounds_the_extreme_occupied_representatives_bound_the_window() {
+    let mut w = Window::new();
+    w.record_distribution(&Distribution {
+        count: 4.0,
+        sum: 30.0,
+        min: None,
+        max: None,
+        values: &[0.1, 2.0, 8.0, 1000.0],
+        counts: &[0.0, 3.0, 1.0, 0.0],
+    });
+    assert_eq!(
+        (w.minimum(), w.maximum()),
+        (2.0, 8.0),
+        "empty buckets bound nothing"
+    );
+    // Only one bound given: the other comes from the representatives, and never crosses it.
+    let mut above = Window::new();
+    above.record_distribution(&Distribution {
+        count: 2.0,
+        sum: 12.0,
+        min: Some(5.0),
+        max: None,
+        values: &[1.0, 2.0],
+        counts: &[1.0, 1.0],
+    });
+    assert_eq!((above.minimum(), above.maximum()), (5.0, 5.0));
+    assert_eq!(above.percentile(50.0), Some(5.0), "clamped to the bounds");
+    let mut below = Window::new();
+    below.record_distribution(&Distribution {
+        count: 2.0,
+        sum: 1.0,
+        min: None,
+        max: Some(0.5),
+        values: &[1.0, 2.0],
+        counts: &[1.0, 1.0],
+    });
+    assert_eq!((below.minimum(), below.maximum()), (0.5, 0.5));
+    assert_eq!(below.percentile(99.0), Some(0.5));
+}
+
+/// Explicit-bucket histograms as an OpenTelemetry SDK makes them: bounds
+/// `0 < 1 < 2.5 < … < 250`, each bucket represented by its middle. The nearest-rank
+/// percentile falls in the bucket whose cumulative count first reaches the rank.
+#[test]
+fn percentiles_fall_in_the_bucket_that_holds_the_rank() {
+    let bounds = [0.0, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0];
+    let counts = [3.0, 17.0, 40.0, 25.0, 9.0, 0.0, 5.0, 1.0];
+    let values: Vec<f64> = bounds.windows(2).map(|b| (b[0] + b[1]) / 2.0).collect();
+    let d = Distribution {
+        min: Some(0.2),
+        max: Some(240.0),
+        ..distribution_of(&values, &counts, None, None)
+    };
+    let mut w = Window::new();
+    w.record_distribution(&d);
+    let total: f64 = counts.iter().sum();
+    for rank in (1..100).map(f64::from).chain([0.1, 99.9]) {
+        let target = (rank / 100.0 * total).ceil();
+        let mut seen = 0.0;
+        let bucket = counts
+            .iter()
+            .position(|&n| {
+                seen += n;
+                seen >= target
+            })
+            .unwrap();
+        let p = w.percentile(rank).unwrap();
+        assert!(
+            bounds[bucket] < p && p <= bounds[bucket + 1],
+            "p{rank} = {p}, not in bucket {bucket} ({}, {}]",
+            bounds[bucket],
+            bounds[bucket + 1]
+        );
+    }
+}
+
+#[test]
+fn negative_distributions_have_no_percentiles() {
+    let mut w = Window::new();
+    w.record_distribution(&distribution_of(&[-2.0, 3.0], &[1.0, 1.0], None, None));
+    assert_eq!((w.sample_count(), w.sum()), (2.0, 1.0));
+    assert_eq!((w.minimum(), w.maximum()), (-2.0, 3.0));
+    assert_eq!(w.percentile(50.0), None);
+    assert_eq!(w.no_percentiles(), Some(NoPercentiles::NegativeValue));
+    // A negative minimum is a negative value in the period, whatever the representatives.
+    let mut w = Window::new();
+    w.record_distribution(&distribution_of(&[0.0, 3.0], &[1.0, 1.0], Some(-1.0), None));
+    assert_eq!(w.minimum(), -1.0);
+    assert_eq!(w.no_percentiles(), Some(NoPercentiles::NegativeValue));
+    // Fractional bucket counts are as fractional `counts`.
+    let mut w = Window::new();
+    w.record_distribution(&distribution_of(&[1.0, 3.0], &[0.5, 1.5], None, None));
+    assert_eq!(w.sample_count(), 2.0);
+    assert_eq!(w.no_percentiles(), Some(NoPercentiles::FractionalCount));
+}
+
+/// A distribution without buckets (an OpenTelemetry summary without quantiles) counts
+/// exactly but has no percentiles, for a reason of its own; without bounds the mean bounds
+/// the window.
+#[test]
+fn distributions_without_buckets_have_no_percentiles() {
+    let summary = Distribution {
+        count: 4.0,
+        sum: 10.0,
+        min: Some(1.0),
+        max: Some(4.0),
+        values: &[],
+        counts: &[],
+    };
+    let mut w = Window::new();
+    w.record_distribution(&summary);
+    assert_eq!(
+        (w.sample_count(), w.sum(), w.minimum(), w.maximum()),
+        (4.0, 10.0, 1.0, 4.0)
+    );
+    assert_eq!(w.percentiles(&[0.0, 50.0, 100.0]), vec![None; 3]);
+    assert_eq!(w.no_percentiles(), Some(NoPercentiles::NoBuckets));
+    assert_eq!(
+        NoPercentiles::NoBuckets.to_string(),
+        "a distribution in the period has no buckets"
+    );
+    // Buckets that hold nothing are no buckets either.
+    let mut w = Window::new();
+    w.record_distribution(&Distribution {
+        values: &[2.0],
+        counts: &[0.0],
+        ..summary
+    });
+    assert_eq!(w.no_percentiles(), Some(NoPercentiles::NoBuckets));
+    // Without bounds, the mean (which the true bounds enclose) stands for both ...
+    let mut w = Window::new();
+    w.record_distribution(&Distribution {
+        min: None,
+        max: None,
+        ..summary
+    });
+    assert_eq!((w.minimum(), w.maximum()), (2.5, 2.5));
+    // ... and for the one missing, never crossing the one given.
+    let mut w = Window::new();
+    w.record_distribution(&Distribution {
+        min: Some(3.0),
+        max: None,
+        ..summary
+    });
+    assert_eq!((w.minimum(), w.maximum()), (3.0, 3.0));
+    let mut w = Window::new();
+    w.record(100.0);
+    w.record_distribution(&Distribution {
+        max: None,
+        ..summary
+    });
+    assert_eq!((w.minimum(), w.maximum()), (1.0, 100.0));
+}
+
+/// Distributions merge with every other kind of data; a window without buckets passes its
+/// reason on through merging, sealing and snapshots.
+#[test]
+fn distributions_merge_with_other_kinds() {
+    let (values, counts) = ([0.5, 5.0, 50.0], [2.0, 5.0, 1.0]);
+    let d = distribution_of(&values, &counts, Some(0.3), Some(60.0));
+    let mut dist = Window::new();
+    dist.record_distribution(&d);
+    let singles = window_of(&[1.0, 2.0, 70.0]);
+    let mut set = Window::new();
+    set.record_set(&StatisticSet {
+        sample_count: 2.0,
+        sum: 8.0,
+        minimum: 4.0,
+        maximum: 4.0,
+    });
+    let mut merged = singles.clone();
+    merged.merge(&dist);
+    merged.merge(&set);
+    let mut whole = window_of(&[1.0, 2.0, 70.0]);
+    whole.record_distribution(&d);
+    whole.record_n(4.0, 2.0);
+    assert_eq!(merged.sample_count(), 3.0 + 8.0 + 2.0);
+    assert_eq!(merged.sum(), whole.sum());
+    assert_eq!((merged.minimum(), merged.maximum()), (0.3, 70.0));
+    for rank in [1.0, 25.0, 50.0, 75.0, 90.0, 99.0] {
+        assert_eq!(merged.percentile(rank), whole.percentile(rank), "p{rank}");
+    }
+
+    let mut summary = Window::new();
+    summary.record_distribution(&Distribution {
+        values: &[],
+        counts: &[],
+        ..d
+    });
+    for (mut first, second) in [(merged.clone(), &summary), (summary.clone(), &merged)] {
+        first.merge(second);
+        assert_eq!(first.sample_count(), 13.0 + 8.0);
+        assert_eq!(first.percentile(50.0), None);
+        assert_eq!(first.no_percentiles(), Some(NoPercentiles::NoBuckets));
+        first.seal();
+        assert_eq!(first.no_percentiles(), Some(NoPercentiles::NoBuckets));
+        let back = Window::import(first.export());
+        assert_eq!(back.export(), first.export());
+        assert_eq!(back.no_percentiles(), Some(NoPercentiles::NoBuckets));
+        assert_eq!(
+            (back.sample_count(), back.minimum(), back.maximum()),
+            (21.0, 0.3, 70.0)
+        );
+    }
+    // A sealed distribution window answers as before and still takes more data.
+    let mut sealed = merged.clone();
+    sealed.seal();
+    assert!(sealed.is_sealed());
+    let back = Window::import(sealed.export());
+    for rank in [10.0, 50.0, 99.0] {
+        assert_eq!(back.percentile(rank), merged.percentile(rank));
+    }
+}
+
+/// `(value, count)` pairs as an OpenTelemetry histogram's buckets give them: representatives
+/// anywhere in the accurate range, whole counts (zero included).
+fn arb_buckets() -> impl Strategy<Value = Vec<(f64, f64)>> {
+    prop::collection::vec(
+        (
+            prop_oneof![0.001f64..1.0, 1.0f64..1000.0, 1000.0f64..1e12],
+            (0u32..50).prop_map(f64::from),
+        ),
+        1..200,
+    )
+}
+
+proptest! {
+    /// Recording a distribution is recording its buckets with `record_n`, when its count, sum
+    /// and bounds are those of its buckets: the same count, sum, bounds and percentiles, also
+    /// after other data, merging and sealing.
+    #[test]
+    fn a_distribution_records_as_its_buckets(
+        buckets in arb_buckets(),
+        before in arb_values(),
+        bounds_given in any::<(bool, bool)>(),
+    ) {
+        let (values, counts): (Vec<f64>, Vec<f64>) = buckets.iter().copied().unzip();
+        let occupied = || buckets.iter().filter(|b| b.1 > 0.0).map(|b| b.0);
+        let lo = occupied().fold(f64::INFINITY, f64::min);
+        let hi = occupied().fold(f64::NEG_INFINITY, f64::max);
+        prop_assume!(lo.is_finite());
+        let d = distribution_of(
+            &values,
+            &counts,
+            bounds_given.0.then_some(lo),
+            bounds_given.1.then_some(hi),
+        );
+        let mut by_pairs = window_of(&before);
+        let mut by_dist = window_of(&before);
+        let sum_before = by_pairs.sum();
+        for (&v, &n) in values.iter().zip(&counts) {
+            by_pairs.record_n(v, n);
+        }
+        by_dist.record_distribution(&d);
+        let mut merged = window_of(&before);
+        let mut alone = Window::new();
+        alone.record_distribution(&d);
+        merged.merge(&alone);
+        let mut sealed = by_dist.clone();
+        sealed.seal();
+        for w in [&by_dist, &merged, &sealed] {
+            prop_assert_eq!(w.sample_count(), by_pairs.sample_count());
+            prop_assert_eq!(w.sum(), sum_before + d.sum);
+            prop_assert_eq!(w.minimum(), by_pairs.minimum());
+            prop_assert_eq!(w.maximum(), by_pairs.maximum());
+            prop_assert_eq!(w.no_percentiles(), None);
+            for rank in [0.0, 1.0, 25.0, 50.0, 90.0, 99.0, 99.9, 100.0] {
+                prop_assert_eq!(w.percentile(rank), by_pairs.percentile(rank), "p{}", rank);
+            }
+        }
+    }
+
+    /// Whatever the bounds given (enclosing the representatives or not, or absent), the
+    /// window's percentiles lie within its Minimum and Maximum, and Minimum <= Maximum.
+    #[test]
+    fn percentiles_stay_within_the_bounds(
+        buckets in arb_buckets(),
+        min in prop::option::of(0.0f64..1e6),
+        span in prop::option::of(0.0f64..1e6),
+        ranks in prop::collection::vec(0.0f64..=100.0, 1..8),
+    ) {
+        let (values, counts): (Vec<f64>, Vec<f64>) = buckets.iter().copied().unzip();
+        let max = span.map(|s| min.unwrap_or(0.0) + s);
+        let mut w = Window::new();
+        w.record_distribution(&distribution_of(&values, &counts, min, max));
+        prop_assume!(!w.is_empty());
+        prop_assert!(w.minimum() <= w.maximum());
+        if let Some(min) = min {
+            prop_assert_eq!(w.minimum(), min);
+        }
+        if let Some(max) = max {
+            prop_assert_eq!(w.maximum(), max);
+        }
+        for p in w.percentiles(&ranks).into_iter().flatten() {
+            prop_assert!(w.minimum() <= p && p <= w.maximum(), "{} not in [{}, {}]", p, w.minimum(), w.maximum());
         }
     }
 }
