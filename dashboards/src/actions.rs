@@ -566,6 +566,7 @@ mod tests {
             queries: Default::default(),
             access: Arc::new(thermostat_auth::Access::open()),
             audit: Some(Arc::clone(&trail) as Arc<dyn AuditTrail>),
+            otlp: None,
         };
         let caller = Caller {
             principal: Arc::new(Principal::anonymous()),

@@ -191,11 +191,13 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     let probe = is_probe(req.uri().path());
     let resp = next.run(req).await;
     let status = resp.status();
+    // JSON errors are ours already; protobuf ones are OTLP/HTTP's `google.rpc.Status`, which
+    // its clients decode (`otlp.rs`).
     let is_json = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v == "application/x-protobuf");
     if probe || is_json || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }

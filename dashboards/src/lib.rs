@@ -19,7 +19,7 @@
 //! endpoints), `views.rs` (the dashboard pages' data), `ui.rs` (pages, embedded assets from
 //! `assets/`, security headers), `access.rs` (who is calling: request ids, authentication,
 //! each route's permission, audit records), `session.rs` (dashboard sign-in and sessions),
-//! `audit.rs` (`GET /api/v1/audit`, `GET /api/v1/tokens`), `error.rs` (the one error type and the middleware that
+//! `audit.rs` (`GET /api/v1/audit`, `GET /api/v1/tokens`), `otlp.rs` (OTLP/HTTP `POST /v1/metrics`), `error.rs` (the one error type and the middleware that
 //! makes every error answer JSON), `cross_site.rs` (refusing cross-site requests to
 //! state-changing endpoints), this file (routes, health, `/metrics`).
 
@@ -33,6 +33,7 @@ pub mod api;
 mod audit;
 pub mod cross_site;
 pub mod error;
+pub mod otlp;
 pub mod session;
 pub mod ui;
 pub mod views;
@@ -75,6 +76,8 @@ pub struct ApiState {
     pub access: Arc<Access>,
     /// Where authenticated changes are recorded, if anywhere.
     pub audit: Option<Arc<dyn AuditTrail>>,
+    /// OTLP/HTTP exports (`POST /v1/metrics`), when the ingest side offers them.
+    pub otlp: Option<Arc<dyn otlp::OtlpApi>>,
 }
 
 /// The HTTP API and the web dashboard. Every error answer is JSON, and request heads over
@@ -177,6 +180,14 @@ pub fn router(state: ApiState) -> Router {
             read(Permission::ReadGroups, get(views::group)),
         )
         .route("/", read(Permission::ViewDashboard, get(ui::page)))
+        .route(
+            "/v1/metrics",
+            post(otlp::export)
+                .route_layer(needs(Permission::PushMetrics))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    thermostat_otlp::limits::MAX_BODY_BYTES,
+                )),
+        )
         .route("/explore", read(Permission::ViewDashboard, get(ui::page)))
         .route(
             "/alarms/{*name}",

@@ -447,6 +447,7 @@ mod tests {
             queries: Default::default(),
             access: Arc::new(access),
             audit: Some(Arc::clone(&trail) as Arc<dyn AuditTrail>),
+            otlp: None,
         };
         Fixture {
             state,

@@ -260,6 +260,7 @@ mod tests {
             queries: Default::default(),
             access: Arc::new(thermostat_auth::Access::open()),
             audit: None,
+            otlp: None,
         };
         let mut req = Request::get(uri);
         if let Some(tag) = if_none_match {

@@ -233,6 +233,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         queries,
         access: Arc::clone(&security.access),
         audit: Some(Arc::clone(&audit) as Arc<dyn thermostat_auth::AuditTrail>),
+        otlp: None,
     });
     let stop = shutdown.clone();
     tracker.spawn(thermostat_transport::serve_http(

@@ -296,6 +296,7 @@ fn state(store: Arc<Store>, alarms: Option<FixedAlarms>) -> ApiState {
         queries: Default::default(),
         access: Arc::new(thermostat_auth::Access::open()),
         audit: None,
+        otlp: None,
     }
 }
 
