@@ -1,5 +1,6 @@
 //! Compiles `thermostat/v1/*.proto` with protox (a pure-Rust protobuf compiler, so no
-//! `protoc` is needed on the machine) and generates prost messages and tonic services.
+//! `protoc` is needed on the machine) and generates prost messages and tonic services; and the
+//! OTLP metrics collector service over `opentelemetry-proto`'s messages.
 
 use std::path::PathBuf;
 
@@ -36,5 +37,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "crate::codec::RawPutMetricDataRequest",
         )
         .compile_fds(fds)?;
+    // The OTLP metrics collector service (`Export`), server and client, over the messages of
+    // the `opentelemetry-proto` crate (which is not asked for its own tonic code: that would
+    // pull tonic into the pure OTLP core through feature unification).
+    let otlp = "opentelemetry/proto/collector/metrics/v1/metrics_service.proto";
+    println!("cargo:rerun-if-changed={otlp}");
+    let otlp_fds = protox::compile([otlp], ["."])?;
+    let otlp_dir = out_dir.join("otlp");
+    std::fs::create_dir_all(&otlp_dir)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .out_dir(&otlp_dir)
+        .extern_path(
+            ".opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
+            "::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest",
+        )
+        .extern_path(
+            ".opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse",
+            "::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse",
+        )
+        .compile_fds(otlp_fds)?;
     Ok(())
 }

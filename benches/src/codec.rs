@@ -2,7 +2,8 @@
 //!
 //! `loadgen` encodes every request before its clock starts; this codec copies those bytes into
 //! tonic's frame buffer unchanged and decodes responses with prost as the generated client
-//! does. On the wire the calls are identical to the generated `MetricsServiceClient`'s.
+//! does. On the wire the calls are identical to the generated `MetricsServiceClient`'s (ours,
+//! and OTLP's for [`OTLP_EXPORT`]).
 
 use std::marker::PhantomData;
 
@@ -17,6 +18,9 @@ pub const PUT_METRIC_DATA: &str = "/thermostat.v1.MetricsService/PutMetricData";
 /// Path of `thermostat.v1.MetricsService/StreamMetricData`.
 pub const STREAM_METRIC_DATA: &str = "/thermostat.v1.MetricsService/StreamMetricData";
 
+/// Path of OTLP's `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`.
+pub const OTLP_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
 /// The path of a unary push.
 pub fn put_metric_data_path() -> PathAndQuery {
     PathAndQuery::from_static(PUT_METRIC_DATA)
@@ -25,6 +29,11 @@ pub fn put_metric_data_path() -> PathAndQuery {
 /// The path of a streaming push.
 pub fn stream_metric_data_path() -> PathAndQuery {
     PathAndQuery::from_static(STREAM_METRIC_DATA)
+}
+
+/// The path of an OTLP export (unary; OTLP has no streaming call).
+pub fn otlp_export_path() -> PathAndQuery {
+    PathAndQuery::from_static(OTLP_EXPORT)
 }
 
 /// Sends [`Bytes`] as they are; receives `R` through prost.

@@ -5,6 +5,9 @@
 //!   sample each, split into `PutMetricDataRequest`s of at most `batch` datums. The criterion
 //!   benches (`benches/aggregation.rs`, `benches/decode.rs`) and `loadgen` share it, so the
 //!   numbers they report describe the same data.
+//! - The same workload as OTLP `ExportMetricsServiceRequest`s ([`otlp`]): request `k` holds
+//!   native request `k`'s samples as gauge points, grouped by metric name, for `loadgen
+//!   --protocol otlp`.
 //! - A gRPC codec for requests encoded ahead of time ([`codec::PreEncoded`]), so that `loadgen`
 //!   measures the server rather than its own protobuf encoder.
 //! - `loadgen`'s result ([`report::Report`]) and its text and JSON forms.
@@ -22,12 +25,14 @@
 //!   measured run).
 //!
 //! # Layout
-//! `workload.rs` (generation and encoding), `codec.rs` (pass-through gRPC codec), `report.rs`
-//! (latency histogram summary, text and JSON); `bin/loadgen.rs` (CLI and the gRPC driver);
-//! `benches/` (criterion); `tests/loadgen.rs` (end to end against the real server binary).
+//! `workload.rs` (generation and encoding), `otlp.rs` (its OTLP form), `codec.rs`
+//! (pass-through gRPC codec), `report.rs` (latency histogram summary, text and JSON);
+//! `bin/loadgen.rs` (CLI and the gRPC driver); `benches/` (criterion); `tests/loadgen.rs` (end
+//! to end against the real server binary).
 
 pub mod codec;
 pub mod compare;
+pub mod otlp;
 pub mod process;
 pub mod procstat;
 pub mod report;

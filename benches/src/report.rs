@@ -17,11 +17,14 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// The result of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
+    /// `native` (`thermostat.v1.MetricsService`) or `otlp` (OTLP/gRPC `Export`).
+    pub protocol: &'static str,
     /// `unary` or `stream`.
     pub mode: &'static str,
     /// Connections used.
     pub connections: usize,
-    /// Samples the server acknowledged (the sum of `accepted_samples`).
+    /// Samples the server acknowledged (native: the sum of `accepted_samples`; OTLP: the points
+    /// sent less `partial_success.rejected_data_points`).
     pub samples: u64,
     /// Samples the workload holds.
     pub expected_samples: u64,
@@ -74,6 +77,7 @@ impl Report {
     /// The run as one JSON object.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "protocol": self.protocol,
             "mode": self.mode,
             "connections": self.connections,
             "samples_per_second": self.samples_per_second(),
@@ -97,7 +101,8 @@ impl Report {
         // Writing into a String cannot fail.
         let _ = writeln!(
             out,
-            "mode {} over {} connection(s): {} samples in {:.3} s = {:.0} samples/s",
+            "{} {} over {} connection(s): {} samples in {:.3} s = {:.0} samples/s",
+            self.protocol,
             self.mode,
             self.connections,
             self.samples,
@@ -135,6 +140,7 @@ mod tests {
             h.record(us * 1000).unwrap();
         }
         let r = Report {
+            protocol: "otlp",
             mode: "unary",
             connections: 2,
             samples: 1000,
@@ -152,6 +158,8 @@ mod tests {
         .with_latencies(&h);
         let j = r.to_json();
         for key in [
+            "protocol",
+            "mode",
             "samples_per_second",
             "samples",
             "requests",
@@ -167,6 +175,8 @@ mod tests {
         assert_eq!(j["samples_per_second"], 2000.0);
         assert!((j["ack_latency_p50_ms"].as_f64().unwrap() - 50.0).abs() < 0.1);
         assert!((j["ack_latency_p99_ms"].as_f64().unwrap() - 99.0).abs() < 0.1);
+        assert_eq!(j["protocol"], "otlp");
         assert!(r.to_text().contains("2000 samples/s"));
+        assert!(r.to_text().starts_with("otlp unary over 2 connection(s)"));
     }
 }

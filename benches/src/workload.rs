@@ -225,6 +225,13 @@ impl Workload {
         (self.spec.series * self.spec.samples_per_series).div_ceil(self.spec.batch)
     }
 
+    /// Samples (= datums) in request `k`: `batch`, less in the last request; 0 out of range.
+    pub fn request_samples(&self, k: usize) -> u64 {
+        let total = self.spec.series * self.spec.samples_per_series;
+        let first = k.saturating_mul(self.spec.batch).min(total);
+        ((first + self.spec.batch).min(total) - first) as u64
+    }
+
     /// Timestamp (Unix ms) of sample `j` (0 = oldest) of every series.
     pub fn timestamp_ms(&self, j: usize) -> i64 {
         let back = (self.spec.samples_per_series - 1 - j) as i64;
@@ -393,6 +400,10 @@ mod tests {
             let w = Workload::new(spec(series, samples, batch), NOW).unwrap();
             let requests: Vec<_> = w.requests().collect();
             assert_eq!(requests.len(), w.request_count());
+            for (k, r) in requests.iter().enumerate() {
+                assert_eq!(w.request_samples(k), r.metric_data.len() as u64);
+            }
+            assert_eq!(w.request_samples(requests.len()), 0);
             assert!(requests.iter().all(|r| r.metric_data.len() <= batch));
             assert!(requests.iter().all(|r| !r.metric_data.is_empty()));
 

@@ -35,6 +35,10 @@ pub enum Error {
     /// The request's bytes are not a `PutMetricDataRequest`; nothing of it was stored.
     #[error(transparent)]
     Malformed(#[from] WireError),
+    /// An OTLP request that cannot be decoded or breaks a limit (`docs/otlp.md`); nothing of
+    /// it was stored. Fix the field named.
+    #[error("{0}; nothing of this request was stored")]
+    Otlp(#[from] thermostat_otlp::DecodeError),
     /// The server has no capacity right now; nothing of the request was stored. Retry with
     /// backoff.
     #[error(
@@ -201,6 +205,10 @@ impl Error {
     pub(crate) fn reason(&self) -> Option<RejectReason> {
         Some(match self {
             Error::Invalid(_) | Error::Malformed(_) => RejectReason::invalid_datum,
+            Error::Otlp(e) if e.kind == thermostat_otlp::DecodeErrorKind::TooLarge => {
+                RejectReason::too_large
+            }
+            Error::Otlp(_) => RejectReason::invalid_datum,
             Error::Overloaded(_) | Error::Append(AppendError::Full) => RejectReason::overloaded,
             Error::ShuttingDown | Error::Append(AppendError::Closed) => RejectReason::shutting_down,
             Error::Persist(_) | Error::Append(_) => RejectReason::persist_failed,
@@ -218,6 +226,10 @@ impl From<Error> for tonic::Status {
         use tonic::Status;
         match &error {
             Error::Invalid(_) | Error::Malformed(_) => Status::invalid_argument(error.to_string()),
+            Error::Otlp(e) if e.kind == thermostat_otlp::DecodeErrorKind::TooLarge => {
+                Status::resource_exhausted(error.to_string())
+            }
+            Error::Otlp(_) => Status::invalid_argument(error.to_string()),
             Error::Overloaded(_)
             | Error::SeriesLimit { .. }
             | Error::QueriesBusy(_)

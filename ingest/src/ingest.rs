@@ -13,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::Error;
+use crate::otlp::OtlpApi;
 use crate::persist::{self, SnapshotInfo};
 use crate::service::{Limits, MetricsApi};
+use crate::streams::{Applied, StreamsState};
 use crate::wal::{self, FsyncMode, Wal, WalOptions};
 
 /// Shards of the series store. A snapshot records it, and a store of another size cannot
@@ -43,12 +45,15 @@ pub struct IngestOptions {
     pub checkpoint_interval: Duration,
     /// Time between passes that seal, roll up and expire windows.
     pub compaction_interval: Duration,
+    /// An OTLP cumulative stream not seen for this long is forgotten (its next point counts
+    /// from zero again); the compaction pass forgets them (`--otlp-stream-idle-seconds`).
+    pub otlp_stream_idle: Duration,
 }
 
 impl IngestOptions {
     /// The defaults for `data_dir`: [`STORE_SHARDS`] shards, no truncation, group commit
     /// without extra wait, 1024 queued pushes, 64 MiB segments, a checkpoint every 5 minutes
-    /// and a compaction pass every 10 seconds.
+    /// and a compaction pass every 10 seconds; OTLP streams idle for an hour are forgotten.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let log = WalOptions::new(data_dir);
         IngestOptions {
@@ -61,6 +66,7 @@ impl IngestOptions {
             segment_bytes: log.segment_bytes,
             checkpoint_interval: Duration::from_secs(300),
             compaction_interval: Duration::from_secs(10),
+            otlp_stream_idle: Duration::from_secs(3600),
         }
     }
 
@@ -83,6 +89,8 @@ impl IngestOptions {
 pub struct Ingest {
     store: Arc<Store>,
     wal: Arc<Wal>,
+    /// The OTLP cumulative streams (live and applied).
+    streams: Arc<StreamsState>,
     options: Arc<IngestOptions>,
 }
 
@@ -108,20 +116,24 @@ pub async fn open(options: IngestOptions) -> Result<Ingest, Error> {
 fn open_blocking(options: IngestOptions) -> Result<Ingest, Error> {
     let store = Arc::new(Store::new(options.store_shards));
     let dir = &options.data_dir;
+    let mut streams = Applied::default();
     if let Some(info) = persist::load_snapshot(&store, dir).map_err(Error::LoadSnapshot)? {
         tracing::info!(
             series = info.series,
+            otlp_streams = info.otlp_streams(),
             bytes = info.bytes,
             "Loaded the snapshot."
         );
+        streams = info.streams;
     }
-    let recovery =
-        wal::recover(dir, &store, options.recover_truncate).map_err(Error::RecoverLog)?;
+    let recovery = wal::recover(dir, &store, &mut streams, options.recover_truncate)
+        .map_err(Error::RecoverLog)?;
     if recovery.replayed + recovery.truncated_bytes > 0 {
         tracing::info!(
             replayed = recovery.replayed,
             skipped = recovery.skipped,
             truncated_bytes = recovery.truncated_bytes,
+            otlp_streams = streams.streams.len(),
             "Recovered the write-ahead log."
         );
     }
@@ -130,6 +142,7 @@ fn open_blocking(options: IngestOptions) -> Result<Ingest, Error> {
     Ok(Ingest {
         store,
         wal: Arc::new(wal),
+        streams: Arc::new(StreamsState::recovered(streams)),
         options: Arc::new(options),
     })
 }
@@ -158,7 +171,16 @@ impl Ingest {
             clock,
             limits,
             stopping,
+            Arc::clone(&self.streams),
         )
+        .with_otlp_stream_idle(self.options.otlp_stream_idle)
+    }
+
+    /// The OTLP metrics service of `metrics` (a [`MetricsApi`] of this handle): the same as
+    /// [`MetricsApi::otlp_api`]. Its [`OtlpApi::export`] is what the binary's HTTP
+    /// `/v1/metrics` calls; [`crate::serve`] serves it on the gRPC port.
+    pub fn otlp_api(&self, metrics: &MetricsApi) -> OtlpApi {
+        metrics.otlp_api()
     }
 
     /// Logs observations Thermostat makes itself (e.g. the groups' capacity metrics), received
@@ -197,8 +219,10 @@ impl Ingest {
     ) {
         tracker.spawn(compaction_loop(
             Arc::clone(&self.store),
+            Arc::clone(&self.streams),
             clock,
             self.options.compaction_interval,
+            self.options.otlp_stream_idle,
             stop.clone(),
         ));
         tracker.spawn(self.clone().checkpoint_loop(stop));
@@ -224,8 +248,14 @@ impl Ingest {
 
     /// Writes a snapshot, then deletes the log segments it makes unnecessary.
     fn checkpoint(&self) -> Result<(), Error> {
-        let info = persist::save_snapshot(&self.store, &self.options.data_dir)
-            .map_err(Error::WriteSnapshot)?;
+        // The streams are read after the store's series, so that they hold every record up to
+        // the shards' watermarks (the applier applies a record's stream updates first).
+        let info = persist::save_snapshot_with(
+            &self.store,
+            || self.streams.applied().clone(),
+            &self.options.data_dir,
+        )
+        .map_err(Error::WriteSnapshot)?;
         let floor = info.watermarks.iter().copied().min().unwrap_or(0);
         let freed = self
             .wal
@@ -233,6 +263,7 @@ impl Ingest {
             .map_err(Error::RemoveSegments)?;
         tracing::info!(
             series = info.series,
+            otlp_streams = info.otlp_streams(),
             bytes = info.bytes,
             log_bytes_freed = freed,
             "Wrote a checkpoint."
@@ -262,13 +293,18 @@ impl Ingest {
     }
 }
 
-/// Seals, rolls up and expires windows every `every` until `stop` is cancelled.
+/// Seals, rolls up and expires windows, and forgets OTLP streams idle for longer than
+/// `stream_idle`, every `every` until `stop` is cancelled (the first pass at once: it also
+/// forgets the streams recovery brought back that had been forgotten before).
 async fn compaction_loop(
     store: Arc<Store>,
+    streams: Arc<StreamsState>,
     clock: Arc<dyn Clock>,
     every: Duration,
+    stream_idle: Duration,
     stop: CancellationToken,
 ) {
+    let idle_ms = i64::try_from(stream_idle.as_millis()).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -277,6 +313,10 @@ async fn compaction_loop(
             _ = tick.tick() => {
                 // Sealing serializes histograms: off the async workers that serve pushes.
                 let (store, now) = (Arc::clone(&store), clock.now());
+                let forgotten = streams.expire(now.as_millis(), idle_ms);
+                if forgotten > 0 {
+                    tracing::debug!(streams = forgotten, "Forgot idle OTLP streams.");
+                }
                 let Ok(r) = tokio::task::spawn_blocking(move || store.compact(now)).await else {
                     tracing::error!("A compaction pass panicked.");
                     continue;
@@ -298,7 +338,7 @@ async fn compaction_loop(
 pub fn read_data_dir(data_dir: &Path, store_shards: usize) -> Result<Store, Error> {
     let store = Store::new(store_shards);
     persist::load_snapshot(&store, data_dir)?;
-    wal::recover(data_dir, &store, false)?;
+    wal::recover(data_dir, &store, &mut Applied::default(), false)?;
     Ok(store)
 }
 

@@ -9,7 +9,13 @@
 //! - The `thermostat.v1.MetricsService` implementation ([`MetricsApi`], made by
 //!   [`Ingest::metrics_api`]): request validation mapped to `INVALID_ARGUMENT` with the field
 //!   path, back-pressure (`RESOURCE_EXHAUSTED`), and shutdown (`UNAVAILABLE`).
-//! - Serving it on a bound listener with gRPC reflection ([`serve`]).
+//! - The OTLP metrics service, `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`
+//!   ([`OtlpApi`], made by [`MetricsApi::otlp_api`] or [`Ingest::otlp_api`]; its
+//!   [`OtlpApi::export`] also serves the binary's HTTP `/v1/metrics`), over the same store,
+//!   log, limits and admission, with the OTLP cumulative streams' state logged with each
+//!   record and kept in the snapshots.
+//! - Serving both on a bound listener with gRPC reflection ([`serve`]; reflection lists the
+//!   native service only).
 //! - The on-disk formats: store snapshots and the write-ahead log (versioned; both read back
 //!   by every later build).
 //! - One error type, [`Error`], mapped to gRPC statuses in one place (`error.rs`). The
@@ -29,7 +35,8 @@
 //! `ingest.rs` (the façade: [`open`], [`Ingest`], checkpoints), `wire.rs` (zero-copy protobuf
 //! reader), `convert.rs` (request → the core's `ObservationBatch`), `intern.rs` (wire identity
 //! → series key), `record.rs` (log record payloads), `wal.rs` (the write-ahead log and the
-//! applier), `service.rs` (tonic service), `persist.rs` (snapshots), `error.rs` (the one error
+//! applier), `service.rs` (tonic service), `otlp.rs` (the OTLP service), `streams.rs` (the
+//! OTLP streams: live and applied, undo), `persist.rs` (snapshots), `error.rs` (the one error
 //! type and its `Status` mapping).
 
 #![warn(missing_docs)]
@@ -39,10 +46,12 @@ mod convert;
 mod error;
 mod ingest;
 mod intern;
+mod otlp;
 mod persist;
 mod record;
 mod reservation;
 mod service;
+mod streams;
 mod wal;
 mod wire;
 
@@ -52,8 +61,10 @@ pub use error::{Error, Overload, Result, SeriesLimit};
 pub use ingest::{
     Ingest, IngestOptions, STORE_SHARDS, load_snapshot, open, read_data_dir, save_snapshot,
 };
+pub use otlp::OtlpApi;
 pub use persist::SnapshotInfo;
 pub use service::{Limits, MetricsApi};
+pub use streams::OtlpOptions;
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tonic::codegen::http;
@@ -107,6 +118,10 @@ pub async fn serve(
     let authenticate = auth::AuthLayer {
         access: std::sync::Arc::clone(api.access()),
     };
+    let otlp =
+        thermostat_proto::otlp::metrics_service_server::MetricsServiceServer::new(api.otlp_api())
+            .max_decoding_message_size(limits.max_request_bytes)
+            .max_encoding_message_size(64 << 20);
     let metrics = MetricsServiceServer::new(api)
         .max_decoding_message_size(limits.max_request_bytes)
         .max_encoding_message_size(64 << 20);
@@ -134,6 +149,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(metrics)
+        .add_service(otlp)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())

@@ -3,7 +3,10 @@
 //! A snapshot file is `MAGIC`, a little-endian `u32` format version, then records of
 //! `[u32 length][u32 crc32][postcard bytes of one Record]`, then a record of length 0. After
 //! the series of each shard comes that shard's write-ahead-log watermark: the snapshot holds
-//! exactly the log records up to it, so recovery replays only newer ones. It is written to a
+//! exactly the log records up to it, so recovery replays only newer ones. Since format 3, the
+//! OTLP cumulative streams follow, one record per stream, then their own watermark: they hold
+//! the stream updates of exactly the log records up to it (`streams.rs`); a format 2 snapshot
+//! has none and loads with no streams. It is written to a
 //! temporary file, fsynced and renamed over the previous one, so a crash while writing leaves
 //! the previous snapshot in place.
 
@@ -13,17 +16,34 @@ use std::path::{Path, PathBuf};
 
 use thermostat_metrics::Store;
 use thermostat_metrics::store::{ExportItem, SeriesExport};
+use thermostat_otlp::{StreamKey, StreamState, StreamUpdate};
+
+use crate::streams::Applied;
 
 const MAGIC: &[u8; 8] = b"THRMSNAP";
-/// The snapshot format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The snapshot format this build writes (3: with the OTLP streams).
+pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The oldest snapshot format this build reads (2: without streams).
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 2;
 
+/// One record of a snapshot. Variants are append-only (postcard numbers them in order).
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Record {
     Series(SeriesExport),
     Shard {
         index: u32,
         count: u32,
+        watermark: u64,
+    },
+    /// One OTLP cumulative stream (format 3).
+    Stream {
+        key: StreamKey,
+        state: StreamState,
+    },
+    /// After the streams: how many there were, and the newest log record whose stream updates
+    /// they hold (format 3).
+    Streams {
+        count: u64,
         watermark: u64,
     },
 }
@@ -49,7 +69,7 @@ pub enum PersistError {
     },
     /// The file was written by a Thermostat with a format this build does not know.
     #[error(
-        "{path}: snapshot format version {found} is not supported by this build (it reads version {FORMAT_VERSION}); use the Thermostat version that wrote it, or move the data directory aside"
+        "{path}: snapshot format version {found} is not supported by this build (it reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); use the Thermostat version that wrote it, or move the data directory aside"
     )]
     UnknownVersion {
         /// The file.
@@ -70,7 +90,7 @@ pub enum PersistError {
 }
 
 /// What a snapshot held.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SnapshotInfo {
     /// Series written or read.
     pub series: usize,
@@ -78,6 +98,15 @@ pub struct SnapshotInfo {
     pub bytes: u64,
     /// Per shard, the newest log record the snapshot holds.
     pub watermarks: Vec<u64>,
+    /// The OTLP cumulative streams, and the newest log record whose updates they hold.
+    pub(crate) streams: Applied,
+}
+
+impl SnapshotInfo {
+    /// How many OTLP cumulative streams the snapshot held.
+    pub fn otlp_streams(&self) -> usize {
+        self.streams.streams.len()
+    }
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> PersistError + '_ {
@@ -92,6 +121,20 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> PersistError + '_ {
 /// # Errors
 /// Any file-system error, with the path.
 pub(crate) fn save_snapshot(store: &Store, dir: &Path) -> Result<SnapshotInfo, PersistError> {
+    save_snapshot_with(store, Applied::default, dir)
+}
+
+/// Writes a snapshot of `store` and of the OTLP streams `streams` gives (called once the
+/// store's series are written, so that the streams are at least as new as every shard's
+/// watermark) into `dir`.
+///
+/// # Errors
+/// Any file-system error, with the path.
+pub(crate) fn save_snapshot_with(
+    store: &Store,
+    streams: impl FnOnce() -> Applied,
+    dir: &Path,
+) -> Result<SnapshotInfo, PersistError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
@@ -129,6 +172,29 @@ pub(crate) fn save_snapshot(store: &Store, dir: &Path) -> Result<SnapshotInfo, P
         })();
     });
     result.map_err(io_err(&tmp))?;
+    let streams = streams();
+    let mut write = |record: &Record| -> io::Result<()> {
+        let bytes = postcard::to_stdvec(record).map_err(io::Error::other)?;
+        let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
+        out.write_all(&len.to_le_bytes())?;
+        out.write_all(&crc32fast::hash(&bytes).to_le_bytes())?;
+        out.write_all(&bytes)
+    };
+    let mut count = 0u64;
+    for (key, state) in streams.streams.iter() {
+        write(&Record::Stream {
+            key: key.clone(),
+            state: state.clone(),
+        })
+        .map_err(io_err(&tmp))?;
+        count += 1;
+    }
+    write(&Record::Streams {
+        count,
+        watermark: streams.seq,
+    })
+    .map_err(io_err(&tmp))?;
+    info.streams = streams;
     out.write_all(&0u32.to_le_bytes()).map_err(io_err(&tmp))?;
     let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err(&tmp))?;
@@ -169,7 +235,7 @@ pub(crate) fn load_snapshot(
     r.read_exact(&mut word)
         .map_err(|_| PersistError::NotASnapshot { path: path.clone() })?;
     let found = u32::from_le_bytes(word);
-    if found != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
         return Err(PersistError::UnknownVersion { path, found });
     }
     let mut offset = 12u64;
@@ -177,7 +243,9 @@ pub(crate) fn load_snapshot(
         series: 0,
         bytes,
         watermarks: Vec::new(),
+        streams: Applied::default(),
     };
+    let mut streams = 0u64;
     let corrupt = |offset, why: String| PersistError::Corrupt {
         path: path.clone(),
         offset,
@@ -218,6 +286,19 @@ pub(crate) fn load_snapshot(
                     return Err(corrupt(offset, why));
                 }
                 info.watermarks.push(watermark);
+            }
+            Record::Stream { key, state } => {
+                info.streams
+                    .streams
+                    .apply(&StreamUpdate::Set { key, state });
+                streams += 1;
+            }
+            Record::Streams { count, watermark } => {
+                if count != streams {
+                    let why = format!("{streams} streams where {count} were written");
+                    return Err(corrupt(offset, why));
+                }
+                info.streams.seq = watermark;
             }
         }
         offset += 8 + len as u64;

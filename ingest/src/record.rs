@@ -27,6 +27,11 @@
 //!     says a minimum follows, bit 1 a maximum (other bits are 0), then `m` bucket
 //!     representatives and their `m` counts.
 //!
+//! - `0x03 update_len:v update` — a change to the OTLP cumulative streams' state
+//!   (`thermostat_otlp::StreamUpdate`, `update_len` bytes of postcard), made by the request
+//!   whose observations the record holds: replay applies them, in order, with the record.
+//!   Written after the runs (format 3).
+//!
 //! Kinds are append-only like units: kind 4 came after logs of kinds 0–3 were written, which
 //! still decode as they did. A build that predates kind 4 refuses a record of it as an
 //! undecodable payload (`kind`).
@@ -41,10 +46,13 @@ use thermostat_metrics::{
     StatisticSet, Timestamp, Unit,
 };
 
+use thermostat_otlp::StreamUpdate;
+
 use crate::intern::Interner;
 
 const NAMESPACE: u8 = 1;
 const RUN: u8 = 2;
+const STREAM_UPDATE: u8 = 3;
 
 const KIND_VALUE: u8 = 0;
 const KIND_VALUES: u8 = 1;
@@ -104,6 +112,22 @@ fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
     for d in key.dimensions() {
         put_str(out, &d.name);
         put_str(out, &d.value);
+    }
+}
+
+/// The items of the OTLP stream `updates` a record's request made, appended to `out` (after
+/// [`encode`]'s).
+pub(crate) fn encode_stream_updates(updates: &[StreamUpdate], out: &mut Vec<u8>) {
+    for update in updates {
+        // Serializing plain data into a Vec cannot fail; an update that did would be a bug
+        // (and is logged empty, which replay refuses loudly rather than silently).
+        let bytes = postcard::to_stdvec(update).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Could not encode a stream update for the log.");
+            Vec::new()
+        });
+        out.push(STREAM_UPDATE);
+        encode_varint(bytes.len() as u64, out);
+        out.extend_from_slice(&bytes);
     }
 }
 
@@ -288,7 +312,21 @@ impl Decoder {
     /// # Errors
     /// Bytes that are not such a payload (a checksummed record makes this a bug, not
     /// corruption).
+    #[cfg(test)]
     pub(crate) fn decode(&mut self, payload: &[u8]) -> Result<ObservationBatch, DecodeError> {
+        let mut updates = Vec::new();
+        self.decode_with_updates(payload, &mut updates)
+    }
+
+    /// The observations of a payload, and its OTLP stream updates appended to `updates`.
+    ///
+    /// # Errors
+    /// As [`Decoder::decode`]; also an update that does not decode.
+    pub(crate) fn decode_with_updates(
+        &mut self,
+        payload: &[u8],
+        updates: &mut Vec<StreamUpdate>,
+    ) -> Result<ObservationBatch, DecodeError> {
         let mut out = ObservationBatch::default();
         let mut c = Cursor {
             all: payload,
@@ -334,6 +372,12 @@ impl Decoder {
                         out.samples += sample.sample_count();
                         out.push_sample(&key, Timestamp::from_millis(t), unit, resolution, sample);
                     }
+                }
+                STREAM_UPDATE => {
+                    let n = c.len(1, "stream update length")?;
+                    let at = c.error("stream update");
+                    let update = postcard::from_bytes(c.bytes(n)).map_err(|_| at)?;
+                    updates.push(update);
                 }
                 _ => return Err(tag_at),
             }

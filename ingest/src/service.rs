@@ -22,10 +22,13 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use thermostat_otlp::MapOptions;
+
 use crate::convert::validate_request;
 use crate::error::{Error, Overload, SeriesLimit};
 use crate::intern::Interner;
 use crate::reservation::{Reservation, Reserved};
+use crate::streams::{OtlpOptions, StreamsState, map_options};
 use crate::wal::{Acknowledgement, Job, Refused, Wal};
 
 /// Requests of one stream waiting for the log at once.
@@ -76,21 +79,27 @@ impl Default for Limits {
 /// The service state shared by every connection.
 #[derive(Debug, Clone)]
 pub struct MetricsApi {
-    store: Arc<Store>,
-    wal: Arc<Wal>,
-    telemetry: Arc<Telemetry>,
-    clock: Arc<dyn Clock>,
-    limits: Limits,
-    in_flight: Arc<Semaphore>,
-    streams: Arc<Semaphore>,
-    stopping: CancellationToken,
-    interner: Arc<Interner>,
-    queries: Arc<QueryGate>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) wal: Arc<Wal>,
+    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) limits: Limits,
+    pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) streams: Arc<Semaphore>,
+    pub(crate) stopping: CancellationToken,
+    pub(crate) interner: Arc<Interner>,
+    pub(crate) queries: Arc<QueryGate>,
     /// New series of requests admitted but not yet applied (see
     /// [`MetricsApi::check_series_limits`]).
-    reserved: Arc<Mutex<Reserved>>,
+    pub(crate) reserved: Arc<Mutex<Reserved>>,
     /// Who may push and read what.
-    access: Arc<Access>,
+    pub(crate) access: Arc<Access>,
+    /// The OTLP cumulative streams ([`crate::OtlpApi`]).
+    pub(crate) otlp_streams: Arc<StreamsState>,
+    /// How OTLP requests are mapped.
+    pub(crate) otlp_options: Arc<MapOptions>,
+    /// How long an idle OTLP stream is kept.
+    pub(crate) otlp_stream_idle: std::time::Duration,
 }
 
 impl MetricsApi {
@@ -103,8 +112,17 @@ impl MetricsApi {
         clock: Arc<dyn Clock>,
         limits: Limits,
         stopping: CancellationToken,
+        otlp_streams: Arc<StreamsState>,
     ) -> Self {
+        let otlp_stream_idle = std::time::Duration::from_secs(3600);
         MetricsApi {
+            otlp_options: Arc::new(map_options(
+                &OtlpOptions::default(),
+                limits.max_series,
+                otlp_stream_idle,
+            )),
+            otlp_streams,
+            otlp_stream_idle,
             store,
             wal,
             telemetry,
@@ -125,6 +143,19 @@ impl MetricsApi {
                 thermostat_metrics::store::DEFAULT_MAX_WAITING_QUERIES,
             )),
         }
+    }
+
+    /// Forgets OTLP streams idle for longer than `idle` when the mapping needs room.
+    pub(crate) fn with_otlp_stream_idle(mut self, idle: std::time::Duration) -> Self {
+        self.otlp_stream_idle = idle;
+        self.otlp_options = Arc::new(map_options(
+            &OtlpOptions {
+                resource_dimensions: self.otlp_options.resource_dimensions.clone(),
+            },
+            self.limits.max_series,
+            idle,
+        ));
+        self
     }
 
     /// Runs `GetMetricStatistics` through `gate` (shared with the HTTP API) instead of a gate
@@ -149,7 +180,7 @@ impl MetricsApi {
 
     /// The principal of `request` (put there by [`crate::serve`]'s authentication, or found
     /// now from its metadata when the service is used without it), with `permission`.
-    fn principal<T>(
+    pub(crate) fn principal<T>(
         &self,
         request: &Request<T>,
         permission: Permission,
@@ -176,7 +207,7 @@ impl MetricsApi {
     }
 
     /// Logs (at most a few a second) and answers a refusal.
-    fn denied(&self, principal: &Principal, denied: Denied) -> Status {
+    pub(crate) fn denied(&self, principal: &Principal, denied: Denied) -> Status {
         if let Some(suppressed) = self.access.log_denial(self.clock.now().as_millis()) {
             tracing::warn!(principal = %principal.name, suppressed, "Refused a gRPC request: {denied}.");
         }
@@ -252,7 +283,15 @@ impl MetricsApi {
         namespace: &Arc<str>,
         batch: &ObservationBatch,
     ) -> Result<Option<Reservation>, Error> {
-        let runs: Vec<&SeriesKey> = batch.series().collect();
+        self.reserve_series(namespace, batch.series().collect())
+    }
+
+    /// [`MetricsApi::check_series_limits`] for the series of `runs` (all in `namespace`).
+    pub(crate) fn reserve_series(
+        &self,
+        namespace: &Arc<str>,
+        runs: Vec<&SeriesKey>,
+    ) -> Result<Option<Reservation>, Error> {
         let most_bytes: usize = runs.iter().map(|k| Store::new_series_bytes(k)).sum();
         let max_ns = self.limits.max_series_per_namespace;
         let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
@@ -343,7 +382,7 @@ impl MetricsApi {
         }
     }
 
-    fn counted<T>(&self, r: Result<T, Error>) -> Result<T, Status> {
+    pub(crate) fn counted<T>(&self, r: Result<T, Error>) -> Result<T, Status> {
         r.map_err(|e| {
             if let Some(reason) = e.reason() {
                 self.telemetry.ingest_rejected(reason);

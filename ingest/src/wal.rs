@@ -4,10 +4,12 @@
 //! `wal/<first sequence number, 20 digits>.wal` segments. Each starts with `MAGIC` and a
 //! little-endian `u32` format version, then records:
 //! `[u32 payload length][u32 crc32 of the rest][u64 sequence number][i64 receipt time ms][payload]`.
-//! Sequence numbers increase by one from record to record across segments. In format 2 (what
-//! this build writes) the payload is the request's observations, resolved and compact
-//! ([`crate::record`]); in format 1 (still read) it was the protobuf encoding of the
-//! `PutMetricDataRequest` as received.
+//! Sequence numbers increase by one from record to record across segments. In formats 2 and 3
+//! (3 is what this build writes) the payload is the request's observations, resolved and
+//! compact, and in format 3 also the OTLP stream updates the request made ([`crate::record`]);
+//! in format 1 (still read) it was the protobuf encoding of the `PutMetricDataRequest` as
+//! received. Recovery applies each record's stream updates to the streams of the snapshot
+//! (those newer than it), which rebuilds the OTLP cumulative state (`streams.rs`).
 //!
 //! # Writing
 //! One writer thread owns the open segment. Handlers validate a request, encode its record
@@ -41,10 +43,14 @@ pub(crate) use crate::error::{AppendError, WalError};
 use crate::intern::Interner;
 use crate::record;
 use crate::reservation::Reservation;
+use crate::streams::{Applied, Undo};
+use thermostat_otlp::StreamUpdate;
 
 const MAGIC: &[u8; 8] = b"THRMWAL\0";
-/// The log format this build writes.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The log format this build writes: 3 adds distributions (run kind 4) and OTLP stream
+/// updates (item `0x03`) to format 2's payloads, so that a build that knows only format 2
+/// refuses such a log with a version error instead of cutting it off as torn.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 /// The oldest log format this build reads (its payloads are requests as received).
 pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 const HEADER: usize = 12;
@@ -151,7 +157,11 @@ pub(crate) struct Job {
     batch: ObservationBatch,
     /// The request's new series, reserved against the series limits until it is applied
     /// (released right after the batch is recorded, or with the job when it is not).
-    reservation: Option<Reservation>,
+    reservations: Vec<Reservation>,
+    /// The OTLP stream updates the request made (also in `payload`), applied with it.
+    stream_updates: Vec<StreamUpdate>,
+    /// Where they go when applied, and how to undo them in the live state if the write fails.
+    streams: Option<Undo>,
     /// Answered once it is durable and applied.
     ack: Ack,
 }
@@ -192,15 +202,52 @@ impl Job {
             payload,
             received,
             batch,
-            reservation: None,
+            reservations: Vec::new(),
+            stream_updates: Vec::new(),
+            streams: None,
             ack,
         }
     }
 
+    /// An OTLP request for the log: its observations and the stream updates its mapping made
+    /// (`undo` says how to take them back from the live state, should the write fail).
+    pub(crate) fn with_streams(
+        batch: ObservationBatch,
+        received: Timestamp,
+        ack: oneshot::Sender<Acknowledgement>,
+        undo: Undo,
+    ) -> Self {
+        let mut job = Self::new(batch, received, ack);
+        record::encode_stream_updates(&undo.made, &mut job.payload);
+        job.stream_updates.clone_from(&undo.made);
+        job.streams = Some(undo);
+        job
+    }
+
     /// Holds `reservation` until the job is applied or dropped.
     pub(crate) fn holding(mut self, reservation: Option<Reservation>) -> Self {
-        self.reservation = reservation;
+        self.reservations.extend(reservation);
         self
+    }
+
+    /// Holds every one of `reservations` until the job is applied or dropped.
+    pub(crate) fn holding_all(mut self, reservations: Vec<Reservation>) -> Self {
+        self.reservations.extend(reservations);
+        self
+    }
+
+    /// Gives back the undo of a job that was not queued (the caller still holds the live
+    /// state's lock and undoes it there).
+    pub(crate) fn into_undo(self) -> Option<Undo> {
+        self.streams
+    }
+
+    /// Answers a job whose write failed, first undoing its stream updates in the live state.
+    fn refuse(self, error: AppendError) {
+        if let Some(undo) = self.streams {
+            undo.revert();
+        }
+        self.ack.send(Err(error));
     }
 
     /// Records the job into `store` as record `seq`, releases its reservation of new series
@@ -208,12 +255,17 @@ impl Job {
     fn apply(self, store: &Store, seq: u64) {
         let Job {
             batch,
-            reservation,
+            reservations,
+            stream_updates,
+            streams,
             ack,
             ..
         } = self;
+        if let Some(undo) = &streams {
+            undo.state.applied().apply_record(seq, &stream_updates);
+        }
         batch.record_into(store, seq);
-        drop(reservation);
+        drop(reservations);
         drop(batch);
         ack.send(Ok(seq));
     }
@@ -327,8 +379,10 @@ fn read_record(r: &mut impl Read, offset: u64) -> io::Result<RecordRead> {
 pub(crate) fn recover(
     data_dir: &Path,
     store: &Store,
+    streams: &mut Applied,
     truncate_corrupt: bool,
 ) -> Result<RecoveryReport, WalError> {
+    let mut updates = Vec::new();
     let dir = wal_dir(data_dir);
     let segs = segments(&dir)?;
     let marks = store.watermarks();
@@ -387,10 +441,14 @@ pub(crate) fn recover(
                             trusted_request(&payload, Timestamp::from_millis(received), &interner)
                                 .map_err(|e| e.to_string())
                         } else {
-                            decoder.decode(&payload).map_err(|e| e.to_string())
+                            updates.clear();
+                            decoder
+                                .decode_with_updates(&payload, &mut updates)
+                                .map_err(|e| e.to_string())
                         };
                         match decoded {
                             Ok(batch) => {
+                                streams.apply_record(seq, &updates);
                                 if seq > floor {
                                     batch.record_into(store, seq);
                                     report.replayed += 1;
@@ -569,14 +627,22 @@ impl Wal {
     /// [`Refused::Full`] when the queue is full (answer RESOURCE_EXHAUSTED), [`Refused::Closed`]
     /// when the log is closed (answer UNAVAILABLE).
     pub(crate) fn submit(&self, job: Job) -> Result<(), Refused> {
+        self.try_submit(job).map_err(|(why, _)| why)
+    }
+
+    /// Queues a request for the writer, giving a refused job back.
+    ///
+    /// # Errors
+    /// As [`Wal::submit`], with the job.
+    pub(crate) fn try_submit(&self, job: Job) -> Result<(), (Refused, Box<Job>)> {
         let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = guard.as_ref() else {
-            return Err(Refused::Closed);
+            return Err((Refused::Closed, Box::new(job)));
         };
         match tx.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Refused::Full),
-            Err(TrySendError::Disconnected(_)) => Err(Refused::Closed),
+            Err(TrySendError::Full(job)) => Err((Refused::Full, Box::new(job))),
+            Err(TrySendError::Disconnected(job)) => Err((Refused::Closed, Box::new(job))),
         }
     }
 
@@ -787,8 +853,9 @@ impl WriterState {
                 tracing::error!(error = %e2, "Could not cut the failed write off the write-ahead log.");
             }
             let error = AppendError::Write(Arc::new(e));
-            for job in group {
-                job.ack.send(Err(error.clone()));
+            // Newest first, so that stream updates are undone in the reverse of their order.
+            for job in group.into_iter().rev() {
+                job.refuse(error.clone());
             }
             return;
         }

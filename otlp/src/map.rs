@@ -78,6 +78,8 @@ pub struct MappedPoint {
     pub unit: Unit,
     /// The point's `time_unix_nano`, in ms.
     pub timestamp_ms: i64,
+    /// The point's index in its metric's `data_points` (for a rejection the caller makes).
+    pub point: usize,
     /// What it records.
     pub data: MappedData,
 }
@@ -108,6 +110,10 @@ pub struct Mapped {
     pub resets: usize,
     /// The changes made to the [`Streams`], in the order they were applied: log them.
     pub stream_updates: Vec<StreamUpdate>,
+    /// The changes that undo `stream_updates`, in the order to apply them (the last change's
+    /// inverse first): applied to the state after the call, they give the state before it.
+    /// For a caller whose log refuses the request.
+    pub undo: Vec<StreamUpdate>,
 }
 
 /// Maps a decoded request onto Thermostat observations, updating `streams` (through
@@ -149,6 +155,7 @@ pub fn map(
             }
         }
     }
+    mapper.out.undo.reverse();
     mapper.out
 }
 
@@ -627,11 +634,18 @@ impl Mapper<'_> {
         }
     }
 
-    fn emit(&mut self, context: &MetricContext<'_>, identity: Identity, data: MappedData) {
+    fn emit(
+        &mut self,
+        context: &MetricContext<'_>,
+        index: usize,
+        identity: Identity,
+        data: MappedData,
+    ) {
         self.out.points.push(MappedPoint {
             series: identity.series,
             unit: context.unit,
             timestamp_ms: identity.timestamp_ms,
+            point: index,
             data,
         });
     }
@@ -644,10 +658,9 @@ impl Mapper<'_> {
         }
         if !self.expired {
             self.expired = true;
-            let updates = self
-                .streams
-                .expire(self.now_ms, self.options.stream_idle_ms);
-            self.out.stream_updates.extend(updates);
+            for update in self.streams.idle(self.now_ms, self.options.stream_idle_ms) {
+                self.apply(update);
+            }
         }
         self.streams.len() < self.options.max_streams
     }
@@ -702,9 +715,15 @@ impl Mapper<'_> {
                 totals,
             },
         };
-        self.streams.apply(&update);
-        self.out.stream_updates.push(update);
+        self.apply(update);
         Some(delta)
+    }
+
+    /// Applies `update`, records it and its inverse.
+    fn apply(&mut self, update: StreamUpdate) {
+        let inverse = self.streams.apply_undoable(&update);
+        self.out.undo.push(inverse);
+        self.out.stream_updates.push(update);
     }
 
     fn number_point(
@@ -763,7 +782,7 @@ impl Mapper<'_> {
         if let Err((reason, rule)) = check_data(&data) {
             return self.reject(context.metric, index, reason, rule);
         }
-        self.emit(context, identity, data);
+        self.emit(context, index, identity, data);
     }
 
     /// Records a distribution, or counts it as empty.
@@ -781,7 +800,7 @@ impl Mapper<'_> {
         if let Err((reason, rule)) = check_data(&data) {
             return self.reject(context.metric, index, reason, rule);
         }
-        self.emit(context, identity, data);
+        self.emit(context, index, identity, data);
     }
 
     fn histogram_point(

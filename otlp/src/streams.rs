@@ -181,9 +181,28 @@ impl Streams {
         }
     }
 
-    /// Forgets every stream not seen for more than `idle_ms` before `now_ms`, and returns the
-    /// updates that did so (to be logged like those of a mapping), in key order.
-    pub fn expire(&mut self, now_ms: i64, idle_ms: i64) -> Vec<StreamUpdate> {
+    /// Applies one update like [`Streams::apply`] and returns its inverse: the update that
+    /// puts the stream back as it was (a `Set` of its previous state, or a `Remove` when it
+    /// had none), so that a caller whose log refuses the change can undo it.
+    pub fn apply_undoable(&mut self, update: &StreamUpdate) -> StreamUpdate {
+        let (key, previous) = match update {
+            StreamUpdate::Set { key, state } => {
+                (key, self.streams.insert(key.clone(), state.clone()))
+            }
+            StreamUpdate::Remove { key } => (key, self.streams.remove(key)),
+        };
+        match previous {
+            Some(state) => StreamUpdate::Set {
+                key: key.clone(),
+                state,
+            },
+            None => StreamUpdate::Remove { key: key.clone() },
+        }
+    }
+
+    /// The updates that forget every stream not seen for more than `idle_ms` before `now_ms`,
+    /// in key order (not applied).
+    pub fn idle(&self, now_ms: i64, idle_ms: i64) -> Vec<StreamUpdate> {
         let mut idle: Vec<&StreamKey> = self
             .streams
             .iter()
@@ -191,10 +210,15 @@ impl Streams {
             .map(|(key, _)| key)
             .collect();
         idle.sort_unstable();
-        let updates: Vec<StreamUpdate> = idle
-            .into_iter()
+        idle.into_iter()
             .map(|key| StreamUpdate::Remove { key: key.clone() })
-            .collect();
+            .collect()
+    }
+
+    /// Forgets every stream not seen for more than `idle_ms` before `now_ms`, and returns the
+    /// updates that did so (to be logged like those of a mapping), in key order.
+    pub fn expire(&mut self, now_ms: i64, idle_ms: i64) -> Vec<StreamUpdate> {
+        let updates = self.idle(now_ms, idle_ms);
         for update in &updates {
             self.apply(update);
         }

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! `v1`: messages plus `metrics_service_client`; `server`: `metrics_service_server`, whose
-//! `PutMetricDataRequest` is raw bytes ([`codec`]); [`FILE_DESCRIPTOR_SET`] for reflection.
+//! `PutMetricDataRequest` is raw bytes ([`codec`]); [`FILE_DESCRIPTOR_SET`] for reflection;
+//! [`otlp`]: the OTLP metrics collector service over `opentelemetry-proto`'s messages.
 
 #![allow(
     missing_docs,
@@ -25,6 +26,16 @@ pub mod v1 {
 /// The server side of version 1: the same service, taking `PutMetricDataRequest` raw.
 pub mod server {
     include!(concat!(env!("OUT_DIR"), "/server/thermostat.v1.rs"));
+}
+
+/// The OTLP metrics collector service (`opentelemetry.proto.collector.metrics.v1`,
+/// `MetricsService/Export`): `metrics_service_server` and `metrics_service_client`, whose
+/// messages are `opentelemetry-proto`'s (`opentelemetry_proto::tonic::collector::metrics::v1`).
+pub mod otlp {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/otlp/opentelemetry.proto.collector.metrics.v1.rs"
+    ));
 }
 
 pub mod codec;

@@ -25,6 +25,7 @@ mod http;
 mod lifecycle;
 mod logs;
 mod manual_scaling;
+mod otlp;
 mod process;
 mod reflection;
 mod scaling_time;

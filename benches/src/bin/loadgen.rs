@@ -7,6 +7,11 @@
 //! `StreamMetricData` stream with up to `--in-flight` requests awaiting their response.
 //! RESOURCE_EXHAUSTED answers are retried with exponential backoff (counted as retries); any
 //! other failure counts as an error, and the program exits non-zero with the first status.
+//! UNIMPLEMENTED (a server without the called service) stops the run at once, naming the path.
+//!
+//! `--protocol otlp` sends the same samples as OTLP/gRPC `ExportMetricsServiceRequest`s
+//! (`thermostat_benches::otlp`), unary `Export` calls only (OTLP has no streaming call); the
+//! samples accepted are the points sent less `partial_success.rejected_data_points`.
 
 #![allow(
     clippy::print_stdout,
@@ -16,14 +21,17 @@
 use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use thermostat_benches::codec::{PreEncoded, put_metric_data_path, stream_metric_data_path};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use thermostat_benches::codec::{
+    PreEncoded, otlp_export_path, put_metric_data_path, stream_metric_data_path,
+};
 use thermostat_benches::procstat::ProcStat;
 use thermostat_benches::report::{MAX_LATENCY_US, latency_histogram};
 use thermostat_benches::{Layout, Order, Report, Workload, WorkloadSpec};
@@ -31,6 +39,7 @@ use thermostat_metrics::{Clock as _, SystemClock};
 use thermostat_proto::v1::PutMetricDataResponse;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
@@ -79,6 +88,11 @@ struct Args {
     /// (each request one host's flush; see `thermostat_benches::Order`).
     #[arg(long, default_value = "time", value_parser = ["time", "agent"])]
     order: String,
+    /// Wire protocol: `native` (`thermostat.v1.MetricsService`) or `otlp` (OTLP/gRPC
+    /// `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`, unary only: the same
+    /// samples as gauge points, one resource with `service.name` = --namespace).
+    #[arg(long, default_value = "native", value_parser = ["native", "otlp"])]
+    protocol: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -136,15 +150,50 @@ fn main() -> ExitCode {
 #[derive(Debug)]
 struct Plan {
     requests: Vec<Bytes>,
+    /// Samples (= datums, = OTLP points) in each request.
+    samples: Vec<u64>,
+    /// The unary method's path.
+    unary_path: PathAndQuery,
     next: AtomicUsize,
+    /// Set when continuing is pointless (the server does not implement the method).
+    stopped: AtomicBool,
     max_retries: u32,
 }
 
 impl Plan {
     /// The next request nobody has taken yet.
     fn take(&self) -> Option<usize> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return None;
+        }
         let k = self.next.fetch_add(1, Ordering::Relaxed);
         (k < self.requests.len()).then_some(k)
+    }
+
+    /// Counts a final failure of request `k` in `tally`; UNIMPLEMENTED also stops the run
+    /// (every other request would get the same answer).
+    fn failed(&self, tally: &mut Tally, k: usize, s: &Status, path: &PathAndQuery) {
+        if s.code() == Code::Unimplemented {
+            self.stopped.store(true, Ordering::Relaxed);
+        }
+        tally.failed(k, s, path);
+    }
+}
+
+/// A response that says how many of the samples sent the server accepted.
+trait Acknowledgement: prost::Message + Default + Send + 'static {
+    fn accepted(&self, sent: u64) -> u64;
+}
+
+impl Acknowledgement for PutMetricDataResponse {
+    fn accepted(&self, _sent: u64) -> u64 {
+        self.accepted_samples
+    }
+}
+
+impl Acknowledgement for ExportMetricsServiceResponse {
+    fn accepted(&self, sent: u64) -> u64 {
+        thermostat_benches::otlp::accepted(self, sent)
     }
 }
 
@@ -171,19 +220,28 @@ impl Tally {
         }
     }
 
-    fn acknowledged(&mut self, since: Instant, r: &PutMetricDataResponse) {
+    fn acknowledged(&mut self, since: Instant, accepted: u64) {
         let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.latency_us
             .saturating_record(us.clamp(1, MAX_LATENCY_US));
-        self.samples += r.accepted_samples;
+        self.samples += accepted;
         self.requests += 1;
     }
 
-    fn failed(&mut self, k: usize, s: &Status) {
+    fn failed(&mut self, k: usize, s: &Status, path: &PathAndQuery) {
         self.requests += 1;
         self.errors += 1;
         if self.first_error.is_none() {
-            let text = format!("request {k}: {:?}: {}", s.code(), s.message());
+            let text = if s.code() == Code::Unimplemented {
+                format!(
+                    "request {k}: Unimplemented: the server does not serve {path} \
+                     (run stopped){}{}",
+                    if s.message().is_empty() { "" } else { ": " },
+                    s.message()
+                )
+            } else {
+                format!("request {k} to {path}: {:?}: {}", s.code(), s.message())
+            };
             self.first_error = Some((Instant::now(), text));
         }
     }
@@ -237,10 +295,31 @@ async fn run(args: Args) -> anyhow::Result<Report> {
             Order::Time
         },
     };
+    let otlp = args.protocol == "otlp";
+    if otlp && args.stream {
+        anyhow::bail!(
+            "--stream needs --protocol native: OTLP/gRPC has only the unary Export call \
+             (use --in-flight for concurrency)"
+        );
+    }
     let workload = Workload::new(spec, SystemClock.now().as_millis())?;
+    let samples = (0..workload.request_count())
+        .map(|k| workload.request_samples(k))
+        .collect();
     let plan = Arc::new(Plan {
-        requests: workload.encode(),
+        requests: if otlp {
+            workload.encode_otlp()
+        } else {
+            workload.encode()
+        },
+        samples,
+        unary_path: if otlp {
+            otlp_export_path()
+        } else {
+            put_metric_data_path()
+        },
         next: AtomicUsize::new(0),
+        stopped: AtomicBool::new(false),
         max_retries: args.max_retries,
     });
 
@@ -268,7 +347,17 @@ async fn run(args: Args) -> anyhow::Result<Report> {
             tasks.spawn(stream_sender(channel, Arc::clone(&plan), in_flight));
         } else {
             for _ in 0..in_flight {
-                tasks.spawn(unary_sender(channel.clone(), Arc::clone(&plan)));
+                if otlp {
+                    tasks.spawn(unary_sender::<ExportMetricsServiceResponse>(
+                        channel.clone(),
+                        Arc::clone(&plan),
+                    ));
+                } else {
+                    tasks.spawn(unary_sender::<PutMetricDataResponse>(
+                        channel.clone(),
+                        Arc::clone(&plan),
+                    ));
+                }
             }
         }
     }
@@ -282,6 +371,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         .map(|(a, b)| b.cpu_seconds - a.cpu_seconds);
 
     Ok(Report {
+        protocol: if otlp { "otlp" } else { "native" },
         mode: if args.stream { "stream" } else { "unary" },
         connections: usize::from(args.connections),
         samples: total.samples,
@@ -303,9 +393,9 @@ fn not_ready(e: tonic::transport::Error) -> Status {
     Status::unavailable(format!("the connection is not ready: {e}"))
 }
 
-/// Unary `PutMetricData` calls, one at a time. Latency runs from the first attempt to the
-/// acknowledgement, so it includes any backoff.
-async fn unary_sender(channel: Channel, plan: Arc<Plan>) -> Tally {
+/// Unary calls (`PutMetricData` or OTLP `Export`, answered by `R`), one at a time. Latency runs
+/// from the first attempt to the acknowledgement, so it includes any backoff.
+async fn unary_sender<R: Acknowledgement>(channel: Channel, plan: Arc<Plan>) -> Tally {
     let mut grpc = tonic::client::Grpc::new(channel);
     let mut tally = Tally::new();
     while let Some(k) = plan.take() {
@@ -316,20 +406,20 @@ async fn unary_sender(channel: Channel, plan: Arc<Plan>) -> Tally {
                 Ok(()) => {
                     grpc.unary(
                         Request::new(plan.requests[k].clone()),
-                        put_metric_data_path(),
-                        PreEncoded::<PutMetricDataResponse>::default(),
+                        plan.unary_path.clone(),
+                        PreEncoded::<R>::default(),
                     )
                     .await
                 }
                 Err(e) => Err(not_ready(e)),
             };
             match answer {
-                Ok(r) => tally.acknowledged(since, r.get_ref()),
+                Ok(r) => tally.acknowledged(since, r.get_ref().accepted(plan.samples[k])),
                 Err(s) => {
                     if tally.backoff(&s, &mut attempt, plan.max_retries).await {
                         continue;
                     }
-                    tally.failed(k, &s);
+                    plan.failed(&mut tally, k, &s, &plan.unary_path);
                 }
             }
             break;
@@ -345,6 +435,7 @@ async fn unary_sender(channel: Channel, plan: Arc<Plan>) -> Tally {
 /// reopened after a backoff and every unacknowledged request is sent again, failed one first;
 /// on any other failure the failed request is counted as an error and the rest are resent.
 async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tally {
+    let path = stream_metric_data_path();
     let mut grpc = tonic::client::Grpc::new(channel);
     let mut tally = Tally::new();
     // Sent but not acknowledged, oldest first, with the time of the first attempt.
@@ -370,7 +461,7 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
             Ok(()) => {
                 grpc.streaming(
                     Request::new(ReceiverStream::new(rx)),
-                    stream_metric_data_path(),
+                    path.clone(),
                     PreEncoded::<PutMetricDataResponse>::default(),
                 )
                 .await
@@ -381,7 +472,7 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
             Ok(r) => r.into_inner(),
             Err(s) => {
                 if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
-                    tally.failed(front, &s);
+                    plan.failed(&mut tally, front, &s, &path);
                     pending.pop_front();
                     attempt = 0;
                 }
@@ -393,10 +484,11 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
             match responses.message().await {
                 Ok(Some(r)) => {
                     let Some((_, since)) = pending.pop_front() else {
-                        tally.failed(front, &Status::internal("more responses than requests"));
+                        let s = Status::internal("more responses than requests");
+                        plan.failed(&mut tally, front, &s, &path);
                         break;
                     };
-                    tally.acknowledged(since, &r);
+                    tally.acknowledged(since, r.accepted_samples);
                     attempt = 0;
                     if let Some(sender) = &tx {
                         match plan.take() {
@@ -415,19 +507,16 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
                 Ok(None) if pending.is_empty() => break,
                 Ok(None) => {
                     let k = pending.front().map_or(front, |p| p.0);
-                    tally.failed(
-                        k,
-                        &Status::unavailable(
-                            "the stream ended before the request was acknowledged",
-                        ),
-                    );
+                    let s =
+                        Status::unavailable("the stream ended before the request was acknowledged");
+                    plan.failed(&mut tally, k, &s, &path);
                     pending.pop_front();
                     break;
                 }
                 Err(s) => {
                     if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
                         let k = pending.front().map_or(front, |p| p.0);
-                        tally.failed(k, &s);
+                        plan.failed(&mut tally, k, &s, &path);
                         pending.pop_front();
                         attempt = 0;
                     }

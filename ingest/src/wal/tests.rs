@@ -56,7 +56,7 @@ fn totals(store: &Store) -> (f64, f64) {
 }
 
 fn open(dir: &Path, store: &Arc<Store>, opts: impl FnOnce(&mut WalOptions)) -> Wal {
-    let report = recover(dir, store, false).unwrap();
+    let report = recover(dir, store, &mut crate::streams::Applied::default(), false).unwrap();
     let mut o = WalOptions::new(dir);
     opts(&mut o);
     Wal::open(o, Arc::clone(store), report.next_seq).unwrap()
@@ -83,7 +83,13 @@ fn acknowledged_requests_survive_without_a_snapshot() {
     drop(wal); // as after a crash: no snapshot was written
 
     let again = Arc::new(Store::new(8));
-    let report = recover(dir.path(), &again, false).unwrap();
+    let report = recover(
+        dir.path(),
+        &again,
+        &mut crate::streams::Applied::default(),
+        false,
+    )
+    .unwrap();
     assert_eq!(report.replayed, 20);
     assert_eq!(report.next_seq, 21);
     assert_eq!(totals(&again), before);
@@ -114,7 +120,13 @@ fn snapshot_plus_log_counts_everything_exactly_once() {
     crate::persist::load_snapshot(&again, dir.path())
         .unwrap()
         .unwrap();
-    let report = recover(dir.path(), &again, false).unwrap();
+    let report = recover(
+        dir.path(),
+        &again,
+        &mut crate::streams::Applied::default(),
+        false,
+    )
+    .unwrap();
     assert_eq!((report.skipped, report.replayed), (10, 10));
     assert_eq!(
         totals(&again),
@@ -149,7 +161,13 @@ fn checkpoints_delete_old_segments_but_never_the_current_one() {
     crate::persist::load_snapshot(&again, dir.path())
         .unwrap()
         .unwrap();
-    let report = recover(dir.path(), &again, false).unwrap();
+    let report = recover(
+        dir.path(),
+        &again,
+        &mut crate::streams::Applied::default(),
+        false,
+    )
+    .unwrap();
     assert_eq!(report.replayed, 1);
     assert_eq!(
         report.next_seq, 32,
@@ -181,7 +199,13 @@ fn a_torn_tail_is_cut_and_everything_before_it_kept() {
         .unwrap();
 
     let again = Arc::new(Store::new(4));
-    let report = recover(dir.path(), &again, false).unwrap();
+    let report = recover(
+        dir.path(),
+        &again,
+        &mut crate::streams::Applied::default(),
+        false,
+    )
+    .unwrap();
     assert_eq!(report.replayed, 5);
     assert_eq!(report.truncated_bytes, torn.len() as u64);
     assert_eq!(
@@ -208,7 +232,13 @@ fn a_corrupt_record_in_the_middle_stops_start_up_unless_told() {
     bytes[second + RECORD_HEADER + 3] ^= 0xff; // inside the payload of record 2
     fs::write(&seg, &bytes).unwrap();
 
-    let err = recover(dir.path(), &Arc::new(Store::new(4)), false).unwrap_err();
+    let err = recover(
+        dir.path(),
+        &Arc::new(Store::new(4)),
+        &mut crate::streams::Applied::default(),
+        false,
+    )
+    .unwrap_err();
     match &err {
         WalError::Corrupt { offset, why, .. } => {
             assert_eq!(*offset, second as u64);
@@ -219,14 +249,28 @@ fn a_corrupt_record_in_the_middle_stops_start_up_unless_told() {
     assert!(err.to_string().contains("--recover-truncate"), "{err}");
 
     let again = Arc::new(Store::new(4));
-    let report = recover(dir.path(), &again, true).unwrap();
+    let report = recover(
+        dir.path(),
+        &again,
+        &mut crate::streams::Applied::default(),
+        true,
+    )
+    .unwrap();
     assert_eq!(
         report.replayed, 1,
         "only the record before the corruption is kept"
     );
     assert_eq!(totals(&again), (3.0, 3.0));
     // Once truncated, a later start is clean.
-    assert!(recover(dir.path(), &Arc::new(Store::new(4)), false).is_ok());
+    assert!(
+        recover(
+            dir.path(),
+            &Arc::new(Store::new(4)),
+            &mut crate::streams::Applied::default(),
+            false
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -240,7 +284,13 @@ fn an_unknown_format_is_refused() {
     let mut bytes = fs::read(&seg).unwrap();
     bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
     fs::write(&seg, &bytes).unwrap();
-    let err = recover(dir.path(), &Arc::new(Store::new(4)), true).unwrap_err();
+    let err = recover(
+        dir.path(),
+        &Arc::new(Store::new(4)),
+        &mut crate::streams::Applied::default(),
+        true,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, WalError::UnknownVersion { found: 7, .. }),
         "{err}"
@@ -312,7 +362,13 @@ fn a_format_1_log_still_replays() {
     let current = fs::read(&segs[1].1).unwrap();
     assert_eq!(current[8..12], FORMAT_VERSION.to_le_bytes());
     let again = Arc::new(Store::new(4));
-    let report = recover(dir.path(), &again, false).unwrap();
+    let report = recover(
+        dir.path(),
+        &again,
+        &mut crate::streams::Applied::default(),
+        false,
+    )
+    .unwrap();
     assert_eq!(report.replayed, 3);
     assert_eq!(totals(&again), (6.0, 113.0));
     assert_eq!(untimed_at(&again), expected);
@@ -334,7 +390,14 @@ fn every_fsync_mode_acknowledges_in_order() {
         drop(wal);
         let again = Arc::new(Store::new(4));
         assert_eq!(
-            recover(dir.path(), &again, false).unwrap().replayed,
+            recover(
+                dir.path(),
+                &again,
+                &mut crate::streams::Applied::default(),
+                false
+            )
+            .unwrap()
+            .replayed,
             5,
             "{mode:?}"
         );
@@ -399,6 +462,16 @@ fn own_samples_are_logged_applied_and_replayed() {
     assert!(matches!(refused, Err(AppendError::Closed)), "{refused:?}");
     drop(wal);
     let again = Arc::new(Store::new(4));
-    assert_eq!(recover(dir.path(), &again, false).unwrap().replayed, 1);
+    assert_eq!(
+        recover(
+            dir.path(),
+            &again,
+            &mut crate::streams::Applied::default(),
+            false
+        )
+        .unwrap()
+        .replayed,
+        1
+    );
     assert_eq!(totals(&again), (2.0, 7.0));
 }

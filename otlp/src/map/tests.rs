@@ -1343,3 +1343,67 @@ fn scopes_are_separate_streams() {
     assert_eq!((values(&m).as_slice(), m.resets), (&[3.0][..], 0));
     assert_eq!(streams.len(), 2);
 }
+
+/// `Mapped::undo` applied to the state after a mapping gives the state before it, also when a
+/// request touches one stream twice and forgets idle streams to make room.
+#[test]
+fn the_undo_restores_the_state_before_the_mapping() {
+    let mut live = Streams::new();
+    run(
+        &mut live,
+        &request(vec![counter(vec![number(
+            START,
+            NOW - 30_000,
+            1.0,
+            vec![],
+        )])]),
+    );
+    let before = live.clone();
+    let mapped = run(
+        &mut live,
+        &request(vec![
+            counter(vec![
+                number(START, NOW - 20_000, 4.0, vec![]),
+                number(START, NOW - 10_000, 6.0, vec![]),
+            ]),
+            histogram(
+                AggregationTemporality::Cumulative,
+                vec![hpoint(START, NOW, &[1.0], &[2, 3], Some(9.0), None, None)],
+            ),
+        ]),
+    );
+    assert_eq!(mapped.stream_updates.len(), 3);
+    assert_ne!(live, before);
+    for update in &mapped.undo {
+        live.apply(update);
+    }
+    assert_eq!(live, before);
+
+    // Full: the mapping forgets the idle stream for the new one; the undo brings it back.
+    let tight = MapOptions {
+        max_streams: 1,
+        stream_idle_ms: 1_000,
+        ..options()
+    };
+    let before = live.clone();
+    let mapped = map(
+        &request(vec![histogram(
+            AggregationTemporality::Cumulative,
+            vec![hpoint(START, NOW, &[1.0], &[2, 3], Some(9.0), None, None)],
+        )]),
+        &mut live,
+        NOW + 60_000,
+        &tight,
+    );
+    assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
+    assert!(
+        mapped
+            .stream_updates
+            .iter()
+            .any(|u| matches!(u, StreamUpdate::Remove { .. }))
+    );
+    for update in &mapped.undo {
+        live.apply(update);
+    }
+    assert_eq!(live, before);
+}

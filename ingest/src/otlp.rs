@@ -1,0 +1,290 @@
+//! The OTLP metrics service: `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`
+//! on the gRPC port ([`OtlpApi`], served by [`crate::serve`]), and the same export for the
+//! HTTP `POST /v1/metrics` of the binary ([`OtlpApi::export`]). `docs/otlp.md` is the
+//! contract of the mapping.
+//!
+//! # A request, step by step
+//! 1. Admission: a permit of the in-flight semaphore shared with the native pushes (none free:
+//!    `RESOURCE_EXHAUSTED`); shutting down: `UNAVAILABLE`.
+//! 2. Limits ([`thermostat_otlp::check_limits`]) and the `PushMetrics` permission; a request
+//!    that breaks them is refused whole (`INVALID_ARGUMENT`, `PERMISSION_DENIED`).
+//! 3. Under the lock of the live OTLP streams (`streams.rs`): the mapping
+//!    ([`thermostat_otlp::map`], which advances the streams), the points turned into an
+//!    [`ObservationBatch`] (each checked with the metrics core's rules once more: a point that
+//!    breaks one, such as a distribution of more than
+//!    [`validate::MAX_DISTRIBUTION_BUCKETS`] buckets, is a rejected point), every namespace
+//!    against the token's scope (one outside it refuses the request whole:
+//!    `PERMISSION_DENIED`), the series limits as for native pushes (`RESOURCE_EXHAUSTED`, the
+//!    request whole), and the record (observations and stream updates) queued for the log. A
+//!    request refused at any of these steps has its stream changes undone before the lock is
+//!    released, so nothing of it remains.
+//! 4. The answer once the record is durable and applied, with `partial_success` when points
+//!    were rejected.
+//!
+//! A rejected cumulative point still moves its stream on (its update is logged): its
+//! increase is lost, as the rejection says, not folded into the next point's.
+//!
+//! Points are stored at standard resolution (1-minute windows), CloudWatch's default for
+//! `PutMetricData`.
+
+use std::sync::Arc;
+
+use thermostat_auth::{Permission, Principal};
+use thermostat_metrics::validate;
+use thermostat_metrics::{Distribution, ObservationBatch, Resolution, SeriesKey, Timestamp};
+use thermostat_otlp::proto::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use thermostat_otlp::{MappedData, MappedPoint, RejectReason, Rejection, Streams};
+use thermostat_proto::otlp::metrics_service_server::MetricsService;
+use tokio::sync::oneshot;
+use tonic::{Request, Response, Status};
+
+use crate::error::{Error, Overload};
+use crate::reservation::Reservation;
+use crate::service::MetricsApi;
+use crate::streams::{OtlpOptions, Undo, map_options};
+use crate::wal::{Acknowledgement, Job, Refused};
+
+/// The OTLP metrics service over the same store, log, limits, admission, series
+/// reservations, access and telemetry as the native [`MetricsApi`] it is made from
+/// ([`MetricsApi::otlp_api`], [`crate::Ingest::otlp_api`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct OtlpApi {
+    api: MetricsApi,
+}
+
+/// A request admitted: what to wait for, and what to answer.
+struct Admitted {
+    pending: Option<oneshot::Receiver<Acknowledgement>>,
+    samples: f64,
+    rejected: Vec<Rejection>,
+}
+
+impl OtlpApi {
+    pub(crate) fn new(api: MetricsApi) -> Self {
+        OtlpApi { api }
+    }
+
+    /// Stores the points of an OTLP export for `principal` and answers once they are durable
+    /// and applied: `partial_success` names the points rejected (the others are kept), and is
+    /// unset when none was.
+    ///
+    /// # Errors
+    /// The request is refused whole, nothing of it stored: [`Error::Otlp`] (a limit broken:
+    /// `INVALID_ARGUMENT`), [`Error::Denied`] (no `PushMetrics` permission, or a namespace
+    /// outside the principal's: `PERMISSION_DENIED`), [`Error::SeriesLimit`] or
+    /// [`Error::Overloaded`] (`RESOURCE_EXHAUSTED`), [`Error::ShuttingDown`] or
+    /// [`Error::Persist`] (`UNAVAILABLE`). `tonic::Status::from` maps each.
+    pub async fn export(
+        &self,
+        principal: &Principal,
+        request: ExportMetricsServiceRequest,
+    ) -> Result<ExportMetricsServiceResponse, Error> {
+        let api = &self.api;
+        let Ok(_permit) = api.in_flight.try_acquire() else {
+            return Err(self.refused(Error::Overloaded(Overload::RequestsInFlight)));
+        };
+        let admitted = self
+            .admit(principal, &request)
+            .map_err(|e| self.refused(e))?;
+        drop(request);
+        if let Some(pending) = admitted.pending {
+            match pending.await {
+                Ok(Ok(_seq)) => api.telemetry.ingest_accepted(admitted.samples),
+                Ok(Err(e)) => return Err(self.refused(Error::Persist(e))),
+                Err(_) => return Err(self.refused(Error::ShuttingDown)),
+            }
+        }
+        Ok(ExportMetricsServiceResponse {
+            partial_success: thermostat_otlp::partial_success(&admitted.rejected),
+        })
+    }
+
+    /// Counts a refusal in telemetry.
+    fn refused(&self, e: Error) -> Error {
+        if let Some(reason) = e.reason() {
+            self.api.telemetry.ingest_rejected(reason);
+        }
+        tracing::debug!(error = %e, "Rejected an OTLP export.");
+        e
+    }
+
+    /// Steps 1 to 3 of the module docs: the request mapped, checked and queued for the log.
+    fn admit(
+        &self,
+        principal: &Principal,
+        request: &ExportMetricsServiceRequest,
+    ) -> Result<Admitted, Error> {
+        let api = &self.api;
+        if api.stopping.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        thermostat_otlp::check_limits(request)?;
+        api.access
+            .authorize(principal, Permission::PushMetrics)
+            .map_err(Error::Denied)?;
+        let received = api.clock.now();
+        let mut live = api.otlp_streams.live();
+        let mut mapped =
+            thermostat_otlp::map(request, &mut live, received.as_millis(), &api.otlp_options);
+        let undo_now = |live: &mut Streams, undo: &[thermostat_otlp::StreamUpdate]| {
+            for update in undo {
+                live.apply(update);
+            }
+        };
+        let (batch, checked) = to_batch(&mapped.points);
+        let mut rejected = std::mem::take(&mut mapped.rejected);
+        rejected.extend(checked);
+        let refuse = |live: &mut Streams, e: Error| {
+            undo_now(live, &mapped.undo);
+            Err(e)
+        };
+        let mut namespaces: Vec<&Arc<str>> = batch.series().map(|k| k.namespace_arc()).collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        if principal.namespaces.is_some() {
+            for ns in &namespaces {
+                if let Err(d) =
+                    api.access
+                        .authorize_namespace(principal, Permission::PushMetrics, ns)
+                {
+                    return refuse(&mut live, Error::Denied(d));
+                }
+            }
+        }
+        let mut reservations: Vec<Reservation> = Vec::new();
+        for ns in &namespaces {
+            let runs: Vec<&SeriesKey> = batch
+                .series()
+                .filter(|k| k.namespace_arc() == *ns)
+                .collect();
+            match api.reserve_series(ns, runs) {
+                Ok(r) => reservations.extend(r),
+                Err(e) => return refuse(&mut live, e),
+            }
+        }
+        let samples = batch.samples;
+        if batch.is_empty() && mapped.stream_updates.is_empty() {
+            return Ok(Admitted {
+                pending: None,
+                samples,
+                rejected,
+            });
+        }
+        let (ack, pending) = oneshot::channel();
+        let undo = Undo {
+            state: Arc::clone(&api.otlp_streams),
+            made: std::mem::take(&mut mapped.stream_updates),
+            undo: std::mem::take(&mut mapped.undo),
+        };
+        let job = Job::with_streams(batch, received, ack, undo).holding_all(reservations);
+        match api.wal.try_submit(job) {
+            Ok(()) => Ok(Admitted {
+                pending: Some(pending),
+                samples,
+                rejected,
+            }),
+            Err((why, job)) => {
+                if let Some(undo) = job.into_undo() {
+                    undo_now(&mut live, &undo.undo);
+                }
+                Err(match why {
+                    Refused::Full => Error::Overloaded(Overload::LogQueueFull),
+                    Refused::Closed => Error::ShuttingDown,
+                })
+            }
+        }
+    }
+}
+
+/// The points as observations, each checked with the metrics core's rules; those that break
+/// one are rejections.
+fn to_batch(points: &[MappedPoint]) -> (ObservationBatch, Vec<Rejection>) {
+    let mut batch = ObservationBatch::with_capacity(points.len());
+    let mut rejected = Vec::new();
+    let mut counts: Vec<f64> = Vec::new();
+    for p in points {
+        let timestamp = Timestamp::from_millis(p.timestamp_ms);
+        let checked = match &p.data {
+            MappedData::Value(v) => validate::value(*v)
+                .map_err(|rule| validate::ValidationError::new("value", rule))
+                .map(|()| {
+                    batch.push_value(&p.series, timestamp, p.unit, Resolution::Standard, *v);
+                    1.0
+                }),
+            MappedData::Distribution {
+                count,
+                sum,
+                min,
+                max,
+                values,
+                counts: c,
+            } => {
+                counts.clear();
+                counts.extend(c.iter().map(|&n| n as f64));
+                let d = Distribution {
+                    count: *count as f64,
+                    sum: *sum,
+                    min: *min,
+                    max: *max,
+                    values,
+                    counts: &counts,
+                };
+                validate::distribution(&d).map(|()| {
+                    batch.push_distribution(&p.series, timestamp, p.unit, Resolution::Standard, &d);
+                    d.count
+                })
+            }
+        };
+        match checked {
+            Ok(samples) => batch.samples += samples,
+            Err(e) => rejected.push(Rejection {
+                metric: p.series.metric_name().to_owned(),
+                point: p.point,
+                rule: e.to_string(),
+                reason: RejectReason::Value,
+            }),
+        }
+    }
+    (batch, rejected)
+}
+
+// === impl MetricsApi (OTLP) ===
+
+impl MetricsApi {
+    /// Maps OTLP requests with `options` (by default, no further resource attributes become
+    /// dimensions).
+    pub fn with_otlp(mut self, options: &OtlpOptions) -> Self {
+        self.otlp_options = Arc::new(map_options(
+            options,
+            self.limits.max_series,
+            self.otlp_stream_idle,
+        ));
+        self
+    }
+
+    /// The OTLP metrics service over this service's store, log, limits, admission, series
+    /// reservations, access and telemetry ([`crate::serve`] serves it beside this one; the
+    /// binary's HTTP `/v1/metrics` calls its [`OtlpApi::export`]).
+    pub fn otlp_api(&self) -> OtlpApi {
+        OtlpApi::new(self.clone())
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for OtlpApi {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let principal = self.api.principal(&request, Permission::PushMetrics)?;
+        OtlpApi::export(self, &principal, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+}
+
+#[cfg(test)]
+mod tests;
