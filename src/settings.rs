@@ -104,6 +104,20 @@ pub struct SettingsFile {
     pub auth: Option<thermostat_auth::AuthSettings>,
     /// TLS on both servers (`docs/security.md`).
     pub tls: Option<thermostat_transport::TlsSettings>,
+    /// OpenTelemetry ingest (`docs/otlp.md`).
+    pub otlp: Option<OtlpSettings>,
+    /// Seconds a cumulative OTLP stream may send nothing before its state is forgotten.
+    pub otlp_stream_idle_seconds: Option<u64>,
+}
+
+/// The `otlp` section of the settings file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSettings {
+    /// Resource attributes that become dimensions besides `service.name`,
+    /// `service.namespace` and `host.name`.
+    #[serde(default)]
+    pub resource_dimensions: Vec<String>,
 }
 
 impl SettingsFile {
@@ -211,6 +225,10 @@ pub struct Settings {
     pub tls: Option<thermostat_transport::TlsSettings>,
     /// Serve beyond loopback without tokens (`--insecure-no-auth`).
     pub insecure_no_auth: bool,
+    /// OTLP resource attributes that become dimensions (`otlp.resource_dimensions`).
+    pub otlp_resource_dimensions: Vec<String>,
+    /// Seconds a cumulative OTLP stream may send nothing before its state is forgotten.
+    pub otlp_stream_idle_seconds: u64,
 }
 
 impl Default for Settings {
@@ -246,6 +264,8 @@ impl Default for Settings {
             auth: thermostat_auth::AuthSettings::default(),
             tls: None,
             insecure_no_auth: false,
+            otlp_resource_dimensions: Vec::new(),
+            otlp_stream_idle_seconds: 3600,
         }
     }
 }
@@ -340,6 +360,10 @@ pub struct ServeArgs {
     /// reload is refused, so that an emptied folder cannot delete every alarm).
     #[arg(long)]
     pub allow_empty_config: bool,
+    /// Seconds a cumulative OTLP stream (a counter or histogram of one sender) may send nothing
+    /// before its state is forgotten; its next point then counts from zero [default: 3600].
+    #[arg(long)]
+    pub otlp_stream_idle_seconds: Option<u64>,
     /// Serve on a non-loopback address without `auth.tokens`: anyone who reaches the ports
     /// may push, read, change alarm states, reload and take backups. Logs a warning every
     /// minute. Never use it on a shared network.
@@ -378,7 +402,15 @@ impl Settings {
             fsync_interval: Duration::from_millis(self.fsync_interval_ms),
             queue_capacity: self.ingest_queue_capacity,
             checkpoint_interval: Duration::from_secs(self.checkpoint_interval_seconds),
+            otlp_stream_idle: Duration::from_secs(self.otlp_stream_idle_seconds),
             ..thermostat_ingest::IngestOptions::new(&self.data_dir)
+        }
+    }
+
+    /// The OTLP mapping's options.
+    pub fn otlp_options(&self) -> thermostat_ingest::OtlpOptions {
+        thermostat_ingest::OtlpOptions {
+            resource_dimensions: self.otlp_resource_dimensions.clone(),
         }
     }
 
@@ -421,7 +453,8 @@ impl Settings {
     /// # Errors
     /// The first setting that is out of range, by its key.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let positive: [(&str, u64); 13] = [
+        let positive: [(&str, u64); 14] = [
+            ("otlp_stream_idle_seconds", self.otlp_stream_idle_seconds),
             ("max_in_flight_requests", self.max_in_flight_requests as u64),
             ("max_streams", self.max_streams as u64),
             ("max_series", self.max_series as u64),
@@ -557,6 +590,11 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
         auth: file.auth.unwrap_or_default(),
         tls: file.tls,
         insecure_no_auth: args.insecure_no_auth,
+        otlp_resource_dimensions: file.otlp.map(|o| o.resource_dimensions).unwrap_or_default(),
+        otlp_stream_idle_seconds: args
+            .otlp_stream_idle_seconds
+            .or(file.otlp_stream_idle_seconds)
+            .unwrap_or(d.otlp_stream_idle_seconds),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod backup;
 mod error;
+pub mod otlp;
 pub mod reload;
 
 pub use error::Error;
@@ -202,7 +203,9 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             stopping_ingest.clone(),
         )
         .with_query_gate(Arc::clone(&queries))
-        .with_access(Arc::clone(&security.access));
+        .with_access(Arc::clone(&security.access))
+        .with_otlp(&settings.otlp_options());
+    let otlp_http = otlp::OtlpExport(api.otlp_api());
     let (stop, grpc_transport) = (shutdown.clone(), transport.clone());
     tracker.spawn(async move {
         if let Err(e) =
@@ -233,7 +236,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         queries,
         access: Arc::clone(&security.access),
         audit: Some(Arc::clone(&audit) as Arc<dyn thermostat_auth::AuditTrail>),
-        otlp: None,
+        otlp: Some(Arc::new(otlp_http) as Arc<dyn thermostat_dashboards::otlp::OtlpApi>),
     });
     let stop = shutdown.clone();
     tracker.spawn(thermostat_transport::serve_http(

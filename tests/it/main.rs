@@ -26,6 +26,7 @@ mod lifecycle;
 mod logs;
 mod manual_scaling;
 mod otlp;
+mod otlp_http;
 mod process;
 mod reflection;
 mod scaling_time;
