@@ -230,15 +230,17 @@ impl From<Error> for tonic::Status {
                 Status::resource_exhausted(error.to_string())
             }
             Error::Otlp(_) => Status::invalid_argument(error.to_string()),
-            Error::Overloaded(_)
-            | Error::SeriesLimit { .. }
-            | Error::QueriesBusy(_)
-            | Error::Append(AppendError::Full) => Status::resource_exhausted(error.to_string()),
+            // Overload passes: a RetryInfo says so (OTLP clients retry RESOURCE_EXHAUSTED only
+            // with one). A series limit does not pass by waiting: no RetryInfo.
+            Error::Overloaded(_) | Error::QueriesBusy(_) | Error::Append(AppendError::Full) => {
+                retry_later(tonic::Code::ResourceExhausted, error.to_string())
+            }
+            Error::SeriesLimit { .. } => Status::resource_exhausted(error.to_string()),
             Error::StreamIdle(_) => Status::deadline_exceeded(error.to_string()),
             Error::AfterEarlierFailure => Status::aborted(error.to_string()),
             Error::Append(AppendError::TimedOut(_)) => Status::deadline_exceeded(error.to_string()),
             Error::ShuttingDown | Error::Persist(_) | Error::Append(_) => {
-                Status::unavailable(error.to_string())
+                retry_later(tonic::Code::Unavailable, error.to_string())
             }
             Error::Internal { what, .. } => Status::internal(*what),
             Error::Unauthenticated(_) => Status::unauthenticated(error.to_string()),
@@ -254,6 +256,19 @@ impl From<Error> for tonic::Status {
             | Error::Reflection(_) => Status::internal("internal error"),
         }
     }
+}
+
+/// How long a client should wait before retrying an overloaded or unavailable server.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A status with `google.rpc.RetryInfo` of [`RETRY_AFTER`] in its details.
+fn retry_later(code: tonic::Code, message: String) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    tonic::Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+    )
 }
 
 /// Log errors. Not exported: carried by [`Error`] ([`Error::Log`], [`Error::RecoverLog`],
@@ -320,4 +335,40 @@ pub enum AppendError {
     /// No answer in time; the record may still be applied.
     #[error("the write-ahead log did not answer within {0:?}")]
     TimedOut(Duration),
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::StatusExt as _;
+
+    use super::*;
+
+    #[test]
+    fn overload_says_when_to_retry_and_a_series_limit_does_not() {
+        let retry = |e: Error| {
+            tonic::Status::from(e)
+                .get_details_retry_info()
+                .and_then(|r| r.retry_delay)
+        };
+        let overloaded = tonic::Status::from(Error::Overloaded(Overload::LogQueueFull));
+        assert_eq!(overloaded.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            retry(Error::Overloaded(Overload::LogQueueFull)),
+            Some(RETRY_AFTER)
+        );
+        assert_eq!(retry(Error::ShuttingDown), Some(RETRY_AFTER));
+        let limit = Error::SeriesLimit {
+            new_series: 1,
+            limit: SeriesLimit::Total { max: 1 },
+        };
+        assert_eq!(
+            tonic::Status::from(limit).code(),
+            tonic::Code::ResourceExhausted
+        );
+        let limit = Error::SeriesLimit {
+            new_series: 1,
+            limit: SeriesLimit::Total { max: 1 },
+        };
+        assert_eq!(retry(limit), None, "waiting does not lift a series limit");
+    }
 }
