@@ -21,6 +21,14 @@
 //! 4. The answer once the record is durable and applied, with `partial_success` when points
 //!    were rejected.
 //!
+//! Telemetry (`GET /metrics`): every request, over gRPC or HTTP, is counted once in
+//! `thermostat_otlp_requests_total{outcome}` when it is answered (`accepted`, `partial`) or
+//! refused (`refused`); the points of an answered request in
+//! `thermostat_otlp_points_total{result="accepted"}` and
+//! `thermostat_otlp_points_rejected_total{reason}` (the [`RejectReason`] of each rejection,
+//! including those of the metrics core's rules, which are `value`). Skipped points (no
+//! recorded value, stale, empty) are in neither.
+//!
 //! A rejected cumulative point still moves its stream on (its update is logged): its
 //! increase is lost, as the rejection says, not folded into the next point's.
 //!
@@ -30,6 +38,7 @@
 use std::sync::Arc;
 
 use thermostat_auth::{Permission, Principal};
+use thermostat_metrics::telemetry::OtlpRejectReason;
 use thermostat_metrics::validate;
 use thermostat_metrics::{Distribution, ObservationBatch, Resolution, SeriesKey, Timestamp};
 use thermostat_otlp::proto::collector::metrics::v1::{
@@ -58,6 +67,8 @@ pub struct OtlpApi {
 struct Admitted {
     pending: Option<oneshot::Receiver<Acknowledgement>>,
     samples: f64,
+    /// Points stored.
+    points: u64,
     rejected: Vec<Rejection>,
 }
 
@@ -96,6 +107,10 @@ impl OtlpApi {
                 Err(_) => return Err(self.refused(Error::ShuttingDown)),
             }
         }
+        api.telemetry.otlp_answered(
+            admitted.points,
+            admitted.rejected.iter().map(|r| telemetry_reason(r.reason)),
+        );
         Ok(ExportMetricsServiceResponse {
             partial_success: thermostat_otlp::partial_success(&admitted.rejected),
         })
@@ -106,6 +121,7 @@ impl OtlpApi {
         if let Some(reason) = e.reason() {
             self.api.telemetry.ingest_rejected(reason);
         }
+        self.api.telemetry.otlp_refused();
         tracing::debug!(error = %e, "Rejected an OTLP export.");
         e
     }
@@ -134,6 +150,7 @@ impl OtlpApi {
             }
         };
         let (batch, checked) = to_batch(&mapped.points);
+        let points = (mapped.points.len() - checked.len()) as u64;
         let mut rejected = std::mem::take(&mut mapped.rejected);
         rejected.extend(checked);
         let refuse = |live: &mut Streams, e: Error| {
@@ -169,6 +186,7 @@ impl OtlpApi {
             return Ok(Admitted {
                 pending: None,
                 samples,
+                points,
                 rejected,
             });
         }
@@ -183,6 +201,7 @@ impl OtlpApi {
             Ok(()) => Ok(Admitted {
                 pending: Some(pending),
                 samples,
+                points,
                 rejected,
             }),
             Err((why, job)) => {
@@ -195,6 +214,17 @@ impl OtlpApi {
                 })
             }
         }
+    }
+}
+
+/// The telemetry label of a rejection's reason.
+fn telemetry_reason(reason: RejectReason) -> OtlpRejectReason {
+    match reason {
+        RejectReason::Identity => OtlpRejectReason::identity,
+        RejectReason::Timestamp => OtlpRejectReason::timestamp,
+        RejectReason::Value => OtlpRejectReason::value,
+        RejectReason::Malformed => OtlpRejectReason::malformed,
+        RejectReason::StreamLimit => OtlpRejectReason::stream_limit,
     }
 }
 

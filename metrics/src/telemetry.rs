@@ -45,6 +45,58 @@ pub enum RejectReason {
     series_limit,
 }
 
+/// Outcome label of `thermostat_otlp_requests_total`: what became of an OTLP export request
+/// (over gRPC or HTTP).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum OtlpOutcome {
+    /// Answered, every point kept.
+    accepted,
+    /// Answered with a partial success: some points (or all) rejected, the others kept.
+    partial,
+    /// Refused whole, nothing of it stored (the request's reason is counted in
+    /// `thermostat_ingest_rejected_total` where it has one).
+    refused,
+}
+
+/// Reason label of `thermostat_otlp_points_rejected_total`: the kinds of `thermostat-otlp`'s
+/// `RejectReason` (this core does not depend on that crate; the ingest adapter maps one onto
+/// the other).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum OtlpRejectReason {
+    /// The series identity breaks a naming rule (namespace, metric name, a dimension, more
+    /// than 30 dimensions).
+    identity,
+    /// No timestamp, or one outside the window native pushes accept.
+    timestamp,
+    /// A value CloudWatch cannot hold (NaN, an infinity, out of range, too many samples or
+    /// buckets).
+    value,
+    /// The point contradicts itself or OTLP's rules.
+    malformed,
+    /// The point would start a new cumulative stream beyond the streams' bound.
+    stream_limit,
+}
+
+impl OtlpRejectReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [OtlpRejectReason; 5] = [
+        OtlpRejectReason::identity,
+        OtlpRejectReason::timestamp,
+        OtlpRejectReason::value,
+        OtlpRejectReason::malformed,
+        OtlpRejectReason::stream_limit,
+    ];
+}
+
+/// Result label of `thermostat_otlp_points_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum PointResult {
+    accepted,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: Outcome,
@@ -55,6 +107,21 @@ struct ReasonLabels {
     reason: RejectReason,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OtlpOutcomeLabels {
+    outcome: OtlpOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PointResultLabels {
+    result: PointResult,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OtlpReasonLabels {
+    reason: OtlpRejectReason,
+}
+
 /// The telemetry registry. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Telemetry {
     registry: Registry,
@@ -63,6 +130,9 @@ pub struct Telemetry {
     rejected: Family<ReasonLabels, Counter>,
     series_active: Gauge,
     series_refused: Counter,
+    otlp_requests: Family<OtlpOutcomeLabels, Counter>,
+    otlp_points: Family<PointResultLabels, Counter>,
+    otlp_rejected: Family<OtlpReasonLabels, Counter>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -93,6 +163,9 @@ impl Telemetry {
         let rejected = Family::<ReasonLabels, Counter>::default();
         let series_active = Gauge::default();
         let series_refused = Counter::default();
+        let otlp_requests = Family::<OtlpOutcomeLabels, Counter>::default();
+        let otlp_points = Family::<PointResultLabels, Counter>::default();
+        let otlp_rejected = Family::<OtlpReasonLabels, Counter>::default();
         registry.register(
             "thermostat_ingest_samples",
             "Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set",
@@ -118,6 +191,21 @@ impl Telemetry {
             "New series refused because a series limit was reached",
             series_refused.clone(),
         );
+        registry.register(
+            "thermostat_otlp_requests",
+            "OTLP export requests (gRPC and HTTP) by outcome: accepted (every point kept), partial (some points rejected), refused (the request refused whole)",
+            otlp_requests.clone(),
+        );
+        registry.register(
+            "thermostat_otlp_points",
+            "OTLP data points by result: accepted (stored once durable)",
+            otlp_points.clone(),
+        );
+        registry.register(
+            "thermostat_otlp_points_rejected",
+            "OTLP data points rejected in a partial success, by reason",
+            otlp_rejected.clone(),
+        );
         // Every known label value starts at zero, so that a series exists (and `rate()`
         // works) before the first event of its kind.
         use Outcome as O;
@@ -135,6 +223,19 @@ impl Telemetry {
         ] {
             drop(rejected.get_or_create(&ReasonLabels { reason }));
         }
+        for outcome in [
+            OtlpOutcome::accepted,
+            OtlpOutcome::partial,
+            OtlpOutcome::refused,
+        ] {
+            drop(otlp_requests.get_or_create(&OtlpOutcomeLabels { outcome }));
+        }
+        drop(otlp_points.get_or_create(&PointResultLabels {
+            result: PointResult::accepted,
+        }));
+        for reason in OtlpRejectReason::ALL {
+            drop(otlp_rejected.get_or_create(&OtlpReasonLabels { reason }));
+        }
         Telemetry {
             registry,
             samples,
@@ -142,6 +243,9 @@ impl Telemetry {
             rejected,
             series_active,
             series_refused,
+            otlp_requests,
+            otlp_points,
+            otlp_rejected,
         }
     }
 
@@ -166,6 +270,44 @@ impl Telemetry {
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
         self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts an answered OTLP export: `accepted` points stored and one rejected point per
+    /// item of `rejected`; the request is `partial` when any point was rejected.
+    pub fn otlp_answered(
+        &self,
+        accepted: u64,
+        rejected: impl IntoIterator<Item = OtlpRejectReason>,
+    ) {
+        let mut any_rejected = false;
+        for reason in rejected {
+            any_rejected = true;
+            self.otlp_rejected
+                .get_or_create(&OtlpReasonLabels { reason })
+                .inc();
+        }
+        self.otlp_points
+            .get_or_create(&PointResultLabels {
+                result: PointResult::accepted,
+            })
+            .inc_by(accepted);
+        let outcome = if any_rejected {
+            OtlpOutcome::partial
+        } else {
+            OtlpOutcome::accepted
+        };
+        self.otlp_requests
+            .get_or_create(&OtlpOutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts an OTLP export refused whole.
+    pub fn otlp_refused(&self) {
+        self.otlp_requests
+            .get_or_create(&OtlpOutcomeLabels {
+                outcome: OtlpOutcome::refused,
+            })
+            .inc();
     }
 
     /// Counts `n` new series refused by a series limit.
@@ -224,6 +366,41 @@ mod tests {
     }
 
     #[test]
+    fn otlp_requests_points_and_rejections_are_counted() {
+        let t = Telemetry::new();
+        let text = t.render();
+        for zero in [
+            "thermostat_otlp_requests_total{outcome=\"partial\"} 0",
+            "thermostat_otlp_points_total{result=\"accepted\"} 0",
+            "thermostat_otlp_points_rejected_total{reason=\"stream_limit\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == zero), "{zero}: {text}");
+        }
+        t.otlp_answered(3, []);
+        t.otlp_answered(
+            2,
+            [
+                OtlpRejectReason::value,
+                OtlpRejectReason::timestamp,
+                OtlpRejectReason::value,
+            ],
+        );
+        t.otlp_refused();
+        let text = t.render();
+        for line in [
+            "thermostat_otlp_requests_total{outcome=\"accepted\"} 1",
+            "thermostat_otlp_requests_total{outcome=\"partial\"} 1",
+            "thermostat_otlp_requests_total{outcome=\"refused\"} 1",
+            "thermostat_otlp_points_total{result=\"accepted\"} 5",
+            "thermostat_otlp_points_rejected_total{reason=\"value\"} 2",
+            "thermostat_otlp_points_rejected_total{reason=\"timestamp\"} 1",
+            "thermostat_otlp_points_rejected_total{reason=\"identity\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}: {text}");
+        }
+    }
+
+    #[test]
     fn components_register_before_the_ingest_metrics() {
         let events = Counter::<u64>::default();
         let t = Telemetry::with_components(|registry| {
@@ -245,6 +422,9 @@ mod tests {
                 "thermostat_ingest_rejected",
                 "thermostat_series_active",
                 "thermostat_ingest_series_refused",
+                "thermostat_otlp_requests",
+                "thermostat_otlp_points",
+                "thermostat_otlp_points_rejected",
             ],
             "{text}"
         );

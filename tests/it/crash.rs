@@ -581,3 +581,78 @@ async fn corrupt_logs_stop_start_up_unless_truncation_is_asked_for() {
         "the torn record is cut, everything before it kept"
     );
 }
+
+/// OTLP cumulative streams survive SIGKILL (issue 19): a monotonic counter's total of 10,
+/// acknowledged (so durable) before the kill, is what the next total of 25 (same start time)
+/// is counted from after the restart. The Sum over the range is 25 (10, then the increase of
+/// 15), never 35 (the increase lost, the total taken again) or 50; and the second point sent
+/// once more after another kill (a sender's retry) adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_cumulative_streams_survive_sigkill() {
+    use thermostat_proto::otlp::metrics_service_client::MetricsServiceClient;
+
+    use crate::otlp::{cumulative, export_request, point};
+
+    async fn export(server: &ServerProcess, at_ms: i64, start_ms: i64, total: f64) {
+        let mut otlp = MetricsServiceClient::connect(format!("http://{}", server.grpc))
+            .await
+            .unwrap();
+        let answer = otlp
+            .export(export_request(
+                "crash-otlp",
+                vec![cumulative("requests", vec![point(at_ms, start_ms, total)])],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.partial_success, None, "every point kept");
+    }
+
+    /// The counter's Sum over every minute from an hour before `start` to an hour after.
+    async fn sum(server: &ServerProcess, start: i64) -> f64 {
+        let from = start - start.rem_euclid(60_000) - 3_600_000;
+        let r = server
+            .client()
+            .await
+            .get_metric_statistics(stats_request(
+                "crash-otlp",
+                "requests",
+                &[("service.name", "crash-otlp")],
+                from,
+                from + 3 * 3_600_000,
+                60,
+                &["Sum"],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        r.datapoints.iter().map(|d| d.statistics["Sum"]).sum()
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let start = now_ms() - 120_000;
+    let (t1, t2) = (start + 20_000, start + 40_000);
+
+    let server = ServerProcess::start(dir.path(), &[]);
+    export(&server, t1, start, 10.0).await;
+    server.kill9();
+
+    let server = ServerProcess::start(dir.path(), &[]);
+    assert_eq!(sum(&server, start).await, 10.0, "the acknowledged point");
+    export(&server, t2, start, 25.0).await;
+    assert_eq!(
+        sum(&server, start).await,
+        25.0,
+        "10, then the increase of 15: the stream's previous total survived the kill"
+    );
+    server.kill9();
+
+    let server = ServerProcess::start(dir.path(), &[]);
+    assert_eq!(sum(&server, start).await, 25.0, "after a second kill");
+    export(&server, t2, start, 25.0).await;
+    assert_eq!(
+        sum(&server, start).await,
+        25.0,
+        "the same point again (a retry) holds nothing new"
+    );
+}

@@ -165,8 +165,8 @@ async fn health_readiness_and_telemetry() {
 
 /// Every metric of `GET /metrics`, in order, with its HELP text, type and label values (those
 /// registered at zero): the components' metrics (alarms, notifications, scaling), then the
-/// ingest ones. Values are left out and label values sorted (a family lists them in hash
-/// order).
+/// ingest ones, then the OTLP ones. Values are left out and label values sorted (a family lists
+/// them in hash order).
 #[tokio::test]
 async fn metrics_names_help_types_and_zero_labels_stay() {
     const SHAPE: &str = r#"# HELP thermostat_alarm_evaluations Alarm evaluations.
@@ -234,6 +234,21 @@ thermostat_series_active
 # HELP thermostat_ingest_series_refused New series refused because a series limit was reached.
 # TYPE thermostat_ingest_series_refused counter
 thermostat_ingest_series_refused_total
+# HELP thermostat_otlp_requests OTLP export requests (gRPC and HTTP) by outcome: accepted (every point kept), partial (some points rejected), refused (the request refused whole).
+# TYPE thermostat_otlp_requests counter
+thermostat_otlp_requests_total{outcome="accepted"}
+thermostat_otlp_requests_total{outcome="partial"}
+thermostat_otlp_requests_total{outcome="refused"}
+# HELP thermostat_otlp_points OTLP data points by result: accepted (stored once durable).
+# TYPE thermostat_otlp_points counter
+thermostat_otlp_points_total{result="accepted"}
+# HELP thermostat_otlp_points_rejected OTLP data points rejected in a partial success, by reason.
+# TYPE thermostat_otlp_points_rejected counter
+thermostat_otlp_points_rejected_total{reason="identity"}
+thermostat_otlp_points_rejected_total{reason="malformed"}
+thermostat_otlp_points_rejected_total{reason="stream_limit"}
+thermostat_otlp_points_rejected_total{reason="timestamp"}
+thermostat_otlp_points_rejected_total{reason="value"}
 # EOF
 "#;
     let server = TestServer::start().await;

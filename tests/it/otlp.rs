@@ -15,7 +15,7 @@ use thermostat_otlp::proto::metrics::v1::{
 use thermostat_otlp::proto::resource::v1::Resource;
 use thermostat_proto::otlp::metrics_service_client::MetricsServiceClient as OtlpClient;
 
-use crate::util::{TestServer, client, now_ms, start_in, stats_request};
+use crate::util::{TestServer, client, now_ms, scrape, start_in, stats_request};
 
 const PEERS: &[&str] = &[
     "opentelemetry.sdk",
@@ -292,7 +292,8 @@ fn resource(service: &str) -> Option<Resource> {
     })
 }
 
-fn export_request(service: &str, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+/// A request of `metrics` from one resource whose `service.name` is `service`.
+pub(crate) fn export_request(service: &str, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource(service),
@@ -305,7 +306,8 @@ fn export_request(service: &str, metrics: Vec<Metric>) -> ExportMetricsServiceRe
     }
 }
 
-fn point(at_ms: i64, start_ms: i64, value: f64) -> NumberDataPoint {
+/// A double point at `at_ms`, its stream started at `start_ms`.
+pub(crate) fn point(at_ms: i64, start_ms: i64, value: f64) -> NumberDataPoint {
     NumberDataPoint {
         start_time_unix_nano: u64::try_from(start_ms).unwrap() * 1_000_000,
         time_unix_nano: u64::try_from(at_ms).unwrap() * 1_000_000,
@@ -314,7 +316,8 @@ fn point(at_ms: i64, start_ms: i64, value: f64) -> NumberDataPoint {
     }
 }
 
-fn cumulative(name: &str, points: Vec<NumberDataPoint>) -> Metric {
+/// A monotonic cumulative Sum (a counter) of `points`.
+pub(crate) fn cumulative(name: &str, points: Vec<NumberDataPoint>) -> Metric {
     Metric {
         name: name.into(),
         data: Some(Data::Sum(Sum {
@@ -382,7 +385,8 @@ async fn a_restart_between_cumulative_exports_does_not_double_count() {
 }
 
 /// (e) Invalid points are rejected with a partial success naming metric, point and rule; the
-/// valid ones are stored.
+/// valid ones are stored. `GET /metrics` counts the requests by outcome and the points
+/// accepted and rejected by reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_points_are_a_partial_success() {
     let server = TestServer::start().await;
@@ -425,4 +429,48 @@ async fn invalid_points_are_a_partial_success() {
     .await;
     assert_eq!(total(&points, "SampleCount"), 1.0);
     assert_eq!(single(&points, "Maximum"), 21.5);
+
+    // A request of valid points only, and one refused whole (a metric name beyond the
+    // decoder's bound).
+    let valid = Metric {
+        name: "humidity".into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![point(now, 0, 40.0), point(now + 1_000, 0, 41.0)],
+        })),
+        ..Default::default()
+    };
+    assert_eq!(
+        otlp.export(export_request("partial", vec![valid]))
+            .await
+            .unwrap()
+            .into_inner()
+            .partial_success,
+        None
+    );
+    let too_long = Metric {
+        name: "x".repeat(2_000),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![point(now, 0, 1.0)],
+        })),
+        ..Default::default()
+    };
+    let refused = otlp
+        .export(export_request("partial", vec![too_long]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    for (series, want) in [
+        (r#"requests_total{outcome="accepted"}"#, 1.0),
+        (r#"requests_total{outcome="partial"}"#, 1.0),
+        (r#"requests_total{outcome="refused"}"#, 1.0),
+        (r#"points_total{result="accepted"}"#, 3.0),
+        (r#"points_rejected_total{reason="value"}"#, 1.0),
+        (r#"points_rejected_total{reason="timestamp"}"#, 1.0),
+        (r#"points_rejected_total{reason="identity"}"#, 0.0),
+        (r#"points_rejected_total{reason="malformed"}"#, 0.0),
+        (r#"points_rejected_total{reason="stream_limit"}"#, 0.0),
+    ] {
+        let series = format!("thermostat_otlp_{series}");
+        assert_eq!(scrape(&server, &series).await, Some(want), "{series}");
+    }
 }

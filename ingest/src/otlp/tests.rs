@@ -106,6 +106,16 @@ fn service(ingest: &Ingest, limits: Limits) -> OtlpApi {
     ingest.otlp_api(&api)
 }
 
+/// The value of `series` (a whole series, labels included) on `GET /metrics`.
+fn scraped(otlp: &OtlpApi, series: &str) -> f64 {
+    let text = otlp.api.telemetry.render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+        .parse()
+        .unwrap()
+}
+
 fn anyone() -> Principal {
     Principal::anonymous()
 }
@@ -194,6 +204,18 @@ async fn a_point_the_store_cannot_hold_is_a_partial_success() {
         statistic(ingest.store(), "latency", "SampleCount"),
         Some(3.0)
     );
+    // The metrics core's rule is a `value` rejection in telemetry.
+    for (series, want) in [
+        ("thermostat_otlp_requests_total{outcome=\"partial\"}", 1.0),
+        ("thermostat_otlp_requests_total{outcome=\"accepted\"}", 0.0),
+        ("thermostat_otlp_points_total{result=\"accepted\"}", 1.0),
+        (
+            "thermostat_otlp_points_rejected_total{reason=\"value\"}",
+            1.0,
+        ),
+    ] {
+        assert_eq!(scraped(&otlp, series), want, "{series}");
+    }
     ingest.close().await.unwrap();
 }
 
@@ -241,6 +263,22 @@ async fn a_refused_request_leaves_no_stream_behind() {
     assert_eq!(
         tonic::Status::from(e).code(),
         tonic::Code::ResourceExhausted
+    );
+    assert_eq!(
+        scraped(&otlp, "thermostat_otlp_requests_total{outcome=\"refused\"}"),
+        1.0
+    );
+    assert_eq!(
+        scraped(
+            &otlp,
+            "thermostat_otlp_requests_total{outcome=\"accepted\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        scraped(&otlp, "thermostat_otlp_points_total{result=\"accepted\"}"),
+        1.0,
+        "the refused request's points are not counted"
     );
     assert_eq!(statistic(ingest.store(), "requests", "Sum"), Some(10.0));
 
