@@ -342,6 +342,25 @@ async fn grpc_and_http_over_tls_with_a_generated_certificate() {
     // Tokens are still needed over TLS.
     let refused = put(&mut client, push("Test/Tls", t0 + 2000, 1.0), None).await;
     assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
+    // OTLP/gRPC's Export is served on the same TLS port.
+    let mut otlp = thermostat_proto::otlp::metrics_service_client::MetricsServiceClient::new(
+        tls_channel(running.grpc_addr, &[&root], None)
+            .await
+            .unwrap(),
+    );
+    let export = crate::otlp::export_request(
+        "tls-otel",
+        vec![crate::otlp::cumulative(
+            "tls_jobs",
+            vec![crate::otlp::point(t0 + 3000, t0, 4.0)],
+        )],
+    );
+    let mut request = tonic::Request::new(export);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {agent}").parse().unwrap());
+    let answer = otlp.export(request).await.unwrap().into_inner();
+    assert!(answer.partial_success.is_none(), "{answer:?}");
 
     // HTTP over TLS.
     let http = https(&[&root], running.http_addr);
