@@ -25,6 +25,14 @@ pub enum SettingsError {
     /// A setting that must be positive is 0.
     #[error("{0}: must be at least 1, got 0")]
     Zero(&'static str),
+    /// A setting whose value breaks its rule.
+    #[error("{key}: {rule}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// The rule, with the value.
+        rule: String,
+    },
 }
 
 /// Log output format.
@@ -108,6 +116,17 @@ pub struct SettingsFile {
     pub otlp: Option<OtlpSettings>,
     /// Seconds a cumulative OTLP stream may send nothing before its state is forgotten.
     pub otlp_stream_idle_seconds: Option<u64>,
+    /// Prometheus remote write (`docs/prometheus.md`).
+    pub prometheus: Option<PrometheusSettings>,
+}
+
+/// The `prometheus` section of the settings file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSettings {
+    /// The label whose value is a remote-written series' namespace (default `job`).
+    #[serde(default)]
+    pub namespace_label: Option<String>,
 }
 
 /// The `otlp` section of the settings file.
@@ -229,6 +248,9 @@ pub struct Settings {
     pub otlp_resource_dimensions: Vec<String>,
     /// Seconds a cumulative OTLP stream may send nothing before its state is forgotten.
     pub otlp_stream_idle_seconds: u64,
+    /// The label whose value is a remote-written series' namespace
+    /// (`prometheus.namespace_label`).
+    pub prometheus_namespace_label: String,
 }
 
 impl Default for Settings {
@@ -266,6 +288,7 @@ impl Default for Settings {
             insecure_no_auth: false,
             otlp_resource_dimensions: Vec::new(),
             otlp_stream_idle_seconds: 3600,
+            prometheus_namespace_label: thermostat_prometheus::DEFAULT_NAMESPACE_LABEL.to_owned(),
         }
     }
 }
@@ -414,6 +437,13 @@ impl Settings {
         }
     }
 
+    /// The remote-write mapping's options.
+    pub fn remote_write_options(&self) -> thermostat_ingest::RemoteWriteOptions {
+        thermostat_ingest::RemoteWriteOptions {
+            namespace_label: self.prometheus_namespace_label.clone(),
+        }
+    }
+
     /// The ingest API's admission, series and query limits.
     pub fn ingest_limits(&self) -> thermostat_ingest::Limits {
         thermostat_ingest::Limits {
@@ -494,6 +524,16 @@ impl Settings {
         }
         if let Some(0) = self.max_series_per_namespace {
             return Err(SettingsError::Zero("max_series_per_namespace"));
+        }
+        let label = &self.prometheus_namespace_label;
+        if !thermostat_prometheus::is_label_name(label) || label == "__name__" {
+            return Err(SettingsError::Invalid {
+                key: "prometheus.namespace_label",
+                rule: format!(
+                    "must be a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*) other than __name__, got {}",
+                    thermostat_metrics::validate::quote(label)
+                ),
+            });
         }
         Ok(())
     }
@@ -595,6 +635,10 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
             .otlp_stream_idle_seconds
             .or(file.otlp_stream_idle_seconds)
             .unwrap_or(d.otlp_stream_idle_seconds),
+        prometheus_namespace_label: file
+            .prometheus
+            .and_then(|p| p.namespace_label)
+            .unwrap_or(d.prometheus_namespace_label),
     }
 }
 

@@ -201,6 +201,9 @@ pub struct ThermostatRun {
 pub struct VictoriaMetricsRun {
     /// The common figures.
     pub server: ServerRun,
+    /// Median and 99th percentile acknowledgement latency, ms, where loadgen sent the data
+    /// (`--protocol remote-write`); `None` for the file import.
+    pub ack_latency_ms: Option<(f64, f64)>,
     /// Seconds `/internal/force_flush` took after the last acknowledgement.
     pub flush_seconds: f64,
     /// Rows VictoriaMetrics reports added to its storage (`vm_rows_added_to_storage_total`).
@@ -212,22 +215,39 @@ pub struct VictoriaMetricsRun {
     pub samples_queried: Option<u64>,
 }
 
+/// `--protocol native`: Thermostat gets the native gRPC API, VictoriaMetrics the Prometheus
+/// text import.
+pub const NATIVE: &str = "native";
+/// `--protocol remote-write`: both servers get Prometheus remote write 1.0 from loadgen.
+pub const REMOTE_WRITE: &str = "remote-write";
+
+/// The `type` label of VictoriaMetrics' `vm_rows_inserted_total` for the data of `protocol`.
+pub fn vm_rows_type(protocol: &str) -> &'static str {
+    if protocol == REMOTE_WRITE {
+        "promremotewrite"
+    } else {
+        "prometheus"
+    }
+}
+
 /// How the comparison was run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Setup {
+    /// [`NATIVE`] or [`REMOTE_WRITE`].
+    pub protocol: &'static str,
     /// Hosts.
     pub hosts: usize,
     /// Metrics per host.
     pub metrics: usize,
     /// Samples per series.
     pub samples_per_series: usize,
-    /// Datums per gRPC request.
+    /// Datums per gRPC request (remote write: samples per request).
     pub batch: usize,
-    /// gRPC connections.
+    /// gRPC connections (remote write: HTTP/1.1 connections, to each server).
     pub connections: usize,
-    /// Requests in flight per connection.
+    /// Requests in flight per connection (remote write: 1).
     pub in_flight: usize,
-    /// `unary` or `stream`.
+    /// `unary` or `stream` (remote write: `http1`).
     pub mode: &'static str,
     /// Datum order (`agent` or `time`, see [`crate::Order`]); both servers get the same.
     pub order: &'static str,
@@ -281,7 +301,8 @@ impl Comparison {
             let v = vm.server.samples_counted;
             if v != expected {
                 out.push(format!(
-                    "VictoriaMetrics counted {v} samples (vm_rows_inserted_total{{type=\"prometheus\"}}), {expected} were sent"
+                    "VictoriaMetrics counted {v} samples (vm_rows_inserted_total{{type=\"{}\"}}), {expected} were sent",
+                    vm_rows_type(self.setup.protocol)
                 ));
             }
             if vm.rows_added_to_storage != expected {
@@ -306,7 +327,7 @@ impl Comparison {
         let t = &self.thermostat;
         let vm = self.victoriametrics.as_ref();
         let s = &self.setup;
-        json!({
+        let mut j = json!({
             "thermostat_samples_per_second": t.server.samples_per_second(),
             "victoriametrics_samples_per_second": vm.map(|v| v.server.samples_per_second()),
             "ratio": self.ratio(),
@@ -349,7 +370,13 @@ impl Comparison {
             "grpc_datums_per_request": s.batch,
             "victoriametrics_clients": s.vm_clients,
             "victoriametrics_lines_per_request": s.vm_lines_per_request,
-        })
+        });
+        // Outside the macro, whose recursion limit the keys above reach.
+        let vm_latency = vm.and_then(|v| v.ack_latency_ms);
+        j["protocol"] = json!(s.protocol);
+        j["victoriametrics_ack_latency_p50_ms"] = json!(vm_latency.map(|l| l.0));
+        j["victoriametrics_ack_latency_p99_ms"] = json!(vm_latency.map(|l| l.1));
+        j
     }
 
     /// The figures as a text table.
@@ -370,17 +397,28 @@ impl Comparison {
             group(s.samples()),
             s.order,
         );
-        let _ = writeln!(
-            out,
-            "Thermostat: gRPC {}, {} connections x {} in flight, {} datums/request, default fsync. \
-             VictoriaMetrics: /api/v1/import/prometheus, {} clients, {} lines/request.",
-            s.mode,
-            s.connections,
-            s.in_flight,
-            s.batch,
-            s.vm_clients,
-            group(s.vm_lines_per_request as u64)
-        );
+        if s.protocol == REMOTE_WRITE {
+            let _ = writeln!(
+                out,
+                "Both: Prometheus remote write 1.0 (snappy protobuf) to POST /api/v1/write from \
+                 loadgen, {} HTTP/1.1 keep-alive connections x 1 in flight, {} samples/request. \
+                 Thermostat: default fsync.",
+                s.connections,
+                group(s.vm_lines_per_request as u64)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "Thermostat: gRPC {}, {} connections x {} in flight, {} datums/request, default fsync. \
+                 VictoriaMetrics: /api/v1/import/prometheus, {} clients, {} lines/request.",
+                s.mode,
+                s.connections,
+                s.in_flight,
+                s.batch,
+                s.vm_clients,
+                group(s.vm_lines_per_request as u64)
+            );
+        }
         let dash = || "-".to_owned();
         let row = |out: &mut String, name: &str, a: String, b: String| {
             let _ = writeln!(out, "| {name:<40} | {a:>16} | {b:>16} |");
@@ -445,7 +483,8 @@ impl Comparison {
             &mut out,
             "ack latency p50 / p99 (ms)",
             format!("{:.1} / {:.1}", t.ack_latency_p50_ms, t.ack_latency_p99_ms),
-            dash(),
+            vm.and_then(|v| v.ack_latency_ms)
+                .map_or_else(dash, |(p50, p99)| format!("{p50:.1} / {p99:.1}")),
         );
         row(
             &mut out,
@@ -609,6 +648,7 @@ mod tests {
     fn comparison(t_counted: u64, vm_counted: u64) -> Comparison {
         Comparison {
             setup: Setup {
+                protocol: NATIVE,
                 hosts: 10,
                 metrics: 10,
                 samples_per_series: 50,
@@ -646,6 +686,7 @@ mod tests {
                     load_average_before: None,
                     idle_before: None,
                 },
+                ack_latency_ms: None,
                 flush_seconds: 0.05,
                 rows_added_to_storage: vm_counted,
                 new_series: Some(100),
@@ -691,7 +732,30 @@ mod tests {
         // finds) all fall short.
         let c = comparison(5000, 4000);
         assert_eq!(c.mismatches().len(), 3, "{:?}", c.mismatches());
+        assert!(c.mismatches()[0].contains("type=\"prometheus\""));
         assert!(c.to_table().contains("COUNT MISMATCH"));
+    }
+
+    #[test]
+    fn remote_write_names_its_counter_and_both_latencies() {
+        let mut c = comparison(5000, 4000);
+        c.setup.protocol = REMOTE_WRITE;
+        c.setup.mode = "http1";
+        if let Some(vm) = c.victoriametrics.as_mut() {
+            vm.ack_latency_ms = Some((12.5, 40.31));
+        }
+        assert!(
+            c.mismatches()[0].contains("vm_rows_inserted_total{type=\"promremotewrite\"}"),
+            "{:?}",
+            c.mismatches()
+        );
+        let j = c.to_json();
+        assert_eq!(j["protocol"], "remote-write");
+        assert_eq!(j["victoriametrics_ack_latency_p99_ms"], 40.31);
+        let table = c.to_table();
+        assert!(table.contains("remote write 1.0"), "{table}");
+        assert!(table.contains("12.5 / 40.3"), "{table}");
+        assert_eq!(vm_rows_type(NATIVE), "prometheus");
     }
 
     #[test]

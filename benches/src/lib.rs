@@ -8,6 +8,10 @@
 //! - The same workload as OTLP `ExportMetricsServiceRequest`s ([`otlp`]): request `k` holds
 //!   native request `k`'s samples as gauge points, grouped by metric name, for `loadgen
 //!   --protocol otlp`.
+//! - The same workload as Prometheus remote write 1.0 requests ([`remote_write`]): snappy
+//!   block-compressed `prometheus.WriteRequest`s, one `TimeSeries` per series with `__name__`,
+//!   `job` = the namespace and the dimensions as labels, for `loadgen --protocol remote-write`
+//!   (to Thermostat's and VictoriaMetrics' `POST /api/v1/write`).
 //! - A gRPC codec for requests encoded ahead of time ([`codec::PreEncoded`]), so that `loadgen`
 //!   measures the server rather than its own protobuf encoder.
 //! - `loadgen`'s result ([`report::Report`]) and its text and JSON forms.
@@ -25,7 +29,8 @@
 //!   measured run).
 //!
 //! # Layout
-//! `workload.rs` (generation and encoding), `otlp.rs` (its OTLP form), `codec.rs`
+//! `workload.rs` (generation and encoding), `otlp.rs` (its OTLP form), `remote_write.rs`
+//! (its Prometheus remote-write form), `codec.rs`
 //! (pass-through gRPC codec), `report.rs` (latency histogram summary, text and JSON);
 //! `bin/loadgen.rs` (CLI and the gRPC driver); `benches/` (criterion); `tests/loadgen.rs` (end
 //! to end against the real server binary).
@@ -35,6 +40,7 @@ pub mod compare;
 pub mod otlp;
 pub mod process;
 pub mod procstat;
+pub mod remote_write;
 pub mod report;
 pub mod workload;
 

@@ -289,20 +289,32 @@ impl Workload {
         }
     }
 
-    /// Request `k` (0-based, below [`Workload::request_count`]).
+    /// Request `k`'s samples, in request order, as (series index, timestamp in Unix ms, value):
+    /// what [`Workload::request`] holds, without building its datums (for other encodings).
     ///
     /// # Panics
     /// If `k` is out of range.
-    pub fn request(&self, k: usize) -> PutMetricDataRequest {
+    pub fn request_points(&self, k: usize) -> impl Iterator<Item = (usize, i64, f64)> + '_ {
         assert!(k < self.request_count(), "request {k} is out of range");
         let total = self.spec.series * self.spec.samples_per_series;
         let first = k * self.spec.batch;
         let last = (first + self.spec.batch).min(total);
         let mut rng =
             StdRng::seed_from_u64(self.spec.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let metric_data = (first..last)
-            .map(|d| {
-                let (j, s) = self.position(d);
+        (first..last).map(move |d| {
+            let (j, s) = self.position(d);
+            (s, self.timestamp_ms(j), rng.random_range(0.0..100.0))
+        })
+    }
+
+    /// Request `k` (0-based, below [`Workload::request_count`]).
+    ///
+    /// # Panics
+    /// If `k` is out of range.
+    pub fn request(&self, k: usize) -> PutMetricDataRequest {
+        let metric_data = self
+            .request_points(k)
+            .map(|(s, timestamp_ms, value)| {
                 let (name, dims) = self.series(s);
                 MetricDatum {
                     metric_name: name.to_owned(),
@@ -313,8 +325,8 @@ impl Workload {
                             value,
                         })
                         .collect(),
-                    timestamp_ms: self.timestamp_ms(j),
-                    value: Some(rng.random_range(0.0..100.0)),
+                    timestamp_ms,
+                    value: Some(value),
                     unit: UNIT.to_owned(),
                     storage_resolution: STORAGE_RESOLUTION,
                     ..MetricDatum::default()

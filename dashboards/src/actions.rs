@@ -567,6 +567,7 @@ mod tests {
             access: Arc::new(thermostat_auth::Access::open()),
             audit: Some(Arc::clone(&trail) as Arc<dyn AuditTrail>),
             otlp: None,
+            remote_write: None,
         };
         let caller = Caller {
             principal: Arc::new(Principal::anonymous()),

@@ -34,6 +34,8 @@ mod audit;
 pub mod cross_site;
 pub mod error;
 pub mod otlp;
+mod promql;
+pub mod remote_write;
 pub mod session;
 pub mod ui;
 pub mod views;
@@ -78,6 +80,8 @@ pub struct ApiState {
     pub audit: Option<Arc<dyn AuditTrail>>,
     /// OTLP/HTTP exports (`POST /v1/metrics`), when the ingest side offers them.
     pub otlp: Option<Arc<dyn otlp::OtlpApi>>,
+    /// Prometheus remote write (`POST /api/v1/write`), when the ingest side offers it.
+    pub remote_write: Option<Arc<dyn remote_write::RemoteWriteApi>>,
 }
 
 /// The HTTP API and the web dashboard. Every error answer is JSON, and request heads over
@@ -130,6 +134,49 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/metrics",
             read(Permission::ReadMetrics, get(api::metrics)),
+        )
+        .route(
+            "/api/v1/query",
+            read(
+                Permission::ReadMetrics,
+                get(promql::query).post(promql::query),
+            ),
+        )
+        .route(
+            "/api/v1/query_range",
+            read(
+                Permission::ReadMetrics,
+                get(promql::query_range).post(promql::query_range),
+            ),
+        )
+        .route(
+            "/api/v1/series",
+            read(
+                Permission::ReadMetrics,
+                get(promql::series).post(promql::series),
+            ),
+        )
+        .route(
+            "/api/v1/labels",
+            read(
+                Permission::ReadMetrics,
+                get(promql::labels).post(promql::labels),
+            ),
+        )
+        .route(
+            "/api/v1/label/{name}/values",
+            read(Permission::ReadMetrics, get(promql::label_values_of)),
+        )
+        .route(
+            "/api/v1/metadata",
+            read(
+                Permission::ReadMetrics,
+                get(promql::metadata).post(promql::metadata),
+            ),
+        )
+        .route(
+            "/api/v1/status/buildinfo",
+            read(Permission::ReadMetrics, get(promql::buildinfo)),
         )
         .route(
             "/api/v1/alarms",
@@ -186,6 +233,14 @@ pub fn router(state: ApiState) -> Router {
                 .route_layer(needs(Permission::PushMetrics))
                 .layer(axum::extract::DefaultBodyLimit::max(
                     thermostat_otlp::limits::MAX_BODY_BYTES,
+                )),
+        )
+        .route(
+            "/api/v1/write",
+            post(remote_write::write)
+                .route_layer(needs(Permission::PushMetrics))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    thermostat_prometheus::limits::MAX_COMPRESSED_BYTES,
                 )),
         )
         .route("/explore", read(Permission::ViewDashboard, get(ui::page)))

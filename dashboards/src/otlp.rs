@@ -316,6 +316,7 @@ mod tests {
             access: Arc::new(thermostat_auth::Access::open()),
             audit: None,
             otlp: Some(fake as Arc<dyn OtlpApi>),
+            remote_write: None,
         }
     }
 

@@ -448,6 +448,7 @@ mod tests {
             access: Arc::new(access),
             audit: Some(Arc::clone(&trail) as Arc<dyn AuditTrail>),
             otlp: None,
+            remote_write: None,
         };
         Fixture {
             state,

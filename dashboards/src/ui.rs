@@ -261,6 +261,7 @@ mod tests {
             access: Arc::new(thermostat_auth::Access::open()),
             audit: None,
             otlp: None,
+            remote_write: None,
         };
         let mut req = Request::get(uri);
         if let Some(tag) = if_none_match {

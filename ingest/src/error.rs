@@ -39,6 +39,11 @@ pub enum Error {
     /// it was stored. Fix the field named.
     #[error("{0}; nothing of this request was stored")]
     Otlp(#[from] thermostat_otlp::DecodeError),
+    /// A Prometheus remote-write request with a series or sample that breaks a rule (the
+    /// message lists the first few: the series and the rule); nothing of it was stored. The
+    /// remote-write specification says not to retry it.
+    #[error("{0}; nothing of this request was stored")]
+    RemoteWrite(String),
     /// The server has no capacity right now; nothing of the request was stored. Retry with
     /// backoff.
     #[error(
@@ -208,7 +213,7 @@ impl Error {
             Error::Otlp(e) if e.kind == thermostat_otlp::DecodeErrorKind::TooLarge => {
                 RejectReason::too_large
             }
-            Error::Otlp(_) => RejectReason::invalid_datum,
+            Error::Otlp(_) | Error::RemoteWrite(_) => RejectReason::invalid_datum,
             Error::Overloaded(_) | Error::Append(AppendError::Full) => RejectReason::overloaded,
             Error::ShuttingDown | Error::Append(AppendError::Closed) => RejectReason::shutting_down,
             Error::Persist(_) | Error::Append(_) => RejectReason::persist_failed,
@@ -229,7 +234,7 @@ impl From<Error> for tonic::Status {
             Error::Otlp(e) if e.kind == thermostat_otlp::DecodeErrorKind::TooLarge => {
                 Status::resource_exhausted(error.to_string())
             }
-            Error::Otlp(_) => Status::invalid_argument(error.to_string()),
+            Error::Otlp(_) | Error::RemoteWrite(_) => Status::invalid_argument(error.to_string()),
             // Overload passes: a RetryInfo says so (OTLP clients retry RESOURCE_EXHAUSTED only
             // with one). A series limit does not pass by waiting: no RetryInfo.
             Error::Overloaded(_) | Error::QueriesBusy(_) | Error::Append(AppendError::Full) => {

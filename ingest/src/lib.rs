@@ -14,7 +14,11 @@
 //!   [`OtlpApi::export`] also serves the binary's HTTP `/v1/metrics`), over the same store,
 //!   log, limits and admission, with the OTLP cumulative streams' state logged with each
 //!   record and kept in the snapshots.
-//! - Serving both on a bound listener with gRPC reflection ([`serve`]; reflection lists the
+//! - Prometheus remote write ([`RemoteWriteApi`], made by [`MetricsApi::remote_write_api`];
+//!   its [`RemoteWriteApi::write`] serves the binary's HTTP `/api/v1/write`), over the same
+//!   store, log, limits and admission, its counters' and histograms' cumulative state kept
+//!   with OTLP's.
+//! - Serving both gRPC services on a bound listener with gRPC reflection ([`serve`]; reflection lists the
 //!   native service only).
 //! - The on-disk formats: store snapshots and the write-ahead log (versioned; both read back
 //!   by every later build).
@@ -35,8 +39,9 @@
 //! `ingest.rs` (the façade: [`open`], [`Ingest`], checkpoints), `wire.rs` (zero-copy protobuf
 //! reader), `convert.rs` (request → the core's `ObservationBatch`), `intern.rs` (wire identity
 //! → series key), `record.rs` (log record payloads), `wal.rs` (the write-ahead log and the
-//! applier), `service.rs` (tonic service), `otlp.rs` (the OTLP service), `streams.rs` (the
-//! OTLP streams: live and applied, undo), `persist.rs` (snapshots), `error.rs` (the one error
+//! applier), `service.rs` (tonic service), `otlp.rs` (the OTLP service), `remote_write.rs`
+//! (Prometheus remote write), `mapped.rs` (what both share once mapped: checking, queueing),
+//! `streams.rs` (the cumulative streams: live and applied, undo), `persist.rs` (snapshots), `error.rs` (the one error
 //! type and its `Status` mapping).
 
 #![warn(missing_docs)]
@@ -46,9 +51,11 @@ mod convert;
 mod error;
 mod ingest;
 mod intern;
+mod mapped;
 mod otlp;
 mod persist;
 mod record;
+mod remote_write;
 mod reservation;
 mod service;
 mod streams;
@@ -63,6 +70,7 @@ pub use ingest::{
 };
 pub use otlp::OtlpApi;
 pub use persist::SnapshotInfo;
+pub use remote_write::{RemoteWriteApi, RemoteWriteOptions};
 pub use service::{Limits, MetricsApi};
 pub use streams::OtlpOptions;
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;

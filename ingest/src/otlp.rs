@@ -39,21 +39,19 @@ use std::sync::Arc;
 
 use thermostat_auth::{Permission, Principal};
 use thermostat_metrics::telemetry::OtlpRejectReason;
-use thermostat_metrics::validate;
-use thermostat_metrics::{Distribution, ObservationBatch, Resolution, SeriesKey, Timestamp};
 use thermostat_otlp::proto::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use thermostat_otlp::{MappedData, MappedPoint, RejectReason, Rejection, Streams};
+use thermostat_otlp::{RejectReason, Rejection};
 use thermostat_proto::otlp::metrics_service_server::MetricsService;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Overload};
-use crate::reservation::Reservation;
+use crate::mapped::to_batch;
 use crate::service::MetricsApi;
-use crate::streams::{OtlpOptions, Undo, map_options};
-use crate::wal::{Acknowledgement, Job, Refused};
+use crate::streams::{OtlpOptions, map_options};
+use crate::wal::Acknowledgement;
 
 /// The OTLP metrics service over the same store, log, limits, admission, series
 /// reservations, access and telemetry as the native [`MetricsApi`] it is made from
@@ -144,76 +142,30 @@ impl OtlpApi {
         let mut live = api.otlp_streams.live();
         let mut mapped =
             thermostat_otlp::map(request, &mut live, received.as_millis(), &api.otlp_options);
-        let undo_now = |live: &mut Streams, undo: &[thermostat_otlp::StreamUpdate]| {
-            for update in undo {
-                live.apply(update);
-            }
-        };
         let (batch, checked) = to_batch(&mapped.points);
         let points = (mapped.points.len() - checked.len()) as u64;
         let mut rejected = std::mem::take(&mut mapped.rejected);
-        rejected.extend(checked);
-        let refuse = |live: &mut Streams, e: Error| {
-            undo_now(live, &mapped.undo);
-            Err(e)
-        };
-        let mut namespaces: Vec<&Arc<str>> = batch.series().map(|k| k.namespace_arc()).collect();
-        namespaces.sort_unstable();
-        namespaces.dedup();
-        if principal.namespaces.is_some() {
-            for ns in &namespaces {
-                if let Err(d) =
-                    api.access
-                        .authorize_namespace(principal, Permission::PushMetrics, ns)
-                {
-                    return refuse(&mut live, Error::Denied(d));
-                }
-            }
-        }
-        let mut reservations: Vec<Reservation> = Vec::new();
-        for ns in &namespaces {
-            let runs: Vec<&SeriesKey> = batch
-                .series()
-                .filter(|k| k.namespace_arc() == *ns)
-                .collect();
-            match api.reserve_series(ns, runs) {
-                Ok(r) => reservations.extend(r),
-                Err(e) => return refuse(&mut live, e),
-            }
-        }
+        rejected.extend(checked.into_iter().map(|(i, rule)| Rejection {
+            metric: mapped.points[i].series.metric_name().to_owned(),
+            point: mapped.points[i].point,
+            rule,
+            reason: RejectReason::Value,
+        }));
         let samples = batch.samples;
-        if batch.is_empty() && mapped.stream_updates.is_empty() {
-            return Ok(Admitted {
-                pending: None,
-                samples,
-                points,
-                rejected,
-            });
-        }
-        let (ack, pending) = oneshot::channel();
-        let undo = Undo {
-            state: Arc::clone(&api.otlp_streams),
-            made: std::mem::take(&mut mapped.stream_updates),
-            undo: std::mem::take(&mut mapped.undo),
-        };
-        let job = Job::with_streams(batch, received, ack, undo).holding_all(reservations);
-        match api.wal.try_submit(job) {
-            Ok(()) => Ok(Admitted {
-                pending: Some(pending),
-                samples,
-                points,
-                rejected,
-            }),
-            Err((why, job)) => {
-                if let Some(undo) = job.into_undo() {
-                    undo_now(&mut live, &undo.undo);
-                }
-                Err(match why {
-                    Refused::Full => Error::Overloaded(Overload::LogQueueFull),
-                    Refused::Closed => Error::ShuttingDown,
-                })
-            }
-        }
+        let pending = api.queue_mapped(
+            principal,
+            &mut live,
+            batch,
+            received,
+            std::mem::take(&mut mapped.stream_updates),
+            std::mem::take(&mut mapped.undo),
+        )?;
+        Ok(Admitted {
+            pending,
+            samples,
+            points,
+            rejected,
+        })
     }
 }
 
@@ -226,58 +178,6 @@ fn telemetry_reason(reason: RejectReason) -> OtlpRejectReason {
         RejectReason::Malformed => OtlpRejectReason::malformed,
         RejectReason::StreamLimit => OtlpRejectReason::stream_limit,
     }
-}
-
-/// The points as observations, each checked with the metrics core's rules; those that break
-/// one are rejections.
-fn to_batch(points: &[MappedPoint]) -> (ObservationBatch, Vec<Rejection>) {
-    let mut batch = ObservationBatch::with_capacity(points.len());
-    let mut rejected = Vec::new();
-    let mut counts: Vec<f64> = Vec::new();
-    for p in points {
-        let timestamp = Timestamp::from_millis(p.timestamp_ms);
-        let checked = match &p.data {
-            MappedData::Value(v) => validate::value(*v)
-                .map_err(|rule| validate::ValidationError::new("value", rule))
-                .map(|()| {
-                    batch.push_value(&p.series, timestamp, p.unit, Resolution::Standard, *v);
-                    1.0
-                }),
-            MappedData::Distribution {
-                count,
-                sum,
-                min,
-                max,
-                values,
-                counts: c,
-            } => {
-                counts.clear();
-                counts.extend(c.iter().map(|&n| n as f64));
-                let d = Distribution {
-                    count: *count as f64,
-                    sum: *sum,
-                    min: *min,
-                    max: *max,
-                    values,
-                    counts: &counts,
-                };
-                validate::distribution(&d).map(|()| {
-                    batch.push_distribution(&p.series, timestamp, p.unit, Resolution::Standard, &d);
-                    d.count
-                })
-            }
-        };
-        match checked {
-            Ok(samples) => batch.samples += samples,
-            Err(e) => rejected.push(Rejection {
-                metric: p.series.metric_name().to_owned(),
-                point: p.point,
-                rule: e.to_string(),
-                reason: RejectReason::Value,
-            }),
-        }
-    }
-    (batch, rejected)
 }
 
 // === impl MetricsApi (OTLP) ===

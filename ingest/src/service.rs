@@ -100,6 +100,8 @@ pub struct MetricsApi {
     pub(crate) otlp_options: Arc<MapOptions>,
     /// How long an idle OTLP stream is kept.
     pub(crate) otlp_stream_idle: std::time::Duration,
+    /// How Prometheus remote-write requests are mapped ([`crate::RemoteWriteApi`]).
+    pub(crate) prometheus_options: Arc<thermostat_prometheus::MapOptions>,
 }
 
 impl MetricsApi {
@@ -123,6 +125,10 @@ impl MetricsApi {
             )),
             otlp_streams,
             otlp_stream_idle,
+            prometheus_options: Arc::new(crate::remote_write::prometheus_options(
+                &crate::RemoteWriteOptions::default(),
+                limits.max_series,
+            )),
             store,
             wal,
             telemetry,

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod cumulative;
 mod error;
 pub mod quote;
 pub mod series;

@@ -526,6 +526,11 @@ pub struct Store {
     /// The sum of every series' estimated bytes ([`Store::series_bytes`]), changed under the
     /// lock of the shard whose series changed.
     series_bytes: std::sync::atomic::AtomicUsize,
+    /// Where a series' stream was ended by its sender (a Prometheus staleness marker): the
+    /// newest such time per series, for queries that look back (`ended_at`). Only series the
+    /// store holds; forgotten with them. In memory only: after a restart a look-back reaches
+    /// past a marker until the sender's next one.
+    ended: Mutex<HashMap<SeriesKey, Timestamp>>,
 }
 
 /// The stable hash of a series key that picks its shard (see [`SeriesKey::stable_hash`]).
@@ -548,7 +553,27 @@ impl Store {
             series_total: std::sync::atomic::AtomicUsize::new(0),
             per_namespace: Mutex::default(),
             series_bytes: std::sync::atomic::AtomicUsize::new(0),
+            ended: Mutex::default(),
         }
+    }
+
+    /// Notes that the sender ended `key`'s stream at `at` (a staleness marker), when the store
+    /// holds the series; an earlier time than one already noted is ignored.
+    pub fn mark_ended(&self, key: &SeriesKey, at: Timestamp) {
+        if !self.contains(key) {
+            return;
+        }
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        let t = ended.entry(key.clone()).or_insert(at);
+        if at > *t {
+            *t = at;
+        }
+    }
+
+    /// The newest time at which `key`'s sender ended its stream ([`Store::mark_ended`]).
+    pub fn ended_at(&self, key: &SeriesKey) -> Option<Timestamp> {
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        ended.get(key).copied()
     }
 
     /// Number of shards.
@@ -1012,6 +1037,10 @@ impl Store {
                 if !keep {
                     report.series_removed += 1;
                     self.removed(key);
+                    self.ended
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(key);
                 }
                 keep
             });

@@ -9,8 +9,11 @@
 //!   resource and the point; gauges and sums as values, histograms, exponential histograms and
 //!   summaries as distributions ([`MappedData`]) with one representative value per non-empty
 //!   bucket, inside it ([`buckets`]); cumulative points turned into increases per stream.
-//! - The per-stream cumulative state ([`Streams`]) and its changes ([`StreamUpdate`]), which
-//!   the caller logs and snapshots.
+//! - Its use of the per-stream cumulative state ([`Streams`]) and its changes
+//!   ([`StreamUpdate`]), which the caller logs and snapshots. That machinery (the state, the
+//!   increase rules, the bucket representatives, [`MappedPoint`] and [`MappedData`]) lives in
+//!   `thermostat_metrics::cumulative`, shared with the Prometheus mapping, and is re-exported
+//!   here under its former paths ([`streams`], [`buckets`]).
 //! - Rejected points ([`Rejection`]) and OTLP's partial success ([`partial_success`]).
 //!
 //! It does not serve OTLP (no gRPC service, no HTTP route) and does not store anything: the
@@ -31,30 +34,33 @@
 //! # Layout
 //! `limits.rs` (the bounds), `error.rs` ([`DecodeError`]), `decode.rs` (bodies to requests),
 //! `json.rs` (OTLP JSON over mirrors of the messages), `attributes.rs` (values as text),
-//! `unit.rs` (UCUM to CloudWatch), `buckets.rs` (representatives), `streams.rs` (state and
-//! updates), `delta.rs` (cumulative to increase), `rejection.rs` (rejections, partial
-//! success), `map.rs` (the mapping); its tests in
+//! `unit.rs` (UCUM to CloudWatch), `rejection.rs` (rejections, partial success), `map.rs`
+//! (the mapping; the streams, increases and representatives it uses are
+//! `thermostat_metrics::cumulative`'s); its tests in
 //! `map/tests.rs`, property tests and the golden JSON in `tests/`.
 
 #![warn(missing_docs)]
 
 mod attributes;
-pub mod buckets;
 mod decode;
-mod delta;
 mod error;
 mod json;
 pub mod limits;
 mod map;
 mod rejection;
-pub mod streams;
 pub mod unit;
 
 pub use decode::{check_limits, decode_json, decode_protobuf, gunzip_bounded};
 pub use error::{DecodeError, DecodeErrorKind, Result};
-pub use map::{DEFAULT_NAMESPACE, MapOptions, Mapped, MappedData, MappedPoint, Skipped, map};
+pub use map::{DEFAULT_NAMESPACE, MapOptions, Mapped, Skipped, map};
 pub use rejection::{RejectReason, Rejection, partial_success};
-pub use streams::{StreamKey, StreamKind, StreamState, StreamUpdate, Streams};
+/// Bucket bounds and representatives (moved to `thermostat_metrics::cumulative::buckets`).
+pub use thermostat_metrics::cumulative::buckets;
+/// Cumulative stream state (moved to `thermostat_metrics::cumulative::streams`).
+pub use thermostat_metrics::cumulative::streams;
+pub use thermostat_metrics::cumulative::{
+    MappedData, MappedPoint, StreamKey, StreamKind, StreamState, StreamUpdate, Streams,
+};
 
 /// The generated OTLP messages (`opentelemetry-proto`'s prost types, with its serde for OTLP
 /// JSON), so that a caller needs no dependency of its own on that crate.

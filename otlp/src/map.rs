@@ -14,15 +14,17 @@ use thermostat_metrics::validate::{self, MAX_DIMENSIONS, quote};
 use thermostat_metrics::{Dimension, SeriesKey, Timestamp, Unit};
 
 use crate::attributes::{self, RenderError};
-use crate::buckets;
-use crate::delta::{self, Order, Outcome};
 use crate::limits::{MAX_BUCKETS, MAX_SCALE, MIN_SCALE};
 use crate::rejection::{RejectReason, Rejection};
-use crate::streams::{
+use crate::unit::cloudwatch_unit;
+use thermostat_metrics::cumulative::delta::{self, Order, Outcome};
+use thermostat_metrics::cumulative::streams::{
     BucketRange, ExponentialTotals, HistogramTotals, StreamKey, StreamKind, StreamState,
     StreamUpdate, Streams, Totals,
 };
-use crate::unit::cloudwatch_unit;
+use thermostat_metrics::cumulative::{
+    MappedData, MappedPoint, buckets, explicit_distribution, exponential_distribution,
+};
 
 /// The namespace of a resource with neither `service.namespace` nor `service.name`.
 pub const DEFAULT_NAMESPACE: &str = "OTLP";
@@ -42,46 +44,6 @@ pub struct MapOptions {
     /// A stream not seen for longer than this (ms) may be forgotten: [`map`] forgets idle
     /// streams when it needs room for a new one, [`Streams::expire`] whenever called.
     pub stream_idle_ms: i64,
-}
-
-/// What one point records.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MappedData {
-    /// One value (a gauge, a non-monotonic sum, the increase of a monotonic sum).
-    Value(f64),
-    /// Many values at once: exact `count` and `sum`, `min`/`max` when known, and `values`
-    /// with their `counts` (one representative value per non-empty bucket, inside it) for
-    /// percentiles. A Summary has no `values`: its quantiles are not used.
-    Distribution {
-        /// Values counted.
-        count: u64,
-        /// Their sum (estimated from the representatives only when a histogram point carries
-        /// no sum, as the SDKs do when negative values were recorded).
-        sum: f64,
-        /// The least value, when known.
-        min: Option<f64>,
-        /// The greatest value, when known.
-        max: Option<f64>,
-        /// One representative value per non-empty bucket, ascending.
-        values: Vec<f64>,
-        /// How many values each representative stands for (none is 0).
-        counts: Vec<u64>,
-    },
-}
-
-/// One observation for the store.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MappedPoint {
-    /// Namespace, metric name and dimensions.
-    pub series: SeriesKey,
-    /// The CloudWatch unit.
-    pub unit: Unit,
-    /// The point's `time_unix_nano`, in ms.
-    pub timestamp_ms: i64,
-    /// The point's index in its metric's `data_points` (for a rejection the caller makes).
-    pub point: usize,
-    /// What it records.
-    pub data: MappedData,
 }
 
 /// Points that were neither kept nor rejected, by why.
@@ -422,65 +384,6 @@ fn exponential_totals(
         positive,
         negative,
     })
-}
-
-/// `Σ value × count`, for a point without a sum.
-fn estimated_sum(values: &[f64], counts: &[u64]) -> f64 {
-    values.iter().zip(counts).map(|(v, &c)| v * c as f64).sum()
-}
-
-fn explicit_distribution(t: &HistogramTotals) -> MappedData {
-    let mean = t.sum.filter(|_| t.count > 0).map(|s| s / t.count as f64);
-    let (mut values, mut counts) = (Vec::new(), Vec::new());
-    for (i, &c) in t.counts.iter().enumerate() {
-        if c > 0 {
-            values.push(buckets::explicit_representative(
-                &t.bounds, i, t.min, t.max, mean,
-            ));
-            counts.push(c);
-        }
-    }
-    MappedData::Distribution {
-        count: t.count,
-        sum: t.sum.unwrap_or_else(|| estimated_sum(&values, &counts)),
-        min: t.min,
-        max: t.max,
-        values,
-        counts,
-    }
-}
-
-fn exponential_distribution(t: &ExponentialTotals) -> MappedData {
-    let (mut values, mut counts) = (Vec::new(), Vec::new());
-    let representative = |range: &BucketRange, i: usize| {
-        buckets::exponential_representative(t.scale, i64::from(range.offset) + i as i64)
-            .unwrap_or(0.0)
-    };
-    // Ascending: negative buckets from the largest magnitude down, zero, positive up.
-    for (i, &c) in t.negative.counts.iter().enumerate().rev() {
-        if c > 0 {
-            values.push(-representative(&t.negative, i));
-            counts.push(c);
-        }
-    }
-    if t.zero_count > 0 {
-        values.push(0.0);
-        counts.push(t.zero_count);
-    }
-    for (i, &c) in t.positive.counts.iter().enumerate() {
-        if c > 0 {
-            values.push(representative(&t.positive, i));
-            counts.push(c);
-        }
-    }
-    MappedData::Distribution {
-        count: t.count,
-        sum: t.sum.unwrap_or_else(|| estimated_sum(&values, &counts)),
-        min: t.min,
-        max: t.max,
-        values,
-        counts,
-    }
 }
 
 /// Checks what CloudWatch checks of the data a point records (an increase can overflow).

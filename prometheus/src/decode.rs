@@ -1,12 +1,44 @@
 //! Bodies to requests: snappy (block format) with bounded sizes, a scan of the protobuf wire
 //! format that enforces the count limits before anything is allocated per element, then
-//! prost, then the label size limits.
+//! prost, then the size limits prost's result is checked against.
 
 use prost::Message as _;
 
 use crate::error::DecodeError;
 use crate::limits::*;
+use crate::negotiate::Version;
 use crate::proto::WriteRequest;
+use crate::v2;
+
+/// A decoded request of either version.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// Remote write 1.0.
+    V1(WriteRequest),
+    /// Remote write 2.0.
+    V2(v2::Request),
+}
+
+/// Decodes a body of the negotiated version ([`crate::negotiate`]): snappy, then the
+/// protobuf, with every limit of [`crate::limits`] checked before prost allocates.
+///
+/// # Errors
+/// The first limit or format rule the body breaks, naming the field.
+pub fn decode(version: Version, body: &[u8]) -> Result<Request, DecodeError> {
+    match version {
+        Version::V1 => decode_v1(body).map(Request::V1),
+        Version::V2 => decode_v2(body).map(Request::V2),
+    }
+}
+
+/// Decodes a remote write 2.0 body: snappy block-compressed `io.prometheus.write.v2.Request`.
+///
+/// # Errors
+/// The first limit or format rule the body breaks, naming the field.
+pub fn decode_v2(body: &[u8]) -> Result<v2::Request, DecodeError> {
+    let raw = decompress(body)?;
+    decode_v2_protobuf(&raw)
+}
 
 /// Decodes a remote write 1.0 body: snappy block-compressed `prometheus.WriteRequest`.
 ///
@@ -59,7 +91,31 @@ pub fn decode_protobuf(raw: &[u8]) -> Result<WriteRequest, DecodeError> {
     Ok(request)
 }
 
-/// Counts the request's elements on the wire and refuses it if any count is over its limit,
+/// Decodes an uncompressed `io.prometheus.write.v2.Request`, after [`check_limits_v2`]; the
+/// symbol table must start with the empty string, as the specification requires.
+///
+/// # Errors
+/// A limit broken, a body that is not the message, or a first symbol that is not empty.
+pub fn decode_v2_protobuf(raw: &[u8]) -> Result<v2::Request, DecodeError> {
+    check_limits_v2(raw)?;
+    let request = v2::Request::decode(raw).map_err(|e| {
+        DecodeError::new(
+            "protobuf",
+            format!("not an io.prometheus.write.v2.Request: {e}"),
+        )
+    })?;
+    if let Some(first) = request.symbols.first()
+        && !first.is_empty()
+    {
+        return Err(DecodeError::new(
+            "symbols[0]",
+            format!("must be the empty string (got {} bytes)", first.len()),
+        ));
+    }
+    Ok(request)
+}
+
+/// Counts a 1.0 request's elements on the wire and refuses it if any count is over its limit,
 /// so that decoding allocates in proportion to the body only within those bounds.
 ///
 /// # Errors
@@ -78,7 +134,7 @@ pub fn check_limits(raw: &[u8]) -> Result<(), DecodeError> {
                     "series per request",
                 )?;
                 if let Some(p) = payload {
-                    series(p, i, &mut c)?;
+                    series_v1(p, i, &mut c)?;
                 }
             }
             3 => {
@@ -96,6 +152,59 @@ pub fn check_limits(raw: &[u8]) -> Result<(), DecodeError> {
     })
 }
 
+/// Counts a 2.0 request's elements on the wire (symbols and their bytes, series, label
+/// references, samples, histograms with their spans and buckets, exemplars) and refuses it if
+/// any count is over its limit, before prost allocates.
+///
+/// # Errors
+/// The first count over its limit, or malformed wire format.
+pub fn check_limits_v2(raw: &[u8]) -> Result<(), DecodeError> {
+    let mut c = Counts::default();
+    for_each_field(raw, "protobuf", |field, payload| {
+        match field {
+            4 => {
+                let i = c.symbols;
+                c.symbols += 1;
+                over(
+                    c.symbols,
+                    MAX_SYMBOLS_PER_REQUEST,
+                    "symbols",
+                    "symbols per request",
+                )?;
+                let len = payload.map_or(0, <[u8]>::len);
+                if len > MAX_SYMBOL_BYTES {
+                    return Err(DecodeError::new(
+                        format!("symbols[{i}]"),
+                        format!("at most {MAX_SYMBOL_BYTES} bytes (got {len})"),
+                    ));
+                }
+                c.symbol_bytes += len;
+                over(
+                    c.symbol_bytes,
+                    MAX_SYMBOLS_BYTES_PER_REQUEST,
+                    "symbols",
+                    "bytes of symbols per request",
+                )?;
+            }
+            5 => {
+                let i = c.series;
+                c.series += 1;
+                over(
+                    c.series,
+                    MAX_SERIES_PER_REQUEST,
+                    "timeseries",
+                    "series per request",
+                )?;
+                if let Some(p) = payload {
+                    series_v2(p, i, &mut c)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
 #[derive(Default)]
 struct Counts {
     series: usize,
@@ -103,76 +212,181 @@ struct Counts {
     samples: usize,
     exemplars: usize,
     histograms: usize,
+    buckets: usize,
     metadata: usize,
+    symbols: usize,
+    symbol_bytes: usize,
 }
 
-fn series(raw: &[u8], index: usize, c: &mut Counts) -> Result<(), DecodeError> {
+impl Counts {
+    fn labels(&mut self, n: usize, field: &str) -> Result<(), DecodeError> {
+        self.labels += n;
+        over(
+            self.labels,
+            MAX_LABELS_PER_REQUEST,
+            field,
+            "labels per request",
+        )
+    }
+
+    fn sample(&mut self, field: &str) -> Result<(), DecodeError> {
+        self.samples += 1;
+        over(
+            self.samples,
+            MAX_SAMPLES_PER_REQUEST,
+            field,
+            "samples per request",
+        )
+    }
+
+    fn exemplar(&mut self, field: &str) -> Result<(), DecodeError> {
+        self.exemplars += 1;
+        over(
+            self.exemplars,
+            MAX_EXEMPLARS_PER_REQUEST,
+            field,
+            "exemplars per request",
+        )
+    }
+
+    fn histogram(&mut self, field: &str) -> Result<(), DecodeError> {
+        self.histograms += 1;
+        over(
+            self.histograms,
+            MAX_HISTOGRAMS_PER_REQUEST,
+            field,
+            "histograms per request",
+        )
+    }
+}
+
+fn series_v1(raw: &[u8], index: usize, c: &mut Counts) -> Result<(), DecodeError> {
     let at = format!("timeseries[{index}]");
     let mut labels = 0;
+    let mut histograms = 0;
     for_each_field(raw, &at, |field, payload| {
         match field {
             1 => {
                 labels += 1;
-                c.labels += 1;
-                over(
-                    labels,
-                    MAX_LABELS_PER_SERIES,
-                    &format!("{at}.labels"),
-                    "labels per series",
-                )?;
-                over(
-                    c.labels,
-                    MAX_LABELS_PER_REQUEST,
-                    &format!("{at}.labels"),
-                    "labels per request",
-                )?;
+                let f = format!("{at}.labels");
+                over(labels, MAX_LABELS_PER_SERIES, &f, "labels per series")?;
+                c.labels(1, &f)?;
             }
-            2 => {
-                c.samples += 1;
-                over(
-                    c.samples,
-                    MAX_SAMPLES_PER_REQUEST,
-                    &format!("{at}.samples"),
-                    "samples per request",
-                )?;
-            }
+            2 => c.sample(&format!("{at}.samples"))?,
             3 => {
-                c.exemplars += 1;
                 let e = format!("{at}.exemplars");
-                over(
-                    c.exemplars,
-                    MAX_EXEMPLARS_PER_REQUEST,
-                    &e,
-                    "exemplars per request",
-                )?;
+                c.exemplar(&e)?;
                 if let Some(p) = payload {
                     for_each_field(p, &e, |f, _| {
                         if f == 1 {
-                            c.labels += 1;
-                            over(
-                                c.labels,
-                                MAX_LABELS_PER_REQUEST,
-                                &format!("{e}.labels"),
-                                "labels per request",
-                            )?;
+                            c.labels(1, &format!("{e}.labels"))?;
                         }
                         Ok(())
                     })?;
                 }
             }
             4 => {
-                c.histograms += 1;
-                over(
-                    c.histograms,
-                    MAX_HISTOGRAMS_PER_REQUEST,
-                    &format!("{at}.histograms"),
-                    "histograms per request",
-                )?;
+                c.histogram(&format!("{at}.histograms"))?;
+                if let Some(p) = payload {
+                    histogram(p, &format!("{at}.histograms[{histograms}]"), c)?;
+                }
+                histograms += 1;
             }
             _ => {}
         }
         Ok(())
     })
+}
+
+fn series_v2(raw: &[u8], index: usize, c: &mut Counts) -> Result<(), DecodeError> {
+    let at = format!("timeseries[{index}]");
+    let mut refs = 0;
+    let mut histograms = 0;
+    for_each_field(raw, &at, |field, payload| {
+        match field {
+            1 => {
+                let n = payload.map_or(1, varints);
+                refs += n;
+                let f = format!("{at}.labels_refs");
+                over(
+                    refs,
+                    2 * MAX_LABELS_PER_SERIES,
+                    &f,
+                    "label references per series (two a label)",
+                )?;
+                c.labels(n.div_ceil(2), &f)?;
+            }
+            2 => c.sample(&format!("{at}.samples"))?,
+            3 => {
+                c.histogram(&format!("{at}.histograms"))?;
+                if let Some(p) = payload {
+                    histogram(p, &format!("{at}.histograms[{histograms}]"), c)?;
+                }
+                histograms += 1;
+            }
+            4 => {
+                let e = format!("{at}.exemplars");
+                c.exemplar(&e)?;
+                if let Some(p) = payload {
+                    for_each_field(p, &e, |f, payload| {
+                        if f == 1 {
+                            let n = payload.map_or(1, varints);
+                            c.labels(n.div_ceil(2), &format!("{e}.labels_refs"))?;
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// Spans, bucket counts and custom bounds of one native histogram.
+fn histogram(raw: &[u8], at: &str, c: &mut Counts) -> Result<(), DecodeError> {
+    let mut spans = 0;
+    let mut buckets = 0;
+    for_each_field(raw, at, |field, payload| {
+        let n = match (field, payload) {
+            (8 | 11, _) => {
+                spans += 1;
+                over(
+                    spans,
+                    MAX_SPANS_PER_HISTOGRAM,
+                    &format!("{at}.spans"),
+                    "spans per histogram",
+                )?;
+                return Ok(());
+            }
+            // Packed sint64 deltas: one varint each.
+            (9 | 12, Some(p)) => varints(p),
+            // Packed doubles: eight bytes each.
+            (10 | 13 | 16, Some(p)) => p.len().div_ceil(8),
+            // Unpacked: one element per field.
+            (9 | 10 | 12 | 13 | 16, None) => 1,
+            _ => return Ok(()),
+        };
+        buckets += n;
+        over(
+            buckets,
+            MAX_BUCKETS_PER_HISTOGRAM,
+            &format!("{at}.buckets"),
+            "bucket counts and custom bounds per histogram",
+        )?;
+        c.buckets += n;
+        over(
+            c.buckets,
+            MAX_BUCKETS_PER_REQUEST,
+            &format!("{at}.buckets"),
+            "bucket counts and custom bounds per request",
+        )
+    })
+}
+
+/// How many varints a packed field holds: the bytes that end one (the high bit clear).
+fn varints(payload: &[u8]) -> usize {
+    payload.iter().filter(|&&b| b < 0x80).count()
 }
 
 fn over(count: usize, limit: usize, field: &str, what: &str) -> Result<(), DecodeError> {

@@ -2,13 +2,19 @@
 
 use prost::Message as _;
 use thermostat_metrics::Dimension;
+use thermostat_metrics::cumulative::{MappedData, Streams};
 use thermostat_prometheus::limits::*;
+use thermostat_prometheus::proto::histogram::Count;
 use thermostat_prometheus::proto::{
-    Exemplar, Label, MetricMetadata, MetricType, Sample, TimeSeries, WriteRequest,
+    BucketSpan, Exemplar, Histogram, Label, MetricMetadata, MetricType, Sample, TimeSeries,
+    WriteRequest,
 };
 use thermostat_prometheus::{
-    DecodeError, Kind, MapOptions, STALE_NAN_BITS, decode_protobuf, decode_v1, map_v1,
+    DecodeError, MapOptions, Request, STALE_NAN_BITS, Version, decode, decode_protobuf, decode_v1,
+    map,
 };
+
+const NOW: i64 = 1_700_000_030_000;
 
 fn label(name: &str, value: &str) -> Label {
     Label {
@@ -86,29 +92,40 @@ fn golden_request_round_trips_and_maps() {
     let decoded = decode_v1(&body).unwrap();
     // PartialEq on f64 fails for NaN, so compare the encodings.
     assert_eq!(decoded.encode_to_vec(), request.encode_to_vec());
-    let m = map_v1(&decoded, &MapOptions::default());
+    let mut streams = Streams::new();
+    let m = map(
+        &Request::V1(decoded),
+        &mut streams,
+        NOW,
+        &MapOptions::default(),
+    );
     assert!(m.rejected.is_empty(), "{:?}", m.rejected);
-    assert_eq!(m.series.len(), 2);
-    let a = &m.series[0];
-    assert_eq!(a.key.namespace(), "api");
-    assert_eq!(a.key.metric_name(), "http_requests_total");
+    // The counter's first sample is its baseline; the second its increase.
+    assert_eq!(m.points.len(), 2);
+    let a = &m.points[0];
+    assert_eq!(a.series.namespace(), "api");
+    assert_eq!(a.series.metric_name(), "http_requests_total");
     assert_eq!(
-        a.key.dimensions(),
+        a.series.dimensions(),
         &[
             Dimension::new("code", "200"),
             Dimension::new("instance", "web-1:8080")
         ]
     );
-    assert_eq!(a.kind, Kind::Counter);
-    assert_eq!(
-        a.samples,
-        vec![(1_700_000_000_000, 10.0), (1_700_000_015_000, 12.0)]
-    );
-    let b = &m.series[1];
-    assert_eq!(b.key.namespace(), "Prometheus");
-    assert_eq!(b.kind, Kind::Gauge);
-    assert_eq!(b.samples, vec![(1_700_000_000_000, 21.5)]);
-    assert_eq!(b.stale_at, vec![1_700_000_015_000]);
+    assert_eq!(a.timestamp_ms, 1_700_000_015_000);
+    assert_eq!(a.data, MappedData::Value(2.0));
+    let b = &m.points[1];
+    assert_eq!(b.series.namespace(), "Prometheus");
+    assert_eq!(b.data, MappedData::Value(21.5));
+    assert_eq!(m.stale.len(), 1);
+    assert_eq!(m.stale[0].1, 1_700_000_015_000);
+    assert_eq!(m.written.samples, 4);
+    assert_eq!(m.written.exemplars, 0);
+    assert_eq!(m.skipped, 1);
+    assert_eq!(streams.len(), 1);
+    // The same through the version-aware entry point.
+    let body = compress(&golden().encode_to_vec());
+    assert!(matches!(decode(Version::V1, &body), Ok(Request::V1(_))));
 }
 
 #[test]
@@ -223,9 +240,44 @@ fn label_size_limits_name_the_field() {
 }
 
 #[test]
-fn histograms_are_kept_undecoded() {
+fn native_histograms_are_decoded() {
     let mut request = golden();
-    request.timeseries[0].histograms = vec![vec![0x08, 0x01]];
+    let h = Histogram {
+        count: Some(Count::CountInt(3)),
+        sum: 2.5,
+        schema: 3,
+        positive_spans: vec![BucketSpan {
+            offset: -2,
+            length: 2,
+        }],
+        positive_deltas: vec![1, 1],
+        timestamp: 1_700_000_000_000,
+        ..Histogram::default()
+    };
+    request.timeseries[0].histograms = vec![h.clone()];
     let decoded = decode_v1(&compress(&request.encode_to_vec())).unwrap();
-    assert_eq!(decoded.timeseries[0].histograms, vec![vec![0x08, 0x01]]);
+    assert_eq!(decoded.timeseries[0].histograms, vec![h]);
+}
+
+#[test]
+fn histogram_bucket_limits_are_checked_on_the_wire() {
+    let mut request = golden();
+    request.timeseries[0].histograms = vec![Histogram {
+        positive_deltas: vec![1; MAX_BUCKETS_PER_HISTOGRAM + 1],
+        ..Histogram::default()
+    }];
+    let e = decode_protobuf(&request.encode_to_vec()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "timeseries[0].histograms[0].buckets: at most 4096 bucket counts and custom bounds per histogram"
+    );
+    request.timeseries[0].histograms = vec![Histogram {
+        negative_spans: vec![BucketSpan::default(); MAX_SPANS_PER_HISTOGRAM + 1],
+        ..Histogram::default()
+    }];
+    let e = decode_protobuf(&request.encode_to_vec()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "timeseries[0].histograms[0].spans: at most 4096 spans per histogram"
+    );
 }

@@ -204,8 +204,10 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         )
         .with_query_gate(Arc::clone(&queries))
         .with_access(Arc::clone(&security.access))
-        .with_otlp(&settings.otlp_options());
+        .with_otlp(&settings.otlp_options())
+        .with_remote_write(&settings.remote_write_options());
     let otlp_http = otlp::OtlpExport(api.otlp_api());
+    let remote_write = otlp::RemoteWrite(api.remote_write_api());
     let (stop, grpc_transport) = (shutdown.clone(), transport.clone());
     tracker.spawn(async move {
         if let Err(e) =
@@ -237,6 +239,8 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         access: Arc::clone(&security.access),
         audit: Some(Arc::clone(&audit) as Arc<dyn thermostat_auth::AuditTrail>),
         otlp: Some(Arc::new(otlp_http) as Arc<dyn thermostat_dashboards::otlp::OtlpApi>),
+        remote_write: Some(Arc::new(remote_write)
+            as Arc<dyn thermostat_dashboards::remote_write::RemoteWriteApi>),
     });
     let stop = shutdown.clone();
     tracker.spawn(thermostat_transport::serve_http(

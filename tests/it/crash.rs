@@ -656,3 +656,53 @@ async fn otlp_cumulative_streams_survive_sigkill() {
         "the same point again (a retry) holds nothing new"
     );
 }
+
+/// Remote write: an acknowledged counter sample survives `kill -9`, and so does its stream's
+/// last total, so the next sample after the restart records only its increase.
+#[tokio::test]
+async fn remote_write_counters_survive_sigkill() {
+    use crate::remote_write::{series, write};
+
+    async fn send(server: &ServerProcess, at_ms: i64, total: f64) {
+        let url = format!("http://{}/api/v1/write", server.http);
+        let labels = [("__name__", "jobs_total"), ("job", "crash-prom")];
+        let (status, body) = write(&url, None, vec![series(&labels, &[(at_ms, total)])]).await;
+        assert_eq!(status, 204, "{body}");
+    }
+
+    async fn sum(server: &ServerProcess, start: i64) -> f64 {
+        let from = start - start.rem_euclid(60_000) - 3_600_000;
+        let r = server
+            .client()
+            .await
+            .get_metric_statistics(stats_request(
+                "crash-prom",
+                "jobs_total",
+                &[],
+                from,
+                from + 3 * 3_600_000,
+                60,
+                &["Sum"],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        r.datapoints.iter().map(|d| d.statistics["Sum"]).sum()
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let start = now_ms() - 120_000;
+    let server = ServerProcess::start(dir.path(), &[]);
+    send(&server, start, 100.0).await;
+    send(&server, start + 15_000, 110.0).await;
+    server.kill9();
+
+    let server = ServerProcess::start(dir.path(), &[]);
+    assert_eq!(sum(&server, start).await, 10.0, "the acknowledged increase");
+    send(&server, start + 30_000, 125.0).await;
+    assert_eq!(
+        sum(&server, start).await,
+        25.0,
+        "15 more: the stream's last total (110) survived the kill"
+    );
+}

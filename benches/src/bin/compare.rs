@@ -16,6 +16,12 @@
 //! 4. Peak RSS (`VmHWM`) and CPU time (`utime + stime`) of each server process from `/proc`
 //!    just before it is killed; one table, or one JSON object with `--json`.
 //!
+//! `--protocol remote-write` sends the same workload to both servers as Prometheus remote
+//! write 1.0 (`loadgen --protocol remote-write`, encoded before loadgen's clock starts):
+//! VictoriaMetrics' `/api/v1/write` (counted by `vm_rows_inserted_total{type="promremotewrite"}`)
+//! and Thermostat's `POST /api/v1/write` on its HTTP port, over `--rw-connections` keep-alive
+//! HTTP/1.1 connections each; no import files are written.
+//!
 //! Exits 1 when a count does not match or anything fails, 2 on bad arguments.
 
 #![allow(
@@ -35,10 +41,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
 use thermostat_benches::compare::{
-    self, Comparison, HttpResponse, ServerRun, Setup, ThermostatRun, VictoriaMetricsRun,
+    self, Comparison, HttpResponse, NATIVE, REMOTE_WRITE, ServerRun, Setup, ThermostatRun,
+    VictoriaMetricsRun,
 };
 use thermostat_benches::process::{Killed, Thermostat, log_text, start_thermostat};
 use thermostat_benches::procstat::ProcStat;
+use thermostat_benches::remote_write;
 use thermostat_benches::{Layout, Order, Workload, WorkloadSpec};
 use thermostat_metrics::{Clock as _, SystemClock};
 
@@ -99,6 +107,18 @@ struct Args {
     /// next second's; consecutive datums are all different series).
     #[arg(long, default_value = "agent", value_parser = ["agent", "time"])]
     order: String,
+    /// What both servers are sent: `native` (Thermostat: its gRPC API; VictoriaMetrics:
+    /// Prometheus text to `/api/v1/import/prometheus`) or `remote-write` (both: Prometheus
+    /// remote write 1.0 to `/api/v1/write`, from loadgen).
+    #[arg(long, default_value = NATIVE, value_parser = [NATIVE, REMOTE_WRITE])]
+    protocol: String,
+    /// `--protocol remote-write`: keep-alive HTTP/1.1 connections to each server, one request
+    /// in flight on each (replaces --connections, --in-flight, --stream and --vm-clients).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    rw_connections: u16,
+    /// `--protocol remote-write`: --batch datums times this many per remote-write request.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    batches_per_write: u32,
 }
 
 /// How long a server may take to start listening.
@@ -227,8 +247,10 @@ fn run(args: &Args) -> anyhow::Result<Comparison> {
             Order::Time
         },
     };
+    let remote_write = args.protocol == REMOTE_WRITE;
     let requests_per_file = (args.vm_lines_per_request / args.batch).max(1);
     let setup = Setup {
+        protocol: if remote_write { REMOTE_WRITE } else { NATIVE },
         hosts,
         metrics,
         samples_per_series: args.samples,
@@ -244,14 +266,43 @@ fn run(args: &Args) -> anyhow::Result<Comparison> {
         vm_clients: args.vm_clients,
         vm_lines_per_request: requests_per_file * args.batch,
     };
+    // Remote write: the same client, connections and requests for both servers.
+    let setup = if remote_write {
+        let connections = usize::from(args.rw_connections);
+        Setup {
+            connections,
+            in_flight: 1,
+            mode: "http1",
+            vm_clients: connections,
+            vm_lines_per_request: args.batch * args.batches_per_write as usize,
+            ..setup
+        }
+    } else {
+        setup
+    };
     let work = WorkDir::create()?;
 
     let victoriametrics = if args.skip_victoriametrics {
         None
+    } else if remote_write {
+        // loadgen generates the same workload (same spec and seed) and encodes it itself;
+        // checked here so that a bad spec fails before any server starts.
+        Workload::new(spec.clone(), SystemClock.now().as_millis())?;
+        Some(run_victoriametrics(
+            args,
+            &setup,
+            VmSender::Loadgen(&loadgen_bin),
+            &work.0,
+        )?)
     } else {
         let workload = Workload::new(spec.clone(), SystemClock.now().as_millis())?;
         let files = write_import_files(&workload, requests_per_file, &work.0.join("import"))?;
-        Some(run_victoriametrics(args, &setup, &files, &work.0)?)
+        Some(run_victoriametrics(
+            args,
+            &setup,
+            VmSender::Files(&files),
+            &work.0,
+        )?)
     };
     let thermostat = run_thermostat(args, &setup, &thermostat_bin, &loadgen_bin, &work.0)?;
     Ok(Comparison {
@@ -421,10 +472,19 @@ fn wait_until_healthy(addr: &str, child: &mut Killed, log: &Path) -> anyhow::Res
     }
 }
 
+/// How the workload reaches VictoriaMetrics.
+#[derive(Clone, Copy, Debug)]
+enum VmSender<'a> {
+    /// Prometheus text files POSTed to `/api/v1/import/prometheus` by `--vm-clients` threads.
+    Files(&'a [PathBuf]),
+    /// `loadgen --protocol remote-write` (this binary) to `/api/v1/write`.
+    Loadgen(&'a Path),
+}
+
 fn run_victoriametrics(
     args: &Args,
     setup: &Setup,
-    files: &[PathBuf],
+    sender: VmSender<'_>,
     work: &Path,
 ) -> anyhow::Result<VictoriaMetricsRun> {
     let expected = setup.samples();
@@ -449,14 +509,100 @@ fn run_victoriametrics(
     );
     wait_until_healthy(&addr, &mut vm, &log)?;
 
+    let (seconds, client_cpu_seconds, ack_latency_ms) = match sender {
+        VmSender::Files(files) => {
+            let (seconds, cpu) = post_import_files(args, &addr, files)?;
+            (seconds, cpu, None)
+        }
+        VmSender::Loadgen(loadgen) => {
+            let url = format!("http://{addr}{}", remote_write::WRITE_PATH);
+            note(&format!(
+                "loadgen encodes, then sends remote write to {url}"
+            ));
+            let report = run_loadgen(args, setup, loadgen, &url).map_err(|e| {
+                anyhow::anyhow!(
+                    "VictoriaMetrics: {e:#}\nVictoriaMetrics' log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })?;
+            (
+                report.seconds,
+                report.client_cpu_seconds,
+                Some((report.ack_latency_p50_ms, report.ack_latency_p99_ms)),
+            )
+        }
+    };
+
+    let flush_started = Instant::now();
+    let r = http(&addr, "GET", "/internal/force_flush")?;
+    ensure!(
+        r.status == 200,
+        "/internal/force_flush answered {}: {}",
+        r.status,
+        r.text()
+    );
+    let flush_seconds = flush_started.elapsed().as_secs_f64();
+    let metrics = scrape(&addr)?;
+    let rows_type = compare::vm_rows_type(setup.protocol);
+    let samples_counted = counter(
+        &metrics,
+        &format!("vm_rows_inserted_total{{type=\"{rows_type}\"}}"),
+    )?;
+    let rows_added_to_storage = counter(&metrics, "vm_rows_added_to_storage_total")?;
+    let invalid = counter(
+        &metrics,
+        &format!("vm_rows_invalid_total{{type=\"{rows_type}\"}}"),
+    )
+    .unwrap_or(0);
+    ensure!(
+        invalid == 0,
+        "VictoriaMetrics refused {invalid} rows as invalid; its log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let new_series = counter(&metrics, "vm_new_timeseries_created_total").ok();
+    // Before the query below, which would add its own memory to the peak.
+    let stat = ProcStat::read(&vm.pid()).context("cannot read VictoriaMetrics' /proc")?;
+    let samples_queried = count_stored_samples(&addr, setup.samples_per_series);
+    drop(vm);
+    let run = VictoriaMetricsRun {
+        server: ServerRun {
+            seconds,
+            samples_counted,
+            peak_rss_bytes: stat.peak_rss_bytes,
+            cpu_seconds: stat.cpu_seconds,
+            client_cpu_seconds,
+            load_average_before,
+            idle_before,
+        },
+        ack_latency_ms,
+        flush_seconds,
+        rows_added_to_storage,
+        new_series,
+        samples_queried,
+    };
+    note(&format!(
+        "VictoriaMetrics: {} of {expected} samples in {seconds:.2} s = {:.0} samples/s (flush {flush_seconds:.2} s)",
+        run.server.samples_counted,
+        run.server.samples_per_second()
+    ));
+    Ok(run)
+}
+
+/// POSTs the import files to VictoriaMetrics at `addr` from `--vm-clients` threads; returns
+/// the seconds from the first request to the last answer and the client's CPU seconds.
+fn post_import_files(
+    args: &Args,
+    addr: &str,
+    files: &[PathBuf],
+) -> anyhow::Result<(f64, Option<f64>)> {
     let next = AtomicUsize::new(0);
     let barrier = Barrier::new(args.vm_clients + 1);
     let cpu_before = ProcStat::read("self").ok();
-    let (seconds, client_cpu_seconds) = std::thread::scope(|scope| -> anyhow::Result<_> {
+    std::thread::scope(|scope| -> anyhow::Result<_> {
         let clients: Vec<_> = (0..args.vm_clients)
             .map(|_| {
                 let mut poster = Poster {
-                    addr: addr.clone(),
+                    addr: addr.to_owned(),
                     conn: None,
                 };
                 let (next, barrier) = (&next, &barrier);
@@ -480,52 +626,7 @@ fn run_victoriametrics(
             .zip(ProcStat::read("self").ok())
             .map(|(a, b)| b.cpu_seconds - a.cpu_seconds);
         Ok((seconds, cpu))
-    })?;
-
-    let flush_started = Instant::now();
-    let r = http(&addr, "GET", "/internal/force_flush")?;
-    ensure!(
-        r.status == 200,
-        "/internal/force_flush answered {}: {}",
-        r.status,
-        r.text()
-    );
-    let flush_seconds = flush_started.elapsed().as_secs_f64();
-    let metrics = scrape(&addr)?;
-    let samples_counted = counter(&metrics, "vm_rows_inserted_total{type=\"prometheus\"}")?;
-    let rows_added_to_storage = counter(&metrics, "vm_rows_added_to_storage_total")?;
-    let invalid = counter(&metrics, "vm_rows_invalid_total{type=\"prometheus\"}").unwrap_or(0);
-    ensure!(
-        invalid == 0,
-        "VictoriaMetrics refused {invalid} rows as invalid; its log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    let new_series = counter(&metrics, "vm_new_timeseries_created_total").ok();
-    // Before the query below, which would add its own memory to the peak.
-    let stat = ProcStat::read(&vm.pid()).context("cannot read VictoriaMetrics' /proc")?;
-    let samples_queried = count_stored_samples(&addr, setup.samples_per_series);
-    drop(vm);
-    let run = VictoriaMetricsRun {
-        server: ServerRun {
-            seconds,
-            samples_counted,
-            peak_rss_bytes: stat.peak_rss_bytes,
-            cpu_seconds: stat.cpu_seconds,
-            client_cpu_seconds,
-            load_average_before,
-            idle_before,
-        },
-        flush_seconds,
-        rows_added_to_storage,
-        new_series,
-        samples_queried,
-    };
-    note(&format!(
-        "VictoriaMetrics: {} of {expected} samples in {seconds:.2} s = {:.0} samples/s (flush {flush_seconds:.2} s)",
-        run.server.samples_counted,
-        run.server.samples_per_second()
-    ));
-    Ok(run)
+    })
 }
 
 /// Counts the samples stored in VictoriaMetrics with a query (after `force_flush`): an
@@ -569,12 +670,73 @@ fn run_thermostat(
         http: http_addr,
         log,
     } = start_thermostat(bin, &data, std::iter::empty::<&str>(), START_TIMEOUT)?;
+    let target = if setup.protocol == REMOTE_WRITE {
+        format!("http://{http_addr}{}", remote_write::WRITE_PATH)
+    } else {
+        format!("http://{grpc}")
+    };
     note(&format!(
-        "Thermostat serving on grpc={grpc} http={http_addr}; loadgen encodes, then pushes"
+        "Thermostat serving on grpc={grpc} http={http_addr}; loadgen encodes, then pushes to \
+         {target}"
     ));
+    let report = run_loadgen(args, setup, loadgen, &target)
+        .map_err(|e| anyhow::anyhow!("Thermostat: {e:#}\nThermostat's log:\n{}", log_text(&log)))?;
+
+    let metrics = scrape(&http_addr)?;
+    let samples_counted = counter(&metrics, "thermostat_ingest_samples_total")?;
+    let series_active = counter(&metrics, "thermostat_series_active").ok();
+    let stat = ProcStat::read(&server.pid()).context("cannot read Thermostat's /proc")?;
+    drop(server);
+    let run = ThermostatRun {
+        server: ServerRun {
+            seconds: report.seconds,
+            samples_counted,
+            peak_rss_bytes: stat.peak_rss_bytes,
+            cpu_seconds: stat.cpu_seconds,
+            client_cpu_seconds: report.client_cpu_seconds,
+            load_average_before,
+            idle_before,
+        },
+        ack_latency_p50_ms: report.ack_latency_p50_ms,
+        ack_latency_p99_ms: report.ack_latency_p99_ms,
+        ack_latency_max_ms: report.ack_latency_max_ms,
+        retries: report.retries,
+        series_active,
+    };
+    note(&format!(
+        "Thermostat: {} of {expected} samples in {:.2} s = {:.0} samples/s",
+        run.server.samples_counted,
+        run.server.seconds,
+        run.server.samples_per_second()
+    ));
+    Ok(run)
+}
+
+/// What `loadgen --json` reported.
+#[derive(Debug)]
+struct LoadgenReport {
+    seconds: f64,
+    client_cpu_seconds: Option<f64>,
+    ack_latency_p50_ms: f64,
+    ack_latency_p99_ms: f64,
+    ack_latency_max_ms: f64,
+    retries: u64,
+}
+
+/// Runs loadgen with the setup's workload (the same spec and seed for every server) against
+/// `target`: the native gRPC API, or remote write with `--protocol remote-write`.
+///
+/// # Errors
+/// loadgen cannot run, fails (its output is in the error, e.g. the server's answer to the
+/// first failed request), or prints no JSON.
+fn run_loadgen(
+    args: &Args,
+    setup: &Setup,
+    loadgen: &Path,
+    target: &str,
+) -> anyhow::Result<LoadgenReport> {
     let mut cmd = Command::new(loadgen);
-    cmd.arg("--target")
-        .arg(format!("http://{grpc}"))
+    cmd.args(["--target", target])
         .args(["--namespace", NAMESPACE])
         .arg("--hosts")
         .arg(setup.hosts.to_string())
@@ -593,7 +755,11 @@ fn run_thermostat(
         .args(["--max-retries", "100"])
         .args(["--order", setup.order])
         .arg("--json");
-    if args.stream {
+    if setup.protocol == REMOTE_WRITE {
+        cmd.args(["--protocol", REMOTE_WRITE])
+            .arg("--batches-per-write")
+            .arg(args.batches_per_write.to_string());
+    } else if args.stream {
         cmd.arg("--stream");
     }
     let out = cmd
@@ -603,41 +769,19 @@ fn run_thermostat(
     let stdout = String::from_utf8_lossy(&out.stdout);
     ensure!(
         out.status.success(),
-        "loadgen failed ({}):\nstdout: {stdout}\nstderr: {}\nserver log:\n{}",
+        "loadgen --target {target} failed ({}):\nstderr: {}\nstdout: {stdout}",
         out.status,
-        String::from_utf8_lossy(&out.stderr),
-        log_text(&log)
+        String::from_utf8_lossy(&out.stderr).trim_end(),
     );
     let report: serde_json::Value = serde_json::from_str(stdout.trim())
         .with_context(|| format!("loadgen printed no JSON: {stdout}"))?;
     let f = |k: &str| report[k].as_f64().unwrap_or_default();
-
-    let metrics = scrape(&http_addr)?;
-    let samples_counted = counter(&metrics, "thermostat_ingest_samples_total")?;
-    let series_active = counter(&metrics, "thermostat_series_active").ok();
-    let stat = ProcStat::read(&server.pid()).context("cannot read Thermostat's /proc")?;
-    drop(server);
-    let run = ThermostatRun {
-        server: ServerRun {
-            seconds: f("seconds"),
-            samples_counted,
-            peak_rss_bytes: stat.peak_rss_bytes,
-            cpu_seconds: stat.cpu_seconds,
-            client_cpu_seconds: report["client_cpu_seconds"].as_f64(),
-            load_average_before,
-            idle_before,
-        },
+    Ok(LoadgenReport {
+        seconds: f("seconds"),
+        client_cpu_seconds: report["client_cpu_seconds"].as_f64(),
         ack_latency_p50_ms: f("ack_latency_p50_ms"),
         ack_latency_p99_ms: f("ack_latency_p99_ms"),
         ack_latency_max_ms: f("ack_latency_max_ms"),
         retries: report["retries"].as_u64().unwrap_or_default(),
-        series_active,
-    };
-    note(&format!(
-        "Thermostat: {} of {expected} samples in {:.2} s = {:.0} samples/s",
-        run.server.samples_counted,
-        run.server.seconds,
-        run.server.samples_per_second()
-    ));
-    Ok(run)
+    })
 }

@@ -12,6 +12,16 @@
 //! `--protocol otlp` sends the same samples as OTLP/gRPC `ExportMetricsServiceRequest`s
 //! (`thermostat_benches::otlp`), unary `Export` calls only (OTLP has no streaming call); the
 //! samples accepted are the points sent less `partial_success.rejected_data_points`.
+//!
+//! `--protocol remote-write` sends the same samples as Prometheus remote write 1.0 requests
+//! (`thermostat_benches::remote_write`: snappy-compressed `prometheus.WriteRequest`s, also
+//! encoded before the clock starts) to `--target`, an `http://host:port[/path]` URL (the path
+//! defaults to `/api/v1/write`), over `--connections` keep-alive HTTP/1.1 connections, one
+//! request at a time on each (HTTP/1.1 has no multiplexing, so `--in-flight` must be 1). Only
+//! a 2xx answer acknowledges a request's samples. 429 and 5xx are retried with backoff (the
+//! `Retry-After` header's seconds when given); any other status is an error quoting the
+//! body, and 401, 403, 404, 405 and 415 (the endpoint, not the data, is at fault) stop the
+//! run at once.
 
 #![allow(
     clippy::print_stdout,
@@ -24,15 +34,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, ensure};
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1;
+use hyper::{StatusCode, Uri, header};
+use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use thermostat_benches::codec::{
     PreEncoded, otlp_export_path, put_metric_data_path, stream_metric_data_path,
 };
 use thermostat_benches::procstat::ProcStat;
+use thermostat_benches::remote_write;
 use thermostat_benches::report::{MAX_LATENCY_US, latency_histogram};
 use thermostat_benches::{Layout, Order, Report, Workload, WorkloadSpec};
 use thermostat_metrics::{Clock as _, SystemClock};
@@ -88,11 +103,16 @@ struct Args {
     /// (each request one host's flush; see `thermostat_benches::Order`).
     #[arg(long, default_value = "time", value_parser = ["time", "agent"])]
     order: String,
-    /// Wire protocol: `native` (`thermostat.v1.MetricsService`) or `otlp` (OTLP/gRPC
+    /// Wire protocol: `native` (`thermostat.v1.MetricsService`), `otlp` (OTLP/gRPC
     /// `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`, unary only: the same
-    /// samples as gauge points, one resource with `service.name` = --namespace).
-    #[arg(long, default_value = "native", value_parser = ["native", "otlp"])]
+    /// samples as gauge points, one resource with `service.name` = --namespace), or
+    /// `remote-write` (Prometheus remote write 1.0 over HTTP/1.1 to --target, an
+    /// `http://host:port[/path]` URL, path `/api/v1/write` by default; `job` = --namespace).
+    #[arg(long, default_value = "native", value_parser = ["native", "otlp", "remote-write"])]
     protocol: String,
+    /// `--protocol remote-write`: native batches (of --batch samples) per remote-write request.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    batches_per_write: u32,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -101,6 +121,15 @@ struct Args {
 /// First backoff after RESOURCE_EXHAUSTED; doubled per retry up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How long one HTTP request may take, from sending to the end of the answer's body.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts of one request that got no HTTP answer (connection refused, reset or timed out)
+/// before it fails and stops the run: a server that drops requests would drop them all.
+const MAX_TRANSPORT_ATTEMPTS: u32 = 3;
+/// Characters of an error answer's body quoted in the error.
+const BODY_QUOTE_CHARS: usize = 500;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -178,6 +207,14 @@ impl Plan {
         }
         tally.failed(k, s, path);
     }
+
+    /// Counts a final failure of request `k` described by `text`; `stop` also stops the run.
+    fn failed_with(&self, tally: &mut Tally, text: String, stop: bool) {
+        if stop {
+            self.stopped.store(true, Ordering::Relaxed);
+        }
+        tally.fail(text);
+    }
 }
 
 /// A response that says how many of the samples sent the server accepted.
@@ -229,32 +266,48 @@ impl Tally {
     }
 
     fn failed(&mut self, k: usize, s: &Status, path: &PathAndQuery) {
+        let text = if s.code() == Code::Unimplemented {
+            format!(
+                "request {k}: Unimplemented: the server does not serve {path} \
+                 (run stopped){}{}",
+                if s.message().is_empty() { "" } else { ": " },
+                s.message()
+            )
+        } else {
+            format!("request {k} to {path}: {:?}: {}", s.code(), s.message())
+        };
+        self.fail(text);
+    }
+
+    /// Counts a failed request; `text` (which names the request) is kept if it is the first.
+    fn fail(&mut self, text: String) {
         self.requests += 1;
         self.errors += 1;
         if self.first_error.is_none() {
-            let text = if s.code() == Code::Unimplemented {
-                format!(
-                    "request {k}: Unimplemented: the server does not serve {path} \
-                     (run stopped){}{}",
-                    if s.message().is_empty() { "" } else { ": " },
-                    s.message()
-                )
-            } else {
-                format!("request {k} to {path}: {:?}: {}", s.code(), s.message())
-            };
             self.first_error = Some((Instant::now(), text));
         }
     }
 
     /// Whether to retry after `s` on attempt `attempt` (0-based); sleeps the backoff if so.
     async fn backoff(&mut self, s: &Status, attempt: &mut u32, max_retries: u32) -> bool {
-        if s.code() != Code::ResourceExhausted || *attempt >= max_retries {
+        if s.code() != Code::ResourceExhausted {
+            return false;
+        }
+        self.retry(attempt, max_retries, None).await
+    }
+
+    /// Whether attempt `attempt` (0-based) may be retried; if so counts the retry and sleeps
+    /// `wait` (the server's `Retry-After`) or else the exponential backoff.
+    async fn retry(&mut self, attempt: &mut u32, max_retries: u32, wait: Option<Duration>) -> bool {
+        if *attempt >= max_retries {
             return false;
         }
         self.retries += 1;
-        let delay = FIRST_BACKOFF
-            .saturating_mul(1 << (*attempt).min(16))
-            .min(MAX_BACKOFF);
+        let delay = wait.unwrap_or_else(|| {
+            FIRST_BACKOFF
+                .saturating_mul(1 << (*attempt).min(16))
+                .min(MAX_BACKOFF)
+        });
         *attempt += 1;
         tokio::time::sleep(delay).await;
         true
@@ -303,6 +356,9 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         );
     }
     let workload = Workload::new(spec, SystemClock.now().as_millis())?;
+    if args.protocol == "remote-write" {
+        return run_remote_write(&args, &workload).await;
+    }
     let samples = (0..workload.request_count())
         .map(|k| workload.request_samples(k))
         .collect();
@@ -525,4 +581,280 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
             }
         }
     }
+}
+
+/// Where remote-write requests go: `host:port` and the path.
+#[derive(Clone, Debug)]
+struct HttpTarget {
+    authority: String,
+    path: PathAndQuery,
+}
+
+impl HttpTarget {
+    /// `http://host[:port][/path]`; the port defaults to 80, the path to `/api/v1/write`.
+    fn parse(target: &str) -> anyhow::Result<HttpTarget> {
+        let uri: Uri = target
+            .parse()
+            .with_context(|| format!("invalid --target {target:?}"))?;
+        ensure!(
+            uri.scheme_str() == Some("http"),
+            "--target {target:?}: --protocol remote-write needs an http:// URL (the HTTP \
+             port, e.g. http://127.0.0.1:8428; TLS is not supported)"
+        );
+        let authority = uri
+            .authority()
+            .with_context(|| format!("--target {target:?} has no host"))?;
+        let authority = match authority.port_u16() {
+            Some(_) => authority.to_string(),
+            None => format!("{}:80", authority.host()),
+        };
+        let path = match uri.path_and_query() {
+            Some(p) if p.path() != "/" => p.clone(),
+            _ => PathAndQuery::from_static(remote_write::WRITE_PATH),
+        };
+        Ok(HttpTarget { authority, path })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}{}", self.authority, self.path)
+    }
+}
+
+type HttpConnection = http1::SendRequest<Full<Bytes>>;
+
+/// Opens one keep-alive HTTP/1.1 connection (TCP_NODELAY), its driver on its own task.
+async fn http_connect(target: &HttpTarget) -> Result<HttpConnection, String> {
+    let addr = &target.authority;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (send, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP/1.1 handshake with {addr} failed: {e}"))?;
+    tokio::spawn(async move {
+        // Ends when the connection closes; a failure shows on the next request.
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
+/// Everything a remote-write sender shares besides the [`Plan`].
+#[derive(Debug)]
+struct HttpPlan {
+    target: HttpTarget,
+    user_agent: String,
+}
+
+/// `--protocol remote-write`: encodes, connects, then POSTs every request once acknowledged.
+async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Report> {
+    ensure!(
+        !args.stream,
+        "--stream needs --protocol native: remote write is one POST per request"
+    );
+    ensure!(
+        args.in_flight == 1,
+        "--in-flight {} with --protocol remote-write: HTTP/1.1 carries one request at a time \
+         per connection; use --connections for concurrency",
+        args.in_flight
+    );
+    let target = HttpTarget::parse(&args.target)?;
+    let encoded = workload.encode_remote_write(args.batches_per_write as usize);
+    let plan = Arc::new(Plan {
+        requests: encoded.bodies,
+        samples: encoded.samples,
+        unary_path: target.path.clone(),
+        next: AtomicUsize::new(0),
+        stopped: AtomicBool::new(false),
+        max_retries: args.max_retries,
+    });
+    let http = Arc::new(HttpPlan {
+        target,
+        user_agent: format!("thermostat-loadgen/{}", env!("CARGO_PKG_VERSION")),
+    });
+    let mut connections = Vec::new();
+    for _ in 0..args.connections {
+        connections.push(
+            http_connect(&http.target)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
+
+    let cpu_before = ProcStat::read("self").ok();
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for conn in connections {
+        tasks.spawn(http_sender(conn, Arc::clone(&plan), Arc::clone(&http)));
+    }
+    let mut total = Tally::new();
+    while let Some(t) = tasks.join_next().await {
+        total.merge(t.context("a sender panicked")?);
+    }
+    let elapsed = start.elapsed();
+    let client_cpu_seconds = cpu_before
+        .zip(ProcStat::read("self").ok())
+        .map(|(a, b)| b.cpu_seconds - a.cpu_seconds);
+    Ok(Report {
+        protocol: "remote-write",
+        mode: "http1",
+        connections: usize::from(args.connections),
+        samples: total.samples,
+        expected_samples: workload.samples(),
+        requests: total.requests,
+        errors: total.errors,
+        retries: total.retries,
+        elapsed,
+        ack_latency_p50_ms: 0.0,
+        ack_latency_p99_ms: 0.0,
+        ack_latency_max_ms: 0.0,
+        first_error: total.first_error.map(|(_, e)| e),
+        client_cpu_seconds,
+    }
+    .with_latencies(&total.latency_us))
+}
+
+/// How one POST ended.
+enum Answer {
+    /// The status, the `Retry-After` header's delay, and the body.
+    Status(StatusCode, Option<Duration>, Bytes),
+    /// No answer: the connection failed or timed out.
+    Transport(String),
+}
+
+/// POSTs `body` on `conn` and reads the whole answer (so the connection can be reused).
+async fn post(conn: &mut HttpConnection, http: &HttpPlan, body: Bytes) -> Answer {
+    let request = hyper::Request::post(http.target.path.as_str())
+        .header(header::HOST, http.target.authority.as_str())
+        .header(header::CONTENT_TYPE, remote_write::CONTENT_TYPE)
+        .header(header::CONTENT_ENCODING, remote_write::CONTENT_ENCODING)
+        .header(remote_write::VERSION_HEADER, remote_write::VERSION)
+        .header(header::USER_AGENT, http.user_agent.as_str())
+        .body(Full::new(body));
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return Answer::Transport(format!("cannot build the request: {e}")),
+    };
+    let exchange = async {
+        conn.ready().await?;
+        let response = conn.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((parts, body))
+    };
+    match tokio::time::timeout(HTTP_TIMEOUT, exchange).await {
+        Err(_) => Answer::Transport(format!("no answer within {HTTP_TIMEOUT:?}")),
+        Ok(Err(e)) => Answer::Transport(format!("{e}")),
+        Ok(Ok((parts, body))) => {
+            let retry_after = parts
+                .headers
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+            Answer::Status(parts.status, retry_after, body)
+        }
+    }
+}
+
+/// The start of an error answer's body, for the error message.
+fn quote_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    let mut quoted: String = text.chars().take(BODY_QUOTE_CHARS).collect();
+    if quoted.len() < text.len() {
+        quoted.push('…');
+    }
+    quoted
+}
+
+/// One keep-alive HTTP/1.1 connection POSTing requests one at a time. Latency runs from the
+/// first attempt to the 2xx answer, so it includes any backoff. A connection the server closed
+/// is reopened (a failure to reopen is retried like a failed request).
+async fn http_sender(conn: HttpConnection, plan: Arc<Plan>, http: Arc<HttpPlan>) -> Tally {
+    let mut conn = Some(conn);
+    let mut tally = Tally::new();
+    let url = http.target.url();
+    while let Some(k) = plan.take() {
+        let since = Instant::now();
+        let mut attempt = 0;
+        let mut transport_failures = 0;
+        loop {
+            if conn.as_ref().is_none_or(http1::SendRequest::is_closed) {
+                conn = None;
+                match http_connect(&http.target).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        transport_failures += 1;
+                        if transport_failures < MAX_TRANSPORT_ATTEMPTS
+                            && tally.retry(&mut attempt, plan.max_retries, None).await
+                        {
+                            continue;
+                        }
+                        let text = format!("request {k} to {url}: {e} (run stopped)");
+                        plan.failed_with(&mut tally, text, true);
+                        break;
+                    }
+                }
+            }
+            let Some(c) = conn.as_mut() else {
+                unreachable!("connected above")
+            };
+            match post(c, &http, plan.requests[k].clone()).await {
+                Answer::Status(status, _, _) if status.is_success() => {
+                    tally.acknowledged(since, plan.samples[k]);
+                }
+                Answer::Status(status, wait, body)
+                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
+                {
+                    if tally.retry(&mut attempt, plan.max_retries, wait).await {
+                        continue;
+                    }
+                    let text = format!(
+                        "request {k}: POST {url} answered {status} {} times: {}",
+                        attempt + 1,
+                        quote_body(&body)
+                    );
+                    plan.failed_with(&mut tally, text, false);
+                }
+                Answer::Status(status, _, body) => {
+                    // The endpoint, not this request's data, is at fault: every request would
+                    // get the same answer.
+                    let stop = matches!(
+                        status,
+                        StatusCode::UNAUTHORIZED
+                            | StatusCode::FORBIDDEN
+                            | StatusCode::NOT_FOUND
+                            | StatusCode::METHOD_NOT_ALLOWED
+                            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+                    );
+                    let text = format!(
+                        "request {k}: POST {url} answered {status}{}: {}",
+                        if stop { " (run stopped)" } else { "" },
+                        quote_body(&body)
+                    );
+                    plan.failed_with(&mut tally, text, stop);
+                }
+                Answer::Transport(e) => {
+                    conn = None;
+                    transport_failures += 1;
+                    if transport_failures < MAX_TRANSPORT_ATTEMPTS
+                        && tally.retry(&mut attempt, plan.max_retries, None).await
+                    {
+                        continue;
+                    }
+                    let text = format!(
+                        "request {k}: POST {url} got no answer {transport_failures} times \
+                         (run stopped): {e}"
+                    );
+                    plan.failed_with(&mut tally, text, true);
+                }
+            }
+            break;
+        }
+    }
+    tally
 }

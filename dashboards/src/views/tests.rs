@@ -297,6 +297,7 @@ fn state(store: Arc<Store>, alarms: Option<FixedAlarms>) -> ApiState {
         access: Arc::new(thermostat_auth::Access::open()),
         audit: None,
         otlp: None,
+        remote_write: None,
     }
 }
 

@@ -748,3 +748,20 @@ fn bad_tokens_are_refused_with_a_bounded_quote() {
     assert!(t.len() <= ListCursor::MAX_TOKEN_LEN);
     assert_eq!(ListCursor::from_token(&t).unwrap(), c);
 }
+
+#[test]
+fn a_stream_end_is_noted_for_held_series_only_and_keeps_the_newest() {
+    let store = Store::new(2);
+    let held = key(&[("host", "a")]);
+    let absent = key(&[("host", "b")]);
+    store.record_batch(&[(held.clone(), obs(NOW, 1.0))]);
+    store.mark_ended(&absent, NOW);
+    assert_eq!(store.ended_at(&absent), None, "no series, nothing to end");
+    store.mark_ended(&held, NOW.add_millis(5_000));
+    store.mark_ended(&held, NOW.add_millis(1_000));
+    assert_eq!(store.ended_at(&held), Some(NOW.add_millis(5_000)));
+    // Forgotten with the series: compaction long after the last window.
+    store.compact(NOW.add_millis(500 * DAY_MS));
+    assert!(!store.contains(&held));
+    assert_eq!(store.ended_at(&held), None);
+}

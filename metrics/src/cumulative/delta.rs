@@ -1,12 +1,16 @@
 //! Cumulative points to increases: a point minus the previous point of its stream, or the
 //! point itself where the data model says to count from zero (a stream's first point, a new
 //! start time, a total that went down).
+//!
+//! A caller first places a point against its stream's previous state with [`order`], then
+//! asks the function of its kind ([`sum`], [`summary`], [`histogram`], [`exponential`]) for
+//! the [`Outcome`], and records the point's totals as the stream's new state.
 
-use crate::streams::{BucketRange, ExponentialTotals, HistogramTotals, StreamState};
+use super::streams::{BucketRange, ExponentialTotals, HistogramTotals, StreamState};
 
 /// Where a point stands against its stream's previous point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Order {
+pub enum Order {
     /// The stream's first point: count from zero.
     First,
     /// The start time moved forward (the sender restarted): count from zero.
@@ -18,8 +22,11 @@ pub(crate) enum Order {
     Stale,
 }
 
-/// Compares a point's start and time with the stream's previous point.
-pub(crate) fn order(previous: Option<&StreamState>, start: u64, time: u64) -> Order {
+/// Compares a point's start and time (ns) with the stream's previous point: no previous point
+/// is [`Order::First`]; a different start is [`Order::Restarted`], unless both starts are set
+/// and the new one is earlier ([`Order::Stale`]); the same start is [`Order::Next`] when the
+/// time is later, else [`Order::Stale`].
+pub fn order(previous: Option<&StreamState>, start: u64, time: u64) -> Order {
     let Some(p) = previous else {
         return Order::First;
     };
@@ -37,7 +44,7 @@ pub(crate) fn order(previous: Option<&StreamState>, start: u64, time: u64) -> Or
 
 /// The increase a point stands for.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Outcome<T> {
+pub enum Outcome<T> {
     /// Nothing to record; the state stays.
     Stale,
     /// The increase; `reset` when the stream counted from zero again (a new start time, or a
@@ -59,8 +66,9 @@ impl<T> Outcome<T> {
     }
 }
 
-/// A monotonic Sum.
-pub(crate) fn sum(previous: Option<f64>, order: Order, current: f64) -> Outcome<f64> {
+/// A monotonic Sum (a counter): the difference, or the value itself when it went down
+/// (a reset) or the order says to count from zero.
+pub fn sum(previous: Option<f64>, order: Order, current: f64) -> Outcome<f64> {
     match (order, previous) {
         (Order::Stale, _) => Outcome::Stale,
         (Order::Next, Some(p)) if current >= p => Outcome::Increase {
@@ -77,7 +85,7 @@ pub(crate) fn sum(previous: Option<f64>, order: Order, current: f64) -> Outcome<
 }
 
 /// A Summary's count and sum (a reset when the count goes down).
-pub(crate) fn summary(
+pub fn summary(
     previous: Option<(u64, f64)>,
     order: Order,
     current: (u64, f64),
@@ -111,7 +119,7 @@ fn sum_delta(previous: Option<f64>, current: Option<f64>) -> Option<f64> {
 
 /// An explicit-bucket histogram: per bucket, a reset when the layout changed or any count
 /// went down.
-pub(crate) fn histogram(
+pub fn histogram(
     previous: Option<&HistogramTotals>,
     order: Order,
     current: &HistogramTotals,
@@ -198,7 +206,7 @@ fn subtract(previous: &BucketRange, current: &BucketRange) -> Option<BucketRange
 /// An exponential histogram. The SDKs lower the scale of a cumulative histogram as its range
 /// grows, so the previous point is first brought to the current scale (a scale that went up,
 /// or a changed zero threshold, is a reset); a count that went down is a reset.
-pub(crate) fn exponential(
+pub fn exponential(
     previous: Option<&ExponentialTotals>,
     order: Order,
     current: &ExponentialTotals,

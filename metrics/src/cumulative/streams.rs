@@ -1,15 +1,20 @@
-//! Per-stream state for turning cumulative OTLP points into increases: what the last point of
-//! each cumulative stream said, so that the next one can be subtracted from it.
+//! Per-stream state for turning cumulative points (OTLP's cumulative temporality, Prometheus'
+//! counters and histograms) into increases: what the last point of each cumulative stream
+//! said, so that the next one can be subtracted from it.
 //!
-//! [`Streams::apply`] is the only way the state changes. [`crate::map`] applies the
-//! [`StreamUpdate`]s it makes as it goes and returns them in order; logging them (after a
-//! snapshot of the [`Streams`], which serialize) and applying them again after a crash rebuilds
-//! exactly the state the live process had.
+//! [`Streams::apply`] is the only way the state changes. The mappings (`thermostat_otlp::map`,
+//! `thermostat_prometheus::map`) apply the [`StreamUpdate`]s they make as they go and return
+//! them in order; logging them (after a snapshot of the [`Streams`], which serialize) and
+//! applying them again after a crash rebuilds exactly the state the live process had.
+//!
+//! These types are serialized into the write-ahead log and snapshots: their field order and
+//! names and the order of enum variants are part of that format (new variants only at the
+//! end).
 
 use std::collections::HashMap;
 
+use crate::SeriesKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use thermostat_metrics::SeriesKey;
 
 /// The kind of a cumulative stream: a metric that changes type is a new stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -25,8 +30,9 @@ pub enum StreamKind {
 }
 
 /// The identity of a cumulative stream: the series the points go to, the kind, and the
-/// origin: a hash of the point's whole resource (every attribute, not only those that became
-/// dimensions) and its instrumentation scope (name and version). Several senders whose points
+/// origin. For OTLP the origin is a hash of the point's whole resource (every attribute, not
+/// only those that became dimensions) and its instrumentation scope (name and version); for
+/// Prometheus remote write it is one fixed value, distinct from OTLP's. Several senders whose points
 /// go to one series (two processes of one service on one host, say) are separate streams,
 /// each subtracted from its own previous point, and their increases add up in the series.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -35,7 +41,8 @@ pub struct StreamKey {
     pub series: SeriesKey,
     /// What the stream carries.
     pub kind: StreamKind,
-    /// xxh3 of the resource's attributes (sorted) and the scope's name and version.
+    /// Who sends the stream: for OTLP, xxh3 of the resource's attributes (sorted) and the
+    /// scope's name and version; for Prometheus, a constant of `thermostat-prometheus`.
     pub origin: u64,
 }
 
@@ -109,7 +116,8 @@ pub enum Totals {
 /// The state of one cumulative stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamState {
-    /// `start_time_unix_nano` of the last point (0: the sender did not say).
+    /// `start_time_unix_nano` of the last point (0: the sender did not say); for Prometheus,
+    /// the created (start) timestamp in ns.
     pub start_time_unix_nano: u64,
     /// `time_unix_nano` of the last point.
     pub time_unix_nano: u64,
@@ -129,15 +137,15 @@ pub enum StreamUpdate {
         /// Its new state.
         state: StreamState,
     },
-    /// The stream is forgotten (idle for too long).
+    /// The stream is forgotten (idle for too long, or ended by a staleness marker).
     Remove {
         /// The stream.
         key: StreamKey,
     },
 }
 
-/// The state of every cumulative stream. Bounded by the caller's `max_streams`
-/// ([`crate::MapOptions`]): [`crate::map`] makes no new stream beyond it.
+/// The state of every cumulative stream. Bounded by the caller's `max_streams` (the mappings'
+/// `MapOptions`): a mapping makes no new stream beyond it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Streams {
     streams: HashMap<StreamKey, StreamState>,

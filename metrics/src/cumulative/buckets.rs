@@ -1,7 +1,7 @@
 //! Bucket bounds and the representative value of a bucket: the one value a bucket's count is
 //! recorded at, always inside the bucket, so that a percentile read from the representatives
 //! lies within the bucket that holds its rank (the error bounds are derived in
-//! `docs/otlp.md`).
+//! `docs/otlp.md`). OTLP's and Prometheus' histograms use the same representatives.
 
 /// The bounds `(lower, upper]` of explicit bucket `index` of a histogram with `bounds`
 /// (`bounds.len() + 1` buckets): the first is `(-inf, bounds[0]]`, the last

@@ -1,0 +1,22 @@
+//! Cumulative streams turned into increases, shared by the OTLP and the Prometheus mappings:
+//! the per-stream state ([`Streams`], changed only by [`StreamUpdate`]s, which callers log and
+//! snapshot), the rules that turn a cumulative point into the increase since the previous
+//! one ([`delta`]), the representative value of a histogram bucket ([`buckets`]), and what a
+//! mapping hands the store ([`MappedPoint`], [`MappedData`]), with the functions that turn
+//! histogram totals into a distribution ([`explicit_distribution`],
+//! [`exponential_distribution`]).
+//!
+//! Pure like the rest of the crate: no IO, no clock (a mapping passes its `now`).
+
+pub mod buckets;
+mod data;
+pub mod delta;
+pub mod streams;
+
+pub use data::{
+    MappedData, MappedPoint, estimated_sum, explicit_distribution, exponential_distribution,
+};
+pub use streams::{
+    BucketRange, ExponentialTotals, HistogramTotals, StreamKey, StreamKind, StreamState,
+    StreamUpdate, Streams, Totals,
+};
