@@ -70,9 +70,9 @@ pub use ingest::{
 };
 pub use otlp::OtlpApi;
 pub use persist::SnapshotInfo;
-pub use remote_write::{RemoteWriteApi, RemoteWriteOptions};
+pub use remote_write::RemoteWriteApi;
 pub use service::{Limits, MetricsApi};
-pub use streams::OtlpOptions;
+pub use streams::{OtlpOptions, RemoteWriteOptions};
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tonic::codegen::http;

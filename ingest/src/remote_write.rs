@@ -17,16 +17,20 @@
 //!    token's scope, the series limits, and the record (observations and stream updates)
 //!    queued for the log.
 //! 4. The answer once the record is durable and applied: what was written, for the 2.0
-//!    response headers. Staleness markers are then noted in the store
+//!    response headers. Telemetry: `thermostat_remote_write_requests_total{version,outcome}`
+//!    and `thermostat_remote_write_written_total{kind}`, besides the ingest counters every
+//!    protocol shares. Staleness markers are then noted in the store
 //!    ([`thermostat_metrics::store::Store::mark_ended`]) so that the query API's look-back
 //!    stops at them.
 
 use thermostat_auth::{Permission, Principal};
-use thermostat_prometheus::{MapOptions, Request, Written};
+use thermostat_metrics::telemetry::RemoteWriteVersion;
+use thermostat_prometheus::{Request, Written};
 
 use crate::error::{Error, Overload};
 use crate::mapped::to_batch;
 use crate::service::MetricsApi;
+use crate::streams::{RemoteWriteOptions, prometheus_options};
 
 /// Most rejections a refusal's message lists; it says how many more there were.
 const MAX_LISTED: usize = 5;
@@ -36,21 +40,6 @@ const MAX_LISTED: usize = 5;
 #[derive(Clone, Debug)]
 pub struct RemoteWriteApi {
     api: MetricsApi,
-}
-
-/// How remote-write series are mapped (`prometheus.*` settings).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteWriteOptions {
-    /// The label whose value is the namespace (`prometheus.namespace_label`, default `job`).
-    pub namespace_label: String,
-}
-
-impl Default for RemoteWriteOptions {
-    fn default() -> Self {
-        RemoteWriteOptions {
-            namespace_label: thermostat_prometheus::DEFAULT_NAMESPACE_LABEL.to_owned(),
-        }
-    }
 }
 
 impl RemoteWriteApi {
@@ -64,20 +53,29 @@ impl RemoteWriteApi {
     /// [`Error::ShuttingDown`] or [`Error::Persist`].
     pub async fn write(&self, principal: &Principal, request: Request) -> Result<Written, Error> {
         let api = &self.api;
+        let version = match request {
+            Request::V1(_) => RemoteWriteVersion::v1,
+            Request::V2(_) => RemoteWriteVersion::v2,
+        };
         let Ok(_permit) = api.in_flight.try_acquire() else {
-            return Err(self.refused(Error::Overloaded(Overload::RequestsInFlight)));
+            return Err(self.refused(version, Error::Overloaded(Overload::RequestsInFlight)));
         };
         let admitted = self
             .admit(principal, &request)
-            .map_err(|e| self.refused(e))?;
+            .map_err(|e| self.refused(version, e))?;
         drop(request);
         if let Some(pending) = admitted.pending {
             match pending.await {
                 Ok(Ok(_seq)) => api.telemetry.ingest_accepted(admitted.samples),
-                Ok(Err(e)) => return Err(self.refused(Error::Persist(e))),
-                Err(_) => return Err(self.refused(Error::ShuttingDown)),
+                Ok(Err(e)) => return Err(self.refused(version, Error::Persist(e))),
+                Err(_) => return Err(self.refused(version, Error::ShuttingDown)),
             }
         }
+        api.telemetry.remote_write_accepted(
+            version,
+            admitted.written.samples,
+            admitted.written.histograms,
+        );
         for (key, at_ms) in &admitted.stale {
             api.store
                 .mark_ended(key, thermostat_metrics::Timestamp::from_millis(*at_ms));
@@ -86,10 +84,11 @@ impl RemoteWriteApi {
     }
 
     /// Counts a refusal in telemetry.
-    fn refused(&self, e: Error) -> Error {
+    fn refused(&self, version: RemoteWriteVersion, e: Error) -> Error {
         if let Some(reason) = e.reason() {
             self.api.telemetry.ingest_rejected(reason);
         }
+        self.api.telemetry.remote_write_refused(version);
         tracing::debug!(error = %e, "Refused a remote write.");
         e
     }
@@ -182,13 +181,5 @@ impl MetricsApi {
     /// its [`RemoteWriteApi::write`]).
     pub fn remote_write_api(&self) -> RemoteWriteApi {
         RemoteWriteApi { api: self.clone() }
-    }
-}
-
-/// The mapping's options: `--max-series` bounds the streams.
-pub(crate) fn prometheus_options(options: &RemoteWriteOptions, max_series: usize) -> MapOptions {
-    MapOptions {
-        namespace_label: options.namespace_label.clone(),
-        max_streams: max_series,
     }
 }

@@ -125,8 +125,8 @@ impl MetricsApi {
             )),
             otlp_streams,
             otlp_stream_idle,
-            prometheus_options: Arc::new(crate::remote_write::prometheus_options(
-                &crate::RemoteWriteOptions::default(),
+            prometheus_options: Arc::new(crate::streams::prometheus_options(
+                &crate::streams::RemoteWriteOptions::default(),
                 limits.max_series,
             )),
             store,

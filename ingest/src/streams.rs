@@ -50,6 +50,32 @@ pub(crate) fn map_options(
     }
 }
 
+/// How remote-write series are mapped (`prometheus.*` settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteWriteOptions {
+    /// The label whose value is the namespace (`prometheus.namespace_label`, default `job`).
+    pub namespace_label: String,
+}
+
+impl Default for RemoteWriteOptions {
+    fn default() -> Self {
+        RemoteWriteOptions {
+            namespace_label: thermostat_prometheus::DEFAULT_NAMESPACE_LABEL.to_owned(),
+        }
+    }
+}
+
+/// The mapping's options: `--max-series` bounds the streams.
+pub(crate) fn prometheus_options(
+    options: &RemoteWriteOptions,
+    max_series: usize,
+) -> thermostat_prometheus::MapOptions {
+    thermostat_prometheus::MapOptions {
+        namespace_label: options.namespace_label.clone(),
+        max_streams: max_series,
+    }
+}
+
 /// The OTLP streams' state, shared by the OTLP service, the log's applier and the
 /// checkpoints.
 #[derive(Debug, Default)]

@@ -30,7 +30,9 @@
 //!
 //! # Layout
 //! `time.rs`, `series.rs`, `unit.rs`, `statistic.rs`, `validate.rs`, `window.rs`, `batch.rs`,
-//! `store.rs`, `telemetry.rs`, `error.rs` (the crate's [`Error`]); tests of the larger modules in `window/tests.rs` and `store/tests.rs`.
+//! `store.rs`, `telemetry.rs`, `error.rs` (the crate's [`Error`]), `cumulative/` (cumulative
+//! streams turned into increases and distributions, shared by the OTLP and Prometheus
+//! mappings); tests of the larger modules in `window/tests.rs` and `store/tests.rs`.
 
 #![warn(missing_docs)]
 

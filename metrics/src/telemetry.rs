@@ -90,6 +90,47 @@ impl OtlpRejectReason {
     ];
 }
 
+/// Version label of `thermostat_remote_write_requests_total`: the remote-write protocol.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RemoteWriteVersion {
+    /// Remote write 1.0 (`prometheus.WriteRequest`).
+    v1,
+    /// Remote write 2.0 (`io.prometheus.write.v2.Request`).
+    v2,
+}
+
+/// Outcome label of `thermostat_remote_write_requests_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum WriteOutcome {
+    /// Stored (durable) and answered 2xx.
+    accepted,
+    /// Refused whole, nothing of it stored.
+    refused,
+}
+
+/// Kind label of `thermostat_remote_write_written_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum WrittenKind {
+    /// Float samples.
+    sample,
+    /// Native histograms.
+    histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabels {
+    version: RemoteWriteVersion,
+    outcome: WriteOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WrittenLabels {
+    kind: WrittenKind,
+}
+
 /// Result label of `thermostat_otlp_points_total`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -133,6 +174,8 @@ pub struct Telemetry {
     otlp_requests: Family<OtlpOutcomeLabels, Counter>,
     otlp_points: Family<PointResultLabels, Counter>,
     otlp_rejected: Family<OtlpReasonLabels, Counter>,
+    remote_write_requests: Family<WriteLabels, Counter>,
+    remote_write_written: Family<WrittenLabels, Counter>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -166,6 +209,8 @@ impl Telemetry {
         let otlp_requests = Family::<OtlpOutcomeLabels, Counter>::default();
         let otlp_points = Family::<PointResultLabels, Counter>::default();
         let otlp_rejected = Family::<OtlpReasonLabels, Counter>::default();
+        let remote_write_requests = Family::<WriteLabels, Counter>::default();
+        let remote_write_written = Family::<WrittenLabels, Counter>::default();
         registry.register(
             "thermostat_ingest_samples",
             "Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set",
@@ -206,6 +251,16 @@ impl Telemetry {
             "OTLP data points rejected in a partial success, by reason",
             otlp_rejected.clone(),
         );
+        registry.register(
+            "thermostat_remote_write_requests",
+            "Prometheus remote-write requests by protocol version and outcome: accepted (stored and answered 2xx), refused (nothing of it stored)",
+            remote_write_requests.clone(),
+        );
+        registry.register(
+            "thermostat_remote_write_written",
+            "Prometheus remote-write samples and native histograms stored, by kind",
+            remote_write_written.clone(),
+        );
         // Every known label value starts at zero, so that a series exists (and `rate()`
         // works) before the first event of its kind.
         use Outcome as O;
@@ -236,6 +291,14 @@ impl Telemetry {
         for reason in OtlpRejectReason::ALL {
             drop(otlp_rejected.get_or_create(&OtlpReasonLabels { reason }));
         }
+        for version in [RemoteWriteVersion::v1, RemoteWriteVersion::v2] {
+            for outcome in [WriteOutcome::accepted, WriteOutcome::refused] {
+                drop(remote_write_requests.get_or_create(&WriteLabels { version, outcome }));
+            }
+        }
+        for kind in [WrittenKind::sample, WrittenKind::histogram] {
+            drop(remote_write_written.get_or_create(&WrittenLabels { kind }));
+        }
         Telemetry {
             registry,
             samples,
@@ -246,6 +309,8 @@ impl Telemetry {
             otlp_requests,
             otlp_points,
             otlp_rejected,
+            remote_write_requests,
+            remote_write_written,
         }
     }
 
@@ -310,6 +375,39 @@ impl Telemetry {
             .inc();
     }
 
+    /// Counts a stored remote-write request and what it wrote.
+    pub fn remote_write_accepted(
+        &self,
+        version: RemoteWriteVersion,
+        samples: u64,
+        histograms: u64,
+    ) {
+        self.remote_write_requests
+            .get_or_create(&WriteLabels {
+                version,
+                outcome: WriteOutcome::accepted,
+            })
+            .inc();
+        for (kind, n) in [
+            (WrittenKind::sample, samples),
+            (WrittenKind::histogram, histograms),
+        ] {
+            self.remote_write_written
+                .get_or_create(&WrittenLabels { kind })
+                .inc_by(n);
+        }
+    }
+
+    /// Counts a remote-write request refused whole (after it was decoded).
+    pub fn remote_write_refused(&self, version: RemoteWriteVersion) {
+        self.remote_write_requests
+            .get_or_create(&WriteLabels {
+                version,
+                outcome: WriteOutcome::refused,
+            })
+            .inc();
+    }
+
     /// Counts `n` new series refused by a series limit.
     pub fn series_refused(&self, n: usize) {
         self.series_refused.inc_by(n as u64);
@@ -363,6 +461,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("thermostat_series_active 7"), "{text}");
+    }
+
+    #[test]
+    fn remote_writes_are_counted_by_version_and_outcome() {
+        let t = Telemetry::new();
+        let text = t.render();
+        assert!(
+            text.contains(
+                "thermostat_remote_write_requests_total{version=\"v2\",outcome=\"refused\"} 0"
+            ),
+            "{text}"
+        );
+        t.remote_write_accepted(RemoteWriteVersion::v1, 5, 0);
+        t.remote_write_accepted(RemoteWriteVersion::v2, 2, 3);
+        t.remote_write_refused(RemoteWriteVersion::v2);
+        let text = t.render();
+        for line in [
+            "thermostat_remote_write_requests_total{version=\"v1\",outcome=\"accepted\"} 1",
+            "thermostat_remote_write_requests_total{version=\"v2\",outcome=\"accepted\"} 1",
+            "thermostat_remote_write_requests_total{version=\"v2\",outcome=\"refused\"} 1",
+            "thermostat_remote_write_written_total{kind=\"sample\"} 7",
+            "thermostat_remote_write_written_total{kind=\"histogram\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]
@@ -425,6 +548,8 @@ mod tests {
                 "thermostat_otlp_requests",
                 "thermostat_otlp_points",
                 "thermostat_otlp_points_rejected",
+                "thermostat_remote_write_requests",
+                "thermostat_remote_write_written",
             ],
             "{text}"
         );

@@ -2,7 +2,9 @@
 //! and the pure mapping of a decoded request onto Thermostat's points (issue 20,
 //! "Remote-write ingest").
 //!
-//! **Status: no route serves this crate yet (issue 20).**
+//! Served by the binary's `POST /api/v1/write` (`thermostat-dashboards`' `remote_write.rs`
+//! decodes with [`negotiate`] and [`decode`]; `thermostat-ingest`'s `remote_write.rs` maps with
+//! [`map`] and stores); `docs/prometheus.md` is the user's contract.
 //!
 //! # What this crate owns
 //! - Content negotiation ([`negotiate`]: `Content-Type` and `Content-Encoding` to a

@@ -75,6 +75,10 @@ impl Source for StoreSource {
         keys
     }
 
+    fn ended_at(&self, key: &SeriesKey) -> Option<Timestamp> {
+        self.store.ended_at(key)
+    }
+
     fn statistics(
         &self,
         key: &SeriesKey,

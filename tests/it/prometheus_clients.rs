@@ -679,7 +679,7 @@ async fn bad_remote_write_requests_are_refused_whole() {
                 ]);
                 snappy(&whole[..whole.len() - 5])
             },
-            vec![],
+            vec!["protobuf"],
         ),
         (
             "31 labels besides __name__ and job",
@@ -687,7 +687,7 @@ async fn bad_remote_write_requests_are_refused_whole() {
                 innocent(t),
                 v1::series(&wide, &[(t, 1.0)]),
             ])),
-            vec!["wide_gauge", "30"],
+            vec!["wide_gauge", "at most 30"],
         ),
         (
             "an invalid label name",
@@ -718,6 +718,7 @@ async fn bad_remote_write_requests_are_refused_whole() {
     ];
     for (what, body, words) in cases {
         let (status, _, text) = wire::post(&url, V1_CONTENT_TYPE, body).await;
+        eprintln!("{what}: {status} {text}");
         assert!(
             (400..500).contains(&status) && status != 404 && status != 415,
             "{what}: want a 4xx refusal, got {status} {text}"
@@ -838,17 +839,19 @@ async fn promtool_queries_match_the_statistics_api() {
     let maxima = minutes("Maximum").await;
     assert_eq!(averages.len(), 10, "{averages:?}");
 
-    // Instant: the newest period at or before the time, Average by default; `stat` picks another.
+    // Instant at t: the newest period that ends at or before t (a period [b, b + 60 s) is a
+    // sample stamped b + 60 s: at 9 min 50 s the minute 9 has not ended, minute 8 is read),
+    // Average by default; `stat` picks another statistic.
     let at = base + 9 * 60_000 + 50_000;
     let at_s = (at / 1000).to_string();
     for (selector, want) in [
         (
             r#"demo_temperature_celsius{instance="sensor-1"}"#,
-            averages[&(base + 9 * 60_000)],
+            averages[&(base + 8 * 60_000)],
         ),
         (
             r#"demo_temperature_celsius{instance="sensor-1",stat="Maximum"}"#,
-            maxima[&(base + 9 * 60_000)],
+            maxima[&(base + 8 * 60_000)],
         ),
     ] {
         let (ok, out, err) = promtool(
@@ -873,7 +876,7 @@ async fn promtool_queries_match_the_statistics_api() {
         assert_eq!(got, want, "{selector} at {at_s}: {out}");
     }
 
-    // Range, step 60 s: the value at t is the statistic of the minute before t.
+    // Range, step 60 s: the value at t is the statistic of the minute that ends at t.
     let (start, end) = ((base + 60_000) / 1000, (base + 10 * 60_000) / 1000);
     let (ok, out, err) = promtool(
         &promtool_bin,
@@ -940,6 +943,7 @@ async fn promtool_queries_match_the_statistics_api() {
         })
         .collect();
     want.sort_unstable();
+    assert_eq!(want.len(), 2, "the two sensors are listed");
     assert_eq!(got, want, "promtool query series: {out}");
 
     for (label, want) in [

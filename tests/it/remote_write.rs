@@ -89,7 +89,9 @@ async fn statistic(
 async fn labels_become_namespace_and_dimensions_and_counters_become_increases() {
     let server = TestServer::start().await;
     let url = server.http("/api/v1/write");
-    let t = now_ms() - 5 * 60_000;
+    // Every sample in one minute: [t, t + 45 s].
+    let now = now_ms();
+    let t = now - now.rem_euclid(60_000) - 5 * 60_000 + 1_000;
     let counter = [
         ("__name__", "http_requests_total"),
         ("job", "shop"),
@@ -237,4 +239,29 @@ async fn the_namespace_label_is_a_setting() {
     assert_eq!(v, 21.5, "team is the namespace, job a dimension");
     let (v, _) = statistic(&server, "Prometheus", "temp", &[("job", "node")], "Maximum").await;
     assert_eq!(v, 19.0, "without the label: the Prometheus namespace");
+}
+
+#[tokio::test]
+async fn a_staleness_marker_ends_the_series_for_instant_queries() {
+    let server = TestServer::start().await;
+    let url = server.http("/api/v1/write");
+    let t = now_ms() - 3 * 60_000;
+    let labels = [("__name__", "door_open"), ("job", "stale")];
+    let (status, body) = write(&url, None, vec![series(&labels, &[(t, 1.0)])]).await;
+    assert_eq!(status, 204, "{body}");
+    let instant = || async {
+        let v: serde_json::Value = reqwest::get(server.http("/api/v1/query?query=door_open"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["status"], "success", "{v}");
+        v["data"]["result"].as_array().unwrap().len()
+    };
+    assert_eq!(instant().await, 1, "within the 5-minute look-back");
+    let stale = f64::from_bits(thermostat_prometheus::STALE_NAN_BITS);
+    let (status, body) = write(&url, None, vec![series(&labels, &[(t + 1_000, stale)])]).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(instant().await, 0, "the marker ended the series");
 }

@@ -580,10 +580,19 @@ fn run_victoriametrics(
         new_series,
         samples_queried,
     };
+    // In full, so that its figures survive a failure of Thermostat's side.
     note(&format!(
-        "VictoriaMetrics: {} of {expected} samples in {seconds:.2} s = {:.0} samples/s (flush {flush_seconds:.2} s)",
+        "VictoriaMetrics: {} of {expected} samples in {seconds:.2} s = {:.0} samples/s (flush \
+         {flush_seconds:.2} s), peak RSS {:.1} MB, CPU {:.2} s, ack p50 / p99 {}, samples found \
+         by a query {}",
         run.server.samples_counted,
-        run.server.samples_per_second()
+        run.server.samples_per_second(),
+        run.server.peak_rss_bytes as f64 / 1e6,
+        run.server.cpu_seconds,
+        run.ack_latency_ms
+            .map_or_else(|| "-".to_owned(), |(a, b)| format!("{a:.1} / {b:.1} ms")),
+        run.samples_queried
+            .map_or_else(|| "-".to_owned(), |q| q.to_string()),
     ));
     Ok(run)
 }
