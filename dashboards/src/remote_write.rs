@@ -7,9 +7,9 @@
 //! `…;proto=io.prometheus.write.v2.Request`), chosen by [`thermostat_prometheus::negotiate`];
 //! anything else is 415 naming the supported types. Success is `204 No Content` once the
 //! data is durable, with the `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written`
-//! headers 2.0 requires (sent for 1.0 too). Failures are plain text: 400 for invalid data (the
-//! specification says not to retry it), 403, 413, 429 (overloaded) or 503 (unavailable) with
-//! `Retry-After`.
+//! headers 2.0 requires (sent for 1.0 too). Failures are the API's JSON errors (senders log
+//! the body): 400 for invalid data (the specification says not to retry it), 403, 413, 429
+//! (overloaded) or 503 (unavailable) with `Retry-After`.
 //!
 //! The body is bounded before decompression by the route's body limit and the snappy header's
 //! declared size is checked before inflating ([`thermostat_prometheus::limits`]).
@@ -60,13 +60,14 @@ pub const HISTOGRAMS_WRITTEN: &str = "x-prometheus-remote-write-histograms-writt
 /// See [`SAMPLES_WRITTEN`].
 pub const EXEMPLARS_WRITTEN: &str = "x-prometheus-remote-write-exemplars-written";
 
+/// An error answer in the API's JSON form (`error::ApiError`), whose `message` senders log.
 fn failure(status: StatusCode, message: &str) -> Response {
-    let mut resp = (
+    let mut resp = crate::error::ApiError::Status {
         status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{message}\n"),
-    )
-        .into_response();
+        message: message.to_owned(),
+        field: None,
+    }
+    .into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -87,7 +88,7 @@ fn written(w: &Written) -> Response {
     resp
 }
 
-fn text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers
         .get(name)
         .map(|v| v.to_str().unwrap_or("(not text)"))
@@ -233,6 +234,7 @@ mod tests {
         content_type: &str,
         body: Vec<u8>,
     ) -> (StatusCode, HeaderMap, String) {
+        // The body as text: the JSON error's message, or the whole body.
         let req = HttpRequest::post("/api/v1/write")
             .header(header::CONTENT_TYPE, content_type)
             .header(header::CONTENT_ENCODING, "snappy")
@@ -241,11 +243,14 @@ mod tests {
         let resp = crate::router(state).oneshot(req).await.unwrap();
         let (parts, body) = resp.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes().to_vec();
-        (
-            parts.status,
-            parts.headers,
-            String::from_utf8(bytes).unwrap(),
-        )
+        let text = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            Err(_) => String::from_utf8(bytes).unwrap(),
+        };
+        (parts.status, parts.headers, text)
     }
 
     #[tokio::test]
@@ -298,7 +303,7 @@ mod tests {
             )
             .await;
             assert_eq!(status, want);
-            assert_eq!(body, "x\n");
+            assert_eq!(body, "x");
             assert_eq!(headers.contains_key(header::RETRY_AFTER), retry);
         }
     }

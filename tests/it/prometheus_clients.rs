@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use prost::Message as _;
+use thermostat_auth::{digest_hex, new_token};
 use thermostat_proto::v1::MetricDatum;
 
 use crate::util::{TestServer, dims, now_ms, request, stats_request};
@@ -41,22 +42,48 @@ impl Window {
     }
 }
 
+/// Reads through Thermostat's native APIs, with a token when access control is on.
+#[derive(Clone, Copy)]
+struct Reader<'a> {
+    server: &'a TestServer,
+    token: Option<&'a str>,
+}
+
+impl<'a> Reader<'a> {
+    fn open(server: &'a TestServer) -> Self {
+        Reader {
+            server,
+            token: None,
+        }
+    }
+
+    fn grpc<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        if let Some(t) = self.token {
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        r
+    }
+}
+
 /// Statistics of one series over `w`, through the native gRPC API: `Err` when it has no
 /// datapoint (or, unexpectedly, more than one).
 async fn stats(
-    server: &TestServer,
+    reader: &Reader<'_>,
     w: Window,
     namespace: &str,
     metric: &str,
     dimensions: &[(&str, &str)],
     statistics: &[&str],
 ) -> Result<HashMap<String, f64>, String> {
-    let r = server
+    let r = reader
+        .server
         .client()
         .await
-        .get_metric_statistics(stats_request(
+        .get_metric_statistics(reader.grpc(stats_request(
             namespace, metric, dimensions, w.start, w.end, 3600, statistics,
-        ))
+        )))
         .await
         .map_err(|e| e.to_string())?
         .into_inner();
@@ -101,14 +128,16 @@ async fn periods(
 }
 
 /// The series of `namespace` (`GET /api/v1/metrics`): metric name and dimensions.
-async fn listed(server: &TestServer, namespace: &str) -> Vec<(String, BTreeMap<String, String>)> {
-    let body: serde_json::Value =
-        reqwest::get(server.http(&format!("/api/v1/metrics?namespace={namespace}")))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+async fn listed(reader: &Reader<'_>, namespace: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    let mut req = reqwest::Client::new().get(
+        reader
+            .server
+            .http(&format!("/api/v1/metrics?namespace={namespace}")),
+    );
+    if let Some(t) = reader.token {
+        req = req.bearer_auth(t);
+    }
+    let body: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
     body["metrics"]
         .as_array()
         .unwrap()
@@ -153,8 +182,11 @@ fn first_exposition() -> Exposition {
 }
 
 /// The scrape jobs both senders use: `demo` (the exporter) and `thermostat` (its own
-/// `/metrics`), every second.
-fn scrape_configs(exporter: &Exporter, server: &TestServer) -> String {
+/// `/metrics`, with a viewer's token when access control is on), every second.
+fn scrape_configs(exporter: &Exporter, server: &TestServer, viewer: Option<&str>) -> String {
+    let auth = viewer.map_or(String::new(), |t| {
+        format!("    authorization:\n      credentials: '{t}'\n")
+    });
     format!(
         "scrape_configs:
   - job_name: demo
@@ -165,7 +197,7 @@ fn scrape_configs(exporter: &Exporter, server: &TestServer) -> String {
   - job_name: thermostat
     scrape_interval: 1s
     scrape_timeout: 1s
-    static_configs:
+{auth}    static_configs:
       - targets: ['{}']
 ",
         exporter.addr, server.running.http_addr
@@ -179,7 +211,8 @@ fn scrape_configs(exporter: &Exporter, server: &TestServer) -> String {
 /// with the observations made since the first scrape. Then the series disappear for a while
 /// (the sender writes staleness markers, which end the streams) and come back: the counter's
 /// jump while it was away is not an increase, the markers are no values.
-async fn scrape_scenario(server: &TestServer, exporter: &Exporter, sender: &Peer) {
+async fn scrape_scenario(reader: Reader<'_>, exporter: &Exporter, sender: &Peer) {
+    let server = &reader;
     let w = Window::around_now();
     let instance = exporter.addr.to_string();
     let counter = [("instance", instance.as_str()), ("path", "/a")];
@@ -291,7 +324,7 @@ async fn scrape_scenario(server: &TestServer, exporter: &Exporter, sender: &Peer
     assert_eq!(up["Maximum"], 1.0, "up: {up:?}");
 
     // Thermostat's own /metrics, scraped as job `thermostat`.
-    let own = server.running.http_addr.to_string();
+    let own = reader.server.running.http_addr.to_string();
     let own = own.as_str();
     eventually("Thermostat's own series", &[sender], || async move {
         let s = stats(
@@ -388,7 +421,15 @@ async fn prometheus_agent_remote_writes_scraped_series() {
     ) else {
         return;
     };
-    let server = TestServer::start().await;
+    // Access control on, as in production: the agent's token may push to the two jobs'
+    // namespaces only; the viewer's token scrapes /metrics and reads the statistics back.
+    let (agent, viewer) = (new_token(), new_token());
+    let auth = format!(
+        "tokens:\n  - {{name: prometheus, role: agent, namespaces: [demo, thermostat], token_sha256: {}}}\n  - {{name: reader, role: viewer, token_sha256: {}}}\n",
+        digest_hex(&agent),
+        digest_hex(&viewer)
+    );
+    let server = TestServer::start_with(|s| s.auth = serde_yaml_ng::from_str(&auth).unwrap()).await;
     let exporter = Exporter::start(first_exposition()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
@@ -397,6 +438,8 @@ async fn prometheus_agent_remote_writes_scraped_series() {
   scrape_timeout: 1s
 {}remote_write:
   - url: {}
+    authorization:
+      credentials: '{agent}'
     queue_config:
       batch_send_deadline: 1s
       max_shards: 1
@@ -405,12 +448,12 @@ async fn prometheus_agent_remote_writes_scraped_series() {
     metadata_config:
       send_interval: 1s
 ",
-        scrape_configs(&exporter, &server),
+        scrape_configs(&exporter, &server, Some(&viewer)),
         server.http("/api/v1/write"),
     );
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
     let port = thermostat_testkit::free_port();
-    let agent = Peer::spawn(
+    let prometheus = Peer::spawn(
         "prometheus",
         dir.path(),
         Command::new(prometheus).args([
@@ -423,8 +466,12 @@ async fn prometheus_agent_remote_writes_scraped_series() {
             format!("--web.listen-address=127.0.0.1:{port}"),
         ]),
     );
-    wait_ready(&agent, &format!("http://127.0.0.1:{port}/-/ready")).await;
-    scrape_scenario(&server, &exporter, &agent).await;
+    wait_ready(&prometheus, &format!("http://127.0.0.1:{port}/-/ready")).await;
+    let reader = Reader {
+        server: &server,
+        token: Some(&viewer),
+    };
+    scrape_scenario(reader, &exporter, &prometheus).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,7 +485,7 @@ async fn vmagent_remote_writes_scraped_series() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("scrape.yml"),
-        scrape_configs(&exporter, &server),
+        scrape_configs(&exporter, &server, None),
     )
     .unwrap();
     let port = thermostat_testkit::free_port();
@@ -459,7 +506,7 @@ async fn vmagent_remote_writes_scraped_series() {
         ]),
     );
     wait_ready(&agent, &format!("http://127.0.0.1:{port}/health")).await;
-    scrape_scenario(&server, &exporter, &agent).await;
+    scrape_scenario(Reader::open(&server), &exporter, &agent).await;
 }
 
 /// A remote write 2.0 request: symbols, metadata types, a native histogram (two cumulative
@@ -540,6 +587,7 @@ fn v2_request(t0: i64) -> v2::Request {
 #[tokio::test]
 async fn remote_write_2_with_a_native_histogram() {
     let server = TestServer::start().await;
+    let reader = Reader::open(&server);
     let w = Window::around_now();
     let t0 = now_ms() - 60_000;
     let body = snappy(&v2_request(t0).encode_to_vec());
@@ -565,7 +613,7 @@ async fn remote_write_2_with_a_native_histogram() {
 
     let route = [("route", "/pay")];
     let h = stats(
-        &server,
+        &reader,
         w,
         "payments",
         "rpc_duration_seconds",
@@ -582,7 +630,7 @@ async fn remote_write_2_with_a_native_histogram() {
     assert!(in_bucket(p90, 4.0, 8.0), "p90 {p90} not in (4, 8]: {h:?}");
 
     let g = stats(
-        &server,
+        &reader,
         w,
         "payments",
         "queue_depth",
@@ -597,7 +645,7 @@ async fn remote_write_2_with_a_native_histogram() {
         "the gauge's samples: {g:?}"
     );
     let c = stats(
-        &server,
+        &reader,
         w,
         "payments",
         "payments_processed",
@@ -648,6 +696,7 @@ fn encode_v1(series: Vec<v1::TimeSeries>) -> Vec<u8> {
 #[tokio::test]
 async fn bad_remote_write_requests_are_refused_whole() {
     let server = TestServer::start().await;
+    let reader = Reader::open(&server);
     let url = server.http("/api/v1/write");
     let t = now_ms() - 10_000;
 
@@ -735,12 +784,12 @@ async fn bad_remote_write_requests_are_refused_whole() {
         }
     }
     // Nothing of any of them is stored: not even the valid series sent with each.
-    let stored = listed(&server, "badinput").await;
+    let stored = listed(&reader, "badinput").await;
     assert!(
         stored.is_empty(),
         "stored from refused requests: {stored:?}"
     );
-    let stored = listed(&server, "Prometheus").await;
+    let stored = listed(&reader, "Prometheus").await;
     assert!(
         stored.is_empty(),
         "stored from refused requests: {stored:?}"
@@ -750,7 +799,7 @@ async fn bad_remote_write_requests_are_refused_whole() {
     let (status, _, text) =
         wire::post(&url, V1_CONTENT_TYPE, snappy(&encode_v1(vec![innocent(t)]))).await;
     assert!(status == 204 || status == 200, "{status} {text}");
-    let stored = listed(&server, "badinput").await;
+    let stored = listed(&reader, "badinput").await;
     assert_eq!(
         stored,
         vec![("innocent_gauge".to_owned(), BTreeMap::new())],
@@ -822,6 +871,7 @@ async fn promtool_queries_match_the_statistics_api() {
         return;
     };
     let server = TestServer::start().await;
+    let reader = Reader::open(&server);
     let base = push_temperatures(&server).await;
     let url = format!("http://{}", server.running.http_addr);
     let sensor1 = [("instance", "sensor-1")];
@@ -932,7 +982,7 @@ async fn promtool_queries_match_the_statistics_api() {
     assert!(ok, "promtool query series: {err}");
     let mut got: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
     got.sort_unstable();
-    let mut want: Vec<String> = listed(&server, "demo")
+    let mut want: Vec<String> = listed(&reader, "demo")
         .await
         .iter()
         .map(|(name, d)| {
@@ -982,8 +1032,23 @@ async fn vmalert_evaluates_rules_against_thermostat() {
     else {
         return;
     };
-    let server = TestServer::start().await;
-    let server = &server;
+    // Access control on: vmalert reads with a viewer's token and writes its recorded series
+    // (no job label: namespace `Prometheus`) with an agent's.
+    let (writer, viewer) = (new_token(), new_token());
+    let auth = format!(
+        "tokens:\n  - {{name: vmalert, role: agent, namespaces: [demo, Prometheus], token_sha256: {}}}\n  - {{name: reader, role: viewer, token_sha256: {}}}\n",
+        digest_hex(&writer),
+        digest_hex(&viewer)
+    );
+    let server = TestServer::start_with(|s| s.auth = serde_yaml_ng::from_str(&auth).unwrap()).await;
+    let reader = Reader {
+        server: &server,
+        token: Some(&viewer),
+    };
+    let pusher = Reader {
+        server: &server,
+        token: Some(&writer),
+    };
     let w = Window::around_now();
     // Constant temperatures over the last ten minutes: 25 for sensor 1, 15 for sensor 2, so
     // that whichever period vmalert's step selects holds the same value.
@@ -1003,11 +1068,11 @@ async fn vmalert_evaluates_rules_against_thermostat() {
     server
         .client()
         .await
-        .put_metric_data(request("demo", data))
+        .put_metric_data(pusher.grpc(request("demo", data)))
         .await
         .unwrap();
     let sensor1 = stats(
-        &server,
+        &reader,
         w,
         "demo",
         "demo_temperature_celsius",
@@ -1044,8 +1109,10 @@ async fn vmalert_evaluates_rules_against_thermostat() {
         Command::new(vmalert).args([
             "-rule=rules.yml".to_owned(),
             format!("-datasource.url={url}"),
+            format!("-datasource.bearerToken={viewer}"),
             // Recorded series are written back to Thermostat by remote write.
             format!("-remoteWrite.url={url}"),
+            format!("-remoteWrite.bearerToken={writer}"),
             "-remoteWrite.flushInterval=1s".to_owned(),
             format!("-notifier.url={notifier}"),
             "-evaluationInterval=1s".to_owned(),
@@ -1114,7 +1181,7 @@ async fn vmalert_evaluates_rules_against_thermostat() {
         &[&vmalert],
         || async move {
             let s = stats(
-                &server,
+                &reader,
                 w,
                 "Prometheus",
                 "demo:temperature_celsius:max",
