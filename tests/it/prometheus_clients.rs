@@ -12,7 +12,7 @@ mod peers;
 mod wire;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use prost::Message as _;
@@ -174,6 +174,7 @@ fn first_exposition() -> Exposition {
         latency_buckets: [0; 5],
         latency_sum: 0.0,
         visible: true,
+        native: None,
     };
     e.observe(0.05, 1);
     e.observe(0.2, 1);
@@ -451,27 +452,124 @@ async fn prometheus_agent_remote_writes_scraped_series() {
         scrape_configs(&exporter, &server, Some(&viewer)),
         server.http("/api/v1/write"),
     );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = thermostat_testkit::free_port();
-    let prometheus = Peer::spawn(
-        "prometheus",
-        dir.path(),
-        Command::new(prometheus).args([
-            "--enable-feature=agent".to_owned(),
-            "--config.file=prometheus.yml".to_owned(),
-            format!(
-                "--storage.agent.path={}",
-                dir.path().join("agent").display()
-            ),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ]),
-    );
-    wait_ready(&prometheus, &format!("http://127.0.0.1:{port}/-/ready")).await;
+    let prometheus = spawn_prometheus(prometheus, dir.path(), &config, "agent").await;
     let reader = Reader {
         server: &server,
         token: Some(&viewer),
     };
     scrape_scenario(reader, &exporter, &prometheus).await;
+}
+
+/// Prometheus in agent mode with `config` and the `features`, in `dir`, ready.
+async fn spawn_prometheus(binary: PathBuf, dir: &Path, config: &str, features: &str) -> Peer {
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let port = thermostat_testkit::free_port();
+    let prometheus = Peer::spawn(
+        "prometheus",
+        dir,
+        Command::new(binary).args([
+            format!("--enable-feature={features}"),
+            "--config.file=prometheus.yml".to_owned(),
+            format!("--storage.agent.path={}", dir.join("agent").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ]),
+    );
+    wait_ready(&prometheus, &format!("http://127.0.0.1:{port}/-/ready")).await;
+    prometheus
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_agent_remote_writes_native_histograms() {
+    let Some([prometheus]) = require_binaries(
+        "prometheus_agent_remote_writes_native_histograms",
+        ["prometheus"],
+    ) else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let reader = Reader::open(&server);
+    let w = Window::around_now();
+    // Schema 0: bucket 1 is (1, 2], bucket 3 is (4, 8].
+    let exporter = Exporter::start(Exposition {
+        requests: 0.0,
+        temperature: 0.0,
+        latency_buckets: [0; 5],
+        latency_sum: 0.0,
+        visible: true,
+        native: Some((vec![0, 2, 0, 1], 2.0 * 1.5 + 6.0)),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: native
+    static_configs:
+      - targets: ['{}']
+remote_write:
+  - url: {}
+    send_native_histograms: true
+    queue_config:
+      batch_send_deadline: 1s
+      max_shards: 1
+      min_backoff: 100ms
+      max_backoff: 1s
+",
+        exporter.addr,
+        server.http("/api/v1/write"),
+    );
+    let prometheus =
+        spawn_prometheus(prometheus, dir.path(), &config, "agent,native-histograms").await;
+    let instance = exporter.addr.to_string();
+    let dims = [("instance", instance.as_str()), ("route", "/b")];
+
+    // The first scrape is the baseline; then 10 more in each of the two buckets.
+    exporter.wait_scrapes(&prometheus, 1).await;
+    exporter
+        .change(&prometheus, |e| {
+            e.native = Some((vec![0, 7, 0, 6], 7.0 * 1.5 + 6.0 * 6.0));
+        })
+        .await;
+    exporter
+        .change(&prometheus, |e| {
+            e.native = Some((vec![0, 12, 0, 11], 12.0 * 1.5 + 11.0 * 6.0));
+        })
+        .await;
+    let h = eventually(
+        "the native histogram's distribution",
+        &[&prometheus],
+        || async move {
+            let s = stats(
+                &reader,
+                w,
+                "native",
+                "demo_rpc_seconds",
+                &dims,
+                &["SampleCount", "Sum", "p50", "p90"],
+            )
+            .await?;
+            if s["SampleCount"] == 20.0 {
+                Ok(s)
+            } else {
+                Err(format!("{s:?} (want SampleCount 20)"))
+            }
+        },
+    )
+    .await;
+    assert!((h["Sum"] - (10.0 * 1.5 + 10.0 * 6.0)).abs() < 1e-9, "{h:?}");
+    let p50 = h.get("p50").copied().unwrap_or(f64::NAN);
+    let p90 = h.get("p90").copied().unwrap_or(f64::NAN);
+    assert!(in_bucket(p50, 1.0, 2.0), "p50 {p50} not in (1, 2]: {h:?}");
+    assert!(in_bucket(p90, 4.0, 8.0), "p90 {p90} not in (4, 8]: {h:?}");
+    let series = listed(&reader, "native").await;
+    assert!(
+        series
+            .iter()
+            .any(|(n, d)| n == "demo_rpc_seconds" && *d == pairs(&dims)),
+        "{series:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,6 +170,9 @@ pub(super) struct Exposition {
     /// Serve the series at all (when false the page is empty: the senders then write staleness
     /// markers for them).
     pub(super) visible: bool,
+    /// Instead of all the above, a native histogram `demo_rpc_seconds{route="/b"}` of schema 0
+    /// (per-bucket counts from bucket 0 on, and the sum), served in the protobuf format.
+    pub(super) native: Option<(Vec<u64>, f64)>,
 }
 
 impl Exposition {
@@ -182,8 +185,22 @@ impl Exposition {
         self.latency_sum += value * times as f64;
     }
 
+    /// The media type and the body.
+    fn render(&self) -> (&'static str, Vec<u8>) {
+        match &self.native {
+            Some((buckets, sum)) => (
+                super::wire::exposition::CONTENT_TYPE,
+                super::wire::exposition::native_histogram("demo_rpc_seconds", buckets, *sum),
+            ),
+            None => (
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.text().into_bytes(),
+            ),
+        }
+    }
+
     /// The Prometheus text format (0.0.4).
-    fn render(&self) -> String {
+    fn text(&self) -> String {
         if !self.visible {
             return String::new();
         }
@@ -232,18 +249,12 @@ impl Exporter {
             axum::routing::get(move || {
                 let shared = shared.clone();
                 async move {
-                    let body = {
+                    let (content_type, body) = {
                         let mut s = shared.lock().unwrap();
                         s.scrapes += 1;
                         s.now.render()
                     };
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        body,
-                    )
+                    ([(axum::http::header::CONTENT_TYPE, content_type)], body)
                 }
             }),
         );

@@ -233,3 +233,87 @@ pub(super) async fn post(
     let headers = r.headers().clone();
     (status, headers, r.text().await.unwrap())
 }
+
+/// The Prometheus exposition format in protobuf (`io.prometheus.client.MetricFamily`,
+/// prometheus/client_model `metrics.proto`), length-delimited: the only format in which an
+/// exporter serves native histograms to Prometheus 2.x. Only what a native histogram needs.
+pub(super) mod exposition {
+    /// `MetricType.HISTOGRAM`.
+    pub(crate) const HISTOGRAM: i32 = 4;
+    /// The media type Prometheus asks for with `--enable-feature=native-histograms`.
+    pub(crate) const CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct MetricFamily {
+        #[prost(string, tag = "1")]
+        pub(crate) name: String,
+        #[prost(string, tag = "2")]
+        pub(crate) help: String,
+        #[prost(int32, tag = "3")]
+        pub(crate) r#type: i32,
+        #[prost(message, repeated, tag = "4")]
+        pub(crate) metric: Vec<Metric>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Metric {
+        #[prost(message, repeated, tag = "1")]
+        pub(crate) label: Vec<LabelPair>,
+        #[prost(message, optional, tag = "7")]
+        pub(crate) histogram: Option<Histogram>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct LabelPair {
+        #[prost(string, tag = "1")]
+        pub(crate) name: String,
+        #[prost(string, tag = "2")]
+        pub(crate) value: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Histogram {
+        #[prost(uint64, tag = "1")]
+        pub(crate) sample_count: u64,
+        #[prost(double, tag = "2")]
+        pub(crate) sample_sum: f64,
+        #[prost(sint32, tag = "5")]
+        pub(crate) schema: i32,
+        #[prost(double, tag = "6")]
+        pub(crate) zero_threshold: f64,
+        #[prost(uint64, tag = "7")]
+        pub(crate) zero_count: u64,
+        #[prost(message, repeated, tag = "12")]
+        pub(crate) positive_span: Vec<super::v2::BucketSpan>,
+        #[prost(sint64, repeated, tag = "13")]
+        pub(crate) positive_delta: Vec<i64>,
+    }
+
+    /// One family `name` with one native histogram of schema 0 (bucket `i` holds
+    /// (2^(i-1), 2^i]) with the given per-bucket counts from bucket 0 on.
+    pub(crate) fn native_histogram(name: &str, buckets: &[u64], sum: f64) -> Vec<u8> {
+        use prost::Message as _;
+        let h = super::v2::schema0(0, buckets, sum);
+        MetricFamily {
+            name: name.into(),
+            help: "A native histogram.".into(),
+            r#type: HISTOGRAM,
+            metric: vec![Metric {
+                label: vec![LabelPair {
+                    name: "route".into(),
+                    value: "/b".into(),
+                }],
+                histogram: Some(Histogram {
+                    sample_count: h.count_int,
+                    sample_sum: h.sum,
+                    schema: 0,
+                    zero_threshold: h.zero_threshold,
+                    zero_count: 0,
+                    positive_span: h.positive_spans,
+                    positive_delta: h.positive_deltas,
+                }),
+            }],
+        }
+        .encode_length_delimited_to_vec()
+    }
+}
