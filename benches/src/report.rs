@@ -17,14 +17,16 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// The result of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
-    /// `native` (`thermostat.v1.MetricsService`) or `otlp` (OTLP/gRPC `Export`).
+    /// `native` (`thermostat.v1.MetricsService`), `otlp` (OTLP/gRPC `Export`) or
+    /// `remote-write` (Prometheus remote write 1.0 over HTTP/1.1).
     pub protocol: &'static str,
-    /// `unary` or `stream`.
+    /// `unary` or `stream` (gRPC), `http1` (remote write).
     pub mode: &'static str,
     /// Connections used.
     pub connections: usize,
     /// Samples the server acknowledged (native: the sum of `accepted_samples`; OTLP: the points
-    /// sent less `partial_success.rejected_data_points`).
+    /// sent less `partial_success.rejected_data_points`; remote write: the samples of the
+    /// requests answered 2xx).
     pub samples: u64,
     /// Samples the workload holds.
     pub expected_samples: u64,

@@ -21,7 +21,8 @@
 //! a 2xx answer acknowledges a request's samples. 429 and 5xx are retried with backoff (the
 //! `Retry-After` header's seconds when given); any other status is an error quoting the
 //! body, and 401, 403, 404, 405 and 415 (the endpoint, not the data, is at fault) stop the
-//! run at once.
+//! run at once. A request that gets no answer (connection refused or reset, or nothing within
+//! 120 s) is retried on a new connection, 3 attempts in all, then fails and stops the run.
 
 #![allow(
     clippy::print_stdout,

@@ -8,5 +8,6 @@ mod config_files;
 mod history_and_admin;
 mod ingest_wire;
 mod procfs;
+mod prometheus;
 mod queries;
 mod transport;
