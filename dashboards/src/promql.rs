@@ -82,7 +82,9 @@ fn success(data: Value, warnings: Vec<String>) -> Json<Value> {
     Json(body)
 }
 
-/// A request's parameters: the query string's, then (POST) the form body's.
+/// A request's parameters: the query string's, then (POST) the form body's. As in
+/// Prometheus, a POST body that is not a form (vmalert sends `Content-Type:
+/// application/json` with an empty body and the parameters in the URL) is ignored.
 struct Params(Vec<(String, String)>);
 
 impl Params {
@@ -95,6 +97,7 @@ impl Params {
         if method == Method::POST {
             match form {
                 Ok(Form(body)) => all.extend(body),
+                Err(FormRejection::InvalidFormContentType(_)) => {}
                 Err(e) => return Err(PromError::BadData(e.body_text())),
             }
         }

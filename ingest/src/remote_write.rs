@@ -114,12 +114,12 @@ impl RemoteWriteApi {
         let mut rejected: Vec<String> = mapped
             .rejected
             .iter()
-            .map(|r| format!("{}: {}", r.series, r.rule))
+            .map(|r| format!("{} (series {})", r.rule, r.series))
             .collect();
         rejected.extend(
             checked
                 .into_iter()
-                .map(|(i, rule)| format!("{}: {rule}", mapped.points[i].series)),
+                .map(|(i, rule)| format!("{rule} (series {})", mapped.points[i].series)),
         );
         if !rejected.is_empty() {
             for update in &mapped.undo {
