@@ -239,8 +239,9 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         access: Arc::clone(&security.access),
         audit: Some(Arc::clone(&audit) as Arc<dyn thermostat_auth::AuditTrail>),
         otlp: Some(Arc::new(otlp_http) as Arc<dyn thermostat_dashboards::otlp::OtlpApi>),
-        remote_write: Some(Arc::new(remote_write)
-            as Arc<dyn thermostat_dashboards::remote_write::RemoteWriteApi>),
+        remote_write: Some(
+            Arc::new(remote_write) as Arc<dyn thermostat_dashboards::remote_write::RemoteWriteApi>
+        ),
     });
     let stop = shutdown.clone();
     tracker.spawn(thermostat_transport::serve_http(
