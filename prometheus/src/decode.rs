@@ -2,6 +2,8 @@
 //! format that enforces the count limits before anything is allocated per element, then
 //! prost, then the size limits prost's result is checked against.
 
+use std::fmt;
+
 use prost::Message as _;
 
 use crate::error::DecodeError;
@@ -219,7 +221,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn labels(&mut self, n: usize, field: &str) -> Result<(), DecodeError> {
+    fn labels(&mut self, n: usize, field: impl fmt::Display) -> Result<(), DecodeError> {
         self.labels += n;
         over(
             self.labels,
@@ -229,7 +231,7 @@ impl Counts {
         )
     }
 
-    fn sample(&mut self, field: &str) -> Result<(), DecodeError> {
+    fn sample(&mut self, field: impl fmt::Display) -> Result<(), DecodeError> {
         self.samples += 1;
         over(
             self.samples,
@@ -239,7 +241,7 @@ impl Counts {
         )
     }
 
-    fn exemplar(&mut self, field: &str) -> Result<(), DecodeError> {
+    fn exemplar(&mut self, field: impl fmt::Display) -> Result<(), DecodeError> {
         self.exemplars += 1;
         over(
             self.exemplars,
@@ -249,7 +251,7 @@ impl Counts {
         )
     }
 
-    fn histogram(&mut self, field: &str) -> Result<(), DecodeError> {
+    fn histogram(&mut self, field: impl fmt::Display) -> Result<(), DecodeError> {
         self.histograms += 1;
         over(
             self.histograms,
@@ -268,25 +270,29 @@ fn series_v1(raw: &[u8], index: usize, c: &mut Counts) -> Result<(), DecodeError
         match field {
             1 => {
                 labels += 1;
-                let f = format!("{at}.labels");
-                over(labels, MAX_LABELS_PER_SERIES, &f, "labels per series")?;
-                c.labels(1, &f)?;
+                over(
+                    labels,
+                    MAX_LABELS_PER_SERIES,
+                    format_args!("{at}.labels"),
+                    "labels per series",
+                )?;
+                c.labels(1, format_args!("{at}.labels"))?;
             }
-            2 => c.sample(&format!("{at}.samples"))?,
+            2 => c.sample(format_args!("{at}.samples"))?,
             3 => {
                 let e = format!("{at}.exemplars");
-                c.exemplar(&e)?;
+                c.exemplar(&*e)?;
                 if let Some(p) = payload {
                     for_each_field(p, &e, |f, _| {
                         if f == 1 {
-                            c.labels(1, &format!("{e}.labels"))?;
+                            c.labels(1, format_args!("{e}.labels"))?;
                         }
                         Ok(())
                     })?;
                 }
             }
             4 => {
-                c.histogram(&format!("{at}.histograms"))?;
+                c.histogram(format_args!("{at}.histograms"))?;
                 if let Some(p) = payload {
                     histogram(p, &format!("{at}.histograms[{histograms}]"), c)?;
                 }
@@ -307,18 +313,17 @@ fn series_v2(raw: &[u8], index: usize, c: &mut Counts) -> Result<(), DecodeError
             1 => {
                 let n = payload.map_or(1, varints);
                 refs += n;
-                let f = format!("{at}.labels_refs");
                 over(
                     refs,
                     2 * MAX_LABELS_PER_SERIES,
-                    &f,
+                    format_args!("{at}.labels_refs"),
                     "label references per series (two a label)",
                 )?;
-                c.labels(n.div_ceil(2), &f)?;
+                c.labels(n.div_ceil(2), format_args!("{at}.labels_refs"))?;
             }
-            2 => c.sample(&format!("{at}.samples"))?,
+            2 => c.sample(format_args!("{at}.samples"))?,
             3 => {
-                c.histogram(&format!("{at}.histograms"))?;
+                c.histogram(format_args!("{at}.histograms"))?;
                 if let Some(p) = payload {
                     histogram(p, &format!("{at}.histograms[{histograms}]"), c)?;
                 }
@@ -326,12 +331,12 @@ fn series_v2(raw: &[u8], index: usize, c: &mut Counts) -> Result<(), DecodeError
             }
             4 => {
                 let e = format!("{at}.exemplars");
-                c.exemplar(&e)?;
+                c.exemplar(&*e)?;
                 if let Some(p) = payload {
                     for_each_field(p, &e, |f, payload| {
                         if f == 1 {
                             let n = payload.map_or(1, varints);
-                            c.labels(n.div_ceil(2), &format!("{e}.labels_refs"))?;
+                            c.labels(n.div_ceil(2), format_args!("{e}.labels_refs"))?;
                         }
                         Ok(())
                     })?;
@@ -354,7 +359,7 @@ fn histogram(raw: &[u8], at: &str, c: &mut Counts) -> Result<(), DecodeError> {
                 over(
                     spans,
                     MAX_SPANS_PER_HISTOGRAM,
-                    &format!("{at}.spans"),
+                    format_args!("{at}.spans"),
                     "spans per histogram",
                 )?;
                 return Ok(());
@@ -371,14 +376,14 @@ fn histogram(raw: &[u8], at: &str, c: &mut Counts) -> Result<(), DecodeError> {
         over(
             buckets,
             MAX_BUCKETS_PER_HISTOGRAM,
-            &format!("{at}.buckets"),
+            format_args!("{at}.buckets"),
             "bucket counts and custom bounds per histogram",
         )?;
         c.buckets += n;
         over(
             c.buckets,
             MAX_BUCKETS_PER_REQUEST,
-            &format!("{at}.buckets"),
+            format_args!("{at}.buckets"),
             "bucket counts and custom bounds per request",
         )
     })
@@ -389,9 +394,19 @@ fn varints(payload: &[u8]) -> usize {
     payload.iter().filter(|&&b| b < 0x80).count()
 }
 
-fn over(count: usize, limit: usize, field: &str, what: &str) -> Result<(), DecodeError> {
+/// Refuses a count over its limit. `field` is formatted only then (callers pass
+/// `format_args!`): this runs for every element of every request.
+fn over(
+    count: usize,
+    limit: usize,
+    field: impl fmt::Display,
+    what: &str,
+) -> Result<(), DecodeError> {
     if count > limit {
-        Err(DecodeError::new(field, format!("at most {limit} {what}")))
+        Err(DecodeError::new(
+            field.to_string(),
+            format!("at most {limit} {what}"),
+        ))
     } else {
         Ok(())
     }
