@@ -140,10 +140,8 @@ fn the_run_script_passes_its_flags_to_compare() {
 }
 
 /// `--protocol remote-write`: loadgen sends the same workload as Prometheus remote write 1.0
-/// to VictoriaMetrics' `/api/v1/write` and to Thermostat's `POST /api/v1/write`. While
-/// Thermostat does not serve the route (issue 20), its half must fail at once with the 404
-/// and the server's answer, after VictoriaMetrics' half counted every sample; the test then
-/// prints `SKIPPED` for Thermostat's half.
+/// to VictoriaMetrics' `/api/v1/write` and to Thermostat's `POST /api/v1/write`; both count
+/// every sample.
 #[test]
 fn ci_remote_write_comparison_counts_every_sample_on_both_servers() {
     let vm = victoriametrics("ci_remote_write_comparison_counts_every_sample_on_both_servers");
@@ -159,28 +157,6 @@ fn ci_remote_write_comparison_counts_every_sample_on_both_servers() {
         None => cmd.arg("--skip-victoriametrics"),
     };
     let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success()
-        && stderr.contains("/api/v1/write answered 404 Not Found (run stopped)")
-    {
-        if vm.is_some() {
-            assert!(
-                stderr.contains(&format!(
-                    "VictoriaMetrics: {CI_SAMPLES} of {CI_SAMPLES} samples"
-                )),
-                "{stderr}"
-            );
-            assert!(
-                stderr.contains(&format!("samples found by a query {CI_SAMPLES}")),
-                "{stderr}"
-            );
-        }
-        eprintln!(
-            "SKIPPED the Thermostat half of the remote-write comparison: the server answers \
-             POST /api/v1/write with 404 (issue 20)"
-        );
-        return;
-    }
     let j = check(&out, vm.is_some());
     assert_eq!(j["protocol"], "remote-write", "{j}");
     assert_eq!(j["grpc_mode"], "http1", "{j}");
