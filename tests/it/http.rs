@@ -249,6 +249,16 @@ thermostat_otlp_points_rejected_total{reason="malformed"}
 thermostat_otlp_points_rejected_total{reason="stream_limit"}
 thermostat_otlp_points_rejected_total{reason="timestamp"}
 thermostat_otlp_points_rejected_total{reason="value"}
+# HELP thermostat_remote_write_requests Prometheus remote-write requests by protocol version and outcome: accepted (stored and answered 2xx), refused (nothing of it stored).
+# TYPE thermostat_remote_write_requests counter
+thermostat_remote_write_requests_total{version="v1",outcome="accepted"}
+thermostat_remote_write_requests_total{version="v1",outcome="refused"}
+thermostat_remote_write_requests_total{version="v2",outcome="accepted"}
+thermostat_remote_write_requests_total{version="v2",outcome="refused"}
+# HELP thermostat_remote_write_written Prometheus remote-write samples and native histograms stored, by kind.
+# TYPE thermostat_remote_write_written counter
+thermostat_remote_write_written_total{kind="histogram"}
+thermostat_remote_write_written_total{kind="sample"}
 # EOF
 "#;
     let server = TestServer::start().await;
