@@ -9,11 +9,16 @@
 //!   ask for (`access.rs`), with the refusal counters (`telemetry.rs`);
 //! - the dashboard's server-side [`Sessions`] (`session.rs`);
 //! - the audit trail's record and port ([`AuditEvent`], [`AuditTrail`], `audit.rs`); the
-//!   files are `thermostat-audit`'s.
+//!   files are `thermostat-audit`'s;
+//! - AWS Signature Version 4 verification for the CloudWatch-compatible API (`sigv4.rs`:
+//!   access key entries of the settings file, resolved like token entries, and
+//!   [`sigv4::verify`]; not yet called by any route: issue 21).
 //!
 //! # Invariants
-//! - No secret is kept: tokens are held as SHA-256 digests, session ids as digests too; no
-//!   `Debug` or `Display` here prints a digest, a token or a CSRF token.
+//! - No token is kept: tokens are held as SHA-256 digests, session ids as digests too; no
+//!   `Debug` or `Display` here prints a digest, a token or a CSRF token. An AWS access key's
+//!   secret is kept only as the first step of SigV4's key derivation (an HMAC keyed with
+//!   it), which verification needs and no `Debug` prints.
 //! - A presented token is checked by its SHA-256 digest: a lookup whose time says nothing of
 //!   the tokens in force, whose cost does not grow with their number, and whose final
 //!   equality is compared in constant time.
@@ -23,7 +28,7 @@
 //!
 //! # Layout
 //! `role.rs`, `namespace.rs`, `token.rs`, `session.rs`, `access.rs`, `telemetry.rs`,
-//! `audit.rs`, `error.rs`.
+//! `audit.rs`, `error.rs`, `sigv4.rs` (with `sigv4/keys.rs` and `sigv4/tests.rs`).
 
 #![warn(missing_docs)]
 
@@ -33,6 +38,7 @@ mod error;
 mod namespace;
 mod role;
 mod session;
+pub mod sigv4;
 mod telemetry;
 mod token;
 
@@ -42,6 +48,10 @@ pub use error::Error;
 pub use namespace::{MAX_PATTERNS, Namespaces};
 pub use role::{Permission, Role};
 pub use session::{DEFAULT_SESSION_TTL_MS, MAX_SESSIONS, NewSession, Session, Sessions};
+pub use sigv4::{
+    AccessKeyEntry, AccessKeyError, AccessKeySecret, AccessKeys, SigV4Error, SigV4ErrorCode,
+    SignedRequest, Verified,
+};
 pub use telemetry::AuthTelemetry;
 pub use token::{
     AuthSettings, MAX_TOKEN_BYTES, MAX_TOKENS, Principal, SecretSource, TOKEN_PREFIX, TokenEntry,

@@ -1,0 +1,779 @@
+//! The metric operations' requests, typed and checked against the service model's shapes
+//! (required members, lengths, enums, list sizes) and CloudWatch's documented rules.
+
+use std::collections::{BTreeMap, HashSet};
+
+use thermostat_metrics::quote::quote;
+use thermostat_metrics::{Statistic, Timestamp, Unit};
+
+use crate::error::{Error, Result};
+use crate::fields::{Fields, Item, invalid};
+use crate::operation::Operation;
+use crate::protocol::Protocol;
+use crate::value::Value;
+
+/// Most metric data in one `PutMetricData` (CloudWatch's quota).
+pub const MAX_METRIC_DATA: usize = 1000;
+/// Most `EntityMetricData` in one `PutMetricData` (CloudWatch's quota).
+pub const MAX_ENTITY_METRIC_DATA: usize = 2;
+/// Most values (and counts) in one datum's `Values` (CloudWatch's quota).
+pub const MAX_DATUM_VALUES: usize = 150;
+/// Most dimensions of a metric (the `Dimensions` shape's `max`).
+pub const MAX_DIMENSIONS: usize = 30;
+/// Most dimension filters of `ListMetrics` (the `DimensionFilters` shape's `max`).
+pub const MAX_DIMENSION_FILTERS: usize = 10;
+/// Most queries in one `GetMetricData` (CloudWatch's quota).
+pub const MAX_METRIC_DATA_QUERIES: usize = 500;
+/// The magnitude no value may exceed (2^360, CloudWatch's documented range).
+pub const MAX_MAGNITUDE: f64 = 2.348_542_582_773_833_3e108;
+
+/// A decoded request of an operation Thermostat serves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// `PutMetricData`.
+    PutMetricData(PutMetricData),
+    /// `GetMetricStatistics`.
+    GetMetricStatistics(GetMetricStatistics),
+    /// `ListMetrics`.
+    ListMetrics(ListMetrics),
+    /// `GetMetricData`.
+    GetMetricData(GetMetricData),
+}
+
+impl Request {
+    /// The typed request of `operation` from its decoded body, read as `protocol` sends it
+    /// (AWS Query's leaves are text).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAction`] for an operation Thermostat does not serve,
+    /// [`Error::MissingParameter`] naming a required parameter that is absent,
+    /// [`Error::InvalidParameterValue`] or [`Error::InvalidParameterCombination`] for values
+    /// the service model or CloudWatch's rules refuse.
+    pub fn from_value(operation: Operation, value: &Value, protocol: Protocol) -> Result<Self> {
+        let fields = Fields::root(value, protocol.is_textual())?;
+        Ok(match operation {
+            Operation::PutMetricData => Request::PutMetricData(PutMetricData::read(fields)?),
+            Operation::GetMetricStatistics => {
+                Request::GetMetricStatistics(GetMetricStatistics::read(fields)?)
+            }
+            Operation::ListMetrics => Request::ListMetrics(ListMetrics::read(fields)?),
+            Operation::GetMetricData => Request::GetMetricData(GetMetricData::read(fields)?),
+            other => {
+                return Err(Error::InvalidAction(format!(
+                    "Thermostat does not support the operation {other} yet."
+                )));
+            }
+        })
+    }
+
+    /// The request's operation.
+    pub const fn operation(&self) -> Operation {
+        match self {
+            Request::PutMetricData(_) => Operation::PutMetricData,
+            Request::GetMetricStatistics(_) => Operation::GetMetricStatistics,
+            Request::ListMetrics(_) => Operation::ListMetrics,
+            Request::GetMetricData(_) => Operation::GetMetricData,
+        }
+    }
+}
+
+/// A dimension of a metric (`Dimension`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Dimension {
+    /// `Name`, 1 to 255 characters.
+    pub name: String,
+    /// `Value`, 1 to 1024 characters.
+    pub value: String,
+}
+
+/// A dimension filter of `ListMetrics` (`DimensionFilter`): a name, and a value or any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DimensionFilter {
+    /// `Name`.
+    pub name: String,
+    /// `Value`; `None` matches any value.
+    pub value: Option<String>,
+}
+
+/// A metric (`Metric`): namespace, name and dimensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// `Namespace`.
+    pub namespace: String,
+    /// `MetricName`.
+    pub metric_name: String,
+    /// `Dimensions`, in the order sent.
+    pub dimensions: Vec<Dimension>,
+}
+
+/// `StatisticSet`: a period's statistics sent instead of raw values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StatisticSet {
+    /// `SampleCount`, positive.
+    pub sample_count: f64,
+    /// `Sum`.
+    pub sum: f64,
+    /// `Minimum`, at most `maximum`.
+    pub minimum: f64,
+    /// `Maximum`.
+    pub maximum: f64,
+}
+
+/// What a datum carries: exactly one of `Value`, `Values` (with `Counts`) and
+/// `StatisticValues`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DatumValue {
+    /// `Value`.
+    Single(f64),
+    /// `Values` and `Counts` (each count 1 when `Counts` is absent), of equal length.
+    Distribution {
+        /// The distinct values.
+        values: Vec<f64>,
+        /// How many times each value occurred.
+        counts: Vec<f64>,
+    },
+    /// `StatisticValues`.
+    Statistics(StatisticSet),
+}
+
+/// `MetricDatum`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricDatum {
+    /// `MetricName`.
+    pub metric_name: String,
+    /// `Dimensions`.
+    pub dimensions: Vec<Dimension>,
+    /// `Timestamp`; `None` means the time of receipt (the caller's `now`).
+    pub timestamp: Option<Timestamp>,
+    /// `Value`, `Values`/`Counts` or `StatisticValues`.
+    pub value: DatumValue,
+    /// `Unit`; `None` when not sent.
+    pub unit: Option<Unit>,
+    /// `StorageResolution`: 1 (high resolution) or 60 (the default).
+    pub storage_resolution_seconds: u32,
+}
+
+/// `Entity`: what the metrics of an [`EntityMetricData`] describe.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entity {
+    /// `KeyAttributes`: 2 to 4 entries identifying the entity.
+    pub key_attributes: BTreeMap<String, String>,
+    /// `Attributes`: up to 10 more.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// `EntityMetricData`: metric data with the entity they describe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityMetricData {
+    /// `Entity`; `None` when absent, or when invalid and `StrictEntityValidation` is false
+    /// (CloudWatch then keeps the data without the entity).
+    pub entity: Option<Entity>,
+    /// `MetricData`.
+    pub metric_data: Vec<MetricDatum>,
+}
+
+/// `PutMetricData`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PutMetricData {
+    /// `Namespace`.
+    pub namespace: String,
+    /// `MetricData`; with `entity_metric_data`, 1 to 1000 data in all.
+    pub metric_data: Vec<MetricDatum>,
+    /// `EntityMetricData`, at most 2.
+    pub entity_metric_data: Vec<EntityMetricData>,
+    /// `StrictEntityValidation`: an invalid entity fails the request rather than being
+    /// dropped.
+    pub strict_entity_validation: bool,
+}
+
+/// `GetMetricStatistics`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GetMetricStatistics {
+    /// The metric (`Namespace`, `MetricName`, `Dimensions`).
+    pub metric: Metric,
+    /// `StartTime`, before `end_time`.
+    pub start_time: Timestamp,
+    /// `EndTime`.
+    pub end_time: Timestamp,
+    /// `Period`: 1, 5, 10, 20, 30 or a multiple of 60.
+    pub period_seconds: u32,
+    /// `Statistics` then `ExtendedStatistics` (percentiles), in the order sent; never empty.
+    pub statistics: Vec<Statistic>,
+    /// `Unit`.
+    pub unit: Option<Unit>,
+}
+
+/// `ListMetrics`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListMetrics {
+    /// `Namespace`.
+    pub namespace: Option<String>,
+    /// `MetricName`.
+    pub metric_name: Option<String>,
+    /// `Dimensions`, at most 10 filters.
+    pub dimensions: Vec<DimensionFilter>,
+    /// `NextToken`, as sent.
+    pub next_token: Option<String>,
+    /// `RecentlyActive=PT3H`: only metrics with data in the past three hours.
+    pub recently_active: bool,
+    /// `IncludeLinkedAccounts`.
+    pub include_linked_accounts: bool,
+    /// `OwningAccount`.
+    pub owning_account: Option<String>,
+}
+
+/// `ScanBy`: the order of each result's datapoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScanBy {
+    /// `TimestampDescending`, the default: newest first.
+    #[default]
+    TimestampDescending,
+    /// `TimestampAscending`: oldest first.
+    TimestampAscending,
+}
+
+/// `MetricStat`: a metric, period, statistic and unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricStat {
+    /// `Metric`.
+    pub metric: Metric,
+    /// `Period`.
+    pub period_seconds: u32,
+    /// `Stat`.
+    pub stat: Statistic,
+    /// `Unit`.
+    pub unit: Option<Unit>,
+}
+
+/// What a query computes: exactly one of `MetricStat` and `Expression`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryKind {
+    /// `MetricStat`.
+    MetricStat(MetricStat),
+    /// `Expression`, as sent (metric math is evaluated elsewhere, once it exists).
+    Expression(String),
+}
+
+/// `MetricDataQuery`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricDataQuery {
+    /// `Id`: starts with a lowercase letter; letters, digits and `_`; unique in the request.
+    pub id: String,
+    /// `MetricStat` or `Expression`.
+    pub kind: QueryKind,
+    /// `Label`.
+    pub label: Option<String>,
+    /// `ReturnData` (default true).
+    pub return_data: bool,
+    /// `Period` (of an expression's result).
+    pub period_seconds: Option<u32>,
+    /// `AccountId`.
+    pub account_id: Option<String>,
+}
+
+/// `GetMetricData`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GetMetricData {
+    /// `MetricDataQueries`, 1 to 500.
+    pub metric_data_queries: Vec<MetricDataQuery>,
+    /// `StartTime`, before `end_time`.
+    pub start_time: Timestamp,
+    /// `EndTime`.
+    pub end_time: Timestamp,
+    /// `NextToken`, as sent.
+    pub next_token: Option<String>,
+    /// `ScanBy`.
+    pub scan_by: ScanBy,
+    /// `MaxDatapoints`.
+    pub max_datapoints: Option<u32>,
+    /// `LabelOptions.Timezone` (`+HHMM` or `-HHMM`), as sent.
+    pub label_timezone: Option<String>,
+}
+
+// === reading ===
+
+fn namespace(fields: &Fields<'_>, required: bool) -> Result<Option<String>> {
+    let found = if required {
+        Some(fields.sized("Namespace", 1, 255)?)
+    } else {
+        fields.sized_opt("Namespace", 1, 255)?
+    };
+    if let Some(ns) = found
+        && ns.starts_with(':')
+    {
+        return Err(invalid(ns, &fields.path("Namespace")));
+    }
+    Ok(found.map(str::to_owned))
+}
+
+fn unit(fields: &Fields<'_>) -> Result<Option<Unit>> {
+    let Some(text) = fields.string_opt("Unit")? else {
+        return Ok(None);
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|_| invalid(text, &fields.path("Unit")))
+}
+
+fn dimensions(fields: &Fields<'_>, name: &str) -> Result<Vec<Dimension>> {
+    let items = fields.list_opt(name, MAX_DIMENSIONS)?.unwrap_or_default();
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for Item { path, value } in &items {
+        let dimension = fields.with(value, &format!("{path}."), |d| {
+            Ok(Dimension {
+                name: d.sized("Name", 1, 255)?.to_owned(),
+                value: d.sized("Value", 1, 1024)?.to_owned(),
+            })
+        })?;
+        if !seen.insert(dimension.name.clone()) {
+            return Err(Error::InvalidParameterValue(format!(
+                "The dimension name {} is given more than once in {}.",
+                quote(&dimension.name),
+                fields.path(name)
+            )));
+        }
+        out.push(dimension);
+    }
+    Ok(out)
+}
+
+fn checked_value(value: f64, path: &str) -> Result<f64> {
+    if value.is_finite() && value.abs() <= MAX_MAGNITUDE {
+        Ok(value)
+    } else {
+        Err(invalid(&value.to_string(), path))
+    }
+}
+
+fn period(fields: &Fields<'_>, name: &str, required: bool) -> Result<Option<u32>> {
+    let found = fields.i64_opt(name)?;
+    let Some(seconds) = found else {
+        return if required {
+            Err(Error::MissingParameter(fields.path(name)))
+        } else {
+            Ok(None)
+        };
+    };
+    match u32::try_from(seconds) {
+        Ok(s) if matches!(s, 1 | 5 | 10 | 20 | 30) || (s > 0 && s % 60 == 0) => Ok(Some(s)),
+        _ => Err(Error::InvalidParameterValue(format!(
+            "The parameter {} must be 1, 5, 10, 20, 30 or a multiple of 60, got {seconds}.",
+            fields.path(name)
+        ))),
+    }
+}
+
+fn time_range(fields: &Fields<'_>) -> Result<(Timestamp, Timestamp)> {
+    let start = fields.timestamp("StartTime")?;
+    let end = fields.timestamp("EndTime")?;
+    if start >= end {
+        return Err(Error::InvalidParameterValue(
+            "The parameter StartTime must be less than the parameter EndTime.".to_owned(),
+        ));
+    }
+    Ok((start, end))
+}
+
+impl StatisticSet {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let checked = |name: &str| checked_value(fields.f64(name)?, &fields.path(name));
+        let set = StatisticSet {
+            sample_count: checked("SampleCount")?,
+            sum: checked("Sum")?,
+            minimum: checked("Minimum")?,
+            maximum: checked("Maximum")?,
+        };
+        if set.sample_count <= 0.0 {
+            return Err(invalid(
+                &set.sample_count.to_string(),
+                &fields.path("SampleCount"),
+            ));
+        }
+        if set.minimum > set.maximum {
+            return Err(Error::InvalidParameterValue(format!(
+                "The parameter {} must not be greater than {}.",
+                fields.path("Minimum"),
+                fields.path("Maximum")
+            )));
+        }
+        Ok(set)
+    }
+}
+
+impl MetricDatum {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let metric_name = fields.sized("MetricName", 1, 255)?.to_owned();
+        let dimensions = dimensions(&fields, "Dimensions")?;
+        let timestamp = fields.timestamp_opt("Timestamp")?;
+        let single = fields.f64_opt("Value")?;
+        let values = fields.numbers_opt("Values", MAX_DATUM_VALUES)?;
+        let counts = fields.numbers_opt("Counts", MAX_DATUM_VALUES)?;
+        let statistics = match fields.struct_opt("StatisticValues")? {
+            Some((prefix, value)) => Some(fields.with(value, &prefix, StatisticSet::read)?),
+            None => None,
+        };
+        let given: Vec<&str> = [
+            single.map(|_| "Value"),
+            values.as_ref().map(|_| "Values"),
+            statistics.map(|_| "StatisticValues"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let [first, second, ..] = given[..] {
+            return Err(Error::InvalidParameterCombination(format!(
+                "The parameters {} and {} are mutually exclusive and you have specified both.",
+                fields.path(first),
+                fields.path(second)
+            )));
+        }
+        if counts.is_some() && values.is_none() {
+            return Err(Error::InvalidParameterCombination(format!(
+                "The parameter {} requires {}.",
+                fields.path("Counts"),
+                fields.path("Values")
+            )));
+        }
+        let value = if let Some(v) = single {
+            DatumValue::Single(checked_value(v, &fields.path("Value"))?)
+        } else if let Some(set) = statistics {
+            DatumValue::Statistics(set)
+        } else if let Some(values) = values {
+            let counts = counts.unwrap_or_else(|| vec![1.0; values.len()]);
+            if counts.len() != values.len() {
+                return Err(Error::InvalidParameterValue(format!(
+                    "The parameters {} and {} must be of the same size.",
+                    fields.path("Values"),
+                    fields.path("Counts")
+                )));
+            }
+            for (i, v) in values.iter().enumerate() {
+                checked_value(*v, &format!("{}.member.{}", fields.path("Values"), i + 1))?;
+            }
+            for (i, c) in counts.iter().enumerate() {
+                if !(c.is_finite() && *c >= 0.0) {
+                    return Err(invalid(
+                        &c.to_string(),
+                        &format!("{}.member.{}", fields.path("Counts"), i + 1),
+                    ));
+                }
+            }
+            DatumValue::Distribution { values, counts }
+        } else {
+            return Err(Error::InvalidParameterCombination(format!(
+                "One of the parameters {}, {} and {} must be specified.",
+                fields.path("Value"),
+                fields.path("Values"),
+                fields.path("StatisticValues")
+            )));
+        };
+        let storage_resolution_seconds = match fields.i64_opt("StorageResolution")? {
+            None | Some(60) => 60,
+            Some(1) => 1,
+            Some(other) => {
+                return Err(Error::InvalidParameterValue(format!(
+                    "The parameter {} must be 1 or 60, got {other}.",
+                    fields.path("StorageResolution")
+                )));
+            }
+        };
+        Ok(MetricDatum {
+            metric_name,
+            dimensions,
+            timestamp,
+            value,
+            unit: unit(&fields)?,
+            storage_resolution_seconds,
+        })
+    }
+}
+
+impl Entity {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let key_attributes = fields
+            .string_map_opt("KeyAttributes", 4, 32, 2048)?
+            .unwrap_or_default();
+        if key_attributes.len() < 2 {
+            return Err(Error::InvalidParameterValue(format!(
+                "The map {} must have 2 to 4 entries.",
+                fields.path("KeyAttributes")
+            )));
+        }
+        Ok(Entity {
+            key_attributes,
+            attributes: fields
+                .string_map_opt("Attributes", 10, 256, 2048)?
+                .unwrap_or_default(),
+        })
+    }
+}
+
+impl PutMetricData {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let namespace = namespace(&fields, true)?.unwrap_or_default();
+        if namespace.starts_with("AWS/") {
+            return Err(Error::InvalidParameterValue(format!(
+                "The value {} for parameter Namespace is invalid: namespaces beginning with AWS/ are reserved.",
+                quote(&namespace)
+            )));
+        }
+        let strict_entity_validation = fields.bool_opt("StrictEntityValidation")?.unwrap_or(false);
+        let read_data = |f: &Fields<'_>| -> Result<Vec<MetricDatum>> {
+            let items = f
+                .list_opt("MetricData", MAX_METRIC_DATA)?
+                .unwrap_or_default();
+            items
+                .iter()
+                .map(|item| f.with(item.value, &format!("{}.", item.path), MetricDatum::read))
+                .collect()
+        };
+        let metric_data = read_data(&fields)?;
+        let entity_items = fields
+            .list_opt("EntityMetricData", MAX_ENTITY_METRIC_DATA)?
+            .unwrap_or_default();
+        let entity_metric_data = entity_items
+            .iter()
+            .map(|item| {
+                fields.with(item.value, &format!("{}.", item.path), |e| {
+                    let entity = match e.struct_opt("Entity")? {
+                        None => None,
+                        Some((prefix, value)) => match e.with(value, &prefix, Entity::read) {
+                            Ok(entity) => Some(entity),
+                            Err(error) if strict_entity_validation => return Err(error),
+                            Err(_) => None,
+                        },
+                    };
+                    Ok(EntityMetricData {
+                        entity,
+                        metric_data: read_data(&e)?,
+                    })
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let total = metric_data.len()
+            + entity_metric_data
+                .iter()
+                .map(|e| e.metric_data.len())
+                .sum::<usize>();
+        if total == 0 {
+            return Err(Error::MissingParameter("MetricData".to_owned()));
+        }
+        if total > MAX_METRIC_DATA {
+            return Err(Error::InvalidParameterValue(format!(
+                "The collections MetricData and EntityMetricData must not hold more than {MAX_METRIC_DATA} metric data in all, got {total}."
+            )));
+        }
+        Ok(PutMetricData {
+            namespace,
+            metric_data,
+            entity_metric_data,
+            strict_entity_validation,
+        })
+    }
+}
+
+fn statistic_list(fields: &Fields<'_>, name: &str, max: usize) -> Result<Vec<Statistic>> {
+    let texts = fields.strings_opt(name, max)?.unwrap_or_default();
+    let percentiles = name == "ExtendedStatistics";
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let path = format!("{}.member.{}", fields.path(name), i + 1);
+            match text.parse::<Statistic>() {
+                Ok(s) if s.is_percentile() == percentiles => Ok(s),
+                _ => Err(invalid(text, &path)),
+            }
+        })
+        .collect()
+}
+
+impl GetMetricStatistics {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let namespace = namespace(&fields, true)?.unwrap_or_default();
+        let metric_name = fields.sized("MetricName", 1, 255)?.to_owned();
+        let dimensions = dimensions(&fields, "Dimensions")?;
+        let (start_time, end_time) = time_range(&fields)?;
+        let period_seconds = period(&fields, "Period", true)?.unwrap_or(60);
+        let plain = statistic_list(&fields, "Statistics", 5)?;
+        let extended = statistic_list(&fields, "ExtendedStatistics", 10)?;
+        if plain.is_empty() == extended.is_empty() {
+            return Err(Error::InvalidParameterCombination(
+                "Must specify either Statistics or ExtendedStatistics, but not both.".to_owned(),
+            ));
+        }
+        Ok(GetMetricStatistics {
+            metric: Metric {
+                namespace,
+                metric_name,
+                dimensions,
+            },
+            start_time,
+            end_time,
+            period_seconds,
+            statistics: plain.into_iter().chain(extended).collect(),
+            unit: unit(&fields)?,
+        })
+    }
+}
+
+impl ListMetrics {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let items = fields
+            .list_opt("Dimensions", MAX_DIMENSION_FILTERS)?
+            .unwrap_or_default();
+        let dimensions = items
+            .iter()
+            .map(|item| {
+                fields.with(item.value, &format!("{}.", item.path), |d| {
+                    Ok(DimensionFilter {
+                        name: d.sized("Name", 1, 255)?.to_owned(),
+                        value: d.sized_opt("Value", 1, 1024)?.map(str::to_owned),
+                    })
+                })
+            })
+            .collect::<Result<_>>()?;
+        let recently_active = match fields.string_opt("RecentlyActive")? {
+            None => false,
+            Some("PT3H") => true,
+            Some(other) => return Err(invalid(other, "RecentlyActive")),
+        };
+        Ok(ListMetrics {
+            namespace: namespace(&fields, false)?,
+            metric_name: fields.sized_opt("MetricName", 1, 255)?.map(str::to_owned),
+            dimensions,
+            next_token: fields.string_opt("NextToken")?.map(str::to_owned),
+            recently_active,
+            include_linked_accounts: fields.bool_opt("IncludeLinkedAccounts")?.unwrap_or(false),
+            owning_account: fields.string_opt("OwningAccount")?.map(str::to_owned),
+        })
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl MetricStat {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let (prefix, value) = fields
+            .struct_opt("Metric")?
+            .ok_or_else(|| Error::MissingParameter(fields.path("Metric")))?;
+        let metric = fields.with(value, &prefix, |m| {
+            Ok(Metric {
+                namespace: namespace(&m, true)?.unwrap_or_default(),
+                metric_name: m.sized("MetricName", 1, 255)?.to_owned(),
+                dimensions: dimensions(&m, "Dimensions")?,
+            })
+        })?;
+        let period_seconds = period(&fields, "Period", true)?.unwrap_or(60);
+        let stat_text = fields.string("Stat")?;
+        let stat = stat_text
+            .parse()
+            .map_err(|_| invalid(stat_text, &fields.path("Stat")))?;
+        Ok(MetricStat {
+            metric,
+            period_seconds,
+            stat,
+            unit: unit(&fields)?,
+        })
+    }
+}
+
+impl MetricDataQuery {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let id = fields.sized("Id", 1, 255)?;
+        if !valid_id(id) {
+            return Err(Error::InvalidParameterValue(format!(
+                "The value {} for parameter {} is invalid: an Id must start with a lowercase letter and contain only letters, numbers and underscores.",
+                quote(id),
+                fields.path("Id")
+            )));
+        }
+        let stat = match fields.struct_opt("MetricStat")? {
+            Some((prefix, value)) => Some(fields.with(value, &prefix, MetricStat::read)?),
+            None => None,
+        };
+        let expression = fields.sized_opt("Expression", 1, 2048)?;
+        let kind = match (stat, expression) {
+            (Some(stat), None) => QueryKind::MetricStat(stat),
+            (None, Some(expression)) => QueryKind::Expression(expression.to_owned()),
+            _ => {
+                return Err(Error::InvalidParameterValue(format!(
+                    "Exactly one of {} and {} must be specified.",
+                    fields.path("MetricStat"),
+                    fields.path("Expression")
+                )));
+            }
+        };
+        Ok(MetricDataQuery {
+            id: id.to_owned(),
+            kind,
+            label: fields.string_opt("Label")?.map(str::to_owned),
+            return_data: fields.bool_opt("ReturnData")?.unwrap_or(true),
+            period_seconds: period(&fields, "Period", false)?,
+            account_id: fields.string_opt("AccountId")?.map(str::to_owned),
+        })
+    }
+}
+
+impl GetMetricData {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let items = fields
+            .list_opt("MetricDataQueries", MAX_METRIC_DATA_QUERIES)?
+            .ok_or_else(|| Error::MissingParameter("MetricDataQueries".to_owned()))?;
+        if items.is_empty() {
+            return Err(Error::MissingParameter("MetricDataQueries".to_owned()));
+        }
+        let mut ids = HashSet::new();
+        let mut queries = Vec::with_capacity(items.len());
+        for item in &items {
+            let query = fields.with(
+                item.value,
+                &format!("{}.", item.path),
+                MetricDataQuery::read,
+            )?;
+            if !ids.insert(query.id.clone()) {
+                return Err(Error::InvalidParameterValue(format!(
+                    "The Id {} is used by more than one query ({}.Id).",
+                    quote(&query.id),
+                    item.path
+                )));
+            }
+            queries.push(query);
+        }
+        let (start_time, end_time) = time_range(&fields)?;
+        let scan_by = match fields.string_opt("ScanBy")? {
+            None | Some("TimestampDescending") => ScanBy::TimestampDescending,
+            Some("TimestampAscending") => ScanBy::TimestampAscending,
+            Some(other) => return Err(invalid(other, "ScanBy")),
+        };
+        let max_datapoints = match fields.i64_opt("MaxDatapoints")? {
+            None => None,
+            Some(n) => Some(
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| invalid(&n.to_string(), "MaxDatapoints"))?,
+            ),
+        };
+        let label_timezone = match fields.struct_opt("LabelOptions")? {
+            Some((prefix, value)) => fields.with(value, &prefix, |l| {
+                Ok(l.string_opt("Timezone")?.map(str::to_owned))
+            })?,
+            None => None,
+        };
+        Ok(GetMetricData {
+            metric_data_queries: queries,
+            start_time,
+            end_time,
+            next_token: fields.string_opt("NextToken")?.map(str::to_owned),
+            scan_by,
+            max_datapoints,
+            label_timezone,
+        })
+    }
+}
