@@ -118,6 +118,52 @@ pub struct SettingsFile {
     pub otlp_stream_idle_seconds: Option<u64>,
     /// Prometheus remote write (`docs/prometheus.md`).
     pub prometheus: Option<PrometheusSettings>,
+    /// The CloudWatch-compatible API (issue 21).
+    pub aws_api: Option<AwsApiSettings>,
+}
+
+/// The `aws_api` section of the settings file: the CloudWatch-compatible API on the HTTP port.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsApiSettings {
+    /// The region of ARNs (default `us-east-1`).
+    #[serde(default = "AwsApiSettings::default_region")]
+    pub region: String,
+    /// The account id of ARNs (default `000000000000`).
+    #[serde(default = "AwsApiSettings::default_account_id")]
+    pub account_id: String,
+    /// Verify SigV4 signatures (default true); `false` accepts any signature as an anonymous
+    /// admin, on loopback only unless `--insecure-no-auth`.
+    #[serde(default = "AwsApiSettings::default_verify_signatures")]
+    pub verify_signatures: bool,
+    /// The access keys requests may be signed with.
+    #[serde(default)]
+    pub access_keys: Vec<thermostat_auth::sigv4::AccessKeyEntry>,
+}
+
+impl AwsApiSettings {
+    fn default_region() -> String {
+        "us-east-1".to_owned()
+    }
+
+    fn default_account_id() -> String {
+        "000000000000".to_owned()
+    }
+
+    const fn default_verify_signatures() -> bool {
+        true
+    }
+}
+
+impl Default for AwsApiSettings {
+    fn default() -> Self {
+        AwsApiSettings {
+            region: Self::default_region(),
+            account_id: Self::default_account_id(),
+            verify_signatures: Self::default_verify_signatures(),
+            access_keys: Vec::new(),
+        }
+    }
 }
 
 /// The `prometheus` section of the settings file.
@@ -251,6 +297,8 @@ pub struct Settings {
     /// The label whose value is a remote-written series' namespace
     /// (`prometheus.namespace_label`).
     pub prometheus_namespace_label: String,
+    /// The CloudWatch-compatible API (`aws_api`).
+    pub aws_api: AwsApiSettings,
 }
 
 impl Default for Settings {
@@ -289,6 +337,7 @@ impl Default for Settings {
             otlp_resource_dimensions: Vec::new(),
             otlp_stream_idle_seconds: 3600,
             prometheus_namespace_label: thermostat_prometheus::DEFAULT_NAMESPACE_LABEL.to_owned(),
+            aws_api: AwsApiSettings::default(),
         }
     }
 }
@@ -639,6 +688,7 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
             .prometheus
             .and_then(|p| p.namespace_label)
             .unwrap_or(d.prometheus_namespace_label),
+        aws_api: file.aws_api.unwrap_or_default(),
     }
 }
 
@@ -681,6 +731,26 @@ mod tests {
         assert_eq!(s.http_addr.port(), 7000);
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.data_dir, PathBuf::from("./thermostat-data"));
+    }
+
+    #[test]
+    fn aws_api_has_defaults_and_reads_access_keys() {
+        let s = merge(&ServeArgs::default(), SettingsFile::default());
+        assert_eq!(s.aws_api.region, "us-east-1");
+        assert_eq!(s.aws_api.account_id, "000000000000");
+        assert!(s.aws_api.verify_signatures);
+        assert!(s.aws_api.access_keys.is_empty());
+        let file = SettingsFile::parse(
+            "aws_api:\n  region: eu-west-1\n  access_keys:\n    - access_key_id: AKID1\n      secret_env: AWS_SECRET\n      role: agent\n",
+        )
+        .unwrap();
+        let s = merge(&ServeArgs::default(), file);
+        assert_eq!(s.aws_api.region, "eu-west-1");
+        assert!(s.aws_api.verify_signatures);
+        assert_eq!(s.aws_api.access_keys[0].access_key_id, "AKID1");
+        assert_eq!(s.aws_api.access_keys[0].role, thermostat_auth::Role::Agent);
+        let e = SettingsFile::parse("aws_api:\n  verify_signature: false\n").unwrap_err();
+        assert!(e.contains("verify_signature"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!   files are `thermostat-audit`'s;
 //! - AWS Signature Version 4 verification for the CloudWatch-compatible API (`sigv4.rs`:
 //!   access key entries of the settings file, resolved like token entries, and
-//!   [`sigv4::verify`]; not yet called by any route: issue 21).
+//!   [`sigv4::verify`], called by the CloudWatch-compatible API's routes).
 //!
 //! # Invariants
 //! - No token is kept: tokens are held as SHA-256 digests, session ids as digests too; no

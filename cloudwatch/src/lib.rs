@@ -2,8 +2,10 @@
 //! model (`monitoring`, API version 2010-08-01) decoded with bounds into typed requests, and
 //! results and errors encoded in each protocol's shape.
 //!
-//! **Not yet served: issue 21.** No route reaches this crate yet; the HTTP adapter that
-//! dispatches to it, SigV4 verification and the alarm operations come next.
+//! Served on the HTTP port by `thermostat-dashboards`' `cloudwatch.rs` (routes, SigV4 through
+//! `thermostat_auth::sigv4`) for the metric operations (PutMetricData, GetMetricStatistics,
+//! ListMetrics, GetMetricData with `MetricStat`); the alarm operations are issue 21's next
+//! part.
 //!
 //! # What this crate owns
 //!

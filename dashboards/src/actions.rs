@@ -568,6 +568,7 @@ mod tests {
             audit: Some(Arc::clone(&trail) as Arc<dyn AuditTrail>),
             otlp: None,
             remote_write: None,
+            cloudwatch: None,
         };
         let caller = Caller {
             principal: Arc::new(Principal::anonymous()),

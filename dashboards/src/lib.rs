@@ -31,6 +31,7 @@ pub mod admin;
 pub mod alarms;
 pub mod api;
 mod audit;
+pub mod cloudwatch;
 pub mod cross_site;
 pub mod error;
 pub mod otlp;
@@ -82,6 +83,8 @@ pub struct ApiState {
     pub otlp: Option<Arc<dyn otlp::OtlpApi>>,
     /// Prometheus remote write (`POST /api/v1/write`), when the ingest side offers it.
     pub remote_write: Option<Arc<dyn remote_write::RemoteWriteApi>>,
+    /// CloudWatch's API (`POST /`, `POST /service/…`), when the binary connects it.
+    pub cloudwatch: Option<Arc<cloudwatch::CloudWatch>>,
 }
 
 /// The HTTP API and the web dashboard. Every error answer is JSON, and request heads over
@@ -257,6 +260,17 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             access::authenticate,
         ));
+    // CloudWatch's API answers its own errors in its protocols' shapes (not the JSON of
+    // `error::json_errors`) and authenticates by SigV4, not by token: merged after the
+    // layers, with only the request id's. `GET /` stays the dashboard.
+    let cloudwatch = Router::new()
+        .route("/", post(cloudwatch::serve))
+        .route(
+            "/service/GraniteServiceVersion20100801/operation/{op}",
+            post(cloudwatch::serve),
+        )
+        .layer(middleware::from_fn(access::request_meta))
+        .with_state(state.clone());
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -268,6 +282,7 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn(access::request_meta))
         .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
+        .merge(cloudwatch)
 }
 
 async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {

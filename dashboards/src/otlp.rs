@@ -317,6 +317,7 @@ mod tests {
             audit: None,
             otlp: Some(fake as Arc<dyn OtlpApi>),
             remote_write: None,
+            cloudwatch: None,
         }
     }
 

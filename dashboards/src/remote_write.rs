@@ -192,6 +192,7 @@ mod tests {
             audit: None,
             otlp: None,
             remote_write: Some(fake as Arc<dyn RemoteWriteApi>),
+            cloudwatch: None,
         }
     }
 

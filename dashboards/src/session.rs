@@ -449,6 +449,7 @@ mod tests {
             audit: Some(Arc::clone(&trail) as Arc<dyn AuditTrail>),
             otlp: None,
             remote_write: None,
+            cloudwatch: None,
         };
         Fixture {
             state,

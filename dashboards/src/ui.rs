@@ -262,6 +262,7 @@ mod tests {
             audit: None,
             otlp: None,
             remote_write: None,
+            cloudwatch: None,
         };
         let mut req = Request::get(uri);
         if let Some(tag) = if_none_match {

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod backup;
+pub mod cloudwatch;
 mod error;
 pub mod otlp;
 pub mod reload;
@@ -83,6 +84,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     // Tokens, TLS, and the refusal to serve beyond loopback without tokens: before anything
     // is created.
     let security = Arc::new(crate::security::Security::start(&settings, auth_telemetry)?);
+    let aws_signatures = cloudwatch::signatures(&settings)?;
     let ready = Arc::new(AtomicBool::new(false));
 
     // A start that is refused leaves no data directory behind: the configuration is read
@@ -208,6 +210,10 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         .with_remote_write(&settings.remote_write_options());
     let otlp_http = otlp::OtlpExport(api.otlp_api());
     let remote_write = otlp::RemoteWrite(api.remote_write_api());
+    let cloudwatch_api = thermostat_dashboards::cloudwatch::CloudWatch {
+        metrics: Arc::new(cloudwatch::CloudWatchIngest(api.clone())),
+        signatures: aws_signatures,
+    };
     let (stop, grpc_transport) = (shutdown.clone(), transport.clone());
     tracker.spawn(async move {
         if let Err(e) =
@@ -242,6 +248,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         remote_write: Some(
             Arc::new(remote_write) as Arc<dyn thermostat_dashboards::remote_write::RemoteWriteApi>
         ),
+        cloudwatch: Some(Arc::new(cloudwatch_api)),
     });
     let stop = shutdown.clone();
     tracker.spawn(thermostat_transport::serve_http(

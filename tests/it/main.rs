@@ -12,6 +12,7 @@ mod alarms;
 mod auth;
 mod aws;
 mod browser;
+mod cloudwatch_api;
 mod crash;
 mod dashboard_api;
 mod demo;

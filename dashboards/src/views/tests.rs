@@ -298,6 +298,7 @@ fn state(store: Arc<Store>, alarms: Option<FixedAlarms>) -> ApiState {
         audit: None,
         otlp: None,
         remote_write: None,
+        cloudwatch: None,
     }
 }
 

@@ -1,0 +1,570 @@
+//! CloudWatch's API on the HTTP port (issue 21): `POST /` (AWS JSON 1.0 with `X-Amz-Target`,
+//! and AWS Query form posts) and `POST /service/GraniteServiceVersion20100801/operation/{op}`
+//! (Smithy RPC v2 CBOR), decoded and answered by `thermostat-cloudwatch`, over the
+//! [`CloudWatchMetrics`] port that the ingest side implements (the binary connects them).
+//!
+//! These routes are outside bearer-token authentication: a request is authenticated by its
+//! SigV4 signature ([`thermostat_auth::sigv4::verify`], the body hashed as received, before
+//! gzip inflation), and its access key's role must grant the operation's permission
+//! (`PutMetricData`: push, the reads: read). With [`Signatures::AcceptAny`]
+//! (`aws_api.verify_signatures: false`, allowed on loopback only unless `--insecure-no-auth`)
+//! any request is an anonymous admin.
+//!
+//! Served: `PutMetricData`, `GetMetricStatistics`, `ListMetrics` and `GetMetricData` with
+//! `MetricStat` queries. Not yet: `GetMetricData`'s `Expression` queries and pagination, and
+//! `ListMetrics`' `RecentlyActive`, which answer `InvalidParameterValue` saying so.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use thermostat_auth::sigv4::{AccessKeys, SigV4Error, SigV4ErrorCode, SignedRequest, verify};
+use thermostat_auth::{Permission, Principal, Unauthenticated};
+use thermostat_cloudwatch::output::{
+    GetMetricDataOutput, GetMetricStatisticsOutput, ListMetricsOutput, MetricDataResult,
+};
+use thermostat_cloudwatch::request::{
+    GetMetricData, GetMetricStatistics, ListMetrics, PutMetricData, QueryKind, ScanBy,
+};
+use thermostat_cloudwatch::{
+    Error, Limit, Limits, Node, Operation, Output, Protocol, Request as CwRequest, RequestHead,
+    encode_error, encode_node, encode_output,
+};
+use thermostat_metrics::Statistic;
+
+use crate::ApiState;
+use crate::access::RequestMeta;
+
+/// The answer of the ingest side.
+pub type CloudWatchFuture<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
+
+/// What the ingest side offers CloudWatch's metric operations: the native API's push, statistics
+/// query and listing, for a principal (whose namespaces they check).
+pub trait CloudWatchMetrics: Send + Sync + std::fmt::Debug {
+    /// Stores `request`'s data as the native push does; answers once they are durable.
+    fn put_metric_data(
+        &self,
+        principal: Arc<Principal>,
+        request: PutMetricData,
+    ) -> CloudWatchFuture<()>;
+
+    /// The statistics of one metric, as the native `GetMetricStatistics`.
+    fn get_metric_statistics(
+        &self,
+        principal: Arc<Principal>,
+        request: GetMetricStatistics,
+    ) -> CloudWatchFuture<GetMetricStatisticsOutput>;
+
+    /// A page of the metrics listing, as the native `ListMetrics`, with the dimension filters
+    /// applied.
+    fn list_metrics(
+        &self,
+        principal: Arc<Principal>,
+        request: ListMetrics,
+    ) -> CloudWatchFuture<ListMetricsOutput>;
+}
+
+/// How requests are authenticated.
+#[derive(Debug)]
+pub enum Signatures {
+    /// SigV4 verified against these keys (none: every request is refused).
+    Verify(AccessKeys),
+    /// Any signature, or none, is an anonymous admin (`aws_api.verify_signatures: false`).
+    AcceptAny,
+}
+
+/// The CloudWatch API's state: the ingest side and the keys.
+#[derive(Debug)]
+pub struct CloudWatch {
+    /// The metric operations.
+    pub metrics: Arc<dyn CloudWatchMetrics>,
+    /// How signatures are checked.
+    pub signatures: Signatures,
+}
+
+/// Largest body accepted, as sent (CloudWatch's `PutMetricData` limit, 1 MiB); gzip bodies are
+/// inflated within the same bound by `thermostat-cloudwatch`.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+fn header_str<'a>(parts: &'a axum::http::request::Parts, name: &HeaderName) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `POST /` with `X-Amz-Target` or an AWS Query form, and the CBOR operation path.
+pub(crate) async fn serve(State(state): State<ApiState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestMeta>()
+        .map_or_else(String::new, |m| m.request_id.clone());
+    let amz_target = HeaderName::from_static("x-amz-target");
+    let smithy = HeaderName::from_static("smithy-protocol");
+    let head = RequestHead {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        content_type: header_str(&parts, &header::CONTENT_TYPE),
+        amz_target: header_str(&parts, &amz_target),
+        smithy_protocol: header_str(&parts, &smithy),
+        content_encoding: header_str(&parts, &header::CONTENT_ENCODING),
+    };
+    let protocol = Protocol::detect(&head);
+    let refuse = |error: &Error| to_axum(encode_error(protocol, error, &request_id));
+    let Some(cloudwatch) = state.cloudwatch.clone() else {
+        return refuse(&Error::InvalidAction(
+            "The CloudWatch API is not enabled on this server.".to_owned(),
+        ));
+    };
+    let limits = Limits::default();
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return refuse(&Error::too_large(Limit::BodyBytes, MAX_BODY_BYTES)),
+    };
+    let principal = match &cloudwatch.signatures {
+        Signatures::AcceptAny => Arc::new(Principal::anonymous()),
+        Signatures::Verify(keys) => {
+            let headers: Vec<(&str, &[u8])> = parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                .collect();
+            let host;
+            let mut headers = headers;
+            // HTTP/1.1 always carries `host`; an HTTP/2 request names it in `:authority`.
+            if !parts.headers.contains_key(header::HOST)
+                && let Some(authority) = parts.uri.authority()
+            {
+                host = authority.as_str().to_owned();
+                headers.push(("host", host.as_bytes()));
+            }
+            let signed = SignedRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or(""),
+                headers: &headers,
+                body: &body,
+            };
+            match verify(&signed, keys, state.clock.now().as_millis()) {
+                Ok(verified) => Arc::new(Principal {
+                    name: format!("aws:{}", verified.access_key_id),
+                    role: verified.role,
+                    namespaces: None,
+                }),
+                Err(e) => {
+                    tracing::debug!(error = %e, "Refused a CloudWatch API request's signature.");
+                    state.access.count_unauthenticated(match e.code() {
+                        SigV4ErrorCode::MissingAuthenticationToken => Unauthenticated::Missing,
+                        SigV4ErrorCode::IncompleteSignature => Unauthenticated::Malformed,
+                        _ => Unauthenticated::Unknown,
+                    });
+                    return sigv4_refusal(protocol, &e, &request_id);
+                }
+            }
+        }
+    };
+    let call = match thermostat_cloudwatch::decode(&head, &body, &limits) {
+        Ok(call) => call,
+        Err(rejection) => return to_axum(rejection.to_response(&request_id)),
+    };
+    let permission = match call.request.operation() {
+        Operation::PutMetricData => Permission::PushMetrics,
+        _ => Permission::ReadMetrics,
+    };
+    if let Err(denied) = state.access.authorize(&principal, permission) {
+        return refuse(&Error::AccessDenied(denied.to_string()));
+    }
+    match dispatch(cloudwatch.metrics.as_ref(), principal, call.request).await {
+        Ok(output) => to_axum(encode_output(call.protocol, &output, &request_id)),
+        Err(error) => to_axum(encode_error(call.protocol, &error, &request_id)),
+    }
+}
+
+async fn dispatch(
+    metrics: &dyn CloudWatchMetrics,
+    principal: Arc<Principal>,
+    request: CwRequest,
+) -> Result<Output, Error> {
+    Ok(match request {
+        CwRequest::PutMetricData(r) => {
+            metrics.put_metric_data(principal, r).await?;
+            Output::PutMetricData
+        }
+        CwRequest::GetMetricStatistics(r) => {
+            Output::GetMetricStatistics(metrics.get_metric_statistics(principal, r).await?)
+        }
+        CwRequest::ListMetrics(r) => {
+            if r.recently_active {
+                return Err(Error::InvalidParameterValue(
+                    "Thermostat does not support RecentlyActive yet: list without it (every \
+                     metric with data in the past 14 days)."
+                        .to_owned(),
+                ));
+            }
+            Output::ListMetrics(metrics.list_metrics(principal, r).await?)
+        }
+        CwRequest::GetMetricData(r) => {
+            Output::GetMetricData(get_metric_data(metrics, principal, r).await?)
+        }
+    })
+}
+
+/// The value of `stat` in a datapoint.
+fn stat_value(stat: &Statistic, d: &thermostat_cloudwatch::output::Datapoint) -> Option<f64> {
+    match stat {
+        Statistic::SampleCount => d.sample_count,
+        Statistic::Sum => d.sum,
+        Statistic::Minimum => d.minimum,
+        Statistic::Maximum => d.maximum,
+        Statistic::Average => d.average,
+        Statistic::Percentile(_) => d.extended_statistics.get(stat.name()).copied(),
+    }
+}
+
+/// The datapoints a `GetMetricData` answers at most without `MaxDatapoints` (CloudWatch's).
+const DEFAULT_MAX_DATAPOINTS: usize = 100_800;
+
+/// `GetMetricData` with `MetricStat` queries: each one a statistics query of the native API.
+async fn get_metric_data(
+    metrics: &dyn CloudWatchMetrics,
+    principal: Arc<Principal>,
+    request: GetMetricData,
+) -> Result<GetMetricDataOutput, Error> {
+    if request.next_token.is_some() {
+        return Err(Error::InvalidNextToken(
+            "The NextToken is not one this server issued (Thermostat does not paginate \
+             GetMetricData yet)."
+                .to_owned(),
+        ));
+    }
+    for (i, q) in request.metric_data_queries.iter().enumerate() {
+        if matches!(q.kind, QueryKind::Expression(_)) {
+            return Err(Error::InvalidParameterValue(format!(
+                "MetricDataQueries.member.{}.Expression: Thermostat does not support metric \
+                 math expressions yet; use MetricStat queries.",
+                i + 1
+            )));
+        }
+    }
+    let max = request
+        .max_datapoints
+        .map_or(DEFAULT_MAX_DATAPOINTS, |m| m as usize);
+    let mut results = Vec::new();
+    let mut total = 0usize;
+    for q in &request.metric_data_queries {
+        let QueryKind::MetricStat(stat) = &q.kind else {
+            continue;
+        };
+        if !q.return_data {
+            continue;
+        }
+        let out = metrics
+            .get_metric_statistics(
+                Arc::clone(&principal),
+                GetMetricStatistics {
+                    metric: stat.metric.clone(),
+                    start_time: request.start_time,
+                    end_time: request.end_time,
+                    period_seconds: stat.period_seconds,
+                    statistics: vec![stat.stat.clone()],
+                    unit: stat.unit,
+                },
+            )
+            .await?;
+        let mut points: Vec<_> = out
+            .datapoints
+            .iter()
+            .filter_map(|d| stat_value(&stat.stat, d).map(|v| (d.timestamp, v)))
+            .collect();
+        points.sort_by_key(|(t, _)| t.as_millis());
+        if request.scan_by == ScanBy::TimestampDescending {
+            points.reverse();
+        }
+        total += points.len();
+        if total > max {
+            return Err(Error::InvalidParameterValue(format!(
+                "The result has more than MaxDatapoints ({max}) datapoints, and Thermostat does \
+                 not paginate GetMetricData yet: ask for a shorter time range or longer periods."
+            )));
+        }
+        let (timestamps, values) = points.into_iter().unzip();
+        results.push(MetricDataResult {
+            id: q.id.clone(),
+            label: q
+                .label
+                .clone()
+                .unwrap_or_else(|| stat.metric.metric_name.clone()),
+            timestamps,
+            values,
+            ..MetricDataResult::default()
+        });
+    }
+    Ok(GetMetricDataOutput {
+        metric_data_results: results,
+        ..GetMetricDataOutput::default()
+    })
+}
+
+/// A SigV4 refusal in the request's protocol, with AWS's code and status.
+fn sigv4_refusal(protocol: Protocol, e: &SigV4Error, request_id: &str) -> Response {
+    let message = e.message().to_owned();
+    match e.code() {
+        SigV4ErrorCode::SignatureDoesNotMatch => to_axum(encode_error(
+            protocol,
+            &Error::SignatureDoesNotMatch(message),
+            request_id,
+        )),
+        SigV4ErrorCode::InvalidClientTokenId => to_axum(encode_error(
+            protocol,
+            &Error::InvalidClientTokenId(message),
+            request_id,
+        )),
+        code => coded_error(
+            protocol,
+            code.as_str(),
+            e.http_status(),
+            &message,
+            request_id,
+        ),
+    }
+}
+
+/// An error whose code `thermostat_cloudwatch::Error` has no variant for, in each protocol's
+/// shape (as `encode_error` writes them).
+fn coded_error(
+    protocol: Protocol,
+    code: &str,
+    status: u16,
+    message: &str,
+    request_id: &str,
+) -> Response {
+    let mut response = match protocol {
+        Protocol::AwsJson | Protocol::RpcV2Cbor => {
+            let node = Node::Struct(vec![
+                ("__type", Node::String(code.to_owned())),
+                ("message", Node::String(message.to_owned())),
+            ]);
+            let mut r = encode_node(protocol, Operation::PutMetricData, Some(&node), request_id);
+            r.headers
+                .push(("x-amzn-query-error", format!("{code};Sender")));
+            r
+        }
+        Protocol::AwsQuery => {
+            // `encode_error` with a stand-in error gives the XML shape; the code is replaced.
+            let mut r = encode_error(
+                protocol,
+                &Error::AccessDenied(message.to_owned()),
+                request_id,
+            );
+            let xml = String::from_utf8_lossy(&r.body).replacen(
+                "<Code>AccessDenied</Code>",
+                &format!("<Code>{code}</Code>"),
+                1,
+            );
+            r.body = xml.into_bytes();
+            r
+        }
+    };
+    response.status = status;
+    to_axum(response)
+}
+
+/// A `thermostat-cloudwatch` response as axum's.
+fn to_axum(response: thermostat_cloudwatch::Response) -> Response {
+    let mut out = (
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Body::from(response.body),
+    )
+        .into_response();
+    for (name, value) in response.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            out.headers_mut().insert(name, value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use axum::http::Request as HttpRequest;
+    use http_body_util::BodyExt as _;
+    use thermostat_cloudwatch::output::Datapoint;
+    use thermostat_metrics::{ManualClock, Store, Telemetry, Timestamp};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// Two datapoints of every statistic query; pushes and listings are not asked for here.
+    #[derive(Debug)]
+    struct Fake;
+
+    impl CloudWatchMetrics for Fake {
+        fn put_metric_data(&self, _: Arc<Principal>, _: PutMetricData) -> CloudWatchFuture<()> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn get_metric_statistics(
+            &self,
+            _: Arc<Principal>,
+            request: GetMetricStatistics,
+        ) -> CloudWatchFuture<GetMetricStatisticsOutput> {
+            let point = |secs, sum| Datapoint {
+                timestamp: Timestamp::from_secs(secs),
+                sum: Some(sum),
+                ..Datapoint::default()
+            };
+            Box::pin(async move {
+                Ok(GetMetricStatisticsOutput {
+                    label: request.metric.metric_name,
+                    datapoints: vec![point(60, 1.0), point(120, 2.0)],
+                })
+            })
+        }
+
+        fn list_metrics(
+            &self,
+            _: Arc<Principal>,
+            _: ListMetrics,
+        ) -> CloudWatchFuture<ListMetricsOutput> {
+            Box::pin(async { Ok(ListMetricsOutput::default()) })
+        }
+    }
+
+    fn state(signatures: Signatures) -> ApiState {
+        ApiState {
+            store: Arc::new(Store::new(1)),
+            telemetry: Arc::new(Telemetry::new()),
+            clock: Arc::new(ManualClock::new(Timestamp::from_secs(1_000))),
+            ready: Arc::new(AtomicBool::new(true)),
+            alarms: None,
+            groups: None,
+            notifications: None,
+            admin: None,
+            queries: Default::default(),
+            access: Arc::new(thermostat_auth::Access::open()),
+            audit: None,
+            otlp: None,
+            remote_write: None,
+            cloudwatch: Some(Arc::new(CloudWatch {
+                metrics: Arc::new(Fake),
+                signatures,
+            })),
+        }
+    }
+
+    async fn json_call(
+        signatures: Signatures,
+        operation: &str,
+        body: impl Into<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let req = HttpRequest::post("/")
+            .header(
+                "x-amz-target",
+                format!("GraniteServiceVersion20100801.{operation}"),
+            )
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(body.into())
+            .unwrap();
+        let resp = crate::router(state(signatures)).oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    const QUERY: &str = r#"{"Id":"a","MetricStat":{"Metric":{"Namespace":"N","MetricName":"M"},"Period":60,"Stat":"Sum"}}"#;
+
+    #[tokio::test]
+    async fn get_metric_data_answers_metric_stat_queries_newest_first() {
+        let body = format!(r#"{{"MetricDataQueries":[{QUERY}],"StartTime":0,"EndTime":600}}"#);
+        let (status, headers, json) = json_call(Signatures::AcceptAny, "GetMetricData", body).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert!(headers.contains_key("x-amzn-requestid"));
+        let result = &json["MetricDataResults"][0];
+        assert_eq!(result["Id"], "a");
+        assert_eq!(result["Label"], "M");
+        assert_eq!(result["Timestamps"], serde_json::json!([120, 60]));
+        assert_eq!(result["Values"], serde_json::json!([2.0, 1.0]));
+        assert_eq!(result["StatusCode"], "Complete");
+    }
+
+    #[tokio::test]
+    async fn what_is_not_supported_yet_is_refused_with_a_clear_message() {
+        let expression = r#"{"MetricDataQueries":[{"Id":"e","Expression":"SUM(METRICS())"}],"StartTime":0,"EndTime":600}"#;
+        let (status, headers, json) =
+            json_call(Signatures::AcceptAny, "GetMetricData", expression).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            headers["x-amzn-query-error"],
+            "InvalidParameterValue;Sender"
+        );
+        assert!(
+            json["message"].as_str().unwrap().contains("metric math"),
+            "{json}"
+        );
+
+        let (status, _, json) = json_call(
+            Signatures::AcceptAny,
+            "ListMetrics",
+            r#"{"RecentlyActive":"PT3H"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            json["message"].as_str().unwrap().contains("RecentlyActive"),
+            "{json}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_over_a_mebibyte_are_refused_and_unsigned_requests_too() {
+        let (status, headers, _) = json_call(
+            Signatures::AcceptAny,
+            "PutMetricData",
+            vec![b' '; MAX_BODY_BYTES + 1],
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            headers["x-amzn-query-error"],
+            "RequestEntityTooLarge;Sender"
+        );
+
+        let (status, headers, json) = json_call(
+            Signatures::Verify(AccessKeys::default()),
+            "ListMetrics",
+            "{}",
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            headers["x-amzn-query-error"],
+            "MissingAuthenticationToken;Sender"
+        );
+        assert_eq!(json["__type"], "MissingAuthenticationToken");
+    }
+
+    #[tokio::test]
+    async fn get_slash_stays_the_dashboard() {
+        let req = HttpRequest::get("/").body(Body::empty()).unwrap();
+        let resp = crate::router(state(Signatures::AcceptAny))
+            .oneshot(req)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(
+            resp.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
+}
