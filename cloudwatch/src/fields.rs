@@ -76,6 +76,11 @@ impl<'a> Fields<'a> {
         found.ok_or_else(|| Error::MissingParameter(self.path(name)))
     }
 
+    /// Whether the member `name` is present (and not null).
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
     /// A string member, if present.
     pub(crate) fn string_opt(&self, name: &str) -> Result<Option<&'a str>> {
         match self.get(name) {

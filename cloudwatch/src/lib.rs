@@ -4,8 +4,9 @@
 //!
 //! Served on the HTTP port by `thermostat-dashboards`' `cloudwatch.rs` (routes, SigV4 through
 //! `thermostat_auth::sigv4`) for the metric operations (PutMetricData, GetMetricStatistics,
-//! ListMetrics, GetMetricData with `MetricStat`); the alarm operations are issue 21's next
-//! part.
+//! ListMetrics, GetMetricData with `MetricStat`) and the alarm operations (PutMetricAlarm,
+//! PutCompositeAlarm, DescribeAlarms, DescribeAlarmsForMetric, DeleteAlarms, SetAlarmState,
+//! Enable/DisableAlarmActions, DescribeAlarmHistory); alarm tags are issue 21's next part.
 //!
 //! # What this crate owns
 //!
@@ -18,7 +19,8 @@
 //!   [`Limits`] (body bytes, depth, element count, string bytes, list length); every bound
 //!   crossed is named in [`Error::TooLarge`].
 //! - Typed requests of the metric operations ([`Request`]: `PutMetricData`,
-//!   `GetMetricStatistics`, `ListMetrics`, `GetMetricData`), checked against the service
+//!   `GetMetricStatistics`, `ListMetrics`, `GetMetricData`) and of the alarm operations
+//!   (their shapes only: an alarm's own rules are the alarms core's), checked against the service
 //!   model's shapes and CloudWatch's rules, with CloudWatch's error codes and messages that
 //!   name parameters by their AWS Query path (`MetricData.member.2.Value`).
 //! - Encoding of results ([`Output`], or any [`Node`] tree) and errors ([`Error`]) as JSON,
@@ -44,10 +46,10 @@
 //! - `value.rs`: the [`Value`] tree.
 //! - `json.rs`, `cbor.rs`, `query.rs`: one bounded decoder per protocol.
 //! - `fields.rs`: typed reads from the tree, with parameter paths for errors.
-//! - `request.rs`: the typed metric requests.
+//! - `request.rs`: the typed metric and alarm requests.
 //! - `encoding.rs`: gzip request bodies inflated within [`Limits`].
 //! - `decode.rs`: [`decode`] and [`decode_input`], the whole request in one call.
-//! - `output.rs`: the typed metric results and the [`Node`] tree.
+//! - `output.rs`: the typed metric and alarm results and the [`Node`] tree.
 //! - `response.rs`: [`Response`], [`encode_output`], [`encode_node`], [`encode_error`].
 //! - `error.rs`: [`Error`] with CloudWatch's codes, statuses and fault sides.
 

@@ -89,7 +89,8 @@ operations! {
 }
 
 impl Operation {
-    /// Whether Thermostat decodes this operation's requests (the metric operations, so far).
+    /// Whether Thermostat decodes this operation's requests (the metric operations and the
+    /// alarm operations, so far).
     pub const fn is_served(self) -> bool {
         matches!(
             self,
@@ -97,6 +98,15 @@ impl Operation {
                 | Operation::GetMetricStatistics
                 | Operation::ListMetrics
                 | Operation::GetMetricData
+                | Operation::PutMetricAlarm
+                | Operation::PutCompositeAlarm
+                | Operation::DescribeAlarms
+                | Operation::DescribeAlarmsForMetric
+                | Operation::DeleteAlarms
+                | Operation::SetAlarmState
+                | Operation::EnableAlarmActions
+                | Operation::DisableAlarmActions
+                | Operation::DescribeAlarmHistory
         )
     }
 }

@@ -1,4 +1,4 @@
-//! The metric operations' results, typed, and the protocol-neutral [`Node`] tree they are
+//! The metric and alarm operations' results, typed, and the protocol-neutral [`Node`] tree they are
 //! encoded from (structures keep the service model's member order, which AWS Query's XML
 //! follows).
 
@@ -162,6 +162,127 @@ pub struct GetMetricDataOutput {
     pub messages: Vec<MessageData>,
 }
 
+/// A metric alarm as `DescribeAlarms` shows it (`MetricAlarm`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricAlarm {
+    /// `AlarmName`.
+    pub alarm_name: String,
+    /// `AlarmArn`.
+    pub alarm_arn: String,
+    /// `AlarmDescription`.
+    pub alarm_description: Option<String>,
+    /// `AlarmConfigurationUpdatedTimestamp`.
+    pub configuration_updated: Option<Timestamp>,
+    /// `ActionsEnabled`.
+    pub actions_enabled: bool,
+    /// `OKActions`.
+    pub ok_actions: Vec<String>,
+    /// `AlarmActions`.
+    pub alarm_actions: Vec<String>,
+    /// `InsufficientDataActions`.
+    pub insufficient_data_actions: Vec<String>,
+    /// `StateValue`.
+    pub state_value: String,
+    /// `StateReason`.
+    pub state_reason: String,
+    /// `StateReasonData` (JSON text).
+    pub state_reason_data: Option<String>,
+    /// `StateUpdatedTimestamp`.
+    pub state_updated: Option<Timestamp>,
+    /// `MetricName`.
+    pub metric_name: String,
+    /// `Namespace`.
+    pub namespace: String,
+    /// `Statistic` (or, for a percentile, `ExtendedStatistic`), as named.
+    pub statistic: String,
+    /// Whether `statistic` is a percentile (`ExtendedStatistic`).
+    pub extended: bool,
+    /// `Dimensions`.
+    pub dimensions: Vec<Dimension>,
+    /// `Period`.
+    pub period_seconds: u32,
+    /// `Unit`.
+    pub unit: Option<Unit>,
+    /// `EvaluationPeriods`.
+    pub evaluation_periods: u32,
+    /// `DatapointsToAlarm`.
+    pub datapoints_to_alarm: Option<u32>,
+    /// `Threshold`.
+    pub threshold: f64,
+    /// `ComparisonOperator`.
+    pub comparison_operator: String,
+    /// `TreatMissingData`.
+    pub treat_missing_data: String,
+    /// `EvaluateLowSampleCountPercentile`, for percentiles.
+    pub evaluate_low_sample_count_percentile: Option<String>,
+}
+
+/// A composite alarm as `DescribeAlarms` shows it (`CompositeAlarm`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompositeAlarm {
+    /// `AlarmName`.
+    pub alarm_name: String,
+    /// `AlarmArn`.
+    pub alarm_arn: String,
+    /// `AlarmDescription`.
+    pub alarm_description: Option<String>,
+    /// `AlarmRule`.
+    pub alarm_rule: String,
+    /// `ActionsEnabled`.
+    pub actions_enabled: bool,
+    /// `OKActions`.
+    pub ok_actions: Vec<String>,
+    /// `AlarmActions`.
+    pub alarm_actions: Vec<String>,
+    /// `InsufficientDataActions`.
+    pub insufficient_data_actions: Vec<String>,
+    /// `StateValue`.
+    pub state_value: String,
+    /// `StateReason`.
+    pub state_reason: String,
+    /// `StateReasonData` (JSON text).
+    pub state_reason_data: Option<String>,
+    /// `StateUpdatedTimestamp`.
+    pub state_updated: Option<Timestamp>,
+}
+
+/// The result of `DescribeAlarms`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DescribeAlarmsOutput {
+    /// `CompositeAlarms`.
+    pub composite_alarms: Vec<CompositeAlarm>,
+    /// `MetricAlarms`.
+    pub metric_alarms: Vec<MetricAlarm>,
+    /// `NextToken`.
+    pub next_token: Option<String>,
+}
+
+/// An item of `DescribeAlarmHistory` (`AlarmHistoryItem`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlarmHistoryItem {
+    /// `AlarmName`.
+    pub alarm_name: String,
+    /// `AlarmType`.
+    pub alarm_type: String,
+    /// `Timestamp`.
+    pub timestamp: Timestamp,
+    /// `HistoryItemType`.
+    pub history_item_type: String,
+    /// `HistorySummary`.
+    pub history_summary: String,
+    /// `HistoryData` (JSON text).
+    pub history_data: String,
+}
+
+/// The result of `DescribeAlarmHistory`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DescribeAlarmHistoryOutput {
+    /// `AlarmHistoryItems`.
+    pub items: Vec<AlarmHistoryItem>,
+    /// `NextToken`.
+    pub next_token: Option<String>,
+}
+
 /// A result of an operation Thermostat serves.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
@@ -173,6 +294,24 @@ pub enum Output {
     ListMetrics(ListMetricsOutput),
     /// `GetMetricData`.
     GetMetricData(GetMetricDataOutput),
+    /// `PutMetricAlarm` (no output members).
+    PutMetricAlarm,
+    /// `PutCompositeAlarm` (no output members).
+    PutCompositeAlarm,
+    /// `DescribeAlarms`.
+    DescribeAlarms(DescribeAlarmsOutput),
+    /// `DescribeAlarmsForMetric`: `MetricAlarms`.
+    DescribeAlarmsForMetric(Vec<MetricAlarm>),
+    /// `DeleteAlarms` (no output members).
+    DeleteAlarms,
+    /// `SetAlarmState` (no output members).
+    SetAlarmState,
+    /// `EnableAlarmActions` (no output members).
+    EnableAlarmActions,
+    /// `DisableAlarmActions` (no output members).
+    DisableAlarmActions,
+    /// `DescribeAlarmHistory`.
+    DescribeAlarmHistory(DescribeAlarmHistoryOutput),
 }
 
 fn messages(messages: &[MessageData]) -> Node {
@@ -193,6 +332,15 @@ impl Output {
             Output::GetMetricStatistics(_) => Operation::GetMetricStatistics,
             Output::ListMetrics(_) => Operation::ListMetrics,
             Output::GetMetricData(_) => Operation::GetMetricData,
+            Output::PutMetricAlarm => Operation::PutMetricAlarm,
+            Output::PutCompositeAlarm => Operation::PutCompositeAlarm,
+            Output::DescribeAlarms(_) => Operation::DescribeAlarms,
+            Output::DescribeAlarmsForMetric(_) => Operation::DescribeAlarmsForMetric,
+            Output::DeleteAlarms => Operation::DeleteAlarms,
+            Output::SetAlarmState => Operation::SetAlarmState,
+            Output::EnableAlarmActions => Operation::EnableAlarmActions,
+            Output::DisableAlarmActions => Operation::DisableAlarmActions,
+            Output::DescribeAlarmHistory(_) => Operation::DescribeAlarmHistory,
         }
     }
 
@@ -200,7 +348,39 @@ impl Output {
     /// then writes no `…Result` element).
     pub fn to_node(&self) -> Option<Node> {
         Some(match self {
-            Output::PutMetricData => return None,
+            Output::PutMetricData
+            | Output::PutMetricAlarm
+            | Output::PutCompositeAlarm
+            | Output::DeleteAlarms
+            | Output::SetAlarmState
+            | Output::EnableAlarmActions
+            | Output::DisableAlarmActions => return None,
+            Output::DescribeAlarms(out) => structure(vec![
+                (
+                    "CompositeAlarms",
+                    Some(Node::List(
+                        out.composite_alarms.iter().map(composite_alarm).collect(),
+                    )),
+                ),
+                (
+                    "MetricAlarms",
+                    Some(Node::List(
+                        out.metric_alarms.iter().map(metric_alarm).collect(),
+                    )),
+                ),
+                ("NextToken", out.next_token.as_deref().map(string)),
+            ]),
+            Output::DescribeAlarmsForMetric(alarms) => Node::Struct(vec![(
+                "MetricAlarms",
+                Node::List(alarms.iter().map(metric_alarm).collect()),
+            )]),
+            Output::DescribeAlarmHistory(out) => structure(vec![
+                (
+                    "AlarmHistoryItems",
+                    Some(Node::List(out.items.iter().map(history_item).collect())),
+                ),
+                ("NextToken", out.next_token.as_deref().map(string)),
+            ]),
             Output::GetMetricStatistics(out) => Node::Struct(vec![
                 ("Label", string(&out.label)),
                 (
@@ -264,5 +444,118 @@ fn result(r: &MetricDataResult) -> Node {
         ),
         ("StatusCode", string(r.status_code.as_str())),
         ("Messages", messages(&r.messages)),
+    ])
+}
+
+fn strings(list: &[String]) -> Node {
+    Node::List(list.iter().map(|s| string(s)).collect())
+}
+
+fn metric_alarm(a: &MetricAlarm) -> Node {
+    let (statistic, extended) = if a.extended {
+        (None, Some(string(&a.statistic)))
+    } else {
+        (Some(string(&a.statistic)), None)
+    };
+    structure(vec![
+        ("AlarmName", Some(string(&a.alarm_name))),
+        ("AlarmArn", Some(string(&a.alarm_arn))),
+        (
+            "AlarmDescription",
+            a.alarm_description.as_deref().map(string),
+        ),
+        (
+            "AlarmConfigurationUpdatedTimestamp",
+            a.configuration_updated.map(Node::Timestamp),
+        ),
+        ("ActionsEnabled", Some(Node::Bool(a.actions_enabled))),
+        ("OKActions", Some(strings(&a.ok_actions))),
+        ("AlarmActions", Some(strings(&a.alarm_actions))),
+        (
+            "InsufficientDataActions",
+            Some(strings(&a.insufficient_data_actions)),
+        ),
+        ("StateValue", Some(string(&a.state_value))),
+        ("StateReason", Some(string(&a.state_reason))),
+        (
+            "StateReasonData",
+            a.state_reason_data.as_deref().map(string),
+        ),
+        (
+            "StateUpdatedTimestamp",
+            a.state_updated.map(Node::Timestamp),
+        ),
+        ("MetricName", Some(string(&a.metric_name))),
+        ("Namespace", Some(string(&a.namespace))),
+        ("Statistic", statistic),
+        ("ExtendedStatistic", extended),
+        ("Dimensions", Some(dimensions(&a.dimensions))),
+        ("Period", Some(Node::Int(i64::from(a.period_seconds)))),
+        ("Unit", a.unit.map(|u| string(u.as_str()))),
+        (
+            "EvaluationPeriods",
+            Some(Node::Int(i64::from(a.evaluation_periods))),
+        ),
+        (
+            "DatapointsToAlarm",
+            a.datapoints_to_alarm.map(|m| Node::Int(i64::from(m))),
+        ),
+        ("Threshold", Some(Node::Float(a.threshold))),
+        ("ComparisonOperator", Some(string(&a.comparison_operator))),
+        ("TreatMissingData", Some(string(&a.treat_missing_data))),
+        (
+            "EvaluateLowSampleCountPercentile",
+            a.evaluate_low_sample_count_percentile
+                .as_deref()
+                .map(string),
+        ),
+        (
+            "StateTransitionedTimestamp",
+            a.state_updated.map(Node::Timestamp),
+        ),
+    ])
+}
+
+fn composite_alarm(a: &CompositeAlarm) -> Node {
+    structure(vec![
+        ("ActionsEnabled", Some(Node::Bool(a.actions_enabled))),
+        ("AlarmActions", Some(strings(&a.alarm_actions))),
+        ("AlarmArn", Some(string(&a.alarm_arn))),
+        (
+            "AlarmDescription",
+            a.alarm_description.as_deref().map(string),
+        ),
+        ("AlarmName", Some(string(&a.alarm_name))),
+        ("AlarmRule", Some(string(&a.alarm_rule))),
+        (
+            "InsufficientDataActions",
+            Some(strings(&a.insufficient_data_actions)),
+        ),
+        ("OKActions", Some(strings(&a.ok_actions))),
+        ("StateReason", Some(string(&a.state_reason))),
+        (
+            "StateReasonData",
+            a.state_reason_data.as_deref().map(string),
+        ),
+        (
+            "StateUpdatedTimestamp",
+            a.state_updated.map(Node::Timestamp),
+        ),
+        ("StateValue", Some(string(&a.state_value))),
+        (
+            "StateTransitionedTimestamp",
+            a.state_updated.map(Node::Timestamp),
+        ),
+    ])
+}
+
+fn history_item(h: &AlarmHistoryItem) -> Node {
+    Node::Struct(vec![
+        ("AlarmName", string(&h.alarm_name)),
+        ("AlarmType", string(&h.alarm_type)),
+        ("Timestamp", Node::Timestamp(h.timestamp)),
+        ("HistoryItemType", string(&h.history_item_type)),
+        ("HistorySummary", string(&h.history_summary)),
+        ("HistoryData", string(&h.history_data)),
     ])
 }

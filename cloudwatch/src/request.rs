@@ -1,4 +1,4 @@
-//! The metric operations' requests, typed and checked against the service model's shapes
+//! The metric and alarm operations' requests, typed and checked against the service model's shapes
 //! (required members, lengths, enums, list sizes) and CloudWatch's documented rules.
 
 use std::collections::{BTreeMap, HashSet};
@@ -38,6 +38,24 @@ pub enum Request {
     ListMetrics(ListMetrics),
     /// `GetMetricData`.
     GetMetricData(GetMetricData),
+    /// `PutMetricAlarm`.
+    PutMetricAlarm(PutMetricAlarm),
+    /// `PutCompositeAlarm`.
+    PutCompositeAlarm(PutCompositeAlarm),
+    /// `DescribeAlarms`.
+    DescribeAlarms(DescribeAlarms),
+    /// `DescribeAlarmsForMetric`.
+    DescribeAlarmsForMetric(DescribeAlarmsForMetric),
+    /// `DeleteAlarms`: the names.
+    DeleteAlarms(Vec<String>),
+    /// `SetAlarmState`.
+    SetAlarmState(SetAlarmState),
+    /// `EnableAlarmActions`: the names.
+    EnableAlarmActions(Vec<String>),
+    /// `DisableAlarmActions`: the names.
+    DisableAlarmActions(Vec<String>),
+    /// `DescribeAlarmHistory`.
+    DescribeAlarmHistory(DescribeAlarmHistory),
 }
 
 impl Request {
@@ -59,6 +77,25 @@ impl Request {
             }
             Operation::ListMetrics => Request::ListMetrics(ListMetrics::read(fields)?),
             Operation::GetMetricData => Request::GetMetricData(GetMetricData::read(fields)?),
+            Operation::PutMetricAlarm => Request::PutMetricAlarm(PutMetricAlarm::read(fields)?),
+            Operation::PutCompositeAlarm => {
+                Request::PutCompositeAlarm(PutCompositeAlarm::read(fields)?)
+            }
+            Operation::DescribeAlarms => Request::DescribeAlarms(DescribeAlarms::read(fields)?),
+            Operation::DescribeAlarmsForMetric => {
+                Request::DescribeAlarmsForMetric(DescribeAlarmsForMetric::read(fields)?)
+            }
+            Operation::DeleteAlarms => Request::DeleteAlarms(alarm_names(&fields, true)?),
+            Operation::SetAlarmState => Request::SetAlarmState(SetAlarmState::read(fields)?),
+            Operation::EnableAlarmActions => {
+                Request::EnableAlarmActions(alarm_names(&fields, true)?)
+            }
+            Operation::DisableAlarmActions => {
+                Request::DisableAlarmActions(alarm_names(&fields, true)?)
+            }
+            Operation::DescribeAlarmHistory => {
+                Request::DescribeAlarmHistory(DescribeAlarmHistory::read(fields)?)
+            }
             other => {
                 return Err(Error::InvalidAction(format!(
                     "Thermostat does not support the operation {other} yet."
@@ -74,6 +111,15 @@ impl Request {
             Request::GetMetricStatistics(_) => Operation::GetMetricStatistics,
             Request::ListMetrics(_) => Operation::ListMetrics,
             Request::GetMetricData(_) => Operation::GetMetricData,
+            Request::PutMetricAlarm(_) => Operation::PutMetricAlarm,
+            Request::PutCompositeAlarm(_) => Operation::PutCompositeAlarm,
+            Request::DescribeAlarms(_) => Operation::DescribeAlarms,
+            Request::DescribeAlarmsForMetric(_) => Operation::DescribeAlarmsForMetric,
+            Request::DeleteAlarms(_) => Operation::DeleteAlarms,
+            Request::SetAlarmState(_) => Operation::SetAlarmState,
+            Request::EnableAlarmActions(_) => Operation::EnableAlarmActions,
+            Request::DisableAlarmActions(_) => Operation::DisableAlarmActions,
+            Request::DescribeAlarmHistory(_) => Operation::DescribeAlarmHistory,
         }
     }
 }
@@ -775,5 +821,417 @@ impl GetMetricData {
             max_datapoints,
             label_timezone,
         })
+    }
+}
+
+// === alarm operations ===
+
+/// Most names in one `AlarmNames` list (the shape's `max`).
+pub const MAX_ALARM_NAMES: usize = 100;
+/// Most actions in one action list (CloudWatch's quota).
+pub const MAX_ALARM_ACTIONS: usize = 5;
+
+/// `PutMetricAlarm` of a metric alarm on one metric. The shapes are checked here; the alarm's
+/// own rules (periods, M of N, thresholds, action forms) are the alarms core's, the same as
+/// for an alarm file's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PutMetricAlarm {
+    /// `AlarmName`, 1 to 255 characters.
+    pub alarm_name: String,
+    /// `AlarmDescription`, up to 1024 characters.
+    pub alarm_description: Option<String>,
+    /// `ActionsEnabled` (default true).
+    pub actions_enabled: Option<bool>,
+    /// `OKActions`.
+    pub ok_actions: Vec<String>,
+    /// `AlarmActions`.
+    pub alarm_actions: Vec<String>,
+    /// `InsufficientDataActions`.
+    pub insufficient_data_actions: Vec<String>,
+    /// `MetricName`.
+    pub metric_name: Option<String>,
+    /// `Namespace`.
+    pub namespace: Option<String>,
+    /// `Statistic` or `ExtendedStatistic` (at most one of them), as sent.
+    pub statistic: Option<String>,
+    /// `Dimensions`.
+    pub dimensions: Vec<Dimension>,
+    /// `Period`, as sent.
+    pub period_seconds: Option<i64>,
+    /// `Unit`.
+    pub unit: Option<Unit>,
+    /// `EvaluationPeriods`.
+    pub evaluation_periods: i64,
+    /// `DatapointsToAlarm`.
+    pub datapoints_to_alarm: Option<i64>,
+    /// `Threshold`.
+    pub threshold: Option<f64>,
+    /// `ComparisonOperator`, as sent.
+    pub comparison_operator: String,
+    /// `TreatMissingData`, as sent.
+    pub treat_missing_data: Option<String>,
+    /// `EvaluateLowSampleCountPercentile`, as sent.
+    pub evaluate_low_sample_count_percentile: Option<String>,
+}
+
+/// `DescribeAlarms`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DescribeAlarms {
+    /// `AlarmNames`, at most 100.
+    pub alarm_names: Vec<String>,
+    /// `AlarmNamePrefix` (not with `AlarmNames`).
+    pub alarm_name_prefix: Option<String>,
+    /// `AlarmTypes`: `MetricAlarm`, `CompositeAlarm`; only metric alarms when empty.
+    pub alarm_types: Vec<String>,
+    /// `StateValue`.
+    pub state_value: Option<String>,
+    /// `ActionPrefix`.
+    pub action_prefix: Option<String>,
+    /// `MaxRecords`, 1 to 100.
+    pub max_records: Option<u32>,
+    /// `NextToken`, as sent.
+    pub next_token: Option<String>,
+}
+
+/// `SetAlarmState`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetAlarmState {
+    /// `AlarmName`.
+    pub alarm_name: String,
+    /// `StateValue`.
+    pub state_value: String,
+    /// `StateReason`.
+    pub state_reason: String,
+    /// `StateReasonData`: JSON text.
+    pub state_reason_data: Option<String>,
+}
+
+/// `DescribeAlarmHistory`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DescribeAlarmHistory {
+    /// `AlarmName`; every alarm's history when absent.
+    pub alarm_name: Option<String>,
+    /// `AlarmTypes`.
+    pub alarm_types: Vec<String>,
+    /// `HistoryItemType`: `ConfigurationUpdate`, `StateUpdate`, `Action`.
+    pub history_item_type: Option<String>,
+    /// `StartDate`.
+    pub start_date: Option<Timestamp>,
+    /// `EndDate`.
+    pub end_date: Option<Timestamp>,
+    /// `MaxRecords`, 1 to 100.
+    pub max_records: Option<u32>,
+    /// `NextToken`, as sent.
+    pub next_token: Option<String>,
+    /// `ScanBy` (newest first by default).
+    pub scan_by: ScanBy,
+}
+
+/// `DescribeAlarmsForMetric`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DescribeAlarmsForMetric {
+    /// The metric (`Namespace`, `MetricName`, `Dimensions`).
+    pub metric: Metric,
+    /// `Statistic` or `ExtendedStatistic`, as sent.
+    pub statistic: Option<String>,
+    /// `Period`.
+    pub period_seconds: Option<u32>,
+    /// `Unit`.
+    pub unit: Option<Unit>,
+}
+
+fn alarm_name(fields: &Fields<'_>, name: &str) -> Result<String> {
+    Ok(fields.sized(name, 1, 255)?.to_owned())
+}
+
+fn alarm_names(fields: &Fields<'_>, required: bool) -> Result<Vec<String>> {
+    let names = fields.strings_opt("AlarmNames", MAX_ALARM_NAMES)?;
+    let names = match names {
+        Some(n) => n,
+        None if required => return Err(Error::MissingParameter("AlarmNames".to_owned())),
+        None => Vec::new(),
+    };
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let chars = n.chars().count();
+            if (1..=255).contains(&chars) {
+                Ok((*n).to_owned())
+            } else {
+                Err(Error::InvalidParameterValue(format!(
+                    "The parameter AlarmNames.member.{} must be between 1 and 255 characters long, got {chars}.",
+                    i + 1
+                )))
+            }
+        })
+        .collect()
+}
+
+fn actions(fields: &Fields<'_>, name: &str) -> Result<Vec<String>> {
+    let list = fields
+        .strings_opt(name, MAX_ALARM_ACTIONS)?
+        .unwrap_or_default();
+    for (i, a) in list.iter().enumerate() {
+        let chars = a.chars().count();
+        if !(1..=1024).contains(&chars) {
+            return Err(Error::InvalidParameterValue(format!(
+                "The parameter {}.member.{} must be between 1 and 1024 characters long, got {chars}.",
+                fields.path(name),
+                i + 1
+            )));
+        }
+    }
+    Ok(list.into_iter().map(str::to_owned).collect())
+}
+
+fn one_of(fields: &Fields<'_>, name: &str, allowed: &[&str]) -> Result<Option<String>> {
+    match fields.string_opt(name)? {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v) => Ok(Some(v.to_owned())),
+        Some(v) => Err(Error::InvalidParameterValue(format!(
+            "The value {} for parameter {} is invalid: it must be one of {}.",
+            quote(v),
+            fields.path(name),
+            allowed.join(", ")
+        ))),
+    }
+}
+
+fn max_records(fields: &Fields<'_>) -> Result<Option<u32>> {
+    match fields.i64_opt("MaxRecords")? {
+        None => Ok(None),
+        Some(n @ 1..=100) => Ok(u32::try_from(n).ok()),
+        Some(n) => Err(Error::InvalidParameterValue(format!(
+            "The parameter MaxRecords must be between 1 and 100, got {n}."
+        ))),
+    }
+}
+
+/// The state values of an alarm.
+pub const STATE_VALUES: &[&str] = &["OK", "ALARM", "INSUFFICIENT_DATA"];
+/// The alarm types.
+pub const ALARM_TYPES: &[&str] = &["CompositeAlarm", "MetricAlarm"];
+
+fn alarm_types(fields: &Fields<'_>) -> Result<Vec<String>> {
+    let types = fields.strings_opt("AlarmTypes", 2)?.unwrap_or_default();
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if ALARM_TYPES.contains(t) {
+                Ok((*t).to_owned())
+            } else {
+                Err(invalid(t, &format!("AlarmTypes.member.{}", i + 1)))
+            }
+        })
+        .collect()
+}
+
+/// `Statistic` or `ExtendedStatistic`, at most one.
+fn alarm_statistic(fields: &Fields<'_>) -> Result<Option<String>> {
+    let plain = one_of(
+        fields,
+        "Statistic",
+        &["SampleCount", "Average", "Sum", "Minimum", "Maximum"],
+    )?;
+    let extended = fields.string_opt("ExtendedStatistic")?;
+    match (plain, extended) {
+        (Some(_), Some(_)) => Err(Error::InvalidParameterCombination(
+            "The parameters Statistic and ExtendedStatistic are mutually exclusive and you have specified both.".to_owned(),
+        )),
+        (Some(s), None) => Ok(Some(s)),
+        (None, Some(e)) => Ok(Some(e.to_owned())),
+        (None, None) => Ok(None),
+    }
+}
+
+impl PutMetricAlarm {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        for unsupported in ["Metrics", "ThresholdMetricId"] {
+            if fields.has(unsupported) {
+                return Err(Error::InvalidParameterValue(format!(
+                    "Thermostat does not support {unsupported} yet (metric math and anomaly \
+                     detection alarms): give MetricName, Namespace, Statistic and Threshold."
+                )));
+            }
+        }
+        let alarm_name = alarm_name(&fields, "AlarmName")?;
+        let comparison_operator = fields.string("ComparisonOperator")?.to_owned();
+        let evaluation_periods = fields
+            .i64_opt("EvaluationPeriods")?
+            .ok_or_else(|| Error::MissingParameter("EvaluationPeriods".to_owned()))?;
+        let threshold = fields.f64_opt("Threshold")?;
+        if let Some(t) = threshold {
+            checked_value(t, "Threshold")?;
+        }
+        Ok(PutMetricAlarm {
+            alarm_name,
+            alarm_description: fields
+                .sized_opt("AlarmDescription", 0, 1024)?
+                .map(str::to_owned),
+            actions_enabled: fields.bool_opt("ActionsEnabled")?,
+            ok_actions: actions(&fields, "OKActions")?,
+            alarm_actions: actions(&fields, "AlarmActions")?,
+            insufficient_data_actions: actions(&fields, "InsufficientDataActions")?,
+            metric_name: fields.sized_opt("MetricName", 1, 255)?.map(str::to_owned),
+            namespace: namespace(&fields, false)?,
+            statistic: alarm_statistic(&fields)?,
+            dimensions: dimensions(&fields, "Dimensions")?,
+            period_seconds: fields.i64_opt("Period")?,
+            unit: unit(&fields)?,
+            evaluation_periods,
+            datapoints_to_alarm: fields.i64_opt("DatapointsToAlarm")?,
+            threshold,
+            comparison_operator,
+            treat_missing_data: fields
+                .sized_opt("TreatMissingData", 1, 255)?
+                .map(str::to_owned),
+            evaluate_low_sample_count_percentile: fields
+                .sized_opt("EvaluateLowSampleCountPercentile", 1, 255)?
+                .map(str::to_owned),
+        })
+    }
+}
+
+impl DescribeAlarms {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let alarm_names = alarm_names(&fields, false)?;
+        let alarm_name_prefix = fields
+            .sized_opt("AlarmNamePrefix", 1, 255)?
+            .map(str::to_owned);
+        if !alarm_names.is_empty() && alarm_name_prefix.is_some() {
+            return Err(Error::InvalidParameterCombination(
+                "The parameters AlarmNames and AlarmNamePrefix are mutually exclusive and you have specified both.".to_owned(),
+            ));
+        }
+        Ok(DescribeAlarms {
+            alarm_names,
+            alarm_name_prefix,
+            alarm_types: alarm_types(&fields)?,
+            state_value: one_of(&fields, "StateValue", STATE_VALUES)?,
+            action_prefix: fields
+                .sized_opt("ActionPrefix", 1, 1024)?
+                .map(str::to_owned),
+            max_records: max_records(&fields)?,
+            next_token: fields.string_opt("NextToken")?.map(str::to_owned),
+        })
+    }
+}
+
+impl SetAlarmState {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let alarm_name = alarm_name(&fields, "AlarmName")?;
+        let state_value = one_of(&fields, "StateValue", STATE_VALUES)?
+            .ok_or_else(|| Error::MissingParameter("StateValue".to_owned()))?;
+        Ok(SetAlarmState {
+            alarm_name,
+            state_value,
+            state_reason: fields.sized("StateReason", 0, 1023)?.to_owned(),
+            state_reason_data: fields
+                .sized_opt("StateReasonData", 0, 4000)?
+                .map(str::to_owned),
+        })
+    }
+}
+
+impl DescribeAlarmHistory {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let scan_by = match fields.string_opt("ScanBy")? {
+            None | Some("TimestampDescending") => ScanBy::TimestampDescending,
+            Some("TimestampAscending") => ScanBy::TimestampAscending,
+            Some(other) => return Err(invalid(other, "ScanBy")),
+        };
+        Ok(DescribeAlarmHistory {
+            alarm_name: fields.sized_opt("AlarmName", 1, 255)?.map(str::to_owned),
+            alarm_types: alarm_types(&fields)?,
+            history_item_type: one_of(
+                &fields,
+                "HistoryItemType",
+                &[
+                    "ConfigurationUpdate",
+                    "StateUpdate",
+                    "Action",
+                    "AlarmContributorStateUpdate",
+                    "AlarmContributorAction",
+                ],
+            )?,
+            start_date: fields.timestamp_opt("StartDate")?,
+            end_date: fields.timestamp_opt("EndDate")?,
+            max_records: max_records(&fields)?,
+            next_token: fields.string_opt("NextToken")?.map(str::to_owned),
+            scan_by,
+        })
+    }
+}
+
+impl DescribeAlarmsForMetric {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        Ok(DescribeAlarmsForMetric {
+            metric: Metric {
+                namespace: namespace(&fields, true)?.unwrap_or_default(),
+                metric_name: fields.sized("MetricName", 1, 255)?.to_owned(),
+                dimensions: dimensions(&fields, "Dimensions")?,
+            },
+            statistic: alarm_statistic(&fields)?,
+            period_seconds: period(&fields, "Period", false)?,
+            unit: unit(&fields)?,
+        })
+    }
+}
+
+/// `PutCompositeAlarm`. As for `PutMetricAlarm`, the rule's syntax and references and the
+/// suppressor are the alarms core's to check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PutCompositeAlarm {
+    /// `AlarmName`.
+    pub alarm_name: String,
+    /// `AlarmRule`, 1 to 10240 characters.
+    pub alarm_rule: String,
+    /// `AlarmDescription`.
+    pub alarm_description: Option<String>,
+    /// `ActionsEnabled`.
+    pub actions_enabled: Option<bool>,
+    /// `OKActions`.
+    pub ok_actions: Vec<String>,
+    /// `AlarmActions`.
+    pub alarm_actions: Vec<String>,
+    /// `InsufficientDataActions`.
+    pub insufficient_data_actions: Vec<String>,
+    /// `ActionsSuppressor`.
+    pub actions_suppressor: Option<String>,
+    /// `ActionsSuppressorWaitPeriod`.
+    pub actions_suppressor_wait_period: Option<i64>,
+    /// `ActionsSuppressorExtensionPeriod`.
+    pub actions_suppressor_extension_period: Option<i64>,
+}
+
+impl PutCompositeAlarm {
+    fn read(fields: Fields<'_>) -> Result<Self> {
+        let r = PutCompositeAlarm {
+            alarm_name: alarm_name(&fields, "AlarmName")?,
+            alarm_rule: fields.sized("AlarmRule", 1, 10240)?.to_owned(),
+            alarm_description: fields
+                .sized_opt("AlarmDescription", 0, 1024)?
+                .map(str::to_owned),
+            actions_enabled: fields.bool_opt("ActionsEnabled")?,
+            ok_actions: actions(&fields, "OKActions")?,
+            alarm_actions: actions(&fields, "AlarmActions")?,
+            insufficient_data_actions: actions(&fields, "InsufficientDataActions")?,
+            actions_suppressor: fields
+                .sized_opt("ActionsSuppressor", 1, 1600)?
+                .map(str::to_owned),
+            actions_suppressor_wait_period: fields.i64_opt("ActionsSuppressorWaitPeriod")?,
+            actions_suppressor_extension_period: fields
+                .i64_opt("ActionsSuppressorExtensionPeriod")?,
+        };
+        let periods = r.actions_suppressor_wait_period.is_some()
+            || r.actions_suppressor_extension_period.is_some();
+        if periods && r.actions_suppressor.is_none() {
+            return Err(Error::InvalidParameterCombination(
+                "ActionsSuppressorWaitPeriod and ActionsSuppressorExtensionPeriod require ActionsSuppressor.".to_owned(),
+            ));
+        }
+        Ok(r)
     }
 }

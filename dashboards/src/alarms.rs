@@ -403,6 +403,10 @@ fn runtime_error(e: thermostat_alarms_runtime::Error) -> AlarmApiError {
             field: field.into(),
             message,
         },
+        e @ Error::OwnedByFile { .. } => AlarmApiError::Invalid {
+            field: "name".into(),
+            message: e.to_string(),
+        },
         e @ (Error::Store(_) | Error::Evaluation(_)) => {
             AlarmApiError::Internal(thermostat_alarms_runtime::chain(&e))
         }

@@ -11,7 +11,12 @@
 //! any request is an anonymous admin.
 //!
 //! Served: `PutMetricData`, `GetMetricStatistics`, `ListMetrics` and `GetMetricData` with
-//! `MetricStat` queries. Not yet: `GetMetricData`'s `Expression` queries and pagination, and
+//! `MetricStat` queries over [`CloudWatchMetrics`]; `PutMetricAlarm`, `PutCompositeAlarm`,
+//! `DescribeAlarms`,
+//! `DescribeAlarmsForMetric`, `DeleteAlarms`, `SetAlarmState`, `EnableAlarmActions`,
+//! `DisableAlarmActions` and `DescribeAlarmHistory` over [`CloudWatchAlarms`] (the alarm
+//! runtime; alarm writes need `write_alarms`, states `set_alarm_state`, actions
+//! `toggle_alarm_actions`, reads `read_alarms`). Not yet: `GetMetricData`'s `Expression` queries and pagination, and
 //! `ListMetrics`' `RecentlyActive`, which answer `InvalidParameterValue` saying so.
 
 use std::future::Future;
@@ -23,12 +28,15 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use thermostat_auth::sigv4::{AccessKeys, SigV4Error, SigV4ErrorCode, SignedRequest, verify};
-use thermostat_auth::{Permission, Principal, Unauthenticated};
+use thermostat_auth::{Outcome, Permission, Principal, Unauthenticated};
 use thermostat_cloudwatch::output::{
-    GetMetricDataOutput, GetMetricStatisticsOutput, ListMetricsOutput, MetricDataResult,
+    DescribeAlarmHistoryOutput, DescribeAlarmsOutput, GetMetricDataOutput,
+    GetMetricStatisticsOutput, ListMetricsOutput, MetricAlarm, MetricDataResult,
 };
 use thermostat_cloudwatch::request::{
-    GetMetricData, GetMetricStatistics, ListMetrics, PutMetricData, QueryKind, ScanBy,
+    DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, GetMetricData,
+    GetMetricStatistics, ListMetrics, PutCompositeAlarm, PutMetricAlarm, PutMetricData, QueryKind,
+    ScanBy, SetAlarmState,
 };
 use thermostat_cloudwatch::{
     Error, Limit, Limits, Node, Operation, Output, Protocol, Request as CwRequest, RequestHead,
@@ -68,6 +76,66 @@ pub trait CloudWatchMetrics: Send + Sync + std::fmt::Debug {
     ) -> CloudWatchFuture<ListMetricsOutput>;
 }
 
+/// What the alarm runtime offers CloudWatch's alarm operations (the binary implements it over
+/// the running alarms: both sources, the configuration files' and the API's).
+pub trait CloudWatchAlarms: Send + Sync + std::fmt::Debug {
+    /// Creates or replaces an API alarm.
+    ///
+    /// # Errors
+    /// The alarm breaks a rule, or a configuration file owns its name
+    /// (`InvalidParameterValue` naming the file).
+    fn put_metric_alarm(&self, request: PutMetricAlarm) -> Result<(), Error>;
+
+    /// Creates or replaces an API composite alarm.
+    ///
+    /// # Errors
+    /// The alarm breaks a rule (its rule names an unknown alarm, or makes a cycle), or a
+    /// configuration file owns its name.
+    fn put_composite_alarm(&self, request: PutCompositeAlarm) -> Result<(), Error>;
+
+    /// The alarms that `request` selects, with their states.
+    ///
+    /// # Errors
+    /// A `NextToken` this server did not issue.
+    fn describe_alarms(&self, request: DescribeAlarms) -> Result<DescribeAlarmsOutput, Error>;
+
+    /// The metric alarms on one metric.
+    ///
+    /// # Errors
+    /// None in practice; the port may fail internally.
+    fn describe_alarms_for_metric(
+        &self,
+        request: DescribeAlarmsForMetric,
+    ) -> Result<Vec<MetricAlarm>, Error>;
+
+    /// Deletes API alarms.
+    ///
+    /// # Errors
+    /// `ResourceNotFound` for an unknown name, `InvalidParameterValue` for a file's alarm.
+    fn delete_alarms(&self, names: Vec<String>) -> Result<(), Error>;
+
+    /// `SetAlarmState`, on an alarm of either source.
+    ///
+    /// # Errors
+    /// `ResourceNotFound`, or a field that breaks a rule.
+    fn set_alarm_state(&self, request: SetAlarmState) -> Result<(), Error>;
+
+    /// `EnableAlarmActions` (`enabled`) / `DisableAlarmActions`, on alarms of either source.
+    ///
+    /// # Errors
+    /// `ResourceNotFound` for an unknown name.
+    fn set_actions_enabled(&self, names: Vec<String>, enabled: bool) -> Result<(), Error>;
+
+    /// A page of alarm history.
+    ///
+    /// # Errors
+    /// `ResourceNotFound`, or a `NextToken` this server did not issue.
+    fn describe_alarm_history(
+        &self,
+        request: DescribeAlarmHistory,
+    ) -> Result<DescribeAlarmHistoryOutput, Error>;
+}
+
 /// How requests are authenticated.
 #[derive(Debug)]
 pub enum Signatures {
@@ -82,6 +150,8 @@ pub enum Signatures {
 pub struct CloudWatch {
     /// The metric operations.
     pub metrics: Arc<dyn CloudWatchMetrics>,
+    /// The alarm operations; `None` answers them `InvalidAction`.
+    pub alarms: Option<Arc<dyn CloudWatchAlarms>>,
     /// How signatures are checked.
     pub signatures: Signatures,
 }
@@ -172,15 +242,161 @@ pub(crate) async fn serve(State(state): State<ApiState>, request: Request) -> Re
     };
     let permission = match call.request.operation() {
         Operation::PutMetricData => Permission::PushMetrics,
+        Operation::PutMetricAlarm | Operation::PutCompositeAlarm | Operation::DeleteAlarms => {
+            Permission::WriteAlarms
+        }
+        Operation::SetAlarmState => Permission::SetAlarmState,
+        Operation::EnableAlarmActions | Operation::DisableAlarmActions => {
+            Permission::ToggleAlarmActions
+        }
+        Operation::DescribeAlarms
+        | Operation::DescribeAlarmsForMetric
+        | Operation::DescribeAlarmHistory => Permission::ReadAlarms,
         _ => Permission::ReadMetrics,
     };
     if let Err(denied) = state.access.authorize(&principal, permission) {
         return refuse(&Error::AccessDenied(denied.to_string()));
     }
-    match dispatch(cloudwatch.metrics.as_ref(), principal, call.request).await {
+    let request = call.request;
+    let audit = audit_of(&request);
+    let result = if is_alarm_operation(request.operation()) {
+        match &cloudwatch.alarms {
+            Some(alarms) => {
+                let alarms = Arc::clone(alarms);
+                // The alarm runtime writes durably before it answers: off the async workers.
+                tokio::task::spawn_blocking(move || dispatch_alarms(alarms.as_ref(), request))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "A CloudWatch alarm request panicked.");
+                        Err(Error::InternalServiceError)
+                    })
+            }
+            None => Err(Error::InvalidAction(
+                "The alarm operations are not enabled on this server.".to_owned(),
+            )),
+        }
+    } else {
+        dispatch(cloudwatch.metrics.as_ref(), Arc::clone(&principal), request).await
+    };
+    // A change to the alarms is acknowledged once its audit event is written.
+    if let (Some((action, target, parameters)), Some(meta)) =
+        (audit, parts.extensions.get::<RequestMeta>())
+    {
+        let (outcome, error) = match &result {
+            Ok(_) => (Outcome::Success, None),
+            Err(e) => (Outcome::Failure, Some(e.to_string())),
+        };
+        let event = meta.event(
+            crate::access::now(&state),
+            Some(&principal),
+            action,
+            Some(&target),
+            parameters,
+            outcome,
+            error,
+        );
+        if let Err(e) = crate::access::record(&state, event).await {
+            tracing::error!(error = %e, "Could not write a CloudWatch alarm change to the audit trail.");
+            return refuse(&Error::InternalServiceError);
+        }
+    }
+    match result {
         Ok(output) => to_axum(encode_output(call.protocol, &output, &request_id)),
         Err(error) => to_axum(encode_error(call.protocol, &error, &request_id)),
     }
+}
+
+/// The audit action, target and parameters of a request that changes alarms.
+fn audit_of(request: &CwRequest) -> Option<(&'static str, String, serde_json::Value)> {
+    use serde_json::json;
+    Some(match request {
+        CwRequest::PutMetricAlarm(r) => (
+            "put_metric_alarm",
+            r.alarm_name.clone(),
+            json!({
+                "namespace": r.namespace,
+                "metric_name": r.metric_name,
+                "threshold": r.threshold,
+                "comparison_operator": r.comparison_operator,
+            }),
+        ),
+        CwRequest::PutCompositeAlarm(r) => (
+            "put_composite_alarm",
+            r.alarm_name.clone(),
+            json!({ "alarm_rule": r.alarm_rule }),
+        ),
+        CwRequest::DeleteAlarms(names) => ("delete_alarms", names.join(","), json!({})),
+        CwRequest::SetAlarmState(r) => (
+            "set_alarm_state",
+            r.alarm_name.clone(),
+            json!({ "state_value": r.state_value, "state_reason": r.state_reason }),
+        ),
+        CwRequest::EnableAlarmActions(names) => {
+            ("enable_alarm_actions", names.join(","), json!({}))
+        }
+        CwRequest::DisableAlarmActions(names) => {
+            ("disable_alarm_actions", names.join(","), json!({}))
+        }
+        _ => return None,
+    })
+}
+
+/// Whether `operation` is served over [`CloudWatchAlarms`].
+const fn is_alarm_operation(operation: Operation) -> bool {
+    matches!(
+        operation,
+        Operation::PutMetricAlarm
+            | Operation::PutCompositeAlarm
+            | Operation::DescribeAlarms
+            | Operation::DescribeAlarmsForMetric
+            | Operation::DeleteAlarms
+            | Operation::SetAlarmState
+            | Operation::EnableAlarmActions
+            | Operation::DisableAlarmActions
+            | Operation::DescribeAlarmHistory
+    )
+}
+
+fn dispatch_alarms(alarms: &dyn CloudWatchAlarms, request: CwRequest) -> Result<Output, Error> {
+    Ok(match request {
+        CwRequest::PutMetricAlarm(r) => {
+            alarms.put_metric_alarm(r)?;
+            Output::PutMetricAlarm
+        }
+        CwRequest::PutCompositeAlarm(r) => {
+            alarms.put_composite_alarm(r)?;
+            Output::PutCompositeAlarm
+        }
+        CwRequest::DescribeAlarms(r) => Output::DescribeAlarms(alarms.describe_alarms(r)?),
+        CwRequest::DescribeAlarmsForMetric(r) => {
+            Output::DescribeAlarmsForMetric(alarms.describe_alarms_for_metric(r)?)
+        }
+        CwRequest::DeleteAlarms(names) => {
+            alarms.delete_alarms(names)?;
+            Output::DeleteAlarms
+        }
+        CwRequest::SetAlarmState(r) => {
+            alarms.set_alarm_state(r)?;
+            Output::SetAlarmState
+        }
+        CwRequest::EnableAlarmActions(names) => {
+            alarms.set_actions_enabled(names, true)?;
+            Output::EnableAlarmActions
+        }
+        CwRequest::DisableAlarmActions(names) => {
+            alarms.set_actions_enabled(names, false)?;
+            Output::DisableAlarmActions
+        }
+        CwRequest::DescribeAlarmHistory(r) => {
+            Output::DescribeAlarmHistory(alarms.describe_alarm_history(r)?)
+        }
+        other => {
+            return Err(Error::InvalidAction(format!(
+                "{} is not an alarm operation.",
+                other.operation()
+            )));
+        }
+    })
 }
 
 async fn dispatch(
@@ -208,6 +424,12 @@ async fn dispatch(
         }
         CwRequest::GetMetricData(r) => {
             Output::GetMetricData(get_metric_data(metrics, principal, r).await?)
+        }
+        other => {
+            return Err(Error::InvalidAction(format!(
+                "{} is not a metric operation.",
+                other.operation()
+            )));
         }
     })
 }
@@ -455,6 +677,7 @@ mod tests {
             remote_write: None,
             cloudwatch: Some(Arc::new(CloudWatch {
                 metrics: Arc::new(Fake),
+                alarms: None,
                 signatures,
             })),
         }

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod backup;
 pub mod cloudwatch;
+pub mod cloudwatch_alarms;
 mod error;
 pub mod otlp;
 pub mod reload;
@@ -210,8 +211,19 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         .with_remote_write(&settings.remote_write_options());
     let otlp_http = otlp::OtlpExport(api.otlp_api());
     let remote_write = otlp::RemoteWrite(api.remote_write_api());
+    let alarm_api: Arc<dyn thermostat_dashboards::alarms::AlarmApi> =
+        Arc::new(thermostat_dashboards::alarms::RuntimeAlarms::new(
+            Arc::clone(&engine),
+            Arc::clone(&reloader) as Arc<dyn thermostat_dashboards::alarms::ReloadApi>,
+        ));
     let cloudwatch_api = thermostat_dashboards::cloudwatch::CloudWatch {
         metrics: Arc::new(cloudwatch::CloudWatchIngest(api.clone())),
+        alarms: Some(Arc::new(cloudwatch_alarms::CloudWatchRuntimeAlarms::new(
+            Arc::clone(&engine),
+            Arc::clone(&alarm_api),
+            &settings.aws_api.region,
+            &settings.aws_api.account_id,
+        ))),
         signatures: aws_signatures,
     };
     let (stop, grpc_transport) = (shutdown.clone(), transport.clone());
@@ -224,16 +236,12 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         }
     });
 
-    let alarm_api = thermostat_dashboards::alarms::RuntimeAlarms::new(
-        Arc::clone(&engine),
-        Arc::clone(&reloader) as Arc<dyn thermostat_dashboards::alarms::ReloadApi>,
-    );
     let router = thermostat_dashboards::router(thermostat_dashboards::ApiState {
         store: Arc::clone(&store),
         telemetry: Arc::clone(&telemetry),
         clock: Arc::clone(&clock),
         ready: Arc::clone(&ready),
-        alarms: Some(Arc::new(alarm_api) as Arc<dyn thermostat_dashboards::alarms::AlarmApi>),
+        alarms: Some(alarm_api),
         groups: Some(
             Arc::clone(actions.scaling()) as Arc<dyn thermostat_dashboards::actions::GroupApi>
         ),

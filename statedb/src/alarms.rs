@@ -2,14 +2,15 @@
 //! instances' states under `m:<name>`, composite alarms' under `c:<name>` (each the state's
 //! JSON), actions-enabled overrides under `actions_enabled:<alarm>` (JSON `true` or `false`;
 //! rows added without a format change: a file written before them simply has none, and a
-//! build that does not know them never reads them), history items under the alarm (or
-//! instance) name itself.
+//! build that does not know them never reads them), the definitions of alarms created
+//! through the API under `api_alarm:<name>` and `api_composite:<name>` (the validated alarm's JSON; added the same way),
+//! history items under the alarm (or instance) name itself.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use thermostat_alarms::engine::InstanceState;
-use thermostat_alarms::{CompositeState, HistoryItem};
+use thermostat_alarms::{Alarm, CompositeAlarm, CompositeState, HistoryItem};
 use thermostat_alarms_runtime::{
     AlarmStore, PruneBounds, PrunePass, StateRef, StoreError, StoredStates,
 };
@@ -23,6 +24,11 @@ pub const COMPOSITE_PREFIX: &str = "c:";
 /// The key prefix of alarms' actions-enabled overrides (`EnableAlarmActions` /
 /// `DisableAlarmActions`), by configured alarm name.
 pub const ACTIONS_ENABLED_PREFIX: &str = "actions_enabled:";
+/// The key prefix of the definitions of alarms created through the API (`PutMetricAlarm`).
+pub const API_ALARM_PREFIX: &str = "api_alarm:";
+/// The key prefix of the definitions of composite alarms created through the API
+/// (`PutCompositeAlarm`).
+pub const API_COMPOSITE_PREFIX: &str = "api_composite:";
 
 impl AlarmStore for StateDb {
     fn load_states(&self) -> Result<StoredStates, StoreError> {
@@ -97,6 +103,71 @@ impl AlarmStore for StateDb {
             .collect();
         let by_alarm = history_by_alarm(history);
         writes.extend(history_writes(&by_alarm));
+        StateDb::commit_and_forget(self, &writes, &forget).map_err(StoreError::new)
+    }
+
+    fn load_api_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        Ok(self
+            .load_states_under::<Alarm>(API_ALARM_PREFIX)
+            .map_err(StoreError::new)?
+            .into_iter()
+            .map(|(_, alarm)| alarm)
+            .collect())
+    }
+
+    fn commit_api_alarm(
+        &self,
+        name: &str,
+        alarm: Option<&Alarm>,
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        let key = format!("{API_ALARM_PREFIX}{name}");
+        let mut writes: Vec<AlarmWrite<'_, Alarm, HistoryItem>> = alarm
+            .map(|a| AlarmWrite {
+                name: &key,
+                state: Some(a),
+                history: &[],
+            })
+            .into_iter()
+            .collect();
+        let forget: Vec<String> = if alarm.is_none() {
+            vec![key.clone()]
+        } else {
+            Vec::new()
+        };
+        let by_alarm = history_by_alarm(history);
+        writes.extend(history_writes(&by_alarm));
+        StateDb::commit_and_forget(self, &writes, &forget).map_err(StoreError::new)
+    }
+
+    fn load_api_composites(&self) -> Result<Vec<CompositeAlarm>, StoreError> {
+        Ok(self
+            .load_states_under::<CompositeAlarm>(API_COMPOSITE_PREFIX)
+            .map_err(StoreError::new)?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect())
+    }
+
+    fn commit_api_composite(
+        &self,
+        name: &str,
+        composite: Option<&CompositeAlarm>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{API_COMPOSITE_PREFIX}{name}");
+        let writes: Vec<AlarmWrite<'_, CompositeAlarm, HistoryItem>> = composite
+            .map(|c| AlarmWrite {
+                name: &key,
+                state: Some(c),
+                history: &[],
+            })
+            .into_iter()
+            .collect();
+        let forget: Vec<String> = if composite.is_none() {
+            vec![key.clone()]
+        } else {
+            Vec::new()
+        };
         StateDb::commit_and_forget(self, &writes, &forget).map_err(StoreError::new)
     }
 
@@ -249,5 +320,28 @@ mod tests {
         );
         assert_eq!(AlarmStore::load_states(&db).unwrap().metric.len(), 1);
         db.commit_actions_enabled(&[], &[]).unwrap();
+    }
+
+    #[test]
+    fn api_alarm_definitions_round_trip_beside_the_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = thermostat_alarms::validate(&[("PutMetricAlarm", YAML)]).unwrap();
+        let alarm = set.alarm("cpu").unwrap().clone();
+        {
+            let db = StateDb::open(dir.path()).unwrap();
+            assert!(db.load_api_alarms().unwrap().is_empty());
+            db.commit_api_alarm("cpu", Some(&alarm), &[item("cpu")])
+                .unwrap();
+            assert_eq!(
+                AlarmStore::load_states(&db).unwrap(),
+                StoredStates::default(),
+                "no state row is read as a definition or the reverse"
+            );
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(db.load_api_alarms().unwrap(), [alarm]);
+        assert_eq!(db.history::<HistoryItem>("cpu", 10).unwrap().len(), 1);
+        db.commit_api_alarm("cpu", None, &[]).unwrap();
+        assert!(db.load_api_alarms().unwrap().is_empty());
     }
 }

@@ -32,7 +32,9 @@ mod db;
 mod error;
 mod groups;
 
-pub use alarms::{ACTIONS_ENABLED_PREFIX, COMPOSITE_PREFIX, METRIC_PREFIX};
+pub use alarms::{
+    ACTIONS_ENABLED_PREFIX, API_ALARM_PREFIX, API_COMPOSITE_PREFIX, COMPOSITE_PREFIX, METRIC_PREFIX,
+};
 pub use db::{AlarmWrite, FILE_NAME, FORMAT_VERSION, HistoryPrune, PrunePass, StateDb};
 pub use error::{Result, StateDbError};
 pub use groups::GROUP_PREFIX;

@@ -17,6 +17,15 @@ pub enum Error {
     /// state, or `set_actions_enabled` no configured alarm: list the alarms to find its name.
     #[error("no alarm named {0:?}")]
     NotFound(String),
+    /// `PutMetricAlarm` or `DeleteAlarms` names an alarm defined in a configuration file,
+    /// which owns it: change the file instead (git stays the source of truth).
+    #[error("the alarm {name:?} is defined in {file}: change it there")]
+    OwnedByFile {
+        /// The alarm.
+        name: String,
+        /// The file that defines it.
+        file: String,
+    },
     /// A request field breaks one of CloudWatch's rules: fix the field.
     #[error("{field}: {message}")]
     Invalid {

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use thermostat_alarms::CompositeState;
 use thermostat_alarms::HistoryItem;
 use thermostat_alarms::engine::InstanceState;
+use thermostat_alarms::model::{Alarm, CompositeAlarm};
 use thermostat_metrics::Timestamp;
 
 use crate::error::StoreError;
@@ -95,6 +96,58 @@ pub trait AlarmStore: Send + Sync + std::fmt::Debug {
         overrides: &[(&str, Option<bool>)],
         history: &[HistoryItem],
     ) -> Result<(), StoreError>;
+
+    /// Every alarm definition created through the API (`PutMetricAlarm`), by name. The
+    /// default has none: a store that keeps no API alarms.
+    ///
+    /// # Errors
+    /// A read failure, or a definition that does not decode.
+    fn load_api_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Writes (`Some`) or removes (`None`) the API alarm definition `name` and appends
+    /// `history`, in one durable transaction. The default refuses: a store that keeps no
+    /// API alarms.
+    ///
+    /// # Errors
+    /// A write failure; nothing of the batch is stored then.
+    fn commit_api_alarm(
+        &self,
+        name: &str,
+        alarm: Option<&Alarm>,
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        let _ = (name, alarm, history);
+        Err(StoreError::new(std::io::Error::other(
+            "this alarm store keeps no alarms created through the API",
+        )))
+    }
+
+    /// Every composite alarm definition created through the API (`PutCompositeAlarm`). The
+    /// default has none.
+    ///
+    /// # Errors
+    /// A read failure, or a definition that does not decode.
+    fn load_api_composites(&self) -> Result<Vec<CompositeAlarm>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Writes (`Some`) or removes (`None`) the API composite alarm definition `name`, in one
+    /// durable transaction. The default refuses.
+    ///
+    /// # Errors
+    /// A write failure; nothing is stored then.
+    fn commit_api_composite(
+        &self,
+        name: &str,
+        composite: Option<&CompositeAlarm>,
+    ) -> Result<(), StoreError> {
+        let _ = (name, composite);
+        Err(StoreError::new(std::io::Error::other(
+            "this alarm store keeps no alarms created through the API",
+        )))
+    }
 
     /// Removes the states of `names` (alarms that no longer exist); their history stays.
     ///

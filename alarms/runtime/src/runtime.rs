@@ -1,6 +1,7 @@
 //! [`AlarmRuntime`]: the running alarms, behind one lock.
 
 mod actions_enabled;
+mod api_alarms;
 mod history;
 mod listing;
 mod set_state;
@@ -21,7 +22,9 @@ use crate::error::{Result, chain};
 use crate::persistence::{AlarmStore, StateRef};
 use crate::telemetry::AlarmTelemetry;
 use actions_enabled::{Overrides, retain_overrides, with_overrides};
+use api_alarms::{Sources, merge};
 
+pub use api_alarms::AlarmOrigin;
 pub use history::{HistoryRetention, PRUNE_EVERY_MS, PruneReport};
 pub use listing::{AlarmEntry, AlarmListing};
 pub use set_state::{MAX_STATE_REASON_CHARS, MAX_STATE_REASON_DATA_CHARS};
@@ -75,6 +78,9 @@ pub struct AlarmRuntime {
     /// [`set_actions_enabled`](Self::set_actions_enabled); never taken by ticks or
     /// `SetAlarmState`, which only wait for `evaluated` during a swap's short lock.
     swapping: Mutex<()>,
+    /// The two sources of the configured set: the configuration files' alarms and those
+    /// created through the API; changed only under `swapping`.
+    sources: Mutex<Sources>,
     after_tick: Option<AfterTick>,
 }
 
@@ -107,6 +113,22 @@ impl AlarmRuntime {
         telemetry: AlarmTelemetry,
     ) -> Result<Self> {
         let now = clock.now();
+        let api: std::collections::BTreeMap<String, thermostat_alarms::Alarm> = persistence
+            .load_api_alarms()?
+            .into_iter()
+            .map(|a| (a.name.clone(), a))
+            .collect();
+        let api_composites = persistence
+            .load_api_composites()?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        let sources = Sources {
+            yaml: set,
+            api,
+            api_composites,
+        };
+        let set = merge(&sources);
         let mut state = EngineState::new(&set, now, None);
         let mut restored = BTreeSet::new();
         let stored = persistence.load_states()?;
@@ -165,6 +187,7 @@ impl AlarmRuntime {
             retention: HistoryRetention::default(),
             prune_from: Mutex::new(None),
             swapping: Mutex::new(()),
+            sources: Mutex::new(sources),
             after_tick: None,
         };
         {
@@ -304,8 +327,37 @@ impl AlarmRuntime {
     /// Comparing the two sets happens before the lock is taken (ticks and `SetAlarmState`
     /// go on meanwhile); under it, states only move, in time linear in their number. Swaps
     /// run one at a time.
+    ///
+    /// `set` is the configuration files' set: the alarms created through the API stay (an
+    /// API alarm whose name the new files define is shadowed by the file's).
     pub fn swap(&self, set: Arc<AlarmSet>, while_locked: impl FnOnce(&AlarmSet)) -> SwapReport {
         let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+        let merged = {
+            let mut sources = self.sources();
+            sources.yaml = set;
+            merge(&sources)
+        };
+        let report = self.swap_configured(merged, while_locked);
+        tracing::info!(
+            alarms = report.alarms,
+            composite_alarms = report.composite_alarms,
+            changed = report.changed.len(),
+            removed = report.removed.len(),
+            "Reloaded the configuration."
+        );
+        report
+    }
+
+    fn sources(&self) -> MutexGuard<'_, Sources> {
+        self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The body of [`swap`](Self::swap) for a whole configured set, with `swapping` held.
+    fn swap_configured(
+        &self,
+        set: Arc<AlarmSet>,
+        while_locked: impl FnOnce(&AlarmSet),
+    ) -> SwapReport {
         // Only a swap replaces the configured set and only a swap or an override changes the
         // overrides (both hold `swapping`), so these stay current until the swap below.
         let (old, overrides) = {
@@ -353,13 +405,6 @@ impl AlarmRuntime {
             removed,
         };
         drop(evaluated);
-        tracing::info!(
-            alarms = report.alarms,
-            composite_alarms = report.composite_alarms,
-            changed = report.changed.len(),
-            removed = report.removed.len(),
-            "Reloaded the configuration."
-        );
         report
     }
 

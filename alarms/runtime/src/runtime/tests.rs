@@ -25,6 +25,8 @@ struct Rows {
     composites: BTreeMap<String, CompositeState>,
     history: BTreeMap<String, Vec<(u64, Vec<u8>)>>,
     actions_enabled: BTreeMap<String, bool>,
+    api_alarms: BTreeMap<String, thermostat_alarms::Alarm>,
+    api_composites: BTreeMap<String, thermostat_alarms::CompositeAlarm>,
     fail_commits: bool,
 }
 
@@ -123,6 +125,48 @@ impl AlarmStore for Memory {
             };
         }
         rows.append(history);
+        Ok(())
+    }
+
+    fn load_api_alarms(&self) -> Result<Vec<thermostat_alarms::Alarm>, StoreError> {
+        Ok(self.rows().api_alarms.values().cloned().collect())
+    }
+
+    fn commit_api_alarm(
+        &self,
+        name: &str,
+        alarm: Option<&thermostat_alarms::Alarm>,
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows();
+        if rows.fail_commits {
+            return Err(StoreError::new(Refused));
+        }
+        match alarm {
+            Some(a) => rows.api_alarms.insert(name.to_owned(), a.clone()),
+            None => rows.api_alarms.remove(name),
+        };
+        rows.append(history);
+        Ok(())
+    }
+
+    fn load_api_composites(&self) -> Result<Vec<thermostat_alarms::CompositeAlarm>, StoreError> {
+        Ok(self.rows().api_composites.values().cloned().collect())
+    }
+
+    fn commit_api_composite(
+        &self,
+        name: &str,
+        composite: Option<&thermostat_alarms::CompositeAlarm>,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows();
+        if rows.fail_commits {
+            return Err(StoreError::new(Refused));
+        }
+        match composite {
+            Some(c) => rows.api_composites.insert(name.to_owned(), c.clone()),
+            None => rows.api_composites.remove(name),
+        };
         Ok(())
     }
 
@@ -687,4 +731,179 @@ fn a_failed_override_write_changes_nothing() {
     f.memory.rows().fail_commits = false;
     runtime.set_state("cpu", "ALARM", "acts", None).unwrap();
     assert_eq!(due_for(&f, "cpu").len(), 1);
+}
+
+/// An alarm as `PutMetricAlarm` makes it: validated like a file's entry.
+fn api_alarm(name: &str, threshold: f64) -> thermostat_alarms::Alarm {
+    let yaml = format!(
+        "alarms:\n  - {{name: {name}, namespace: App, metric_name: Cpu, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: {threshold}, comparison_operator: GreaterThanThreshold}}\n"
+    );
+    let set = thermostat_alarms::validate(&[("PutMetricAlarm", yaml.as_str())]).unwrap();
+    set.alarms.into_iter().next().unwrap()
+}
+
+#[test]
+fn api_alarms_are_a_second_source_kept_across_reloads_and_restarts() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    assert!(
+        runtime.put_api_alarm(api_alarm("mem", 80.0)).unwrap(),
+        "new"
+    );
+    assert_eq!(runtime.state_of("mem"), Some(StateValue::InsufficientData));
+    assert_eq!(runtime.origin("mem"), Some(AlarmOrigin::Api));
+    assert_eq!(
+        runtime.origin("cpu"),
+        Some(AlarmOrigin::File("a.yaml".into()))
+    );
+    assert_eq!(
+        types(&f.memory.history("mem")),
+        [HistoryItemType::ConfigurationUpdate]
+    );
+    assert!(f.memory.rows().api_alarms.contains_key("mem"), "written");
+
+    // Evaluated on the same ticks as the file's alarms (the API alarm watches App/Cpu too).
+    push(&f.store, Vec::new(), T0, 95.0);
+    runtime.tick(Timestamp(T0.as_millis() + 60_000)).unwrap();
+    assert_eq!(runtime.state_of("cpu"), Some(StateValue::Alarm));
+    assert_eq!(runtime.state_of("mem"), Some(StateValue::Alarm));
+
+    // A file's name is the file's.
+    match runtime.put_api_alarm(api_alarm("cpu", 1.0)) {
+        Err(Error::OwnedByFile { name, file }) => {
+            assert_eq!((name.as_str(), file.as_str()), ("cpu", "a.yaml"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        runtime.delete_api_alarm("cpu"),
+        Err(Error::OwnedByFile { .. })
+    ));
+
+    // A reload of the files keeps the API alarms and their states.
+    let set = thermostat_alarms::validate(&[("a.yaml", YAML)]).unwrap();
+    let report = runtime.swap(Arc::new(set), |_| {});
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(runtime.state_of("mem"), Some(StateValue::Alarm));
+
+    // Replacing keeps the state value; a restart loads the definition and state.
+    assert!(
+        !runtime.put_api_alarm(api_alarm("mem", 90.0)).unwrap(),
+        "replaced"
+    );
+    assert_eq!(runtime.state_of("mem"), Some(StateValue::Alarm));
+    drop(runtime);
+    let runtime = f.start(YAML);
+    assert_eq!(runtime.state_of("mem"), Some(StateValue::Alarm), "restored");
+    assert_eq!(runtime.alarms().alarm("mem").unwrap().threshold, 90.0);
+    assert_eq!(runtime.api_alarms().len(), 1);
+
+    // Deleted: its state goes, its history stays; a second delete finds nothing.
+    runtime.delete_api_alarm("mem").unwrap();
+    assert_eq!(runtime.state_of("mem"), None);
+    assert!(runtime.alarms().alarm("mem").is_none());
+    assert!(!f.memory.rows().api_alarms.contains_key("mem"));
+    assert!(!f.memory.rows().metric.contains_key("mem"));
+    assert!(matches!(
+        runtime.delete_api_alarm("mem"),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        types(&f.memory.history("mem")).last(),
+        Some(&HistoryItemType::ConfigurationUpdate)
+    );
+}
+
+#[test]
+fn a_failed_api_alarm_write_changes_nothing() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    f.memory.rows().fail_commits = true;
+    assert!(matches!(
+        runtime.put_api_alarm(api_alarm("mem", 1.0)),
+        Err(Error::Store(_))
+    ));
+    assert!(runtime.alarms().alarm("mem").is_none());
+    assert_eq!(runtime.origin("mem"), None);
+}
+
+/// A composite alarm as `PutCompositeAlarm` makes it, its references resolved by stand-ins.
+fn api_composite(name: &str, rule: &str, refs: &[&str]) -> thermostat_alarms::CompositeAlarm {
+    let mut yaml = String::from("alarms:\n");
+    for r in refs {
+        yaml.push_str(&format!("  - {{name: {r}, namespace: S, metric_name: S, statistic: Average, period_seconds: 60, evaluation_periods: 1, threshold: 0, comparison_operator: GreaterThanThreshold}}\n"));
+    }
+    yaml.push_str(&format!(
+        "composite_alarms:\n  - {{name: {name}, alarm_rule: \"{rule}\"}}\n"
+    ));
+    let set = thermostat_alarms::validate(&[("PutCompositeAlarm", yaml.as_str())]).unwrap();
+    set.composite(name).unwrap().clone()
+}
+
+#[test]
+fn api_composites_follow_their_alarms_and_cycles_are_refused() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    runtime.put_api_alarm(api_alarm("mem", 80.0)).unwrap();
+    assert!(
+        runtime
+            .put_api_composite(api_composite(
+                "both",
+                "ALARM(mem) AND ALARM(cpu)",
+                &["mem", "cpu"]
+            ))
+            .unwrap()
+    );
+    assert_eq!(runtime.state_of("both"), Some(StateValue::InsufficientData));
+    runtime.set_state("mem", "ALARM", "x", None).unwrap();
+    runtime.set_state("cpu", "ALARM", "x", None).unwrap();
+    runtime.tick(Timestamp(T0.as_millis() + 10_000)).unwrap();
+    assert_eq!(runtime.state_of("both"), Some(StateValue::Alarm));
+
+    // A composite on a composite is ordered after it; a cycle is refused and not written.
+    runtime
+        .put_api_composite(api_composite("outer", "ALARM(both)", &["both"]))
+        .unwrap();
+    let names: Vec<String> = runtime
+        .alarms()
+        .composites
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(names, ["any", "both", "outer"]);
+    let cycle = api_composite("both", "ALARM(outer)", &["outer"]);
+    assert!(matches!(
+        runtime.put_api_composite(cycle),
+        Err(Error::Invalid {
+            field: "alarm_rule",
+            ..
+        })
+    ));
+    assert!(
+        f.memory.rows().api_composites["both"]
+            .rule_text
+            .contains("mem")
+    );
+    // Names are unique across kinds; a restart loads the composites.
+    assert!(matches!(
+        runtime.put_api_alarm(api_alarm("both", 1.0)),
+        Err(Error::Invalid { field: "name", .. })
+    ));
+    drop(runtime);
+    let runtime = f.start(YAML);
+    assert_eq!(
+        runtime.state_of("outer"),
+        Some(StateValue::InsufficientData)
+    );
+    assert_eq!(runtime.state_of("both"), Some(StateValue::Alarm));
+    assert_eq!(runtime.origin("outer"), Some(AlarmOrigin::Api));
+
+    // Deleting what a composite refers to leaves it out until the alarm is back.
+    runtime.delete_api_alarm("mem").unwrap();
+    assert!(runtime.alarms().composite("both").is_none());
+    assert!(runtime.alarms().composite("outer").is_none());
+    runtime.put_api_alarm(api_alarm("mem", 80.0)).unwrap();
+    assert!(runtime.alarms().composite("outer").is_some());
+    runtime.delete_api_alarm("outer").unwrap();
+    assert!(!f.memory.rows().api_composites.contains_key("outer"));
 }

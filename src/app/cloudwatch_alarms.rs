@@ -1,0 +1,712 @@
+//! CloudWatch's alarm operations connected to the alarm runtime: the dashboards'
+//! [`CloudWatchAlarms`] port over [`AlarmRuntime`] (both sources of alarms: the
+//! configuration files' and those created through the API), with history pages through the
+//! dashboards' [`AlarmApi`].
+//!
+//! `PutMetricAlarm` is validated by the alarms core exactly as an alarm file's entry: the
+//! request is written as one `alarms:` entry of a file named `PutMetricAlarm` and read by
+//! [`thermostat_alarms::validate`], so both sources obey the same rules, and the core's
+//! messages come back as `InvalidParameterValue` (or `MissingParameter`) naming CloudWatch's
+//! parameter.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use thermostat_alarms::history::AlarmType;
+use thermostat_alarms::model::Alarm;
+use thermostat_alarms::{AlarmState, StateValue};
+use thermostat_alarms_runtime::{AlarmEntry, AlarmListing, AlarmRuntime};
+use thermostat_cloudwatch::Error;
+use thermostat_cloudwatch::output::{
+    AlarmHistoryItem, CompositeAlarm, DescribeAlarmHistoryOutput, DescribeAlarmsOutput, MetricAlarm,
+};
+use thermostat_cloudwatch::request::{
+    DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, PutCompositeAlarm,
+    PutMetricAlarm, ScanBy, SetAlarmState,
+};
+use thermostat_dashboards::alarms::{AlarmApi, AlarmApiError, HistoryQuery};
+use thermostat_dashboards::cloudwatch::CloudWatchAlarms;
+use thermostat_metrics::Timestamp;
+use thermostat_yaml::Rule;
+
+/// The file name API alarms are validated under (and their `source`).
+const API_SOURCE: &str = "PutMetricAlarm";
+/// The file name API composite alarms are validated under.
+const API_COMPOSITE_SOURCE: &str = "PutCompositeAlarm";
+/// `DescribeAlarms`' page size when `MaxRecords` is absent (CloudWatch's).
+const DEFAULT_MAX_RECORDS: usize = 50;
+/// The prefix of the `NextToken`s of `DescribeAlarms`.
+const ALARMS_TOKEN_PREFIX: &str = "a1.";
+
+/// The alarm runtime as CloudWatch's alarm operations see it.
+#[derive(Debug)]
+pub struct CloudWatchRuntimeAlarms {
+    runtime: Arc<AlarmRuntime>,
+    api: Arc<dyn AlarmApi>,
+    /// `arn:aws:cloudwatch:<region>:<account>:alarm:`.
+    arn_prefix: String,
+}
+
+impl CloudWatchRuntimeAlarms {
+    /// The port over `runtime`, history through `api`, ARNs in `region` and `account_id`.
+    pub fn new(
+        runtime: Arc<AlarmRuntime>,
+        api: Arc<dyn AlarmApi>,
+        region: &str,
+        account_id: &str,
+    ) -> Self {
+        CloudWatchRuntimeAlarms {
+            runtime,
+            api,
+            arn_prefix: format!("arn:aws:cloudwatch:{region}:{account_id}:alarm:"),
+        }
+    }
+}
+
+/// A JSON string, which YAML reads as a double-quoted scalar.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// The request as one entry of an alarm file.
+fn alarm_yaml(r: &PutMetricAlarm) -> String {
+    let mut y = String::from("alarms:\n");
+    y.push_str(&format!("  - name: {}\n", quoted(&r.alarm_name)));
+    let mut field = |key: &str, value: String| y.push_str(&format!("    {key}: {value}\n"));
+    if let Some(d) = &r.alarm_description {
+        field("description", quoted(d));
+    }
+    if let Some(n) = &r.namespace {
+        field("namespace", quoted(n));
+    }
+    if let Some(m) = &r.metric_name {
+        field("metric_name", quoted(m));
+    }
+    if let Some(s) = &r.statistic {
+        field("statistic", quoted(s));
+    }
+    if let Some(p) = r.period_seconds {
+        field("period_seconds", p.to_string());
+    }
+    field("evaluation_periods", r.evaluation_periods.to_string());
+    if let Some(m) = r.datapoints_to_alarm {
+        field("datapoints_to_alarm", m.to_string());
+    }
+    if let Some(t) = r.threshold {
+        field("threshold", t.to_string());
+    }
+    field("comparison_operator", quoted(&r.comparison_operator));
+    if let Some(t) = &r.treat_missing_data {
+        field("treat_missing_data", quoted(t));
+    }
+    if let Some(l) = &r.evaluate_low_sample_count_percentile {
+        field("evaluate_low_sample_count_percentile", quoted(l));
+    }
+    if let Some(u) = r.unit {
+        field("unit", quoted(u.as_str()));
+    }
+    if let Some(e) = r.actions_enabled {
+        field("actions_enabled", e.to_string());
+    }
+    if !r.dimensions.is_empty() {
+        y.push_str("    dimensions:\n");
+        for d in &r.dimensions {
+            y.push_str(&format!(
+                "      {}: {}\n",
+                quoted(&d.name),
+                quoted(&d.value)
+            ));
+        }
+    }
+    for (key, list) in [
+        ("alarm_actions", &r.alarm_actions),
+        ("ok_actions", &r.ok_actions),
+        ("insufficient_data_actions", &r.insufficient_data_actions),
+    ] {
+        if !list.is_empty() {
+            y.push_str(&format!("    {key}:\n"));
+            for a in list {
+                y.push_str(&format!("      - {}\n", quoted(a)));
+            }
+        }
+    }
+    y
+}
+
+/// CloudWatch's name of an alarm file's field.
+fn parameter(yaml_field: &str) -> &str {
+    match yaml_field {
+        "name" => "AlarmName",
+        "description" => "AlarmDescription",
+        "namespace" => "Namespace",
+        "metric_name" => "MetricName",
+        "dimensions" => "Dimensions",
+        "statistic" => "Statistic",
+        "period_seconds" => "Period",
+        "evaluation_periods" => "EvaluationPeriods",
+        "datapoints_to_alarm" => "DatapointsToAlarm",
+        "threshold" => "Threshold",
+        "comparison_operator" => "ComparisonOperator",
+        "treat_missing_data" => "TreatMissingData",
+        "evaluate_low_sample_count_percentile" => "EvaluateLowSampleCountPercentile",
+        "unit" => "Unit",
+        "actions_enabled" => "ActionsEnabled",
+        "alarm_actions" => "AlarmActions",
+        "ok_actions" => "OKActions",
+        "insufficient_data_actions" => "InsufficientDataActions",
+        "alarm_rule" => "AlarmRule",
+        "actions_suppressor" => "ActionsSuppressor",
+        other => other,
+    }
+}
+
+/// The validated alarm of a `PutMetricAlarm`, by the alarms core's rules.
+fn validated(r: &PutMetricAlarm) -> Result<Alarm, Error> {
+    if let Some(d) = r.dimensions.iter().find(|d| d.value == "*") {
+        return Err(Error::InvalidParameterValue(format!(
+            "The value \"*\" of dimension {} makes a per-series alarm, which Thermostat \
+             accepts in alarm files only.",
+            d.name
+        )));
+    }
+    let text = alarm_yaml(r);
+    match thermostat_alarms::validate(&[(API_SOURCE, text.as_str())]) {
+        Ok(set) => set.alarms.into_iter().next().ok_or_else(|| {
+            tracing::error!("A PutMetricAlarm validated into no alarm.");
+            Error::InternalServiceError
+        }),
+        Err(errors) => Err(config_error(&errors, "alarms.", &r.alarm_name)),
+    }
+}
+
+/// The first error of validating the entry `name` of `section` (`alarms.`,
+/// `composite_alarms.`), in CloudWatch's codes.
+fn config_error(errors: &thermostat_alarms::ConfigErrors, section: &str, name: &str) -> Error {
+    let Some(first) = errors.errors().first() else {
+        return Error::InternalServiceError;
+    };
+    // `<section><name>.<field>[...]`: the field after the alarm's name.
+    let field = first
+        .path
+        .strip_prefix(section)
+        .and_then(|rest| rest.strip_prefix(name))
+        .map(|rest| rest.trim_start_matches('.'))
+        .and_then(|rest| rest.split(['.', '[']).next())
+        .filter(|f| !f.is_empty())
+        .unwrap_or("name");
+    let parameter = parameter(field);
+    match first.rule {
+        Rule::Required => Error::MissingParameter(parameter.to_owned()),
+        _ => Error::InvalidParameterValue(format!(
+            "The parameter {parameter} {}.",
+            first.message.trim_end_matches('.')
+        )),
+    }
+}
+
+/// A stand-in metric alarm named `name`, so that a composite's references to alarms of the
+/// running set resolve when the composite is validated alone.
+fn stub(name: &str) -> String {
+    format!(
+        "  - {{name: {}, namespace: Stub, metric_name: Stub, statistic: Average, period_seconds: 60, evaluation_periods: 1, threshold: 0, comparison_operator: GreaterThanThreshold}}\n",
+        quoted(name)
+    )
+}
+
+/// The request as one entry of an alarm file's `composite_alarms:`, after stand-ins for the
+/// alarms of `known` it refers to.
+fn composite_yaml(r: &PutCompositeAlarm, known: &thermostat_alarms::AlarmSet) -> String {
+    let mut referenced: Vec<String> = thermostat_alarms::rule::parse(&r.alarm_rule)
+        .map(|rule| rule.references().iter().map(|n| (*n).to_owned()).collect())
+        .unwrap_or_default();
+    referenced.extend(r.actions_suppressor.iter().cloned());
+    referenced.sort();
+    referenced.dedup();
+    let stubs: String = referenced
+        .iter()
+        .filter(|n| **n != r.alarm_name)
+        .filter(|n| known.alarm(n).is_some() || known.composite(n).is_some())
+        .map(|n| stub(n))
+        .collect();
+    let mut y = String::new();
+    if !stubs.is_empty() {
+        y.push_str("alarms:\n");
+        y.push_str(&stubs);
+    }
+    y.push_str("composite_alarms:\n");
+    y.push_str(&format!("  - name: {}\n", quoted(&r.alarm_name)));
+    y.push_str(&format!("    alarm_rule: {}\n", quoted(&r.alarm_rule)));
+    if let Some(d) = &r.alarm_description {
+        y.push_str(&format!("    description: {}\n", quoted(d)));
+    }
+    if let Some(e) = r.actions_enabled {
+        y.push_str(&format!("    actions_enabled: {e}\n"));
+    }
+    for (key, list) in [
+        ("alarm_actions", &r.alarm_actions),
+        ("ok_actions", &r.ok_actions),
+        ("insufficient_data_actions", &r.insufficient_data_actions),
+    ] {
+        if !list.is_empty() {
+            y.push_str(&format!("    {key}:\n"));
+            for a in list {
+                y.push_str(&format!("      - {}\n", quoted(a)));
+            }
+        }
+    }
+    if let Some(s) = &r.actions_suppressor {
+        y.push_str("    actions_suppressor:\n");
+        y.push_str(&format!("      alarm: {}\n", quoted(s)));
+        if let Some(w) = r.actions_suppressor_wait_period {
+            y.push_str(&format!("      wait_period_seconds: {w}\n"));
+        }
+        if let Some(e) = r.actions_suppressor_extension_period {
+            y.push_str(&format!("      extension_period_seconds: {e}\n"));
+        }
+    }
+    y
+}
+
+/// The validated composite alarm of a `PutCompositeAlarm`, by the alarms core's rules, its
+/// references resolved against `known` (cycles through other API composites are the
+/// runtime's to find).
+fn validated_composite(
+    r: &PutCompositeAlarm,
+    known: &thermostat_alarms::AlarmSet,
+) -> Result<thermostat_alarms::CompositeAlarm, Error> {
+    let text = composite_yaml(r, known);
+    match thermostat_alarms::validate(&[(API_COMPOSITE_SOURCE, text.as_str())]) {
+        Ok(set) => set.composite(&r.alarm_name).cloned().ok_or_else(|| {
+            tracing::error!("A PutCompositeAlarm validated into no composite alarm.");
+            Error::InternalServiceError
+        }),
+        Err(errors) => Err(config_error(&errors, "composite_alarms.", &r.alarm_name)),
+    }
+}
+
+/// A runtime error in CloudWatch's codes.
+fn runtime_error(e: thermostat_alarms_runtime::Error) -> Error {
+    use thermostat_alarms_runtime::Error as E;
+    match e {
+        E::NotFound(name) => Error::ResourceNotFound(format!("The alarm {name} does not exist.")),
+        E::OwnedByFile { name, file } => Error::InvalidParameterValue(format!(
+            "The alarm {name} is defined in the file {file}, which owns it: change it there \
+             and reload."
+        )),
+        E::Invalid { field, message } => {
+            let name = match field {
+                "state_value" => "StateValue",
+                "state_reason" => "StateReason",
+                "state_reason_data" => "StateReasonData",
+                "alarm_rule" => "AlarmRule",
+                "name" => "AlarmName",
+                other => other,
+            };
+            Error::InvalidParameterValue(format!("The parameter {name} {message}."))
+        }
+        e @ (E::Store(_) | E::Evaluation(_)) => {
+            tracing::error!(error = %thermostat_alarms_runtime::chain(&e), "A CloudWatch alarm request failed.");
+            Error::InternalServiceError
+        }
+    }
+}
+
+fn api_error(e: AlarmApiError) -> Error {
+    match e {
+        AlarmApiError::NotFound(name) => {
+            Error::ResourceNotFound(format!("The alarm {name} does not exist."))
+        }
+        AlarmApiError::Invalid { field, message } if field == "next_token" => {
+            Error::InvalidNextToken(format!("The NextToken {message}."))
+        }
+        AlarmApiError::Invalid { field, message } => {
+            Error::InvalidParameterValue(format!("The parameter {field} {message}."))
+        }
+        AlarmApiError::Config(errors) => Error::InvalidParameterValue(errors.join("; ")),
+        AlarmApiError::Internal(detail) => {
+            tracing::error!(%detail, "A CloudWatch alarm history request failed.");
+            Error::InternalServiceError
+        }
+    }
+}
+
+fn reason_data(state: &AlarmState) -> Option<String> {
+    state
+        .reason_data
+        .as_ref()
+        .and_then(|d| serde_json::to_string(d).ok())
+}
+
+/// A state, or the one of a per-series alarm without instances.
+fn state_fields(state: Option<&AlarmState>) -> (String, String, Option<String>, Option<Timestamp>) {
+    match state {
+        Some(s) => (
+            s.value.to_string(),
+            s.reason.clone(),
+            reason_data(s),
+            Some(s.updated),
+        ),
+        None => (
+            StateValue::InsufficientData.to_string(),
+            "No series matches this per-series alarm yet.".to_owned(),
+            None,
+            None,
+        ),
+    }
+}
+
+fn action_strings<T: std::fmt::Display>(actions: &[T]) -> Vec<String> {
+    actions.iter().map(ToString::to_string).collect()
+}
+
+impl CloudWatchRuntimeAlarms {
+    fn metric_alarm(&self, entry: &AlarmEntry, a: &Alarm) -> MetricAlarm {
+        let (state_value, state_reason, state_reason_data, state_updated) =
+            state_fields(entry.state.as_ref());
+        MetricAlarm {
+            alarm_name: entry.name.clone(),
+            alarm_arn: format!("{}{}", self.arn_prefix, entry.name),
+            alarm_description: Some(a.description.clone()).filter(|d| !d.is_empty()),
+            configuration_updated: None,
+            actions_enabled: entry.actions_enabled,
+            ok_actions: action_strings(&a.actions.ok),
+            alarm_actions: action_strings(&a.actions.alarm),
+            insufficient_data_actions: action_strings(&a.actions.insufficient_data),
+            state_value,
+            state_reason,
+            state_reason_data,
+            state_updated,
+            metric_name: a.metric_name.clone(),
+            namespace: a.namespace.clone(),
+            statistic: a.statistic.name().to_owned(),
+            extended: a.statistic.is_percentile(),
+            dimensions: a
+                .dimensions
+                .iter()
+                .map(|d| thermostat_cloudwatch::request::Dimension {
+                    name: d.name.to_string(),
+                    value: d.value.to_string(),
+                })
+                .collect(),
+            period_seconds: a.period.as_secs(),
+            unit: a.unit,
+            evaluation_periods: a.evaluation_periods,
+            datapoints_to_alarm: a.datapoints_to_alarm,
+            threshold: a.threshold,
+            comparison_operator: a.comparison_operator.as_str().to_owned(),
+            treat_missing_data: a.treat_missing_data.as_str().to_owned(),
+            evaluate_low_sample_count_percentile: a
+                .statistic
+                .is_percentile()
+                .then(|| a.evaluate_low_sample_count_percentile.as_str().to_owned()),
+        }
+    }
+
+    fn composite_alarm(
+        &self,
+        entry: &AlarmEntry,
+        c: &thermostat_alarms::CompositeAlarm,
+    ) -> CompositeAlarm {
+        let (state_value, state_reason, state_reason_data, state_updated) =
+            state_fields(entry.state.as_ref());
+        CompositeAlarm {
+            alarm_name: entry.name.clone(),
+            alarm_arn: format!("{}{}", self.arn_prefix, entry.name),
+            alarm_description: Some(c.description.clone()).filter(|d| !d.is_empty()),
+            alarm_rule: c.rule_text.clone(),
+            actions_enabled: entry.actions_enabled,
+            ok_actions: action_strings(&c.actions.ok),
+            alarm_actions: action_strings(&c.actions.alarm),
+            insufficient_data_actions: action_strings(&c.actions.insufficient_data),
+            state_value,
+            state_reason,
+            state_reason_data,
+            state_updated,
+        }
+    }
+}
+
+/// Whether any action of `entry`'s definition starts with `prefix`.
+fn has_action_prefix(listing: &AlarmListing, entry: &AlarmEntry, prefix: &str) -> bool {
+    let actions = match entry.kind {
+        AlarmType::MetricAlarm => listing.set.alarm(&entry.alarm).map(|a| &a.actions),
+        AlarmType::CompositeAlarm => listing.set.composite(&entry.alarm).map(|c| &c.actions),
+    };
+    actions.is_some_and(|a| {
+        a.alarm
+            .iter()
+            .chain(&a.ok)
+            .chain(&a.insufficient_data)
+            .any(|x| x.to_string().starts_with(prefix))
+    })
+}
+
+/// A history item as the API stores it (JSON, the time as RFC 3339) in CloudWatch's shape.
+fn history_item(item: &Value) -> AlarmHistoryItem {
+    let text = |key: &str| item[key].as_str().unwrap_or_default().to_owned();
+    let timestamp = item["timestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map_or(Timestamp(0), |t| Timestamp::from_millis(t.as_millisecond()));
+    AlarmHistoryItem {
+        alarm_name: text("alarm_name"),
+        alarm_type: text("alarm_type"),
+        timestamp,
+        history_item_type: text("item_type"),
+        history_summary: text("summary"),
+        history_data: item["data"].to_string(),
+    }
+}
+
+impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
+    fn put_metric_alarm(&self, request: PutMetricAlarm) -> Result<(), Error> {
+        let alarm = validated(&request)?;
+        self.runtime
+            .put_api_alarm(alarm)
+            .map(|_new| ())
+            .map_err(runtime_error)
+    }
+
+    fn put_composite_alarm(&self, request: PutCompositeAlarm) -> Result<(), Error> {
+        let composite = validated_composite(&request, &self.runtime.alarms())?;
+        self.runtime
+            .put_api_composite(composite)
+            .map(|_new| ())
+            .map_err(runtime_error)
+    }
+
+    fn describe_alarms(&self, r: DescribeAlarms) -> Result<DescribeAlarmsOutput, Error> {
+        let after = match &r.next_token {
+            None => None,
+            Some(t) => Some(t.strip_prefix(ALARMS_TOKEN_PREFIX).ok_or_else(|| {
+                Error::InvalidNextToken("The NextToken is not one this server issued.".into())
+            })?),
+        };
+        let want = |t: &str| {
+            if r.alarm_types.is_empty() {
+                t == "MetricAlarm"
+            } else {
+                r.alarm_types.iter().any(|x| x == t)
+            }
+        };
+        let max = r.max_records.map_or(DEFAULT_MAX_RECORDS, |m| m as usize);
+        let listing = self.runtime.list();
+        let mut out = DescribeAlarmsOutput::default();
+        let mut taken = 0;
+        for entry in &listing.entries {
+            if after.is_some_and(|a| entry.name.as_str() <= a) {
+                continue;
+            }
+            let kind = match entry.kind {
+                AlarmType::MetricAlarm => "MetricAlarm",
+                AlarmType::CompositeAlarm => "CompositeAlarm",
+            };
+            let state = entry
+                .state
+                .as_ref()
+                .map_or(StateValue::InsufficientData, |s| s.value);
+            let selected = want(kind)
+                && (r.alarm_names.is_empty() || r.alarm_names.contains(&entry.name))
+                && r.alarm_name_prefix
+                    .as_ref()
+                    .is_none_or(|p| entry.name.starts_with(p.as_str()))
+                && r.state_value
+                    .as_ref()
+                    .is_none_or(|v| state.to_string() == *v)
+                && r.action_prefix
+                    .as_ref()
+                    .is_none_or(|p| has_action_prefix(&listing, entry, p));
+            if !selected {
+                continue;
+            }
+            if taken == max {
+                let last = out
+                    .metric_alarms
+                    .iter()
+                    .map(|a| &a.alarm_name)
+                    .chain(out.composite_alarms.iter().map(|c| &c.alarm_name))
+                    .max()
+                    .cloned()
+                    .unwrap_or_default();
+                out.next_token = Some(format!("{ALARMS_TOKEN_PREFIX}{last}"));
+                break;
+            }
+            match entry.kind {
+                AlarmType::MetricAlarm => {
+                    if let Some(a) = listing.set.alarm(&entry.alarm) {
+                        out.metric_alarms.push(self.metric_alarm(entry, a));
+                    }
+                }
+                AlarmType::CompositeAlarm => {
+                    if let Some(c) = listing.set.composite(&entry.alarm) {
+                        out.composite_alarms.push(self.composite_alarm(entry, c));
+                    }
+                }
+            }
+            taken += 1;
+        }
+        Ok(out)
+    }
+
+    fn describe_alarms_for_metric(
+        &self,
+        r: DescribeAlarmsForMetric,
+    ) -> Result<Vec<MetricAlarm>, Error> {
+        let listing = self.runtime.list();
+        let mut wanted: Vec<(String, String)> = r
+            .metric
+            .dimensions
+            .iter()
+            .map(|d| (d.name.clone(), d.value.clone()))
+            .collect();
+        wanted.sort();
+        Ok(listing
+            .entries
+            .iter()
+            .filter(|e| e.kind == AlarmType::MetricAlarm)
+            .filter_map(|e| listing.set.alarm(&e.alarm).map(|a| (e, a)))
+            .filter(|(_, a)| {
+                let mut dims: Vec<(String, String)> = a
+                    .dimensions
+                    .iter()
+                    .map(|d| (d.name.to_string(), d.value.to_string()))
+                    .collect();
+                dims.sort();
+                a.namespace == r.metric.namespace
+                    && a.metric_name == r.metric.metric_name
+                    && dims == wanted
+                    && r.statistic.as_ref().is_none_or(|s| a.statistic.name() == s)
+                    && r.period_seconds.is_none_or(|p| a.period.as_secs() == p)
+                    && r.unit.is_none_or(|u| a.unit == Some(u))
+            })
+            .map(|(e, a)| self.metric_alarm(e, a))
+            .collect())
+    }
+
+    fn delete_alarms(&self, names: Vec<String>) -> Result<(), Error> {
+        for name in &names {
+            self.runtime.delete_api_alarm(name).map_err(runtime_error)?;
+        }
+        Ok(())
+    }
+
+    fn set_alarm_state(&self, r: SetAlarmState) -> Result<(), Error> {
+        let data = r.state_reason_data.map(Value::String);
+        self.runtime
+            .set_state(&r.alarm_name, &r.state_value, &r.state_reason, data)
+            .map_err(runtime_error)
+    }
+
+    fn set_actions_enabled(&self, names: Vec<String>, enabled: bool) -> Result<(), Error> {
+        for name in &names {
+            self.runtime
+                .set_actions_enabled(name, enabled, self.runtime.now())
+                .map_err(runtime_error)?;
+        }
+        Ok(())
+    }
+
+    fn describe_alarm_history(
+        &self,
+        r: DescribeAlarmHistory,
+    ) -> Result<DescribeAlarmHistoryOutput, Error> {
+        let max = r.max_records.map_or(100, |m| m as usize);
+        let query = HistoryQuery {
+            max_records: max,
+            next_token: r.next_token.clone(),
+            start: r.start_date,
+            end: r.end_date,
+            item_types: r.history_item_type.iter().cloned().collect(),
+            without_reason_data: false,
+        };
+        let (mut items, next_token) = match &r.alarm_name {
+            Some(name) => {
+                let page = self.api.history_page(name, &query).map_err(api_error)?;
+                (page.items, page.next_token)
+            }
+            None => {
+                if r.next_token.is_some() {
+                    return Err(Error::InvalidNextToken(
+                        "Thermostat pages the history of one alarm at a time: give AlarmName."
+                            .into(),
+                    ));
+                }
+                let mut all = Vec::new();
+                for entry in self.runtime.list().entries {
+                    match self.api.history_page(&entry.name, &query) {
+                        Ok(page) => all.extend(page.items),
+                        Err(AlarmApiError::NotFound(_)) => {}
+                        Err(e) => return Err(api_error(e)),
+                    }
+                }
+                (all, None)
+            }
+        };
+        let mut items: Vec<AlarmHistoryItem> = items.drain(..).map(|i| history_item(&i)).collect();
+        if !r.alarm_types.is_empty() {
+            items.retain(|i| r.alarm_types.contains(&i.alarm_type));
+        }
+        items.sort_by_key(|i| std::cmp::Reverse(i.timestamp.as_millis()));
+        items.truncate(max);
+        if r.scan_by == ScanBy::TimestampAscending {
+            items.reverse();
+        }
+        Ok(DescribeAlarmHistoryOutput { items, next_token })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> PutMetricAlarm {
+        PutMetricAlarm {
+            alarm_name: "cpu: high # é".into(),
+            namespace: Some("App".into()),
+            metric_name: Some("Cpu".into()),
+            statistic: Some("Average".into()),
+            period_seconds: Some(60),
+            evaluation_periods: 2,
+            threshold: Some(80.0),
+            comparison_operator: "GreaterThanThreshold".into(),
+            alarm_actions: vec!["arn:aws:sns:us-east-1:000000000000:ops".into()],
+            ..PutMetricAlarm::default()
+        }
+    }
+
+    #[test]
+    fn a_put_metric_alarm_is_validated_as_an_alarm_file_entry() {
+        let alarm = validated(&request()).unwrap();
+        assert_eq!(
+            alarm.name, "cpu: high # é",
+            "YAML's special characters are quoted"
+        );
+        assert_eq!(alarm.evaluation_periods, 2);
+        assert_eq!(alarm.source.file, API_SOURCE);
+    }
+
+    #[test]
+    fn the_cores_rules_come_back_in_cloudwatch_codes() {
+        let mut r = request();
+        r.datapoints_to_alarm = Some(3);
+        let e = validated(&r).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameterValue", "{e}");
+        assert!(e.to_string().contains("DatapointsToAlarm"), "{e}");
+
+        let mut r = request();
+        r.period_seconds = Some(7);
+        let e = validated(&r).unwrap_err();
+        assert!(e.to_string().contains("Period"), "{e}");
+
+        let mut r = request();
+        r.alarm_name = "cpu \"high\"".into();
+        let e = validated(&r).unwrap_err();
+        assert!(e.to_string().starts_with("The parameter AlarmName "), "{e}");
+
+        let mut r = request();
+        r.namespace = None;
+        let e = validated(&r).unwrap_err();
+        assert_eq!(e.code(), "MissingParameter", "{e}");
+        assert_eq!(e.to_string(), "The parameter Namespace is required.");
+    }
+}

@@ -1,0 +1,276 @@
+"""Drives Thermostat's CloudWatch alarm operations with the real boto3 client (issue 21).
+
+Commands:
+
+  lifecycle  put_metric_alarm on a 10-second high-resolution metric; the alarm starts in
+             INSUFFICIENT_DATA, goes OK then ALARM on data pushed with put_metric_data (on
+             the server's own evaluation ticks); describe_alarms (state, ARN, filters),
+             describe_alarms_for_metric, put_composite_alarm (it follows the alarm to
+             ALARM; an unknown reference is refused), set_alarm_state, disable/enable_alarm_actions,
+             describe_alarm_history, a bad parameter (InvalidParameterValue), a YAML-owned
+             alarm refused naming its file, delete_alarms, and delete again (ResourceNotFound).
+  create     creates --alarm (TreatMissingData=ignore) and sets it to ALARM.
+  check      describes --alarm and prints it.
+
+Fails (exit 1, the reason on stderr) on the first difference; prints one JSON object on
+success.
+
+Usage: cloudwatch_alarms_boto3.py COMMAND --endpoint URL --key-id ID --secret SECRET
+       [--agent-key-id ID (pushes; same secret)] [--alarm NAME] [--yaml-alarm NAME --yaml-file FILE] [--protocol P]
+"""
+
+import argparse
+import datetime
+import json
+import sys
+import time
+
+import botocore.model
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+
+def fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+
+
+def error_code(call):
+    try:
+        call()
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["Error"].get("Message", "")
+    fail("the call succeeded, an error was expected")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["lifecycle", "create", "check"])
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--key-id", required=True)
+    parser.add_argument("--agent-key-id", default=None)
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--alarm", default="api-latency-high")
+    parser.add_argument("--yaml-alarm", default=None)
+    parser.add_argument("--yaml-file", default=None)
+    parser.add_argument("--protocol", default=None)
+    args = parser.parse_args()
+    if args.protocol:
+        botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS = (args.protocol,)
+    import boto3  # after the protocol is chosen
+
+    def client(key_id):
+        return boto3.client(
+            "cloudwatch",
+            endpoint_url=args.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=args.secret,
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+    cw = client(args.key_id)
+    if args.command == "lifecycle":
+        out = lifecycle(cw, client(args.agent_key_id or args.key_id), args)
+    elif args.command == "create":
+        out = create(cw, args.alarm)
+    else:
+        out = describe_one(cw, args.alarm)
+    out["protocol"] = cw.meta.service_model.resolved_protocol
+    print(json.dumps(out, default=str))
+
+
+def describe_one(cw, name):
+    alarms = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    check(len(alarms) == 1, f"describe_alarms({name}) found {len(alarms)} alarms")
+    return alarms[0]
+
+
+def wait_for(cw, name, state, timeout_s=60):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alarm = describe_one(cw, name)
+        if alarm["StateValue"] == state:
+            return alarm
+        time.sleep(0.5)
+    fail(f"{name} did not reach {state} within {timeout_s} s: {alarm}")
+
+
+def push(cw, value):
+    cw.put_metric_data(
+        Namespace="Alarms/Boto",
+        MetricData=[
+            {
+                "MetricName": "Latency",
+                "Dimensions": [{"Name": "Service", "Value": "api"}],
+                "Timestamp": datetime.datetime.now(datetime.timezone.utc),
+                "Value": value,
+                "Unit": "Milliseconds",
+                "StorageResolution": 1,
+            }
+        ],
+    )
+
+
+ALARM = dict(
+    Namespace="Alarms/Boto",
+    MetricName="Latency",
+    Dimensions=[{"Name": "Service", "Value": "api"}],
+    Statistic="Maximum",
+    Period=10,
+    EvaluationPeriods=1,
+    DatapointsToAlarm=1,
+    Threshold=50.0,
+    ComparisonOperator="GreaterThanThreshold",
+    TreatMissingData="missing",
+    AlarmDescription="API latency above 50 ms",
+    # A webhook on a closed loopback port: the actions run and fail fast, off the network.
+    AlarmActions=["http://127.0.0.1:9/thermostat-test-hook"],
+)
+
+
+def lifecycle(cw, agent, args):
+    name = args.alarm
+    out = {}
+    cw.put_metric_alarm(AlarmName=name, **ALARM)
+    alarm = describe_one(cw, name)
+    check(alarm["StateValue"] == "INSUFFICIENT_DATA", f"a new alarm: {alarm}")
+    check(
+        alarm["AlarmArn"] == f"arn:aws:cloudwatch:us-east-1:000000000000:alarm:{name}",
+        f"ARN: {alarm['AlarmArn']}",
+    )
+    for key in ["Namespace", "MetricName", "Statistic", "Period", "Threshold",
+                "ComparisonOperator", "TreatMissingData", "AlarmDescription",
+                "AlarmActions", "EvaluationPeriods", "DatapointsToAlarm", "Dimensions"]:
+        check(alarm[key] == ALARM[key], f"{key}: {alarm[key]!r} != {ALARM[key]!r}")
+    check(alarm["ActionsEnabled"] is True, f"ActionsEnabled: {alarm}")
+    check("StateUpdatedTimestamp" in alarm, f"StateUpdatedTimestamp: {alarm}")
+
+    # Filters: prefix, state value; YAML alarms are listed with the API's.
+    by_prefix = cw.describe_alarms(AlarmNamePrefix=name[:5])["MetricAlarms"]
+    check([a["AlarmName"] for a in by_prefix] == [name], f"prefix: {by_prefix}")
+    insufficient = cw.describe_alarms(StateValue="INSUFFICIENT_DATA")["MetricAlarms"]
+    check(name in [a["AlarmName"] for a in insufficient], f"state filter: {insufficient}")
+    every = [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]]
+    if args.yaml_alarm:
+        check(args.yaml_alarm in every and name in every, f"both sources: {every}")
+    out["listed"] = every
+
+    # INSUFFICIENT_DATA -> OK -> ALARM on pushed data, on the server's own ticks.
+    push(agent, 10.0)
+    wait_for(cw, name, "OK")
+    push(agent, 90.0)
+    alarm = wait_for(cw, name, "ALARM")
+    out["alarm_reason"] = alarm["StateReason"]
+
+    # A composite alarm over it, evaluated on the same ticks.
+    composite = name + "-any"
+    cw.put_composite_alarm(
+        AlarmName=composite,
+        AlarmRule=f'ALARM("{name}")',
+        AlarmDescription="Any API alarm",
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        found = cw.describe_alarms(AlarmNames=[composite], AlarmTypes=["CompositeAlarm"])[
+            "CompositeAlarms"
+        ]
+        check(len(found) == 1, f"composite: {found}")
+        if found[0]["StateValue"] == "ALARM":
+            break
+        check(time.monotonic() < deadline, f"composite not in ALARM: {found}")
+        time.sleep(0.5)
+    check(found[0]["AlarmRule"] == f'ALARM("{name}")', f"{found}")
+    check(found[0]["AlarmArn"].endswith(f":alarm:{composite}"), f"{found}")
+    code, message = error_code(lambda: cw.put_composite_alarm(
+        AlarmName=composite + "-bad", AlarmRule='ALARM("no-such-alarm")'))
+    check(code == "InvalidParameterValue" and "AlarmRule" in message, f"{code}: {message}")
+    cw.delete_alarms(AlarmNames=[composite])
+    out["composite"] = "ALARM"
+
+    for_metric = cw.describe_alarms_for_metric(
+        Namespace="Alarms/Boto",
+        MetricName="Latency",
+        Dimensions=[{"Name": "Service", "Value": "api"}],
+    )["MetricAlarms"]
+    check([a["AlarmName"] for a in for_metric] == [name], f"for metric: {for_metric}")
+
+    # SetAlarmState, then the history: newest first.
+    cw.set_alarm_state(
+        AlarmName=name, StateValue="OK", StateReason="Checked by hand",
+        StateReasonData=json.dumps({"by": "boto3"}),
+    )
+    alarm = describe_one(cw, name)
+    check(alarm["StateValue"] == "OK" and alarm["StateReason"] == "Checked by hand", f"{alarm}")
+    history = cw.describe_alarm_history(AlarmName=name, HistoryItemType="StateUpdate")[
+        "AlarmHistoryItems"
+    ]
+    summaries = [h["HistorySummary"] for h in history]
+    check(len(summaries) >= 3, f"history: {summaries}")
+    check("from ALARM to OK" in summaries[0], f"newest first: {summaries}")
+    check(any("from OK to ALARM" in s for s in summaries), f"OK to ALARM: {summaries}")
+    check(any("from INSUFFICIENT_DATA to OK" in s for s in summaries), f"{summaries}")
+    check(all(h["AlarmName"] == name and h["HistoryItemType"] == "StateUpdate"
+              for h in history), f"{history}")
+    data = json.loads(history[0]["HistoryData"])
+    check(data["newState"]["stateValue"] == "OK", f"HistoryData: {data}")
+    everything = cw.describe_alarm_history(AlarmName=name)["AlarmHistoryItems"]
+    check(any(h["HistoryItemType"] == "ConfigurationUpdate" for h in everything),
+          f"creation item: {everything}")
+    out["history"] = summaries
+
+    # Actions off and on.
+    cw.disable_alarm_actions(AlarmNames=[name])
+    check(describe_one(cw, name)["ActionsEnabled"] is False, "actions disabled")
+    cw.enable_alarm_actions(AlarmNames=[name])
+    check(describe_one(cw, name)["ActionsEnabled"] is True, "actions enabled")
+
+    # The alarms core's rules, in CloudWatch's codes.
+    bad = dict(ALARM, EvaluationPeriods=1, DatapointsToAlarm=3)
+    code, message = error_code(lambda: cw.put_metric_alarm(AlarmName=name + "-bad", **bad))
+    check(code == "InvalidParameterValue", f"{code}: {message}")
+    check("DatapointsToAlarm" in message, f"names the parameter: {message}")
+    out["bad_parameter"] = message
+    try:
+        cw.put_metric_alarm(AlarmName=name + "-bad", **bad)
+    except cw.exceptions.InvalidParameterValueException:
+        pass
+
+    # An alarm defined in a file is the file's.
+    if args.yaml_alarm:
+        code, message = error_code(
+            lambda: cw.put_metric_alarm(AlarmName=args.yaml_alarm, **ALARM))
+        check(code == "InvalidParameterValue", f"{code}: {message}")
+        check(args.yaml_file in message, f"names the file: {message}")
+        out["yaml_owned"] = message
+        code, _ = error_code(lambda: cw.delete_alarms(AlarmNames=[args.yaml_alarm]))
+        check(code == "InvalidParameterValue", f"delete of a file's alarm: {code}")
+        cw.set_alarm_state(AlarmName=args.yaml_alarm, StateValue="ALARM", StateReason="drill")
+        check(describe_one(cw, args.yaml_alarm)["StateValue"] == "ALARM", "a file's alarm set")
+
+    cw.delete_alarms(AlarmNames=[name])
+    check(cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] == [], "deleted")
+    code, message = error_code(lambda: cw.delete_alarms(AlarmNames=[name]))
+    check(code == "ResourceNotFound", f"delete again: {code}: {message}")
+    try:
+        cw.delete_alarms(AlarmNames=[name])
+    except cw.exceptions.ResourceNotFound:
+        pass
+    out["deleted_again"] = code
+    return out
+
+
+def create(cw, name):
+    cw.put_metric_alarm(AlarmName=name, **dict(ALARM, TreatMissingData="ignore", Period=60,
+                                               Threshold=75.5))
+    cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Before the restart")
+    return describe_one(cw, name)
+
+
+if __name__ == "__main__":
+    main()
