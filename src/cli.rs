@@ -59,6 +59,14 @@ pub enum Command {
         #[arg(long)]
         data_dir: std::path::PathBuf,
     },
+    /// Print the alarms created through the CloudWatch API (metric and composite) as one alarm
+    /// YAML file (the format `check` and `--config` read), to move them into git. Reads the
+    /// data directory's state database: stop the server using it first.
+    ExportAlarms {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
     /// Replay recorded data (CSV) through the alarms and the scaling groups (all simulated,
     /// notifications recorded, not sent) and print what would have happened.
     Simulate(crate::commands::SimulateArgs),

@@ -1,6 +1,6 @@
-//! The offline commands: `check`, `test`, `backtest`, `simulate`, `backup`, `restore`. Each
-//! returns its exit code; output goes to the writers given (stdout and stderr in the binary,
-//! buffers in tests).
+//! The offline commands: `check`, `test`, `backtest`, `simulate`, `backup`, `restore`,
+//! `export-alarms`. Each returns its exit code; output goes to the writers given (stdout and
+//! stderr in the binary, buffers in tests).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -425,6 +425,21 @@ fn backup_via_server(
         std::fs::remove_file(made)?;
     }
     Ok((manifest, "made by the running server"))
+}
+
+/// `thermostat export-alarms --data-dir D`: the API-created alarms as one alarm file on `out`.
+pub fn export_alarms_cmd(
+    data_dir: &std::path::Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    match crate::export_alarms::export(data_dir) {
+        Ok(yaml) => u8::from(out.write_all(yaml.as_bytes()).is_err()),
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            1
+        }
+    }
 }
 
 /// `thermostat restore --from FILE --data-dir D`.

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod export_alarms;
 pub mod process;
 pub mod security;
 pub mod settings;

@@ -29,6 +29,9 @@ fn main() -> ExitCode {
         Command::Restore { from, data_dir } => {
             return ExitCode::from(commands::restore_cmd(&from, &data_dir, &mut out, &mut err));
         }
+        Command::ExportAlarms { data_dir } => {
+            return ExitCode::from(commands::export_alarms_cmd(&data_dir, &mut out, &mut err));
+        }
         Command::Simulate(args) => {
             return ExitCode::from(commands::simulate_cmd(&args, &mut out, &mut err));
         }

@@ -4,8 +4,10 @@
 //! and `Values`/`Counts` arrays; its `--dimensions` is the CLI's `Host=a` shorthand, not
 //! `Name=Host,Value=a` as elsewhere), `get-metric-statistics` with the numbers checked,
 //! `list-metrics`, and a wrong secret or an unknown key refused. What the CLI pushed is one
-//! series with the native gRPC API's. Without the CLI the test is skipped (fails under
-//! `CI=true`); `scripts/setup-test-peers` installs it.
+//! series with the native gRPC API's. The alarm operations too: `put-metric-alarm` (whose
+//! `--dimensions` is `Name=Host,Value=a`), `describe-alarms`, `set-alarm-state`,
+//! `describe-alarm-history` and `delete-alarms` (twice: `ResourceNotFound`). Without the CLI
+//! the tests are skipped (they fail under `CI=true`); `scripts/setup-test-peers` installs it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,12 +17,12 @@ use thermostat_auth::sigv4::{AccessKeyEntry, AccessKeySecret};
 
 use crate::util::{TestServer, aligned_past, stats_request};
 
-const KEY_ID: &str = "AKIDCLITHERMOSTAT";
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYCLIKEY";
+pub(crate) const KEY_ID: &str = "AKIDCLITHERMOSTAT";
+pub(crate) const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYCLIKEY";
 const NAMESPACE: &str = "Cli/Shop";
 
 /// Debian's AWS CLI, or `None` (skipped) when it is missing; a missing CLI fails under `CI=true`.
-fn debian_aws_cli(test: &str) -> Option<PathBuf> {
+pub(crate) fn debian_aws_cli(test: &str) -> Option<PathBuf> {
     let aws = PathBuf::from("/usr/bin/aws");
     if aws.exists() {
         return Some(aws);
@@ -37,7 +39,7 @@ fn debian_aws_cli(test: &str) -> Option<PathBuf> {
 
 /// Runs `aws cloudwatch <args> --endpoint-url <endpoint>` with only the given credentials:
 /// empty config and credentials files, no instance metadata, no pager.
-async fn aws(
+pub(crate) async fn aws(
     cli: &Path,
     home: &Path,
     endpoint: &str,
@@ -72,7 +74,7 @@ async fn aws(
         .unwrap()
 }
 
-fn ok_json(out: &Output, what: &str) -> serde_json::Value {
+pub(crate) fn ok_json(out: &Output, what: &str) -> serde_json::Value {
     assert!(
         out.status.success(),
         "{what}: {}\n{}",
@@ -359,4 +361,158 @@ async fn aws_cli_pushes_reads_lists_and_is_refused_a_wrong_secret() {
         .unwrap()
         .into_inner();
     assert!(forged.datapoints.is_empty(), "{forged:?}");
+}
+
+/// The alarm operations through the CLI (AWS Query), signed with an operator's key: an alarm
+/// is created, described (ARN, state, threshold), set to ALARM, described again, has a
+/// `StateUpdate` in its history, and is deleted; deleting it again is `ResourceNotFound`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_creates_describes_sets_and_deletes_an_alarm() {
+    const ALARM: &str = "cli-latency-high";
+    let Some(cli) = debian_aws_cli("aws_cli_creates_describes_sets_and_deletes_an_alarm") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("aws-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let server = TestServer::start_with(|s| {
+        s.aws_api.access_keys = vec![AccessKeyEntry {
+            access_key_id: KEY_ID.to_owned(),
+            secret: AccessKeySecret::File(secret.clone()),
+            role: Role::Operator,
+        }];
+    })
+    .await;
+    let endpoint = server.http("");
+    let home = tmp.path();
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (cli, endpoint) = (cli.clone(), endpoint.clone());
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            aws(&cli, home, &endpoint, KEY_ID, SECRET, &args).await
+        }
+    };
+
+    let out = run(&put_metric_alarm_args(ALARM)).await;
+    ok_json(&out, "put-metric-alarm");
+    let describe = || {
+        run(&[
+            "describe-alarms",
+            "--alarm-names",
+            ALARM,
+            "--output",
+            "json",
+        ])
+    };
+    let described = ok_json(&describe().await, "describe-alarms");
+    let alarms = described["MetricAlarms"].as_array().unwrap();
+    assert_eq!(alarms.len(), 1, "{described}");
+    let a = &alarms[0];
+    assert_eq!(a["AlarmName"], ALARM, "{described}");
+    assert_eq!(
+        a["AlarmArn"],
+        format!("arn:aws:cloudwatch:us-east-1:000000000000:alarm:{ALARM}"),
+        "{described}"
+    );
+    assert_eq!(a["StateValue"], "INSUFFICIENT_DATA", "{described}");
+    assert_eq!(a["Threshold"], 50.0, "{described}");
+    assert_eq!(a["Period"], 60, "{described}");
+    assert_eq!(a["EvaluationPeriods"], 1, "{described}");
+    assert_eq!(a["TreatMissingData"], "ignore", "{described}");
+    assert_eq!(a["Statistic"], "Average", "{described}");
+    assert_eq!(
+        a["ComparisonOperator"], "GreaterThanThreshold",
+        "{described}"
+    );
+    assert_eq!(a["Namespace"], NAMESPACE, "{described}");
+    assert_eq!(a["MetricName"], "Latency", "{described}");
+    assert_eq!(
+        a["Dimensions"],
+        serde_json::json!([{"Name": "Host", "Value": "a"}]),
+        "{described}"
+    );
+
+    let out = run(&[
+        "set-alarm-state",
+        "--alarm-name",
+        ALARM,
+        "--state-value",
+        "ALARM",
+        "--state-reason",
+        "test",
+    ])
+    .await;
+    ok_json(&out, "set-alarm-state");
+    let described = ok_json(&describe().await, "describe-alarms after set-alarm-state");
+    let a = &described["MetricAlarms"][0];
+    assert_eq!(a["StateValue"], "ALARM", "{described}");
+    assert_eq!(a["StateReason"], "test", "{described}");
+
+    let history = ok_json(
+        &run(&[
+            "describe-alarm-history",
+            "--alarm-name",
+            ALARM,
+            "--output",
+            "json",
+        ])
+        .await,
+        "describe-alarm-history",
+    );
+    let items = history["AlarmHistoryItems"].as_array().unwrap();
+    assert!(
+        items.iter().any(|i| i["HistoryItemType"] == "StateUpdate"
+            && i["AlarmName"] == ALARM
+            && i["HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to ALARM"),
+        "{history}"
+    );
+
+    let out = run(&["delete-alarms", "--alarm-names", ALARM]).await;
+    ok_json(&out, "delete-alarms");
+    let described = ok_json(&describe().await, "describe-alarms after delete-alarms");
+    assert_eq!(
+        described["MetricAlarms"],
+        serde_json::json!([]),
+        "{described}"
+    );
+    let again = run(&["delete-alarms", "--alarm-names", ALARM]).await;
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "deleting a deleted alarm succeeds");
+    assert!(stderr.contains("ResourceNotFound"), "{stderr}");
+    assert!(
+        stderr.contains(ALARM),
+        "the error names the alarm: {stderr}"
+    );
+}
+
+/// `put-metric-alarm`'s arguments for an alarm on `Cli/Shop` `Latency` `Host=a`: Average over
+/// 60 s, one period, greater than 50, missing data ignored. Its `--dimensions` takes
+/// `Name=…,Value=…`, unlike `put-metric-data`'s `Host=a`.
+pub(crate) fn put_metric_alarm_args(name: &str) -> Vec<&str> {
+    vec![
+        "put-metric-alarm",
+        "--alarm-name",
+        name,
+        "--metric-name",
+        "Latency",
+        "--namespace",
+        NAMESPACE,
+        "--statistic",
+        "Average",
+        "--period",
+        "60",
+        "--evaluation-periods",
+        "1",
+        "--threshold",
+        "50",
+        "--comparison-operator",
+        "GreaterThanThreshold",
+        "--dimensions",
+        "Name=Host,Value=a",
+        // No data is pushed: with the default (`missing`) a tick of the engine would take the
+        // alarm to INSUFFICIENT_DATA again between `set-alarm-state` and the next describe.
+        "--treat-missing-data",
+        "ignore",
+    ]
 }

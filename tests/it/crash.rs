@@ -706,3 +706,136 @@ async fn remote_write_counters_survive_sigkill() {
         "15 more: the stream's last total (110) survived the kill"
     );
 }
+
+/// An alarm created through the CloudWatch API (the real AWS CLI, AWS Query, SigV4 with an
+/// operator's key whose secret is in an environment variable) and set to ALARM survives
+/// `kill -9`: after a restart on the same data directory `describe-alarms` gives the same
+/// definition and the state ALARM, and its history still has the state change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_created_alarm_survives_sigkill() {
+    use crate::cloudwatch_cli::{
+        KEY_ID, SECRET, aws, debian_aws_cli, ok_json, put_metric_alarm_args,
+    };
+
+    const ALARM: &str = "cli-crash-alarm";
+    const SECRET_ENV: &str = "THERMOSTAT_TEST_AWS_SECRET";
+    let Some(cli) = debian_aws_cli("an_api_created_alarm_survives_sigkill") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.yaml");
+    std::fs::write(
+        &settings,
+        format!(
+            "aws_api:\n  access_keys:\n    - access_key_id: {KEY_ID}\n      secret_env: {SECRET_ENV}\n      role: operator\n"
+        ),
+    )
+    .unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let data = dir.path().join("data");
+    let args = ["--settings", settings.to_str().unwrap()];
+    let env = [(SECRET_ENV, SECRET)];
+    let run = |server: &ServerProcess, args: Vec<&str>| {
+        let endpoint = format!("http://{}", server.http);
+        let (cli, home) = (cli.clone(), home.clone());
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            aws(&cli, &home, &endpoint, KEY_ID, SECRET, &args).await
+        }
+    };
+    let describe = |server: &ServerProcess| {
+        run(
+            server,
+            vec![
+                "describe-alarms",
+                "--alarm-names",
+                ALARM,
+                "--output",
+                "json",
+            ],
+        )
+    };
+
+    let server = ServerProcess::start_with_env(&data, &args, &env);
+    ok_json(
+        &run(&server, put_metric_alarm_args(ALARM)).await,
+        "put-metric-alarm",
+    );
+    ok_json(
+        &run(
+            &server,
+            vec![
+                "set-alarm-state",
+                "--alarm-name",
+                ALARM,
+                "--state-value",
+                "ALARM",
+                "--state-reason",
+                "before the crash",
+            ],
+        )
+        .await,
+        "set-alarm-state",
+    );
+    let before = ok_json(&describe(&server).await, "describe-alarms before the crash");
+    assert_eq!(before["MetricAlarms"][0]["StateValue"], "ALARM", "{before}");
+    server.kill9();
+
+    let server = ServerProcess::start_with_env(&data, &args, &env);
+    let after = ok_json(
+        &describe(&server).await,
+        "describe-alarms after the restart",
+    );
+    let alarms = after["MetricAlarms"].as_array().unwrap();
+    assert_eq!(alarms.len(), 1, "{after}");
+    let a = &alarms[0];
+    assert_eq!(a["AlarmName"], ALARM, "{after}");
+    assert_eq!(a["StateValue"], "ALARM", "{after}");
+    assert_eq!(a["StateReason"], "before the crash", "{after}");
+    assert_eq!(a["Threshold"], 50.0, "{after}");
+    assert_eq!(a["Period"], 60, "{after}");
+    assert_eq!(a["EvaluationPeriods"], 1, "{after}");
+    assert_eq!(a["TreatMissingData"], "ignore", "{after}");
+    assert_eq!(a["Statistic"], "Average", "{after}");
+    assert_eq!(a["ComparisonOperator"], "GreaterThanThreshold", "{after}");
+    assert_eq!(a["Namespace"], "Cli/Shop", "{after}");
+    assert_eq!(a["MetricName"], "Latency", "{after}");
+    assert_eq!(
+        a["Dimensions"],
+        serde_json::json!([{"Name": "Host", "Value": "a"}]),
+        "{after}"
+    );
+    // Everything of the definition is as it was before the crash (state timestamps included).
+    assert_eq!(
+        a, &before["MetricAlarms"][0],
+        "the alarm as described before and after the crash"
+    );
+    let history = ok_json(
+        &run(
+            &server,
+            vec![
+                "describe-alarm-history",
+                "--alarm-name",
+                ALARM,
+                "--output",
+                "json",
+            ],
+        )
+        .await,
+        "describe-alarm-history after the restart",
+    );
+    assert!(
+        history["AlarmHistoryItems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["HistoryItemType"] == "StateUpdate"
+                && i["HistorySummary"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("ALARM")),
+        "{history}"
+    );
+}

@@ -19,6 +19,7 @@ mod crash;
 mod dashboard_api;
 mod demo;
 mod docs;
+mod export_alarms;
 mod first_hour;
 mod fleet_tls;
 mod group_metrics;
