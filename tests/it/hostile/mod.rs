@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli_input;
+mod cloudwatch;
 mod config_files;
 mod history_and_admin;
 mod ingest_wire;
