@@ -39,7 +39,8 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
-    /// Replay alarms over recorded data (CSV) and print the transitions.
+    /// Replay alarms over recorded data (a CSV file, or a running server's data with
+    /// --server) and print the transitions; with --compare, how two rule sets differ on it.
     Backtest(crate::commands::BacktestArgs),
     /// Write a consistent backup of a data directory (made by the running server if one uses it).
     Backup {

@@ -15,6 +15,8 @@ use thermostat_metrics::validate::quote;
 
 use crate::config;
 
+mod backtest_server;
+
 /// Output format of `backtest`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -52,22 +54,43 @@ pub struct BacktestArgs {
     /// Recorded data: CSV with header `timestamp,namespace,metric_name,dimensions,value`;
     /// timestamps RFC 3339, Unix seconds or Unix milliseconds, from 2000 to a year from now
     /// (read a line at a time: at most 64 KiB a line, 2,000,000 rows and 10,000 series).
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+    pub data: Option<PathBuf>,
+    /// Replay over the data a running server holds instead of a CSV file, read through its
+    /// HTTP API (`GET /api/v1/export/series`, the `read_metrics` permission): the URL of its
+    /// HTTP listener, such as http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token for --server (a token with the `read_metrics` permission; ignored with
+    /// --data); prefer the THERMOSTAT_TOKEN environment variable, which other users of the
+    /// machine cannot see in the process list.
+    #[arg(long, env = "THERMOSTAT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Unit of the CSV's numeric timestamps [default: told apart by magnitude: below 10^11
     /// seconds, else milliseconds; a file mixing both is refused].
     #[arg(long, value_enum)]
     pub time_unit: Option<TimeUnitArg>,
-    /// First evaluation time (RFC 3339 or Unix seconds) [default: the first data timestamp].
+    /// First evaluation time (RFC 3339 or Unix seconds) [default: the first data timestamp;
+    /// with --server, 24 hours before --to].
     #[arg(long, allow_hyphen_values = true)]
     pub from: Option<String>,
     /// Last evaluation time, included, at most 400 days after --from [default: the last data
-    /// timestamp].
+    /// timestamp; with --server, now].
     #[arg(long, allow_hyphen_values = true)]
     pub to: Option<String>,
     /// State every alarm starts in.
     #[arg(long, value_parser = ["OK", "ALARM", "INSUFFICIENT_DATA"], default_value = "INSUFFICIENT_DATA")]
     pub initial_state: String,
+    /// Also replay these (old) alarm files or folders over the same data, and print how the
+    /// --config rules behave differently: per alarm, the transitions and the notification and
+    /// scaling actions only one set makes. Exit codes as diff(1): 0 when they behave the
+    /// same (or, without --exit-code, when they differ), 1 when they differ with
+    /// --exit-code, 2 on an error.
+    #[arg(long, value_name = "OLD_CONFIG")]
+    pub compare: Vec<PathBuf>,
+    /// With --compare: exit 1 when the two rule sets behave differently.
+    #[arg(long, requires = "compare")]
+    pub exit_code: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -199,8 +222,25 @@ fn load_replay(
     from: &Option<String>,
     to: &Option<String>,
 ) -> Result<Replay, String> {
-    use thermostat_metrics::Clock as _;
     let config = config::load(paths).map_err(|e| e.to_string())?;
+    let (data, from, to) = load_csv_range(&config.alarms, data, unit, from, to)?;
+    Ok(Replay {
+        config,
+        data,
+        from,
+        to,
+    })
+}
+
+/// The `--data` CSV read for `set` (see [`load_replay`]) and the range to replay.
+fn load_csv_range(
+    set: &thermostat_alarms::model::AlarmSet,
+    data: &std::path::Path,
+    unit: Option<TimeUnitArg>,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> Result<(LoadedData, Timestamp, Timestamp), String> {
+    use thermostat_metrics::Clock as _;
     let given_from = from.as_deref().map(|s| flag_time("from", s)).transpose()?;
     let given_to = to.as_deref().map(|s| flag_time("to", s)).transpose()?;
     // A range given whole is checked before the data is read.
@@ -211,7 +251,7 @@ fn load_replay(
         std::fs::File::open(data).map_err(|e| format!("{}: cannot read: {e}", data.display()))?;
     let time = CsvTime::plausible(unit.map(Into::into), thermostat_metrics::SystemClock.now());
     let loaded = load_csv(
-        &config.alarms,
+        set,
         std::io::BufReader::new(file),
         &CsvLimits::default(),
         &time,
@@ -237,45 +277,129 @@ fn load_replay(
             e
         }
     })?;
-    Ok(Replay {
-        config,
-        data: loaded,
-        from,
-        to,
+    Ok((loaded, from, to))
+}
+
+/// `thermostat backtest ...`: replays alarms over recorded data (a CSV file or a running
+/// server's store), or two rule sets over the same data with `--compare`. Exit codes: 0, or
+/// 1 on an error; with `--compare` those of diff(1) (0 the same or `--exit-code` not given,
+/// 1 different with `--exit-code`, 2 an error).
+pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let comparing = !args.compare.is_empty();
+    match run_backtest(args) {
+        Ok(Outcome::One(rendered)) => {
+            let _ = writeln!(out, "{}", rendered.trim_end());
+            0
+        }
+        Ok(Outcome::Diff {
+            rendered,
+            identical,
+        }) => {
+            let _ = writeln!(out, "{}", rendered.trim_end());
+            u8::from(args.exit_code && !identical)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            if comparing { 2 } else { 1 }
+        }
+    }
+}
+
+/// What `backtest` prints.
+enum Outcome {
+    /// One replay.
+    One(String),
+    /// Two compared.
+    Diff { rendered: String, identical: bool },
+}
+
+fn run_backtest(args: &BacktestArgs) -> Result<Outcome, String> {
+    use thermostat_alarms::backtest::{compare, render_diff_json, render_diff_text};
+    let initial: StateValue = args
+        .initial_state
+        .parse()
+        .map_err(|e| format!("--initial-state: {e}"))?;
+    let new = config::load(&args.config)
+        .map_err(|e| e.to_string())?
+        .alarms;
+    let old = if args.compare.is_empty() {
+        None
+    } else {
+        Some(
+            config::load(&args.compare)
+                .map_err(|e| e.to_string())?
+                .alarms,
+        )
+    };
+    // The data both sets are replayed over: a CSV is read for every alarm of both (a row's
+    // resolution and unit follow the alarms that watch its metric).
+    let (store, rows, from, to) = match (&args.data, &args.server) {
+        (Some(path), _) => {
+            let mut both = new.clone();
+            if let Some(old) = &old {
+                both.alarms.extend(old.alarms.iter().cloned());
+            }
+            let (data, from, to) =
+                load_csv_range(&both, path, args.time_unit, &args.from, &args.to)?;
+            (data.store, Some(data.series_rows), from, to)
+        }
+        (None, Some(url)) => {
+            let (from, to) = server_range(&args.from, &args.to)?;
+            let sets: Vec<&thermostat_alarms::model::AlarmSet> =
+                std::iter::once(&new).chain(old.as_ref()).collect();
+            let server = backtest_server::Server {
+                url,
+                token: args.token.as_deref().filter(|t| !t.is_empty()),
+            };
+            let store = backtest_server::fetch(&server, &sets, from, to)?;
+            (store, None, from, to)
+        }
+        (None, None) => return Err("give --data FILE or --server URL".to_owned()),
+    };
+    let replay = |set: &thermostat_alarms::model::AlarmSet| {
+        let mut r = backtest(set, &store, from, to, Some(initial)).map_err(|e| e.to_string())?;
+        if let Some(rows) = &rows {
+            for a in &mut r.alarms {
+                if let Some(key) = &a.series {
+                    a.data_rows = Some(rows.get(key).copied().unwrap_or(0));
+                }
+            }
+        }
+        Ok::<_, String>(r)
+    };
+    let new_result = replay(&new)?;
+    let Some(old) = old else {
+        return Ok(Outcome::One(match args.format {
+            Format::Json => render_json(&new_result),
+            Format::Text => render_text(&new_result),
+        }));
+    };
+    let diff = compare(&replay(&old)?, &new_result);
+    Ok(Outcome::Diff {
+        rendered: match args.format {
+            Format::Json => render_diff_json(&diff),
+            Format::Text => render_diff_text(&diff),
+        },
+        identical: diff.is_identical(),
     })
 }
 
-/// `thermostat backtest ...`: replays alarms over recorded data.
-pub fn backtest_cmd(args: &BacktestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let mut fail = |msg: String| {
-        let _ = writeln!(err, "{msg}");
-        1
+/// `--from`/`--to` of a back-test against a server: by default the 24 hours up to now.
+fn server_range(
+    from: &Option<String>,
+    to: &Option<String>,
+) -> Result<(Timestamp, Timestamp), String> {
+    use thermostat_metrics::Clock as _;
+    let to = match to {
+        Some(s) => flag_time("to", s)?,
+        None => thermostat_metrics::SystemClock.now(),
     };
-    let initial: StateValue = match args.initial_state.parse() {
-        Ok(s) => s,
-        Err(e) => return fail(format!("--initial-state: {e}")),
+    let from = match from {
+        Some(s) => flag_time("from", s)?,
+        None => to.sub_millis(thermostat_metrics::time::DAY_MS),
     };
-    let r = match load_replay(
-        &args.config,
-        &args.data,
-        args.time_unit,
-        &args.from,
-        &args.to,
-    ) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let mut result = match backtest(&r.config.alarms, &r.data.store, r.from, r.to, Some(initial)) {
-        Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
-    };
-    r.data.count_rows(&mut result);
-    let rendered = match args.format {
-        Format::Json => render_json(&result),
-        Format::Text => render_text(&result),
-    };
-    let _ = writeln!(out, "{}", rendered.trim_end());
-    0
+    check_range(from, to)?;
+    Ok((from, to))
 }
 
 /// Arguments of `simulate`.

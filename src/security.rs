@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use thermostat_dashboards::cloudwatch::SignatureCheck;
 
 use thermostat_auth::{Access, AuthSettings, AuthTelemetry, Tokens};
 use thermostat_transport::Tls;
@@ -58,6 +59,10 @@ pub struct Security {
     settings_file: Option<PathBuf>,
     exposed: Vec<SocketAddr>,
     insecure_no_auth: bool,
+    /// The HTTP listener, on which the CloudWatch API's loopback rule depends.
+    http_addr: SocketAddr,
+    /// The CloudWatch API's signature check, re-read from `aws_api` on reload.
+    aws_signatures: std::sync::Mutex<Option<Arc<SignatureCheck>>>,
 }
 
 /// The addresses of `settings` that are not loopback.
@@ -136,6 +141,8 @@ impl Security {
             settings_file: settings.settings_file.clone(),
             exposed,
             insecure_no_auth: settings.insecure_no_auth,
+            http_addr: settings.http_addr,
+            aws_signatures: std::sync::Mutex::new(None),
         })
     }
 
@@ -170,8 +177,27 @@ impl Security {
                 addrs: list(&self.exposed),
             });
         }
+        // The CloudWatch API's keys: resolved before anything changes, put in force with the
+        // rest.
+        let aws_check = self
+            .aws_signatures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let aws = match &aws_check {
+            Some(_) => Some(crate::app::cloudwatch::signatures_of(
+                &file.aws_api.clone().unwrap_or_default(),
+                self.http_addr,
+                self.insecure_no_auth,
+            )?),
+            None => None,
+        };
         if let Some(tls) = &self.tls {
             tls.reload()?;
+        }
+        if let (Some(check), Some(signatures)) = (aws_check, aws) {
+            check.replace(signatures);
+            tracing::info!("Reloaded the CloudWatch API's access keys.");
         }
         let count = tokens.as_ref().map_or(0, Tokens::len);
         let revoked = self.access.replace(tokens, auth.public_metrics);
@@ -182,6 +208,14 @@ impl Security {
             "Reloaded access control."
         );
         Ok(())
+    }
+
+    /// Re-reads `aws_api` into `check` on every [`reload`](Self::reload).
+    pub fn reload_aws_signatures(&self, check: Arc<SignatureCheck>) {
+        *self
+            .aws_signatures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(check);
     }
 
     /// With `--insecure-no-auth` on an exposed server, a warning every minute until `stop`.

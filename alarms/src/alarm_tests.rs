@@ -6,7 +6,11 @@ use std::fmt;
 
 use thermostat_metrics::SeriesKey;
 
-use crate::backtest::{BacktestResult, backtest, store_from};
+use crate::backtest::{
+    BacktestResult, backtest, first_tick, outcomes, replay_ticks, store_from, tick_step_ms,
+};
+use crate::engine::{EngineState, tick_with_models};
+use crate::math_alarm::ModelCache;
 use crate::model::{AlarmSet, AlarmTest, StateValue};
 use crate::state::INITIAL_REASON;
 use crate::timefmt::rfc3339;
@@ -58,6 +62,38 @@ fn state_at(
     )
 }
 
+/// [`backtest`] for sets with anomaly-detection alarms: the models are trained from the
+/// test's data (its `history:`) before each tick, as the runtime trains them
+/// ([`ModelCache`]).
+fn replay_with_models(
+    set: &AlarmSet,
+    store: &thermostat_metrics::Store,
+    from: thermostat_metrics::Timestamp,
+    to: thermostat_metrics::Timestamp,
+    initial: StateValue,
+) -> crate::Result<BacktestResult> {
+    let step = tick_step_ms(set);
+    let ticks = replay_ticks(from, to, step)?;
+    let first = first_tick(from, step).unwrap_or(from);
+    let mut st = EngineState::new(set, first, Some(initial));
+    let mut models = ModelCache::default();
+    let mut transitions: std::collections::BTreeMap<String, Vec<crate::Transition>> =
+        Default::default();
+    let mut evaluations = 0;
+    for t in ticks {
+        models.refresh(set, &st, store, t)?;
+        let out = tick_with_models(set, &mut st, store, &models, t)?;
+        evaluations += 1;
+        for (name, tr) in out.transitions {
+            transitions.entry(name).or_default().push(tr);
+        }
+    }
+    Ok(BacktestResult {
+        evaluations,
+        alarms: outcomes(set, &st, transitions),
+    })
+}
+
 /// Runs one test.
 pub fn run_test(set: &AlarmSet, t: &AlarmTest) -> TestOutcome {
     let source = format!("{}:{}", t.source.file, t.source.line);
@@ -85,7 +121,12 @@ pub fn run_test(set: &AlarmSet, t: &AlarmTest) -> TestOutcome {
         .chain(t.datapoints.iter().map(|d| d.timestamp))
         .max()
         .unwrap_or(t.start);
-    let r = match backtest(set, &store, t.start, end, Some(t.initial_state)) {
+    let replay = if set.alarms.iter().any(|a| a.is_anomaly()) {
+        replay_with_models(set, &store, t.start, end, t.initial_state)
+    } else {
+        backtest(set, &store, t.start, end, Some(t.initial_state))
+    };
+    let r = match replay {
         Ok(r) => r,
         Err(e) => {
             return TestOutcome {

@@ -16,8 +16,11 @@ use thermostat_metrics::{
 use crate::engine::{EngineState, tick};
 use crate::error::{Error, Result};
 use crate::model::{AlarmSet, StateValue};
-use crate::state::{ReasonData, Transition};
+use crate::state::{ActionInvocation, ReasonData, Transition};
 use crate::timefmt;
+
+pub mod compare;
+pub use compare::{BacktestDiff, compare, render_diff_json, render_diff_text};
 
 /// One CSV row.
 #[derive(Clone, Debug, PartialEq)]
@@ -713,6 +716,11 @@ pub struct AlarmOutcome {
     pub data_rows: Option<usize>,
     /// Every transition, oldest first.
     pub transitions: Vec<Transition>,
+    /// Every action the replay invoked (notifications and scaling, re-invocations of scaling
+    /// actions included), with its tick, oldest first ([`backtest`] fills it; not in
+    /// [`render_json`]'s output, [`compare`] reads it).
+    #[serde(skip)]
+    pub actions: Vec<(Timestamp, ActionInvocation)>,
 }
 
 /// The result of a back-test.
@@ -732,6 +740,48 @@ pub fn tick_step_ms(set: &AlarmSet) -> i64 {
     } else {
         60_000
     }
+}
+
+/// The `(namespace, metric_name)` pairs the metric alarms of `set` read (per-series `"*"`
+/// alarms included), sorted and without repeats: what a back-test against a server fetches.
+pub fn metrics_read(set: &AlarmSet) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for a in &set.alarms {
+        if !a.namespace.is_empty() && !a.metric_name.is_empty() {
+            pairs.push((a.namespace.clone(), a.metric_name.clone()));
+        }
+        // A metric-math alarm reads its `metric_stat`s.
+        for m in a.metrics.iter().filter_map(|m| m.metric_stat.as_ref()) {
+            pairs.push((m.namespace.clone(), m.metric_name.clone()));
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
+/// How far before a tick the evaluations of `set` read data: the longest evaluation range
+/// (periods × period) plus its evaluation delay, rounded up with an hour's margin for the
+/// store's alignment of a query's start; two weeks for an anomaly-detection alarm, whose
+/// model is trained on the series' past. A replay from `from` needs the data from
+/// `from - lookback_ms(set)` on.
+pub fn lookback_ms(set: &AlarmSet) -> i64 {
+    let longest = set
+        .alarms
+        .iter()
+        .map(|a| {
+            let range = i64::from(a.evaluation_range)
+                .saturating_mul(a.period.as_millis())
+                .saturating_add(i64::from(a.evaluation_delay_seconds) * 1000);
+            if a.threshold_metric_id.is_some() {
+                range.max(14 * DAY_MS)
+            } else {
+                range
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    longest.saturating_add(thermostat_metrics::time::HOUR_MS)
 }
 
 /// Longest range a replay (`backtest`, `simulate`, an alarm file's `tests:`) evaluates:
@@ -811,6 +861,8 @@ pub fn backtest(
     let first = first_tick(from, step).unwrap_or(from);
     let mut st = EngineState::new(set, first, initial);
     let mut transitions: std::collections::BTreeMap<String, Vec<Transition>> = Default::default();
+    let mut actions: std::collections::BTreeMap<String, Vec<(Timestamp, ActionInvocation)>> =
+        Default::default();
     let mut evaluations = 0;
     for t in ticks {
         let out = tick(set, &mut st, store, t)?;
@@ -818,8 +870,14 @@ pub fn backtest(
         for (name, tr) in out.transitions {
             transitions.entry(name).or_default().push(tr);
         }
+        for (name, a) in out.actions {
+            actions.entry(name).or_default().push((t, a));
+        }
     }
-    let alarms = outcomes(set, &st, transitions);
+    let mut alarms = outcomes(set, &st, transitions);
+    for a in &mut alarms {
+        a.actions = actions.remove(&a.name).unwrap_or_default();
+    }
     Ok(BacktestResult {
         evaluations,
         alarms,
@@ -843,6 +901,7 @@ pub fn outcomes(
                 series: Some(i.key.clone()),
                 data_rows: None,
                 transitions: transitions.remove(name).unwrap_or_default(),
+                actions: Vec::new(),
             });
         }
     }
@@ -855,6 +914,7 @@ pub fn outcomes(
                 series: None,
                 data_rows: None,
                 transitions: transitions.remove(&c.name).unwrap_or_default(),
+                actions: Vec::new(),
             });
         }
     }

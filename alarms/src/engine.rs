@@ -13,7 +13,8 @@ use thermostat_metrics::{SeriesKey, Store, Timestamp};
 
 use crate::composite::{CompositeState, evaluate_composite};
 use crate::error::{Error, Result};
-use crate::evaluator::{evaluate, is_tick, query, series_key};
+use crate::evaluator::{Extra, evaluate, evaluate_with, is_tick, query, series_key};
+use crate::math_alarm::{self, AnomalyModels, NoModels, evaluate_metrics};
 use crate::history::{AlarmType, ConfigChange, HistoryItem};
 use crate::model::{Alarm, AlarmSet, StateValue};
 use crate::state::{ActionInvocation, AlarmState, Transition};
@@ -114,6 +115,8 @@ impl EngineState {
 }
 
 /// Evaluates every alarm whose tick `now` is, then every composite (at multiples of 10 s).
+/// Anomaly-detection alarms have no model here (they stay INSUFFICIENT_DATA): see
+/// [`tick_with_models`].
 ///
 /// # Errors
 /// [`Error::Query`] when the store refuses an alarm's query (a range above its limit).
@@ -123,19 +126,47 @@ pub fn tick(
     store: &Store,
     now: Timestamp,
 ) -> Result<TickOutput> {
+    tick_with_models(set, st, store, &NoModels, now)
+}
+
+/// [`tick`] with the anomaly models of the anomaly-detection alarms (by alarm or instance
+/// name and the id of the query banded, [`AnomalyModels`]). Metric-math alarms evaluate
+/// their `metrics:` per instance ([`crate::math_alarm::evaluate_metrics`]).
+///
+/// # Errors
+/// [`Error::Query`] when the store refuses an alarm's query (a range above its limit).
+pub fn tick_with_models(
+    set: &AlarmSet,
+    st: &mut EngineState,
+    store: &Store,
+    models: &dyn AnomalyModels,
+    now: Timestamp,
+) -> Result<TickOutput> {
     let mut out = TickOutput::default();
     for a in &set.alarms {
         if !is_tick(a, now) {
             continue;
         }
-        for (name, key) in instances_of(a, st, store) {
-            let q = query(a, key.clone(), now);
-            let dps = store.query(&q, now).map_err(|e| Error::Query {
-                alarm: name.clone(),
-                message: e.to_string(),
-            })?;
+        for (name, key) in instances(a, st, store) {
+            let (dps, math) = if a.is_math() {
+                let m = evaluate_metrics(a, &name, &key, store, models, now)?;
+                (m.datapoints.clone(), Some(m))
+            } else {
+                let q = query(a, key.clone(), now);
+                let dps = store.query(&q, now).map_err(|e| Error::Query {
+                    alarm: name.clone(),
+                    message: e.to_string(),
+                })?;
+                (dps, None)
+            };
             if !st.metric.contains_key(&name) {
-                if dps.is_empty() {
+                // A new per-series instance once its series has data in the range.
+                let has_data = if a.is_math() {
+                    math.as_ref().is_some_and(|m| m.has_data)
+                } else {
+                    !dps.is_empty()
+                };
+                if !has_data {
                     continue;
                 }
                 st.metric.insert(
@@ -156,7 +187,19 @@ pub fn tick(
             let Some(inst) = st.metric.get_mut(&name) else {
                 continue;
             };
-            let e = evaluate(a, &inst.state, &dps, now);
+            let e = match &math {
+                None => evaluate(a, &inst.state, &dps, now),
+                Some(m) => evaluate_with(
+                    a,
+                    &inst.state,
+                    &dps,
+                    &Extra {
+                        bands: &m.bands,
+                        insufficient: m.insufficient.as_deref(),
+                    },
+                    now,
+                ),
+            };
             out.evaluations += 1;
             for t in &e.transitions {
                 out.history.push(HistoryItem::state_update(
@@ -200,8 +243,9 @@ pub fn tick(
 }
 
 /// `(instance name, series)` pairs to evaluate for an alarm: existing instances plus, for
-/// per-series alarms, every matching series in the store.
-fn instances_of(a: &Alarm, st: &EngineState, store: &Store) -> Vec<(String, SeriesKey)> {
+/// per-series alarms, every matching series in the store (for a math alarm, of its first
+/// `metric_stat` with `"*"` dimensions).
+pub fn instances(a: &Alarm, st: &EngineState, store: &Store) -> Vec<(String, SeriesKey)> {
     if !a.is_per_series() {
         return vec![(a.name.clone(), series_key(a))];
     }
@@ -211,13 +255,21 @@ fn instances_of(a: &Alarm, st: &EngineState, store: &Store) -> Vec<(String, Seri
         .filter(|(_, i)| i.alarm == a.name)
         .map(|(n, i)| (n.clone(), i.key.clone()))
         .collect();
-    for key in store.matching(&a.namespace, &a.metric_name, &a.dimensions) {
+    let matching = if a.is_math() {
+        math_alarm::matching(a, store)
+    } else {
+        store.matching(&a.namespace, &a.metric_name, &a.dimensions)
+    };
+    for key in matching {
         out.entry(a.instance_name(&key)).or_insert(key);
     }
     out.into_iter().collect()
 }
 
 fn key_matches(a: &Alarm, key: &SeriesKey) -> bool {
+    if a.is_math() {
+        return math_alarm::key_matches(a, key);
+    }
     key.namespace() == a.namespace
         && key.metric_name() == a.metric_name
         && key.dimensions().len() == a.dimensions.len()

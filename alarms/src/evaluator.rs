@@ -74,8 +74,12 @@ pub fn plan(alarm: &Alarm, tick: Timestamp) -> QueryPlan {
     }
 }
 
-/// The series of a single-series alarm (its dimensions as written).
+/// The series of a single-series alarm (its dimensions as written); for a math alarm, its
+/// first `metric_stat`'s ([`crate::math_alarm::alarm_key`]).
 pub fn series_key(alarm: &Alarm) -> SeriesKey {
+    if alarm.is_math() {
+        return crate::math_alarm::alarm_key(alarm);
+    }
     SeriesKey::new(
         alarm.namespace.as_str(),
         alarm.metric_name.as_str(),
@@ -221,6 +225,20 @@ pub fn decide(slots: &[Option<bool>], n: usize, m: usize, tmd: TreatMissingData)
 struct Point {
     value: f64,
     sample_count: f64,
+    /// `(lower, upper)` of an anomaly alarm's band at this point.
+    band: Option<(f64, f64)>,
+}
+
+/// What a metric-math or anomaly-detection alarm adds to its datapoints (see
+/// [`evaluate_with`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extra<'a> {
+    /// The band `(start of period, lower, upper)` of an anomaly-detection alarm, compared with
+    /// the datapoint of the same period; a datapoint without a band counts as missing.
+    pub bands: &'a [(Timestamp, f64, f64)],
+    /// Why the datapoints cannot be evaluated (the anomaly model has not seen enough data,
+    /// the expression failed): the alarm goes to INSUFFICIENT_DATA with this reason.
+    pub insufficient: Option<&'a str>,
 }
 
 /// Evaluates `alarm` at `now` given the datapoints of its query (see [`query`]).
@@ -231,6 +249,20 @@ pub fn evaluate(
     alarm: &Alarm,
     state: &AlarmState,
     datapoints: &[Datapoint],
+    now: Timestamp,
+) -> Evaluation {
+    evaluate_with(alarm, state, datapoints, &Extra::default(), now)
+}
+
+/// [`evaluate`] for every kind of metric alarm: a metric-math alarm's datapoints are its
+/// returned series (their `sample_count` is not reported), and an anomaly-detection alarm
+/// compares each with `extra.bands` (reasons as reference §3.7: `Thresholds Crossed: …
+/// lower thresholds [...] … upper thresholds [...]`).
+pub fn evaluate_with(
+    alarm: &Alarm,
+    state: &AlarmState,
+    datapoints: &[Datapoint],
+    extra: &Extra<'_>,
     now: Timestamp,
 ) -> Evaluation {
     if !is_tick(alarm, now) {
@@ -255,10 +287,19 @@ pub fn evaluate(
             units.push(dp.unit);
         }
         let i = (off / p) as usize;
+        let band = extra
+            .bands
+            .iter()
+            .find(|(t, _, _)| *t == dp.timestamp)
+            .map(|&(_, lo, hi)| (lo, hi));
+        if alarm.is_anomaly() && band.is_none() {
+            continue;
+        }
         if let Some(v) = dp.values.first().copied().flatten() {
             points[i] = Some(Point {
                 value: v,
                 sample_count: dp.sample_count,
+                band,
             });
         }
     }
@@ -269,23 +310,32 @@ pub fn evaluate(
     };
     let slots: Vec<Option<bool>> = points
         .iter()
-        .map(|pt| pt.map(|pt| alarm.comparison_operator.breaches(pt.value, threshold_now)))
+        .map(|pt| {
+            pt.map(|pt| match pt.band {
+                Some((lo, hi)) => alarm.comparison_operator.breaches_band(pt.value, lo, hi),
+                None => alarm.comparison_operator.breaches(pt.value, threshold_now),
+            })
+        })
         .collect();
     let n = alarm.evaluation_periods as usize;
     let m = alarm.m() as usize;
     let sel = select(&slots, n);
     let mut decision = decide(&slots, n, m, alarm.treat_missing_data);
     let mut special_reason = None;
-    if alarm.unit.is_none() && units.len() > 1 {
+    if let Some(why) = extra.insufficient {
+        decision = Decision::InsufficientData;
+        special_reason = Some(format!("Insufficient Data: {why}"));
+    } else if alarm.unit.is_none() && units.len() > 1 {
         decision = Decision::InsufficientData;
         let names: Vec<&str> = units.iter().map(|u| u.as_str()).collect();
         special_reason = Some(format!(
             "Insufficient Data: the metric has data in several units ({}); set unit on the alarm.",
             names.join(", ")
         ));
-    } else if let (crate::model::LowSampleCount::Ignore, Some(min)) = (
+    } else if let (crate::model::LowSampleCount::Ignore, Some(min), false) = (
         alarm.evaluate_low_sample_count_percentile,
         min_samples(&alarm.statistic),
+        alarm.is_math(),
     ) {
         {
             let low = sel
@@ -331,6 +381,11 @@ pub fn evaluate(
             reason,
             reason_data: Some(ReasonData::Metric(data)),
         });
+    } else if let Some(reason) = special_reason.filter(|r| *r != state.reason) {
+        // Still INSUFFICIENT_DATA, for a new reason (the model has seen more data): the
+        // reason follows, without a transition.
+        next.reason = reason;
+        next.updated = now;
     }
     let actions = actions_for(&alarm.actions, &mut next, state.value, now);
     Evaluation {
@@ -451,15 +506,41 @@ fn reason_text(
         plural(k, "datapoint", "datapoints")
     };
     let recovering = !alarming && alarm.ok_threshold.is_some() && threshold_now != alarm.threshold;
-    let mut s = format!(
-        "Threshold Crossed: {head} [{}] {} {}{} the {}threshold ({})",
-        list.join(", "),
-        if k == 1 { "was" } else { "were" },
-        if alarming { "" } else { "not " },
-        alarm.comparison_operator.phrase(),
-        if recovering { "OK " } else { "" },
-        java_double(threshold_now)
-    );
+    let mut s = if alarm.is_anomaly() {
+        // Reference §3.7: `Thresholds Crossed: … was less than the lower thresholds [l] or
+        // greater than the upper thresholds [u]`, the bounds of the listed datapoints.
+        let bounds = |upper: bool| -> String {
+            let v: Vec<String> = listed
+                .iter()
+                .filter_map(|&i| points[i].and_then(|pt| pt.band))
+                .map(|(lo, hi)| java_double(if upper { hi } else { lo }))
+                .collect();
+            v.join(", ")
+        };
+        let lower = format!("less than the lower thresholds [{}]", bounds(false));
+        let upper = format!("greater than the upper thresholds [{}]", bounds(true));
+        let compared = match alarm.comparison_operator {
+            crate::model::ComparisonOperator::LessThanLowerThreshold => lower,
+            crate::model::ComparisonOperator::GreaterThanUpperThreshold => upper,
+            _ => format!("{lower} or {upper}"),
+        };
+        format!(
+            "Thresholds Crossed: {head} [{}] {} {}{compared}",
+            list.join(", "),
+            if k == 1 { "was" } else { "were" },
+            if alarming { "" } else { "not " },
+        )
+    } else {
+        format!(
+            "Threshold Crossed: {head} [{}] {} {}{} the {}threshold ({})",
+            list.join(", "),
+            if k == 1 { "was" } else { "were" },
+            if alarming { "" } else { "not " },
+            alarm.comparison_operator.phrase(),
+            if recovering { "OK " } else { "" },
+            java_double(threshold_now)
+        )
+    };
     if let (Some(label), true) = (fill_label, fills > 0) {
         s.push_str(&format!(
             " and {} {} treated as {label}",
@@ -500,11 +581,19 @@ fn reason_data(
     } else {
         evaluated.first().map(|&i| json_time(slot_start(i)))
     };
+    let anomaly = alarm.is_anomaly();
+    let bounds = |upper: bool| -> Vec<f64> {
+        sel.real
+            .iter()
+            .filter_map(|&i| points[i].and_then(|pt| pt.band))
+            .map(|(lo, hi)| if upper { hi } else { lo })
+            .collect()
+    };
     MetricReasonData {
         version: "1.0".into(),
         query_date: json_time(now),
         start_date,
-        statistic: alarm.statistic.name().to_owned(),
+        statistic: (!alarm.is_math()).then(|| alarm.statistic.name().to_owned()),
         unit: alarm.unit.map(|u| u.as_str().to_owned()),
         period: alarm.period.as_secs(),
         recent_datapoints: sel
@@ -512,7 +601,9 @@ fn reason_data(
             .iter()
             .filter_map(|&i| points[i].map(|pt| pt.value))
             .collect(),
-        threshold: alarm.threshold,
+        threshold: (!anomaly).then_some(alarm.threshold),
+        recent_lower_thresholds: anomaly.then(|| bounds(false)),
+        recent_upper_thresholds: anomaly.then(|| bounds(true)),
         ok_threshold: alarm
             .ok_threshold
             .filter(|_| threshold_now != alarm.threshold),
@@ -521,10 +612,25 @@ fn reason_data(
             .rev()
             .map(|&i| EvaluatedDatapoint {
                 timestamp: json_time(slot_start(i)),
-                sample_count: points[i].map(|pt| pt.sample_count),
+                sample_count: points[i]
+                    .filter(|_| !alarm.is_math())
+                    .map(|pt| pt.sample_count),
                 value: points[i].map(|pt| pt.value),
+                threshold: points[i].and_then(|pt| {
+                    let (lo, hi) = pt.band?;
+                    Some(crossed_bound(pt.value, lo, hi))
+                }),
             })
             .collect(),
+    }
+}
+
+/// The band bound a value is reported against: the one it crossed, else the nearer.
+fn crossed_bound(v: f64, lo: f64, hi: f64) -> f64 {
+    if v > hi || (v >= lo && hi - v <= v - lo) {
+        hi
+    } else {
+        lo
     }
 }
 

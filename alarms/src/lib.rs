@@ -34,6 +34,7 @@
 
 pub mod action;
 pub mod alarm_tests;
+pub mod anomaly;
 pub mod backtest;
 pub mod composite;
 pub mod due;
@@ -41,6 +42,8 @@ pub mod engine;
 pub mod error;
 pub mod evaluator;
 pub mod history;
+pub mod math;
+pub mod math_alarm;
 pub mod message;
 pub mod model;
 pub mod notifications;
@@ -56,7 +59,7 @@ pub use alarm_tests::{TestOutcome, run_tests};
 pub use backtest::{BacktestResult, backtest, parse_csv, render_json, render_text};
 pub use composite::{CompositeState, evaluate_composite};
 pub use due::{ActionDue, RecentDatapoints, actions_due};
-pub use engine::{EngineState, TickOutput, carry_over, tick};
+pub use engine::{EngineState, TickOutput, carry_over, tick, tick_with_models};
 pub use error::{ConfigError, ConfigErrors, Error, Result};
 pub use evaluator::{QueryPlan, evaluate, plan, query, set_state};
 pub use history::HistoryItem;

@@ -343,7 +343,7 @@ pub fn trigger_statistic(s: &Statistic) -> Option<&'static str> {
         Statistic::Minimum => "MINIMUM",
         Statistic::Maximum => "MAXIMUM",
         Statistic::Average => "AVERAGE",
-        Statistic::Percentile(_) => return None,
+        Statistic::Percentile(_) | Statistic::Extended(_) => return None,
     })
 }
 
@@ -357,6 +357,9 @@ fn trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
             Some(alarm.statistic.name().to_owned()),
         ),
     };
+    // Percentiles only, like the evaluator's low-sample rule (not the other extended
+    // statistics, which `is_percentile` also covers).
+    let percentile = matches!(alarm.statistic, Statistic::Percentile(_));
     Trigger {
         metric_name: alarm.metric_name.clone(),
         namespace: alarm.namespace.clone(),
@@ -378,7 +381,7 @@ fn trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
         comparison_operator: alarm.comparison_operator.as_str().into(),
         threshold: alarm.threshold,
         treat_missing_data: alarm.treat_missing_data.as_str().into(),
-        evaluate_low_sample_count_percentile: if alarm.statistic.is_percentile() {
+        evaluate_low_sample_count_percentile: if percentile {
             alarm.evaluate_low_sample_count_percentile.as_str().into()
         } else {
             String::new()

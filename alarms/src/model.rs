@@ -22,7 +22,8 @@ pub struct Source {
 }
 
 words! {
-    /// CloudWatch `ComparisonOperator` (static thresholds only).
+    /// CloudWatch `ComparisonOperator`: four static-threshold operators, and three that
+    /// compare with an anomaly-detection band (alarms with a `threshold_metric_id` only).
     ComparisonOperator {
         /// `v >= threshold`.
         GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
@@ -32,6 +33,12 @@ words! {
         LessThanThreshold => "LessThanThreshold",
         /// `v <= threshold`.
         LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+        /// `v < lower || v > upper` (anomaly band).
+        LessThanLowerOrGreaterThanUpperThreshold => "LessThanLowerOrGreaterThanUpperThreshold",
+        /// `v < lower` (anomaly band).
+        LessThanLowerThreshold => "LessThanLowerThreshold",
+        /// `v > upper` (anomaly band).
+        GreaterThanUpperThreshold => "GreaterThanUpperThreshold",
     }
 }
 
@@ -60,14 +67,39 @@ words! {
 }
 
 impl ComparisonOperator {
-    /// Whether `v` breaches `threshold` (the metric is the left operand).
+    /// Whether `v` breaches `threshold` (the metric is the left operand). The band
+    /// operators compare with a band ([`breaches_band`](Self::breaches_band)); given one
+    /// threshold they treat it as both bounds.
     pub fn breaches(self, v: f64, threshold: f64) -> bool {
         match self {
             ComparisonOperator::GreaterThanOrEqualToThreshold => v >= threshold,
             ComparisonOperator::GreaterThanThreshold => v > threshold,
             ComparisonOperator::LessThanThreshold => v < threshold,
             ComparisonOperator::LessThanOrEqualToThreshold => v <= threshold,
+            band => band.breaches_band(v, threshold, threshold),
         }
+    }
+
+    /// Whether `v` breaches the band `[lower, upper]` (reference §3.2); the static operators
+    /// compare with `upper` for the upper ones and `lower` for the others.
+    pub fn breaches_band(self, v: f64, lower: f64, upper: f64) -> bool {
+        match self {
+            ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold => v < lower || v > upper,
+            ComparisonOperator::LessThanLowerThreshold => v < lower,
+            ComparisonOperator::GreaterThanUpperThreshold => v > upper,
+            op if op.is_upper() => op.breaches(v, upper),
+            op => op.breaches(v, lower),
+        }
+    }
+
+    /// Whether the operator compares with an anomaly-detection band.
+    pub fn is_band(self) -> bool {
+        matches!(
+            self,
+            ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold
+                | ComparisonOperator::LessThanLowerThreshold
+                | ComparisonOperator::GreaterThanUpperThreshold
+        )
     }
 
     /// The phrase in reason strings: `greater than or equal to`, `less than`...
@@ -77,6 +109,11 @@ impl ComparisonOperator {
             ComparisonOperator::GreaterThanThreshold => "greater than",
             ComparisonOperator::LessThanThreshold => "less than",
             ComparisonOperator::LessThanOrEqualToThreshold => "less than or equal to",
+            ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold => {
+                "less than the lower thresholds or greater than the upper thresholds"
+            }
+            ComparisonOperator::LessThanLowerThreshold => "less than the lower thresholds",
+            ComparisonOperator::GreaterThanUpperThreshold => "greater than the upper thresholds",
         }
     }
 
@@ -86,7 +123,59 @@ impl ComparisonOperator {
             self,
             ComparisonOperator::GreaterThanOrEqualToThreshold
                 | ComparisonOperator::GreaterThanThreshold
+                | ComparisonOperator::GreaterThanUpperThreshold
         )
+    }
+}
+
+/// The `metric_stat` of a metric-math query (`MetricDataQuery.MetricStat`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricStat {
+    /// The metric's namespace.
+    pub namespace: String,
+    /// The metric's name.
+    pub metric_name: String,
+    /// Dimensions, sorted by name; a value `*` makes one alarm instance per matching series.
+    pub dimensions: Vec<Dimension>,
+    /// The period (every `metric_stat` of an alarm has the same one: the alarm's).
+    pub period: Period,
+    /// The statistic of each period.
+    pub statistic: Statistic,
+    /// Only data of this unit is read.
+    pub unit: Option<Unit>,
+}
+
+/// One entry of a math alarm's `metrics:` (`PutMetricAlarm.Metrics`, a `MetricDataQuery`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlarmMetric {
+    /// The id expressions refer to it by.
+    pub id: String,
+    /// The metric read (exactly one of `metric_stat` and `expression`).
+    pub metric_stat: Option<MetricStat>,
+    /// The metric-math expression.
+    pub expression: Option<String>,
+    /// The label.
+    pub label: Option<String>,
+    /// Whether this is the evaluated series (or the band of an anomaly alarm).
+    pub return_data: bool,
+}
+
+impl AlarmMetric {
+    /// The query of [`crate::math::plan_queries`] for this entry.
+    pub fn query(&self) -> crate::math::MetricQuery {
+        crate::math::MetricQuery {
+            id: self.id.clone(),
+            source: match &self.expression {
+                Some(e) => crate::math::QuerySource::Expression(e.clone()),
+                None => crate::math::QuerySource::MetricStat,
+            },
+            label: self.label.clone(),
+            return_data: self.return_data,
+            period_seconds: self
+                .metric_stat
+                .as_ref()
+                .map(|m| i64::from(m.period.as_secs())),
+        }
     }
 }
 
@@ -125,13 +214,15 @@ pub struct Alarm {
     pub name: String,
     /// Free text, at most 1024 characters.
     pub description: String,
-    /// The metric's namespace.
+    /// The metric's namespace (empty for a math alarm, see [`metrics`](Self::metrics)).
     pub namespace: String,
-    /// The metric's name.
+    /// The metric's name (empty for a math alarm).
     pub metric_name: String,
-    /// Dimensions, sorted by name; a value `*` makes one instance per matching series.
+    /// Dimensions, sorted by name; a value `*` makes one instance per matching series
+    /// (empty for a math alarm).
     pub dimensions: Vec<Dimension>,
-    /// The statistic of each period.
+    /// The statistic of each period. For a math alarm, which has none, the first
+    /// `metric_stat`'s statistic (not shown: reason data of math alarms have no statistic).
     pub statistic: Statistic,
     /// Length of a period.
     pub period: Period,
@@ -161,9 +252,53 @@ pub struct Alarm {
     pub actions: Actions,
     /// Where it was defined.
     pub source: Source,
+    /// A metric-math alarm's queries (`Metrics`); empty for a single-metric alarm. The
+    /// alarm evaluates the one query with `return_data` that is not the band.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<AlarmMetric>,
+    /// The id of the `ANOMALY_DETECTION_BAND` query of an anomaly-detection alarm
+    /// (`ThresholdMetricId`); the operator is then one of the band operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_metric_id: Option<String>,
+    /// The training configuration of an anomaly-detection alarm's models
+    /// (`PutAnomalyDetector`'s `Configuration`); `None` is the default configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<crate::anomaly::AnomalyConfig>,
 }
 
 impl Alarm {
+    /// Whether this is a metric-math alarm (it has `metrics:`).
+    pub fn is_math(&self) -> bool {
+        !self.metrics.is_empty()
+    }
+
+    /// Whether this alarm compares with an anomaly-detection band.
+    pub fn is_anomaly(&self) -> bool {
+        self.threshold_metric_id.is_some()
+    }
+
+    /// The `metric_stat` entries of a math alarm, with their ids.
+    pub fn metric_stats(&self) -> impl Iterator<Item = (&str, &MetricStat)> {
+        self.metrics
+            .iter()
+            .filter_map(|m| m.metric_stat.as_ref().map(|s| (m.id.as_str(), s)))
+    }
+
+    /// The names of the `*` dimensions (sorted): the alarm's, or those of a math alarm's
+    /// `metric_stat`s (which all share them).
+    pub fn wildcard_dimensions(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .dimensions
+            .iter()
+            .chain(self.metric_stats().flat_map(|(_, m)| m.dimensions.iter()))
+            .filter(|d| d.value == "*")
+            .map(|d| d.name.as_str())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// M: datapoints that must breach.
     pub fn m(&self) -> u32 {
         self.datapoints_to_alarm.unwrap_or(self.evaluation_periods)
@@ -172,6 +307,9 @@ impl Alarm {
     /// Whether the alarm has a `*` dimension (one instance per matching series).
     pub fn is_per_series(&self) -> bool {
         self.dimensions.iter().any(|d| d.value == "*")
+            || self
+                .metric_stats()
+                .any(|(_, m)| m.dimensions.iter().any(|d| d.value == "*"))
     }
 
     /// Whether two definitions are equal, ignoring where they were written.
@@ -188,10 +326,9 @@ impl Alarm {
             return self.name.clone();
         }
         let parts: Vec<String> = self
-            .dimensions
-            .iter()
-            .filter(|d| d.value == "*")
-            .map(|d| format!("{}={}", d.name, key.dimension(&d.name).unwrap_or("")))
+            .wildcard_dimensions()
+            .into_iter()
+            .map(|d| format!("{d}={}", key.dimension(d).unwrap_or("")))
             .collect();
         format!("{}[{}]", self.name, parts.join(","))
     }

@@ -46,6 +46,54 @@ pub struct AlarmSpec {
     pub alarm_actions: Option<TextList>,
     pub ok_actions: Option<TextList>,
     pub insufficient_data_actions: Option<TextList>,
+    pub metrics: Option<Spanned<Vec<Spanned<MetricSpec>>>>,
+    pub threshold_metric_id: Option<Text>,
+    pub anomaly_detection: Option<Spanned<AnomalySpec>>,
+}
+
+/// `metric_stat:` of an entry of a math alarm's `metrics:` (`MetricDataQuery.MetricStat`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MetricStatSpec {
+    pub namespace: Option<Text>,
+    pub metric_name: Option<Text>,
+    pub dimensions: Option<Spanned<Pairs>>,
+    pub period_seconds: Option<Text>,
+    pub statistic: Option<Text>,
+    pub unit: Option<Text>,
+}
+
+/// One entry of a math alarm's `metrics:` (`PutMetricAlarm.Metrics`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MetricSpec {
+    pub id: Option<Text>,
+    pub metric_stat: Option<Spanned<MetricStatSpec>>,
+    pub expression: Option<Text>,
+    pub label: Option<Text>,
+    pub return_data: Option<Text>,
+    pub period_seconds: Option<Text>,
+}
+
+/// One excluded training range of `anomaly_detection:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TimeRangeSpec {
+    pub start: Option<Text>,
+    pub end: Option<Text>,
+}
+
+/// `anomaly_detection:` of an anomaly-detection alarm (`PutAnomalyDetector`'s
+/// `Configuration`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct AnomalySpec {
+    pub excluded_time_ranges: Option<Spanned<Vec<Spanned<TimeRangeSpec>>>>,
+    pub metric_timezone: Option<Text>,
 }
 
 /// `actions_suppressor:` of a composite alarm.
@@ -81,10 +129,29 @@ pub struct TestDatapointSpec {
     pub at: Option<Text>,
     pub value: Option<Text>,
     pub values: Option<TextList>,
+    pub metric: Option<Text>,
     pub namespace: Option<Text>,
     pub metric_name: Option<Text>,
     pub dimensions: Option<Spanned<Pairs>>,
     pub unit: Option<Text>,
+}
+
+/// One generated series of a test's `history:` (data before the test's start, e.g. to train
+/// an anomaly model).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TestHistorySpec {
+    pub metric: Option<Text>,
+    pub namespace: Option<Text>,
+    pub metric_name: Option<Text>,
+    pub dimensions: Option<Spanned<Pairs>>,
+    pub unit: Option<Text>,
+    pub days: Option<Text>,
+    pub every: Option<Text>,
+    pub value: Option<Text>,
+    pub daily_amplitude: Option<Text>,
+    pub noise: Option<Text>,
 }
 
 /// One expected state of a test.
@@ -119,6 +186,7 @@ pub struct TestSpec {
     pub start: Option<Text>,
     pub initial_state: Option<Text>,
     pub datapoints: Option<Spanned<Vec<Spanned<TestDatapointSpec>>>>,
+    pub history: Option<Spanned<Vec<Spanned<TestHistorySpec>>>>,
     pub expect: Option<Spanned<Vec<Spanned<TestExpectSpec>>>>,
     pub transitions: Option<Spanned<Vec<Spanned<TestTransitionSpec>>>>,
 }

@@ -135,8 +135,9 @@ pub struct MetricReasonData {
     /// Start of the oldest evaluated period; absent when no data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,
-    /// The statistic (`Average`, `p99`...).
-    pub statistic: String,
+    /// The statistic (`Average`, `p99`...); absent for metric-math alarms (reference §3.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<String>,
     /// The alarm's unit, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
@@ -144,8 +145,17 @@ pub struct MetricReasonData {
     pub period: u32,
     /// Values of the evaluated datapoints, oldest first.
     pub recent_datapoints: Vec<f64>,
-    /// The threshold.
-    pub threshold: f64,
+    /// The threshold; absent for anomaly-detection alarms, which have the two lists below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The band's lower bound at each evaluated real datapoint, oldest first (anomaly
+    /// alarms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_lower_thresholds: Option<Vec<f64>>,
+    /// The band's upper bound at each evaluated real datapoint, oldest first (anomaly
+    /// alarms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_upper_thresholds: Option<Vec<f64>>,
     /// The recovery threshold in force, when set (Thermostat extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ok_threshold: Option<f64>,
@@ -165,6 +175,10 @@ pub struct EvaluatedDatapoint {
     /// The statistic's value (absent for missing points).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The band bound the point was compared with (anomaly alarms): the bound crossed, else
+    /// the nearer one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }
 
 /// Reason data of a composite alarm.

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 
+use thermostat_metrics::statistic::Bounds;
 use thermostat_metrics::{Dimension, Period, Statistic, Unit};
 use thermostat_yaml::{ErrorList, FieldChecker, did_you_mean};
 
@@ -25,10 +26,12 @@ use crate::rule;
 use crate::timefmt;
 
 mod composites;
+mod metrics;
 mod requirements;
 mod tests_section;
 
 pub use requirements::{Need, Requirement, requirements, requirements_of};
+pub use tests_section::MAX_HISTORY_DAYS;
 
 /// Most periods one evaluation may fetch (the metric store's per-query limit).
 pub const MAX_EVALUATION_RANGE: u32 = 1440;
@@ -285,8 +288,11 @@ impl AlarmChecker<'_> {
         let (b, name) = self.base_path("alarms", e.index, &s.name, e.pos);
         let at = |f: &str| format!("{b}.{f}");
         let description = self.bounded_text(&s.description, &at("description"), 1024);
+        // A metric-math alarm (`metrics:`) has none of the single-metric fields.
+        let math = s.metrics.as_ref().map(|_| self.math_metrics(s, &b));
+        let single = math.is_none();
         let namespace = self
-            .required(&s.namespace, e.pos, &b, "namespace")
+            .required_if(single, &s.namespace, e.pos, &b, "namespace")
             .map(|t| {
                 if let Err(m) = thermostat_metrics::validate::namespace(t) {
                     self.push(pos(t), at("namespace"), Rule::Name, m);
@@ -294,7 +300,7 @@ impl AlarmChecker<'_> {
                 t.as_str().to_owned()
             });
         let metric_name = self
-            .required(&s.metric_name, e.pos, &b, "metric_name")
+            .required_if(single, &s.metric_name, e.pos, &b, "metric_name")
             .map(|t| {
                 if let Err(m) = thermostat_metrics::validate::metric_name(t) {
                     self.push(pos(t), at("metric_name"), Rule::Name, m);
@@ -303,16 +309,22 @@ impl AlarmChecker<'_> {
             });
         let dimensions = check_dimensions(&mut self.0, &s.dimensions, &at("dimensions"), true);
         let statistic = self
-            .required(&s.statistic, e.pos, &b, "statistic")
+            .required_if(single, &s.statistic, e.pos, &b, "statistic")
             .and_then(|t| match t.as_str().parse::<Statistic>() {
-                Ok(st) => Some(st),
+                Ok(st) => match alarm_statistic_rule(&st) {
+                    Ok(()) => Some(st),
+                    Err(m) => {
+                        self.push(pos(t), at("statistic"), Rule::Enum, m);
+                        None
+                    }
+                },
                 Err(err) => {
                     self.push(pos(t), at("statistic"), Rule::Enum, err.to_string());
                     None
                 }
             });
         let period = self
-            .required(&s.period_seconds, e.pos, &b, "period_seconds")
+            .required_if(single, &s.period_seconds, e.pos, &b, "period_seconds")
             .and_then(|t| {
                 let p = self.count(t, &at("period_seconds"), 1, 7 * 86_400)?;
                 if matches!(p, 10 | 20 | 30) || p % 60 == 0 {
@@ -327,6 +339,7 @@ impl AlarmChecker<'_> {
                     None
                 }
             });
+        let period = period.or_else(|| math.as_ref()?.as_ref().map(|m| m.period));
         let n_text = self.required(&s.evaluation_periods, e.pos, &b, "evaluation_periods");
         let n = n_text.and_then(|t| self.count(t, &at("evaluation_periods"), 1, u32::MAX));
         let m = self.present(&s.datapoints_to_alarm).and_then(|t| {
@@ -381,8 +394,9 @@ impl AlarmChecker<'_> {
             }),
             None => n.map(default_evaluation_range),
         };
+        let band = s.threshold_metric_id.is_some();
         let threshold = self
-            .required(&s.threshold, e.pos, &b, "threshold")
+            .required_if(!band, &s.threshold, e.pos, &b, "threshold")
             .and_then(|t| self.float(t, &at("threshold")));
         let comparison_operator: Option<ComparisonOperator> = self
             .required(&s.comparison_operator, e.pos, &b, "comparison_operator")
@@ -451,21 +465,37 @@ impl AlarmChecker<'_> {
             ),
             repeat_interval_seconds: repeat.flatten(),
         };
+        self.band_rules(s, e.pos, &b, comparison_operator, &actions);
+        let anomaly = self.anomaly_config(s, &b);
         if self.error_count() != before {
             return None;
         }
+        let (namespace, metric_name, statistic, period, metrics) = match math {
+            Some(parts) => {
+                let parts = parts?;
+                (
+                    String::new(),
+                    String::new(),
+                    parts.statistic,
+                    parts.period,
+                    parts.metrics,
+                )
+            }
+            None => (namespace?, metric_name?, statistic?, period?, Vec::new()),
+        };
         Some(Alarm {
             name: name?,
             description,
-            namespace: namespace?,
-            metric_name: metric_name?,
+            namespace,
+            metric_name,
             dimensions,
-            statistic: statistic?,
-            period: period?,
+            statistic,
+            period,
             evaluation_periods: n?,
             datapoints_to_alarm: m,
             evaluation_range: range?,
-            threshold: threshold?,
+            // An anomaly-detection alarm has no threshold: the band is (0 is not used).
+            threshold: if band { 0.0 } else { threshold? },
             ok_threshold,
             comparison_operator: comparison_operator?,
             treat_missing_data: treat_missing_data?,
@@ -474,7 +504,29 @@ impl AlarmChecker<'_> {
             unit: unit?,
             actions,
             source: self.source(e.pos),
+            metrics,
+            threshold_metric_id: s
+                .threshold_metric_id
+                .as_ref()
+                .map(|t| t.as_str().to_owned()),
+            anomaly: anomaly?,
         })
+    }
+
+    /// [`FieldChecker::required`] when `needed`, else [`FieldChecker::present`].
+    fn required_if<'t>(
+        &mut self,
+        needed: bool,
+        t: &'t Option<Text>,
+        entry: Pos,
+        base: &str,
+        field: &str,
+    ) -> Option<&'t Text> {
+        if needed {
+            self.required(t, entry, base, field)
+        } else {
+            self.present(t)
+        }
     }
 
     fn composite(&mut self, e: &raw::Entry<raw::CompositeSpec>) -> Option<CompositeAlarm> {
@@ -587,6 +639,36 @@ fn suggest(name: &str, set: &AlarmSet) -> String {
         .map(|a| a.name.as_str())
         .chain(set.composites.iter().map(|c| c.name.as_str()));
     did_you_mean(name, all)
+}
+
+/// Lowest and highest percentage an alarm's `TM`, `WM`, `TC` or `TS` bound may be
+/// (`PutMetricAlarm.ExtendedStatistic`, reference §2.3 and §7.5).
+const ALARM_PERCENT_BOUNDS: (f64, f64) = (10.0, 90.0);
+
+/// The rule alarms add to the statistics a query accepts (reference §2.3, §7.5): in
+/// `TM(a%:b%)`, `WM`, `TC` and `TS` with percentage bounds each given bound must be 10 to 90
+/// inclusive. The one-number forms (`tm99`), `IQM`, `PR(n:m)` and percentiles are not
+/// limited; absolute bounds (`TM(100:200)`) are accepted as an extension (CloudWatch
+/// documents only `PR` with absolute bounds for alarms).
+fn alarm_statistic_rule(st: &Statistic) -> Result<(), String> {
+    let Statistic::Extended(e) = st else {
+        return Ok(());
+    };
+    let Bounds::Percent { lower, upper } = e.bounds else {
+        return Ok(());
+    };
+    let (lo, hi) = ALARM_PERCENT_BOUNDS;
+    let outside = [lower, upper]
+        .into_iter()
+        .flatten()
+        .any(|p| !(lo..=hi).contains(&p));
+    if e.has_parentheses() && outside {
+        return Err(format!(
+            "alarm statistics with percentage bounds must keep each bound between 10% and 90% inclusive, as CloudWatch alarms require (TM(10%:90%), not {}); use tmNN, IQM, PR(n:m) or absolute bounds for other ranges",
+            thermostat_metrics::quote::quote(&e.label)
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

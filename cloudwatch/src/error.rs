@@ -48,9 +48,16 @@ pub enum Error {
     /// The named resource does not exist.
     #[error("{0}")]
     ResourceNotFound(String),
+    /// The resource an ARN names does not exist (the tagging operations' error, which
+    /// CloudWatch models apart from [`Error::ResourceNotFound`]).
+    #[error("{0}")]
+    ResourceNotFoundException(String),
     /// A quota of the service was reached.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The server is overloaded for now: SDKs retry this code with back-off.
+    #[error("{0}")]
+    Throttling(String),
     /// The body could not be parsed in the protocol's syntax; it holds what was wrong.
     #[error("The request body could not be parsed: {0}")]
     Malformed(String),
@@ -77,6 +84,10 @@ pub enum Error {
     /// The caller may not do this; the message.
     #[error("{0}")]
     AccessDenied(String),
+    /// The server cannot take the request now (shutting down, or its disk refuses writes);
+    /// retry later.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// The service failed. The message shown to clients is generic: log the cause where it
     /// happened.
     #[error("An internal error occurred.")]
@@ -102,7 +113,9 @@ impl Error {
             Error::InvalidParameterCombination(_) => "InvalidParameterCombination",
             Error::InvalidNextToken(_) => "InvalidNextToken",
             Error::ResourceNotFound(_) => "ResourceNotFound",
+            Error::ResourceNotFoundException(_) => "ResourceNotFoundException",
             Error::LimitExceeded(_) => "LimitExceeded",
+            Error::Throttling(_) => "Throttling",
             Error::Malformed(_) => "SerializationException",
             Error::TooLarge {
                 limit: Limit::BodyBytes,
@@ -115,6 +128,7 @@ impl Error {
             Error::SignatureDoesNotMatch(_) => "SignatureDoesNotMatch",
             Error::InvalidClientTokenId(_) => "InvalidClientTokenId",
             Error::AccessDenied(_) => "AccessDenied",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
             Error::InternalServiceError => "InternalServiceError",
         }
     }
@@ -143,7 +157,7 @@ impl Error {
     /// The HTTP status CloudWatch answers with.
     pub const fn status(&self) -> u16 {
         match self {
-            Error::ResourceNotFound(_) => 404,
+            Error::ResourceNotFound(_) | Error::ResourceNotFoundException(_) => 404,
             Error::TooLarge {
                 limit: Limit::BodyBytes,
                 ..
@@ -153,6 +167,7 @@ impl Error {
             | Error::InvalidClientTokenId(_)
             | Error::AccessDenied(_) => 403,
             Error::InternalServiceError => 500,
+            Error::ServiceUnavailable(_) => 503,
             _ => 400,
         }
     }
@@ -160,7 +175,7 @@ impl Error {
     /// Who is at fault.
     pub const fn fault(&self) -> Fault {
         match self {
-            Error::InternalServiceError => Fault::Receiver,
+            Error::InternalServiceError | Error::ServiceUnavailable(_) => Fault::Receiver,
             _ => Fault::Sender,
         }
     }

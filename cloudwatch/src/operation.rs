@@ -89,8 +89,8 @@ operations! {
 }
 
 impl Operation {
-    /// Whether Thermostat decodes this operation's requests (the metric operations and the
-    /// alarm operations, so far).
+    /// Whether Thermostat decodes this operation's requests (the metric operations, the
+    /// alarm operations and alarm tags, so far).
     pub const fn is_served(self) -> bool {
         matches!(
             self,
@@ -107,6 +107,9 @@ impl Operation {
                 | Operation::EnableAlarmActions
                 | Operation::DisableAlarmActions
                 | Operation::DescribeAlarmHistory
+                | Operation::ListTagsForResource
+                | Operation::TagResource
+                | Operation::UntagResource
         )
     }
 }

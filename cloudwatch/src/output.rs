@@ -312,6 +312,12 @@ pub enum Output {
     DisableAlarmActions,
     /// `DescribeAlarmHistory`.
     DescribeAlarmHistory(DescribeAlarmHistoryOutput),
+    /// `ListTagsForResource`: `Tags`.
+    ListTagsForResource(Vec<crate::request::Tag>),
+    /// `TagResource` (no output members).
+    TagResource,
+    /// `UntagResource` (no output members).
+    UntagResource,
 }
 
 fn messages(messages: &[MessageData]) -> Node {
@@ -341,6 +347,9 @@ impl Output {
             Output::EnableAlarmActions => Operation::EnableAlarmActions,
             Output::DisableAlarmActions => Operation::DisableAlarmActions,
             Output::DescribeAlarmHistory(_) => Operation::DescribeAlarmHistory,
+            Output::ListTagsForResource(_) => Operation::ListTagsForResource,
+            Output::TagResource => Operation::TagResource,
+            Output::UntagResource => Operation::UntagResource,
         }
     }
 
@@ -354,7 +363,19 @@ impl Output {
             | Output::DeleteAlarms
             | Output::SetAlarmState
             | Output::EnableAlarmActions
-            | Output::DisableAlarmActions => return None,
+            | Output::DisableAlarmActions
+            | Output::TagResource
+            | Output::UntagResource => return None,
+            Output::ListTagsForResource(tags) => Node::Struct(vec![(
+                "Tags",
+                Node::List(
+                    tags.iter()
+                        .map(|t| {
+                            Node::Struct(vec![("Key", string(&t.key)), ("Value", string(&t.value))])
+                        })
+                        .collect(),
+                ),
+            )]),
             Output::DescribeAlarms(out) => structure(vec![
                 (
                     "CompositeAlarms",

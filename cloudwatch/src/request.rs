@@ -56,6 +56,12 @@ pub enum Request {
     DisableAlarmActions(Vec<String>),
     /// `DescribeAlarmHistory`.
     DescribeAlarmHistory(DescribeAlarmHistory),
+    /// `ListTagsForResource`: the `ResourceARN`.
+    ListTagsForResource(String),
+    /// `TagResource`.
+    TagResource(TagResource),
+    /// `UntagResource`.
+    UntagResource(UntagResource),
 }
 
 impl Request {
@@ -96,6 +102,12 @@ impl Request {
             Operation::DescribeAlarmHistory => {
                 Request::DescribeAlarmHistory(DescribeAlarmHistory::read(fields)?)
             }
+            Operation::ListTagsForResource => Request::ListTagsForResource(resource_arn(&fields)?),
+            Operation::TagResource => Request::TagResource(TagResource {
+                resource_arn: resource_arn(&fields)?,
+                tags: tags(&fields, true)?,
+            }),
+            Operation::UntagResource => Request::UntagResource(UntagResource::read(&fields)?),
             other => {
                 return Err(Error::InvalidAction(format!(
                     "Thermostat does not support the operation {other} yet."
@@ -120,6 +132,9 @@ impl Request {
             Request::EnableAlarmActions(_) => Operation::EnableAlarmActions,
             Request::DisableAlarmActions(_) => Operation::DisableAlarmActions,
             Request::DescribeAlarmHistory(_) => Operation::DescribeAlarmHistory,
+            Request::ListTagsForResource(_) => Operation::ListTagsForResource,
+            Request::TagResource(_) => Operation::TagResource,
+            Request::UntagResource(_) => Operation::UntagResource,
         }
     }
 }
@@ -872,6 +887,9 @@ pub struct PutMetricAlarm {
     pub treat_missing_data: Option<String>,
     /// `EvaluateLowSampleCountPercentile`, as sent.
     pub evaluate_low_sample_count_percentile: Option<String>,
+    /// `Tags`: kept when the alarm is created, ignored when it is replaced (as CloudWatch;
+    /// `TagResource` changes them then).
+    pub tags: Vec<Tag>,
 }
 
 /// `DescribeAlarms`.
@@ -891,6 +909,12 @@ pub struct DescribeAlarms {
     pub max_records: Option<u32>,
     /// `NextToken`, as sent.
     pub next_token: Option<String>,
+    /// `ChildrenOfAlarmName`: only the alarms this composite alarm's rule names (of both
+    /// types); with `MaxRecords` and `NextToken` only.
+    pub children_of_alarm_name: Option<String>,
+    /// `ParentsOfAlarmName`: only the composite alarms whose rules name this alarm; with
+    /// `MaxRecords` and `NextToken` only.
+    pub parents_of_alarm_name: Option<String>,
 }
 
 /// `SetAlarmState`.
@@ -1090,6 +1114,7 @@ impl PutMetricAlarm {
             evaluate_low_sample_count_percentile: fields
                 .sized_opt("EvaluateLowSampleCountPercentile", 1, 255)?
                 .map(str::to_owned),
+            tags: tags(&fields, false)?,
         })
     }
 }
@@ -1105,7 +1130,38 @@ impl DescribeAlarms {
                 "The parameters AlarmNames and AlarmNamePrefix are mutually exclusive and you have specified both.".to_owned(),
             ));
         }
+        let children_of_alarm_name = fields
+            .sized_opt("ChildrenOfAlarmName", 1, 255)?
+            .map(str::to_owned);
+        let parents_of_alarm_name = fields
+            .sized_opt("ParentsOfAlarmName", 1, 255)?
+            .map(str::to_owned);
+        if let Some(relation) = [
+            ("ChildrenOfAlarmName", children_of_alarm_name.is_some()),
+            ("ParentsOfAlarmName", parents_of_alarm_name.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
+        {
+            let others = [
+                "AlarmNames",
+                "AlarmNamePrefix",
+                "AlarmTypes",
+                "StateValue",
+                "ActionPrefix",
+                "ChildrenOfAlarmName",
+                "ParentsOfAlarmName",
+            ];
+            if let Some(other) = others.into_iter().find(|o| *o != relation && fields.has(o)) {
+                return Err(Error::InvalidParameterCombination(format!(
+                    "With {relation}, no other parameter may be given but MaxRecords and \
+                     NextToken; {other} was."
+                )));
+            }
+        }
         Ok(DescribeAlarms {
+            children_of_alarm_name,
+            parents_of_alarm_name,
             alarm_names,
             alarm_name_prefix,
             alarm_types: alarm_types(&fields)?,
@@ -1204,6 +1260,8 @@ pub struct PutCompositeAlarm {
     pub actions_suppressor_wait_period: Option<i64>,
     /// `ActionsSuppressorExtensionPeriod`.
     pub actions_suppressor_extension_period: Option<i64>,
+    /// `Tags`, as for [`PutMetricAlarm::tags`].
+    pub tags: Vec<Tag>,
 }
 
 impl PutCompositeAlarm {
@@ -1224,6 +1282,7 @@ impl PutCompositeAlarm {
             actions_suppressor_wait_period: fields.i64_opt("ActionsSuppressorWaitPeriod")?,
             actions_suppressor_extension_period: fields
                 .i64_opt("ActionsSuppressorExtensionPeriod")?,
+            tags: tags(&fields, false)?,
         };
         let periods = r.actions_suppressor_wait_period.is_some()
             || r.actions_suppressor_extension_period.is_some();
@@ -1233,5 +1292,101 @@ impl PutCompositeAlarm {
             ));
         }
         Ok(r)
+    }
+}
+
+/// Most tags of one alarm (CloudWatch's quota, and the `TagList` shape's).
+pub const MAX_TAGS: usize = 50;
+
+/// A tag of an alarm (`Tag`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tag {
+    /// `Key`, 1 to 128 characters, not starting with `aws:`.
+    pub key: String,
+    /// `Value`, 0 to 256 characters.
+    pub value: String,
+}
+
+/// `TagResource`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagResource {
+    /// `ResourceARN`, as sent.
+    pub resource_arn: String,
+    /// `Tags`: added, or replacing the value of a key already there.
+    pub tags: Vec<Tag>,
+}
+
+/// `UntagResource`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UntagResource {
+    /// `ResourceARN`, as sent.
+    pub resource_arn: String,
+    /// `TagKeys` to remove (keys not there are passed over).
+    pub tag_keys: Vec<String>,
+}
+
+fn resource_arn(fields: &Fields<'_>) -> Result<String> {
+    Ok(fields.sized("ResourceARN", 1, 1024)?.to_owned())
+}
+
+fn tag_key(key: &str, path: &str) -> Result<()> {
+    let chars = key.chars().count();
+    if !(1..=128).contains(&chars) {
+        return Err(Error::InvalidParameterValue(format!(
+            "The parameter {path} must be between 1 and 128 characters long, got {chars}."
+        )));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err(Error::InvalidParameterValue(format!(
+            "The parameter {path} must not start with aws: (reserved for AWS), got {}.",
+            quote(key)
+        )));
+    }
+    Ok(())
+}
+
+/// `Tags`: at most [`MAX_TAGS`], each key once.
+fn tags(fields: &Fields<'_>, required: bool) -> Result<Vec<Tag>> {
+    let items = match fields.list_opt("Tags", MAX_TAGS)? {
+        Some(items) => items,
+        None if required => return Err(Error::MissingParameter(fields.path("Tags"))),
+        None => return Ok(Vec::new()),
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for Item { path, value } in &items {
+        let tag = fields.with(value, &format!("{path}."), |t| {
+            let key = t.string("Key")?;
+            tag_key(key, &t.path("Key"))?;
+            Ok(Tag {
+                key: key.to_owned(),
+                value: t.sized("Value", 0, 256)?.to_owned(),
+            })
+        })?;
+        if !seen.insert(tag.key.clone()) {
+            return Err(Error::InvalidParameterValue(format!(
+                "The tag key {} is given more than once in {}.",
+                quote(&tag.key),
+                fields.path("Tags")
+            )));
+        }
+        out.push(tag);
+    }
+    Ok(out)
+}
+
+impl UntagResource {
+    fn read(fields: &Fields<'_>) -> Result<Self> {
+        let resource_arn = resource_arn(fields)?;
+        let keys = fields
+            .strings_opt("TagKeys", MAX_TAGS)?
+            .ok_or_else(|| Error::MissingParameter(fields.path("TagKeys")))?;
+        for (i, k) in keys.iter().enumerate() {
+            tag_key(k, &format!("{}.member.{}", fields.path("TagKeys"), i + 1))?;
+        }
+        Ok(UntagResource {
+            resource_arn,
+            tag_keys: keys.into_iter().map(str::to_owned).collect(),
+        })
     }
 }

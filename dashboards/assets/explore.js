@@ -1,10 +1,14 @@
 // Metric explorer (`/explore`): pick a namespace, metric and dimension set (from
 // /api/v1/metrics), statistics and a period, and chart /api/v1/statistics. The choices live
 // in the query string, so a chart can be bookmarked or shared.
+//
+// Metric math: series added from the picker get the ids m1, m2, … and an expression over
+// them (`m1/m2*100`, `SUM(METRICS())`) is charted through POST /api/v1/metric-data
+// (CloudWatch's GetMetricData), at the chart's period and range.
 
 import { PALETTE, align, gapped, timeChart } from './chart.js';
 import {
-  RANGES, card, errorText, fittedRange, fmtDims, getJSON, h, notice, query, segmented,
+  RANGES, api, card, errorText, fittedRange, fmtDims, getJSON, h, notice, query, segmented,
 } from './common.js';
 
 const STATISTICS = ['Average', 'Sum', 'Minimum', 'Maximum', 'SampleCount', 'p50', 'p90', 'p99'];
@@ -105,6 +109,26 @@ export function mount(main) {
   const chartEl = h('div', { id: 'explore-chart' });
   const title = h('p', { class: 'muted metric-line', id: 'explore-title' });
 
+  // Metric math: {id, namespace, metric, dims ("k=v,…"), stat} per series added.
+  const mathMetrics = [];
+  let mathChart = null;
+  let mathLabels = '';
+  const mathList = h('ul', { id: 'math-metrics', class: 'muted small' });
+  const addButton = h('button', {
+    type: 'button', class: 'button', id: 'math-add',
+    title: 'Add the series picked above, with its first statistic, as the next id (m1, m2, …)',
+    onclick: () => { addMathMetric(); },
+  }, 'Add this series');
+  const expression = h('input', {
+    id: 'math-expression', type: 'text', size: 40, placeholder: 'm1/m2*100',
+    onchange: () => { chartMath(); },
+  });
+  const chartButton = h('button', {
+    type: 'button', class: 'button button-primary', id: 'math-chart-button', onclick: () => { chartMath(); },
+  }, 'Chart');
+  const mathStatus = h('div', { id: 'math-status' });
+  const mathChartEl = h('div', { id: 'math-chart' });
+
   main.replaceChildren(
     h('div', { class: 'page-head' }, h('h1', null, 'Metric explorer')),
     card('Series', { id: 'picker' },
@@ -112,7 +136,80 @@ export function mount(main) {
       h('div', { class: 'form-row checks' }, h('span', { class: 'field-label' }, 'Statistics'), boxes,
         h('label', { class: 'check' }, 'other:', custom)), statsNote, listNote),
     card('Chart', { id: 'chart-card', extra: pickRange }, title, status, chartEl),
+    card('Metric math', { id: 'math-card' },
+      h('div', { class: 'form-row' }, addButton,
+        h('label', { for: 'math-expression', class: 'field' }, h('span', null, 'Expression'), expression),
+        chartButton),
+      mathList, mathStatus, mathChartEl),
   );
+
+  function addMathMetric() {
+    if (!nsSel.value || !metricSel.value) return;
+    const id = `m${mathMetrics.length + 1}`;
+    const stat = statistics()[0] ?? 'Average';
+    mathMetrics.push({ id, namespace: nsSel.value, metric: metricSel.value, dims: dimsSel.value, stat });
+    mathList.append(h('li', { class: 'mono', dataset: { id } },
+      `${id} = ${nsSel.value} · ${metricSel.value} {${dimsSel.value || 'no dimensions'}} · ${stat}`));
+    if (!expression.value) expression.value = id;
+  }
+
+  /** The chart's period and range: the period picked (or "auto") over the range picked (or 1 h). */
+  function mathWindow() {
+    const range = EXPLORE_RANGES.find(([k]) => k === query.get('range'))?.[1] ?? 3600;
+    const period = Number(periodSel.value) || autoPeriod(range, 'other');
+    const end = new Date();
+    return { period, start: new Date(end.getTime() - range * 1000), end };
+  }
+
+  async function chartMath() {
+    const text = expression.value.trim();
+    if (!text) return;
+    if (!mathMetrics.length) {
+      mathStatus.replaceChildren(notice('Add a series first: it gets the id m1 for the expression.'));
+      return;
+    }
+    const { period, start, end } = mathWindow();
+    const dims = (d) => d.split(',').filter(Boolean).map((pair) => {
+      const at = pair.indexOf('=');
+      return { Name: pair.slice(0, at), Value: pair.slice(at + 1) };
+    });
+    const body = {
+      MetricDataQueries: [
+        ...mathMetrics.map((m) => ({
+          Id: m.id,
+          MetricStat: { Metric: { Namespace: m.namespace, MetricName: m.metric, Dimensions: dims(m.dims) }, Period: period, Stat: m.stat },
+          ReturnData: false,
+        })),
+        { Id: 'expression', Expression: text, Label: text },
+      ],
+      StartTime: start.toISOString(),
+      EndTime: end.toISOString(),
+      ScanBy: 'TimestampAscending',
+    };
+    const r = await api('/api/v1/metric-data', { method: 'POST', body });
+    if (!r.ok) {
+      const field = r.body?.error?.field;
+      mathStatus.replaceChildren(notice(field ? `${field}: ${errorText(r)}` : errorText(r), 'error'));
+      return;
+    }
+    mathStatus.replaceChildren();
+    const results = r.body.MetricDataResults;
+    const labels = results.map((x) => x.Label);
+    if (mathLabels !== labels.join('\n') || !mathChart) {
+      mathLabels = labels.join('\n');
+      mathChart?.destroy();
+      mathChart = timeChart(mathChartEl, {
+        series: labels.map((label, i) => ({ label, color: PALETTE[i % PALETTE.length] })),
+      });
+    }
+    mathChartEl.dataset.expression = text;
+    mathChartEl.dataset.values = JSON.stringify(results.map((x) => x.Values));
+    const lists = results.map((x) => x.Timestamps.map((t, i) => ({
+      timestamp: new Date(t * 1000).toISOString(), value: x.Values[i],
+    })));
+    const { x, ys } = gapped(align(lists), period);
+    mathChart.update({ x, ys, start: start.getTime() / 1000, end: end.getTime() / 1000 });
+  }
 
   function kind() {
     return seriesKind(nsSel.value, metricSel.value);
@@ -188,6 +285,7 @@ export function mount(main) {
   }
 
   async function refresh() {
+    if (mathMetrics.length && expression.value.trim()) chartMath();
     if (Date.now() - listedAt > LIST_EVERY_MS) {
       const listed = await listSeries();
       if (listed) {

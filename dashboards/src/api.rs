@@ -227,6 +227,7 @@ pub(crate) async fn metrics(
         let filter = ListFilter {
             namespace: namespace.as_deref(),
             metric_name: metric_name.as_deref(),
+            active_since: None,
         };
         store.list_page(filter, now, after.as_ref(), max_records, LIST_MAX_BYTES)
     })

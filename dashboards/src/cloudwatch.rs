@@ -10,14 +10,14 @@
 //! (`aws_api.verify_signatures: false`, allowed on loopback only unless `--insecure-no-auth`)
 //! any request is an anonymous admin.
 //!
-//! Served: `PutMetricData`, `GetMetricStatistics`, `ListMetrics` and `GetMetricData` with
-//! `MetricStat` queries over [`CloudWatchMetrics`]; `PutMetricAlarm`, `PutCompositeAlarm`,
-//! `DescribeAlarms`,
-//! `DescribeAlarmsForMetric`, `DeleteAlarms`, `SetAlarmState`, `EnableAlarmActions`,
+//! Served: `PutMetricData`, `GetMetricStatistics`, `ListMetrics` and `GetMetricData` (with
+//! metric-math `Expression` queries, evaluated by
+//! [`thermostat_alarms::math::metric_data`]) over [`CloudWatchMetrics`]; `PutMetricAlarm`,
+//! `PutCompositeAlarm`, `DescribeAlarms`, `DescribeAlarmsForMetric`, `DeleteAlarms`, `SetAlarmState`, `EnableAlarmActions`,
 //! `DisableAlarmActions` and `DescribeAlarmHistory` over [`CloudWatchAlarms`] (the alarm
 //! runtime; alarm writes need `write_alarms`, states `set_alarm_state`, actions
-//! `toggle_alarm_actions`, reads `read_alarms`). Not yet: `GetMetricData`'s `Expression` queries and pagination, and
-//! `ListMetrics`' `RecentlyActive`, which answer `InvalidParameterValue` saying so.
+//! `toggle_alarm_actions`, reads `read_alarms`), and the alarm tags (`ListTagsForResource`,
+//! `TagResource`, `UntagResource`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,16 +27,18 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use thermostat_alarms::math::metric_data as md;
 use thermostat_auth::sigv4::{AccessKeys, SigV4Error, SigV4ErrorCode, SignedRequest, verify};
 use thermostat_auth::{Outcome, Permission, Principal, Unauthenticated};
 use thermostat_cloudwatch::output::{
     DescribeAlarmHistoryOutput, DescribeAlarmsOutput, GetMetricDataOutput,
-    GetMetricStatisticsOutput, ListMetricsOutput, MetricAlarm, MetricDataResult,
+    GetMetricStatisticsOutput, ListMetricsOutput, MessageData, MetricAlarm, MetricDataResult,
+    StatusCode as ResultStatus,
 };
 use thermostat_cloudwatch::request::{
     DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, GetMetricData,
     GetMetricStatistics, ListMetrics, PutCompositeAlarm, PutMetricAlarm, PutMetricData, QueryKind,
-    ScanBy, SetAlarmState,
+    ScanBy, SetAlarmState, Tag, TagResource, UntagResource,
 };
 use thermostat_cloudwatch::{
     Error, Limit, Limits, Node, Operation, Output, Protocol, Request as CwRequest, RequestHead,
@@ -134,6 +136,26 @@ pub trait CloudWatchAlarms: Send + Sync + std::fmt::Debug {
         &self,
         request: DescribeAlarmHistory,
     ) -> Result<DescribeAlarmHistoryOutput, Error>;
+
+    /// The tags of the alarm an ARN names.
+    ///
+    /// # Errors
+    /// `InvalidParameterValue` for an ARN that is not an alarm's of this server,
+    /// `ResourceNotFoundException` for an unknown alarm.
+    fn list_tags_for_resource(&self, resource_arn: String) -> Result<Vec<Tag>, Error>;
+
+    /// `TagResource` on an alarm of either source.
+    ///
+    /// # Errors
+    /// As [`list_tags_for_resource`](Self::list_tags_for_resource), and
+    /// `InvalidParameterValue` when the alarm would have more than 50 tags.
+    fn tag_resource(&self, request: TagResource) -> Result<(), Error>;
+
+    /// `UntagResource` on an alarm of either source.
+    ///
+    /// # Errors
+    /// As [`list_tags_for_resource`](Self::list_tags_for_resource).
+    fn untag_resource(&self, request: UntagResource) -> Result<(), Error>;
 }
 
 /// How requests are authenticated.
@@ -145,6 +167,28 @@ pub enum Signatures {
     AcceptAny,
 }
 
+/// The signature check in force: replaced whole when the settings are reloaded (`SIGHUP`),
+/// so that a rotated or revoked access key takes effect for the next request.
+#[derive(Debug)]
+pub struct SignatureCheck(std::sync::RwLock<Arc<Signatures>>);
+
+impl SignatureCheck {
+    /// The check `signatures`.
+    pub fn new(signatures: Signatures) -> Self {
+        SignatureCheck(std::sync::RwLock::new(Arc::new(signatures)))
+    }
+
+    /// The check in force now.
+    pub fn current(&self) -> Arc<Signatures> {
+        Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `signatures` in force from the next request on.
+    pub fn replace(&self, signatures: Signatures) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(signatures);
+    }
+}
+
 /// The CloudWatch API's state: the ingest side and the keys.
 #[derive(Debug)]
 pub struct CloudWatch {
@@ -152,8 +196,8 @@ pub struct CloudWatch {
     pub metrics: Arc<dyn CloudWatchMetrics>,
     /// The alarm operations; `None` answers them `InvalidAction`.
     pub alarms: Option<Arc<dyn CloudWatchAlarms>>,
-    /// How signatures are checked.
-    pub signatures: Signatures,
+    /// How signatures are checked (shared with whoever reloads the settings).
+    pub signatures: Arc<SignatureCheck>,
 }
 
 /// Largest body accepted, as sent (CloudWatch's `PutMetricData` limit, 1 MiB); gzip bodies are
@@ -194,7 +238,8 @@ pub(crate) async fn serve(State(state): State<ApiState>, request: Request) -> Re
         Ok(b) => b,
         Err(_) => return refuse(&Error::too_large(Limit::BodyBytes, MAX_BODY_BYTES)),
     };
-    let principal = match &cloudwatch.signatures {
+    let signatures = cloudwatch.signatures.current();
+    let principal = match signatures.as_ref() {
         Signatures::AcceptAny => Arc::new(Principal::anonymous()),
         Signatures::Verify(keys) => {
             let headers: Vec<(&str, &[u8])> = parts
@@ -242,16 +287,19 @@ pub(crate) async fn serve(State(state): State<ApiState>, request: Request) -> Re
     };
     let permission = match call.request.operation() {
         Operation::PutMetricData => Permission::PushMetrics,
-        Operation::PutMetricAlarm | Operation::PutCompositeAlarm | Operation::DeleteAlarms => {
-            Permission::WriteAlarms
-        }
+        Operation::PutMetricAlarm
+        | Operation::PutCompositeAlarm
+        | Operation::DeleteAlarms
+        | Operation::TagResource
+        | Operation::UntagResource => Permission::WriteAlarms,
         Operation::SetAlarmState => Permission::SetAlarmState,
         Operation::EnableAlarmActions | Operation::DisableAlarmActions => {
             Permission::ToggleAlarmActions
         }
         Operation::DescribeAlarms
         | Operation::DescribeAlarmsForMetric
-        | Operation::DescribeAlarmHistory => Permission::ReadAlarms,
+        | Operation::DescribeAlarmHistory
+        | Operation::ListTagsForResource => Permission::ReadAlarms,
         _ => Permission::ReadMetrics,
     };
     if let Err(denied) = state.access.authorize(&principal, permission) {
@@ -337,6 +385,16 @@ fn audit_of(request: &CwRequest) -> Option<(&'static str, String, serde_json::Va
         CwRequest::DisableAlarmActions(names) => {
             ("disable_alarm_actions", names.join(","), json!({}))
         }
+        CwRequest::TagResource(r) => (
+            "tag_resource",
+            r.resource_arn.clone(),
+            json!({ "tag_keys": r.tags.iter().map(|t| t.key.as_str()).collect::<Vec<_>>() }),
+        ),
+        CwRequest::UntagResource(r) => (
+            "untag_resource",
+            r.resource_arn.clone(),
+            json!({ "tag_keys": r.tag_keys }),
+        ),
         _ => return None,
     })
 }
@@ -354,6 +412,9 @@ const fn is_alarm_operation(operation: Operation) -> bool {
             | Operation::EnableAlarmActions
             | Operation::DisableAlarmActions
             | Operation::DescribeAlarmHistory
+            | Operation::ListTagsForResource
+            | Operation::TagResource
+            | Operation::UntagResource
     )
 }
 
@@ -390,6 +451,17 @@ fn dispatch_alarms(alarms: &dyn CloudWatchAlarms, request: CwRequest) -> Result<
         CwRequest::DescribeAlarmHistory(r) => {
             Output::DescribeAlarmHistory(alarms.describe_alarm_history(r)?)
         }
+        CwRequest::ListTagsForResource(arn) => {
+            Output::ListTagsForResource(alarms.list_tags_for_resource(arn)?)
+        }
+        CwRequest::TagResource(r) => {
+            alarms.tag_resource(r)?;
+            Output::TagResource
+        }
+        CwRequest::UntagResource(r) => {
+            alarms.untag_resource(r)?;
+            Output::UntagResource
+        }
         other => {
             return Err(Error::InvalidAction(format!(
                 "{} is not an alarm operation.",
@@ -412,16 +484,7 @@ async fn dispatch(
         CwRequest::GetMetricStatistics(r) => {
             Output::GetMetricStatistics(metrics.get_metric_statistics(principal, r).await?)
         }
-        CwRequest::ListMetrics(r) => {
-            if r.recently_active {
-                return Err(Error::InvalidParameterValue(
-                    "Thermostat does not support RecentlyActive yet: list without it (every \
-                     metric with data in the past 14 days)."
-                        .to_owned(),
-                ));
-            }
-            Output::ListMetrics(metrics.list_metrics(principal, r).await?)
-        }
+        CwRequest::ListMetrics(r) => Output::ListMetrics(metrics.list_metrics(principal, r).await?),
         CwRequest::GetMetricData(r) => {
             Output::GetMetricData(get_metric_data(metrics, principal, r).await?)
         }
@@ -442,91 +505,141 @@ fn stat_value(stat: &Statistic, d: &thermostat_cloudwatch::output::Datapoint) ->
         Statistic::Minimum => d.minimum,
         Statistic::Maximum => d.maximum,
         Statistic::Average => d.average,
-        Statistic::Percentile(_) => d.extended_statistics.get(stat.name()).copied(),
+        Statistic::Percentile(_) | Statistic::Extended(_) => {
+            d.extended_statistics.get(stat.name()).copied()
+        }
     }
 }
 
-/// The datapoints a `GetMetricData` answers at most without `MaxDatapoints` (CloudWatch's).
-const DEFAULT_MAX_DATAPOINTS: usize = 100_800;
+/// `GetMetricData` in the shared shape ([`thermostat_alarms::math::metric_data`]).
+fn metric_data_request(request: GetMetricData) -> md::MetricDataRequest {
+    md::MetricDataRequest {
+        queries: request
+            .metric_data_queries
+            .into_iter()
+            .map(|q| md::DataQuery {
+                id: q.id,
+                source: match q.kind {
+                    QueryKind::MetricStat(s) => md::DataSource::MetricStat(md::MetricStat {
+                        metric: md::Metric {
+                            namespace: s.metric.namespace,
+                            metric_name: s.metric.metric_name,
+                            dimensions: s
+                                .metric
+                                .dimensions
+                                .into_iter()
+                                .map(|d| thermostat_metrics::Dimension::new(d.name, d.value))
+                                .collect(),
+                        },
+                        period_seconds: s.period_seconds,
+                        stat: s.stat,
+                        unit: s.unit,
+                    }),
+                    QueryKind::Expression(e) => md::DataSource::Expression(e),
+                },
+                label: q.label,
+                return_data: q.return_data,
+                period_seconds: q.period_seconds,
+            })
+            .collect(),
+        start: request.start_time,
+        end: request.end_time,
+        scan_by: match request.scan_by {
+            ScanBy::TimestampDescending => md::ScanBy::TimestampDescending,
+            ScanBy::TimestampAscending => md::ScanBy::TimestampAscending,
+        },
+        max_datapoints: request.max_datapoints,
+        next_token: request.next_token,
+    }
+}
 
-/// `GetMetricData` with `MetricStat` queries: each one a statistics query of the native API.
+/// A problem of a `GetMetricData` in CloudWatch's codes: `InvalidNextToken` for the token,
+/// else `InvalidParameterValue` naming the field (`MetricDataQueries.member.2.Expression:
+/// 1:7: syntax: …`), with any further problems after it.
+fn metric_data_error(errors: &[md::MetricDataError]) -> Error {
+    let text = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    match errors.first() {
+        Some(e) if e.field == "NextToken" => Error::InvalidNextToken(text),
+        _ => Error::InvalidParameterValue(text),
+    }
+}
+
+/// `GetMetricData`: `MetricStat` queries read through [`CloudWatchMetrics::get_metric_statistics`]
+/// (so both APIs read one series) and `Expression` queries evaluated over them by the shared
+/// implementation, which also cuts the page (`MaxDatapoints`, `NextToken`).
 async fn get_metric_data(
     metrics: &dyn CloudWatchMetrics,
     principal: Arc<Principal>,
     request: GetMetricData,
 ) -> Result<GetMetricDataOutput, Error> {
-    if request.next_token.is_some() {
-        return Err(Error::InvalidNextToken(
-            "The NextToken is not one this server issued (Thermostat does not paginate \
-             GetMetricData yet)."
-                .to_owned(),
-        ));
-    }
-    for (i, q) in request.metric_data_queries.iter().enumerate() {
-        if matches!(q.kind, QueryKind::Expression(_)) {
-            return Err(Error::InvalidParameterValue(format!(
-                "MetricDataQueries.member.{}.Expression: Thermostat does not support metric \
-                 math expressions yet; use MetricStat queries.",
-                i + 1
-            )));
-        }
-    }
-    let max = request
-        .max_datapoints
-        .map_or(DEFAULT_MAX_DATAPOINTS, |m| m as usize);
-    let mut results = Vec::new();
-    let mut total = 0usize;
-    for q in &request.metric_data_queries {
-        let QueryKind::MetricStat(stat) = &q.kind else {
-            continue;
-        };
-        if !q.return_data {
-            continue;
-        }
+    let prepared = md::prepare(metric_data_request(request)).map_err(|e| metric_data_error(&e))?;
+    let mut fetched = Vec::with_capacity(prepared.fetches().len());
+    for f in prepared.fetches() {
+        let m = &f.stat.metric;
         let out = metrics
             .get_metric_statistics(
                 Arc::clone(&principal),
                 GetMetricStatistics {
-                    metric: stat.metric.clone(),
-                    start_time: request.start_time,
-                    end_time: request.end_time,
-                    period_seconds: stat.period_seconds,
-                    statistics: vec![stat.stat.clone()],
-                    unit: stat.unit,
+                    metric: thermostat_cloudwatch::request::Metric {
+                        namespace: m.namespace.clone(),
+                        metric_name: m.metric_name.clone(),
+                        dimensions: m
+                            .dimensions
+                            .iter()
+                            .map(|d| thermostat_cloudwatch::request::Dimension {
+                                name: d.name.clone(),
+                                value: d.value.clone(),
+                            })
+                            .collect(),
+                    },
+                    start_time: f.start,
+                    end_time: f.end,
+                    period_seconds: f.stat.period_seconds,
+                    statistics: vec![f.stat.stat.clone()],
+                    unit: f.stat.unit,
                 },
             )
             .await?;
-        let mut points: Vec<_> = out
-            .datapoints
-            .iter()
-            .filter_map(|d| stat_value(&stat.stat, d).map(|v| (d.timestamp, v)))
-            .collect();
-        points.sort_by_key(|(t, _)| t.as_millis());
-        if request.scan_by == ScanBy::TimestampDescending {
-            points.reverse();
-        }
-        total += points.len();
-        if total > max {
-            return Err(Error::InvalidParameterValue(format!(
-                "The result has more than MaxDatapoints ({max}) datapoints, and Thermostat does \
-                 not paginate GetMetricData yet: ask for a shorter time range or longer periods."
-            )));
-        }
-        let (timestamps, values) = points.into_iter().unzip();
-        results.push(MetricDataResult {
-            id: q.id.clone(),
-            label: q
-                .label
-                .clone()
-                .unwrap_or_else(|| stat.metric.metric_name.clone()),
-            timestamps,
-            values,
-            ..MetricDataResult::default()
-        });
+        fetched.push(
+            out.datapoints
+                .iter()
+                .filter_map(|d| stat_value(&f.stat.stat, d).map(|v| (d.timestamp, v)))
+                .collect(),
+        );
     }
+    let answer = prepared
+        .answer(fetched, &thermostat_alarms::math::NoBands)
+        .map_err(|e| metric_data_error(&[e]))?;
+    let messages = |m: Vec<md::Message>| {
+        m.into_iter()
+            .map(|m| MessageData {
+                code: m.code,
+                value: m.value,
+            })
+            .collect()
+    };
     Ok(GetMetricDataOutput {
-        metric_data_results: results,
-        ..GetMetricDataOutput::default()
+        metric_data_results: answer
+            .results
+            .into_iter()
+            .map(|r| MetricDataResult {
+                id: r.id,
+                label: r.label,
+                timestamps: r.timestamps,
+                values: r.values,
+                status_code: match r.status {
+                    md::ResultStatus::Complete => ResultStatus::Complete,
+                    md::ResultStatus::PartialData => ResultStatus::PartialData,
+                },
+                messages: messages(r.messages),
+            })
+            .collect(),
+        next_token: answer.next_token,
+        messages: messages(answer.messages),
     })
 }
 
@@ -678,7 +791,7 @@ mod tests {
             cloudwatch: Some(Arc::new(CloudWatch {
                 metrics: Arc::new(Fake),
                 alarms: None,
-                signatures,
+                signatures: Arc::new(SignatureCheck::new(signatures)),
             })),
         }
     }
@@ -720,31 +833,79 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn what_is_not_supported_yet_is_refused_with_a_clear_message() {
-        let expression = r#"{"MetricDataQueries":[{"Id":"e","Expression":"SUM(METRICS())"}],"StartTime":0,"EndTime":600}"#;
+    async fn get_metric_data_evaluates_expressions_and_names_a_broken_one() {
+        let hidden = QUERY.replace(r#""Stat":"Sum"}"#, r#""Stat":"Sum"},"ReturnData":false"#);
+        let body = |expression: &str| {
+            format!(
+                r#"{{"MetricDataQueries":[{hidden},{{"Id":"e","Expression":"{expression}"}}],"StartTime":0,"EndTime":600}}"#
+            )
+        };
+        let (status, _, json) =
+            json_call(Signatures::AcceptAny, "GetMetricData", body("a * 10")).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        let results = json["MetricDataResults"].as_array().unwrap();
+        assert_eq!(results.len(), 1, "only ReturnData queries: {json}");
+        assert_eq!(results[0]["Id"], "e");
+        assert_eq!(results[0]["Label"], "e");
+        assert_eq!(results[0]["Timestamps"], serde_json::json!([120, 60]));
+        assert_eq!(results[0]["Values"], serde_json::json!([20.0, 10.0]));
+
         let (status, headers, json) =
-            json_call(Signatures::AcceptAny, "GetMetricData", expression).await;
+            json_call(Signatures::AcceptAny, "GetMetricData", body("a +* 2")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(
             headers["x-amzn-query-error"],
             "InvalidParameterValue;Sender"
         );
+        let message = json["message"].as_str().unwrap();
         assert!(
-            json["message"].as_str().unwrap().contains("metric math"),
+            message.starts_with("MetricDataQueries.member.2.Expression: 1:4: syntax"),
             "{json}"
         );
+    }
 
-        let (status, _, json) = json_call(
+    #[tokio::test]
+    async fn get_metric_data_pages_by_max_datapoints_with_a_token_for_that_request() {
+        // Two queries of two datapoints each, three datapoints a page.
+        let queries = format!(
+            r#"[{QUERY},{}]"#,
+            QUERY.replace(r#""Id":"a""#, r#""Id":"b""#)
+        );
+        let body = |token: &str| {
+            format!(
+                r#"{{"MetricDataQueries":{queries},"StartTime":0,"EndTime":600,"MaxDatapoints":3,"ScanBy":"TimestampAscending"{token}}}"#
+            )
+        };
+        let (status, _, first) = json_call(Signatures::AcceptAny, "GetMetricData", body("")).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let results = &first["MetricDataResults"];
+        assert_eq!(results[0]["Values"], serde_json::json!([1.0, 2.0]));
+        assert_eq!(results[0]["StatusCode"], "Complete");
+        assert_eq!(results[1]["Values"], serde_json::json!([1.0]));
+        assert_eq!(results[1]["StatusCode"], "PartialData");
+        let token = first["NextToken"].as_str().expect("a next page").to_owned();
+
+        let (status, _, second) = json_call(
             Signatures::AcceptAny,
-            "ListMetrics",
-            r#"{"RecentlyActive":"PT3H"}"#,
+            "GetMetricData",
+            body(&format!(r#","NextToken":"{token}""#)),
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(
-            json["message"].as_str().unwrap().contains("RecentlyActive"),
-            "{json}"
+        assert_eq!(status, StatusCode::OK, "{second}");
+        let results = &second["MetricDataResults"];
+        assert_eq!(results[0]["Values"], serde_json::json!([]));
+        assert_eq!(results[1]["Values"], serde_json::json!([2.0]));
+        assert_eq!(results[1]["Timestamps"], serde_json::json!([120]));
+        assert_eq!(results[1]["StatusCode"], "Complete");
+        assert!(second.get("NextToken").is_none(), "{second}");
+
+        // The token is for that request only.
+        let other = format!(
+            r#"{{"MetricDataQueries":[{QUERY}],"StartTime":0,"EndTime":600,"NextToken":"{token}"}}"#
         );
+        let (status, headers, _) = json_call(Signatures::AcceptAny, "GetMetricData", other).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(headers["x-amzn-query-error"], "InvalidNextToken;Sender");
     }
 
     #[tokio::test]

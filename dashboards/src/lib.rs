@@ -34,6 +34,8 @@ mod audit;
 pub mod cloudwatch;
 pub mod cross_site;
 pub mod error;
+pub mod export;
+mod metric_data;
 pub mod otlp;
 mod promql;
 pub mod remote_write;
@@ -137,6 +139,16 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/metrics",
             read(Permission::ReadMetrics, get(api::metrics)),
+        )
+        .route(
+            "/api/v1/metric-data",
+            read(Permission::ReadMetrics, post(metric_data::metric_data)).layer(
+                axum::extract::DefaultBodyLimit::max(metric_data::MAX_BODY_BYTES),
+            ),
+        )
+        .route(
+            "/api/v1/export/series",
+            read(Permission::ReadMetrics, get(export::series)),
         )
         .route(
             "/api/v1/query",

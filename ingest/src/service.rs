@@ -403,6 +403,157 @@ fn invalid(e: ValidationError) -> Status {
     Status::from(Error::Invalid(e))
 }
 
+/// `GetMetricData`'s refusals as one INVALID_ARGUMENT: the first problem's field, then
+/// every problem (`metric_data_queries[1].expression: 1:7: syntax: …; …`).
+fn invalid_metric_data(errors: &[thermostat_alarms::math::metric_data::MetricDataError]) -> Status {
+    let Some((first, rest)) = errors.split_first() else {
+        return invalid(ValidationError::new("metric_data_queries", "is invalid"));
+    };
+    let mut rule = first.detail();
+    for e in rest {
+        rule.push_str(&format!("; {}: {}", e.snake_path(), e.detail()));
+    }
+    invalid(ValidationError::new(first.snake_path(), rule))
+}
+
+/// The native `GetMetricData` request in the shared shape.
+fn metric_data_request(
+    r: pb::GetMetricDataRequest,
+) -> Result<
+    thermostat_alarms::math::metric_data::MetricDataRequest,
+    thermostat_alarms::math::metric_data::MetricDataError,
+> {
+    use thermostat_alarms::math::metric_data::{
+        self as md, DataQuery, DataSource, MetricDataError, MetricStat,
+    };
+    if r.metric_data_queries.len() > thermostat_alarms::math::MAX_REQUEST_QUERIES {
+        return Err(MetricDataError {
+            query: None,
+            field: "MetricDataQueries",
+            rule: "count",
+            pos: None,
+            message: format!(
+                "must hold 1 to {} queries (got {})",
+                thermostat_alarms::math::MAX_REQUEST_QUERIES,
+                r.metric_data_queries.len()
+            ),
+        });
+    }
+    let queries = r
+        .metric_data_queries
+        .into_iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let source = match q.query {
+                Some(pb::metric_data_query::Query::Expression(e)) => DataSource::Expression(e),
+                Some(pb::metric_data_query::Query::MetricStat(s)) => {
+                    let m = s.metric.unwrap_or_default();
+                    DataSource::MetricStat(MetricStat::parse(
+                        i,
+                        md::Metric {
+                            namespace: m.namespace,
+                            metric_name: m.metric_name,
+                            dimensions: m
+                                .dimensions
+                                .into_iter()
+                                .map(|d| Dimension::new(d.name, d.value))
+                                .collect(),
+                        },
+                        s.period_seconds.into(),
+                        &s.stat,
+                        &s.unit,
+                    )?)
+                }
+                None => {
+                    return Err(MetricDataError {
+                        query: Some(i),
+                        field: "MetricStat",
+                        rule: "required",
+                        pos: None,
+                        message: "exactly one of metric_stat and expression must be set".into(),
+                    });
+                }
+            };
+            let period_seconds = match q.period_seconds {
+                0 => None,
+                p => Some(u32::try_from(p).map_err(|_| MetricDataError {
+                    query: Some(i),
+                    field: "Period",
+                    rule: "period",
+                    pos: None,
+                    message: format!("must be positive, or 0 for the metrics' period (got {p})"),
+                })?),
+            };
+            Ok(DataQuery {
+                id: q.id,
+                source,
+                label: Some(q.label).filter(|l| !l.is_empty()),
+                return_data: q.return_data.unwrap_or(true),
+                period_seconds,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_datapoints = match r.max_datapoints {
+        0 => None,
+        n => Some(u32::try_from(n).map_err(|_| MetricDataError {
+            query: None,
+            field: "MaxDatapoints",
+            rule: "limit",
+            pos: None,
+            message: format!(
+                "must be 1 to {}, or 0 for the most (got {n})",
+                md::MAX_DATAPOINTS
+            ),
+        })?),
+    };
+    Ok(md::MetricDataRequest {
+        queries,
+        start: Timestamp::from_millis(r.start_time_ms),
+        end: Timestamp::from_millis(r.end_time_ms),
+        scan_by: if r.scan_by == pb::ScanBy::TimestampAscending as i32 {
+            md::ScanBy::TimestampAscending
+        } else {
+            md::ScanBy::TimestampDescending
+        },
+        max_datapoints,
+        next_token: Some(r.next_token).filter(|t| !t.is_empty()),
+    })
+}
+
+/// The shared answer as the native response.
+fn metric_data_response(
+    answer: thermostat_alarms::math::metric_data::MetricDataResponse,
+) -> pb::GetMetricDataResponse {
+    use thermostat_alarms::math::metric_data::ResultStatus;
+    let messages = |m: Vec<thermostat_alarms::math::metric_data::Message>| {
+        m.into_iter()
+            .map(|m| pb::MessageData {
+                code: m.code,
+                value: m.value,
+            })
+            .collect()
+    };
+    pb::GetMetricDataResponse {
+        metric_data_results: answer
+            .results
+            .into_iter()
+            .map(|r| pb::MetricDataResult {
+                id: r.id,
+                label: r.label,
+                timestamps_ms: r.timestamps.iter().map(|t| t.as_millis()).collect(),
+                values: r.values,
+                status_code: match r.status {
+                    ResultStatus::Complete => pb::MetricDataStatusCode::Complete,
+                    ResultStatus::PartialData => pb::MetricDataStatusCode::PartialData,
+                } as i32,
+                messages: messages(r.messages),
+            })
+            .collect(),
+        next_token: answer.next_token.unwrap_or_default(),
+        messages: messages(answer.messages),
+    }
+}
+
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<PutMetricDataResponse, Status>> + Send>>;
 
 /// The requests of a stream, ended with DEADLINE_EXCEEDED once the client has sent no message
@@ -629,6 +780,60 @@ impl MetricsService for MetricsApi {
         Ok(Response::new(GetMetricStatisticsResponse { datapoints }))
     }
 
+    async fn get_metric_data(
+        &self,
+        request: Request<pb::GetMetricDataRequest>,
+    ) -> Result<Response<pb::GetMetricDataResponse>, Status> {
+        use thermostat_alarms::math::metric_data::{self as md, MetricSource as _};
+        let principal = self.principal(&request, Permission::ReadMetrics)?;
+        let request =
+            metric_data_request(request.into_inner()).map_err(|e| invalid_metric_data(&[e]))?;
+        let prepared = md::prepare(request).map_err(|e| invalid_metric_data(&e))?;
+        for f in prepared.fetches() {
+            self.in_scope(&principal, &f.stat.metric.namespace)?;
+        }
+        // Every statistic query is planned (checked, costed) before any runs; the request
+        // passes the shared gate once, for their summed cost, and runs with its math on a
+        // blocking thread.
+        let now = self.clock.now();
+        let mut cost = 0u64;
+        for f in prepared.fetches() {
+            let query = f.store_query().map_err(|e| invalid_metric_data(&[e]))?;
+            let plan = query
+                .plan(now)
+                .map_err(|e| invalid_metric_data(&[f.store_error(&e)]))?;
+            cost = cost.saturating_add(plan.cost);
+        }
+        let admission = self.queries.admit(cost).map_err(|e| match e {
+            QueryRefused::TooCostly { .. } => {
+                invalid(ValidationError::new("metric_data_queries", e.to_string()))
+            }
+            QueryRefused::Busy { .. } => Error::QueriesBusy(e).into(),
+        })?;
+        let store = Arc::clone(&self.store);
+        let answer = tokio::task::spawn_blocking(move || {
+            admission.run(|| {
+                let source = md::StoreSource { store: &store, now };
+                let fetched = prepared
+                    .fetches()
+                    .iter()
+                    .map(|f| source.fetch(f))
+                    .collect::<Result<Vec<_>, _>>()?;
+                prepared.answer(fetched, &thermostat_alarms::math::NoBands)
+            })
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "A metric data query failed.");
+            Error::Internal {
+                what: "internal error",
+                source: e,
+            }
+        })?
+        .map_err(|e| invalid_metric_data(&[e]))?;
+        Ok(Response::new(metric_data_response(answer)))
+    }
+
     async fn list_metrics(
         &self,
         request: Request<ListMetricsRequest>,
@@ -661,11 +866,22 @@ impl MetricsService for MetricsApi {
         let store = Arc::clone(&self.store);
         let now = self.clock.now();
         // A page reads every series: off the async workers.
+        let active_since = match r.active_within_seconds {
+            0 => None,
+            s if s > 0 => Some(now.sub_millis(s.saturating_mul(1000))),
+            _ => {
+                return Err(invalid(ValidationError::new(
+                    "active_within_seconds",
+                    "must be 0 (no filter) or a positive number of seconds".to_owned(),
+                )));
+            }
+        };
         let (namespace, metric_name) = (r.namespace, r.metric_name);
         let page = tokio::task::spawn_blocking(move || {
             let filter = ListFilter {
                 namespace: Some(namespace.as_str()).filter(|s| !s.is_empty()),
                 metric_name: Some(metric_name.as_str()).filter(|s| !s.is_empty()),
+                active_since,
             };
             store.list_page(filter, now, after.as_ref(), max_records, LIST_MAX_BYTES)
         });

@@ -824,7 +824,8 @@ impl Store {
         max_records: usize,
         max_bytes: usize,
     ) -> ListPage {
-        let since = now.sub_millis(LIST_RECENT_MS);
+        let window = now.sub_millis(LIST_RECENT_MS);
+        let since = filter.active_since.map_or(window, |t| t.max(window));
         let max_records = max_records.max(1);
         // The smallest `max_records + 1` keys after the cursor (the extra one says whether
         // more remain), in a max-heap by list order.
@@ -873,26 +874,10 @@ impl Store {
         }
         let more = sorted.len() > take;
         sorted.truncate(take);
-        let next = match sorted.last() {
-            Some(last) if more => {
-                // Keys of the page that share the last one's (namespace, metric name, hash),
-                // plus those the cursor had already passed.
-                let same = |k: &SeriesKey| {
-                    k.stable_hash() == last.stable_hash()
-                        && k.metric_name() == last.metric_name()
-                        && k.namespace() == last.namespace()
-                };
-                let before = after
-                    .filter(|c| c.position(last) == std::cmp::Ordering::Equal)
-                    .map_or(0, |c| c.skip);
-                Some(ListCursor {
-                    namespace: last.namespace().to_owned(),
-                    metric_name: last.metric_name().to_owned(),
-                    hash: last.stable_hash(),
-                    skip: before + sorted.iter().filter(|k| same(k)).count(),
-                })
-            }
-            _ => None,
+        let next = if more {
+            ListPage::cursor_after(&sorted, after, sorted.len())
+        } else {
+            None
         };
         ListPage { keys: sorted, next }
     }
@@ -947,14 +932,6 @@ impl Store {
             plan.period_ms,
         );
         let buckets = plan.buckets;
-        let ranks: Vec<f64> = query
-            .statistics
-            .iter()
-            .filter_map(|s| match s {
-                Statistic::Percentile(p) => Some(p.rank),
-                _ => None,
-            })
-            .collect();
         let shard = self.lock(self.shard_of(&query.key));
         let Some(series) = shard.series.get(&query.key) else {
             return Ok(Vec::new());
@@ -992,19 +969,7 @@ impl Store {
                 if w.is_empty() {
                     continue;
                 }
-                let mut pct = w.percentiles(&ranks).into_iter();
-                let values = query
-                    .statistics
-                    .iter()
-                    .map(|s| match s {
-                        Statistic::SampleCount => Some(w.sample_count()),
-                        Statistic::Sum => Some(w.sum()),
-                        Statistic::Minimum => Some(w.minimum()),
-                        Statistic::Maximum => Some(w.maximum()),
-                        Statistic::Average => Some(w.sum() / w.sample_count()),
-                        Statistic::Percentile(_) => pct.next().flatten(),
-                    })
-                    .collect();
+                let values = w.statistics(&query.statistics);
                 out.push(Datapoint {
                     timestamp: Timestamp(start + b as i64 * p),
                     unit: stream.unit,
@@ -1073,6 +1038,60 @@ impl Store {
                 f(s);
             }
         });
+    }
+
+    /// A serialisable copy of the windows of series `key` that overlap `from..=to` (a window
+    /// `[start, start + tier)` with `start <= to` and `start + tier > from`), in the order
+    /// (unit, tier, start), after the window `after` (exclusive) when given, at most
+    /// `max_windows` of them (at least one): a page of `GET /api/v1/export/series`. `None`
+    /// when the series does not exist. [`Store::import`] merges such pages back into a store
+    /// exactly (every statistic, percentiles included).
+    pub fn export_range(
+        &self,
+        key: &SeriesKey,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<(Unit, u8, i64)>,
+        max_windows: usize,
+    ) -> Option<SeriesExport> {
+        let shard = self.lock(self.shard_of(key));
+        let series = shard.series.get(key)?;
+        let mut streams: Vec<&Stream> = series.streams.iter().collect();
+        streams.sort_by_key(|s| s.unit);
+        let mut left = max_windows.max(1);
+        let mut out = Vec::new();
+        for s in streams {
+            if left == 0 {
+                break;
+            }
+            let mut windows = Vec::new();
+            for (tier, &tier_ms) in TIER_MS.iter().enumerate() {
+                let lo = from.as_millis().saturating_sub(tier_ms).saturating_add(1);
+                let hi = to.as_millis().saturating_add(1);
+                for (start, w) in s.range(tier, lo..hi) {
+                    let here = (s.unit, tier as u8, start);
+                    if after.is_some_and(|a| here <= a) {
+                        continue;
+                    }
+                    if left == 0 {
+                        break;
+                    }
+                    windows.push((tier as u8, start, w.export()));
+                    left -= 1;
+                }
+            }
+            if !windows.is_empty() {
+                out.push(StreamExport {
+                    unit: s.unit,
+                    windows,
+                });
+            }
+        }
+        Some(SeriesExport {
+            key: key.clone(),
+            last_timestamp: series.last_timestamp,
+            streams: out,
+        })
     }
 
     /// Adds a series exported by [`Store::export_shards`] (merging with any data already held).
@@ -1167,6 +1186,9 @@ pub struct ListFilter<'a> {
     pub namespace: Option<&'a str>,
     /// Only this metric name.
     pub metric_name: Option<&'a str>,
+    /// Only series with data at or after this time (CloudWatch's `RecentlyActive`); the
+    /// 14-day listing window applies in any case.
+    pub active_since: Option<Timestamp>,
 }
 
 /// One page of series ([`Store::list_page`]).
@@ -1176,6 +1198,38 @@ pub struct ListPage {
     pub keys: Vec<SeriesKey>,
     /// Where the next page starts, when more remain.
     pub next: Option<ListCursor>,
+}
+
+impl ListPage {
+    /// The cursor after the first `n` keys of `keys`, a page that [`Store::list_page`]
+    /// listed after `after`: a page that stops early (`GET /api/v1/export/series` bounds
+    /// its bytes) goes on from there. `after` itself when `n` is 0.
+    pub fn cursor_after(
+        keys: &[SeriesKey],
+        after: Option<&ListCursor>,
+        n: usize,
+    ) -> Option<ListCursor> {
+        let page = &keys[..n.min(keys.len())];
+        let Some(last) = page.last() else {
+            return after.cloned();
+        };
+        // Keys of the page that share the last one's (namespace, metric name, hash), plus
+        // those the cursor had already passed.
+        let same = |k: &SeriesKey| {
+            k.stable_hash() == last.stable_hash()
+                && k.metric_name() == last.metric_name()
+                && k.namespace() == last.namespace()
+        };
+        let before = after
+            .filter(|c| c.position(last) == std::cmp::Ordering::Equal)
+            .map_or(0, |c| c.skip);
+        Some(ListCursor {
+            namespace: last.namespace().to_owned(),
+            metric_name: last.metric_name().to_owned(),
+            hash: last.stable_hash(),
+            skip: before + page.iter().filter(|k| same(k)).count(),
+        })
+    }
 }
 
 /// Where a page of [`Store::list_page`] ends: after the series ordered before or at

@@ -55,6 +55,12 @@ impl FromWire for crate::v1::GetMetricStatisticsRequest {
     }
 }
 
+impl FromWire for crate::v1::GetMetricDataRequest {
+    fn from_wire(buf: &mut DecodeBuf<'_>) -> Result<Self, Status> {
+        prost_decode(buf)
+    }
+}
+
 impl FromWire for crate::v1::ListMetricsRequest {
     fn from_wire(buf: &mut DecodeBuf<'_>) -> Result<Self, Status> {
         prost_decode(buf)

@@ -59,4 +59,4 @@ pub use model::{
 pub use schedule::due;
 pub use simulate::{SimulationResult, render_json, render_text, simulate};
 pub use trigger::{merge_alarms, triggers};
-pub use validate::validate;
+pub use validate::{action_problem, validate};

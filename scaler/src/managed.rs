@@ -90,6 +90,9 @@ pub fn alarms_for(group: &ScalingGroup, policy: &Policy) -> Vec<Alarm> {
             repeat_interval_seconds: None,
         },
         source: group.source.clone(),
+        metrics: Vec::new(),
+        threshold_metric_id: None,
+        anomaly: None,
     };
     let mut out = vec![alarm(
         high_alarm_name(&group.name, &policy.name),

@@ -156,6 +156,62 @@ fn managed_owner(set: &ScalingSet, alarm: &str) -> (String, String) {
     (String::new(), String::new())
 }
 
+/// What is wrong with the scaling action `act` (written as `text`) of an alarm, against the
+/// groups of `set` (`defined`: the names of groups defined but maybe invalid, which are
+/// reported where they are defined): an unknown group or policy, a target-tracking policy, or
+/// a policy ARN without group and policy names. `None` for a good scaling action and for
+/// every other action. Alarms created through the API are checked with this too.
+pub fn action_problem(
+    set: &ScalingSet,
+    defined: &HashSet<&str>,
+    act: &Action,
+    text: &str,
+) -> Option<String> {
+    match act {
+        Action::ScalingPolicy { group, policy }
+        | Action::ScalingPolicyArn {
+            group: Some(group),
+            policy: Some(policy),
+            ..
+        } => match set.resolve(act) {
+            Some((_, p)) if p.policy_type() == PolicyType::TargetTrackingScaling => Some(format!(
+                "refers to the target-tracking policy {group}/{policy}, which only the alarms Thermostat creates for it may trigger"
+            )),
+            Some(_) => None,
+            None => {
+                let found = set.groups.iter().find(|g| {
+                    g.name == *group
+                        || matches!(&g.backend, Backend::AwsAutoscaling { auto_scaling_group_name } if auto_scaling_group_name == group)
+                });
+                match found {
+                    Some(g) => Some(format!(
+                        "refers to unknown policy {policy:?} of scaling group {:?}{}",
+                        g.name,
+                        did_you_mean(policy, g.policies.iter().map(|p| p.name.as_str()))
+                    )),
+                    // The group is defined but failed validation (reported there).
+                    None if defined.contains(group.as_str()) => None,
+                    None => {
+                        let known: Vec<&str> = if defined.is_empty() {
+                            set.groups.iter().map(|g| g.name.as_str()).collect()
+                        } else {
+                            defined.iter().copied().collect()
+                        };
+                        Some(format!(
+                            "refers to unknown scaling group {group:?}{}",
+                            did_you_mean(group, known.into_iter())
+                        ))
+                    }
+                }
+            }
+        },
+        Action::ScalingPolicyArn { .. } => Some(format!(
+            "must name the group and policy (…:autoScalingGroupName/<group>:policyName/<policy>) so that Thermostat can find them (got {text:?})"
+        )),
+        _ => None,
+    }
+}
+
 /// Checks every scaling action written in `alarms:` of one file.
 fn check_alarm_actions(
     check: &mut FieldChecker<'_>,
@@ -171,45 +227,7 @@ fn check_alarm_actions(
         let Ok(act) = action::parse(&written.text) else {
             continue; // thermostat_alarms reports malformed actions.
         };
-        let message = match &act {
-            Action::ScalingPolicy { group, policy }
-            | Action::ScalingPolicyArn {
-                group: Some(group),
-                policy: Some(policy),
-                ..
-            } => match set.resolve(&act) {
-                Some((_, p)) if p.policy_type() == PolicyType::TargetTrackingScaling => {
-                    Some(format!(
-                        "refers to the target-tracking policy {group}/{policy}, which only the alarms Thermostat creates for it may trigger"
-                    ))
-                }
-                Some(_) => None,
-                None => {
-                    let found = set.groups.iter().find(|g| {
-                        g.name == *group
-                            || matches!(&g.backend, Backend::AwsAutoscaling { auto_scaling_group_name } if auto_scaling_group_name == group)
-                    });
-                    match found {
-                        Some(g) => Some(format!(
-                            "refers to unknown policy {policy:?} of scaling group {:?}{}",
-                            g.name,
-                            did_you_mean(policy, g.policies.iter().map(|p| p.name.as_str()))
-                        )),
-                        // The group is defined but failed validation (reported there).
-                        None if defined.contains(group.as_str()) => None,
-                        None => Some(format!(
-                            "refers to unknown scaling group {group:?}{}",
-                            did_you_mean(group, defined.iter().copied())
-                        )),
-                    }
-                }
-            },
-            Action::ScalingPolicyArn { .. } => Some(format!(
-                "must name the group and policy (…:autoScalingGroupName/<group>:policyName/<policy>) so that Thermostat can find them (got {:?})",
-                written.text
-            )),
-            _ => None,
-        };
+        let message = action_problem(set, defined, &act, &written.text);
         if let Some(m) = message {
             check.push(
                 written.pos,

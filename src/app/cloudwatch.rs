@@ -6,6 +6,7 @@
 //! [`Signatures`].
 
 use std::sync::Arc;
+use tonic_types::StatusExt as _;
 
 use thermostat_auth::Principal;
 use thermostat_auth::sigv4::AccessKeys;
@@ -93,7 +94,13 @@ fn cloudwatch_error(status: &tonic::Status) -> Error {
         tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
             Error::AccessDenied(message)
         }
+        // Overload passes (the status carries a RetryInfo): `Throttling`, which every SDK
+        // retries with back-off. A series limit does not pass by waiting: `LimitExceeded`.
+        tonic::Code::ResourceExhausted if status.get_details_retry_info().is_some() => {
+            Error::Throttling(message)
+        }
         tonic::Code::ResourceExhausted => Error::LimitExceeded(message),
+        tonic::Code::Unavailable => Error::ServiceUnavailable(message),
         _ => {
             tracing::error!(code = ?status.code(), %message, "A CloudWatch API request failed.");
             Error::InternalServiceError
@@ -171,7 +178,7 @@ impl CloudWatchMetrics for CloudWatchIngest {
                             Statistic::Minimum => d.minimum = Some(v),
                             Statistic::Maximum => d.maximum = Some(v),
                             Statistic::Average => d.average = Some(v),
-                            Statistic::Percentile(_) => {
+                            Statistic::Percentile(_) | Statistic::Extended(_) => {
                                 d.extended_statistics.insert(stat.name().to_owned(), v);
                             }
                         }
@@ -198,6 +205,8 @@ impl CloudWatchMetrics for CloudWatchIngest {
                 metric_name: request.metric_name.clone().unwrap_or_default(),
                 next_token: request.next_token.clone().unwrap_or_default(),
                 max_records: 0,
+                // `RecentlyActive=PT3H`, CloudWatch's only value.
+                active_within_seconds: if request.recently_active { 3 * 3600 } else { 0 },
             };
             let response = api
                 .list_metrics(request_for(principal, native))
@@ -251,7 +260,22 @@ impl CloudWatchMetrics for CloudWatchIngest {
 /// # Errors
 /// An access key whose secret cannot be read, or `verify_signatures: false` beyond loopback.
 pub fn signatures(settings: &Settings) -> Result<Signatures, SecurityError> {
-    let aws = &settings.aws_api;
+    signatures_of(
+        &settings.aws_api,
+        settings.http_addr,
+        settings.insecure_no_auth,
+    )
+}
+
+/// [`signatures`] of an `aws_api` section, for a server listening on `http_addr`.
+///
+/// # Errors
+/// As [`signatures`].
+pub fn signatures_of(
+    aws: &crate::settings::AwsApiSettings,
+    http_addr: std::net::SocketAddr,
+    insecure_no_auth: bool,
+) -> Result<Signatures, SecurityError> {
     let invalid = |rule: String| {
         SecurityError::Settings(SettingsError::Invalid {
             key: "aws_api",
@@ -259,12 +283,12 @@ pub fn signatures(settings: &Settings) -> Result<Signatures, SecurityError> {
         })
     };
     if !aws.verify_signatures {
-        if !settings.http_addr.ip().is_loopback() && !settings.insecure_no_auth {
+        if !http_addr.ip().is_loopback() && !insecure_no_auth {
             return Err(invalid(format!(
                 "verify_signatures: false accepts any signature as an admin; refused on {}, \
                  which is not loopback (listen on 127.0.0.1, or pass --insecure-no-auth to \
                  accept the risk)",
-                settings.http_addr
+                http_addr
             )));
         }
         tracing::warn!(

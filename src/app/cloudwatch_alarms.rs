@@ -15,18 +15,19 @@ use serde_json::Value;
 use thermostat_alarms::history::AlarmType;
 use thermostat_alarms::model::Alarm;
 use thermostat_alarms::{AlarmState, StateValue};
-use thermostat_alarms_runtime::{AlarmEntry, AlarmListing, AlarmRuntime};
+use thermostat_alarms_runtime::{AlarmEntry, AlarmListing, AlarmRuntime, AlarmTags};
 use thermostat_cloudwatch::Error;
 use thermostat_cloudwatch::output::{
     AlarmHistoryItem, CompositeAlarm, DescribeAlarmHistoryOutput, DescribeAlarmsOutput, MetricAlarm,
 };
 use thermostat_cloudwatch::request::{
     DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, PutCompositeAlarm,
-    PutMetricAlarm, ScanBy, SetAlarmState,
+    PutMetricAlarm, ScanBy, SetAlarmState, Tag, TagResource, UntagResource,
 };
 use thermostat_dashboards::alarms::{AlarmApi, AlarmApiError, HistoryQuery};
 use thermostat_dashboards::cloudwatch::CloudWatchAlarms;
 use thermostat_metrics::Timestamp;
+use thermostat_scaler_runtime::ScalingRuntime;
 use thermostat_yaml::Rule;
 
 /// The file name API alarms are validated under (and their `source`).
@@ -43,21 +44,26 @@ const ALARMS_TOKEN_PREFIX: &str = "a1.";
 pub struct CloudWatchRuntimeAlarms {
     runtime: Arc<AlarmRuntime>,
     api: Arc<dyn AlarmApi>,
+    /// The scaling groups, which an alarm's scaling actions must name.
+    scaling: Arc<ScalingRuntime>,
     /// `arn:aws:cloudwatch:<region>:<account>:alarm:`.
     arn_prefix: String,
 }
 
 impl CloudWatchRuntimeAlarms {
-    /// The port over `runtime`, history through `api`, ARNs in `region` and `account_id`.
+    /// The port over `runtime`, history through `api`, scaling actions checked against the
+    /// groups of `scaling`, ARNs in `region` and `account_id`.
     pub fn new(
         runtime: Arc<AlarmRuntime>,
         api: Arc<dyn AlarmApi>,
+        scaling: Arc<ScalingRuntime>,
         region: &str,
         account_id: &str,
     ) -> Self {
         CloudWatchRuntimeAlarms {
             runtime,
             api,
+            scaling,
             arn_prefix: format!("arn:aws:cloudwatch:{region}:{account_id}:alarm:"),
         }
     }
@@ -395,10 +401,11 @@ impl CloudWatchRuntimeAlarms {
             threshold: a.threshold,
             comparison_operator: a.comparison_operator.as_str().to_owned(),
             treat_missing_data: a.treat_missing_data.as_str().to_owned(),
-            evaluate_low_sample_count_percentile: a
-                .statistic
-                .is_percentile()
-                .then(|| a.evaluate_low_sample_count_percentile.as_str().to_owned()),
+            evaluate_low_sample_count_percentile: matches!(
+                a.statistic,
+                thermostat_metrics::Statistic::Percentile(_)
+            )
+            .then(|| a.evaluate_low_sample_count_percentile.as_str().to_owned()),
         }
     }
 
@@ -458,19 +465,254 @@ fn history_item(item: &Value) -> AlarmHistoryItem {
     }
 }
 
+/// Where a page of every alarm's history continues: after the item at `timestamp` of
+/// `alarm`, the `skip`-th of that alarm's items at that millisecond. Pages are newest first,
+/// ordered by time, then alarm name, then each alarm's own order.
+#[derive(Debug, PartialEq, Eq)]
+struct EveryHistoryCursor {
+    timestamp: i64,
+    alarm: String,
+    skip: usize,
+}
+
+impl EveryHistoryCursor {
+    const PREFIX: &'static str = "all1.";
+
+    fn token(&self) -> String {
+        let hex: String = self.alarm.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("{}{}.{}.{hex}", Self::PREFIX, self.timestamp, self.skip)
+    }
+
+    fn parse(token: &str) -> Option<Self> {
+        let mut parts = token.strip_prefix(Self::PREFIX)?.splitn(3, '.');
+        let timestamp = parts.next()?.parse().ok()?;
+        let skip = parts.next()?.parse().ok()?;
+        let hex = parts.next()?;
+        if hex.len() % 2 != 0 || hex.len() > 2 * 1024 {
+            return None;
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(EveryHistoryCursor {
+            timestamp,
+            alarm: String::from_utf8(bytes).ok()?,
+            skip,
+        })
+    }
+}
+
+impl CloudWatchRuntimeAlarms {
+    /// `DescribeAlarmHistory` without `AlarmName`: every alarm's items merged newest first,
+    /// paged with an [`EveryHistoryCursor`]. Each page reads at most a page (plus the
+    /// cursor's skip) of each alarm's history.
+    fn every_alarms_history(
+        &self,
+        r: &DescribeAlarmHistory,
+        mut query: HistoryQuery,
+    ) -> Result<DescribeAlarmHistoryOutput, Error> {
+        let max = query.max_records;
+        let cursor = match &r.next_token {
+            None => None,
+            Some(t) => Some(EveryHistoryCursor::parse(t).ok_or_else(|| {
+                Error::InvalidNextToken("The NextToken is not one this server issued.".into())
+            })?),
+        };
+        query.next_token = None;
+        if let Some(c) = &cursor {
+            let through = Timestamp::from_millis(c.timestamp.saturating_add(1));
+            query.end = Some(query.end.map_or(through, |e| e.min(through)));
+        }
+        let mut all: Vec<AlarmHistoryItem> = Vec::new();
+        for entry in self.runtime.list().entries {
+            let mut q = query.clone();
+            if let Some(c) = cursor.as_ref().filter(|c| c.alarm == entry.name) {
+                q.max_records = max + c.skip;
+            }
+            let page = match self.api.history_page(&entry.name, &q) {
+                Ok(page) => page,
+                Err(AlarmApiError::NotFound(_)) => continue,
+                Err(e) => return Err(api_error(e)),
+            };
+            let mut at_cursor = 0usize;
+            for item in page.items.iter().map(history_item) {
+                if let Some(c) = &cursor
+                    && item.timestamp.as_millis() == c.timestamp
+                {
+                    // Items at the cursor's millisecond: those of alarms before the cursor's
+                    // were on earlier pages, and the first `skip` of the cursor's own.
+                    if item.alarm_name < c.alarm {
+                        continue;
+                    }
+                    if item.alarm_name == c.alarm {
+                        at_cursor += 1;
+                        if at_cursor <= c.skip {
+                            continue;
+                        }
+                    }
+                }
+                all.push(item);
+            }
+        }
+        if !r.alarm_types.is_empty() {
+            all.retain(|i| r.alarm_types.contains(&i.alarm_type));
+        }
+        // Stable: each alarm's items keep their own order.
+        all.sort_by(|a, b| {
+            b.timestamp
+                .as_millis()
+                .cmp(&a.timestamp.as_millis())
+                .then_with(|| a.alarm_name.cmp(&b.alarm_name))
+        });
+        let more = all.len() > max;
+        all.truncate(max);
+        let next_token = match all.last() {
+            Some(last) if more => {
+                let same = |i: &&AlarmHistoryItem| {
+                    i.timestamp == last.timestamp && i.alarm_name == last.alarm_name
+                };
+                let carried = cursor
+                    .as_ref()
+                    .filter(|c| {
+                        c.timestamp == last.timestamp.as_millis() && c.alarm == last.alarm_name
+                    })
+                    .map_or(0, |c| c.skip);
+                Some(
+                    EveryHistoryCursor {
+                        timestamp: last.timestamp.as_millis(),
+                        alarm: last.alarm_name.clone(),
+                        skip: carried + all.iter().filter(same).count(),
+                    }
+                    .token(),
+                )
+            }
+            _ => None,
+        };
+        if r.scan_by == ScanBy::TimestampAscending {
+            all.reverse();
+        }
+        Ok(DescribeAlarmHistoryOutput {
+            items: all,
+            next_token,
+        })
+    }
+}
+
+fn alarm_tags(tags: &[Tag]) -> AlarmTags {
+    tags.iter()
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect()
+}
+
+impl CloudWatchRuntimeAlarms {
+    /// Refuses a scaling action that names no group or policy of the running configuration
+    /// (an alarm file's would be refused by `thermostat check`), rather than keeping an
+    /// action that could never run.
+    fn check_scaling_actions(
+        &self,
+        actions: &thermostat_alarms::model::Actions,
+    ) -> Result<(), Error> {
+        let set = self.scaling.set();
+        let lists = [
+            ("AlarmActions", &actions.alarm),
+            ("OKActions", &actions.ok),
+            ("InsufficientDataActions", &actions.insufficient_data),
+        ];
+        for (list, entries) in lists {
+            for (i, action) in entries.iter().enumerate() {
+                let text = action.to_string();
+                if let Some(problem) = thermostat_scaler::action_problem(
+                    &set,
+                    &std::collections::HashSet::new(),
+                    action,
+                    &text,
+                ) {
+                    return Err(Error::InvalidParameterValue(format!(
+                        "The parameter {list}.member.{} {problem}.",
+                        i + 1
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The alarm name an alarm ARN of this server names.
+    fn arn_alarm<'a>(&self, arn: &'a str) -> Result<&'a str, Error> {
+        if let Some(name) = arn.strip_prefix(&self.arn_prefix) {
+            return Ok(name);
+        }
+        let prefix = self.arn_prefix.trim_end_matches("alarm:");
+        let message = if arn.starts_with("arn:aws:cloudwatch:") && arn.contains(":alarm:") {
+            format!(
+                "The ResourceARN {} names an alarm of another region or account: this server's \
+                 alarms are {prefix}alarm:<name>.",
+                thermostat_metrics::quote::quote(arn)
+            )
+        } else {
+            format!(
+                "The ResourceARN {} is not an alarm's ARN ({prefix}alarm:<name>); Thermostat \
+                 tags alarms only.",
+                thermostat_metrics::quote::quote(arn)
+            )
+        };
+        Err(Error::InvalidParameterValue(message))
+    }
+}
+
+/// A tagging refusal: an unknown alarm is `ResourceNotFoundException` there.
+fn tagging_error(e: thermostat_alarms_runtime::Error) -> Error {
+    match e {
+        thermostat_alarms_runtime::Error::NotFound(name) => {
+            Error::ResourceNotFoundException(format!("The alarm {name} does not exist."))
+        }
+        thermostat_alarms_runtime::Error::Invalid {
+            field: "tags",
+            message,
+        } => Error::InvalidParameterValue(format!("The parameter Tags is invalid: {message}.")),
+        e => runtime_error(e),
+    }
+}
+
 impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
+    fn list_tags_for_resource(&self, resource_arn: String) -> Result<Vec<Tag>, Error> {
+        let name = self.arn_alarm(&resource_arn)?;
+        let tags = self.runtime.alarm_tags(name).map_err(tagging_error)?;
+        Ok(tags
+            .into_iter()
+            .map(|(key, value)| Tag { key, value })
+            .collect())
+    }
+
+    fn tag_resource(&self, request: TagResource) -> Result<(), Error> {
+        let name = self.arn_alarm(&request.resource_arn)?;
+        self.runtime
+            .tag_alarm(name, alarm_tags(&request.tags))
+            .map_err(tagging_error)
+    }
+
+    fn untag_resource(&self, request: UntagResource) -> Result<(), Error> {
+        let name = self.arn_alarm(&request.resource_arn)?;
+        self.runtime
+            .untag_alarm(name, &request.tag_keys)
+            .map_err(tagging_error)
+    }
+
     fn put_metric_alarm(&self, request: PutMetricAlarm) -> Result<(), Error> {
         let alarm = validated(&request)?;
+        self.check_scaling_actions(&alarm.actions)?;
         self.runtime
-            .put_api_alarm(alarm)
+            .put_api_alarm_tagged(alarm, alarm_tags(&request.tags))
             .map(|_new| ())
             .map_err(runtime_error)
     }
 
     fn put_composite_alarm(&self, request: PutCompositeAlarm) -> Result<(), Error> {
         let composite = validated_composite(&request, &self.runtime.alarms())?;
+        self.check_scaling_actions(&composite.actions)?;
         self.runtime
-            .put_api_composite(composite)
+            .put_api_composite_tagged(composite, alarm_tags(&request.tags))
             .map(|_new| ())
             .map_err(runtime_error)
     }
@@ -482,15 +724,39 @@ impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
                 Error::InvalidNextToken("The NextToken is not one this server issued.".into())
             })?),
         };
+        let listing = self.runtime.list();
+        // `ChildrenOfAlarmName` / `ParentsOfAlarmName`: the alarms related to one, of both
+        // types.
+        let related: Option<std::collections::BTreeSet<&str>> =
+            match (&r.children_of_alarm_name, &r.parents_of_alarm_name) {
+                (Some(parent), _) => Some(
+                    listing
+                        .set
+                        .composite(parent)
+                        .map(|c| c.rule.references().into_iter().collect())
+                        .unwrap_or_default(),
+                ),
+                (None, Some(child)) => Some(
+                    listing
+                        .set
+                        .composites
+                        .iter()
+                        .filter(|c| c.rule.references().contains(&child.as_str()))
+                        .map(|c| c.name.as_str())
+                        .collect(),
+                ),
+                (None, None) => None,
+            };
         let want = |t: &str| {
-            if r.alarm_types.is_empty() {
+            if related.is_some() {
+                true
+            } else if r.alarm_types.is_empty() {
                 t == "MetricAlarm"
             } else {
                 r.alarm_types.iter().any(|x| x == t)
             }
         };
         let max = r.max_records.map_or(DEFAULT_MAX_RECORDS, |m| m as usize);
-        let listing = self.runtime.list();
         let mut out = DescribeAlarmsOutput::default();
         let mut taken = 0;
         for entry in &listing.entries {
@@ -506,6 +772,9 @@ impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
                 .as_ref()
                 .map_or(StateValue::InsufficientData, |s| s.value);
             let selected = want(kind)
+                && related
+                    .as_ref()
+                    .is_none_or(|names| names.contains(entry.name.as_str()))
                 && (r.alarm_names.is_empty() || r.alarm_names.contains(&entry.name))
                 && r.alarm_name_prefix
                     .as_ref()
@@ -619,38 +888,18 @@ impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
             item_types: r.history_item_type.iter().cloned().collect(),
             without_reason_data: false,
         };
-        let (mut items, next_token) = match &r.alarm_name {
-            Some(name) => {
-                let page = self.api.history_page(name, &query).map_err(api_error)?;
-                (page.items, page.next_token)
-            }
-            None => {
-                if r.next_token.is_some() {
-                    return Err(Error::InvalidNextToken(
-                        "Thermostat pages the history of one alarm at a time: give AlarmName."
-                            .into(),
-                    ));
-                }
-                let mut all = Vec::new();
-                for entry in self.runtime.list().entries {
-                    match self.api.history_page(&entry.name, &query) {
-                        Ok(page) => all.extend(page.items),
-                        Err(AlarmApiError::NotFound(_)) => {}
-                        Err(e) => return Err(api_error(e)),
-                    }
-                }
-                (all, None)
-            }
+        let Some(name) = &r.alarm_name else {
+            return self.every_alarms_history(&r, query);
         };
-        let mut items: Vec<AlarmHistoryItem> = items.drain(..).map(|i| history_item(&i)).collect();
+        let page = self.api.history_page(name, &query).map_err(api_error)?;
+        let mut items: Vec<AlarmHistoryItem> = page.items.iter().map(history_item).collect();
         if !r.alarm_types.is_empty() {
             items.retain(|i| r.alarm_types.contains(&i.alarm_type));
         }
-        items.sort_by_key(|i| std::cmp::Reverse(i.timestamp.as_millis()));
-        items.truncate(max);
         if r.scan_by == ScanBy::TimestampAscending {
             items.reverse();
         }
+        let next_token = page.next_token;
         Ok(DescribeAlarmHistoryOutput { items, next_token })
     }
 }

@@ -85,7 +85,11 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     // Tokens, TLS, and the refusal to serve beyond loopback without tokens: before anything
     // is created.
     let security = Arc::new(crate::security::Security::start(&settings, auth_telemetry)?);
-    let aws_signatures = cloudwatch::signatures(&settings)?;
+    let aws_signatures = Arc::new(thermostat_dashboards::cloudwatch::SignatureCheck::new(
+        cloudwatch::signatures(&settings)?,
+    ));
+    // A reload of the settings re-reads `aws_api` (keys rotated or revoked) too.
+    security.reload_aws_signatures(Arc::clone(&aws_signatures));
     let ready = Arc::new(AtomicBool::new(false));
 
     // A start that is refused leaves no data directory behind: the configuration is read
@@ -221,10 +225,11 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         alarms: Some(Arc::new(cloudwatch_alarms::CloudWatchRuntimeAlarms::new(
             Arc::clone(&engine),
             Arc::clone(&alarm_api),
+            Arc::clone(actions.scaling()),
             &settings.aws_api.region,
             &settings.aws_api.account_id,
         ))),
-        signatures: aws_signatures,
+        signatures: Arc::clone(&aws_signatures),
     };
     let (stop, grpc_transport) = (shutdown.clone(), transport.clone());
     tracker.spawn(async move {

@@ -3,8 +3,9 @@
 //! JSON), actions-enabled overrides under `actions_enabled:<alarm>` (JSON `true` or `false`;
 //! rows added without a format change: a file written before them simply has none, and a
 //! build that does not know them never reads them), the definitions of alarms created
-//! through the API under `api_alarm:<name>` and `api_composite:<name>` (the validated alarm's JSON; added the same way),
-//! history items under the alarm (or instance) name itself.
+//! through the API under `api_alarm:<name>` and `api_composite:<name>` (the validated alarm's JSON; added the same way), alarms' tags under `alarm_tags:<name>`
+//! (added the same way), anomaly-detection models under `anomaly:<metric id>:<alarm or
+//! instance>` (added the same way), history items under the alarm (or instance) name itself.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -12,7 +13,7 @@ use std::ops::ControlFlow;
 use thermostat_alarms::engine::InstanceState;
 use thermostat_alarms::{Alarm, CompositeAlarm, CompositeState, HistoryItem};
 use thermostat_alarms_runtime::{
-    AlarmStore, PruneBounds, PrunePass, StateRef, StoreError, StoredStates,
+    AlarmStore, AlarmTags, PruneBounds, PrunePass, StateRef, StoreError, StoredModel, StoredStates,
 };
 
 use crate::db::{AlarmWrite, HistoryPrune, StateDb};
@@ -29,6 +30,12 @@ pub const API_ALARM_PREFIX: &str = "api_alarm:";
 /// The key prefix of the definitions of composite alarms created through the API
 /// (`PutCompositeAlarm`).
 pub const API_COMPOSITE_PREFIX: &str = "api_composite:";
+/// The key prefix of alarms' tags (`TagResource`), by alarm name: a JSON object of key to
+/// value.
+pub const ALARM_TAGS_PREFIX: &str = "alarm_tags:";
+/// The key prefix of anomaly-detection models: `anomaly:<metric id>:<alarm or instance>`
+/// (metric ids have no `:`), a [`StoredModel`]'s JSON.
+pub const ANOMALY_MODEL_PREFIX: &str = "anomaly:";
 
 impl AlarmStore for StateDb {
     fn load_states(&self) -> Result<StoredStates, StoreError> {
@@ -164,6 +171,61 @@ impl AlarmStore for StateDb {
             .into_iter()
             .collect();
         let forget: Vec<String> = if composite.is_none() {
+            vec![key.clone()]
+        } else {
+            Vec::new()
+        };
+        StateDb::commit_and_forget(self, &writes, &forget).map_err(StoreError::new)
+    }
+
+    fn load_alarm_tags(&self) -> Result<Vec<(String, AlarmTags)>, StoreError> {
+        self.load_states_under::<AlarmTags>(ALARM_TAGS_PREFIX)
+            .map_err(StoreError::new)
+    }
+
+    fn commit_alarm_tags(&self, name: &str, tags: Option<&AlarmTags>) -> Result<(), StoreError> {
+        let key = format!("{ALARM_TAGS_PREFIX}{name}");
+        let writes: Vec<AlarmWrite<'_, AlarmTags, HistoryItem>> = tags
+            .map(|t| AlarmWrite {
+                name: &key,
+                state: Some(t),
+                history: &[],
+            })
+            .into_iter()
+            .collect();
+        let forget: Vec<String> = if tags.is_none() {
+            vec![key.clone()]
+        } else {
+            Vec::new()
+        };
+        StateDb::commit_and_forget(self, &writes, &forget).map_err(StoreError::new)
+    }
+
+    fn load_anomaly_models(&self) -> Result<Vec<StoredModel>, StoreError> {
+        Ok(self
+            .load_states_under::<StoredModel>(ANOMALY_MODEL_PREFIX)
+            .map_err(StoreError::new)?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect())
+    }
+
+    fn commit_anomaly_model(
+        &self,
+        instance: &str,
+        metric_id: &str,
+        model: Option<&StoredModel>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{ANOMALY_MODEL_PREFIX}{metric_id}:{instance}");
+        let writes: Vec<AlarmWrite<'_, StoredModel, HistoryItem>> = model
+            .map(|m| AlarmWrite {
+                name: &key,
+                state: Some(m),
+                history: &[],
+            })
+            .into_iter()
+            .collect();
+        let forget: Vec<String> = if model.is_none() {
             vec![key.clone()]
         } else {
             Vec::new()
@@ -343,5 +405,37 @@ mod tests {
         assert_eq!(db.history::<HistoryItem>("cpu", 10).unwrap().len(), 1);
         db.commit_api_alarm("cpu", None, &[]).unwrap();
         assert!(db.load_api_alarms().unwrap().is_empty());
+    }
+
+    #[test]
+    fn anomaly_models_round_trip_and_are_forgotten() {
+        use thermostat_alarms::anomaly::{AnomalyConfig, train};
+        use thermostat_metrics::Timestamp;
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_secs(1_800_000_000);
+        let points: Vec<(Timestamp, f64)> = (0..600)
+            .map(|i| (now.sub_millis(i * 60_000), 10.0 + (i % 7) as f64))
+            .collect();
+        let stored = StoredModel {
+            instance: "err[Host=a]".into(),
+            metric_id: "m1".into(),
+            fingerprint: "f".into(),
+            model: train(&points, &AnomalyConfig::default(), now),
+        };
+        {
+            let db = StateDb::open(dir.path()).unwrap();
+            assert!(db.load_anomaly_models().unwrap().is_empty());
+            db.commit_anomaly_model("err[Host=a]", "m1", Some(&stored))
+                .unwrap();
+            assert_eq!(
+                AlarmStore::load_states(&db).unwrap(),
+                StoredStates::default(),
+                "a model is not read as a state"
+            );
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(db.load_anomaly_models().unwrap(), [stored]);
+        db.commit_anomaly_model("err[Host=a]", "m1", None).unwrap();
+        assert!(db.load_anomaly_models().unwrap().is_empty());
     }
 }

@@ -389,6 +389,23 @@ await check('explorer draws the chosen series and statistics', async () => {
   await shot('explore');
 });
 
+await check('explorer charts a metric-math expression over the picked series', async () => {
+  // The series picked above becomes m1; twice it is charted through /api/v1/metric-data.
+  await page.locator('#math-add').click();
+  await page.waitForFunction(() => document.querySelector('#math-metrics li')?.dataset.id === 'm1');
+  await page.locator('#math-expression').fill('m1 * 2');
+  await page.locator('#math-chart-button').click();
+  await page.waitForFunction(() => document.querySelector('#math-chart .u-legend')?.textContent.includes('m1 * 2'));
+  await chartDrawn('#math-chart', [BLUE]);
+  const values = JSON.parse(await page.locator('#math-chart').getAttribute('data-values'));
+  expect(values.length === 1 && values[0].length > 0, `values: ${JSON.stringify(values)}`);
+  // A broken expression is shown with the query and position it names.
+  await page.locator('#math-expression').fill('m1 +* 2');
+  await page.locator('#math-chart-button').click();
+  await page.waitForFunction(() => document.querySelector('#math-status')?.textContent.includes('MetricDataQueries.member.2.Expression'));
+  await shot('explore-math');
+});
+
 await check('SetAlarmState changes the overview without a reload', async () => {
   await open('/');
   const before = await page.locator(row(opt.toggle)).getAttribute('data-state');

@@ -30,7 +30,7 @@ use crate::util::{TestServer, dims, now_ms, request, set_alarm_state};
 const SCRIPT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 
 /// Every check the script makes; each must have passed.
-const CHECKS: [&str; 19] = [
+const CHECKS: [&str; 20] = [
     "overview lists every alarm with its state",
     "overview shows the group and notifications",
     "alarm page charts the metric with threshold, breaches and ALARM shading",
@@ -39,6 +39,7 @@ const CHECKS: [&str; 19] = [
     "a composite alarm shows its rule and timeline",
     "group page charts capacity with activity markers",
     "explorer draws the chosen series and statistics",
+    "explorer charts a metric-math expression over the picked series",
     "SetAlarmState changes the overview without a reload",
     "SetAlarmState changes the alarm page without a reload",
     "a fresh series fills the alarm chart's default range of 15 minutes",
@@ -52,7 +53,7 @@ const CHECKS: [&str; 19] = [
     "no script errors and nothing loaded from elsewhere",
 ];
 
-const SCREENSHOTS: [&str; 18] = [
+const SCREENSHOTS: [&str; 19] = [
     "overview",
     "alarm",
     "alarm-1h",
@@ -61,6 +62,7 @@ const SCREENSHOTS: [&str; 18] = [
     "alarm-composite",
     "group",
     "explore",
+    "explore-math",
     "overview-toggled",
     "alarm-toggled",
     "fit-alarm-fresh",

@@ -4,7 +4,8 @@
 //! INSUFFICIENT_DATA → OK → ALARM on pushed data on the server's own ticks, is described
 //! (state, ARN), set, switched off and on, has history and is deleted (twice: the second time
 //! `ResourceNotFound`); a YAML-owned alarm is refused by `PutMetricAlarm` naming its file, and
-//! listed with the API's; an API alarm survives a restart with its definition and state.
+//! listed with the API's; an API alarm survives a restart with its definition, state and
+//! tags (created with `Tags`, changed by `TagResource` / `UntagResource`).
 //! Without boto3 in `.venv` the tests are skipped (they fail under `CI=true`).
 
 use std::path::{Path, PathBuf};
@@ -195,6 +196,8 @@ async fn an_api_alarm_survives_a_restart_with_its_definition_and_state() {
     assert_eq!(after["protocol"], "query");
     assert_eq!(after["Threshold"], 75.5);
     assert_eq!(after["StateReason"], "Before the restart");
+    // Its tags too, as TagResource and UntagResource left them.
+    assert_eq!(after["Tags"], serde_json::json!({"tier": "2", "owner": "sre"}));
     second.shutdown();
     second.wait().await.unwrap();
 }

@@ -68,6 +68,71 @@ async fn statistics_over_http_match_grpc() {
     assert_eq!(body["metrics"].as_array().unwrap().len(), 0);
 }
 
+/// The extended statistics (issue 22) through the public interface: 1..=100 in one minute,
+/// read back over HTTP and gRPC with the values worked by hand.
+#[tokio::test]
+async fn extended_statistics_over_http_and_grpc() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let t0 = aligned_past(60_000);
+    let data = (1..=100)
+        .map(|i| value_datum("Latency", &[("Host", "a")], t0 + i * 500, i as f64))
+        .collect();
+    client
+        .put_metric_data(request("Test/Extended", data))
+        .await
+        .unwrap();
+
+    let start_rfc = jiff::Timestamp::from_millisecond(t0).unwrap().to_string();
+    let end_secs = (t0 + 60_000) / 1000;
+    // `%` travels as `%25` in a query string.
+    let url = server.http(&format!(
+        "/api/v1/statistics?namespace=Test/Extended&metric_name=Latency&dimensions=Host=a&start={start_rfc}&end={end_secs}&period_seconds=60&statistics=SampleCount,TM(10%25:90%25),IQM,PR(:50),TC(80:500),wm90"
+    ));
+    let (status, body) = get_json(&url).await;
+    assert_eq!(status, 200, "{body}");
+    let points = body["datapoints"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "{body}");
+    let p = &points[0];
+    assert_eq!(p["SampleCount"], 100.0);
+    // Ranks 11..=90: mean 50.5 (within 1%, like percentiles).
+    assert_close(p["TM(10%:90%)"].as_f64().unwrap(), 50.5, "TM(10%:90%)");
+    // Ranks 26..=75.
+    assert_close(p["IQM"].as_f64().unwrap(), 50.5, "IQM");
+    // 1..=50 of 100, exactly.
+    assert_eq!(p["PR(:50)"], 50.0);
+    // 80 < v <= 500: 81..=100, exactly.
+    assert_eq!(p["TC(80:500)"], 20.0);
+    // 91..=100 count as p90 = 90: (4095 + 900) / 100.
+    assert_close(p["wm90"].as_f64().unwrap(), 49.95, "wm90");
+
+    let grpc = client
+        .get_metric_statistics(stats_request(
+            "Test/Extended",
+            "Latency",
+            &[("Host", "a")],
+            t0,
+            t0 + 60_000,
+            60,
+            &["TM(10%:90%)", "IQM", "PR(:50)"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let g = &grpc.datapoints[0].statistics;
+    for name in ["TM(10%:90%)", "IQM", "PR(:50)"] {
+        assert_eq!(p[name].as_f64().unwrap(), g[name], "{name}");
+    }
+
+    // Malformed forms are refused with the accepted forms listed.
+    let url = server.http(
+        "/api/v1/statistics?namespace=Test/Extended&metric_name=Latency&statistics=TM(90%25:10%25)",
+    );
+    let (status, body) = get_json(&url).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("TM, WM, TC or TS(a:b)"), "{body}");
+}
+
 #[tokio::test]
 async fn http_errors_are_json_with_the_field() {
     let server = TestServer::start().await;

@@ -15,11 +15,12 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use crate::util::TestServer;
 
 const SERVICE: &str = "thermostat.v1.MetricsService";
-const METHODS: [&str; 4] = [
+const METHODS: [&str; 5] = [
     "PutMetricData",
     "StreamMetricData",
     "GetMetricStatistics",
     "ListMetrics",
+    "GetMetricData",
 ];
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

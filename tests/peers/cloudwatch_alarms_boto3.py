@@ -81,6 +81,7 @@ def main():
         out = create(cw, args.alarm)
     else:
         out = describe_one(cw, args.alarm)
+        out["Tags"] = tags(cw, out["AlarmArn"])
     out["protocol"] = cw.meta.service_model.resolved_protocol
     print(json.dumps(out, default=str))
 
@@ -190,6 +191,15 @@ def lifecycle(cw, agent, args):
     code, message = error_code(lambda: cw.put_composite_alarm(
         AlarmName=composite + "-bad", AlarmRule='ALARM("no-such-alarm")'))
     check(code == "InvalidParameterValue" and "AlarmRule" in message, f"{code}: {message}")
+    # The relations: the composite's children, and the alarm's parents.
+    children = cw.describe_alarms(ChildrenOfAlarmName=composite)
+    check([a["AlarmName"] for a in children["MetricAlarms"]] == [name]
+          and children["CompositeAlarms"] == [], f"children: {children}")
+    parents = cw.describe_alarms(ParentsOfAlarmName=name)
+    check([a["AlarmName"] for a in parents["CompositeAlarms"]] == [composite]
+          and parents["MetricAlarms"] == [], f"parents: {parents}")
+    code, _ = error_code(lambda: cw.describe_alarms(ParentsOfAlarmName=name, StateValue="OK"))
+    check(code == "InvalidParameterCombination", f"parents with a filter: {code}")
     cw.delete_alarms(AlarmNames=[composite])
     out["composite"] = "ALARM"
 
@@ -224,6 +234,24 @@ def lifecycle(cw, agent, args):
           f"creation item: {everything}")
     out["history"] = summaries
 
+    # Every alarm's history, paged two items at a time through boto3's paginator: the same
+    # items as one big page, newest first, each once.
+    whole = cw.describe_alarm_history(MaxRecords=100)["AlarmHistoryItems"]
+    key = lambda h: (h["AlarmName"], h["Timestamp"], h["HistoryItemType"], h["HistorySummary"])
+    paged = [h for page in cw.get_paginator("describe_alarm_history").paginate(
+        PaginationConfig={"PageSize": 2}) for h in page["AlarmHistoryItems"]]
+    # A tick between the two reads may add newer items: compare what both saw.
+    check(len(whole) < 100, f"one page holds it all: {len(whole)}")
+    paged = [h for h in paged if h["Timestamp"] <= whole[0]["Timestamp"]]
+    check(len(whole) >= 4 and len({h["AlarmName"] for h in whole}) >= 2,
+          f"several alarms' history: {whole}")
+    check([key(h) for h in paged] == [key(h) for h in whole], f"paged {paged} / {whole}")
+    check(all(a["Timestamp"] >= b["Timestamp"] for a, b in zip(paged, paged[1:])),
+          "newest first")
+    code, _ = error_code(lambda: cw.describe_alarm_history(NextToken="not-ours"))
+    check(code == "InvalidNextToken", f"a foreign token: {code}")
+    out["every_history"] = len(paged)
+
     # Actions off and on.
     cw.disable_alarm_actions(AlarmNames=[name])
     check(describe_one(cw, name)["ActionsEnabled"] is False, "actions disabled")
@@ -240,6 +268,11 @@ def lifecycle(cw, agent, args):
         cw.put_metric_alarm(AlarmName=name + "-bad", **bad)
     except cw.exceptions.InvalidParameterValueException:
         pass
+    # A scaling action must name a group and policy of the configuration, not be kept unused.
+    code, message = error_code(lambda: cw.put_metric_alarm(
+        AlarmName=name + "-scales", **dict(ALARM, AlarmActions=["policy:no-such-group/up"])))
+    check(code == "InvalidParameterValue" and "AlarmActions.member.1" in message
+          and "unknown scaling group" in message, f"scaling action: {code}: {message}")
 
     # An alarm defined in a file is the file's.
     if args.yaml_alarm:
@@ -267,9 +300,40 @@ def lifecycle(cw, agent, args):
 
 def create(cw, name):
     cw.put_metric_alarm(AlarmName=name, **dict(ALARM, TreatMissingData="ignore", Period=60,
-                                               Threshold=75.5))
+                                               Threshold=75.5),
+                        Tags=[{"Key": "team", "Value": "web"}, {"Key": "tier", "Value": "1"}])
     cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Before the restart")
-    return describe_one(cw, name)
+    out = describe_one(cw, name)
+    arn = out["AlarmArn"]
+    # Tags given to PutMetricAlarm are kept on creation and ignored on replacement.
+    cw.put_metric_alarm(AlarmName=name, **dict(ALARM, TreatMissingData="ignore", Period=60,
+                                               Threshold=75.5),
+                        Tags=[{"Key": "ignored", "Value": "on update"}])
+    check(tags(cw, arn) == {"team": "web", "tier": "1"}, f"created tags: {tags(cw, arn)}")
+    cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "tier", "Value": "2"},
+                                           {"Key": "owner", "Value": "sre"}])
+    cw.untag_resource(ResourceARN=arn, TagKeys=["team", "not-there"])
+    check(tags(cw, arn) == {"tier": "2", "owner": "sre"}, f"changed tags: {tags(cw, arn)}")
+    # An alarm that does not exist, and an ARN that is not an alarm's.
+    missing = arn.rsplit(":", 1)[0] + ":no-such-alarm"
+    code, _ = error_code(lambda: cw.list_tags_for_resource(ResourceARN=missing))
+    check(code == "ResourceNotFoundException", f"unknown alarm: {code}")
+    try:
+        cw.tag_resource(ResourceARN=missing, Tags=[{"Key": "a", "Value": "b"}])
+        fail("tagging an unknown alarm succeeded")
+    except cw.exceptions.ResourceNotFoundException:
+        pass
+    code, message = error_code(
+        lambda: cw.list_tags_for_resource(ResourceARN="arn:aws:sns:us-east-1:0:topic"))
+    check(code == "InvalidParameterValue", f"not an alarm ARN: {code}: {message}")
+    code, message = error_code(
+        lambda: cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "aws:x", "Value": "y"}]))
+    check(code == "InvalidParameterValue" and "aws:" in message, f"aws: prefix: {code}")
+    return out
+
+
+def tags(cw, arn):
+    return {t["Key"]: t["Value"] for t in cw.list_tags_for_resource(ResourceARN=arn)["Tags"]}
 
 
 if __name__ == "__main__":

@@ -171,6 +171,8 @@ def main():
                 },
                 "Label": "requests max",
             },
+            # Metric math (issue 22): an expression over the two queries above.
+            {"Id": "ratio", "Expression": "lat / req * 100", "Label": "latency per request"},
         ],
         StartTime=start,
         EndTime=end,
@@ -181,6 +183,11 @@ def main():
     check(results["req"]["Values"] == [40.0], f"req [40], got {results['req']}")
     check(results["req"]["Label"] == "requests max", f"req's label, got {results['req']}")
     check(results["lat"]["StatusCode"] == "Complete", f"Complete, got {results['lat']}")
+    check(results["ratio"]["Values"] == [300.0], f"ratio [300], got {results['ratio']}")
+    check(results["ratio"]["Timestamps"] == [t], f"ratio at {t}, got {results['ratio']}")
+    check(
+        results["ratio"]["Label"] == "latency per request", f"ratio's label, got {results['ratio']}"
+    )
 
     from botocore.exceptions import ClientError
 

@@ -1,6 +1,7 @@
 //! The persistence port: where the runtime keeps alarm states and history ([`AlarmStore`]).
 //! `thermostat-statedb` implements it on `state.redb`; the runtime never sees the format.
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use thermostat_alarms::CompositeState;
@@ -11,6 +12,9 @@ use thermostat_metrics::Timestamp;
 
 use crate::error::StoreError;
 
+/// An alarm's tags: key to value (CloudWatch's `Tags`; at most 50).
+pub type AlarmTags = BTreeMap<String, String>;
+
 /// The states an [`AlarmStore`] holds, by alarm (or instance) name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoredStates {
@@ -18,6 +22,20 @@ pub struct StoredStates {
     pub metric: Vec<(String, InstanceState)>,
     /// Composite alarms.
     pub composites: Vec<(String, CompositeState)>,
+}
+
+/// One anomaly-detection model the runtime keeps ([`AlarmStore::load_anomaly_models`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredModel {
+    /// The alarm or per-series instance (`cpu`, `cpu[Host=a]`).
+    pub instance: String,
+    /// The id of the query the band is of (`m1`).
+    pub metric_id: String,
+    /// What the model was trained for (the alarm's `metrics:` and training configuration):
+    /// a model whose alarm changed is retrained.
+    pub fingerprint: String,
+    /// The model.
+    pub model: thermostat_alarms::anomaly::Model,
 }
 
 /// One state to write.
@@ -147,6 +165,51 @@ pub trait AlarmStore: Send + Sync + std::fmt::Debug {
         Err(StoreError::new(std::io::Error::other(
             "this alarm store keeps no alarms created through the API",
         )))
+    }
+
+    /// Every alarm's tags (`TagResource`), by alarm name. The default has none.
+    ///
+    /// # Errors
+    /// A read failure, or tags that do not decode.
+    fn load_alarm_tags(&self) -> Result<Vec<(String, AlarmTags)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Writes (`Some`) or removes (`None`) the tags of the alarm `name`, in one durable
+    /// transaction. The default refuses: a store that keeps no tags.
+    ///
+    /// # Errors
+    /// A write failure; nothing is stored then.
+    fn commit_alarm_tags(&self, name: &str, tags: Option<&AlarmTags>) -> Result<(), StoreError> {
+        let _ = (name, tags);
+        Err(StoreError::new(std::io::Error::other(
+            "this alarm store keeps no alarm tags",
+        )))
+    }
+
+    /// Every stored anomaly-detection model. The default has none: a store that keeps no
+    /// models (they are retrained from the metric store after a restart).
+    ///
+    /// # Errors
+    /// A read failure, or a model that does not decode.
+    fn load_anomaly_models(&self) -> Result<Vec<StoredModel>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Writes (`Some`) or removes (`None`) the model of `(instance, metric_id)`, in one
+    /// durable transaction. The default keeps nothing and succeeds (models are a cache of
+    /// what the metric store can retrain).
+    ///
+    /// # Errors
+    /// A write failure; nothing is stored then.
+    fn commit_anomaly_model(
+        &self,
+        instance: &str,
+        metric_id: &str,
+        model: Option<&StoredModel>,
+    ) -> Result<(), StoreError> {
+        let _ = (instance, metric_id, model);
+        Ok(())
     }
 
     /// Removes the states of `names` (alarms that no longer exist); their history stays.

@@ -1,6 +1,7 @@
 //! [`AlarmRuntime`]: the running alarms, behind one lock.
 
 mod actions_enabled;
+mod anomaly_models;
 mod api_alarms;
 mod history;
 mod listing;
@@ -24,7 +25,8 @@ use crate::telemetry::AlarmTelemetry;
 use actions_enabled::{Overrides, retain_overrides, with_overrides};
 use api_alarms::{Sources, merge};
 
-pub use api_alarms::AlarmOrigin;
+pub use anomaly_models::MAX_TRAININGS_PER_TICK;
+pub use api_alarms::{AlarmOrigin, MAX_ALARM_TAGS};
 pub use history::{HistoryRetention, PRUNE_EVERY_MS, PruneReport};
 pub use listing::{AlarmEntry, AlarmListing};
 pub use set_state::{MAX_STATE_REASON_CHARS, MAX_STATE_REASON_DATA_CHARS};
@@ -82,6 +84,9 @@ pub struct AlarmRuntime {
     /// created through the API; changed only under `swapping`.
     sources: Mutex<Sources>,
     after_tick: Option<AfterTick>,
+    /// The anomaly-detection models of the anomaly alarms, by (alarm or instance, metric
+    /// id); taken after `evaluated` when both are held.
+    models: Mutex<anomaly_models::Models>,
 }
 
 impl std::fmt::Debug for AlarmRuntime {
@@ -123,10 +128,13 @@ impl AlarmRuntime {
             .into_iter()
             .map(|c| (c.name.clone(), c))
             .collect();
+        let tags = persistence.load_alarm_tags()?.into_iter().collect();
+        let models = anomaly_models::Models::restore(persistence.load_anomaly_models()?);
         let sources = Sources {
             yaml: set,
             api,
             api_composites,
+            tags,
         };
         let set = merge(&sources);
         let mut state = EngineState::new(&set, now, None);
@@ -189,6 +197,7 @@ impl AlarmRuntime {
             swapping: Mutex::new(()),
             sources: Mutex::new(sources),
             after_tick: None,
+            models: Mutex::new(models),
         };
         {
             let evaluated = runtime.lock();
@@ -273,6 +282,7 @@ impl AlarmRuntime {
     /// A refused query or a failed state write (the in-memory state has moved on; the next
     /// tick's write carries the changed states again).
     pub fn tick(&self, t: Timestamp) -> Result<usize> {
+        self.refresh_models(t);
         let evaluations = self.evaluate(t)?;
         if let Some(hook) = &self.after_tick {
             hook(t);
@@ -289,7 +299,10 @@ impl AlarmRuntime {
         let started = std::time::Instant::now();
         let mut guard = self.lock();
         let Evaluated { set, state, .. } = &mut *guard;
-        let out = thermostat_alarms::tick(set, state, &self.store, t)?;
+        let out = {
+            let models = self.models();
+            thermostat_alarms::tick_with_models(set, state, &self.store, &*models, t)?
+        };
         self.telemetry
             .tick(out.evaluations, started.elapsed().as_secs_f64());
         let mut changed: Vec<String> = out.transitions.iter().map(|(n, _)| n.clone()).collect();

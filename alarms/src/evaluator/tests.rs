@@ -105,6 +105,11 @@ fn low_sample_minimums() {
         assert_eq!(min_samples(&s), Some(min), "{stat}");
     }
     assert_eq!(min_samples(&Statistic::Average), None);
+    // The low-sample rule is CloudWatch's for percentiles only (§3.6): other extended
+    // statistics have no minimum.
+    for other in ["tm99", "IQM", "TM(10%:90%)", "PR(:300)", "tc90"] {
+        assert_eq!(min_samples(&other.parse().unwrap()), None, "{other}");
+    }
     assert_eq!(min_samples(&"p100".parse().unwrap()), None);
 }
 

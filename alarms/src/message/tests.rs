@@ -382,3 +382,38 @@ fn slack_and_pagerduty_payloads() {
 fn slack_escapes_control_characters() {
     assert_eq!(slack_escape("a<b>&c"), "a&lt;b&gt;&amp;c");
 }
+
+#[test]
+fn extended_statistics_travel_as_extended_statistic() {
+    // Like percentiles, the other extended statistics are CloudWatch `ExtendedStatistic`s in
+    // the trigger, named as written.
+    for stat in ["TM(10%:90%)", "IQM", "PR(:300)", "tc90"] {
+        let s = set(&LAMBDA_ERRORS.replace("statistic: Sum", &format!("statistic: {stat}")));
+        let t = Transition {
+            timestamp: ts("2024-03-16T12:16:45.770Z"),
+            old_state: StateValue::Ok,
+            new_state: StateValue::Alarm,
+            reason: "Threshold Crossed: ...".into(),
+            reason_data: None,
+        };
+        let event = AlarmEvent {
+            name: "X",
+            definition: AlarmDefinition::Metric(&s.alarms[0]),
+            transition: &t,
+            dimensions: None,
+            configuration_updated: None,
+        };
+        let m = cloudwatch_message(&MessageSettings::default(), &event);
+        let tr = m.trigger.as_ref().unwrap();
+        assert_eq!(tr.statistic_type, "ExtendedStatistic", "{stat}");
+        assert_eq!(tr.statistic, None, "{stat}");
+        assert_eq!(tr.extended_statistic.as_deref(), Some(stat));
+        assert_eq!(tr.evaluate_low_sample_count_percentile, "", "{stat}");
+        let text = render_message(&MessageSettings::default(), &event);
+        let json = serde_json::to_string(stat).unwrap();
+        assert!(
+            text.contains(&format!(r#""ExtendedStatistic":{json}"#)),
+            "{text}"
+        );
+    }
+}

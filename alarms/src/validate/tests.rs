@@ -72,7 +72,7 @@ fn section_7_5_vectors() {
         let out = errors(&with(fields));
         assert_eq!(out.is_empty(), *valid, "{fields}\n{out}");
     }
-    // §7.5 row 10: TM(5%:95%) is not a statistic we accept.
+    // §7.5 row 10: TM(5%:95%) is refused in alarms (percentage bounds 10–90).
     let t = HEAD.replace("Average", "TM(5%:95%)");
     assert!(
         !errors(&format!(
@@ -155,6 +155,21 @@ fn examples_validate_and_their_tests_pass() {
 }
 
 #[test]
+fn the_math_alarm_example_validates_and_its_tests_pass() {
+    let files = [(
+        "examples/math-alarms.yaml",
+        include_str!("../../../examples/math-alarms.yaml"),
+    )];
+    let set = validate(&files).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(set.alarms.len(), 3);
+    let outcomes = crate::alarm_tests::run_tests(&set);
+    assert_eq!(outcomes.len(), 3);
+    for o in &outcomes {
+        assert!(o.passed(), "{o}");
+    }
+}
+
+#[test]
 fn failing_tests_print_a_readable_diff() {
     let text = "alarms:\n  - {name: x, namespace: A, metric_name: M, statistic: Sum, period_seconds: 60, evaluation_periods: 1, threshold: 1, comparison_operator: GreaterThanThreshold}\ntests:\n  - name: wrong\n    datapoints:\n      - {at: 0, value: 5}\n    expect:\n      - {at: 1m, state: OK}\n    transitions:\n      - {at: 2m, to: ALARM}\n";
     let set = validate(&[("t.yaml", text)]).unwrap_or_else(|e| panic!("{e}"));
@@ -172,4 +187,49 @@ fn composite_cycles_are_reported_and_composites_ordered() {
     let set = validate(&[("c.yaml", text)]).unwrap();
     let order: Vec<&str> = set.composites.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(order, vec!["b", "a"]);
+}
+
+#[test]
+fn alarm_statistics_keep_percentage_bounds_between_10_and_90() {
+    let fields = "    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 1\n";
+    let check = |stat: &str| {
+        errors(&with(fields).replace("statistic: Average", &format!("statistic: {stat}")))
+    };
+    // §2.3 / §7.5: what PutMetricAlarm.ExtendedStatistic documents, plus absolute bounds.
+    for ok in [
+        "TM(10%:90%)",
+        "WM(10%:)",
+        "TC(:90%)",
+        "TS(25%:75%)",
+        "tm90",
+        "tm99",
+        "wm90",
+        "tc90",
+        "ts90",
+        "IQM",
+        "PR(100:2000)",
+        "PR(:300)",
+        "TM(100:200)",
+        "TC(0.5:)",
+        "p99.9",
+    ] {
+        assert_eq!(check(ok), "", "{ok}");
+    }
+    assert_eq!(
+        check("TM(5%:95%)"),
+        "alarms/cpu.yaml:5:16: alarms.web-high-cpu.statistic: alarm statistics with percentage bounds must keep each bound between 10% and 90% inclusive, as CloudWatch alarms require (TM(10%:90%), not \"TM(5%:95%)\"); use tmNN, IQM, PR(n:m) or absolute bounds for other ranges"
+    );
+    for bad in [
+        "TM(9.9%:90%)",
+        "WM(10%:90.5%)",
+        "TC(:95%)",
+        "TS(5%:)",
+        "TM(0%:50%)",
+    ] {
+        let out = check(bad);
+        assert!(out.starts_with("alarms/cpu.yaml:5:16: alarms.web-high-cpu.statistic: alarm statistics with percentage bounds"), "{bad}: {out}");
+    }
+    // Malformed statistics keep the general message.
+    let out = check("TM(90%:10%)");
+    assert!(out.contains("statistic: must be SampleCount"), "{out}");
 }

@@ -13,7 +13,237 @@ use crate::model::{
 use crate::raw::{self, Text, pos};
 use crate::timefmt;
 
+/// The series fields of a test datapoint or history entry.
+struct SeriesFields<'a> {
+    metric: &'a Option<Text>,
+    namespace: &'a Option<Text>,
+    metric_name: &'a Option<Text>,
+    dimensions: &'a Option<raw::Spanned<raw::Pairs>>,
+    unit: &'a Option<Text>,
+}
+
+/// A checked `history:` entry.
+struct History {
+    namespace: String,
+    metric_name: String,
+    dimensions: Vec<Dimension>,
+    unit: Unit,
+    days: u32,
+    every_ms: i64,
+    value: f64,
+    daily_amplitude: f64,
+    noise: f64,
+}
+
+/// Most days a `history:` entry generates (the anomaly models' training window).
+pub const MAX_HISTORY_DAYS: u32 = 14;
+
+impl History {
+    /// The points from `start − days` (included) to `start` (excluded), every `every_ms`:
+    /// `value + daily_amplitude · sin(2π · UTC time of day / 24 h) + noise`, where the noise
+    /// is a fixed pseudo-random sequence in `[−noise, noise]` (the same at every run).
+    fn into_datapoints(self, start: Timestamp) -> impl Iterator<Item = TestDatapoint> {
+        let from = start.sub_millis(i64::from(self.days) * 86_400_000);
+        let count = (start.as_millis() - from.as_millis()) / self.every_ms;
+        (0..count).map(move |i| {
+            let t = from.add_millis(i * self.every_ms);
+            let day = t.as_millis().rem_euclid(86_400_000) as f64 / 86_400_000.0;
+            // A fixed sequence: splitmix64 of the point's index.
+            let mut z = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let unit_noise = (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+            let v = self.value
+                + self.daily_amplitude * (day * std::f64::consts::TAU).sin()
+                + self.noise * unit_noise;
+            TestDatapoint {
+                timestamp: t,
+                namespace: self.namespace.clone(),
+                metric_name: self.metric_name.clone(),
+                dimensions: self.dimensions.clone(),
+                unit: self.unit,
+                values: vec![v],
+            }
+        })
+    }
+}
+
 impl AlarmChecker<'_> {
+    /// The series a datapoint or history entry is of: `metric:` (the id of a
+    /// `metric_stat` of the test's math alarm), else `namespace`/`metric_name` (the test's
+    /// alarm's by default), with the alarm's (or metric_stat's) dimensions and unit as
+    /// defaults when it is the same metric.
+    fn series_of(
+        &mut self,
+        d: SeriesFields<'_>,
+        target: Option<&crate::model::Alarm>,
+        entry: crate::error::Pos,
+        p: &str,
+    ) -> Option<(String, String, BTreeMap<String, String>, Unit)> {
+        let before = self.error_count();
+        // The metric the defaults come from.
+        let source: Option<(String, String, Vec<Dimension>, Option<Unit>)> =
+            match self.present(d.metric) {
+                Some(t) => {
+                    let found = target.and_then(|a| {
+                        a.metric_stats().find(|(id, _)| *id == t.as_str()).map(|(_, m)| {
+                            (
+                                m.namespace.clone(),
+                                m.metric_name.clone(),
+                                m.dimensions.clone(),
+                                m.unit,
+                            )
+                        })
+                    });
+                    if found.is_none() {
+                        self.push(
+                            pos(t),
+                            format!("{p}.metric"),
+                            Rule::Test,
+                            format!(
+                                "must be the id of a metric_stat in the metrics of the test's alarm (got {:?})",
+                                t.as_str()
+                            ),
+                        );
+                    }
+                    found
+                }
+                None => target.filter(|a| !a.is_math()).map(|a| {
+                    (
+                        a.namespace.clone(),
+                        a.metric_name.clone(),
+                        a.dimensions.clone(),
+                        a.unit,
+                    )
+                }),
+            };
+        let namespace = self
+            .present(d.namespace)
+            .map(|t| t.as_str().to_owned())
+            .or_else(|| source.as_ref().map(|s| s.0.clone()));
+        let metric_name = self
+            .present(d.metric_name)
+            .map(|t| t.as_str().to_owned())
+            .or_else(|| source.as_ref().map(|s| s.1.clone()));
+        if (namespace.is_none() || metric_name.is_none()) && self.error_count() == before {
+            self.push(
+                entry,
+                p,
+                Rule::Test,
+                "must name namespace and metric_name (or metric: the id of a metric_stat of a math alarm) when the test's alarm is not a single-metric alarm",
+            );
+        }
+        let given = check_dimensions(
+            &mut self.0,
+            d.dimensions,
+            &format!("{p}.dimensions"),
+            false,
+        );
+        let mut dims: BTreeMap<String, String> = BTreeMap::new();
+        let same = source.as_ref().filter(|s| {
+            Some(&s.0) == namespace.as_ref() && Some(&s.1) == metric_name.as_ref()
+        });
+        if let Some(s) = same {
+            for dim in &s.2 {
+                dims.insert(dim.name.clone(), dim.value.clone());
+            }
+        }
+        for dim in given {
+            dims.insert(dim.name, dim.value);
+        }
+        if let Some((n, _)) = dims.iter().find(|(_, v)| v.as_str() == "*") {
+            self.push(
+                entry,
+                format!("{p}.dimensions"),
+                Rule::Test,
+                format!("must give a value for the dimension {n:?}, which the alarm matches with \"*\""),
+            );
+        }
+        let unit = match self.present(d.unit) {
+            Some(t) => t
+                .as_str()
+                .parse::<Unit>()
+                .map_err(|err| {
+                    self.push(pos(t), format!("{p}.unit"), Rule::Enum, err.to_string());
+                })
+                .ok(),
+            None => Some(same.and_then(|s| s.3).unwrap_or_default()),
+        };
+        if self.error_count() != before {
+            return None;
+        }
+        Some((namespace?, metric_name?, dims, unit?))
+    }
+
+    /// A `history:` entry.
+    fn history(
+        &mut self,
+        h: &raw::Spanned<raw::TestHistorySpec>,
+        target: Option<&crate::model::Alarm>,
+        p: &str,
+    ) -> Option<History> {
+        let before = self.error_count();
+        let series = self.series_of(
+            SeriesFields {
+                metric: &h.metric,
+                namespace: &h.namespace,
+                metric_name: &h.metric_name,
+                dimensions: &h.dimensions,
+                unit: &h.unit,
+            },
+            target,
+            pos(h),
+            p,
+        );
+        let days = self
+            .required(&h.days, pos(h), p, "days")
+            .and_then(|t| self.count(t, &format!("{p}.days"), 1, MAX_HISTORY_DAYS));
+        let every_ms = match self.present(&h.every) {
+            Some(t) => self.offset(t, &format!("{p}.every")).and_then(|ms| {
+                if ms >= 1000 {
+                    Some(ms)
+                } else {
+                    self.push(
+                        pos(t),
+                        format!("{p}.every"),
+                        Rule::Test,
+                        format!("must be at least 1s (got {})", t.as_str()),
+                    );
+                    None
+                }
+            }),
+            None => Some(60_000),
+        };
+        let value = self
+            .required(&h.value, pos(h), p, "value")
+            .and_then(|t| self.float(t, &format!("{p}.value")));
+        let optional = |this: &mut Self, t: &Option<Text>, f: &str| match this.present(t) {
+            Some(t) => this.float(t, &format!("{p}.{f}")),
+            None => Some(0.0),
+        };
+        let daily_amplitude = optional(self, &h.daily_amplitude, "daily_amplitude");
+        let noise = optional(self, &h.noise, "noise");
+        if self.error_count() != before {
+            return None;
+        }
+        let (namespace, metric_name, dims, unit) = series?;
+        Some(History {
+            namespace,
+            metric_name,
+            dimensions: dims
+                .into_iter()
+                .map(|(k, v)| Dimension::new(k, v))
+                .collect(),
+            unit,
+            days: days?,
+            every_ms: every_ms?,
+            value: value?,
+            daily_amplitude: daily_amplitude?,
+            noise: noise?,
+        })
+    }
+
     fn offset(&mut self, t: &Text, path: &str) -> Option<i64> {
         match timefmt::parse_offset(t) {
             Some(ms) => Some(ms),
@@ -136,63 +366,21 @@ impl AlarmChecker<'_> {
                     None
                 }
             };
-            let namespace = self
-                .present(&d.namespace)
-                .map(|t| t.as_str().to_owned())
-                .or_else(|| target.map(|a| a.namespace.clone()));
-            let metric_name = self
-                .present(&d.metric_name)
-                .map(|t| t.as_str().to_owned())
-                .or_else(|| target.map(|a| a.metric_name.clone()));
-            if namespace.is_none() || metric_name.is_none() {
-                self.push(
-                    pos(d),
-                    &p,
-                    Rule::Test,
-                    "must name namespace and metric_name when the test's alarm is not a metric alarm",
-                );
-            }
-            let given = check_dimensions(
-                &mut self.0,
-                &d.dimensions,
-                &format!("{p}.dimensions"),
-                false,
+            let series = self.series_of(
+                SeriesFields {
+                    metric: &d.metric,
+                    namespace: &d.namespace,
+                    metric_name: &d.metric_name,
+                    dimensions: &d.dimensions,
+                    unit: &d.unit,
+                },
+                target,
+                pos(d),
+                &p,
             );
-            let mut dims: BTreeMap<String, String> = BTreeMap::new();
-            let same_metric = target.is_some_and(|a| {
-                Some(&a.namespace) == namespace.as_ref()
-                    && Some(&a.metric_name) == metric_name.as_ref()
-            });
-            if let Some(a) = target.filter(|_| same_metric) {
-                for dim in &a.dimensions {
-                    dims.insert(dim.name.clone(), dim.value.clone());
-                }
-            }
-            for dim in given {
-                dims.insert(dim.name, dim.value);
-            }
-            if let Some((n, _)) = dims.iter().find(|(_, v)| v.as_str() == "*") {
-                self.push(
-                    pos(d),
-                    format!("{p}.dimensions"),
-                    Rule::Test,
-                    format!("must give a value for the dimension {n:?}, which the alarm matches with \"*\""),
-                );
-            }
-            let unit = match self.present(&d.unit) {
-                Some(t) => t
-                    .as_str()
-                    .parse::<Unit>()
-                    .map_err(|err| {
-                        self.push(pos(t), format!("{p}.unit"), Rule::Enum, err.to_string());
-                    })
-                    .ok(),
-                None => Some(
-                    target
-                        .filter(|_| same_metric)
-                        .and_then(|a| a.unit)
-                        .unwrap_or_default(),
-                ),
+            let (namespace, metric_name, dims, unit) = match series {
+                Some((n, m, d, u)) => (Some(n), Some(m), d, Some(u)),
+                None => (None, None, BTreeMap::new(), None),
             };
             if let (Some(off), Some(values), Some(ns), Some(mn), Some(unit), Some(start)) =
                 (dp_at, values, namespace, metric_name, unit, start)
@@ -208,6 +396,12 @@ impl AlarmChecker<'_> {
                     unit,
                     values,
                 });
+            }
+        }
+        for (i, h) in s.history.iter().flat_map(|l| l.iter()).enumerate() {
+            let p = format!("{}[{i}]", at("history"));
+            if let (Some(generated), Some(start)) = (self.history(h, target, &p), start) {
+                datapoints.extend(generated.into_datapoints(start));
             }
         }
         let mut expect = Vec::new();

@@ -107,6 +107,46 @@ fn periods_aggregate_windows() {
     assert_eq!(five[0].values, vec![Some(300.0), Some(149.5), Some(299.0)]);
 }
 
+#[test]
+fn queries_answer_extended_statistics_over_merged_windows() {
+    // 1..=300 over five minutes: a 300 s period merges five minute windows; the extended
+    // statistics come from the merged distribution, in the order asked, beside the others.
+    let store = Store::new(4);
+    let t0 = NOW.sub_millis(HOUR_MS).floor_to(5 * MINUTE_MS);
+    let batch: Vec<_> = (1..=300)
+        .map(|i| {
+            (
+                key(&[("Host", "a")]),
+                obs(t0.add_millis((i - 1) * 1000), i as f64),
+            )
+        })
+        .collect();
+    store.record_batch(&batch);
+    let names = [
+        "TC(10%:90%)",
+        "Sum",
+        "PR(:60)",
+        "TC(100:200)",
+        "IQM",
+        "tc50",
+    ];
+    let five = query(&store, t0, t0.add_millis(5 * MINUTE_MS), 300, &names);
+    assert_eq!(five.len(), 1);
+    let v = &five[0].values;
+    // Ranks 31..=270; 1..=60 of 300; 101..=200; ranks 76..=225 average 150.5; ranks 1..=150.
+    assert_eq!(
+        v[..4],
+        [Some(240.0), Some(45150.0), Some(20.0), Some(100.0)]
+    );
+    let iqm = v[4].unwrap();
+    assert!((iqm - 150.5).abs() <= 1.505, "{iqm}");
+    assert_eq!(v[5], Some(150.0));
+    // Per minute, the first minute holds 1..=60.
+    let first = &query(&store, t0, t0.add_millis(MINUTE_MS), 60, &names)[0].values;
+    assert_eq!(first[0], Some(48.0));
+    assert_eq!(first[2], Some(100.0));
+}
+
 trait StepSum {
     fn step_by_sum(self) -> f64;
 }
@@ -690,6 +730,7 @@ fn paging_lists_each_series_exactly_once_in_a_stable_order() {
         ListFilter {
             namespace: Some("A"),
             metric_name: Some("m1"),
+            active_since: None,
         },
         7,
         usize::MAX,

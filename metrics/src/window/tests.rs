@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::statistic::{Bounds, ExtendedKind, ExtendedStatistic, Statistic};
 
 /// Exact nearest-rank percentile of `values` (CloudWatch's definition).
 fn exact_percentile(values: &[f64], rank: f64) -> f64 {
@@ -663,4 +664,342 @@ proptest! {
             prop_assert!(w.minimum() <= p && p <= w.maximum(), "{} not in [{}, {}]", p, w.minimum(), w.maximum());
         }
     }
+}
+
+// ---- Extended statistics (TM, WM, TC, TS, PR, IQM) ----
+
+fn stat(text: &str) -> ExtendedStatistic {
+    match text.parse::<Statistic>() {
+        Ok(Statistic::Extended(e)) => e,
+        other => panic!("{text}: {other:?}"),
+    }
+}
+
+fn ext(w: &Window, text: &str) -> Option<f64> {
+    w.extended(&stat(text))
+}
+
+/// `got` within 1% of `want` (or both 0).
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() <= want.abs() * 0.01
+}
+
+#[test]
+fn extended_statistics_of_1_to_100_worked_by_hand() {
+    // 1..=100 is more than the raw forms hold: this reads the histogram.
+    let values: Vec<f64> = (1..=100).map(f64::from).collect();
+    let w = window_of(&values);
+    // (statistic, exact value worked by hand, exact?) — exact: must match to the bit.
+    let rows: &[(&str, Option<f64>, bool)] = &[
+        // Ranks 11..=90 kept (rank 10 is p10, excluded; rank 90 is p90, kept).
+        ("TM(10%:90%)", Some(50.5), false),
+        ("TC(10%:90%)", Some(80.0), true),
+        ("TS(10%:90%)", Some(4040.0), false),
+        // 1..=9 and 10 count as p10 = 10, 91..=100 as p90 = 90: (100 + 4040 + 900) / 100.
+        ("WM(10%:90%)", Some(50.4), false),
+        // Ranks 26..=75.
+        ("IQM", Some(50.5), false),
+        ("TM(25%:75%)", Some(50.5), false),
+        // tm90 = TM(:90%): 1..=90.
+        ("tm90", Some(45.5), false),
+        ("tc90", Some(90.0), true),
+        ("ts90", Some(4095.0), false),
+        // 91..=100 count as 90: (4095 + 900) / 100.
+        ("wm90", Some(49.95), false),
+        ("tc99.5", Some(100.0), true),
+        ("TC(10%:)", Some(90.0), true),
+        ("TM(50%:50%)", None, true),
+        ("TC(50%:50%)", Some(0.0), true),
+        // Absolute bounds, lower exclusive, upper inclusive: 80 < v <= 500 is 81..=100.
+        ("TC(80:500)", Some(20.0), true),
+        ("TM(80:500)", Some(90.5), false),
+        ("TS(80:500)", Some(1810.0), false),
+        ("TC(80.5:500)", Some(20.0), true),
+        ("TC(:0.5)", Some(0.0), true),
+        ("TS(:0.5)", Some(0.0), true),
+        ("TM(:0.5)", None, true),
+        ("TC(100:)", Some(0.0), true),
+        ("TC(99:)", Some(1.0), true),
+        // 1..=20 count as 20, 81..=100 as 80: (400 + 3030 + 1600) / 100.
+        ("WM(20:80)", Some(50.3), false),
+        ("PR(:30)", Some(30.0), true),
+        ("PR(50:60)", Some(10.0), true),
+        ("PR(:100)", Some(100.0), true),
+        ("PR(100:)", Some(0.0), true),
+        ("PR(:1)", Some(1.0), true),
+        ("PR(0:)", Some(100.0), true),
+    ];
+    for &(text, want, exact) in rows {
+        let got = ext(&w, text);
+        match (got, want) {
+            (Some(g), Some(v)) if exact => assert_eq!(g, v, "{text}"),
+            (Some(g), Some(v)) => assert!(close(g, v), "{text}: got {g}, want {v} ± 1%"),
+            (None, None) => {}
+            _ => panic!("{text}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn extended_statistics_of_a_few_raw_values() {
+    // A window that still keeps raw values answers from the same histogram.
+    let w = window_of(&[3.0, 1.0, 2.0, 10.0]);
+    assert_eq!(ext(&w, "TC(1:3)"), Some(2.0));
+    assert_eq!(ext(&w, "PR(:2)"), Some(50.0));
+    assert!(close(ext(&w, "tm75").unwrap(), 2.0));
+    assert!(close(ext(&w, "TS(25%:)").unwrap(), 15.0));
+    // WM(:50%): 3 and 10 count as p50 = 2.
+    assert!(close(ext(&w, "WM(:50%)").unwrap(), 7.0 / 4.0));
+}
+
+#[test]
+fn extended_statistics_are_absent_where_percentiles_are() {
+    assert_eq!(ext(&Window::new(), "TC(:1)"), None);
+    assert_eq!(ext(&window_of(&[3.0, -1.0, 5.0]), "TC(:10)"), None);
+    let mut set = Window::new();
+    set.record_set(&StatisticSet {
+        sample_count: 2.0,
+        sum: 3.0,
+        minimum: 1.0,
+        maximum: 2.0,
+    });
+    assert_eq!(ext(&set, "IQM"), None);
+    assert_eq!(ext(&set, "PR(:5)"), None);
+    // `statistics` answers the exact ones anyway.
+    let stats: Vec<Statistic> = ["SampleCount", "IQM", "p50", "Sum"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(
+        set.statistics(&stats),
+        vec![Some(2.0), None, None, Some(3.0)]
+    );
+}
+
+#[test]
+fn statistics_answer_as_the_single_readers_do() {
+    let values: Vec<f64> = (0..500).map(|i| f64::from(i % 37) * 1.5 + 0.25).collect();
+    let mut w = window_of(&values);
+    w.seal();
+    let names = [
+        "Average",
+        "p90",
+        "TM(10%:90%)",
+        "Minimum",
+        "PR(:20)",
+        "p99.9",
+        "wm95",
+    ];
+    let stats: Vec<Statistic> = names.iter().map(|s| s.parse().unwrap()).collect();
+    let got = w.statistics(&stats);
+    let want: Vec<Option<f64>> = stats
+        .iter()
+        .map(|s| match s {
+            Statistic::Average => Some(w.sum() / w.sample_count()),
+            Statistic::Minimum => Some(w.minimum()),
+            Statistic::Percentile(p) => w.percentile(p.rank),
+            Statistic::Extended(e) => w.extended(e),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn winsorized_replacements_are_the_percentiles_at_the_bounds() {
+    // One large outlier among many equal values: WM(:90%) replaces it with p90.
+    let mut values = vec![7.0; 99];
+    values.push(1e6);
+    let w = window_of(&values);
+    assert_eq!(w.percentile(90.0), Some(7.0));
+    assert_eq!(ext(&w, "WM(:90%)"), Some(7.0));
+    assert_eq!(
+        ext(&w, "TC(:7)"),
+        Some(99.0),
+        "equal to the bound is within"
+    );
+    assert_eq!(
+        ext(&w, "TC(7:)"),
+        Some(1.0),
+        "equal to the lower bound is not"
+    );
+}
+
+#[test]
+fn absolute_bounds_may_misplace_only_values_just_above_a_bound() {
+    // Around 100 the buckets are 2⁻⁷ · 2²³ · 10⁻⁵ ≈ 0.66 wide: 99.61..100.27 holds 100 and
+    // 100.2, which may count as if they equalled a bound in that bucket.
+    let w = window_of(&[50.0, 100.0, 100.2, 102.0, 200.0]);
+    assert_eq!(ext(&w, "TC(:99)"), Some(1.0));
+    assert_eq!(ext(&w, "TC(101:)"), Some(2.0));
+    assert_eq!(ext(&w, "PR(:50)"), Some(20.0));
+    let c = ext(&w, "TC(:100)").unwrap();
+    assert!(c == 2.0 || c == 3.0, "{c}");
+    // 100 and 100.2 share a bucket: both or neither count below 99.99.
+    let c = ext(&w, "TC(:99.99)").unwrap();
+    assert!(c == 1.0 || c == 3.0, "{c}");
+}
+
+/// The exact extended statistic over `values`, by the definitions in `crate::statistic`.
+/// Percentage bounds are given in tenths of a percent so that the ranks are integer sums.
+fn exact_extended(values: &[f64], kind: ExtendedKind, bounds: Bounds) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let (kept, winsorized): (Vec<f64>, Vec<f64>) = match bounds {
+        Bounds::Percent { lower, upper } => {
+            // ⌈p·n/100⌉ with p a whole number of tenths: (tenths·n + 999) / 1000.
+            let rank = |p: f64| ((p * 10.0).round() as usize * n).div_ceil(1000);
+            let lo = lower.map_or(0, rank);
+            let hi = upper.map_or(n, rank).max(lo);
+            let at = |r: usize| v[r.max(1) - 1];
+            let w = (0..n)
+                .map(|i| {
+                    if i < lo {
+                        at(lo)
+                    } else if i >= hi {
+                        at(hi)
+                    } else {
+                        v[i]
+                    }
+                })
+                .collect();
+            (v[lo..hi].to_vec(), w)
+        }
+        Bounds::Absolute { lower, upper } => {
+            let l = lower.unwrap_or(f64::NEG_INFINITY);
+            let u = upper.unwrap_or(f64::INFINITY);
+            let kept = v.iter().copied().filter(|&x| l < x && x <= u).collect();
+            let w = v
+                .iter()
+                .map(|&x| if x <= l { l } else { x.min(u) })
+                .collect();
+            (kept, w)
+        }
+    };
+    let sum: f64 = kept.iter().sum();
+    Some(match kind {
+        ExtendedKind::TrimmedMean => {
+            if kept.is_empty() {
+                return None;
+            }
+            sum / kept.len() as f64
+        }
+        ExtendedKind::WinsorizedMean => winsorized.iter().sum::<f64>() / n as f64,
+        ExtendedKind::TrimmedCount => kept.len() as f64,
+        ExtendedKind::TrimmedSum => sum,
+        ExtendedKind::PercentileRank => 100.0 * kept.len() as f64 / n as f64,
+    })
+}
+
+fn arb_kind() -> impl Strategy<Value = ExtendedKind> {
+    prop_oneof![
+        Just(ExtendedKind::TrimmedMean),
+        Just(ExtendedKind::WinsorizedMean),
+        Just(ExtendedKind::TrimmedCount),
+        Just(ExtendedKind::TrimmedSum),
+    ]
+}
+
+fn check_extended(values: &[f64], kind: ExtendedKind, bounds: Bounds) -> Result<(), TestCaseError> {
+    let w = window_of(values);
+    let e = ExtendedStatistic {
+        kind,
+        bounds,
+        label: String::new(),
+    };
+    let got = w.extended(&e);
+    let want = exact_extended(values, kind, bounds);
+    match (got, want) {
+        (None, None) => {}
+        (Some(g), Some(x)) => match kind {
+            ExtendedKind::TrimmedCount | ExtendedKind::PercentileRank => {
+                prop_assert_eq!(g, x, "{:?} {:?}", kind, bounds);
+            }
+            _ => prop_assert!(
+                close(g, x),
+                "{:?} {:?}: got {}, want {}",
+                kind,
+                bounds,
+                g,
+                x
+            ),
+        },
+        _ => prop_assert!(
+            false,
+            "{:?} {:?}: got {:?}, want {:?}",
+            kind,
+            bounds,
+            got,
+            want
+        ),
+    }
+    Ok(())
+}
+
+proptest! {
+    /// Percentage bounds: counts exact, means and sums within 1%, against an exact
+    /// computation over the sorted values.
+    #[test]
+    fn percentage_bounds_match_the_exact_statistics(
+        values in arb_values(),
+        kind in arb_kind(),
+        a in 0u32..=1000,
+        b in 0u32..=1000,
+        sides in 0u8..3,
+    ) {
+        let (a, b) = (f64::from(a.min(b)) / 10.0, f64::from(a.max(b)) / 10.0);
+        let bounds = match sides {
+            0 => Bounds::Percent { lower: Some(a), upper: Some(b) },
+            1 => Bounds::Percent { lower: None, upper: Some(b) },
+            _ => Bounds::Percent { lower: Some(a), upper: None },
+        };
+        check_extended(&values, kind, bounds)?;
+    }
+
+    /// Absolute bounds: exact counts and percentile ranks, means and sums within 1%, for
+    /// values that are not just above a bound (within its histogram bucket, where the
+    /// documented bound lets an observation count as the bound).
+    #[test]
+    fn absolute_bounds_match_the_exact_statistics(
+        values in arb_values(),
+        kind in prop_oneof![arb_kind(), Just(ExtendedKind::PercentileRank)],
+        a in prop_oneof![0.001f64..1e12, (0u32..5000).prop_map(f64::from)],
+        b in prop_oneof![0.001f64..1e12, (0u32..5000).prop_map(f64::from)],
+        sides in 0u8..3,
+    ) {
+        // Bounds that are multiples of 10⁻⁵, as the documented guarantee for values equal
+        // to a bound needs.
+        let grid = |x: f64| (x * SCALE).round() / SCALE;
+        let (a, b) = (grid(a.min(b)), grid(a.max(b)));
+        let (lower, upper) = match sides {
+            0 => (Some(a), Some(b)),
+            1 => (None, Some(b)),
+            _ => (Some(a), None),
+        };
+        let just_above = |x: f64, bound: Option<f64>| {
+            bound.is_some_and(|c| x > c && x <= c + c / 64.0 + 2e-5)
+        };
+        let values: Vec<f64> = values
+            .into_iter()
+            .filter(|&x| !just_above(x, lower) && !just_above(x, upper))
+            .collect();
+        prop_assume!(!values.is_empty());
+        check_extended(&values, kind, Bounds::Absolute { lower, upper })?;
+    }
+}
+
+#[test]
+fn percentage_bounds_take_exact_ranks() {
+    // 7% of 100 is rank 7 (in floating point 0.07 · 100 rounds above 7), 99.9% of 1000 is
+    // rank 999, and 10 decimals count.
+    assert_eq!(rank_of(7.0, 100), 7);
+    assert_eq!(rank_of(99.9, 1000), 999);
+    assert_eq!(rank_of(7.0000000001, 100), 8);
+    assert_eq!(rank_of(0.0000000001, 3), 1);
+    assert_eq!(rank_of(0.0, 3), 0);
+    assert_eq!(rank_of(100.0, 3), 3);
+    let w = window_of(&(1..=100).map(f64::from).collect::<Vec<_>>());
+    assert_eq!(ext(&w, "tc7"), Some(7.0));
+    assert_eq!(ext(&w, "TC(7%:56%)"), Some(49.0));
 }

@@ -396,6 +396,11 @@ impl ScalingRuntime {
         })
     }
 
+    /// The scaling groups and policies running now.
+    pub fn set(&self) -> ScalingSet {
+        self.lock().set.clone()
+    }
+
     /// Applies a reloaded configuration: the fleets are rebuilt (on failure the previous ones
     /// stay), new groups start from their configuration, removed groups are dropped, kept
     /// groups keep their state.

@@ -487,6 +487,7 @@ async fn list_all(server: &TestServer, namespace: &str, max_records: i32) -> Vec
                 metric_name: String::new(),
                 next_token: token,
                 max_records,
+                active_within_seconds: 0,
             })
             .await
             .unwrap()

@@ -432,3 +432,114 @@ async fn dashboard_charts_go_through_the_same_cost_limit() {
         "{message}"
     );
 }
+
+/// Hostile `GetMetricData` (issue 22) over HTTP and gRPC: an expression over CloudWatch's
+/// 2,048 characters, nesting 10,000 deep (over the length too) and 1,000 deep (within it,
+/// over the nesting limit), and 501 queries are each a 400 / INVALID_ARGUMENT naming the
+/// field and the limit, before any data are read.
+#[tokio::test]
+async fn metric_data_expressions_and_query_lists_over_their_limits_are_refused() {
+    use thermostat_proto::v1::{GetMetricDataRequest, MetricDataQuery, metric_data_query};
+
+    let server = TestServer::start().await;
+    let ts = seed(&server).await;
+    let metric = serde_json::json!({
+        "Id": "m1",
+        "MetricStat": {"Metric": {"Namespace": NS, "MetricName": "Latency"}, "Period": 60, "Stat": "Sum"},
+        "ReturnData": false
+    });
+    let long = format!("m1{}0", "+1".repeat(1023));
+    let deep_10k = format!("{}m1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let deep_1k = format!("{}m1{}", "(".repeat(1_000), ")".repeat(1_000));
+    let http = reqwest::Client::new();
+    let mut c = server.client().await;
+    for (what, expression, needle) in [
+        ("2049 characters", long.as_str(), "at most 2048"),
+        ("10,000 deep", deep_10k.as_str(), "at most 2048"),
+        ("1,000 deep", deep_1k.as_str(), "levels deep"),
+    ] {
+        let body = serde_json::json!({
+            "MetricDataQueries": [metric, {"Id": "e", "Expression": expression}],
+            "StartTime": (ts - 600_000) / 1000,
+            "EndTime": (ts + 600_000) / 1000,
+        });
+        let r = http
+            .post(server.http("/api/v1/metric-data"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+        let json: Value = r.json().await.unwrap();
+        assert_eq!(
+            json["error"]["field"], "MetricDataQueries.member.2.Expression",
+            "{what}: {json}"
+        );
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("limit") && message.contains(needle),
+            "{what}: {message}"
+        );
+
+        let status = c
+            .get_metric_data(GetMetricDataRequest {
+                metric_data_queries: vec![MetricDataQuery {
+                    id: "e".into(),
+                    query: Some(metric_data_query::Query::Expression(expression.into())),
+                    ..MetricDataQuery::default()
+                }],
+                start_time_ms: ts - 600_000,
+                end_time_ms: ts + 600_000,
+                ..GetMetricDataRequest::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}");
+        assert!(
+            status
+                .message()
+                .starts_with("metric_data_queries[0].expression: 1:"),
+            "{what}: {status:?}"
+        );
+    }
+    let many: Vec<Value> = (0..501)
+        .map(|i| {
+            let mut q = metric.clone();
+            q["Id"] = serde_json::json!(format!("m{i}"));
+            q
+        })
+        .collect();
+    let body = serde_json::json!({"MetricDataQueries": many, "StartTime": 0, "EndTime": 60});
+    let r = http
+        .post(server.http("/api/v1/metric-data"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let json: Value = r.json().await.unwrap();
+    assert_eq!(json["error"]["field"], "MetricDataQueries", "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 500 queries"),
+        "{json}"
+    );
+    let status = c
+        .get_metric_data(GetMetricDataRequest {
+            metric_data_queries: vec![MetricDataQuery::default(); 501],
+            start_time_ms: 0,
+            end_time_ms: 60_000,
+            ..GetMetricDataRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .starts_with("metric_data_queries: count: must hold 1 to 500"),
+        "{status:?}"
+    );
+}

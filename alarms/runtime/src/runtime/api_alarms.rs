@@ -19,6 +19,7 @@ use thermostat_alarms::{Alarm, AlarmSet, CompositeAlarm};
 
 use super::AlarmRuntime;
 use crate::error::{Error, Result};
+use crate::persistence::AlarmTags;
 
 /// The two sources of the configured set.
 #[derive(Debug)]
@@ -29,7 +30,22 @@ pub(super) struct Sources {
     pub(super) api: BTreeMap<String, Alarm>,
     /// The API's composite alarms, by name.
     pub(super) api_composites: BTreeMap<String, CompositeAlarm>,
+    /// Every alarm's tags, by name (API and file alarms alike; an alarm without tags has no
+    /// entry).
+    pub(super) tags: BTreeMap<String, AlarmTags>,
 }
+
+impl Sources {
+    /// Whether an alarm or composite alarm named `name` exists in either source.
+    fn has(&self, name: &str) -> bool {
+        owning_file(&self.yaml, name).is_some()
+            || self.api.contains_key(name)
+            || self.api_composites.contains_key(name)
+    }
+}
+
+/// Most tags of one alarm (CloudWatch's quota).
+pub const MAX_ALARM_TAGS: usize = 50;
 
 /// The configured set of `sources`: the files' set, then the API alarms it does not shadow,
 /// then the API composites whose rule and suppressor name alarms of the set, each after the
@@ -98,15 +114,45 @@ impl AlarmRuntime {
     /// [`Error::Invalid`] (field `name`) when an API composite alarm has it, or a failed write
     /// ([`Error::Store`]; nothing changes then).
     pub fn put_api_alarm(&self, alarm: Alarm) -> Result<bool> {
+        self.put_api_alarm_tagged(alarm, AlarmTags::new())
+    }
+
+    /// [`put_api_alarm`](Self::put_api_alarm) with the tags a new alarm starts with; they
+    /// are ignored when the alarm exists already (as CloudWatch's `PutMetricAlarm` ignores
+    /// `Tags` then: [`tag_alarm`](Self::tag_alarm) changes them).
+    ///
+    /// # Errors
+    /// As [`put_api_alarm`](Self::put_api_alarm), and [`Error::Invalid`] (field `tags`) for
+    /// more than [`MAX_ALARM_TAGS`] tags.
+    pub fn put_api_alarm_tagged(&self, alarm: Alarm, tags: AlarmTags) -> Result<bool> {
         let name = alarm.name.clone();
         self.put_api(&name, |sources| {
             if sources.api_composites.contains_key(&name) {
                 return Err(taken_by("a composite alarm", &name));
             }
+            let new = !sources.api.contains_key(&name);
+            if new {
+                self.start_tags(sources, &name, tags)?;
+            }
             self.persistence
                 .commit_api_alarm(&name, Some(&alarm), &[])?;
-            Ok(sources.api.insert(name.clone(), alarm).is_none())
+            sources.api.insert(name.clone(), alarm);
+            Ok(new)
         })
+    }
+
+    /// Writes the tags a new alarm starts with (removing any left by an alarm of the same
+    /// name that a crash kept from being removed).
+    fn start_tags(&self, sources: &mut Sources, name: &str, tags: AlarmTags) -> Result<()> {
+        check_tag_count(tags.len())?;
+        self.persistence
+            .commit_alarm_tags(name, Some(&tags).filter(|t| !t.is_empty()))?;
+        if tags.is_empty() {
+            sources.tags.remove(name);
+        } else {
+            sources.tags.insert(name.to_owned(), tags);
+        }
+        Ok(())
     }
 
     /// Creates or replaces the composite alarm `composite` (validated) as an API alarm, as
@@ -116,6 +162,20 @@ impl AlarmRuntime {
     /// [`Error::OwnedByFile`], [`Error::Invalid`] (field `alarm_rule`) when its rule or
     /// suppressor names an alarm that does not exist or makes a cycle, or a failed write.
     pub fn put_api_composite(&self, composite: CompositeAlarm) -> Result<bool> {
+        self.put_api_composite_tagged(composite, AlarmTags::new())
+    }
+
+    /// [`put_api_composite`](Self::put_api_composite) with the tags a new composite alarm
+    /// starts with, as [`put_api_alarm_tagged`](Self::put_api_alarm_tagged).
+    ///
+    /// # Errors
+    /// As [`put_api_composite`](Self::put_api_composite), and [`Error::Invalid`] (field
+    /// `tags`) for more than [`MAX_ALARM_TAGS`] tags.
+    pub fn put_api_composite_tagged(
+        &self,
+        composite: CompositeAlarm,
+        tags: AlarmTags,
+    ) -> Result<bool> {
         let name = composite.name.clone();
         self.put_api(&name, |sources| {
             if sources.api.contains_key(&name) {
@@ -125,6 +185,7 @@ impl AlarmRuntime {
                 yaml: Arc::clone(&sources.yaml),
                 api: sources.api.clone(),
                 api_composites: sources.api_composites.clone(),
+                tags: BTreeMap::new(),
             };
             tentative
                 .api_composites
@@ -136,6 +197,9 @@ impl AlarmRuntime {
                               composite alarms"
                         .to_owned(),
                 });
+            }
+            if !sources.api_composites.contains_key(&name) {
+                self.start_tags(sources, &name, tags)?;
             }
             self.persistence
                 .commit_api_composite(&name, Some(&composite))?;
@@ -200,6 +264,12 @@ impl AlarmRuntime {
             } else {
                 return Err(Error::NotFound(name.to_owned()));
             }
+            if sources.tags.contains_key(name) {
+                // After the definition: tags left by a crash here belong to no alarm, and a
+                // new alarm of the name replaces them.
+                self.persistence.commit_alarm_tags(name, None)?;
+                sources.tags.remove(name);
+            }
             merge(&sources)
         };
         self.swap_configured(merged, |_| {});
@@ -219,6 +289,55 @@ impl AlarmRuntime {
             })
     }
 
+    /// The tags of the alarm or composite alarm `name` (of either source).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no alarm has that name.
+    pub fn alarm_tags(&self, name: &str) -> Result<AlarmTags> {
+        let sources = self.sources();
+        if !sources.has(name) {
+            return Err(Error::NotFound(name.to_owned()));
+        }
+        Ok(sources.tags.get(name).cloned().unwrap_or_default())
+    }
+
+    /// Adds `tags` to the alarm `name` (a key it has already takes the new value). Alarms of
+    /// both sources take tags: they are the server's, not part of the definition.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no alarm has that name, [`Error::Invalid`] (field `tags`)
+    /// when the alarm would have more than [`MAX_ALARM_TAGS`], or a failed write.
+    pub fn tag_alarm(&self, name: &str, tags: AlarmTags) -> Result<()> {
+        self.change_tags(name, |t| t.extend(tags))
+    }
+
+    /// Removes the tags with `keys` from the alarm `name` (keys it does not have are passed
+    /// over).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no alarm has that name, or a failed write.
+    pub fn untag_alarm(&self, name: &str, keys: &[String]) -> Result<()> {
+        self.change_tags(name, |t| keys.iter().for_each(|k| drop(t.remove(k))))
+    }
+
+    fn change_tags(&self, name: &str, change: impl FnOnce(&mut AlarmTags)) -> Result<()> {
+        let mut sources = self.sources();
+        if !sources.has(name) {
+            return Err(Error::NotFound(name.to_owned()));
+        }
+        let mut tags = sources.tags.get(name).cloned().unwrap_or_default();
+        change(&mut tags);
+        check_tag_count(tags.len())?;
+        self.persistence
+            .commit_alarm_tags(name, Some(&tags).filter(|t| !t.is_empty()))?;
+        if tags.is_empty() {
+            sources.tags.remove(name);
+        } else {
+            sources.tags.insert(name.to_owned(), tags);
+        }
+        Ok(())
+    }
+
     /// The alarms created through the API, sorted by name (for `export-alarms`).
     pub fn api_alarms(&self) -> Vec<Alarm> {
         self.sources().api.values().cloned().collect()
@@ -231,4 +350,14 @@ fn taken_by(kind: &str, name: &str) -> Error {
         field: "name",
         message: format!("{name:?} is the name of {kind} already: delete it first"),
     }
+}
+
+fn check_tag_count(n: usize) -> Result<()> {
+    if n > MAX_ALARM_TAGS {
+        return Err(Error::Invalid {
+            field: "tags",
+            message: format!("an alarm has at most {MAX_ALARM_TAGS} tags, this would make {n}"),
+        });
+    }
+    Ok(())
 }

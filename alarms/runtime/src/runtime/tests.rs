@@ -27,6 +27,8 @@ struct Rows {
     actions_enabled: BTreeMap<String, bool>,
     api_alarms: BTreeMap<String, thermostat_alarms::Alarm>,
     api_composites: BTreeMap<String, thermostat_alarms::CompositeAlarm>,
+    tags: BTreeMap<String, crate::AlarmTags>,
+    models: BTreeMap<(String, String), crate::StoredModel>,
     fail_commits: bool,
 }
 
@@ -166,6 +168,48 @@ impl AlarmStore for Memory {
         match composite {
             Some(c) => rows.api_composites.insert(name.to_owned(), c.clone()),
             None => rows.api_composites.remove(name),
+        };
+        Ok(())
+    }
+
+    fn load_alarm_tags(&self) -> Result<Vec<(String, crate::AlarmTags)>, StoreError> {
+        Ok(self.rows().tags.clone().into_iter().collect())
+    }
+
+    fn commit_alarm_tags(
+        &self,
+        name: &str,
+        tags: Option<&crate::AlarmTags>,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows();
+        if rows.fail_commits {
+            return Err(StoreError::new(Refused));
+        }
+        match tags {
+            Some(t) => rows.tags.insert(name.to_owned(), t.clone()),
+            None => rows.tags.remove(name),
+        };
+        Ok(())
+    }
+
+    fn load_anomaly_models(&self) -> Result<Vec<crate::StoredModel>, StoreError> {
+        Ok(self.rows().models.values().cloned().collect())
+    }
+
+    fn commit_anomaly_model(
+        &self,
+        instance: &str,
+        metric_id: &str,
+        model: Option<&crate::StoredModel>,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows();
+        if rows.fail_commits {
+            return Err(StoreError::new(Refused));
+        }
+        let key = (instance.to_owned(), metric_id.to_owned());
+        match model {
+            Some(m) => rows.models.insert(key, m.clone()),
+            None => rows.models.remove(&key),
         };
         Ok(())
     }
@@ -906,4 +950,129 @@ fn api_composites_follow_their_alarms_and_cycles_are_refused() {
     assert!(runtime.alarms().composite("outer").is_some());
     runtime.delete_api_alarm("outer").unwrap();
     assert!(!f.memory.rows().api_composites.contains_key("outer"));
+}
+
+fn tags(pairs: &[(&str, &str)]) -> crate::AlarmTags {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn tags_are_kept_for_alarms_of_both_sources_and_go_with_an_api_alarm() {
+    let f = Fixture::new();
+    let runtime = f.start(YAML);
+    runtime
+        .put_api_alarm_tagged(api_alarm("mem", 80.0), tags(&[("team", "web")]))
+        .unwrap();
+    assert_eq!(runtime.alarm_tags("mem").unwrap(), tags(&[("team", "web")]));
+    // A replacement keeps the tags it had and ignores the ones it brings.
+    runtime
+        .put_api_alarm_tagged(api_alarm("mem", 90.0), tags(&[("other", "x")]))
+        .unwrap();
+    assert_eq!(runtime.alarm_tags("mem").unwrap(), tags(&[("team", "web")]));
+    // A file's alarm takes tags too: they are not part of its definition.
+    runtime.tag_alarm("cpu", tags(&[("tier", "1")])).unwrap();
+    runtime
+        .tag_alarm("cpu", tags(&[("tier", "2"), ("owner", "sre")]))
+        .unwrap();
+    runtime
+        .untag_alarm("cpu", &["owner".to_owned(), "absent".to_owned()])
+        .unwrap();
+    assert_eq!(runtime.alarm_tags("cpu").unwrap(), tags(&[("tier", "2")]));
+    assert!(matches!(runtime.alarm_tags("nope"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        runtime.tag_alarm("nope", tags(&[("a", "b")])),
+        Err(Error::NotFound(_))
+    ));
+    // At most 50 tags.
+    let many: crate::AlarmTags = (0..50).map(|i| (format!("k{i}"), String::new())).collect();
+    match runtime.tag_alarm("cpu", many) {
+        Err(Error::Invalid { field: "tags", message }) => {
+            assert!(message.contains("51"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(runtime.alarm_tags("cpu").unwrap(), tags(&[("tier", "2")]));
+    // Written through the port, and read back at start.
+    assert_eq!(f.memory.rows().tags.len(), 2);
+    let again = f.start(YAML);
+    assert_eq!(again.alarm_tags("cpu").unwrap(), tags(&[("tier", "2")]));
+    // Deleting an API alarm removes its tags; a new alarm of the name starts without them.
+    runtime.delete_api_alarm("mem").unwrap();
+    assert!(!f.memory.rows().tags.contains_key("mem"));
+    runtime.put_api_alarm(api_alarm("mem", 80.0)).unwrap();
+    assert!(runtime.alarm_tags("mem").unwrap().is_empty());
+}
+
+const ANOMALY: &str = "alarms:\n  - name: ad\n    metrics:\n      - {id: m1, return_data: true, metric_stat: {namespace: App, metric_name: Cpu, statistic: Average, period_seconds: 60}}\n      - {id: ad1, expression: \"ANOMALY_DETECTION_BAND(m1, 3)\", return_data: true}\n    threshold_metric_id: ad1\n    comparison_operator: GreaterThanUpperThreshold\n    evaluation_periods: 1\n";
+
+/// Reference §3.12: the model of an anomaly alarm is trained from the store's history before
+/// the evaluation, stored, restored after a restart (not retrained while fresh), retrained
+/// an hour later, and forgotten with its alarm. Without enough history the alarm stays
+/// INSUFFICIENT_DATA saying why.
+#[test]
+fn anomaly_models_are_trained_stored_restored_and_forgotten() {
+    let f = Fixture::new();
+    // Ten points only: the model is pending.
+    for i in 1..=10 {
+        push(&f.store, Vec::new(), T0.sub_millis(i * 60_000), 10.0);
+    }
+    let runtime = f.start(ANOMALY);
+    runtime.tick(T0).unwrap();
+    assert_eq!(runtime.state_of("ad"), Some(StateValue::InsufficientData));
+    let reason = runtime.lock().state.metric["ad"].state.reason.clone();
+    assert!(
+        reason.starts_with("Insufficient Data: the anomaly model has not seen enough data yet: 10 datapoints"),
+        "{reason}"
+    );
+    // Six hours of a steady metric: trained (retrained after 10 minutes while pending).
+    for i in 11..=360 {
+        push(&f.store, Vec::new(), T0.sub_millis(i * 60_000), 10.0 + (i % 3) as f64);
+    }
+    push(&f.store, Vec::new(), T0.add_millis(5_000), 11.0);
+    let t1 = T0.add_millis(600_000);
+    push(&f.store, Vec::new(), t1.sub_millis(30_000), 11.0);
+    runtime.tick(t1).unwrap();
+    assert_eq!(runtime.state_of("ad"), Some(StateValue::Ok));
+    let stored = f.memory.rows().models.clone();
+    assert_eq!(stored.len(), 1);
+    let trained_at = stored[&("ad".to_owned(), "m1".to_owned())].model.trained_at();
+    assert_eq!(trained_at, t1);
+    // A spike far above the band.
+    let t2 = t1.add_millis(60_000);
+    push(&f.store, Vec::new(), t2.sub_millis(30_000), 500.0);
+    runtime.tick(t2).unwrap();
+    assert_eq!(runtime.state_of("ad"), Some(StateValue::Alarm));
+    let reason = runtime.lock().state.metric["ad"].state.reason.clone();
+    assert!(
+        reason.starts_with("Thresholds Crossed: 1 datapoint [500.0 (") && reason.contains("was greater than the upper thresholds ["),
+        "{reason}"
+    );
+    drop(runtime);
+
+    // A restart restores the model: no retraining within the hour.
+    let runtime = f.start(ANOMALY);
+    runtime.tick(t2.add_millis(60_000)).unwrap();
+    assert_eq!(
+        f.memory.rows().models[&("ad".to_owned(), "m1".to_owned())]
+            .model
+            .trained_at(),
+        trained_at
+    );
+    runtime.tick(t1.add_millis(3_600_000)).unwrap();
+    assert_eq!(
+        f.memory.rows().models[&("ad".to_owned(), "m1".to_owned())]
+            .model
+            .trained_at(),
+        t1.add_millis(3_600_000),
+        "retrained after an hour"
+    );
+    // Removing the alarm forgets its model.
+    let set = thermostat_alarms::validate(&[("a.yaml", YAML)]).unwrap();
+    runtime.swap(Arc::new(set), |_| {});
+    runtime.tick(t1.add_millis(3_660_000)).unwrap();
+    assert!(f.memory.rows().models.is_empty());
+    assert!(runtime.anomaly_models().is_empty());
 }
