@@ -46,10 +46,13 @@ fn alarm_entry(y: &mut String, a: &Alarm) {
     if !a.description.is_empty() {
         field("description", quoted(&a.description));
     }
-    field("namespace", quoted(&a.namespace));
-    field("metric_name", quoted(&a.metric_name));
-    field("statistic", quoted(a.statistic.name()));
-    field("period_seconds", a.period.as_secs().to_string());
+    let math = a.is_math();
+    if !math {
+        field("namespace", quoted(&a.namespace));
+        field("metric_name", quoted(&a.metric_name));
+        field("statistic", quoted(a.statistic.name()));
+        field("period_seconds", a.period.as_secs().to_string());
+    }
     field("evaluation_periods", a.evaluation_periods.to_string());
     if let Some(m) = a.datapoints_to_alarm {
         field("datapoints_to_alarm", m.to_string());
@@ -58,7 +61,9 @@ fn alarm_entry(y: &mut String, a: &Alarm) {
         field("evaluation_range", a.evaluation_range.to_string());
     }
     // `Display` of f64 is the shortest text that reads back as the same value.
-    field("threshold", a.threshold.to_string());
+    if a.threshold_metric_id.is_none() {
+        field("threshold", a.threshold.to_string());
+    }
     if let Some(t) = a.ok_threshold {
         field("ok_threshold", t.to_string());
     }
@@ -84,16 +89,75 @@ fn alarm_entry(y: &mut String, a: &Alarm) {
     if let Some(r) = a.actions.repeat_interval_seconds {
         field("repeat_interval_seconds", r.to_string());
     }
-    if let Some(u) = a.unit {
+    if let Some(u) = a.unit.filter(|_| !math) {
         field("unit", quoted(u.as_str()));
     }
-    if !a.dimensions.is_empty() {
+    if let Some(t) = &a.threshold_metric_id {
+        field("threshold_metric_id", quoted(t));
+    }
+    if !a.dimensions.is_empty() && !math {
         y.push_str("    dimensions:\n");
         for d in &a.dimensions {
             let _ = writeln!(y, "      {}: {}", quoted(&d.name), quoted(&d.value));
         }
     }
+    if math {
+        y.push_str("    metrics:\n");
+        for m in &a.metrics {
+            metric_entry(y, m);
+        }
+    }
+    if let Some(config) = &a.anomaly {
+        y.push_str("    anomaly_detection:\n");
+        if let Some(tz) = &config.time_zone {
+            let _ = writeln!(y, "      metric_timezone: {}", quoted(tz));
+        }
+        if !config.excluded.is_empty() {
+            y.push_str("      excluded_time_ranges:\n");
+            for (start, end) in &config.excluded {
+                let _ = writeln!(
+                    y,
+                    "        - {{start: {}, end: {}}}",
+                    quoted(&rfc3339(*start)),
+                    quoted(&rfc3339(*end))
+                );
+            }
+        }
+    }
     actions(y, &a.actions);
+}
+
+fn rfc3339(t: thermostat_metrics::Timestamp) -> String {
+    jiff::Timestamp::from_millisecond(t.as_millis())
+        .map_or_else(|_| t.as_millis().to_string(), |j| j.to_string())
+}
+
+/// One entry of a math alarm's `metrics:`.
+fn metric_entry(y: &mut String, m: &thermostat_alarms::model::AlarmMetric) {
+    let _ = writeln!(y, "      - id: {}", quoted(&m.id));
+    if let Some(stat) = &m.metric_stat {
+        y.push_str("        metric_stat:\n");
+        let _ = writeln!(y, "          namespace: {}", quoted(&stat.namespace));
+        let _ = writeln!(y, "          metric_name: {}", quoted(&stat.metric_name));
+        let _ = writeln!(y, "          period_seconds: {}", stat.period.as_secs());
+        let _ = writeln!(y, "          statistic: {}", quoted(stat.statistic.name()));
+        if let Some(u) = stat.unit {
+            let _ = writeln!(y, "          unit: {}", quoted(u.as_str()));
+        }
+        if !stat.dimensions.is_empty() {
+            y.push_str("          dimensions:\n");
+            for d in &stat.dimensions {
+                let _ = writeln!(y, "            {}: {}", quoted(&d.name), quoted(&d.value));
+            }
+        }
+    }
+    if let Some(e) = &m.expression {
+        let _ = writeln!(y, "        expression: {}", quoted(e));
+    }
+    if let Some(l) = &m.label {
+        let _ = writeln!(y, "        label: {}", quoted(l));
+    }
+    let _ = writeln!(y, "        return_data: {}", m.return_data);
 }
 
 /// One `composite_alarms:` entry.
@@ -221,6 +285,30 @@ mod tests {
     alarm_actions: [arn:aws:sns:us-east-1:000000000000:ops, "mailto:ops@example.com"]
     ok_actions: [https://hooks.example.com/x]
   - {name: plain, namespace: App, metric_name: Cpu, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: -1e300, comparison_operator: LessThanThreshold}
+  - name: error rate
+    evaluation_periods: 2
+    threshold: 5
+    comparison_operator: GreaterThanThreshold
+    metrics:
+      - id: errors
+        metric_stat: {namespace: Shop, metric_name: Errors, period_seconds: 60, statistic: Sum, unit: Count, dimensions: {Host: "*"}}
+        return_data: false
+      - id: requests
+        metric_stat: {namespace: Shop, metric_name: Requests, period_seconds: 60, statistic: Sum, dimensions: {Host: "*"}}
+        return_data: false
+      - {id: rate, expression: "errors / requests * 100", label: "Error \"rate\"", return_data: true}
+  - name: traffic unusual
+    evaluation_periods: 3
+    comparison_operator: LessThanLowerOrGreaterThanUpperThreshold
+    threshold_metric_id: band
+    metrics:
+      - id: m1
+        metric_stat: {namespace: Shop, metric_name: Requests, period_seconds: 300, statistic: Sum}
+        return_data: true
+      - {id: band, expression: "ANOMALY_DETECTION_BAND(m1, 3)", return_data: true}
+    anomaly_detection:
+      metric_timezone: Europe/Berlin
+      excluded_time_ranges: [{start: "2026-11-01T00:00:00Z", end: "2026-11-02T00:00:00Z"}]
 composite_alarms:
   - name: both
     description: both of them
@@ -245,7 +333,7 @@ composite_alarms:
         let text = export(dir.path()).unwrap();
         let back = thermostat_alarms::validate(&[("exported.yaml", text.as_str())])
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(back.alarms.len(), 2, "{text}");
+        assert_eq!(back.alarms.len(), 4, "{text}");
         for a in &set.alarms {
             let b = back.alarm(&a.name).unwrap();
             assert!(b.same_definition(a), "{a:#?}\n{b:#?}\n{text}");

@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use thermostat_dashboards::cloudwatch::SignatureCheck;
 
+use thermostat_auth::sigv4::AccessKeys;
 use thermostat_auth::{Access, AuthSettings, AuthTelemetry, Tokens};
+use thermostat_dashboards::cloudwatch::{SignatureCheck, Signatures};
 use thermostat_transport::Tls;
 
-use crate::settings::{Settings, SettingsFile};
+use crate::settings::{Settings, SettingsError, SettingsFile};
 
 /// A token file larger than this is refused.
 pub const MAX_SECRET_FILE_BYTES: usize = 64 << 10;
@@ -185,7 +186,7 @@ impl Security {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let aws = match &aws_check {
-            Some(_) => Some(crate::app::cloudwatch::signatures_of(
+            Some(_) => Some(signatures_of(
                 &file.aws_api.clone().unwrap_or_default(),
                 self.http_addr,
                 self.insecure_no_auth,
@@ -243,6 +244,48 @@ fn list(addrs: &[SocketAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(" and ")
+}
+
+/// The CloudWatch API's signature check (`crate::app::cloudwatch::signatures`) of an `aws_api` section, for a server listening on `http_addr`.
+///
+/// # Errors
+/// An access key whose secret cannot be read, or `verify_signatures: false` beyond loopback.
+pub fn signatures_of(
+    aws: &crate::settings::AwsApiSettings,
+    http_addr: std::net::SocketAddr,
+    insecure_no_auth: bool,
+) -> Result<Signatures, SecurityError> {
+    let invalid = |rule: String| {
+        SecurityError::Settings(SettingsError::Invalid {
+            key: "aws_api",
+            rule,
+        })
+    };
+    if !aws.verify_signatures {
+        if !http_addr.ip().is_loopback() && !insecure_no_auth {
+            return Err(invalid(format!(
+                "verify_signatures: false accepts any signature as an admin; refused on {}, \
+                 which is not loopback (listen on 127.0.0.1, or pass --insecure-no-auth to \
+                 accept the risk)",
+                http_addr
+            )));
+        }
+        tracing::warn!(
+            "aws_api.verify_signatures is false: the CloudWatch API accepts any signature, as an anonymous admin."
+        );
+        return Ok(Signatures::AcceptAny);
+    }
+    if aws.access_keys.is_empty() {
+        tracing::info!(
+            "aws_api.access_keys is empty: the CloudWatch API refuses every request (InvalidClientTokenId)."
+        );
+        return Ok(Signatures::Verify(AccessKeys::default()));
+    }
+    AccessKeys::resolve(&aws.access_keys, &|var| std::env::var(var).ok(), &|path| {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    })
+    .map(Signatures::Verify)
+    .map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use thermostat_metrics::{SeriesKey, Store, Timestamp};
 use crate::composite::{CompositeState, evaluate_composite};
 use crate::error::{Error, Result};
 use crate::evaluator::{Extra, evaluate, evaluate_with, is_tick, query, series_key};
-use crate::math_alarm::{self, AnomalyModels, NoModels, evaluate_metrics};
 use crate::history::{AlarmType, ConfigChange, HistoryItem};
+use crate::math_alarm::{self, AnomalyModels, NoModels, evaluate_metrics};
 use crate::model::{Alarm, AlarmSet, StateValue};
 use crate::state::{ActionInvocation, AlarmState, Transition};
 

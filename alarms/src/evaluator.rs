@@ -233,8 +233,9 @@ struct Point {
 /// [`evaluate_with`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Extra<'a> {
-    /// The band `(start of period, lower, upper)` of an anomaly-detection alarm, compared with
-    /// the datapoint of the same period; a datapoint without a band counts as missing.
+    /// The band `(start of period, lower, upper)` of an anomaly-detection alarm, sorted by
+    /// time, compared with the datapoint of the same period; a datapoint without a band
+    /// counts as missing.
     pub bands: &'a [(Timestamp, f64, f64)],
     /// Why the datapoints cannot be evaluated (the anomaly model has not seen enough data,
     /// the expression failed): the alarm goes to INSUFFICIENT_DATA with this reason.
@@ -287,11 +288,12 @@ pub fn evaluate_with(
             units.push(dp.unit);
         }
         let i = (off / p) as usize;
+        // `bands` is sorted by time (as a series is).
         let band = extra
             .bands
-            .iter()
-            .find(|(t, _, _)| *t == dp.timestamp)
-            .map(|&(_, lo, hi)| (lo, hi));
+            .binary_search_by_key(&dp.timestamp, |&(t, _, _)| t)
+            .ok()
+            .map(|i| (extra.bands[i].1, extra.bands[i].2));
         if alarm.is_anomaly() && band.is_none() {
             continue;
         }

@@ -27,7 +27,7 @@ use crate::anomaly::{Model, TRAINING_WINDOW_MS};
 use crate::error::{Error, Result};
 use crate::evaluator;
 use crate::math::{
-    Bands, DEFAULT_MAX_COST, Func, Node, NoBands, Profile, QueryPlan, Series, Value,
+    Bands, DEFAULT_MAX_COST, Func, NoBands, Node, Profile, QueryPlan, Series, Value,
     evaluate_queries, parse, plan_queries,
 };
 use crate::model::{Alarm, MetricStat};
@@ -81,10 +81,7 @@ pub fn metric_stat_key(ms: &MetricStat, instance: &SeriesKey) -> SeriesKey {
         .iter()
         .map(|d| {
             if d.value == "*" {
-                Dimension::new(
-                    d.name.as_str(),
-                    instance.dimension(&d.name).unwrap_or("*"),
-                )
+                Dimension::new(d.name.as_str(), instance.dimension(&d.name).unwrap_or("*"))
             } else {
                 d.clone()
             }
@@ -204,7 +201,12 @@ struct ModelBands<'a> {
 }
 
 impl Bands for ModelBands<'_> {
-    fn band(&self, id: &str, series: &Series, k: f64) -> std::result::Result<(Series, Series), String> {
+    fn band(
+        &self,
+        id: &str,
+        series: &Series,
+        k: f64,
+    ) -> std::result::Result<(Series, Series), String> {
         let fail = |m: String| {
             *self.failure.borrow_mut() = Some(m.clone());
             Err(m)
@@ -322,8 +324,7 @@ pub fn evaluate_metrics(
 
 /// The points the model of `(instance, metric_id)` trains on at `now`: the query
 /// `metric_id`'s series over the last 14 days ([`TRAINING_WINDOW_MS`]) at the alarm's
-/// period (at least 60 s), fetched and computed like the alarm's own (the band queries
-/// left out). Read in slices of at most one day (the store's 1,440 datapoints per query).
+/// period (at least 60 s), computed like the alarm's own ([`query_series`]).
 ///
 /// # Errors
 /// [`Error::Query`] when the store refuses a query.
@@ -340,9 +341,56 @@ pub fn training_points(
     } else {
         alarm.period
     };
-    let p = period.as_millis();
     let end = now.floor_to(60_000);
-    let start = end.sub_millis(TRAINING_WINDOW_MS).floor_to(p);
+    let start = end
+        .sub_millis(TRAINING_WINDOW_MS)
+        .floor_to(period.as_millis());
+    query_series(
+        alarm,
+        name,
+        instance,
+        Some(metric_id),
+        store,
+        (start, end),
+        period,
+        now,
+    )
+}
+
+/// The series of one query of a math alarm's `metrics:` (`None`: the returned one, the
+/// alarm's datapoints) for the instance `instance` over `[start, end)` at `period`, without
+/// the band queries (what a chart of the alarm or a model's training reads). Read in slices of
+/// at most 1,440 periods (the store's datapoints per query), each evaluated on its own.
+///
+/// # Errors
+/// [`Error::Query`] when the store refuses a query.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the alarm, the instance, the query, the store and the range: each needed"
+)]
+pub fn query_series(
+    alarm: &Alarm,
+    name: &str,
+    instance: &SeriesKey,
+    metric_id: Option<&str>,
+    store: &Store,
+    (start, end): (Timestamp, Timestamp),
+    period: Period,
+    now: Timestamp,
+) -> Result<Vec<(Timestamp, f64)>> {
+    let p = period.as_millis();
+    let band = alarm.threshold_metric_id.as_deref();
+    let wanted = match metric_id {
+        Some(id) => id.to_owned(),
+        None => match alarm
+            .metrics
+            .iter()
+            .find(|m| m.return_data && Some(m.id.as_str()) != band)
+        {
+            Some(m) => m.id.clone(),
+            None => return Ok(Vec::new()),
+        },
+    };
     // The queries that do not read a band, all returned.
     let queries: Vec<_> = alarm
         .metrics
@@ -377,7 +425,7 @@ pub fn training_points(
             DEFAULT_MAX_COST,
         ) && let Some(Value::Series(s)) = results
             .into_iter()
-            .find(|r| r.id == metric_id)
+            .find(|r| r.id == wanted)
             .map(|r| r.value)
         {
             out.extend(s.points);

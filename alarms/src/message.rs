@@ -232,15 +232,66 @@ pub struct TriggerDimension {
     pub name: String,
 }
 
-/// `Trigger` of a metric alarm's message.
+/// `Trigger.Metrics[].MetricStat.Metric` of a metric-math alarm's message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Trigger {
+pub struct TriggerMetricName {
+    /// The dimensions (lower-case keys, as in `Trigger.Dimensions`).
+    pub dimensions: Vec<TriggerDimension>,
     /// `MetricName`.
     pub metric_name: String,
     /// `Namespace`.
     pub namespace: String,
-    /// `Statistic` or `ExtendedStatistic`.
+}
+
+/// `Trigger.Metrics[].MetricStat` of a metric-math alarm's message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TriggerMetricStat {
+    /// The metric.
+    pub metric: TriggerMetricName,
+    /// Period in seconds.
+    pub period: u32,
+    /// The statistic as written (`Sum`, `p99`).
+    pub stat: String,
+    /// The unit, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// `Trigger.Metrics[]` of a metric-math alarm's message (reference §4.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TriggerMetric {
+    /// `Id`.
+    pub id: String,
+    /// `Expression`, for an expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    /// `Label`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `MetricStat`, for a metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_stat: Option<TriggerMetricStat>,
+    /// `ReturnData`.
+    pub return_data: bool,
+}
+
+/// `Trigger` of a metric alarm's message. A metric-math alarm's has `Metrics` instead of
+/// `MetricName`, `Namespace`, `StatisticType` and the statistic (Thermostat still writes
+/// `Unit: null` and `Dimensions: []` for it); an anomaly alarm's also `ThresholdMetricId`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Trigger {
+    /// `MetricName` (empty, and not written, for a math alarm).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub metric_name: String,
+    /// `Namespace` (empty, and not written, for a math alarm).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// `Statistic` or `ExtendedStatistic` (empty, and not written, for a math alarm).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub statistic_type: String,
     /// Upper-case statistic (`SUM`, `AVERAGE`...) when `StatisticType` is `Statistic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,6 +318,12 @@ pub struct Trigger {
     pub treat_missing_data: String,
     /// `evaluate` or `ignore` for percentile alarms, `""` otherwise.
     pub evaluate_low_sample_count_percentile: String,
+    /// `Metrics` of a metric-math alarm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<TriggerMetric>,
+    /// `ThresholdMetricId` of an anomaly-detection alarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_metric_id: Option<String>,
 }
 
 /// `TriggeringChildren[].State` of a composite alarm's message.
@@ -360,6 +417,9 @@ fn trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
     // Percentiles only, like the evaluator's low-sample rule (not the other extended
     // statistics, which `is_percentile` also covers).
     let percentile = matches!(alarm.statistic, Statistic::Percentile(_));
+    if alarm.is_math() {
+        return math_trigger(alarm, dimensions);
+    }
     Trigger {
         metric_name: alarm.metric_name.clone(),
         namespace: alarm.namespace.clone(),
@@ -386,6 +446,67 @@ fn trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
         } else {
             String::new()
         },
+        metrics: Vec::new(),
+        threshold_metric_id: None,
+    }
+}
+
+/// The `Trigger` of a metric-math alarm: `Metrics` (each `metric_stat` with the instance's
+/// values for its `"*"` dimensions), no single-metric fields.
+fn math_trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
+    let instance_value = |name: &str| {
+        dimensions
+            .and_then(|ds| ds.iter().find(|d| d.name == name))
+            .map(|d| d.value.clone())
+    };
+    let metrics = alarm
+        .metrics
+        .iter()
+        .map(|m| TriggerMetric {
+            id: m.id.clone(),
+            expression: m.expression.clone(),
+            label: m.label.clone(),
+            metric_stat: m.metric_stat.as_ref().map(|ms| TriggerMetricStat {
+                metric: TriggerMetricName {
+                    dimensions: ms
+                        .dimensions
+                        .iter()
+                        .map(|d| TriggerDimension {
+                            value: if d.value == "*" {
+                                instance_value(&d.name).unwrap_or_else(|| d.value.clone())
+                            } else {
+                                d.value.clone()
+                            },
+                            name: d.name.clone(),
+                        })
+                        .collect(),
+                    metric_name: ms.metric_name.clone(),
+                    namespace: ms.namespace.clone(),
+                },
+                period: ms.period.as_secs(),
+                stat: ms.statistic.name().to_owned(),
+                unit: ms.unit.map(|u| u.as_str().to_owned()),
+            }),
+            return_data: m.return_data,
+        })
+        .collect();
+    Trigger {
+        metric_name: String::new(),
+        namespace: String::new(),
+        statistic_type: String::new(),
+        statistic: None,
+        extended_statistic: None,
+        unit: None,
+        dimensions: Vec::new(),
+        period: alarm.period.as_secs(),
+        evaluation_periods: alarm.evaluation_periods,
+        datapoints_to_alarm: alarm.datapoints_to_alarm,
+        comparison_operator: alarm.comparison_operator.as_str().into(),
+        threshold: alarm.threshold,
+        treat_missing_data: alarm.treat_missing_data.as_str().into(),
+        evaluate_low_sample_count_percentile: String::new(),
+        metrics,
+        threshold_metric_id: alarm.threshold_metric_id.clone(),
     }
 }
 

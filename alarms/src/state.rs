@@ -108,6 +108,10 @@ pub struct Evaluation {
 /// `StateReasonData`, kept typed so that its keys serialise in CloudWatch's order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per alarm state, mostly the metric variant; boxing it would change every reader for nothing measurable"
+)]
 pub enum ReasonData {
     /// A metric alarm's evaluation.
     Metric(MetricReasonData),

@@ -13,6 +13,10 @@
 //! - `10_per_series_alarms_100k_instances`: ten alarms with `Host: "*"`, one per metric, so
 //!   100,000 instances found through `Store::matching`.
 //!
+//! - `10k_math_alarms_two_metrics` (issue 22): 10,000 metric-math alarms, one per host,
+//!   `m1 / m2 * 100 > 90` over two of the host's metrics (`Average` each), so every
+//!   evaluation queries two series and evaluates the expression over 5 periods.
+//!
 //! The measured tick is the steady state: a first, untimed tick creates the instances and
 //! their INSUFFICIENT_DATA → OK transitions; every timed tick evaluates all 100,000 again
 //! at the same `now` (a minute boundary, so every alarm is due). Criterion's throughput is
@@ -110,6 +114,31 @@ fn per_series() -> AlarmSet {
     validated(yaml)
 }
 
+/// One math alarm per host over its first two metrics.
+fn math_alarms(keys: &[SeriesKey]) -> AlarmSet {
+    let mut yaml = String::from("alarms:\n");
+    let (m1, m2) = (HOST_METRICS[0], HOST_METRICS[1]);
+    for (h, k) in keys.iter().step_by(METRICS).enumerate() {
+        let host = k.dimension("Host").unwrap_or_default();
+        let stat = |m: &str| {
+            format!(
+                "{{namespace: {NAMESPACE}, metric_name: {m}, dimensions: {{Host: \"{host}\"}}, \
+                 period_seconds: 60, statistic: Average}}"
+            )
+        };
+        yaml.push_str(&format!(
+            "  - name: ratio-{h:05}\n    evaluation_periods: 3\n    threshold: 90\n    \
+             comparison_operator: GreaterThanThreshold\n    metrics:\n      \
+             - {{id: m1, metric_stat: {}, return_data: false}}\n      \
+             - {{id: m2, metric_stat: {}, return_data: false}}\n      \
+             - {{id: e1, expression: \"m1 / m2 * 100\", return_data: true}}\n",
+            stat(m1),
+            stat(m2)
+        ));
+    }
+    validated(yaml)
+}
+
 fn validated(yaml: String) -> AlarmSet {
     thermostat_alarms::validate(&[("bench.yaml", yaml)])
         .unwrap_or_else(|e| panic!("the bench alarms are valid: {e}"))
@@ -148,6 +177,27 @@ fn tick(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    let math = math_alarms(&keys);
+    let alarms = math.alarms.len();
+    let mut g = c.benchmark_group("math_alarm_tick");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Elements(alarms as u64));
+    let mut state = EngineState::new(&math, now, None);
+    let first = thermostat_alarms::tick(&math, &mut state, &store, now)
+        .unwrap_or_else(|e| panic!("math alarms: the first tick fails: {e}"));
+    assert_eq!(first.evaluations, alarms, "every math alarm is evaluated");
+    g.bench_function("10k_math_alarms_two_metrics", |b| {
+        b.iter(|| {
+            let out = thermostat_alarms::tick(&math, &mut state, &store, black_box(now))
+                .unwrap_or_else(|e| panic!("math alarms: a tick fails: {e}"));
+            assert_eq!(out.evaluations, alarms);
+            out
+        })
+    });
     g.finish();
 }
 

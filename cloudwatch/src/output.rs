@@ -215,6 +215,10 @@ pub struct MetricAlarm {
     pub treat_missing_data: String,
     /// `EvaluateLowSampleCountPercentile`, for percentiles.
     pub evaluate_low_sample_count_percentile: Option<String>,
+    /// `Metrics` of a metric-math alarm (then the single-metric members are left out).
+    pub metrics: Vec<crate::request::MetricDataQuery>,
+    /// `ThresholdMetricId` of an anomaly alarm (then `Threshold` is left out).
+    pub threshold_metric_id: Option<String>,
 }
 
 /// A composite alarm as `DescribeAlarms` shows it (`CompositeAlarm`).
@@ -473,11 +477,15 @@ fn strings(list: &[String]) -> Node {
 }
 
 fn metric_alarm(a: &MetricAlarm) -> Node {
-    let (statistic, extended) = if a.extended {
+    let math = !a.metrics.is_empty();
+    let (statistic, extended) = if math {
+        (None, None)
+    } else if a.extended {
         (None, Some(string(&a.statistic)))
     } else {
         (Some(string(&a.statistic)), None)
     };
+    let single = |node: Node| (!math).then_some(node);
     structure(vec![
         ("AlarmName", Some(string(&a.alarm_name))),
         ("AlarmArn", Some(string(&a.alarm_arn))),
@@ -506,13 +514,13 @@ fn metric_alarm(a: &MetricAlarm) -> Node {
             "StateUpdatedTimestamp",
             a.state_updated.map(Node::Timestamp),
         ),
-        ("MetricName", Some(string(&a.metric_name))),
-        ("Namespace", Some(string(&a.namespace))),
+        ("MetricName", single(string(&a.metric_name))),
+        ("Namespace", single(string(&a.namespace))),
         ("Statistic", statistic),
         ("ExtendedStatistic", extended),
-        ("Dimensions", Some(dimensions(&a.dimensions))),
-        ("Period", Some(Node::Int(i64::from(a.period_seconds)))),
-        ("Unit", a.unit.map(|u| string(u.as_str()))),
+        ("Dimensions", single(dimensions(&a.dimensions))),
+        ("Period", single(Node::Int(i64::from(a.period_seconds)))),
+        ("Unit", a.unit.filter(|_| !math).map(|u| string(u.as_str()))),
         (
             "EvaluationPeriods",
             Some(Node::Int(i64::from(a.evaluation_periods))),
@@ -521,7 +529,20 @@ fn metric_alarm(a: &MetricAlarm) -> Node {
             "DatapointsToAlarm",
             a.datapoints_to_alarm.map(|m| Node::Int(i64::from(m))),
         ),
-        ("Threshold", Some(Node::Float(a.threshold))),
+        (
+            "Threshold",
+            a.threshold_metric_id
+                .is_none()
+                .then_some(Node::Float(a.threshold)),
+        ),
+        (
+            "ThresholdMetricId",
+            a.threshold_metric_id.as_deref().map(string),
+        ),
+        (
+            "Metrics",
+            math.then(|| Node::List(a.metrics.iter().map(metric_query).collect())),
+        ),
         ("ComparisonOperator", Some(string(&a.comparison_operator))),
         ("TreatMissingData", Some(string(&a.treat_missing_data))),
         (
@@ -533,6 +554,34 @@ fn metric_alarm(a: &MetricAlarm) -> Node {
         (
             "StateTransitionedTimestamp",
             a.state_updated.map(Node::Timestamp),
+        ),
+    ])
+}
+
+/// A `MetricDataQuery` as `DescribeAlarms` shows a math alarm's `Metrics`.
+fn metric_query(q: &crate::request::MetricDataQuery) -> Node {
+    use crate::request::QueryKind;
+    let (stat, expression) = match &q.kind {
+        QueryKind::MetricStat(s) => (
+            Some(structure(vec![
+                ("Metric", Some(metric(&s.metric))),
+                ("Period", Some(Node::Int(i64::from(s.period_seconds)))),
+                ("Stat", Some(string(s.stat.name()))),
+                ("Unit", s.unit.map(|u| string(u.as_str()))),
+            ])),
+            None,
+        ),
+        QueryKind::Expression(e) => (None, Some(string(e))),
+    };
+    structure(vec![
+        ("Id", Some(string(&q.id))),
+        ("MetricStat", stat),
+        ("Expression", expression),
+        ("Label", q.label.as_deref().map(string)),
+        ("ReturnData", Some(Node::Bool(q.return_data))),
+        (
+            "Period",
+            q.period_seconds.map(|p| Node::Int(i64::from(p))),
         ),
     ])
 }

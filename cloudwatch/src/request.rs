@@ -781,31 +781,47 @@ impl MetricDataQuery {
     }
 }
 
+/// A list of `MetricDataQuery` (`GetMetricData`'s `MetricDataQueries`, `PutMetricAlarm`'s
+/// `Metrics`): at most `max`, ids unique.
+fn metric_queries(
+    fields: &Fields<'_>,
+    name: &str,
+    max: usize,
+    required: bool,
+) -> Result<Vec<MetricDataQuery>> {
+    let items = match fields.list_opt(name, max)? {
+        Some(items) if !items.is_empty() => items,
+        _ if required => return Err(Error::MissingParameter(fields.path(name))),
+        _ => return Ok(Vec::new()),
+    };
+    let mut ids = HashSet::new();
+    let mut queries = Vec::with_capacity(items.len());
+    for item in &items {
+        let query = fields.with(
+            item.value,
+            &format!("{}.", item.path),
+            MetricDataQuery::read,
+        )?;
+        if !ids.insert(query.id.clone()) {
+            return Err(Error::InvalidParameterValue(format!(
+                "The Id {} is used by more than one query ({}.Id).",
+                quote(&query.id),
+                item.path
+            )));
+        }
+        queries.push(query);
+    }
+    Ok(queries)
+}
+
 impl GetMetricData {
     fn read(fields: Fields<'_>) -> Result<Self> {
-        let items = fields
-            .list_opt("MetricDataQueries", MAX_METRIC_DATA_QUERIES)?
-            .ok_or_else(|| Error::MissingParameter("MetricDataQueries".to_owned()))?;
-        if items.is_empty() {
-            return Err(Error::MissingParameter("MetricDataQueries".to_owned()));
-        }
-        let mut ids = HashSet::new();
-        let mut queries = Vec::with_capacity(items.len());
-        for item in &items {
-            let query = fields.with(
-                item.value,
-                &format!("{}.", item.path),
-                MetricDataQuery::read,
-            )?;
-            if !ids.insert(query.id.clone()) {
-                return Err(Error::InvalidParameterValue(format!(
-                    "The Id {} is used by more than one query ({}.Id).",
-                    quote(&query.id),
-                    item.path
-                )));
-            }
-            queries.push(query);
-        }
+        let queries = metric_queries(
+            &fields,
+            "MetricDataQueries",
+            MAX_METRIC_DATA_QUERIES,
+            true,
+        )?;
         let (start_time, end_time) = time_range(&fields)?;
         let scan_by = match fields.string_opt("ScanBy")? {
             None | Some("TimestampDescending") => ScanBy::TimestampDescending,
@@ -890,6 +906,12 @@ pub struct PutMetricAlarm {
     /// `Tags`: kept when the alarm is created, ignored when it is replaced (as CloudWatch;
     /// `TagResource` changes them then).
     pub tags: Vec<Tag>,
+    /// `Metrics`: a metric-math alarm's queries (instead of `MetricName`, `Namespace`,
+    /// `Statistic`, `Dimensions`, `Period`, `Unit`). Their rules (at most 10, one returned
+    /// series, equal periods) are the alarms core's.
+    pub metrics: Vec<MetricDataQuery>,
+    /// `ThresholdMetricId`: the id of the `ANOMALY_DETECTION_BAND` query of an anomaly alarm.
+    pub threshold_metric_id: Option<String>,
 }
 
 /// `DescribeAlarms`.
@@ -1072,12 +1094,23 @@ fn alarm_statistic(fields: &Fields<'_>) -> Result<Option<String>> {
 
 impl PutMetricAlarm {
     fn read(fields: Fields<'_>) -> Result<Self> {
-        for unsupported in ["Metrics", "ThresholdMetricId"] {
-            if fields.has(unsupported) {
-                return Err(Error::InvalidParameterValue(format!(
-                    "Thermostat does not support {unsupported} yet (metric math and anomaly \
-                     detection alarms): give MetricName, Namespace, Statistic and Threshold."
-                )));
+        let metrics = metric_queries(&fields, "Metrics", MAX_METRIC_DATA_QUERIES, false)?;
+        if !metrics.is_empty() {
+            for single in [
+                "MetricName",
+                "Namespace",
+                "Statistic",
+                "ExtendedStatistic",
+                "Dimensions",
+                "Period",
+                "Unit",
+            ] {
+                if fields.has(single) {
+                    return Err(Error::InvalidParameterCombination(format!(
+                        "Metrics and {single} are mutually exclusive: a metric math alarm \
+                         names its metrics in Metrics only."
+                    )));
+                }
             }
         }
         let alarm_name = alarm_name(&fields, "AlarmName")?;
@@ -1115,6 +1148,10 @@ impl PutMetricAlarm {
                 .sized_opt("EvaluateLowSampleCountPercentile", 1, 255)?
                 .map(str::to_owned),
             tags: tags(&fields, false)?,
+            metrics,
+            threshold_metric_id: fields
+                .sized_opt("ThresholdMetricId", 1, 255)?
+                .map(str::to_owned),
         })
     }
 }

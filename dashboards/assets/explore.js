@@ -113,6 +113,8 @@ export function mount(main) {
   const mathMetrics = [];
   let mathChart = null;
   let mathLabels = '';
+  /** The range the chart above shows (chosen or fitted), in seconds. */
+  let shownRange = null;
   const mathList = h('ul', { id: 'math-metrics', class: 'muted small' });
   const addButton = h('button', {
     type: 'button', class: 'button', id: 'math-add',
@@ -153,9 +155,9 @@ export function mount(main) {
     if (!expression.value) expression.value = id;
   }
 
-  /** The chart's period and range: the period picked (or "auto") over the range picked (or 1 h). */
+  /** The period picked (or "auto") over the range of the chart above (1 h before it has one). */
   function mathWindow() {
-    const range = EXPLORE_RANGES.find(([k]) => k === query.get('range'))?.[1] ?? 3600;
+    const range = EXPLORE_RANGES.find(([k]) => k === query.get('range'))?.[1] ?? shownRange ?? 3600;
     const period = Number(periodSel.value) || autoPeriod(range, 'other');
     const end = new Date();
     return { period, start: new Date(end.getTime() - range * 1000), end };
@@ -335,6 +337,7 @@ export function mount(main) {
       start = new Date(end.getTime() - range * 1000);
       points = points.filter((p) => Date.parse(p.timestamp) > start.getTime() - period * 1000);
       pickRange.show(EXPLORE_RANGES.find(([, v]) => v === range)?.[0] ?? null);
+      shownRange = range;
     }
     pickRange.dataset.fitted = String(chosenRange == null);
     const gauge = kind() === 'gauge';

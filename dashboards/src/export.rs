@@ -7,10 +7,10 @@
 //! Read-only, with the `read_metrics` permission and the namespace in the caller's scope.
 //! Bounded: a range of at most [`MAX_EXPORT_DAYS`], at most [`MAX_EXPORT_SERIES`] series and
 //! about [`MAX_EXPORT_BYTES`] of windows a page (a series larger than that is split across
-//! pages), and a `next_token` to go on. Pages are read off the async workers.
+//! pages), and a `next_token` to go on. Pages are read off the async workers, through the
+//! query gate that bounds every store query.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::{Query as Params, State};
 use axum::{Extension, Json};
@@ -33,6 +33,11 @@ pub const MAX_EXPORT_SERIES: usize = 100;
 /// A page stops adding windows once their JSON reaches this size: 4 MiB (so a page is at
 /// most that plus one window).
 pub const MAX_EXPORT_BYTES: usize = 4 << 20;
+/// The cost a page counts for in the query gate ([`thermostat_metrics::store::QueryGate`]):
+/// a page is bounded by its own limits (series, bytes), so it passes the gate for its bound
+/// on queries running at once, never for `--max-query-cost` (whose message speaks of periods
+/// and statistics).
+const EXPORT_PAGE_COST: u64 = 1;
 /// Windows read from the store at a time (one shard lock each).
 const CHUNK_WINDOWS: usize = 256;
 
@@ -275,13 +280,13 @@ pub(crate) async fn series(
         .access
         .authorize_namespace(&caller.principal, Permission::ReadMetrics, &req.namespace)
         .map_err(|denied| ApiError::Forbidden(denied.to_string()))?;
-    let store = Arc::clone(&state.store);
     let now = state.clock.now();
-    let page = tokio::task::spawn_blocking(move || {
-        export_page(&store, &req, now, MAX_EXPORT_SERIES, MAX_EXPORT_BYTES)
+    // Through the query gate like any store query: at most half the cores read pages at
+    // once, and a full queue is a 429.
+    let page = crate::api::run_queries(&state, "next_token", EXPORT_PAGE_COST, move |store| {
+        export_page(store, &req, now, MAX_EXPORT_SERIES, MAX_EXPORT_BYTES)
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("the export failed: {e}")))?;
+    .await?;
     Ok(Json(page))
 }
 

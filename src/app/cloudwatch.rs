@@ -9,7 +9,6 @@ use std::sync::Arc;
 use tonic_types::StatusExt as _;
 
 use thermostat_auth::Principal;
-use thermostat_auth::sigv4::AccessKeys;
 use thermostat_cloudwatch::Error;
 use thermostat_cloudwatch::output::{Datapoint, GetMetricStatisticsOutput, ListMetricsOutput};
 use thermostat_cloudwatch::request::{
@@ -22,7 +21,7 @@ use thermostat_proto::server::metrics_service_server::MetricsService as _;
 use thermostat_proto::v1 as pb;
 
 use crate::security::SecurityError;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::Settings;
 
 /// The ingest side of CloudWatch's metric operations.
 #[derive(Debug)]
@@ -267,47 +266,7 @@ pub fn signatures(settings: &Settings) -> Result<Signatures, SecurityError> {
     )
 }
 
-/// [`signatures`] of an `aws_api` section, for a server listening on `http_addr`.
-///
-/// # Errors
-/// As [`signatures`].
-pub fn signatures_of(
-    aws: &crate::settings::AwsApiSettings,
-    http_addr: std::net::SocketAddr,
-    insecure_no_auth: bool,
-) -> Result<Signatures, SecurityError> {
-    let invalid = |rule: String| {
-        SecurityError::Settings(SettingsError::Invalid {
-            key: "aws_api",
-            rule,
-        })
-    };
-    if !aws.verify_signatures {
-        if !http_addr.ip().is_loopback() && !insecure_no_auth {
-            return Err(invalid(format!(
-                "verify_signatures: false accepts any signature as an admin; refused on {}, \
-                 which is not loopback (listen on 127.0.0.1, or pass --insecure-no-auth to \
-                 accept the risk)",
-                http_addr
-            )));
-        }
-        tracing::warn!(
-            "aws_api.verify_signatures is false: the CloudWatch API accepts any signature, as an anonymous admin."
-        );
-        return Ok(Signatures::AcceptAny);
-    }
-    if aws.access_keys.is_empty() {
-        tracing::info!(
-            "aws_api.access_keys is empty: the CloudWatch API refuses every request (InvalidClientTokenId)."
-        );
-        return Ok(Signatures::Verify(AccessKeys::default()));
-    }
-    AccessKeys::resolve(&aws.access_keys, &|var| std::env::var(var).ok(), &|path| {
-        std::fs::read_to_string(path).map_err(|e| e.to_string())
-    })
-    .map(Signatures::Verify)
-    .map_err(|e| invalid(e.to_string()))
-}
+pub use crate::security::signatures_of;
 
 #[cfg(test)]
 mod tests {

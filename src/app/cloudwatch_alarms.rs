@@ -22,7 +22,8 @@ use thermostat_cloudwatch::output::{
 };
 use thermostat_cloudwatch::request::{
     DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, PutCompositeAlarm,
-    PutMetricAlarm, ScanBy, SetAlarmState, Tag, TagResource, UntagResource,
+    MetricDataQuery, MetricStat as CwMetricStat, PutMetricAlarm, QueryKind, ScanBy, SetAlarmState,
+    Tag, TagResource, UntagResource,
 };
 use thermostat_dashboards::alarms::{AlarmApi, AlarmApiError, HistoryQuery};
 use thermostat_dashboards::cloudwatch::CloudWatchAlarms;
@@ -136,7 +137,89 @@ fn alarm_yaml(r: &PutMetricAlarm) -> String {
             }
         }
     }
+    if let Some(t) = &r.threshold_metric_id {
+        y.push_str(&format!("    threshold_metric_id: {}\n", quoted(t)));
+    }
+    if !r.metrics.is_empty() {
+        y.push_str("    metrics:\n");
+        for q in &r.metrics {
+            metric_query_yaml(&mut y, q);
+        }
+    }
     y
+}
+
+/// One `Metrics` entry as an entry of an alarm file's `metrics:`.
+fn metric_query_yaml(y: &mut String, q: &MetricDataQuery) {
+    y.push_str(&format!("      - id: {}\n", quoted(&q.id)));
+    match &q.kind {
+        QueryKind::MetricStat(stat) => {
+            y.push_str("        metric_stat:\n");
+            y.push_str(&format!(
+                "          namespace: {}\n          metric_name: {}\n          period_seconds: {}\n          statistic: {}\n",
+                quoted(&stat.metric.namespace),
+                quoted(&stat.metric.metric_name),
+                stat.period_seconds,
+                quoted(stat.stat.name())
+            ));
+            if let Some(u) = stat.unit {
+                y.push_str(&format!("          unit: {}\n", quoted(u.as_str())));
+            }
+            if !stat.metric.dimensions.is_empty() {
+                y.push_str("          dimensions:\n");
+                for d in &stat.metric.dimensions {
+                    y.push_str(&format!(
+                        "            {}: {}\n",
+                        quoted(&d.name),
+                        quoted(&d.value)
+                    ));
+                }
+            }
+        }
+        QueryKind::Expression(e) => y.push_str(&format!("        expression: {}\n", quoted(e))),
+    }
+    if let Some(l) = &q.label {
+        y.push_str(&format!("        label: {}\n", quoted(l)));
+    }
+    y.push_str(&format!("        return_data: {}\n", q.return_data));
+    if let Some(p) = q.period_seconds {
+        y.push_str(&format!("        period_seconds: {p}\n"));
+    }
+}
+
+/// CloudWatch's path of a field inside `metrics:` (`metrics[0].metric_stat.period_seconds`
+/// is `Metrics.member.1.MetricStat.Period`).
+fn metrics_parameter(rest: &str) -> Option<String> {
+    let rest = rest.strip_prefix("metrics")?;
+    let (index, tail) = if let Some(r) = rest.strip_prefix('[') {
+        let (i, t) = r.split_once(']')?;
+        (i.parse::<usize>().ok()?, t)
+    } else if let Some(r) = rest.strip_prefix('.') {
+        let (i, t) = r.split_once('.').unwrap_or((r, ""));
+        (i.parse::<usize>().ok()?, t)
+    } else {
+        return Some("Metrics".to_owned());
+    };
+    let mut out = format!("Metrics.member.{}", index + 1);
+    for part in tail.split('.').filter(|p| !p.is_empty()) {
+        let name = match part {
+            "id" => "Id",
+            "metric_stat" => "MetricStat",
+            "namespace" => "Metric.Namespace",
+            "metric_name" => "Metric.MetricName",
+            "dimensions" => "Metric.Dimensions",
+            "period_seconds" => "Period",
+            "statistic" => "Stat",
+            "unit" => "Unit",
+            "expression" => "Expression",
+            "label" => "Label",
+            "return_data" => "ReturnData",
+            _ => break,
+        };
+        out.push('.');
+        out.push_str(name);
+    }
+    Some(out)
 }
 
 /// CloudWatch's name of an alarm file's field.
@@ -162,6 +245,8 @@ fn parameter(yaml_field: &str) -> &str {
         "insufficient_data_actions" => "InsufficientDataActions",
         "alarm_rule" => "AlarmRule",
         "actions_suppressor" => "ActionsSuppressor",
+        "metrics" => "Metrics",
+        "threshold_metric_id" => "ThresholdMetricId",
         other => other,
     }
 }
@@ -192,15 +277,17 @@ fn config_error(errors: &thermostat_alarms::ConfigErrors, section: &str, name: &
         return Error::InternalServiceError;
     };
     // `<section><name>.<field>[...]`: the field after the alarm's name.
-    let field = first
+    let rest = first
         .path
         .strip_prefix(section)
         .and_then(|rest| rest.strip_prefix(name))
-        .map(|rest| rest.trim_start_matches('.'))
+        .map(|rest| rest.trim_start_matches('.'));
+    let field = rest
         .and_then(|rest| rest.split(['.', '[']).next())
         .filter(|f| !f.is_empty())
         .unwrap_or("name");
-    let parameter = parameter(field);
+    let metrics_path = rest.and_then(metrics_parameter);
+    let parameter = metrics_path.as_deref().unwrap_or_else(|| parameter(field));
     match first.rule {
         Rule::Required => Error::MissingParameter(parameter.to_owned()),
         _ => Error::InvalidParameterValue(format!(
@@ -406,6 +493,8 @@ impl CloudWatchRuntimeAlarms {
                 thermostat_metrics::Statistic::Percentile(_)
             )
             .then(|| a.evaluate_low_sample_count_percentile.as_str().to_owned()),
+            metrics: a.metrics.iter().map(metric_data_query).collect(),
+            threshold_metric_id: a.threshold_metric_id.clone(),
         }
     }
 
@@ -596,6 +685,38 @@ impl CloudWatchRuntimeAlarms {
             items: all,
             next_token,
         })
+    }
+}
+
+/// A math alarm's `metrics:` entry as CloudWatch's `MetricDataQuery`.
+fn metric_data_query(m: &thermostat_alarms::model::AlarmMetric) -> MetricDataQuery {
+    let kind = match (&m.metric_stat, &m.expression) {
+        (Some(stat), _) => QueryKind::MetricStat(CwMetricStat {
+            metric: thermostat_cloudwatch::request::Metric {
+                namespace: stat.namespace.clone(),
+                metric_name: stat.metric_name.clone(),
+                dimensions: stat
+                    .dimensions
+                    .iter()
+                    .map(|d| thermostat_cloudwatch::request::Dimension {
+                        name: d.name.to_string(),
+                        value: d.value.to_string(),
+                    })
+                    .collect(),
+            },
+            period_seconds: stat.period.as_secs(),
+            stat: stat.statistic.clone(),
+            unit: stat.unit,
+        }),
+        (None, expression) => QueryKind::Expression(expression.clone().unwrap_or_default()),
+    };
+    MetricDataQuery {
+        id: m.id.clone(),
+        kind,
+        label: m.label.clone(),
+        return_data: m.return_data,
+        period_seconds: None,
+        account_id: None,
     }
 }
 

@@ -568,6 +568,52 @@ async fn namespace_scoped_tokens_push_and_read_only_their_namespaces() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
+    // GetMetricData (issue 22): every MetricStat's namespace must be in scope.
+    let data = |namespaces: &[&str]| {
+        use thermostat_proto::v1::{
+            GetMetricDataRequest, Metric, MetricDataQuery, MetricStat, metric_data_query::Query,
+        };
+        let mut queries: Vec<MetricDataQuery> = namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| MetricDataQuery {
+                id: format!("m{i}"),
+                query: Some(Query::MetricStat(MetricStat {
+                    metric: Some(Metric {
+                        namespace: (*ns).into(),
+                        metric_name: "CPU".into(),
+                        dimensions: dims(&[("Host", "a")]),
+                    }),
+                    period_seconds: 60,
+                    stat: "Average".into(),
+                    unit: String::new(),
+                })),
+                ..MetricDataQuery::default()
+            })
+            .collect();
+        queries.push(MetricDataQuery {
+            id: "e".into(),
+            query: Some(Query::Expression("SUM(METRICS())".into())),
+            ..MetricDataQuery::default()
+        });
+        GetMetricDataRequest {
+            metric_data_queries: queries,
+            start_time_ms: now_ms() - 120_000,
+            end_time_ms: now_ms(),
+            ..GetMetricDataRequest::default()
+        }
+    };
+    assert!(
+        client
+            .get_metric_data(authed(data(&["App/checkout"]), Some(&reader)))
+            .await
+            .is_ok()
+    );
+    let e = client
+        .get_metric_data(authed(data(&["App/checkout", "Web"]), Some(&reader)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
     // HTTP reads are scoped the same way.
     let http = reqwest::Client::new();
     let get = |path: &str| {
@@ -589,6 +635,19 @@ async fn namespace_scoped_tokens_push_and_read_only_their_namespaces() {
             .status(),
         200
     );
+    let metric_data = serde_json::json!({
+        "MetricDataQueries": [{"Id": "m1", "MetricStat": {"Metric": {"Namespace": "Web", "MetricName": "CPU"}, "Period": 60, "Stat": "Average"}}],
+        "StartTime": (now_ms() - 120_000) / 1000,
+        "EndTime": now_ms() / 1000,
+    });
+    let r = http
+        .post(format!("http://{}/api/v1/metric-data", running.http_addr))
+        .bearer_auth(&reader)
+        .json(&metric_data)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let list: serde_json::Value = get("/api/v1/metrics").await.unwrap().json().await.unwrap();
     let namespaces: Vec<&str> = list["metrics"]
         .as_array()

@@ -201,3 +201,38 @@ async fn an_api_alarm_survives_a_restart_with_its_definition_and_state() {
     second.shutdown();
     second.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_creates_a_metric_math_alarm_that_the_engine_evaluates() {
+    let Some(python) = thermostat_testkit::require_peers(
+        "boto3_creates_a_metric_math_alarm_that_the_engine_evaluates",
+        &["boto3"],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_in(&dir.path().join("data"), keys_and_config(dir.path())).await;
+    let out = boto3(
+        &python,
+        format!("http://{}", running.http_addr),
+        &["math", "--alarm", "error-rate", "--protocol", "json"],
+    )
+    .await;
+    assert!(
+        out["alarm_reason"]
+            .as_str()
+            .unwrap()
+            .contains("greater than the threshold (5.0)"),
+        "{out}"
+    );
+    // CloudWatch's reason data of a math alarm has no statistic.
+    let data: serde_json::Value =
+        serde_json::from_str(out["StateReasonData"].as_str().unwrap()).unwrap();
+    assert!(data.get("statistic").is_none(), "{data}");
+    assert_eq!(data["threshold"], 5.0, "{data}");
+    // The engine holds it as a math alarm, and the export writes it back as one.
+    let alarm = running.engine.alarms().alarm("error-rate").cloned().unwrap();
+    assert!(alarm.is_math(), "{alarm:?}");
+    running.shutdown();
+    running.wait().await.unwrap();
+}

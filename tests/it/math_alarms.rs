@@ -38,8 +38,11 @@ async fn start(dir: &std::path::Path, config: &str, clock: &Arc<ManualClock>) ->
         .expect("server starts")
 }
 
+/// One datum: metric name, dimensions, timestamp (ms), value.
+type Datum<'a> = (&'a str, Vec<(&'a str, &'a str)>, i64, f64);
+
 /// Pushes `(metric, dimensions, timestamp, value)` datums of `namespace`, 1000 a request.
-async fn push(running: &Running, namespace: &str, data: &[(&str, Vec<(&str, &str)>, i64, f64)]) {
+async fn push(running: &Running, namespace: &str, data: &[Datum<'_>]) {
     let mut c = client(running).await;
     for chunk in data.chunks(1000) {
         let datums = chunk
@@ -63,7 +66,9 @@ async fn tick(running: &Running, clock: &ManualClock, at: i64) {
 async fn alarm(running: &Running, name: &str) -> Value {
     let path = format!(
         "/api/v1/alarms/{}",
-        name.replace('[', "%5B").replace(']', "%5D").replace('=', "%3D")
+        name.replace('[', "%5B")
+            .replace(']', "%5D")
+            .replace('=', "%3D")
     );
     crate::util::get_json(running.http_addr, &path).await
 }
@@ -160,8 +165,21 @@ async fn an_error_rate_alarm_goes_from_insufficient_data_to_ok_to_alarm() {
         ),
         "{a}"
     );
-    let text = a.to_string();
-    assert!(!text.contains("\"statistic\":\"Sum\""), "no statistic in the reason data: {text}");
+    // The listing and the dashboard's alarm page serve a math alarm too.
+    let list = crate::util::get_json(running.http_addr, "/api/v1/alarms").await;
+    assert!(list.to_string().contains("\"error-rate\""), "{list}");
+    let page =
+        crate::util::get_json(running.http_addr, "/api/v1/dashboard/alarms/error-rate").await;
+    assert_eq!(
+        page["comparison_operator"], "GreaterThanThreshold",
+        "{page}"
+    );
+    let data = &a["reason_data"];
+    assert_eq!(data["recentDatapoints"], serde_json::json!([10.0]), "{a}");
+    assert!(
+        data.get("statistic").is_none(),
+        "no statistic in a math alarm's reason data: {a}"
+    );
     running.shutdown();
 }
 
@@ -183,6 +201,12 @@ async fn an_error_rate_per_host_alarms_only_on_the_bad_host() {
     )
     .await;
     tick(&running, &clock, T0 + MINUTE).await;
+    let page = crate::util::get_json(
+        running.http_addr,
+        "/api/v1/dashboard/alarms/host-error-rate",
+    )
+    .await;
+    assert_eq!(page["instances_total"], 2, "{page}");
     let a = alarm(&running, "host-error-rate[Host=a]").await;
     assert_eq!(a["state"], "OK", "{a}");
     assert!(reason(&a).contains("[1.0 ("), "{a}");
@@ -227,20 +251,25 @@ async fn an_anomaly_alarm_stays_ok_on_seasonal_data_and_alarms_on_an_off_hours_s
     // 2026-11-26T18:00:00Z: the daily low.
     let low = T0 + 8 * 60 * MINUTE;
     let from = low - 6 * 60 * MINUTE;
-    let clock = Arc::new(ManualClock::new(Timestamp(from)));
+    let before = from - 10 * MINUTE;
+    let clock = Arc::new(ManualClock::new(Timestamp(before)));
     let running = start(dir.path(), ANOMALY, &clock).await;
 
-    // Before any history: INSUFFICIENT_DATA, saying why.
-    tick(&running, &clock, from).await;
+    // Before any history: INSUFFICIENT_DATA, saying why (the pending model is retrained
+    // 10 minutes later).
+    tick(&running, &clock, before).await;
     let a = alarm(&running, "latency-anomaly").await;
     assert_eq!(a["state"], "INSUFFICIENT_DATA", "{a}");
     assert!(
-        reason(&a).starts_with("Insufficient Data: the anomaly model has not seen enough data yet: 0 datapoints"),
+        reason(&a).starts_with(
+            "Insufficient Data: the anomaly model has not seen enough data yet: 0 datapoints"
+        ),
         "{a}"
     );
 
     // Two weeks of history, up to `from`.
-    let history: Vec<(&str, Vec<(&str, &str)>, i64, f64)> = (1..14 * 288)
+    clock.set(Timestamp(from));
+    let history: Vec<Datum<'_>> = (1..14 * 288)
         .map(|i| {
             let t = from - i * 5 * MINUTE;
             ("Latency", vec![], t, usual(t))
@@ -270,7 +299,12 @@ async fn an_anomaly_alarm_stays_ok_on_seasonal_data_and_alarms_on_an_off_hours_s
     );
 
     // 140 ms is usual at 06:00, not at 18:00.
-    push(&running, "Test/MathAnomaly", &[("Latency", vec![], low, 140.0)]).await;
+    push(
+        &running,
+        "Test/MathAnomaly",
+        &[("Latency", vec![], low, 140.0)],
+    )
+    .await;
     tick(&running, &clock, low + 5 * MINUTE).await;
     let a = alarm(&running, "latency-anomaly").await;
     assert_eq!(a["state"], "ALARM", "{a}");

@@ -50,7 +50,7 @@ def error_code(call):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["lifecycle", "create", "check"])
+    parser.add_argument("command", choices=["lifecycle", "create", "check", "math"])
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--key-id", required=True)
     parser.add_argument("--agent-key-id", default=None)
@@ -79,6 +79,8 @@ def main():
         out = lifecycle(cw, client(args.agent_key_id or args.key_id), args)
     elif args.command == "create":
         out = create(cw, args.alarm)
+    elif args.command == "math":
+        out = math_alarm(cw, client(args.agent_key_id or args.key_id), args.alarm)
     else:
         out = describe_one(cw, args.alarm)
         out["Tags"] = tags(cw, out["AlarmArn"])
@@ -330,6 +332,56 @@ def create(cw, name):
         lambda: cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "aws:x", "Value": "y"}]))
     check(code == "InvalidParameterValue" and "aws:" in message, f"aws: prefix: {code}")
     return out
+
+
+def push_counts(cw, errors, requests):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cw.put_metric_data(
+        Namespace="Alarms/Math",
+        MetricData=[
+            {"MetricName": name, "Timestamp": now, "Value": value, "Unit": "Count",
+             "StorageResolution": 1}
+            for name, value in [("Errors", errors), ("Requests", requests)]
+        ],
+    )
+
+
+def math_alarm(cw, agent, name):
+    """A metric-math alarm (errors / requests * 100 > 5) created with Metrics: described
+    back with its queries, driven OK -> ALARM by pushed counts."""
+    stat = lambda metric: {"Metric": {"Namespace": "Alarms/Math", "MetricName": metric},
+                           "Period": 10, "Stat": "Sum"}
+    metrics = [
+        {"Id": "errors", "MetricStat": stat("Errors"), "ReturnData": False},
+        {"Id": "requests", "MetricStat": stat("Requests"), "ReturnData": False},
+        {"Id": "rate", "Expression": "errors / requests * 100", "Label": "Error rate",
+         "ReturnData": True},
+    ]
+    cw.put_metric_alarm(AlarmName=name, Metrics=metrics, EvaluationPeriods=1,
+                        DatapointsToAlarm=1, Threshold=5.0,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="missing")
+    alarm = describe_one(cw, name)
+    check("MetricName" not in alarm and "Statistic" not in alarm, f"a math alarm: {alarm}")
+    check([m["Id"] for m in alarm["Metrics"]] == ["errors", "requests", "rate"], f"{alarm}")
+    check(alarm["Metrics"][2]["Expression"] == "errors / requests * 100", f"{alarm}")
+    check(alarm["Metrics"][0]["MetricStat"]["Stat"] == "Sum", f"{alarm}")
+    # Metrics and MetricName together are refused; a bad expression names the query.
+    code, _ = error_code(lambda: cw.put_metric_alarm(
+        AlarmName=name + "-mixed", Metrics=metrics, MetricName="Errors", EvaluationPeriods=1,
+        Threshold=5.0, ComparisonOperator="GreaterThanThreshold"))
+    check(code == "InvalidParameterCombination", f"mixed: {code}")
+    broken = metrics[:2] + [dict(metrics[2], Expression="errors / ")]
+    code, message = error_code(lambda: cw.put_metric_alarm(
+        AlarmName=name + "-broken", Metrics=broken, EvaluationPeriods=1, Threshold=5.0,
+        ComparisonOperator="GreaterThanThreshold"))
+    check(code == "InvalidParameterValue" and "Metrics.member.3" in message,
+          f"broken expression: {code}: {message}")
+    push_counts(agent, 1, 100)
+    ok = wait_for(cw, name, "OK")
+    push_counts(agent, 30, 100)
+    alarm = wait_for(cw, name, "ALARM")
+    return {"ok_reason": ok["StateReason"], "alarm_reason": alarm["StateReason"],
+            "StateReasonData": alarm.get("StateReasonData")}
 
 
 def tags(cw, arn):

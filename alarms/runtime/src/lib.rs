@@ -60,8 +60,7 @@ pub use persistence::{
 };
 pub use runtime::{
     AlarmEntry, AlarmListing, AlarmOrigin, AlarmRuntime, HistoryRetention, MAX_ALARM_TAGS,
-    MAX_STATE_REASON_CHARS,
-    MAX_STATE_REASON_DATA_CHARS, MAX_TRAININGS_PER_TICK, PRUNE_EVERY_MS, PruneReport, SwapReport,
-    TICK_MS,
+    MAX_STATE_REASON_CHARS, MAX_STATE_REASON_DATA_CHARS, MAX_TRAININGS_PER_TICK, PRUNE_EVERY_MS,
+    PruneReport, SwapReport, TICK_MS,
 };
 pub use telemetry::AlarmTelemetry;

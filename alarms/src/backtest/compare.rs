@@ -260,13 +260,35 @@ pub fn render_diff_json(d: &BacktestDiff) -> String {
     serde_json::to_string(&doc).unwrap_or_default()
 }
 
-fn state_or_absent(s: Option<StateValue>) -> String {
-    s.map_or_else(|| "absent".to_owned(), |s| s.to_string())
+/// One line of the text diff.
+enum Line<'a> {
+    Transition(char, &'a Transition),
+    Action(char, Timestamp, &'a ActionInvocation),
 }
 
-/// `--compare --format text`: `identical` or, per alarm that differs, its final states and a
-/// line per transition or action only one side makes, `-` for the old set and `+` for the
-/// new one (as in a unified diff).
+impl Line<'_> {
+    /// By time, transitions before the actions they caused.
+    fn order(&self) -> (Timestamp, u8) {
+        match self {
+            Line::Transition(_, t) => (t.timestamp, 0),
+            Line::Action(_, t, _) => (*t, 1),
+        }
+    }
+}
+
+/// A run of re-invocations of one scaling action, printed as one line.
+struct Run {
+    sign: char,
+    first: Timestamp,
+    last: Timestamp,
+    count: usize,
+    invocation: String,
+}
+
+/// `--compare --format text`: `identical: …` or, per alarm that differs, its final states and
+/// a line per transition or action only one side makes, `-` for the old set and `+` for the
+/// new one (as in a unified diff); the once-a-minute re-invocations of a scaling action while
+/// in a state are one line per run (`first to last … (N repeats)`).
 pub fn render_diff_text(d: &BacktestDiff) -> String {
     if d.is_identical() {
         return format!(
@@ -281,54 +303,82 @@ pub fn render_diff_text(d: &BacktestDiff) -> String {
         super::count(d.new_evaluations, "evaluation", "evaluations"),
     );
     for a in &d.alarms {
-        let presence = match a.presence {
-            Presence::Both => "",
-            Presence::Old => ", only in the old rules",
-            Presence::New => ", only in the new rules",
+        let heading = match (a.old_final_state, a.new_final_state) {
+            (Some(o), Some(n)) => format!("ends {o} with the old rules, {n} with the new"),
+            (Some(o), None) => format!("only in the old rules (ends {o})"),
+            (None, Some(n)) => format!("only in the new rules (ends {n})"),
+            (None, None) => String::new(),
         };
-        s.push_str(&format!(
-            "\n{}: {} -> {}{presence}\n",
-            a.name,
-            state_or_absent(a.old_final_state),
-            state_or_absent(a.new_final_state)
-        ));
-        let mut lines: Vec<(Timestamp, u8, String)> = Vec::new();
+        s.push_str(&format!("\n{}: {heading}\n", a.name));
+        let mut lines: Vec<Line<'_>> = Vec::new();
         for (sign, ts) in [('-', &a.only_old), ('+', &a.only_new)] {
-            for t in ts {
-                lines.push((
-                    t.timestamp,
-                    0,
-                    format!(
+            lines.extend(ts.iter().map(|t| Line::Transition(sign, t)));
+        }
+        for (sign, acts) in [('-', &a.actions_only_old), ('+', &a.actions_only_new)] {
+            lines.extend(acts.iter().map(|(t, inv)| Line::Action(sign, *t, inv)));
+        }
+        // Stable: at the same time and kind, the old side first.
+        lines.sort_by_key(Line::order);
+        // Printed lines, with the open runs of repeats by (sign, invocation).
+        let mut out: Vec<Result<String, Run>> = Vec::new();
+        let mut open: std::collections::HashMap<(char, String), usize> = Default::default();
+        for line in lines {
+            match line {
+                Line::Transition(sign, t) => {
+                    // A transition of a side ends its runs.
+                    open.retain(|(s, _), _| *s != sign);
+                    out.push(Ok(format!(
                         "{sign} {}  {} -> {}  {}",
                         timefmt::rfc3339(t.timestamp),
                         t.old_state,
                         t.new_state,
                         t.reason
-                    ),
-                ));
+                    )));
+                }
+                Line::Action(sign, t, inv) => {
+                    let invocation =
+                        format!("{} action on {}: {}", kind(inv), inv.state, inv.action);
+                    if !inv.repeat {
+                        out.push(Ok(format!("{sign} {}  {invocation}", timefmt::rfc3339(t))));
+                        continue;
+                    }
+                    let key = (sign, invocation);
+                    if let Some(Err(run)) = open.get(&key).and_then(|&i| out.get_mut(i)) {
+                        run.last = t;
+                        run.count += 1;
+                        continue;
+                    }
+                    open.insert(key.clone(), out.len());
+                    out.push(Err(Run {
+                        sign,
+                        first: t,
+                        last: t,
+                        count: 1,
+                        invocation: key.1,
+                    }));
+                }
             }
         }
-        for (sign, acts) in [('-', &a.actions_only_old), ('+', &a.actions_only_new)] {
-            for (t, inv) in acts {
-                let repeat = if inv.repeat { " (repeat)" } else { "" };
-                lines.push((
-                    *t,
-                    1,
-                    format!(
-                        "{sign} {}  {} action on {}: {}{repeat}",
-                        timefmt::rfc3339(*t),
-                        kind(inv),
-                        inv.state,
-                        inv.action
-                    ),
-                ));
-            }
-        }
-        // By time, transitions before the actions they caused; the old side first.
-        lines.sort_by_key(|x| (x.0, x.1));
-        for (_, _, line) in lines {
+        for line in out {
+            let text = match line {
+                Ok(text) => text,
+                Err(r) if r.count == 1 => format!(
+                    "{} {}  {} (repeat)",
+                    r.sign,
+                    timefmt::rfc3339(r.first),
+                    r.invocation
+                ),
+                Err(r) => format!(
+                    "{} {} to {}  {} ({} repeats)",
+                    r.sign,
+                    timefmt::rfc3339(r.first),
+                    timefmt::rfc3339(r.last),
+                    r.invocation,
+                    r.count
+                ),
+            };
             s.push_str("  ");
-            s.push_str(&line);
+            s.push_str(&text);
             s.push('\n');
         }
     }
@@ -429,7 +479,7 @@ mod tests {
         );
         let text = render_diff_text(&d);
         assert!(
-            text.starts_with("1 alarm differs (6 evaluations old, 6 evaluations new; - old rules, + new rules)\n\ncpu: OK -> OK\n  + 1970-01-01T00:02:00Z  OK -> ALARM  "),
+            text.starts_with("1 alarm differs (6 evaluations old, 6 evaluations new; - old rules, + new rules)\n\ncpu: ends OK with the old rules, OK with the new\n  + 1970-01-01T00:02:00Z  OK -> ALARM  "),
             "{text}"
         );
         assert!(
@@ -438,6 +488,11 @@ mod tests {
         );
         assert!(
             text.contains("\n  - 1970-01-01T00:03:00Z  notification action on ALARM: arn:aws:sns:us-east-1:123456789012:ops\n"),
+            "{text}"
+        );
+        // The re-invocations while in ALARM: one line for the run.
+        assert!(
+            text.contains("\n  + 1970-01-01T00:03:00Z to 1970-01-01T00:04:00Z  scaling action on ALARM: policy:web/out (2 repeats)\n"),
             "{text}"
         );
         let json: serde_json::Value = serde_json::from_str(&render_diff_json(&d)).unwrap();
@@ -474,7 +529,7 @@ mod tests {
         assert_eq!(d.alarms[0].only_old.len(), 1);
         let text = render_diff_text(&d);
         assert!(
-            text.contains("\nmem: ALARM -> absent, only in the old rules\n  - 1970-01-01T00:01:00Z  INSUFFICIENT_DATA -> ALARM  "),
+            text.contains("\nmem: only in the old rules (ends ALARM)\n  - 1970-01-01T00:01:00Z  INSUFFICIENT_DATA -> ALARM  "),
             "{text}"
         );
         let json: serde_json::Value = serde_json::from_str(&render_diff_json(&d)).unwrap();

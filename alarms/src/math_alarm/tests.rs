@@ -114,7 +114,10 @@ fn math_alarm_rules_are_reported_at_their_positions() {
         e.contains("m.yaml:13:16: alarms.error-rate.namespace: a metric-math alarm (with metrics:) must not have namespace"),
         "{e}"
     );
-    assert!(e.contains("m.yaml:14:16: alarms.error-rate.statistic:"), "{e}");
+    assert!(
+        e.contains("m.yaml:14:16: alarms.error-rate.statistic:"),
+        "{e}"
+    );
     // return_data defaults to true: two returned queries.
     let e = errors(&ERROR_RATE.replacen("        return_data: false\n", "", 1));
     assert!(
@@ -155,10 +158,7 @@ fn math_alarm_rules_are_reported_at_their_positions() {
 #[test]
 fn anomaly_alarm_rules_are_reported() {
     // A band operator without threshold_metric_id.
-    let e = errors(&ERROR_RATE.replace(
-        "GreaterThanThreshold",
-        "GreaterThanUpperThreshold",
-    ));
+    let e = errors(&ERROR_RATE.replace("GreaterThanThreshold", "GreaterThanUpperThreshold"));
     assert!(
         e.contains("alarms.error-rate.comparison_operator: GreaterThanUpperThreshold compares with an anomaly-detection band"),
         "{e}"
@@ -173,7 +173,9 @@ fn anomaly_alarm_rules_are_reported() {
         "{e}"
     );
     assert!(
-        e.contains("alarms.ad.alarm_actions: anomaly-detection alarms cannot run Auto Scaling actions"),
+        e.contains(
+            "alarms.ad.alarm_actions: anomaly-detection alarms cannot run Auto Scaling actions"
+        ),
         "{e}"
     );
     let e = errors(&ANOMALY.replace(
@@ -199,7 +201,9 @@ fn anomaly_alarm_rules_are_reported() {
         "{e}"
     );
     assert!(
-        e.contains("alarms.ad.anomaly_detection.metric_timezone: unknown IANA time zone \"Mars/Olympus\""),
+        e.contains(
+            "alarms.ad.anomaly_detection.metric_timezone: unknown IANA time zone \"Mars/Olympus\""
+        ),
         "{e}"
     );
     let set = validate(&[(
@@ -246,8 +250,16 @@ fn an_error_rate_alarm_goes_from_insufficient_data_to_ok_to_alarm() {
         panic!("{:?}", s.reason_data)
     };
     assert_eq!(data.statistic, None);
-    let json = out.transitions[0].1.reason_data.as_ref().unwrap().to_json_string();
-    assert!(!json.contains("statistic") && !json.contains("sampleCount"), "{json}");
+    let json = out.transitions[0]
+        .1
+        .reason_data
+        .as_ref()
+        .unwrap()
+        .to_json_string();
+    assert!(
+        !json.contains("statistic") && !json.contains("sampleCount"),
+        "{json}"
+    );
     assert!(json.contains("\"threshold\":5.0"), "{json}");
 
     push(&store, "Requests", None, t1.add_millis(10_000), 200.0);
@@ -282,7 +294,10 @@ fn an_error_rate_per_host_has_one_instance_per_host() {
     let names: Vec<&String> = st.metric.keys().collect();
     assert_eq!(names, ["host-errors[Host=a]", "host-errors[Host=b]"]);
     assert_eq!(st.metric["host-errors[Host=a]"].state.value, StateValue::Ok);
-    assert_eq!(st.metric["host-errors[Host=b]"].state.value, StateValue::Alarm);
+    assert_eq!(
+        st.metric["host-errors[Host=b]"].state.value,
+        StateValue::Alarm
+    );
     assert!(
         st.metric["host-errors[Host=b]"]
             .state
@@ -291,7 +306,13 @@ fn an_error_rate_per_host_has_one_instance_per_host() {
         "{}",
         st.metric["host-errors[Host=b]"].state.reason
     );
-    assert_eq!(out.history.iter().filter(|h| h.summary.contains("created")).count(), 2);
+    assert_eq!(
+        out.history
+            .iter()
+            .filter(|h| h.summary.contains("created"))
+            .count(),
+        2
+    );
     // Reloading the same definition keeps the instances (their keys still match).
     let (kept, _) = crate::engine::carry_over(&set, &st, &set, t1);
     assert_eq!(kept.metric.len(), 2);
@@ -325,7 +346,13 @@ fn an_anomaly_alarm_compares_with_its_band() {
     let mut models: BTreeMap<(String, String), crate::anomaly::Model> = BTreeMap::new();
 
     // No model yet: INSUFFICIENT_DATA saying so.
-    push(&store, "Latency", None, T0.sub_millis(30_000), seasonal_value(T0));
+    push(
+        &store,
+        "Latency",
+        None,
+        T0.sub_millis(30_000),
+        seasonal_value(T0),
+    );
     tick_with_models(&set, &mut st, &store, &models, T0).unwrap();
     assert_eq!(st.metric["ad"].state.value, StateValue::InsufficientData);
     assert_eq!(
@@ -337,10 +364,9 @@ fn an_anomaly_alarm_compares_with_its_band() {
     models.insert(("ad".into(), "m1".into()), pending);
     tick_with_models(&set, &mut st, &store, &models, T0).unwrap();
     assert!(
-        st.metric["ad"]
-            .state
-            .reason
-            .starts_with("Insufficient Data: the anomaly model has not seen enough data yet: 5 datapoints"),
+        st.metric["ad"].state.reason.starts_with(
+            "Insufficient Data: the anomaly model has not seen enough data yet: 5 datapoints"
+        ),
         "{}",
         st.metric["ad"].state.reason
     );
@@ -351,24 +377,57 @@ fn an_anomaly_alarm_compares_with_its_band() {
         train(&seasonal(T0, 3), &AnomalyConfig::default(), T0),
     );
     let t1 = T0.add_millis(60_000);
-    push(&store, "Latency", None, T0.add_millis(30_000), seasonal_value(T0));
+    push(
+        &store,
+        "Latency",
+        None,
+        T0.add_millis(30_000),
+        seasonal_value(T0),
+    );
     let out = tick_with_models(&set, &mut st, &store, &models, t1).unwrap();
     let s = &st.metric["ad"].state;
     assert_eq!(s.value, StateValue::Ok, "{}", s.reason);
     assert!(
-        s.reason.starts_with("Thresholds Crossed: 2 out of the last 2 datapoints [")
-            && s.reason.contains("were not less than the lower thresholds [")
+        s.reason
+            .starts_with("Thresholds Crossed: 2 out of the last 2 datapoints [")
+            && s.reason
+                .contains("were not less than the lower thresholds [")
             && s.reason.contains("or greater than the upper thresholds [")
-            && s.reason.ends_with("(minimum 2 datapoints for ALARM -> OK transition)."),
+            && s.reason
+                .ends_with("(minimum 2 datapoints for ALARM -> OK transition)."),
         "{}",
         s.reason
     );
-    let json = out.transitions[0].1.reason_data.as_ref().unwrap().to_json_string();
+    let json = out.transitions[0]
+        .1
+        .reason_data
+        .as_ref()
+        .unwrap()
+        .to_json_string();
     assert!(
-        json.contains("\"recentLowerThresholds\":[") && json.contains("\"recentUpperThresholds\":["),
+        json.contains("\"recentLowerThresholds\":[")
+            && json.contains("\"recentUpperThresholds\":["),
         "{json}"
     );
     assert!(!json.contains("\"threshold\":0"), "{json}");
+    let Some(ReasonData::Metric(data)) = &out.transitions[0].1.reason_data else {
+        panic!("{json}")
+    };
+    assert_eq!(data.threshold, None);
+    let upper = data.recent_upper_thresholds.clone().unwrap();
+    assert_eq!(upper.len(), 2);
+    // Each evaluated point carries the bound it was compared with (here the nearer, upper).
+    assert_eq!(data.evaluated_datapoints[0].threshold, Some(upper[1]));
+
+    // The band operators, one-sided and two-sided.
+    use crate::model::ComparisonOperator as Op;
+    assert!(Op::GreaterThanUpperThreshold.breaches_band(11.0, 5.0, 10.0));
+    assert!(!Op::GreaterThanUpperThreshold.breaches_band(1.0, 5.0, 10.0));
+    assert!(Op::LessThanLowerThreshold.breaches_band(1.0, 5.0, 10.0));
+    assert!(!Op::LessThanLowerThreshold.breaches_band(11.0, 5.0, 10.0));
+    assert!(Op::LessThanLowerOrGreaterThanUpperThreshold.breaches_band(1.0, 5.0, 10.0));
+    assert!(Op::LessThanLowerOrGreaterThanUpperThreshold.breaches_band(11.0, 5.0, 10.0));
+    assert!(!Op::LessThanLowerOrGreaterThanUpperThreshold.breaches_band(5.0, 5.0, 10.0));
 
     // A spike: ALARM, the reason listing the bounds of the point.
     let t2 = t1.add_millis(60_000);
@@ -405,5 +464,56 @@ fn training_points_follow_the_alarm_series_over_fourteen_days() {
         points,
         [13, 5, 1].map(|d| (T0.sub_millis(d * 86_400_000), 10.0)),
         "the expression's series, 15 days ago left out"
+    );
+    // The returned series over a range, as a chart of the alarm reads it.
+    let chart = query_series(
+        a,
+        "error-rate",
+        &alarm_key(a),
+        None,
+        &store,
+        (T0.sub_millis(2 * 86_400_000), T0),
+        a.period,
+        T0,
+    )
+    .unwrap();
+    assert_eq!(chart, [(T0.sub_millis(86_400_000), 10.0)]);
+}
+
+/// Reference §4.1: a math alarm's `Trigger` has `Metrics` instead of the metric fields, with
+/// a per-series instance's values for the `"*"` dimensions.
+#[test]
+fn the_notification_trigger_of_a_math_alarm_lists_its_metrics() {
+    use crate::message::{AlarmDefinition, AlarmEvent, MessageSettings, cloudwatch_message};
+    let set = validate(&[("m.yaml", PER_HOST)]).unwrap();
+    let t = crate::state::Transition {
+        timestamp: T0,
+        old_state: StateValue::Ok,
+        new_state: StateValue::Alarm,
+        reason: "r".into(),
+        reason_data: None,
+    };
+    let dims = [Dimension::new("Host", "web-2")];
+    let m = cloudwatch_message(
+        &MessageSettings::try_new("123456789012", "eu-west-1", None).unwrap(),
+        &AlarmEvent {
+            name: "host-errors[Host=web-2]",
+            definition: AlarmDefinition::Metric(&set.alarms[0]),
+            transition: &t,
+            dimensions: Some(&dims),
+            configuration_updated: None,
+        },
+    );
+    let json = serde_json::to_value(&m).unwrap();
+    let trigger = &json["Trigger"];
+    assert!(trigger.get("MetricName").is_none(), "{trigger}");
+    assert!(trigger.get("StatisticType").is_none(), "{trigger}");
+    assert_eq!(
+        trigger["Metrics"][0],
+        serde_json::json!({"Id": "errors", "MetricStat": {"Metric": {"Dimensions": [{"value": "web-2", "name": "Host"}], "MetricName": "Errors", "Namespace": "App"}, "Period": 60, "Stat": "Sum"}, "ReturnData": false})
+    );
+    assert_eq!(
+        trigger["Metrics"][2],
+        serde_json::json!({"Id": "rate", "Expression": "errors / requests * 100", "ReturnData": true})
     );
 }

@@ -198,7 +198,10 @@ impl AlarmChecker<'_> {
         // An expression-only list takes its period from the entries.
         for (q, m) in queries.iter_mut().zip(list.iter()) {
             if q.period_seconds.is_none()
-                && let Some(p) = m.period_seconds.as_ref().and_then(|t| t.trim().parse().ok())
+                && let Some(p) = m
+                    .period_seconds
+                    .as_ref()
+                    .and_then(|t| t.trim().parse().ok())
             {
                 q.period_seconds = Some(p);
             }

@@ -83,11 +83,14 @@ impl AlarmChecker<'_> {
     ) -> Option<(String, String, BTreeMap<String, String>, Unit)> {
         let before = self.error_count();
         // The metric the defaults come from.
-        let source: Option<(String, String, Vec<Dimension>, Option<Unit>)> =
-            match self.present(d.metric) {
-                Some(t) => {
-                    let found = target.and_then(|a| {
-                        a.metric_stats().find(|(id, _)| *id == t.as_str()).map(|(_, m)| {
+        let source: Option<(String, String, Vec<Dimension>, Option<Unit>)> = match self
+            .present(d.metric)
+        {
+            Some(t) => {
+                let found = target.and_then(|a| {
+                    a.metric_stats()
+                        .find(|(id, _)| *id == t.as_str())
+                        .map(|(_, m)| {
                             (
                                 m.namespace.clone(),
                                 m.metric_name.clone(),
@@ -95,9 +98,9 @@ impl AlarmChecker<'_> {
                                 m.unit,
                             )
                         })
-                    });
-                    if found.is_none() {
-                        self.push(
+                });
+                if found.is_none() {
+                    self.push(
                             pos(t),
                             format!("{p}.metric"),
                             Rule::Test,
@@ -106,18 +109,18 @@ impl AlarmChecker<'_> {
                                 t.as_str()
                             ),
                         );
-                    }
-                    found
                 }
-                None => target.filter(|a| !a.is_math()).map(|a| {
-                    (
-                        a.namespace.clone(),
-                        a.metric_name.clone(),
-                        a.dimensions.clone(),
-                        a.unit,
-                    )
-                }),
-            };
+                found
+            }
+            None => target.filter(|a| !a.is_math()).map(|a| {
+                (
+                    a.namespace.clone(),
+                    a.metric_name.clone(),
+                    a.dimensions.clone(),
+                    a.unit,
+                )
+            }),
+        };
         let namespace = self
             .present(d.namespace)
             .map(|t| t.as_str().to_owned())
@@ -134,16 +137,11 @@ impl AlarmChecker<'_> {
                 "must name namespace and metric_name (or metric: the id of a metric_stat of a math alarm) when the test's alarm is not a single-metric alarm",
             );
         }
-        let given = check_dimensions(
-            &mut self.0,
-            d.dimensions,
-            &format!("{p}.dimensions"),
-            false,
-        );
+        let given = check_dimensions(&mut self.0, d.dimensions, &format!("{p}.dimensions"), false);
         let mut dims: BTreeMap<String, String> = BTreeMap::new();
-        let same = source.as_ref().filter(|s| {
-            Some(&s.0) == namespace.as_ref() && Some(&s.1) == metric_name.as_ref()
-        });
+        let same = source
+            .as_ref()
+            .filter(|s| Some(&s.0) == namespace.as_ref() && Some(&s.1) == metric_name.as_ref());
         if let Some(s) = same {
             for dim in &s.2 {
                 dims.insert(dim.name.clone(), dim.value.clone());
@@ -157,7 +155,9 @@ impl AlarmChecker<'_> {
                 entry,
                 format!("{p}.dimensions"),
                 Rule::Test,
-                format!("must give a value for the dimension {n:?}, which the alarm matches with \"*\""),
+                format!(
+                    "must give a value for the dimension {n:?}, which the alarm matches with \"*\""
+                ),
             );
         }
         let unit = match self.present(d.unit) {

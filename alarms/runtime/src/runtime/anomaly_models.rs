@@ -83,7 +83,12 @@ impl AlarmRuntime {
             let evaluated = self.lock();
             let set: Arc<AlarmSet> = Arc::clone(&evaluated.set);
             let mut wanted = Vec::new();
-            for (i, a) in set.alarms.iter().enumerate().filter(|(_, a)| a.is_anomaly()) {
+            for (i, a) in set
+                .alarms
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.is_anomaly())
+            {
                 let fp = fingerprint(a);
                 let ids = band_inputs(a);
                 for (instance, key) in
@@ -136,8 +141,14 @@ impl AlarmRuntime {
         };
         for w in due {
             let a = &set.alarms[w.alarm];
-            let points = match training_points(a, &w.instance, &w.key, &w.metric_id, &self.store, now)
-            {
+            let points = match training_points(
+                a,
+                &w.instance,
+                &w.key,
+                &w.metric_id,
+                &self.store,
+                now,
+            ) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(alarm = %w.instance, error = %e, "Could not read the history of an anomaly model.");
@@ -159,9 +170,9 @@ impl AlarmRuntime {
                 fingerprint: w.fingerprint.clone(),
                 model,
             };
-            if let Err(e) = self
-                .persistence
-                .commit_anomaly_model(&w.instance, &w.metric_id, Some(&stored))
+            if let Err(e) =
+                self.persistence
+                    .commit_anomaly_model(&w.instance, &w.metric_id, Some(&stored))
             {
                 tracing::warn!(alarm = %w.instance, error = %chain(&e), "Could not store an anomaly model; it is retrained after a restart.");
             }

@@ -981,7 +981,10 @@ fn tags_are_kept_for_alarms_of_both_sources_and_go_with_an_api_alarm() {
         .untag_alarm("cpu", &["owner".to_owned(), "absent".to_owned()])
         .unwrap();
     assert_eq!(runtime.alarm_tags("cpu").unwrap(), tags(&[("tier", "2")]));
-    assert!(matches!(runtime.alarm_tags("nope"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        runtime.alarm_tags("nope"),
+        Err(Error::NotFound(_))
+    ));
     assert!(matches!(
         runtime.tag_alarm("nope", tags(&[("a", "b")])),
         Err(Error::NotFound(_))
@@ -989,7 +992,10 @@ fn tags_are_kept_for_alarms_of_both_sources_and_go_with_an_api_alarm() {
     // At most 50 tags.
     let many: crate::AlarmTags = (0..50).map(|i| (format!("k{i}"), String::new())).collect();
     match runtime.tag_alarm("cpu", many) {
-        Err(Error::Invalid { field: "tags", message }) => {
+        Err(Error::Invalid {
+            field: "tags",
+            message,
+        }) => {
             assert!(message.contains("51"), "{message}")
         }
         other => panic!("{other:?}"),
@@ -1024,12 +1030,19 @@ fn anomaly_models_are_trained_stored_restored_and_forgotten() {
     assert_eq!(runtime.state_of("ad"), Some(StateValue::InsufficientData));
     let reason = runtime.lock().state.metric["ad"].state.reason.clone();
     assert!(
-        reason.starts_with("Insufficient Data: the anomaly model has not seen enough data yet: 10 datapoints"),
+        reason.starts_with(
+            "Insufficient Data: the anomaly model has not seen enough data yet: 10 datapoints"
+        ),
         "{reason}"
     );
     // Six hours of a steady metric: trained (retrained after 10 minutes while pending).
     for i in 11..=360 {
-        push(&f.store, Vec::new(), T0.sub_millis(i * 60_000), 10.0 + (i % 3) as f64);
+        push(
+            &f.store,
+            Vec::new(),
+            T0.sub_millis(i * 60_000),
+            10.0 + (i % 3) as f64,
+        );
     }
     push(&f.store, Vec::new(), T0.add_millis(5_000), 11.0);
     let t1 = T0.add_millis(600_000);
@@ -1038,7 +1051,9 @@ fn anomaly_models_are_trained_stored_restored_and_forgotten() {
     assert_eq!(runtime.state_of("ad"), Some(StateValue::Ok));
     let stored = f.memory.rows().models.clone();
     assert_eq!(stored.len(), 1);
-    let trained_at = stored[&("ad".to_owned(), "m1".to_owned())].model.trained_at();
+    let trained_at = stored[&("ad".to_owned(), "m1".to_owned())]
+        .model
+        .trained_at();
     assert_eq!(trained_at, t1);
     // A spike far above the band.
     let t2 = t1.add_millis(60_000);
@@ -1047,7 +1062,8 @@ fn anomaly_models_are_trained_stored_restored_and_forgotten() {
     assert_eq!(runtime.state_of("ad"), Some(StateValue::Alarm));
     let reason = runtime.lock().state.metric["ad"].state.reason.clone();
     assert!(
-        reason.starts_with("Thresholds Crossed: 1 datapoint [500.0 (") && reason.contains("was greater than the upper thresholds ["),
+        reason.starts_with("Thresholds Crossed: 1 datapoint [500.0 (")
+            && reason.contains("was greater than the upper thresholds ["),
         "{reason}"
     );
     drop(runtime);
