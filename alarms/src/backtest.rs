@@ -13,9 +13,9 @@ use thermostat_metrics::{
     Dimension, Observation, Resolution, Sample, SeriesKey, Store, Timestamp, Unit,
 };
 
-use crate::engine::{EngineState, tick};
+use crate::engine::EngineState;
 use crate::error::{Error, Result};
-use crate::model::{AlarmSet, StateValue};
+use crate::model::{Alarm, AlarmSet, StateValue};
 use crate::state::{ActionInvocation, ReasonData, Transition};
 use crate::timefmt;
 
@@ -864,8 +864,14 @@ pub fn backtest(
     let mut actions: std::collections::BTreeMap<String, Vec<(Timestamp, ActionInvocation)>> =
         Default::default();
     let mut evaluations = 0;
+    // Anomaly alarms train their models from the replayed store, as the runtime does.
+    let mut models = crate::engine::ModelCache::default();
+    let anomaly = set.alarms.iter().any(Alarm::is_anomaly);
     for t in ticks {
-        let out = tick(set, &mut st, store, t)?;
+        if anomaly {
+            models.refresh(set, &st, store, t)?;
+        }
+        let out = crate::engine::tick_with_models(set, &mut st, store, &models, t)?;
         evaluations += 1;
         for (name, tr) in out.transitions {
             transitions.entry(name).or_default().push(tr);

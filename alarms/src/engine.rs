@@ -15,6 +15,7 @@ use crate::composite::{CompositeState, evaluate_composite};
 use crate::error::{Error, Result};
 use crate::evaluator::{Extra, evaluate, evaluate_with, is_tick, query, series_key};
 use crate::history::{AlarmType, ConfigChange, HistoryItem};
+use crate::anomaly::Model;
 use crate::math_alarm::{self, AnomalyModels, NoModels, evaluate_metrics};
 use crate::model::{Alarm, AlarmSet, StateValue};
 use crate::state::{ActionInvocation, AlarmState, Transition};
@@ -468,6 +469,56 @@ pub fn carry_over_diff(
         }
     }
     (st, history)
+}
+
+/// The anomaly models of a replay (back-tests, an alarm file's `tests:`), trained from the
+/// replay's store as the runtime trains them: before a tick, every model an anomaly alarm
+/// (or instance) needs that is missing or due for retraining
+/// ([`Model::needs_retraining`]). Use with [`tick_with_models`].
+#[derive(Clone, Debug, Default)]
+pub struct ModelCache {
+    models: BTreeMap<(String, String), Model>,
+}
+
+impl ModelCache {
+    /// Trains what the anomaly alarms of `set` need at `now`.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the store refuses a training query.
+    pub fn refresh(
+        &mut self,
+        set: &crate::model::AlarmSet,
+        st: &EngineState,
+        store: &Store,
+        now: Timestamp,
+    ) -> Result<()> {
+        for a in set.alarms.iter().filter(|a| a.is_anomaly()) {
+            let ids = math_alarm::band_inputs(a);
+            for (name, key) in instances(a, st, store) {
+                for id in &ids {
+                    let k = (name.clone(), id.clone());
+                    if self.models.get(&k).is_none_or(|m| m.needs_retraining(now)) {
+                        let points = math_alarm::training_points(a, &name, &key, id, store, now)?;
+                        let config = a.anomaly.clone().unwrap_or_default();
+                        self.models
+                            .insert(k, crate::anomaly::train(&points, &config, now));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The models trained so far, by (alarm or instance, metric id).
+    pub fn models(&self) -> &BTreeMap<(String, String), Model> {
+        &self.models
+    }
+}
+
+impl AnomalyModels for ModelCache {
+    fn model(&self, instance: &str, metric_id: &str) -> Option<&Model> {
+        self.models.model(instance, metric_id)
+    }
 }
 
 #[cfg(test)]

@@ -75,10 +75,10 @@ pub fn plan(alarm: &Alarm, tick: Timestamp) -> QueryPlan {
 }
 
 /// The series of a single-series alarm (its dimensions as written); for a math alarm, its
-/// first `metric_stat`'s ([`crate::math_alarm::alarm_key`]).
+/// first `metric_stat`'s ([`Alarm::math_series_key`]).
 pub fn series_key(alarm: &Alarm) -> SeriesKey {
     if alarm.is_math() {
-        return crate::math_alarm::alarm_key(alarm);
+        return alarm.math_series_key();
     }
     SeriesKey::new(
         alarm.namespace.as_str(),

@@ -93,22 +93,12 @@ pub fn metric_stat_key(ms: &MetricStat, instance: &SeriesKey) -> SeriesKey {
 /// The key that stands for a math alarm (or per-series instance): its first `metric_stat`'s
 /// series (with `"*"` kept for a per-series alarm, whose instances have a matching key).
 pub fn alarm_key(alarm: &Alarm) -> SeriesKey {
-    match wildcard_stat(alarm).or_else(|| alarm.metric_stats().next().map(|(_, m)| m)) {
-        Some(ms) => SeriesKey::new(
-            ms.namespace.as_str(),
-            ms.metric_name.as_str(),
-            ms.dimensions.clone(),
-        ),
-        None => SeriesKey::new("", "", Vec::new()),
-    }
+    alarm.math_series_key()
 }
 
 /// The first `metric_stat` with `"*"` dimensions: its matching series are the instances.
 fn wildcard_stat(alarm: &Alarm) -> Option<&MetricStat> {
-    alarm
-        .metric_stats()
-        .map(|(_, m)| m)
-        .find(|m| m.dimensions.iter().any(|d| d.value == "*"))
+    alarm.wildcard_stat()
 }
 
 /// The series matching a per-series math alarm (one instance each).
@@ -433,56 +423,6 @@ pub fn query_series(
         from = to;
     }
     Ok(out)
-}
-
-/// The anomaly models of a replay (back-tests, an alarm file's `tests:`), trained from the
-/// replay's store as the runtime trains them: before a tick, every model an anomaly alarm
-/// (or instance) needs that is missing or due for retraining
-/// ([`Model::needs_retraining`]). Use with [`crate::engine::tick_with_models`].
-#[derive(Clone, Debug, Default)]
-pub struct ModelCache {
-    models: BTreeMap<(String, String), Model>,
-}
-
-impl ModelCache {
-    /// Trains what the anomaly alarms of `set` need at `now`.
-    ///
-    /// # Errors
-    /// [`Error::Query`] when the store refuses a training query.
-    pub fn refresh(
-        &mut self,
-        set: &crate::model::AlarmSet,
-        st: &crate::engine::EngineState,
-        store: &Store,
-        now: Timestamp,
-    ) -> Result<()> {
-        for a in set.alarms.iter().filter(|a| a.is_anomaly()) {
-            let ids = band_inputs(a);
-            for (name, key) in crate::engine::instances(a, st, store) {
-                for id in &ids {
-                    let k = (name.clone(), id.clone());
-                    if self.models.get(&k).is_none_or(|m| m.needs_retraining(now)) {
-                        let points = training_points(a, &name, &key, id, store, now)?;
-                        let config = a.anomaly.clone().unwrap_or_default();
-                        self.models
-                            .insert(k, crate::anomaly::train(&points, &config, now));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The models trained so far, by (alarm or instance, metric id).
-    pub fn models(&self) -> &BTreeMap<(String, String), Model> {
-        &self.models
-    }
-}
-
-impl AnomalyModels for ModelCache {
-    fn model(&self, instance: &str, metric_id: &str) -> Option<&Model> {
-        self.models.model(instance, metric_id)
-    }
 }
 
 #[cfg(test)]

@@ -272,6 +272,29 @@ impl Alarm {
         !self.metrics.is_empty()
     }
 
+    /// The series a math alarm's single instance is known by: its first `metric_stat` with
+    /// `"*"` dimensions, else its first `metric_stat` (empty without one).
+    pub fn math_series_key(&self) -> thermostat_metrics::SeriesKey {
+        match self
+            .wildcard_stat()
+            .or_else(|| self.metric_stats().next().map(|(_, m)| m))
+        {
+            Some(ms) => thermostat_metrics::SeriesKey::new(
+                ms.namespace.as_str(),
+                ms.metric_name.as_str(),
+                ms.dimensions.clone(),
+            ),
+            None => thermostat_metrics::SeriesKey::new("", "", Vec::new()),
+        }
+    }
+
+    /// The first `metric_stat` with `"*"` dimensions: its matching series are the instances.
+    pub fn wildcard_stat(&self) -> Option<&MetricStat> {
+        self.metric_stats()
+            .map(|(_, m)| m)
+            .find(|m| m.dimensions.iter().any(|d| d.value == "*"))
+    }
+
     /// Whether this alarm compares with an anomaly-detection band.
     pub fn is_anomaly(&self) -> bool {
         self.threshold_metric_id.is_some()

@@ -110,6 +110,9 @@ impl Operation {
                 | Operation::ListTagsForResource
                 | Operation::TagResource
                 | Operation::UntagResource
+                | Operation::PutAnomalyDetector
+                | Operation::DeleteAnomalyDetector
+                | Operation::DescribeAnomalyDetectors
         )
     }
 }

@@ -322,6 +322,30 @@ pub enum Output {
     TagResource,
     /// `UntagResource` (no output members).
     UntagResource,
+    /// `PutAnomalyDetector` (no output members).
+    PutAnomalyDetector,
+    /// `DeleteAnomalyDetector` (no output members).
+    DeleteAnomalyDetector,
+    /// `DescribeAnomalyDetectors`.
+    DescribeAnomalyDetectors(DescribeAnomalyDetectorsOutput),
+}
+
+/// An anomaly detector as `DescribeAnomalyDetectors` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnomalyDetectorOutput {
+    /// The detector.
+    pub detector: crate::request::AnomalyDetector,
+    /// `StateValue`: `PENDING_TRAINING`, `TRAINED_INSUFFICIENT_DATA` or `TRAINED`.
+    pub state_value: String,
+}
+
+/// The result of `DescribeAnomalyDetectors`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DescribeAnomalyDetectorsOutput {
+    /// `AnomalyDetectors`.
+    pub anomaly_detectors: Vec<AnomalyDetectorOutput>,
+    /// `NextToken`.
+    pub next_token: Option<String>,
 }
 
 fn messages(messages: &[MessageData]) -> Node {
@@ -354,6 +378,9 @@ impl Output {
             Output::ListTagsForResource(_) => Operation::ListTagsForResource,
             Output::TagResource => Operation::TagResource,
             Output::UntagResource => Operation::UntagResource,
+            Output::PutAnomalyDetector => Operation::PutAnomalyDetector,
+            Output::DeleteAnomalyDetector => Operation::DeleteAnomalyDetector,
+            Output::DescribeAnomalyDetectors(_) => Operation::DescribeAnomalyDetectors,
         }
     }
 
@@ -368,8 +395,22 @@ impl Output {
             | Output::SetAlarmState
             | Output::EnableAlarmActions
             | Output::DisableAlarmActions
-            | Output::TagResource
-            | Output::UntagResource => return None,
+            => return None,
+            // Modelled as empty output structures: AWS Query clients expect the (empty)
+            // `<…Result>` element.
+            Output::TagResource
+            | Output::UntagResource
+            | Output::PutAnomalyDetector
+            | Output::DeleteAnomalyDetector => Node::Struct(Vec::new()),
+            Output::DescribeAnomalyDetectors(out) => structure(vec![
+                (
+                    "AnomalyDetectors",
+                    Some(Node::List(
+                        out.anomaly_detectors.iter().map(anomaly_detector).collect(),
+                    )),
+                ),
+                ("NextToken", out.next_token.as_deref().map(string)),
+            ]),
             Output::ListTagsForResource(tags) => Node::Struct(vec![(
                 "Tags",
                 Node::List(
@@ -555,6 +596,44 @@ fn metric_alarm(a: &MetricAlarm) -> Node {
             "StateTransitionedTimestamp",
             a.state_updated.map(Node::Timestamp),
         ),
+    ])
+}
+
+fn anomaly_detector(d: &AnomalyDetectorOutput) -> Node {
+    let m = &d.detector;
+    let single = || {
+        Node::Struct(vec![
+            ("Namespace", string(&m.metric.namespace)),
+            ("MetricName", string(&m.metric.metric_name)),
+            ("Dimensions", dimensions(&m.metric.dimensions)),
+            ("Stat", string(&m.stat)),
+        ])
+    };
+    let ranges = Node::List(
+        m.excluded_time_ranges
+            .iter()
+            .map(|(start, end)| {
+                Node::Struct(vec![
+                    ("StartTime", Node::Timestamp(*start)),
+                    ("EndTime", Node::Timestamp(*end)),
+                ])
+            })
+            .collect(),
+    );
+    structure(vec![
+        ("Namespace", Some(string(&m.metric.namespace))),
+        ("MetricName", Some(string(&m.metric.metric_name))),
+        ("Dimensions", Some(dimensions(&m.metric.dimensions))),
+        ("Stat", Some(string(&m.stat))),
+        (
+            "Configuration",
+            Some(structure(vec![
+                ("ExcludedTimeRanges", Some(ranges)),
+                ("MetricTimezone", m.metric_timezone.as_deref().map(string)),
+            ])),
+        ),
+        ("StateValue", Some(string(&d.state_value))),
+        ("SingleMetricAnomalyDetector", Some(single())),
     ])
 }
 

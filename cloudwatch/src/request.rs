@@ -62,6 +62,12 @@ pub enum Request {
     TagResource(TagResource),
     /// `UntagResource`.
     UntagResource(UntagResource),
+    /// `PutAnomalyDetector`.
+    PutAnomalyDetector(AnomalyDetector),
+    /// `DeleteAnomalyDetector`: the detector's metric and statistic.
+    DeleteAnomalyDetector(AnomalyDetector),
+    /// `DescribeAnomalyDetectors`.
+    DescribeAnomalyDetectors(DescribeAnomalyDetectors),
 }
 
 impl Request {
@@ -108,6 +114,15 @@ impl Request {
                 tags: tags(&fields, true)?,
             }),
             Operation::UntagResource => Request::UntagResource(UntagResource::read(&fields)?),
+            Operation::PutAnomalyDetector => {
+                Request::PutAnomalyDetector(AnomalyDetector::read(&fields, true)?)
+            }
+            Operation::DeleteAnomalyDetector => {
+                Request::DeleteAnomalyDetector(AnomalyDetector::read(&fields, false)?)
+            }
+            Operation::DescribeAnomalyDetectors => {
+                Request::DescribeAnomalyDetectors(DescribeAnomalyDetectors::read(&fields)?)
+            }
             other => {
                 return Err(Error::InvalidAction(format!(
                     "Thermostat does not support the operation {other} yet."
@@ -135,6 +150,9 @@ impl Request {
             Request::ListTagsForResource(_) => Operation::ListTagsForResource,
             Request::TagResource(_) => Operation::TagResource,
             Request::UntagResource(_) => Operation::UntagResource,
+            Request::PutAnomalyDetector(_) => Operation::PutAnomalyDetector,
+            Request::DeleteAnomalyDetector(_) => Operation::DeleteAnomalyDetector,
+            Request::DescribeAnomalyDetectors(_) => Operation::DescribeAnomalyDetectors,
         }
     }
 }
@@ -158,7 +176,7 @@ pub struct DimensionFilter {
 }
 
 /// A metric (`Metric`): namespace, name and dimensions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Metric {
     /// `Namespace`.
     pub namespace: String,
@@ -1424,6 +1442,126 @@ impl UntagResource {
         Ok(UntagResource {
             resource_arn,
             tag_keys: keys.into_iter().map(str::to_owned).collect(),
+        })
+    }
+}
+
+/// Most `ExcludedTimeRanges` of an anomaly detector (CloudWatch's).
+pub const MAX_EXCLUDED_TIME_RANGES: usize = 10;
+
+/// An anomaly detector on one metric and statistic (`SingleMetricAnomalyDetector`, or the
+/// deprecated top-level `Namespace`/`MetricName`/`Dimensions`/`Stat`), with its
+/// `Configuration`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnomalyDetector {
+    /// The metric.
+    pub metric: Metric,
+    /// `Stat`, as sent (checked as a statistic).
+    pub stat: String,
+    /// `Configuration.ExcludedTimeRanges`: `[start, end)` pairs.
+    pub excluded_time_ranges: Vec<(Timestamp, Timestamp)>,
+    /// `Configuration.MetricTimezone`.
+    pub metric_timezone: Option<String>,
+}
+
+impl AnomalyDetector {
+    /// The detector of a request: `SingleMetricAnomalyDetector` or the top-level members;
+    /// `MetricMathAnomalyDetector` is refused (models of expressions are trained for math
+    /// alarms, not through this operation).
+    fn read(fields: &Fields<'_>, with_configuration: bool) -> Result<Self> {
+        if fields.has("MetricMathAnomalyDetector") {
+            return Err(Error::InvalidParameterValue(
+                "Thermostat does not take MetricMathAnomalyDetector: an anomaly alarm on an \
+                 expression trains its own model (ANOMALY_DETECTION_BAND over the expression's \
+                 id in PutMetricAlarm's Metrics); give SingleMetricAnomalyDetector."
+                    .to_owned(),
+            ));
+        }
+        let (metric, stat) = match fields.struct_opt("SingleMetricAnomalyDetector")? {
+            Some((prefix, value)) => fields.with(value, &prefix, Self::metric_and_stat)?,
+            None => Self::metric_and_stat(fields.clone())?,
+        };
+        let mut out = AnomalyDetector {
+            metric,
+            stat,
+            ..AnomalyDetector::default()
+        };
+        if let Some((prefix, value)) = fields.struct_opt("Configuration")? {
+            if !with_configuration {
+                return Ok(out);
+            }
+            fields.with(value, &prefix, |c| {
+                let ranges = c
+                    .list_opt("ExcludedTimeRanges", MAX_EXCLUDED_TIME_RANGES)?
+                    .unwrap_or_default();
+                for Item { path, value } in &ranges {
+                    let range = c.with(value, &format!("{path}."), |r| {
+                        Ok((r.timestamp("StartTime")?, r.timestamp("EndTime")?))
+                    })?;
+                    if range.0 >= range.1 {
+                        return Err(Error::InvalidParameterValue(format!(
+                            "The parameter {path}.StartTime must be before its EndTime."
+                        )));
+                    }
+                    out.excluded_time_ranges.push(range);
+                }
+                out.metric_timezone = c.sized_opt("MetricTimezone", 1, 50)?.map(str::to_owned);
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn metric_and_stat(f: Fields<'_>) -> Result<(Metric, String)> {
+        let metric = Metric {
+            namespace: namespace(&f, true)?.unwrap_or_default(),
+            metric_name: f.sized("MetricName", 1, 255)?.to_owned(),
+            dimensions: dimensions(&f, "Dimensions")?,
+        };
+        let stat = f.sized("Stat", 1, 50)?;
+        stat.parse::<Statistic>()
+            .map_err(|e| Error::InvalidParameterValue(format!("The parameter {} {e}.", f.path("Stat"))))?;
+        Ok((metric, stat.to_owned()))
+    }
+}
+
+/// `DescribeAnomalyDetectors`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DescribeAnomalyDetectors {
+    /// `Namespace` filter.
+    pub namespace: Option<String>,
+    /// `MetricName` filter.
+    pub metric_name: Option<String>,
+    /// `Dimensions` filter: detectors with exactly these dimensions.
+    pub dimensions: Vec<Dimension>,
+    /// `MaxResults`, 1 to 100.
+    pub max_results: Option<u32>,
+    /// `NextToken`, as sent.
+    pub next_token: Option<String>,
+}
+
+impl DescribeAnomalyDetectors {
+    fn read(fields: &Fields<'_>) -> Result<Self> {
+        if let Some(types) = fields.strings_opt("AnomalyDetectorTypes", 2)? {
+            if let Some(t) = types.iter().find(|t| !["SINGLE_METRIC", "METRIC_MATH"].contains(t)) {
+                return Err(invalid(t, "AnomalyDetectorTypes"));
+            }
+        }
+        let max_results = match fields.i64_opt("MaxResults")? {
+            None => None,
+            Some(n @ 1..=100) => u32::try_from(n).ok(),
+            Some(n) => {
+                return Err(Error::InvalidParameterValue(format!(
+                    "The parameter MaxResults must be between 1 and 100, got {n}."
+                )));
+            }
+        };
+        Ok(DescribeAnomalyDetectors {
+            namespace: namespace(fields, false)?,
+            metric_name: fields.sized_opt("MetricName", 1, 255)?.map(str::to_owned),
+            dimensions: dimensions(fields, "Dimensions")?,
+            max_results,
+            next_token: fields.string_opt("NextToken")?.map(str::to_owned),
         })
     }
 }

@@ -3,7 +3,10 @@
 // timeline; the history with reasons. Composite alarms show their rule instead of a metric.
 // Roles that may set alarm states (operator, admin) get a "Set state" control
 // (PUT /api/v1/alarms/{name}/state, CloudWatch's SetAlarmState).
-// Data: GET /api/v1/dashboard/alarms/{name}?range_seconds=.
+// An anomaly-detection alarm (one with a `threshold_metric_id`) charts its series with the
+// model's band shaded around it and the datapoints outside the band marked.
+// Data: GET /api/v1/dashboard/alarms/{name}?range_seconds=, and for anomaly-detection alarms
+// GET /api/v1/alarms/{name}/band?from=&to= over the same range.
 
 import { COLORS, gapped, timeChart, timelineStrip } from './chart.js';
 import {
@@ -16,6 +19,12 @@ const OPERATORS = {
   GreaterThanOrEqualToThreshold: '≥',
   LessThanThreshold: '<',
   LessThanOrEqualToThreshold: '≤',
+};
+
+const BAND_OPERATORS = {
+  LessThanLowerOrGreaterThanUpperThreshold: 'outside the band',
+  GreaterThanUpperThreshold: 'above the band',
+  LessThanLowerThreshold: 'below the band',
 };
 
 function reasonOf(item) {
@@ -111,8 +120,9 @@ export function mount(main, name, who) {
   const legend = h('div', { class: 'chart-key' },
     h('span', { class: 'key key-alarm-shade' }, 'ALARM'),
     h('span', { class: 'key key-breach' }, 'breaching datapoint'),
-    h('span', { class: 'key key-threshold' }, 'threshold'),
-    h('span', { class: 'key key-recovery', id: 'recovery-key' }, 'recovery threshold'));
+    h('span', { class: 'key key-threshold', id: 'threshold-key' }, 'threshold'),
+    h('span', { class: 'key key-recovery', id: 'recovery-key' }, 'recovery threshold'),
+    h('span', { class: 'key key-band', id: 'band-key', hidden: true }, 'expected band'));
   const timelineEl = h('div', { id: 'timeline' });
   const timelineAxis = h('div', { class: 'timeline-axis muted small' });
   const historyTable = table(['Time', 'Type', 'New state', 'Summary', 'Reason'], [], { id: 'history', empty: 'No history yet.' });
@@ -167,6 +177,14 @@ export function mount(main, name, who) {
       extra.replaceChildren(card('Rule', { id: 'rule-card' },
         h('pre', { class: 'rule' }, d.rule.text),
         table(['State', 'Alarm'], d.rule.alarms.map((c) => [stateBadge(c.state), h('a', { href: alarmHref(c.name) }, c.name)]), { id: 'rule-alarms' })));
+    } else if (a.configuration?.threshold_metric_id) {
+      const b = await getJSON(`/api/v1/alarms/${encodeURIComponent(name)}/band?from=${encodeURIComponent(d.start)}&to=${encodeURIComponent(d.end)}`);
+      if (!b.ok) {
+        error.replaceChildren(notice(`Could not load the anomaly band: ${errorText(b)}`, 'error'));
+        return;
+      }
+      drawBand(d, b.body);
+      extra.replaceChildren();
     } else {
       drawMetric(d);
       extra.replaceChildren(...(d.instances.length
@@ -193,6 +211,44 @@ export function mount(main, name, who) {
       config.textContent = text;
       shownConfig = text;
     }
+  }
+
+  /** An anomaly-detection alarm: its series, the model's band, the datapoints outside it. */
+  function drawBand(d, b) {
+    const op = BAND_OPERATORS[b.comparison_operator] ?? b.comparison_operator;
+    const model = b.model;
+    metricLine.replaceChildren(
+      h('span', { class: 'mono' }, `ANOMALY_DETECTION_BAND(${b.metric_id}, ${fmtNum(b.k)})`),
+      ` over ${b.period_seconds} s periods · ALARM when ${b.metric_id} is ${op} · `,
+      h('span', { id: 'band-model', dataset: { state: model?.state ?? 'NONE' } }, model
+        ? (model.insufficient_data_reason
+          ? `model ${model.state}: ${model.insufficient_data_reason}`
+          : `model ${model.state}, ${model.seasonality} seasonality, trained on ${model.points} datapoints at ${fmtDateTime(model.trained_at)}`)
+        : 'model not trained yet'));
+    chart ??= timeChart(chartEl, {
+      series: [{ label: b.metric_id, color: COLORS.accent }],
+      emptyText: 'No datapoints in this range.',
+    });
+    const pts = b.points;
+    const x = pts.map((p) => secs(p.t));
+    const series = gapped({ x: pts.filter((p) => p.value != null).map((p) => secs(p.t)), ys: [pts.filter((p) => p.value != null).map((p) => p.value)] }, b.period_seconds);
+    const outside = pts.filter((p) => p.outside);
+    for (const id of ['threshold-key', 'recovery-key']) document.getElementById(id).hidden = true;
+    document.getElementById('band-key').hidden = false;
+    chart.update({
+      ...series,
+      start: secs(d.start),
+      end: secs(d.end),
+      band: { x, lower: pts.map((p) => p.lower), upper: pts.map((p) => p.upper) },
+      spans: d.timeline.filter((s) => s.state === 'ALARM').map((s) => ({ from: secs(s.start), to: secs(s.end), color: COLORS.alarmShade })),
+      marks: outside.map((p) => ({ x: secs(p.t), y: p.value, color: COLORS.alarm })),
+    });
+    chartEl.dataset.band = String(pts.filter((p) => p.lower != null).length);
+    chartEl.dataset.outside = String(outside.length);
+    chartEl.dataset.breaching = String(outside.length);
+    chartNote.textContent = model?.insufficient_data_reason
+      ? 'No band until the model has seen enough data.'
+      : `The band is the model's expected value ± ${fmtNum(b.k)} standard deviations (docs/anomaly.md).`;
   }
 
   function drawMetric(d) {

@@ -1,12 +1,15 @@
 // Time-series charts on uPlot (the vendored `window.uPlot`), plus a small plugin that draws
-// shaded spans (ALARM periods), horizontal lines (thresholds), highlighted points (breaching
-// datapoints) and vertical markers (scaling activities); and the state timeline strip.
+// shaded spans (ALARM periods), a shaded band between two bounds (an anomaly-detection
+// band), horizontal lines (thresholds), highlighted points (breaching datapoints) and vertical
+// markers (scaling activities); and the state timeline strip.
 
 import { fmtNum, fmtTime, h, stateClass } from './common.js';
 
 export const COLORS = {
   alarm: '#cf222e',
   alarmShade: 'rgba(207, 34, 46, 0.10)',
+  band: 'rgba(9, 105, 218, 0.16)',
+  bandEdge: 'rgba(9, 105, 218, 0.45)',
   ok: '#1a7f37',
   insufficient: '#8c959f',
   accent: '#0969da',
@@ -157,16 +160,65 @@ function markerLabels(extras, layer) {
   return { hooks: { draw: [place] } };
 }
 
+/**
+ * The runs of consecutive indices where a band has both bounds: [[first, last], …].
+ */
+function bandRuns(band) {
+  const runs = [];
+  let start = null;
+  for (let i = 0; i <= band.x.length; i += 1) {
+    const has = i < band.x.length && band.lower[i] != null && band.upper[i] != null;
+    if (has && start == null) start = i;
+    if (!has && start != null) {
+      runs.push([start, i - 1]);
+      start = null;
+    }
+  }
+  return runs;
+}
+
+/** Fills the band between `lower` and `upper` (beneath the series), with thin edges. */
+function drawBand(u, ctx, band, px) {
+  const X = (i) => u.valToPos(band.x[i], 'x', true);
+  const Y = (v) => u.valToPos(v, 'y', true);
+  // A run of one period is drawn a period wide (centred on its time).
+  const half = band.x.length > 1 ? Math.abs(X(1) - X(0)) / 2 : 2 * px;
+  for (const [a, b] of bandRuns(band)) {
+    const xs = [];
+    for (let i = a; i <= b; i += 1) xs.push(X(i));
+    if (a === b) {
+      xs[0] -= half;
+      xs.push(X(a) + half);
+    }
+    const at = (k) => a + Math.min(k, b - a);
+    ctx.beginPath();
+    xs.forEach((x, k) => (k === 0 ? ctx.moveTo(x, Y(band.upper[at(k)])) : ctx.lineTo(x, Y(band.upper[at(k)]))));
+    for (let k = xs.length - 1; k >= 0; k -= 1) ctx.lineTo(xs[k], Y(band.lower[at(k)]));
+    ctx.closePath();
+    ctx.fillStyle = band.color ?? COLORS.band;
+    ctx.fill();
+    ctx.lineWidth = Math.max(1, Math.round(px));
+    ctx.strokeStyle = band.edge ?? COLORS.bandEdge;
+    for (const bound of [band.upper, band.lower]) {
+      ctx.beginPath();
+      xs.forEach((x, k) => (k === 0 ? ctx.moveTo(x, Y(bound[at(k)])) : ctx.lineTo(x, Y(bound[at(k)]))));
+      ctx.stroke();
+    }
+  }
+}
+
 function overlay(extras) {
   return {
     hooks: {
-      drawClear: [(u) => clipped(u, (ctx, bbox) => {
+      drawClear: [(u) => clipped(u, (ctx, bbox, px) => {
         for (const s of extras().spans) {
           const x0 = u.valToPos(s.from, 'x', true);
           const x1 = u.valToPos(s.to, 'x', true);
           ctx.fillStyle = s.color;
           ctx.fillRect(x0, bbox.top, Math.max(1, x1 - x0), bbox.height);
         }
+        const { band } = extras();
+        if (band) drawBand(u, ctx, band, px);
       })],
       draw: [(u) => clipped(u, (ctx, bbox, px) => {
         const { hlines, markers, marks } = extras();
@@ -219,7 +271,8 @@ function overlay(extras) {
  * zero (include 0 on the y axis), integer (whole-number ticks), emptyText}.
  * Returns {update(data)} with data = {x: seconds[], ys: [values[] per series], start, end
  * (the x range, seconds), hlines: [{y, color, label}], spans: [{from, to, color}],
- * marks: [{x, y, color}], markers: [{x, color, label}]}.
+ * marks: [{x, y, color}], markers: [{x, color, label}], band: {x: seconds[], lower: [],
+ * upper: [] (null where there is no band), color, edge} or null}.
  */
 export function timeChart(el, spec) {
   let extras = { x: [], ys: [], hlines: [], spans: [], marks: [], markers: [] };
@@ -231,7 +284,8 @@ export function timeChart(el, spec) {
   el.replaceChildren(plot, empty);
 
   const yRange = (u, min, max) => {
-    const vals = [min, max, ...extras.hlines.map((l) => l.y)].filter((v) => Number.isFinite(v));
+    const bounds = extras.band ? [...extras.band.lower, ...extras.band.upper] : [];
+    const vals = [min, max, ...extras.hlines.map((l) => l.y), ...bounds].filter((v) => Number.isFinite(v));
     if (spec.zero) vals.push(0);
     if (!vals.length) return [0, 1];
     let lo = Math.min(...vals);
@@ -307,7 +361,7 @@ export function timeChart(el, spec) {
 
   return {
     update(data) {
-      extras = { hlines: [], spans: [], marks: [], markers: [], ...data };
+      extras = { hlines: [], spans: [], marks: [], markers: [], band: null, ...data };
       u.setData([data.x, ...data.ys]);
       const n = data.ys.reduce((acc, ys) => acc + ys.filter((v) => v != null).length, 0);
       el.dataset.points = String(n);

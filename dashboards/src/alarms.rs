@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use thermostat_alarms::StateValue;
+use thermostat_alarms::anomaly::Model;
 use thermostat_alarms::history::AlarmType;
 use thermostat_alarms_runtime::{AlarmListing, AlarmRuntime};
 use thermostat_metrics::Timestamp;
@@ -214,6 +215,13 @@ pub trait AlarmApi: Send + Sync + std::fmt::Debug {
             message: "this alarm engine cannot enable or disable alarm actions".into(),
         })
     }
+    /// The anomaly-detection models of the alarm or per-series instance `name`, as `(id of
+    /// the query banded, model)`: none for an alarm that is not an anomaly-detection alarm or
+    /// whose models are not trained yet. The default has none.
+    fn anomaly_models(&self, name: &str) -> Vec<(String, Model)> {
+        let _ = name;
+        Vec::new()
+    }
 }
 
 /// Reloading the configuration from disk, all of it or nothing: the binary implements it
@@ -391,6 +399,15 @@ impl AlarmApi for RuntimeAlarms {
             .set_actions_enabled(name, enabled, self.runtime.now())
             .map(|_changed| ())
             .map_err(runtime_error)
+    }
+
+    fn anomaly_models(&self, name: &str) -> Vec<(String, Model)> {
+        self.runtime
+            .anomaly_models()
+            .into_iter()
+            .filter(|(instance, _, _)| instance == name)
+            .map(|(_, id, model)| (id, model))
+            .collect()
     }
 }
 
@@ -757,6 +774,179 @@ pub(crate) async fn reload(
         "composite_alarms": report.composite_alarms,
         "changed": report.changed,
         "removed": report.removed,
+    })))
+}
+
+/// Most periods `GET /api/v1/alarms/{name}/band` answers (the store's datapoints per query).
+pub const MAX_BAND_PERIODS: i64 = 1440;
+/// The range of a band request without `from`: the last 3 hours.
+const DEFAULT_BAND_RANGE_MS: i64 = 3 * 3_600_000;
+
+#[derive(Deserialize)]
+pub(crate) struct BandParams {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The band an anomaly-detection alarm compares with: the id of the query banded and the
+/// width `k` of its `ANOMALY_DETECTION_BAND(id, k)` (the alarm's `threshold_metric_id`).
+fn band_of(alarm: &thermostat_alarms::Alarm) -> Option<(String, f64)> {
+    use thermostat_alarms::math::{Func, Node, parse};
+    let band = alarm.threshold_metric_id.as_deref()?;
+    let e = alarm
+        .metrics
+        .iter()
+        .find(|m| m.id == band)?
+        .expression
+        .as_deref()?;
+    let Node::Call(Func::AnomalyDetectionBand, args) = parse(e).ok()?.node else {
+        return None;
+    };
+    let Node::Id(id) = &args.first()?.node else {
+        return None;
+    };
+    let k = match args.get(1).map(|a| &a.node) {
+        None => 2.0,
+        Some(Node::Number(k)) => *k,
+        Some(_) => return None,
+    };
+    Some((id.clone(), k))
+}
+
+/// `GET /api/v1/alarms/{name}/band?from=&to=`: an anomaly-detection alarm's (or per-series
+/// instance's) series over its period grid in `[from, to)` (default: the last 3 hours; at
+/// most [`MAX_BAND_PERIODS`] periods), each period with the band of the alarm's model and
+/// whether the value is outside it as the alarm's operator compares:
+/// `{"points": [{"t", "value", "lower", "upper", "outside"}], "model": {…} | null, …}`.
+/// `value` is `null` where the series has no datapoint, `lower`/`upper` where the model has
+/// no band (not trained yet: `model` says why).
+pub(crate) async fn band(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Params(params): Params<BandParams>,
+) -> Result<Json<Value>, ApiError> {
+    let api = Arc::clone(engine(&state)?);
+    let now = state.clock.now();
+    let view = api
+        .list()
+        .into_iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no alarm named {name:?}")))?;
+    let alarm: thermostat_alarms::Alarm = serde_json::from_value(view.configuration.clone())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "name",
+                format!("{name:?} is not an anomaly-detection alarm"),
+            )
+        })?;
+    let Some((metric_id, k)) = band_of(&alarm) else {
+        return Err(ApiError::bad_request(
+            "name",
+            format!(
+                "{name:?} is not an anomaly-detection alarm (it has no threshold_metric_id \
+                 naming an ANOMALY_DETECTION_BAND query)"
+            ),
+        ));
+    };
+    let p = alarm.period.as_millis();
+    let to = match params.to.as_deref() {
+        Some(t) => parse_time("to", t)?,
+        None => now.add_millis(p),
+    }
+    .floor_to(p);
+    let from = match params.from.as_deref() {
+        Some(t) => parse_time("from", t)?,
+        None => to.sub_millis(DEFAULT_BAND_RANGE_MS),
+    }
+    .floor_to(p);
+    if to <= from {
+        return Err(ApiError::bad_request(
+            "to",
+            "must be at least one period after from",
+        ));
+    }
+    let periods = (to.as_millis() - from.as_millis()) / p;
+    if periods > MAX_BAND_PERIODS {
+        return Err(ApiError::bad_request(
+            "from",
+            format!(
+                "the range holds {periods} periods of {} s, more than {MAX_BAND_PERIODS}; \
+                 ask for a shorter range",
+                alarm.period.as_secs()
+            ),
+        ));
+    }
+    let model = api
+        .anomaly_models(&name)
+        .into_iter()
+        .find(|(id, _)| *id == metric_id)
+        .map(|(_, m)| m);
+    let store = Arc::clone(&state.store);
+    let (alarm, instance) = (alarm, name.clone());
+    let (alarm, series) = tokio::task::spawn_blocking(move || {
+        let key = thermostat_alarms::engine::instances(
+            &alarm,
+            &thermostat_alarms::EngineState::default(),
+            &store,
+        )
+        .into_iter()
+        .find(|(n, _)| *n == instance)
+        .map_or_else(|| alarm.math_series_key(), |(_, k)| k);
+        let series = thermostat_alarms::math_alarm::query_series(
+            &alarm,
+            &instance,
+            &key,
+            None,
+            &store,
+            (from, to),
+            alarm.period,
+            now,
+        );
+        (alarm, series)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let series = series.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let values: std::collections::BTreeMap<i64, f64> = series
+        .into_iter()
+        .map(|(t, v)| (t.as_millis(), v))
+        .collect();
+    let points: Vec<Value> = (0..periods)
+        .map(|i| {
+            let t = from.add_millis(i * p);
+            let value = values.get(&t.as_millis()).copied();
+            let band = model.as_ref().and_then(|m| m.band(t, k));
+            let outside = match (value, band) {
+                (Some(v), Some((lo, hi))) => alarm.comparison_operator.breaches_band(v, lo, hi),
+                _ => false,
+            };
+            json!({
+                "t": t.to_rfc3339(),
+                "value": value,
+                "lower": band.map(|b| b.0),
+                "upper": band.map(|b| b.1),
+                "outside": outside,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "name": name,
+        "metric_id": metric_id,
+        "band_id": alarm.threshold_metric_id,
+        "k": k,
+        "comparison_operator": alarm.comparison_operator.as_str(),
+        "period_seconds": alarm.period.as_secs(),
+        "from": from.to_rfc3339(),
+        "to": to.to_rfc3339(),
+        "model": model.as_ref().map(|m| json!({
+            "state": m.state().as_str(),
+            "seasonality": m.seasonality().as_str(),
+            "trend_per_hour": m.trend_per_hour(),
+            "trained_at": m.trained_at().to_rfc3339(),
+            "points": m.points(),
+            "insufficient_data_reason": m.insufficient_data_reason(),
+        })),
+        "points": points,
     })))
 }
 

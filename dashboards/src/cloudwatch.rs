@@ -31,14 +31,16 @@ use thermostat_alarms::math::metric_data as md;
 use thermostat_auth::sigv4::{AccessKeys, SigV4Error, SigV4ErrorCode, SignedRequest, verify};
 use thermostat_auth::{Outcome, Permission, Principal, Unauthenticated};
 use thermostat_cloudwatch::output::{
-    DescribeAlarmHistoryOutput, DescribeAlarmsOutput, GetMetricDataOutput,
+    DescribeAlarmHistoryOutput, DescribeAlarmsOutput, DescribeAnomalyDetectorsOutput,
+    GetMetricDataOutput,
     GetMetricStatisticsOutput, ListMetricsOutput, MessageData, MetricAlarm, MetricDataResult,
     StatusCode as ResultStatus,
 };
 use thermostat_cloudwatch::request::{
     DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, GetMetricData,
     GetMetricStatistics, ListMetrics, PutCompositeAlarm, PutMetricAlarm, PutMetricData, QueryKind,
-    ScanBy, SetAlarmState, Tag, TagResource, UntagResource,
+    AnomalyDetector, DescribeAnomalyDetectors, ScanBy, SetAlarmState, Tag, TagResource,
+    UntagResource,
 };
 use thermostat_cloudwatch::{
     Error, Limit, Limits, Node, Operation, Output, Protocol, Request as CwRequest, RequestHead,
@@ -156,6 +158,27 @@ pub trait CloudWatchAlarms: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// As [`list_tags_for_resource`](Self::list_tags_for_resource).
     fn untag_resource(&self, request: UntagResource) -> Result<(), Error>;
+
+    /// `PutAnomalyDetector`: the training configuration of one metric and statistic.
+    ///
+    /// # Errors
+    /// `InvalidParameterValue` for a configuration that breaks a rule (an unknown time zone).
+    fn put_anomaly_detector(&self, request: AnomalyDetector) -> Result<(), Error>;
+
+    /// `DeleteAnomalyDetector`.
+    ///
+    /// # Errors
+    /// `ResourceNotFoundException` when no detector was put for that metric and statistic.
+    fn delete_anomaly_detector(&self, request: AnomalyDetector) -> Result<(), Error>;
+
+    /// `DescribeAnomalyDetectors`: the detectors put, and those the anomaly alarms imply.
+    ///
+    /// # Errors
+    /// `InvalidNextToken` for a token this server did not issue.
+    fn describe_anomaly_detectors(
+        &self,
+        request: DescribeAnomalyDetectors,
+    ) -> Result<DescribeAnomalyDetectorsOutput, Error>;
 }
 
 /// How requests are authenticated.
@@ -291,7 +314,9 @@ pub(crate) async fn serve(State(state): State<ApiState>, request: Request) -> Re
         | Operation::PutCompositeAlarm
         | Operation::DeleteAlarms
         | Operation::TagResource
-        | Operation::UntagResource => Permission::WriteAlarms,
+        | Operation::UntagResource
+        | Operation::PutAnomalyDetector
+        | Operation::DeleteAnomalyDetector => Permission::WriteAlarms,
         Operation::SetAlarmState => Permission::SetAlarmState,
         Operation::EnableAlarmActions | Operation::DisableAlarmActions => {
             Permission::ToggleAlarmActions
@@ -299,7 +324,8 @@ pub(crate) async fn serve(State(state): State<ApiState>, request: Request) -> Re
         Operation::DescribeAlarms
         | Operation::DescribeAlarmsForMetric
         | Operation::DescribeAlarmHistory
-        | Operation::ListTagsForResource => Permission::ReadAlarms,
+        | Operation::ListTagsForResource
+        | Operation::DescribeAnomalyDetectors => Permission::ReadAlarms,
         _ => Permission::ReadMetrics,
     };
     if let Err(denied) = state.access.authorize(&principal, permission) {
@@ -395,6 +421,15 @@ fn audit_of(request: &CwRequest) -> Option<(&'static str, String, serde_json::Va
             r.resource_arn.clone(),
             json!({ "tag_keys": r.tag_keys }),
         ),
+        CwRequest::PutAnomalyDetector(r) | CwRequest::DeleteAnomalyDetector(r) => (
+            if matches!(request, CwRequest::PutAnomalyDetector(_)) {
+                "put_anomaly_detector"
+            } else {
+                "delete_anomaly_detector"
+            },
+            format!("{}/{}", r.metric.namespace, r.metric.metric_name),
+            json!({ "stat": r.stat, "dimensions": r.metric.dimensions.len() }),
+        ),
         _ => return None,
     })
 }
@@ -415,6 +450,9 @@ const fn is_alarm_operation(operation: Operation) -> bool {
             | Operation::ListTagsForResource
             | Operation::TagResource
             | Operation::UntagResource
+            | Operation::PutAnomalyDetector
+            | Operation::DeleteAnomalyDetector
+            | Operation::DescribeAnomalyDetectors
     )
 }
 
@@ -461,6 +499,17 @@ fn dispatch_alarms(alarms: &dyn CloudWatchAlarms, request: CwRequest) -> Result<
         CwRequest::UntagResource(r) => {
             alarms.untag_resource(r)?;
             Output::UntagResource
+        }
+        CwRequest::PutAnomalyDetector(r) => {
+            alarms.put_anomaly_detector(r)?;
+            Output::PutAnomalyDetector
+        }
+        CwRequest::DeleteAnomalyDetector(r) => {
+            alarms.delete_anomaly_detector(r)?;
+            Output::DeleteAnomalyDetector
+        }
+        CwRequest::DescribeAnomalyDetectors(r) => {
+            Output::DescribeAnomalyDetectors(alarms.describe_anomaly_detectors(r)?)
         }
         other => {
             return Err(Error::InvalidAction(format!(

@@ -206,6 +206,10 @@ pub fn router(state: ApiState) -> Router {
             read(Permission::ReadAlarms, get(alarms::history)),
         )
         .route(
+            "/api/v1/alarms/{name}/band",
+            read(Permission::ReadAlarms, get(alarms::band)),
+        )
+        .route(
             "/api/v1/groups",
             read(Permission::ReadGroups, get(actions::list_groups)),
         )

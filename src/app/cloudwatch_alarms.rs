@@ -9,6 +9,7 @@
 //! messages come back as `InvalidParameterValue` (or `MissingParameter`) naming CloudWatch's
 //! parameter.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -18,17 +19,19 @@ use thermostat_alarms::{AlarmState, StateValue};
 use thermostat_alarms_runtime::{AlarmEntry, AlarmListing, AlarmRuntime, AlarmTags};
 use thermostat_cloudwatch::Error;
 use thermostat_cloudwatch::output::{
-    AlarmHistoryItem, CompositeAlarm, DescribeAlarmHistoryOutput, DescribeAlarmsOutput, MetricAlarm,
+    AlarmHistoryItem, AnomalyDetectorOutput, CompositeAlarm, DescribeAlarmHistoryOutput,
+    DescribeAlarmsOutput, DescribeAnomalyDetectorsOutput, MetricAlarm,
 };
 use thermostat_cloudwatch::request::{
     DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, PutCompositeAlarm,
-    MetricDataQuery, MetricStat as CwMetricStat, PutMetricAlarm, QueryKind, ScanBy, SetAlarmState,
+    AnomalyDetector, DescribeAnomalyDetectors, MetricDataQuery, MetricStat as CwMetricStat, PutMetricAlarm, QueryKind, ScanBy, SetAlarmState,
     Tag, TagResource, UntagResource,
 };
 use thermostat_dashboards::alarms::{AlarmApi, AlarmApiError, HistoryQuery};
 use thermostat_dashboards::cloudwatch::CloudWatchAlarms;
 use thermostat_metrics::Timestamp;
 use thermostat_scaler_runtime::ScalingRuntime;
+use thermostat_statedb::{StateDb, StoredDetector};
 use thermostat_yaml::Rule;
 
 /// The file name API alarms are validated under (and their `source`).
@@ -47,6 +50,8 @@ pub struct CloudWatchRuntimeAlarms {
     api: Arc<dyn AlarmApi>,
     /// The scaling groups, which an alarm's scaling actions must name.
     scaling: Arc<ScalingRuntime>,
+    /// Where `PutAnomalyDetector`'s detectors are kept.
+    db: Arc<StateDb>,
     /// `arn:aws:cloudwatch:<region>:<account>:alarm:`.
     arn_prefix: String,
 }
@@ -58,6 +63,7 @@ impl CloudWatchRuntimeAlarms {
         runtime: Arc<AlarmRuntime>,
         api: Arc<dyn AlarmApi>,
         scaling: Arc<ScalingRuntime>,
+        db: Arc<StateDb>,
         region: &str,
         account_id: &str,
     ) -> Self {
@@ -65,6 +71,7 @@ impl CloudWatchRuntimeAlarms {
             runtime,
             api,
             scaling,
+            db,
             arn_prefix: format!("arn:aws:cloudwatch:{region}:{account_id}:alarm:"),
         }
     }
@@ -253,7 +260,16 @@ fn parameter(yaml_field: &str) -> &str {
 
 /// The validated alarm of a `PutMetricAlarm`, by the alarms core's rules.
 fn validated(r: &PutMetricAlarm) -> Result<Alarm, Error> {
-    if let Some(d) = r.dimensions.iter().find(|d| d.value == "*") {
+    let in_metrics = r.metrics.iter().filter_map(|q| match &q.kind {
+        QueryKind::MetricStat(s) => Some(&s.metric.dimensions),
+        QueryKind::Expression(_) => None,
+    });
+    if let Some(d) = r
+        .dimensions
+        .iter()
+        .chain(in_metrics.flatten())
+        .find(|d| d.value == "*")
+    {
         return Err(Error::InvalidParameterValue(format!(
             "The value \"*\" of dimension {} makes a per-series alarm, which Thermostat \
              accepts in alarm files only.",
@@ -796,7 +812,197 @@ fn tagging_error(e: thermostat_alarms_runtime::Error) -> Error {
     }
 }
 
+/// The detector key of the metric an anomaly alarm's band is over (its first
+/// `ANOMALY_DETECTION_BAND` argument that is a `metric_stat`).
+fn band_detector(alarm: &Alarm) -> Option<String> {
+    let ids = thermostat_alarms::math_alarm::band_inputs(alarm);
+    let (_, stat) = alarm
+        .metric_stats()
+        .find(|(id, _)| ids.iter().any(|i| i == id))?;
+    Some(detector_of_stat(stat).key())
+}
+
+fn detector_of_stat(stat: &thermostat_alarms::model::MetricStat) -> StoredDetector {
+    StoredDetector {
+        namespace: stat.namespace.clone(),
+        metric_name: stat.metric_name.clone(),
+        dimensions: stat
+            .dimensions
+            .iter()
+            .map(|d| (d.name.to_string(), d.value.to_string()))
+            .collect(),
+        stat: stat.statistic.name().to_owned(),
+        config: thermostat_alarms::anomaly::AnomalyConfig::default(),
+    }
+}
+
+fn stored_detector(r: &AnomalyDetector) -> StoredDetector {
+    let mut dimensions: Vec<(String, String)> = r
+        .metric
+        .dimensions
+        .iter()
+        .map(|d| (d.name.clone(), d.value.clone()))
+        .collect();
+    dimensions.sort();
+    StoredDetector {
+        namespace: r.metric.namespace.clone(),
+        metric_name: r.metric.metric_name.clone(),
+        dimensions,
+        stat: r.stat.clone(),
+        config: thermostat_alarms::anomaly::AnomalyConfig {
+            excluded: r.excluded_time_ranges.clone(),
+            time_zone: r.metric_timezone.clone(),
+        },
+    }
+}
+
+fn detector_output(d: &StoredDetector, state_value: &str) -> AnomalyDetectorOutput {
+    AnomalyDetectorOutput {
+        detector: AnomalyDetector {
+            metric: thermostat_cloudwatch::request::Metric {
+                namespace: d.namespace.clone(),
+                metric_name: d.metric_name.clone(),
+                dimensions: d
+                    .dimensions
+                    .iter()
+                    .map(|(name, value)| thermostat_cloudwatch::request::Dimension {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+            },
+            stat: d.stat.clone(),
+            excluded_time_ranges: d.config.excluded.clone(),
+            metric_timezone: d.config.time_zone.clone(),
+        },
+        state_value: state_value.to_owned(),
+    }
+}
+
+fn store_error(e: thermostat_statedb::StateDbError) -> Error {
+    tracing::error!(error = %e, "The state database failed a CloudWatch anomaly detector request.");
+    Error::InternalServiceError
+}
+
+/// `DescribeAnomalyDetectors`' page token prefix (then the number of detectors before).
+const DETECTORS_TOKEN_PREFIX: &str = "ad1.";
+
 impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
+    fn put_anomaly_detector(&self, request: AnomalyDetector) -> Result<(), Error> {
+        let detector = stored_detector(&request);
+        detector.config.validate().map_err(|e| {
+            Error::InvalidParameterValue(format!("The parameter Configuration is invalid: {e}."))
+        })?;
+        self.db
+            .put_anomaly_detector(&detector)
+            .map_err(store_error)?;
+        // The API's anomaly alarms on that metric train with it from now on; a file's alarm
+        // takes its configuration from its file (`anomaly_detection:`).
+        let key = detector.key();
+        for mut alarm in self.runtime.api_alarms() {
+            if alarm.is_anomaly()
+                && band_detector(&alarm).as_deref() == Some(key.as_str())
+                && alarm.anomaly.as_ref() != Some(&detector.config)
+            {
+                alarm.anomaly = Some(detector.config.clone());
+                self.runtime.put_api_alarm(alarm).map_err(runtime_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_anomaly_detector(&self, request: AnomalyDetector) -> Result<(), Error> {
+        let key = stored_detector(&request).key();
+        if self
+            .db
+            .delete_anomaly_detector(&key)
+            .map_err(store_error)?
+        {
+            Ok(())
+        } else {
+            Err(Error::ResourceNotFoundException(format!(
+                "No anomaly detector was put for {}/{} with the statistic {}.",
+                request.metric.namespace, request.metric.metric_name, request.stat
+            )))
+        }
+    }
+
+    fn describe_anomaly_detectors(
+        &self,
+        r: DescribeAnomalyDetectors,
+    ) -> Result<DescribeAnomalyDetectorsOutput, Error> {
+        let skip = match &r.next_token {
+            None => 0,
+            Some(t) => t
+                .strip_prefix(DETECTORS_TOKEN_PREFIX)
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    Error::InvalidNextToken("The NextToken is not one this server issued.".into())
+                })?,
+        };
+        // The detectors put, then those the anomaly alarms imply (with their alarms'
+        // configuration), one per metric and statistic; the state is the best of the models
+        // trained for it.
+        let mut detectors: BTreeMap<String, (StoredDetector, &'static str)> = self
+            .db
+            .anomaly_detectors()
+            .map_err(store_error)?
+            .into_iter()
+            .map(|d| (d.key(), (d, "PENDING_TRAINING")))
+            .collect();
+        let set = self.runtime.alarms();
+        let models = self.runtime.anomaly_models();
+        let rank = |s: &str| match s {
+            "TRAINED" => 2,
+            "TRAINED_INSUFFICIENT_DATA" => 1,
+            _ => 0,
+        };
+        for alarm in set.alarms.iter().filter(|a| a.is_anomaly()) {
+            let ids = thermostat_alarms::math_alarm::band_inputs(alarm);
+            for (id, stat) in alarm.metric_stats().filter(|(id, _)| ids.iter().any(|i| i == id)) {
+                let mut implied = detector_of_stat(stat);
+                implied.config = alarm.anomaly.clone().unwrap_or_default();
+                let entry = detectors
+                    .entry(implied.key())
+                    .or_insert((implied, "PENDING_TRAINING"));
+                for (instance, metric_id, model) in &models {
+                    let of_alarm = instance == &alarm.name
+                        || instance.starts_with(&format!("{}[", alarm.name));
+                    let state = model.state().as_str();
+                    if of_alarm && metric_id == id && rank(state) > rank(entry.1) {
+                        entry.1 = state;
+                    }
+                }
+            }
+        }
+        let wanted = |d: &StoredDetector| {
+            r.namespace.as_ref().is_none_or(|n| *n == d.namespace)
+                && r.metric_name.as_ref().is_none_or(|m| *m == d.metric_name)
+                && (r.dimensions.is_empty()
+                    || r.dimensions.len() == d.dimensions.len()
+                        && r.dimensions.iter().all(|f| {
+                            d.dimensions
+                                .iter()
+                                .any(|(n, v)| *n == f.name && *v == f.value)
+                        }))
+        };
+        let max = r.max_results.map_or(100, |m| m as usize);
+        let selected: Vec<&(StoredDetector, &'static str)> =
+            detectors.values().filter(|(d, _)| wanted(d)).collect();
+        let page: Vec<AnomalyDetectorOutput> = selected
+            .iter()
+            .skip(skip)
+            .take(max)
+            .map(|(d, state)| detector_output(d, state))
+            .collect();
+        let next = skip + page.len();
+        Ok(DescribeAnomalyDetectorsOutput {
+            anomaly_detectors: page,
+            next_token: (next < selected.len())
+                .then(|| format!("{DETECTORS_TOKEN_PREFIX}{next}")),
+        })
+    }
+
     fn list_tags_for_resource(&self, resource_arn: String) -> Result<Vec<Tag>, Error> {
         let name = self.arn_alarm(&resource_arn)?;
         let tags = self.runtime.alarm_tags(name).map_err(tagging_error)?;
@@ -821,7 +1027,14 @@ impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
     }
 
     fn put_metric_alarm(&self, request: PutMetricAlarm) -> Result<(), Error> {
-        let alarm = validated(&request)?;
+        let mut alarm = validated(&request)?;
+        // An anomaly alarm trains with the configuration of the detector put for its metric.
+        if alarm.is_anomaly() && alarm.anomaly.is_none() {
+            let detectors = self.db.anomaly_detectors().map_err(store_error)?;
+            alarm.anomaly = band_detector(&alarm)
+                .and_then(|key| detectors.into_iter().find(|d| d.key() == key))
+                .map(|d| d.config);
+        }
         self.check_scaling_actions(&alarm.actions)?;
         self.runtime
             .put_api_alarm_tagged(alarm, alarm_tags(&request.tags))

@@ -151,6 +151,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let engine = {
         let set = Arc::new(config.alarms.clone());
         let (store, clock, sink) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&actions));
+        let db = Arc::clone(&db);
         tokio::task::spawn_blocking(move || {
             AlarmRuntime::start(set, store, clock, db, sink, alarm_telemetry)
         })
@@ -226,6 +227,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             Arc::clone(&engine),
             Arc::clone(&alarm_api),
             Arc::clone(actions.scaling()),
+            Arc::clone(&db),
             &settings.aws_api.region,
             &settings.aws_api.account_id,
         ))),

@@ -236,3 +236,34 @@ async fn boto3_creates_a_metric_math_alarm_that_the_engine_evaluates() {
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_puts_an_anomaly_detector_and_an_anomaly_alarm_that_trains_with_it() {
+    let Some(python) = thermostat_testkit::require_peers(
+        "boto3_puts_an_anomaly_detector_and_an_anomaly_alarm_that_trains_with_it",
+        &["boto3"],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_in(&dir.path().join("data"), keys_and_config(dir.path())).await;
+    let out = boto3(
+        &python,
+        format!("http://{}", running.http_addr),
+        &["anomaly", "--alarm", "orders-unusual", "--protocol", "query"],
+    )
+    .await;
+    assert_eq!(out["StateValue"], "INSUFFICIENT_DATA", "{out}");
+    // The alarm took the detector's configuration.
+    let alarm = running
+        .engine
+        .alarms()
+        .alarm("orders-unusual")
+        .cloned()
+        .unwrap();
+    let config = alarm.anomaly.expect("the detector's configuration");
+    assert_eq!(config.time_zone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(config.excluded.len(), 1);
+    running.shutdown();
+    running.wait().await.unwrap();
+}

@@ -185,3 +185,121 @@ async fn http_metric_data_answers_cloudwatch_json_and_pages() {
     );
     assert!(second.get("NextToken").is_none(), "{second}");
 }
+
+/// Pushes `minutes` 1-minute values of `name` ending before `end`: a daily cycle
+/// `100 + 50·sin(2π·t/day)` plus a little deterministic noise.
+async fn seed_daily_cycle(server: &TestServer, name: &str, minutes: i64, end: i64) {
+    const DAY: i64 = 86_400_000;
+    let mut c = server.client().await;
+    let all: Vec<_> = (1..=minutes)
+        .map(|i| {
+            let t = end - 60_000 * i;
+            let phase = t.rem_euclid(DAY) as f64 / DAY as f64 * std::f64::consts::TAU;
+            let noise = (t / 60_000).rem_euclid(7) as f64 - 3.0;
+            value_datum(name, &[], t, 100.0 + 50.0 * phase.sin() + noise)
+        })
+        .collect();
+    for chunk in all.chunks(1000) {
+        c.put_metric_data(request(NS, chunk.to_vec()))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn anomaly_detection_bands_are_trained_on_demand_from_the_stored_history() {
+    let server = TestServer::start().await;
+    // Three days of history (ingest accepts timestamps up to 14 days old): a trained model.
+    let now = crate::util::now_ms();
+    let end = now - now.rem_euclid(60_000);
+    seed_daily_cycle(&server, "latency", 3 * 1440, end).await;
+    // Twenty minutes: too little for any model.
+    seed_daily_cycle(&server, "fresh", 20, end).await;
+    let start = end - 3_600_000;
+    let stat = |id: &str, name: &str| {
+        let mut q = stat_query(id, name);
+        if let Some(Query::MetricStat(s)) = &mut q.query {
+            s.stat = "Average".into();
+        }
+        q.return_data = Some(true);
+        q
+    };
+    let mut c = server.client().await;
+    let answer = c
+        .get_metric_data(GetMetricDataRequest {
+            metric_data_queries: vec![
+                stat("m1", "latency"),
+                expression("band", "ANOMALY_DETECTION_BAND(m1, 3)"),
+            ],
+            start_time_ms: start,
+            end_time_ms: end,
+            scan_by: ScanBy::TimestampAscending as i32,
+            ..GetMetricDataRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let r = &answer.metric_data_results;
+    let labels: Vec<(&str, &str)> = r
+        .iter()
+        .map(|r| (r.id.as_str(), r.label.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        vec![("m1", "latency"), ("band", "upper"), ("band", "lower")],
+        "{answer:?}"
+    );
+    let (m1, upper, lower) = (&r[0], &r[1], &r[2]);
+    assert_eq!(m1.values.len(), 60);
+    assert_eq!(upper.timestamps_ms, m1.timestamps_ms);
+    assert_eq!(lower.timestamps_ms, m1.timestamps_ms);
+    assert!(upper.messages.is_empty(), "{upper:?}");
+    for i in 0..m1.values.len() {
+        let v = m1.values[i];
+        assert!(
+            lower.values[i] <= v && v <= upper.values[i],
+            "at {}: {} <= {v} <= {}",
+            m1.timestamps_ms[i],
+            lower.values[i],
+            upper.values[i]
+        );
+        // A daily model follows the cycle: far narrower than its 100-wide swing.
+        assert!(
+            upper.values[i] - lower.values[i] < 60.0,
+            "{upper:?} {lower:?}"
+        );
+    }
+
+    // Too little history: the band is empty with the model's reason, over HTTP.
+    let body = json!({
+        "MetricDataQueries": [
+            {
+                "Id": "m1",
+                "MetricStat": {
+                    "Metric": {"Namespace": NS, "MetricName": "fresh"},
+                    "Period": 60,
+                    "Stat": "Average"
+                }
+            },
+            {"Id": "band", "Expression": "ANOMALY_DETECTION_BAND(m1)", "Label": "Expected"}
+        ],
+        "StartTime": start / 1000,
+        "EndTime": end / 1000,
+    });
+    let (status, json) = post(&server, &body).await;
+    assert_eq!(status, 200, "{json}");
+    let results = &json["MetricDataResults"];
+    assert_eq!(results[0]["Values"].as_array().unwrap().len(), 20, "{json}");
+    assert_eq!(results[1]["Label"], "Expected upper", "{json}");
+    assert_eq!(results[1]["Values"], json!([]), "{json}");
+    assert_eq!(results[1]["StatusCode"], "Complete", "{json}");
+    assert_eq!(
+        results[1]["Messages"][0]["Code"], "PendingTraining",
+        "{json}"
+    );
+    let why = results[1]["Messages"][0]["Value"].as_str().unwrap();
+    assert!(
+        why.starts_with("the anomaly model has not seen enough data yet: 20 datapoints"),
+        "{json}"
+    );
+}

@@ -50,7 +50,7 @@ def error_code(call):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["lifecycle", "create", "check", "math"])
+    parser.add_argument("command", choices=["lifecycle", "create", "check", "math", "anomaly"])
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--key-id", required=True)
     parser.add_argument("--agent-key-id", default=None)
@@ -79,6 +79,8 @@ def main():
         out = lifecycle(cw, client(args.agent_key_id or args.key_id), args)
     elif args.command == "create":
         out = create(cw, args.alarm)
+    elif args.command == "anomaly":
+        out = anomaly_alarm(cw, args.alarm)
     elif args.command == "math":
         out = math_alarm(cw, client(args.agent_key_id or args.key_id), args.alarm)
     else:
@@ -382,6 +384,52 @@ def math_alarm(cw, agent, name):
     alarm = wait_for(cw, name, "ALARM")
     return {"ok_reason": ok["StateReason"], "alarm_reason": alarm["StateReason"],
             "StateReasonData": alarm.get("StateReasonData")}
+
+
+def anomaly_alarm(cw, name):
+    """An anomaly detector put with a configuration, then an anomaly alarm on its metric
+    (ThresholdMetricId): the alarm trains with the detector's configuration and waits in
+    INSUFFICIENT_DATA for its model."""
+    detector = {"Namespace": "Alarms/Anomaly", "MetricName": "Orders", "Stat": "Sum",
+                "Dimensions": [{"Name": "Shop", "Value": "eu"}]}
+    start = datetime.datetime(2026, 11, 1, tzinfo=datetime.timezone.utc)
+    config = {"ExcludedTimeRanges": [{"StartTime": start,
+                                      "EndTime": start + datetime.timedelta(days=1)}],
+              "MetricTimezone": "Europe/Berlin"}
+    code, message = error_code(lambda: cw.put_anomaly_detector(
+        SingleMetricAnomalyDetector=detector, Configuration=dict(config, MetricTimezone="Mars/Base")))
+    check(code == "InvalidParameterValue" and "Mars/Base" in message, f"bad zone: {code}: {message}")
+    cw.put_anomaly_detector(SingleMetricAnomalyDetector=detector, Configuration=config)
+    found = cw.describe_anomaly_detectors(Namespace="Alarms/Anomaly")["AnomalyDetectors"]
+    check(len(found) == 1 and found[0]["StateValue"] == "PENDING_TRAINING", f"{found}")
+    check(found[0]["Configuration"]["MetricTimezone"] == "Europe/Berlin", f"{found}")
+    check(found[0]["SingleMetricAnomalyDetector"]["MetricName"] == "Orders", f"{found}")
+    metrics = [
+        {"Id": "m1", "ReturnData": True, "MetricStat": {
+            "Metric": {k: detector[k] for k in ["Namespace", "MetricName", "Dimensions"]},
+            "Period": 60, "Stat": "Sum"}},
+        {"Id": "ad1", "Expression": "ANOMALY_DETECTION_BAND(m1, 2)", "ReturnData": True},
+    ]
+    cw.put_metric_alarm(AlarmName=name, Metrics=metrics, ThresholdMetricId="ad1",
+                        EvaluationPeriods=1,
+                        ComparisonOperator="LessThanLowerOrGreaterThanUpperThreshold")
+    alarm = describe_one(cw, name)
+    check(alarm["ThresholdMetricId"] == "ad1" and "Threshold" not in alarm, f"{alarm}")
+    check(alarm["ComparisonOperator"] == "LessThanLowerOrGreaterThanUpperThreshold", f"{alarm}")
+    # One detector for the metric: the one put, not a second implied by the alarm.
+    found = cw.describe_anomaly_detectors()["AnomalyDetectors"]
+    check(len(found) == 1, f"one detector: {found}")
+    # An anomaly alarm cannot scale (CloudWatch's rule).
+    code, _ = error_code(lambda: cw.put_metric_alarm(
+        AlarmName=name + "-scales", Metrics=metrics, ThresholdMetricId="ad1",
+        EvaluationPeriods=1, ComparisonOperator="GreaterThanUpperThreshold",
+        AlarmActions=["arn:aws:autoscaling:us-east-1:000000000000:scalingPolicy:x:"
+                      "autoScalingGroupName/web:policyName/up"]))
+    check(code == "InvalidParameterValue", f"scaling anomaly alarm: {code}")
+    cw.delete_anomaly_detector(SingleMetricAnomalyDetector=detector)
+    code, _ = error_code(lambda: cw.delete_anomaly_detector(SingleMetricAnomalyDetector=detector))
+    check(code == "ResourceNotFoundException", f"deleted twice: {code}")
+    return {"StateValue": alarm["StateValue"], "detectors": len(found)}
 
 
 def tags(cw, arn):

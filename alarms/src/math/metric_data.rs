@@ -27,25 +27,40 @@
 //! - Every query of a request with an expression shares one period (the `MetricStat`
 //!   queries' `Period` and any expression's `Period` must agree; a deviation from
 //!   CloudWatch, which resamples). A request without expressions may mix periods.
-//! - `ANOMALY_DETECTION_BAND` asks the [`Bands`] port passed to [`Prepared::answer`]; the
-//!   ports serve no model yet and pass [`super::NoBands`], so it is an error saying so.
+//! - `ANOMALY_DETECTION_BAND(mX, k)` of a `MetricStat` query `mX` is computed as CloudWatch
+//!   does, from a model trained on demand on that metric's stored history: [`prepare`] adds
+//!   **history fetches** ([`FetchPurpose::History`]) of the same metric and statistic at
+//!   the query's period (at least 60 s) over the 14 days before `EndTime`
+//!   ([`TRAINING_WINDOW_MS`]), in slices of at most 1,440 periods (the store's limit per
+//!   query); [`Prepared::answer`] trains [`crate::anomaly::train`] with the default
+//!   configuration at `EndTime` and evaluates the band at `mX`'s timestamps. The band is two
+//!   results with the query's id, labelled `upper` and `lower` (after the query's label when
+//!   it has one). A model that has not seen enough data (`PENDING_TRAINING`) gives both
+//!   empty, `Complete`, with a message (`Code` [`PENDING_TRAINING_CODE`], `Value` the
+//!   model's [`crate::anomaly::Model::insufficient_data_reason`]). At most
+//!   [`MAX_BAND_MODELS`] distinct queries may be banded in one request. A band of an
+//!   expression's id asks the [`Bands`] port passed to [`Prepared::answer`] instead (the
+//!   ports pass [`super::NoBands`]: an error saying so).
 //! - Paging: a page holds at most `MaxDatapoints` datapoints of the returned results
 //!   concatenated in request order, each result's points in `ScanBy` order; a result that
 //!   goes on past the page is `PartialData`, and `NextToken` leads on. A token is good only
 //!   for the request that got it (same queries and times). Every page evaluates the whole
 //!   request again: nothing is kept between calls.
 //! - Work is bounded by the query count, the math cost budget ([`DEFAULT_MAX_COST`] unless
-//!   given) and the store's own limits on each statistic query (1,440 datapoints, the query
-//!   gate's cost), which the callers apply.
+//!   given), the number of banded queries ([`MAX_BAND_MODELS`], each reading 14 days of
+//!   history: 20,160 datapoints at 60 s) and the store's own limits on each statistic query
+//!   (1,440 datapoints, the query gate's cost, counted for the histories too), which the
+//!   callers apply.
 
 use std::fmt;
 
 use thermostat_metrics::{Dimension, Period, Query, SeriesKey, Statistic, Store, Timestamp, Unit};
 
 use super::{
-    Bands, DEFAULT_MAX_COST, MAX_REQUEST_QUERIES, MetricQuery, Pos, Profile, QueryError, QueryPlan,
-    QuerySource, Series, Value, evaluate_queries, plan_queries,
+    Bands, DEFAULT_MAX_COST, Func, MAX_REQUEST_QUERIES, MetricQuery, Node, Pos, Profile,
+    QueryError, QueryPlan, QuerySource, Series, Value, evaluate_queries, parse, plan_queries,
 };
+use crate::anomaly::{AnomalyConfig, Model, TRAINING_WINDOW_MS, train};
 
 /// `(time, value)` points of one series.
 pub type Points = Vec<(Timestamp, f64)>;
@@ -54,6 +69,17 @@ pub type Points = Vec<(Timestamp, f64)>;
 pub const MAX_DATAPOINTS: u32 = 100_800;
 /// Most dimensions of a metric (CloudWatch's).
 pub const MAX_DIMENSIONS: usize = 30;
+/// Most distinct queries one request may band with `ANOMALY_DETECTION_BAND`. Each model
+/// reads 14 days of history (20,160 datapoints at 60 s), so five read 100,800: half the
+/// default query cost limit (`--max-query-cost`, 200,000), leaving the rest for the
+/// request's own queries.
+pub const MAX_BAND_MODELS: usize = 5;
+/// `Code` of the message on a band whose model has not seen enough data.
+pub const PENDING_TRAINING_CODE: &str = "PendingTraining";
+/// Shortest period a model trains at (the store keeps 1-minute data for 15 days).
+const TRAINING_PERIOD_MIN_SECS: u32 = 60;
+/// Most periods in one history fetch (the store's datapoints per query).
+const HISTORY_SLICE_PERIODS: i64 = 1440;
 
 /// A metric (`Metric`): namespace, name and dimensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,6 +381,16 @@ impl fmt::Display for MetricDataError {
     }
 }
 
+/// Why a series is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FetchPurpose {
+    /// The query's data over the request's range.
+    #[default]
+    Data,
+    /// A slice of the history an anomaly model of the query trains on.
+    History,
+}
+
 /// A statistic series the caller reads: query `index`'s `MetricStat` over `[start, end)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fetch {
@@ -362,12 +398,14 @@ pub struct Fetch {
     pub index: usize,
     /// The query's id.
     pub id: String,
-    /// What to read.
+    /// What to read (for a history, the query's `MetricStat` at the training period).
     pub stat: MetricStat,
-    /// `StartTime`.
+    /// `StartTime` (or the slice's start).
     pub start: Timestamp,
-    /// `EndTime`.
+    /// `EndTime` (or the slice's end).
     pub end: Timestamp,
+    /// Whether this is the query's data or a slice of its training history.
+    pub purpose: FetchPurpose,
 }
 
 impl Fetch {
@@ -508,6 +546,73 @@ pub struct Prepared {
     offset: usize,
     fingerprint: u64,
     max_cost: u64,
+    /// For each query, the ids its `ANOMALY_DETECTION_BAND` calls band.
+    band_args: Vec<Vec<String>>,
+    /// When the on-demand models are trained: `EndTime`.
+    training_now: Timestamp,
+}
+
+/// The ids `ANOMALY_DETECTION_BAND` calls band in `e`, anywhere in it, each once.
+fn band_ids(e: &super::Expr, out: &mut Vec<String>) {
+    match &e.node {
+        Node::Call(f, args) => {
+            if *f == Func::AnomalyDetectionBand
+                && let Some(Node::Id(id)) = args.first().map(|a| &a.node)
+                && !out.contains(id)
+            {
+                out.push(id.clone());
+            }
+            for a in args {
+                band_ids(a, out);
+            }
+        }
+        Node::Array(items) => {
+            for a in items {
+                band_ids(a, out);
+            }
+        }
+        Node::Neg(a) => band_ids(a, out),
+        Node::Binary(_, a, b) => {
+            band_ids(a, out);
+            band_ids(b, out);
+        }
+        Node::Number(_) | Node::Text(_) | Node::Id(_) | Node::Keyword(_) => {}
+    }
+}
+
+/// The slices of the history a model of `stat` trains on at `end`: the same metric and
+/// statistic at the query's period (at least 60 s) over the 14 days before `end`, each at
+/// most [`HISTORY_SLICE_PERIODS`] periods.
+fn history_fetches(index: usize, id: &str, stat: &MetricStat, end: Timestamp) -> Vec<Fetch> {
+    let period_seconds = stat.period_seconds.max(TRAINING_PERIOD_MIN_SECS);
+    let p = i64::from(period_seconds) * 1000;
+    let to = end.floor_to(60_000);
+    let earliest = Timestamp::EARLIEST.add_millis(p - 1).floor_to(p);
+    let from = to.sub_millis(TRAINING_WINDOW_MS).floor_to(p).max(earliest);
+    let stat = MetricStat {
+        period_seconds,
+        ..stat.clone()
+    };
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < to {
+        let end = Timestamp::from_millis(
+            start
+                .as_millis()
+                .saturating_add(HISTORY_SLICE_PERIODS * p)
+                .min(to.as_millis()),
+        );
+        out.push(Fetch {
+            index,
+            id: id.to_owned(),
+            stat: stat.clone(),
+            start,
+            end,
+            purpose: FetchPurpose::History,
+        });
+        start = end;
+    }
+    out
 }
 
 /// Checks a request and lists the series it reads.
@@ -655,10 +760,60 @@ pub fn prepare(request: MetricDataRequest) -> Result<Prepared, Vec<MetricDataErr
             None
         }
     };
+    // The queries banded by `ANOMALY_DETECTION_BAND`: each `MetricStat` one gets a model.
+    let band_args: Vec<Vec<String>> = request
+        .queries
+        .iter()
+        .map(|q| {
+            let mut ids = Vec::new();
+            if let DataSource::Expression(e) = &q.source
+                && let Ok(e) = parse(e)
+            {
+                band_ids(&e, &mut ids);
+            }
+            ids
+        })
+        .collect();
+    let mut banded: Vec<(usize, String)> = Vec::new();
+    for (i, ids) in band_args.iter().enumerate() {
+        for id in ids {
+            let Some(target) = request.queries.iter().position(|q| &q.id == id) else {
+                continue;
+            };
+            if !matches!(request.queries[target].source, DataSource::MetricStat(_))
+                || banded.iter().any(|(t, _)| *t == target)
+            {
+                continue;
+            }
+            if banded.len() == MAX_BAND_MODELS {
+                errors.push(MetricDataError {
+                    query: Some(i),
+                    field: "Expression",
+                    rule: "limit",
+                    pos: None,
+                    message: format!(
+                        "ANOMALY_DETECTION_BAND: at most {MAX_BAND_MODELS} queries may be \
+                         banded in one request (each trains a model on 14 days of history); \
+                         `{id}` would be the {}th",
+                        MAX_BAND_MODELS + 1
+                    ),
+                });
+                break;
+            }
+            banded.push((target, id.clone()));
+        }
+    }
     let Some(plan) = plan.filter(|_| errors.is_empty()) else {
         errors.sort_by_key(|e| e.query.map_or(0, |q| q + 1));
         return Err(errors);
     };
+    let histories: Vec<Fetch> = banded
+        .iter()
+        .flat_map(|(target, id)| match &request.queries[*target].source {
+            DataSource::MetricStat(stat) => history_fetches(*target, id, stat, request.end),
+            DataSource::Expression(_) => Vec::new(),
+        })
+        .collect();
     // Without expressions only the returned series are read.
     let fetches = request
         .queries
@@ -672,9 +827,11 @@ pub fn prepare(request: MetricDataRequest) -> Result<Prepared, Vec<MetricDataErr
                 stat,
                 start: request.start,
                 end: request.end,
+                purpose: FetchPurpose::Data,
             }),
             DataSource::Expression(_) => None,
         })
+        .chain(histories)
         .collect();
     let period_ms = i64::from(period_seconds) * 1000;
     Ok(Prepared {
@@ -688,11 +845,14 @@ pub fn prepare(request: MetricDataRequest) -> Result<Prepared, Vec<MetricDataErr
         offset,
         fingerprint: print,
         max_cost: DEFAULT_MAX_COST,
+        band_args,
+        training_now: request.end,
     })
 }
 
 impl Prepared {
-    /// The statistic series to read, in request order.
+    /// The statistic series to read: the queries' data in request order, then the slices of
+    /// the histories the anomaly models train on ([`FetchPurpose::History`]).
     pub fn fetches(&self) -> &[Fetch] {
         &self.fetches
     }
@@ -705,7 +865,8 @@ impl Prepared {
     }
 
     /// Evaluates the request over the series read (`fetched[i]` for `fetches()[i]`) and cuts
-    /// the page.
+    /// the page. The anomaly models of the banded `MetricStat` queries are trained here from
+    /// their histories; `bands` serves the bands of any other id (an expression's).
     ///
     /// # Errors
     /// An expression that fails to evaluate (named with its query and position), a scalar
@@ -715,12 +876,27 @@ impl Prepared {
         fetched: Vec<Vec<(Timestamp, f64)>>,
         bands: &dyn Bands,
     ) -> Result<MetricDataResponse, MetricDataError> {
-        let mut by_id: std::collections::HashMap<&str, Vec<(Timestamp, f64)>> = self
-            .fetches
-            .iter()
-            .map(|f| f.id.as_str())
-            .zip(fetched)
-            .collect();
+        let mut by_id: std::collections::HashMap<&str, Vec<(Timestamp, f64)>> =
+            std::collections::HashMap::new();
+        let mut history: std::collections::BTreeMap<&str, Vec<(Timestamp, f64)>> =
+            std::collections::BTreeMap::new();
+        for (f, points) in self.fetches.iter().zip(fetched) {
+            match f.purpose {
+                FetchPurpose::Data => {
+                    by_id.insert(f.id.as_str(), points);
+                }
+                FetchPurpose::History => history.entry(f.id.as_str()).or_default().extend(points),
+            }
+        }
+        let config = AnomalyConfig::default();
+        let trained = TrainedBands {
+            models: history
+                .into_iter()
+                .map(|(id, points)| (id.to_owned(), train(&points, &config, self.training_now)))
+                .collect(),
+            fallback: bands,
+        };
+        let bands: &dyn Bands = &trained;
         let data = |id: &str| by_id.get(id).map(|p| Series::new(id, p.clone()));
         let period_fields: Vec<&'static str> = self
             .plan
@@ -743,17 +919,18 @@ impl Prepared {
         .map_err(|e| MetricDataError::of_query(e, &period_fields))?;
         by_id.clear();
         // Each returned query's series, in request order.
-        // (id, label, points) of each series answered.
-        let mut all: Vec<(String, String, Points)> = Vec::new();
+        // (id, label, points, messages) of each series answered.
+        let mut all: Vec<(String, String, Points, Vec<Message>)> = Vec::new();
         for (index, r) in values.into_iter().enumerate() {
             if !r.return_data {
                 continue;
             }
+            let notes = trained.messages(self.band_args.get(index).map_or(&[], Vec::as_slice));
             match r.value {
-                Value::Series(s) => all.push((r.id, s.label, s.points)),
+                Value::Series(s) => all.push((r.id, s.label, s.points, notes)),
                 Value::Array(a) => {
                     for s in a {
-                        all.push((r.id.clone(), s.label, s.points));
+                        all.push((r.id.clone(), s.label, s.points, notes.clone()));
                     }
                 }
                 Value::Scalar(v) => {
@@ -780,16 +957,16 @@ impl Prepared {
                     } else {
                         Vec::new()
                     };
-                    all.push((r.id, r.label, points));
+                    all.push((r.id, r.label, points, notes));
                 }
             }
         }
         if self.scan_by == ScanBy::TimestampDescending {
-            for (_, _, points) in &mut all {
+            for (_, _, points, _) in &mut all {
                 points.reverse();
             }
         }
-        let total: usize = all.iter().map(|(_, _, p)| p.len()).sum();
+        let total: usize = all.iter().map(|(_, _, p, _)| p.len()).sum();
         if self.offset > total {
             return Err(MetricDataError::request(
                 "NextToken",
@@ -801,7 +978,7 @@ impl Prepared {
         let end = self.offset.saturating_add(self.max_datapoints).min(total);
         let mut start_of = 0usize;
         let mut results = Vec::with_capacity(all.len());
-        for (id, label, points) in all {
+        for (id, label, points, messages) in all {
             let len = points.len();
             let from = self.offset.clamp(start_of, start_of + len) - start_of;
             let to = end.clamp(start_of, start_of + len) - start_of;
@@ -817,7 +994,7 @@ impl Prepared {
                 } else {
                     ResultStatus::Complete
                 },
-                messages: Vec::new(),
+                messages,
             });
         }
         Ok(MetricDataResponse {
@@ -834,8 +1011,44 @@ impl Prepared {
     }
 }
 
+/// The bands of one answer: the models trained on demand, by banded query id, and the
+/// caller's port for any other id.
+struct TrainedBands<'a> {
+    models: std::collections::BTreeMap<String, Model>,
+    fallback: &'a dyn Bands,
+}
+
+impl TrainedBands<'_> {
+    /// The messages of a result whose expression bands `ids`: one per model still pending.
+    fn messages(&self, ids: &[String]) -> Vec<Message> {
+        ids.iter()
+            .filter_map(|id| self.models.get(id)?.insufficient_data_reason())
+            .map(|why| Message {
+                code: PENDING_TRAINING_CODE.to_owned(),
+                value: why,
+            })
+            .collect()
+    }
+}
+
+impl Bands for TrainedBands<'_> {
+    fn band(&self, id: &str, series: &Series, k: f64) -> Result<(Series, Series), String> {
+        let Some(model) = self.models.get(id) else {
+            return self.fallback.band(id, series, k).map_err(|e| {
+                format!("{e} (GetMetricData trains models for MetricStat queries only)")
+            });
+        };
+        let (lower, upper): (Points, Points) = series
+            .points
+            .iter()
+            .filter_map(|&(t, _)| model.band(t, k).map(|(lo, hi)| ((t, lo), (t, hi))))
+            .unzip();
+        Ok((Series::new("lower", lower), Series::new("upper", upper)))
+    }
+}
+
 /// Answers a request over a synchronous source: [`prepare`], read every series,
-/// [`Prepared::answer`] (without anomaly-detection models).
+/// [`Prepared::answer`] (bands of `MetricStat` queries only).
 ///
 /// # Errors
 /// As [`prepare`], the source's refusals and [`Prepared::answer`]'s errors.
@@ -1072,16 +1285,166 @@ mod tests {
         assert_eq!(answer.results[0].timestamps[3], Timestamp::from_secs(180));
     }
 
+    /// A daily cycle, `100 + 50·sin(2πt/day)` with a little deterministic noise, at every
+    /// period of any range; plus a spike of +400 at [`SPIKE`].
+    struct Seasonal;
+
+    const DAY: i64 = 86_400_000;
+    /// The end of the requests over [`Seasonal`]: 20 days after the epoch.
+    const END: i64 = 20 * DAY;
+    /// A minute of the last hour with an anomaly.
+    const SPIKE: i64 = END - 10 * 60_000;
+
+    impl MetricSource for Seasonal {
+        fn fetch(&self, fetch: &Fetch) -> Result<Vec<(Timestamp, f64)>, MetricDataError> {
+            let p = i64::from(fetch.stat.period_seconds) * 1000;
+            let mut out = Vec::new();
+            let mut t = fetch.start.as_millis();
+            while t < fetch.end.as_millis() {
+                let phase = (t % DAY) as f64 / DAY as f64 * std::f64::consts::TAU;
+                let noise = ((t / 60_000) % 7) as f64 - 3.0;
+                let spike = if t == SPIKE { 400.0 } else { 0.0 };
+                out.push((Timestamp(t), 100.0 + 50.0 * phase.sin() + noise + spike));
+                t += p;
+            }
+            Ok(out)
+        }
+    }
+
+    fn band_request(queries: Vec<DataQuery>) -> MetricDataRequest {
+        MetricDataRequest {
+            queries,
+            start: Timestamp(END - 3_600_000),
+            end: Timestamp(END),
+            scan_by: ScanBy::TimestampAscending,
+            max_datapoints: None,
+            next_token: None,
+        }
+    }
+
     #[test]
-    fn anomaly_bands_say_there_is_no_model() {
-        let errors = run(request(vec![
-            stat("m1", "errors"),
+    fn a_seasonal_history_trains_a_band_that_holds_normal_points_and_not_the_spike() {
+        let mut m1 = stat("m1", "cpu");
+        m1.return_data = true;
+        let request = band_request(vec![m1, expr("band", "ANOMALY_DETECTION_BAND(m1, 3)")]);
+        let prepared = prepare(request.clone()).unwrap();
+        let histories: Vec<&Fetch> = prepared
+            .fetches()
+            .iter()
+            .filter(|f| f.purpose == FetchPurpose::History)
+            .collect();
+        // 14 days at 60 s in slices of 1,440 minutes, ending at EndTime.
+        assert_eq!(histories.len(), 14);
+        assert_eq!(histories[0].start, Timestamp(END - 14 * DAY));
+        assert_eq!(histories[13].end, Timestamp(END));
+        assert!(
+            histories
+                .iter()
+                .all(|f| f.stat.period_seconds == 60 && f.id == "m1")
+        );
+
+        let answer = get_metric_data(request, &Seasonal).unwrap();
+        let labels: Vec<(&str, &str)> = answer
+            .results
+            .iter()
+            .map(|r| (r.id.as_str(), r.label.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            vec![("m1", "cpu"), ("band", "upper"), ("band", "lower")]
+        );
+        let (m1, upper, lower) = (&answer.results[0], &answer.results[1], &answer.results[2]);
+        assert_eq!(m1.values.len(), 60);
+        assert_eq!(upper.timestamps, m1.timestamps);
+        assert_eq!(lower.timestamps, m1.timestamps);
+        assert!(upper.messages.is_empty() && lower.messages.is_empty());
+        for i in 0..m1.values.len() {
+            let (t, v) = (m1.timestamps[i], m1.values[i]);
+            let inside = lower.values[i] <= v && v <= upper.values[i];
+            assert_eq!(
+                inside,
+                t.as_millis() != SPIKE,
+                "at {t}: {} <= {v} <= {}",
+                lower.values[i],
+                upper.values[i]
+            );
+            // The band follows the cycle: not wider than the cycle's swing.
+            assert!(upper.values[i] - lower.values[i] < 60.0, "at {t}");
+        }
+    }
+
+    #[test]
+    fn too_little_history_gives_an_empty_band_with_the_models_reason() {
+        let mut m1 = stat("m1", "errors");
+        m1.return_data = true;
+        let answer = run(request(vec![
+            m1,
             expr("band", "ANOMALY_DETECTION_BAND(m1)"),
         ]))
+        .unwrap();
+        assert_eq!(answer.results.len(), 3);
+        assert_eq!(answer.results[0].values, vec![1.0, 2.0, 3.0]);
+        assert!(answer.results[0].messages.is_empty());
+        for band in &answer.results[1..] {
+            assert!(band.values.is_empty() && band.timestamps.is_empty());
+            assert_eq!(band.status, ResultStatus::Complete);
+            assert_eq!(band.messages.len(), 1, "{band:?}");
+            assert_eq!(band.messages[0].code, PENDING_TRAINING_CODE);
+            assert!(
+                band.messages[0]
+                    .value
+                    .starts_with("the anomaly model has not seen enough data yet: "),
+                "{band:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bands_are_bounded_per_request_and_an_expression_has_no_model() {
+        let mut queries: Vec<DataQuery> = (0..=MAX_BAND_MODELS)
+            .map(|i| stat(&format!("m{i}"), "errors"))
+            .collect();
+        queries.extend(
+            (0..=MAX_BAND_MODELS)
+                .map(|i| expr(&format!("b{i}"), &format!("ANOMALY_DETECTION_BAND(m{i})"))),
+        );
+        let errors = run(request(queries)).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].path(),
+            format!(
+                "MetricDataQueries.member.{}.Expression",
+                2 * MAX_BAND_MODELS + 2
+            )
+        );
+        assert_eq!(errors[0].rule, "limit");
+
+        // One metric banded twice (two widths) trains one model.
+        let prepared = prepare(request(vec![
+            stat("m1", "errors"),
+            expr("narrow", "ANOMALY_DETECTION_BAND(m1, 1)"),
+            expr("wide", "LAST(ANOMALY_DETECTION_BAND(m1, 4)) * 2"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            prepared
+                .fetches()
+                .iter()
+                .filter(|f| f.purpose == FetchPurpose::History)
+                .count(),
+            14
+        );
+
+        let errors = run(request(vec![
+            stat("m1", "errors"),
+            expr("e", "m1 * 2"),
+            expr("band", "ANOMALY_DETECTION_BAND(e)"),
+        ]))
         .unwrap_err();
-        assert_eq!(errors[0].path(), "MetricDataQueries.member.2.Expression");
+        assert_eq!(errors[0].path(), "MetricDataQueries.member.3.Expression");
         assert!(
-            errors[0].message.contains("no anomaly-detection model"),
+            errors[0].message.contains("no anomaly-detection model")
+                && errors[0].message.contains("MetricStat queries only"),
             "{errors:?}"
         );
     }

@@ -517,3 +517,47 @@ fn the_notification_trigger_of_a_math_alarm_lists_its_metrics() {
         serde_json::json!({"Id": "rate", "Expression": "errors / requests * 100", "ReturnData": true})
     );
 }
+
+/// `tests:` of math and anomaly alarms: `metric:` names a metric_stat, `history:` generates
+/// the data before the start.
+#[test]
+fn tests_sections_name_metric_stats_and_generate_history() {
+    let test = "tests:\n  - name: t\n    start: 2024-03-15T18:00:00Z\n    history:\n      - {metric: m1, days: 2, every: 1h, value: 10, daily_amplitude: 5, noise: 1}\n    datapoints:\n      - {at: 1m, metric: m1, value: 12}\n    expect:\n      - {at: 5m, state: OK}\n";
+    let set = validate(&[("m.yaml", format!("{ANOMALY}{test}"))]).unwrap();
+    let t = &set.tests[0];
+    assert_eq!(
+        t.datapoints.len(),
+        49,
+        "48 hourly points, then the datapoint"
+    );
+    assert_eq!(t.datapoints[1].metric_name, "Latency");
+    assert_eq!(
+        t.datapoints[1].timestamp,
+        t.start.sub_millis(2 * 86_400_000)
+    );
+    assert!(
+        t.datapoints
+            .iter()
+            .all(|d| d.timestamp < t.start || d.values == [12.0])
+    );
+    let e = errors(&format!(
+        "{ANOMALY}{}",
+        test.replace("metric: m1, days: 2", "metric: m2, days: 20")
+    ));
+    assert!(
+        e.contains("tests.t.history[0].metric: must be the id of a metric_stat in the metrics of the test's alarm (got \"m2\")"),
+        "{e}"
+    );
+    assert!(
+        e.contains("tests.t.history[0].days: must be between 1 and 14 (got 20)"),
+        "{e}"
+    );
+    let e = errors(&format!(
+        "{ANOMALY}{}",
+        test.replace("metric: m1, value: 12", "value: 12")
+    ));
+    assert!(
+        e.contains("tests.t.datapoints[0]: must name namespace and metric_name (or metric: the id of a metric_stat of a math alarm)"),
+        "{e}"
+    );
+}

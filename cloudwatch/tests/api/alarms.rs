@@ -77,11 +77,27 @@ fn put_metric_alarm_shapes_are_checked() {
         r#"{"AlarmName":"a","ComparisonOperator":"GreaterThanThreshold"}"#,
     ));
     assert_eq!(e, Error::MissingParameter("EvaluationPeriods".into()));
+    // A math alarm names its metrics in Metrics only.
     let e = error_of(json(
         "PutMetricAlarm",
-        r#"{"AlarmName":"a","EvaluationPeriods":1,"ComparisonOperator":"GreaterThanThreshold","Metrics":[]}"#,
+        r#"{"AlarmName":"a","EvaluationPeriods":1,"ComparisonOperator":"GreaterThanThreshold","MetricName":"Cpu","Metrics":[{"Id":"e1","Expression":"1"}]}"#,
     ));
-    assert!(e.to_string().contains("Metrics"), "{e}");
+    assert_eq!(e.code(), "InvalidParameterCombination", "{e}");
+    let e = error_of(json(
+        "PutMetricAlarm",
+        r#"{"AlarmName":"a","EvaluationPeriods":1,"ComparisonOperator":"GreaterThanThreshold","Metrics":[{"Id":"e1"}]}"#,
+    ));
+    assert!(e.to_string().contains("Metrics.member.1.MetricStat"), "{e}");
+    let math = json(
+        "PutMetricAlarm",
+        r#"{"AlarmName":"a","EvaluationPeriods":1,"ComparisonOperator":"GreaterThanUpperThreshold","ThresholdMetricId":"ad1","Metrics":[{"Id":"m1","MetricStat":{"Metric":{"Namespace":"N","MetricName":"M"},"Period":60,"Stat":"Sum"}},{"Id":"ad1","Expression":"ANOMALY_DETECTION_BAND(m1)"}]}"#,
+    )
+    .unwrap();
+    let Request::PutMetricAlarm(math) = math else {
+        panic!("{math:?}")
+    };
+    assert_eq!(math.metrics.len(), 2);
+    assert_eq!(math.threshold_metric_id.as_deref(), Some("ad1"));
     let six: Vec<String> = (0..6).map(|i| format!("\"arn:{i}\"")).collect();
     let e = error_of(json(
         "PutMetricAlarm",
