@@ -9,8 +9,8 @@ use thermostat_metrics::SeriesKey;
 use crate::backtest::{
     BacktestResult, backtest, first_tick, outcomes, replay_ticks, store_from, tick_step_ms,
 };
-use crate::engine::{EngineState, tick_with_models};
 use crate::engine::ModelCache;
+use crate::engine::{EngineState, tick_with_models};
 use crate::model::{AlarmSet, AlarmTest, StateValue};
 use crate::state::INITIAL_REASON;
 use crate::timefmt::rfc3339;

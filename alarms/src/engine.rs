@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use thermostat_metrics::{SeriesKey, Store, Timestamp};
 
+use crate::anomaly::Model;
 use crate::composite::{CompositeState, evaluate_composite};
 use crate::error::{Error, Result};
 use crate::evaluator::{Extra, evaluate, evaluate_with, is_tick, query, series_key};
 use crate::history::{AlarmType, ConfigChange, HistoryItem};
-use crate::anomaly::Model;
 use crate::math_alarm::{self, AnomalyModels, NoModels, evaluate_metrics};
 use crate::model::{Alarm, AlarmSet, StateValue};
 use crate::state::{ActionInvocation, AlarmState, Transition};

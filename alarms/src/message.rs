@@ -279,9 +279,9 @@ pub struct TriggerMetric {
 }
 
 /// `Trigger` of a metric alarm's message. A metric-math alarm's has `Metrics` instead of
-/// `MetricName`, `Namespace`, `StatisticType` and the statistic (Thermostat still writes
-/// `Unit: null` and `Dimensions: []` for it); an anomaly alarm's also `ThresholdMetricId`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// the metric fields (`MetricName`, `Namespace`, `StatisticType`, the statistic, `Unit`,
+/// `Dimensions`), as CloudWatch's; an anomaly alarm's also `ThresholdMetricId`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Trigger {
     /// `MetricName` (empty, and not written, for a math alarm).
@@ -301,7 +301,8 @@ pub struct Trigger {
     pub extended_statistic: Option<String>,
     /// The unit, or `null`.
     pub unit: Option<String>,
-    /// The dimensions.
+    /// The dimensions (not written for a math alarm).
+    #[serde(default)]
     pub dimensions: Vec<TriggerDimension>,
     /// Period in seconds.
     pub period: u32,
@@ -324,6 +325,53 @@ pub struct Trigger {
     /// `ThresholdMetricId` of an anomaly-detection alarm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_metric_id: Option<String>,
+}
+
+impl Serialize for Trigger {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let math = !self.metrics.is_empty();
+        let mut t = serializer.serialize_struct("Trigger", 16)?;
+        let text = |t: &mut S::SerializeStruct, key: &'static str, v: &str| {
+            if v.is_empty() {
+                t.skip_field(key)
+            } else {
+                t.serialize_field(key, v)
+            }
+        };
+        text(&mut t, "MetricName", &self.metric_name)?;
+        text(&mut t, "Namespace", &self.namespace)?;
+        text(&mut t, "StatisticType", &self.statistic_type)?;
+        if let Some(s) = &self.statistic {
+            t.serialize_field("Statistic", s)?;
+        }
+        if let Some(s) = &self.extended_statistic {
+            t.serialize_field("ExtendedStatistic", s)?;
+        }
+        if !math {
+            t.serialize_field("Unit", &self.unit)?;
+            t.serialize_field("Dimensions", &self.dimensions)?;
+        }
+        t.serialize_field("Period", &self.period)?;
+        t.serialize_field("EvaluationPeriods", &self.evaluation_periods)?;
+        if let Some(m) = self.datapoints_to_alarm {
+            t.serialize_field("DatapointsToAlarm", &m)?;
+        }
+        t.serialize_field("ComparisonOperator", &self.comparison_operator)?;
+        t.serialize_field("Threshold", &self.threshold)?;
+        t.serialize_field("TreatMissingData", &self.treat_missing_data)?;
+        t.serialize_field(
+            "EvaluateLowSampleCountPercentile",
+            &self.evaluate_low_sample_count_percentile,
+        )?;
+        if math {
+            t.serialize_field("Metrics", &self.metrics)?;
+        }
+        if let Some(id) = &self.threshold_metric_id {
+            t.serialize_field("ThresholdMetricId", id)?;
+        }
+        t.end()
+    }
 }
 
 /// `TriggeringChildren[].State` of a composite alarm's message.

@@ -394,8 +394,7 @@ impl Output {
             | Output::DeleteAlarms
             | Output::SetAlarmState
             | Output::EnableAlarmActions
-            | Output::DisableAlarmActions
-            => return None,
+            | Output::DisableAlarmActions => return None,
             // Modelled as empty output structures: AWS Query clients expect the (empty)
             // `<…Result>` element.
             Output::TagResource
@@ -658,10 +657,7 @@ fn metric_query(q: &crate::request::MetricDataQuery) -> Node {
         ("Expression", expression),
         ("Label", q.label.as_deref().map(string)),
         ("ReturnData", Some(Node::Bool(q.return_data))),
-        (
-            "Period",
-            q.period_seconds.map(|p| Node::Int(i64::from(p))),
-        ),
+        ("Period", q.period_seconds.map(|p| Node::Int(i64::from(p)))),
     ])
 }
 

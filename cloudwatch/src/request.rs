@@ -834,12 +834,7 @@ fn metric_queries(
 
 impl GetMetricData {
     fn read(fields: Fields<'_>) -> Result<Self> {
-        let queries = metric_queries(
-            &fields,
-            "MetricDataQueries",
-            MAX_METRIC_DATA_QUERIES,
-            true,
-        )?;
+        let queries = metric_queries(&fields, "MetricDataQueries", MAX_METRIC_DATA_QUERIES, true)?;
         let (start_time, end_time) = time_range(&fields)?;
         let scan_by = match fields.string_opt("ScanBy")? {
             None | Some("TimestampDescending") => ScanBy::TimestampDescending,
@@ -1519,8 +1514,9 @@ impl AnomalyDetector {
             dimensions: dimensions(&f, "Dimensions")?,
         };
         let stat = f.sized("Stat", 1, 50)?;
-        stat.parse::<Statistic>()
-            .map_err(|e| Error::InvalidParameterValue(format!("The parameter {} {e}.", f.path("Stat"))))?;
+        stat.parse::<Statistic>().map_err(|e| {
+            Error::InvalidParameterValue(format!("The parameter {} {e}.", f.path("Stat")))
+        })?;
         Ok((metric, stat.to_owned()))
     }
 }
@@ -1543,7 +1539,10 @@ pub struct DescribeAnomalyDetectors {
 impl DescribeAnomalyDetectors {
     fn read(fields: &Fields<'_>) -> Result<Self> {
         if let Some(types) = fields.strings_opt("AnomalyDetectorTypes", 2)? {
-            if let Some(t) = types.iter().find(|t| !["SINGLE_METRIC", "METRIC_MATH"].contains(t)) {
+            if let Some(t) = types
+                .iter()
+                .find(|t| !["SINGLE_METRIC", "METRIC_MATH"].contains(t))
+            {
                 return Err(invalid(t, "AnomalyDetectorTypes"));
             }
         }

@@ -32,14 +32,13 @@ use thermostat_auth::sigv4::{AccessKeys, SigV4Error, SigV4ErrorCode, SignedReque
 use thermostat_auth::{Outcome, Permission, Principal, Unauthenticated};
 use thermostat_cloudwatch::output::{
     DescribeAlarmHistoryOutput, DescribeAlarmsOutput, DescribeAnomalyDetectorsOutput,
-    GetMetricDataOutput,
-    GetMetricStatisticsOutput, ListMetricsOutput, MessageData, MetricAlarm, MetricDataResult,
-    StatusCode as ResultStatus,
+    GetMetricDataOutput, GetMetricStatisticsOutput, ListMetricsOutput, MessageData, MetricAlarm,
+    MetricDataResult, StatusCode as ResultStatus,
 };
 use thermostat_cloudwatch::request::{
-    DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, GetMetricData,
-    GetMetricStatistics, ListMetrics, PutCompositeAlarm, PutMetricAlarm, PutMetricData, QueryKind,
-    AnomalyDetector, DescribeAnomalyDetectors, ScanBy, SetAlarmState, Tag, TagResource,
+    AnomalyDetector, DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric,
+    DescribeAnomalyDetectors, GetMetricData, GetMetricStatistics, ListMetrics, PutCompositeAlarm,
+    PutMetricAlarm, PutMetricData, QueryKind, ScanBy, SetAlarmState, Tag, TagResource,
     UntagResource,
 };
 use thermostat_cloudwatch::{

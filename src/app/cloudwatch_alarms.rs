@@ -23,9 +23,9 @@ use thermostat_cloudwatch::output::{
     DescribeAlarmsOutput, DescribeAnomalyDetectorsOutput, MetricAlarm,
 };
 use thermostat_cloudwatch::request::{
-    DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric, PutCompositeAlarm,
-    AnomalyDetector, DescribeAnomalyDetectors, MetricDataQuery, MetricStat as CwMetricStat, PutMetricAlarm, QueryKind, ScanBy, SetAlarmState,
-    Tag, TagResource, UntagResource,
+    AnomalyDetector, DescribeAlarmHistory, DescribeAlarms, DescribeAlarmsForMetric,
+    DescribeAnomalyDetectors, MetricDataQuery, MetricStat as CwMetricStat, PutCompositeAlarm,
+    PutMetricAlarm, QueryKind, ScanBy, SetAlarmState, Tag, TagResource, UntagResource,
 };
 use thermostat_dashboards::alarms::{AlarmApi, AlarmApiError, HistoryQuery};
 use thermostat_dashboards::cloudwatch::CloudWatchAlarms;
@@ -913,11 +913,7 @@ impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
 
     fn delete_anomaly_detector(&self, request: AnomalyDetector) -> Result<(), Error> {
         let key = stored_detector(&request).key();
-        if self
-            .db
-            .delete_anomaly_detector(&key)
-            .map_err(store_error)?
-        {
+        if self.db.delete_anomaly_detector(&key).map_err(store_error)? {
             Ok(())
         } else {
             Err(Error::ResourceNotFoundException(format!(
@@ -959,7 +955,10 @@ impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
         };
         for alarm in set.alarms.iter().filter(|a| a.is_anomaly()) {
             let ids = thermostat_alarms::math_alarm::band_inputs(alarm);
-            for (id, stat) in alarm.metric_stats().filter(|(id, _)| ids.iter().any(|i| i == id)) {
+            for (id, stat) in alarm
+                .metric_stats()
+                .filter(|(id, _)| ids.iter().any(|i| i == id))
+            {
                 let mut implied = detector_of_stat(stat);
                 implied.config = alarm.anomaly.clone().unwrap_or_default();
                 let entry = detectors
@@ -998,8 +997,7 @@ impl CloudWatchAlarms for CloudWatchRuntimeAlarms {
         let next = skip + page.len();
         Ok(DescribeAnomalyDetectorsOutput {
             anomaly_detectors: page,
-            next_token: (next < selected.len())
-                .then(|| format!("{DETECTORS_TOKEN_PREFIX}{next}")),
+            next_token: (next < selected.len()).then(|| format!("{DETECTORS_TOKEN_PREFIX}{next}")),
         })
     }
 

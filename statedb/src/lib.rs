@@ -37,7 +37,7 @@ pub use alarms::{
     ACTIONS_ENABLED_PREFIX, ALARM_TAGS_PREFIX, ANOMALY_MODEL_PREFIX, API_ALARM_PREFIX,
     API_COMPOSITE_PREFIX, COMPOSITE_PREFIX, METRIC_PREFIX,
 };
-pub use detectors::{ANOMALY_DETECTOR_PREFIX, StoredDetector};
 pub use db::{AlarmWrite, FILE_NAME, FORMAT_VERSION, HistoryPrune, PrunePass, StateDb};
+pub use detectors::{ANOMALY_DETECTOR_PREFIX, StoredDetector};
 pub use error::{Result, StateDbError};
 pub use groups::GROUP_PREFIX;

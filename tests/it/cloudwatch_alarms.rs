@@ -197,7 +197,10 @@ async fn an_api_alarm_survives_a_restart_with_its_definition_and_state() {
     assert_eq!(after["Threshold"], 75.5);
     assert_eq!(after["StateReason"], "Before the restart");
     // Its tags too, as TagResource and UntagResource left them.
-    assert_eq!(after["Tags"], serde_json::json!({"tier": "2", "owner": "sre"}));
+    assert_eq!(
+        after["Tags"],
+        serde_json::json!({"tier": "2", "owner": "sre"})
+    );
     second.shutdown();
     second.wait().await.unwrap();
 }
@@ -231,7 +234,12 @@ async fn boto3_creates_a_metric_math_alarm_that_the_engine_evaluates() {
     assert!(data.get("statistic").is_none(), "{data}");
     assert_eq!(data["threshold"], 5.0, "{data}");
     // The engine holds it as a math alarm, and the export writes it back as one.
-    let alarm = running.engine.alarms().alarm("error-rate").cloned().unwrap();
+    let alarm = running
+        .engine
+        .alarms()
+        .alarm("error-rate")
+        .cloned()
+        .unwrap();
     assert!(alarm.is_math(), "{alarm:?}");
     running.shutdown();
     running.wait().await.unwrap();
@@ -250,7 +258,13 @@ async fn boto3_puts_an_anomaly_detector_and_an_anomaly_alarm_that_trains_with_it
     let out = boto3(
         &python,
         format!("http://{}", running.http_addr),
-        &["anomaly", "--alarm", "orders-unusual", "--protocol", "query"],
+        &[
+            "anomaly",
+            "--alarm",
+            "orders-unusual",
+            "--protocol",
+            "query",
+        ],
     )
     .await;
     assert_eq!(out["StateValue"], "INSUFFICIENT_DATA", "{out}");

@@ -9,6 +9,7 @@
 mod actions;
 mod alarm_actions;
 mod alarms;
+mod anomaly_band;
 mod auth;
 mod aws;
 mod backtest_server;

@@ -508,6 +508,10 @@ fn the_notification_trigger_of_a_math_alarm_lists_its_metrics() {
     let trigger = &json["Trigger"];
     assert!(trigger.get("MetricName").is_none(), "{trigger}");
     assert!(trigger.get("StatisticType").is_none(), "{trigger}");
+    assert!(
+        trigger.get("Unit").is_none() && trigger.get("Dimensions").is_none(),
+        "{trigger}"
+    );
     assert_eq!(
         trigger["Metrics"][0],
         serde_json::json!({"Id": "errors", "MetricStat": {"Metric": {"Dimensions": [{"value": "web-2", "name": "Host"}], "MetricName": "Errors", "Namespace": "App"}, "Period": 60, "Stat": "Sum"}, "ReturnData": false})
