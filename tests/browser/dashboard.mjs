@@ -16,6 +16,10 @@
 //     --fit-url http://127.0.0.1:8081 --fresh-alarm fresh-latency --aged-alarm aged-cpu \
 //     --burst-group burst --fit-namespace Test/Fit
 //
+// With `--anomaly-url` (a third server with an anomaly-detection alarm whose model has trained
+// on three days of a daily cycle; `AnomalyScenario` in tests/it/anomaly_band.rs) it checks the
+// alarm page's band: `--anomaly-alarm latency-anomaly --anomaly-outside 5`.
+//
 // Every page must load without a script error, a Content-Security-Policy violation or a
 // request to elsewhere. Prints one `ok - <check>` line per check and the path of every
 // screenshot; exits 1 at the first failure (with a `failure-<check>.png` screenshot), 2 on bad
@@ -55,6 +59,9 @@ const { values: opt } = parseArgs({
     'aged-alarm': { type: 'string' },
     'burst-group': { type: 'string' },
     'fit-namespace': { type: 'string' },
+    'anomaly-url': { type: 'string' },
+    'anomaly-alarm': { type: 'string' },
+    'anomaly-outside': { type: 'string' },
     timeout: { type: 'string', default: '30000' },
   },
 });
@@ -74,6 +81,11 @@ if (opt['fit-url']) {
 }
 const base = opt.url.replace(/\/$/, '');
 const fitBase = opt['fit-url']?.replace(/\/$/, '');
+const anomalyBase = opt['anomaly-url']?.replace(/\/$/, '');
+if (anomalyBase && !(opt['anomaly-alarm'] && opt['anomaly-outside'])) {
+  console.error('dashboard.mjs: --anomaly-alarm and --anomaly-outside are required with --anomaly-url');
+  process.exit(2);
+}
 const timeout = Number(opt.timeout);
 mkdirSync(opt.screenshots, { recursive: true });
 
@@ -113,7 +125,7 @@ page.on('console', (m) => {
 });
 page.on('request', (r) => {
   const u = r.url();
-  if (!u.startsWith(base) && !(fitBase && u.startsWith(fitBase)) && !u.startsWith('data:')) problems.push(`request outside the server: ${u}`);
+  if (!u.startsWith(base) && !(fitBase && u.startsWith(fitBase)) && !(anomalyBase && u.startsWith(anomalyBase)) && !u.startsWith('data:')) problems.push(`request outside the server: ${u}`);
 });
 
 let passed = 0;
@@ -622,6 +634,31 @@ if (fitBase) {
     expect(!/p\d/.test(legend), `legend: ${legend}`);
     expect((await page.locator('#stats-note').textContent()).includes('percentiles'), 'no note on percentiles');
     await shot('fit-explore-gauge');
+  });
+}
+
+if (anomalyBase) {
+  await check("an anomaly alarm's page shades the model's band and marks the datapoints outside it", async () => {
+    await open(`/alarms/${encodeURIComponent(opt['anomaly-alarm'])}?range=1h`, anomalyBase);
+    await page.waitForSelector('#band-model[data-state="TRAINED"]');
+    await chartDrawn('#metric-chart', [BLUE, RED]);
+    const chart = page.locator('#metric-chart');
+    const banded = Number(await chart.getAttribute('data-band'));
+    expect(banded >= 55, `only ${banded} periods have a band`);
+    const outside = Number(await chart.getAttribute('data-outside'));
+    expect(outside === Number(opt['anomaly-outside']), `${outside} datapoints outside the band`);
+    // The band: translucent blue over a large area (its fill has alpha 0.16).
+    const shade = await countColour('#metric-chart', BLUE, [25, 60]);
+    expect(shade >= 2000, `the band covers only ${shade} pixels`);
+    // The datapoints outside are marked red; no threshold line is drawn.
+    const red = await horizontal('#metric-chart', RED);
+    expect(red.lines === 0, 'a threshold line is drawn on an anomaly alarm');
+    expect(red.off >= 20 * outside, 'the datapoints outside the band are not marked');
+    expect(await page.locator('#band-key').isVisible(), 'no band in the legend');
+    expect(!(await page.locator('#threshold-key').isVisible()), 'a threshold in the legend');
+    const line = await page.locator('#metric-line').textContent();
+    expect(line.includes('ANOMALY_DETECTION_BAND(m1, 3)') && line.includes('outside the band'), `metric line: ${line}`);
+    await shot('alarm-anomaly');
   });
 }
 

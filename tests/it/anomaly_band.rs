@@ -15,7 +15,7 @@ const ANOMALY_NAMESPACE: &str = "Test/Anomaly";
 /// Minutes of history pushed: three days.
 const HISTORY_MINUTES: i64 = 3 * 1440;
 /// The newest minutes, 300 above the usual value.
-const SPIKE_MINUTES: i64 = 5;
+pub(crate) const SPIKE_MINUTES: i64 = 5;
 
 const ANOMALY_CONFIG: &str = r#"alarms:
   - name: latency-anomaly

@@ -7,7 +7,10 @@
 //! fitted to the data, activity labels that do not overlap, the explorer's first series and
 //! statistics).
 //!
-//! A third server, the real binary with `auth.tokens` in its settings file
+//! A third server ([`AnomalyScenario`]) has an anomaly-detection alarm with a trained model:
+//! its page shades the band and marks the datapoints outside it.
+//!
+//! A fourth server, the real binary with `auth.tokens` in its settings file
 //! ([`the_dashboard_signs_in_in_a_real_browser`], `tests/browser/signin.mjs`), checks signing
 //! in: the sign-in page, the session cookie's flags, the CSRF token, what viewers and operators
 //! see and may do, signing out, and that no page breaks its Content-Security-Policy.
@@ -21,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use thermostat_proto::v1::MetricDatum;
 
+use crate::anomaly_band::{ANOMALY_ALARM, AnomalyScenario, SPIKE_MINUTES};
 use crate::dashboard_api::{
     COMPOSITE, CPU_ALARM, GROUP, LATENCY_ALARM, NAMESPACE, SWITCH_ALARM, Scenario,
 };
@@ -30,7 +34,7 @@ use crate::util::{TestServer, dims, now_ms, request, set_alarm_state};
 const SCRIPT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 
 /// Every check the script makes; each must have passed.
-const CHECKS: [&str; 20] = [
+const CHECKS: [&str; 21] = [
     "overview lists every alarm with its state",
     "overview shows the group and notifications",
     "alarm page charts the metric with threshold, breaches and ALARM shading",
@@ -50,10 +54,11 @@ const CHECKS: [&str; 20] = [
     "activity labels do not overlap at a narrow viewport",
     "the explorer opens on a latency series with fitting statistics and range",
     "a capacity gauge is charted without percentiles, as steps",
+    "an anomaly alarm's page shades the model's band and marks the datapoints outside it",
     "no script errors and nothing loaded from elsewhere",
 ];
 
-const SCREENSHOTS: [&str; 19] = [
+const SCREENSHOTS: [&str; 20] = [
     "overview",
     "alarm",
     "alarm-1h",
@@ -73,6 +78,7 @@ const SCREENSHOTS: [&str; 19] = [
     "fit-explore-default",
     "fit-explore-cpu",
     "fit-explore-gauge",
+    "alarm-anomaly",
 ];
 
 /// [`FitScenario`]'s namespace, alarms and group.
@@ -265,7 +271,11 @@ async fn the_dashboard_works_in_a_real_browser() {
     let Some(browser) = require_browser("the_dashboard_works_in_a_real_browser") else {
         return;
     };
-    let (scenario, fit) = tokio::join!(Scenario::start(), FitScenario::start());
+    let (scenario, fit, anomaly) = tokio::join!(
+        Scenario::start(),
+        FitScenario::start(),
+        AnomalyScenario::start()
+    );
     let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     let started = SystemTime::now();
@@ -291,7 +301,10 @@ async fn the_dashboard_works_in_a_real_browser() {
         .args(["--fresh-alarm", FRESH_ALARM])
         .args(["--aged-alarm", AGED_ALARM])
         .args(["--burst-group", BURST_GROUP])
-        .args(["--fit-namespace", FIT_NAMESPACE]);
+        .args(["--fit-namespace", FIT_NAMESPACE])
+        .args(["--anomaly-url", &anomaly.server.http("")])
+        .args(["--anomaly-alarm", ANOMALY_ALARM])
+        .args(["--anomaly-outside", &SPIKE_MINUTES.to_string()]);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
