@@ -36,12 +36,20 @@ pub struct Report {
     pub errors: u64,
     /// RESOURCE_EXHAUSTED answers that were retried after a backoff.
     pub retries: u64,
-    /// Wall time from the first request to the last acknowledgement.
+    /// Wall time from the first request to the last acknowledgement (open loop: from the
+    /// start of the schedule, when request 0 is due).
     pub elapsed: Duration,
-    /// Median acknowledgement latency, ms.
+    /// `--rate`: the open loop's target, samples per second; `None` for the closed loop.
+    pub target_rate: Option<f64>,
+    /// Median acknowledgement latency, ms (open loop: from each request's scheduled send
+    /// time; closed loop: from its first attempt).
     pub ack_latency_p50_ms: f64,
+    /// 90th percentile acknowledgement latency, ms.
+    pub ack_latency_p90_ms: f64,
     /// 99th percentile acknowledgement latency, ms.
     pub ack_latency_p99_ms: f64,
+    /// 99.9th percentile acknowledgement latency, ms.
+    pub ack_latency_p999_ms: f64,
     /// Largest acknowledgement latency, ms.
     pub ack_latency_max_ms: f64,
     /// The first failure's status, if any.
@@ -60,13 +68,15 @@ impl Report {
     pub fn with_latencies(mut self, h: &Histogram<u64>) -> Self {
         if !h.is_empty() {
             self.ack_latency_p50_ms = ms(h.value_at_quantile(0.50));
+            self.ack_latency_p90_ms = ms(h.value_at_quantile(0.90));
             self.ack_latency_p99_ms = ms(h.value_at_quantile(0.99));
+            self.ack_latency_p999_ms = ms(h.value_at_quantile(0.999));
             self.ack_latency_max_ms = ms(h.max());
         }
         self
     }
 
-    /// Acknowledged samples per second of wall time.
+    /// Acknowledged samples per second of wall time (open loop: the achieved rate).
     pub fn samples_per_second(&self) -> f64 {
         let s = self.elapsed.as_secs_f64();
         if s > 0.0 {
@@ -88,8 +98,11 @@ impl Report {
             "requests": self.requests,
             "errors": self.errors,
             "retries": self.retries,
+            "target_rate": self.target_rate,
             "ack_latency_p50_ms": self.ack_latency_p50_ms,
+            "ack_latency_p90_ms": self.ack_latency_p90_ms,
             "ack_latency_p99_ms": self.ack_latency_p99_ms,
+            "ack_latency_p999_ms": self.ack_latency_p999_ms,
             "ack_latency_max_ms": self.ack_latency_max_ms,
             "seconds": self.elapsed.as_secs_f64(),
             "first_error": self.first_error,
@@ -111,6 +124,14 @@ impl Report {
             self.elapsed.as_secs_f64(),
             self.samples_per_second()
         );
+        if let Some(target) = self.target_rate {
+            let _ = writeln!(
+                out,
+                "open loop: target {target:.0} samples/s, achieved {:.0} samples/s \
+                 (latency from each request's scheduled send time)",
+                self.samples_per_second()
+            );
+        }
         let _ = writeln!(
             out,
             "requests {}  errors {}  retries {}  (expected samples {})",
@@ -118,8 +139,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "ack latency p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-            self.ack_latency_p50_ms, self.ack_latency_p99_ms, self.ack_latency_max_ms
+            "ack latency p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
+            self.ack_latency_p50_ms,
+            self.ack_latency_p90_ms,
+            self.ack_latency_p99_ms,
+            self.ack_latency_p999_ms,
+            self.ack_latency_max_ms
         );
         if let Some(cpu) = self.client_cpu_seconds {
             let _ = writeln!(out, "client CPU during the run {cpu:.2} s");
@@ -151,8 +176,11 @@ mod tests {
             errors: 0,
             retries: 1,
             elapsed: Duration::from_millis(500),
+            target_rate: None,
             ack_latency_p50_ms: 0.0,
+            ack_latency_p90_ms: 0.0,
             ack_latency_p99_ms: 0.0,
+            ack_latency_p999_ms: 0.0,
             ack_latency_max_ms: 0.0,
             first_error: None,
             client_cpu_seconds: Some(0.25),
@@ -167,8 +195,12 @@ mod tests {
             "requests",
             "errors",
             "retries",
+            "target_rate",
             "ack_latency_p50_ms",
+            "ack_latency_p90_ms",
             "ack_latency_p99_ms",
+            "ack_latency_p999_ms",
+            "ack_latency_max_ms",
             "seconds",
             "client_cpu_seconds",
         ] {
@@ -176,9 +208,25 @@ mod tests {
         }
         assert_eq!(j["samples_per_second"], 2000.0);
         assert!((j["ack_latency_p50_ms"].as_f64().unwrap() - 50.0).abs() < 0.1);
+        assert!((j["ack_latency_p90_ms"].as_f64().unwrap() - 90.0).abs() < 0.1);
         assert!((j["ack_latency_p99_ms"].as_f64().unwrap() - 99.0).abs() < 0.1);
+        assert!((j["ack_latency_p999_ms"].as_f64().unwrap() - 100.0).abs() < 0.1);
+        assert!(j["target_rate"].is_null());
         assert_eq!(j["protocol"], "otlp");
         assert!(r.to_text().contains("2000 samples/s"));
         assert!(r.to_text().starts_with("otlp unary over 2 connection(s)"));
+        assert!(!r.to_text().contains("open loop"));
+
+        let open = Report {
+            target_rate: Some(2500.0),
+            ..r
+        };
+        assert_eq!(open.to_json()["target_rate"], 2500.0);
+        let text = open.to_text();
+        assert!(
+            text.contains("open loop: target 2500 samples/s, achieved 2000 samples/s"),
+            "{text}"
+        );
+        assert!(text.contains("p99.9 100.000 ms"), "{text}");
     }
 }

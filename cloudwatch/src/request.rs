@@ -1474,7 +1474,7 @@ impl AnomalyDetector {
         }
         let (metric, stat) = match fields.struct_opt("SingleMetricAnomalyDetector")? {
             Some((prefix, value)) => fields.with(value, &prefix, Self::metric_and_stat)?,
-            None => Self::metric_and_stat(fields.clone())?,
+            None => Self::metric_and_stat(*fields)?,
         };
         let mut out = AnomalyDetector {
             metric,
@@ -1538,13 +1538,12 @@ pub struct DescribeAnomalyDetectors {
 
 impl DescribeAnomalyDetectors {
     fn read(fields: &Fields<'_>) -> Result<Self> {
-        if let Some(types) = fields.strings_opt("AnomalyDetectorTypes", 2)? {
-            if let Some(t) = types
+        if let Some(types) = fields.strings_opt("AnomalyDetectorTypes", 2)?
+            && let Some(t) = types
                 .iter()
                 .find(|t| !["SINGLE_METRIC", "METRIC_MATH"].contains(t))
-            {
-                return Err(invalid(t, "AnomalyDetectorTypes"));
-            }
+        {
+            return Err(invalid(t, "AnomalyDetectorTypes"));
         }
         let max_results = match fields.i64_opt("MaxResults")? {
             None => None,

@@ -23,6 +23,31 @@
 //! body, and 401, 403, 404, 405 and 415 (the endpoint, not the data, is at fault) stop the
 //! run at once. A request that gets no answer (connection refused or reset, or nothing within
 //! 120 s) is retried on a new connection, 3 attempts in all, then fails and stops the run.
+//!
+//! # Open loop (`--rate`, issue 23)
+//!
+//! Without `--rate` the loop is closed: a sender sends its next request as soon as its last
+//! one is acknowledged, so the load adapts to the server, and a slow answer delays the
+//! requests behind it without their latency showing it (coordinated omission). With
+//! `--rate R` the requests follow a fixed timetable instead ([`schedule_offsets`]): request
+//! `k` is due `(samples of requests 0 … k−1) / R` seconds after the start, i.e. `k × batch / R`,
+//! and its acknowledgement latency counts **from that due time**, not from when it actually
+//! left. A request that cannot leave on time because every slot is busy leaves as soon as one
+//! frees, and the wait counts in its latency: queueing in the client or the server is not
+//! hidden.
+//!
+//! How the slots work (the same senders as the closed loop, pulling *due* requests): the
+//! senders take requests in order from the shared counter; a sender holding a request that is
+//! not yet due sleeps until it is (on Tokio's timer, 1 ms resolution, so a request may leave
+//! up to about 1 ms after its due time, counted in its latency). Unary (native and OTLP):
+//! `--connections × --in-flight` senders, one call each at a time; `--stream`: one stream per
+//! connection sending each request when it is due, with at most `--in-flight` awaiting their
+//! response; remote write: `--connections` senders, one POST each at a time. Because requests
+//! are taken in order, a request is late only when every slot is busy with an earlier one, so
+//! the slots bound what is in flight, not when requests are due. An open loop needs many
+//! slots, so `--in-flight` defaults to 64 with `--rate` (gRPC; remote write stays at 1 per
+//! connection: raise `--connections`). The report adds `target_rate`; `samples_per_second` is
+//! the achieved rate (samples over the time from the start to the last acknowledgement).
 
 #![allow(
     clippy::print_stdout,
@@ -85,9 +110,15 @@ struct Args {
     /// HTTP/2 connections.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     connections: u16,
-    /// Requests awaiting acknowledgement per connection.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    in_flight: u16,
+    /// Requests awaiting acknowledgement per connection [default: 1; with --rate: 64, except
+    /// remote write: 1].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    in_flight: Option<u16>,
+    /// Open loop: send on a fixed schedule of this many samples per second (request k due at
+    /// k × batch / rate s after the start) and measure each acknowledgement from its request's
+    /// scheduled send time; without it, send as fast as the in-flight limit allows.
+    #[arg(long, value_name = "SAMPLES_PER_S", value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Namespace of every datum.
     #[arg(long, default_value = "Thermostat/Loadgen")]
     namespace: String,
@@ -117,6 +148,45 @@ struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// `--in-flight` with `--rate` unless given (gRPC): an open loop needs many slots.
+const OPEN_LOOP_IN_FLIGHT: u16 = 64;
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of samples per second"))?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err(format!("{s}: the rate must be a positive number of samples per second"))
+    }
+}
+
+/// When each request of an open-loop run at `rate` samples per second is due, after the
+/// start: request `k` at (the samples of requests `0 … k−1`) / `rate`, which is
+/// `k × batch / rate` when every request holds `batch` samples (a smaller last request does
+/// not matter: nothing comes after it). Offsets beyond `Duration::MAX` saturate.
+fn schedule_offsets(samples: &[u64], rate: f64) -> Vec<Duration> {
+    let mut before = 0u64;
+    samples
+        .iter()
+        .map(|&n| {
+            let due = Duration::try_from_secs_f64(before as f64 / rate).unwrap_or(Duration::MAX);
+            before += n;
+            due
+        })
+        .collect()
+}
+
+/// The open loop's timetable.
+#[derive(Debug)]
+struct Schedule {
+    /// When request 0 is due (the start of the measured run).
+    start: Instant,
+    /// Request `k` is due at `start + offsets[k]` ([`schedule_offsets`]).
+    offsets: Vec<Duration>,
 }
 
 /// First backoff after RESOURCE_EXHAUSTED; doubled per retry up to [`MAX_BACKOFF`].
@@ -188,6 +258,8 @@ struct Plan {
     /// Set when continuing is pointless (the server does not implement the method).
     stopped: AtomicBool,
     max_retries: u32,
+    /// `--rate`: when each request is due; `None` for the closed loop.
+    schedule: Option<Schedule>,
 }
 
 impl Plan {
@@ -198,6 +270,28 @@ impl Plan {
         }
         let k = self.next.fetch_add(1, Ordering::Relaxed);
         (k < self.requests.len()).then_some(k)
+    }
+
+    /// When request `k` is due: its scheduled time in the open loop, now in the closed loop.
+    fn due(&self, k: usize) -> Instant {
+        match &self.schedule {
+            None => Instant::now(),
+            Some(s) => s
+                .start
+                .checked_add(s.offsets[k])
+                .unwrap_or_else(|| s.start + Duration::from_secs(365 * 86_400)),
+        }
+    }
+
+    /// Waits until request `k` is due (not at all in the closed loop, or when it is late) and
+    /// returns the time its latency counts from: the due time in the open loop, the time of
+    /// the first attempt in the closed loop.
+    async fn wait_until_due(&self, k: usize) -> Instant {
+        let due = self.due(k);
+        if self.schedule.is_some() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        due
     }
 
     /// Counts a final failure of request `k` in `tally`; UNIMPLEMENTED also stops the run
@@ -360,25 +454,15 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     if args.protocol == "remote-write" {
         return run_remote_write(&args, &workload).await;
     }
-    let samples = (0..workload.request_count())
+    let samples: Vec<u64> = (0..workload.request_count())
         .map(|k| workload.request_samples(k))
         .collect();
-    let plan = Arc::new(Plan {
-        requests: if otlp {
-            workload.encode_otlp()
-        } else {
-            workload.encode()
-        },
-        samples,
-        unary_path: if otlp {
-            otlp_export_path()
-        } else {
-            put_metric_data_path()
-        },
-        next: AtomicUsize::new(0),
-        stopped: AtomicBool::new(false),
-        max_retries: args.max_retries,
-    });
+    let requests = if otlp {
+        workload.encode_otlp()
+    } else {
+        workload.encode()
+    };
+    let offsets = args.rate.map(|rate| schedule_offsets(&samples, rate));
 
     let endpoint = Endpoint::from_shared(args.target.clone())
         .with_context(|| format!("invalid --target {:?}", args.target))?
@@ -395,12 +479,31 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         );
     }
 
-    let in_flight = usize::from(args.in_flight);
+    let in_flight = usize::from(args.in_flight.unwrap_or(if args.rate.is_some() {
+        OPEN_LOOP_IN_FLIGHT
+    } else {
+        1
+    }));
     let cpu_before = ProcStat::read("self").ok();
     let start = Instant::now();
+    let plan = Arc::new(Plan {
+        requests,
+        samples,
+        unary_path: if otlp {
+            otlp_export_path()
+        } else {
+            put_metric_data_path()
+        },
+        next: AtomicUsize::new(0),
+        stopped: AtomicBool::new(false),
+        max_retries: args.max_retries,
+        schedule: offsets.map(|offsets| Schedule { start, offsets }),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for channel in channels {
-        if args.stream {
+        if args.stream && args.rate.is_some() {
+            tasks.spawn(open_stream_sender(channel, Arc::clone(&plan), in_flight));
+        } else if args.stream {
             tasks.spawn(stream_sender(channel, Arc::clone(&plan), in_flight));
         } else {
             for _ in 0..in_flight {
@@ -437,8 +540,11 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         errors: total.errors,
         retries: total.retries,
         elapsed,
+        target_rate: args.rate,
         ack_latency_p50_ms: 0.0,
+        ack_latency_p90_ms: 0.0,
         ack_latency_p99_ms: 0.0,
+        ack_latency_p999_ms: 0.0,
         ack_latency_max_ms: 0.0,
         first_error: total.first_error.map(|(_, e)| e),
         client_cpu_seconds,
@@ -451,12 +557,13 @@ fn not_ready(e: tonic::transport::Error) -> Status {
 }
 
 /// Unary calls (`PutMetricData` or OTLP `Export`, answered by `R`), one at a time. Latency runs
-/// from the first attempt to the acknowledgement, so it includes any backoff.
+/// from the first attempt (open loop: from the request's due time, after waiting for it) to the
+/// acknowledgement, so it includes any backoff.
 async fn unary_sender<R: Acknowledgement>(channel: Channel, plan: Arc<Plan>) -> Tally {
     let mut grpc = tonic::client::Grpc::new(channel);
     let mut tally = Tally::new();
     while let Some(k) = plan.take() {
-        let since = Instant::now();
+        let since = plan.wait_until_due(k).await;
         let mut attempt = 0;
         loop {
             let answer = match grpc.ready().await {
@@ -584,6 +691,130 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
     }
 }
 
+/// `--stream --rate`: one `StreamMetricData` stream per connection, like [`stream_sender`],
+/// but each request is sent when it is due rather than when a response frees a slot. The
+/// connection takes the next request from the plan whenever fewer than `window` await their
+/// response, waits for its due time while still reading responses, and sends it; so with every
+/// slot of every connection busy the next request is late, and its latency (from the due time)
+/// shows it. Failures are handled as in [`stream_sender`]: the stream is reopened and every
+/// unacknowledged request resent, keeping its due time.
+async fn open_stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tally {
+    let path = stream_metric_data_path();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut tally = Tally::new();
+    // Sent but not acknowledged, oldest first, with the time each was due.
+    let mut pending: VecDeque<(usize, Instant)> = VecDeque::with_capacity(window);
+    // Taken from the plan, waiting for its due time (kept across a reopened stream).
+    let mut next: Option<(usize, Instant)> = None;
+    let mut attempt = 0;
+    loop {
+        if pending.is_empty() {
+            // A stream is opened with a request in it (the server may wait for the first
+            // one before it answers the call), so wait for the next one to be due.
+            let Some((k, due)) = next.take().or_else(|| plan.take().map(|k| (k, plan.due(k))))
+            else {
+                return tally;
+            };
+            tokio::time::sleep_until(due.into()).await;
+            pending.push_back((k, due));
+        }
+        let (tx, rx) = mpsc::channel::<Bytes>(window);
+        // The channel holds `window` requests, so these sends never wait.
+        for &(k, _) in &pending {
+            let _ = tx.try_send(plan.requests[k].clone());
+        }
+        let Some(&(front, _)) = pending.front() else {
+            unreachable!("a request was queued above")
+        };
+        let mut tx = Some(tx);
+
+        let opened = match grpc.ready().await {
+            Ok(()) => {
+                grpc.streaming(
+                    Request::new(ReceiverStream::new(rx)),
+                    path.clone(),
+                    PreEncoded::<PutMetricDataResponse>::default(),
+                )
+                .await
+            }
+            Err(e) => Err(not_ready(e)),
+        };
+        let mut responses = match opened {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
+                    plan.failed(&mut tally, front, &s, &path);
+                    pending.pop_front();
+                    attempt = 0;
+                }
+                continue;
+            }
+        };
+
+        loop {
+            if next.is_none() && tx.is_some() && pending.len() < window {
+                next = plan.take().map(|k| (k, plan.due(k)));
+                if next.is_none() {
+                    // Nothing left: end the request stream so the server ends its own.
+                    tx = None;
+                }
+            }
+            let due = next.map(|(_, due)| due);
+            tokio::select! {
+                biased;
+                message = responses.message() => match message {
+                    Ok(Some(r)) => {
+                        let Some((_, due)) = pending.pop_front() else {
+                            let s = Status::internal("more responses than requests");
+                            plan.failed(&mut tally, front, &s, &path);
+                            break;
+                        };
+                        tally.acknowledged(due, r.accepted_samples);
+                        attempt = 0;
+                    }
+                    Ok(None) if pending.is_empty() => break,
+                    Ok(None) => {
+                        let k = pending.front().map_or(front, |p| p.0);
+                        let s = Status::unavailable(
+                            "the stream ended before the request was acknowledged",
+                        );
+                        plan.failed(&mut tally, k, &s, &path);
+                        pending.pop_front();
+                        break;
+                    }
+                    Err(s) => {
+                        if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
+                            let k = pending.front().map_or(front, |p| p.0);
+                            plan.failed(&mut tally, k, &s, &path);
+                            pending.pop_front();
+                            attempt = 0;
+                        }
+                        break;
+                    }
+                },
+                () = sleep_until_some(due) => {
+                    let (Some((k, due)), Some(sender)) = (next.take(), &tx) else {
+                        unreachable!("the timer runs only with a request waiting")
+                    };
+                    pending.push_back((k, due));
+                    if sender.send(plan.requests[k].clone()).await.is_err() {
+                        // The stream is gone; the request is resent on the next one.
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until `due`; never returns for `None`.
+async fn sleep_until_some(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Where remote-write requests go: `host:port` and the path.
 #[derive(Clone, Debug)]
 struct HttpTarget {
@@ -653,22 +884,19 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
         !args.stream,
         "--stream needs --protocol native: remote write is one POST per request"
     );
-    ensure!(
-        args.in_flight == 1,
-        "--in-flight {} with --protocol remote-write: HTTP/1.1 carries one request at a time \
-         per connection; use --connections for concurrency",
-        args.in_flight
-    );
+    if let Some(in_flight) = args.in_flight {
+        ensure!(
+            in_flight == 1,
+            "--in-flight {in_flight} with --protocol remote-write: HTTP/1.1 carries one \
+             request at a time per connection; use --connections for concurrency",
+        );
+    }
     let target = HttpTarget::parse(&args.target)?;
     let encoded = workload.encode_remote_write(args.batches_per_write as usize);
-    let plan = Arc::new(Plan {
-        requests: encoded.bodies,
-        samples: encoded.samples,
-        unary_path: target.path.clone(),
-        next: AtomicUsize::new(0),
-        stopped: AtomicBool::new(false),
-        max_retries: args.max_retries,
-    });
+    let offsets = args
+        .rate
+        .map(|rate| schedule_offsets(&encoded.samples, rate));
+    let unary_path = target.path.clone();
     let http = Arc::new(HttpPlan {
         target,
         user_agent: format!("thermostat-loadgen/{}", env!("CARGO_PKG_VERSION")),
@@ -684,6 +912,15 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
 
     let cpu_before = ProcStat::read("self").ok();
     let start = Instant::now();
+    let plan = Arc::new(Plan {
+        requests: encoded.bodies,
+        samples: encoded.samples,
+        unary_path,
+        next: AtomicUsize::new(0),
+        stopped: AtomicBool::new(false),
+        max_retries: args.max_retries,
+        schedule: offsets.map(|offsets| Schedule { start, offsets }),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for conn in connections {
         tasks.spawn(http_sender(conn, Arc::clone(&plan), Arc::clone(&http)));
@@ -706,8 +943,11 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
         errors: total.errors,
         retries: total.retries,
         elapsed,
+        target_rate: args.rate,
         ack_latency_p50_ms: 0.0,
+        ack_latency_p90_ms: 0.0,
         ack_latency_p99_ms: 0.0,
+        ack_latency_p999_ms: 0.0,
         ack_latency_max_ms: 0.0,
         first_error: total.first_error.map(|(_, e)| e),
         client_cpu_seconds,
@@ -773,14 +1013,15 @@ fn quote_body(body: &[u8]) -> String {
 }
 
 /// One keep-alive HTTP/1.1 connection POSTing requests one at a time. Latency runs from the
-/// first attempt to the 2xx answer, so it includes any backoff. A connection the server closed
+/// first attempt (open loop: from the request's due time, after waiting for it) to the 2xx
+/// answer, so it includes any backoff. A connection the server closed
 /// is reopened (a failure to reopen is retried like a failed request).
 async fn http_sender(conn: HttpConnection, plan: Arc<Plan>, http: Arc<HttpPlan>) -> Tally {
     let mut conn = Some(conn);
     let mut tally = Tally::new();
     let url = http.target.url();
     while let Some(k) = plan.take() {
-        let since = Instant::now();
+        let since = plan.wait_until_due(k).await;
         let mut attempt = 0;
         let mut transport_failures = 0;
         loop {
@@ -858,4 +1099,57 @@ async fn http_sender(conn: HttpConnection, plan: Arc<Plan>, http: Arc<HttpPlan>)
         }
     }
     tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(d: Duration) -> f64 {
+        d.as_secs_f64() * 1000.0
+    }
+
+    #[test]
+    fn request_k_is_due_k_batches_over_the_rate_after_the_start() {
+        // 100 series × 50 samples in requests of 100 at 20,000 samples/s: one every 5 ms.
+        let offsets = schedule_offsets(&[100; 50], 20_000.0);
+        assert_eq!(offsets.len(), 50);
+        for (k, d) in offsets.iter().enumerate() {
+            assert!((ms(*d) - k as f64 * 5.0).abs() < 1e-6, "request {k}: {d:?}");
+        }
+        assert_eq!(offsets[0], Duration::ZERO);
+        assert_eq!(offsets[49], Duration::from_millis(245));
+    }
+
+    #[test]
+    fn uneven_requests_are_due_by_the_samples_before_them() {
+        // A short last request (1,050 samples in batches of 500) is due after the two full
+        // ones; a short request in the middle moves the ones after it earlier.
+        let offsets = schedule_offsets(&[500, 500, 50], 1000.0);
+        assert_eq!(
+            offsets,
+            [Duration::ZERO, Duration::from_millis(500), Duration::from_secs(1)]
+        );
+        let offsets = schedule_offsets(&[10, 5, 10], 10.0);
+        assert_eq!(
+            offsets,
+            [
+                Duration::ZERO,
+                Duration::from_secs(1),
+                Duration::from_millis(1500)
+            ]
+        );
+        assert!(schedule_offsets(&[], 1.0).is_empty());
+        // A rate far too low for a Duration saturates instead of panicking.
+        assert_eq!(schedule_offsets(&[1, 1], 1e-300)[1], Duration::MAX);
+    }
+
+    #[test]
+    fn the_rate_must_be_a_positive_number() {
+        assert_eq!(parse_rate("20000"), Ok(20_000.0));
+        assert_eq!(parse_rate("2.5e4"), Ok(25_000.0));
+        for bad in ["0", "-5", "inf", "NaN", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 }
