@@ -215,6 +215,55 @@ pub struct VictoriaMetricsRun {
     pub samples_queried: Option<u64>,
 }
 
+/// The fractions of Thermostat's closed-loop rate at which `compare --latency-curve` measures
+/// acknowledgement latency with an open-loop load (`loadgen --rate`).
+pub const LATENCY_CURVE_FRACTIONS: [f64; 4] = [0.25, 0.5, 0.75, 0.9];
+
+/// One level of the latency curve: a fresh Thermostat server sent the same workload by
+/// `loadgen --rate` (open loop) at `fraction` of the closed-loop rate.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LatencyLevel {
+    /// Share of the closed-loop rate (0.25 = 25 %).
+    pub fraction: f64,
+    /// The open loop's target, samples per second.
+    pub target_rate: f64,
+    /// Samples acknowledged per second from the start of the schedule to the last
+    /// acknowledgement (loadgen's `samples_per_second`).
+    pub achieved_rate: f64,
+    /// Samples the server counted (`thermostat_ingest_samples_total`).
+    pub samples_counted: u64,
+    /// RESOURCE_EXHAUSTED answers loadgen retried.
+    pub retries: u64,
+    /// Acknowledgement latency percentiles from each request's scheduled send time, ms.
+    pub ack_latency_p50_ms: f64,
+    /// 90th percentile, ms.
+    pub ack_latency_p90_ms: f64,
+    /// 99th percentile, ms.
+    pub ack_latency_p99_ms: f64,
+    /// 99.9th percentile, ms.
+    pub ack_latency_p999_ms: f64,
+    /// Largest, ms.
+    pub ack_latency_max_ms: f64,
+}
+
+impl LatencyLevel {
+    /// The level as one JSON object (an element of `latency_curve`).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "fraction": self.fraction,
+            "target_rate": self.target_rate,
+            "achieved_rate": self.achieved_rate,
+            "samples_counted": self.samples_counted,
+            "retries": self.retries,
+            "ack_latency_p50_ms": self.ack_latency_p50_ms,
+            "ack_latency_p90_ms": self.ack_latency_p90_ms,
+            "ack_latency_p99_ms": self.ack_latency_p99_ms,
+            "ack_latency_p999_ms": self.ack_latency_p999_ms,
+            "ack_latency_max_ms": self.ack_latency_max_ms,
+        })
+    }
+}
+
 /// `--protocol native`: Thermostat gets the native gRPC API, VictoriaMetrics the Prometheus
 /// text import.
 pub const NATIVE: &str = "native";
@@ -278,6 +327,9 @@ pub struct Comparison {
     pub thermostat: ThermostatRun,
     /// VictoriaMetrics' figures (`None` when it was skipped).
     pub victoriametrics: Option<VictoriaMetricsRun>,
+    /// `--latency-curve`: Thermostat's open-loop latency at [`LATENCY_CURVE_FRACTIONS`] of its
+    /// closed-loop rate, one fresh server per level (`None` without the flag).
+    pub latency_curve: Option<Vec<LatencyLevel>>,
 }
 
 impl Comparison {
@@ -296,6 +348,16 @@ impl Comparison {
             out.push(format!(
                 "Thermostat counted {t} samples (thermostat_ingest_samples_total), {expected} were sent"
             ));
+        }
+        for level in self.latency_curve.iter().flatten() {
+            if level.samples_counted != expected {
+                out.push(format!(
+                    "at {:.0} % of the maximum rate (open loop) Thermostat counted {} samples \
+                     (thermostat_ingest_samples_total), {expected} were sent",
+                    level.fraction * 100.0,
+                    level.samples_counted
+                ));
+            }
         }
         if let Some(vm) = &self.victoriametrics {
             let v = vm.server.samples_counted;
@@ -376,6 +438,9 @@ impl Comparison {
         j["protocol"] = json!(s.protocol);
         j["victoriametrics_ack_latency_p50_ms"] = json!(vm_latency.map(|l| l.0));
         j["victoriametrics_ack_latency_p99_ms"] = json!(vm_latency.map(|l| l.1));
+        j["latency_curve"] = self.latency_curve.as_ref().map_or(Value::Null, |levels| {
+            Value::Array(levels.iter().map(LatencyLevel::to_json).collect())
+        });
         j
     }
 
@@ -524,8 +589,59 @@ impl Comparison {
                 group(s.samples())
             );
         }
+        if let Some(levels) = &self.latency_curve {
+            out.push_str(&self.latency_table(levels));
+        }
         for m in mismatches {
             let _ = writeln!(out, "COUNT MISMATCH: {m}.");
+        }
+        out
+    }
+
+    /// The `--latency-curve` levels as a text table.
+    fn latency_table(&self, levels: &[LatencyLevel]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nLatency below saturation: Thermostat alone, a fresh server per level, the same \
+             workload sent open loop (loadgen --rate: request k due at k x batch / rate); ack \
+             latency counts from each request's scheduled send time. 100 % = the closed-loop \
+             rate above, {} samples/s.",
+            group(self.thermostat.server.samples_per_second().round() as u64)
+        );
+        let _ = writeln!(
+            out,
+            "| {:>5} | {:>12} | {:>12} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>12} |",
+            "load",
+            "target /s",
+            "achieved /s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "counted"
+        );
+        let _ = writeln!(
+            out,
+            "|{:->7}|{:->14}|{:->14}|{:->10}|{:->10}|{:->10}|{:->10}|{:->10}|{:->14}|",
+            "", "", "", "", "", "", "", "", ""
+        );
+        for l in levels {
+            let _ = writeln!(
+                out,
+                "| {:>4.0}% | {:>12} | {:>12} | {:>8.2} | {:>8.2} | {:>8.2} | {:>8.2} | {:>8.2} | \
+                 {:>12} |",
+                l.fraction * 100.0,
+                group(l.target_rate.round() as u64),
+                group(l.achieved_rate.round() as u64),
+                l.ack_latency_p50_ms,
+                l.ack_latency_p90_ms,
+                l.ack_latency_p99_ms,
+                l.ack_latency_p999_ms,
+                l.ack_latency_max_ms,
+                group(l.samples_counted)
+            );
         }
         out
     }
@@ -692,6 +808,7 @@ mod tests {
                 new_series: Some(100),
                 samples_queried: Some(vm_counted),
             }),
+            latency_curve: None,
         }
     }
 
@@ -756,6 +873,64 @@ mod tests {
         assert!(table.contains("remote write 1.0"), "{table}");
         assert!(table.contains("12.5 / 40.3"), "{table}");
         assert_eq!(vm_rows_type(NATIVE), "prometheus");
+    }
+
+    fn level(fraction: f64, counted: u64) -> LatencyLevel {
+        LatencyLevel {
+            fraction,
+            target_rate: 10_000.0 * fraction,
+            achieved_rate: 10_000.0 * fraction * 0.99,
+            samples_counted: counted,
+            retries: 0,
+            ack_latency_p50_ms: 1.0,
+            ack_latency_p90_ms: 2.0,
+            ack_latency_p99_ms: 3.0,
+            ack_latency_p999_ms: 4.0,
+            ack_latency_max_ms: 5.0,
+        }
+    }
+
+    #[test]
+    fn the_latency_curve_is_a_json_array_and_a_table() {
+        let mut c = comparison(5000, 5000);
+        assert!(c.to_json()["latency_curve"].is_null());
+        assert!(!c.to_table().contains("Latency below saturation"));
+        c.latency_curve = Some(
+            LATENCY_CURVE_FRACTIONS
+                .iter()
+                .map(|&f| level(f, 5000))
+                .collect(),
+        );
+        let j = c.to_json();
+        let curve = j["latency_curve"].as_array().unwrap();
+        assert_eq!(curve.len(), 4);
+        assert_eq!(curve[0]["fraction"], 0.25);
+        assert_eq!(curve[3]["target_rate"], 9000.0);
+        for key in [
+            "achieved_rate",
+            "samples_counted",
+            "ack_latency_p50_ms",
+            "ack_latency_p90_ms",
+            "ack_latency_p99_ms",
+            "ack_latency_p999_ms",
+            "ack_latency_max_ms",
+        ] {
+            assert!(curve[1][key].is_number(), "{key} in {j}");
+        }
+        // Today's keys are still there.
+        assert_eq!(j["ack_latency_p99_ms"], 2.5);
+        assert_eq!(j["counts_match"], true);
+        let table = c.to_table();
+        assert!(table.contains("Latency below saturation"), "{table}");
+        assert!(
+            table.contains("|   90% |        9,000 |        8,910 |"),
+            "{table}"
+        );
+
+        c.latency_curve = Some(vec![level(0.5, 4999)]);
+        assert_eq!(c.mismatches().len(), 1);
+        assert!(c.mismatches()[0].contains("at 50 % of the maximum rate"));
+        assert_eq!(c.to_json()["counts_match"], false);
     }
 
     #[test]

@@ -227,6 +227,7 @@ mod tests {
             text.contains("open loop: target 2500 samples/s, achieved 2000 samples/s"),
             "{text}"
         );
-        assert!(text.contains("p99.9 100.000 ms"), "{text}");
+        // 100 ms within the histogram's 3 significant digits.
+        assert!(text.contains("p99.9 100.031 ms"), "{text}");
     }
 }

@@ -22,6 +22,13 @@
 //! and Thermostat's `POST /api/v1/write` on its HTTP port, over `--rw-connections` keep-alive
 //! HTTP/1.1 connections each; no import files are written.
 //!
+//! `--latency-curve` (issue 23) then measures Thermostat's acknowledgement latency below
+//! saturation: taking the closed-loop rate of step 3 as the maximum, it starts a fresh
+//! Thermostat (new data directory) for each of 25 %, 50 %, 75 % and 90 % of it and runs
+//! `loadgen --rate` (open loop, the same workload flags), whose latencies count from each
+//! request's scheduled send time; each server's count must again equal the samples sent.
+//! VictoriaMetrics plays no part in the curve (`--skip-victoriametrics` skips it as usual).
+//!
 //! Exits 1 when a count does not match or anything fails, 2 on bad arguments.
 
 #![allow(
@@ -41,8 +48,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
 use thermostat_benches::compare::{
-    self, Comparison, HttpResponse, NATIVE, REMOTE_WRITE, ServerRun, Setup, ThermostatRun,
-    VictoriaMetricsRun,
+    self, Comparison, HttpResponse, LATENCY_CURVE_FRACTIONS, LatencyLevel, NATIVE, REMOTE_WRITE,
+    ServerRun, Setup, ThermostatRun, VictoriaMetricsRun,
 };
 use thermostat_benches::process::{Killed, Thermostat, log_text, start_thermostat};
 use thermostat_benches::procstat::ProcStat;
@@ -119,6 +126,11 @@ struct Args {
     /// `--protocol remote-write`: --batch datums times this many per remote-write request.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     batches_per_write: u32,
+    /// After the comparison, Thermostat's ack latency below saturation: a fresh server at
+    /// 25, 50, 75 and 90 % of its closed-loop rate, sent the same workload open loop
+    /// (`loadgen --rate`, latency from each request's scheduled send time).
+    #[arg(long)]
+    latency_curve: bool,
 }
 
 /// How long a server may take to start listening.
@@ -305,10 +317,33 @@ fn run(args: &Args) -> anyhow::Result<Comparison> {
         )?)
     };
     let thermostat = run_thermostat(args, &setup, &thermostat_bin, &loadgen_bin, &work.0)?;
+    let latency_curve = if args.latency_curve {
+        let max_rate = thermostat.server.samples_per_second();
+        ensure!(
+            max_rate > 0.0,
+            "Thermostat's closed-loop rate is 0 samples/s: no latency curve to measure"
+        );
+        let mut levels = Vec::with_capacity(LATENCY_CURVE_FRACTIONS.len());
+        for fraction in LATENCY_CURVE_FRACTIONS {
+            levels.push(run_latency_level(
+                args,
+                &setup,
+                &thermostat_bin,
+                &loadgen_bin,
+                &work.0,
+                fraction,
+                max_rate * fraction,
+            )?);
+        }
+        Some(levels)
+    } else {
+        None
+    };
     Ok(Comparison {
         setup,
         thermostat,
         victoriametrics,
+        latency_curve,
     })
 }
 
@@ -519,7 +554,7 @@ fn run_victoriametrics(
             note(&format!(
                 "loadgen encodes, then sends remote write to {url}"
             ));
-            let report = run_loadgen(args, setup, loadgen, &url).map_err(|e| {
+            let report = run_loadgen(args, setup, loadgen, &url, None).map_err(|e| {
                 anyhow::anyhow!(
                     "VictoriaMetrics: {e:#}\nVictoriaMetrics' log:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
@@ -679,16 +714,12 @@ fn run_thermostat(
         http: http_addr,
         log,
     } = start_thermostat(bin, &data, std::iter::empty::<&str>(), START_TIMEOUT)?;
-    let target = if setup.protocol == REMOTE_WRITE {
-        format!("http://{http_addr}{}", remote_write::WRITE_PATH)
-    } else {
-        format!("http://{grpc}")
-    };
+    let target = loadgen_target(setup, &grpc, &http_addr);
     note(&format!(
         "Thermostat serving on grpc={grpc} http={http_addr}; loadgen encodes, then pushes to \
          {target}"
     ));
-    let report = run_loadgen(args, setup, loadgen, &target)
+    let report = run_loadgen(args, setup, loadgen, &target, None)
         .map_err(|e| anyhow::anyhow!("Thermostat: {e:#}\nThermostat's log:\n{}", log_text(&log)))?;
 
     let metrics = scrape(&http_addr)?;
@@ -696,6 +727,8 @@ fn run_thermostat(
     let series_active = counter(&metrics, "thermostat_series_active").ok();
     let stat = ProcStat::read(&server.pid()).context("cannot read Thermostat's /proc")?;
     drop(server);
+    // The data is not needed any more; a --latency-curve run starts fresh servers next.
+    let _ = std::fs::remove_dir_all(&data);
     let run = ThermostatRun {
         server: ServerRun {
             seconds: report.seconds,
@@ -721,19 +754,91 @@ fn run_thermostat(
     Ok(run)
 }
 
+/// Where loadgen sends to a Thermostat serving gRPC on `grpc` and HTTP on `http_addr`.
+fn loadgen_target(setup: &Setup, grpc: &str, http_addr: &str) -> String {
+    if setup.protocol == REMOTE_WRITE {
+        format!("http://{http_addr}{}", remote_write::WRITE_PATH)
+    } else {
+        format!("http://{grpc}")
+    }
+}
+
+/// One level of `--latency-curve`: a fresh Thermostat (its own data directory, removed
+/// afterwards) sent the workload by `loadgen --rate rate`; its count is checked by the caller
+/// ([`Comparison::mismatches`]).
+fn run_latency_level(
+    args: &Args,
+    setup: &Setup,
+    bin: &Path,
+    loadgen: &Path,
+    work: &Path,
+    fraction: f64,
+    rate: f64,
+) -> anyhow::Result<LatencyLevel> {
+    let percent = fraction * 100.0;
+    let data = work.join(format!("thermostat-data-{percent:.0}"));
+    let Thermostat {
+        process: server,
+        grpc,
+        http: http_addr,
+        log,
+    } = start_thermostat(bin, &data, std::iter::empty::<&str>(), START_TIMEOUT)?;
+    let target = loadgen_target(setup, &grpc, &http_addr);
+    note(&format!(
+        "latency curve, {percent:.0} %: fresh Thermostat on grpc={grpc} http={http_addr}; \
+         loadgen --rate {rate:.0} to {target}"
+    ));
+    let report = run_loadgen(args, setup, loadgen, &target, Some(rate)).map_err(|e| {
+        anyhow::anyhow!(
+            "Thermostat at {percent:.0} % of its rate: {e:#}\nThermostat's log:\n{}",
+            log_text(&log)
+        )
+    })?;
+    let samples_counted = counter(&scrape(&http_addr)?, "thermostat_ingest_samples_total")?;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    let level = LatencyLevel {
+        fraction,
+        target_rate: rate,
+        achieved_rate: report.samples_per_second,
+        samples_counted,
+        retries: report.retries,
+        ack_latency_p50_ms: report.ack_latency_p50_ms,
+        ack_latency_p90_ms: report.ack_latency_p90_ms,
+        ack_latency_p99_ms: report.ack_latency_p99_ms,
+        ack_latency_p999_ms: report.ack_latency_p999_ms,
+        ack_latency_max_ms: report.ack_latency_max_ms,
+    };
+    note(&format!(
+        "latency curve, {percent:.0} %: target {rate:.0}, achieved {:.0} samples/s; ack p50 / \
+         p90 / p99 / p99.9 / max {:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms",
+        level.achieved_rate,
+        level.ack_latency_p50_ms,
+        level.ack_latency_p90_ms,
+        level.ack_latency_p99_ms,
+        level.ack_latency_p999_ms,
+        level.ack_latency_max_ms
+    ));
+    Ok(level)
+}
+
 /// What `loadgen --json` reported.
 #[derive(Debug)]
 struct LoadgenReport {
     seconds: f64,
+    samples_per_second: f64,
     client_cpu_seconds: Option<f64>,
     ack_latency_p50_ms: f64,
+    ack_latency_p90_ms: f64,
     ack_latency_p99_ms: f64,
+    ack_latency_p999_ms: f64,
     ack_latency_max_ms: f64,
     retries: u64,
 }
 
 /// Runs loadgen with the setup's workload (the same spec and seed for every server) against
-/// `target`: the native gRPC API, or remote write with `--protocol remote-write`.
+/// `target`: the native gRPC API, or remote write with `--protocol remote-write`; open loop
+/// at `rate` samples per second when given (`--rate`), closed loop otherwise.
 ///
 /// # Errors
 /// loadgen cannot run, fails (its output is in the error, e.g. the server's answer to the
@@ -743,6 +848,7 @@ fn run_loadgen(
     setup: &Setup,
     loadgen: &Path,
     target: &str,
+    rate: Option<f64>,
 ) -> anyhow::Result<LoadgenReport> {
     let mut cmd = Command::new(loadgen);
     cmd.args(["--target", target])
@@ -771,6 +877,9 @@ fn run_loadgen(
     } else if args.stream {
         cmd.arg("--stream");
     }
+    if let Some(rate) = rate {
+        cmd.arg("--rate").arg(rate.to_string());
+    }
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -787,9 +896,12 @@ fn run_loadgen(
     let f = |k: &str| report[k].as_f64().unwrap_or_default();
     Ok(LoadgenReport {
         seconds: f("seconds"),
+        samples_per_second: f("samples_per_second"),
         client_cpu_seconds: report["client_cpu_seconds"].as_f64(),
         ack_latency_p50_ms: f("ack_latency_p50_ms"),
+        ack_latency_p90_ms: f("ack_latency_p90_ms"),
         ack_latency_p99_ms: f("ack_latency_p99_ms"),
+        ack_latency_p999_ms: f("ack_latency_p999_ms"),
         ack_latency_max_ms: f("ack_latency_max_ms"),
         retries: report["retries"].as_u64().unwrap_or_default(),
     })

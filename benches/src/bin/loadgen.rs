@@ -160,7 +160,9 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     if rate.is_finite() && rate > 0.0 {
         Ok(rate)
     } else {
-        Err(format!("{s}: the rate must be a positive number of samples per second"))
+        Err(format!(
+            "{s}: the rate must be a positive number of samples per second"
+        ))
     }
 }
 
@@ -711,7 +713,9 @@ async fn open_stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) ->
         if pending.is_empty() {
             // A stream is opened with a request in it (the server may wait for the first
             // one before it answers the call), so wait for the next one to be due.
-            let Some((k, due)) = next.take().or_else(|| plan.take().map(|k| (k, plan.due(k))))
+            let Some((k, due)) = next
+                .take()
+                .or_else(|| plan.take().map(|k| (k, plan.due(k))))
             else {
                 return tally;
             };
@@ -1128,7 +1132,11 @@ mod tests {
         let offsets = schedule_offsets(&[500, 500, 50], 1000.0);
         assert_eq!(
             offsets,
-            [Duration::ZERO, Duration::from_millis(500), Duration::from_secs(1)]
+            [
+                Duration::ZERO,
+                Duration::from_millis(500),
+                Duration::from_secs(1)
+            ]
         );
         let offsets = schedule_offsets(&[10, 5, 10], 10.0);
         assert_eq!(
