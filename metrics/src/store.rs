@@ -285,18 +285,53 @@ struct Head {
 /// in the stream itself rather than in its tier's map: writing to it reads no map node, which
 /// for a request of many series is a cache miss or three per datum saved. Invariant: the head
 /// starts after every window in its tier's map. Reads see the head in its place
-/// ([`Stream::range`], [`Stream::windows`]); compaction puts it back into the map first
-/// ([`Stream::settle`]).
+/// ([`Stream::range`], [`Stream::windows`]); compaction seals it in place and moves it into
+/// its map only when it leaves its tier ([`compact_stream`]).
+///
+/// The tiers' maps are allocated only once a window is kept beside the head: most of a
+/// fresh series' memory would otherwise be four empty maps and, after the first compaction,
+/// a B-tree leaf (room for 11 windows, ≈ 800 bytes) holding its one window.
 #[derive(Debug, Default)]
 struct Stream {
     unit: Unit,
-    tiers: [BTreeMap<i64, Window>; 4],
+    tiers: Option<Box<Tiers>>,
     head: Option<Head>,
 }
 
+/// A stream's windows per tier, by start (the head apart).
+type Tiers = [BTreeMap<i64, Window>; 4];
+
+/// The map of a stream without tiers.
+static NO_WINDOWS: BTreeMap<i64, Window> = BTreeMap::new();
+
 impl Stream {
     fn is_empty(&self) -> bool {
-        self.head.is_none() && self.tiers.iter().all(BTreeMap::is_empty)
+        self.head.is_none()
+            && self
+                .tiers
+                .as_ref()
+                .is_none_or(|t| t.iter().all(BTreeMap::is_empty))
+    }
+
+    /// The windows of `tier` (the head apart).
+    fn tier(&self, tier: usize) -> &BTreeMap<i64, Window> {
+        self.tiers.as_ref().map_or(&NO_WINDOWS, |t| &t[tier])
+    }
+
+    /// The windows of `tier` (the head apart), the maps allocated if they were not.
+    fn tier_mut(&mut self, tier: usize) -> &mut BTreeMap<i64, Window> {
+        &mut self.tiers.get_or_insert_with(Box::default)[tier]
+    }
+
+    /// Frees the maps when they hold nothing.
+    fn release_empty_tiers(&mut self) {
+        if self
+            .tiers
+            .as_ref()
+            .is_some_and(|t| t.iter().all(BTreeMap::is_empty))
+        {
+            self.tiers = None;
+        }
     }
 
     /// The window of `tier` starting at `start`, created empty if missing (then `true`).
@@ -306,13 +341,14 @@ impl Stream {
         if !hit {
             let newest = match &self.head {
                 Some(h) if h.tier == tier => start > h.start,
-                _ => self.tiers[tier]
+                _ => self
+                    .tier(tier)
                     .last_key_value()
                     .is_none_or(|(&last, _)| start >= last),
             };
             if !newest {
                 // Late data: an older window of the tier, in the map.
-                return match self.tiers[tier].entry(start) {
+                return match self.tier_mut(tier).entry(start) {
                     std::collections::btree_map::Entry::Occupied(e) => (e.into_mut(), false),
                     std::collections::btree_map::Entry::Vacant(e) => {
                         (e.insert(Window::default()), true)
@@ -320,7 +356,7 @@ impl Stream {
                 };
             }
             self.settle();
-            let window = match self.tiers[tier].last_entry() {
+            let window = match self.tiers.as_mut().and_then(|t| t[tier].last_entry()) {
                 Some(e) if *e.key() == start => e.remove(),
                 _ => {
                     created = true;
@@ -351,7 +387,7 @@ impl Stream {
     /// Puts the head back into its tier's map.
     fn settle(&mut self) {
         if let Some(h) = self.head.take() {
-            self.tiers[h.tier].insert(h.start, h.window);
+            self.tier_mut(h.tier).insert(h.start, h.window);
         }
     }
 
@@ -366,7 +402,7 @@ impl Stream {
             .as_ref()
             .filter(|h| h.tier == tier && range.contains(&h.start))
             .map(|h| (h.start, &h.window));
-        self.tiers[tier]
+        self.tier(tier)
             .range(range)
             .map(|(&start, w)| (start, w))
             .chain(head)
@@ -374,7 +410,7 @@ impl Stream {
 
     /// Every window as `(tier, start, window)`, by tier, then start.
     fn windows(&self) -> impl Iterator<Item = (usize, i64, &Window)> {
-        (0..self.tiers.len()).flat_map(move |tier| {
+        (0..TIER_MS.len()).flat_map(move |tier| {
             self.range(tier, i64::MIN..i64::MAX)
                 .map(move |(start, w)| (tier, start, w))
         })
@@ -384,8 +420,9 @@ impl Stream {
 /// Bytes a series costs beyond its key and streams, estimated: its map slot (key and value,
 /// plus the hash table's control byte and spare capacity).
 const SERIES_BYTES: usize = std::mem::size_of::<(SeriesKey, Series)>() * 8 / 7 + 1;
-/// Bytes a stream costs beyond its windows, estimated.
-const STREAM_BYTES: usize = std::mem::size_of::<Stream>();
+/// Bytes a stream costs beyond its windows, estimated (its maps counted whether allocated
+/// or not, so that the estimate does not depend on when compaction last ran).
+const STREAM_BYTES: usize = std::mem::size_of::<Stream>() + std::mem::size_of::<Tiers>();
 /// Bytes a window costs beyond its distribution's heap, estimated: its map entry and a share
 /// of the B-tree node around it.
 const WINDOW_BYTES: usize = std::mem::size_of::<(i64, Window)>() * 3 / 2;
@@ -1152,31 +1189,65 @@ fn export_series(key: &SeriesKey, series: &Series) -> SeriesExport {
 }
 
 fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionReport) {
-    // Compaction works on the maps; the next write takes the newest window out again.
-    stream.settle();
     for tier in 0..TIER_MS.len() {
         let g = TIER_MS[tier];
         let cutoff = now.as_millis() - TIER_RETENTION_MS[tier];
+        // The head stays where it is unless it leaves its tier.
+        if stream
+            .head
+            .as_ref()
+            .is_some_and(|h| h.tier == tier && h.start < cutoff)
+        {
+            stream.settle();
+        }
         // Windows that start before the cutoff leave this tier.
-        let keep = stream.tiers[tier].split_off(&cutoff);
-        let leaving = std::mem::replace(&mut stream.tiers[tier], keep);
+        let leaving = match stream.tiers.as_mut() {
+            Some(tiers) => {
+                let keep = tiers[tier].split_off(&cutoff);
+                std::mem::replace(&mut tiers[tier], keep)
+            }
+            None => BTreeMap::new(),
+        };
         if let Some(next) = TIER_MS.get(tier + 1) {
             for (start, w) in leaving {
                 let coarse = start.div_euclid(*next) * next;
-                stream.tiers[tier + 1].entry(coarse).or_default().merge(&w);
+                // The head must stay after every window of its tier's map.
+                if stream
+                    .head
+                    .as_ref()
+                    .is_some_and(|h| h.tier == tier + 1 && coarse >= h.start)
+                {
+                    stream.settle();
+                }
+                stream
+                    .tier_mut(tier + 1)
+                    .entry(coarse)
+                    .or_default()
+                    .merge(&w);
                 report.rolled_up += 1;
             }
         } else {
             report.expired += leaving.len();
         }
         let seal_before = now.as_millis() - SEAL_AFTER_MS - g;
-        for (_, w) in stream.tiers[tier].range_mut(..seal_before) {
-            if !w.is_sealed() {
-                w.seal();
-                report.sealed += 1;
+        if let Some(tiers) = stream.tiers.as_mut() {
+            for (_, w) in tiers[tier].range_mut(..seal_before) {
+                if !w.is_sealed() {
+                    w.seal();
+                    report.sealed += 1;
+                }
             }
         }
+        if let Some(h) = stream.head.as_mut()
+            && h.tier == tier
+            && h.start < seal_before
+            && !h.window.is_sealed()
+        {
+            h.window.seal();
+            report.sealed += 1;
+        }
     }
+    stream.release_empty_tiers();
 }
 
 /// Which series [`Store::list_page`] lists (`None`: any).

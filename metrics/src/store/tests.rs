@@ -505,7 +505,7 @@ proptest::proptest! {
             stream.window_mut(tier, start).0.record(v);
             *model[tier].entry(start).or_default() += v;
             if let Some(h) = &stream.head {
-                proptest::prop_assert!(stream.tiers[h.tier].keys().all(|&k| k < h.start));
+                proptest::prop_assert!(stream.tier(h.tier).keys().all(|&k| k < h.start));
             }
         }
         for (tier, want) in model.iter().enumerate() {
@@ -527,8 +527,52 @@ proptest::proptest! {
         stream.settle();
         proptest::prop_assert!(stream.head.is_none());
         for (tier, want) in model.iter().enumerate() {
-            let keys: Vec<i64> = stream.tiers[tier].keys().copied().collect();
+            let keys: Vec<i64> = stream.tier(tier).keys().copied().collect();
             proptest::prop_assert_eq!(keys, want.keys().copied().collect::<Vec<_>>());
+        }
+    }
+}
+
+proptest::proptest! {
+    /// Compaction leaves the head in place (sealing it there) unless it leaves its tier; the
+    /// windows it keeps are those of compacting with the head put back into its map first
+    /// (what it did before), after any writes and compactions, and a stream whose maps are
+    /// empty holds none.
+    #[test]
+    fn compaction_with_the_head_in_place_keeps_the_same_windows(
+        ops in proptest::collection::vec(
+            (0usize..2, 0i64..(4 * DAY_MS / MINUTE_MS), 0i64..(2 * DAY_MS / MINUTE_MS), proptest::bool::ANY),
+            1..80,
+        )
+    ) {
+        let base = DAY_MS * 20_000;
+        let (mut kept, mut settled) = (Stream::default(), Stream::default());
+        let mut now = base;
+        for (tier, minute, advance, compact) in ops {
+            let start = (base + minute * MINUTE_MS).div_euclid(TIER_MS[tier]) * TIER_MS[tier];
+            let v = 1.0 + minute as f64;
+            kept.window_mut(tier, start).0.record(v);
+            settled.window_mut(tier, start).0.record(v);
+            if compact {
+                now += advance * MINUTE_MS;
+                let (mut a, mut b) = (CompactionReport::default(), CompactionReport::default());
+                compact_stream(&mut kept, Timestamp(now), &mut a);
+                settled.settle();
+                compact_stream(&mut settled, Timestamp(now), &mut b);
+                proptest::prop_assert_eq!(a, b);
+            }
+            if let Some(h) = &kept.head {
+                proptest::prop_assert!(kept.tier(h.tier).keys().all(|&k| k < h.start));
+            }
+            let windows = |s: &Stream| -> Vec<(usize, i64, u64, u64, bool)> {
+                s.windows()
+                    .map(|(t, st, w)| (t, st, w.sum().to_bits(), w.sample_count().to_bits(), w.is_sealed()))
+                    .collect()
+            };
+            proptest::prop_assert_eq!(windows(&kept), windows(&settled));
+            if kept.tiers.is_some() {
+                proptest::prop_assert!(kept.tiers.as_ref().unwrap().iter().any(|m| !m.is_empty()) || !compact);
+            }
         }
     }
 }
