@@ -2,7 +2,7 @@
 //! [`actions_due`]): notifications and scaling read these, never the engine's
 //! [`EngineState`].
 
-use thermostat_metrics::{Dimension, SeriesKey, Store, Timestamp};
+use thermostat_metrics::{SeriesKey, Store, Timestamp};
 
 use crate::engine::{EngineState, TickOutput};
 use crate::history::AlarmType;
@@ -46,7 +46,7 @@ pub struct RecentDatapoints {
 
 impl ActionDue {
     /// The concrete dimensions of a per-series instance (`None`: the definition's).
-    pub fn dimensions(&self) -> Option<&[Dimension]> {
+    pub fn dimensions(&self) -> Option<thermostat_metrics::Dimensions<'_>> {
         self.series.as_ref().map(SeriesKey::dimensions)
     }
 
@@ -173,7 +173,7 @@ pub fn recent_values(alarm: &Alarm, key: SeriesKey, store: &Store, now: Timestam
 
 #[cfg(test)]
 mod tests {
-    use thermostat_metrics::{Observation, Resolution, Sample, Unit};
+    use thermostat_metrics::{Dimension, Observation, Resolution, Sample, Unit};
 
     use super::*;
     use crate::engine::tick;
@@ -208,8 +208,8 @@ mod tests {
         assert_eq!(instance.kind, AlarmType::MetricAlarm);
         assert_eq!(instance.transition.new_state, StateValue::Alarm);
         assert_eq!(
-            instance.dimensions(),
-            Some(&[Dimension::new("Host", "a")][..])
+            instance.dimensions().map(|d| d.to_vec()),
+            Some(vec![Dimension::new("Host", "a")])
         );
         let recent = instance.recent.as_ref().unwrap();
         assert_eq!(recent.threshold, 50.0);

@@ -10,7 +10,7 @@
 //! `Statistic` is upper-case, `Dimensions` entries are `{"value","name"}`.
 
 use serde::{Deserialize, Serialize};
-use thermostat_metrics::{Dimension, Statistic, Timestamp};
+use thermostat_metrics::{Dimension, Dimensions, Statistic, Timestamp};
 
 use crate::model::{Alarm, CompositeAlarm, StateValue};
 use crate::state::{ReasonData, Transition};
@@ -215,7 +215,7 @@ pub struct AlarmEvent<'a> {
     /// The transition.
     pub transition: &'a Transition,
     /// The concrete dimensions of a per-series instance (`None`: the definition's).
-    pub dimensions: Option<&'a [Dimension]>,
+    pub dimensions: Option<Dimensions<'a>>,
     /// When the definition was last created or changed (`AlarmConfigurationUpdatedTimestamp`;
     /// `None` leaves the field out, as older CloudWatch payloads do).
     pub configuration_updated: Option<Timestamp>,
@@ -452,7 +452,21 @@ pub fn trigger_statistic(s: &Statistic) -> Option<&'static str> {
     })
 }
 
-fn trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
+/// A per-series instance's dimensions, or else the definition's, as (name, value).
+fn pairs<'a>(
+    instance: Option<Dimensions<'a>>,
+    definition: &'a [Dimension],
+) -> Vec<(&'a str, &'a str)> {
+    match instance {
+        Some(ds) => ds.map(|d| (d.name, d.value)).collect(),
+        None => definition
+            .iter()
+            .map(|d| (d.name.as_str(), d.value.as_str()))
+            .collect(),
+    }
+}
+
+fn trigger(alarm: &Alarm, dimensions: Option<Dimensions<'_>>) -> Trigger {
     let (statistic_type, statistic, extended_statistic) = match trigger_statistic(&alarm.statistic)
     {
         Some(s) => ("Statistic", Some(s.to_owned()), None),
@@ -475,12 +489,11 @@ fn trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
         statistic,
         extended_statistic,
         unit: alarm.unit.map(|u| u.as_str().to_owned()),
-        dimensions: dimensions
-            .unwrap_or(&alarm.dimensions)
-            .iter()
-            .map(|d| TriggerDimension {
-                value: d.value.clone(),
-                name: d.name.clone(),
+        dimensions: pairs(dimensions, &alarm.dimensions)
+            .into_iter()
+            .map(|(name, value)| TriggerDimension {
+                value: value.to_owned(),
+                name: name.to_owned(),
             })
             .collect(),
         period: alarm.period.as_secs(),
@@ -501,11 +514,11 @@ fn trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
 
 /// The `Trigger` of a metric-math alarm: `Metrics` (each `metric_stat` with the instance's
 /// values for its `"*"` dimensions), no single-metric fields.
-fn math_trigger(alarm: &Alarm, dimensions: Option<&[Dimension]>) -> Trigger {
+fn math_trigger(alarm: &Alarm, dimensions: Option<Dimensions<'_>>) -> Trigger {
     let instance_value = |name: &str| {
         dimensions
-            .and_then(|ds| ds.iter().find(|d| d.name == name))
-            .map(|d| d.value.clone())
+            .and_then(|mut ds| ds.find(|d| d.name == name))
+            .map(|d| d.value.to_owned())
     };
     let metrics = alarm
         .metrics
@@ -725,11 +738,9 @@ pub fn render_email(settings: &MessageSettings, event: &AlarmEvent<'_>) -> Email
                     a.period.as_secs()
                 )
             };
-            let dims: Vec<String> = event
-                .dimensions
-                .unwrap_or(&a.dimensions)
-                .iter()
-                .map(|d| format!("{} = {}", d.name, d.value))
+            let dims: Vec<String> = pairs(event.dimensions, &a.dimensions)
+                .into_iter()
+                .map(|(name, value)| format!("{name} = {value}"))
                 .collect();
             let _ = write!(
                 b,

@@ -243,7 +243,7 @@ pub(crate) async fn metrics(
             let dims: Map<String, Value> = k
                 .dimensions()
                 .iter()
-                .map(|d| (d.name.clone(), json!(d.value)))
+                .map(|d| (d.name.to_owned(), json!(d.value)))
                 .collect();
             json!({"namespace": k.namespace(), "metric_name": k.metric_name(), "dimensions": dims})
         })

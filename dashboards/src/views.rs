@@ -361,7 +361,7 @@ fn dimensions_json(dimensions: &[Dimension]) -> Value {
     Value::Object(
         dimensions
             .iter()
-            .map(|d| (d.name.clone(), json!(d.value)))
+            .map(|d| (d.name.to_owned(), json!(d.value)))
             .collect::<Map<String, Value>>(),
     )
 }

@@ -13,10 +13,11 @@
 //! tens of KB, and the keys it holds may outlive their series), so that dimension orders or
 //! series that come and go cannot grow it without end.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use hashbrown::HashTable;
-use thermostat_metrics::{Dimension, SeriesKey};
+use thermostat_metrics::SeriesKey;
 
 const SHARDS: usize = 32;
 
@@ -49,7 +50,16 @@ pub struct Interner {
     shards: Box<[Mutex<Shard>]>,
     max_per_shard: usize,
     max_bytes_per_shard: usize,
+    /// Namespaces and metric names shared by the keys made here, so that a million series of
+    /// ten metrics hold ten metric-name strings, not a million (cleared when it reaches
+    /// [`MAX_SHARED_NAMES`]; a name longer than [`MAX_SHARED_NAME_BYTES`] is not kept).
+    names: Mutex<HashSet<Arc<str>>>,
 }
+
+/// Most names [`Interner::shared_name`] keeps.
+const MAX_SHARED_NAMES: usize = 4096;
+/// Longest name [`Interner::shared_name`] keeps (a metric name is at most 255 characters).
+const MAX_SHARED_NAME_BYTES: usize = 256;
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,7 +91,25 @@ impl Interner {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             max_per_shard: capacity.div_ceil(SHARDS).max(64),
             max_bytes_per_shard: max_bytes.div_ceil(SHARDS).max(64 << 10),
+            names: Mutex::default(),
         }
+    }
+
+    /// `name` as a string shared with the other keys made here that have it.
+    pub(crate) fn shared_name(&self, name: &str) -> Arc<str> {
+        if name.len() > MAX_SHARED_NAME_BYTES {
+            return Arc::from(name);
+        }
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = names.get(name) {
+            return Arc::clone(n);
+        }
+        if names.len() >= MAX_SHARED_NAMES {
+            *names = HashSet::new();
+        }
+        let n: Arc<str> = Arc::from(name);
+        names.insert(Arc::clone(&n));
+        n
     }
 
     /// Bytes held, estimated (identities and keys).
@@ -214,7 +242,8 @@ impl Session<'_> {
             return Ok(k.clone());
         }
         let ns_slot = &mut self.namespace;
-        let key = self.interner.lookup(&self.scratch, || {
+        let interner = self.interner;
+        let key = interner.lookup(&self.scratch, || {
             let metric = utf8(metric_name, Field::MetricName)?;
             let mut dims = Vec::with_capacity(dimensions.len());
             for (j, (n, v)) in dimensions.iter().enumerate() {
@@ -224,11 +253,13 @@ impl Session<'_> {
                 ));
             }
             check(metric, &dims)?;
-            let ns = ns_slot.get_or_insert_with(|| Arc::from(namespace)).clone();
-            Ok(SeriesKey::new(
+            let ns = ns_slot
+                .get_or_insert_with(|| interner.shared_name(namespace))
+                .clone();
+            Ok(SeriesKey::from_parts(
                 ns,
-                metric,
-                dims.iter().map(|(n, v)| Dimension::new(*n, *v)).collect(),
+                interner.shared_name(metric),
+                &dims,
             ))
         })?;
         std::mem::swap(&mut self.scratch, &mut self.previous);

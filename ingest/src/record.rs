@@ -42,8 +42,8 @@
 use bytes::{Buf, BufMut};
 use prost::encoding::{decode_varint, encode_varint};
 use thermostat_metrics::{
-    Dimension, Distribution, Observation, ObservationBatch, Resolution, Sample, SeriesKey,
-    StatisticSet, Timestamp, Unit,
+    Distribution, Observation, ObservationBatch, Resolution, Sample, SeriesKey, StatisticSet,
+    Timestamp, Unit,
 };
 
 use thermostat_otlp::StreamUpdate;
@@ -110,8 +110,8 @@ fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
     put_str(out, key.metric_name());
     encode_varint(key.dimensions().len() as u64, out);
     for d in key.dimensions() {
-        put_str(out, &d.name);
-        put_str(out, &d.value);
+        put_str(out, d.name);
+        put_str(out, d.value);
     }
 }
 
@@ -444,12 +444,14 @@ impl Decoder {
         self.identity.clear();
         put_str(&mut self.identity, ns);
         self.identity.extend_from_slice(bytes);
-        self.keys.lookup(&self.identity, || key_of(ns, bytes))
+        let keys = &self.keys;
+        keys.lookup(&self.identity, || key_of(keys, ns, bytes))
     }
 }
 
-/// Builds the key of `bytes` (a `key` of the format) in namespace `ns`.
-fn key_of(ns: &str, bytes: &[u8]) -> Result<SeriesKey, DecodeError> {
+/// Builds the key of `bytes` (a `key` of the format) in namespace `ns`, its names shared
+/// through `keys`.
+fn key_of(keys: &Interner, ns: &str, bytes: &[u8]) -> Result<SeriesKey, DecodeError> {
     let mut c = Cursor {
         all: bytes,
         rest: bytes,
@@ -458,15 +460,16 @@ fn key_of(ns: &str, bytes: &[u8]) -> Result<SeriesKey, DecodeError> {
     let count = c.len(2, "dimension count")?;
     let mut dims = Vec::with_capacity(count);
     for _ in 0..count {
-        dims.push(Dimension::new(
-            c.str("dimension name")?,
-            c.str("dimension value")?,
-        ));
+        dims.push((c.str("dimension name")?, c.str("dimension value")?));
     }
     if !c.rest.is_empty() {
         return Err(c.error("bytes after the key"));
     }
-    Ok(SeriesKey::new(ns, metric, dims))
+    Ok(SeriesKey::from_parts(
+        keys.shared_name(ns),
+        keys.shared_name(metric),
+        &dims,
+    ))
 }
 
 #[cfg(test)]

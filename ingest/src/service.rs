@@ -902,8 +902,8 @@ impl MetricsService for MetricsApi {
                     .dimensions()
                     .iter()
                     .map(|d| pb::Dimension {
-                        name: d.name.clone(),
-                        value: d.value.clone(),
+                        name: d.name.to_owned(),
+                        value: d.value.to_owned(),
                     })
                     .collect(),
             })

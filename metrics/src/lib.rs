@@ -51,7 +51,7 @@ pub mod window;
 
 pub use batch::ObservationBatch;
 pub use error::{Error, Result, chain};
-pub use series::{Dimension, SeriesKey};
+pub use series::{Dimension, DimensionRef, Dimensions, SeriesKey};
 pub use statistic::Statistic;
 pub use store::{Datapoint, Observation, Query, QueryError, Resolution, Sample, Store};
 pub use telemetry::Telemetry;

@@ -1317,18 +1317,9 @@ pub struct ListCursor {
 
 /// List order: namespace, metric name, stable hash, then dimensions (hashes collide rarely).
 fn list_order(a: &SeriesKey, b: &SeriesKey) -> std::cmp::Ordering {
-    (
-        a.namespace(),
-        a.metric_name(),
-        a.stable_hash(),
-        a.dimensions(),
-    )
-        .cmp(&(
-            b.namespace(),
-            b.metric_name(),
-            b.stable_hash(),
-            b.dimensions(),
-        ))
+    (a.namespace(), a.metric_name(), a.stable_hash())
+        .cmp(&(b.namespace(), b.metric_name(), b.stable_hash()))
+        .then_with(|| a.dimensions().cmp(b.dimensions()))
 }
 
 /// A key in [`Store::list_page`]'s heap, ordered by [`list_order`].

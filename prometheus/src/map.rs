@@ -366,7 +366,7 @@ impl<'a> Mapper<'a> {
             key.dimensions()
                 .iter()
                 .filter(|d| d.name != "le")
-                .cloned()
+                .map(|d| d.to_dimension())
                 .collect(),
         );
         let g = match self.groups.index.get(&family_key) {

@@ -29,7 +29,7 @@ pub fn labels_of(key: &SeriesKey) -> Labels {
         key.dimensions()
             .iter()
             .filter(|d| d.name != METRIC_NAME && d.name != NAMESPACE)
-            .map(|d| (d.name.clone(), d.value.clone())),
+            .map(|d| (d.name.to_owned(), d.value.to_owned())),
     );
     out.sort();
     out

@@ -494,13 +494,14 @@ fn the_notification_trigger_of_a_math_alarm_lists_its_metrics() {
         reason_data: None,
     };
     let dims = [Dimension::new("Host", "web-2")];
+    let dims_key = thermostat_metrics::SeriesKey::new("T", "m", dims.to_vec());
     let m = cloudwatch_message(
         &MessageSettings::try_new("123456789012", "eu-west-1", None).unwrap(),
         &AlarmEvent {
             name: "host-errors[Host=web-2]",
             definition: AlarmDefinition::Metric(&set.alarms[0]),
             transition: &t,
-            dimensions: Some(&dims),
+            dimensions: Some(dims_key.dimensions()),
             configuration_updated: None,
         },
     );

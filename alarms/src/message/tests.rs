@@ -152,11 +152,12 @@ fn message_fields_one_by_one() {
         Dimension::new("Host", "h1"),
         Dimension::new("Service", "web"),
     ];
+    let dims_key = thermostat_metrics::SeriesKey::new("T", "m", dims.to_vec());
     let event = AlarmEvent {
         name: "web-p99[Host=h1]",
         definition: AlarmDefinition::Metric(&s.alarms[0]),
         transition: &t,
-        dimensions: Some(&dims),
+        dimensions: Some(dims_key.dimensions()),
         configuration_updated: None,
     };
     let m = cloudwatch_message(&settings, &event);

@@ -1,5 +1,6 @@
 use proptest::prelude::*;
 use prost::Message as _;
+use thermostat_metrics::Dimension;
 use thermostat_proto::v1::{self as pb, MetricDatum, PutMetricDataRequest};
 
 use super::*;

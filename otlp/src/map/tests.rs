@@ -238,7 +238,7 @@ fn dimensions_are_point_attributes_and_chosen_resource_attributes() {
         .series
         .dimensions()
         .iter()
-        .map(|d| (d.name.as_str(), d.value.as_str()))
+        .map(|d| (d.name, d.value))
         .collect();
     assert_eq!(
         dims,

@@ -348,13 +348,13 @@ async fn capacity_metrics_are_the_four_auto_scaling_metrics_of_each_group() {
         .map(|(k, o)| {
             assert_eq!(o.timestamp, now);
             assert_eq!(k.namespace(), "AWS/AutoScaling");
-            assert_eq!(k.dimensions()[0].value, "web");
+            assert_eq!(k.dimensions().next().unwrap().value, "web");
             let Sample::Value(v) = o.sample else {
                 panic!("{o:?}")
             };
             (
                 k.metric_name().to_owned(),
-                k.dimensions()[0].name.clone(),
+                k.dimensions().next().unwrap().name.to_owned(),
                 v,
             )
         })
