@@ -661,8 +661,11 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
                             Some(k) => {
                                 pending.push_back((k, Instant::now()));
                                 if sender.send(plan.requests[k].clone()).await.is_err() {
-                                    // The stream is gone; the request is resent on the next one.
-                                    break;
+                                    // The server has ended the stream (it refused a request):
+                                    // this one is resent on the next stream, but the answers
+                                    // to the ones before it are still coming and must be
+                                    // read, or requests the server stored would be sent again.
+                                    tx = None;
                                 }
                             }
                             // Nothing left: end the request stream so the server ends its own.
@@ -802,8 +805,10 @@ async fn open_stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) ->
                     };
                     pending.push_back((k, due));
                     if sender.send(plan.requests[k].clone()).await.is_err() {
-                        // The stream is gone; the request is resent on the next one.
-                        break;
+                        // The server has ended the stream: this request is resent on the next
+                        // one; the answers to those before it are still read (see
+                        // `stream_sender`).
+                        tx = None;
                     }
                 }
             }
