@@ -1,5 +1,6 @@
 #!/bin/bash
-# Bytes per active series: server RSS after loading N series (10 samples each, 4 connections)
+# Bytes per active series: server RSS after loading N series (hosts × 10 metrics, 10 samples
+# each, time order, unary, 4 connections × 8 in flight: the comparison's series)
 # minus its RSS at start. Run from the workspace root after `cargo build --release -p thermostat -p thermostat-benches`.
 cd "$(dirname "$0")/.."
 for n in 10000 100000 1000000; do
@@ -8,7 +9,7 @@ for n in 10000 100000 1000000; do
   pid=$!
   sleep 1
   base=$(grep VmRSS /proc/$pid/status | awk '{print $2}')
-  target/release/loadgen --target http://127.0.0.1:24318 --series $n --samples-per-series 10 --connections 4 --in-flight 8 --json > /tmp/mem_lg_$n.json
+  target/release/loadgen --target http://127.0.0.1:24318 --hosts $((n / 10)) --metrics 10 --samples-per-series 10 --order time --connections 4 --in-flight 8 --json > /tmp/mem_lg_$n.json
   after=$(grep VmRSS /proc/$pid/status | awk '{print $2}')
   hwm=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
   heap=$(curl -s 127.0.0.1:28081/metrics | grep thermostat_series_active)
