@@ -8,7 +8,7 @@
 //! 455 days, so nothing is ever counted twice. A query for period `P` reads the windows of
 //! every tier whose granularity divides `P` and that lie wholly inside a bucket.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -299,10 +299,10 @@ struct Stream {
 }
 
 /// A stream's windows per tier, by start (the head apart).
-type Tiers = [BTreeMap<i64, Window>; 4];
+type Tiers = [TierWindows; 4];
 
-/// The map of a stream without tiers.
-static NO_WINDOWS: BTreeMap<i64, Window> = BTreeMap::new();
+/// The windows of a stream without tiers.
+static NO_WINDOWS: TierWindows = TierWindows::Few(Vec::new());
 
 impl Stream {
     fn is_empty(&self) -> bool {
@@ -310,16 +310,16 @@ impl Stream {
             && self
                 .tiers
                 .as_ref()
-                .is_none_or(|t| t.iter().all(BTreeMap::is_empty))
+                .is_none_or(|t| t.iter().all(TierWindows::is_empty))
     }
 
     /// The windows of `tier` (the head apart).
-    fn tier(&self, tier: usize) -> &BTreeMap<i64, Window> {
+    fn tier(&self, tier: usize) -> &TierWindows {
         self.tiers.as_ref().map_or(&NO_WINDOWS, |t| &t[tier])
     }
 
     /// The windows of `tier` (the head apart), the maps allocated if they were not.
-    fn tier_mut(&mut self, tier: usize) -> &mut BTreeMap<i64, Window> {
+    fn tier_mut(&mut self, tier: usize) -> &mut TierWindows {
         &mut self.tiers.get_or_insert_with(Box::default)[tier]
     }
 
@@ -328,7 +328,7 @@ impl Stream {
         if self
             .tiers
             .as_ref()
-            .is_some_and(|t| t.iter().all(BTreeMap::is_empty))
+            .is_some_and(|t| t.iter().all(TierWindows::is_empty))
         {
             self.tiers = None;
         }
@@ -343,22 +343,21 @@ impl Stream {
                 Some(h) if h.tier == tier => start > h.start,
                 _ => self
                     .tier(tier)
-                    .last_key_value()
-                    .is_none_or(|(&last, _)| start >= last),
+                    .last_start()
+                    .is_none_or(|last| start >= last),
             };
             if !newest {
                 // Late data: an older window of the tier, in the map.
-                return match self.tier_mut(tier).entry(start) {
-                    std::collections::btree_map::Entry::Occupied(e) => (e.into_mut(), false),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        (e.insert(Window::default()), true)
-                    }
-                };
+                return self.tier_mut(tier).get_or_insert(start);
             }
             self.settle();
-            let window = match self.tiers.as_mut().and_then(|t| t[tier].last_entry()) {
-                Some(e) if *e.key() == start => e.remove(),
-                _ => {
+            let window = match self
+                .tiers
+                .as_mut()
+                .and_then(|t| t[tier].take_last_at(start))
+            {
+                Some(w) => w,
+                None => {
                     created = true;
                     Window::default()
                 }
@@ -402,10 +401,7 @@ impl Stream {
             .as_ref()
             .filter(|h| h.tier == tier && range.contains(&h.start))
             .map(|h| (h.start, &h.window));
-        self.tier(tier)
-            .range(range)
-            .map(|(&start, w)| (start, w))
-            .chain(head)
+        self.tier(tier).range(range).chain(head)
     }
 
     /// Every window as `(tier, start, window)`, by tier, then start.
@@ -1209,11 +1205,8 @@ fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionRe
         }
         // Windows that start before the cutoff leave this tier.
         let leaving = match stream.tiers.as_mut() {
-            Some(tiers) => {
-                let keep = tiers[tier].split_off(&cutoff);
-                std::mem::replace(&mut tiers[tier], keep)
-            }
-            None => BTreeMap::new(),
+            Some(tiers) => tiers[tier].split_before(cutoff),
+            None => Vec::new(),
         };
         if let Some(next) = TIER_MS.get(tier + 1) {
             for (start, w) in leaving {
@@ -1226,11 +1219,7 @@ fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionRe
                 {
                     stream.settle();
                 }
-                stream
-                    .tier_mut(tier + 1)
-                    .entry(coarse)
-                    .or_default()
-                    .merge(&w);
+                stream.tier_mut(tier + 1).get_or_insert(coarse).0.merge(&w);
                 report.rolled_up += 1;
             }
         } else {
@@ -1238,12 +1227,12 @@ fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionRe
         }
         let seal_before = now.as_millis() - SEAL_AFTER_MS - g;
         if let Some(tiers) = stream.tiers.as_mut() {
-            for (_, w) in tiers[tier].range_mut(..seal_before) {
+            tiers[tier].for_each_before(seal_before, |w| {
                 if !w.is_sealed() {
                     w.seal();
                     report.sealed += 1;
                 }
-            }
+            });
         }
         if let Some(h) = stream.head.as_mut()
             && h.tier == tier
@@ -1498,9 +1487,11 @@ pub struct StreamExport {
 }
 
 mod query_gate;
+mod tier;
 pub use query_gate::{
     Admission, DEFAULT_MAX_QUERY_COST, DEFAULT_MAX_WAITING_QUERIES, QueryGate, QueryRefused,
 };
+use tier::TierWindows;
 
 #[cfg(test)]
 mod tests;
