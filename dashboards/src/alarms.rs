@@ -814,7 +814,8 @@ fn band_of(alarm: &thermostat_alarms::Alarm) -> Option<(String, f64)> {
 }
 
 /// `GET /api/v1/alarms/{name}/band?from=&to=`: an anomaly-detection alarm's (or per-series
-/// instance's) series over its period grid in `[from, to)` (default: the last 3 hours; at
+/// instance's) series over its period grid from the period holding `from` to the one holding
+/// `to` (default: the last 3 hours up to now, the current period included; at
 /// most [`MAX_BAND_PERIODS`] periods), each period with the band of the alarm's model and
 /// whether the value is outside it as the alarm's operator compares:
 /// `{"points": [{"t", "value", "lower", "upper", "outside"}], "model": {…} | null, …}`.
@@ -849,10 +850,13 @@ pub(crate) async fn band(
         ));
     };
     let p = alarm.period.as_millis();
+    // The period holding `to` is in the range (rounded up), so that a range ending now shows
+    // the current period's datapoint, as the alarm's chart does.
     let to = match params.to.as_deref() {
         Some(t) => parse_time("to", t)?,
-        None => now.add_millis(p),
+        None => now,
     }
+    .add_millis(p - 1)
     .floor_to(p);
     let from = match params.from.as_deref() {
         Some(t) => parse_time("from", t)?,

@@ -125,6 +125,19 @@ async fn an_anomaly_alarms_band_endpoint_gives_its_series_band_and_the_points_ou
     let outside = with_value.iter().filter(|p| p["outside"] == true).count();
     assert_eq!(outside as i64, SPIKE_MINUTES, "{band}");
 
+    // A range ending now holds the current period (its datapoint is the newest spike), as
+    // the alarm page asks for it.
+    let until_now = scenario
+        .band(&format!("?from={}&to={}", now - 3600, now_ms() / 1000))
+        .await;
+    let outside_now = until_now["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["outside"] == true)
+        .count();
+    assert_eq!(outside_now as i64, SPIKE_MINUTES, "{until_now}");
+
     // Not an anomaly alarm, a range too long, an unknown alarm.
     let long = scenario.band("?from=0&to=86460").await;
     assert!(long.to_string().contains("more than 1440"), "{long}");
