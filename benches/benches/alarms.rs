@@ -43,10 +43,14 @@ const NAMESPACE: &str = "Bench/Alarms";
 const SAMPLES: i64 = 36;
 
 fn workload() -> Workload {
+    workload_of(SERIES)
+}
+
+fn workload_of(series: usize) -> Workload {
     Workload::new(
         WorkloadSpec {
             namespace: NAMESPACE.to_owned(),
-            series: SERIES,
+            series,
             samples_per_series: 1,
             batch: 1000,
             seed: 0,
@@ -230,5 +234,38 @@ fn tick(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, tick);
+/// With `THERMOSTAT_BENCH_1M_ALARMS=1` (issue 23's growth figure; several GB and minutes,
+/// so not by default): one tick of 1,000,000 `Average` alarms, one per series of 100,000
+/// hosts × 10 metrics, laid out as above.
+fn tick_1m(c: &mut Criterion) {
+    if std::env::var_os("THERMOSTAT_BENCH_1M_ALARMS").is_none() {
+        return;
+    }
+    let series = 10 * SERIES;
+    let w = workload_of(series);
+    let keys: Vec<SeriesKey> = (0..series).map(|s| w.series_key(s)).collect();
+    let store = store(&keys);
+    let now = Timestamp(NOW_MS);
+    let set = one_per_series(&keys, "Average");
+    let mut g = c.benchmark_group("alarm_tick_1m");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(60));
+    g.throughput(Throughput::Elements(series as u64));
+    let mut state = EngineState::new(&set, now, None);
+    let first = thermostat_alarms::tick(&set, &mut state, &store, now)
+        .unwrap_or_else(|e| panic!("1m alarms: the first tick fails: {e}"));
+    assert_eq!(first.evaluations, series, "every alarm is evaluated");
+    g.bench_function("1m_alarms_average", |b| {
+        b.iter(|| {
+            let out = thermostat_alarms::tick(&set, &mut state, &store, black_box(now))
+                .unwrap_or_else(|e| panic!("1m alarms: a tick fails: {e}"));
+            assert_eq!(out.evaluations, series);
+            out
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, tick, tick_1m);
 criterion_main!(benches);
