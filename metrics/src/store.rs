@@ -288,18 +288,16 @@ struct Head {
 /// ([`Stream::range`], [`Stream::windows`]); compaction seals it in place and moves it into
 /// its map only when it leaves its tier ([`compact_stream`]).
 ///
-/// The tiers' maps are allocated only once a window is kept beside the head: most of a
-/// fresh series' memory would otherwise be four empty maps and, after the first compaction,
-/// a B-tree leaf (room for 11 windows, ≈ 800 bytes) holding its one window.
+/// Only the tiers that keep a window beside the head are allocated, each once it does: a
+/// fresh series holds none, and one with a second window one (40 bytes), not four (issue 23:
+/// at a million series that was 90 MB whenever the data crossed a minute).
 #[derive(Debug, Default)]
 struct Stream {
     unit: Unit,
-    tiers: Option<Box<Tiers>>,
+    /// `(tier, its windows)` by tier, only tiers that hold windows beside the head.
+    tiers: Option<Box<[(u8, TierWindows)]>>,
     head: Option<Head>,
 }
-
-/// A stream's windows per tier, by start (the head apart).
-type Tiers = [TierWindows; 4];
 
 /// The windows of a stream without tiers.
 static NO_WINDOWS: TierWindows = TierWindows::Few(Vec::new());
@@ -310,27 +308,58 @@ impl Stream {
             && self
                 .tiers
                 .as_ref()
-                .is_none_or(|t| t.iter().all(TierWindows::is_empty))
+                .is_none_or(|t| t.iter().all(|(_, w)| w.is_empty()))
     }
 
     /// The windows of `tier` (the head apart).
     fn tier(&self, tier: usize) -> &TierWindows {
-        self.tiers.as_ref().map_or(&NO_WINDOWS, |t| &t[tier])
-    }
-
-    /// The windows of `tier` (the head apart), the maps allocated if they were not.
-    fn tier_mut(&mut self, tier: usize) -> &mut TierWindows {
-        &mut self.tiers.get_or_insert_with(Box::default)[tier]
-    }
-
-    /// Frees the maps when they hold nothing.
-    fn release_empty_tiers(&mut self) {
-        if self
-            .tiers
+        self.tiers
             .as_ref()
-            .is_some_and(|t| t.iter().all(TierWindows::is_empty))
-        {
-            self.tiers = None;
+            .and_then(|t| t.iter().find(|(n, _)| usize::from(*n) == tier))
+            .map_or(&NO_WINDOWS, |(_, w)| w)
+    }
+
+    /// The windows of `tier` (the head apart), if the tier is allocated.
+    fn tier_if_any(&mut self, tier: usize) -> Option<&mut TierWindows> {
+        self.tiers
+            .as_mut()?
+            .iter_mut()
+            .find(|(n, _)| usize::from(*n) == tier)
+            .map(|(_, w)| w)
+    }
+
+    /// The windows of `tier` (the head apart), the tier allocated if it was not.
+    fn tier_mut(&mut self, tier: usize) -> &mut TierWindows {
+        let id = u8::try_from(tier).expect("four tiers");
+        let tiers = self.tiers.get_or_insert_with(Box::default);
+        let at = match tiers.iter().position(|(n, _)| *n == id) {
+            Some(at) => at,
+            None => {
+                let mut grown = std::mem::take(tiers).into_vec();
+                grown.push((id, TierWindows::default()));
+                grown.sort_unstable_by_key(|(n, _)| *n);
+                *tiers = grown.into_boxed_slice();
+                tiers
+                    .iter()
+                    .position(|(n, _)| *n == id)
+                    .expect("the tier was just added")
+            }
+        };
+        &mut tiers[at].1
+    }
+
+    /// Frees the tiers that hold nothing.
+    fn release_empty_tiers(&mut self) {
+        let Some(tiers) = self.tiers.as_mut() else {
+            return;
+        };
+        if tiers.iter().any(|(_, w)| w.is_empty()) {
+            let kept: Vec<(u8, TierWindows)> = std::mem::take(tiers)
+                .into_vec()
+                .into_iter()
+                .filter(|(_, w)| !w.is_empty())
+                .collect();
+            self.tiers = (!kept.is_empty()).then(|| kept.into_boxed_slice());
         }
     }
 
@@ -351,11 +380,7 @@ impl Stream {
                 return self.tier_mut(tier).get_or_insert(start);
             }
             self.settle();
-            let window = match self
-                .tiers
-                .as_mut()
-                .and_then(|t| t[tier].take_last_at(start))
-            {
+            let window = match self.tier_if_any(tier).and_then(|t| t.take_last_at(start)) {
                 Some(w) => w,
                 None => {
                     created = true;
@@ -421,7 +446,8 @@ const SERIES_BYTES: usize = std::mem::size_of::<(SeriesKey, Box<Series>)>() * 8 
     + 16;
 /// Bytes a stream costs beyond its windows, estimated (its maps counted whether allocated
 /// or not, so that the estimate does not depend on when compaction last ran).
-const STREAM_BYTES: usize = std::mem::size_of::<Stream>() + std::mem::size_of::<Tiers>();
+const STREAM_BYTES: usize =
+    std::mem::size_of::<Stream>() + 2 * std::mem::size_of::<(u8, TierWindows)>();
 /// Bytes a window costs beyond its distribution's heap, estimated: its map entry and a share
 /// of the B-tree node around it.
 const WINDOW_BYTES: usize = std::mem::size_of::<(i64, Window)>() * 3 / 2;
@@ -1204,8 +1230,8 @@ fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionRe
             stream.settle();
         }
         // Windows that start before the cutoff leave this tier.
-        let leaving = match stream.tiers.as_mut() {
-            Some(tiers) => tiers[tier].split_before(cutoff),
+        let leaving = match stream.tier_if_any(tier) {
+            Some(windows) => windows.split_before(cutoff),
             None => Vec::new(),
         };
         if let Some(next) = TIER_MS.get(tier + 1) {
@@ -1226,8 +1252,8 @@ fn compact_stream(stream: &mut Stream, now: Timestamp, report: &mut CompactionRe
             report.expired += leaving.len();
         }
         let seal_before = now.as_millis() - SEAL_AFTER_MS - g;
-        if let Some(tiers) = stream.tiers.as_mut() {
-            tiers[tier].for_each_before(seal_before, |w| {
+        if let Some(windows) = stream.tier_if_any(tier) {
+            windows.for_each_before(seal_before, |w| {
                 if !w.is_sealed() {
                     w.seal();
                     report.sealed += 1;

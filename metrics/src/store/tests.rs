@@ -573,7 +573,7 @@ proptest::proptest! {
             };
             proptest::prop_assert_eq!(windows(&kept), windows(&settled));
             if kept.tiers.is_some() {
-                proptest::prop_assert!(kept.tiers.as_ref().unwrap().iter().any(|m| !m.is_empty()) || !compact);
+                proptest::prop_assert!(kept.tiers.as_ref().unwrap().iter().any(|(_, m)| !m.is_empty()) || !compact);
             }
         }
     }
