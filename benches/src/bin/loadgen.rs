@@ -623,25 +623,19 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
         };
         let mut tx = (pending.len() == window).then_some(tx);
 
-        let opened = match grpc.ready().await {
-            Ok(()) => {
-                grpc.streaming(
-                    Request::new(ReceiverStream::new(rx)),
-                    path.clone(),
-                    PreEncoded::<PutMetricDataResponse>::default(),
-                )
-                .await
-            }
-            Err(e) => Err(not_ready(e)),
-        };
-        let mut responses = match opened {
-            Ok(r) => r.into_inner(),
+        let mut responses = match open_stream(&mut grpc, rx, &path).await {
+            Ok(r) => r,
             Err(s) => {
-                if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
-                    plan.failed(&mut tally, front, &s, &path);
-                    pending.pop_front();
-                    attempt = 0;
-                }
+                stream_refused(
+                    &mut tally,
+                    &plan,
+                    &mut pending,
+                    front,
+                    &mut attempt,
+                    &path,
+                    s,
+                )
+                .await;
                 continue;
             }
         };
@@ -675,25 +669,76 @@ async fn stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) -> Tall
                 }
                 Ok(None) if pending.is_empty() => break,
                 Ok(None) => {
-                    let k = pending.front().map_or(front, |p| p.0);
-                    let s =
-                        Status::unavailable("the stream ended before the request was acknowledged");
-                    plan.failed(&mut tally, k, &s, &path);
-                    pending.pop_front();
+                    stream_cut(&mut tally, &plan, &mut pending, front, &path);
                     break;
                 }
                 Err(s) => {
-                    if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
-                        let k = pending.front().map_or(front, |p| p.0);
-                        plan.failed(&mut tally, k, &s, &path);
-                        pending.pop_front();
-                        attempt = 0;
-                    }
+                    stream_refused(
+                        &mut tally,
+                        &plan,
+                        &mut pending,
+                        front,
+                        &mut attempt,
+                        &path,
+                        s,
+                    )
+                    .await;
                     break;
                 }
             }
         }
     }
+}
+
+/// Opens a `StreamMetricData` stream sending what `rx` yields.
+async fn open_stream(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    rx: mpsc::Receiver<Bytes>,
+    path: &PathAndQuery,
+) -> Result<tonic::codec::Streaming<PutMetricDataResponse>, Status> {
+    grpc.ready().await.map_err(not_ready)?;
+    grpc.streaming(
+        Request::new(ReceiverStream::new(rx)),
+        path.clone(),
+        PreEncoded::<PutMetricDataResponse>::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+/// A stream (or its opening) failed with `s` while `pending` awaited answers: after a
+/// backoff if `s` is RESOURCE_EXHAUSTED and retries are left (every pending request is then
+/// resent on the next stream), else the oldest pending request counts as failed.
+async fn stream_refused(
+    tally: &mut Tally,
+    plan: &Plan,
+    pending: &mut VecDeque<(usize, Instant)>,
+    front: usize,
+    attempt: &mut u32,
+    path: &PathAndQuery,
+    s: Status,
+) {
+    if !tally.backoff(&s, attempt, plan.max_retries).await {
+        let k = pending.front().map_or(front, |p| p.0);
+        plan.failed(tally, k, &s, path);
+        pending.pop_front();
+        *attempt = 0;
+    }
+}
+
+/// A stream ended without a status while `pending` awaited answers: the oldest counts as
+/// failed, the rest are resent on the next stream.
+fn stream_cut(
+    tally: &mut Tally,
+    plan: &Plan,
+    pending: &mut VecDeque<(usize, Instant)>,
+    front: usize,
+    path: &PathAndQuery,
+) {
+    let k = pending.front().map_or(front, |p| p.0);
+    let s = Status::unavailable("the stream ended before the request was acknowledged");
+    plan.failed(tally, k, &s, path);
+    pending.pop_front();
 }
 
 /// `--stream --rate`: one `StreamMetricData` stream per connection, like [`stream_sender`],
@@ -735,25 +780,19 @@ async fn open_stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) ->
         };
         let mut tx = Some(tx);
 
-        let opened = match grpc.ready().await {
-            Ok(()) => {
-                grpc.streaming(
-                    Request::new(ReceiverStream::new(rx)),
-                    path.clone(),
-                    PreEncoded::<PutMetricDataResponse>::default(),
-                )
-                .await
-            }
-            Err(e) => Err(not_ready(e)),
-        };
-        let mut responses = match opened {
-            Ok(r) => r.into_inner(),
+        let mut responses = match open_stream(&mut grpc, rx, &path).await {
+            Ok(r) => r,
             Err(s) => {
-                if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
-                    plan.failed(&mut tally, front, &s, &path);
-                    pending.pop_front();
-                    attempt = 0;
-                }
+                stream_refused(
+                    &mut tally,
+                    &plan,
+                    &mut pending,
+                    front,
+                    &mut attempt,
+                    &path,
+                    s,
+                )
+                .await;
                 continue;
             }
         };
@@ -781,21 +820,12 @@ async fn open_stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) ->
                     }
                     Ok(None) if pending.is_empty() => break,
                     Ok(None) => {
-                        let k = pending.front().map_or(front, |p| p.0);
-                        let s = Status::unavailable(
-                            "the stream ended before the request was acknowledged",
-                        );
-                        plan.failed(&mut tally, k, &s, &path);
-                        pending.pop_front();
+                        stream_cut(&mut tally, &plan, &mut pending, front, &path);
                         break;
                     }
                     Err(s) => {
-                        if !tally.backoff(&s, &mut attempt, plan.max_retries).await {
-                            let k = pending.front().map_or(front, |p| p.0);
-                            plan.failed(&mut tally, k, &s, &path);
-                            pending.pop_front();
-                            attempt = 0;
-                        }
+                        stream_refused(&mut tally, &plan, &mut pending, front, &mut attempt, &path, s)
+                            .await;
                         break;
                     }
                 },
