@@ -9,64 +9,12 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
-
-use thermostat_benches::process::{Killed, log_text, start_thermostat};
 
 mod common;
-
-/// How long a starting server may take to log its addresses (a deadline, not a sleep).
-const SERVING_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A running server (killed when dropped) and its data directory (removed after it).
-struct Server {
-    _process: Killed,
-    grpc: String,
-    http: String,
-    log: thermostat_benches::process::Log,
-    _data_dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn log(&self) -> String {
-        log_text(&self.log)
-    }
-}
-
-fn start_server(extra: &[&str]) -> Server {
-    let data_dir = tempfile::tempdir().unwrap();
-    let t = start_thermostat(
-        &common::thermostat_bin(),
-        data_dir.path(),
-        extra,
-        SERVING_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    Server {
-        _process: t.process,
-        grpc: t.grpc,
-        http: t.http,
-        log: t.log,
-        _data_dir: data_dir,
-    }
-}
-
-/// `GET /metrics` over a plain socket, returning the body.
-fn scrape(http: &str) -> String {
-    let mut s = TcpStream::connect(http).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-}
+#[path = "common/server.rs"]
+mod server;
+use server::Server;
 
 fn samples_total(metrics: &str) -> f64 {
     metrics
@@ -125,7 +73,7 @@ fn assert_counts_agree(server: &Server, report: &serde_json::Value) {
         report["ack_latency_p99_ms"].as_f64().unwrap()
             >= report["ack_latency_p50_ms"].as_f64().unwrap()
     );
-    let scraped = samples_total(&scrape(&server.http));
+    let scraped = samples_total(&server.scrape());
     assert_eq!(
         scraped,
         expected as f64,
@@ -136,7 +84,7 @@ fn assert_counts_agree(server: &Server, report: &serde_json::Value) {
 
 #[test]
 fn unary_samples_acknowledged_equal_samples_counted_by_the_server() {
-    let server = start_server(&[]);
+    let server = Server::start(&[]);
     let report = run_loadgen(&server, &workload_args("2", &[]));
     assert_eq!(report["mode"], "unary");
     assert_counts_agree(&server, &report);
@@ -144,7 +92,7 @@ fn unary_samples_acknowledged_equal_samples_counted_by_the_server() {
 
 #[test]
 fn stream_samples_acknowledged_equal_samples_counted_by_the_server() {
-    let server = start_server(&[]);
+    let server = Server::start(&[]);
     let report = run_loadgen(
         &server,
         &workload_args("2", &["--stream", "--in-flight", "4"]),
@@ -157,14 +105,15 @@ fn stream_samples_acknowledged_equal_samples_counted_by_the_server() {
 /// RESOURCE_EXHAUSTED whenever they overlap; loadgen must retry, never drop.
 #[test]
 fn refused_streams_are_retried_not_dropped() {
-    let server = start_server(&["--max-streams", "1"]);
+    let server = Server::start(&["--max-streams", "1"]);
     let report = run_loadgen(
         &server,
         &workload_args("3", &["--stream", "--max-retries", "1000"]),
     );
     assert_counts_agree(&server, &report);
     let retries = report["retries"].as_u64().unwrap();
-    let refused = scrape(&server.http)
+    let refused = server
+        .scrape()
         .lines()
         .find_map(|l| l.strip_prefix("thermostat_ingest_rejected_total{reason=\"overloaded\"} "))
         .map_or(0, |v| v.trim().parse::<u64>().unwrap());
@@ -178,7 +127,7 @@ fn refused_streams_are_retried_not_dropped() {
 /// 0.1 % of its samples twice).
 #[test]
 fn a_stream_refused_mid_way_resends_only_what_was_not_stored() {
-    let server = start_server(&["--max-series", "10000"]);
+    let server = Server::start(&["--max-series", "10000"]);
     let report = run_loadgen(
         &server,
         &[
@@ -201,7 +150,7 @@ fn a_stream_refused_mid_way_resends_only_what_was_not_stored() {
             "1000",
         ],
     );
-    let metrics = scrape(&server.http);
+    let metrics = server.scrape();
     assert_eq!(report["samples"], 200_000, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert_eq!(

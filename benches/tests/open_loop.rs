@@ -13,62 +13,22 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
 
 use thermostat_benches::compare::metric_value;
-use thermostat_benches::process::{Killed, Log, log_text, start_thermostat};
 
 mod common;
-use common::thermostat_bin;
+#[path = "common/server.rs"]
+mod server;
+use server::Server;
 
-/// How long a starting server may take to log its addresses (a deadline, not a sleep).
-const SERVING_TIMEOUT: Duration = Duration::from_secs(60);
 /// 100 series × 50 samples in requests of 100: 50 requests, one due every 5 ms.
 const SAMPLES: u64 = 5000;
 const RATE: f64 = 20_000.0;
 
-/// A running server (killed when dropped) and its data directory (removed after it).
-struct Server {
-    _process: Killed,
-    grpc: String,
-    http: String,
-    log: Log,
-    _data_dir: tempfile::TempDir,
-}
-
-fn start_server() -> Server {
-    let data_dir = tempfile::tempdir().unwrap();
-    let t = start_thermostat(
-        &thermostat_bin(),
-        data_dir.path(),
-        std::iter::empty::<&str>(),
-        SERVING_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    Server {
-        _process: t.process,
-        grpc: t.grpc,
-        http: t.http,
-        log: t.log,
-        _data_dir: data_dir,
-    }
-}
-
 /// `thermostat_ingest_samples_total` from `GET /metrics`.
 fn samples_counted(server: &Server) -> f64 {
-    let mut s = TcpStream::connect(&server.http).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        server.http
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let response = server.scrape();
     metric_value(&response, "thermostat_ingest_samples_total")
         .unwrap_or_else(|| panic!("no thermostat_ingest_samples_total in:\n{response}"))
 }
@@ -94,7 +54,7 @@ fn run_loadgen(server: &Server, target: &str, extra: &[&str]) -> serde_json::Val
         out.status.success(),
         "loadgen failed ({}):\nstdout: {stdout}\nstderr: {stderr}\nserver log:\n{}",
         out.status,
-        log_text(&server.log)
+        server.log()
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
@@ -143,13 +103,13 @@ fn assert_open_loop(server: &Server, report: &serde_json::Value) {
         counted,
         SAMPLES as f64,
         "server counted {counted}, loadgen {report}; server log:\n{}",
-        log_text(&server.log)
+        server.log()
     );
 }
 
 #[test]
 fn unary_open_loop_sends_on_schedule_and_counts_every_sample() {
-    let server = start_server();
+    let server = Server::start(&[]);
     let report = run_loadgen(&server, &format!("http://{}", server.grpc), &[]);
     assert_eq!(report["mode"], "unary");
     assert_eq!(report["requests"], 50, "{report}");
@@ -162,7 +122,7 @@ fn unary_open_loop_sends_on_schedule_and_counts_every_sample() {
 
 #[test]
 fn stream_open_loop_sends_on_schedule_and_counts_every_sample() {
-    let server = start_server();
+    let server = Server::start(&[]);
     let report = run_loadgen(
         &server,
         &format!("http://{}", server.grpc),
@@ -175,7 +135,7 @@ fn stream_open_loop_sends_on_schedule_and_counts_every_sample() {
 
 #[test]
 fn remote_write_open_loop_sends_on_schedule_and_counts_every_sample() {
-    let server = start_server();
+    let server = Server::start(&[]);
     let report = run_loadgen(
         &server,
         &format!("http://{}/api/v1/write", server.http),
@@ -187,7 +147,7 @@ fn remote_write_open_loop_sends_on_schedule_and_counts_every_sample() {
 
 #[test]
 fn without_rate_the_loop_stays_closed() {
-    let server = start_server();
+    let server = Server::start(&[]);
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .arg("--target")
         .arg(format!("http://{}", server.grpc))
@@ -223,7 +183,7 @@ fn ci_latency_curve_has_four_levels_with_every_sample_counted() {
             "--skip-victoriametrics",
         ])
         .arg("--thermostat-bin")
-        .arg(thermostat_bin())
+        .arg(common::thermostat_bin())
         .arg("--loadgen-bin")
         .arg(env!("CARGO_BIN_EXE_loadgen"))
         .output()
