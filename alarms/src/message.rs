@@ -280,24 +280,25 @@ pub struct TriggerMetric {
 
 /// `Trigger` of a metric alarm's message. A metric-math alarm's has `Metrics` instead of
 /// the metric fields (`MetricName`, `Namespace`, `StatisticType`, the statistic, `Unit`,
-/// `Dimensions`), as CloudWatch's; an anomaly alarm's also `ThresholdMetricId`.
+/// `Dimensions`), as CloudWatch's; an anomaly alarm's also `ThresholdMetricId`. Written by
+/// the `Serialize` below (which fields appear depends on the alarm's kind); read leniently.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Trigger {
     /// `MetricName` (empty, and not written, for a math alarm).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub metric_name: String,
     /// `Namespace` (empty, and not written, for a math alarm).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub namespace: String,
     /// `Statistic` or `ExtendedStatistic` (empty, and not written, for a math alarm).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub statistic_type: String,
     /// Upper-case statistic (`SUM`, `AVERAGE`...) when `StatisticType` is `Statistic`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub statistic: Option<String>,
     /// The percentile (`p99`) when `StatisticType` is `ExtendedStatistic`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub extended_statistic: Option<String>,
     /// The unit, or `null`.
     pub unit: Option<String>,
@@ -309,7 +310,7 @@ pub struct Trigger {
     /// N.
     pub evaluation_periods: u32,
     /// M, only when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub datapoints_to_alarm: Option<u32>,
     /// The comparison operator.
     pub comparison_operator: String,
@@ -320,10 +321,10 @@ pub struct Trigger {
     /// `evaluate` or `ignore` for percentile alarms, `""` otherwise.
     pub evaluate_low_sample_count_percentile: String,
     /// `Metrics` of a metric-math alarm.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub metrics: Vec<TriggerMetric>,
     /// `ThresholdMetricId` of an anomaly-detection alarm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub threshold_metric_id: Option<String>,
 }
 
