@@ -141,6 +141,25 @@ async fn an_anomaly_alarms_band_endpoint_gives_its_series_band_and_the_points_ou
     // Not an anomaly alarm, a range too long, an unknown alarm.
     let long = scenario.band("?from=0&to=86460").await;
     assert!(long.to_string().contains("more than 1440"), "{long}");
+    // Hostile times: a clear error naming the field, and the server goes on answering.
+    for (query, field) in [
+        ("?to=nope", "to"),
+        ("?from=1e300", "from"),
+        ("?from=NaN", "from"),
+        (&format!("?from={now}&to={}", now - 3600)[..], "to"),
+    ] {
+        let r = reqwest::get(
+            scenario
+                .server
+                .http(&format!("/api/v1/alarms/{ANOMALY_ALARM}/band{query}")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{query}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body.to_string().contains(field), "{query}: {body}");
+    }
+    assert_eq!(scenario.band("").await["model"]["state"], "TRAINED");
     let r = reqwest::get(scenario.server.http("/api/v1/alarms/nope/band"))
         .await
         .unwrap();
