@@ -133,6 +133,21 @@ fn parse(file: &str, markdown: &str) -> Result<Vec<Block>, Vec<String>> {
                 if closes {
                     let o = open.take().expect("a block is open");
                     match mode_of(&o.info) {
+                        Ok(Some(mode)) if !matches!(mode, Mode::NotRun(_)) => {
+                            if let Some(at) = o.lines.iter().position(|l| closes_its_pipe_early(l))
+                            {
+                                errors.push(format!(
+                                    "{file}:{}: `| head` ends its input early, so the command before it may die of SIGPIPE and fail the block under pipefail; use `| sed -n 1,Np`",
+                                    o.line + 1 + at
+                                ));
+                            }
+                            blocks.push(Block {
+                                file: file.to_owned(),
+                                line: o.line + 1,
+                                mode,
+                                text: o.lines.join("\n"),
+                            })
+                        }
                         Ok(Some(mode)) => blocks.push(Block {
                             file: file.to_owned(),
                             line: o.line + 1,
@@ -157,6 +172,14 @@ fn parse(file: &str, markdown: &str) -> Result<Vec<Block>, Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// Whether a command line pipes into `head`, which exits after its lines while the writer
+/// may still be writing: a race that `pipefail` turns into a failure now and then.
+fn closes_its_pipe_early(line: &str) -> bool {
+    line.split('|')
+        .skip(1)
+        .any(|stage| stage.split_whitespace().next() == Some("head"))
 }
 
 /// What an info string asks for: `None` for a block that is not a shell block.
@@ -766,6 +789,9 @@ fn tags_outside_the_convention_are_refused() {
             "{info}: {errors:?}"
         );
     }
+    let racy = parse("x.md", "```sh\nls\nseq 100000 | head -3\n```\n").unwrap_err();
+    assert_eq!(racy.len(), 1, "{racy:?}");
+    assert!(racy[0].starts_with("x.md:3: `| head`"), "{racy:?}");
     let fine = parse(
         "x.md",
         "```yaml\na: 1\n```\n\n- item\n\n  ```sh\n  ls\n  ```\n",
