@@ -120,6 +120,42 @@ pub struct SettingsFile {
     pub prometheus: Option<PrometheusSettings>,
     /// The CloudWatch-compatible API (issue 21).
     pub aws_api: Option<AwsApiSettings>,
+    /// Cluster mode on NATS JetStream (docs/cluster.md).
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// `cluster:` in the settings file (docs/cluster.md); the `--cluster*` and `--node-id` flags
+/// win over it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// NATS server URLs (`nats://HOST:4222`).
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// This node's name, unique in the cluster.
+    pub node_id: Option<String>,
+    /// Replicas of the stream and buckets [default: the smaller of 3 and the NATS servers].
+    pub replicas: Option<usize>,
+    /// Partitions of a new cluster [default: 64]; an existing cluster keeps its own.
+    pub partitions: Option<u32>,
+    /// Seconds a partition lease lasts: a dead node's partitions move after at most this
+    /// long [default: 9].
+    pub lease_seconds: Option<u64>,
+}
+
+/// Cluster mode, resolved: `None` in [`Settings::cluster`] is single-node mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// NATS server URLs.
+    pub servers: Vec<String>,
+    /// This node's name.
+    pub node_id: String,
+    /// Replicas, or from the NATS cluster's size.
+    pub replicas: Option<usize>,
+    /// Partitions of a new cluster.
+    pub partitions: u32,
+    /// A lease's length.
+    pub lease: Duration,
 }
 
 /// The `aws_api` section of the settings file: the CloudWatch-compatible API on the HTTP port.
@@ -299,6 +335,8 @@ pub struct Settings {
     pub prometheus_namespace_label: String,
     /// The CloudWatch-compatible API (`aws_api`).
     pub aws_api: AwsApiSettings,
+    /// Cluster mode (`--cluster`, `cluster:`); `None`: single-node mode.
+    pub cluster: Option<Cluster>,
 }
 
 impl Default for Settings {
@@ -338,6 +376,7 @@ impl Default for Settings {
             otlp_stream_idle_seconds: 3600,
             prometheus_namespace_label: thermostat_prometheus::DEFAULT_NAMESPACE_LABEL.to_owned(),
             aws_api: AwsApiSettings::default(),
+            cluster: None,
         }
     }
 }
@@ -441,6 +480,21 @@ pub struct ServeArgs {
     /// minute. Never use it on a shared network.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Cluster mode: the NATS JetStream servers, comma-separated (nats://HOST:4222,...); every
+    /// node of one cluster gets the same list and --config (docs/cluster.md).
+    #[arg(long, value_name = "URLS")]
+    pub cluster: Option<String>,
+    /// This node's name in the cluster (letters, digits, '-' and '_'), unique and kept across
+    /// restarts.
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Replicas of the cluster's stream and buckets [default: the smaller of 3 and the
+    /// number of NATS servers].
+    #[arg(long)]
+    pub cluster_replicas: Option<usize>,
+    /// Partitions of a new cluster; an existing cluster keeps its own [default: 64].
+    #[arg(long)]
+    pub cluster_partitions: Option<u32>,
     /// A YAML file with any of the keys above (grpc_addr, http_addr, data_dir, config,
     /// log_format, max_in_flight_requests, max_streams, and every limit above by its flag's
     /// name with underscores; docs/limits.md lists them); flags win over it.
@@ -574,6 +628,41 @@ impl Settings {
         if let Some(0) = self.max_series_per_namespace {
             return Err(SettingsError::Zero("max_series_per_namespace"));
         }
+        if let Some(c) = &self.cluster {
+            let invalid = |key, rule: &str| {
+                Err(SettingsError::Invalid {
+                    key,
+                    rule: rule.to_owned(),
+                })
+            };
+            if c.servers.is_empty() {
+                return invalid(
+                    "cluster.servers",
+                    "cluster mode needs NATS servers (--cluster nats://HOST:4222[,...])",
+                );
+            }
+            if c.node_id.is_empty()
+                || c.node_id.len() > 64
+                || !c
+                    .node_id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                return invalid(
+                    "cluster.node_id",
+                    "cluster mode needs --node-id: 1 to 64 letters, digits, '-' or '_', unique in the cluster",
+                );
+            }
+            if c.partitions == 0 || c.partitions > 1024 {
+                return invalid("cluster.partitions", "must be 1 to 1024");
+            }
+            if c.replicas.is_some_and(|r| r == 0 || r > 5) {
+                return invalid("cluster.replicas", "must be 1 to 5 (JetStream's limit)");
+            }
+            if c.lease.as_secs() < 2 || c.lease.as_secs() > 300 {
+                return invalid("cluster.lease_seconds", "must be 2 to 300");
+            }
+        }
         let label = &self.prometheus_namespace_label;
         if !thermostat_prometheus::is_label_name(label) || label == "__name__" {
             return Err(SettingsError::Invalid {
@@ -689,7 +778,34 @@ fn merge(args: &ServeArgs, file: SettingsFile) -> Settings {
             .and_then(|p| p.namespace_label)
             .unwrap_or(d.prometheus_namespace_label),
         aws_api: file.aws_api.unwrap_or_default(),
+        cluster: cluster(args, file.cluster.unwrap_or_default()),
     }
+}
+
+/// Cluster mode from the flags over `cluster:`: on when either names NATS servers.
+fn cluster(args: &ServeArgs, file: ClusterSettings) -> Option<Cluster> {
+    let servers: Vec<String> = match &args.cluster {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => file.servers,
+    };
+    if servers.is_empty() && args.node_id.is_none() && file.node_id.is_none() {
+        return None;
+    }
+    Some(Cluster {
+        servers,
+        node_id: args.node_id.clone().or(file.node_id).unwrap_or_default(),
+        replicas: args.cluster_replicas.or(file.replicas),
+        partitions: args
+            .cluster_partitions
+            .or(file.partitions)
+            .unwrap_or(thermostat_cluster::DEFAULT_PARTITIONS),
+        lease: Duration::from_secs(file.lease_seconds.unwrap_or(9)),
+    })
 }
 
 /// Warns when the settings file (which may name secrets' files and variables, and holds

@@ -569,6 +569,7 @@ mod tests {
             otlp: None,
             remote_write: None,
             cloudwatch: None,
+            cluster: None,
         };
         let caller = Caller {
             principal: Arc::new(Principal::anonymous()),

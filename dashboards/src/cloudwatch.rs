@@ -836,6 +836,7 @@ mod tests {
             audit: None,
             otlp: None,
             remote_write: None,
+            cluster: None,
             cloudwatch: Some(Arc::new(CloudWatch {
                 metrics: Arc::new(Fake),
                 alarms: None,

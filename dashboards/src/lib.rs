@@ -32,6 +32,7 @@ pub mod alarms;
 pub mod api;
 mod audit;
 pub mod cloudwatch;
+pub mod cluster;
 pub mod cross_site;
 pub mod error;
 pub mod export;
@@ -87,6 +88,8 @@ pub struct ApiState {
     pub remote_write: Option<Arc<dyn remote_write::RemoteWriteApi>>,
     /// CloudWatch's API (`POST /`, `POST /service/…`), when the binary connects it.
     pub cloudwatch: Option<Arc<cloudwatch::CloudWatch>>,
+    /// Cluster mode's view (`GET /api/v1/cluster`, part of `/readyz`), when clustered.
+    pub cluster: Option<Arc<dyn cluster::ClusterApi>>,
 }
 
 /// The HTTP API and the web dashboard. Every error answer is JSON, and request heads over
@@ -135,6 +138,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/statistics",
             read(Permission::ReadMetrics, get(api::statistics)),
+        )
+        .route(
+            "/api/v1/cluster",
+            read(Permission::ReadMetrics, get(cluster::status)),
         )
         .route(
             "/api/v1/metrics",
@@ -302,7 +309,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Acquire) {
+    if state.ready.load(Ordering::Acquire) && state.cluster.as_ref().is_none_or(|c| c.ready()) {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n")

@@ -353,6 +353,7 @@ mod tests {
             otlp: None,
             remote_write: None,
             cloudwatch: None,
+            cluster: None,
         }
     }
 

@@ -318,6 +318,7 @@ mod tests {
             otlp: Some(fake as Arc<dyn OtlpApi>),
             remote_write: None,
             cloudwatch: None,
+            cluster: None,
         }
     }
 

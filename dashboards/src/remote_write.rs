@@ -193,6 +193,7 @@ mod tests {
             otlp: None,
             remote_write: Some(fake as Arc<dyn RemoteWriteApi>),
             cloudwatch: None,
+            cluster: None,
         }
     }
 

@@ -450,6 +450,7 @@ mod tests {
             otlp: None,
             remote_write: None,
             cloudwatch: None,
+            cluster: None,
         };
         Fixture {
             state,

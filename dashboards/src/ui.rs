@@ -263,6 +263,7 @@ mod tests {
             otlp: None,
             remote_write: None,
             cloudwatch: None,
+            cluster: None,
         };
         let mut req = Request::get(uri);
         if let Some(tag) = if_none_match {

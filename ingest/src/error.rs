@@ -340,6 +340,10 @@ pub enum AppendError {
     /// No answer in time; the record may still be applied.
     #[error("the write-ahead log did not answer within {0:?}")]
     TimedOut(Duration),
+    /// In cluster mode, the ingest stream did not store every part of the request (NATS is
+    /// unreachable or refused it); parts may be stored, and a retry may store them again.
+    #[error("the cluster's ingest stream did not store the request: {0}")]
+    Unstored(String),
 }
 
 #[cfg(test)]

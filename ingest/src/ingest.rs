@@ -15,9 +15,10 @@ use tokio_util::task::TaskTracker;
 use crate::error::Error;
 use crate::otlp::OtlpApi;
 use crate::persist::{self, SnapshotInfo};
+use crate::remote::RemoteLog;
 use crate::service::{Limits, MetricsApi};
 use crate::streams::{Applied, StreamsState};
-use crate::wal::{self, FsyncMode, Wal, WalOptions};
+use crate::wal::{self, FsyncMode, Wal, WalError, WalOptions};
 
 /// Shards of the series store. A snapshot records it, and a store of another size cannot
 /// load it: every store that reads a data directory has this many.
@@ -48,6 +49,10 @@ pub struct IngestOptions {
     /// An OTLP cumulative stream not seen for this long is forgotten (its next point counts
     /// from zero again); the compaction pass forgets them (`--otlp-stream-idle-seconds`).
     pub otlp_stream_idle: Duration,
+    /// Cluster mode: the cluster's ingest stream takes the place of the write-ahead log
+    /// ([`RemoteLog`]), the store has one shard per partition and its snapshots go in
+    /// `cluster/` below the data directory. `None`: single-node mode.
+    pub remote: Option<Arc<dyn RemoteLog>>,
 }
 
 impl IngestOptions {
@@ -67,6 +72,7 @@ impl IngestOptions {
             checkpoint_interval: Duration::from_secs(300),
             compaction_interval: Duration::from_secs(10),
             otlp_stream_idle: Duration::from_secs(3600),
+            remote: None,
         }
     }
 
@@ -114,6 +120,9 @@ pub async fn open(options: IngestOptions) -> Result<Ingest, Error> {
 }
 
 fn open_blocking(options: IngestOptions) -> Result<Ingest, Error> {
+    if let Some(remote) = options.remote.clone() {
+        return open_remote(options, remote);
+    }
     let store = Arc::new(Store::new(options.store_shards));
     let dir = &options.data_dir;
     let mut streams = Applied::default();
@@ -139,6 +148,37 @@ fn open_blocking(options: IngestOptions) -> Result<Ingest, Error> {
     }
     let wal =
         Wal::open(options.log(), Arc::clone(&store), recovery.next_seq).map_err(Error::OpenLog)?;
+    Ok(Ingest {
+        store,
+        wal: Arc::new(wal),
+        streams: Arc::new(StreamsState::recovered(streams)),
+        options: Arc::new(options),
+    })
+}
+
+/// Cluster mode: a partitioned store loaded from this node's last snapshot (each partition
+/// then resumes from its watermark in the stream), and the log writing to the stream.
+fn open_remote(mut options: IngestOptions, remote: Arc<dyn RemoteLog>) -> Result<Ingest, Error> {
+    options.data_dir = options.data_dir.join("cluster");
+    std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+        Error::OpenLog(WalError::Io {
+            path: options.data_dir.clone(),
+            source: e,
+        })
+    })?;
+    let store = Arc::new(Store::partitioned(remote.partitions() as usize));
+    let mut streams = Applied::default();
+    if let Some(info) =
+        persist::load_snapshot(&store, &options.data_dir).map_err(Error::LoadSnapshot)?
+    {
+        tracing::info!(
+            series = info.series,
+            bytes = info.bytes,
+            "Loaded this node's snapshot of the cluster's partitions."
+        );
+        streams = info.streams;
+    }
+    let wal = Wal::open_remote(options.log(), remote).map_err(Error::OpenLog)?;
     Ok(Ingest {
         store,
         wal: Arc::new(wal),

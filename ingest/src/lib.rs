@@ -55,6 +55,7 @@ mod mapped;
 mod otlp;
 mod persist;
 mod record;
+mod remote;
 mod remote_write;
 mod reservation;
 mod service;
@@ -70,6 +71,7 @@ pub use ingest::{
 };
 pub use otlp::OtlpApi;
 pub use persist::SnapshotInfo;
+pub use remote::{RecordApplier, RemoteLog};
 pub use remote_write::RemoteWriteApi;
 pub use service::{Limits, MetricsApi};
 pub use streams::{OtlpOptions, RemoteWriteOptions};

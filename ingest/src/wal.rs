@@ -42,6 +42,7 @@ use crate::convert::trusted_request;
 pub(crate) use crate::error::{AppendError, WalError};
 use crate::intern::Interner;
 use crate::record;
+use crate::remote::{self, RemoteLog};
 use crate::reservation::Reservation;
 use crate::streams::{Applied, Undo};
 use thermostat_otlp::StreamUpdate;
@@ -248,6 +249,16 @@ impl Job {
             undo.revert();
         }
         self.ack.send(Err(error));
+    }
+
+    /// Acknowledges a job whose records the cluster's ingest stream stored (the newest as
+    /// `seq`): the partitions' owners apply them, not this node's log.
+    fn stored_remotely(self, seq: u64) {
+        if let Some(undo) = &self.streams {
+            undo.state.applied().apply_record(seq, &self.stream_updates);
+        }
+        drop(self.reservations);
+        self.ack.send(Ok(seq));
     }
 
     /// Records the job into `store` as record `seq`, releases its reservation of new series
@@ -621,6 +632,37 @@ impl Wal {
         })
     }
 
+    /// Opens cluster mode's log: the writer hands each group of requests to `remote` (the
+    /// cluster's ingest stream, [`crate::remote`]) instead of writing segments, and answers
+    /// each request once all of its records are stored there. Nothing is applied here: the
+    /// partitions' owners apply what they read from the stream.
+    ///
+    /// # Errors
+    /// The writer thread cannot be started.
+    pub(crate) fn open_remote(
+        options: WalOptions,
+        remote: Arc<dyn RemoteLog>,
+    ) -> Result<Wal, WalError> {
+        let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
+        let handle = std::thread::Builder::new()
+            .name("thermostat-wal".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let group = take_group(&rx, first, &options);
+                    commit_remote(&*remote, group);
+                }
+            })
+            .map_err(WalError::Closed)?;
+        Ok(Wal {
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            applier: Mutex::new(None),
+            shared: Arc::new(Shared {
+                segments: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
     /// Queues a request for the writer. A refused job is dropped: nothing of it is stored.
     ///
     /// # Errors
@@ -778,23 +820,7 @@ struct WriterState {
 impl WriterState {
     fn run(mut self, rx: Receiver<Job>) {
         while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            if self.options.fsync == FsyncMode::Batch && !self.options.batch_interval.is_zero() {
-                let deadline = Instant::now() + self.options.batch_interval;
-                while group.len() < MAX_GROUP {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(left) {
-                        Ok(j) => group.push(j),
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-            }
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(j) => group.push(j),
-                    Err(_) => break,
-                }
-            }
+            let group = take_group(&rx, first, &self.options);
             if self.options.fsync == FsyncMode::Always {
                 for job in group {
                     self.commit(vec![job]);
@@ -885,6 +911,60 @@ impl WriterState {
             // Only if the applier panicked: the records are durable and replay at the next start.
             for job in lost.jobs {
                 job.ack.send(Err(AppendError::NotApplied));
+            }
+        }
+    }
+}
+
+/// A group commit: `first` and whatever else is queued (waiting up to the batch interval in
+/// [`FsyncMode::Batch`]), at most [`MAX_GROUP`] requests.
+fn take_group(rx: &Receiver<Job>, first: Job, options: &WalOptions) -> Vec<Job> {
+    let mut group = vec![first];
+    if options.fsync == FsyncMode::Batch && !options.batch_interval.is_zero() {
+        let deadline = Instant::now() + options.batch_interval;
+        while group.len() < MAX_GROUP {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(j) => group.push(j),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(j) => group.push(j),
+            Err(_) => break,
+        }
+    }
+    group
+}
+
+/// Stores a group's records in the cluster's ingest stream, all at once, and answers each
+/// request: acknowledged when every one of its records is stored, refused otherwise.
+fn commit_remote(remote: &dyn RemoteLog, group: Vec<Job>) {
+    let mut parts = Vec::new();
+    let mut owners = Vec::new();
+    for (j, job) in group.iter().enumerate() {
+        for part in remote::split(&job.batch, remote.partitions(), remote.max_record_bytes()) {
+            owners.push(j);
+            parts.push(part);
+        }
+    }
+    let mut answers: Vec<Result<u64, String>> = vec![Ok(0); group.len()];
+    for (j, stored) in owners.into_iter().zip(remote.store_blocking(parts)) {
+        match (stored, &mut answers[j]) {
+            (Ok(seq), Ok(newest)) => *newest = (*newest).max(seq),
+            (Err(e), answer @ Ok(_)) => *answer = Err(e),
+            (_, Err(_)) => {}
+        }
+    }
+    // Newest first, so that refused requests' stream updates are undone in reverse order.
+    for (job, answer) in group.into_iter().zip(answers).rev() {
+        match answer {
+            Ok(seq) => job.stored_remotely(seq),
+            Err(e) => {
+                tracing::warn!(error = %e, "The cluster's ingest stream did not store a request; it is refused.");
+                job.refuse(AppendError::Unstored(e));
             }
         }
     }

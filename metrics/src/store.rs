@@ -586,6 +586,9 @@ pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     /// The newest log record applied completely (to every shard it touches).
     completed_seq: std::sync::atomic::AtomicU64,
+    /// Whether each shard has a log of its own ([`Store::partitioned`]): then sequence numbers
+    /// of different shards are unrelated and only the per-shard watermarks count.
+    partitioned: bool,
     /// Series held, in all and per namespace (kept as series are created and removed).
     series_total: std::sync::atomic::AtomicUsize,
     per_namespace: Mutex<HashMap<String, usize>>,
@@ -616,11 +619,31 @@ impl Store {
         Store {
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
             completed_seq: std::sync::atomic::AtomicU64::new(0),
+            partitioned: false,
             series_total: std::sync::atomic::AtomicUsize::new(0),
             per_namespace: Mutex::default(),
             series_bytes: std::sync::atomic::AtomicUsize::new(0),
             ended: Mutex::default(),
         }
+    }
+
+    /// A store whose shards are the partitions of a cluster: each shard is fed by its own
+    /// log (a subject of the ingest stream) in that log's order, so a record's sequence number
+    /// is compared only with its shard's watermark, never with other shards' records.
+    pub fn partitioned(shards: usize) -> Self {
+        Store {
+            partitioned: true,
+            ..Self::new(shards)
+        }
+    }
+
+    /// Shard `shard`'s watermark: the newest log record applied to it (0 for a shard out of
+    /// range).
+    pub fn shard_watermark(&self, shard: usize) -> u64 {
+        if shard >= self.shards.len() {
+            return 0;
+        }
+        self.lock(shard).applied_seq.max(self.completed())
     }
 
     /// Notes that the sender ended `key`'s stream at `at` (a staleness marker), when the store
@@ -742,7 +765,9 @@ impl Store {
                 self.reweighed(before, series.bytes);
             }
         }
-        if let Some(seq) = seq {
+        if let Some(seq) = seq
+            && !self.partitioned
+        {
             self.completed_seq
                 .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
         }
@@ -780,9 +805,11 @@ impl Store {
         for (i, &m) in marks.iter().enumerate() {
             self.lock(i).applied_seq = m;
         }
-        let floor = marks.iter().copied().min().unwrap_or(0);
-        self.completed_seq
-            .fetch_max(floor, std::sync::atomic::Ordering::AcqRel);
+        if !self.partitioned {
+            let floor = marks.iter().copied().min().unwrap_or(0);
+            self.completed_seq
+                .fetch_max(floor, std::sync::atomic::Ordering::AcqRel);
+        }
         Ok(())
     }
 

