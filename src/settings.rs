@@ -870,6 +870,74 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_comes_from_flags_over_the_file_and_is_checked() {
+        let none = merge(&ServeArgs::default(), SettingsFile::default());
+        assert_eq!(none.cluster, None);
+        let file = SettingsFile::parse(
+            "cluster:\n  servers: [nats://a:4222]\n  node_id: from-file\n  replicas: 3\n  lease_seconds: 5\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            cluster: Some("nats://x:4222, nats://y:4222".into()),
+            node_id: Some("n1".into()),
+            ..ServeArgs::default()
+        };
+        let s = merge(&args, file);
+        s.validate().unwrap();
+        let c = s.cluster.unwrap();
+        assert_eq!(c.servers, ["nats://x:4222", "nats://y:4222"]);
+        assert_eq!(
+            (
+                c.node_id.as_str(),
+                c.replicas,
+                c.partitions,
+                c.lease.as_secs()
+            ),
+            ("n1", Some(3), 64, 5)
+        );
+        for (args, key) in [
+            (
+                ServeArgs {
+                    cluster: Some("nats://x:4222".into()),
+                    ..ServeArgs::default()
+                },
+                "cluster.node_id",
+            ),
+            (
+                ServeArgs {
+                    node_id: Some("n1".into()),
+                    ..ServeArgs::default()
+                },
+                "cluster.servers",
+            ),
+            (
+                ServeArgs {
+                    cluster: Some("nats://x:4222".into()),
+                    node_id: Some("a.b".into()),
+                    ..ServeArgs::default()
+                },
+                "cluster.node_id",
+            ),
+            (
+                ServeArgs {
+                    cluster: Some("nats://x:4222".into()),
+                    node_id: Some("n1".into()),
+                    cluster_partitions: Some(0),
+                    ..ServeArgs::default()
+                },
+                "cluster.partitions",
+            ),
+        ] {
+            let e = merge(&args, SettingsFile::default())
+                .validate()
+                .unwrap_err();
+            assert!(e.to_string().starts_with(key), "{e}");
+        }
+        let e = SettingsFile::parse("cluster:\n  node: x\n").unwrap_err();
+        assert!(e.contains("node"), "{e}");
+    }
+
+    #[test]
     fn a_zero_limit_is_refused_by_its_key() {
         let file = SettingsFile::parse("max_streams: 0\n").unwrap();
         let e = merge(&ServeArgs::default(), file).validate().unwrap_err();

@@ -19,6 +19,9 @@ pub enum Error {
         /// What the server or client said.
         reason: String,
     },
+    /// The connection to NATS is down: nothing was sent.
+    #[error("NATS is unreachable; nothing of the request was stored")]
+    Unreachable,
     /// The settings disagree with what the cluster was created with.
     #[error("cluster settings: {0}")]
     Settings(String),

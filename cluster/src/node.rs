@@ -339,7 +339,14 @@ impl Cluster {
     /// Stores each `(partition, payload)` in the ingest stream, all at once, and waits until
     /// JetStream has acknowledged each: the answers are in the order of `parts`, each the
     /// stored record's stream sequence.
+    ///
+    /// While the connection is down nothing is published (the client would buffer it and send
+    /// it after reconnecting, storing a push that was answered with an error): every part is
+    /// refused with [`Error::Unreachable`] at once.
     pub async fn publish(&self, parts: Vec<(u32, Vec<u8>)>) -> Vec<Result<u64, Error>> {
+        if self.inner.client.connection_state() != async_nats::connection::State::Connected {
+            return parts.iter().map(|_| Err(Error::Unreachable)).collect();
+        }
         let js = &self.inner.js;
         let sends = parts.into_iter().map(|(p, payload)| async move {
             let ack = js
@@ -392,7 +399,8 @@ impl Cluster {
             .collect();
         ClusterStatus {
             node_id: self.inner.options.node_id.clone(),
-            connected: state.connected,
+            connected: state.connected
+                && self.inner.client.connection_state() == async_nats::connection::State::Connected,
             partitions: self.inner.partitions,
             replicas: self.inner.replicas,
             leader: state
@@ -400,7 +408,10 @@ impl Cluster {
                 .as_ref()
                 .filter(|(l, _)| !l.expired(now))
                 .map(|(l, _)| l.owner.clone()),
-            ready: state.connected && state.settled && replay.iter().all(|r| r.loaded),
+            ready: state.connected
+                && state.settled
+                && self.inner.client.connection_state() == async_nats::connection::State::Connected
+                && replay.iter().all(|r| r.loaded),
             nodes,
             leases: state
                 .leases

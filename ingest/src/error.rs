@@ -340,9 +340,10 @@ pub enum AppendError {
     /// No answer in time; the record may still be applied.
     #[error("the write-ahead log did not answer within {0:?}")]
     TimedOut(Duration),
-    /// In cluster mode, the ingest stream did not store every part of the request (NATS is
-    /// unreachable or refused it); parts may be stored, and a retry may store them again.
-    #[error("the cluster's ingest stream did not store the request: {0}")]
+    /// In cluster mode, the ingest stream did not acknowledge every part of the request: the
+    /// reason says whether nothing was sent (NATS unreachable) or an acknowledgement did not
+    /// come (then a part may be stored, as with a server that dies before answering).
+    #[error("the cluster's ingest stream did not acknowledge the request: {0}")]
     Unstored(String),
 }
 

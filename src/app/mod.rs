@@ -300,7 +300,14 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     ingest.spawn_maintenance(&tracker, Arc::clone(&clock), shutdown.clone());
 
     tracker.spawn(Arc::clone(&security).warn_while_insecure(shutdown.clone()));
-    if settings.alarm_tick_loop {
+    if cluster.is_some() {
+        // A node's store holds only its partitions: evaluating every alarm on every node would
+        // see data missing and act several times. Until alarms are partitioned with their
+        // series (docs/cluster.md, "What this build does"), cluster nodes do not evaluate.
+        tracing::warn!(
+            "Cluster mode: alarms are not evaluated in this build (docs/cluster.md); the nodes ingest, store and answer queries for their partitions."
+        );
+    } else if settings.alarm_tick_loop {
         tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
     }
     let (dispatcher, stop) = (Arc::clone(actions.dispatcher()), shutdown.clone());

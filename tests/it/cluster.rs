@@ -312,3 +312,62 @@ async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledge
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_are_refused_while_nats_is_down_and_accepted_again_after() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let node = start_node(dir.path(), &nats.url, "solo");
+    settled(&node, &["solo"]).await;
+    let t0 = aligned_past(60_000);
+    let push = |req: &str| {
+        let data = (0..DATUMS)
+            .map(|j| value_datum("Req", &[("Id", req), ("Part", "0")], t0 + j * 1000, 1.0))
+            .collect();
+        request(NAMESPACE, data)
+    };
+    let mut c = node.client().await;
+    c.put_metric_data(push("before")).await.unwrap();
+
+    nats.stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster_status(&node).await["connected"] != false {
+        assert!(
+            Instant::now() < deadline,
+            "the node never noticed NATS is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let not_ready = reqwest::get(format!("http://{}/readyz", node.http))
+        .await
+        .unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let refused = c.put_metric_data(push("during")).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("NATS is unreachable"),
+        "{refused:?}"
+    );
+
+    nats.restart();
+    settled(&node, &["solo"]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.put_metric_data(push("after")).await.is_err() {
+        assert!(Instant::now() < deadline, "pushes were not accepted again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for req in ["before", "after"] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match count_and_sum(&node, req, 0, t0).await {
+                Some((count, _)) if count == DATUMS as f64 => break,
+                got => assert!(Instant::now() < deadline, "{req}: {got:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(count_and_sum(&node, "during", 0, t0).await, None);
+}
