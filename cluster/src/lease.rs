@@ -52,9 +52,10 @@ impl Lease {
         self.expires_ms - times.margin_ms
     }
 
-    /// Whether the owner should renew now (half of the lease is gone).
+    /// Whether the owner should renew now: a third of the lease is gone, which leaves another
+    /// third (several rounds) to renew before it must stop acting at [`Lease::act_until`].
     pub fn renew_due(&self, now_ms: i64, times: LeaseTimes) -> bool {
-        now_ms >= self.expires_ms - times.ttl_ms / 2
+        now_ms >= self.expires_ms - times.ttl_ms * 2 / 3
     }
 
     /// Whether it has expired: anyone may take it.
@@ -148,13 +149,16 @@ mod tests {
     }
 
     #[test]
-    fn an_owner_renews_from_half_time_and_releases_what_it_no_longer_wants() {
+    fn an_owner_renews_after_a_third_and_releases_what_it_no_longer_wants() {
         let c = held("a", 10_000, 3);
-        assert_eq!(step(&c, "a", true, 5_499, T), Step::Keep);
+        assert_eq!(step(&c, "a", true, 3_999, T), Step::Keep);
         assert_eq!(
-            step(&c, "a", true, 5_500, T),
+            step(&c, "a", true, 4_000, T),
             Step::Take { expect: Some(3) }
         );
+        // Renewal comes a third of the lease before the owner would have to stop acting.
+        let lease = Lease::new("a", 0, T);
+        assert!(lease.act_until(T) - T.ttl_ms / 3 >= T.ttl_ms / 3);
         assert_eq!(step(&c, "a", false, 1_000, T), Step::Release { expect: 3 });
     }
 

@@ -194,6 +194,18 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What a node answers other nodes' requests with: request bytes in, answer bytes out.
+pub type RpcHandler = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
+/// How long a node waits for another's answer.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests of other nodes answered at once.
+const MAX_RPC_IN_FLIGHT: usize = 8;
+
+fn rpc_subject(node: &str) -> String {
+    format!("thermostat.rpc.{node}")
+}
+
 fn partition_key(p: u32) -> String {
     format!("partition.{p}")
 }
@@ -361,6 +373,90 @@ impl Cluster {
         futures_util::future::join_all(sends).await
     }
 
+    /// The node holding `partition`'s lease now (as last read), if any.
+    pub fn owner_of(&self, partition: u32) -> Option<String> {
+        let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        state
+            .leases
+            .get(&partition_key(partition))
+            .filter(|(l, _)| !l.expired(now))
+            .map(|(l, _)| l.owner.clone())
+    }
+
+    /// The other live nodes (as last read).
+    pub fn peers(&self) -> Vec<String> {
+        let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        state
+            .members
+            .iter()
+            .filter(|m| m.heartbeat_ms + self.inner.times.ttl_ms > now)
+            .filter(|m| m.node_id != self.inner.options.node_id)
+            .map(|m| m.node_id.clone())
+            .collect()
+    }
+
+    /// Asks node `node` (its [`Cluster::serve`] handler) and waits for the answer, at most
+    /// [`RPC_TIMEOUT`].
+    ///
+    /// # Errors
+    /// NATS is unreachable, the node does not answer in time, or nobody serves it.
+    pub async fn request(&self, node: &str, body: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let ask = self
+            .inner
+            .client
+            .request(rpc_subject(node), Bytes::from(body));
+        match tokio::time::timeout(RPC_TIMEOUT, ask).await {
+            Ok(Ok(answer)) => Ok(answer.payload.to_vec()),
+            Ok(Err(e)) => Err(Error::js("asking another node")(&e)),
+            Err(_) => Err(Error::JetStream {
+                what: "asking another node",
+                reason: format!("{node} did not answer within {RPC_TIMEOUT:?}"),
+            }),
+        }
+    }
+
+    /// Answers other nodes' requests with `handler` until `stop` (on blocking threads: the
+    /// handler reads the store), [`MAX_RPC_IN_FLIGHT`] at a time.
+    ///
+    /// # Errors
+    /// The subscription cannot be made.
+    pub async fn serve(&self, handler: RpcHandler, stop: CancellationToken) -> Result<(), Error> {
+        let mut requests = self
+            .inner
+            .client
+            .subscribe(rpc_subject(&self.inner.options.node_id))
+            .await
+            .map_err(|e| Error::js("serving other nodes")(&e))?;
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_RPC_IN_FLIGHT));
+        loop {
+            let message = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                m = requests.next() => m,
+            };
+            let Some(message) = message else {
+                return Ok(());
+            };
+            let Some(reply) = message.reply.clone() else {
+                continue;
+            };
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return Ok(());
+            };
+            let (handler, client) = (Arc::clone(&handler), self.inner.client.clone());
+            tokio::spawn(async move {
+                let answer = tokio::task::spawn_blocking(move || handler(&message.payload))
+                    .await
+                    .unwrap_or_default();
+                if let Err(e) = client.publish(reply, Bytes::from(answer)).await {
+                    tracing::warn!(error = %e, "Could not answer another node.");
+                }
+                drop(slot);
+            });
+        }
+    }
+
     /// The cluster as this node sees it.
     pub fn status(&self) -> ClusterStatus {
         let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -427,6 +523,13 @@ impl Cluster {
         }
     }
 
+    /// Whether this node holds `partition` (its lease, and the partition's data): where reads
+    /// of it are answered. Acting for it needs [`Cluster::owns`].
+    pub fn holds(&self, partition: u32) -> bool {
+        let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.held.contains_key(&partition)
+    }
+
     /// Whether this node may act for `partition` now: it holds the lease and is within it.
     pub fn owns(&self, partition: u32) -> bool {
         let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -479,7 +582,25 @@ impl Cluster {
             return false;
         }
         let members = match self.members().await {
-            Ok(m) => m,
+            // A listing of the bucket can miss a key written while it runs (a heartbeat): the
+            // members known before stay until their own heartbeat is too old.
+            Ok(mut read) => {
+                let known = self
+                    .inner
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .members
+                    .clone();
+                for m in known {
+                    match read.iter_mut().find(|r| r.node_id == m.node_id) {
+                        Some(r) => r.heartbeat_ms = r.heartbeat_ms.max(m.heartbeat_ms),
+                        None if m.heartbeat_ms + self.inner.times.ttl_ms > now => read.push(m),
+                        None => {}
+                    }
+                }
+                read
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Could not read the cluster's members.");
                 self.fence(now);

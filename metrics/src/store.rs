@@ -600,6 +600,8 @@ pub struct Store {
     /// store holds; forgotten with them. In memory only: after a restart a look-back reaches
     /// past a marker until the sender's next one.
     ended: Mutex<HashMap<SeriesKey, Timestamp>>,
+    /// In cluster mode, the shards other nodes hold ([`Store::set_remote`]).
+    remote: std::sync::OnceLock<std::sync::Arc<dyn RemoteShards>>,
 }
 
 /// The stable hash of a series key that picks its shard (see [`SeriesKey::stable_hash`]).
@@ -624,6 +626,65 @@ impl Store {
             per_namespace: Mutex::default(),
             series_bytes: std::sync::atomic::AtomicUsize::new(0),
             ended: Mutex::default(),
+            remote: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Cluster mode: reads of shards this node does not hold go to `remote`
+    /// ([`RemoteShards`]); set once, at start.
+    pub fn set_remote(&self, remote: std::sync::Arc<dyn RemoteShards>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// Whether shard `i` is read here (always, outside cluster mode).
+    fn holds(&self, i: usize) -> bool {
+        self.remote.get().is_none_or(|r| r.is_local(i))
+    }
+
+    /// Keys from the other nodes for a listing (empty outside cluster mode).
+    fn remote_keys(&self, request: &KeysRequest) -> Vec<SeriesKey> {
+        let Some(remote) = self.remote.get() else {
+            return Vec::new();
+        };
+        remote.keys(request)
+    }
+
+    /// The keys this node answers for `request` (its own shards only): what it sends another
+    /// node of the cluster.
+    pub fn local_keys(&self, request: &KeysRequest) -> Vec<SeriesKey> {
+        match request {
+            KeysRequest::List {
+                namespace,
+                metric_name,
+                now,
+            } => self.list_local(namespace.as_deref(), metric_name.as_deref(), *now),
+            KeysRequest::Matching {
+                namespace,
+                metric_name,
+                dimensions,
+            } => self.matching_local(namespace, metric_name, dimensions),
+            KeysRequest::Page {
+                namespace,
+                metric_name,
+                active_since,
+                now,
+                after,
+                max_records,
+                max_bytes,
+            } => {
+                let after = match after.as_deref().map(ListCursor::from_token) {
+                    Some(Ok(c)) => Some(c),
+                    Some(Err(_)) => return Vec::new(),
+                    None => None,
+                };
+                let filter = ListFilter {
+                    namespace: namespace.as_deref(),
+                    metric_name: metric_name.as_deref(),
+                    active_since: *active_since,
+                };
+                self.list_page_local(filter, *now, after.as_ref(), *max_records, *max_bytes)
+                    .keys
+            }
         }
     }
 
@@ -879,9 +940,31 @@ impl Store {
         metric_name: Option<&str>,
         now: Timestamp,
     ) -> Vec<SeriesKey> {
+        let mut out = self.list_local(namespace, metric_name, now);
+        if self.remote.get().is_some() {
+            out.extend(self.remote_keys(&KeysRequest::List {
+                namespace: namespace.map(str::to_owned),
+                metric_name: metric_name.map(str::to_owned),
+                now,
+            }));
+            out.sort_unstable();
+            out.dedup();
+        }
+        out
+    }
+
+    fn list_local(
+        &self,
+        namespace: Option<&str>,
+        metric_name: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<SeriesKey> {
         let since = now.sub_millis(LIST_RECENT_MS);
         let mut out = Vec::new();
         for i in 0..self.shards.len() {
+            if !self.holds(i) {
+                continue;
+            }
             let shard = self.lock(i);
             out.extend(
                 shard
@@ -917,6 +1000,53 @@ impl Store {
         max_records: usize,
         max_bytes: usize,
     ) -> ListPage {
+        if self.remote.get().is_none() {
+            return self.list_page_local(filter, now, after, max_records, max_bytes);
+        }
+        // Each node's first `max_records + 1` keys after the cursor, merged: the page is the
+        // first of them in list order, and more remain if any is left over.
+        let max_records = max_records.max(1);
+        let mut all = self
+            .list_page_local(filter, now, after, max_records + 1, usize::MAX)
+            .keys;
+        all.extend(self.remote_keys(&KeysRequest::Page {
+            namespace: filter.namespace.map(str::to_owned),
+            metric_name: filter.metric_name.map(str::to_owned),
+            active_since: filter.active_since,
+            now,
+            after: after.map(ListCursor::to_token),
+            max_records: max_records + 1,
+            max_bytes: usize::MAX,
+        }));
+        all.sort_unstable_by(list_order);
+        all.dedup();
+        let mut bytes = 0usize;
+        let mut take = 0;
+        for k in all.iter().take(max_records) {
+            if take > 0 && bytes + k.weight() > max_bytes {
+                break;
+            }
+            bytes += k.weight();
+            take += 1;
+        }
+        let more = all.len() > take;
+        all.truncate(take);
+        let next = if more {
+            ListPage::cursor_after(&all, after, all.len())
+        } else {
+            None
+        };
+        ListPage { keys: all, next }
+    }
+
+    fn list_page_local(
+        &self,
+        filter: ListFilter<'_>,
+        now: Timestamp,
+        after: Option<&ListCursor>,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> ListPage {
         let window = now.sub_millis(LIST_RECENT_MS);
         let since = filter.active_since.map_or(window, |t| t.max(window));
         let max_records = max_records.max(1);
@@ -928,6 +1058,9 @@ impl Store {
         // but possible; ordered by their dimensions and the first `skip` of them left out.
         let mut ties: Vec<SeriesKey> = Vec::new();
         for i in 0..self.shards.len() {
+            if !self.holds(i) {
+                continue;
+            }
             let shard = self.lock(i);
             for (k, s) in &shard.series {
                 if s.last_timestamp < since
@@ -984,8 +1117,30 @@ impl Store {
         metric_name: &str,
         dimensions: &[crate::Dimension],
     ) -> Vec<SeriesKey> {
+        let mut out = self.matching_local(namespace, metric_name, dimensions);
+        if self.remote.get().is_some() {
+            out.extend(self.remote_keys(&KeysRequest::Matching {
+                namespace: namespace.to_owned(),
+                metric_name: metric_name.to_owned(),
+                dimensions: dimensions.to_vec(),
+            }));
+            out.sort_unstable();
+            out.dedup();
+        }
+        out
+    }
+
+    fn matching_local(
+        &self,
+        namespace: &str,
+        metric_name: &str,
+        dimensions: &[crate::Dimension],
+    ) -> Vec<SeriesKey> {
         let mut out = Vec::new();
         for i in 0..self.shards.len() {
+            if !self.holds(i) {
+                continue;
+            }
             let shard = self.lock(i);
             out.extend(
                 shard
@@ -1025,7 +1180,22 @@ impl Store {
             plan.period_ms,
         );
         let buckets = plan.buckets;
-        let shard = self.lock(self.shard_of(&query.key));
+        let shard_index = self.shard_of(&query.key);
+        if let Some(remote) = self.remote.get()
+            && !remote.is_local(shard_index)
+        {
+            // Another node holds the series: its windows in the range, answered from here.
+            let windows = remote
+                .windows(shard_index, &query.key, plan.start, query.end)
+                .map_err(|e| query_error("cluster", e))?;
+            let Some(export) = windows else {
+                return Ok(Vec::new());
+            };
+            let here = Store::new(1);
+            here.import(export);
+            return here.query(query, now);
+        }
+        let shard = self.lock(shard_index);
         let Some(series) = shard.series.get(&query.key) else {
             return Ok(Vec::new());
         };
@@ -1540,10 +1710,12 @@ pub struct StreamExport {
 }
 
 mod query_gate;
+mod remote;
 mod tier;
 pub use query_gate::{
     Admission, DEFAULT_MAX_QUERY_COST, DEFAULT_MAX_WAITING_QUERIES, QueryGate, QueryRefused,
 };
+pub use remote::{KeysRequest, RemoteShards};
 use tier::TierWindows;
 
 #[cfg(test)]

@@ -3,10 +3,14 @@
 //! adapter's status as the dashboards' [`ClusterApi`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use thermostat_cluster::{Applier, Cluster, ClusterOptions};
+use serde::{Deserialize, Serialize};
+use thermostat_cluster::{Applier, Cluster, ClusterOptions, RPC_TIMEOUT, RpcHandler};
 use thermostat_dashboards::cluster::ClusterApi;
 use thermostat_ingest::{RecordApplier, RemoteLog};
+use thermostat_metrics::store::{KeysRequest, RemoteShards, SeriesExport};
+use thermostat_metrics::{SeriesKey, Store, Timestamp, Unit};
 
 use crate::settings;
 
@@ -89,4 +93,144 @@ impl ClusterApi for ClusterView {
 /// Shares one handle as every port.
 pub fn view(cluster: &Cluster) -> Arc<dyn ClusterApi> {
     Arc::new(ClusterView(cluster.clone()))
+}
+
+/// What one node asks another (JSON over NATS request/reply).
+#[derive(Debug, Serialize, Deserialize)]
+enum Rpc {
+    /// A series' windows overlapping `from..=to`, after `after` ((unit, tier, start)), at
+    /// most [`WINDOWS_PER_ANSWER`].
+    Windows {
+        key: SeriesKey,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<(Unit, u8, i64)>,
+    },
+    /// Keys of the shards the asked node holds.
+    Keys(KeysRequest),
+}
+
+/// Windows in one answer at most (an answer must fit one NATS message).
+const WINDOWS_PER_ANSWER: usize = 256;
+
+/// What this node answers other nodes: reads of the shards it holds.
+pub fn rpc_handler(store: Arc<Store>) -> RpcHandler {
+    Arc::new(move |body| {
+        let answer = match serde_json::from_slice::<Rpc>(body) {
+            Ok(Rpc::Windows {
+                key,
+                from,
+                to,
+                after,
+            }) => serde_json::to_vec(&Ok::<_, String>(store.export_range(
+                &key,
+                from,
+                to,
+                after,
+                WINDOWS_PER_ANSWER,
+            ))),
+            Ok(Rpc::Keys(request)) => {
+                serde_json::to_vec(&Ok::<_, String>(store.local_keys(&request)))
+            }
+            Err(e) => serde_json::to_vec(&Err::<(), _>(format!("not a request: {e}"))),
+        };
+        answer.unwrap_or_default()
+    })
+}
+
+/// The other nodes' shards, read over NATS: the store's [`RemoteShards`].
+#[derive(Debug)]
+pub struct ClusterReads {
+    cluster: Cluster,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ClusterReads {
+    /// Reads through `cluster`, its requests run on `runtime`.
+    pub fn new(cluster: Cluster, runtime: tokio::runtime::Handle) -> Self {
+        ClusterReads { cluster, runtime }
+    }
+
+    /// Asks `node` and waits (this runs on a query's blocking thread).
+    fn ask<T: serde::de::DeserializeOwned>(&self, node: &str, rpc: &Rpc) -> Result<T, String> {
+        let body = serde_json::to_vec(rpc).map_err(|e| e.to_string())?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (cluster, node_id) = (self.cluster.clone(), node.to_owned());
+        self.runtime.spawn(async move {
+            let _ = tx.send(cluster.request(&node_id, body).await);
+        });
+        let answer = rx
+            .recv_timeout(RPC_TIMEOUT + Duration::from_secs(1))
+            .map_err(|_| format!("{node} did not answer"))?
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice::<Result<T, String>>(&answer)
+            .map_err(|e| format!("{node} answered something else: {e}"))?
+    }
+}
+
+impl RemoteShards for ClusterReads {
+    fn is_local(&self, shard: usize) -> bool {
+        u32::try_from(shard).is_ok_and(|p| self.cluster.holds(p))
+    }
+
+    fn windows(
+        &self,
+        shard: usize,
+        key: &SeriesKey,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Option<SeriesExport>, String> {
+        let partition = u32::try_from(shard).map_err(|e| e.to_string())?;
+        let owner = self.cluster.owner_of(partition).ok_or_else(|| {
+            format!("no node holds partition {partition} at the moment (it is moving); retry")
+        })?;
+        let mut whole: Option<SeriesExport> = None;
+        let mut after = None;
+        loop {
+            let rpc = Rpc::Windows {
+                key: key.clone(),
+                from,
+                to,
+                after,
+            };
+            let Some(page) = self.ask::<Option<SeriesExport>>(&owner, &rpc)? else {
+                return Ok(whole);
+            };
+            let count: usize = page.streams.iter().map(|s| s.windows.len()).sum();
+            after = page.streams.last().and_then(|s| {
+                s.windows
+                    .last()
+                    .map(|(tier, start, _)| (s.unit, *tier, *start))
+            });
+            match &mut whole {
+                None => whole = Some(page),
+                Some(w) => {
+                    w.last_timestamp = w.last_timestamp.max(page.last_timestamp);
+                    for stream in page.streams {
+                        match w.streams.iter_mut().find(|s| s.unit == stream.unit) {
+                            Some(s) => s.windows.extend(stream.windows),
+                            None => w.streams.push(stream),
+                        }
+                    }
+                }
+            }
+            if count < WINDOWS_PER_ANSWER || after.is_none() {
+                return Ok(whole);
+            }
+        }
+    }
+
+    fn keys(&self, request: &KeysRequest) -> Vec<SeriesKey> {
+        let rpc = Rpc::Keys(request.clone());
+        let mut out = Vec::new();
+        for peer in self.cluster.peers() {
+            match self.ask::<Vec<SeriesKey>>(&peer, &rpc) {
+                Ok(keys) => out.extend(keys),
+                Err(e) => {
+                    tracing::warn!(node = %peer, error = %e, "A listing is incomplete: a node of the cluster did not answer.");
+                }
+            }
+        }
+        out
+    }
 }

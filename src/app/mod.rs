@@ -290,6 +290,20 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
 
     if let Some(c) = &cluster {
         c.set_http_addr(http_addr.to_string());
+        store.set_remote(Arc::new(cluster::ClusterReads::new(
+            c.clone(),
+            tokio::runtime::Handle::current(),
+        )));
+        let (serving, handler, stop) = (
+            c.clone(),
+            cluster::rpc_handler(Arc::clone(&store)),
+            shutdown.clone(),
+        );
+        tracker.spawn(async move {
+            if let Err(e) = serving.serve(handler, stop).await {
+                tracing::error!(error = %e, "Cannot answer the other nodes of the cluster.");
+            }
+        });
         let applier = Arc::new(cluster::StoreApplier(
             thermostat_ingest::RecordApplier::new(Arc::clone(&store)),
         ));

@@ -284,8 +284,10 @@ async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledge
         "{} acknowledged",
         ledger.acked.len()
     );
+    let mut stored = 0;
+    let mut found = BTreeSet::new();
     for (requests, must) in [(&ledger.acked, true), (&ledger.uncertain, false)] {
-        for (req, sum) in requests {
+        for (i, (req, sum)) in requests.iter().enumerate() {
             for part in 0..SERIES_PER_REQUEST {
                 let owner = &owners[&partition_of(req, part)];
                 // The owner applies what the stream holds within moments of its storing it.
@@ -297,6 +299,21 @@ async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledge
                 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     got = count_and_sum(&nodes[owner.as_str()], req, part, t0).await;
+                }
+                // Any node answers as the owner (it asks the owner).
+                let elsewhere = ids[(i + part) % 3];
+                if i % 5 == 0 && elsewhere != owner.as_str() {
+                    let via = count_and_sum(&nodes[elsewhere], req, part, t0).await;
+                    assert_eq!(via, got, "{req}/{part}: {elsewhere} answers as {owner}");
+                }
+                stored += usize::from(got.is_some());
+                if got.is_some() {
+                    found.insert((
+                        format!("{req:?}"),
+                        format!("{:?}", part.to_string()),
+                        partition_of(req, part),
+                        owner.clone(),
+                    ));
                 }
                 match got {
                     Some((count, s)) => {
@@ -310,6 +327,37 @@ async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledge
                 }
             }
         }
+    }
+
+    // A listing at any node pages through every node's series, each once.
+    for id in ids {
+        let mut listed = BTreeSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut path = "/api/v1/metrics?namespace=Cluster&max_records=97".to_owned();
+            if let Some(t) = &token {
+                path.push_str(&format!("&next_token={t}"));
+            }
+            let page = get_json(&nodes[id].http, &path).await;
+            for m in page["metrics"].as_array().unwrap() {
+                let d = &m["dimensions"];
+                let new = listed.insert((d["Id"].to_string(), d["Part"].to_string()));
+                assert!(new, "{id} listed {d} twice");
+            }
+            match page["next_token"].as_str() {
+                Some(t) => token = Some(t.to_owned()),
+                None => break,
+            }
+        }
+        let missing: Vec<_> = found
+            .iter()
+            .filter(|(a, b, _, _)| !listed.contains(&(a.clone(), b.clone())))
+            .collect();
+        assert_eq!(
+            listed.len(),
+            stored,
+            "{id} lists every stored series; missing {missing:?}"
+        );
     }
 }
 

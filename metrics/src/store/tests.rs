@@ -884,3 +884,85 @@ fn a_stream_end_is_noted_for_held_series_only_and_keeps_the_newest() {
     assert!(!store.contains(&held));
     assert_eq!(store.ended_at(&held), None);
 }
+
+/// The other node, in-process, as a store holding the shards `ours` sees it (the port's
+/// contract with the network left out; tests/it/cluster.rs runs the real one over NATS).
+#[derive(Debug)]
+struct OtherNode {
+    store: std::sync::Arc<Store>,
+    ours: Vec<usize>,
+}
+
+impl RemoteShards for OtherNode {
+    fn is_local(&self, shard: usize) -> bool {
+        self.ours.contains(&shard)
+    }
+
+    fn windows(
+        &self,
+        _shard: usize,
+        key: &SeriesKey,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Option<SeriesExport>, String> {
+        Ok(self.store.export_range(key, from, to, None, usize::MAX))
+    }
+
+    fn keys(&self, request: &KeysRequest) -> Vec<SeriesKey> {
+        self.store.local_keys(request)
+    }
+}
+
+#[test]
+fn a_store_holding_some_shards_reads_the_others_through_the_port_as_if_it_held_them() {
+    let (whole, keys) = listed_keys(60);
+    let t0 = NOW.sub_millis(HOUR_MS).floor_to(MINUTE_MS);
+    // Two nodes: each has every series' data (as after an ownership move) but answers only
+    // for the shards it holds; a third copy holds everything.
+    let mine = std::sync::Arc::new(Store::partitioned(8));
+    let theirs = std::sync::Arc::new(Store::partitioned(8));
+    for (i, k) in keys.iter().enumerate() {
+        for store in [&*mine, &*theirs, &whole] {
+            store.record_batch(&[(k.clone(), obs(t0, i as f64)), (k.clone(), obs(t0, 1.0))]);
+        }
+    }
+    // Stale data in a shard this node does not hold must not show.
+    let stale = SeriesKey::new("A", "m0", vec![Dimension::new("Host", "gone")]);
+    let stale_shard = (stable_hash(&stale) % 8) as usize;
+    mine.record_batch(&[(stale.clone(), obs(NOW, 1.0))]);
+    let held: Vec<usize> = (0..8).filter(|s| s % 3 == 0 && *s != stale_shard).collect();
+    let other: Vec<usize> = (0..8).filter(|s| !held.contains(s)).collect();
+    theirs.set_remote(std::sync::Arc::new(OtherNode {
+        store: std::sync::Arc::clone(&mine),
+        ours: other,
+    }));
+    mine.set_remote(std::sync::Arc::new(OtherNode {
+        store: std::sync::Arc::clone(&theirs),
+        ours: held,
+    }));
+    assert_eq!(mine.list(None, None, NOW), whole.list(None, None, NOW));
+    assert!(!mine.list(None, None, NOW).contains(&stale));
+    let dims = [Dimension::new("Host", "*")];
+    assert_eq!(
+        mine.matching("A", "m1", &dims),
+        whole.matching("A", "m1", &dims)
+    );
+    for per_page in [1, 7, 100] {
+        assert_eq!(
+            page_all(&mine, ListFilter::default(), per_page, usize::MAX),
+            page_all(&whole, ListFilter::default(), per_page, usize::MAX),
+            "{per_page} per page"
+        );
+    }
+    for k in &keys {
+        let q = Query {
+            key: k.clone(),
+            unit: None,
+            start: t0,
+            end: t0.add_millis(MINUTE_MS),
+            period: Period::ONE_MINUTE,
+            statistics: stats(&["SampleCount", "Sum", "p50"]),
+        };
+        assert_eq!(mine.query(&q, NOW).unwrap(), whole.query(&q, NOW).unwrap());
+    }
+}
