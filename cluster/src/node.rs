@@ -247,62 +247,18 @@ impl Cluster {
         let info = client.server_info();
         let servers_seen = info.connect_urls.len().max(options.servers.len()).max(1);
         let replicas = options.replicas.unwrap_or(servers_seen.min(3)).max(1);
-        let js = jetstream::new(client.clone());
-        let meta = js
-            .create_key_value(kv::Config {
-                bucket: META_BUCKET.into(),
-                history: 1,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::js("creating the settings bucket")(&e))?;
-        let partitions = match meta
-            .create("partitions", Bytes::from(options.partitions.to_string()))
-            .await
-        {
-            Ok(_) => options.partitions,
-            Err(_) => {
-                let stored = meta
-                    .get("partitions")
-                    .await
-                    .map_err(|e| Error::js("reading the partition count")(&e))?
-                    .ok_or_else(|| Error::Settings("the partition count is missing".into()))?;
-                std::str::from_utf8(&stored)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| {
-                        Error::Settings("the stored partition count is not a number".into())
-                    })?
+        // A NATS cluster that is starting has no JetStream leader yet: wait for it a while.
+        let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
+        let (js, partitions, stream, nodes, leases) = loop {
+            match setup(&client, &options, replicas).await {
+                Ok(parts) => break parts,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::info!(error = %e, "Waiting for NATS JetStream.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
             }
         };
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: INGEST_STREAM.into(),
-                subjects: vec![format!("{INGEST_PREFIX}.*")],
-                num_replicas: replicas,
-                storage: stream::StorageType::File,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::js("creating the ingest stream")(&e))?;
-        let bucket = |name: &str, ttl: Option<Duration>| kv::Config {
-            bucket: name.into(),
-            history: 1,
-            num_replicas: replicas,
-            max_age: ttl.unwrap_or_default(),
-            ..Default::default()
-        };
-        let nodes = js
-            .create_key_value(bucket(NODES_BUCKET, Some(options.lease_ttl * 4)))
-            .await
-            .map_err(|e| Error::js("creating the membership bucket")(&e))?;
-        let leases = js
-            .create_key_value(bucket(LEASES_BUCKET, None))
-            .await
-            .map_err(|e| Error::js("creating the lease bucket")(&e))?;
         let times = LeaseTimes::new(options.lease_ttl.as_millis() as i64);
         Ok(Cluster {
             inner: Arc::new(Inner {
@@ -902,6 +858,84 @@ impl Cluster {
         }
         let _ = self.inner.nodes.delete(&self.inner.options.node_id).await;
     }
+}
+
+/// How long a node waits at start for JetStream to take its stream and buckets.
+const SETUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What [`setup`] makes: the JetStream context, the partition count, the ingest stream, the
+/// membership and lease buckets.
+type Setup = (
+    jetstream::Context,
+    u32,
+    stream::Stream,
+    kv::Store,
+    kv::Store,
+);
+
+/// The stream and buckets, created by the first node (or checked), and the partition count.
+async fn setup(
+    client: &async_nats::Client,
+    options: &ClusterOptions,
+    replicas: usize,
+) -> Result<Setup, Error> {
+    let js = jetstream::new(client.clone());
+    let meta = js
+        .create_key_value(kv::Config {
+            bucket: META_BUCKET.into(),
+            history: 1,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::js("creating the settings bucket")(&e))?;
+    let partitions = match meta
+        .create("partitions", Bytes::from(options.partitions.to_string()))
+        .await
+    {
+        Ok(_) => options.partitions,
+        Err(_) => {
+            let stored = meta
+                .get("partitions")
+                .await
+                .map_err(|e| Error::js("reading the partition count")(&e))?
+                .ok_or_else(|| Error::Settings("the partition count is missing".into()))?;
+            std::str::from_utf8(&stored)
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    Error::Settings("the stored partition count is not a number".into())
+                })?
+        }
+    };
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: INGEST_STREAM.into(),
+            subjects: vec![format!("{INGEST_PREFIX}.*")],
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::js("creating the ingest stream")(&e))?;
+    let bucket = |name: &str, ttl: Option<Duration>| kv::Config {
+        bucket: name.into(),
+        history: 1,
+        num_replicas: replicas,
+        max_age: ttl.unwrap_or_default(),
+        ..Default::default()
+    };
+    let nodes = js
+        .create_key_value(bucket(NODES_BUCKET, Some(options.lease_ttl * 4)))
+        .await
+        .map_err(|e| Error::js("creating the membership bucket")(&e))?;
+    let leases = js
+        .create_key_value(bucket(LEASES_BUCKET, None))
+        .await
+        .map_err(|e| Error::js("creating the lease bucket")(&e))?;
+    Ok((js, partitions, stream, nodes, leases))
 }
 
 /// This node's hold on a lease after a step.

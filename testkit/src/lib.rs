@@ -235,6 +235,8 @@ pub struct NatsServer {
     child: Option<Child>,
     bin: PathBuf,
     store: PathBuf,
+    /// Clustering flags (`--cluster_name`, `-n`, `--cluster`, `--routes`), empty alone.
+    cluster_args: Vec<String>,
     /// The client port on 127.0.0.1.
     pub port: u16,
     /// `nats://127.0.0.1:<port>`.
@@ -252,11 +254,51 @@ impl NatsServer {
             child: None,
             bin: bin.to_owned(),
             store: store.to_owned(),
+            cluster_args: Vec::new(),
             port,
             url: format!("nats://127.0.0.1:{port}"),
         };
         server.restart();
         server
+    }
+
+    /// Starts `n` servers that form one NATS cluster with JetStream (replicated streams need
+    /// at least 3), each storing in `<dir>/s<i>`; a server stopped and restarted rejoins it.
+    ///
+    /// # Panics
+    /// When one cannot start.
+    pub fn start_cluster(bin: &Path, dir: &Path, n: usize) -> Vec<NatsServer> {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let routes = ports
+            .iter()
+            .map(|(_, route)| format!("nats://127.0.0.1:{route}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut servers: Vec<NatsServer> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, route))| NatsServer {
+                child: None,
+                bin: bin.to_owned(),
+                store: dir.join(format!("s{i}")),
+                cluster_args: vec![
+                    "--cluster_name".into(),
+                    "thermostat-test".into(),
+                    "-n".into(),
+                    format!("s{i}"),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".into(),
+                    routes.clone(),
+                ],
+                port: *port,
+                url: format!("nats://127.0.0.1:{port}"),
+            })
+            .collect();
+        for s in &mut servers {
+            s.restart();
+        }
+        servers
     }
 
     /// Starts the server again (after [`NatsServer::stop`]) on the same port and store.
@@ -274,6 +316,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.store)
+            .args(&self.cluster_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

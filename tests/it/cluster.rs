@@ -190,6 +190,146 @@ fn partition_of(req: &str, part: usize) -> u64 {
     key.stable_hash() % PARTITIONS
 }
 
+/// Clients pushing to the nodes (one per node) and what they were told.
+struct Load {
+    t0: i64,
+    ledger: Arc<Mutex<Ledger>>,
+    targets: Vec<watch::Sender<Option<String>>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// One client per node of `ids`, pushing to it.
+    fn start(nodes: &BTreeMap<&str, ServerProcess>, ids: &[&str]) -> Load {
+        let t0 = aligned_past(60_000);
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let mut targets = Vec::new();
+        let mut clients = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let (tx, rx) = watch::channel(Some(nodes[id].grpc.clone()));
+            targets.push(tx);
+            clients.push(tokio::spawn(client(i, t0, rx, Arc::clone(&ledger))));
+        }
+        Load {
+            t0,
+            ledger,
+            targets,
+            clients,
+        }
+    }
+
+    fn acked(&self) -> usize {
+        self.ledger.lock().unwrap().acked.len()
+    }
+
+    /// Waits until `more` requests more than now are acknowledged.
+    async fn wait_more(&self, more: usize) {
+        let at_least = self.acked() + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.acked() < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "pushes stopped being acknowledged"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Client `i` pushes to `grpc` from now on.
+    fn retarget(&self, i: usize, grpc: &str) {
+        self.targets[i].send_replace(Some(grpc.to_owned()));
+    }
+
+    /// Stops the clients; what they were told.
+    async fn stop(self) -> Ledger {
+        for t in &self.targets {
+            t.send_replace(None);
+        }
+        drop(self.targets);
+        for c in self.clients {
+            c.await.unwrap();
+        }
+        std::mem::take(&mut *self.ledger.lock().unwrap())
+    }
+}
+
+/// Every acknowledged request is counted exactly once, at its partitions' owners, and other
+/// nodes answer the same (they ask the owner); one that was not acknowledged is there once or
+/// not at all. Returns the series stored.
+async fn check_counted_once(
+    nodes: &BTreeMap<&str, ServerProcess>,
+    ids: &[&str],
+    owners: &BTreeMap<u64, String>,
+    ledger: &Ledger,
+    t0: i64,
+) -> usize {
+    assert!(
+        ledger.acked.len() >= 200,
+        "{} acknowledged",
+        ledger.acked.len()
+    );
+    let mut stored = 0;
+    for (requests, must) in [(&ledger.acked, true), (&ledger.uncertain, false)] {
+        for (i, (req, sum)) in requests.iter().enumerate() {
+            for part in 0..SERIES_PER_REQUEST {
+                let owner = &owners[&partition_of(req, part)];
+                // The owner applies what the stream holds within moments of its storing it.
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let mut got = count_and_sum(&nodes[owner.as_str()], req, part, t0).await;
+                while must
+                    && got.is_none_or(|(c, _)| c < DATUMS as f64)
+                    && Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    got = count_and_sum(&nodes[owner.as_str()], req, part, t0).await;
+                }
+                let elsewhere = ids[(i + part) % ids.len()];
+                if i % 5 == 0 && elsewhere != owner.as_str() {
+                    let via = count_and_sum(&nodes[elsewhere], req, part, t0).await;
+                    assert_eq!(via, got, "{req}/{part}: {elsewhere} answers as {owner}");
+                }
+                stored += usize::from(got.is_some());
+                match got {
+                    Some((count, s)) => {
+                        assert_eq!(
+                            count, DATUMS as f64,
+                            "{req}/{part} at {owner}: counted once"
+                        );
+                        assert_eq!(s, *sum, "{req}/{part} at {owner}");
+                    }
+                    None => assert!(!must, "{req}/{part} was acknowledged but {owner} lacks it"),
+                }
+            }
+        }
+    }
+    stored
+}
+
+/// A listing at any node pages through every node's series, each once.
+async fn check_listings(nodes: &BTreeMap<&str, ServerProcess>, ids: &[&str], stored: usize) {
+    for id in ids {
+        let mut listed = BTreeSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut path = "/api/v1/metrics?namespace=Cluster&max_records=97".to_owned();
+            if let Some(t) = &token {
+                path.push_str(&format!("&next_token={t}"));
+            }
+            let page = get_json(&nodes[id].http, &path).await;
+            for m in page["metrics"].as_array().unwrap() {
+                let d = &m["dimensions"];
+                let new = listed.insert((d["Id"].to_string(), d["Part"].to_string()));
+                assert!(new, "{id} listed {d} twice");
+            }
+            match page["next_token"].as_str() {
+                Some(t) => token = Some(t.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(listed.len(), stored, "{id} lists every stored series");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledged_sample() {
     let Some(bin) = require_nats_server("cluster") else {
@@ -216,149 +356,80 @@ async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledge
     let status = cluster_status(&nodes["n1"]).await;
     assert_eq!(status["mode"], "cluster");
     assert_eq!(status["partitions"], PARTITIONS);
+    assert_eq!(status["replicas"], 1, "one NATS server: R=1");
     assert!(
         ids.contains(&status["leader"].as_str().unwrap()),
         "{status:#}"
     );
 
     // Three clients, one per node, push while nodes are killed and restarted.
-    let t0 = aligned_past(60_000);
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let mut targets = Vec::new();
-    let mut clients = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        let (tx, rx) = watch::channel(Some(nodes[id].grpc.clone()));
-        targets.push(tx);
-        clients.push(tokio::spawn(client(i, t0, rx, Arc::clone(&ledger))));
-    }
-    let acked = |ledger: &Arc<Mutex<Ledger>>| ledger.lock().unwrap().acked.len();
-    let wait_acked = |at_least: usize| {
-        let ledger = Arc::clone(&ledger);
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while acked(&ledger) < at_least {
-                assert!(
-                    Instant::now() < deadline,
-                    "pushes stopped being acknowledged"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let pushes = Load::start(&nodes, &ids);
     for (round, victim) in [(1usize, "n2"), (2, "n3")] {
-        wait_acked(acked(&ledger) + 60).await;
+        pushes.wait_more(60).await;
         let i = ids.iter().position(|x| *x == victim).unwrap();
         nodes.remove(victim).unwrap().kill9();
         // Its client moves to a live node; the partitions move to the live nodes.
-        targets[i].send_replace(Some(nodes["n1"].grpc.clone()));
+        pushes.retarget(i, &nodes["n1"].grpc);
         let live: Vec<&str> = ids.iter().copied().filter(|x| x != &victim).collect();
         let moved = settled(&nodes["n1"], &live).await;
         assert!(
             moved.values().all(|o| o != victim),
             "round {round}: {moved:?}"
         );
-        wait_acked(acked(&ledger) + 60).await;
+        pushes.wait_more(60).await;
         // Restarted with its data directory and id, it takes its share back.
         nodes.insert(victim, start_node(dir.path(), &nats.url, victim));
-        targets[i].send_replace(Some(nodes[victim].grpc.clone()));
+        pushes.retarget(i, &nodes[victim].grpc);
         settled(&nodes["n1"], &ids).await;
     }
-    wait_acked(acked(&ledger) + 60).await;
-    for t in &targets {
-        t.send_replace(None);
-    }
-    drop(targets);
-    for c in clients {
-        c.await.unwrap();
-    }
+    pushes.wait_more(60).await;
+    let t0 = pushes.t0;
+    let ledger = pushes.stop().await;
     let owners = settled(&nodes["n1"], &ids).await;
     for id in ids {
         settled(&nodes[id], &ids).await;
     }
+    let stored = check_counted_once(&nodes, &ids, &owners, &ledger, t0).await;
+    check_listings(&nodes, &ids, stored).await;
+}
 
-    // Every acknowledged request is counted exactly once, at its partitions' owners; one that
-    // was not acknowledged is there once or not at all.
-    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
-    assert!(
-        ledger.acked.len() >= 300,
-        "{} acknowledged",
-        ledger.acked.len()
-    );
-    let mut stored = 0;
-    let mut found = BTreeSet::new();
-    for (requests, must) in [(&ledger.acked, true), (&ledger.uncertain, false)] {
-        for (i, (req, sum)) in requests.iter().enumerate() {
-            for part in 0..SERIES_PER_REQUEST {
-                let owner = &owners[&partition_of(req, part)];
-                // The owner applies what the stream holds within moments of its storing it.
-                let deadline = Instant::now() + Duration::from_secs(20);
-                let mut got = count_and_sum(&nodes[owner.as_str()], req, part, t0).await;
-                while must
-                    && got.is_none_or(|(c, _)| c < DATUMS as f64)
-                    && Instant::now() < deadline
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    got = count_and_sum(&nodes[owner.as_str()], req, part, t0).await;
-                }
-                // Any node answers as the owner (it asks the owner).
-                let elsewhere = ids[(i + part) % 3];
-                if i % 5 == 0 && elsewhere != owner.as_str() {
-                    let via = count_and_sum(&nodes[elsewhere], req, part, t0).await;
-                    assert_eq!(via, got, "{req}/{part}: {elsewhere} answers as {owner}");
-                }
-                stored += usize::from(got.is_some());
-                if got.is_some() {
-                    found.insert((
-                        format!("{req:?}"),
-                        format!("{:?}", part.to_string()),
-                        partition_of(req, part),
-                        owner.clone(),
-                    ));
-                }
-                match got {
-                    Some((count, s)) => {
-                        assert_eq!(
-                            count, DATUMS as f64,
-                            "{req}/{part} at {owner}: counted once"
-                        );
-                        assert_eq!(s, *sum, "{req}/{part} at {owner}");
-                    }
-                    None => assert!(!must, "{req}/{part} was acknowledged but {owner} lacks it"),
-                }
-            }
-        }
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_three_nats_servers_with_three_replicas_losing_a_server_loses_nothing() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start_cluster(&bin, &dir.path().join("nats"), 3);
+    let urls = nats
+        .iter()
+        .map(|n| n.url.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let ids = ["n1", "n2", "n3"];
+    let nodes: BTreeMap<&str, ServerProcess> = ids
+        .iter()
+        .map(|id| (*id, start_node(dir.path(), &urls, id)))
+        .collect();
+    settled(&nodes["n1"], &ids).await;
+    let status = cluster_status(&nodes["n1"]).await;
+    assert_eq!(status["replicas"], 3, "three NATS servers: R=3 by default");
 
-    // A listing at any node pages through every node's series, each once.
+    let pushes = Load::start(&nodes, &ids);
+    pushes.wait_more(60).await;
+    // One NATS server of three dies: its clients reconnect to the others, and the stream,
+    // replicated three times, keeps everything it acknowledged.
+    nats[1].stop();
+    pushes.wait_more(100).await;
+    nats[1].restart();
+    pushes.wait_more(60).await;
+    let t0 = pushes.t0;
+    let ledger = pushes.stop().await;
+    let owners = settled(&nodes["n1"], &ids).await;
     for id in ids {
-        let mut listed = BTreeSet::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut path = "/api/v1/metrics?namespace=Cluster&max_records=97".to_owned();
-            if let Some(t) = &token {
-                path.push_str(&format!("&next_token={t}"));
-            }
-            let page = get_json(&nodes[id].http, &path).await;
-            for m in page["metrics"].as_array().unwrap() {
-                let d = &m["dimensions"];
-                let new = listed.insert((d["Id"].to_string(), d["Part"].to_string()));
-                assert!(new, "{id} listed {d} twice");
-            }
-            match page["next_token"].as_str() {
-                Some(t) => token = Some(t.to_owned()),
-                None => break,
-            }
-        }
-        let missing: Vec<_> = found
-            .iter()
-            .filter(|(a, b, _, _)| !listed.contains(&(a.clone(), b.clone())))
-            .collect();
-        assert_eq!(
-            listed.len(),
-            stored,
-            "{id} lists every stored series; missing {missing:?}"
-        );
+        settled(&nodes[id], &ids).await;
     }
+    let stored = check_counted_once(&nodes, &ids, &owners, &ledger, t0).await;
+    check_listings(&nodes, &ids, stored).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
