@@ -432,6 +432,58 @@ async fn on_three_nats_servers_with_three_replicas_losing_a_server_loses_nothing
     check_listings(&nodes, &ids, stored).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_under_load_loses_nothing_and_resumes_from_snapshots() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let ids = ["n1", "n2", "n3"];
+    let mut nodes: BTreeMap<&str, ServerProcess> = ids
+        .iter()
+        .map(|id| (*id, start_node(dir.path(), &nats.url, id)))
+        .collect();
+    settled(&nodes["n1"], &ids).await;
+    let pushes = Load::start(&nodes, &ids);
+    for (i, id) in ids.iter().enumerate() {
+        pushes.wait_more(60).await;
+        // A clean stop (SIGTERM): the node writes its snapshot and gives its leases up, so the
+        // others take its partitions at once; its client pushes elsewhere meanwhile.
+        let other = ids[(i + 1) % ids.len()];
+        pushes.retarget(i, &nodes[other].grpc);
+        let node = nodes.remove(id).unwrap();
+        node.signal("-TERM");
+        node.wait_log("Wrote a checkpoint.");
+        drop(node);
+        assert!(
+            dir.path().join(id).join("cluster/series.snapshot").exists(),
+            "{id} keeps its partitions' snapshot"
+        );
+        pushes.wait_more(40).await;
+        let restarted = start_node(dir.path(), &nats.url, id);
+        assert!(
+            restarted
+                .log_lines(Duration::from_millis(10))
+                .iter()
+                .any(|l| l.contains("Loaded this node's snapshot of the cluster's partitions.")),
+            "{id} starts from its snapshot"
+        );
+        nodes.insert(id, restarted);
+        pushes.retarget(i, &nodes[id].grpc);
+        settled(&nodes[other], &ids).await;
+    }
+    pushes.wait_more(60).await;
+    let t0 = pushes.t0;
+    let ledger = pushes.stop().await;
+    let owners = settled(&nodes["n1"], &ids).await;
+    for id in ids {
+        settled(&nodes[id], &ids).await;
+    }
+    let stored = check_counted_once(&nodes, &ids, &owners, &ledger, t0).await;
+    check_listings(&nodes, &ids, stored).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_are_refused_while_nats_is_down_and_accepted_again_after() {
     let Some(bin) = require_nats_server("cluster") else {
