@@ -67,6 +67,24 @@ impl Config {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fingerprint(pub Vec<(String, u128)>);
 
+impl Fingerprint {
+    /// One hex digest of the files' names (without their folders, which differ between
+    /// machines) and contents, in order: equal on every node that runs the same files
+    /// (cluster mode compares it, docs/cluster.md).
+    pub fn digest(&self) -> String {
+        let mut all = Vec::new();
+        for (path, hash) in &self.0 {
+            let name = std::path::Path::new(path)
+                .file_name()
+                .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+            all.extend_from_slice(name.as_bytes());
+            all.push(0);
+            all.extend_from_slice(&hash.to_le_bytes());
+        }
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&all))
+    }
+}
+
 /// Why a configuration could not be loaded.
 #[derive(Debug)]
 pub enum LoadError {

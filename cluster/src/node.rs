@@ -25,6 +25,8 @@ const NODES_BUCKET: &str = "thermostat_nodes";
 /// Partition leases (`partition.<n>`) and the leader lease (`leader`).
 const LEASES_BUCKET: &str = "thermostat_leases";
 const LEADER_KEY: &str = "leader";
+/// The leader's configuration digest, in the settings bucket.
+const CONFIG_DIGEST_KEY: &str = "config_digest";
 
 /// Partitions a new cluster gets unless told otherwise.
 pub const DEFAULT_PARTITIONS: u32 = 64;
@@ -96,8 +98,15 @@ pub struct ClusterStatus {
     pub replicas: usize,
     /// The leader (composites, scaling), if any holds the lease.
     pub leader: Option<String>,
-    /// Whether this node has loaded every partition it owns.
+    /// Whether this node has loaded every partition it owns and runs the cluster's
+    /// configuration.
     pub ready: bool,
+    /// The digest of this node's configuration files.
+    pub config_digest: Option<String>,
+    /// The leader's: the cluster's configuration.
+    pub cluster_config_digest: Option<String>,
+    /// Whether this node runs the cluster's configuration (true while there is none yet).
+    pub config_matches: bool,
     /// Live nodes and the partitions each owns by lease.
     pub nodes: Vec<NodeStatus>,
     /// Every lease as last read.
@@ -163,6 +172,8 @@ struct State {
     held: BTreeMap<u32, Held>,
     leader: Option<(Lease, u64)>,
     replay: BTreeMap<u32, (u64, u64)>,
+    /// The configuration digest the leader published.
+    cluster_digest: Option<String>,
 }
 
 /// A running node's handle.
@@ -179,11 +190,15 @@ struct Inner {
     stream: stream::Stream,
     leases: kv::Store,
     nodes: kv::Store,
+    /// The cluster's settings: the partition count, the leader's configuration digest.
+    meta: kv::Store,
     partitions: u32,
     replicas: usize,
     times: LeaseTimes,
     /// The HTTP address announced in heartbeats (known once the server listens).
     http_addr: Mutex<String>,
+    /// This node's configuration digest ([`Cluster::set_config_digest`]).
+    config_digest: Mutex<Option<String>>,
     state: Mutex<State>,
 }
 
@@ -249,7 +264,7 @@ impl Cluster {
         let replicas = options.replicas.unwrap_or(servers_seen.min(3)).max(1);
         // A NATS cluster that is starting has no JetStream leader yet: wait for it a while.
         let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
-        let (js, partitions, stream, nodes, leases) = loop {
+        let (js, partitions, stream, nodes, leases, meta) = loop {
             match setup(&client, &options, replicas).await {
                 Ok(parts) => break parts,
                 Err(e) if tokio::time::Instant::now() < deadline => {
@@ -267,10 +282,12 @@ impl Cluster {
                 stream,
                 leases,
                 nodes,
+                meta,
                 partitions,
                 replicas,
                 times,
                 http_addr: Mutex::new(options.http_addr.clone()),
+                config_digest: Mutex::new(None),
                 state: Mutex::new(State {
                     connected: true,
                     ..State::default()
@@ -297,6 +314,17 @@ impl Cluster {
             .http_addr
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = addr.into();
+    }
+
+    /// Announces the digest of this node's configuration files. The leader publishes its own
+    /// as the cluster's; a node whose digest differs is not ready (`/readyz`) and says so in
+    /// [`ClusterStatus::config_matches`].
+    pub fn set_config_digest(&self, digest: impl Into<String>) {
+        *self
+            .inner
+            .config_digest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(digest.into());
     }
 
     /// The largest message NATS accepts.
@@ -449,7 +477,20 @@ impl Cluster {
                 }
             })
             .collect();
+        let config_digest = self
+            .inner
+            .config_digest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let config_matches = state
+            .cluster_digest
+            .as_ref()
+            .is_none_or(|c| config_digest.as_ref() == Some(c));
         ClusterStatus {
+            config_digest,
+            cluster_config_digest: state.cluster_digest.clone(),
+            config_matches,
             node_id: self.inner.options.node_id.clone(),
             connected: state.connected
                 && self.inner.client.connection_state() == async_nats::connection::State::Connected,
@@ -461,6 +502,7 @@ impl Cluster {
                 .filter(|(l, _)| !l.expired(now))
                 .map(|(l, _)| l.owner.clone()),
             ready: state.connected
+                && config_matches
                 && state.settled
                 && self.inner.client.connection_state() == async_nats::connection::State::Connected
                 && replay.iter().all(|r| r.loaded),
@@ -599,14 +641,54 @@ impl Cluster {
         if let Some(l) = &leader {
             seen.insert(LEADER_KEY.to_owned(), l.clone());
         }
+        let leading = leader.as_ref().is_some_and(|(l, _)| l.owner == me);
+        let cluster_digest = match self.config_digest_round(leading).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the cluster's configuration digest.");
+                ok = false;
+                None
+            }
+        };
         let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         state.members = members;
         state.leases = seen;
         state.leader = leader;
+        if cluster_digest.is_some() {
+            state.cluster_digest = cluster_digest;
+        }
         state.settled |= ok;
         drop(state);
         self.fence(now_ms());
         ok
+    }
+
+    /// The leader publishes its configuration digest as the cluster's; every node reads it.
+    async fn config_digest_round(&self, leading: bool) -> Result<Option<String>, Error> {
+        let mine = self
+            .inner
+            .config_digest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let stored = self
+            .inner
+            .meta
+            .get(CONFIG_DIGEST_KEY)
+            .await
+            .map_err(|e| Error::js("reading the configuration digest")(&e))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        match mine {
+            Some(mine) if leading && stored.as_deref() != Some(mine.as_str()) => {
+                self.inner
+                    .meta
+                    .put(CONFIG_DIGEST_KEY, Bytes::from(mine.clone()))
+                    .await
+                    .map_err(|e| Error::js("publishing the configuration digest")(&e))?;
+                Ok(Some(mine))
+            }
+            _ => Ok(stored),
+        }
     }
 
     /// Reads the live members.
@@ -864,11 +946,12 @@ impl Cluster {
 const SETUP_PATIENCE: Duration = Duration::from_secs(60);
 
 /// What [`setup`] makes: the JetStream context, the partition count, the ingest stream, the
-/// membership and lease buckets.
+/// membership and lease buckets, and the cluster's settings bucket.
 type Setup = (
     jetstream::Context,
     u32,
     stream::Stream,
+    kv::Store,
     kv::Store,
     kv::Store,
 );
@@ -935,7 +1018,7 @@ async fn setup(
         .create_key_value(bucket(LEASES_BUCKET, None))
         .await
         .map_err(|e| Error::js("creating the lease bucket")(&e))?;
-    Ok((js, partitions, stream, nodes, leases))
+    Ok((js, partitions, stream, nodes, leases, meta))
 }
 
 /// This node's hold on a lease after a step.

@@ -180,6 +180,9 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             // After the tick's scaling, so that the group metrics show its outcome.
             .with_after_tick(move |t| metrics_actions.record_capacity_metrics(t)),
     );
+    if let Some(c) = &cluster {
+        c.set_config_digest(config.source.digest());
+    }
     let reloader = Arc::new(reload::Reloader::new(
         settings.config.clone(),
         config,
@@ -290,6 +293,8 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
 
     if let Some(c) = &cluster {
         c.set_http_addr(http_addr.to_string());
+        let announce = c.clone();
+        reloader.on_swap(move |config| announce.set_config_digest(config.source.digest()));
         store.set_remote(Arc::new(cluster::ClusterReads::new(
             c.clone(),
             tokio::runtime::Handle::current(),

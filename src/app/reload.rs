@@ -27,6 +27,17 @@ pub struct Reloader {
     security: Arc<Security>,
     /// What the running configuration's secret files and CA bundles held when it was loaded.
     required_files: Mutex<Vec<(String, Option<u64>)>>,
+    /// Told each configuration swapped in (cluster mode announces its digest).
+    on_swap: Mutex<Option<SwapHook>>,
+}
+
+/// What [`Reloader::on_swap`] calls.
+struct SwapHook(Box<dyn Fn(&Config) + Send + Sync>);
+
+impl std::fmt::Debug for SwapHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SwapHook")
+    }
 }
 
 impl Reloader {
@@ -48,7 +59,13 @@ impl Reloader {
             running: Mutex::new(Arc::new(config)),
             allow_empty_config,
             security,
+            on_swap: Mutex::new(None),
         }
+    }
+
+    /// Calls `hook` with every configuration a reload swaps in.
+    pub fn on_swap(&self, hook: impl Fn(&Config) + Send + Sync + 'static) {
+        *self.on_swap.lock().unwrap_or_else(|p| p.into_inner()) = Some(SwapHook(Box::new(hook)));
     }
 
     /// Re-reads the configuration; on success swaps it in atomically, carrying states over.
@@ -115,6 +132,9 @@ impl Reloader {
         let swapped = self
             .runtime
             .swap(alarms, |_| self.actions.on_reload(&config));
+        if let Some(hook) = &*self.on_swap.lock().unwrap_or_else(|p| p.into_inner()) {
+            (hook.0)(&config);
+        }
         *running = config;
         Ok(ReloadReport {
             alarms: swapped.alarms,

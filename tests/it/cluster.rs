@@ -23,22 +23,26 @@ const SERIES_PER_REQUEST: usize = 4;
 const DATUMS: i64 = 5;
 
 fn start_node(dir: &Path, nats: &str, id: &str) -> ServerProcess {
+    start_node_with(dir, nats, id, &[])
+}
+
+fn start_node_with(dir: &Path, nats: &str, id: &str, extra: &[&str]) -> ServerProcess {
     let settings = dir.join(format!("{id}.yaml"));
     // Short leases so that a dead node's partitions move within seconds.
     std::fs::write(&settings, "cluster:\n  lease_seconds: 3\n").unwrap();
-    ServerProcess::start(
-        &dir.join(id),
-        &[
-            "--cluster",
-            nats,
-            "--node-id",
-            id,
-            "--cluster-partitions",
-            &PARTITIONS.to_string(),
-            "--settings",
-            settings.to_str().unwrap(),
-        ],
-    )
+    let partitions = PARTITIONS.to_string();
+    let mut args = vec![
+        "--cluster",
+        nats,
+        "--node-id",
+        id,
+        "--cluster-partitions",
+        &partitions,
+        "--settings",
+        settings.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ServerProcess::start(&dir.join(id), &args)
 }
 
 async fn cluster_status(node: &ServerProcess) -> serde_json::Value {
@@ -482,6 +486,67 @@ async fn a_rolling_restart_under_load_loses_nothing_and_resumes_from_snapshots()
     }
     let stored = check_counted_once(&nodes, &ids, &owners, &ledger, t0).await;
     check_listings(&nodes, &ids, stored).await;
+}
+
+const ALARMS: &str = "alarms:\n  - name: few-orders\n    namespace: Shop\n    metric_name: Orders\n    statistic: Sum\n    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 1\n    comparison_operator: LessThanThreshold\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_configuration_is_not_ready_until_it_reloads_the_clusters() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    // The same file name on each node, in its own folder (folders differ between machines).
+    let file = |node: &str, text: &str| {
+        let folder = dir.path().join(format!("{node}-config"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = folder.join("alarms.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let a_config = file("a", ALARMS);
+    let a = start_node_with(
+        dir.path(),
+        &nats.url,
+        "a",
+        &["--config", a_config.to_str().unwrap()],
+    );
+    settled(&a, &["a"]).await;
+    let leader = cluster_status(&a).await;
+    assert_eq!(leader["leader"], "a");
+    assert!(leader["config_digest"].is_string(), "{leader:#}");
+    let b_config = file("b", &ALARMS.replace("threshold: 1", "threshold: 2"));
+    let b = start_node_with(
+        dir.path(),
+        &nats.url,
+        "b",
+        &["--config", b_config.to_str().unwrap()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = cluster_status(&b).await;
+        if status["config_matches"] == false {
+            assert_eq!(status["cluster_config_digest"], leader["config_digest"]);
+            assert_ne!(status["config_digest"], leader["config_digest"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "b never compared: {status:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = reqwest::get(format!("http://{}/readyz", b.http))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        503,
+        "a node with another configuration is not ready"
+    );
+    // The operator fixes b's file and reloads it: b joins.
+    std::fs::write(&b_config, ALARMS).unwrap();
+    b.signal("-HUP");
+    settled(&b, &["a", "b"]).await;
+    assert_eq!(cluster_status(&b).await["config_matches"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
