@@ -141,6 +141,16 @@ pub struct ClusterSettings {
     /// Seconds a partition lease lasts: a dead node's partitions move after at most this
     /// long [default: 9].
     pub lease_seconds: Option<u64>,
+    /// TLS to NATS: the CA bundle to trust (PEM); setting it requires TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// TLS to NATS: this node's client certificate (PEM), with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS to NATS: the client certificate's key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// A NATS credentials file (`.creds`: JWT and seed).
+    pub credentials_file: Option<PathBuf>,
+    /// The environment variable holding a NATS authentication token.
+    pub token_env: Option<String>,
 }
 
 /// Cluster mode, resolved: `None` in [`Settings::cluster`] is single-node mode.
@@ -156,6 +166,14 @@ pub struct Cluster {
     pub partitions: u32,
     /// A lease's length.
     pub lease: Duration,
+    /// TLS: the CA bundle.
+    pub tls_ca_file: Option<PathBuf>,
+    /// TLS: a client certificate and key.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// A NATS credentials file.
+    pub credentials_file: Option<PathBuf>,
+    /// The variable holding a NATS token (read at start, never kept in the settings).
+    pub token_env: Option<String>,
 }
 
 /// The `aws_api` section of the settings file: the CloudWatch-compatible API on the HTTP port.
@@ -662,6 +680,17 @@ impl Settings {
             if c.lease.as_secs() < 2 || c.lease.as_secs() > 300 {
                 return invalid("cluster.lease_seconds", "must be 2 to 300");
             }
+            if c.tls_client.as_ref().is_some_and(|(cert, key)| {
+                cert.as_os_str().is_empty() || key.as_os_str().is_empty()
+            }) {
+                return invalid(
+                    "cluster.tls_cert_file",
+                    "tls_cert_file and tls_key_file go together",
+                );
+            }
+            if c.token_env.as_ref().is_some_and(|v| v.is_empty()) {
+                return invalid("cluster.token_env", "must name an environment variable");
+            }
         }
         let label = &self.prometheus_namespace_label;
         if !thermostat_prometheus::is_label_name(label) || label == "__name__" {
@@ -805,6 +834,14 @@ fn cluster(args: &ServeArgs, file: ClusterSettings) -> Option<Cluster> {
             .or(file.partitions)
             .unwrap_or(thermostat_cluster::DEFAULT_PARTITIONS),
         lease: Duration::from_secs(file.lease_seconds.unwrap_or(9)),
+        // One without the other stays visible as an empty path, refused by `validate`.
+        tls_client: match (file.tls_cert_file.clone(), file.tls_key_file.clone()) {
+            (None, None) => None,
+            (cert, key) => Some((cert.unwrap_or_default(), key.unwrap_or_default())),
+        },
+        tls_ca_file: file.tls_ca_file,
+        credentials_file: file.credentials_file,
+        token_env: file.token_env,
     })
 }
 
@@ -933,6 +970,12 @@ mod tests {
                 .unwrap_err();
             assert!(e.to_string().starts_with(key), "{e}");
         }
+        let file = SettingsFile::parse(
+            "cluster:\n  servers: [tls://a:4222]\n  node_id: n1\n  tls_cert_file: c.pem\n",
+        )
+        .unwrap();
+        let e = merge(&ServeArgs::default(), file).validate().unwrap_err();
+        assert!(e.to_string().contains("tls_key_file"), "{e}");
         let e = SettingsFile::parse("cluster:\n  node: x\n").unwrap_err();
         assert!(e.contains("node"), "{e}");
     }

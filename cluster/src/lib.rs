@@ -22,5 +22,5 @@ mod node;
 pub use error::Error;
 pub use node::{
     Applier, Cluster, ClusterOptions, ClusterStatus, DEFAULT_PARTITIONS, INGEST_STREAM,
-    LeaseStatus, Member, NodeStatus, RPC_TIMEOUT, ReplayStatus, RpcHandler, subject_of,
+    LeaseStatus, Member, NodeStatus, RPC_TIMEOUT, ReplayStatus, RpcHandler, Secret, subject_of,
 };

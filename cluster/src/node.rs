@@ -2,6 +2,7 @@
 //! loop, and one consumer per owned partition that applies the stream to the local store.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,38 @@ pub struct ClusterOptions {
     pub lease_ttl: Duration,
     /// Where this node's HTTP API answers, as other nodes and operators reach it.
     pub http_addr: String,
+    /// TLS to NATS: the CA bundle to trust (setting it requires TLS).
+    pub tls_ca_file: Option<PathBuf>,
+    /// TLS to NATS: this node's client certificate and key, for servers that verify clients.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// A NATS credentials file (JWT and seed, `.creds`).
+    pub credentials_file: Option<PathBuf>,
+    /// A NATS authentication token.
+    pub token: Option<Secret>,
+}
+
+/// A secret (a NATS token): never printed, in `Debug` or anywhere.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+/// `servers` with any `user:password@` taken out, for messages.
+fn redacted(servers: &[String]) -> String {
+    servers
+        .iter()
+        .map(|s| match (s.find("://"), s.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://…@{}", &s[..scheme], &s[at + 1..])
+            }
+            _ => s.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl ClusterOptions {
@@ -58,6 +91,10 @@ impl ClusterOptions {
             partitions: DEFAULT_PARTITIONS,
             lease_ttl: Duration::from_secs(9),
             http_addr: String::new(),
+            tls_ca_file: None,
+            tls_client: None,
+            credentials_file: None,
+            token: None,
         }
     }
 }
@@ -248,11 +285,39 @@ impl Cluster {
                 options.node_id
             )));
         }
-        let servers = options.servers.join(",");
-        let client = async_nats::ConnectOptions::new()
+        // async-nats' TLS asks rustls for the process-wide provider; the build has several
+        // possible ones, so it must be named (ring, as the servers' own TLS). A provider
+        // installed before stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let servers = redacted(&options.servers);
+        let mut connect = async_nats::ConnectOptions::new()
             .name(format!("thermostat {}", options.node_id))
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("Connected to NATS."),
+                    async_nats::Event::ServerError(_) | async_nats::Event::ClientError(_) => {
+                        tracing::warn!(%event, "NATS connection.");
+                    }
+                    _ => tracing::info!(%event, "NATS connection."),
+                }
+            });
+        if let Some(ca) = &options.tls_ca_file {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((cert, key)) = &options.tls_client {
+            connect = connect.add_client_certificate(cert.clone(), key.clone());
+        }
+        if let Some(token) = &options.token {
+            connect = connect.token(token.0.clone());
+        }
+        if let Some(creds) = &options.credentials_file {
+            connect = connect.credentials_file(creds).await.map_err(|e| {
+                Error::Settings(format!("cluster.credentials_file {}: {e}", creds.display()))
+            })?;
+        }
+        let client = connect
             .connect(options.servers.as_slice())
             .await
             .map_err(|e| Error::Connect {

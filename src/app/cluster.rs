@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use thermostat_cluster::{Applier, Cluster, ClusterOptions, RPC_TIMEOUT, RpcHandler};
+use thermostat_cluster::{Applier, Cluster, ClusterOptions, RPC_TIMEOUT, RpcHandler, Secret};
 use thermostat_dashboards::cluster::ClusterApi;
 use thermostat_ingest::{RecordApplier, RemoteLog};
 use thermostat_metrics::store::{KeysRequest, RemoteShards, SeriesExport};
@@ -19,10 +19,22 @@ use crate::settings;
 /// # Errors
 /// NATS cannot be reached or refuses the stream and buckets.
 pub async fn connect(c: &settings::Cluster) -> Result<Cluster, thermostat_cluster::Error> {
+    let token = match &c.token_env {
+        Some(var) => Some(Secret(std::env::var(var).map_err(|_| {
+            thermostat_cluster::Error::Settings(format!(
+                "cluster.token_env: the environment variable {var} is not set"
+            ))
+        })?)),
+        None => None,
+    };
     let options = ClusterOptions {
         replicas: c.replicas,
         partitions: c.partitions,
         lease_ttl: c.lease,
+        tls_ca_file: c.tls_ca_file.clone(),
+        tls_client: c.tls_client.clone(),
+        credentials_file: c.credentials_file.clone(),
+        token,
         ..ClusterOptions::new(c.servers.clone(), c.node_id.clone())
     };
     Cluster::connect(options).await

@@ -235,7 +235,7 @@ pub struct NatsServer {
     child: Option<Child>,
     bin: PathBuf,
     store: PathBuf,
-    /// Clustering flags (`--cluster_name`, `-n`, `--cluster`, `--routes`), empty alone.
+    /// More flags: clustering (`--cluster_name`, `-n`, `--cluster`, `--routes`), TLS, auth.
     cluster_args: Vec<String>,
     /// The client port on 127.0.0.1.
     pub port: u16,
@@ -249,12 +249,20 @@ impl NatsServer {
     /// # Panics
     /// When it cannot start.
     pub fn start(bin: &Path, store: &Path) -> NatsServer {
+        Self::start_with(bin, store, &[])
+    }
+
+    /// As [`NatsServer::start`], with more flags (`--tls`, `--auth`, …).
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub fn start_with(bin: &Path, store: &Path, flags: &[&str]) -> NatsServer {
         let port = free_port();
         let mut server = NatsServer {
             child: None,
             bin: bin.to_owned(),
             store: store.to_owned(),
-            cluster_args: Vec::new(),
+            cluster_args: flags.iter().map(|f| (*f).to_owned()).collect(),
             port,
             url: format!("nats://127.0.0.1:{port}"),
         };

@@ -550,6 +550,82 @@ async fn a_node_with_another_configuration_is_not_ready_until_it_reloads_the_clu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaches_nats_over_tls_with_a_token_it_never_logs() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::tls::ca("nats test CA");
+    let leaf = crate::tls::server_cert(&ca);
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let (ca_file, cert, key) = (
+        path("ca.pem", &ca.pem),
+        path("nats.pem", &leaf.cert),
+        path("nats.key", &leaf.key),
+    );
+    const TOKEN: &str = "s3cret-nats-token-9f2c";
+    let nats = NatsServer::start_with(
+        &bin,
+        &dir.path().join("nats"),
+        &[
+            "--tls",
+            "--tlscert",
+            &cert,
+            "--tlskey",
+            &key,
+            "--auth",
+            TOKEN,
+        ],
+    );
+    let settings = path(
+        "tls.yaml",
+        &format!(
+            "cluster:\n  lease_seconds: 3\n  tls_ca_file: {ca_file}\n  token_env: THERMOSTAT_NATS_TOKEN\n"
+        ),
+    );
+    let url = nats.url.replace("nats://", "tls://");
+    let node = ServerProcess::start_with_env(
+        &dir.path().join("solo"),
+        &[
+            "--cluster",
+            &url,
+            "--node-id",
+            "solo",
+            "--cluster-partitions",
+            &PARTITIONS.to_string(),
+            "--settings",
+            &settings,
+        ],
+        &[("THERMOSTAT_NATS_TOKEN", TOKEN)],
+    );
+    settled(&node, &["solo"]).await;
+    let t0 = aligned_past(60_000);
+    let data = (0..DATUMS)
+        .map(|j| value_datum("Req", &[("Id", "tls"), ("Part", "0")], t0 + j * 1000, 2.0))
+        .collect();
+    node.client()
+        .await
+        .put_metric_data(request(NAMESPACE, data))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count_and_sum(&node, "tls", 0, t0).await != Some((DATUMS as f64, 2.0 * DATUMS as f64)) {
+        assert!(Instant::now() < deadline, "the push never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = get_json(&node.http, "/api/v1/cluster").await.to_string();
+    let logs = node.log_lines(Duration::from_millis(100)).join("\n");
+    assert!(
+        !logs.contains(TOKEN) && !status.contains(TOKEN),
+        "the token leaked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_are_refused_while_nats_is_down_and_accepted_again_after() {
     let Some(bin) = require_nats_server("cluster") else {
         return;

@@ -44,13 +44,13 @@ const ALARMS: &str = "alarms:
 // === certificates ===
 
 /// A certificate authority made for one test.
-struct Ca {
+pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
-    pem: String,
+    pub(crate) pem: String,
     der: CertificateDer<'static>,
 }
 
-fn ca(name: &str) -> Ca {
+pub(crate) fn ca(name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
@@ -64,9 +64,9 @@ fn ca(name: &str) -> Ca {
 }
 
 /// A certificate and its key, in PEM.
-struct Leaf {
-    cert: String,
-    key: String,
+pub(crate) struct Leaf {
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
 impl Leaf {
@@ -79,7 +79,7 @@ impl Leaf {
 }
 
 /// A server certificate for `localhost` and 127.0.0.1.
-fn server_cert(ca: &Ca) -> Leaf {
+pub(crate) fn server_cert(ca: &Ca) -> Leaf {
     let params =
         CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
     leaf(ca, params)
