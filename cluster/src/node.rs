@@ -515,6 +515,8 @@ impl Cluster {
             .iter()
             .filter(|m| m.heartbeat_ms + self.inner.times.ttl_ms > now)
             .collect();
+        let mut live = live;
+        live.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         let nodes = live
             .iter()
             .map(|m| NodeStatus {

@@ -13,6 +13,7 @@ const ROUTES = [
   [/^\/alarms\/(.+)$/, 'overview', () => import('./alarm.js')],
   [/^\/groups\/(.+)$/, 'overview', () => import('./group.js')],
   [/^\/explore$/, 'explore', () => import('./explore.js')],
+  [/^\/cluster$/, 'cluster', () => import('./cluster.js')],
 ];
 
 const live = document.getElementById('live');

@@ -270,6 +270,7 @@ pub fn router(state: ApiState) -> Router {
                 )),
         )
         .route("/explore", read(Permission::ViewDashboard, get(ui::page)))
+        .route("/cluster", read(Permission::ViewDashboard, get(ui::page)))
         .route(
             "/alarms/{*name}",
             read(Permission::ViewDashboard, get(ui::page)),

@@ -56,6 +56,7 @@ static ASSETS: &[Asset] = &[
     asset!("alarm.js", JS),
     asset!("group.js", JS),
     asset!("explore.js", JS),
+    asset!("cluster.js", JS),
     asset!("signin.js", JS),
     asset!("style.css", CSS),
     asset!("favicon.svg", SVG),
@@ -289,6 +290,7 @@ mod tests {
             "/alarms/lat%5BHost%3Da%5D",
             "/groups/web",
             "/explore",
+            "/cluster",
         ] {
             let resp = get(path, None).await;
             assert_eq!(resp.status(), StatusCode::OK, "{path}");

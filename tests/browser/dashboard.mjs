@@ -62,6 +62,8 @@ const { values: opt } = parseArgs({
     'anomaly-url': { type: 'string' },
     'anomaly-alarm': { type: 'string' },
     'anomaly-outside': { type: 'string' },
+    'cluster-url': { type: 'string' },
+    'cluster-nodes': { type: 'string' },
     timeout: { type: 'string', default: '30000' },
   },
 });
@@ -84,6 +86,11 @@ const fitBase = opt['fit-url']?.replace(/\/$/, '');
 const anomalyBase = opt['anomaly-url']?.replace(/\/$/, '');
 if (anomalyBase && !(opt['anomaly-alarm'] && opt['anomaly-outside'])) {
   console.error('dashboard.mjs: --anomaly-alarm and --anomaly-outside are required with --anomaly-url');
+  process.exit(2);
+}
+const clusterBase = opt['cluster-url']?.replace(/\/$/, '');
+if (clusterBase && !opt['cluster-nodes']) {
+  console.error('dashboard.mjs: --cluster-nodes is required with --cluster-url');
   process.exit(2);
 }
 const timeout = Number(opt.timeout);
@@ -125,7 +132,7 @@ page.on('console', (m) => {
 });
 page.on('request', (r) => {
   const u = r.url();
-  if (!u.startsWith(base) && !(fitBase && u.startsWith(fitBase)) && !(anomalyBase && u.startsWith(anomalyBase)) && !u.startsWith('data:')) problems.push(`request outside the server: ${u}`);
+  if (!u.startsWith(base) && !(fitBase && u.startsWith(fitBase)) && !(anomalyBase && u.startsWith(anomalyBase)) && !(clusterBase && u.startsWith(clusterBase)) && !u.startsWith('data:')) problems.push(`request outside the server: ${u}`);
 });
 
 let passed = 0;
@@ -659,6 +666,34 @@ if (anomalyBase) {
     const line = await page.locator('#metric-line').textContent();
     expect(line.includes('ANOMALY_DETECTION_BAND(m1, 3)') && line.includes('outside the band'), `metric line: ${line}`);
     await shot('alarm-anomaly');
+  });
+}
+
+await check('the cluster page of a single server says it runs alone', async () => {
+  await open('/cluster');
+  const text = await page.locator('#app').textContent();
+  expect(text.includes('single-node mode'), `cluster page: ${text}`);
+  expect(await page.locator('[data-nav="cluster"][aria-current="page"]').count() === 1, 'the Cluster link is not current');
+});
+
+if (clusterBase) {
+  await check("a cluster node's page lists the nodes, the leader and the partitions it applies", async () => {
+    await open('/cluster', clusterBase);
+    const nodes = opt['cluster-nodes'].split(',');
+    await page.waitForFunction((n) => document.querySelectorAll('#cluster-nodes tbody tr[data-node]').length === n, nodes.length, { timeout });
+    for (const n of nodes) {
+      expect(await page.locator(`#cluster-nodes tr[data-node="${n}"]`).count() === 1, `node ${n} is not listed`);
+    }
+    const owned = await page.locator('#cluster-nodes tbody tr[data-node] td:nth-child(3)').allTextContents();
+    const total = owned.reduce((a, t) => a + Number(t), 0);
+    const partitions = Number(await page.locator('#cluster-summary .tile-value').nth(1).textContent());
+    expect(total === partitions, `the nodes own ${total} of ${partitions} partitions`);
+    const leader = await page.locator('#cluster-leader .tile-value').textContent();
+    expect(nodes.includes(leader), `leader: ${leader}`);
+    expect((await page.locator('#cluster-self .tile-value').textContent()) === 'ready', 'this node is not ready');
+    const rows = await page.locator('#cluster-replay tbody tr[data-partition]').count();
+    expect(rows > 0 && await page.locator('#cluster-replay tr[data-loaded="true"]').count() === rows, 'partitions not loaded');
+    await shot('cluster');
   });
 }
 

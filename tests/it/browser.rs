@@ -34,7 +34,7 @@ use crate::util::{TestServer, dims, now_ms, request, set_alarm_state};
 const SCRIPT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 
 /// Every check the script makes; each must have passed.
-const CHECKS: [&str; 21] = [
+const CHECKS: [&str; 23] = [
     "overview lists every alarm with its state",
     "overview shows the group and notifications",
     "alarm page charts the metric with threshold, breaches and ALARM shading",
@@ -55,10 +55,12 @@ const CHECKS: [&str; 21] = [
     "the explorer opens on a latency series with fitting statistics and range",
     "a capacity gauge is charted without percentiles, as steps",
     "an anomaly alarm's page shades the model's band and marks the datapoints outside it",
+    "the cluster page of a single server says it runs alone",
+    "a cluster node's page lists the nodes, the leader and the partitions it applies",
     "no script errors and nothing loaded from elsewhere",
 ];
 
-const SCREENSHOTS: [&str; 20] = [
+const SCREENSHOTS: [&str; 21] = [
     "overview",
     "alarm",
     "alarm-1h",
@@ -79,6 +81,7 @@ const SCREENSHOTS: [&str; 20] = [
     "fit-explore-cpu",
     "fit-explore-gauge",
     "alarm-anomaly",
+    "cluster",
 ];
 
 /// [`FitScenario`]'s namespace, alarms and group.
@@ -276,6 +279,49 @@ async fn the_dashboard_works_in_a_real_browser() {
         FitScenario::start(),
         AnomalyScenario::start()
     );
+    // Two cluster nodes on a real NATS server, for the cluster page.
+    let Some(nats_bin) =
+        thermostat_testkit::require_nats_server("the_dashboard_works_in_a_real_browser")
+    else {
+        return;
+    };
+    let cluster_dir = tempfile::tempdir().unwrap();
+    let nats = thermostat_testkit::NatsServer::start(&nats_bin, &cluster_dir.path().join("nats"));
+    let cluster_nodes: Vec<crate::process::ServerProcess> = ["a", "b"]
+        .iter()
+        .map(|id| {
+            crate::process::ServerProcess::start(
+                &cluster_dir.path().join(id),
+                &[
+                    "--cluster",
+                    &nats.url,
+                    "--node-id",
+                    id,
+                    "--cluster-partitions",
+                    "8",
+                ],
+            )
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = crate::util::get_json(&cluster_nodes[0].http, "/api/v1/cluster").await;
+        let owned: usize = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["partitions"].as_array().unwrap().len())
+            .sum();
+        if status["nodes"].as_array().unwrap().len() == 2 && owned == 8 && status["ready"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster did not settle: {status:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let cluster_url = format!("http://{}", cluster_nodes[0].http);
     let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     let started = SystemTime::now();
@@ -304,7 +350,9 @@ async fn the_dashboard_works_in_a_real_browser() {
         .args(["--fit-namespace", FIT_NAMESPACE])
         .args(["--anomaly-url", &anomaly.server.http("")])
         .args(["--anomaly-alarm", ANOMALY_ALARM])
-        .args(["--anomaly-outside", &SPIKE_MINUTES.to_string()]);
+        .args(["--anomaly-outside", &SPIKE_MINUTES.to_string()])
+        .args(["--cluster-url", &cluster_url])
+        .args(["--cluster-nodes", "a,b"]);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
