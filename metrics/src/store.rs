@@ -682,7 +682,10 @@ impl Store {
                     metric_name: metric_name.as_deref(),
                     active_since: *active_since,
                 };
-                self.list_page_local(filter, *now, after.as_ref(), *max_records, *max_bytes)
+                // The request comes from another node: its page size is bounded here whatever
+                // it says (a page asks for one more than the API's largest).
+                let max_records = (*max_records).clamp(1, LIST_MAX_RECORDS + 1);
+                self.list_page_local(filter, *now, after.as_ref(), max_records, *max_bytes)
                     .keys
             }
         }

@@ -246,3 +246,40 @@ impl RemoteShards for ClusterReads {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(handler: &RpcHandler, body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(&handler(body)).expect("every answer is JSON")
+    }
+
+    #[test]
+    fn hostile_requests_from_another_node_get_an_error_answer_never_a_crash() {
+        let handler = rpc_handler(Arc::new(Store::partitioned(4)));
+        let deep = "[".repeat(100_000);
+        let huge_string = format!("{{\"Keys\":\"{}\"}}", "x".repeat(1 << 20));
+        for body in [
+            &b""[..],
+            b"\xff\xfe",
+            b"{\"Windows\":{}}",
+            b"{\"Nope\":1}",
+            deep.as_bytes(),
+            huge_string.as_bytes(),
+        ] {
+            let got = answer(&handler, body);
+            let message = got["Err"].as_str().unwrap_or_else(|| panic!("{got}"));
+            assert!(message.starts_with("not a request"), "{message}");
+        }
+        // A well-formed request for a series this node does not have.
+        let request = Rpc::Windows {
+            key: SeriesKey::new("A", "m", Vec::new()),
+            from: Timestamp(0),
+            to: Timestamp(60_000),
+            after: None,
+        };
+        let got = answer(&handler, &serde_json::to_vec(&request).unwrap());
+        assert_eq!(got, serde_json::json!({ "Ok": null }));
+    }
+}

@@ -966,3 +966,33 @@ fn a_store_holding_some_shards_reads_the_others_through_the_port_as_if_it_held_t
         assert_eq!(mine.query(&q, NOW).unwrap(), whole.query(&q, NOW).unwrap());
     }
 }
+
+#[test]
+fn another_nodes_listing_request_cannot_ask_for_an_unbounded_page() {
+    let (store, keys) = listed_keys(700);
+    for max_records in [0, 1, usize::MAX] {
+        let got = store.local_keys(&KeysRequest::Page {
+            namespace: None,
+            metric_name: None,
+            active_since: None,
+            now: NOW,
+            after: Some("not a token".into()),
+            max_records,
+            max_bytes: usize::MAX,
+        });
+        assert!(got.is_empty(), "a bad cursor lists nothing");
+        let got = store.local_keys(&KeysRequest::Page {
+            namespace: None,
+            metric_name: None,
+            active_since: None,
+            now: NOW,
+            after: None,
+            max_records,
+            max_bytes: usize::MAX,
+        });
+        assert_eq!(
+            got.len(),
+            max_records.clamp(1, LIST_MAX_RECORDS + 1).min(keys.len())
+        );
+    }
+}
