@@ -194,6 +194,9 @@ pub struct ThermostatRun {
     pub retries: u64,
     /// Series the server holds afterwards (`thermostat_series_active`).
     pub series_active: Option<u64>,
+    /// CPU time of the server process from just before loadgen started (the server idle)
+    /// to after its counters were read: the load's cost without the start-up, seconds.
+    pub load_cpu_seconds: Option<f64>,
 }
 
 /// VictoriaMetrics' side: the common figures plus the time `/internal/force_flush` took.
@@ -264,6 +267,132 @@ impl LatencyLevel {
     }
 }
 
+/// One Thermostat node of the `--cluster` run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterNodeRun {
+    /// Its `--node-id` (`n1` … `nN`).
+    pub node_id: String,
+    /// Samples its loadgen sent it (its `--part` of the workload).
+    pub samples_sent: u64,
+    /// Samples it counted (`thermostat_ingest_samples_total`: the receiving node counts,
+    /// once the cluster's stream has stored them).
+    pub samples_counted: u64,
+    /// Its loadgen's wall time, first request to last acknowledgement, seconds.
+    pub seconds: f64,
+    /// CPU time of the node's process (`utime + stime`) at the end, start-up and joining
+    /// included, seconds.
+    pub cpu_seconds: f64,
+    /// CPU time of the node's process from just before the loadgens started (the cluster
+    /// formed and idle) until every sample was counted and every series stored, seconds.
+    pub load_cpu_seconds: f64,
+    /// Peak RSS of the node's process (`VmHWM`), bytes.
+    pub peak_rss_bytes: u64,
+    /// Partitions it owned when the load started.
+    pub partitions_owned: usize,
+    /// Series in its store afterwards (`thermostat_series_active`): those of its partitions.
+    pub series_active: Option<u64>,
+    /// 99th percentile acknowledgement latency its loadgen saw, ms.
+    pub ack_latency_p99_ms: f64,
+    /// RESOURCE_EXHAUSTED answers its loadgen retried.
+    pub retries: u64,
+}
+
+impl ClusterNodeRun {
+    /// Samples it counted per second of its loadgen's wall time.
+    pub fn samples_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.samples_counted as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// `--cluster N`: the same workload split over N Thermostat nodes sharing one nats-server
+/// (JetStream), one loadgen per node sending every N-th request, all started together.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterRun {
+    /// The nodes, `n1` first.
+    pub nodes: Vec<ClusterNodeRun>,
+    /// The cluster's partitions.
+    pub partitions: u32,
+    /// Wall time of the whole run: the slowest loadgen's, seconds (they start together).
+    pub seconds: f64,
+    /// CPU time of the nats-server process at the end, seconds.
+    pub nats_cpu_seconds: f64,
+    /// CPU time of the nats-server process over the load (as
+    /// [`ClusterNodeRun::load_cpu_seconds`]), seconds.
+    pub nats_load_cpu_seconds: f64,
+    /// Peak RSS of the nats-server process, bytes.
+    pub nats_peak_rss_bytes: u64,
+    /// Messages in the ingest stream afterwards (nats-server's monitoring), when read.
+    pub stream_messages: Option<u64>,
+}
+
+/// `x` seconds per million of `samples`; 0 without samples.
+pub fn per_million(seconds: f64, samples: u64) -> f64 {
+    if samples == 0 {
+        0.0
+    } else {
+        seconds * 1e6 / samples as f64
+    }
+}
+
+impl ClusterRun {
+    /// Samples the nodes counted between them.
+    pub fn samples_counted(&self) -> u64 {
+        self.nodes.iter().map(|n| n.samples_counted).sum()
+    }
+
+    /// Samples the loadgens sent between them.
+    pub fn samples_sent(&self) -> u64 {
+        self.nodes.iter().map(|n| n.samples_sent).sum()
+    }
+
+    /// Series the nodes' stores hold between them, when every node said.
+    pub fn series_stored(&self) -> Option<u64> {
+        self.nodes.iter().map(|n| n.series_active).sum()
+    }
+
+    /// Counted samples per second of the run's wall time.
+    pub fn samples_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.samples_counted() as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// The cluster's rate over its node count: what one node ingests in cluster mode.
+    pub fn samples_per_second_per_node(&self) -> f64 {
+        if self.nodes.is_empty() {
+            0.0
+        } else {
+            self.samples_per_second() / self.nodes.len() as f64
+        }
+    }
+
+    /// CPU time of every Thermostat node together over the load, seconds.
+    pub fn thermostat_cpu_seconds(&self) -> f64 {
+        self.nodes.iter().map(|n| n.load_cpu_seconds).sum()
+    }
+
+    /// CPU time of every Thermostat node's process together, start-up included, seconds.
+    pub fn thermostat_process_cpu_seconds(&self) -> f64 {
+        self.nodes.iter().map(|n| n.cpu_seconds).sum()
+    }
+
+    /// Thermostat's CPU seconds over the load (all nodes) per million samples counted.
+    pub fn thermostat_cpu_seconds_per_million(&self) -> f64 {
+        per_million(self.thermostat_cpu_seconds(), self.samples_counted())
+    }
+
+    /// nats-server's CPU seconds over the load per million samples counted.
+    pub fn nats_cpu_seconds_per_million(&self) -> f64 {
+        per_million(self.nats_load_cpu_seconds, self.samples_counted())
+    }
+}
+
 /// `--protocol native`: Thermostat gets the native gRPC API, VictoriaMetrics the Prometheus
 /// text import.
 pub const NATIVE: &str = "native";
@@ -330,6 +459,8 @@ pub struct Comparison {
     /// `--latency-curve`: Thermostat's open-loop latency at [`LATENCY_CURVE_FRACTIONS`] of its
     /// closed-loop rate, one fresh server per level (`None` without the flag).
     pub latency_curve: Option<Vec<LatencyLevel>>,
+    /// `--cluster N`: the same workload over N nodes on NATS JetStream (`None` without it).
+    pub cluster: Option<ClusterRun>,
 }
 
 impl Comparison {
@@ -337,6 +468,30 @@ impl Comparison {
     pub fn ratio(&self) -> Option<f64> {
         let vm = self.victoriametrics.as_ref()?.server.samples_per_second();
         (vm > 0.0).then(|| self.thermostat.server.samples_per_second() / vm)
+    }
+
+    /// Thermostat's CPU seconds over the load in the single-node run (its whole process's
+    /// when the load's was not measured).
+    pub fn single_thermostat_cpu_seconds(&self) -> f64 {
+        self.thermostat
+            .load_cpu_seconds
+            .unwrap_or(self.thermostat.server.cpu_seconds)
+    }
+
+    /// Thermostat's CPU seconds per million samples in the single-node run (over the load).
+    pub fn single_thermostat_cpu_seconds_per_million(&self) -> f64 {
+        per_million(
+            self.single_thermostat_cpu_seconds(),
+            self.thermostat.server.samples_counted,
+        )
+    }
+
+    /// `--cluster`: Thermostat's CPU per sample in cluster mode (all nodes) over the
+    /// single-node run's (issue 24's goal: at most 1.5).
+    pub fn cluster_cpu_ratio(&self) -> Option<f64> {
+        let single = self.single_thermostat_cpu_seconds_per_million();
+        let cluster = self.cluster.as_ref()?.thermostat_cpu_seconds_per_million();
+        (single > 0.0).then(|| cluster / single)
     }
 
     /// Every count mismatch, as sentences (empty when both servers counted every sample).
@@ -357,6 +512,45 @@ impl Comparison {
                     level.fraction * 100.0,
                     level.samples_counted
                 ));
+            }
+        }
+        if let Some(c) = &self.cluster {
+            let counted = c.samples_counted();
+            if c.samples_sent() != expected {
+                out.push(format!(
+                    "the cluster's loadgens sent {} samples between them, the workload has \
+                     {expected}",
+                    c.samples_sent()
+                ));
+            }
+            if counted != expected {
+                out.push(format!(
+                    "the {} cluster nodes counted {counted} samples between them \
+                     (thermostat_ingest_samples_total), {expected} were sent",
+                    c.nodes.len()
+                ));
+            }
+            for n in &c.nodes {
+                if n.samples_counted != n.samples_sent {
+                    out.push(format!(
+                        "cluster node {} counted {} samples (thermostat_ingest_samples_total), \
+                         its loadgen sent it {}",
+                        n.node_id, n.samples_counted, n.samples_sent
+                    ));
+                }
+            }
+            let series = self.setup.series() as u64;
+            match c.series_stored() {
+                Some(stored) if stored != series => out.push(format!(
+                    "the cluster nodes' stores hold {stored} series between them \
+                     (thermostat_series_active), the workload has {series}"
+                )),
+                Some(_) => {}
+                None => out.push(
+                    "a cluster node has no thermostat_series_active: cannot check that every \
+                     series is stored"
+                        .to_owned(),
+                ),
             }
         }
         if let Some(vm) = &self.victoriametrics {
@@ -441,7 +635,184 @@ impl Comparison {
         j["latency_curve"] = self.latency_curve.as_ref().map_or(Value::Null, |levels| {
             Value::Array(levels.iter().map(LatencyLevel::to_json).collect())
         });
+        j["single_thermostat_cpu_seconds_per_million"] =
+            json!(self.single_thermostat_cpu_seconds_per_million());
+        j["single_thermostat_cpu_seconds"] = json!(self.single_thermostat_cpu_seconds());
+        let c = self.cluster.as_ref();
+        j["cluster_nodes"] = json!(c.map(|c| c.nodes.len()));
+        j["cluster_samples_per_second"] = json!(c.map(ClusterRun::samples_per_second));
+        j["cluster_thermostat_cpu_seconds_per_million"] =
+            json!(c.map(ClusterRun::thermostat_cpu_seconds_per_million));
+        j["cluster_nats_cpu_seconds_per_million"] =
+            json!(c.map(ClusterRun::nats_cpu_seconds_per_million));
+        j["cluster_cpu_ratio"] = json!(self.cluster_cpu_ratio());
+        j["cluster_samples_per_second_per_node"] =
+            json!(c.map(ClusterRun::samples_per_second_per_node));
+        j["cluster_seconds"] = json!(c.map(|c| c.seconds));
+        j["cluster_partitions"] = json!(c.map(|c| c.partitions));
+        j["cluster_samples_counted"] = json!(c.map(ClusterRun::samples_counted));
+        j["cluster_series_stored"] = json!(c.and_then(ClusterRun::series_stored));
+        j["cluster_stream_messages"] = json!(c.and_then(|c| c.stream_messages));
+        j["cluster_thermostat_cpu_seconds"] = json!(c.map(ClusterRun::thermostat_cpu_seconds));
+        j["cluster_thermostat_process_cpu_seconds"] =
+            json!(c.map(ClusterRun::thermostat_process_cpu_seconds));
+        j["cluster_nats_cpu_seconds"] = json!(c.map(|c| c.nats_load_cpu_seconds));
+        j["cluster_nats_process_cpu_seconds"] = json!(c.map(|c| c.nats_cpu_seconds));
+        j["cluster_nats_peak_rss_bytes"] = json!(c.map(|c| c.nats_peak_rss_bytes));
+        j["cluster_node_runs"] = c.map_or(Value::Null, |c| {
+            Value::Array(
+                c.nodes
+                    .iter()
+                    .map(|n| {
+                        json!({
+                            "node_id": n.node_id,
+                            "samples_sent": n.samples_sent,
+                            "samples_counted": n.samples_counted,
+                            "seconds": n.seconds,
+                            "samples_per_second": n.samples_per_second(),
+                            "cpu_seconds": n.load_cpu_seconds,
+                            "process_cpu_seconds": n.cpu_seconds,
+                            "peak_rss_bytes": n.peak_rss_bytes,
+                            "partitions_owned": n.partitions_owned,
+                            "series_active": n.series_active,
+                            "ack_latency_p99_ms": n.ack_latency_p99_ms,
+                            "retries": n.retries,
+                        })
+                    })
+                    .collect(),
+            )
+        });
         j
+    }
+
+    /// The `--cluster` run as a text table.
+    fn cluster_table(&self, c: &ClusterRun) -> String {
+        let mut out = String::new();
+        let n = c.nodes.len();
+        let _ = writeln!(
+            out,
+            "\nCluster mode (issue 24): {n} Thermostat node(s) and one nats-server (JetStream, \
+             {} partitions) on this machine; the same workload split over the nodes (node i of \
+             {n} gets the requests k with k mod {n} = i - 1, from its own loadgen with the \
+             flags above), all loadgens started together. CPU over the load: from just before the loadgens start (servers \
+             idle) until every sample is counted and every series stored.",
+            c.partitions
+        );
+        let row = |out: &mut String, name: &str, a: String, b: String| {
+            let _ = writeln!(out, "| {name:<48} | {a:>14} | {b:>14} |");
+        };
+        let _ = writeln!(
+            out,
+            "| {:<48} | {:>14} | {:>14} |",
+            "", "single node", "cluster"
+        );
+        let _ = writeln!(out, "|{:-<50}|{:->16}|{:->16}|", "", "", "");
+        row(
+            &mut out,
+            "samples/s (wall clock)",
+            group(self.thermostat.server.samples_per_second().round() as u64),
+            group(c.samples_per_second().round() as u64),
+        );
+        row(
+            &mut out,
+            "samples/s per Thermostat node",
+            group(self.thermostat.server.samples_per_second().round() as u64),
+            group(c.samples_per_second_per_node().round() as u64),
+        );
+        row(
+            &mut out,
+            "wall time (s)",
+            format!("{:.2}", self.thermostat.server.seconds),
+            format!("{:.2}", c.seconds),
+        );
+        row(
+            &mut out,
+            "Thermostat CPU over the load, all nodes (s)",
+            format!("{:.2}", self.single_thermostat_cpu_seconds()),
+            format!("{:.2}", c.thermostat_cpu_seconds()),
+        );
+        row(
+            &mut out,
+            "Thermostat CPU, whole processes (s)",
+            format!("{:.2}", self.thermostat.server.cpu_seconds),
+            format!("{:.2}", c.thermostat_process_cpu_seconds()),
+        );
+        row(
+            &mut out,
+            "Thermostat CPU s per million samples",
+            format!("{:.2}", self.single_thermostat_cpu_seconds_per_million()),
+            format!("{:.2}", c.thermostat_cpu_seconds_per_million()),
+        );
+        row(
+            &mut out,
+            "ratio cluster / single (goal <= 1.5)",
+            String::new(),
+            self.cluster_cpu_ratio()
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+        );
+        row(
+            &mut out,
+            "nats-server CPU over the load (s)",
+            String::new(),
+            format!("{:.2}", c.nats_load_cpu_seconds),
+        );
+        row(
+            &mut out,
+            "nats-server CPU, whole process (s)",
+            String::new(),
+            format!("{:.2}", c.nats_cpu_seconds),
+        );
+        row(
+            &mut out,
+            "nats-server CPU s per million samples",
+            String::new(),
+            format!("{:.2}", c.nats_cpu_seconds_per_million()),
+        );
+        row(
+            &mut out,
+            "peak RSS, nats-server (MB)",
+            String::new(),
+            format!("{:.1}", c.nats_peak_rss_bytes as f64 / 1e6),
+        );
+        row(
+            &mut out,
+            "samples counted (all nodes)",
+            group(self.thermostat.server.samples_counted),
+            group(c.samples_counted()),
+        );
+        row(
+            &mut out,
+            "series stored (all nodes' stores)",
+            self.thermostat
+                .series_active
+                .map_or_else(|| "-".to_owned(), group),
+            c.series_stored().map_or_else(|| "-".to_owned(), group),
+        );
+        let _ = writeln!(
+            out,
+            "| {:<5} | {:>10} | {:>12} | {:>12} | {:>10} | {:>9} | {:>10} | {:>8} |",
+            "node", "partitions", "sent", "counted", "samples/s", "CPU (s)", "peak MB", "p99 ms"
+        );
+        let _ = writeln!(
+            out,
+            "|{:-<7}|{:->12}|{:->14}|{:->14}|{:->12}|{:->11}|{:->12}|{:->10}|",
+            "", "", "", "", "", "", "", ""
+        );
+        for node in &c.nodes {
+            let _ = writeln!(
+                out,
+                "| {:<5} | {:>10} | {:>12} | {:>12} | {:>10} | {:>9.2} | {:>10.1} | {:>8.1} |",
+                node.node_id,
+                node.partitions_owned,
+                group(node.samples_sent),
+                group(node.samples_counted),
+                group(node.samples_per_second().round() as u64),
+                node.load_cpu_seconds,
+                node.peak_rss_bytes as f64 / 1e6,
+                node.ack_latency_p99_ms
+            );
+        }
+        out
     }
 
     /// The figures as a text table.
@@ -591,6 +962,9 @@ impl Comparison {
         }
         if let Some(levels) = &self.latency_curve {
             out.push_str(&self.latency_table(levels));
+        }
+        if let Some(c) = &self.cluster {
+            out.push_str(&self.cluster_table(c));
         }
         for m in mismatches {
             let _ = writeln!(out, "COUNT MISMATCH: {m}.");
@@ -791,6 +1165,7 @@ mod tests {
                 ack_latency_max_ms: 3.0,
                 retries: 0,
                 series_active: Some(100),
+                load_cpu_seconds: Some(1.5),
             },
             victoriametrics: Some(VictoriaMetricsRun {
                 server: ServerRun {
@@ -809,6 +1184,7 @@ mod tests {
                 samples_queried: Some(vm_counted),
             }),
             latency_curve: None,
+            cluster: None,
         }
     }
 
@@ -930,6 +1306,83 @@ mod tests {
         c.latency_curve = Some(vec![level(0.5, 4999)]);
         assert_eq!(c.mismatches().len(), 1);
         assert!(c.mismatches()[0].contains("at 50 % of the maximum rate"));
+        assert_eq!(c.to_json()["counts_match"], false);
+    }
+
+    fn cluster_node(i: usize, sent: u64, counted: u64, series: u64) -> ClusterNodeRun {
+        ClusterNodeRun {
+            node_id: format!("n{i}"),
+            samples_sent: sent,
+            samples_counted: counted,
+            seconds: 0.5,
+            cpu_seconds: 1.2,
+            load_cpu_seconds: 0.9,
+            peak_rss_bytes: 40_000_000,
+            partitions_owned: 32,
+            series_active: Some(series),
+            ack_latency_p99_ms: 4.0,
+            retries: 0,
+        }
+    }
+
+    #[test]
+    fn the_cluster_run_has_its_keys_ratio_and_checks() {
+        let mut c = comparison(5000, 5000);
+        let j = c.to_json();
+        assert!(j["cluster_nodes"].is_null());
+        assert!(j["cluster_cpu_ratio"].is_null());
+        // 1.5 CPU s for 5000 samples.
+        assert_eq!(j["single_thermostat_cpu_seconds_per_million"], 300.0);
+        c.cluster = Some(ClusterRun {
+            nodes: vec![
+                cluster_node(1, 2500, 2500, 60),
+                cluster_node(2, 2500, 2500, 40),
+            ],
+            partitions: 64,
+            seconds: 1.0,
+            nats_cpu_seconds: 0.7,
+            nats_load_cpu_seconds: 0.5,
+            nats_peak_rss_bytes: 30_000_000,
+            stream_messages: Some(5),
+        });
+        assert!(c.mismatches().is_empty(), "{:?}", c.mismatches());
+        let j = c.to_json();
+        assert_eq!(j["cluster_nodes"], 2);
+        assert_eq!(j["cluster_samples_per_second"], 5000.0);
+        assert_eq!(j["cluster_samples_per_second_per_node"], 2500.0);
+        // 1.8 CPU s for 5000 samples, and 0.5.
+        let per_million = j["cluster_thermostat_cpu_seconds_per_million"]
+            .as_f64()
+            .unwrap();
+        assert!((per_million - 360.0).abs() < 1e-9, "{j}");
+        assert_eq!(j["cluster_nats_cpu_seconds_per_million"], 100.0);
+        assert!(
+            (j["cluster_cpu_ratio"].as_f64().unwrap() - 1.2).abs() < 1e-9,
+            "{j}"
+        );
+        assert_eq!(j["cluster_node_runs"][1]["node_id"], "n2");
+        assert_eq!(j["cluster_node_runs"][1]["process_cpu_seconds"], 1.2);
+        assert_eq!(j["cluster_nats_process_cpu_seconds"], 0.7);
+        assert_eq!(j["cluster_series_stored"], 100);
+        assert_eq!(j["ratio"], 0.5);
+        let table = c.to_table();
+        assert!(table.contains("Cluster mode (issue 24)"), "{table}");
+        assert!(table.contains("ratio cluster / single"), "{table}");
+        assert!(table.contains("| n2    |"), "{table}");
+
+        // A node short of its part, and a series missing from the stores.
+        c.cluster = Some(ClusterRun {
+            nodes: vec![
+                cluster_node(1, 2500, 2499, 60),
+                cluster_node(2, 2500, 2500, 39),
+            ],
+            ..ClusterRun::default()
+        });
+        let m = c.mismatches();
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert!(m[0].contains("counted 4999 samples between them"), "{m:?}");
+        assert!(m[1].contains("node n1 counted 2499"), "{m:?}");
+        assert!(m[2].contains("hold 99 series"), "{m:?}");
         assert_eq!(c.to_json()["counts_match"], false);
     }
 

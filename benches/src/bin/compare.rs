@@ -29,6 +29,25 @@
 //! request's scheduled send time; each server's count must again equal the samples sent.
 //! VictoriaMetrics plays no part in the curve (`--skip-victoriametrics` skips it as usual).
 //!
+//! `--cluster N` (issue 24) then runs cluster mode on this machine: one nats-server with
+//! JetStream (a free loopback port, a fresh store) and N Thermostat nodes `n1` … `nN`
+//! (`serve --cluster nats://… --node-id ni`, each its own fresh data directory, otherwise as
+//! above). Once every node's `/readyz` is 200 and every node's `/api/v1/cluster` lists the N
+//! nodes with every partition owned by exactly one of them within its quota (`ceil(P / N)`)
+//! and the same view for a second, N loadgens
+//! (the same flags as step 3, `--part i/N`: node i gets every N-th request) encode, wait, and
+//! are released together; the wall time is the slowest one's. Checks: each node's
+//! `thermostat_ingest_samples_total` (the receiving node counts a sample once the stream has
+//! stored it) equals its part, so their sum is the workload; and, once the owners have applied
+//! the stream (waited for up to 60 s), the nodes' `thermostat_series_active` (their stores
+//! hold their own partitions' series) sum to the workload's series. Reported: the cluster's
+//! rate, each process's peak RSS and CPU time, and CPU seconds per million samples of
+//! Thermostat (all nodes) and of nats-server next to the single-node run's. Those count the
+//! load alone: from just before the loadgens start (servers idle, loadgens still encoding)
+//! until every sample is counted and every series stored; the single-node run's likewise
+//! from just before its loadgen starts until its counters are read (the whole processes'
+//! CPU, start-up included, is reported too).
+//!
 //! Exits 1 when a count does not match or anything fails, 2 on bad arguments.
 
 #![allow(
@@ -37,19 +56,20 @@
 )]
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write as _};
+use std::io::{BufRead as _, BufReader, BufWriter, Read as _, Write as _};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
 use thermostat_benches::compare::{
-    self, Comparison, HttpResponse, LATENCY_CURVE_FRACTIONS, LatencyLevel, NATIVE, REMOTE_WRITE,
-    ServerRun, Setup, ThermostatRun, VictoriaMetricsRun,
+    self, ClusterNodeRun, ClusterRun, Comparison, HttpResponse, LATENCY_CURVE_FRACTIONS,
+    LatencyLevel, NATIVE, REMOTE_WRITE, ServerRun, Setup, ThermostatRun, VictoriaMetricsRun,
 };
 use thermostat_benches::process::{Killed, Thermostat, log_text, start_thermostat};
 use thermostat_benches::procstat::ProcStat;
@@ -131,6 +151,16 @@ struct Args {
     /// (`loadgen --rate`, latency from each request's scheduled send time).
     #[arg(long)]
     latency_curve: bool,
+    /// After the comparison (alone with --skip-victoriametrics), cluster mode (issue 24): one
+    /// nats-server with JetStream and this many Thermostat nodes (`serve --cluster`), the same
+    /// workload split over them (one loadgen per node with `--part i/N`, started together).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    cluster: Option<u16>,
+    /// The nats-server binary for --cluster (default: `.venv/bin/nats-server` of the
+    /// workspace this program was built in, which `scripts/setup-test-peers` installs, else
+    /// `nats-server` on PATH).
+    #[arg(long)]
+    nats_bin: Option<PathBuf>,
 }
 
 /// How long a server may take to start listening.
@@ -238,6 +268,19 @@ fn run(args: &Args) -> anyhow::Result<Comparison> {
                       `cargo build --release -p thermostat-benches --bins` (benches/compare/run does)";
     require_file(&thermostat_bin, "the Thermostat binary", build_hint)?;
     require_file(&loadgen_bin, "the loadgen binary", build_hint)?;
+    let nats_bin = match args.cluster {
+        Some(_) => {
+            let bin = nats_bin(args);
+            require_file(
+                &bin,
+                "the nats-server binary",
+                "run scripts/setup-test-peers (it installs .venv/bin/nats-server), or pass \
+                 --nats-bin",
+            )?;
+            Some(bin)
+        }
+        None => None,
+    };
     if !args.skip_victoriametrics {
         require_file(
             &args.vm_bin,
@@ -339,11 +382,26 @@ fn run(args: &Args) -> anyhow::Result<Comparison> {
     } else {
         None
     };
+    let cluster = match (args.cluster, &nats_bin) {
+        (Some(nodes), Some(nats)) => Some(run_cluster(
+            args,
+            &setup,
+            &ClusterBins {
+                thermostat: &thermostat_bin,
+                loadgen: &loadgen_bin,
+                nats,
+            },
+            &work.0,
+            usize::from(nodes),
+        )?),
+        _ => None,
+    };
     Ok(Comparison {
         setup,
         thermostat,
         victoriametrics,
         latency_curve,
+        cluster,
     })
 }
 
@@ -719,6 +777,7 @@ fn run_thermostat(
         "Thermostat serving on grpc={grpc} http={http_addr}; loadgen encodes, then pushes to \
          {target}"
     ));
+    let before = ProcStat::read(&server.pid()).ok();
     let report = run_loadgen(args, setup, loadgen, &target, None)
         .map_err(|e| anyhow::anyhow!("Thermostat: {e:#}\nThermostat's log:\n{}", log_text(&log)))?;
 
@@ -726,6 +785,7 @@ fn run_thermostat(
     let samples_counted = counter(&metrics, "thermostat_ingest_samples_total")?;
     let series_active = counter(&metrics, "thermostat_series_active").ok();
     let stat = ProcStat::read(&server.pid()).context("cannot read Thermostat's /proc")?;
+    let load_cpu_seconds = before.map(|b| stat.cpu_seconds - b.cpu_seconds);
     drop(server);
     // The data is not needed any more; a --latency-curve run starts fresh servers next.
     let _ = std::fs::remove_dir_all(&data);
@@ -744,6 +804,7 @@ fn run_thermostat(
         ack_latency_max_ms: report.ack_latency_max_ms,
         retries: report.retries,
         series_active,
+        load_cpu_seconds,
     };
     note(&format!(
         "Thermostat: {} of {expected} samples in {:.2} s = {:.0} samples/s",
@@ -834,6 +895,10 @@ struct LoadgenReport {
     ack_latency_p999_ms: f64,
     ack_latency_max_ms: f64,
     retries: u64,
+    /// Samples acknowledged.
+    samples: u64,
+    /// Samples it sent (its `--part` of the workload).
+    expected_samples: u64,
 }
 
 /// Runs loadgen with the setup's workload (the same spec and seed for every server) against
@@ -850,6 +915,22 @@ fn run_loadgen(
     target: &str,
     rate: Option<f64>,
 ) -> anyhow::Result<LoadgenReport> {
+    let mut cmd = loadgen_command(args, setup, loadgen, target, rate);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", loadgen.display()))?;
+    loadgen_report(target, out.status, &out.stdout, &out.stderr)
+}
+
+/// The loadgen command line for the setup's workload against `target` (see [`run_loadgen`]).
+fn loadgen_command(
+    args: &Args,
+    setup: &Setup,
+    loadgen: &Path,
+    target: &str,
+    rate: Option<f64>,
+) -> Command {
     let mut cmd = Command::new(loadgen);
     cmd.args(["--target", target])
         .args(["--namespace", NAMESPACE])
@@ -880,16 +961,24 @@ fn run_loadgen(
     if let Some(rate) = rate {
         cmd.arg("--rate").arg(rate.to_string());
     }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", loadgen.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    cmd
+}
+
+/// loadgen's report from its exit status and output.
+///
+/// # Errors
+/// loadgen failed (its output is in the error) or printed no JSON.
+fn loadgen_report(
+    target: &str,
+    status: std::process::ExitStatus,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> anyhow::Result<LoadgenReport> {
+    let stdout = String::from_utf8_lossy(stdout);
     ensure!(
-        out.status.success(),
-        "loadgen --target {target} failed ({}):\nstderr: {}\nstdout: {stdout}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim_end(),
+        status.success(),
+        "loadgen --target {target} failed ({status}):\nstderr: {}\nstdout: {stdout}",
+        String::from_utf8_lossy(stderr).trim_end(),
     );
     let report: serde_json::Value = serde_json::from_str(stdout.trim())
         .with_context(|| format!("loadgen printed no JSON: {stdout}"))?;
@@ -904,5 +993,421 @@ fn run_loadgen(
         ack_latency_p999_ms: f("ack_latency_p999_ms"),
         ack_latency_max_ms: f("ack_latency_max_ms"),
         retries: report["retries"].as_u64().unwrap_or_default(),
+        samples: report["samples"].as_u64().unwrap_or_default(),
+        expected_samples: report["expected_samples"].as_u64().unwrap_or_default(),
     })
+}
+
+/// `--nats-bin`, or `.venv/bin/nats-server` in the workspace this program was built in (or
+/// above the program itself), or `nats-server` on PATH.
+fn nats_bin(args: &Args) -> PathBuf {
+    if let Some(p) = &args.nats_bin {
+        return p.clone();
+    }
+    let venv = |root: &Path| root.join(".venv/bin/nats-server");
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(venv);
+    let above_me = std::env::current_exe()
+        .ok()
+        .and_then(|me| me.ancestors().skip(1).map(venv).find(|p| p.is_file()));
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    [built_in.clone(), above_me, on_path]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .or(built_in)
+        .unwrap_or_else(|| PathBuf::from("nats-server"))
+}
+
+/// The programs `--cluster` runs.
+#[derive(Clone, Copy, Debug)]
+struct ClusterBins<'a> {
+    thermostat: &'a Path,
+    loadgen: &'a Path,
+    nats: &'a Path,
+}
+
+/// How long the cluster may take to form (every node ready, partitions balanced).
+const CLUSTER_FORM_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the loadgens may take to encode their parts before the start.
+const ENCODE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the owners may take to apply the stream after the last acknowledgement.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The cluster's ingest stream (nats-server's monitoring names it).
+const INGEST_STREAM: &str = "THERMOSTAT_INGEST";
+
+/// Starts nats-server with JetStream on free loopback ports (clients and monitoring), its
+/// store in `store`, and waits until JetStream answers healthy; returns it, its client URL
+/// and its monitoring address.
+fn start_nats(bin: &Path, store: &Path, log: &Path) -> anyhow::Result<(Killed, String, String)> {
+    let port = free_port()?;
+    let monitor = format!("127.0.0.1:{}", free_port()?);
+    let mut nats = Killed(
+        Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store)
+            .args(["-m", &monitor[monitor.rfind(':').map_or(0, |i| i + 1)..]])
+            .stdin(Stdio::null())
+            .stdout(File::create(log)?)
+            .stderr(File::create(log)?)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?,
+    );
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(r) = http(&monitor, "GET", "/healthz?js-enabled-only=true")
+            && r.status == 200
+            && TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+        {
+            return Ok((nats, format!("nats://127.0.0.1:{port}"), monitor));
+        }
+        if let Some(status) = nats.0.try_wait()? {
+            bail!(
+                "nats-server exited ({status}) before serving; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "nats-server did not answer healthy on {monitor} within {START_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Messages in the ingest stream, from nats-server's monitoring (`/jsz?streams=true`).
+fn stream_messages(monitor: &str) -> Option<u64> {
+    let r = http(monitor, "GET", "/jsz?streams=true").ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    v["account_details"]
+        .as_array()?
+        .iter()
+        .filter_map(|a| a["stream_detail"].as_array())
+        .flatten()
+        .find(|s| s["name"] == INGEST_STREAM)
+        .and_then(|s| s["state"]["messages"].as_u64())
+}
+
+/// The cluster's partition count and the partitions each node owns (by node id, sorted).
+type Formed = (u32, Vec<(String, usize)>);
+
+/// Waits until every node answers `/readyz` with 200 and its `/api/v1/cluster` lists all
+/// `nodes` with every partition owned by exactly one of them, none holding more than its
+/// quota (`ceil(P / N)`, what the balanced assignment gives), and that view has not changed
+/// for a second (partitions move while nodes join); returns the partition count and the
+/// partitions each node owns (by node id).
+fn wait_for_cluster(servers: &[(String, Thermostat)]) -> anyhow::Result<Formed> {
+    let deadline = Instant::now() + CLUSTER_FORM_TIMEOUT;
+    let mut last = String::new();
+    let mut stable: Option<(Formed, Instant)> = None;
+    loop {
+        match cluster_formed(servers) {
+            Ok(Some(formed)) => match &stable {
+                Some((seen, since)) if *seen == formed => {
+                    if since.elapsed() >= Duration::from_secs(1) {
+                        return Ok(formed);
+                    }
+                }
+                _ => stable = Some((formed, Instant::now())),
+            },
+            Ok(None) => stable = None,
+            Err(e) => {
+                last = format!("{e:#}");
+                stable = None;
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the cluster did not form within {CLUSTER_FORM_TIMEOUT:?} (last: {last}); node \
+             1's log:\n{}",
+            servers
+                .first()
+                .map_or_else(String::new, |(_, t)| log_text(&t.log))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One look at [`wait_for_cluster`]'s condition: `Some` when it holds.
+fn cluster_formed(servers: &[(String, Thermostat)]) -> anyhow::Result<Option<Formed>> {
+    let n = servers.len();
+    let mut formed = None;
+    for (id, t) in servers {
+        if http(&t.http, "GET", "/readyz")?.status != 200 {
+            bail!("{id} is not ready");
+        }
+        let r = http(&t.http, "GET", "/api/v1/cluster")?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).context("/api/v1/cluster is not JSON")?;
+        let partitions = v["partitions"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .context("/api/v1/cluster has no partitions")?;
+        let listed = v["nodes"].as_array().map_or(&[][..], Vec::as_slice);
+        if listed.len() != n {
+            bail!("{id} sees {} node(s) of {n}", listed.len());
+        }
+        let mut owner = vec![0_usize; partitions as usize];
+        let mut owned = Vec::with_capacity(n);
+        for node in listed {
+            let ps = node["partitions"].as_array().map_or(&[][..], Vec::as_slice);
+            for p in ps {
+                if let Some(o) = p.as_u64().and_then(|p| owner.get_mut(p as usize)) {
+                    *o += 1;
+                }
+            }
+            owned.push((
+                node["node_id"].as_str().unwrap_or_default().to_owned(),
+                ps.len(),
+            ));
+        }
+        if owner.iter().any(|&o| o != 1) {
+            bail!("{id} sees partitions without exactly one owner");
+        }
+        let quota = (partitions as usize).div_ceil(n);
+        if owned.iter().any(|(_, k)| *k > quota) {
+            bail!("{id} sees shares over the quota of {quota}: {owned:?}");
+        }
+        owned.sort();
+        // Every node must see the same owners.
+        if formed.as_ref().is_some_and(|f: &Formed| f.1 != owned) {
+            bail!("the nodes do not agree on the owners yet");
+        }
+        formed = Some((partitions, owned));
+    }
+    Ok(formed)
+}
+
+/// A loadgen started with `--start-on-stdin`: its stdin, and threads reading its stdout and
+/// stderr to the end.
+struct GatedLoadgen {
+    process: Killed,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+    target: String,
+}
+
+/// Runs one loadgen per target, target `i` sending `--part i/N`, all released together once
+/// every one has encoded its part and connected; returns their reports in target order.
+fn run_loadgens_together(
+    args: &Args,
+    setup: &Setup,
+    loadgen: &Path,
+    targets: &[String],
+) -> anyhow::Result<Vec<LoadgenReport>> {
+    let n = targets.len();
+    let (ready_tx, ready_rx) = mpsc::channel::<usize>();
+    let mut gated = Vec::with_capacity(n);
+    for (i, target) in targets.iter().enumerate() {
+        let mut cmd = loadgen_command(args, setup, loadgen, target, None);
+        let mut process = Killed(
+            cmd.arg("--part")
+                .arg(format!("{}/{n}", i + 1))
+                .arg("--start-on-stdin")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("cannot run {}", loadgen.display()))?,
+        );
+        let stdin = process.0.stdin.take();
+        let mut out = process.0.stdout.take().context("loadgen's stdout")?;
+        let err = process.0.stderr.take().context("loadgen's stderr")?;
+        let stdout = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.read_to_end(&mut buf);
+            buf
+        });
+        let tx = ready_tx.clone();
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if line == "loadgen: ready" {
+                    let _ = tx.send(i);
+                } else {
+                    buf.extend_from_slice(line.as_bytes());
+                    buf.push(b'\n');
+                }
+            }
+            buf
+        });
+        gated.push(GatedLoadgen {
+            process,
+            stdin,
+            stdout,
+            stderr,
+            target: target.clone(),
+        });
+    }
+    drop(ready_tx);
+    let deadline = Instant::now() + ENCODE_TIMEOUT;
+    for _ in 0..n {
+        match ready_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                bail!("the cluster's loadgens were not ready within {ENCODE_TIMEOUT:?}")
+            }
+            // Every stderr ended: a loadgen exited before it was ready; its report says why.
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    note(&format!(
+        "{n} loadgens encoded and connected; starting them together"
+    ));
+    for g in &mut gated {
+        if let Some(mut stdin) = g.stdin.take() {
+            // A loadgen that exited already has its failure in its report below.
+            let _ = stdin.write_all(b"go\n");
+        }
+    }
+    let mut reports = Vec::with_capacity(n);
+    for mut g in gated {
+        let status = g.process.0.wait()?;
+        let stdout = g
+            .stdout
+            .join()
+            .map_err(|_| anyhow::anyhow!("a reader thread panicked"))?;
+        let stderr = g
+            .stderr
+            .join()
+            .map_err(|_| anyhow::anyhow!("a reader thread panicked"))?;
+        reports.push(loadgen_report(&g.target, status, &stdout, &stderr)?);
+    }
+    Ok(reports)
+}
+
+/// `--cluster N`: nats-server and N Thermostat nodes, the workload split over them; see the
+/// module's documentation.
+fn run_cluster(
+    args: &Args,
+    setup: &Setup,
+    bins: &ClusterBins<'_>,
+    work: &Path,
+    n: usize,
+) -> anyhow::Result<ClusterRun> {
+    let expected = setup.samples();
+    let (nats, url, monitor) = start_nats(
+        bins.nats,
+        &work.join("nats-store"),
+        &work.join("nats-server.log"),
+    )?;
+    note(&format!(
+        "cluster: nats-server (JetStream) on {url}; starting {n} Thermostat node(s)"
+    ));
+    let mut servers = Vec::with_capacity(n);
+    for i in 1..=n {
+        let id = format!("n{i}");
+        let data = work.join(format!("cluster-data-{id}"));
+        let t = start_thermostat(
+            bins.thermostat,
+            &data,
+            ["--cluster", url.as_str(), "--node-id", id.as_str()],
+            START_TIMEOUT,
+        )
+        .with_context(|| format!("cluster node {id}"))?;
+        servers.push((id, t));
+    }
+    let (partitions, owned) = wait_for_cluster(&servers)?;
+    note(&format!(
+        "cluster formed: {partitions} partitions owned {}",
+        owned
+            .iter()
+            .map(|(id, k)| format!("{id}: {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let targets: Vec<String> = servers
+        .iter()
+        .map(|(_, t)| loadgen_target(setup, &t.grpc, &t.http))
+        .collect();
+    // The load's CPU counts from here: the cluster formed and idle.
+    let read = |pid: &str, what: &str| {
+        ProcStat::read(pid).with_context(|| format!("cannot read {what}'s /proc"))
+    };
+    let mut before = Vec::with_capacity(n);
+    for (id, t) in &servers {
+        before.push(read(&t.process.pid(), id)?.cpu_seconds);
+    }
+    let nats_before = read(&nats.pid(), "nats-server")?.cpu_seconds;
+    let reports = run_loadgens_together(args, setup, bins.loadgen, &targets).map_err(|e| {
+        anyhow::anyhow!(
+            "cluster: {e:#}\nnode n1's log:\n{}",
+            servers
+                .first()
+                .map_or_else(String::new, |(_, t)| log_text(&t.log))
+        )
+    })?;
+    let seconds = reports.iter().map(|r| r.seconds).fold(0.0, f64::max);
+
+    let mut counted = Vec::with_capacity(n);
+    for (_, t) in &servers {
+        counted.push(counter(
+            &scrape(&t.http)?,
+            "thermostat_ingest_samples_total",
+        )?);
+    }
+    // The owners apply the stream behind the acknowledgements: wait until their stores hold
+    // every series (or the deadline; the check then reports the shortfall).
+    let series = setup.series() as u64;
+    let deadline = Instant::now() + APPLY_TIMEOUT;
+    let series_active = loop {
+        let mut active = Vec::with_capacity(n);
+        for (_, t) in &servers {
+            active.push(counter(&scrape(&t.http)?, "thermostat_series_active").ok());
+        }
+        let sum: Option<u64> = active.iter().copied().sum();
+        if sum == Some(series) || Instant::now() >= deadline {
+            break active;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stream_messages = stream_messages(&monitor);
+    let mut nodes = Vec::with_capacity(n);
+    for (i, ((id, t), report)) in servers.iter().zip(&reports).enumerate() {
+        let stat = read(&t.process.pid(), id)?;
+        nodes.push(ClusterNodeRun {
+            node_id: id.clone(),
+            samples_sent: report.expected_samples,
+            samples_counted: counted[i],
+            seconds: report.seconds,
+            cpu_seconds: stat.cpu_seconds,
+            load_cpu_seconds: stat.cpu_seconds - before[i],
+            peak_rss_bytes: stat.peak_rss_bytes,
+            partitions_owned: owned.iter().find(|(o, _)| o == id).map_or(0, |(_, k)| *k),
+            series_active: series_active[i],
+            ack_latency_p99_ms: report.ack_latency_p99_ms,
+            retries: report.retries,
+        });
+    }
+    let nats_stat = read(&nats.pid(), "nats-server")?;
+    drop(servers);
+    drop(nats);
+    let run = ClusterRun {
+        nodes,
+        partitions,
+        seconds,
+        nats_cpu_seconds: nats_stat.cpu_seconds,
+        nats_load_cpu_seconds: nats_stat.cpu_seconds - nats_before,
+        nats_peak_rss_bytes: nats_stat.peak_rss_bytes,
+        stream_messages,
+    };
+    let acknowledged: u64 = reports.iter().map(|r| r.samples).sum();
+    note(&format!(
+        "cluster of {n}: {} of {expected} samples counted ({acknowledged} acknowledged) in \
+         {seconds:.2} s = {:.0} samples/s; Thermostat CPU {:.2} s ({:.2} s per million), \
+         nats-server CPU {:.2} s ({:.2} s per million); series stored {}",
+        run.samples_counted(),
+        run.samples_per_second(),
+        run.thermostat_cpu_seconds(),
+        run.thermostat_cpu_seconds_per_million(),
+        run.nats_cpu_seconds,
+        run.nats_cpu_seconds_per_million(),
+        run.series_stored()
+            .map_or_else(|| "-".to_owned(), |s| s.to_string())
+    ));
+    Ok(run)
 }

@@ -24,6 +24,12 @@
 //! run at once. A request that gets no answer (connection refused or reset, or nothing within
 //! 120 s) is retried on a new connection, 3 attempts in all, then fails and stops the run.
 //!
+//! `--part I/N` sends only requests `k` with `k mod N = I − 1` of the same workload, so that
+//! N loadgens (`--part 1/N` … `--part N/N`) send every request exactly once between them, e.g.
+//! one to each node of a cluster (`compare --cluster`); the expected count is the part's.
+//! `--start-on-stdin` holds the clock until a line arrives on stdin (after `loadgen: ready`
+//! on stderr), so that such loadgens start together.
+//!
 //! # Open loop (`--rate`, issue 23)
 //!
 //! Without `--rate` the loop is closed: a sender sends its next request as soon as its last
@@ -145,9 +151,66 @@ struct Args {
     /// `--protocol remote-write`: native batches (of --batch samples) per remote-write request.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     batches_per_write: u32,
+    /// Send only part I of N of the workload: requests k with k mod N = I − 1 (I from 1 to
+    /// N), so that N loadgens with `--part 1/N` … `--part N/N` send the whole workload once
+    /// between them (`compare --cluster`, one per node). Counts and the report cover the
+    /// part alone.
+    #[arg(long, value_name = "I/N", value_parser = parse_part)]
+    part: Option<Part>,
+    /// Once encoded and connected, print `loadgen: ready` on stderr and start the clock only
+    /// when a line (or the end of input) arrives on stdin: several loadgens start together.
+    #[arg(long)]
+    start_on_stdin: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// `--part I/N`: the 1-based part and the number of parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Part {
+    index: usize,
+    of: usize,
+}
+
+fn parse_part(s: &str) -> Result<Part, String> {
+    let bad = || format!("{s:?} is not I/N with 1 <= I <= N (e.g. 2/3)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: usize = i.trim().parse().map_err(|_| bad())?;
+    let of: usize = n.trim().parse().map_err(|_| bad())?;
+    if index == 0 || index > of {
+        return Err(bad());
+    }
+    Ok(Part { index, of })
+}
+
+/// The items of `v` (requests, or their sample counts) that `part` sends: every `of`-th,
+/// starting at `index − 1`; all of them without a part.
+fn take_part<T>(v: Vec<T>, part: Option<Part>) -> Vec<T> {
+    match part {
+        None => v,
+        Some(Part { index, of }) => v
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % of == index - 1)
+            .map(|(_, x)| x)
+            .collect(),
+    }
+}
+
+/// `--start-on-stdin`: says it is ready, then waits for a line or the end of stdin.
+async fn wait_for_start(args: &Args) -> anyhow::Result<()> {
+    if !args.start_on_stdin {
+        return Ok(());
+    }
+    eprintln!("loadgen: ready");
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| ())
+    })
+    .await
+    .context("the stdin reader panicked")?
+    .context("cannot read stdin")
 }
 
 /// `--in-flight` with `--rate` unless given (gRPC): an open loop needs many slots.
@@ -464,6 +527,11 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     } else {
         workload.encode()
     };
+    let (samples, requests) = (
+        take_part(samples, args.part),
+        take_part(requests, args.part),
+    );
+    let expected_samples: u64 = samples.iter().sum();
     let offsets = args.rate.map(|rate| schedule_offsets(&samples, rate));
 
     let endpoint = Endpoint::from_shared(args.target.clone())
@@ -486,6 +554,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     } else {
         1
     }));
+    wait_for_start(&args).await?;
     let cpu_before = ProcStat::read("self").ok();
     let start = Instant::now();
     let plan = Arc::new(Plan {
@@ -537,7 +606,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         mode: if args.stream { "stream" } else { "unary" },
         connections: usize::from(args.connections),
         samples: total.samples,
-        expected_samples: workload.samples(),
+        expected_samples,
         requests: total.requests,
         errors: total.errors,
         retries: total.retries,
@@ -932,9 +1001,10 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
     }
     let target = HttpTarget::parse(&args.target)?;
     let encoded = workload.encode_remote_write(args.batches_per_write as usize);
-    let offsets = args
-        .rate
-        .map(|rate| schedule_offsets(&encoded.samples, rate));
+    let bodies = take_part(encoded.bodies, args.part);
+    let samples = take_part(encoded.samples, args.part);
+    let expected_samples: u64 = samples.iter().sum();
+    let offsets = args.rate.map(|rate| schedule_offsets(&samples, rate));
     let unary_path = target.path.clone();
     let http = Arc::new(HttpPlan {
         target,
@@ -949,11 +1019,12 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
         );
     }
 
+    wait_for_start(args).await?;
     let cpu_before = ProcStat::read("self").ok();
     let start = Instant::now();
     let plan = Arc::new(Plan {
-        requests: encoded.bodies,
-        samples: encoded.samples,
+        requests: bodies,
+        samples,
         unary_path,
         next: AtomicUsize::new(0),
         stopped: AtomicBool::new(false),
@@ -977,7 +1048,7 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
         mode: "http1",
         connections: usize::from(args.connections),
         samples: total.samples,
-        expected_samples: workload.samples(),
+        expected_samples,
         requests: total.requests,
         errors: total.errors,
         retries: total.retries,
@@ -1194,5 +1265,22 @@ mod tests {
         for bad in ["0", "-5", "inf", "NaN", "fast"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parts_take_every_nth_request_and_cover_the_workload_once() {
+        assert_eq!(parse_part("2/3"), Ok(Part { index: 2, of: 3 }));
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
+            assert!(parse_part(bad).is_err(), "{bad}");
+        }
+        let all: Vec<u32> = (0..10).collect();
+        assert_eq!(take_part(all.clone(), None), all);
+        let parts: Vec<Vec<u32>> = (1..=3)
+            .map(|index| take_part(all.clone(), Some(Part { index, of: 3 })))
+            .collect();
+        assert_eq!(parts[0], [0, 3, 6, 9]);
+        assert_eq!(parts[1], [1, 4, 7]);
+        assert_eq!(parts[2], [2, 5, 8]);
+        assert_eq!(take_part(all.clone(), Some(Part { index: 1, of: 1 })), all);
     }
 }
