@@ -2,8 +2,9 @@
 //! nodes, so that every node computes the same answer from the same membership.
 //!
 //! Balanced rendezvous hashing: each partition ranks the nodes by a hash of (partition, node)
-//! and goes to the first node in its ranking that still has room under the quota
-//! (`ceil(P / N)`). Every node gets `floor(P / N)` or `ceil(P / N)` partitions, and a node
+//! and goes to the first node in its ranking that still has room under its quota (`ceil(P / N)`
+//! for the first `P mod N` nodes in id order, `floor(P / N)` for the others). Every node gets
+//! `floor(P / N)` or `ceil(P / N)` partitions, and a node
 //! joining or leaving moves few partitions besides its own share (a partition's favourite node
 //! stays its favourite whoever else comes and goes).
 
@@ -37,17 +38,26 @@ pub fn assign(partitions: u32, nodes: &[String]) -> Vec<Option<String>> {
     if nodes.is_empty() {
         return vec![None; partitions as usize];
     }
-    let quota = (partitions as usize).div_ceil(nodes.len());
-    let mut load: BTreeMap<&str, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+    // Quotas that add up to exactly P: ⌈P/N⌉ for the first P mod N nodes in id order, ⌊P/N⌋
+    // for the others.
+    let (floor, extra) = (
+        partitions as usize / nodes.len(),
+        partitions as usize % nodes.len(),
+    );
+    let mut room: BTreeMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, floor + usize::from(i < extra)))
+        .collect();
     (0..partitions)
         .map(|p| {
             let mut ranked = nodes.clone();
             ranked.sort_by_key(|n| std::cmp::Reverse((score(p, n), *n)));
             let chosen = ranked
                 .into_iter()
-                .find(|n| load[n] < quota)
-                .expect("quota times nodes covers every partition");
-            *load.get_mut(chosen).expect("a live node") += 1;
+                .find(|n| room[n] > 0)
+                .expect("the quotas add up to the partitions");
+            *room.get_mut(chosen).expect("a live node") -= 1;
             Some(chosen.to_owned())
         })
         .collect()
@@ -94,8 +104,8 @@ mod tests {
             prop_assert_eq!(a.len(), partitions as usize);
             let counts: Vec<usize> = nodes.iter().map(|node| owned_by(&a, node).len()).collect();
             prop_assert_eq!(counts.iter().sum::<usize>(), partitions as usize);
-            let quota = (partitions as usize).div_ceil(n);
-            prop_assert!(counts.iter().all(|&c| c <= quota), "{counts:?} over {quota}");
+            let (floor, ceil) = (partitions as usize / n, (partitions as usize).div_ceil(n));
+            prop_assert!(counts.iter().all(|&c| c == floor || c == ceil), "{counts:?}: not {floor} or {ceil}");
         }
 
         #[test]

@@ -185,9 +185,10 @@ impl Ack {
 }
 
 impl Job {
-    /// A request received at `received` for the log, with its record payload encoded here
-    /// (on the caller's thread, not the writer's); `ack` is answered once it is durable and
-    /// applied.
+    /// A request received at `received` for the log; `ack` is answered once it is durable and
+    /// applied. Its record payload is encoded when it is queued ([`Wal::try_submit`], on the
+    /// caller's thread, not the writer's), and only for the local log: in cluster mode the
+    /// writer encodes one record per partition instead.
     pub(crate) fn new(
         batch: ObservationBatch,
         received: Timestamp,
@@ -197,10 +198,8 @@ impl Job {
     }
 
     fn with_ack(batch: ObservationBatch, received: Timestamp, ack: Ack) -> Self {
-        let mut payload = Vec::new();
-        record::encode(&batch, &mut payload);
         Job {
-            payload,
+            payload: Vec::new(),
             received,
             batch,
             reservations: Vec::new(),
@@ -219,10 +218,19 @@ impl Job {
         undo: Undo,
     ) -> Self {
         let mut job = Self::new(batch, received, ack);
-        record::encode_stream_updates(&undo.made, &mut job.payload);
         job.stream_updates.clone_from(&undo.made);
         job.streams = Some(undo);
         job
+    }
+
+    /// Encodes the record payload of the local log: the observations, then the stream
+    /// updates.
+    fn encode(&mut self) {
+        self.payload.clear();
+        record::encode(&self.batch, &mut self.payload);
+        if !self.stream_updates.is_empty() {
+            record::encode_stream_updates(&self.stream_updates, &mut self.payload);
+        }
     }
 
     /// Holds `reservation` until the job is applied or dropped.
@@ -562,6 +570,8 @@ pub(crate) enum Refused {
 /// The running log.
 #[derive(Debug)]
 pub(crate) struct Wal {
+    /// Cluster mode ([`Wal::open_remote`]): jobs carry no local record payload.
+    remote: bool,
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     applier: Mutex<Option<JoinHandle<()>>>,
@@ -625,6 +635,7 @@ impl Wal {
             .spawn(move || state.run(rx))
             .map_err(WalError::Closed)?;
         Ok(Wal {
+            remote: false,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             applier: Mutex::new(Some(applier)),
@@ -654,6 +665,7 @@ impl Wal {
             })
             .map_err(WalError::Closed)?;
         Ok(Wal {
+            remote: true,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             applier: Mutex::new(None),
@@ -676,7 +688,10 @@ impl Wal {
     ///
     /// # Errors
     /// As [`Wal::submit`], with the job.
-    pub(crate) fn try_submit(&self, job: Job) -> Result<(), (Refused, Box<Job>)> {
+    pub(crate) fn try_submit(&self, mut job: Job) -> Result<(), (Refused, Box<Job>)> {
+        if !self.remote {
+            job.encode();
+        }
         let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = guard.as_ref() else {
             return Err((Refused::Closed, Box::new(job)));
