@@ -26,47 +26,71 @@ pub trait RemoteLog: Send + Sync + std::fmt::Debug + 'static {
     fn store_blocking(&self, parts: Vec<(u32, Vec<u8>)>) -> Vec<Result<u64, String>>;
 }
 
-/// A push's records, one or more per partition it touches, each at most `max_bytes` unless
-/// a single observation is larger (then it goes alone and the stream refuses it).
-pub(crate) fn split(
-    batch: &ObservationBatch,
+/// One record for the ingest stream: a partition's share of a group of pushes.
+#[derive(Debug)]
+pub(crate) struct Record {
+    /// Its partition (subject).
+    pub(crate) partition: u32,
+    /// The log record ([`record::encode`]).
+    pub(crate) payload: Vec<u8>,
+    /// The pushes (indices into the group) whose observations it holds.
+    pub(crate) pushes: Vec<usize>,
+}
+
+/// The records of a group of pushes: per partition, every push's observations in it (in push
+/// order, so each series' observations keep theirs), as one record or more, each at most
+/// `max_bytes` unless a single observation is larger (then it goes alone and the stream
+/// refuses it). A group of many small pushes makes one message per partition, not one per
+/// push and partition.
+pub(crate) fn group_records(
+    batches: &[&ObservationBatch],
     partitions: u32,
     max_bytes: usize,
-) -> Vec<(u32, Vec<u8>)> {
+) -> Vec<Record> {
     let partitions = u64::from(partitions.max(1));
-    let mut by_partition: Vec<(u32, Vec<(SeriesKey, Observation<'_>)>)> = Vec::new();
-    let mut entries = batch.observations();
-    entries.sort_by_key(|(key, _)| key.stable_hash() % partitions);
-    for (key, obs) in entries {
-        let p = (key.stable_hash() % partitions) as u32;
-        match by_partition.last_mut() {
-            Some((last, part)) if *last == p => part.push((key, obs)),
-            _ => by_partition.push((p, vec![(key, obs)])),
+    let mut entries: Vec<(u32, SeriesKey, Observation<'_>, usize)> = Vec::new();
+    for (push, batch) in batches.iter().enumerate() {
+        for (key, obs) in batch.observations() {
+            let p = (key.stable_hash() % partitions) as u32;
+            entries.push((p, key, obs, push));
         }
     }
+    // Stable: within a partition, pushes and their observations keep their order.
+    entries.sort_by_key(|e| e.0);
     let mut out = Vec::new();
-    for (p, entries) in by_partition {
-        encode_within(p, &entries, max_bytes, &mut out);
+    for chunk in entries.chunk_by(|a, b| a.0 == b.0) {
+        encode_within(chunk, max_bytes, &mut out);
     }
     out
 }
 
-/// Encodes `entries` as one record, or halves until each record fits `max_bytes`.
+/// Encodes one partition's `entries` as one record, or halves until each record fits
+/// `max_bytes`.
 fn encode_within(
-    partition: u32,
-    entries: &[(SeriesKey, Observation<'_>)],
+    entries: &[(u32, SeriesKey, Observation<'_>, usize)],
     max_bytes: usize,
-    out: &mut Vec<(u32, Vec<u8>)>,
+    out: &mut Vec<Record>,
 ) {
+    let observations: Vec<(SeriesKey, Observation<'_>)> =
+        entries.iter().map(|(_, k, o, _)| (k.clone(), *o)).collect();
     let mut payload = Vec::new();
-    record::encode(&ObservationBatch::from_observations(entries), &mut payload);
+    record::encode(
+        &ObservationBatch::from_observations(&observations),
+        &mut payload,
+    );
     if payload.len() <= max_bytes || entries.len() <= 1 {
-        out.push((partition, payload));
+        let mut pushes: Vec<usize> = entries.iter().map(|e| e.3).collect();
+        pushes.dedup();
+        out.push(Record {
+            partition: entries[0].0,
+            payload,
+            pushes,
+        });
         return;
     }
     let (a, b) = entries.split_at(entries.len() / 2);
-    encode_within(partition, a, max_bytes, out);
-    encode_within(partition, b, max_bytes, out);
+    encode_within(a, max_bytes, out);
+    encode_within(b, max_bytes, out);
 }
 
 /// Applies the records of the ingest stream to a partitioned store ([`Store::partitioned`]),
@@ -120,7 +144,7 @@ mod tests {
 
     use super::*;
 
-    fn batch(series: usize, per: usize) -> ObservationBatch {
+    fn batch(series: usize, per: usize, from_second: usize) -> ObservationBatch {
         let mut b = ObservationBatch::default();
         for s in 0..series {
             let key = SeriesKey::new(
@@ -131,7 +155,7 @@ mod tests {
             for i in 0..per {
                 b.push_value(
                     &key,
-                    Timestamp(1_800_000_000_000 + i as i64 * 1000),
+                    Timestamp(1_800_000_000_000 + (from_second + i) as i64 * 1000),
                     Unit::Milliseconds,
                     Resolution::Standard,
                     i as f64,
@@ -142,31 +166,38 @@ mod tests {
     }
 
     #[test]
-    fn a_push_split_by_partition_and_applied_in_any_partition_order_is_the_push() {
-        let pushed = batch(50, 20);
-        let parts = split(&pushed, 8, 600);
+    fn a_group_split_by_partition_and_applied_in_any_partition_order_is_the_group() {
+        let first = batch(50, 20, 0);
+        let second = batch(50, 20, 20);
+        let group = [&first, &second];
+        // Roomy records: one per partition for the whole group, each holding both pushes.
+        let roomy = group_records(&group, 8, 1 << 20);
+        assert!(roomy.len() <= 8, "{} records", roomy.len());
+        assert!(roomy.iter().all(|r| r.pushes == [0, 1]), "{roomy:?}");
+        // Small records: more than one per partition, each naming only the pushes in it.
+        let records = group_records(&group, 8, 600);
+        assert!(records.len() > 16, "{} records", records.len());
         assert!(
-            parts.len() > 8,
-            "small records: more than one per partition"
+            records
+                .iter()
+                .all(|r| r.partition < 8 && r.payload.len() <= 600)
         );
-        assert!(
-            parts.iter().all(|(p, r)| *p < 8 && r.len() <= 600),
-            "{:?}",
-            parts.iter().map(|(p, r)| (p, r.len())).collect::<Vec<_>>()
-        );
+        assert!(records.iter().any(|r| r.pushes == [0]) && records.iter().any(|r| r.pushes == [1]));
         let whole = Arc::new(Store::partitioned(8));
-        pushed.record_into(&whole, 1);
+        first.record_into(&whole, 1);
+        second.record_into(&whole, 2);
         let rebuilt = Arc::new(Store::partitioned(8));
         let applier = RecordApplier::new(Arc::clone(&rebuilt));
         // Partitions in reverse, each in its own sequence order.
         let mut seqs = [0u64; 8];
-        let mut ordered: Vec<&(u32, Vec<u8>)> = parts.iter().collect();
-        ordered.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
-        for (p, record) in ordered {
-            seqs[*p as usize] += 1;
-            applier.apply(*p, seqs[*p as usize], record).unwrap();
+        let mut ordered: Vec<&Record> = records.iter().collect();
+        ordered.sort_by_key(|r| std::cmp::Reverse(r.partition));
+        for r in ordered {
+            let p = r.partition as usize;
+            seqs[p] += 1;
+            applier.apply(r.partition, seqs[p], &r.payload).unwrap();
             // A redelivered record counts once.
-            applier.apply(*p, seqs[*p as usize], record).unwrap();
+            applier.apply(r.partition, seqs[p], &r.payload).unwrap();
         }
         assert_eq!(rebuilt.series_count(), 50);
         let export = |store: &Store| {

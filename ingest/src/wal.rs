@@ -954,23 +954,26 @@ fn take_group(rx: &Receiver<Job>, first: Job, options: &WalOptions) -> Vec<Job> 
     group
 }
 
-/// Stores a group's records in the cluster's ingest stream, all at once, and answers each
-/// request: acknowledged when every one of its records is stored, refused otherwise.
+/// Stores a group's records in the cluster's ingest stream (one or more per partition for the
+/// whole group), all at once, and answers each request: acknowledged when every record
+/// holding some of it is stored, refused otherwise.
 fn commit_remote(remote: &dyn RemoteLog, group: Vec<Job>) {
-    let mut parts = Vec::new();
-    let mut owners = Vec::new();
-    for (j, job) in group.iter().enumerate() {
-        for part in remote::split(&job.batch, remote.partitions(), remote.max_record_bytes()) {
-            owners.push(j);
-            parts.push(part);
-        }
+    let batches: Vec<&ObservationBatch> = group.iter().map(|job| &job.batch).collect();
+    let records = remote::group_records(&batches, remote.partitions(), remote.max_record_bytes());
+    let mut owners = Vec::with_capacity(records.len());
+    let mut parts = Vec::with_capacity(records.len());
+    for r in records {
+        owners.push(r.pushes);
+        parts.push((r.partition, r.payload));
     }
     let mut answers: Vec<Result<u64, String>> = vec![Ok(0); group.len()];
-    for (j, stored) in owners.into_iter().zip(remote.store_blocking(parts)) {
-        match (stored, &mut answers[j]) {
-            (Ok(seq), Ok(newest)) => *newest = (*newest).max(seq),
-            (Err(e), answer @ Ok(_)) => *answer = Err(e),
-            (_, Err(_)) => {}
+    for (pushes, stored) in owners.into_iter().zip(remote.store_blocking(parts)) {
+        for j in pushes {
+            match (&stored, &mut answers[j]) {
+                (Ok(seq), Ok(newest)) => *newest = (*newest).max(*seq),
+                (Err(e), answer @ Ok(_)) => *answer = Err(e.clone()),
+                (_, Err(_)) => {}
+            }
         }
     }
     // Newest first, so that refused requests' stream updates are undone in reverse order.
