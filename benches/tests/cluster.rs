@@ -37,15 +37,7 @@ fn ci_cluster_of_three_counts_every_sample_once() {
         .arg(&nats)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "compare failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    let j: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: not one JSON object: {stdout}\nstderr: {stderr}"));
+    let j = common::compare_json(&out);
     let f = |k: &str| {
         j[k].as_f64()
             .unwrap_or_else(|| panic!("{k} is not a number in {j}"))
@@ -60,17 +52,26 @@ fn ci_cluster_of_three_counts_every_sample_once() {
     assert_eq!(j["cluster_series_stored"], 100, "{j}");
     for key in [
         "cluster_samples_per_second",
-        "cluster_thermostat_cpu_seconds_per_million",
-        "cluster_nats_cpu_seconds_per_million",
-        "single_thermostat_cpu_seconds_per_million",
-        "cluster_cpu_ratio",
         "cluster_samples_per_second_per_node",
     ] {
         assert!(f(key) > 0.0 && f(key).is_finite(), "{key} in {j}");
     }
-    let ratio = f("cluster_thermostat_cpu_seconds_per_million")
-        / f("single_thermostat_cpu_seconds_per_million");
-    assert!((f("cluster_cpu_ratio") - ratio).abs() < 1e-9, "{j}");
+    // At CI size the load lasts a few CPU ticks of 10 ms: a cost may be 0 (then there is no
+    // ratio), never negative or missing.
+    for key in [
+        "cluster_thermostat_cpu_seconds_per_million",
+        "cluster_nats_cpu_seconds_per_million",
+        "single_thermostat_cpu_seconds_per_million",
+    ] {
+        assert!(f(key) >= 0.0 && f(key).is_finite(), "{key} in {j}");
+    }
+    let single = f("single_thermostat_cpu_seconds_per_million");
+    if single > 0.0 {
+        let ratio = f("cluster_thermostat_cpu_seconds_per_million") / single;
+        assert!((f("cluster_cpu_ratio") - ratio).abs() < 1e-9, "{j}");
+    } else {
+        assert!(j["cluster_cpu_ratio"].is_null(), "{j}");
+    }
 
     let nodes = j["cluster_node_runs"].as_array().unwrap();
     assert_eq!(nodes.len(), 3, "{j}");
@@ -81,7 +82,7 @@ fn ci_cluster_of_three_counts_every_sample_once() {
         // Each node got its share (5 requests of 1000 datums: 2, 2 and 1) and counted it.
         assert!(n["samples_sent"].as_u64().unwrap() > 0, "{j}");
         assert_eq!(n["samples_counted"], n["samples_sent"], "{j}");
-        assert!(n["cpu_seconds"].as_f64().unwrap() > 0.0, "{j}");
+        assert!(n["cpu_seconds"].as_f64().unwrap() >= 0.0, "{j}");
         assert!(n["peak_rss_bytes"].as_u64().unwrap() > 0, "{j}");
         sent += n["samples_sent"].as_u64().unwrap();
         partitions += n["partitions_owned"].as_u64().unwrap();

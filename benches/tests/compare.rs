@@ -53,15 +53,7 @@ fn victoriametrics(test: &str) -> Option<PathBuf> {
 }
 
 fn check(out: &Output, vm: bool) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "compare failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    let j: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: not one JSON object: {stdout}\nstderr: {stderr}"));
+    let j = common::compare_json(out);
     for key in KEYS {
         assert!(j.get(key).is_some(), "{key} missing from {j}");
         if vm || !key.starts_with("victoriametrics") && key != "ratio" {

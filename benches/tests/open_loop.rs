@@ -188,15 +188,7 @@ fn ci_latency_curve_has_four_levels_with_every_sample_counted() {
         .arg(env!("CARGO_BIN_EXE_loadgen"))
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "compare failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    let j: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: not one JSON object: {stdout}\nstderr: {stderr}"));
+    let j = common::compare_json(&out);
     // Today's keys are kept.
     assert_eq!(j["samples"], SAMPLES, "{j}");
     assert_eq!(j["thermostat_samples_counted"], SAMPLES, "{j}");

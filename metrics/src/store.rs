@@ -1023,23 +1023,7 @@ impl Store {
         }));
         all.sort_unstable_by(list_order);
         all.dedup();
-        let mut bytes = 0usize;
-        let mut take = 0;
-        for k in all.iter().take(max_records) {
-            if take > 0 && bytes + k.weight() > max_bytes {
-                break;
-            }
-            bytes += k.weight();
-            take += 1;
-        }
-        let more = all.len() > take;
-        all.truncate(take);
-        let next = if more {
-            ListPage::cursor_after(&all, after, all.len())
-        } else {
-            None
-        };
-        ListPage { keys: all, next }
+        ListPage::first_of(all, after, max_records, max_bytes)
     }
 
     fn list_page_local(
@@ -1091,24 +1075,8 @@ impl Store {
                 offer(&mut best, k, max_records + 1);
             }
         }
-        let mut sorted: Vec<SeriesKey> = best.into_sorted_vec().into_iter().map(|l| l.0).collect();
-        let mut bytes = 0usize;
-        let mut take = 0;
-        for k in sorted.iter().take(max_records) {
-            if take > 0 && bytes + k.weight() > max_bytes {
-                break;
-            }
-            bytes += k.weight();
-            take += 1;
-        }
-        let more = sorted.len() > take;
-        sorted.truncate(take);
-        let next = if more {
-            ListPage::cursor_after(&sorted, after, sorted.len())
-        } else {
-            None
-        };
-        ListPage { keys: sorted, next }
+        let sorted: Vec<SeriesKey> = best.into_sorted_vec().into_iter().map(|l| l.0).collect();
+        ListPage::first_of(sorted, after, max_records, max_bytes)
     }
 
     /// Series whose namespace and metric name match and that have every dimension of
@@ -1494,6 +1462,34 @@ pub struct ListPage {
 }
 
 impl ListPage {
+    /// The page of the first of `sorted` (keys after `after`, in list order): at most
+    /// `max_records` keys and, past the first, at most `max_bytes` of key weight, with a
+    /// cursor when keys are left over.
+    fn first_of(
+        mut sorted: Vec<SeriesKey>,
+        after: Option<&ListCursor>,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> ListPage {
+        let mut bytes = 0usize;
+        let mut take = 0;
+        for k in sorted.iter().take(max_records) {
+            if take > 0 && bytes + k.weight() > max_bytes {
+                break;
+            }
+            bytes += k.weight();
+            take += 1;
+        }
+        let more = sorted.len() > take;
+        sorted.truncate(take);
+        let next = if more {
+            ListPage::cursor_after(&sorted, after, sorted.len())
+        } else {
+            None
+        };
+        ListPage { keys: sorted, next }
+    }
+
     /// The cursor after the first `n` keys of `keys`, a page that [`Store::list_page`]
     /// listed after `after`: a page that stops early (`GET /api/v1/export/series` bounds
     /// its bytes) goes on from there. `after` itself when `n` is 0.

@@ -244,6 +244,19 @@ impl Load {
         self.targets[i].send_replace(Some(grpc.to_owned()));
     }
 
+    /// Stops the clients, waits until every node sees the cluster settled, then checks what
+    /// was acknowledged ([`check_counted_once`]) and the listings ([`check_listings`]).
+    async fn stop_and_check(self, nodes: &BTreeMap<&str, ServerProcess>, ids: &[&str]) {
+        let t0 = self.t0;
+        let ledger = self.stop().await;
+        let owners = settled(&nodes[ids[0]], ids).await;
+        for id in ids {
+            settled(&nodes[id], ids).await;
+        }
+        let stored = check_counted_once(nodes, ids, &owners, &ledger, t0).await;
+        check_listings(nodes, ids, stored).await;
+    }
+
     /// Stops the clients; what they were told.
     async fn stop(self) -> Ledger {
         for t in &self.targets {
@@ -387,14 +400,7 @@ async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledge
         settled(&nodes["n1"], &ids).await;
     }
     pushes.wait_more(60).await;
-    let t0 = pushes.t0;
-    let ledger = pushes.stop().await;
-    let owners = settled(&nodes["n1"], &ids).await;
-    for id in ids {
-        settled(&nodes[id], &ids).await;
-    }
-    let stored = check_counted_once(&nodes, &ids, &owners, &ledger, t0).await;
-    check_listings(&nodes, &ids, stored).await;
+    pushes.stop_and_check(&nodes, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -426,14 +432,7 @@ async fn on_three_nats_servers_with_three_replicas_losing_a_server_loses_nothing
     pushes.wait_more(100).await;
     nats[1].restart();
     pushes.wait_more(60).await;
-    let t0 = pushes.t0;
-    let ledger = pushes.stop().await;
-    let owners = settled(&nodes["n1"], &ids).await;
-    for id in ids {
-        settled(&nodes[id], &ids).await;
-    }
-    let stored = check_counted_once(&nodes, &ids, &owners, &ledger, t0).await;
-    check_listings(&nodes, &ids, stored).await;
+    pushes.stop_and_check(&nodes, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -478,14 +477,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_resumes_from_snapshots()
         settled(&nodes[other], &ids).await;
     }
     pushes.wait_more(60).await;
-    let t0 = pushes.t0;
-    let ledger = pushes.stop().await;
-    let owners = settled(&nodes["n1"], &ids).await;
-    for id in ids {
-        settled(&nodes[id], &ids).await;
-    }
-    let stored = check_counted_once(&nodes, &ids, &owners, &ledger, t0).await;
-    check_listings(&nodes, &ids, stored).await;
+    pushes.stop_and_check(&nodes, &ids).await;
 }
 
 const ALARMS: &str = "alarms:\n  - name: few-orders\n    namespace: Shop\n    metric_name: Orders\n    statistic: Sum\n    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 1\n    comparison_operator: LessThanThreshold\n";

@@ -17,3 +17,18 @@ pub(crate) fn thermostat_bin() -> PathBuf {
     );
     path
 }
+
+/// The JSON object a `compare --json` run printed, after checking that it exited 0 (a failure
+/// shows both of its outputs).
+#[allow(dead_code, reason = "not every test binary runs compare")]
+pub(crate) fn compare_json(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "compare failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: not one JSON object: {stdout}\nstderr: {stderr}"))
+}
