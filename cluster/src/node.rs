@@ -588,6 +588,11 @@ impl Cluster {
         }
     }
 
+    /// Whether this node's connection to NATS is up.
+    pub fn connected(&self) -> bool {
+        self.inner.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Whether this node holds `partition` (its lease, and the partition's data): where reads
     /// of it are answered. Acting for it needs [`Cluster::owns`].
     pub fn holds(&self, partition: u32) -> bool {

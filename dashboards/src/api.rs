@@ -182,7 +182,9 @@ pub(crate) async fn statistics(
             Value::Object(m)
         })
         .collect();
-    Ok(Json(json!({ "datapoints": datapoints })))
+    let mut body = json!({ "datapoints": datapoints });
+    crate::cluster::mark_stale(&state, &mut body);
+    Ok(Json(body))
 }
 
 /// `GET /api/v1/metrics`: one page of the series with data in the past 14 days, optionally
@@ -252,5 +254,6 @@ pub(crate) async fn metrics(
     if let Some(next) = page.next {
         body["next_token"] = json!(next.to_token());
     }
+    crate::cluster::mark_stale(&state, &mut body);
     Ok(Json(body))
 }

@@ -14,6 +14,18 @@ pub trait ClusterApi: Send + Sync + std::fmt::Debug {
     fn status(&self) -> serde_json::Value;
     /// Whether this node has loaded every partition it owns (part of `/readyz`).
     fn ready(&self) -> bool;
+    /// Whether reads are answered from this node's memory alone because NATS is unreachable
+    /// (answers then say `"stale": true`).
+    fn stale(&self) -> bool;
+}
+
+/// Marks an answer `"stale": true` when the cluster's reads are from memory alone.
+pub(crate) fn mark_stale(state: &ApiState, body: &mut serde_json::Value) {
+    if state.cluster.as_ref().is_some_and(|c| c.stale())
+        && let Some(map) = body.as_object_mut()
+    {
+        map.insert("stale".into(), true.into());
+    }
 }
 
 /// `GET /api/v1/cluster`: `{"mode":"cluster", …}` in cluster mode, `{"mode":"single"}`

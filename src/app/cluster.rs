@@ -100,6 +100,10 @@ impl ClusterApi for ClusterView {
     fn ready(&self) -> bool {
         self.0.status().ready
     }
+
+    fn stale(&self) -> bool {
+        !self.0.connected()
+    }
 }
 
 /// Shares one handle as every port.
@@ -182,7 +186,8 @@ impl ClusterReads {
 
 impl RemoteShards for ClusterReads {
     fn is_local(&self, shard: usize) -> bool {
-        u32::try_from(shard).is_ok_and(|p| self.cluster.holds(p))
+        // Cut off from NATS, this node answers from its own memory (marked stale).
+        !self.cluster.connected() || u32::try_from(shard).is_ok_and(|p| self.cluster.holds(p))
     }
 
     fn windows(

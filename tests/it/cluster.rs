@@ -635,6 +635,11 @@ async fn pushes_are_refused_while_nats_is_down_and_accepted_again_after() {
     };
     let mut c = node.client().await;
     c.put_metric_data(push("before")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count_and_sum(&node, "before", 0, t0).await.is_none() {
+        assert!(Instant::now() < deadline, "the push was never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     nats.stop();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -655,6 +660,23 @@ async fn pushes_are_refused_while_nats_is_down_and_accepted_again_after() {
         refused.message().contains("NATS is unreachable"),
         "{refused:?}"
     );
+    // Queries are answered from the node's memory, marked stale.
+    let stats = get_json(
+        &node.http,
+        &format!(
+            "/api/v1/statistics?namespace={NAMESPACE}&metric_name=Req&dimensions=Id=before,Part=0&start={}&end={}&statistics=SampleCount",
+            t0 / 1000,
+            t0 / 1000 + 60
+        ),
+    )
+    .await;
+    assert_eq!(stats["stale"], true, "{stats}");
+    assert_eq!(
+        stats["datapoints"][0]["SampleCount"], DATUMS as f64,
+        "{stats}"
+    );
+    let listing = get_json(&node.http, "/api/v1/metrics?namespace=Cluster").await;
+    assert_eq!(listing["stale"], true, "{listing}");
 
     nats.restart();
     settled(&node, &["solo"]).await;
@@ -663,6 +685,8 @@ async fn pushes_are_refused_while_nats_is_down_and_accepted_again_after() {
         assert!(Instant::now() < deadline, "pushes were not accepted again");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let fresh = get_json(&node.http, "/api/v1/metrics?namespace=Cluster").await;
+    assert!(fresh.get("stale").is_none(), "{fresh}");
     for req in ["before", "after"] {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
