@@ -237,6 +237,8 @@ struct Inner {
     /// This node's configuration digest ([`Cluster::set_config_digest`]).
     config_digest: Mutex<Option<String>>,
     state: Mutex<State>,
+    /// Held by a partition's consumer while it runs ([`Cluster::consume`]).
+    consumers: Vec<tokio::sync::Mutex<()>>,
 }
 
 fn now_ms() -> i64 {
@@ -251,6 +253,9 @@ pub type RpcHandler = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
 
 /// How long a node waits for another's answer.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a partition's consumer may deliver nothing before the stream is asked whether
+/// it is stuck.
+const STALL_CHECK: Duration = Duration::from_secs(2);
 /// Requests of other nodes answered at once.
 const MAX_RPC_IN_FLIGHT: usize = 8;
 
@@ -357,6 +362,9 @@ impl Cluster {
                     connected: true,
                     ..State::default()
                 }),
+                consumers: (0..partitions)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
                 options,
             }),
         })
@@ -684,16 +692,25 @@ impl Cluster {
             .collect();
         let desired = assign(self.inner.partitions, &live);
         let wanted: Vec<u32> = owned_by(&desired, &me);
-        let mut seen = BTreeMap::new();
+        // What is known of every lease: a key this round could not read keeps what the last
+        // round saw (a failed read is not a free lease).
+        let mut seen = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .leases
+            .clone();
         let mut ok = true;
         for p in 0..self.inner.partitions {
             let key = partition_key(p);
             let want = wanted.binary_search(&p).is_ok();
             match self.lease_step(&key, want, now).await {
                 Ok((current, outcome)) => {
-                    if let Some(c) = current {
-                        seen.insert(key, c);
-                    }
+                    match current {
+                        Some(c) => seen.insert(key, c),
+                        None => seen.remove(&key),
+                    };
                     self.settle(p, outcome, applier).await;
                 }
                 Err(e) => {
@@ -707,12 +724,13 @@ impl Cluster {
             Err(e) => {
                 tracing::warn!(error = %e, "Leader lease round failed.");
                 ok = false;
-                None
+                seen.get(LEADER_KEY).cloned()
             }
         };
-        if let Some(l) = &leader {
-            seen.insert(LEADER_KEY.to_owned(), l.clone());
-        }
+        match &leader {
+            Some(l) => seen.insert(LEADER_KEY.to_owned(), l.clone()),
+            None => seen.remove(LEADER_KEY),
+        };
         let leading = leader.as_ref().is_some_and(|(l, _)| l.owner == me);
         let cluster_digest = match self.config_digest_round(leading).await {
             Ok(d) => d,
@@ -928,6 +946,13 @@ impl Cluster {
     /// Applies partition `p` from the stream until `stop`: from the store's watermark on,
     /// in order, resuming after any interruption.
     async fn consume(self, p: u32, applier: Arc<dyn Applier>, stop: CancellationToken) {
+        // One consumer per partition at a time: a consumer given up (fencing, a lease moving
+        // and coming back) may still be applying a record, and one started meanwhile from the
+        // watermark it read would then see its earlier records skipped as already applied.
+        let Some(slot) = self.inner.consumers.get(p as usize) else {
+            return;
+        };
+        let _only = slot.lock().await;
         while !stop.is_cancelled() {
             let from = applier.applied_seq(p) + 1;
             let consumer = self
@@ -964,7 +989,26 @@ impl Cluster {
             loop {
                 let next = tokio::select! {
                     () = stop.cancelled() => return,
-                    next = messages.next() => next,
+                    next = tokio::time::timeout(STALL_CHECK, messages.next()) => next,
+                };
+                let next = match next {
+                    Ok(next) => next,
+                    // Quiet for a while: fine if the partition has nothing newer, else the
+                    // consumer is stuck (the server holding it died; the client notices only
+                    // after missed heartbeats, tens of seconds): start a new one.
+                    Err(_) => {
+                        let last = self.last_seq(p).await;
+                        if last > applier.applied_seq(p) {
+                            tracing::warn!(
+                                partition = p,
+                                last,
+                                applied = applier.applied_seq(p),
+                                "A partition's consumer stalled; starting a new one."
+                            );
+                            break;
+                        }
+                        continue;
+                    }
                 };
                 let Some(Ok(message)) = next else { break };
                 let Ok(info) = message.info() else { continue };

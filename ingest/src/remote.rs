@@ -48,18 +48,32 @@ pub(crate) fn group_records(
     max_bytes: usize,
 ) -> Vec<Record> {
     let partitions = u64::from(partitions.max(1));
-    let mut entries: Vec<(u32, SeriesKey, Observation<'_>, usize)> = Vec::new();
-    for (push, batch) in batches.iter().enumerate() {
-        for (key, obs) in batch.observations() {
-            let p = (key.stable_hash() % partitions) as u32;
-            entries.push((p, key, obs, push));
-        }
-    }
-    // Stable: within a partition, pushes and their observations keep their order.
-    entries.sort_by_key(|e| e.0);
+    let part_of = |key: &SeriesKey| (key.stable_hash() % partitions) as u32;
     let mut out = Vec::new();
-    for chunk in entries.chunk_by(|a, b| a.0 == b.0) {
-        encode_within(chunk, max_bytes, &mut out);
+    for (partition, batch, pushes) in ObservationBatch::regroup(batches, part_of) {
+        let mut payload = Vec::new();
+        record::encode(&batch, &mut payload);
+        if payload.len() <= max_bytes || batch.len() <= 1 {
+            out.push(Record {
+                partition,
+                payload,
+                pushes,
+            });
+            continue;
+        }
+        // Too large for one message (rare: a group's share of one partition over NATS'
+        // payload): observation by observation, halving, each part naming its pushes.
+        let entries: Vec<(u32, SeriesKey, Observation<'_>, usize)> = pushes
+            .iter()
+            .flat_map(|&push| {
+                batches[push]
+                    .observations()
+                    .into_iter()
+                    .filter(|(key, _)| part_of(key) == partition)
+                    .map(move |(key, obs)| (partition, key, obs, push))
+            })
+            .collect();
+        encode_within(&entries, max_bytes, &mut out);
     }
     out
 }

@@ -151,6 +151,38 @@ impl ObservationBatch {
         f(&self.runs, &filled)
     }
 
+    /// The observations of `batches` regrouped by `part_of` their series: one batch per part,
+    /// in part order, holding every batch's runs of that part in their order, with the indices
+    /// of the batches it holds observations of. A key is cloned once per run, not per
+    /// observation (cluster mode splits a group of pushes by partition with it).
+    pub fn regroup(
+        batches: &[&ObservationBatch],
+        mut part_of: impl FnMut(&SeriesKey) -> u32,
+    ) -> Vec<(u32, ObservationBatch, Vec<usize>)> {
+        let mut parts: std::collections::BTreeMap<u32, (ObservationBatch, Vec<usize>)> =
+            std::collections::BTreeMap::new();
+        for (i, batch) in batches.iter().enumerate() {
+            batch.with_runs(|runs, observations| {
+                let mut start = 0;
+                for (key, end) in runs {
+                    let (out, holds) = parts.entry(part_of(key)).or_default();
+                    if holds.last() != Some(&i) {
+                        holds.push(i);
+                    }
+                    for o in &observations[start..*end] {
+                        out.samples += o.sample.sample_count();
+                        out.push_sample(key, o.timestamp, o.unit, o.resolution, o.sample);
+                    }
+                    start = *end;
+                }
+            });
+        }
+        parts
+            .into_iter()
+            .map(|(p, (batch, holds))| (p, batch, holds))
+            .collect()
+    }
+
     /// Records the batch into `store` as write-ahead-log record `seq` (see
     /// [`Store::record_runs_seq`]).
     pub fn record_into(&self, store: &Store, seq: u64) {
@@ -284,6 +316,59 @@ mod tests {
             resolution: Resolution::Standard,
             sample,
         }
+    }
+
+    /// Regrouping two batches by part keeps every observation once, in each batch's order,
+    /// multi-valued ones with their values, and says which batches each part holds.
+    #[test]
+    fn regrouping_keeps_every_observation_in_order_with_its_batch() {
+        let keys: Vec<SeriesKey> = (0..6)
+            .map(|i| SeriesKey::new("App", "M", vec![Dimension::new("Host", format!("h{i}"))]))
+            .collect();
+        let values = [1.0, 2.0];
+        let batch_of = |from: i64, multi: bool| {
+            let mut entries: Vec<(SeriesKey, Observation<'_>)> = Vec::new();
+            for k in &keys {
+                for j in 0..3 {
+                    let sample = if multi && j == 1 {
+                        Sample::Values {
+                            values: &values,
+                            counts: &[],
+                        }
+                    } else {
+                        Sample::Value(j as f64)
+                    };
+                    entries.push((k.clone(), observation(from + j, sample)));
+                }
+            }
+            ObservationBatch::from_observations(&entries)
+        };
+        let (first, second) = (batch_of(1_000, true), batch_of(2_000, false));
+        let part_of = |k: &SeriesKey| (k.stable_hash() % 3) as u32;
+        let parts = ObservationBatch::regroup(&[&first, &second], part_of);
+        let mut seen = 0;
+        for (part, batch, holds) in &parts {
+            assert_eq!(holds, &[0, 1]);
+            let got = batch.observations();
+            assert!(got.iter().all(|(k, _)| part_of(k) == *part));
+            let want: Vec<_> = first
+                .observations()
+                .into_iter()
+                .chain(second.observations())
+                .filter(|(k, _)| part_of(k) == *part)
+                .collect();
+            // Observation has no `==` (its sample borrows): compared by their Debug form.
+            assert_eq!(format!("{got:?}"), format!("{want:?}"));
+            assert_eq!(
+                batch.samples,
+                want.iter()
+                    .map(|(_, o)| o.sample.sample_count())
+                    .sum::<f64>()
+            );
+            seen += got.len();
+        }
+        assert_eq!(seen, first.len() + second.len());
+        assert!(parts.windows(2).all(|w| w[0].0 < w[1].0), "in part order");
     }
 
     /// Runs of one series share a key; multi-valued observations get their values back in

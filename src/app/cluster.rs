@@ -186,8 +186,13 @@ impl ClusterReads {
 
 impl RemoteShards for ClusterReads {
     fn is_local(&self, shard: usize) -> bool {
-        // Cut off from NATS, this node answers from its own memory (marked stale).
-        !self.cluster.connected() || u32::try_from(shard).is_ok_and(|p| self.cluster.holds(p))
+        // Cut off from NATS, this node answers from its own memory (marked stale); a
+        // partition whose lease is this node's is read here even while its consumer restarts.
+        !self.cluster.connected()
+            || u32::try_from(shard).is_ok_and(|p| {
+                self.cluster.holds(p)
+                    || self.cluster.owner_of(p).as_deref() == Some(self.cluster.node_id())
+            })
     }
 
     fn windows(
