@@ -155,6 +155,13 @@ pub(crate) async fn statistics(
         statistics,
     };
     let field_of = |e: thermostat_metrics::QueryError| {
+        if e.is_unavailable() {
+            return ApiError::Status {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                message: e.rule,
+                field: Some(e.field.to_owned()),
+            };
+        }
         let field = match e.field {
             "start_time" => "start",
             "end_time" => "end",

@@ -68,6 +68,10 @@ pub enum Error {
     /// The server is shutting down; nothing of the request was stored.
     #[error("the server is shutting down; nothing of this request was stored")]
     ShuttingDown,
+    /// In cluster mode, a read could not reach the node that owns the series now (a lease is
+    /// moving, or the node does not answer): retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// Samples Thermostat makes itself were not logged ([`crate::Ingest::append_observations_blocking`]).
     #[error(transparent)]
     Append(#[from] AppendError),
@@ -244,7 +248,7 @@ impl From<Error> for tonic::Status {
             Error::StreamIdle(_) => Status::deadline_exceeded(error.to_string()),
             Error::AfterEarlierFailure => Status::aborted(error.to_string()),
             Error::Append(AppendError::TimedOut(_)) => Status::deadline_exceeded(error.to_string()),
-            Error::ShuttingDown | Error::Persist(_) | Error::Append(_) => {
+            Error::ShuttingDown | Error::Persist(_) | Error::Append(_) | Error::Unavailable(_) => {
                 retry_later(tonic::Code::Unavailable, error.to_string())
             }
             Error::Internal { what, .. } => Status::internal(*what),

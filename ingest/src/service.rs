@@ -734,6 +734,9 @@ impl MetricsService for MetricsApi {
             statistics,
         };
         let field_of = |e: thermostat_metrics::QueryError| {
+            if e.is_unavailable() {
+                return Error::Unavailable(e.rule).into();
+            }
             let field = match e.field {
                 "start_time" => "start_time_ms",
                 "end_time" => "end_time_ms",

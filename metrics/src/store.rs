@@ -147,6 +147,17 @@ pub struct QueryError {
     pub rule: String,
 }
 
+impl QueryError {
+    /// The field of an error that is not the request's fault: in cluster mode, the node
+    /// owning the series could not be read now (a retry may succeed).
+    pub const UNAVAILABLE: &'static str = "cluster";
+
+    /// Whether the query failed for a reason other than the request (retry it later).
+    pub fn is_unavailable(&self) -> bool {
+        self.field == Self::UNAVAILABLE
+    }
+}
+
 fn query_error(field: &'static str, rule: impl Into<String>) -> QueryError {
     QueryError {
         field,
@@ -1158,7 +1169,7 @@ impl Store {
             // Another node holds the series: its windows in the range, answered from here.
             let windows = remote
                 .windows(shard_index, &query.key, plan.start, query.end)
-                .map_err(|e| query_error("cluster", e))?;
+                .map_err(|e| query_error(QueryError::UNAVAILABLE, e))?;
             let Some(export) = windows else {
                 return Ok(Vec::new());
             };

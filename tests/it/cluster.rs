@@ -154,7 +154,9 @@ async fn client(
     }
 }
 
-/// `SampleCount` and `Sum` of one series at `node`, if it has the series.
+/// `SampleCount` and `Sum` of one series at `node`, if it has the series. A read the node
+/// answers UNAVAILABLE (the series' partition is moving between nodes) is retried, as a
+/// client would.
 async fn count_and_sum(
     node: &ServerProcess,
     req: &str,
@@ -163,21 +165,29 @@ async fn count_and_sum(
 ) -> Option<(f64, f64)> {
     let dims = series_of(req, part);
     let dims: Vec<(&str, &str)> = dims.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let answer = node
-        .client()
-        .await
-        .get_metric_statistics(stats_request(
-            NAMESPACE,
-            "Req",
-            &dims,
-            t0,
-            t0 + 60_000,
-            60,
-            &["SampleCount", "Sum"],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let asked = node
+            .client()
+            .await
+            .get_metric_statistics(stats_request(
+                NAMESPACE,
+                "Req",
+                &dims,
+                t0,
+                t0 + 60_000,
+                60,
+                &["SampleCount", "Sum"],
+            ))
+            .await;
+        match asked {
+            Ok(answer) => break answer.into_inner(),
+            Err(e) if e.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{req}/{part}: {e:?}"),
+        }
+    };
     let dp = answer.datapoints.first()?;
     Some((dp.statistics["SampleCount"], dp.statistics["Sum"]))
 }
