@@ -26,6 +26,13 @@ fn start_node(dir: &Path, nats: &str, id: &str) -> ServerProcess {
     start_node_with(dir, nats, id, &[])
 }
 
+/// One node per id of `ids` on the NATS servers `nats`, by id.
+fn start_nodes<'a>(dir: &Path, nats: &str, ids: &[&'a str]) -> BTreeMap<&'a str, ServerProcess> {
+    ids.iter()
+        .map(|id| (*id, start_node(dir, nats, id)))
+        .collect()
+}
+
 fn start_node_with(dir: &Path, nats: &str, id: &str, extra: &[&str]) -> ServerProcess {
     let settings = dir.join(format!("{id}.yaml"));
     // Short leases so that a dead node's partitions move within seconds.
@@ -365,10 +372,7 @@ async fn three_nodes_share_the_partitions_and_a_killed_node_loses_no_acknowledge
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start(&bin, &dir.path().join("nats"));
     let ids = ["n1", "n2", "n3"];
-    let mut nodes: BTreeMap<&str, ServerProcess> = ids
-        .iter()
-        .map(|id| (*id, start_node(dir.path(), &nats.url, id)))
-        .collect();
+    let mut nodes = start_nodes(dir.path(), &nats.url, &ids);
     let owners = settled(&nodes["n1"], &ids).await;
     let mut load: BTreeMap<&str, usize> = BTreeMap::new();
     for owner in owners.values() {
@@ -426,10 +430,7 @@ async fn on_three_nats_servers_with_three_replicas_losing_a_server_loses_nothing
         .collect::<Vec<_>>()
         .join(",");
     let ids = ["n1", "n2", "n3"];
-    let nodes: BTreeMap<&str, ServerProcess> = ids
-        .iter()
-        .map(|id| (*id, start_node(dir.path(), &urls, id)))
-        .collect();
+    let nodes = start_nodes(dir.path(), &urls, &ids);
     settled(&nodes["n1"], &ids).await;
     let status = cluster_status(&nodes["n1"]).await;
     assert_eq!(status["replicas"], 3, "three NATS servers: R=3 by default");
@@ -453,10 +454,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_resumes_from_snapshots()
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start(&bin, &dir.path().join("nats"));
     let ids = ["n1", "n2", "n3"];
-    let mut nodes: BTreeMap<&str, ServerProcess> = ids
-        .iter()
-        .map(|id| (*id, start_node(dir.path(), &nats.url, id)))
-        .collect();
+    let mut nodes = start_nodes(dir.path(), &nats.url, &ids);
     settled(&nodes["n1"], &ids).await;
     let pushes = Load::start(&nodes, &ids);
     for (i, id) in ids.iter().enumerate() {
