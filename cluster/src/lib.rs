@@ -11,15 +11,20 @@
 //!   records to its store, resuming from the store's watermark ([`Applier`]). Partitions are
 //!   spread evenly over the live nodes of the `thermostat_nodes` bucket ([`assign`]).
 //!
+//! - **State journal** `THERMOSTAT_STATE`: every write of the alarm and scaling state, in
+//!   order, each made on the sequence its writer had applied ([`Journal`]).
+//!
 //! The pure parts ([`assign`], [`lease`]) are functions of their inputs and `now`; the
 //! [`Cluster`] handle does the IO. See `docs/cluster.md`.
 
 pub mod assign;
 mod error;
+mod journal;
 pub mod lease;
 mod node;
 
 pub use error::Error;
+pub use journal::{AppendError, Journal, STATE_STREAM};
 pub use node::{
     Applier, Cluster, ClusterOptions, ClusterStatus, DEFAULT_PARTITIONS, INGEST_STREAM,
     LeaseStatus, Member, NodeStatus, RPC_TIMEOUT, ReplayStatus, RpcHandler, Secret, subject_of,

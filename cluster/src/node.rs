@@ -400,6 +400,35 @@ impl Cluster {
             .unwrap_or_else(|p| p.into_inner()) = Some(digest.into());
     }
 
+    /// The JetStream context (the state journal opens its stream with it).
+    pub(crate) fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
+    /// Replicas of the stream and buckets.
+    pub fn replicas(&self) -> usize {
+        self.inner.replicas
+    }
+
+    /// Whether this node may act as the leader now (composites, alarms, scaling): it holds
+    /// the leader lease and is within it (fencing, as [`Cluster::owns`]).
+    pub fn leads(&self) -> bool {
+        self.leader_revision().is_some()
+    }
+
+    /// The revision of the leader lease this node holds and may act on now, if any: the
+    /// leader's fencing token, recorded with what it writes.
+    pub fn leader_revision(&self) -> Option<u64> {
+        let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .leader
+            .as_ref()
+            .filter(|(l, _)| {
+                l.owner == self.inner.options.node_id && now_ms() < l.act_until(self.inner.times)
+            })
+            .map(|(_, rev)| *rev)
+    }
+
     /// The largest message NATS accepts.
     pub fn max_payload(&self) -> usize {
         self.inner.client.server_info().max_payload

@@ -13,9 +13,8 @@ use thermostat_dashboards::actions::NotificationApi;
 use thermostat_ingest::Ingest;
 use thermostat_metrics::{Clock, Observation, SeriesKey, Timestamp};
 use thermostat_notify::{Dispatcher, NotificationTelemetry, Notifiers};
-use thermostat_scaler_runtime::{CapacityMetricsSink, Ports, ScalingTelemetry};
+use thermostat_scaler_runtime::{CapacityMetricsSink, GroupStore, Ports, ScalingTelemetry};
 pub use thermostat_scaler_runtime::{GroupCapacity, ScalingRuntime};
-use thermostat_statedb::StateDb;
 
 use crate::config::Config;
 
@@ -43,25 +42,27 @@ pub enum StartError {
 
 /// The notification dispatcher and the scaling runtime, as the alarm runtime's [`ActionSink`].
 /// It dereferences to the [`ScalingRuntime`] (group capacity, decisions, the group views).
-#[derive(Debug)]
 pub struct Actions {
     dispatcher: Arc<Dispatcher>,
     scaling: Arc<ScalingRuntime>,
     capacity_log: Arc<CapacityLog>,
     sdk: aws_config::SdkConfig,
+    /// Whether this node runs the scaling step (cluster mode: only the leader); unset: always.
+    scales_here: OnceLock<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl Actions {
     /// Opens the notification outbox in `data_dir` and starts the scaling runtime
-    /// ([`ScalingRuntime::start`]) on `db`, each counting into its telemetry.
+    /// ([`ScalingRuntime::start`]) on `db` (the state database, or in cluster mode the
+    /// replicated state), each counting into its telemetry.
     ///
     /// # Errors
     /// Every unmet requirement, incomplete notifier settings and unreachable fleet at once
     /// ([`StartError::Unready`]); an outbox or a state database that cannot be read.
-    pub async fn start(
+    pub async fn start<S: AlarmStore + GroupStore + 'static>(
         config: &Config,
         data_dir: &std::path::Path,
-        db: Arc<StateDb>,
+        db: Arc<S>,
         clock: Arc<dyn Clock>,
         notification_telemetry: NotificationTelemetry,
         scaling_telemetry: ScalingTelemetry,
@@ -139,6 +140,7 @@ impl Actions {
             scaling,
             capacity_log,
             sdk,
+            scales_here: OnceLock::new(),
         }))
     }
 
@@ -150,6 +152,12 @@ impl Actions {
     /// The scaling runtime.
     pub fn scaling(&self) -> &Arc<ScalingRuntime> {
         &self.scaling
+    }
+
+    /// Runs the scaling step only while `here` says so (cluster mode: on the leader, whose
+    /// group states the others adopt); notifications are queued wherever alarms act.
+    pub fn scale_only_while(&self, here: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.scales_here.set(Arc::new(here));
     }
 
     /// Sends the groups' capacity metrics through `ingest`'s write-ahead log from now on, so
@@ -183,6 +191,16 @@ impl Actions {
     }
 }
 
+impl std::fmt::Debug for Actions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actions")
+            .field("dispatcher", &self.dispatcher)
+            .field("scaling", &self.scaling)
+            .field("scales_here", &self.scales_here.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::ops::Deref for Actions {
     type Target = ScalingRuntime;
 
@@ -200,7 +218,9 @@ impl ActionSink for Actions {
                 tracing::error!(alarm = %d.name, action = %d.invocation.action, error = %e, "Could not queue a notification.");
             }
         }
-        self.scaling.scale(alarms, due, now);
+        if self.scales_here.get().is_none_or(|here| here()) {
+            self.scaling.scale(alarms, due, now);
+        }
     }
 }
 

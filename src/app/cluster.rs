@@ -88,27 +88,45 @@ impl Applier for StoreApplier {
     }
 }
 
-/// The cluster's status for `GET /api/v1/cluster` and `/readyz`.
+/// The cluster's status for `GET /api/v1/cluster` and `/readyz`, with whether this node
+/// evaluates the alarms (only the leader does) and why not.
 #[derive(Debug)]
-pub struct ClusterView(pub Cluster);
+pub struct ClusterView {
+    cluster: Cluster,
+    engine: Arc<thermostat_alarms_runtime::AlarmRuntime>,
+}
 
 impl ClusterApi for ClusterView {
     fn status(&self) -> serde_json::Value {
-        serde_json::to_value(self.0.status()).unwrap_or_default()
+        let mut status = serde_json::to_value(self.cluster.status()).unwrap_or_default();
+        if let Some(map) = status.as_object_mut() {
+            let paused = self.engine.evaluation_paused();
+            map.insert(
+                "alarm_evaluation".into(),
+                serde_json::json!({ "evaluating": paused.is_none(), "paused": paused }),
+            );
+        }
+        status
     }
 
     fn ready(&self) -> bool {
-        self.0.status().ready
+        self.cluster.status().ready
     }
 
     fn stale(&self) -> bool {
-        !self.0.connected()
+        !self.cluster.connected()
     }
 }
 
-/// Shares one handle as every port.
-pub fn view(cluster: &Cluster) -> Arc<dyn ClusterApi> {
-    Arc::new(ClusterView(cluster.clone()))
+/// The cluster's status as the dashboards' port.
+pub fn view(
+    cluster: &Cluster,
+    engine: &Arc<thermostat_alarms_runtime::AlarmRuntime>,
+) -> Arc<dyn ClusterApi> {
+    Arc::new(ClusterView {
+        cluster: cluster.clone(),
+        engine: Arc::clone(engine),
+    })
 }
 
 /// What one node asks another (JSON over NATS request/reply).

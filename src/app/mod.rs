@@ -6,6 +6,7 @@ pub mod backup;
 pub mod cloudwatch;
 pub mod cloudwatch_alarms;
 pub mod cluster;
+pub mod cluster_state;
 mod error;
 pub mod otlp;
 pub mod reload;
@@ -132,15 +133,37 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             .await
             .map_err(|_| Error::Panicked("opening the state database"))??
     };
-    let actions = actions::Actions::start(
-        &config,
-        &settings.data_dir,
-        Arc::clone(&db),
-        Arc::clone(&clock),
-        notification_telemetry,
-        scaling_telemetry,
-    )
-    .await
+    // Cluster mode: the alarm and scaling state is the cluster's, replicated through its
+    // state journal (`cluster_state`); a single node keeps it in its state database.
+    let replicated = match &cluster {
+        Some(c) => Some(cluster_state::Replicated::open(c, &settings.data_dir).await?),
+        None => None,
+    };
+    let adopters = Arc::new(cluster_state::Adopters::default());
+    let actions = match &replicated {
+        Some(r) => {
+            actions::Actions::start(
+                &config,
+                &settings.data_dir,
+                Arc::clone(r),
+                Arc::clone(&clock),
+                notification_telemetry,
+                scaling_telemetry,
+            )
+            .await
+        }
+        None => {
+            actions::Actions::start(
+                &config,
+                &settings.data_dir,
+                Arc::clone(&db),
+                Arc::clone(&clock),
+                notification_telemetry,
+                scaling_telemetry,
+            )
+            .await
+        }
+    }
     .map_err(Error::Actions)?;
     actions.log_metrics_to(ingest.clone());
     let audit = {
@@ -165,21 +188,35 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let engine = {
         let set = Arc::new(config.alarms.clone());
         let (store, clock, sink) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&actions));
-        let db = Arc::clone(&db);
+        let alarm_store: Arc<dyn thermostat_alarms_runtime::AlarmStore> = match &replicated {
+            Some(r) => Arc::clone(r) as _,
+            None => Arc::clone(&db) as _,
+        };
+        // Every node of a cluster starts alike: what the start writes stays local.
         tokio::task::spawn_blocking(move || {
-            AlarmRuntime::start(set, store, clock, db, sink, alarm_telemetry)
+            cluster_state::local_writes(|| {
+                AlarmRuntime::start(set, store, clock, alarm_store, sink, alarm_telemetry)
+            })
         })
         .await
         .map_err(|_| Error::Panicked("alarm engine start-up"))?
         .map_err(Error::Alarms)?
     };
     let metrics_actions = Arc::clone(&actions);
-    let engine = Arc::new(
-        engine
-            .with_history_retention(settings.history_retention())
-            // After the tick's scaling, so that the group metrics show its outcome.
-            .with_after_tick(move |t| metrics_actions.record_capacity_metrics(t)),
-    );
+    let mut engine = engine
+        .with_history_retention(settings.history_retention())
+        // After the tick's scaling, so that the group metrics show its outcome.
+        .with_after_tick(move |t| metrics_actions.record_capacity_metrics(t));
+    if let Some(r) = &replicated {
+        let gate = Arc::new(cluster_state::LeaderGate::new(
+            Arc::clone(r),
+            Arc::clone(&adopters),
+        ));
+        engine = engine.with_evaluation_gate(Arc::clone(&gate) as _);
+        actions.scale_only_while(move || gate.leads());
+    }
+    let engine = Arc::new(engine);
+    adopters.set(Arc::clone(&engine), Arc::clone(actions.scaling()));
     if let Some(c) = &cluster {
         c.set_config_digest(config.source.digest());
     }
@@ -281,7 +318,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             Arc::new(remote_write) as Arc<dyn thermostat_dashboards::remote_write::RemoteWriteApi>
         ),
         cloudwatch: Some(Arc::new(cloudwatch_api)),
-        cluster: cluster.as_ref().map(cluster::view),
+        cluster: cluster.as_ref().map(|c| cluster::view(c, &engine)),
     });
     let stop = shutdown.clone();
     tracker.spawn(thermostat_transport::serve_http(
@@ -319,14 +356,15 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     ingest.spawn_maintenance(&tracker, Arc::clone(&clock), shutdown.clone());
 
     tracker.spawn(Arc::clone(&security).warn_while_insecure(shutdown.clone()));
-    if cluster.is_some() {
-        // A node's store holds only its partitions: evaluating every alarm on every node would
-        // see data missing and act several times. Until alarms are partitioned with their
-        // series (docs/cluster.md, "What this build does"), cluster nodes do not evaluate.
-        tracing::warn!(
-            "Cluster mode: alarms are not evaluated in this build (docs/cluster.md); the nodes ingest, store and answer queries for their partitions."
-        );
-    } else if settings.alarm_tick_loop {
+    if let Some(r) = &replicated {
+        tracker.spawn(cluster_state::follow(
+            Arc::clone(r),
+            Arc::clone(&adopters),
+            shutdown.clone(),
+        ));
+    }
+    // Every node ticks; in cluster mode the gate lets only the leader evaluate.
+    if settings.alarm_tick_loop {
         tracker.spawn(Arc::clone(&engine).run(shutdown.clone()));
     }
     let (dispatcher, stop) = (Arc::clone(actions.dispatcher()), shutdown.clone());
@@ -397,7 +435,9 @@ impl Running {
             );
         }
         let engine = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || engine.persist_all())
+        // Every node writes its states at shutdown: they stay local (in cluster mode the
+        // journal has every change already).
+        tokio::task::spawn_blocking(move || cluster_state::local_writes(|| engine.persist_all()))
             .await
             .map_err(|_| Error::Panicked("alarm state writing"))?
             .map_err(Error::PersistAlarms)?;

@@ -129,9 +129,11 @@ impl Reloader {
         *loaded_files = config::required_files(&config.requirements);
         let config = Arc::new(config);
         let alarms = Arc::new(config.alarms.clone());
-        let swapped = self
-            .runtime
-            .swap(alarms, |_| self.actions.on_reload(&config));
+        // Every node of a cluster reloads the same files: what the swap writes stays local.
+        let swapped = crate::app::cluster_state::local_writes(|| {
+            self.runtime
+                .swap(alarms, |_| self.actions.on_reload(&config))
+        });
         if let Some(hook) = &*self.on_swap.lock().unwrap_or_else(|p| p.into_inner()) {
             (hook.0)(&config);
         }

@@ -707,3 +707,217 @@ async fn pushes_are_refused_while_nats_is_down_and_accepted_again_after() {
     }
     assert_eq!(count_and_sum(&node, "during", 0, t0).await, None);
 }
+
+const ACTING: &str = r#"alarms:
+  - name: web-hot
+    namespace: Cluster/Act
+    metric_name: Cpu
+    dimensions: {AutoScalingGroupName: web}
+    statistic: Maximum
+    period_seconds: 10
+    evaluation_periods: 1
+    threshold: 70
+    comparison_operator: GreaterThanThreshold
+    treat_missing_data: ignore
+    alarm_actions: ["policy:web/scale-out", "HOOK"]
+    ok_actions: ["HOOK"]
+scaling_groups:
+  - name: web
+    backend: simulated
+    min_size: 2
+    max_size: 10
+    desired_capacity: 2
+    simulated: {launch_seconds: 1}
+    policies:
+      - name: scale-out
+        policy_type: SimpleScaling
+        adjustment_type: ChangeInCapacity
+        scaling_adjustment: 2
+        cooldown_seconds: 60
+"#;
+
+/// Polls `f` until it returns `Some` (at most 60 s).
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Pushes the CPU value `value` says, now, every 300 ms, to the node `target` names.
+async fn push_cpu(target: watch::Receiver<String>, value: watch::Receiver<f64>) {
+    loop {
+        let addr = target.borrow().clone();
+        if let Ok(mut c) =
+            thermostat_proto::v1::metrics_service_client::MetricsServiceClient::connect(format!(
+                "http://{addr}"
+            ))
+            .await
+        {
+            let v = *value.borrow();
+            let now = wall_ms();
+            let req = request(
+                "Cluster/Act",
+                vec![thermostat_proto::v1::MetricDatum {
+                    storage_resolution: 1,
+                    ..value_datum("Cpu", &[("AutoScalingGroupName", "web")], now, v)
+                }],
+            );
+            let _ = c.put_metric_data(req).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn alarm_state(node: &ServerProcess) -> String {
+    let a = get_json(&node.http, "/api/v1/alarms/web-hot").await;
+    a["state"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The alarm's transitions as `node` records them, oldest first, and its Action items
+/// that name `hook`.
+async fn transitions_and_deliveries(node: &ServerProcess, hook: &str) -> (Vec<String>, usize) {
+    let h = get_json(&node.http, "/api/v1/alarms/web-hot/history?max_records=100").await;
+    let items = h["history"].as_array().unwrap();
+    let mut transitions: Vec<String> = items
+        .iter()
+        .filter(|i| i["item_type"] == "StateUpdate")
+        .map(|i| i["summary"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    transitions.reverse();
+    let deliveries = items
+        .iter()
+        .filter(|i| {
+            i["item_type"] == "Action" && i["summary"].as_str().is_some_and(|s| s.contains(hook))
+        })
+        .count();
+    (transitions, deliveries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let (hook, mut bodies) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let config = dir.path().join("web.yaml");
+    std::fs::write(&config, ACTING.replace("HOOK", &hook)).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let ids = ["n1", "n2", "n3"];
+    let start = |id: &str| start_node_with(dir.path(), &nats.url, id, &["--config", &config]);
+    let mut nodes: BTreeMap<&str, ServerProcess> = ids.iter().map(|id| (*id, start(id))).collect();
+    settled(&nodes["n1"], &ids).await;
+
+    // Exactly one node evaluates: the leader; the others say why they do not.
+    let leader = eventually("one node evaluating", async || {
+        let mut evaluating = Vec::new();
+        for (id, node) in &nodes {
+            let s = cluster_status(node).await;
+            if s["alarm_evaluation"]["evaluating"] == true {
+                assert_eq!(s["leader"], *id, "only the leader evaluates: {s:#}");
+                evaluating.push(*id);
+            } else {
+                assert!(s["alarm_evaluation"]["paused"].is_string(), "{s:#}");
+            }
+        }
+        (evaluating.len() == 1).then(|| evaluating[0])
+    })
+    .await;
+
+    // A hot CPU, pushed to a node that does not lead: the alarm fires once, on every node's
+    // view, the group scales out once and the webhook is told once.
+    let other = ids.iter().copied().find(|id| *id != leader).unwrap();
+    let (target_tx, target) = watch::channel(nodes[other].grpc.clone());
+    let (value_tx, value) = watch::channel(90.0);
+    let pusher = tokio::spawn(push_cpu(target, value));
+    for (id, node) in &nodes {
+        eventually(&format!("ALARM on {id}"), async || {
+            (alarm_state(node).await == "ALARM").then_some(())
+        })
+        .await;
+    }
+    let fired = tokio::time::timeout(Duration::from_secs(30), bodies.recv())
+        .await
+        .expect("the webhook is told of ALARM")
+        .unwrap();
+    assert_eq!(fired["NewStateValue"], "ALARM");
+    for (id, node) in &nodes {
+        eventually(&format!("the group scaled out on {id}"), async || {
+            let g = get_json(&node.http, "/api/v1/groups/web").await;
+            (g["desired_capacity"] == 4).then_some(())
+        })
+        .await;
+    }
+
+    // The leader dies: another node takes the lease, adopts the alarm in ALARM, and the
+    // cooling CPU turns it OK once.
+    nodes.remove(leader).unwrap().kill9();
+    target_tx.send(nodes[other].grpc.clone()).unwrap();
+    let live: Vec<&str> = ids.iter().copied().filter(|x| *x != leader).collect();
+    settled(&nodes[other], &live).await;
+    value_tx.send(10.0).unwrap();
+    for (id, node) in &nodes {
+        eventually(&format!("OK on {id}"), async || {
+            (alarm_state(node).await == "OK").then_some(())
+        })
+        .await;
+    }
+    let cleared = tokio::time::timeout(Duration::from_secs(30), bodies.recv())
+        .await
+        .expect("the webhook is told of OK")
+        .unwrap();
+    assert_eq!(cleared["NewStateValue"], "OK");
+    assert_eq!(cleared["OldStateValue"], "ALARM");
+
+    // The old leader comes back: it rebuilds the state from the cluster's journal.
+    nodes.insert(leader, start(leader));
+    settled(&nodes[leader], &ids).await;
+    eventually("OK on the restarted node", async || {
+        (alarm_state(&nodes[leader]).await == "OK").then_some(())
+    })
+    .await;
+    pusher.abort();
+
+    // What a single node does with the same data: two transitions, two notifications, one
+    // scale-out; each exactly once, as every node records it.
+    let expected = [
+        "Alarm updated from INSUFFICIENT_DATA to ALARM",
+        "Alarm updated from ALARM to OK",
+    ];
+    for (id, node) in &nodes {
+        let (transitions, deliveries) = eventually(&format!("{id}'s history"), async || {
+            let (t, d) = transitions_and_deliveries(node, &hook).await;
+            (d >= 2).then_some((t, d))
+        })
+        .await;
+        assert_eq!(transitions.len(), 2, "{id}: {transitions:?}");
+        for (t, e) in transitions.iter().zip(expected) {
+            assert!(t.starts_with(e), "{id}: {transitions:?}");
+        }
+        assert_eq!(deliveries, 2, "{id}: one Action item per notification");
+        let g = get_json(&node.http, "/api/v1/groups/web").await;
+        assert_eq!(g["desired_capacity"], 4, "{id}: {g}");
+        let acts = get_json(&node.http, "/api/v1/groups/web/activities").await;
+        let acts = acts["activities"].as_array().unwrap();
+        assert_eq!(acts.len(), 1, "{id}: one scale-out: {acts:?}");
+    }
+    // No notification twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        bodies.try_recv().is_err(),
+        "the webhook was told only twice"
+    );
+}

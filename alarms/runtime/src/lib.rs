@@ -59,8 +59,8 @@ pub use persistence::{
     AlarmStore, AlarmTags, PruneBounds, PrunePass, StateRef, StoredModel, StoredStates,
 };
 pub use runtime::{
-    AlarmEntry, AlarmListing, AlarmOrigin, AlarmRuntime, HistoryRetention, MAX_ALARM_TAGS,
-    MAX_STATE_REASON_CHARS, MAX_STATE_REASON_DATA_CHARS, MAX_TRAININGS_PER_TICK, PRUNE_EVERY_MS,
-    PruneReport, SwapReport, TICK_MS,
+    AlarmEntry, AlarmListing, AlarmOrigin, AlarmRuntime, EvaluationGate, Gate, HistoryRetention,
+    MAX_ALARM_TAGS, MAX_STATE_REASON_CHARS, MAX_STATE_REASON_DATA_CHARS, MAX_TRAININGS_PER_TICK,
+    PRUNE_EVERY_MS, PruneReport, SwapReport, TICK_MS,
 };
 pub use telemetry::AlarmTelemetry;

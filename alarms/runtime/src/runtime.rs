@@ -1,6 +1,7 @@
 //! [`AlarmRuntime`]: the running alarms, behind one lock.
 
 mod actions_enabled;
+mod adopt;
 mod anomaly_models;
 mod api_alarms;
 mod history;
@@ -10,10 +11,9 @@ mod set_state;
 mod tests;
 mod tick_loop;
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use thermostat_alarms::engine::{InstanceState, TickOutput};
+use thermostat_alarms::engine::TickOutput;
 use thermostat_alarms::history::{AlarmType, ConfigChange, HistoryItemType};
 use thermostat_alarms::{AlarmSet, EngineState, HistoryItem, Transition, actions_due};
 use thermostat_metrics::{Clock, Store, Timestamp};
@@ -25,6 +25,7 @@ use crate::telemetry::AlarmTelemetry;
 use actions_enabled::{Overrides, retain_overrides, with_overrides};
 use api_alarms::{Sources, merge};
 
+pub use adopt::{EvaluationGate, Gate};
 pub use anomaly_models::MAX_TRAININGS_PER_TICK;
 pub use api_alarms::{AlarmOrigin, MAX_ALARM_TAGS};
 pub use history::{HistoryRetention, PRUNE_EVERY_MS, PruneReport};
@@ -87,6 +88,10 @@ pub struct AlarmRuntime {
     /// The anomaly-detection models of the anomaly alarms, by (alarm or instance, metric
     /// id); taken after `evaluated` when both are held.
     models: Mutex<anomaly_models::Models>,
+    /// Asked before every tick whether to evaluate it (cluster mode); `None`: always.
+    gate: Option<Arc<dyn EvaluationGate>>,
+    /// Why the gate paused evaluation, while it does.
+    paused: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for AlarmRuntime {
@@ -138,29 +143,7 @@ impl AlarmRuntime {
         };
         let set = merge(&sources);
         let mut state = EngineState::new(&set, now, None);
-        let mut restored = BTreeSet::new();
-        let stored = persistence.load_states()?;
-        for (name, instance) in stored.metric {
-            let Some(alarm) = set.alarm(&instance.alarm) else {
-                continue;
-            };
-            if alarm.is_per_series() && alarm.instance_name(&instance.key) != name {
-                continue;
-            }
-            let key = if alarm.is_per_series() {
-                instance.key.clone()
-            } else {
-                thermostat_alarms::evaluator::series_key(alarm)
-            };
-            restored.insert(definition_name(&name).to_owned());
-            state.metric.insert(name, InstanceState { key, ..instance });
-        }
-        for (name, composite) in stored.composites {
-            if set.composite(&name).is_some() {
-                restored.insert(name.clone());
-                state.composites.insert(name, composite);
-            }
-        }
+        let restored = adopt::restore(&mut state, &set, persistence.load_states()?);
         let (actions_enabled, stale) = retain_overrides(
             &set,
             persistence.load_actions_enabled()?.into_iter().collect(),
@@ -198,6 +181,8 @@ impl AlarmRuntime {
             sources: Mutex::new(sources),
             after_tick: None,
             models: Mutex::new(models),
+            gate: None,
+            paused: Mutex::new(None),
         };
         {
             let evaluated = runtime.lock();
@@ -282,6 +267,9 @@ impl AlarmRuntime {
     /// A refused query or a failed state write (the in-memory state has moved on; the next
     /// tick's write carries the changed states again).
     pub fn tick(&self, t: Timestamp) -> Result<usize> {
+        if !self.pass_gate(t)? {
+            return Ok(0);
+        }
         self.refresh_models(t);
         let evaluations = self.evaluate(t)?;
         if let Some(hook) = &self.after_tick {
@@ -371,6 +359,17 @@ impl AlarmRuntime {
         set: Arc<AlarmSet>,
         while_locked: impl FnOnce(&AlarmSet),
     ) -> SwapReport {
+        self.swap_configured_as(set, while_locked, true)
+    }
+
+    /// [`swap_configured`](Self::swap_configured); with `write` false nothing is written
+    /// (the set was adopted from another writer, who wrote what it changed).
+    fn swap_configured_as(
+        &self,
+        set: Arc<AlarmSet>,
+        while_locked: impl FnOnce(&AlarmSet),
+        write: bool,
+    ) -> SwapReport {
         // Only a swap replaces the configured set and only a swap or an override changes the
         // overrides (both hold `swapping`), so these stay current until the swap below.
         let (old, overrides) = {
@@ -403,11 +402,13 @@ impl AlarmRuntime {
             dropped.iter().map(|n| (n.as_str(), None)).collect();
         // Unchanged alarms' states are already stored; the changed and new ones are written
         // (a name without a state, a deleted alarm, only gets its history item).
-        if let Err(e) = self.persist(&evaluated, &changed, &history).and_then(|()| {
+        let written = || {
+            self.persist(&evaluated, &changed, &history)?;
             self.persistence.forget_states(&removed)?;
             self.persistence.commit_actions_enabled(&forget, &[])?;
-            Ok(())
-        }) {
+            Ok::<(), crate::Error>(())
+        };
+        if write && let Err(e) = written() {
             tracing::error!(error = %chain(&e), "Could not persist the reloaded alarm states.");
         }
         while_locked(&evaluated.set);

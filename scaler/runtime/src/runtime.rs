@@ -424,6 +424,23 @@ impl ScalingRuntime {
         groups.set = set.clone();
     }
 
+    /// Takes on the group states the store holds, as another writer left them (cluster
+    /// mode: the leader's writes, applied to this node's replica); a group the store has no
+    /// state for keeps its own. Nothing is written.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn adopt_stored(&self) -> Result<()> {
+        let stored = self.ports.store.load_group_states()?;
+        let mut groups = self.lock();
+        for (name, state) in stored {
+            if groups.set.group(&name).is_some() {
+                groups.states.insert(name, state);
+            }
+        }
+        Ok(())
+    }
+
     /// Sends every group's capacity metrics at `now` ([`capacity_samples`]) to the
     /// [`CapacityMetricsSink`], outside the runtime's lock. Called once after every alarm
     /// evaluation tick, after its [`scale`](Self::scale), so that the metrics show its

@@ -1,0 +1,143 @@
+//! The state journal: one JetStream stream, `THERMOSTAT_STATE` (subject `thermostat.state`),
+//! holding every write of the alarm and scaling state in the order the cluster made them.
+//! Every node applies it, in order, to its own replica of the state; a write names the
+//! sequence it was made on ([`Journal::append`] with `expected_last`), so that a writer that
+//! missed a write (a deposed leader, a node that has not caught up) is refused by JetStream
+//! itself instead of overwriting what it did not see.
+//!
+//! The entries are opaque bytes here: the binary encodes them (`src/app/cluster_state.rs`).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::node::Cluster;
+
+/// The state journal's stream.
+pub const STATE_STREAM: &str = "THERMOSTAT_STATE";
+const STATE_SUBJECT: &str = "thermostat.state";
+
+/// How long an append waits for JetStream's acknowledgement.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The cluster's state journal ([module docs](self)).
+#[derive(Clone, Debug)]
+pub struct Journal {
+    cluster: Cluster,
+    stream: stream::Stream,
+}
+
+/// Why an append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The journal has entries the writer has not applied: nothing was written. Catch up,
+    /// adopt what they say, and decide again.
+    #[error("the state journal moved on past sequence {expected}: another node wrote first")]
+    Behind {
+        /// The sequence the writer expected to be the last.
+        expected: u64,
+    },
+    /// NATS did not store it (unreachable, timed out, refused).
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl Journal {
+    /// Opens the journal of `cluster`'s NATS, creating its stream (with the cluster's
+    /// replicas) the first time.
+    ///
+    /// # Errors
+    /// JetStream refuses the stream.
+    pub async fn open(cluster: &Cluster) -> Result<Journal, Error> {
+        let stream = cluster
+            .jetstream()
+            .get_or_create_stream(stream::Config {
+                name: STATE_STREAM.into(),
+                subjects: vec![STATE_SUBJECT.into()],
+                num_replicas: cluster.replicas(),
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::js("creating the state journal")(&e))?;
+        Ok(Journal {
+            cluster: cluster.clone(),
+            stream,
+        })
+    }
+
+    /// Appends `entry`, only if the journal's last sequence is `expected_last` when one is
+    /// given (JetStream checks it: `Nats-Expected-Last-Sequence`). Returns the entry's
+    /// sequence once JetStream has stored it.
+    ///
+    /// # Errors
+    /// [`AppendError::Behind`] when the journal moved on; [`AppendError::Failed`] when NATS
+    /// is unreachable (nothing is sent then) or did not store it.
+    pub async fn append(
+        &self,
+        entry: Vec<u8>,
+        expected_last: Option<u64>,
+    ) -> Result<u64, AppendError> {
+        if !self.cluster.connected() {
+            return Err(Error::Unreachable.into());
+        }
+        let mut message = jetstream::message::PublishMessage::build().payload(Bytes::from(entry));
+        if let Some(last) = expected_last {
+            message = message.expected_last_sequence(last);
+        }
+        let refused = |e: jetstream::context::PublishError| match e.kind() {
+            PublishErrorKind::WrongLastSequence => AppendError::Behind {
+                expected: expected_last.unwrap_or_default(),
+            },
+            _ => AppendError::Failed(Error::js("writing to the state journal")(&e)),
+        };
+        let ack = self
+            .cluster
+            .jetstream()
+            .send_publish(STATE_SUBJECT, message)
+            .await
+            .map_err(refused)?;
+        let ack = tokio::time::timeout(APPEND_TIMEOUT, ack)
+            .await
+            .map_err(|_| {
+                AppendError::Failed(Error::JetStream {
+                    what: "writing to the state journal",
+                    reason: format!("not acknowledged within {APPEND_TIMEOUT:?}"),
+                })
+            })?
+            .map_err(refused)?;
+        Ok(ack.sequence)
+    }
+
+    /// The journal's last sequence (0 when it is empty).
+    ///
+    /// # Errors
+    /// NATS cannot be asked.
+    pub async fn last_seq(&self) -> Result<u64, Error> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| Error::js("reading the state journal's end")(&e))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// The entry at `seq`, or `None` when there is none (a sequence JetStream skipped).
+    ///
+    /// # Errors
+    /// NATS cannot be asked.
+    pub async fn read(&self, seq: u64) -> Result<Option<Vec<u8>>, Error> {
+        match self.stream.get_raw_message(seq).await {
+            Ok(m) => Ok(Some(m.payload.to_vec())),
+            Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(e) => Err(Error::js("reading the state journal")(&e)),
+        }
+    }
+
+    /// The largest entry NATS accepts (its max payload, less room for headers).
+    pub fn max_entry_bytes(&self) -> usize {
+        self.cluster.max_payload().saturating_sub(4096).max(1024)
+    }
+}

@@ -1,0 +1,728 @@
+//! Cluster mode's alarm and scaling state: every node keeps a replica of it (a state
+//! database under `<data dir>/cluster/state/`, rebuilt at start), and every write goes
+//! through the cluster's state journal ([`Journal`]) first, so that all nodes apply the same
+//! writes in the same order.
+//!
+//! - [`Replicated`] is the alarm runtime's [`AlarmStore`] and the scaling runtime's
+//!   [`GroupStore`]: reads come from the replica; a write is appended to the journal, made on
+//!   the sequence this node has applied (a state write is refused by JetStream when another
+//!   node wrote meanwhile: a deposed leader cannot overwrite what it did not see), then
+//!   applied to the replica.
+//! - [`follow`] applies the other nodes' writes as they come and has the runtimes adopt them.
+//! - [`LeaderGate`]: only the node that holds the leader lease evaluates alarms (and scales);
+//!   before each of its ticks it catches up with the journal, adopting what others wrote.
+//! - Writes every node makes alike (the states and history a start or a reload writes) stay
+//!   local ([`local_writes`]): written by every node they would be in the journal N times.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thermostat_alarms::engine::InstanceState;
+use thermostat_alarms::{Alarm, CompositeAlarm, CompositeState, HistoryItem};
+use thermostat_alarms_runtime::{
+    AlarmRuntime, AlarmStore, AlarmTags, EvaluationGate, Gate, PruneBounds, PrunePass, StateRef,
+    StoreError, StoredModel, StoredStates,
+};
+use thermostat_cluster::{AppendError, Cluster, Journal};
+use thermostat_metrics::Timestamp;
+use thermostat_scaler::{GroupState, ScalingActivity};
+use thermostat_scaler_runtime::{GroupStore, GroupWrite, ScalingRuntime};
+use thermostat_statedb::StateDb;
+use tokio_util::sync::CancellationToken;
+
+/// How often a node looks for the other nodes' writes.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+thread_local! {
+    static LOCAL_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the writes it makes through a [`Replicated`] store kept on this node only:
+/// the writes every node makes alike (start, reload, the states written at shutdown).
+pub fn local_writes<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            LOCAL_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(LOCAL_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
+/// One write, as the journal holds it.
+#[derive(Debug, Serialize, Deserialize)]
+enum Entry {
+    /// States written and history appended ([`AlarmStore::commit`]).
+    Commit {
+        metric: Vec<(String, InstanceState)>,
+        composites: Vec<(String, CompositeState)>,
+        history: Vec<HistoryItem>,
+    },
+    ActionsEnabled {
+        overrides: Vec<(String, Option<bool>)>,
+        history: Vec<HistoryItem>,
+    },
+    ApiAlarm {
+        name: String,
+        alarm: Option<Box<Alarm>>,
+        history: Vec<HistoryItem>,
+    },
+    ApiComposite {
+        name: String,
+        composite: Option<Box<CompositeAlarm>>,
+    },
+    Tags {
+        name: String,
+        tags: Option<AlarmTags>,
+    },
+    Forget {
+        names: Vec<String>,
+    },
+    /// One pruning pass: every replica deletes the same items from the same history.
+    Prune {
+        from: Option<String>,
+        older_than: i64,
+        max_items_per_alarm: usize,
+        max_deletes: usize,
+        max_alarms: usize,
+    },
+    /// Group states written and activities appended ([`GroupStore::commit_groups`]).
+    Groups {
+        writes: Vec<(String, GroupState, Vec<ScalingActivity>)>,
+    },
+}
+
+impl Entry {
+    /// Whether the write replaces state (made only on the sequence its writer applied) or
+    /// only adds (history, definitions: appended whatever came before).
+    fn fenced(&self) -> bool {
+        match self {
+            Entry::Commit {
+                metric, composites, ..
+            } => !metric.is_empty() || !composites.is_empty(),
+            Entry::Groups { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The write as two halves, for one too large for a NATS message (`None`: it cannot be
+    /// split). The halves are two journal entries, each whole.
+    fn split(self) -> Result<(Entry, Entry), Entry> {
+        fn halve<T>(mut v: Vec<T>) -> (Vec<T>, Vec<T>) {
+            let back = v.split_off(v.len() / 2);
+            (v, back)
+        }
+        match self {
+            Entry::Commit {
+                metric,
+                composites,
+                history,
+            } if metric.len() + composites.len() + history.len() > 1 => {
+                let (m1, m2) = halve(metric);
+                let (c1, c2) = halve(composites);
+                let (h1, h2) = halve(history);
+                Ok((
+                    Entry::Commit {
+                        metric: m1,
+                        composites: c1,
+                        history: h1,
+                    },
+                    Entry::Commit {
+                        metric: m2,
+                        composites: c2,
+                        history: h2,
+                    },
+                ))
+            }
+            Entry::Groups { writes } if writes.len() > 1 => {
+                let (w1, w2) = halve(writes);
+                Ok((Entry::Groups { writes: w1 }, Entry::Groups { writes: w2 }))
+            }
+            other => Err(other),
+        }
+    }
+}
+
+/// A journal entry: who wrote it, under which leader lease, and the write.
+#[derive(Debug, Serialize, Deserialize)]
+struct Written {
+    by: String,
+    /// The writer's leader lease revision when it led (its ticks and scaling); `None` for a
+    /// write another node made (an API call it answered).
+    leader_revision: Option<u64>,
+    entry: Entry,
+}
+
+/// The replicated state ([module docs](self)).
+#[derive(Debug)]
+pub struct Replicated {
+    cluster: Cluster,
+    journal: Journal,
+    replica: Arc<StateDb>,
+    runtime: tokio::runtime::Handle,
+    /// The journal sequence the replica has applied; held while a write is appended and
+    /// applied, so that the replica takes entries in journal order.
+    applied: Mutex<u64>,
+    /// Set when the replica took writes the runtimes have not adopted yet (another node's,
+    /// or a refusal that says there are some).
+    unadopted: AtomicBool,
+}
+
+/// Why a write to the replicated state failed.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("the cluster's state journal: {0}")]
+    Journal(#[from] AppendError),
+    #[error("the cluster's state journal: {0}")]
+    Read(#[from] thermostat_cluster::Error),
+    #[error("a state journal entry: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("the state write is {0} bytes, more than a NATS message takes")]
+    TooLarge(usize),
+    #[error("the server is stopping")]
+    Stopping,
+}
+
+impl Replicated {
+    /// Opens the state journal and this node's replica under `<data_dir>/cluster/state/`
+    /// (removed first: it is rebuilt from the journal, which is the source of truth), and
+    /// applies the whole journal to it.
+    ///
+    /// # Errors
+    /// The replica cannot be created or the journal read.
+    pub async fn open(
+        cluster: &Cluster,
+        data_dir: &std::path::Path,
+    ) -> Result<Arc<Replicated>, crate::app::Error> {
+        let journal = Journal::open(cluster)
+            .await
+            .map_err(crate::app::Error::Cluster)?;
+        let dir = data_dir.join("cluster").join("state");
+        let replica = tokio::task::spawn_blocking(move || {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(thermostat_statedb::StateDbError::CreateDir { path: dir, source });
+                }
+            }
+            StateDb::open(&dir).map(Arc::new)
+        })
+        .await
+        .map_err(|_| crate::app::Error::Panicked("opening the cluster's state replica"))??;
+        let replicated = Arc::new(Replicated {
+            cluster: cluster.clone(),
+            journal,
+            replica,
+            runtime: tokio::runtime::Handle::current(),
+            applied: Mutex::new(0),
+            unadopted: AtomicBool::new(false),
+        });
+        let catching_up = Arc::clone(&replicated);
+        let applied = tokio::task::spawn_blocking(move || catching_up.catch_up())
+            .await
+            .map_err(|_| crate::app::Error::Panicked("reading the cluster's state journal"))?
+            .map_err(|e| {
+                crate::app::Error::Cluster(thermostat_cluster::Error::JetStream {
+                    what: "reading the state journal",
+                    reason: e.to_string(),
+                })
+            })?;
+        tracing::info!(
+            entries = applied,
+            "Loaded the cluster's alarm and scaling state."
+        );
+        Ok(replicated)
+    }
+
+    /// The replica (the state database views read directly).
+    pub fn replica(&self) -> &Arc<StateDb> {
+        &self.replica
+    }
+
+    fn applied(&self) -> MutexGuard<'_, u64> {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the server's runtime and waits for it (from a blocking thread).
+    fn block<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, WriteError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        // Called from a blocking thread mostly (ticks, API handlers); a notification's
+        // history item is written from a worker of the runtime, which must not just block.
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker {
+            tokio::task::block_in_place(|| rx.recv())
+        } else {
+            rx.recv()
+        }
+        .map_err(|_| WriteError::Stopping)
+    }
+
+    /// Applies the journal up to its end; returns how many entries were applied.
+    ///
+    /// # Errors
+    /// The journal cannot be read.
+    fn catch_up(&self) -> Result<u64, WriteError> {
+        let journal = self.journal.clone();
+        let last = self.block(async move { journal.last_seq().await })??;
+        let mut applied = self.applied();
+        let before = *applied;
+        self.catch_up_locked(&mut applied, last)?;
+        Ok(*applied - before)
+    }
+
+    /// Applies entries after `*applied` up to `upto`, in order.
+    fn catch_up_locked(&self, applied: &mut u64, upto: u64) -> Result<(), WriteError> {
+        while *applied < upto {
+            let seq = *applied + 1;
+            let journal = self.journal.clone();
+            let bytes = self.block(async move { journal.read(seq).await })??;
+            if let Some(bytes) = bytes {
+                match serde_json::from_slice::<Written>(&bytes) {
+                    Ok(w) => {
+                        if let Err(e) = self.apply(&w.entry) {
+                            tracing::error!(seq, error = %e, "Could not apply a state journal entry to this node's replica.");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(seq, error = %e, "Skipped a state journal entry that does not decode.");
+                    }
+                }
+                self.unadopted.store(true, Ordering::Release);
+            }
+            *applied = seq;
+        }
+        Ok(())
+    }
+
+    /// Takes the flag that says the runtimes have writes to adopt.
+    fn take_unadopted(&self) -> bool {
+        self.unadopted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Applies one write to the replica; a pruning pass says what it did.
+    fn apply(&self, entry: &Entry) -> Result<Option<PrunePass>, StoreError> {
+        let db = &*self.replica;
+        match entry {
+            Entry::Commit {
+                metric,
+                composites,
+                history,
+            } => {
+                let states: Vec<(&str, StateRef<'_>)> = metric
+                    .iter()
+                    .map(|(n, s)| (n.as_str(), StateRef::Metric(s)))
+                    .chain(
+                        composites
+                            .iter()
+                            .map(|(n, s)| (n.as_str(), StateRef::Composite(s))),
+                    )
+                    .collect();
+                AlarmStore::commit(db, &states, history)?;
+            }
+            Entry::ActionsEnabled { overrides, history } => {
+                let overrides: Vec<(&str, Option<bool>)> =
+                    overrides.iter().map(|(n, e)| (n.as_str(), *e)).collect();
+                AlarmStore::commit_actions_enabled(db, &overrides, history)?;
+            }
+            Entry::ApiAlarm {
+                name,
+                alarm,
+                history,
+            } => AlarmStore::commit_api_alarm(db, name, alarm.as_deref(), history)?,
+            Entry::ApiComposite { name, composite } => {
+                AlarmStore::commit_api_composite(db, name, composite.as_deref())?;
+            }
+            Entry::Tags { name, tags } => AlarmStore::commit_alarm_tags(db, name, tags.as_ref())?,
+            Entry::Forget { names } => AlarmStore::forget_states(db, names)?,
+            Entry::Prune {
+                from,
+                older_than,
+                max_items_per_alarm,
+                max_deletes,
+                max_alarms,
+            } => {
+                let bounds = PruneBounds {
+                    older_than: Timestamp(*older_than),
+                    max_items_per_alarm: *max_items_per_alarm,
+                    max_deletes: *max_deletes,
+                    max_alarms: *max_alarms,
+                };
+                return Ok(Some(AlarmStore::prune_history(
+                    db,
+                    from.as_deref(),
+                    &bounds,
+                )?));
+            }
+            Entry::Groups { writes } => {
+                let writes: Vec<GroupWrite<'_>> = writes
+                    .iter()
+                    .map(|(group, state, activities)| GroupWrite {
+                        group,
+                        state,
+                        activities,
+                    })
+                    .collect();
+                GroupStore::commit_groups(db, &writes)
+                    .map_err(|e| StoreError::new(std::io::Error::other(e.to_string())))?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Appends `entry` to the journal (a state write on the sequence this node applied) and
+    /// applies it to the replica; within [`local_writes`], only applies it.
+    fn write(&self, entry: Entry) -> Result<Option<PrunePass>, StoreError> {
+        if LOCAL_ONLY.with(Cell::get) {
+            return self.apply(&entry);
+        }
+        let written = Written {
+            by: self.cluster.node_id().to_owned(),
+            leader_revision: self.cluster.leader_revision(),
+            entry,
+        };
+        let bytes = serde_json::to_vec(&written).map_err(StoreError::new)?;
+        if bytes.len() > self.journal.max_entry_bytes() {
+            return match written.entry.split() {
+                Ok((a, b)) => {
+                    self.write(a)?;
+                    self.write(b)
+                }
+                Err(_) => Err(StoreError::new(WriteError::TooLarge(bytes.len()))),
+            };
+        }
+        let fenced = written.entry.fenced();
+        let mut applied = self.applied();
+        let expected = fenced.then_some(*applied);
+        let journal = self.journal.clone();
+        let seq = match self.block(async move { journal.append(bytes, expected).await }) {
+            Ok(Ok(seq)) => seq,
+            Ok(Err(e)) => {
+                if matches!(e, AppendError::Behind { .. }) {
+                    // Catch up at the next chance, and have the runtimes adopt it.
+                    self.unadopted.store(true, Ordering::Release);
+                }
+                return Err(StoreError::new(WriteError::Journal(e)));
+            }
+            Err(e) => return Err(StoreError::new(e)),
+        };
+        // Another node's entries landed before this one (an unfenced write): apply them
+        // first, in journal order.
+        self.catch_up_locked(&mut applied, seq - 1)
+            .map_err(StoreError::new)?;
+        let out = self.apply(&written.entry);
+        *applied = seq;
+        out
+    }
+}
+
+impl AlarmStore for Replicated {
+    fn load_states(&self) -> Result<StoredStates, StoreError> {
+        AlarmStore::load_states(&*self.replica)
+    }
+
+    fn commit(
+        &self,
+        states: &[(&str, StateRef<'_>)],
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        if states.is_empty() && history.is_empty() {
+            return Ok(());
+        }
+        let mut metric = Vec::new();
+        let mut composites = Vec::new();
+        for (name, state) in states {
+            match state {
+                StateRef::Metric(s) => metric.push(((*name).to_owned(), (*s).clone())),
+                StateRef::Composite(s) => composites.push(((*name).to_owned(), (*s).clone())),
+            }
+        }
+        self.write(Entry::Commit {
+            metric,
+            composites,
+            history: history.to_vec(),
+        })
+        .map(drop)
+    }
+
+    fn load_actions_enabled(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        AlarmStore::load_actions_enabled(&*self.replica)
+    }
+
+    fn commit_actions_enabled(
+        &self,
+        overrides: &[(&str, Option<bool>)],
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        if overrides.is_empty() && history.is_empty() {
+            return Ok(());
+        }
+        self.write(Entry::ActionsEnabled {
+            overrides: overrides
+                .iter()
+                .map(|(n, e)| ((*n).to_owned(), *e))
+                .collect(),
+            history: history.to_vec(),
+        })
+        .map(drop)
+    }
+
+    fn load_api_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        AlarmStore::load_api_alarms(&*self.replica)
+    }
+
+    fn commit_api_alarm(
+        &self,
+        name: &str,
+        alarm: Option<&Alarm>,
+        history: &[HistoryItem],
+    ) -> Result<(), StoreError> {
+        self.write(Entry::ApiAlarm {
+            name: name.to_owned(),
+            alarm: alarm.cloned().map(Box::new),
+            history: history.to_vec(),
+        })
+        .map(drop)
+    }
+
+    fn load_api_composites(&self) -> Result<Vec<CompositeAlarm>, StoreError> {
+        AlarmStore::load_api_composites(&*self.replica)
+    }
+
+    fn commit_api_composite(
+        &self,
+        name: &str,
+        composite: Option<&CompositeAlarm>,
+    ) -> Result<(), StoreError> {
+        self.write(Entry::ApiComposite {
+            name: name.to_owned(),
+            composite: composite.cloned().map(Box::new),
+        })
+        .map(drop)
+    }
+
+    fn load_alarm_tags(&self) -> Result<Vec<(String, AlarmTags)>, StoreError> {
+        AlarmStore::load_alarm_tags(&*self.replica)
+    }
+
+    fn commit_alarm_tags(&self, name: &str, tags: Option<&AlarmTags>) -> Result<(), StoreError> {
+        self.write(Entry::Tags {
+            name: name.to_owned(),
+            tags: tags.cloned(),
+        })
+        .map(drop)
+    }
+
+    // Anomaly models stay on each node (a cache the leader retrains from the metric store):
+    // they would be the largest entries and no other node needs them.
+    fn load_anomaly_models(&self) -> Result<Vec<StoredModel>, StoreError> {
+        AlarmStore::load_anomaly_models(&*self.replica)
+    }
+
+    fn commit_anomaly_model(
+        &self,
+        instance: &str,
+        metric_id: &str,
+        model: Option<&StoredModel>,
+    ) -> Result<(), StoreError> {
+        AlarmStore::commit_anomaly_model(&*self.replica, instance, metric_id, model)
+    }
+
+    fn forget_states(&self, names: &[String]) -> Result<(), StoreError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.write(Entry::Forget {
+            names: names.to_vec(),
+        })
+        .map(drop)
+    }
+
+    fn scan_history(
+        &self,
+        name: &str,
+        below: Option<u64>,
+        max_rows: usize,
+        visit: &mut dyn FnMut(u64, &[u8]) -> std::ops::ControlFlow<()>,
+    ) -> Result<Option<u64>, StoreError> {
+        AlarmStore::scan_history(&*self.replica, name, below, max_rows, visit)
+    }
+
+    fn prune_history(
+        &self,
+        from: Option<&str>,
+        bounds: &PruneBounds,
+    ) -> Result<PrunePass, StoreError> {
+        self.write(Entry::Prune {
+            from: from.map(str::to_owned),
+            older_than: bounds.older_than.as_millis(),
+            max_items_per_alarm: bounds.max_items_per_alarm,
+            max_deletes: bounds.max_deletes,
+            max_alarms: bounds.max_alarms,
+        })
+        .map(Option::unwrap_or_default)
+    }
+}
+
+impl GroupStore for Replicated {
+    fn load_group_states(
+        &self,
+    ) -> Result<Vec<(String, GroupState)>, thermostat_scaler_runtime::StoreError> {
+        GroupStore::load_group_states(&*self.replica)
+    }
+
+    fn commit_groups(
+        &self,
+        writes: &[GroupWrite<'_>],
+    ) -> Result<(), thermostat_scaler_runtime::StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.write(Entry::Groups {
+            writes: writes
+                .iter()
+                .map(|w| (w.group.to_owned(), w.state.clone(), w.activities.to_vec()))
+                .collect(),
+        })
+        .map(drop)
+        .map_err(|e| thermostat_scaler_runtime::StoreError::new(e.to_string()))
+    }
+
+    fn group_activities(
+        &self,
+        group: &str,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, thermostat_scaler_runtime::StoreError> {
+        GroupStore::group_activities(&*self.replica, group, limit)
+    }
+}
+
+/// The runtimes that adopt the other nodes' writes (known once they are started).
+#[derive(Debug, Default)]
+pub struct Adopters {
+    alarms: OnceLock<Arc<AlarmRuntime>>,
+    scaling: OnceLock<Arc<ScalingRuntime>>,
+}
+
+impl Adopters {
+    /// Connects the runtimes.
+    pub fn set(&self, alarms: Arc<AlarmRuntime>, scaling: Arc<ScalingRuntime>) {
+        let _ = self.alarms.set(alarms);
+        let _ = self.scaling.set(scaling);
+    }
+
+    /// Has the scaling runtime adopt the replica's group states (the alarm runtime adopts
+    /// through its gate, or [`Adopters::adopt_all`]).
+    fn adopt_scaling(&self) {
+        if let Some(s) = self.scaling.get()
+            && let Err(e) = s.adopt_stored()
+        {
+            tracing::error!(error = %e, "Could not adopt the cluster's group states.");
+        }
+    }
+
+    fn adopt_all(&self) {
+        if let Some(a) = self.alarms.get()
+            && let Err(e) = a.adopt_stored()
+        {
+            tracing::error!(error = %e, "Could not adopt the cluster's alarm states.");
+        }
+        self.adopt_scaling();
+    }
+}
+
+/// Applies the other nodes' writes as they come, until `stop`, and has the runtimes adopt
+/// them (a node that does not lead shows the cluster's alarm states and groups).
+pub async fn follow(state: Arc<Replicated>, adopters: Arc<Adopters>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(FOLLOW_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if !state.cluster.connected() {
+            continue;
+        }
+        let (state, adopters) = (Arc::clone(&state), Arc::clone(&adopters));
+        let done = tokio::task::spawn_blocking(move || {
+            if let Err(e) = state.catch_up() {
+                tracing::warn!(error = %e, "Could not read the cluster's state journal.");
+            }
+            if state.take_unadopted() {
+                adopters.adopt_all();
+            }
+        })
+        .await;
+        if done.is_err() {
+            tracing::error!("Following the cluster's state journal panicked.");
+        }
+    }
+}
+
+/// Only the node holding the leader lease evaluates alarms, with the cluster's
+/// configuration, and only once it has applied every write of the journal.
+#[derive(Debug)]
+pub struct LeaderGate {
+    state: Arc<Replicated>,
+    adopters: Arc<Adopters>,
+    /// Whether this node evaluated the previous tick (a new leader adopts first).
+    leading: AtomicBool,
+}
+
+impl LeaderGate {
+    /// The gate over `state`'s cluster.
+    pub fn new(state: Arc<Replicated>, adopters: Arc<Adopters>) -> Self {
+        LeaderGate {
+            state,
+            adopters,
+            leading: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether this node leads now: scaling runs only there.
+    pub fn leads(&self) -> bool {
+        self.state.cluster.leads()
+    }
+}
+
+impl EvaluationGate for LeaderGate {
+    fn check(&self, _: Timestamp) -> Gate {
+        let cluster = &self.state.cluster;
+        let pause = |reason: &str| {
+            self.leading.store(false, Ordering::Release);
+            Gate::Pause(reason.to_owned())
+        };
+        if !cluster.connected() {
+            return pause("NATS is unreachable");
+        }
+        if !cluster.leads() {
+            return pause("another node leads the cluster and evaluates the alarms");
+        }
+        if !cluster.status().config_matches {
+            return pause("this node's configuration differs from the cluster's");
+        }
+        if let Err(e) = self.state.catch_up() {
+            tracing::warn!(error = %e, "Could not read the cluster's state journal before a tick.");
+            return pause("the cluster's state journal cannot be read");
+        }
+        let was_leading = self.leading.swap(true, Ordering::AcqRel);
+        if self.state.take_unadopted() || !was_leading {
+            self.adopters.adopt_scaling();
+            Gate::AdoptThenEvaluate
+        } else {
+            Gate::Evaluate
+        }
+    }
+}
