@@ -685,9 +685,20 @@ async fn pushes_are_refused_while_nats_is_down_and_accepted_again_after() {
     );
     let listing = get_json(&node.http, "/api/v1/metrics?namespace=Cluster").await;
     assert_eq!(listing["stale"], true, "{listing}");
+    // Alarm evaluation pauses at the next tick, saying why.
+    eventually("alarm evaluation paused", async || {
+        let s = cluster_status(&node).await;
+        (s["alarm_evaluation"]["paused"] == "NATS is unreachable").then_some(())
+    })
+    .await;
 
     nats.restart();
     settled(&node, &["solo"]).await;
+    eventually("alarm evaluation resumed", async || {
+        let s = cluster_status(&node).await;
+        (s["alarm_evaluation"]["evaluating"] == true).then_some(())
+    })
+    .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while c.put_metric_data(push("after")).await.is_err() {
         assert!(Instant::now() < deadline, "pushes were not accepted again");
@@ -733,7 +744,7 @@ scaling_groups:
         policy_type: SimpleScaling
         adjustment_type: ChangeInCapacity
         scaling_adjustment: 2
-        cooldown_seconds: 60
+        cooldown_seconds: 0
 "#;
 
 /// Polls `f` until it returns `Some` (at most 60 s).
@@ -889,30 +900,62 @@ async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once
         (alarm_state(&nodes[leader]).await == "OK").then_some(())
     })
     .await;
+
+    // The second leader dies too; the CPU heats up again and the third fires once more.
+    let second = cluster_status(&nodes[leader]).await["leader"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = ids.iter().copied().find(|id| **id == second).unwrap();
+    nodes.remove(second).unwrap().kill9();
+    let survivor = ids.iter().copied().find(|id| *id != second).unwrap();
+    target_tx.send(nodes[survivor].grpc.clone()).unwrap();
+    let live: Vec<&str> = ids.iter().copied().filter(|x| *x != second).collect();
+    settled(&nodes[survivor], &live).await;
+    value_tx.send(95.0).unwrap();
+    for (id, node) in &nodes {
+        eventually(&format!("ALARM again on {id}"), async || {
+            (alarm_state(node).await == "ALARM").then_some(())
+        })
+        .await;
+    }
+    let again = tokio::time::timeout(Duration::from_secs(30), bodies.recv())
+        .await
+        .expect("the webhook is told of ALARM again")
+        .unwrap();
+    assert_eq!(again["NewStateValue"], "ALARM");
+    assert_eq!(again["OldStateValue"], "OK");
+    nodes.insert(second, start(second));
+    settled(&nodes[second], &ids).await;
     pusher.abort();
 
-    // What a single node does with the same data: two transitions, two notifications, one
-    // scale-out; each exactly once, as every node records it.
+    // What a single node does with the same data: three transitions, three notifications,
+    // two scale-outs; each exactly once, as every node records it.
     let expected = [
         "Alarm updated from INSUFFICIENT_DATA to ALARM",
         "Alarm updated from ALARM to OK",
+        "Alarm updated from OK to ALARM",
     ];
     for (id, node) in &nodes {
         let (transitions, deliveries) = eventually(&format!("{id}'s history"), async || {
             let (t, d) = transitions_and_deliveries(node, &hook).await;
-            (d >= 2).then_some((t, d))
+            (t.len() >= 3 && d >= 3).then_some((t, d))
         })
         .await;
-        assert_eq!(transitions.len(), 2, "{id}: {transitions:?}");
+        assert_eq!(transitions.len(), 3, "{id}: {transitions:?}");
         for (t, e) in transitions.iter().zip(expected) {
             assert!(t.starts_with(e), "{id}: {transitions:?}");
         }
-        assert_eq!(deliveries, 2, "{id}: one Action item per notification");
-        let g = get_json(&node.http, "/api/v1/groups/web").await;
-        assert_eq!(g["desired_capacity"], 4, "{id}: {g}");
+        assert_eq!(deliveries, 3, "{id}: one Action item per notification");
+        let g = eventually(&format!("{id}'s group"), async || {
+            let g = get_json(&node.http, "/api/v1/groups/web").await;
+            (g["desired_capacity"] == 6).then_some(g)
+        })
+        .await;
+        assert_eq!(g["desired_capacity"], 6, "{id}: {g}");
         let acts = get_json(&node.http, "/api/v1/groups/web/activities").await;
         let acts = acts["activities"].as_array().unwrap();
-        assert_eq!(acts.len(), 1, "{id}: one scale-out: {acts:?}");
+        assert_eq!(acts.len(), 2, "{id}: two scale-outs: {acts:?}");
     }
     // No notification twice.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -1092,3 +1092,69 @@ fn anomaly_models_are_trained_stored_restored_and_forgotten() {
     assert!(f.memory.rows().models.is_empty());
     assert!(runtime.anomaly_models().is_empty());
 }
+
+/// A gate that answers what the test sets.
+#[derive(Debug)]
+struct FixedGate(Mutex<Gate>);
+
+impl EvaluationGate for FixedGate {
+    fn check(&self, _: Timestamp) -> Gate {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_paused_runtime_evaluates_nothing_and_adopts_what_another_writer_stored() {
+    let f = Fixture::new();
+    let leader = f.start(YAML);
+    let gate = Arc::new(FixedGate(Mutex::new(Gate::Pause(
+        "another node leads".into(),
+    ))));
+    let follower = f.start(YAML).with_evaluation_gate(gate.clone());
+    assert_eq!(
+        follower.evaluation_paused().as_deref(),
+        Some("no tick has been evaluated yet")
+    );
+    let written = f.memory.history("cpu").len();
+
+    // Paused: nothing evaluated, nothing acted on, nothing written; the reason shows.
+    let t1 = T0.add_millis(60_000);
+    assert_eq!(follower.tick(t1).unwrap(), 0);
+    assert_eq!(
+        follower.evaluation_paused().as_deref(),
+        Some("another node leads")
+    );
+    assert!(f.calls().is_empty());
+    assert_eq!(f.memory.history("cpu").len(), written);
+
+    // The other writer changes a state and an override; the follower sees them once it
+    // adopts, and adopting writes nothing.
+    leader.set_state("cpu", "ALARM", "by hand", None).unwrap();
+    leader.set_actions_enabled("cpu", false, T0).unwrap();
+    assert_eq!(follower.state_of("cpu"), Some(StateValue::InsufficientData));
+    let written = f.memory.history("cpu").len();
+    follower.adopt_stored().unwrap();
+    assert_eq!(follower.state_of("cpu"), Some(StateValue::Alarm));
+    assert!(!follower.alarms().alarm("cpu").unwrap().actions.enabled);
+    assert_eq!(
+        f.memory.history("cpu").len(),
+        written,
+        "adopting writes nothing"
+    );
+
+    // Told to adopt first, the follower evaluates from the state the other writer left:
+    // the transition it records starts from OK, which only the other writer set.
+    leader.set_state("cpu", "OK", "cooled", None).unwrap();
+    *gate.0.lock().unwrap() = Gate::AdoptThenEvaluate;
+    let t2 = t1.add_millis(60_000);
+    assert!(follower.tick(t2).unwrap() > 0);
+    assert_eq!(follower.evaluation_paused(), None);
+    let history = f.memory.history("cpu");
+    let last = history.last().unwrap();
+    assert_eq!(last.item_type, HistoryItemType::StateUpdate);
+    assert!(
+        last.summary.contains("from OK to INSUFFICIENT_DATA"),
+        "{}",
+        last.summary
+    );
+}

