@@ -964,3 +964,58 @@ async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once
         "the webhook was told only twice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_journal_entry_that_does_not_decode_is_skipped_and_the_rest_applied() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let (hook, _bodies) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let config = dir.path().join("web.yaml");
+    std::fs::write(&config, ACTING.replace("HOOK", &hook)).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let start = || start_node_with(dir.path(), &nats.url, "solo", &["--config", &config]);
+    let node = start();
+    settled(&node, &["solo"]).await;
+
+    // Hostile entries written straight to the journal: bytes that are not JSON, JSON nested
+    // 100,000 deep, a huge string where an entry should be.
+    // (With the nodes' lease length: the buckets are created with it.)
+    let writer = thermostat_cluster::Cluster::connect(thermostat_cluster::ClusterOptions {
+        lease_ttl: Duration::from_secs(3),
+        ..thermostat_cluster::ClusterOptions::new(vec![nats.url.clone()], "intruder")
+    })
+    .await
+    .unwrap();
+    let journal = thermostat_cluster::Journal::open(&writer).await.unwrap();
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    let huge = format!("\"{}\"", "x".repeat(900_000));
+    for bad in [
+        b"\xff\x00garbage".to_vec(),
+        deep.into_bytes(),
+        huge.into_bytes(),
+    ] {
+        journal.append(bad, None).await.unwrap();
+    }
+    node.wait_log("Skipped a state journal entry that does not decode");
+
+    // The node goes on: a state set through it is written after them and applied.
+    let set = reqwest::Client::new()
+        .put(format!("http://{}/api/v1/alarms/web-hot/state", node.http))
+        .json(&serde_json::json!({"state_value": "ALARM", "state_reason": "by hand"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200, "{}", set.text().await.unwrap());
+    assert_eq!(alarm_state(&node).await, "ALARM");
+    // A restart rebuilds the replica from the journal, skipping them again.
+    node.signal("-TERM");
+    drop(node);
+    let node = start();
+    settled(&node, &["solo"]).await;
+    assert_eq!(alarm_state(&node).await, "ALARM");
+    let a = get_json(&node.http, "/api/v1/alarms/web-hot").await;
+    assert_eq!(a["reason"], "by hand", "{a}");
+}

@@ -431,8 +431,10 @@ impl ScalingRuntime {
     /// # Errors
     /// The store cannot be read.
     pub fn adopt_stored(&self) -> Result<()> {
-        let stored = self.ports.store.load_group_states()?;
+        // Read under the lock, as this runtime's own writes are made: what is read is never
+        // older than what is held.
         let mut groups = self.lock();
+        let stored = self.ports.store.load_group_states()?;
         for (name, state) in stored {
             if groups.set.group(&name).is_some() {
                 groups.states.insert(name, state);

@@ -106,12 +106,6 @@ impl AlarmRuntime {
             .map(|c| (c.name.clone(), c))
             .collect();
         let tags: BTreeMap<_, _> = self.persistence.load_alarm_tags()?.into_iter().collect();
-        let overrides = self
-            .persistence
-            .load_actions_enabled()?
-            .into_iter()
-            .collect();
-        let stored = self.persistence.load_states()?;
         let redefined = {
             let mut sources = self.sources();
             let changed = sources.api != api
@@ -125,7 +119,16 @@ impl AlarmRuntime {
         if let Some(set) = redefined {
             self.swap_configured_as(set, |_| {}, false);
         }
+        // Read under the lock: a state this runtime writes meanwhile (a SetAlarmState) is
+        // in the store before the lock is released, so what is read is never older than
+        // what is held.
         let mut evaluated = self.lock();
+        let overrides = self
+            .persistence
+            .load_actions_enabled()?
+            .into_iter()
+            .collect();
+        let stored = self.persistence.load_states()?;
         let (actions_enabled, _) = retain_overrides(&evaluated.configured, overrides);
         if actions_enabled != evaluated.actions_enabled {
             evaluated.set = with_overrides(&evaluated.configured, &actions_enabled);
