@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::outbox::{Attempt, Next, Outbox, OutboxRecord, Outcome, Status};
+use crate::shared::SharedOutbox;
 use crate::telemetry::{NotificationStatus, NotificationTelemetry};
 use crate::{Notifiers, Receipt};
 
@@ -50,7 +51,17 @@ struct Runner {
     /// Pending notifications not in flight: (due, id).
     schedule: BTreeSet<(Timestamp, u64)>,
     in_flight: JoinSet<(OutboxRecord, Timestamp, Result<Receipt>)>,
+    /// The ids in flight (a resync leaves them out of the schedule).
+    in_flight_ids: BTreeSet<u64>,
+    /// Whether this dispatcher delivered at its last look ([`Dispatcher::with_shared`]).
+    delivering: bool,
 }
+
+/// Whether this node delivers now (a shared outbox: only one node does).
+pub type DeliveryGate = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How often a dispatcher that may not deliver looks again.
+const GATE_POLL: Duration = Duration::from_millis(250);
 
 /// Owns the outbox and the notifiers; see the crate documentation for the life cycle.
 pub struct Dispatcher {
@@ -64,6 +75,10 @@ pub struct Dispatcher {
     runner: tokio::sync::Mutex<Runner>,
     history: Option<HistorySink>,
     telemetry: NotificationTelemetry,
+    /// A shared outbox's write port and delivery gate ([`Dispatcher::with_shared`]).
+    shared: Option<(Arc<dyn SharedOutbox>, DeliveryGate)>,
+    /// Set when the outbox took writes of other nodes: the schedule is read again.
+    resync: AtomicBool,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -100,9 +115,20 @@ impl Dispatcher {
         _env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Dispatcher> {
         let outbox = Outbox::open(dir)?;
+        Ok(Self::on(outbox, settings, messages, notifiers, clock))
+    }
+
+    /// [`open`](Self::open) on an outbox already open (a shared outbox's replica).
+    pub fn on(
+        outbox: Outbox,
+        settings: NotificationSettings,
+        messages: MessageSettings,
+        notifiers: Notifiers,
+        clock: Arc<dyn Clock>,
+    ) -> Dispatcher {
         let capacity = settings.queue_capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
-        Ok(Dispatcher {
+        Dispatcher {
             outbox,
             clock,
             capacity,
@@ -120,10 +146,34 @@ impl Dispatcher {
                 loaded: false,
                 schedule: BTreeSet::new(),
                 in_flight: JoinSet::new(),
+                in_flight_ids: BTreeSet::new(),
+                delivering: true,
             }),
             history: None,
             telemetry: NotificationTelemetry::default(),
-        })
+            shared: None,
+            resync: AtomicBool::new(false),
+        }
+    }
+
+    /// Shares the outbox with other nodes ([`SharedOutbox`]): every write goes through
+    /// `writes`, and notifications are delivered only while `delivers` says so (one node
+    /// at a time); when it starts to, the pending ones are read again from the outbox.
+    #[must_use]
+    pub fn with_shared(mut self, writes: Arc<dyn SharedOutbox>, delivers: DeliveryGate) -> Self {
+        self.shared = Some((writes, delivers));
+        self
+    }
+
+    /// Says the outbox took writes of another node: the pending notifications are read
+    /// again before the next delivery.
+    pub fn resync(&self) {
+        self.resync.store(true, Ordering::Release);
+    }
+
+    /// Whether this node delivers now.
+    fn delivers(&self) -> bool {
+        self.shared.as_ref().is_none_or(|(_, gate)| gate())
     }
 
     /// Sends the Action history item of every finished notification to `sink`.
@@ -384,7 +434,12 @@ impl Dispatcher {
         }
         loop {
             let now = self.clock.now();
-            while r.in_flight.len() < self.max_in_flight {
+            let delivers = self.delivers();
+            if (delivers && !r.delivering) || self.resync.swap(false, Ordering::AcqRel) {
+                self.reschedule(r).await;
+            }
+            r.delivering = delivers;
+            while delivers && r.in_flight.len() < self.max_in_flight {
                 let Some(&(due, id)) = r.schedule.first() else {
                     break;
                 };
@@ -397,11 +452,11 @@ impl Dispatcher {
             if let Some(deadline) = deadline
                 && !r.rx_open
                 && r.in_flight.is_empty()
-                && r.schedule.first().is_none_or(|(due, _)| *due > deadline)
+                && (!delivers || r.schedule.first().is_none_or(|(due, _)| *due > deadline))
             {
                 return;
             }
-            let wake = r
+            let mut wake = r
                 .schedule
                 .first()
                 .filter(|_| r.in_flight.len() < self.max_in_flight)
@@ -410,6 +465,10 @@ impl Dispatcher {
                         u64::try_from(due.as_millis().saturating_sub(now.as_millis())).unwrap_or(0),
                     )
                 });
+            if self.shared.is_some() {
+                // Leadership and the other nodes' writes are looked at again this often.
+                wake = Some(wake.map_or(GATE_POLL, |w| w.min(GATE_POLL)));
+            }
             tokio::select! {
                 biased;
                 () = &mut stop => return,
@@ -440,11 +499,38 @@ impl Dispatcher {
         }
     }
 
+    /// Reads the schedule again from the outbox (leaving out what is in flight).
+    async fn reschedule(&self, r: &mut Runner) {
+        match self.blocking(Outbox::pending).await {
+            Ok(p) => {
+                r.schedule = p
+                    .into_iter()
+                    .filter(|(id, _)| !r.in_flight_ids.contains(id))
+                    .map(|(id, due)| (due, id))
+                    .collect();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot read pending notifications from the outbox.");
+                self.resync();
+            }
+        }
+    }
+
     async fn persist(&self, r: &mut Runner, batch: Vec<Notification>) {
         let now = self.clock.now();
         let count = batch.len();
         let keep = batch.clone();
-        match self.blocking(move |o| o.insert(batch, now)).await {
+        let inserted = match &self.shared {
+            Some((writes, _)) => {
+                let writes = Arc::clone(writes);
+                tokio::task::spawn_blocking(move || writes.insert(batch, now))
+                    .await
+                    .map_err(|e| Error::Outbox(format!("outbox task failed: {e}")))
+                    .and_then(|r| r)
+            }
+            None => self.blocking(move |o| o.insert(batch, now)).await,
+        };
+        match inserted {
             Ok(records) => {
                 for rec in records {
                     match rec.status {
@@ -489,6 +575,7 @@ impl Dispatcher {
         };
         let notifiers = self.config().notifiers.clone();
         let clock = self.clock.clone();
+        r.in_flight_ids.insert(id);
         r.in_flight.spawn(async move {
             let at = clock.now();
             let result = notifiers.deliver(&rec.notification).await;
@@ -521,9 +608,20 @@ impl Dispatcher {
             ),
         }
         let id = rec.id;
-        let written = self
-            .blocking(move |o| o.record_attempt(id, attempt, next))
-            .await;
+        r.in_flight_ids.remove(&id);
+        let written = match &self.shared {
+            Some((writes, _)) => {
+                let writes = Arc::clone(writes);
+                tokio::task::spawn_blocking(move || writes.record_attempt(id, attempt, next))
+                    .await
+                    .map_err(|e| Error::Outbox(format!("outbox task failed: {e}")))
+                    .and_then(|r| r)
+            }
+            None => {
+                self.blocking(move |o| o.record_attempt(id, attempt, next))
+                    .await
+            }
+        };
         if let Err(e) = written {
             tracing::error!(error = %e, id, "Cannot record a delivery attempt; the notification stays pending and may be sent again.");
             if let Next::RetryAt(t) = next {

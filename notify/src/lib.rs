@@ -51,14 +51,16 @@ pub mod dispatcher;
 pub mod error;
 pub mod outbox;
 pub mod secrets;
+pub mod shared;
 pub mod smtp;
 pub mod sns;
 pub mod telemetry;
 pub mod webhook;
 
-pub use dispatcher::{Dispatcher, HistorySink, NotificationView};
+pub use dispatcher::{DeliveryGate, Dispatcher, HistorySink, NotificationView};
 pub use error::{Error, Result};
 pub use outbox::{Outbox, OutboxRecord, Status};
+pub use shared::SharedOutbox;
 pub use smtp::SmtpNotifier;
 pub use sns::SnsNotifier;
 pub use telemetry::{NotificationStatus, NotificationTelemetry};

@@ -83,7 +83,7 @@ pub struct OutboxRecord {
 }
 
 /// What to do after an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Next {
     /// Try again at this time.
     RetryAt(Timestamp),

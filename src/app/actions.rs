@@ -40,6 +40,25 @@ pub enum StartError {
     Scaling(#[from] thermostat_scaler_runtime::Error),
 }
 
+/// A notification outbox several nodes share (cluster mode): this node's replica, the port
+/// its writes go through, and whether this node delivers now.
+pub struct SharedNotifications {
+    /// The replica the dispatcher reads.
+    pub outbox: thermostat_notify::outbox::Outbox,
+    /// Where its writes go.
+    pub writes: Arc<dyn thermostat_notify::SharedOutbox>,
+    /// Whether this node delivers now.
+    pub delivers: thermostat_notify::DeliveryGate,
+}
+
+impl std::fmt::Debug for SharedNotifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedNotifications")
+            .field("writes", &self.writes)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The notification dispatcher and the scaling runtime, as the alarm runtime's [`ActionSink`].
 /// It dereferences to the [`ScalingRuntime`] (group capacity, decisions, the group views).
 pub struct Actions {
@@ -52,7 +71,8 @@ pub struct Actions {
 }
 
 impl Actions {
-    /// Opens the notification outbox in `data_dir` and starts the scaling runtime
+    /// Opens the notification outbox in `data_dir` (or takes the `shared` one) and starts
+    /// the scaling runtime
     /// ([`ScalingRuntime::start`]) on `db` (the state database, or in cluster mode the
     /// replicated state), each counting into its telemetry.
     ///
@@ -62,6 +82,7 @@ impl Actions {
     pub async fn start<S: AlarmStore + GroupStore + 'static>(
         config: &Config,
         data_dir: &std::path::Path,
+        shared: Option<SharedNotifications>,
         db: Arc<S>,
         clock: Arc<dyn Clock>,
         notification_telemetry: NotificationTelemetry,
@@ -120,14 +141,24 @@ impl Actions {
         let messages = config
             .notifications
             .message_settings(env("AWS_REGION").as_deref());
-        let dispatcher = Dispatcher::open(
-            data_dir,
-            config.notifications.clone(),
-            messages,
-            notifiers,
-            clock,
-            &env,
-        )?
+        let dispatcher = match shared {
+            Some(s) => Dispatcher::on(
+                s.outbox,
+                config.notifications.clone(),
+                messages,
+                notifiers,
+                clock,
+            )
+            .with_shared(s.writes, s.delivers),
+            None => Dispatcher::open(
+                data_dir,
+                config.notifications.clone(),
+                messages,
+                notifiers,
+                clock,
+                &env,
+            )?,
+        }
         .with_telemetry(notification_telemetry)
         .with_history_sink(Arc::new(move |item: HistoryItem| {
             if let Err(e) = AlarmStore::commit(&*db, &[], &[item]) {

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thermostat_alarms::engine::InstanceState;
+use thermostat_alarms::notifications::Notification;
 use thermostat_alarms::{Alarm, CompositeAlarm, CompositeState, HistoryItem};
 use thermostat_alarms_runtime::{
     AlarmRuntime, AlarmStore, AlarmTags, EvaluationGate, Gate, PruneBounds, PrunePass, StateRef,
@@ -28,6 +29,8 @@ use thermostat_alarms_runtime::{
 };
 use thermostat_cluster::{AppendError, Cluster, Journal};
 use thermostat_metrics::Timestamp;
+use thermostat_notify::SharedOutbox;
+use thermostat_notify::outbox::{Attempt, Next, Outbox, OutboxRecord};
 use thermostat_scaler::{GroupState, ScalingActivity};
 use thermostat_scaler_runtime::{GroupStore, GroupWrite, ScalingRuntime};
 use thermostat_statedb::StateDb;
@@ -94,6 +97,25 @@ enum Entry {
     Groups {
         writes: Vec<(String, GroupState, Vec<ScalingActivity>)>,
     },
+    /// Notifications written to the outbox ([`SharedOutbox::insert`]).
+    OutboxInsert {
+        batch: Vec<Notification>,
+        now: i64,
+    },
+    /// A delivery attempt recorded ([`SharedOutbox::record_attempt`]).
+    OutboxAttempt {
+        id: u64,
+        attempt: Attempt,
+        next: Next,
+    },
+}
+
+/// What applying an entry gave.
+enum Applied {
+    Nothing,
+    Pruned(PrunePass),
+    Inserted(Vec<OutboxRecord>),
+    Attempted(Box<OutboxRecord>),
 }
 
 impl Entry {
@@ -163,6 +185,8 @@ pub struct Replicated {
     cluster: Cluster,
     journal: Journal,
     replica: Arc<StateDb>,
+    /// The notification outbox's replica, beside the state's.
+    outbox: Outbox,
     runtime: tokio::runtime::Handle,
     /// The journal sequence the replica has applied; held while a write is appended and
     /// applied, so that the replica takes entries in journal order.
@@ -207,17 +231,25 @@ impl Replicated {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => {
-                    return Err(thermostat_statedb::StateDbError::CreateDir { path: dir, source });
+                    return Err(crate::app::Error::StateDb(
+                        thermostat_statedb::StateDbError::CreateDir { path: dir, source },
+                    ));
                 }
             }
-            StateDb::open(&dir).map(Arc::new)
+            let db = StateDb::open(&dir).map(Arc::new)?;
+            let outbox = Outbox::open(&dir).map_err(|e| {
+                crate::app::Error::Actions(crate::app::actions::StartError::Outbox(e))
+            })?;
+            Ok::<_, crate::app::Error>((db, outbox))
         })
         .await
         .map_err(|_| crate::app::Error::Panicked("opening the cluster's state replica"))??;
+        let (replica, outbox) = replica;
         let replicated = Arc::new(Replicated {
             cluster: cluster.clone(),
             journal,
             replica,
+            outbox,
             runtime: tokio::runtime::Handle::current(),
             applied: Mutex::new(0),
             unadopted: AtomicBool::new(false),
@@ -239,9 +271,10 @@ impl Replicated {
         Ok(replicated)
     }
 
-    /// The replica (the state database views read directly).
-    pub fn replica(&self) -> &Arc<StateDb> {
-        &self.replica
+    /// The notification outbox's replica (the dispatcher reads it; its writes go through
+    /// [`SharedOutbox`]).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     fn applied(&self) -> MutexGuard<'_, u64> {
@@ -311,8 +344,8 @@ impl Replicated {
         self.unadopted.swap(false, Ordering::AcqRel)
     }
 
-    /// Applies one write to the replica; a pruning pass says what it did.
-    fn apply(&self, entry: &Entry) -> Result<Option<PrunePass>, StoreError> {
+    /// Applies one write to the replica; says what it gave.
+    fn apply(&self, entry: &Entry) -> Result<Applied, StoreError> {
         let db = &*self.replica;
         match entry {
             Entry::Commit {
@@ -359,7 +392,7 @@ impl Replicated {
                     max_deletes: *max_deletes,
                     max_alarms: *max_alarms,
                 };
-                return Ok(Some(AlarmStore::prune_history(
+                return Ok(Applied::Pruned(AlarmStore::prune_history(
                     db,
                     from.as_deref(),
                     &bounds,
@@ -377,13 +410,27 @@ impl Replicated {
                 GroupStore::commit_groups(db, &writes)
                     .map_err(|e| StoreError::new(std::io::Error::other(e.to_string())))?;
             }
+            Entry::OutboxInsert { batch, now } => {
+                return self
+                    .outbox
+                    .insert(batch.clone(), Timestamp(*now))
+                    .map(Applied::Inserted)
+                    .map_err(StoreError::new);
+            }
+            Entry::OutboxAttempt { id, attempt, next } => {
+                return self
+                    .outbox
+                    .record_attempt(*id, attempt.clone(), *next)
+                    .map(|r| Applied::Attempted(Box::new(r)))
+                    .map_err(StoreError::new);
+            }
         }
-        Ok(None)
+        Ok(Applied::Nothing)
     }
 
     /// Appends `entry` to the journal (a state write on the sequence this node applied) and
     /// applies it to the replica; within [`local_writes`], only applies it.
-    fn write(&self, entry: Entry) -> Result<Option<PrunePass>, StoreError> {
+    fn write(&self, entry: Entry) -> Result<Applied, StoreError> {
         if LOCAL_ONLY.with(Cell::get) {
             return self.apply(&entry);
         }
@@ -571,7 +618,10 @@ impl AlarmStore for Replicated {
             max_deletes: bounds.max_deletes,
             max_alarms: bounds.max_alarms,
         })
-        .map(Option::unwrap_or_default)
+        .map(|applied| match applied {
+            Applied::Pruned(pass) => pass,
+            _ => PrunePass::default(),
+        })
     }
 }
 
@@ -608,18 +658,57 @@ impl GroupStore for Replicated {
     }
 }
 
+impl SharedOutbox for Replicated {
+    fn insert(
+        &self,
+        batch: Vec<Notification>,
+        now: Timestamp,
+    ) -> thermostat_notify::Result<Vec<OutboxRecord>> {
+        match self.write(Entry::OutboxInsert {
+            batch,
+            now: now.as_millis(),
+        }) {
+            Ok(Applied::Inserted(records)) => Ok(records),
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(thermostat_notify::Error::Outbox(e.to_string())),
+        }
+    }
+
+    fn record_attempt(
+        &self,
+        id: u64,
+        attempt: Attempt,
+        next: Next,
+    ) -> thermostat_notify::Result<OutboxRecord> {
+        match self.write(Entry::OutboxAttempt { id, attempt, next }) {
+            Ok(Applied::Attempted(record)) => Ok(*record),
+            Ok(_) => Err(thermostat_notify::Error::Outbox(format!(
+                "notification {id} is not in the outbox"
+            ))),
+            Err(e) => Err(thermostat_notify::Error::Outbox(e.to_string())),
+        }
+    }
+}
+
 /// The runtimes that adopt the other nodes' writes (known once they are started).
 #[derive(Debug, Default)]
 pub struct Adopters {
     alarms: OnceLock<Arc<AlarmRuntime>>,
     scaling: OnceLock<Arc<ScalingRuntime>>,
+    dispatcher: OnceLock<Arc<thermostat_notify::Dispatcher>>,
 }
 
 impl Adopters {
-    /// Connects the runtimes.
-    pub fn set(&self, alarms: Arc<AlarmRuntime>, scaling: Arc<ScalingRuntime>) {
+    /// Connects the runtimes and the notification dispatcher.
+    pub fn set(
+        &self,
+        alarms: Arc<AlarmRuntime>,
+        scaling: Arc<ScalingRuntime>,
+        dispatcher: Arc<thermostat_notify::Dispatcher>,
+    ) {
         let _ = self.alarms.set(alarms);
         let _ = self.scaling.set(scaling);
+        let _ = self.dispatcher.set(dispatcher);
     }
 
     /// Has the scaling runtime adopt the replica's group states (the alarm runtime adopts
@@ -633,6 +722,9 @@ impl Adopters {
     }
 
     fn adopt_all(&self) {
+        if let Some(d) = self.dispatcher.get() {
+            d.resync();
+        }
         if let Some(a) = self.alarms.get()
             && let Err(e) = a.adopt_stored()
         {

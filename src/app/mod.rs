@@ -140,11 +140,18 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         None => None,
     };
     let adopters = Arc::new(cluster_state::Adopters::default());
-    let actions = match &replicated {
-        Some(r) => {
+    let actions = match (&replicated, &cluster) {
+        (Some(r), Some(c)) => {
+            let leader = c.clone();
+            let shared = actions::SharedNotifications {
+                outbox: r.outbox().clone(),
+                writes: Arc::clone(r) as _,
+                delivers: Arc::new(move || leader.leads()),
+            };
             actions::Actions::start(
                 &config,
                 &settings.data_dir,
+                Some(shared),
                 Arc::clone(r),
                 Arc::clone(&clock),
                 notification_telemetry,
@@ -152,10 +159,11 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             )
             .await
         }
-        None => {
+        _ => {
             actions::Actions::start(
                 &config,
                 &settings.data_dir,
+                None,
                 Arc::clone(&db),
                 Arc::clone(&clock),
                 notification_telemetry,
@@ -216,7 +224,11 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         actions.scale_only_while(move || gate.leads());
     }
     let engine = Arc::new(engine);
-    adopters.set(Arc::clone(&engine), Arc::clone(actions.scaling()));
+    adopters.set(
+        Arc::clone(&engine),
+        Arc::clone(actions.scaling()),
+        Arc::clone(actions.dispatcher()),
+    );
     if let Some(c) = &cluster {
         c.set_config_digest(config.source.digest());
     }

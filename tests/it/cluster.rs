@@ -747,6 +747,34 @@ scaling_groups:
         cooldown_seconds: 0
 "#;
 
+/// A webhook receiver that answers 503 while `failing` says so, and forwards the bodies it
+/// accepts: its `/hook` URL, the switch and the bodies.
+async fn flaky_receiver() -> (
+    String,
+    watch::Sender<bool>,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (failing_tx, failing) = watch::channel(false);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let (tx, failing) = (tx.clone(), failing.clone());
+            async move {
+                if *failing.borrow() {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let _ = tx.send(serde_json::from_str(&body).unwrap_or_default());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, failing_tx, rx)
+}
+
 /// Polls `f` until it returns `Some` (at most 60 s).
 async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -821,7 +849,7 @@ async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once
     let Some(bin) = require_nats_server("cluster") else {
         return;
     };
-    let (hook, mut bodies) = receiver().await;
+    let (hook, failing, mut bodies) = flaky_receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start(&bin, &dir.path().join("nats"));
     let config = dir.path().join("web.yaml");
@@ -849,7 +877,9 @@ async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once
     .await;
 
     // A hot CPU, pushed to a node that does not lead: the alarm fires once, on every node's
-    // view, the group scales out once and the webhook is told once.
+    // view, and the group scales out once; the webhook is down, so the notification waits,
+    // with its failed attempt, in the outbox every node shares.
+    failing.send(true).unwrap();
     let other = ids.iter().copied().find(|id| *id != leader).unwrap();
     let (target_tx, target) = watch::channel(nodes[other].grpc.clone());
     let (value_tx, value) = watch::channel(90.0);
@@ -860,22 +890,31 @@ async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once
         })
         .await;
     }
-    let fired = tokio::time::timeout(Duration::from_secs(30), bodies.recv())
-        .await
-        .expect("the webhook is told of ALARM")
-        .unwrap();
-    assert_eq!(fired["NewStateValue"], "ALARM");
     for (id, node) in &nodes {
         eventually(&format!("the group scaled out on {id}"), async || {
             let g = get_json(&node.http, "/api/v1/groups/web").await;
             (g["desired_capacity"] == 4).then_some(())
         })
         .await;
+        eventually(&format!("the failed attempt on {id}"), async || {
+            let n = get_json(&node.http, "/api/v1/notifications").await;
+            let first = n["notifications"].get(0)?.clone();
+            (first["status"] == "pending" && !first["attempts"].as_array()?.is_empty())
+                .then_some(())
+        })
+        .await;
     }
 
-    // The leader dies: another node takes the lease, adopts the alarm in ALARM, and the
-    // cooling CPU turns it OK once.
+    // The leader dies with the notification undelivered; the webhook comes back. Another
+    // node takes the lease, adopts the alarm in ALARM, delivers the notification the dead
+    // leader wrote, and the cooling CPU turns the alarm OK once.
     nodes.remove(leader).unwrap().kill9();
+    failing.send(false).unwrap();
+    let fired = tokio::time::timeout(Duration::from_secs(60), bodies.recv())
+        .await
+        .expect("the new leader delivers the ALARM notification")
+        .unwrap();
+    assert_eq!(fired["NewStateValue"], "ALARM");
     target_tx.send(nodes[other].grpc.clone()).unwrap();
     let live: Vec<&str> = ids.iter().copied().filter(|x| *x != leader).collect();
     settled(&nodes[other], &live).await;

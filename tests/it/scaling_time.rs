@@ -83,6 +83,7 @@ async fn cooldown_launch_and_scheduled_actions_follow_the_clock() {
     let actions = Actions::start(
         &cfg,
         dir.path(),
+        None,
         Arc::clone(&db),
         clock.clone(),
         Default::default(),
@@ -205,6 +206,7 @@ async fn repeat_interval_renotifies_through_the_dispatcher() {
     let actions = Actions::start(
         &cfg,
         dir.path(),
+        None,
         Arc::clone(&db),
         clock.clone(),
         Default::default(),

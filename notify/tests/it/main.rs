@@ -7,6 +7,7 @@
 )]
 
 mod https;
+mod shared;
 mod smtp;
 mod sns;
 mod webhook;

@@ -21,18 +21,18 @@ use tokio::sync::{mpsc, oneshot};
 const SECRET: &str = "s3cret";
 
 #[derive(Clone, Debug)]
-struct Received {
-    body: Bytes,
+pub(crate) struct Received {
+    pub(crate) body: Bytes,
     signature: Option<String>,
-    key: Option<String>,
-    answered: u16,
+    pub(crate) key: Option<String>,
+    pub(crate) answered: u16,
 }
 
 #[derive(Clone)]
-struct Receiver {
+pub(crate) struct Receiver {
     /// HTTP statuses to answer, in order; 200 once they run out.
     script: Arc<Mutex<Vec<u16>>>,
-    got: Arc<Mutex<Vec<Received>>>,
+    pub(crate) got: Arc<Mutex<Vec<Received>>>,
     tx: mpsc::Sender<u16>,
 }
 
@@ -53,7 +53,7 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
 }
 
 /// A receiver on 127.0.0.1:0 answering `script` then 200; returns its URL.
-async fn receiver(script: Vec<u16>) -> (String, Receiver, mpsc::Receiver<u16>) {
+pub(crate) async fn receiver(script: Vec<u16>) -> (String, Receiver, mpsc::Receiver<u16>) {
     let (tx, rx) = mpsc::channel(100);
     let r = Receiver {
         script: Arc::new(Mutex::new(script)),
@@ -69,7 +69,7 @@ async fn receiver(script: Vec<u16>) -> (String, Receiver, mpsc::Receiver<u16>) {
     (format!("http://{addr}/hook"), r, rx)
 }
 
-fn settings(url: &str) -> NotificationSettings {
+pub(crate) fn settings(url: &str) -> NotificationSettings {
     NotificationSettings {
         webhooks: vec![WebhookSettings {
             name: "hook".into(),
@@ -90,11 +90,11 @@ fn settings(url: &str) -> NotificationSettings {
     }
 }
 
-fn env(k: &str) -> Option<String> {
+pub(crate) fn env(k: &str) -> Option<String> {
     (k == "HOOK_SECRET").then(|| SECRET.to_owned())
 }
 
-fn named() -> Action {
+pub(crate) fn named() -> Action {
     // `webhook:<name>`; action::parse does not accept this form yet, so it is built here.
     Action::Webhook {
         url: "webhook:hook".into(),
@@ -125,7 +125,7 @@ fn dispatcher(
     (Arc::new(d), hrx)
 }
 
-fn spawn_run(d: &Arc<Dispatcher>) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+pub(crate) fn spawn_run(d: &Arc<Dispatcher>) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let d = d.clone();
     let task = tokio::spawn(async move {
