@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use thermostat_metrics::{SeriesKey, Store, Timestamp};
 
+use crate::action::Action;
 use crate::anomaly::Model;
 use crate::composite::{CompositeState, evaluate_composite};
 use crate::error::{Error, Result};
@@ -143,12 +144,101 @@ pub fn tick_with_models(
     models: &dyn AnomalyModels,
     now: Timestamp,
 ) -> Result<TickOutput> {
+    tick_scoped(set, st, store, models, &Scope::All, now)
+}
+
+/// Which alarms a tick evaluates: all of them (one node), or one cluster node's share.
+#[derive(Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every alarm.
+    All,
+    /// A cluster node's share: the metric alarm instances whose series `owns` says the node
+    /// owns (its partitions), and, when it `leads`, the composite alarms, the metric-math
+    /// alarms (their metrics may span partitions) and the alarms with a scaling action
+    /// (scaling decisions are the leader's).
+    Share {
+        /// Whether the node owns a series' partition.
+        owns: &'a dyn Fn(&SeriesKey) -> bool,
+        /// Whether the node leads the cluster.
+        leads: bool,
+    },
+}
+
+impl std::fmt::Debug for Scope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::All => f.write_str("All"),
+            Scope::Share { leads, .. } => f
+                .debug_struct("Share")
+                .field("leads", leads)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Scope<'_> {
+    /// Whether the leader alone evaluates `a` (in a share).
+    pub fn leader_alarm(a: &Alarm) -> bool {
+        a.is_math()
+            || [
+                &a.actions.alarm,
+                &a.actions.ok,
+                &a.actions.insufficient_data,
+            ]
+            .iter()
+            .any(|list| list.iter().any(Action::is_scaling))
+    }
+
+    /// Whether this scope evaluates the instance of `a` on series `key`.
+    pub fn evaluates(&self, a: &Alarm, key: &SeriesKey) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Share { owns, leads } => {
+                if Self::leader_alarm(a) {
+                    *leads
+                } else {
+                    owns(key)
+                }
+            }
+        }
+    }
+
+    /// Whether this scope evaluates the composite alarms.
+    pub fn composites(&self) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Share { leads, .. } => *leads,
+        }
+    }
+}
+
+/// [`tick_with_models`] for the alarms of `scope` only: the states of the others are left as
+/// they are (another node evaluates them).
+///
+/// # Errors
+/// As [`tick`].
+pub fn tick_scoped(
+    set: &AlarmSet,
+    st: &mut EngineState,
+    store: &Store,
+    models: &dyn AnomalyModels,
+    scope: &Scope<'_>,
+    now: Timestamp,
+) -> Result<TickOutput> {
     let mut out = TickOutput::default();
     for a in &set.alarms {
         if !is_tick(a, now) {
             continue;
         }
+        if let Scope::Share { leads: false, .. } = scope
+            && Scope::leader_alarm(a)
+        {
+            continue;
+        }
         for (name, key) in instances(a, st, store) {
+            if !scope.evaluates(a, &key) {
+                continue;
+            }
             let (dps, math) = if a.is_math() {
                 let m = evaluate_metrics(a, &name, &key, store, models, now)?;
                 (m.datapoints.clone(), Some(m))
@@ -216,7 +306,7 @@ pub fn tick_with_models(
             inst.state = e.state;
         }
     }
-    if now.as_millis().rem_euclid(10_000) == 0 {
+    if scope.composites() && now.as_millis().rem_euclid(10_000) == 0 {
         for c in &set.composites {
             let cur = st
                 .composites
@@ -544,6 +634,56 @@ mod tests {
             sample: Sample::Value(v),
         };
         store.record_batch(&[(key, obs)]);
+    }
+
+    // Cluster mode: a node evaluates the instances of the series it owns; composites and the
+    // alarms that scale only where it leads; the other states are left as they are.
+    #[test]
+    fn a_scoped_tick_evaluates_only_its_share() {
+        const SHARE: &str = "alarms:\n  - {name: hot, namespace: App, metric_name: Cpu, dimensions: {Group: web, Host: \"*\"}, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: 50, comparison_operator: GreaterThanThreshold}\n  - {name: scales, namespace: App, metric_name: Cpu, dimensions: {Group: web, Host: a}, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: 50, comparison_operator: GreaterThanThreshold, alarm_actions: [\"policy:web/out\"]}\ncomposite_alarms:\n  - {name: any, alarm_rule: \"ALARM(hot)\"}\n";
+        let set = validate(&[("x.yaml", SHARE)]).unwrap();
+        let store = Store::new(2);
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        push(&store, "a", t0.add_millis(10_000), 90.0);
+        push(&store, "b", t0.add_millis(10_000), 90.0);
+        let t1 = t0.add_millis(60_000);
+        let owns_a = |k: &SeriesKey| k.dimension("Host") == Some("a");
+        let follower = Scope::Share {
+            owns: &owns_a,
+            leads: false,
+        };
+        let mut st = EngineState::new(&set, Timestamp(0), None);
+        tick_scoped(&set, &mut st, &store, &NoModels, &follower, t1).unwrap();
+        let names: Vec<&String> = st.metric.keys().collect();
+        assert_eq!(
+            names,
+            ["hot[Host=a]", "scales"],
+            "only its own series' instance"
+        );
+        assert_eq!(st.metric["hot[Host=a]"].state.value, StateValue::Alarm);
+        assert_eq!(
+            st.metric["scales"].state.value,
+            StateValue::InsufficientData,
+            "an alarm that scales is the leader's"
+        );
+        assert_eq!(
+            st.composites["any"].alarm.value,
+            StateValue::InsufficientData,
+            "composites are the leader's"
+        );
+
+        let nothing = |_: &SeriesKey| false;
+        let leader = Scope::Share {
+            owns: &nothing,
+            leads: true,
+        };
+        tick_scoped(&set, &mut st, &store, &NoModels, &leader, t1).unwrap();
+        assert_eq!(st.metric["scales"].state.value, StateValue::Alarm);
+        assert_eq!(st.composites["any"].alarm.value, StateValue::Alarm);
+        assert!(
+            !st.metric.contains_key("hot[Host=b]"),
+            "no node owns b here: nobody evaluates it"
+        );
     }
 
     // Extension (docs/alarms.md §5): a "*" dimension value evaluates one instance per

@@ -59,7 +59,7 @@ pub use alarm_tests::{TestOutcome, run_tests};
 pub use backtest::{BacktestResult, backtest, parse_csv, render_json, render_text};
 pub use composite::{CompositeState, evaluate_composite};
 pub use due::{ActionDue, RecentDatapoints, actions_due};
-pub use engine::{EngineState, TickOutput, carry_over, tick, tick_with_models};
+pub use engine::{EngineState, Scope, TickOutput, carry_over, tick, tick_scoped, tick_with_models};
 pub use error::{ConfigError, ConfigErrors, Error, Result};
 pub use evaluator::{QueryPlan, evaluate, plan, query, set_state};
 pub use history::HistoryItem;

@@ -1,9 +1,12 @@
-//! The state journal: one JetStream stream, `THERMOSTAT_STATE` (subject `thermostat.state`),
-//! holding every write of the alarm and scaling state in the order the cluster made them.
-//! Every node applies it, in order, to its own replica of the state; a write names the
-//! sequence it was made on ([`Journal::append`] with `expected_last`), so that a writer that
-//! missed a write (a deposed leader, a node that has not caught up) is refused by JetStream
-//! itself instead of overwriting what it did not see.
+//! The state journal: one JetStream stream, `THERMOSTAT_STATE` (subjects
+//! `thermostat.state.<part>`), holding every write of the alarm and scaling state in the
+//! order the cluster made them. Every node applies it, in order, to its own replica of the
+//! state. A part is what one writer at a time writes (a partition's alarm states, the
+//! leader's); a write names the last sequence of its part it was made on
+//! ([`Journal::append`] with `expected_last`), so that a writer that missed a write of its
+//! part (a deposed owner, a node that has not caught up) is refused by JetStream itself
+//! instead of overwriting what it did not see, while writers of different parts never wait
+//! for each other.
 //!
 //! The entries are opaque bytes here: the binary encodes them (`src/app/cluster_state.rs`).
 
@@ -17,7 +20,7 @@ use crate::node::Cluster;
 
 /// The state journal's stream.
 pub const STATE_STREAM: &str = "THERMOSTAT_STATE";
-const STATE_SUBJECT: &str = "thermostat.state";
+const STATE_PREFIX: &str = "thermostat.state";
 
 /// How long an append waits for JetStream's acknowledgement.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,7 +58,7 @@ impl Journal {
             .jetstream()
             .get_or_create_stream(stream::Config {
                 name: STATE_STREAM.into(),
-                subjects: vec![STATE_SUBJECT.into()],
+                subjects: vec![format!("{STATE_PREFIX}.>")],
                 num_replicas: cluster.replicas(),
                 storage: stream::StorageType::File,
                 ..Default::default()
@@ -68,15 +71,17 @@ impl Journal {
         })
     }
 
-    /// Appends `entry`, only if the journal's last sequence is `expected_last` when one is
-    /// given (JetStream checks it: `Nats-Expected-Last-Sequence`). Returns the entry's
+    /// Appends `entry` to part `part` (letters, digits, `.`, `_`, `-`), only if the part's
+    /// last sequence is `expected_last` when one is given (0: the part has no entry yet;
+    /// JetStream checks it: `Nats-Expected-Last-Subject-Sequence`). Returns the entry's
     /// sequence once JetStream has stored it.
     ///
     /// # Errors
-    /// [`AppendError::Behind`] when the journal moved on; [`AppendError::Failed`] when NATS
-    /// is unreachable (nothing is sent then) or did not store it.
+    /// [`AppendError::Behind`] when the part moved on; [`AppendError::Failed`] when NATS is
+    /// unreachable (nothing is sent then) or did not store it.
     pub async fn append(
         &self,
+        part: &str,
         entry: Vec<u8>,
         expected_last: Option<u64>,
     ) -> Result<u64, AppendError> {
@@ -85,7 +90,7 @@ impl Journal {
         }
         let mut message = jetstream::message::PublishMessage::build().payload(Bytes::from(entry));
         if let Some(last) = expected_last {
-            message = message.expected_last_sequence(last);
+            message = message.expected_last_subject_sequence(last);
         }
         let refused = |e: jetstream::context::PublishError| match e.kind() {
             PublishErrorKind::WrongLastSequence => AppendError::Behind {
@@ -96,7 +101,7 @@ impl Journal {
         let ack = self
             .cluster
             .jetstream()
-            .send_publish(STATE_SUBJECT, message)
+            .send_publish(format!("{STATE_PREFIX}.{part}"), message)
             .await
             .map_err(refused)?;
         let ack = tokio::time::timeout(APPEND_TIMEOUT, ack)
@@ -124,13 +129,23 @@ impl Journal {
         Ok(info.state.last_sequence)
     }
 
-    /// The entry at `seq`, or `None` when there is none (a sequence JetStream skipped).
+    /// The entry at `seq` with its part, or `None` when there is none (a sequence JetStream
+    /// skipped).
     ///
     /// # Errors
     /// NATS cannot be asked.
-    pub async fn read(&self, seq: u64) -> Result<Option<Vec<u8>>, Error> {
+    pub async fn read(&self, seq: u64) -> Result<Option<(String, Vec<u8>)>, Error> {
         match self.stream.get_raw_message(seq).await {
-            Ok(m) => Ok(Some(m.payload.to_vec())),
+            Ok(m) => {
+                let part = m
+                    .subject
+                    .as_str()
+                    .strip_prefix(STATE_PREFIX)
+                    .and_then(|p| p.strip_prefix('.'))
+                    .unwrap_or_default()
+                    .to_owned();
+                Ok(Some((part, m.payload.to_vec())))
+            }
             Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => Ok(None),
             Err(e) => Err(Error::js("reading the state journal")(&e)),
         }

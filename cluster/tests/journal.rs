@@ -19,22 +19,43 @@ async fn a_write_made_on_a_stale_sequence_is_refused_and_stores_nothing() {
         Journal::open(&b).await.unwrap(),
     );
     assert_eq!(ja.last_seq().await.unwrap(), 0);
-    assert_eq!(ja.append(b"one".to_vec(), Some(0)).await.unwrap(), 1);
+    assert_eq!(ja.append("p.1", b"one".to_vec(), Some(0)).await.unwrap(), 1);
 
-    // b has applied nothing: its write on sequence 0 is refused, and nothing is stored.
-    let e = jb.append(b"stale".to_vec(), Some(0)).await.unwrap_err();
+    // b has applied nothing of part p.1: its write on sequence 0 is refused, and nothing is
+    // stored.
+    let e = jb
+        .append("p.1", b"stale".to_vec(), Some(0))
+        .await
+        .unwrap_err();
     assert!(matches!(e, AppendError::Behind { expected: 0 }), "{e:?}");
     assert_eq!(jb.last_seq().await.unwrap(), 1);
     // Caught up, it writes.
-    assert_eq!(jb.read(1).await.unwrap().as_deref(), Some(&b"one"[..]));
-    assert_eq!(jb.append(b"two".to_vec(), Some(1)).await.unwrap(), 2);
-    // a is now the one behind.
+    assert_eq!(
+        jb.read(1).await.unwrap(),
+        Some(("p.1".to_owned(), b"one".to_vec()))
+    );
+    assert_eq!(jb.append("p.1", b"two".to_vec(), Some(1)).await.unwrap(), 2);
+    // a is now the one behind on p.1 ...
     assert!(matches!(
-        ja.append(b"late".to_vec(), Some(1)).await,
+        ja.append("p.1", b"late".to_vec(), Some(1)).await,
         Err(AppendError::Behind { expected: 1 })
     ));
+    // ... but another part does not wait for p.1: its own last sequence is what counts.
+    assert_eq!(
+        ja.append("leader", b"lead".to_vec(), Some(0))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        ja.append("p.1", b"three".to_vec(), Some(2)).await.unwrap(),
+        4
+    );
     // A write that only adds (history) is not fenced: it goes after whatever came before.
-    assert_eq!(ja.append(b"note".to_vec(), None).await.unwrap(), 3);
-    assert_eq!(ja.read(2).await.unwrap().as_deref(), Some(&b"two"[..]));
-    assert_eq!(ja.read(4).await.unwrap(), None);
+    assert_eq!(ja.append("any", b"note".to_vec(), None).await.unwrap(), 5);
+    assert_eq!(
+        ja.read(3).await.unwrap(),
+        Some(("leader".to_owned(), b"lead".to_vec()))
+    );
+    assert_eq!(ja.read(6).await.unwrap(), None);
 }

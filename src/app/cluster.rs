@@ -103,7 +103,13 @@ impl ClusterApi for ClusterView {
             let paused = self.engine.evaluation_paused();
             map.insert(
                 "alarm_evaluation".into(),
-                serde_json::json!({ "evaluating": paused.is_none(), "paused": paused }),
+                serde_json::json!({
+                    "evaluating": paused.is_none(),
+                    "paused": paused,
+                    // The leader evaluates composites, metric math and the alarms that
+                    // scale; every node the metric alarms of its partitions.
+                    "leads": self.cluster.leads(),
+                }),
             );
         }
         status

@@ -1,20 +1,24 @@
-//! Cluster mode's alarm and scaling state: every node keeps a replica of it (a state
-//! database under `<data dir>/cluster/state/`, rebuilt at start), and every write goes
-//! through the cluster's state journal ([`Journal`]) first, so that all nodes apply the same
-//! writes in the same order.
+//! Cluster mode's alarm and scaling state and notification outbox: every node keeps a
+//! replica of them (a state database and an outbox under `<data dir>/cluster/state/`,
+//! rebuilt at start), and every write goes through the cluster's state journal ([`Journal`])
+//! first, so that all nodes apply the same writes in the same order.
 //!
-//! - [`Replicated`] is the alarm runtime's [`AlarmStore`] and the scaling runtime's
-//!   [`GroupStore`]: reads come from the replica; a write is appended to the journal, made on
-//!   the sequence this node has applied (a state write is refused by JetStream when another
-//!   node wrote meanwhile: a deposed leader cannot overwrite what it did not see), then
-//!   applied to the replica.
-//! - [`follow`] applies the other nodes' writes as they come and has the runtimes adopt them.
-//! - [`LeaderGate`]: only the node that holds the leader lease evaluates alarms (and scales);
-//!   before each of its ticks it catches up with the journal, adopting what others wrote.
+//! - [`Replicated`] is the alarm runtime's [`AlarmStore`], the scaling runtime's
+//!   [`GroupStore`] and the dispatcher's [`SharedOutbox`]: reads come from the replica; a
+//!   write is routed to its journal part (a partition's alarm states, the leader's, or
+//!   unfenced), appended on the part's sequence this node has applied (refused by JetStream
+//!   when another node wrote the part meanwhile: a deposed owner cannot overwrite what it did
+//!   not see), then applied to the replica.
+//! - [`follow`] applies the other nodes' writes as they come and has the runtimes and the
+//!   dispatcher adopt them.
+//! - [`ClusterGate`]: every node evaluates the metric alarms of its partitions, the leader
+//!   also composites, metric math and the alarms that scale; before each tick a node
+//!   catches up with the journal, adopting what others wrote, and it pauses while cut off.
 //! - Writes every node makes alike (the states and history a start or a reload writes) stay
 //!   local ([`local_writes`]): written by every node they would be in the journal N times.
 
 use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -28,7 +32,8 @@ use thermostat_alarms_runtime::{
     StoreError, StoredModel, StoredStates,
 };
 use thermostat_cluster::{AppendError, Cluster, Journal};
-use thermostat_metrics::Timestamp;
+use thermostat_metrics::store::stable_hash;
+use thermostat_metrics::{SeriesKey, Timestamp};
 use thermostat_notify::SharedOutbox;
 use thermostat_notify::outbox::{Attempt, Next, Outbox, OutboxRecord};
 use thermostat_scaler::{GroupState, ScalingActivity};
@@ -118,16 +123,73 @@ enum Applied {
     Attempted(Box<OutboxRecord>),
 }
 
+/// The journal part of writes that only add (history, definitions, the outbox): appended
+/// whatever came before.
+const UNFENCED: &str = "any";
+/// The journal part of the leader's state writes (composite alarms, groups).
+const LEADER_PART: &str = "leader";
+
 impl Entry {
-    /// Whether the write replaces state (made only on the sequence its writer applied) or
-    /// only adds (history, definitions: appended whatever came before).
-    fn fenced(&self) -> bool {
+    /// The writes of `self` by journal part: a commit's metric alarm states go with their
+    /// series' partition (`p.<n>`, written by its owner), composite states with the
+    /// leader's, history with its alarm's state (or unfenced when the commit has none).
+    fn route(self, partitions: u32) -> Vec<Entry> {
+        let Entry::Commit {
+            metric,
+            composites,
+            history,
+        } = self
+        else {
+            return vec![self];
+        };
+        type Part = (
+            Vec<(String, InstanceState)>,
+            Vec<(String, CompositeState)>,
+            Vec<HistoryItem>,
+        );
+        let mut parts: BTreeMap<String, Part> = BTreeMap::new();
+        let mut part_of: HashMap<String, String> = HashMap::new();
+        for (name, state) in metric {
+            let p = stable_hash(&state.key) % u64::from(partitions.max(1));
+            let part = format!("p.{p}");
+            part_of.insert(name.clone(), part.clone());
+            parts.entry(part).or_default().0.push((name, state));
+        }
+        for (name, state) in composites {
+            part_of.insert(name.clone(), LEADER_PART.to_owned());
+            parts
+                .entry(LEADER_PART.to_owned())
+                .or_default()
+                .1
+                .push((name, state));
+        }
+        for item in history {
+            let part = part_of
+                .get(&item.alarm_name)
+                .cloned()
+                .unwrap_or_else(|| UNFENCED.to_owned());
+            parts.entry(part).or_default().2.push(item);
+        }
+        parts
+            .into_values()
+            .map(|(metric, composites, history)| Entry::Commit {
+                metric,
+                composites,
+                history,
+            })
+            .collect()
+    }
+
+    /// The journal part of a routed write ([`Entry::route`]).
+    fn part(&self, partitions: u32) -> String {
         match self {
-            Entry::Commit {
-                metric, composites, ..
-            } => !metric.is_empty() || !composites.is_empty(),
-            Entry::Groups { .. } => true,
-            _ => false,
+            Entry::Commit { metric, .. } if !metric.is_empty() => {
+                let p = stable_hash(&metric[0].1.key) % u64::from(partitions.max(1));
+                format!("p.{p}")
+            }
+            Entry::Commit { composites, .. } if !composites.is_empty() => LEADER_PART.to_owned(),
+            Entry::Groups { .. } => LEADER_PART.to_owned(),
+            _ => UNFENCED.to_owned(),
         }
     }
 
@@ -188,12 +250,21 @@ pub struct Replicated {
     /// The notification outbox's replica, beside the state's.
     outbox: Outbox,
     runtime: tokio::runtime::Handle,
-    /// The journal sequence the replica has applied; held while a write is appended and
+    /// How far the replica has applied the journal; held while a write is appended and
     /// applied, so that the replica takes entries in journal order.
-    applied: Mutex<u64>,
+    applied: Mutex<Position>,
     /// Set when the replica took writes the runtimes have not adopted yet (another node's,
     /// or a refusal that says there are some).
     unadopted: AtomicBool,
+}
+
+/// How far a replica has applied the journal.
+#[derive(Debug, Default)]
+struct Position {
+    /// The last sequence applied.
+    seq: u64,
+    /// Each part's last sequence applied: what a write to the part is made on.
+    parts: HashMap<String, u64>,
 }
 
 /// Why a write to the replicated state failed.
@@ -251,7 +322,7 @@ impl Replicated {
             replica,
             outbox,
             runtime: tokio::runtime::Handle::current(),
-            applied: Mutex::new(0),
+            applied: Mutex::new(Position::default()),
             unadopted: AtomicBool::new(false),
         });
         let catching_up = Arc::clone(&replicated);
@@ -277,7 +348,7 @@ impl Replicated {
         &self.outbox
     }
 
-    fn applied(&self) -> MutexGuard<'_, u64> {
+    fn applied(&self) -> MutexGuard<'_, Position> {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -310,18 +381,19 @@ impl Replicated {
         let journal = self.journal.clone();
         let last = self.block(async move { journal.last_seq().await })??;
         let mut applied = self.applied();
-        let before = *applied;
+        let before = applied.seq;
         self.catch_up_locked(&mut applied, last)?;
-        Ok(*applied - before)
+        Ok(applied.seq - before)
     }
 
-    /// Applies entries after `*applied` up to `upto`, in order.
-    fn catch_up_locked(&self, applied: &mut u64, upto: u64) -> Result<(), WriteError> {
-        while *applied < upto {
-            let seq = *applied + 1;
+    /// Applies entries after `applied` up to `upto`, in order.
+    fn catch_up_locked(&self, applied: &mut Position, upto: u64) -> Result<(), WriteError> {
+        while applied.seq < upto {
+            let seq = applied.seq + 1;
             let journal = self.journal.clone();
-            let bytes = self.block(async move { journal.read(seq).await })??;
-            if let Some(bytes) = bytes {
+            let read = self.block(async move { journal.read(seq).await })??;
+            if let Some((part, bytes)) = read {
+                applied.parts.insert(part, seq);
                 match serde_json::from_slice::<Written>(&bytes) {
                     Ok(w) => {
                         if let Err(e) = self.apply(&w.entry) {
@@ -334,7 +406,7 @@ impl Replicated {
                 }
                 self.unadopted.store(true, Ordering::Release);
             }
-            *applied = seq;
+            applied.seq = seq;
         }
         Ok(())
     }
@@ -434,6 +506,15 @@ impl Replicated {
         if LOCAL_ONLY.with(Cell::get) {
             return self.apply(&entry);
         }
+        let mut out = Applied::Nothing;
+        for part in entry.route(self.cluster.partitions()) {
+            out = self.write_part(part)?;
+        }
+        Ok(out)
+    }
+
+    /// [`write`](Self::write) of one part's entry.
+    fn write_part(&self, entry: Entry) -> Result<Applied, StoreError> {
         let written = Written {
             by: self.cluster.node_id().to_owned(),
             leader_revision: self.cluster.leader_revision(),
@@ -443,17 +524,18 @@ impl Replicated {
         if bytes.len() > self.journal.max_entry_bytes() {
             return match written.entry.split() {
                 Ok((a, b)) => {
-                    self.write(a)?;
-                    self.write(b)
+                    self.write_part(a)?;
+                    self.write_part(b)
                 }
                 Err(_) => Err(StoreError::new(WriteError::TooLarge(bytes.len()))),
             };
         }
-        let fenced = written.entry.fenced();
+        let part = written.entry.part(self.cluster.partitions());
         let mut applied = self.applied();
-        let expected = fenced.then_some(*applied);
+        let expected = (part != UNFENCED).then(|| applied.parts.get(&part).copied().unwrap_or(0));
         let journal = self.journal.clone();
-        let seq = match self.block(async move { journal.append(bytes, expected).await }) {
+        let to = part.clone();
+        let seq = match self.block(async move { journal.append(&to, bytes, expected).await }) {
             Ok(Ok(seq)) => seq,
             Ok(Err(e)) => {
                 if matches!(e, AppendError::Behind { .. }) {
@@ -469,7 +551,8 @@ impl Replicated {
         self.catch_up_locked(&mut applied, seq - 1)
             .map_err(StoreError::new)?;
         let out = self.apply(&written.entry);
-        *applied = seq;
+        applied.seq = seq;
+        applied.parts.insert(part, seq);
         out
     }
 }
@@ -763,23 +846,24 @@ pub async fn follow(state: Arc<Replicated>, adopters: Arc<Adopters>, stop: Cance
     }
 }
 
-/// Only the node holding the leader lease evaluates alarms, with the cluster's
-/// configuration, and only once it has applied every write of the journal.
+/// Every node evaluates the metric alarms of the partitions it owns; the leader also the
+/// composites, the metric-math alarms and the alarms that scale ([`thermostat_alarms::Scope`]),
+/// each with the cluster's configuration and only once it has applied the journal.
 #[derive(Debug)]
-pub struct LeaderGate {
+pub struct ClusterGate {
     state: Arc<Replicated>,
     adopters: Arc<Adopters>,
-    /// Whether this node evaluated the previous tick (a new leader adopts first).
-    leading: AtomicBool,
+    /// Whether this node evaluated the previous tick (one that resumes adopts first).
+    evaluating: AtomicBool,
 }
 
-impl LeaderGate {
+impl ClusterGate {
     /// The gate over `state`'s cluster.
     pub fn new(state: Arc<Replicated>, adopters: Arc<Adopters>) -> Self {
-        LeaderGate {
+        ClusterGate {
             state,
             adopters,
-            leading: AtomicBool::new(false),
+            evaluating: AtomicBool::new(false),
         }
     }
 
@@ -789,18 +873,15 @@ impl LeaderGate {
     }
 }
 
-impl EvaluationGate for LeaderGate {
+impl EvaluationGate for ClusterGate {
     fn check(&self, _: Timestamp) -> Gate {
         let cluster = &self.state.cluster;
         let pause = |reason: &str| {
-            self.leading.store(false, Ordering::Release);
+            self.evaluating.store(false, Ordering::Release);
             Gate::Pause(reason.to_owned())
         };
         if !cluster.connected() {
             return pause("NATS is unreachable");
-        }
-        if !cluster.leads() {
-            return pause("another node leads the cluster and evaluates the alarms");
         }
         if !cluster.status().config_matches {
             return pause("this node's configuration differs from the cluster's");
@@ -809,12 +890,22 @@ impl EvaluationGate for LeaderGate {
             tracing::warn!(error = %e, "Could not read the cluster's state journal before a tick.");
             return pause("the cluster's state journal cannot be read");
         }
-        let was_leading = self.leading.swap(true, Ordering::AcqRel);
-        if self.state.take_unadopted() || !was_leading {
+        let was_evaluating = self.evaluating.swap(true, Ordering::AcqRel);
+        if self.state.take_unadopted() || !was_evaluating {
             self.adopters.adopt_scaling();
             Gate::AdoptThenEvaluate
         } else {
             Gate::Evaluate
         }
+    }
+
+    fn owns(&self, key: &SeriesKey) -> bool {
+        let cluster = &self.state.cluster;
+        let partition = stable_hash(key) % u64::from(cluster.partitions().max(1));
+        u32::try_from(partition).is_ok_and(|p| cluster.owns(p))
+    }
+
+    fn leads(&self) -> bool {
+        ClusterGate::leads(self)
     }
 }

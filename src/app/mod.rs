@@ -216,7 +216,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         // After the tick's scaling, so that the group metrics show its outcome.
         .with_after_tick(move |t| metrics_actions.record_capacity_metrics(t));
     if let Some(r) = &replicated {
-        let gate = Arc::new(cluster_state::LeaderGate::new(
+        let gate = Arc::new(cluster_state::ClusterGate::new(
             Arc::clone(r),
             Arc::clone(&adopters),
         ));

@@ -732,6 +732,18 @@ const ACTING: &str = r#"alarms:
     treat_missing_data: ignore
     alarm_actions: ["policy:web/scale-out", "HOOK"]
     ok_actions: ["HOOK"]
+  - name: web-warm
+    namespace: Cluster/Act
+    metric_name: Cpu
+    dimensions: {AutoScalingGroupName: web}
+    statistic: Maximum
+    period_seconds: 10
+    evaluation_periods: 1
+    threshold: 60
+    comparison_operator: GreaterThanThreshold
+    treat_missing_data: ignore
+    alarm_actions: ["HOOK"]
+    ok_actions: ["HOOK"]
 scaling_groups:
   - name: web
     backend: simulated
@@ -819,15 +831,23 @@ fn wall_ms() -> i64 {
         .as_millis() as i64
 }
 
-async fn alarm_state(node: &ServerProcess) -> String {
-    let a = get_json(&node.http, "/api/v1/alarms/web-hot").await;
+async fn alarm_state(node: &ServerProcess, alarm: &str) -> String {
+    let a = get_json(&node.http, &format!("/api/v1/alarms/{alarm}")).await;
     a["state"].as_str().unwrap_or_default().to_owned()
 }
 
 /// The alarm's transitions as `node` records them, oldest first, and its Action items
 /// that name `hook`.
-async fn transitions_and_deliveries(node: &ServerProcess, hook: &str) -> (Vec<String>, usize) {
-    let h = get_json(&node.http, "/api/v1/alarms/web-hot/history?max_records=100").await;
+async fn transitions_and_deliveries(
+    node: &ServerProcess,
+    alarm: &str,
+    hook: &str,
+) -> (Vec<String>, usize) {
+    let h = get_json(
+        &node.http,
+        &format!("/api/v1/alarms/{alarm}/history?max_records=100"),
+    )
+    .await;
     let items = h["history"].as_array().unwrap();
     let mut transitions: Vec<String> = items
         .iter()
@@ -845,7 +865,7 @@ async fn transitions_and_deliveries(node: &ServerProcess, hook: &str) -> (Vec<St
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once() {
+async fn alarms_are_evaluated_by_their_owners_and_continued_by_the_next_acting_once() {
     let Some(bin) = require_nats_server("cluster") else {
         return;
     };
@@ -860,132 +880,130 @@ async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once
     let mut nodes: BTreeMap<&str, ServerProcess> = ids.iter().map(|id| (*id, start(id))).collect();
     settled(&nodes["n1"], &ids).await;
 
-    // Exactly one node evaluates: the leader; the others say why they do not.
-    let leader = eventually("one node evaluating", async || {
-        let mut evaluating = Vec::new();
+    // Every node evaluates; exactly one leads (composites, metric math, the alarms that
+    // scale: web-hot); web-warm is evaluated by the owner of its series' partition.
+    let leader = eventually("every node evaluating, one leading", async || {
+        let mut leading = Vec::new();
         for (id, node) in &nodes {
             let s = cluster_status(node).await;
-            if s["alarm_evaluation"]["evaluating"] == true {
-                assert_eq!(s["leader"], *id, "only the leader evaluates: {s:#}");
-                evaluating.push(*id);
-            } else {
-                assert!(s["alarm_evaluation"]["paused"].is_string(), "{s:#}");
+            if s["alarm_evaluation"]["evaluating"] != true {
+                return None;
+            }
+            if s["alarm_evaluation"]["leads"] == true {
+                assert_eq!(s["leader"], *id, "{s:#}");
+                leading.push(*id);
             }
         }
-        (evaluating.len() == 1).then(|| evaluating[0])
+        (leading.len() == 1).then(|| leading[0])
     })
     .await;
+    let owner = cpu_owner(&nodes[leader]).await;
 
-    // A hot CPU, pushed to a node that does not lead: the alarm fires once, on every node's
-    // view, and the group scales out once; the webhook is down, so the notification waits,
-    // with its failed attempt, in the outbox every node shares.
+    // A hot CPU, pushed to a node that does not lead: each alarm fires once, on every node's
+    // view, logged by the node that evaluated it; the group scales out once. The webhook is
+    // down, so both notifications wait, with a failed attempt, in the outbox every node
+    // shares.
     failing.send(true).unwrap();
     let other = ids.iter().copied().find(|id| *id != leader).unwrap();
     let (target_tx, target) = watch::channel(nodes[other].grpc.clone());
     let (value_tx, value) = watch::channel(90.0);
     let pusher = tokio::spawn(push_cpu(target, value));
+    both_in(&nodes, "ALARM").await;
     for (id, node) in &nodes {
-        eventually(&format!("ALARM on {id}"), async || {
-            (alarm_state(node).await == "ALARM").then_some(())
-        })
-        .await;
-    }
-    for (id, node) in &nodes {
+        assert_eq!(
+            logged_transitions(node, "web-hot") > 0,
+            *id == leader,
+            "{id}: web-hot is the leader's (it scales)"
+        );
+        assert_eq!(
+            logged_transitions(node, "web-warm") > 0,
+            *id == owner,
+            "{id}: web-warm is its partition owner's ({owner})"
+        );
         eventually(&format!("the group scaled out on {id}"), async || {
             let g = get_json(&node.http, "/api/v1/groups/web").await;
             (g["desired_capacity"] == 4).then_some(())
         })
         .await;
-        eventually(&format!("the failed attempt on {id}"), async || {
+        eventually(&format!("the failed attempts on {id}"), async || {
             let n = get_json(&node.http, "/api/v1/notifications").await;
-            let first = n["notifications"].get(0)?.clone();
-            (first["status"] == "pending" && !first["attempts"].as_array()?.is_empty())
-                .then_some(())
+            let list = n["notifications"].as_array()?.clone();
+            (list.len() == 2
+                && list.iter().all(|n| {
+                    n["status"] == "pending"
+                        && n["attempts"].as_array().is_some_and(|a| !a.is_empty())
+                }))
+            .then_some(())
         })
         .await;
     }
 
-    // The leader dies with the notification undelivered; the webhook comes back. Another
-    // node takes the lease, adopts the alarm in ALARM, delivers the notification the dead
-    // leader wrote, and the cooling CPU turns the alarm OK once.
+    // The leader dies with both notifications undelivered; the webhook comes back. Another
+    // node takes the lease, adopts web-hot in ALARM and delivers what the dead leader wrote;
+    // the cooling CPU turns both alarms OK once.
     nodes.remove(leader).unwrap().kill9();
     failing.send(false).unwrap();
-    let fired = tokio::time::timeout(Duration::from_secs(60), bodies.recv())
-        .await
-        .expect("the new leader delivers the ALARM notification")
-        .unwrap();
-    assert_eq!(fired["NewStateValue"], "ALARM");
+    assert_eq!(
+        received(&mut bodies, 2).await,
+        ["web-hot ALARM", "web-warm ALARM"]
+    );
     target_tx.send(nodes[other].grpc.clone()).unwrap();
     let live: Vec<&str> = ids.iter().copied().filter(|x| *x != leader).collect();
     settled(&nodes[other], &live).await;
     value_tx.send(10.0).unwrap();
-    for (id, node) in &nodes {
-        eventually(&format!("OK on {id}"), async || {
-            (alarm_state(node).await == "OK").then_some(())
-        })
-        .await;
-    }
-    let cleared = tokio::time::timeout(Duration::from_secs(30), bodies.recv())
-        .await
-        .expect("the webhook is told of OK")
-        .unwrap();
-    assert_eq!(cleared["NewStateValue"], "OK");
-    assert_eq!(cleared["OldStateValue"], "ALARM");
+    both_in(&nodes, "OK").await;
+    assert_eq!(
+        received(&mut bodies, 2).await,
+        ["web-hot OK", "web-warm OK"]
+    );
 
     // The old leader comes back: it rebuilds the state from the cluster's journal.
     nodes.insert(leader, start(leader));
     settled(&nodes[leader], &ids).await;
-    eventually("OK on the restarted node", async || {
-        (alarm_state(&nodes[leader]).await == "OK").then_some(())
-    })
-    .await;
+    both_in(&nodes, "OK").await;
 
-    // The second leader dies too; the CPU heats up again and the third fires once more.
-    let second = cluster_status(&nodes[leader]).await["leader"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let second = ids.iter().copied().find(|id| **id == second).unwrap();
-    nodes.remove(second).unwrap().kill9();
-    let survivor = ids.iter().copied().find(|id| *id != second).unwrap();
+    // Now the owner of the CPU series' partition dies (the leader too, if it is both): its
+    // successor continues web-warm, and the CPU heats up again.
+    let owner = cpu_owner(&nodes[leader]).await;
+    nodes.remove(owner).unwrap().kill9();
+    let survivor = ids.iter().copied().find(|id| *id != owner).unwrap();
     target_tx.send(nodes[survivor].grpc.clone()).unwrap();
-    let live: Vec<&str> = ids.iter().copied().filter(|x| *x != second).collect();
+    let live: Vec<&str> = ids.iter().copied().filter(|x| *x != owner).collect();
     settled(&nodes[survivor], &live).await;
     value_tx.send(95.0).unwrap();
-    for (id, node) in &nodes {
-        eventually(&format!("ALARM again on {id}"), async || {
-            (alarm_state(node).await == "ALARM").then_some(())
-        })
-        .await;
-    }
-    let again = tokio::time::timeout(Duration::from_secs(30), bodies.recv())
-        .await
-        .expect("the webhook is told of ALARM again")
-        .unwrap();
-    assert_eq!(again["NewStateValue"], "ALARM");
-    assert_eq!(again["OldStateValue"], "OK");
-    nodes.insert(second, start(second));
-    settled(&nodes[second], &ids).await;
+    both_in(&nodes, "ALARM").await;
+    assert_eq!(
+        received(&mut bodies, 2).await,
+        ["web-hot ALARM", "web-warm ALARM"]
+    );
+    nodes.insert(owner, start(owner));
+    settled(&nodes[owner], &ids).await;
     pusher.abort();
 
-    // What a single node does with the same data: three transitions, three notifications,
-    // two scale-outs; each exactly once, as every node records it.
+    // What a single node does with the same data: three transitions and three notifications
+    // per alarm, two scale-outs; each exactly once, as every node records it.
     let expected = [
         "Alarm updated from INSUFFICIENT_DATA to ALARM",
         "Alarm updated from ALARM to OK",
         "Alarm updated from OK to ALARM",
     ];
     for (id, node) in &nodes {
-        let (transitions, deliveries) = eventually(&format!("{id}'s history"), async || {
-            let (t, d) = transitions_and_deliveries(node, &hook).await;
-            (t.len() >= 3 && d >= 3).then_some((t, d))
-        })
-        .await;
-        assert_eq!(transitions.len(), 3, "{id}: {transitions:?}");
-        for (t, e) in transitions.iter().zip(expected) {
-            assert!(t.starts_with(e), "{id}: {transitions:?}");
+        for alarm in ["web-hot", "web-warm"] {
+            let (transitions, deliveries) =
+                eventually(&format!("{id}'s history of {alarm}"), async || {
+                    let (t, d) = transitions_and_deliveries(node, alarm, &hook).await;
+                    (t.len() >= 3 && d >= 3).then_some((t, d))
+                })
+                .await;
+            assert_eq!(transitions.len(), 3, "{id} {alarm}: {transitions:?}");
+            for (t, e) in transitions.iter().zip(expected) {
+                assert!(t.starts_with(e), "{id} {alarm}: {transitions:?}");
+            }
+            assert_eq!(
+                deliveries, 3,
+                "{id} {alarm}: one Action item per notification"
+            );
         }
-        assert_eq!(deliveries, 3, "{id}: one Action item per notification");
         let g = eventually(&format!("{id}'s group"), async || {
             let g = get_json(&node.http, "/api/v1/groups/web").await;
             (g["desired_capacity"] == 6).then_some(g)
@@ -1000,8 +1018,80 @@ async fn the_leader_evaluates_alarms_and_a_new_leader_continues_them_acting_once
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         bodies.try_recv().is_err(),
-        "the webhook was told only twice"
+        "the webhook was told only six times"
     );
+}
+
+/// The node owning the partition of the CPU series, as `node` sees it.
+async fn cpu_owner(node: &ServerProcess) -> &'static str {
+    let key = SeriesKey::new(
+        "Cluster/Act",
+        "Cpu",
+        vec![Dimension::new("AutoScalingGroupName", "web")],
+    );
+    let partition = key.stable_hash() % PARTITIONS;
+    let status = cluster_status(node).await;
+    let owner = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| {
+            n["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p.as_u64() == Some(partition))
+        })
+        .map(|n| n["node_id"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no owner of partition {partition}: {status:#}"));
+    ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|id| *id == owner)
+        .unwrap()
+}
+
+/// Waits until every node shows both alarms in `state`.
+async fn both_in(nodes: &BTreeMap<&str, ServerProcess>, state: &str) {
+    for (id, node) in nodes {
+        for alarm in ["web-hot", "web-warm"] {
+            eventually(&format!("{alarm} {state} on {id}"), async || {
+                (alarm_state(node, alarm).await == state).then_some(())
+            })
+            .await;
+        }
+    }
+}
+
+/// The next `n` notification bodies as `alarm NEW_STATE`, sorted.
+async fn received(
+    bodies: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    n: usize,
+) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let body = tokio::time::timeout(Duration::from_secs(60), bodies.recv())
+            .await
+            .expect("a notification arrives")
+            .unwrap();
+        got.push(format!(
+            "{} {}",
+            body["AlarmName"].as_str().unwrap_or_default(),
+            body["NewStateValue"].as_str().unwrap_or_default()
+        ));
+    }
+    got.sort();
+    got
+}
+
+/// How many transitions of `alarm` the node logged: the node that evaluated it.
+fn logged_transitions(node: &ServerProcess, alarm: &str) -> usize {
+    node.log_lines(Duration::from_millis(50))
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["fields"]["message"] == "Alarm changed state." && l["fields"]["alarm"] == alarm
+        })
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1036,7 +1126,7 @@ async fn a_state_journal_entry_that_does_not_decode_is_skipped_and_the_rest_appl
         deep.into_bytes(),
         huge.into_bytes(),
     ] {
-        journal.append(bad, None).await.unwrap();
+        journal.append("any", bad, None).await.unwrap();
     }
     node.wait_log("Skipped a state journal entry that does not decode");
 
@@ -1048,13 +1138,13 @@ async fn a_state_journal_entry_that_does_not_decode_is_skipped_and_the_rest_appl
         .await
         .unwrap();
     assert_eq!(set.status(), 200, "{}", set.text().await.unwrap());
-    assert_eq!(alarm_state(&node).await, "ALARM");
+    assert_eq!(alarm_state(&node, "web-hot").await, "ALARM");
     // A restart rebuilds the replica from the journal, skipping them again.
     node.signal("-TERM");
     drop(node);
     let node = start();
     settled(&node, &["solo"]).await;
-    assert_eq!(alarm_state(&node).await, "ALARM");
+    assert_eq!(alarm_state(&node, "web-hot").await, "ALARM");
     let a = get_json(&node.http, "/api/v1/alarms/web-hot").await;
     assert_eq!(a["reason"], "by hand", "{a}");
 }

@@ -270,8 +270,15 @@ impl AlarmRuntime {
         if !self.pass_gate(t)? {
             return Ok(0);
         }
-        self.refresh_models(t);
+        // With a gate, one node (the one that leads) does what follows a tick for everyone.
+        let leads = self.gate.as_ref().is_none_or(|g| g.leads());
+        if leads {
+            self.refresh_models(t);
+        }
         let evaluations = self.evaluate(t)?;
+        if !leads {
+            return Ok(evaluations);
+        }
         if let Some(hook) = &self.after_tick {
             hook(t);
         }
@@ -289,7 +296,17 @@ impl AlarmRuntime {
         let Evaluated { set, state, .. } = &mut *guard;
         let out = {
             let models = self.models();
-            thermostat_alarms::tick_with_models(set, state, &self.store, &*models, t)?
+            let owns = |key: &thermostat_metrics::SeriesKey| {
+                self.gate.as_ref().is_none_or(|g| g.owns(key))
+            };
+            let scope = match &self.gate {
+                None => thermostat_alarms::Scope::All,
+                Some(g) => thermostat_alarms::Scope::Share {
+                    owns: &owns,
+                    leads: g.leads(),
+                },
+            };
+            thermostat_alarms::tick_scoped(set, state, &self.store, &*models, &scope, t)?
         };
         self.telemetry
             .tick(out.evaluations, started.elapsed().as_secs_f64());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use thermostat_alarms::engine::InstanceState;
 use thermostat_alarms::{AlarmSet, EngineState};
-use thermostat_metrics::Timestamp;
+use thermostat_metrics::{SeriesKey, Timestamp};
 
 use super::actions_enabled::{retain_overrides, with_overrides};
 use super::api_alarms::merge;
@@ -33,6 +33,21 @@ pub enum Gate {
 pub trait EvaluationGate: Send + Sync + std::fmt::Debug {
     /// Asked before every tick at `t`, outside the runtime's lock.
     fn check(&self, t: Timestamp) -> Gate;
+
+    /// Whether this node evaluates the alarm instances of series `key` (cluster mode: it owns
+    /// the series' partition). Asked during a tick, under the runtime's lock: must be quick.
+    fn owns(&self, key: &SeriesKey) -> bool {
+        let _ = key;
+        true
+    }
+
+    /// Whether this node evaluates what one node alone does: composite alarms, metric-math
+    /// alarms and the alarms with a scaling action
+    /// ([`Scope`](thermostat_alarms::Scope)), and what follows a tick (the after-tick hook,
+    /// anomaly models, history pruning).
+    fn leads(&self) -> bool {
+        true
+    }
 }
 
 impl AlarmRuntime {
