@@ -761,6 +761,7 @@ mod tests {
             cause: "At ...".into(),
             status: ActivityStatus::Failed,
             status_message: Some("the endpoint refused".into()),
+            leader_lease_revision: None,
         };
         let got = manual_answer(
             "web",
@@ -777,6 +778,7 @@ mod tests {
             activity: Some(ScalingActivity {
                 status: ActivityStatus::Successful,
                 status_message: None,
+                leader_lease_revision: None,
                 ..failed
             }),
         };

@@ -60,6 +60,10 @@ pub struct ScalingActivity {
     /// `StatusMessage` (why a backend call failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+    /// In cluster mode, the revision of the leader lease under which it was recorded: the
+    /// leader's fencing token (`None` on a single node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_lease_revision: Option<u64>,
 }
 
 /// `yyyy-MM-ddTHH:mm:ssZ`, the time format of cause texts.

@@ -284,6 +284,7 @@ pub fn decide(
             cause: alarm_cause(now, &t.alarm, t.state, &t.policy, state.desired, d),
             status: ActivityStatus::InProgress,
             status_message: None,
+            leader_lease_revision: None,
         }
     });
     ScalingDecision {

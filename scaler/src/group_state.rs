@@ -178,6 +178,7 @@ impl GroupState {
             cause: scheduled_cause(at, min, max, old, new),
             status: ActivityStatus::Successful,
             status_message: None,
+            leader_lease_revision: None,
         })
     }
 }

@@ -104,6 +104,7 @@ pub fn set_desired_capacity(
         cause: user_request_cause(now, state.desired, desired),
         status: ActivityStatus::InProgress,
         status_message: None,
+        leader_lease_revision: None,
     }))
 }
 
@@ -187,6 +188,7 @@ pub fn execute_policy(
             cause: execute_policy_cause(now, policy, state.desired, desired),
             status: ActivityStatus::InProgress,
             status_message: None,
+            leader_lease_revision: None,
         })),
         Outcome::WarmingUp { until } => Err(ManualError::Refused {
             field: "policy",

@@ -722,10 +722,22 @@ impl GroupStore for Replicated {
         if writes.is_empty() {
             return Ok(());
         }
+        // Each activity records the leader lease it was decided under (its fencing token).
+        let revision = self.cluster.leader_revision();
         self.write(Entry::Groups {
             writes: writes
                 .iter()
-                .map(|w| (w.group.to_owned(), w.state.clone(), w.activities.to_vec()))
+                .map(|w| {
+                    let activities = w
+                        .activities
+                        .iter()
+                        .map(|a| ScalingActivity {
+                            leader_lease_revision: revision,
+                            ..a.clone()
+                        })
+                        .collect();
+                    (w.group.to_owned(), w.state.clone(), activities)
+                })
                 .collect(),
         })
         .map(drop)

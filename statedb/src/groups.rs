@@ -73,6 +73,7 @@ mod tests {
             cause: "because".into(),
             status: ActivityStatus::Successful,
             status_message: None,
+            leader_lease_revision: None,
         };
         db.commit_groups(&[GroupWrite {
             group: "web",

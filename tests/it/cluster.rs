@@ -869,14 +869,37 @@ async fn alarms_are_evaluated_by_their_owners_and_continued_by_the_next_acting_o
     let Some(bin) = require_nats_server("cluster") else {
         return;
     };
-    let (hook, failing, mut bodies) = flaky_receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start(&bin, &dir.path().join("nats"));
-    let config = dir.path().join("web.yaml");
+    alarms_act_once(dir.path(), &nats.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_three_nats_servers_alarms_act_once_too() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start_cluster(&bin, &dir.path().join("nats"), 3);
+    let urls = nats
+        .iter()
+        .map(|n| n.url.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    alarms_act_once(dir.path(), &urls).await;
+}
+
+/// Three nodes on the NATS servers `nats`, two alarms on one CPU series (web-hot scales, so
+/// the leader evaluates it; web-warm only notifies, so the series' owner does), the leader and
+/// then the series' owner killed: every transition, notification and scale-out happens once,
+/// as a single node would make them.
+async fn alarms_act_once(dir: &Path, nats: &str) {
+    let (hook, failing, mut bodies) = flaky_receiver().await;
+    let config = dir.join("web.yaml");
     std::fs::write(&config, ACTING.replace("HOOK", &hook)).unwrap();
     let config = config.to_str().unwrap().to_owned();
     let ids = ["n1", "n2", "n3"];
-    let start = |id: &str| start_node_with(dir.path(), &nats.url, id, &["--config", &config]);
+    let start = |id: &str| start_node_with(dir, nats, id, &["--config", &config]);
     let mut nodes: BTreeMap<&str, ServerProcess> = ids.iter().map(|id| (*id, start(id))).collect();
     settled(&nodes["n1"], &ids).await;
 
@@ -1013,6 +1036,12 @@ async fn alarms_are_evaluated_by_their_owners_and_continued_by_the_next_acting_o
         let acts = get_json(&node.http, "/api/v1/groups/web/activities").await;
         let acts = acts["activities"].as_array().unwrap();
         assert_eq!(acts.len(), 2, "{id}: two scale-outs: {acts:?}");
+        // Each recorded under its leader's lease (newest first): two leaders, two revisions.
+        let revisions: Vec<u64> = acts
+            .iter()
+            .map(|a| a["leader_lease_revision"].as_u64().unwrap())
+            .collect();
+        assert!(revisions[0] > revisions[1], "{id}: {acts:?}");
     }
     // No notification twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
