@@ -73,7 +73,7 @@ pub use otlp::OtlpApi;
 pub use persist::SnapshotInfo;
 pub use remote::{RecordApplier, RemoteLog};
 pub use remote_write::RemoteWriteApi;
-pub use service::{Limits, MetricsApi};
+pub use service::{Limits, MetricsApi, STALE_METADATA};
 pub use streams::{OtlpOptions, RemoteWriteOptions};
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;

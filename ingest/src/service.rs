@@ -102,6 +102,27 @@ pub struct MetricsApi {
     pub(crate) otlp_stream_idle: std::time::Duration,
     /// How Prometheus remote-write requests are mapped ([`crate::RemoteWriteApi`]).
     pub(crate) prometheus_options: Arc<thermostat_prometheus::MapOptions>,
+    /// Whether query answers come from a memory that may be stale (cluster mode, cut off
+    /// from NATS); they then carry the metadata [`STALE_METADATA`]`: true`.
+    pub(crate) stale: StaleProbe,
+}
+
+/// The gRPC metadata a query answer carries (`true`) when it was answered from a node's own
+/// memory while cut off from the cluster.
+pub const STALE_METADATA: &str = "thermostat-stale";
+
+/// Whether answers may be stale ([`MetricsApi::with_stale_probe`]); never, unless given.
+#[derive(Clone, Default)]
+pub(crate) struct StaleProbe(Option<Arc<dyn Fn() -> bool + Send + Sync>>);
+
+impl std::fmt::Debug for StaleProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StaleProbe(set)"
+        } else {
+            "StaleProbe(none)"
+        })
+    }
 }
 
 impl MetricsApi {
@@ -142,6 +163,7 @@ impl MetricsApi {
                 limits.max_series_bytes / 4,
             )),
             reserved: Arc::default(),
+            stale: StaleProbe::default(),
             access: Arc::new(Access::open()),
             queries: Arc::new(QueryGate::new(
                 limits.max_query_cost,
@@ -162,6 +184,27 @@ impl MetricsApi {
             idle,
         ));
         self
+    }
+
+    /// Marks query answers (statistics, metric data, listings) with the metadata
+    /// [`STALE_METADATA`]`: true` while `stale` says they come from a memory that may be
+    /// behind (cluster mode, cut off from NATS).
+    #[must_use]
+    pub fn with_stale_probe(mut self, stale: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.stale = StaleProbe(Some(Arc::new(stale)));
+        self
+    }
+
+    /// A query's answer, marked stale when it may be ([`Self::with_stale_probe`]).
+    fn answer<T>(&self, body: T) -> Response<T> {
+        let mut response = Response::new(body);
+        if self.stale.0.as_ref().is_some_and(|stale| stale()) {
+            response.metadata_mut().insert(
+                STALE_METADATA,
+                tonic::metadata::MetadataValue::from_static("true"),
+            );
+        }
+        response
     }
 
     /// Runs `GetMetricStatistics` through `gate` (shared with the HTTP API) instead of a gate
@@ -780,7 +823,7 @@ impl MetricsService for MetricsApi {
                 unit: p.unit.as_str().to_owned(),
             })
             .collect();
-        Ok(Response::new(GetMetricStatisticsResponse { datapoints }))
+        Ok(self.answer(GetMetricStatisticsResponse { datapoints }))
     }
 
     async fn get_metric_data(
@@ -834,7 +877,7 @@ impl MetricsService for MetricsApi {
             }
         })?
         .map_err(|e| invalid_metric_data(&[e]))?;
-        Ok(Response::new(metric_data_response(answer)))
+        Ok(self.answer(metric_data_response(answer)))
     }
 
     async fn list_metrics(
@@ -911,7 +954,7 @@ impl MetricsService for MetricsApi {
                     .collect(),
             })
             .collect();
-        Ok(Response::new(ListMetricsResponse {
+        Ok(self.answer(ListMetricsResponse {
             metrics,
             next_token: page.next.map(|c| c.to_token()).unwrap_or_default(),
         }))

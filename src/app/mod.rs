@@ -280,6 +280,15 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         .with_access(Arc::clone(&security.access))
         .with_otlp(&settings.otlp_options())
         .with_remote_write(&settings.remote_write_options());
+    // Cut off from NATS, a cluster node answers queries from its own memory: said in the
+    // answers' metadata (the HTTP API says `"stale": true`).
+    let api = match &cluster {
+        Some(c) => {
+            let c = c.clone();
+            api.with_stale_probe(move || !c.connected())
+        }
+        None => api,
+    };
     let otlp_http = otlp::OtlpExport(api.otlp_api());
     let remote_write = otlp::RemoteWrite(api.remote_write_api());
     let alarm_api: Arc<dyn thermostat_dashboards::alarms::AlarmApi> =
