@@ -775,6 +775,9 @@ const ACTING: &str = r#"alarms:
     treat_missing_data: ignore
     alarm_actions: ["HOOK"]
     ok_actions: ["HOOK"]
+composite_alarms:
+  - name: web-trouble
+    alarm_rule: ALARM(web-warm)
 scaling_groups:
   - name: web
     backend: simulated
@@ -963,7 +966,16 @@ async fn alarms_act_once(dir: &Path, nats: &str) {
     let (value_tx, value) = watch::channel(90.0);
     let pusher = tokio::spawn(push_cpu(target, value));
     both_in(&nodes, "ALARM").await;
+    eventually("the composite in ALARM", async || {
+        (alarm_state(&nodes[leader], "web-trouble").await == "ALARM").then_some(())
+    })
+    .await;
     for (id, node) in &nodes {
+        assert_eq!(
+            logged_transitions(node, "web-trouble") > 0,
+            *id == leader,
+            "{id}: composites are the leader's"
+        );
         assert_eq!(
             logged_transitions(node, "web-hot") > 0,
             *id == leader,
@@ -1037,6 +1049,24 @@ async fn alarms_act_once(dir: &Path, nats: &str) {
         "Alarm updated from OK to ALARM",
     ];
     for (id, node) in &nodes {
+        // The composite, the leader's, follows web-warm, its owner's: once per change too
+        // (first OK, as on a single node: ALARM(web-warm) is false while web-warm has no
+        // data).
+        let composite = eventually(&format!("{id}'s history of web-trouble"), async || {
+            let (t, _) = transitions_and_deliveries(node, "web-trouble", &hook).await;
+            (t.len() >= 4).then_some(t)
+        })
+        .await;
+        let follows = [
+            "Alarm updated from INSUFFICIENT_DATA to OK",
+            "Alarm updated from OK to ALARM",
+            "Alarm updated from ALARM to OK",
+            "Alarm updated from OK to ALARM",
+        ];
+        assert_eq!(composite.len(), 4, "{id} web-trouble: {composite:?}");
+        for (t, e) in composite.iter().zip(follows) {
+            assert!(t.starts_with(e), "{id} web-trouble: {composite:?}");
+        }
         for alarm in ["web-hot", "web-warm"] {
             let (transitions, deliveries) =
                 eventually(&format!("{id}'s history of {alarm}"), async || {
