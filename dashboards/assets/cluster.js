@@ -42,12 +42,17 @@ export function mount(main) {
       return;
     }
     const now = Date.now();
+    const ev = c.alarm_evaluation ?? {};
     tiles.replaceChildren(
       tile('nodes', String(c.nodes.length), 'neutral', 'cluster-node-count'),
       tile('partitions', String(c.partitions), 'neutral'),
       tile('leader', c.leader ?? 'none', c.leader ? 'ok' : 'warn', 'cluster-leader'),
       tile(`this node (${c.node_id})`, c.ready ? 'ready' : (c.connected ? 'loading' : 'NATS unreachable'), c.ready ? 'ok' : 'warn', 'cluster-self'),
+      // Every node evaluates the metric alarms of its partitions; the leader also composites,
+      // metric math and the alarms that scale.
+      tile('alarms evaluated here', ev.evaluating ? (ev.leads ? 'own + leader' : 'own partitions') : 'paused', ev.evaluating ? 'ok' : 'warn', 'cluster-alarms'),
     );
+    const pausedNote = ev.evaluating || !ev.paused ? null : notice(`Alarm evaluation is paused on this node: ${ev.paused}.`);
     const configCheck = c.config_matches
       ? null
       : notice(`This node's configuration (${c.config_digest ?? 'none'}) differs from the leader's (${c.cluster_config_digest}): it is not ready until it runs the cluster's files.`, 'error');
@@ -68,6 +73,7 @@ export function mount(main) {
     body.replaceChildren(
       tiles,
       ...(configCheck ? [configCheck] : []),
+      ...(pausedNote ? [pausedNote] : []),
       card('Nodes', { id: 'cluster-nodes-card' }, nodesTable),
       card(`Partitions of ${c.node_id}`, { id: 'cluster-replay-card' }, replayTable),
     );

@@ -691,6 +691,11 @@ if (clusterBase) {
     const leader = await page.locator('#cluster-leader .tile-value').textContent();
     expect(nodes.includes(leader), `leader: ${leader}`);
     expect((await page.locator('#cluster-self .tile-value').textContent()) === 'ready', 'this node is not ready');
+    // Alarm evaluation starts at the node's first tick (every 10 s).
+    await page.waitForFunction(() => ['own partitions', 'own + leader'].includes(document.querySelector('#cluster-alarms .tile-value')?.textContent), null, { timeout: 30000 });
+    const evaluates = await page.locator('#cluster-alarms .tile-value').textContent();
+    const self = (await page.locator('#cluster-self .tile-label').textContent()).match(/\((.*)\)/)[1];
+    expect((evaluates === 'own + leader') === (leader === self), `${self} evaluates ${evaluates}, the leader is ${leader}`);
     const rows = await page.locator('#cluster-replay tbody tr[data-partition]').count();
     expect(rows > 0 && await page.locator('#cluster-replay tr[data-loaded="true"]').count() === rows, 'partitions not loaded');
     await shot('cluster');
