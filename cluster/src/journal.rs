@@ -12,8 +12,9 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use crate::error::Error;
 use crate::node::Cluster;
@@ -21,6 +22,18 @@ use crate::node::Cluster;
 /// The state journal's stream.
 pub const STATE_STREAM: &str = "THERMOSTAT_STATE";
 const STATE_PREFIX: &str = "thermostat.state";
+
+/// How long a read of many entries waits for the next one.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The part of a journal subject (`thermostat.state.<part>`).
+fn part_of(subject: &str) -> String {
+    subject
+        .strip_prefix(STATE_PREFIX)
+        .and_then(|p| p.strip_prefix('.'))
+        .unwrap_or_default()
+        .to_owned()
+}
 
 /// How long an append waits for JetStream's acknowledgement.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,19 +149,63 @@ impl Journal {
     /// NATS cannot be asked.
     pub async fn read(&self, seq: u64) -> Result<Option<(String, Vec<u8>)>, Error> {
         match self.stream.get_raw_message(seq).await {
-            Ok(m) => {
-                let part = m
-                    .subject
-                    .as_str()
-                    .strip_prefix(STATE_PREFIX)
-                    .and_then(|p| p.strip_prefix('.'))
-                    .unwrap_or_default()
-                    .to_owned();
-                Ok(Some((part, m.payload.to_vec())))
-            }
+            Ok(m) => Ok(Some((part_of(m.subject.as_str()), m.payload.to_vec()))),
             Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => Ok(None),
             Err(e) => Err(Error::js("reading the state journal")(&e)),
         }
+    }
+
+    /// The entries after `after` up to `upto`, in order, at most `max`, each with its
+    /// sequence and part, read with one ordered consumer (catching up with many entries at
+    /// once; [`read`](Self::read) takes one). Fewer when the stream has fewer, or when a
+    /// message does not come within the read timeout.
+    ///
+    /// # Errors
+    /// NATS cannot be asked.
+    pub async fn read_range(
+        &self,
+        after: u64,
+        upto: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, String, Vec<u8>)>, Error> {
+        let mut out = Vec::new();
+        if upto <= after || max == 0 {
+            return Ok(out);
+        }
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::js("reading the state journal")(&e))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Error::js("reading the state journal")(&e))?;
+        while out.len() < max {
+            let Ok(Some(Ok(message))) = tokio::time::timeout(READ_TIMEOUT, messages.next()).await
+            else {
+                break;
+            };
+            let Ok(info) = message.info() else { break };
+            let seq = info.stream_sequence;
+            if seq > upto {
+                break;
+            }
+            out.push((
+                seq,
+                part_of(message.subject.as_str()),
+                message.payload.to_vec(),
+            ));
+            if seq == upto {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// The largest entry NATS accepts (its max payload, less room for headers).

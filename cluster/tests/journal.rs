@@ -58,4 +58,12 @@ async fn a_write_made_on_a_stale_sequence_is_refused_and_stores_nothing() {
         Some(("leader".to_owned(), b"lead".to_vec()))
     );
     assert_eq!(ja.read(6).await.unwrap(), None);
+    // Many at once, in order, with their parts; bounded by `upto` and `max`.
+    let range = jb.read_range(1, 5, 100).await.unwrap();
+    let seen: Vec<(u64, &str)> = range.iter().map(|(s, p, _)| (*s, p.as_str())).collect();
+    assert_eq!(seen, [(2, "p.1"), (3, "leader"), (4, "p.1"), (5, "any")]);
+    assert_eq!(range[2].2, b"three");
+    assert_eq!(jb.read_range(1, 5, 2).await.unwrap().len(), 2);
+    assert_eq!(jb.read_range(0, 2, 100).await.unwrap().len(), 2);
+    assert!(jb.read_range(5, 5, 100).await.unwrap().is_empty());
 }

@@ -43,6 +43,10 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a node looks for the other nodes' writes.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+/// Up to this many new entries are read one by one; more through one consumer.
+const ONE_BY_ONE: u64 = 16;
+/// Entries read through one consumer at a time.
+const CATCH_UP_BATCH: usize = 4096;
 
 thread_local! {
     static LOCAL_ONLY: Cell<bool> = const { Cell::new(false) };
@@ -386,29 +390,49 @@ impl Replicated {
         Ok(applied.seq - before)
     }
 
-    /// Applies entries after `applied` up to `upto`, in order.
+    /// Applies entries after `applied` up to `upto`, in order: many at once through one
+    /// consumer when there are many (a start), one by one otherwise.
     fn catch_up_locked(&self, applied: &mut Position, upto: u64) -> Result<(), WriteError> {
+        while upto.saturating_sub(applied.seq) > ONE_BY_ONE {
+            let (journal, after) = (self.journal.clone(), applied.seq);
+            let batch =
+                self.block(async move { journal.read_range(after, upto, CATCH_UP_BATCH).await })??;
+            if batch.is_empty() {
+                break;
+            }
+            for (seq, part, bytes) in batch {
+                self.apply_read(seq, &bytes);
+                applied.parts.insert(part, seq);
+                applied.seq = seq;
+            }
+        }
         while applied.seq < upto {
             let seq = applied.seq + 1;
             let journal = self.journal.clone();
             let read = self.block(async move { journal.read(seq).await })??;
             if let Some((part, bytes)) = read {
+                self.apply_read(seq, &bytes);
                 applied.parts.insert(part, seq);
-                match serde_json::from_slice::<Written>(&bytes) {
-                    Ok(w) => {
-                        if let Err(e) = self.apply(&w.entry) {
-                            tracing::error!(seq, error = %e, "Could not apply a state journal entry to this node's replica.");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(seq, error = %e, "Skipped a state journal entry that does not decode.");
-                    }
-                }
-                self.unadopted.store(true, Ordering::Release);
             }
             applied.seq = seq;
         }
         Ok(())
+    }
+
+    /// Applies entry `seq` as read from the journal (one that does not decode is logged and
+    /// skipped).
+    fn apply_read(&self, seq: u64, bytes: &[u8]) {
+        match serde_json::from_slice::<Written>(bytes) {
+            Ok(w) => {
+                if let Err(e) = self.apply(&w.entry) {
+                    tracing::error!(seq, error = %e, "Could not apply a state journal entry to this node's replica.");
+                }
+            }
+            Err(e) => {
+                tracing::error!(seq, error = %e, "Skipped a state journal entry that does not decode.");
+            }
+        }
+        self.unadopted.store(true, Ordering::Release);
     }
 
     /// Takes the flag that says the runtimes have writes to adopt.
@@ -719,14 +743,23 @@ impl GroupStore for Replicated {
         &self,
         writes: &[GroupWrite<'_>],
     ) -> Result<(), thermostat_scaler_runtime::StoreError> {
-        if writes.is_empty() {
+        // The scaling step writes every group after every tick; only what changed goes to
+        // the journal (which every node replays at start).
+        let stored: HashMap<String, GroupState> = GroupStore::load_group_states(&*self.replica)?
+            .into_iter()
+            .collect();
+        let changed: Vec<&GroupWrite<'_>> = writes
+            .iter()
+            .filter(|w| !w.activities.is_empty() || stored.get(w.group) != Some(w.state))
+            .collect();
+        if changed.is_empty() {
             return Ok(());
         }
         // Each activity records the leader lease it was decided under (its fencing token).
         let revision = self.cluster.leader_revision();
         self.write(Entry::Groups {
-            writes: writes
-                .iter()
+            writes: changed
+                .into_iter()
                 .map(|w| {
                     let activities = w
                         .activities
