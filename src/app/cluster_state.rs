@@ -346,6 +346,11 @@ impl Replicated {
         Ok(replicated)
     }
 
+    /// The state database's replica (what a backup of this node holds in cluster mode).
+    pub fn replica(&self) -> &Arc<StateDb> {
+        &self.replica
+    }
+
     /// The notification outbox's replica (the dispatcher reads it; its writes go through
     /// [`SharedOutbox`]).
     pub fn outbox(&self) -> &Outbox {

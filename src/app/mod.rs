@@ -184,7 +184,10 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         thermostat_backup::ServerBackups::new(
             Arc::new(backup::DataDirParts {
                 store: Arc::clone(&store),
-                db: Arc::clone(&db),
+                // In cluster mode the alarm and scaling state is the replica's.
+                db: replicated
+                    .as_ref()
+                    .map_or_else(|| Arc::clone(&db), |r| Arc::clone(r.replica())),
                 outbox: actions.dispatcher().outbox().clone(),
                 audit: Arc::clone(&audit),
             }),
