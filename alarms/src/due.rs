@@ -11,8 +11,9 @@ use crate::model::{Alarm, AlarmSet};
 use crate::state::{ActionInvocation, AlarmState, ReasonData, Transition};
 
 /// One action an alarm invokes at a tick (or a `SetAlarmState`), with everything its
-/// consumer needs.
-#[derive(Clone, Debug, PartialEq)]
+/// consumer needs (serialisable: in cluster mode a node that does not lead hands its scaling
+/// actions to the leader).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActionDue {
     /// The alarm, or per-series instance (`cpu[InstanceId=i-1]`), that invokes the action.
     pub name: String,
@@ -34,7 +35,7 @@ pub struct ActionDue {
 
 /// A metric alarm's most recent datapoints and its threshold, as a scaling policy receives
 /// them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecentDatapoints {
     /// Oldest first: the transition's reason data (`recentDatapoints`), unless the
     /// invocation is a repeat or that list is empty; then the store's newest values at `now`

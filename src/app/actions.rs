@@ -68,7 +68,13 @@ pub struct Actions {
     sdk: aws_config::SdkConfig,
     /// Whether this node runs the scaling step (cluster mode: only the leader); unset: always.
     scales_here: OnceLock<Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// Where the scaling actions go that come due on a node that does not scale (cluster
+    /// mode: a `SetAlarmState` answered by a node that does not lead goes to the leader).
+    forward_scaling: OnceLock<ForwardScaling>,
 }
+
+/// Hands scaling actions due at `now` to the node that scales.
+pub type ForwardScaling = Arc<dyn Fn(Vec<ActionDue>, Timestamp) + Send + Sync>;
 
 impl Actions {
     /// Opens the notification outbox in `data_dir` (or takes the `shared` one) and starts
@@ -172,6 +178,7 @@ impl Actions {
             capacity_log,
             sdk,
             scales_here: OnceLock::new(),
+            forward_scaling: OnceLock::new(),
         }))
     }
 
@@ -189,6 +196,12 @@ impl Actions {
     /// group states the others adopt); notifications are queued wherever alarms act.
     pub fn scale_only_while(&self, here: impl Fn() -> bool + Send + Sync + 'static) {
         let _ = self.scales_here.set(Arc::new(here));
+    }
+
+    /// Hands the scaling actions that come due while this node does not scale
+    /// ([`scale_only_while`](Self::scale_only_while)) to `forward`.
+    pub fn forward_scaling_to(&self, forward: ForwardScaling) {
+        let _ = self.forward_scaling.set(forward);
     }
 
     /// Sends the groups' capacity metrics through `ingest`'s write-ahead log from now on, so
@@ -251,6 +264,15 @@ impl ActionSink for Actions {
         }
         if self.scales_here.get().is_none_or(|here| here()) {
             self.scaling.scale(alarms, due, now);
+        } else if let Some(forward) = self.forward_scaling.get() {
+            let scaling: Vec<ActionDue> = due
+                .iter()
+                .filter(|d| d.invocation.action.is_scaling())
+                .cloned()
+                .collect();
+            if !scaling.is_empty() {
+                forward(scaling, now);
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thermostat_alarms::engine::InstanceState;
 use thermostat_alarms::notifications::Notification;
-use thermostat_alarms::{Alarm, CompositeAlarm, CompositeState, HistoryItem};
+use thermostat_alarms::{ActionDue, Alarm, CompositeAlarm, CompositeState, HistoryItem};
 use thermostat_alarms_runtime::{
     AlarmRuntime, AlarmStore, AlarmTags, EvaluationGate, Gate, PruneBounds, PrunePass, StateRef,
     StoreError, StoredModel, StoredStates,
@@ -116,6 +116,12 @@ enum Entry {
         id: u64,
         attempt: Attempt,
         next: Next,
+    },
+    /// Scaling actions that came due on a node that does not lead (a `SetAlarmState` it
+    /// answered), for the leader to run ([`Replicated::request_scaling`]).
+    Scale {
+        due: Vec<ActionDue>,
+        now: i64,
     },
 }
 
@@ -260,6 +266,11 @@ pub struct Replicated {
     /// Set when the replica took writes the runtimes have not adopted yet (another node's,
     /// or a refusal that says there are some).
     unadopted: AtomicBool,
+    /// Whether the start's replay is over: scaling requests read after it are run by the
+    /// leader (older ones were the leader of their time's to run).
+    live: AtomicBool,
+    /// Scaling requests of other nodes read while this node leads, not run yet.
+    scaling_requests: Mutex<Vec<(Vec<ActionDue>, Timestamp)>>,
 }
 
 /// How far a replica has applied the journal.
@@ -328,6 +339,8 @@ impl Replicated {
             runtime: tokio::runtime::Handle::current(),
             applied: Mutex::new(Position::default()),
             unadopted: AtomicBool::new(false),
+            live: AtomicBool::new(false),
+            scaling_requests: Mutex::new(Vec::new()),
         });
         let catching_up = Arc::clone(&replicated);
         let applied = tokio::task::spawn_blocking(move || catching_up.catch_up())
@@ -339,6 +352,7 @@ impl Replicated {
                     reason: e.to_string(),
                 })
             })?;
+        replicated.live.store(true, Ordering::Release);
         tracing::info!(
             entries = applied,
             "Loaded the cluster's alarm and scaling state."
@@ -428,6 +442,17 @@ impl Replicated {
     /// skipped).
     fn apply_read(&self, seq: u64, bytes: &[u8]) {
         match serde_json::from_slice::<Written>(bytes) {
+            Ok(Written {
+                entry: Entry::Scale { due, now },
+                ..
+            }) => {
+                if self.live.load(Ordering::Acquire) && self.cluster.leads() {
+                    self.scaling_requests
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((due, Timestamp(now)));
+                }
+            }
             Ok(w) => {
                 if let Err(e) = self.apply(&w.entry) {
                     tracing::error!(seq, error = %e, "Could not apply a state journal entry to this node's replica.");
@@ -438,6 +463,31 @@ impl Replicated {
             }
         }
         self.unadopted.store(true, Ordering::Release);
+    }
+
+    /// Asks the leader to run scaling actions that came due here at `now` (this node does
+    /// not lead): a journal entry the leader runs when it reads it.
+    pub fn request_scaling(&self, due: Vec<ActionDue>, now: Timestamp) {
+        let count = due.len();
+        match self.write(Entry::Scale {
+            due,
+            now: now.as_millis(),
+        }) {
+            Ok(_) => tracing::info!(actions = count, "Handed scaling actions to the leader."),
+            Err(e) => {
+                tracing::error!(error = %e, actions = count, "Could not hand scaling actions to the leader; they are not run.");
+            }
+        }
+    }
+
+    /// The other nodes' scaling requests read while this node leads, to run now.
+    fn take_scaling_requests(&self) -> Vec<(Vec<ActionDue>, Timestamp)> {
+        std::mem::take(
+            &mut *self
+                .scaling_requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// Takes the flag that says the runtimes have writes to adopt.
@@ -518,6 +568,8 @@ impl Replicated {
                     .map(Applied::Inserted)
                     .map_err(StoreError::new);
             }
+            // Nothing to keep: the leader runs it when it reads it (`apply_read`).
+            Entry::Scale { .. } => {}
             Entry::OutboxAttempt { id, attempt, next } => {
                 return self
                     .outbox
@@ -854,6 +906,13 @@ impl Adopters {
         }
     }
 
+    /// Runs scaling actions another node handed over (this node leads).
+    fn scale(&self, due: &[ActionDue], now: Timestamp) {
+        if let (Some(alarms), Some(scaling)) = (self.alarms.get(), self.scaling.get()) {
+            scaling.scale(&alarms.alarms(), due, now);
+        }
+    }
+
     fn adopt_all(&self) {
         if let Some(d) = self.dispatcher.get() {
             d.resync();
@@ -887,6 +946,9 @@ pub async fn follow(state: Arc<Replicated>, adopters: Arc<Adopters>, stop: Cance
             }
             if state.take_unadopted() {
                 adopters.adopt_all();
+            }
+            for (due, now) in state.take_scaling_requests() {
+                adopters.scale(&due, now);
             }
         })
         .await;

@@ -225,6 +225,8 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         ));
         engine = engine.with_evaluation_gate(Arc::clone(&gate) as _);
         actions.scale_only_while(move || gate.leads());
+        let requests = Arc::clone(r);
+        actions.forward_scaling_to(Arc::new(move |due, now| requests.request_scaling(due, now)));
     }
     let engine = Arc::new(engine);
     adopters.set(

@@ -1262,3 +1262,65 @@ async fn a_state_journal_entry_that_does_not_decode_is_skipped_and_the_rest_appl
     let a = get_json(&node.http, "/api/v1/alarms/web-hot").await;
     assert_eq!(a["reason"], "by hand", "{a}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_alarm_state_on_a_node_that_does_not_lead_scales_through_the_leader() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let (hook, _bodies) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let config = dir.path().join("web.yaml");
+    std::fs::write(&config, ACTING.replace("HOOK", &hook)).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let ids = ["a", "b"];
+    let nodes: BTreeMap<&str, ServerProcess> = ids
+        .iter()
+        .map(|id| {
+            let node = start_node_with(dir.path(), &nats.url, id, &["--config", &config]);
+            (*id, node)
+        })
+        .collect();
+    settled(&nodes["a"], &ids).await;
+    let leader = cluster_status(&nodes["a"]).await["leader"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = ids.iter().copied().find(|id| *id != leader).unwrap();
+
+    // CloudWatch's SetAlarmState runs the alarm's actions; sent to the node that does not
+    // lead, its scaling action is handed to the leader, which scales the group once.
+    let set = reqwest::Client::new()
+        .put(format!(
+            "http://{}/api/v1/alarms/web-hot/state",
+            nodes[other].http
+        ))
+        .json(&serde_json::json!({"state_value": "ALARM", "state_reason": "testing the policy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200, "{}", set.text().await.unwrap());
+    for (id, node) in &nodes {
+        let acts = eventually(&format!("the scale-out on {id}"), async || {
+            let g = get_json(&node.http, "/api/v1/groups/web").await;
+            let acts = get_json(&node.http, "/api/v1/groups/web/activities").await;
+            (g["desired_capacity"] == 4).then(|| acts["activities"].as_array().unwrap().clone())
+        })
+        .await;
+        assert_eq!(acts.len(), 1, "{id}: {acts:?}");
+        let cause = acts[0]["cause"].as_str().unwrap();
+        assert!(
+            cause.contains("a monitor alarm web-hot in state ALARM triggered policy scale-out changing the desired capacity from 2 to 4."),
+            "{id}: {cause}"
+        );
+        assert!(
+            acts[0]["leader_lease_revision"].is_u64(),
+            "run by the leader: {acts:?}"
+        );
+    }
+    // Once: the state stays ALARM (no data, missing data ignored), nothing more happens.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let g = get_json(&nodes[other].http, "/api/v1/groups/web").await;
+    assert_eq!(g["desired_capacity"], 4, "{g}");
+}
