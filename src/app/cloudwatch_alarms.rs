@@ -51,7 +51,7 @@ pub struct CloudWatchRuntimeAlarms {
     /// The scaling groups, which an alarm's scaling actions must name.
     scaling: Arc<ScalingRuntime>,
     /// Where `PutAnomalyDetector`'s detectors are kept.
-    db: Arc<StateDb>,
+    db: Arc<dyn Detectors>,
     /// `arn:aws:cloudwatch:<region>:<account>:alarm:`.
     arn_prefix: String,
 }
@@ -63,7 +63,7 @@ impl CloudWatchRuntimeAlarms {
         runtime: Arc<AlarmRuntime>,
         api: Arc<dyn AlarmApi>,
         scaling: Arc<ScalingRuntime>,
-        db: Arc<StateDb>,
+        db: Arc<dyn Detectors>,
         region: &str,
         account_id: &str,
     ) -> Self {
@@ -879,7 +879,43 @@ fn detector_output(d: &StoredDetector, state_value: &str) -> AnomalyDetectorOutp
     }
 }
 
-fn store_error(e: thermostat_statedb::StateDbError) -> Error {
+/// Where `PutAnomalyDetector`'s detectors are kept: the state database, or in cluster mode
+/// the cluster's state (`cluster_state::Replicated`), so that every node has them.
+pub trait Detectors: Send + Sync + std::fmt::Debug {
+    /// Every detector put.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn anomaly_detectors(&self) -> Result<Vec<StoredDetector>, String>;
+
+    /// Puts (creates or replaces) `detector`.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    fn put_anomaly_detector(&self, detector: &StoredDetector) -> Result<(), String>;
+
+    /// Deletes the detector `key`; whether there was one.
+    ///
+    /// # Errors
+    /// The store cannot be read or written.
+    fn delete_anomaly_detector(&self, key: &str) -> Result<bool, String>;
+}
+
+impl Detectors for StateDb {
+    fn anomaly_detectors(&self) -> Result<Vec<StoredDetector>, String> {
+        StateDb::anomaly_detectors(self).map_err(|e| e.to_string())
+    }
+
+    fn put_anomaly_detector(&self, detector: &StoredDetector) -> Result<(), String> {
+        StateDb::put_anomaly_detector(self, detector).map_err(|e| e.to_string())
+    }
+
+    fn delete_anomaly_detector(&self, key: &str) -> Result<bool, String> {
+        StateDb::delete_anomaly_detector(self, key).map_err(|e| e.to_string())
+    }
+}
+
+fn store_error(e: String) -> Error {
     tracing::error!(error = %e, "The state database failed a CloudWatch anomaly detector request.");
     Error::InternalServiceError
 }

@@ -38,7 +38,7 @@ use thermostat_notify::SharedOutbox;
 use thermostat_notify::outbox::{Attempt, Next, Outbox, OutboxRecord};
 use thermostat_scaler::{GroupState, ScalingActivity};
 use thermostat_scaler_runtime::{GroupStore, GroupWrite, ScalingRuntime};
-use thermostat_statedb::StateDb;
+use thermostat_statedb::{StateDb, StoredDetector};
 use tokio_util::sync::CancellationToken;
 
 /// How often a node looks for the other nodes' writes.
@@ -122,6 +122,11 @@ enum Entry {
     Scale {
         due: Vec<ActionDue>,
         now: i64,
+    },
+    /// A `PutAnomalyDetector` (`Some`) or `DeleteAnomalyDetector` (`None`).
+    Detector {
+        key: String,
+        detector: Option<StoredDetector>,
     },
 }
 
@@ -570,6 +575,13 @@ impl Replicated {
             }
             // Nothing to keep: the leader runs it when it reads it (`apply_read`).
             Entry::Scale { .. } => {}
+            Entry::Detector { key, detector } => {
+                let done = match detector {
+                    Some(d) => db.put_anomaly_detector(d),
+                    None => db.delete_anomaly_detector(key).map(drop),
+                };
+                done.map_err(StoreError::new)?;
+            }
             Entry::OutboxAttempt { id, attempt, next } => {
                 return self
                     .outbox
@@ -872,6 +884,38 @@ impl SharedOutbox for Replicated {
             ))),
             Err(e) => Err(thermostat_notify::Error::Outbox(e.to_string())),
         }
+    }
+}
+
+impl crate::app::cloudwatch_alarms::Detectors for Replicated {
+    fn anomaly_detectors(&self) -> Result<Vec<StoredDetector>, String> {
+        self.replica.anomaly_detectors().map_err(|e| e.to_string())
+    }
+
+    fn put_anomaly_detector(&self, detector: &StoredDetector) -> Result<(), String> {
+        self.write(Entry::Detector {
+            key: detector.key(),
+            detector: Some(detector.clone()),
+        })
+        .map(drop)
+        .map_err(|e| e.to_string())
+    }
+
+    fn delete_anomaly_detector(&self, key: &str) -> Result<bool, String> {
+        let there = self
+            .replica
+            .anomaly_detectors()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|d| d.key() == key);
+        if there {
+            self.write(Entry::Detector {
+                key: key.to_owned(),
+                detector: None,
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(there)
     }
 }
 

@@ -307,7 +307,11 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             Arc::clone(&engine),
             Arc::clone(&alarm_api),
             Arc::clone(actions.scaling()),
-            Arc::clone(&db),
+            // In cluster mode, detectors are the cluster's.
+            replicated.as_ref().map_or_else(
+                || Arc::clone(&db) as Arc<dyn cloudwatch_alarms::Detectors>,
+                |r| Arc::clone(r) as _,
+            ),
             &settings.aws_api.region,
             &settings.aws_api.account_id,
         ))),

@@ -34,9 +34,21 @@ fn start_nodes<'a>(dir: &Path, nats: &str, ids: &[&'a str]) -> BTreeMap<&'a str,
 }
 
 fn start_node_with(dir: &Path, nats: &str, id: &str, extra: &[&str]) -> ServerProcess {
+    start_node_settings(dir, nats, id, "", extra)
+}
+
+/// [`start_node_with`] with more `settings` (YAML) beside the cluster's.
+fn start_node_settings(
+    dir: &Path,
+    nats: &str,
+    id: &str,
+    settings: &str,
+    extra: &[&str],
+) -> ServerProcess {
+    let text = format!("cluster:\n  lease_seconds: 3\n{settings}");
     let settings = dir.join(format!("{id}.yaml"));
     // Short leases so that a dead node's partitions move within seconds.
-    std::fs::write(&settings, "cluster:\n  lease_seconds: 3\n").unwrap();
+    std::fs::write(&settings, text).unwrap();
     let partitions = PARTITIONS.to_string();
     let mut args = vec![
         "--cluster",
@@ -1323,4 +1335,64 @@ async fn set_alarm_state_on_a_node_that_does_not_lead_scales_through_the_leader(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let g = get_json(&nodes[other].http, "/api/v1/groups/web").await;
     assert_eq!(g["desired_capacity"], 4, "{g}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anomaly_detector_put_on_one_node_is_the_whole_clusters() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let unsigned = "aws_api:\n  verify_signatures: false\n";
+    let a = start_node_settings(dir.path(), &nats.url, "a", unsigned, &[]);
+    let b = start_node_settings(dir.path(), &nats.url, "b", unsigned, &[]);
+    settled(&a, &["a", "b"]).await;
+    let call = async |node: &ServerProcess, operation: &str, body: serde_json::Value| {
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/", node.http))
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .header(
+                "X-Amz-Target",
+                format!("GraniteServiceVersion20100801.{operation}"),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        assert_eq!(status, 200, "{operation}: {body}");
+        body
+    };
+    let detector = serde_json::json!({
+        "Namespace": "Cluster/Anomaly", "MetricName": "Orders", "Stat": "Sum",
+        "Dimensions": [{"Name": "Shop", "Value": "eu"}]
+    });
+    call(
+        &a,
+        "PutAnomalyDetector",
+        serde_json::json!({"SingleMetricAnomalyDetector": detector}),
+    )
+    .await;
+    // The other node lists it at once (within its journal follow), and deletes it for all.
+    eventually("the detector on b", async || {
+        let found = call(&b, "DescribeAnomalyDetectors", serde_json::json!({})).await;
+        (found["AnomalyDetectors"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    call(
+        &b,
+        "DeleteAnomalyDetector",
+        serde_json::json!({"SingleMetricAnomalyDetector": detector}),
+    )
+    .await;
+    eventually("no detector on a", async || {
+        let found = call(&a, "DescribeAnomalyDetectors", serde_json::json!({})).await;
+        found["AnomalyDetectors"]
+            .as_array()?
+            .is_empty()
+            .then_some(())
+    })
+    .await;
 }
