@@ -126,7 +126,7 @@ enum Entry {
     /// A `PutAnomalyDetector` (`Some`) or `DeleteAnomalyDetector` (`None`).
     Detector {
         key: String,
-        detector: Option<StoredDetector>,
+        detector: Option<Box<StoredDetector>>,
     },
 }
 
@@ -895,7 +895,7 @@ impl crate::app::cloudwatch_alarms::Detectors for Replicated {
     fn put_anomaly_detector(&self, detector: &StoredDetector) -> Result<(), String> {
         self.write(Entry::Detector {
             key: detector.key(),
-            detector: Some(detector.clone()),
+            detector: Some(Box::new(detector.clone())),
         })
         .map(drop)
         .map_err(|e| e.to_string())
