@@ -54,6 +54,10 @@ pub struct TickOutput {
     pub actions: Vec<(String, ActionInvocation)>,
     /// History items for the transitions (and instance creation).
     pub history: Vec<HistoryItem>,
+    /// Alarms (or instances) not evaluated at this tick because the store could not read
+    /// their data now (cluster mode: another node did not answer); their state stays, and
+    /// the next tick tries again. The other alarms of the tick are evaluated all the same.
+    pub unavailable: Vec<String>,
 }
 
 fn initial_state(initial: Option<StateValue>, now: Timestamp) -> AlarmState {
@@ -244,10 +248,19 @@ pub fn tick_scoped(
                 (m.datapoints.clone(), Some(m))
             } else {
                 let q = query(a, key.clone(), now);
-                let dps = store.query(&q, now).map_err(|e| Error::Query {
-                    alarm: name.clone(),
-                    message: e.to_string(),
-                })?;
+                let dps = match store.query(&q, now) {
+                    Ok(dps) => dps,
+                    Err(e) if e.is_unavailable() => {
+                        out.unavailable.push(name);
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(Error::Query {
+                            alarm: name.clone(),
+                            message: e.to_string(),
+                        });
+                    }
+                };
                 (dps, None)
             };
             if !st.metric.contains_key(&name) {
@@ -683,6 +696,68 @@ mod tests {
         assert!(
             !st.metric.contains_key("hot[Host=b]"),
             "no node owns b here: nobody evaluates it"
+        );
+    }
+
+    // Cluster mode: an alarm whose data another node does not answer now is left as it is
+    // for this tick; the tick goes on with the others.
+    #[test]
+    fn an_alarm_whose_data_cannot_be_read_now_does_not_stop_the_tick() {
+        use thermostat_metrics::store::{KeysRequest, RemoteShards, SeriesExport};
+        #[derive(Debug)]
+        struct Unreachable;
+        impl RemoteShards for Unreachable {
+            fn is_local(&self, shard: usize) -> bool {
+                shard == 0
+            }
+            fn windows(
+                &self,
+                _: usize,
+                _: &SeriesKey,
+                _: Timestamp,
+                _: Timestamp,
+            ) -> std::result::Result<Option<SeriesExport>, String> {
+                Err("n2 did not answer".into())
+            }
+            fn keys(&self, _: &KeysRequest) -> Vec<SeriesKey> {
+                Vec::new()
+            }
+        }
+        // Two alarms on two series, one per shard of a two-shard store; shard 1 is another
+        // node's, which does not answer.
+        let host_on = |shard: u64| {
+            (0..)
+                .map(|i| format!("h{i}"))
+                .find(|h| {
+                    let key = SeriesKey::new(
+                        "App",
+                        "Cpu",
+                        vec![
+                            thermostat_metrics::Dimension::new("Group", "web"),
+                            thermostat_metrics::Dimension::new("Host", h.as_str()),
+                        ],
+                    );
+                    key.stable_hash() % 2 == shard
+                })
+                .unwrap()
+        };
+        let (here, there) = (host_on(0), host_on(1));
+        let yaml = format!(
+            "alarms:\n  - {{name: here, namespace: App, metric_name: Cpu, dimensions: {{Group: web, Host: {here}}}, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: 50, comparison_operator: GreaterThanThreshold}}\n  - {{name: there, namespace: App, metric_name: Cpu, dimensions: {{Group: web, Host: {there}}}, statistic: Maximum, period_seconds: 60, evaluation_periods: 1, threshold: 50, comparison_operator: GreaterThanThreshold}}\n"
+        );
+        let set = validate(&[("x.yaml", yaml.as_str())]).unwrap();
+        let store = Store::partitioned(2);
+        store.set_remote(std::sync::Arc::new(Unreachable));
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        push(&store, &here, t0.add_millis(10_000), 90.0);
+        let mut st = EngineState::new(&set, Timestamp(0), None);
+        let out = tick(&set, &mut st, &store, t0.add_millis(60_000)).unwrap();
+        assert_eq!(out.unavailable, ["there"]);
+        assert_eq!(st.metric["here"].state.value, StateValue::Alarm);
+        assert_eq!(
+            st.metric["there"].state.value,
+            StateValue::InsufficientData,
+            "left as it was"
         );
     }
 

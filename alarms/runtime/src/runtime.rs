@@ -310,6 +310,14 @@ impl AlarmRuntime {
         };
         self.telemetry
             .tick(out.evaluations, started.elapsed().as_secs_f64());
+        if !out.unavailable.is_empty() {
+            tracing::warn!(
+                tick = %t,
+                alarms = out.unavailable.len(),
+                first = %out.unavailable[0],
+                "Some alarms were not evaluated: their data could not be read now (another node did not answer); the next tick tries again."
+            );
+        }
         let mut changed: Vec<String> = out.transitions.iter().map(|(n, _)| n.clone()).collect();
         changed.extend(
             out.history

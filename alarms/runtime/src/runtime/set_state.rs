@@ -88,6 +88,7 @@ impl AlarmRuntime {
                 .into_iter()
                 .map(|a| (name.to_owned(), a))
                 .collect(),
+            unavailable: Vec::new(),
         };
         self.persist_and_act(&guard, &out, &[name.to_owned()], now)
     }
