@@ -123,17 +123,7 @@ impl AlarmRuntime {
         telemetry: AlarmTelemetry,
     ) -> Result<Self> {
         let now = clock.now();
-        let api: std::collections::BTreeMap<String, thermostat_alarms::Alarm> = persistence
-            .load_api_alarms()?
-            .into_iter()
-            .map(|a| (a.name.clone(), a))
-            .collect();
-        let api_composites = persistence
-            .load_api_composites()?
-            .into_iter()
-            .map(|c| (c.name.clone(), c))
-            .collect();
-        let tags = persistence.load_alarm_tags()?.into_iter().collect();
+        let (api, api_composites, tags) = api_alarms::stored_definitions(&*persistence)?;
         let models = anomaly_models::Models::restore(persistence.load_anomaly_models()?);
         let sources = Sources {
             yaml: set,

@@ -2,7 +2,7 @@
 //! this runtime evaluates a tick, and [`AlarmRuntime::adopt_stored`], which takes on what
 //! other writers stored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use thermostat_alarms::engine::InstanceState;
@@ -10,7 +10,7 @@ use thermostat_alarms::{AlarmSet, EngineState};
 use thermostat_metrics::{SeriesKey, Timestamp};
 
 use super::actions_enabled::{retain_overrides, with_overrides};
-use super::api_alarms::merge;
+use super::api_alarms::{merge, stored_definitions};
 use super::{AlarmRuntime, definition_name};
 use crate::error::Result;
 use crate::persistence::StoredStates;
@@ -108,19 +108,7 @@ impl AlarmRuntime {
     /// The store cannot be read.
     pub fn adopt_stored(&self) -> Result<()> {
         let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
-        let api: BTreeMap<_, _> = self
-            .persistence
-            .load_api_alarms()?
-            .into_iter()
-            .map(|a| (a.name.clone(), a))
-            .collect();
-        let api_composites: BTreeMap<_, _> = self
-            .persistence
-            .load_api_composites()?
-            .into_iter()
-            .map(|c| (c.name.clone(), c))
-            .collect();
-        let tags: BTreeMap<_, _> = self.persistence.load_alarm_tags()?.into_iter().collect();
+        let (api, api_composites, tags) = stored_definitions(&*self.persistence)?;
         let redefined = {
             let mut sources = self.sources();
             let changed = sources.api != api

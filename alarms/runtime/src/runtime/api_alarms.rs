@@ -19,7 +19,7 @@ use thermostat_alarms::{Alarm, AlarmSet, CompositeAlarm};
 
 use super::AlarmRuntime;
 use crate::error::{Error, Result};
-use crate::persistence::AlarmTags;
+use crate::persistence::{AlarmStore, AlarmTags};
 
 /// The two sources of the configured set.
 #[derive(Debug)]
@@ -42,6 +42,29 @@ impl Sources {
             || self.api.contains_key(name)
             || self.api_composites.contains_key(name)
     }
+}
+
+/// The API's alarm and composite definitions and every alarm's tags, by name.
+type Definitions = (
+    BTreeMap<String, Alarm>,
+    BTreeMap<String, CompositeAlarm>,
+    BTreeMap<String, AlarmTags>,
+);
+
+/// The [`Definitions`] `persistence` holds.
+pub(super) fn stored_definitions(persistence: &dyn AlarmStore) -> Result<Definitions> {
+    let api = persistence
+        .load_api_alarms()?
+        .into_iter()
+        .map(|a| (a.name.clone(), a))
+        .collect();
+    let api_composites = persistence
+        .load_api_composites()?
+        .into_iter()
+        .map(|c| (c.name.clone(), c))
+        .collect();
+    let tags = persistence.load_alarm_tags()?.into_iter().collect();
+    Ok((api, api_composites, tags))
 }
 
 /// Most tags of one alarm (CloudWatch's quota).
