@@ -75,8 +75,11 @@ pub struct Dispatcher {
     runner: tokio::sync::Mutex<Runner>,
     history: Option<HistorySink>,
     telemetry: NotificationTelemetry,
-    /// A shared outbox's write port and delivery gate ([`Dispatcher::with_shared`]).
-    shared: Option<(Arc<dyn SharedOutbox>, DeliveryGate)>,
+    /// Where the outbox's writes go: the outbox itself, or a shared outbox's port
+    /// ([`Dispatcher::with_shared`]).
+    writes: Arc<dyn SharedOutbox>,
+    /// A shared outbox's delivery gate ([`Dispatcher::with_shared`]); `None`: always deliver.
+    delivers: Option<DeliveryGate>,
     /// Set when the outbox took writes of other nodes: the schedule is read again.
     resync: AtomicBool,
 }
@@ -129,7 +132,7 @@ impl Dispatcher {
         let capacity = settings.queue_capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
         Dispatcher {
-            outbox,
+            outbox: outbox.clone(),
             clock,
             capacity,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -151,7 +154,8 @@ impl Dispatcher {
             }),
             history: None,
             telemetry: NotificationTelemetry::default(),
-            shared: None,
+            writes: Arc::new(outbox.clone()),
+            delivers: None,
             resync: AtomicBool::new(false),
         }
     }
@@ -161,7 +165,8 @@ impl Dispatcher {
     /// at a time); when it starts to, the pending ones are read again from the outbox.
     #[must_use]
     pub fn with_shared(mut self, writes: Arc<dyn SharedOutbox>, delivers: DeliveryGate) -> Self {
-        self.shared = Some((writes, delivers));
+        self.writes = writes;
+        self.delivers = Some(delivers);
         self
     }
 
@@ -173,7 +178,7 @@ impl Dispatcher {
 
     /// Whether this node delivers now.
     fn delivers(&self) -> bool {
-        self.shared.as_ref().is_none_or(|(_, gate)| gate())
+        self.delivers.as_ref().is_none_or(|gate| gate())
     }
 
     /// Sends the Action history item of every finished notification to `sink`.
@@ -398,6 +403,17 @@ impl Dispatcher {
         }
     }
 
+    /// Runs `f` on the outbox's writes ([`SharedOutbox`]) in a blocking thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SharedOutbox) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let writes = Arc::clone(&self.writes);
+        tokio::task::spawn_blocking(move || f(&*writes))
+            .await
+            .map_err(|e| Error::Outbox(format!("outbox task failed: {e}")))?
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Outbox) -> Result<T> + Send + 'static,
@@ -465,7 +481,7 @@ impl Dispatcher {
                         u64::try_from(due.as_millis().saturating_sub(now.as_millis())).unwrap_or(0),
                     )
                 });
-            if self.shared.is_some() {
+            if self.delivers.is_some() {
                 // Leadership and the other nodes' writes are looked at again this often.
                 wake = Some(wake.map_or(GATE_POLL, |w| w.min(GATE_POLL)));
             }
@@ -520,17 +536,7 @@ impl Dispatcher {
         let now = self.clock.now();
         let count = batch.len();
         let keep = batch.clone();
-        let inserted = match &self.shared {
-            Some((writes, _)) => {
-                let writes = Arc::clone(writes);
-                tokio::task::spawn_blocking(move || writes.insert(batch, now))
-                    .await
-                    .map_err(|e| Error::Outbox(format!("outbox task failed: {e}")))
-                    .and_then(|r| r)
-            }
-            None => self.blocking(move |o| o.insert(batch, now)).await,
-        };
-        match inserted {
+        match self.write(move |w| w.insert(batch, now)).await {
             Ok(records) => {
                 for rec in records {
                     match rec.status {
@@ -609,19 +615,9 @@ impl Dispatcher {
         }
         let id = rec.id;
         r.in_flight_ids.remove(&id);
-        let written = match &self.shared {
-            Some((writes, _)) => {
-                let writes = Arc::clone(writes);
-                tokio::task::spawn_blocking(move || writes.record_attempt(id, attempt, next))
-                    .await
-                    .map_err(|e| Error::Outbox(format!("outbox task failed: {e}")))
-                    .and_then(|r| r)
-            }
-            None => {
-                self.blocking(move |o| o.record_attempt(id, attempt, next))
-                    .await
-            }
-        };
+        let written = self
+            .write(move |w| w.record_attempt(id, attempt, next))
+            .await;
         if let Err(e) = written {
             tracing::error!(error = %e, id, "Cannot record a delivery attempt; the notification stays pending and may be sent again.");
             if let Next::RetryAt(t) = next {

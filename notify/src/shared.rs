@@ -27,3 +27,14 @@ pub trait SharedOutbox: Send + Sync + std::fmt::Debug {
     /// The write was not stored; nothing of it is applied anywhere.
     fn record_attempt(&self, id: u64, attempt: Attempt, next: Next) -> Result<OutboxRecord>;
 }
+
+/// A single node's outbox writes to itself.
+impl SharedOutbox for crate::outbox::Outbox {
+    fn insert(&self, batch: Vec<Notification>, now: Timestamp) -> Result<Vec<OutboxRecord>> {
+        crate::outbox::Outbox::insert(self, batch, now)
+    }
+
+    fn record_attempt(&self, id: u64, attempt: Attempt, next: Next) -> Result<OutboxRecord> {
+        crate::outbox::Outbox::record_attempt(self, id, attempt, next)
+    }
+}
