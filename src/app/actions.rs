@@ -40,6 +40,12 @@ pub enum StartError {
     Scaling(#[from] thermostat_scaler_runtime::Error),
 }
 
+/// Where the alarm and scaling state is kept: the state database, or in cluster mode the
+/// replicated state (`cluster_state::Replicated`).
+pub trait StateStore: AlarmStore + GroupStore {}
+
+impl<S: AlarmStore + GroupStore> StateStore for S {}
+
 /// A notification outbox several nodes share (cluster mode): this node's replica, the port
 /// its writes go through, and whether this node delivers now.
 pub struct SharedNotifications {
@@ -85,11 +91,11 @@ impl Actions {
     /// # Errors
     /// Every unmet requirement, incomplete notifier settings and unreachable fleet at once
     /// ([`StartError::Unready`]); an outbox or a state database that cannot be read.
-    pub async fn start<S: AlarmStore + GroupStore + 'static>(
+    pub async fn start(
         config: &Config,
         data_dir: &std::path::Path,
         shared: Option<SharedNotifications>,
-        db: Arc<S>,
+        db: Arc<dyn StateStore>,
         clock: Arc<dyn Clock>,
         notification_telemetry: NotificationTelemetry,
         scaling_telemetry: ScalingTelemetry,
@@ -122,7 +128,7 @@ impl Actions {
         };
         let capacity_log = Arc::new(CapacityLog::default());
         let ports = Ports {
-            store: Arc::clone(&db) as _,
+            store: Arc::clone(&db) as Arc<dyn GroupStore>,
             fleets: Arc::new(thermostat_fleet::factory(sdk.clone(), Arc::clone(&clock))),
             capacity_metrics: Arc::clone(&capacity_log) as _,
         };

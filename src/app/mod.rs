@@ -140,38 +140,28 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         None => None,
     };
     let adopters = Arc::new(cluster_state::Adopters::default());
-    let actions = match (&replicated, &cluster) {
-        (Some(r), Some(c)) => {
-            let leader = c.clone();
-            let shared = actions::SharedNotifications {
-                outbox: r.outbox().clone(),
-                writes: Arc::clone(r) as _,
-                delivers: Arc::new(move || leader.leads()),
-            };
-            actions::Actions::start(
-                &config,
-                &settings.data_dir,
-                Some(shared),
-                Arc::clone(r),
-                Arc::clone(&clock),
-                notification_telemetry,
-                scaling_telemetry,
-            )
-            .await
+    let state: Arc<dyn actions::StateStore> = match &replicated {
+        Some(r) => Arc::clone(r) as _,
+        None => Arc::clone(&db) as _,
+    };
+    let shared = replicated.as_ref().zip(cluster.as_ref()).map(|(r, c)| {
+        let leader = c.clone();
+        actions::SharedNotifications {
+            outbox: r.outbox().clone(),
+            writes: Arc::clone(r) as _,
+            delivers: Arc::new(move || leader.leads()),
         }
-        _ => {
-            actions::Actions::start(
-                &config,
-                &settings.data_dir,
-                None,
-                Arc::clone(&db),
-                Arc::clone(&clock),
-                notification_telemetry,
-                scaling_telemetry,
-            )
-            .await
-        }
-    }
+    });
+    let actions = actions::Actions::start(
+        &config,
+        &settings.data_dir,
+        shared,
+        Arc::clone(&state),
+        Arc::clone(&clock),
+        notification_telemetry,
+        scaling_telemetry,
+    )
+    .await
     .map_err(Error::Actions)?;
     actions.log_metrics_to(ingest.clone());
     let audit = {
@@ -199,10 +189,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let engine = {
         let set = Arc::new(config.alarms.clone());
         let (store, clock, sink) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&actions));
-        let alarm_store: Arc<dyn thermostat_alarms_runtime::AlarmStore> = match &replicated {
-            Some(r) => Arc::clone(r) as _,
-            None => Arc::clone(&db) as _,
-        };
+        let alarm_store = Arc::clone(&state) as Arc<dyn thermostat_alarms_runtime::AlarmStore>;
         // Every node of a cluster starts alike: what the start writes stays local.
         tokio::task::spawn_blocking(move || {
             cluster_state::local_writes(|| {
