@@ -141,6 +141,9 @@ pub struct ClusterSettings {
     /// Seconds a partition lease lasts: a dead node's partitions move after at most this
     /// long [default: 9].
     pub lease_seconds: Option<u64>,
+    /// Seconds between an owner's snapshots of its partitions into the object store, each
+    /// followed by trimming the ingest stream below it [default: 300].
+    pub snapshot_seconds: Option<u64>,
     /// TLS to NATS: the CA bundle to trust (PEM); setting it requires TLS.
     pub tls_ca_file: Option<PathBuf>,
     /// TLS to NATS: this node's client certificate (PEM), with `tls_key_file`.
@@ -166,6 +169,8 @@ pub struct Cluster {
     pub partitions: u32,
     /// A lease's length.
     pub lease: Duration,
+    /// Between partition snapshots.
+    pub snapshot_interval: Duration,
     /// TLS: the CA bundle.
     pub tls_ca_file: Option<PathBuf>,
     /// TLS: a client certificate and key.
@@ -680,6 +685,9 @@ impl Settings {
             if c.lease.as_secs() < 2 || c.lease.as_secs() > 300 {
                 return invalid("cluster.lease_seconds", "must be 2 to 300");
             }
+            if c.snapshot_interval.as_secs() < 1 || c.snapshot_interval.as_secs() > 86_400 {
+                return invalid("cluster.snapshot_seconds", "must be 1 to 86400");
+            }
             if c.tls_client.as_ref().is_some_and(|(cert, key)| {
                 cert.as_os_str().is_empty() || key.as_os_str().is_empty()
             }) {
@@ -834,6 +842,10 @@ fn cluster(args: &ServeArgs, file: ClusterSettings) -> Option<Cluster> {
             .or(file.partitions)
             .unwrap_or(thermostat_cluster::DEFAULT_PARTITIONS),
         lease: Duration::from_secs(file.lease_seconds.unwrap_or(9)),
+        snapshot_interval: file.snapshot_seconds.map_or(
+            thermostat_cluster::DEFAULT_SNAPSHOT_INTERVAL,
+            Duration::from_secs,
+        ),
         // One without the other stays visible as an empty path, refused by `validate`.
         tls_client: match (file.tls_cert_file.clone(), file.tls_key_file.clone()) {
             (None, None) => None,
@@ -911,7 +923,7 @@ mod tests {
         let none = merge(&ServeArgs::default(), SettingsFile::default());
         assert_eq!(none.cluster, None);
         let file = SettingsFile::parse(
-            "cluster:\n  servers: [nats://a:4222]\n  node_id: from-file\n  replicas: 3\n  lease_seconds: 5\n",
+            "cluster:\n  servers: [nats://a:4222]\n  node_id: from-file\n  replicas: 3\n  lease_seconds: 5\n  snapshot_seconds: 30\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -928,9 +940,10 @@ mod tests {
                 c.node_id.as_str(),
                 c.replicas,
                 c.partitions,
-                c.lease.as_secs()
+                c.lease.as_secs(),
+                c.snapshot_interval.as_secs()
             ),
-            ("n1", Some(3), 64, 5)
+            ("n1", Some(3), 64, 5, 30)
         );
         for (args, key) in [
             (
@@ -976,6 +989,12 @@ mod tests {
         .unwrap();
         let e = merge(&ServeArgs::default(), file).validate().unwrap_err();
         assert!(e.to_string().contains("tls_key_file"), "{e}");
+        let file = SettingsFile::parse(
+            "cluster:\n  servers: [nats://a:4222]\n  node_id: n1\n  snapshot_seconds: 0\n",
+        )
+        .unwrap();
+        let e = merge(&ServeArgs::default(), file).validate().unwrap_err();
+        assert!(e.to_string().starts_with("cluster.snapshot_seconds"), "{e}");
         let e = SettingsFile::parse("cluster:\n  node: x\n").unwrap_err();
         assert!(e.contains("node"), "{e}");
     }

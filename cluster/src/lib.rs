@@ -11,6 +11,10 @@
 //!   records to its store, resuming from the store's watermark ([`Applier`]). Partitions are
 //!   spread evenly over the live nodes of the `thermostat_nodes` bucket ([`assign`]).
 //!
+//! - **Partition snapshots** in the object store `THERMOSTAT_SNAPSHOTS`: an owner writes each
+//!   partition's now and then and trims the stream below it; a new owner loads it and reads
+//!   the stream on from its sequence ([`snapshot`]).
+//!
 //! - **State journal** `THERMOSTAT_STATE`: every write of the alarm and scaling state, in
 //!   order, each made on the sequence its writer had applied ([`Journal`]).
 //!
@@ -22,10 +26,13 @@ mod error;
 mod journal;
 pub mod lease;
 mod node;
+mod snapshot;
 
 pub use error::Error;
 pub use journal::{AppendError, Journal, STATE_STREAM};
 pub use node::{
-    Applier, Cluster, ClusterOptions, ClusterStatus, DEFAULT_PARTITIONS, INGEST_STREAM,
-    LeaseStatus, Member, NodeStatus, RPC_TIMEOUT, ReplayStatus, RpcHandler, Secret, subject_of,
+    Applier, Cluster, ClusterOptions, ClusterStatus, DEFAULT_PARTITIONS, DEFAULT_SNAPSHOT_INTERVAL,
+    INGEST_STREAM, LeaseStatus, Member, NodeStatus, RPC_TIMEOUT, ReplayStatus, RpcHandler, Secret,
+    subject_of,
 };
+pub use snapshot::{MAX_SNAPSHOT_BYTES, SNAPSHOT_BUCKET};

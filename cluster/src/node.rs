@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::assign::{assign, owned_by};
 use crate::error::Error;
 use crate::lease::{Current, Lease, LeaseTimes, Step, step};
+use crate::snapshot::{Published, Snapshots};
 
 /// The ingest stream: one subject per partition, `thermostat.ingest.<partition>`.
 pub const INGEST_STREAM: &str = "THERMOSTAT_INGEST";
@@ -28,6 +29,9 @@ const LEASES_BUCKET: &str = "thermostat_leases";
 const LEADER_KEY: &str = "leader";
 /// The leader's configuration digest, in the settings bucket.
 const CONFIG_DIGEST_KEY: &str = "config_digest";
+
+/// How often partitions are snapshotted unless told otherwise.
+pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Partitions a new cluster gets unless told otherwise.
 pub const DEFAULT_PARTITIONS: u32 = 64;
@@ -55,6 +59,9 @@ pub struct ClusterOptions {
     pub credentials_file: Option<PathBuf>,
     /// A NATS authentication token.
     pub token: Option<Secret>,
+    /// How often an owner writes a snapshot of each partition that changed into the object
+    /// store and trims the ingest stream below it.
+    pub snapshot_interval: Duration,
 }
 
 /// A secret (a NATS token): never printed, in `Debug` or anywhere.
@@ -95,6 +102,7 @@ impl ClusterOptions {
             tls_client: None,
             credentials_file: None,
             token: None,
+            snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
         }
     }
 }
@@ -109,6 +117,14 @@ pub trait Applier: Send + Sync + 'static {
     /// # Errors
     /// A payload that does not decode (reported and skipped: the stream is not ours to fix).
     fn apply(&self, partition: u32, seq: u64, payload: &[u8]) -> Result<(), String>;
+    /// A snapshot of `partition` as applied here: the newest record it holds, and its bytes.
+    fn snapshot(&self, partition: u32) -> (u64, Vec<u8>);
+    /// Replaces `partition` here with a snapshot made by [`Applier::snapshot`] on any node;
+    /// returns the newest record it holds.
+    ///
+    /// # Errors
+    /// Bytes that are not a snapshot of `partition` (nothing is changed).
+    fn load(&self, partition: u32, snapshot: &[u8]) -> Result<u64, String>;
 }
 
 /// A node in the membership bucket.
@@ -189,6 +205,9 @@ pub struct ReplayStatus {
     pub target_seq: u64,
     /// Whether it has caught up with `target_seq`.
     pub loaded: bool,
+    /// The newest record of the partition's snapshot in the object store, as this node
+    /// last loaded, wrote or saw it (the stream holds nothing of the partition below it).
+    pub snapshot_seq: Option<u64>,
 }
 
 /// A lease this node holds.
@@ -211,6 +230,8 @@ struct State {
     replay: BTreeMap<u32, (u64, u64)>,
     /// The configuration digest the leader published.
     cluster_digest: Option<String>,
+    /// Per partition, the sequence of its snapshot in the object store as last known here.
+    snapshots: BTreeMap<u32, u64>,
 }
 
 /// A running node's handle.
@@ -239,6 +260,8 @@ struct Inner {
     state: Mutex<State>,
     /// Held by a partition's consumer while it runs ([`Cluster::consume`]).
     consumers: Vec<tokio::sync::Mutex<()>>,
+    /// Partition snapshots in the object store.
+    snapshots: Snapshots,
 }
 
 fn now_ms() -> i64 {
@@ -334,7 +357,7 @@ impl Cluster {
         let replicas = options.replicas.unwrap_or(servers_seen.min(3)).max(1);
         // A NATS cluster that is starting has no JetStream leader yet: wait for it a while.
         let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
-        let (js, partitions, stream, nodes, leases, meta) = loop {
+        let (js, partitions, stream, nodes, leases, meta, snapshots) = loop {
             match setup(&client, &options, replicas).await {
                 Ok(parts) => break parts,
                 Err(e) if tokio::time::Instant::now() < deadline => {
@@ -365,6 +388,7 @@ impl Cluster {
                 consumers: (0..partitions)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
+                snapshots,
                 options,
             }),
         })
@@ -578,6 +602,7 @@ impl Cluster {
                     applied_seq: applied,
                     target_seq: target,
                     loaded: applied >= target && state.replay.contains_key(p),
+                    snapshot_seq: state.snapshots.get(p).copied(),
                 }
             })
             .collect();
@@ -649,6 +674,10 @@ impl Cluster {
     /// Runs the membership and lease loop until `stop`, applying owned partitions through
     /// `applier`; on the way out it gives its leases up so that others take over at once.
     pub async fn run(self, applier: Arc<dyn Applier>, stop: CancellationToken) {
+        let snapshots = tokio::spawn(
+            self.clone()
+                .snapshot_loop(Arc::clone(&applier), stop.clone()),
+        );
         let period = Duration::from_millis((self.inner.times.ttl_ms / 6).max(100) as u64);
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -663,6 +692,15 @@ impl Cluster {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .connected = ok;
+        }
+        let _ = snapshots.await;
+        // A clean stop leaves a fresh snapshot of every partition it held, so that their next
+        // owners load it rather than read the stream since the last one.
+        let last = tokio::time::timeout(FINAL_SNAPSHOTS, self.snapshot_round(&applier));
+        if last.await.is_err() {
+            tracing::warn!(
+                "The final partition snapshots took too long; the next owners read more of the stream."
+            );
         }
         self.release_all().await;
     }
@@ -982,6 +1020,9 @@ impl Cluster {
             return;
         };
         let _only = slot.lock().await;
+        if !self.load_snapshot(p, &applier, &stop).await {
+            return;
+        }
         while !stop.is_cancelled() {
             let from = applier.applied_seq(p) + 1;
             let consumer = self
@@ -1053,6 +1094,163 @@ impl Cluster {
         }
     }
 
+    /// Writes a snapshot of every partition this node owns whose data changed since its last
+    /// one, every [`ClusterOptions::snapshot_interval`], until `stop`.
+    async fn snapshot_loop(self, applier: Arc<dyn Applier>, stop: CancellationToken) {
+        let every = self
+            .inner
+            .options
+            .snapshot_interval
+            .max(Duration::from_millis(100));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            self.snapshot_round(&applier).await;
+        }
+    }
+
+    /// Snapshots each owned partition that has records newer than its snapshot (see
+    /// [`crate::snapshot`]).
+    async fn snapshot_round(&self, applier: &Arc<dyn Applier>) {
+        for p in 0..self.inner.partitions {
+            let known = {
+                let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                // Only a partition whose consumer has caught up: one still loading would
+                // publish less than the stream's owner has.
+                let loaded = state.replay.get(&p).is_some_and(|(a, t)| a >= t);
+                if !loaded {
+                    continue;
+                }
+                state.snapshots.get(&p).copied().unwrap_or(0)
+            };
+            if !self.owns(p) || applier.applied_seq(p) <= known {
+                continue;
+            }
+            let copy = Arc::clone(applier);
+            let Ok((seq, bytes)) = tokio::task::spawn_blocking(move || copy.snapshot(p)).await
+            else {
+                continue;
+            };
+            if seq <= known || !self.owns(p) {
+                continue;
+            }
+            let size = bytes.len();
+            match self
+                .inner
+                .snapshots
+                .publish(p, seq, bytes, &self.inner.options.node_id)
+                .await
+            {
+                Ok(Published::Current { purged }) => {
+                    tracing::info!(
+                        partition = p,
+                        seq,
+                        bytes = size,
+                        trimmed_below = purged,
+                        "Wrote a partition snapshot; the ingest stream keeps the partition from it on."
+                    );
+                    self.note_snapshot(p, seq);
+                }
+                Ok(Published::Superseded) => {
+                    tracing::info!(
+                        partition = p,
+                        seq,
+                        "A newer snapshot of the partition exists; this one was dropped."
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "Could not write a partition snapshot; the stream keeps everything until the next one.");
+                }
+            }
+        }
+    }
+
+    fn note_snapshot(&self, p: u32, seq: u64) {
+        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let known = state.snapshots.entry(p).or_insert(seq);
+        *known = (*known).max(seq);
+    }
+
+    /// Before reading partition `p`'s stream: loads its snapshot from the object store if it
+    /// is newer than what this node holds (the stream may no longer have the records between).
+    /// Returns false when `stop` came first.
+    async fn load_snapshot(
+        &self,
+        p: u32,
+        applier: &Arc<dyn Applier>,
+        stop: &CancellationToken,
+    ) -> bool {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            let attempt = async {
+                let Some((pointer, _)) = self.inner.snapshots.latest(p).await? else {
+                    return Ok(None);
+                };
+                self.note_snapshot(p, pointer.seq);
+                if pointer.seq <= applier.applied_seq(p) {
+                    return Ok(None);
+                }
+                let bytes = self.inner.snapshots.fetch(&pointer).await?;
+                Ok::<_, Error>(Some((pointer, bytes)))
+            };
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return false,
+                outcome = attempt => outcome,
+            };
+            let (pointer, bytes) = match outcome {
+                Ok(None) => return true,
+                Ok(Some(found)) => found,
+                Err(e) => {
+                    // Reading on from the local data would skip what the stream lost to
+                    // trimming: retry until the snapshot can be read.
+                    tracing::warn!(partition = p, error = %e, "Could not read a partition's snapshot; retrying.");
+                    tokio::select! {
+                        () = stop.cancelled() => return false,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let copy = Arc::clone(applier);
+            let loaded = tokio::task::spawn_blocking(move || copy.load(p, &bytes)).await;
+            match loaded {
+                Ok(Ok(seq)) => {
+                    tracing::info!(
+                        partition = p,
+                        seq,
+                        object = pointer.object,
+                        "Loaded a partition snapshot."
+                    );
+                    let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(r) = state.replay.get_mut(&p) {
+                        r.0 = r.0.max(seq);
+                    }
+                    return true;
+                }
+                Ok(Err(why)) => {
+                    // Not ours to fix (anyone who can write the bucket wrote it): said loudly,
+                    // and the stream is read from what this node holds.
+                    tracing::error!(
+                        partition = p,
+                        object = pointer.object,
+                        error = why,
+                        "A partition snapshot does not load; reading the stream from this node's own data (what the stream no longer holds is missing)."
+                    );
+                    return true;
+                }
+                Err(e) => {
+                    tracing::error!(partition = p, error = %e, "Loading a partition snapshot panicked.");
+                    return true;
+                }
+            }
+        }
+    }
+
     /// Gives every held lease up (a clean stop), so that other nodes take over at once.
     async fn release_all(&self) {
         let held: Vec<(u32, u64)> = {
@@ -1087,6 +1285,9 @@ impl Cluster {
     }
 }
 
+/// How long a clean stop may spend writing its partitions' snapshots.
+const FINAL_SNAPSHOTS: Duration = Duration::from_secs(10);
+
 /// How long a node waits at start for JetStream to take its stream and buckets.
 const SETUP_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -1099,6 +1300,7 @@ type Setup = (
     kv::Store,
     kv::Store,
     kv::Store,
+    Snapshots,
 );
 
 /// The stream and buckets, created by the first node (or checked), and the partition count.
@@ -1163,7 +1365,9 @@ async fn setup(
         .create_key_value(bucket(LEASES_BUCKET, None))
         .await
         .map_err(|e| Error::js("creating the lease bucket")(&e))?;
-    Ok((js, partitions, stream, nodes, leases, meta))
+    let snapshots =
+        Snapshots::open(&js, meta.clone(), stream.clone(), replicas, subject_of).await?;
+    Ok((js, partitions, stream, nodes, leases, meta, snapshots))
 }
 
 /// This node's hold on a lease after a step.

@@ -163,37 +163,24 @@ pub(crate) fn save_snapshot_with(
                 }
             }
         };
-        result = (|| {
-            let bytes = postcard::to_stdvec(&record).map_err(io::Error::other)?;
-            let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
-            out.write_all(&len.to_le_bytes())?;
-            out.write_all(&crc32fast::hash(&bytes).to_le_bytes())?;
-            out.write_all(&bytes)
-        })();
+        result = write_record(&mut out, &record);
     });
     result.map_err(io_err(&tmp))?;
     let streams = streams();
-    let mut write = |record: &Record| -> io::Result<()> {
-        let bytes = postcard::to_stdvec(record).map_err(io::Error::other)?;
-        let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
-        out.write_all(&len.to_le_bytes())?;
-        out.write_all(&crc32fast::hash(&bytes).to_le_bytes())?;
-        out.write_all(&bytes)
-    };
     let mut count = 0u64;
     for (key, state) in streams.streams.iter() {
-        write(&Record::Stream {
+        let record = Record::Stream {
             key: key.clone(),
             state: state.clone(),
-        })
-        .map_err(io_err(&tmp))?;
+        };
+        write_record(&mut out, &record).map_err(io_err(&tmp))?;
         count += 1;
     }
-    write(&Record::Streams {
+    let end = Record::Streams {
         count,
         watermark: streams.seq,
-    })
-    .map_err(io_err(&tmp))?;
+    };
+    write_record(&mut out, &end).map_err(io_err(&tmp))?;
     info.streams = streams;
     out.write_all(&0u32.to_le_bytes()).map_err(io_err(&tmp))?;
     let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
@@ -252,22 +239,10 @@ pub(crate) fn load_snapshot(
         why,
     };
     loop {
-        r.read_exact(&mut word)
-            .map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
-        let len = u32::from_le_bytes(word) as usize;
-        if len == 0 {
+        let Some((record, len)) = read_record(&mut r).map_err(|why| corrupt(offset, why))? else {
             break;
-        }
-        r.read_exact(&mut word)
-            .map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
-        let crc = u32::from_le_bytes(word);
-        let mut buf = vec![0u8; len];
-        r.read_exact(&mut buf)
-            .map_err(|e| corrupt(offset, format!("truncated: {e}")))?;
-        if crc32fast::hash(&buf) != crc {
-            return Err(corrupt(offset, "checksum mismatch".into()));
-        }
-        match postcard::from_bytes(&buf).map_err(|e| corrupt(offset, e.to_string()))? {
+        };
+        match record {
             Record::Series(series) => {
                 store.import(series);
                 info.series += 1;
@@ -309,6 +284,125 @@ pub(crate) fn load_snapshot(
             .map_err(|why| corrupt(offset, why))?;
     }
     Ok(Some(info))
+}
+
+/// Writes one record: its length, its CRC-32 and its postcard bytes.
+fn write_record(out: &mut impl Write, record: &Record) -> io::Result<()> {
+    let bytes = postcard::to_stdvec(record).map_err(io::Error::other)?;
+    let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&crc32fast::hash(&bytes).to_le_bytes())?;
+    out.write_all(&bytes)
+}
+
+/// Reads the next record and its length in bytes; `None` at the end mark. A length is
+/// believed only as far as bytes follow (a corrupt or hostile length allocates nothing).
+fn read_record(r: &mut impl Read) -> Result<Option<(Record, usize)>, String> {
+    let mut word = [0u8; 4];
+    r.read_exact(&mut word)
+        .map_err(|e| format!("truncated: {e}"))?;
+    let len = u32::from_le_bytes(word) as usize;
+    if len == 0 {
+        return Ok(None);
+    }
+    r.read_exact(&mut word)
+        .map_err(|e| format!("truncated: {e}"))?;
+    let crc = u32::from_le_bytes(word);
+    let mut buf = Vec::new();
+    r.take(len as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("truncated: {e}"))?;
+    if buf.len() < len {
+        return Err(format!("truncated: {} of {len} bytes", buf.len()));
+    }
+    if crc32fast::hash(&buf) != crc {
+        return Err("checksum mismatch".into());
+    }
+    let record = postcard::from_bytes(&buf).map_err(|e| e.to_string())?;
+    Ok(Some((record, len)))
+}
+
+const PARTITION_MAGIC: &[u8; 8] = b"THRMPART";
+/// The partition snapshot format this build writes and reads.
+const PARTITION_FORMAT: u32 = 1;
+
+/// A cluster partition's snapshot: store shard `partition`'s series and its watermark (the
+/// newest record of the partition's stream subject they hold), as bytes for the cluster's
+/// object store. The format is the local snapshot's records: `PARTITION_MAGIC`, the format,
+/// the series, a `Shard` record with the watermark, the end mark.
+pub(crate) fn encode_partition(store: &Store, partition: u32) -> (u64, Vec<u8>) {
+    let mut out = Vec::new();
+    out.extend_from_slice(PARTITION_MAGIC);
+    out.extend_from_slice(&PARTITION_FORMAT.to_le_bytes());
+    let mut result = Ok(());
+    let watermark = store.export_shard(partition as usize, |series| {
+        if result.is_ok() {
+            result = write_record(&mut out, &Record::Series(series));
+        }
+    });
+    let end = Record::Shard {
+        index: partition,
+        count: u32::try_from(store.shard_count()).unwrap_or(u32::MAX),
+        watermark,
+    };
+    // Writing into a vector fails only on a record over 4 GiB, which a window cannot make.
+    let _ = result.and_then(|()| write_record(&mut out, &end));
+    out.extend_from_slice(&0u32.to_le_bytes());
+    (watermark, out)
+}
+
+/// Reads a partition snapshot of `partition` of `partitions` ([`encode_partition`]): its
+/// watermark and series.
+///
+/// # Errors
+/// Bytes that are not such a snapshot, of another partition or partition count, truncated,
+/// failing a checksum, or with a series of another partition: named with the byte offset.
+pub(crate) fn decode_partition(
+    bytes: &[u8],
+    partition: u32,
+    partitions: u32,
+) -> Result<(u64, Vec<SeriesExport>), String> {
+    let mut r = bytes;
+    if r.len() < 12 || &r[..8] != PARTITION_MAGIC {
+        return Err("not a Thermostat partition snapshot (bad magic bytes)".into());
+    }
+    let found = u32::from_le_bytes([r[8], r[9], r[10], r[11]]);
+    if found != PARTITION_FORMAT {
+        return Err(format!(
+            "partition snapshot format {found} is not supported by this build (it reads {PARTITION_FORMAT})"
+        ));
+    }
+    r = &r[12..];
+    let mut offset = 12u64;
+    let mut series = Vec::new();
+    let mut watermark = None;
+    while let Some((record, len)) =
+        read_record(&mut r).map_err(|why| format!("record at byte offset {offset}: {why}"))?
+    {
+        match record {
+            Record::Series(s) if watermark.is_none() => series.push(s),
+            Record::Shard {
+                index,
+                count,
+                watermark: w,
+            } if watermark.is_none() => {
+                if index != partition || count != partitions {
+                    return Err(format!(
+                        "record at byte offset {offset}: the snapshot of partition {index} of {count}, not {partition} of {partitions}"
+                    ));
+                }
+                watermark = Some(w);
+            }
+            _ => {
+                return Err(format!(
+                    "record at byte offset {offset}: not expected there"
+                ));
+            }
+        }
+        offset += 8 + len as u64;
+    }
+    let watermark = watermark.ok_or_else(|| "the snapshot ends before its watermark".to_owned())?;
+    Ok((watermark, series))
 }
 
 #[cfg(test)]

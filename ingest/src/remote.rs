@@ -150,6 +150,26 @@ impl RecordApplier {
         batch.record_into(&self.store, seq);
         Ok(())
     }
+
+    /// A snapshot of `partition` as it stands here: the newest record it holds, and the bytes
+    /// another node loads with [`RecordApplier::load_partition`].
+    pub fn snapshot_partition(&self, partition: u32) -> (u64, Vec<u8>) {
+        crate::persist::encode_partition(&self.store, partition)
+    }
+
+    /// Replaces `partition` here with a snapshot made by [`RecordApplier::snapshot_partition`]
+    /// (on any node); returns the newest record it holds, from which the stream is read on.
+    ///
+    /// # Errors
+    /// Bytes that are not a snapshot of this partition (nothing is changed).
+    pub fn load_partition(&self, partition: u32, snapshot: &[u8]) -> Result<u64, String> {
+        let partitions = u32::try_from(self.store.shard_count()).unwrap_or(u32::MAX);
+        let (watermark, series) =
+            crate::persist::decode_partition(snapshot, partition, partitions)?;
+        self.store
+            .replace_shard(partition as usize, series, watermark)?;
+        Ok(watermark)
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +244,106 @@ mod tests {
         for p in 0..8 {
             assert_eq!(applier.applied_seq(p), seqs[p as usize]);
         }
+    }
+
+    fn exported(store: &Store) -> Vec<thermostat_metrics::store::SeriesExport> {
+        let mut all = Vec::new();
+        store.export_each(|s| all.push(s));
+        all.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        all
+    }
+
+    /// Applies `b`'s share of every partition as record `seq` of that partition.
+    fn apply_all(applier: &RecordApplier, b: &ObservationBatch, seq: u64) {
+        for r in group_records(&[b], 4, 1 << 20) {
+            applier.apply(r.partition, seq, &r.payload).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_partition_snapshot_replaces_what_another_node_held_of_it() {
+        // The owner applied three records of every partition; another node, which owned the
+        // partitions before, applied only the first, and holds a series since expired there.
+        let owner = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        let stale = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        for seq in 1..=3 {
+            apply_all(&owner, &batch(40, 5, seq as usize * 5), seq);
+        }
+        apply_all(&stale, &batch(40, 5, 5), 1);
+        apply_all(&stale, &batch(45, 1, 90), 1);
+        for p in 0..4 {
+            let (seq, bytes) = owner.snapshot_partition(p);
+            assert_eq!(seq, 3);
+            assert_eq!(stale.load_partition(p, &bytes), Ok(3));
+            assert_eq!(stale.applied_seq(p), 3);
+        }
+        assert_eq!(exported(&stale.store), exported(&owner.store));
+        assert_eq!(stale.store.series_count(), 40);
+        // What the stale series weighed is gone with them: the weight is the loaded series'.
+        let fresh = Store::partitioned(4);
+        exported(&owner.store)
+            .into_iter()
+            .for_each(|s| fresh.import(s));
+        assert_eq!(stale.store.series_bytes(), fresh.series_bytes());
+        // Read on from the snapshot: the next record counts once, a replayed one not at all.
+        let next = batch(40, 5, 40);
+        apply_all(&owner, &next, 4);
+        apply_all(&stale, &next, 4);
+        apply_all(&stale, &batch(40, 5, 10), 2);
+        assert_eq!(exported(&stale.store), exported(&owner.store));
+    }
+
+    #[test]
+    fn a_partition_snapshot_that_is_not_one_changes_nothing_and_says_why() {
+        let owner = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        apply_all(&owner, &batch(40, 5, 0), 7);
+        let (_, good) = owner.snapshot_partition(1);
+        let here = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        apply_all(&here, &batch(10, 1, 0), 2);
+        let before = exported(&here.store);
+        let refused = |bytes: &[u8], partition: u32| {
+            let why = here.load_partition(partition, bytes).unwrap_err();
+            assert_eq!(exported(&here.store), before, "{why}");
+            why
+        };
+        assert!(refused(b"hello", 1).contains("bad magic"));
+        assert!(refused(&good, 2).contains("not 2 of 4"));
+        let mut flipped = good.clone();
+        flipped[30] ^= 0x55;
+        assert!(refused(&flipped, 1).contains("byte offset 12"));
+        assert!(refused(&good[..good.len() - 12], 1).contains("truncated"));
+        // A length claiming 4 GiB allocates nothing and is refused.
+        let mut huge = good[..12].to_vec();
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        huge.extend_from_slice(&[0; 16]);
+        assert!(refused(&huge, 1).contains("truncated"));
+        // A series of partition 1 in a snapshot that says it is partition 3's.
+        let other = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        apply_all(&other, &batch(40, 5, 0), 7);
+        let (_, of_three) = other.snapshot_partition(3);
+        let shard_end = {
+            // The `Shard` record of partition 3's snapshot: the last record before the end.
+            let mut at = 12;
+            let mut last = 12;
+            while at < of_three.len() - 4 {
+                last = at;
+                let len = u32::from_le_bytes(of_three[at..at + 4].try_into().unwrap()) as usize;
+                at += 8 + len;
+            }
+            of_three[last..of_three.len() - 4].to_vec()
+        };
+        let mut forged = good[..12].to_vec();
+        let mut at = 12;
+        while at < good.len() - 4 {
+            let len = u32::from_le_bytes(good[at..at + 4].try_into().unwrap()) as usize;
+            if at + 8 + len < good.len() - 4 {
+                forged.extend_from_slice(&good[at..at + 8 + len]);
+            }
+            at += 8 + len;
+        }
+        forged.extend_from_slice(&shard_end);
+        forged.extend_from_slice(&0u32.to_le_bytes());
+        assert!(refused(&forged, 3).contains("belongs to shard 1"));
     }
 
     #[test]

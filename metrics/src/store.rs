@@ -1339,9 +1339,65 @@ impl Store {
         })
     }
 
+    /// Calls `f` with a serialisable copy of every series of shard `shard` (one of a
+    /// cluster's partitions), under its lock, and returns the shard's watermark: the series
+    /// given are exactly its state at that watermark. Nothing for a shard out of range.
+    pub fn export_shard(&self, shard: usize, mut f: impl FnMut(SeriesExport)) -> u64 {
+        if shard >= self.shards.len() {
+            return 0;
+        }
+        let held = self.lock(shard);
+        for (key, series) in &held.series {
+            f(export_series(key, series));
+        }
+        held.applied_seq.max(self.completed())
+    }
+
+    /// Replaces what shard `shard` holds with `series` at `watermark` (a partition snapshot
+    /// another node exported with [`Store::export_shard`]), under one lock: a reader sees the
+    /// shard either before or after.
+    ///
+    /// # Errors
+    /// A shard out of range, or a series that does not belong to it (nothing is changed).
+    pub fn replace_shard(
+        &self,
+        shard: usize,
+        series: Vec<SeriesExport>,
+        watermark: u64,
+    ) -> Result<(), String> {
+        if shard >= self.shards.len() {
+            return Err(format!(
+                "shard {shard} is beyond this store's {}",
+                self.shards.len()
+            ));
+        }
+        if let Some(stray) = series.iter().find(|s| self.shard_of(&s.key) != shard) {
+            return Err(format!(
+                "series {} belongs to shard {}, not {shard}",
+                stray.key,
+                self.shard_of(&stray.key)
+            ));
+        }
+        let mut held = self.lock(shard);
+        for (key, s) in held.series.drain() {
+            self.reweighed(s.bytes, 0);
+            self.removed(&key);
+        }
+        for export in series {
+            self.import_into(&mut held, export);
+        }
+        held.applied_seq = watermark;
+        Ok(())
+    }
+
     /// Adds a series exported by [`Store::export_shards`] (merging with any data already held).
     pub fn import(&self, export: SeriesExport) {
         let mut shard = self.lock(self.shard_of(&export.key));
+        self.import_into(&mut shard, export);
+    }
+
+    /// [`Store::import`] into `shard`, the key's shard, locked by the caller.
+    fn import_into(&self, shard: &mut Shard, export: SeriesExport) {
         if !shard.series.contains_key(&export.key) {
             self.created(&export.key);
         }

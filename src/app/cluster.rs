@@ -31,6 +31,7 @@ pub async fn connect(c: &settings::Cluster) -> Result<Cluster, thermostat_cluste
         replicas: c.replicas,
         partitions: c.partitions,
         lease_ttl: c.lease,
+        snapshot_interval: c.snapshot_interval,
         tls_ca_file: c.tls_ca_file.clone(),
         tls_client: c.tls_client.clone(),
         credentials_file: c.credentials_file.clone(),
@@ -85,6 +86,14 @@ impl Applier for StoreApplier {
 
     fn apply(&self, partition: u32, seq: u64, payload: &[u8]) -> Result<(), String> {
         self.0.apply(partition, seq, payload)
+    }
+
+    fn snapshot(&self, partition: u32) -> (u64, Vec<u8>) {
+        self.0.snapshot_partition(partition)
+    }
+
+    fn load(&self, partition: u32, snapshot: &[u8]) -> Result<u64, String> {
+        self.0.load_partition(partition, snapshot)
     }
 }
 

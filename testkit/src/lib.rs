@@ -241,6 +241,9 @@ pub struct NatsServer {
     pub port: u16,
     /// `nats://127.0.0.1:<port>`.
     pub url: String,
+    /// Its HTTP monitoring address, `127.0.0.1:<port>` (`/jsz?streams=true`: the
+    /// streams' state).
+    pub monitor: String,
 }
 
 impl NatsServer {
@@ -258,6 +261,7 @@ impl NatsServer {
     /// When it cannot start.
     pub fn start_with(bin: &Path, store: &Path, flags: &[&str]) -> NatsServer {
         let port = free_port();
+        let monitor = free_port();
         let mut server = NatsServer {
             child: None,
             bin: bin.to_owned(),
@@ -265,6 +269,7 @@ impl NatsServer {
             cluster_args: flags.iter().map(|f| (*f).to_owned()).collect(),
             port,
             url: format!("nats://127.0.0.1:{port}"),
+            monitor: format!("127.0.0.1:{monitor}"),
         };
         server.restart();
         server
@@ -301,6 +306,7 @@ impl NatsServer {
                 ],
                 port: *port,
                 url: format!("nats://127.0.0.1:{port}"),
+                monitor: format!("127.0.0.1:{}", free_port()),
             })
             .collect();
         for s in &mut servers {
@@ -321,6 +327,8 @@ impl NatsServer {
                 "-p",
                 &self.port.to_string(),
                 "-js",
+                "-m",
+                self.monitor.rsplit(':').next().unwrap_or("0"),
                 "-sd",
             ])
             .arg(&self.store)

@@ -502,6 +502,84 @@ async fn a_rolling_restart_under_load_loses_nothing_and_resumes_from_snapshots()
     pushes.stop_and_check(&nodes, &ids).await;
 }
 
+/// The ingest stream's state at `nats`: (messages held, last sequence).
+async fn ingest_stream(nats: &NatsServer) -> (u64, u64) {
+    let jsz = get_json(&nats.monitor, "/jsz?streams=true").await;
+    let stream = jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+        .find(|s| s["name"] == thermostat_cluster::INGEST_STREAM)
+        .unwrap_or_else(|| panic!("no ingest stream in {jsz:#}"))
+        .clone();
+    let state = &stream["state"];
+    (
+        state["messages"].as_u64().unwrap(),
+        state["last_seq"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partition_snapshots_trim_the_stream_and_new_owners_load_them() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let every_second = "  snapshot_seconds: 1\n";
+    let mut nodes = BTreeMap::new();
+    nodes.insert(
+        "n1",
+        start_node_settings(dir.path(), &nats.url, "n1", every_second, &[]),
+    );
+    settled(&nodes["n1"], &["n1"]).await;
+    let pushes = Load::start(&nodes, &["n1"]);
+    pushes.wait_more(100).await;
+    // n1 snapshots its partitions into the object store and trims the stream below them.
+    let snapshotted = eventually("every partition has a snapshot", async || {
+        let status = cluster_status(&nodes["n1"]).await;
+        let replay = status["replay"].as_array()?.clone();
+        (replay.len() == PARTITIONS as usize && replay.iter().all(|r| r["snapshot_seq"].is_u64()))
+            .then_some(status)
+    })
+    .await;
+    let (held, last) = ingest_stream(&nats).await;
+    assert!(
+        held < last,
+        "the stream holds {held} of {last} records: trimmed ({snapshotted:#})"
+    );
+    pushes.wait_more(100).await;
+
+    // n2 joins with an empty data directory: the partitions it takes over are loaded from
+    // the object store (the stream no longer has their beginning), then read on.
+    nodes.insert(
+        "n2",
+        start_node_settings(dir.path(), &nats.url, "n2", every_second, &[]),
+    );
+    settled(&nodes["n1"], &["n1", "n2"]).await;
+    nodes["n2"].wait_log("Loaded a partition snapshot.");
+    pushes.wait_more(100).await;
+    // n1 dies: n2 takes its partitions from n1's snapshots and the stream after them.
+    pushes.retarget(0, &nodes["n2"].grpc);
+    nodes.remove("n1").unwrap().kill9();
+    settled(&nodes["n2"], &["n2"]).await;
+    pushes.wait_more(100).await;
+    let (held, last) = ingest_stream(&nats).await;
+    assert!(held < last, "the stream holds {held} of {last} records");
+    let loaded = nodes["n2"]
+        .log_lines(Duration::from_millis(10))
+        .iter()
+        .filter(|l| l.contains("Loaded a partition snapshot."))
+        .count();
+    assert!(
+        loaded > PARTITIONS as usize / 2,
+        "n2 loaded {loaded} snapshots: its first share and n1's"
+    );
+    // Every acknowledged sample is there exactly once.
+    pushes.stop_and_check(&nodes, &["n2"]).await;
+}
+
 const ALARMS: &str = "alarms:\n  - name: few-orders\n    namespace: Shop\n    metric_name: Orders\n    statistic: Sum\n    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 1\n    comparison_operator: LessThanThreshold\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
