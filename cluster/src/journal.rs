@@ -23,6 +23,9 @@ use crate::node::Cluster;
 pub const STATE_STREAM: &str = "THERMOSTAT_STATE";
 const STATE_PREFIX: &str = "thermostat.state";
 
+/// The pointer to the state snapshot, in the cluster's settings bucket.
+const SNAPSHOT_KEY: &str = "snapshot.state";
+
 /// How long a read of many entries waits for the next one.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -206,6 +209,68 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    /// The sequence of the state snapshot in the object store (0: there is none): the journal
+    /// may hold nothing below it but each part's last entry.
+    ///
+    /// # Errors
+    /// NATS cannot be asked.
+    pub async fn snapshot_seq(&self) -> Result<u64, Error> {
+        let latest = self.cluster.snapshots().latest_at(SNAPSHOT_KEY).await?;
+        Ok(latest.map_or(0, |(p, _)| p.seq))
+    }
+
+    /// The state snapshot in the object store: the sequence up to which it holds the journal,
+    /// and its bytes (at most [`crate::MAX_SNAPSHOT_BYTES`]).
+    ///
+    /// # Errors
+    /// NATS cannot be asked, or the snapshot is too large.
+    pub async fn snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, Error> {
+        let snapshots = self.cluster.snapshots();
+        let Some((pointer, _)) = snapshots.latest_at(SNAPSHOT_KEY).await? else {
+            return Ok(None);
+        };
+        let bytes = snapshots.fetch(&pointer).await?;
+        Ok(Some((pointer.seq, bytes)))
+    }
+
+    /// Stores `bytes`, a snapshot of the state holding the journal up to `seq`, as the
+    /// cluster's state snapshot if it is newer than the current one, then purges from each
+    /// part of `parts` (a part and its last sequence at `seq`) its entries before that last
+    /// one: the last entry of every part stays, since appends are checked against it.
+    /// Returns whether it is the current snapshot now.
+    ///
+    /// # Errors
+    /// NATS cannot be asked; the journal keeps everything then.
+    pub async fn write_snapshot(
+        &self,
+        seq: u64,
+        parts: &[(String, u64)],
+        bytes: Vec<u8>,
+    ) -> Result<bool, Error> {
+        let object = format!("state.{seq}");
+        let node = self.cluster.node_id().to_owned();
+        let published = self
+            .cluster
+            .snapshots()
+            .put_forward(SNAPSHOT_KEY, &object, seq, bytes, &node)
+            .await?;
+        if published == crate::snapshot::Published::Superseded {
+            return Ok(false);
+        }
+        for (part, last) in parts {
+            if *last > seq {
+                continue;
+            }
+            self.stream
+                .purge()
+                .filter(format!("{STATE_PREFIX}.{part}"))
+                .sequence(*last)
+                .await
+                .map_err(|e| Error::js("trimming the state journal")(&e))?;
+        }
+        Ok(true)
     }
 
     /// The largest entry NATS accepts (its max payload, less room for headers).

@@ -394,6 +394,11 @@ impl Cluster {
         })
     }
 
+    /// The snapshots in the object store.
+    pub(crate) fn snapshots(&self) -> &Snapshots {
+        &self.inner.snapshots
+    }
+
     /// Partitions in the cluster (the store's shard count in cluster mode).
     pub fn partitions(&self) -> u32 {
         self.inner.partitions
@@ -1145,12 +1150,11 @@ impl Cluster {
                 .publish(p, seq, bytes, &self.inner.options.node_id)
                 .await
             {
-                Ok(Published::Current { purged }) => {
+                Ok(Published::Current) => {
                     tracing::info!(
                         partition = p,
                         seq,
                         bytes = size,
-                        trimmed_below = purged,
                         "Wrote a partition snapshot; the ingest stream keeps the partition from it on."
                     );
                     self.note_snapshot(p, seq);

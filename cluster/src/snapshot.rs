@@ -40,9 +40,9 @@ pub(crate) struct Pointer {
 /// What publishing a snapshot did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Published {
-    /// It is the partition's snapshot now; the stream holds nothing of the partition below
-    /// `seq` any more (the record `seq` itself is kept).
-    Current { purged: u64 },
+    /// It is the current snapshot now (for a partition's: the stream holds nothing of the
+    /// partition below its sequence any more, the record at it is kept).
+    Current,
     /// The pointer was already at `seq` or beyond (another owner's newer snapshot): dropped.
     Superseded,
 }
@@ -93,12 +93,17 @@ impl Snapshots {
         })
     }
 
-    /// The partition's current snapshot, if any; an entry that does not decode counts as
-    /// none (logged), since then no purge was ever based on it.
+    /// The partition's current snapshot, if any.
     pub(crate) async fn latest(&self, partition: u32) -> Result<Option<(Pointer, u64)>, Error> {
+        self.latest_at(&pointer_key(partition)).await
+    }
+
+    /// The snapshot the pointer `key` names, with the pointer's revision; an entry that does
+    /// not decode counts as none (logged), since then no purge was ever based on it.
+    pub(crate) async fn latest_at(&self, key: &str) -> Result<Option<(Pointer, u64)>, Error> {
         let entry = self
             .meta
-            .entry(pointer_key(partition))
+            .entry(key)
             .await
             .map_err(|e| Error::js("reading a snapshot pointer")(&e))?;
         let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
@@ -107,7 +112,7 @@ impl Snapshots {
         match serde_json::from_slice::<Pointer>(&entry.value) {
             Ok(p) => Ok(Some((p, entry.revision))),
             Err(e) => {
-                tracing::warn!(partition, error = %e, "A snapshot pointer does not decode; ignored.");
+                tracing::warn!(key, error = %e, "A snapshot pointer does not decode; ignored.");
                 Ok(None)
             }
         }
@@ -153,57 +158,12 @@ impl Snapshots {
         bytes: Vec<u8>,
         node: &str,
     ) -> Result<Published, Error> {
-        if self
-            .latest(partition)
-            .await?
-            .is_some_and(|(p, _)| p.seq >= seq)
-        {
-            return Ok(Published::Superseded);
-        }
         let object = format!("partition.{partition}.{seq}");
-        let size = bytes.len() as u64;
-        self.objects
-            .put(object.as_str(), &mut bytes.as_slice())
-            .await
-            .map_err(|e| Error::js("storing a partition snapshot")(&e))?;
-        let pointer = Pointer {
-            object: object.clone(),
-            seq,
-            bytes: size,
-            node: node.to_owned(),
-        };
-        let body: Bytes = serde_json::to_vec(&pointer).unwrap_or_default().into();
-        // Forward only, by compare-and-swap: of two owners racing, the newer snapshot wins.
-        let replaced = loop {
-            let current = self.latest(partition).await?;
-            if current.as_ref().is_some_and(|(p, _)| p.seq >= seq) {
-                let _ = self.objects.delete(&object).await;
-                return Ok(Published::Superseded);
-            }
-            let written = match &current {
-                Some((_, revision)) => self
-                    .meta
-                    .update(pointer_key(partition), body.clone(), *revision)
-                    .await
-                    .map_err(|e| e.to_string()),
-                None => self
-                    .meta
-                    .create(pointer_key(partition), body.clone())
-                    .await
-                    .map_err(|e| e.to_string()),
-            };
-            match written {
-                Ok(_) => break current.map(|(p, _)| p),
-                Err(e) => {
-                    tracing::debug!(partition, error = %e, "A snapshot pointer moved meanwhile; reading it again.")
-                }
-            }
-        };
-        if let Some(old) = replaced
-            && old.object != object
-            && let Err(e) = self.objects.delete(&old.object).await
-        {
-            tracing::warn!(object = old.object, error = %e, "Could not delete a replaced partition snapshot.");
+        let published = self
+            .put_forward(&pointer_key(partition), &object, seq, bytes, node)
+            .await?;
+        if published == Published::Superseded {
+            return Ok(published);
         }
         // Records below `seq` are in the snapshot; `seq` itself stays, so the subject always
         // shows its last sequence.
@@ -213,6 +173,72 @@ impl Snapshots {
             .sequence(seq)
             .await
             .map_err(|e| Error::js("trimming the ingest stream")(&e))?;
-        Ok(Published::Current { purged: seq })
+        Ok(published)
+    }
+
+    /// Stores `bytes` as `object` (a snapshot up to `seq`, written by `node`) and moves the
+    /// pointer `key` to it if it is newer than the one it names, by compare-and-swap (of two
+    /// writers racing, the newer snapshot wins); deletes the object the pointer left, or this
+    /// one when it lost. Trimming what the snapshot holds is the caller's, once this returns
+    /// [`Published::Current`].
+    pub(crate) async fn put_forward(
+        &self,
+        key: &str,
+        object: &str,
+        seq: u64,
+        bytes: Vec<u8>,
+        node: &str,
+    ) -> Result<Published, Error> {
+        if self
+            .latest_at(key)
+            .await?
+            .is_some_and(|(p, _)| p.seq >= seq)
+        {
+            return Ok(Published::Superseded);
+        }
+        let size = bytes.len() as u64;
+        self.objects
+            .put(object, &mut bytes.as_slice())
+            .await
+            .map_err(|e| Error::js("storing a snapshot")(&e))?;
+        let pointer = Pointer {
+            object: object.to_owned(),
+            seq,
+            bytes: size,
+            node: node.to_owned(),
+        };
+        let body: Bytes = serde_json::to_vec(&pointer).unwrap_or_default().into();
+        let replaced = loop {
+            let current = self.latest_at(key).await?;
+            if current.as_ref().is_some_and(|(p, _)| p.seq >= seq) {
+                let _ = self.objects.delete(object).await;
+                return Ok(Published::Superseded);
+            }
+            let written = match &current {
+                Some((_, revision)) => self
+                    .meta
+                    .update(key, body.clone(), *revision)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => self
+                    .meta
+                    .create(key, body.clone())
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            match written {
+                Ok(_) => break current.map(|(p, _)| p),
+                Err(e) => {
+                    tracing::debug!(key, error = %e, "A snapshot pointer moved meanwhile; reading it again.")
+                }
+            }
+        };
+        if let Some(old) = replaced
+            && old.object != object
+            && let Err(e) = self.objects.delete(&old.object).await
+        {
+            tracing::warn!(object = old.object, error = %e, "Could not delete a replaced snapshot.");
+        }
+        Ok(Published::Current)
     }
 }

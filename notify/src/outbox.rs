@@ -112,22 +112,33 @@ impl Outbox {
         let src = self.db.begin_read()?;
         let dst = Database::create(path)?;
         let tx = dst.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            meta.insert("format_version", FORMAT_VERSION)?;
-            let records = src.open_table(RECORDS)?;
-            let mut out = tx.open_table(RECORDS)?;
-            for row in records.iter()? {
-                let (k, v) = row?;
-                out.insert(k.value(), v.value())?;
-            }
-            let pending = src.open_table(PENDING)?;
-            let mut out = tx.open_table(PENDING)?;
-            for row in pending.iter()? {
-                let (k, v) = row?;
-                out.insert(k.value(), v.value())?;
-            }
+        tx.open_table(META)?
+            .insert("format_version", FORMAT_VERSION)?;
+        copy_rows(&src, &tx, RECORDS, false)?;
+        copy_rows(&src, &tx, PENDING, false)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces every notification this outbox holds with the copy at `path` (made by
+    /// [`Outbox::backup_to`]), in one transaction (a cluster node taking over the cluster's
+    /// state snapshot).
+    ///
+    /// # Errors
+    /// The copy cannot be opened or is of another format; nothing is changed then.
+    pub fn replace_with(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if path.file_name() != Some(std::ffi::OsStr::new(FILE_NAME)) {
+            return Err(crate::Error::Outbox(format!(
+                "{}: an outbox copy is named {FILE_NAME}",
+                path.display()
+            )));
         }
+        let copy = Outbox::open(dir)?;
+        let src = copy.db.begin_read()?;
+        let tx = self.db.begin_write()?;
+        copy_rows(&src, &tx, RECORDS, true)?;
+        copy_rows(&src, &tx, PENDING, true)?;
         tx.commit()?;
         Ok(())
     }
@@ -318,6 +329,24 @@ impl Outbox {
         tx.commit()?;
         Ok(removed)
     }
+}
+
+/// Copies `table` of `from` into `to`, emptying `to`'s first when `replace`.
+fn copy_rows<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    table: TableDefinition<K, V>,
+    replace: bool,
+) -> Result<()> {
+    let mut out = to.open_table(table)?;
+    if replace {
+        out.retain(|_, _| false)?;
+    }
+    for row in from.open_table(table)?.iter()? {
+        let (k, v) = row?;
+        out.insert(k.value(), v.value())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

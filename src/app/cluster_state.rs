@@ -1,7 +1,8 @@
 //! Cluster mode's alarm and scaling state and notification outbox: every node keeps a
 //! replica of them (a state database and an outbox under `<data dir>/cluster/state/`,
-//! rebuilt at start), and every write goes through the cluster's state journal ([`Journal`])
-//! first, so that all nodes apply the same writes in the same order.
+//! rebuilt at start from the leader's latest snapshot of it and the journal after that), and
+//! every write goes through the cluster's state journal ([`Journal`]) first, so that all
+//! nodes apply the same writes in the same order.
 //!
 //! - [`Replicated`] is the alarm runtime's [`AlarmStore`], the scaling runtime's
 //!   [`GroupStore`] and the dispatcher's [`SharedOutbox`]: reads come from the replica; a
@@ -19,7 +20,7 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ use thermostat_scaler::{GroupState, ScalingActivity};
 use thermostat_scaler_runtime::{GroupStore, GroupWrite, ScalingRuntime};
 use thermostat_statedb::{StateDb, StoredDetector};
 use tokio_util::sync::CancellationToken;
+
+mod snapshot;
+use snapshot::StateSnapshot;
 
 /// How often a node looks for the other nodes' writes.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -276,6 +280,10 @@ pub struct Replicated {
     live: AtomicBool,
     /// Scaling requests of other nodes read while this node leads, not run yet.
     scaling_requests: Mutex<Vec<(Vec<ActionDue>, Timestamp)>>,
+    /// `<data dir>/cluster`: the replica's parent, where snapshots are made and taken.
+    dir: std::path::PathBuf,
+    /// The journal sequence of the newest state snapshot this node wrote or loaded.
+    snapshot_seq: AtomicU64,
 }
 
 /// How far a replica has applied the journal.
@@ -300,12 +308,14 @@ enum WriteError {
     TooLarge(usize),
     #[error("the server is stopping")]
     Stopping,
+    #[error("a snapshot of the state: {0}")]
+    Snapshot(String),
 }
 
 impl Replicated {
     /// Opens the state journal and this node's replica under `<data_dir>/cluster/state/`
-    /// (removed first: it is rebuilt from the journal, which is the source of truth), and
-    /// applies the whole journal to it.
+    /// (removed first: it is rebuilt from the cluster's state snapshot and the journal after
+    /// it, which are the source of truth), and applies them to it.
     ///
     /// # Errors
     /// The replica cannot be created or the journal read.
@@ -317,6 +327,7 @@ impl Replicated {
             .await
             .map_err(crate::app::Error::Cluster)?;
         let dir = data_dir.join("cluster").join("state");
+        let cluster_dir = data_dir.join("cluster");
         let replica = tokio::task::spawn_blocking(move || {
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}
@@ -346,6 +357,8 @@ impl Replicated {
             unadopted: AtomicBool::new(false),
             live: AtomicBool::new(false),
             scaling_requests: Mutex::new(Vec::new()),
+            dir: cluster_dir,
+            snapshot_seq: AtomicU64::new(0),
         });
         let catching_up = Arc::clone(&replicated);
         let applied = tokio::task::spawn_blocking(move || catching_up.catch_up())
@@ -416,7 +429,15 @@ impl Replicated {
 
     /// Applies entries after `applied` up to `upto`, in order: many at once through one
     /// consumer when there are many (a start), one by one otherwise.
+    ///
+    /// Entries read are applied only once the cluster's state snapshot is known not to be
+    /// newer than this replica (the leader moves it before trimming the journal, so a read
+    /// that missed trimmed entries is followed by a check that sees the snapshot): when it is,
+    /// the replica takes the snapshot instead and reads on from it.
     fn catch_up_locked(&self, applied: &mut Position, upto: u64) -> Result<(), WriteError> {
+        if applied.seq == 0 {
+            self.restore_if_behind(applied)?;
+        }
         while upto.saturating_sub(applied.seq) > ONE_BY_ONE {
             let (journal, after) = (self.journal.clone(), applied.seq);
             let batch =
@@ -424,21 +445,117 @@ impl Replicated {
             if batch.is_empty() {
                 break;
             }
+            if self.restore_if_behind(applied)? {
+                continue;
+            }
             for (seq, part, bytes) in batch {
                 self.apply_read(seq, &bytes);
                 applied.parts.insert(part, seq);
                 applied.seq = seq;
             }
         }
-        while applied.seq < upto {
-            let seq = applied.seq + 1;
+        let mut read = Vec::new();
+        for seq in applied.seq + 1..=upto {
             let journal = self.journal.clone();
-            let read = self.block(async move { journal.read(seq).await })??;
-            if let Some((part, bytes)) = read {
+            read.push((seq, self.block(async move { journal.read(seq).await })??));
+        }
+        if !read.is_empty() && self.restore_if_behind(applied)? {
+            return self.catch_up_locked(applied, upto);
+        }
+        for (seq, entry) in read {
+            if let Some((part, bytes)) = entry {
                 self.apply_read(seq, &bytes);
                 applied.parts.insert(part, seq);
             }
             applied.seq = seq;
+        }
+        Ok(())
+    }
+
+    /// When the cluster's state snapshot holds more of the journal than this replica, the
+    /// replica takes it (the journal may no longer hold the entries between). Returns whether
+    /// it did. A snapshot that does not load is logged and left; the journal is read on.
+    fn restore_if_behind(&self, applied: &mut Position) -> Result<bool, WriteError> {
+        let journal = self.journal.clone();
+        let newest = self.block(async move { journal.snapshot_seq().await })??;
+        if newest <= applied.seq {
+            return Ok(false);
+        }
+        let journal = self.journal.clone();
+        let Some((seq, bytes)) = self.block(async move { journal.snapshot().await })?? else {
+            return Ok(false);
+        };
+        if seq <= applied.seq {
+            return Ok(false);
+        }
+        let taken = StateSnapshot::decode(&bytes).and_then(|snapshot| {
+            if snapshot.seq != seq {
+                return Err(format!(
+                    "it says it holds the journal up to {}, its pointer {seq}",
+                    snapshot.seq
+                ));
+            }
+            snapshot.restore_into(&self.replica, &self.outbox, &self.dir.join("snapshot-in"))?;
+            Ok(snapshot)
+        });
+        match taken {
+            Ok(snapshot) => {
+                tracing::info!(
+                    seq,
+                    from = applied.seq,
+                    bytes = bytes.len(),
+                    "Loaded the cluster's state snapshot."
+                );
+                applied.seq = snapshot.seq;
+                applied.parts = snapshot.parts.into_iter().collect();
+                self.snapshot_seq.fetch_max(seq, Ordering::AcqRel);
+                self.unadopted.store(true, Ordering::Release);
+                Ok(true)
+            }
+            Err(why) => {
+                tracing::error!(
+                    seq,
+                    error = why,
+                    "The cluster's state snapshot does not load; reading the journal on from this node's replica (what the journal no longer holds is missing)."
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    /// Writes a snapshot of the replica into the cluster's object store and trims the journal
+    /// below it, when the replica holds entries newer than the last snapshot (the leader does,
+    /// every `cluster.snapshot_seconds`).
+    fn write_snapshot(&self) -> Result<(), WriteError> {
+        let snapshot = {
+            let applied = self.applied();
+            if applied.seq <= self.snapshot_seq.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let mut parts: Vec<(String, u64)> =
+                applied.parts.iter().map(|(p, s)| (p.clone(), *s)).collect();
+            parts.sort();
+            StateSnapshot::take(
+                &self.replica,
+                &self.outbox,
+                applied.seq,
+                parts,
+                &self.dir.join("snapshot-out"),
+            )
+            .map_err(WriteError::Snapshot)?
+        };
+        let (seq, parts, bytes) = (snapshot.seq, snapshot.parts.clone(), snapshot.encode());
+        let size = bytes.len();
+        let journal = self.journal.clone();
+        let current =
+            self.block(async move { journal.write_snapshot(seq, &parts, bytes).await })??;
+        self.snapshot_seq.fetch_max(seq, Ordering::AcqRel);
+        if current {
+            tracing::info!(
+                seq,
+                bytes = size,
+                "Wrote the cluster's state snapshot; the state journal keeps the entries after it."
+            );
         }
         Ok(())
     }
@@ -972,7 +1089,13 @@ impl Adopters {
 
 /// Applies the other nodes' writes as they come, until `stop`, and has the runtimes adopt
 /// them (a node that does not lead shows the cluster's alarm states and groups).
-pub async fn follow(state: Arc<Replicated>, adopters: Arc<Adopters>, stop: CancellationToken) {
+pub async fn follow(
+    state: Arc<Replicated>,
+    adopters: Arc<Adopters>,
+    snapshot_every: Duration,
+    stop: CancellationToken,
+) {
+    let mut last_snapshot = tokio::time::Instant::now();
     let mut every = tokio::time::interval(FOLLOW_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -983,8 +1106,9 @@ pub async fn follow(state: Arc<Replicated>, adopters: Arc<Adopters>, stop: Cance
         if !state.cluster.connected() {
             continue;
         }
-        let (state, adopters) = (Arc::clone(&state), Arc::clone(&adopters));
+        let (following, adopters) = (Arc::clone(&state), Arc::clone(&adopters));
         let done = tokio::task::spawn_blocking(move || {
+            let state = following;
             if let Err(e) = state.catch_up() {
                 tracing::warn!(error = %e, "Could not read the cluster's state journal.");
             }
@@ -996,6 +1120,18 @@ pub async fn follow(state: Arc<Replicated>, adopters: Arc<Adopters>, stop: Cance
             }
         })
         .await;
+        // The leader snapshots the state now and then, so that the journal can be trimmed.
+        if state.cluster.leads() && last_snapshot.elapsed() >= snapshot_every {
+            last_snapshot = tokio::time::Instant::now();
+            let writer = Arc::clone(&state);
+            match tokio::task::spawn_blocking(move || writer.write_snapshot()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "Could not write the cluster's state snapshot; the journal keeps everything until the next one.");
+                }
+                Err(_) => tracing::error!("Writing the cluster's state snapshot panicked."),
+            }
+        }
         if done.is_err() {
             tracing::error!("Following the cluster's state journal panicked.");
         }

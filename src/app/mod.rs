@@ -374,9 +374,16 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
 
     tracker.spawn(Arc::clone(&security).warn_while_insecure(shutdown.clone()));
     if let Some(r) = &replicated {
+        let snapshot_every = settings
+            .cluster
+            .as_ref()
+            .map_or(thermostat_cluster::DEFAULT_SNAPSHOT_INTERVAL, |c| {
+                c.snapshot_interval
+            });
         tracker.spawn(cluster_state::follow(
             Arc::clone(r),
             Arc::clone(&adopters),
+            snapshot_every,
             shutdown.clone(),
         ));
     }

@@ -71,7 +71,15 @@ impl StateDb {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join(FILE_NAME);
+        Self::open_file(&dir.join(FILE_NAME))
+    }
+
+    /// Opens (or creates) the state database file `path`.
+    ///
+    /// # Errors
+    /// The file cannot be opened, or holds a format this build does not know.
+    fn open_file(path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
         let db = Database::create(&path).map_err(|source| StateDbError::Open {
             path: path.clone(),
             source,
@@ -108,23 +116,22 @@ impl StateDb {
         let src = self.db.begin_read()?;
         let dst = Database::create(path)?;
         let tx = dst.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            for row in src.open_table(META)?.iter()? {
-                let (k, v) = row?;
-                meta.insert(k.value(), v.value())?;
-            }
-            let mut states = tx.open_table(ALARM_STATE)?;
-            for row in src.open_table(ALARM_STATE)?.iter()? {
-                let (k, v) = row?;
-                states.insert(k.value(), v.value())?;
-            }
-            let mut history = tx.open_table(ALARM_HISTORY)?;
-            for row in src.open_table(ALARM_HISTORY)?.iter()? {
-                let (k, v) = row?;
-                history.insert(k.value(), v.value())?;
-            }
-        }
+        copy_tables(&src, &tx, false)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces everything this database holds with the copy at `path` (made by
+    /// [`StateDb::backup_to`]), in one transaction: a reader sees all of the old or all of
+    /// the new (a cluster node taking over the cluster's state snapshot).
+    ///
+    /// # Errors
+    /// The copy cannot be opened or is of another format; nothing is changed then.
+    pub fn replace_with(&self, path: &Path) -> Result<()> {
+        let copy = StateDb::open_file(path)?;
+        let src = copy.db.begin_read()?;
+        let tx = self.db.begin_write()?;
+        copy_tables(&src, &tx, true)?;
         tx.commit()?;
         Ok(())
     }
@@ -391,6 +398,34 @@ impl StateDb {
         }
         Ok(out)
     }
+}
+
+/// Copies every table of `from` into `to`, emptying `to`'s first when `replace`.
+fn copy_tables(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    replace: bool,
+) -> Result<()> {
+    copy_rows(from, to, META, replace)?;
+    copy_rows(from, to, ALARM_STATE, replace)?;
+    copy_rows(from, to, ALARM_HISTORY, replace)
+}
+
+fn copy_rows<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    table: TableDefinition<K, V>,
+    replace: bool,
+) -> Result<()> {
+    let mut out = to.open_table(table)?;
+    if replace {
+        out.retain(|_, _| false)?;
+    }
+    for row in from.open_table(table)?.iter()? {
+        let (k, v) = row?;
+        out.insert(k.value(), v.value())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -504,13 +504,18 @@ async fn a_rolling_restart_under_load_loses_nothing_and_resumes_from_snapshots()
 
 /// The ingest stream's state at `nats`: (messages held, last sequence).
 async fn ingest_stream(nats: &NatsServer) -> (u64, u64) {
+    stream_state(nats, thermostat_cluster::INGEST_STREAM).await
+}
+
+/// Stream `name`'s state at `nats`: (messages held, last sequence).
+async fn stream_state(nats: &NatsServer, name: &str) -> (u64, u64) {
     let jsz = get_json(&nats.monitor, "/jsz?streams=true").await;
     let stream = jsz["account_details"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
-        .find(|s| s["name"] == thermostat_cluster::INGEST_STREAM)
+        .find(|s| s["name"] == name)
         .unwrap_or_else(|| panic!("no ingest stream in {jsz:#}"))
         .clone();
     let state = &stream["state"];
@@ -578,6 +583,106 @@ async fn partition_snapshots_trim_the_stream_and_new_owners_load_them() {
     );
     // Every acknowledged sample is there exactly once.
     pushes.stop_and_check(&nodes, &["n2"]).await;
+}
+
+/// Sets `alarm`'s state through `node`'s API `n` times, alternating ALARM and OK.
+async fn flip(node: &ServerProcess, alarm: &str, n: usize, tag: &str) {
+    let http = reqwest::Client::new();
+    for i in 0..n {
+        let value = if i % 2 == 0 { "ALARM" } else { "OK" };
+        let set = http
+            .put(format!("http://{}/api/v1/alarms/{alarm}/state", node.http))
+            .json(&serde_json::json!({"state_value": value, "state_reason": format!("{tag} {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(set.status(), 200, "{}", set.text().await.unwrap());
+    }
+}
+
+fn count_log(node: &ServerProcess, needle: &str) -> usize {
+    node.log_lines(Duration::from_millis(10))
+        .iter()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_journal_is_trimmed_after_snapshots_that_new_and_lagging_nodes_load() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let config = dir.path().join("alarms.yaml");
+    std::fs::write(&config, ALARMS).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let start = |id: &str| {
+        start_node_settings(
+            dir.path(),
+            &nats.url,
+            id,
+            "  snapshot_seconds: 1\n",
+            &["--config", &config],
+        )
+    };
+    const WROTE: &str = "Wrote the cluster's state snapshot";
+    const LOADED: &str = "Loaded the cluster's state snapshot.";
+    let a = start("a");
+    settled(&a, &["a"]).await;
+    flip(&a, "few-orders", 30, "first").await;
+    let wrote = count_log(&a, WROTE);
+    eventually("a snapshot after the writes", async || {
+        (count_log(&a, WROTE) > wrote).then_some(())
+    })
+    .await;
+    let (held, last) = stream_state(&nats, thermostat_cluster::STATE_STREAM).await;
+    assert!(
+        held < last / 2,
+        "the journal holds {held} of {last} entries"
+    );
+    let history = async |node: &ServerProcess| {
+        get_json(
+            &node.http,
+            "/api/v1/alarms/few-orders/history?max_records=100",
+        )
+        .await
+    };
+
+    // A node joining takes the snapshot and the entries after it: the same history.
+    let b = start("b");
+    settled(&b, &["a", "b"]).await;
+    assert!(count_log(&b, LOADED) >= 1, "b starts from the snapshot");
+    let want = history(&a).await;
+    assert!(
+        want.to_string().contains("first 29"),
+        "the history has the last change: {want}"
+    );
+    eventually("b has a's history", async || {
+        (history(&b).await == history(&a).await).then_some(())
+    })
+    .await;
+
+    // b stops (SIGSTOP) while a writes, snapshots and trims; when it runs again, it takes the
+    // newer snapshot in place of the entries gone and has a's history again.
+    let loaded = count_log(&b, LOADED);
+    b.signal("-STOP");
+    flip(&a, "few-orders", 20, "second").await;
+    let wrote = count_log(&a, WROTE);
+    eventually("a snapshot while b is stopped", async || {
+        (count_log(&a, WROTE) > wrote).then_some(())
+    })
+    .await;
+    b.signal("-CONT");
+    eventually("b loads the newer snapshot", async || {
+        (count_log(&b, LOADED) > loaded).then_some(())
+    })
+    .await;
+    eventually("b has a's history again", async || {
+        let (ours, theirs) = (history(&b).await, history(&a).await);
+        (ours == theirs && ours.to_string().contains("second 19")).then_some(())
+    })
+    .await;
 }
 
 const ALARMS: &str = "alarms:\n  - name: few-orders\n    namespace: Shop\n    metric_name: Orders\n    statistic: Sum\n    period_seconds: 60\n    evaluation_periods: 1\n    threshold: 1\n    comparison_operator: LessThanThreshold\n";
