@@ -145,27 +145,62 @@ fn same_run(a: &Observation<'_>, b: &Observation<'_>) -> bool {
 pub(crate) fn encode(batch: &ObservationBatch, out: &mut Vec<u8>) {
     batch.with_runs(|runs, observations| {
         out.reserve(observations.len() * 11 + 64);
-        let mut namespace: Option<&str> = None;
-        let mut key_bytes = Vec::with_capacity(128);
-        let mut previous = 0i64;
+        let mut writer = Writer::new(std::mem::take(out));
         let mut start = 0;
         for (key, end) in runs {
-            let ns = key.namespace();
-            if namespace != Some(ns) {
-                out.push(NAMESPACE);
-                put_str(out, ns);
-                namespace = Some(ns);
-            }
-            key_bytes.clear();
-            put_key(&mut key_bytes, key);
-            let series = &observations[start..*end];
+            writer.push_series(key, &observations[start..*end]);
             start = *end;
-            // The series' observations, cut where the unit, resolution or kind changes.
-            for run in series.chunk_by(same_run) {
-                encode_run(&key_bytes, run, &mut previous, out);
-            }
         }
+        *out = writer.finish();
     });
+}
+
+/// A payload written series by series (cluster mode writes one per partition while it splits
+/// a group of pushes, straight from the pushes' runs): what [`encode`] writes for a batch of
+/// the same series in the same order.
+pub(crate) struct Writer {
+    out: Vec<u8>,
+    /// The namespace last written (a record names one only when it changes).
+    namespace: Option<Box<str>>,
+    key_bytes: Vec<u8>,
+    /// The last timestamp written (timestamps are deltas).
+    previous: i64,
+}
+
+impl Writer {
+    /// A writer appending to `out`.
+    pub(crate) fn new(out: Vec<u8>) -> Writer {
+        Writer {
+            out,
+            namespace: None,
+            key_bytes: Vec::with_capacity(128),
+            previous: 0,
+        }
+    }
+
+    /// Appends observations of series `key` (in their order).
+    pub(crate) fn push_series(&mut self, key: &SeriesKey, observations: &[Observation<'_>]) {
+        if observations.is_empty() {
+            return;
+        }
+        let ns = key.namespace();
+        if self.namespace.as_deref() != Some(ns) {
+            self.out.push(NAMESPACE);
+            put_str(&mut self.out, ns);
+            self.namespace = Some(ns.into());
+        }
+        self.key_bytes.clear();
+        put_key(&mut self.key_bytes, key);
+        // The series' observations, cut where the unit, resolution or kind changes.
+        for run in observations.chunk_by(same_run) {
+            encode_run(&self.key_bytes, run, &mut self.previous, &mut self.out);
+        }
+    }
+
+    /// The payload.
+    pub(crate) fn finish(self) -> Vec<u8> {
+        self.out
+    }
 }
 
 fn encode_run(key_bytes: &[u8], run: &[Observation<'_>], previous: &mut i64, out: &mut Vec<u8>) {
@@ -369,6 +404,15 @@ impl Decoder {
                         return Err(c.error("kind"));
                     }
                     let n = c.len(MIN_OBS, "observation count")?;
+                    if kind == KIND_VALUE {
+                        // Most runs: timestamps and plain values, added as one run.
+                        out.extend_values(&key, unit, resolution, n, || {
+                            let t = previous.wrapping_add(unzigzag(c.varint("timestamp")?));
+                            previous = t;
+                            Ok::<_, DecodeError>((Timestamp::from_millis(t), c.f64("value")?))
+                        })?;
+                        continue;
+                    }
                     out.reserve(n);
                     for _ in 0..n {
                         let t = previous.wrapping_add(unzigzag(c.varint("timestamp")?));

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use thermostat_metrics::{Observation, ObservationBatch, SeriesKey, Store};
 
-use crate::record::{self, Decoder};
+use crate::record::{self, Decoder, Writer};
 
 /// The cluster's ingest stream as seen by the log writer (a port: the binary connects the
 /// NATS adapter to it).
@@ -49,11 +49,30 @@ pub(crate) fn group_records(
 ) -> Vec<Record> {
     let partitions = u64::from(partitions.max(1));
     let part_of = |key: &SeriesKey| (key.stable_hash() % partitions) as u32;
+    // Each run of a series is written straight into its partition's payload (no copy of the
+    // observations regrouped first).
+    let mut parts: std::collections::BTreeMap<u32, (Writer, Vec<usize>, usize)> =
+        std::collections::BTreeMap::new();
+    for (push, batch) in batches.iter().enumerate() {
+        batch.with_runs(|runs, observations| {
+            let mut start = 0;
+            for (key, end) in runs {
+                let (writer, pushes, count) = parts
+                    .entry(part_of(key))
+                    .or_insert_with(|| (Writer::new(Vec::new()), Vec::new(), 0));
+                if pushes.last() != Some(&push) {
+                    pushes.push(push);
+                }
+                writer.push_series(key, &observations[start..*end]);
+                *count += *end - start;
+                start = *end;
+            }
+        });
+    }
     let mut out = Vec::new();
-    for (partition, batch, pushes) in ObservationBatch::regroup(batches, part_of) {
-        let mut payload = Vec::new();
-        record::encode(&batch, &mut payload);
-        if payload.len() <= max_bytes || batch.len() <= 1 {
+    for (partition, (writer, pushes, count)) in parts {
+        let payload = writer.finish();
+        if payload.len() <= max_bytes || count <= 1 {
             out.push(Record {
                 partition,
                 payload,

@@ -151,38 +151,6 @@ impl ObservationBatch {
         f(&self.runs, &filled)
     }
 
-    /// The observations of `batches` regrouped by `part_of` their series: one batch per part,
-    /// in part order, holding every batch's runs of that part in their order, with the indices
-    /// of the batches it holds observations of. A key is cloned once per run, not per
-    /// observation (cluster mode splits a group of pushes by partition with it).
-    pub fn regroup(
-        batches: &[&ObservationBatch],
-        mut part_of: impl FnMut(&SeriesKey) -> u32,
-    ) -> Vec<(u32, ObservationBatch, Vec<usize>)> {
-        let mut parts: std::collections::BTreeMap<u32, (ObservationBatch, Vec<usize>)> =
-            std::collections::BTreeMap::new();
-        for (i, batch) in batches.iter().enumerate() {
-            batch.with_runs(|runs, observations| {
-                let mut start = 0;
-                for (key, end) in runs {
-                    let (out, holds) = parts.entry(part_of(key)).or_default();
-                    if holds.last() != Some(&i) {
-                        holds.push(i);
-                    }
-                    for o in &observations[start..*end] {
-                        out.samples += o.sample.sample_count();
-                        out.push_sample(key, o.timestamp, o.unit, o.resolution, o.sample);
-                    }
-                    start = *end;
-                }
-            });
-        }
-        parts
-            .into_iter()
-            .map(|(p, (batch, holds))| (p, batch, holds))
-            .collect()
-    }
-
     /// Records the batch into `store` as write-ahead-log record `seq` (see
     /// [`Store::record_runs_seq`]).
     pub fn record_into(&self, store: &Store, seq: u64) {
@@ -222,6 +190,49 @@ impl ObservationBatch {
             Some((last, last_end)) if SeriesKey::same(last, key) => *last_end = end,
             _ => self.runs.push((key.clone(), end)),
         }
+    }
+
+    /// Adds `n` single-valued observations of `key`, each a timestamp and value `next`
+    /// gives, as one run (a log record's run read back: the run is found once, not per
+    /// observation). When `next` fails, the observations added so far are taken back and its
+    /// error returned.
+    ///
+    /// # Errors
+    /// The first error of `next`.
+    pub fn extend_values<E>(
+        &mut self,
+        key: &SeriesKey,
+        unit: Unit,
+        resolution: Resolution,
+        n: usize,
+        mut next: impl FnMut() -> Result<(Timestamp, f64), E>,
+    ) -> Result<(), E> {
+        let before = self.observations.len();
+        self.observations.reserve(n);
+        for _ in 0..n {
+            match next() {
+                Ok((timestamp, value)) => self.observations.push(Observation {
+                    timestamp,
+                    unit,
+                    resolution,
+                    sample: Sample::Value(value),
+                }),
+                Err(e) => {
+                    self.observations.truncate(before);
+                    return Err(e);
+                }
+            }
+        }
+        let end = self.observations.len();
+        if end == before {
+            return Ok(());
+        }
+        self.samples += n as f64;
+        match self.runs.last_mut() {
+            Some((last, last_end)) if SeriesKey::same(last, key) => *last_end = end,
+            _ => self.runs.push((key.clone(), end)),
+        }
+        Ok(())
     }
 
     /// Adds a distribution of `key`, copying its values and counts (the counts cut or padded
@@ -320,59 +331,6 @@ mod tests {
 
     /// Regrouping two batches by part keeps every observation once, in each batch's order,
     /// multi-valued ones with their values, and says which batches each part holds.
-    #[test]
-    fn regrouping_keeps_every_observation_in_order_with_its_batch() {
-        let keys: Vec<SeriesKey> = (0..6)
-            .map(|i| SeriesKey::new("App", "M", vec![Dimension::new("Host", format!("h{i}"))]))
-            .collect();
-        let values = [1.0, 2.0];
-        let batch_of = |from: i64, multi: bool| {
-            let mut entries: Vec<(SeriesKey, Observation<'_>)> = Vec::new();
-            for k in &keys {
-                for j in 0..3 {
-                    let sample = if multi && j == 1 {
-                        Sample::Values {
-                            values: &values,
-                            counts: &[],
-                        }
-                    } else {
-                        Sample::Value(j as f64)
-                    };
-                    entries.push((k.clone(), observation(from + j, sample)));
-                }
-            }
-            ObservationBatch::from_observations(&entries)
-        };
-        let (first, second) = (batch_of(1_000, true), batch_of(2_000, false));
-        let part_of = |k: &SeriesKey| (k.stable_hash() % 3) as u32;
-        let parts = ObservationBatch::regroup(&[&first, &second], part_of);
-        let mut seen = 0;
-        for (part, batch, holds) in &parts {
-            assert_eq!(holds, &[0, 1]);
-            let got = batch.observations();
-            assert!(got.iter().all(|(k, _)| part_of(k) == *part));
-            let want: Vec<_> = first
-                .observations()
-                .into_iter()
-                .chain(second.observations())
-                .filter(|(k, _)| part_of(k) == *part)
-                .collect();
-            // Observation has no `==` (its sample borrows): compared by their Debug form.
-            assert_eq!(format!("{got:?}"), format!("{want:?}"));
-            assert_eq!(
-                batch.samples,
-                want.iter()
-                    .map(|(_, o)| o.sample.sample_count())
-                    .sum::<f64>()
-            );
-            seen += got.len();
-        }
-        assert_eq!(seen, first.len() + second.len());
-        assert!(parts.windows(2).all(|w| w[0].0 < w[1].0), "in part order");
-    }
-
-    /// Runs of one series share a key; multi-valued observations get their values back in
-    /// place; recording the batch stores every sample once.
     #[test]
     fn batches_keep_runs_values_and_counts() {
         let a = SeriesKey::new("App", "A", vec![Dimension::new("Host", "h0")]);
