@@ -39,7 +39,7 @@ use thermostat_notify::SharedOutbox;
 use thermostat_notify::outbox::{Attempt, Next, Outbox, OutboxRecord};
 use thermostat_scaler::{GroupState, ScalingActivity};
 use thermostat_scaler_runtime::{GroupStore, GroupWrite, ScalingRuntime};
-use thermostat_statedb::{StateDb, StoredDetector};
+use thermostat_statedb::{ScaleRequest, StateDb, StoredDetector};
 use tokio_util::sync::CancellationToken;
 
 mod snapshot;
@@ -122,10 +122,16 @@ enum Entry {
         next: Next,
     },
     /// Scaling actions that came due on a node that does not lead (a `SetAlarmState` it
-    /// answered), for the leader to run ([`Replicated::request_scaling`]).
+    /// answered), for the leader to run ([`Replicated::request_scaling`]): every replica
+    /// keeps it as a pending request under the entry's sequence until a leader claims it.
     Scale {
         due: Vec<ActionDue>,
         now: i64,
+    },
+    /// A leader took the pending request of entry `seq` to run it (written on the leader's
+    /// part, so a deposed leader that has not seen a newer leader's writes cannot claim).
+    ScaleClaimed {
+        seq: u64,
     },
     /// A `PutAnomalyDetector` (`Some`) or `DeleteAnomalyDetector` (`None`).
     Detector {
@@ -207,7 +213,7 @@ impl Entry {
                 format!("p.{p}")
             }
             Entry::Commit { composites, .. } if !composites.is_empty() => LEADER_PART.to_owned(),
-            Entry::Groups { .. } => LEADER_PART.to_owned(),
+            Entry::Groups { .. } | Entry::ScaleClaimed { .. } => LEADER_PART.to_owned(),
             _ => UNFENCED.to_owned(),
         }
     }
@@ -275,11 +281,6 @@ pub struct Replicated {
     /// Set when the replica took writes the runtimes have not adopted yet (another node's,
     /// or a refusal that says there are some).
     unadopted: AtomicBool,
-    /// Whether the start's replay is over: scaling requests read after it are run by the
-    /// leader (older ones were the leader of their time's to run).
-    live: AtomicBool,
-    /// Scaling requests of other nodes read while this node leads, not run yet.
-    scaling_requests: Mutex<Vec<(Vec<ActionDue>, Timestamp)>>,
     /// `<data dir>/cluster`: the replica's parent, where snapshots are made and taken.
     dir: std::path::PathBuf,
     /// The journal sequence of the newest state snapshot this node wrote or loaded.
@@ -355,8 +356,6 @@ impl Replicated {
             runtime: tokio::runtime::Handle::current(),
             applied: Mutex::new(Position::default()),
             unadopted: AtomicBool::new(false),
-            live: AtomicBool::new(false),
-            scaling_requests: Mutex::new(Vec::new()),
             dir: cluster_dir,
             snapshot_seq: AtomicU64::new(0),
         });
@@ -370,7 +369,6 @@ impl Replicated {
                     reason: e.to_string(),
                 })
             })?;
-        replicated.live.store(true, Ordering::Release);
         tracing::info!(
             entries = applied,
             "Loaded the cluster's alarm and scaling state."
@@ -564,19 +562,8 @@ impl Replicated {
     /// skipped).
     fn apply_read(&self, seq: u64, bytes: &[u8]) {
         match serde_json::from_slice::<Written>(bytes) {
-            Ok(Written {
-                entry: Entry::Scale { due, now },
-                ..
-            }) => {
-                if self.live.load(Ordering::Acquire) && self.cluster.leads() {
-                    self.scaling_requests
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((due, Timestamp(now)));
-                }
-            }
             Ok(w) => {
-                if let Err(e) = self.apply(&w.entry) {
+                if let Err(e) = self.apply(seq, &w.entry) {
                     tracing::error!(seq, error = %e, "Could not apply a state journal entry to this node's replica.");
                 }
             }
@@ -588,7 +575,8 @@ impl Replicated {
     }
 
     /// Asks the leader to run scaling actions that came due here at `now` (this node does
-    /// not lead): a journal entry the leader runs when it reads it.
+    /// not lead): a journal entry every replica keeps as a pending request until a leader
+    /// claims it ([`Replicated::claim_scaling_requests`]), the leader of now or the next one.
     pub fn request_scaling(&self, due: Vec<ActionDue>, now: Timestamp) {
         let count = due.len();
         match self.write(Entry::Scale {
@@ -602,14 +590,35 @@ impl Replicated {
         }
     }
 
-    /// The other nodes' scaling requests read while this node leads, to run now.
-    fn take_scaling_requests(&self) -> Vec<(Vec<ActionDue>, Timestamp)> {
-        std::mem::take(
-            &mut *self
-                .scaling_requests
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        )
+    /// The pending scaling requests this node claimed to run now (it leads): each claimed by
+    /// an entry on the leader's part before it is run, so that a request is run at most once
+    /// whoever leads when (a leader that dies between the claim and the run loses it, as a
+    /// deposed leader's call in flight would be).
+    fn claim_scaling_requests(&self) -> Vec<(Vec<ActionDue>, Timestamp)> {
+        if !self.cluster.leads() {
+            return Vec::new();
+        }
+        let pending = match self.replica.scale_requests() {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::error!(error = %e, "Could not read the scaling requests waiting for the leader.");
+                return Vec::new();
+            }
+        };
+        let mut claimed = Vec::new();
+        for (seq, request) in pending {
+            if let Err(e) = self.write(Entry::ScaleClaimed { seq }) {
+                tracing::warn!(error = %e, seq, "Could not claim a scaling request; it stays for the leader.");
+                break;
+            }
+            tracing::info!(
+                seq,
+                actions = request.due.len(),
+                "Claimed a scaling request of another node."
+            );
+            claimed.push((request.due, Timestamp(request.now)));
+        }
+        claimed
     }
 
     /// Takes the flag that says the runtimes have writes to adopt.
@@ -617,8 +626,8 @@ impl Replicated {
         self.unadopted.swap(false, Ordering::AcqRel)
     }
 
-    /// Applies one write to the replica; says what it gave.
-    fn apply(&self, entry: &Entry) -> Result<Applied, StoreError> {
+    /// Applies write `seq` of the journal to the replica; says what it gave.
+    fn apply(&self, seq: u64, entry: &Entry) -> Result<Applied, StoreError> {
         let db = &*self.replica;
         match entry {
             Entry::Commit {
@@ -690,8 +699,17 @@ impl Replicated {
                     .map(Applied::Inserted)
                     .map_err(StoreError::new);
             }
-            // Nothing to keep: the leader runs it when it reads it (`apply_read`).
-            Entry::Scale { .. } => {}
+            Entry::Scale { due, now } => {
+                let request = ScaleRequest {
+                    due: due.clone(),
+                    now: *now,
+                };
+                db.put_scale_request(seq, &request)
+                    .map_err(StoreError::new)?;
+            }
+            Entry::ScaleClaimed { seq } => {
+                db.remove_scale_request(*seq).map_err(StoreError::new)?
+            }
             Entry::Detector { key, detector } => {
                 let done = match detector {
                     Some(d) => db.put_anomaly_detector(d),
@@ -714,7 +732,7 @@ impl Replicated {
     /// applies it to the replica; within [`local_writes`], only applies it.
     fn write(&self, entry: Entry) -> Result<Applied, StoreError> {
         if LOCAL_ONLY.with(Cell::get) {
-            return self.apply(&entry);
+            return self.apply(0, &entry);
         }
         let mut out = Applied::Nothing;
         for part in entry.route(self.cluster.partitions()) {
@@ -760,7 +778,7 @@ impl Replicated {
         // first, in journal order.
         self.catch_up_locked(&mut applied, seq - 1)
             .map_err(StoreError::new)?;
-        let out = self.apply(&written.entry);
+        let out = self.apply(seq, &written.entry);
         applied.seq = seq;
         applied.parts.insert(part, seq);
         out
@@ -1115,7 +1133,7 @@ pub async fn follow(
             if state.take_unadopted() {
                 adopters.adopt_all();
             }
-            for (due, now) in state.take_scaling_requests() {
+            for (due, now) in state.claim_scaling_requests() {
                 adopters.scale(&due, now);
             }
         })

@@ -9,8 +9,9 @@
 //!   ([`HistoryPrune`], [`PrunePass`]). The alarm runtime's rows are under `m:` (metric alarm
 //!   instances), `c:` (composite alarms) and `actions_enabled:` (its actions-enabled
 //!   overrides: rows added to format 1 without a version change, so older files, which have
-//!   none, open as they are), the scaling groups' under `group:`; history is keyed by the
-//!   alarm (or `group:<name>`) itself.
+//!   none, open as they are), the scaling groups' under `group:`, anomaly detectors under
+//!   `anomaly_detector:`, a cluster's scaling requests waiting for its leader under
+//!   `scale_request:`; history is keyed by the alarm (or `group:<name>`) itself.
 //! - The alarm runtime's persistence port, `thermostat_alarms_runtime::AlarmStore`, on those
 //!   tables (`alarms.rs`): the runtime never sees keys or encodings.
 //!
@@ -23,7 +24,8 @@
 //!
 //! # Layout
 //! `db.rs` (the file and its operations), `alarms.rs` (the alarm runtime's port),
-//! `groups.rs` (the scaling runtime's port), `error.rs` ([`StateDbError`]).
+//! `groups.rs` (the scaling runtime's port), `detectors.rs` (anomaly detectors),
+//! `requests.rs` (scaling requests), `error.rs` ([`StateDbError`]).
 
 #![warn(missing_docs)]
 
@@ -32,6 +34,7 @@ mod db;
 mod detectors;
 mod error;
 mod groups;
+mod requests;
 
 pub use alarms::{
     ACTIONS_ENABLED_PREFIX, ALARM_TAGS_PREFIX, ANOMALY_MODEL_PREFIX, API_ALARM_PREFIX,
@@ -41,3 +44,4 @@ pub use db::{AlarmWrite, FILE_NAME, FORMAT_VERSION, HistoryPrune, PrunePass, Sta
 pub use detectors::{ANOMALY_DETECTOR_PREFIX, StoredDetector};
 pub use error::{Result, StateDbError};
 pub use groups::GROUP_PREFIX;
+pub use requests::{SCALE_REQUEST_PREFIX, ScaleRequest};

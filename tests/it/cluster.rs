@@ -1313,6 +1313,79 @@ async fn alarms_act_once(dir: &Path, nats: &str) {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_with_alarms_in_alarm_acts_once() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let (hook, _failing, mut bodies) = flaky_receiver().await;
+    let config = dir.path().join("web.yaml");
+    std::fs::write(&config, ACTING.replace("HOOK", &hook)).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let ids = ["n1", "n2", "n3"];
+    let start = |id: &str| start_node_with(dir.path(), &nats.url, id, &["--config", &config]);
+    let mut nodes: BTreeMap<&str, ServerProcess> = ids.iter().map(|id| (*id, start(id))).collect();
+    settled(&nodes["n1"], &ids).await;
+
+    // A hot CPU: both alarms fire, the webhook hears each once, the group scales out once.
+    let (target_tx, target) = watch::channel(nodes["n1"].grpc.clone());
+    let (_value_tx, value) = watch::channel(90.0);
+    let pusher = tokio::spawn(push_cpu(target, value));
+    both_in(&nodes, "ALARM").await;
+    assert_eq!(
+        received(&mut bodies, 2).await,
+        ["web-hot ALARM", "web-warm ALARM"]
+    );
+
+    // Every node restarted in turn (SIGTERM, then started again) while the CPU stays hot and
+    // the pushes go to the next node: the leader, the owners of the CPU series and every
+    // other partition move and come back.
+    for (i, id) in ids.iter().enumerate() {
+        let next = ids[(i + 1) % ids.len()];
+        target_tx.send(nodes[next].grpc.clone()).unwrap();
+        let node = nodes.remove(id).unwrap();
+        node.signal("-TERM");
+        node.wait_log("Wrote a checkpoint.");
+        drop(node);
+        nodes.insert(id, start(id));
+        settled(&nodes[next], &ids).await;
+    }
+    both_in(&nodes, "ALARM").await;
+
+    // Afterwards every node holds what a single node would: one transition and one Action
+    // item per alarm, one scale-out; and the webhook heard nothing more.
+    for (id, node) in &nodes {
+        for alarm in ["web-hot", "web-warm"] {
+            let (transitions, deliveries) = transitions_and_deliveries(node, alarm, &hook).await;
+            assert_eq!(transitions.len(), 1, "{id} {alarm}: {transitions:?}");
+            assert!(
+                transitions[0].starts_with("Alarm updated from INSUFFICIENT_DATA to ALARM"),
+                "{id} {alarm}: {transitions:?}"
+            );
+            assert_eq!(deliveries, 1, "{id} {alarm}: one Action item");
+        }
+        eventually(&format!("{id}'s group scaled out"), async || {
+            let g = get_json(&node.http, "/api/v1/groups/web").await;
+            (g["desired_capacity"] == 4).then_some(())
+        })
+        .await;
+        let acts = get_json(&node.http, "/api/v1/groups/web/activities").await;
+        assert_eq!(
+            acts["activities"].as_array().unwrap().len(),
+            1,
+            "{id}: one scale-out: {acts}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        bodies.try_recv().is_err(),
+        "the webhook was told only twice"
+    );
+    pusher.abort();
+}
+
 /// After `dead` died: points the pushes at a live node and waits until the live nodes have
 /// taken its share.
 async fn pushes_move_on(
@@ -1469,6 +1542,62 @@ async fn a_state_journal_entry_that_does_not_decode_is_skipped_and_the_rest_appl
     assert_eq!(a["reason"], "by hand", "{a}");
 }
 
+/// Two nodes with the ACTING configuration, settled: the nodes by id and which leads.
+async fn two_acting_nodes(
+    dir: &Path,
+    nats: &str,
+    hook: &str,
+) -> (BTreeMap<&'static str, ServerProcess>, &'static str) {
+    let config = dir.join("web.yaml");
+    std::fs::write(&config, ACTING.replace("HOOK", hook)).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let ids = ["a", "b"];
+    let nodes: BTreeMap<&str, ServerProcess> = ids
+        .iter()
+        .map(|id| (*id, start_node_with(dir, nats, id, &["--config", &config])))
+        .collect();
+    settled(&nodes["a"], &ids).await;
+    let leader = cluster_status(&nodes["a"]).await["leader"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let leader = ids.into_iter().find(|id| *id == leader).unwrap();
+    (nodes, leader)
+}
+
+/// CloudWatch's `SetAlarmState` of web-hot to ALARM, sent to `node`.
+async fn set_web_hot(node: &ServerProcess) {
+    let set = reqwest::Client::new()
+        .put(format!("http://{}/api/v1/alarms/web-hot/state", node.http))
+        .json(&serde_json::json!({"state_value": "ALARM", "state_reason": "testing the policy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200, "{}", set.text().await.unwrap());
+}
+
+/// Waits until `node` shows group web scaled out to 4, then checks that it was once, by
+/// web-hot's policy, run by a leader; returns the activity.
+async fn scaled_out_once(id: &str, node: &ServerProcess) -> serde_json::Value {
+    let acts = eventually(&format!("the scale-out on {id}"), async || {
+        let g = get_json(&node.http, "/api/v1/groups/web").await;
+        let acts = get_json(&node.http, "/api/v1/groups/web/activities").await;
+        (g["desired_capacity"] == 4).then(|| acts["activities"].as_array().unwrap().clone())
+    })
+    .await;
+    assert_eq!(acts.len(), 1, "{id}: {acts:?}");
+    let cause = acts[0]["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("a monitor alarm web-hot in state ALARM triggered policy scale-out changing the desired capacity from 2 to 4."),
+        "{id}: {cause}"
+    );
+    assert!(
+        acts[0]["leader_lease_revision"].is_u64(),
+        "run by the leader: {acts:?}"
+    );
+    acts[0].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_alarm_state_on_a_node_that_does_not_lead_scales_through_the_leader() {
     let Some(bin) = require_nats_server("cluster") else {
@@ -1477,58 +1606,65 @@ async fn set_alarm_state_on_a_node_that_does_not_lead_scales_through_the_leader(
     let (hook, _bodies) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start(&bin, &dir.path().join("nats"));
-    let config = dir.path().join("web.yaml");
-    std::fs::write(&config, ACTING.replace("HOOK", &hook)).unwrap();
-    let config = config.to_str().unwrap().to_owned();
-    let ids = ["a", "b"];
-    let nodes: BTreeMap<&str, ServerProcess> = ids
-        .iter()
-        .map(|id| {
-            let node = start_node_with(dir.path(), &nats.url, id, &["--config", &config]);
-            (*id, node)
-        })
-        .collect();
-    settled(&nodes["a"], &ids).await;
-    let leader = cluster_status(&nodes["a"]).await["leader"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other = ids.iter().copied().find(|id| *id != leader).unwrap();
+    let (nodes, leader) = two_acting_nodes(dir.path(), &nats.url, &hook).await;
+    let other = nodes.keys().copied().find(|id| *id != leader).unwrap();
 
     // CloudWatch's SetAlarmState runs the alarm's actions; sent to the node that does not
     // lead, its scaling action is handed to the leader, which scales the group once.
-    let set = reqwest::Client::new()
-        .put(format!(
-            "http://{}/api/v1/alarms/web-hot/state",
-            nodes[other].http
-        ))
-        .json(&serde_json::json!({"state_value": "ALARM", "state_reason": "testing the policy"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(set.status(), 200, "{}", set.text().await.unwrap());
+    set_web_hot(&nodes[other]).await;
     for (id, node) in &nodes {
-        let acts = eventually(&format!("the scale-out on {id}"), async || {
-            let g = get_json(&node.http, "/api/v1/groups/web").await;
-            let acts = get_json(&node.http, "/api/v1/groups/web/activities").await;
-            (g["desired_capacity"] == 4).then(|| acts["activities"].as_array().unwrap().clone())
-        })
-        .await;
-        assert_eq!(acts.len(), 1, "{id}: {acts:?}");
-        let cause = acts[0]["cause"].as_str().unwrap();
-        assert!(
-            cause.contains("a monitor alarm web-hot in state ALARM triggered policy scale-out changing the desired capacity from 2 to 4."),
-            "{id}: {cause}"
-        );
-        assert!(
-            acts[0]["leader_lease_revision"].is_u64(),
-            "run by the leader: {acts:?}"
-        );
+        scaled_out_once(id, node).await;
     }
     // Once: the state stays ALARM (no data, missing data ignored), nothing more happens.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let g = get_json(&nodes[other].http, "/api/v1/groups/web").await;
-    assert_eq!(g["desired_capacity"], 4, "{g}");
+    for (id, node) in &nodes {
+        scaled_out_once(id, node).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaling_request_made_while_the_leader_is_stopped_is_run_once_by_the_next() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let (hook, _bodies) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let (nodes, leader) = two_acting_nodes(dir.path(), &nats.url, &hook).await;
+    let other = nodes.keys().copied().find(|id| *id != leader).unwrap();
+
+    // The leader stops (SIGSTOP) before the request is made: nobody leads when it is
+    // written; it waits in the cluster's state until the other node's lease makes it the
+    // leader, which claims and runs it.
+    let leader_lease = |status: serde_json::Value| {
+        status["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["key"] == "leader")
+            .map(|l| l["revision"].as_u64().unwrap())
+            .unwrap()
+    };
+    let stopped_revision = leader_lease(cluster_status(&nodes[leader]).await);
+    nodes[leader].signal("-STOP");
+    set_web_hot(&nodes[other]).await;
+    eventually(&format!("{other} leading"), async || {
+        (cluster_status(&nodes[other]).await["leader"] == other).then_some(())
+    })
+    .await;
+    let act = scaled_out_once(other, &nodes[other]).await;
+    assert!(
+        act["leader_lease_revision"].as_u64().unwrap() > stopped_revision,
+        "run under the new leader's lease, not the stopped one's ({stopped_revision}): {act}"
+    );
+
+    // The old leader runs again: it reads the request and its claim and runs nothing.
+    nodes[leader].signal("-CONT");
+    scaled_out_once(leader, &nodes[leader]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (id, node) in &nodes {
+        scaled_out_once(id, node).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
