@@ -17,13 +17,13 @@ use crate::attributes::{self, RenderError};
 use crate::limits::{MAX_BUCKETS, MAX_SCALE, MIN_SCALE};
 use crate::rejection::{RejectReason, Rejection};
 use crate::unit::cloudwatch_unit;
-use thermostat_metrics::cumulative::delta::{self, Order, Outcome};
 use thermostat_metrics::cumulative::streams::{
-    BucketRange, ExponentialTotals, HistogramTotals, StreamKey, StreamKind, StreamState,
-    StreamUpdate, Streams, Totals,
+    BucketRange, ExponentialTotals, HistogramTotals, StreamKey, StreamKind, StreamUpdate, Streams,
+    Totals,
 };
 use thermostat_metrics::cumulative::{
-    MappedData, MappedPoint, buckets, explicit_distribution, exponential_distribution,
+    CumulativePoint, MappedData, MappedPoint, StartRule, Step, buckets, explicit_distribution,
+    exponential_distribution, increase_data, step,
 };
 
 /// The namespace of a resource with neither `service.namespace` nor `service.name`.
@@ -76,6 +76,10 @@ pub struct Mapped {
     /// inverse first): applied to the state after the call, they give the state before it.
     /// For a caller whose log refuses the request.
     pub undo: Vec<StreamUpdate>,
+    /// The cumulative points that moved their stream on, in request order: what cluster mode
+    /// sends to the owner of each one's partition, which turns them into increases itself
+    /// (the points they gave here are marked [`MappedPoint::from_stream`]).
+    pub cumulative: Vec<CumulativePoint>,
 }
 
 /// Maps a decoded request onto Thermostat observations, updating `streams` (through
@@ -543,6 +547,7 @@ impl Mapper<'_> {
         index: usize,
         identity: Identity,
         data: MappedData,
+        from_stream: bool,
     ) {
         self.out.points.push(MappedPoint {
             series: identity.series,
@@ -550,6 +555,7 @@ impl Mapper<'_> {
             timestamp_ms: identity.timestamp_ms,
             point: index,
             data,
+            from_stream,
         });
     }
 
@@ -568,17 +574,17 @@ impl Mapper<'_> {
         self.streams.len() < self.options.max_streams
     }
 
-    /// The cumulative path shared by every kind: finds the stream, asks `step` for the
-    /// increase, records the new state and returns the increase (`None`: rejected or stale).
-    fn cumulative<T>(
+    /// The cumulative path shared by every kind: finds the stream, applies the point to it
+    /// ([`step`]), records the new state and returns what the increase records (`None`:
+    /// rejected or stale).
+    fn cumulative(
         &mut self,
         context: &MetricContext<'_>,
         identity: &Identity,
         head: &PointHead<'_>,
         kind: StreamKind,
         totals: Totals,
-        step: impl FnOnce(Option<&Totals>, Order) -> Outcome<T>,
-    ) -> Option<T> {
+    ) -> Option<MappedData> {
         let key = StreamKey {
             series: identity.series.clone(),
             kind,
@@ -596,30 +602,34 @@ impl Mapper<'_> {
             );
             return None;
         }
-        let previous = self.streams.get(&key);
-        let order = delta::order(previous, head.start, head.time);
-        let outcome = step(previous.map(|s| &s.totals), order);
-        let (delta, reset) = match outcome {
-            Outcome::Stale => {
-                self.out.skipped.stale += 1;
-                return None;
-            }
-            Outcome::Increase { delta, reset } => (delta, reset),
+        let point = CumulativePoint {
+            key,
+            unit: context.unit,
+            timestamp_ms: identity.timestamp_ms,
+            start: head.start,
+            time: head.time,
+            seen_ms: self.now_ms,
+            rule: StartRule::Otlp,
+            totals,
+        };
+        let Some(Step {
+            state,
+            increase,
+            reset,
+        }) = step(self.streams.get(&point.key), &point)
+        else {
+            self.out.skipped.stale += 1;
+            return None;
         };
         if reset {
             self.out.resets += 1;
         }
-        let update = StreamUpdate::Set {
-            key,
-            state: StreamState {
-                start_time_unix_nano: head.start,
-                time_unix_nano: head.time,
-                seen_ms: self.now_ms,
-                totals,
-            },
-        };
-        self.apply(update);
-        Some(delta)
+        self.apply(StreamUpdate::Set {
+            key: point.key.clone(),
+            state,
+        });
+        self.out.cumulative.push(point);
+        increase.as_ref().map(increase_data)
     }
 
     /// Applies `update`, records it and its inverse.
@@ -658,43 +668,31 @@ impl Mapper<'_> {
             Ok(v) => v,
             Err((reason, rule)) => return self.reject(context.metric, index, reason, rule),
         };
-        let value = match kind {
-            NumberKind::Gauge | NumberKind::DeltaSum => value,
+        let (data, from_stream) = match kind {
+            NumberKind::Gauge | NumberKind::DeltaSum => (MappedData::Value(value), false),
             NumberKind::CumulativeSum => {
-                let step = |previous: Option<&Totals>, order| {
-                    let previous = match previous {
-                        Some(Totals::Sum(v)) => Some(*v),
-                        _ => None,
-                    };
-                    delta::sum(previous, order, value)
-                };
-                match self.cumulative(
-                    context,
-                    &identity,
-                    &head,
-                    StreamKind::Sum,
-                    Totals::Sum(value),
-                    step,
-                ) {
-                    Some(increase) => increase,
+                let totals = Totals::Sum(value);
+                match self.cumulative(context, &identity, &head, StreamKind::Sum, totals) {
+                    Some(increase) => (increase, true),
                     None => return,
                 }
             }
         };
-        let data = MappedData::Value(value);
         if let Err((reason, rule)) = check_data(&data) {
             return self.reject(context.metric, index, reason, rule);
         }
-        self.emit(context, index, identity, data);
+        self.emit(context, index, identity, data, from_stream);
     }
 
-    /// Records a distribution, or counts it as empty.
+    /// Records a distribution (`from_stream`: a cumulative point's increase), or counts it as
+    /// empty.
     fn distribution(
         &mut self,
         context: &MetricContext<'_>,
         index: usize,
         identity: Identity,
         data: MappedData,
+        from_stream: bool,
     ) {
         if let MappedData::Distribution { count: 0, .. } = data {
             self.out.skipped.empty += 1;
@@ -703,7 +701,7 @@ impl Mapper<'_> {
         if let Err((reason, rule)) = check_data(&data) {
             return self.reject(context.metric, index, reason, rule);
         }
-        self.emit(context, index, identity, data);
+        self.emit(context, index, identity, data, from_stream);
     }
 
     fn histogram_point(
@@ -727,30 +725,15 @@ impl Mapper<'_> {
             Ok(t) => t,
             Err((reason, rule)) => return self.reject(context.metric, index, reason, rule),
         };
-        let delta = if cumulative {
-            let step = |previous: Option<&Totals>, order| {
-                let previous = match previous {
-                    Some(Totals::Histogram(t)) => Some(t),
-                    _ => None,
-                };
-                delta::histogram(previous, order, &totals)
-            };
-            let state = Totals::Histogram(totals.clone());
-            match self.cumulative(
-                context,
-                &identity,
-                &head,
-                StreamKind::Histogram,
-                state,
-                step,
-            ) {
-                Some(delta) => delta,
-                None => return,
-            }
-        } else {
-            totals
-        };
-        self.distribution(context, index, identity, explicit_distribution(&delta));
+        if !cumulative {
+            let data = explicit_distribution(&totals);
+            return self.distribution(context, index, identity, data, false);
+        }
+        let totals = Totals::Histogram(totals);
+        let kind = StreamKind::Histogram;
+        if let Some(data) = self.cumulative(context, &identity, &head, kind, totals) {
+            self.distribution(context, index, identity, data, true);
+        }
     }
 
     fn exponential_point(
@@ -774,24 +757,15 @@ impl Mapper<'_> {
             Ok(t) => t,
             Err((reason, rule)) => return self.reject(context.metric, index, reason, rule),
         };
-        let delta = if cumulative {
-            let step = |previous: Option<&Totals>, order| {
-                let previous = match previous {
-                    Some(Totals::Exponential(t)) => Some(t),
-                    _ => None,
-                };
-                delta::exponential(previous, order, &totals)
-            };
-            let state = Totals::Exponential(totals.clone());
-            let kind = StreamKind::ExponentialHistogram;
-            match self.cumulative(context, &identity, &head, kind, state, step) {
-                Some(delta) => delta,
-                None => return,
-            }
-        } else {
-            totals
-        };
-        self.distribution(context, index, identity, exponential_distribution(&delta));
+        if !cumulative {
+            let data = exponential_distribution(&totals);
+            return self.distribution(context, index, identity, data, false);
+        }
+        let totals = Totals::Exponential(totals);
+        let kind = StreamKind::ExponentialHistogram;
+        if let Some(data) = self.cumulative(context, &identity, &head, kind, totals) {
+            self.distribution(context, index, identity, data, true);
+        }
     }
 
     fn summary_point(&mut self, context: &MetricContext<'_>, index: usize, p: &SummaryDataPoint) {
@@ -809,32 +783,14 @@ impl Mapper<'_> {
         if let Err((reason, rule)) = checked {
             return self.reject(context.metric, index, reason, rule);
         }
-        let current = (p.count, p.sum);
-        let step = |previous: Option<&Totals>, order| {
-            let previous = match previous {
-                Some(Totals::Summary { count, sum }) => Some((*count, *sum)),
-                _ => None,
-            };
-            delta::summary(previous, order, current)
-        };
-        let state = Totals::Summary {
+        let totals = Totals::Summary {
             count: p.count,
             sum: p.sum,
         };
-        let Some((count, sum)) =
-            self.cumulative(context, &identity, &head, StreamKind::Summary, state, step)
-        else {
-            return;
-        };
-        let data = MappedData::Distribution {
-            count,
-            sum,
-            min: None,
-            max: None,
-            values: Vec::new(),
-            counts: Vec::new(),
-        };
-        self.distribution(context, index, identity, data);
+        if let Some(data) = self.cumulative(context, &identity, &head, StreamKind::Summary, totals)
+        {
+            self.distribution(context, index, identity, data, true);
+        }
     }
 }
 

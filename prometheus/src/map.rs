@@ -4,10 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use thermostat_metrics::cumulative::delta::{self, Order, Outcome};
 use thermostat_metrics::cumulative::{
-    MappedData, MappedPoint, StreamKey, StreamKind, StreamState, StreamUpdate, Streams, Totals,
-    explicit_distribution, exponential_distribution,
+    CumulativePoint, MappedData, MappedPoint, StartRule, Step, StreamKey, StreamKind, StreamUpdate,
+    Streams, Totals, explicit_distribution, exponential_distribution, increase_data, step,
 };
 use thermostat_metrics::quote::quote;
 use thermostat_metrics::validate::{self, MAX_DIMENSIONS};
@@ -110,6 +109,10 @@ pub struct Mapped {
     /// (without a created timestamp), samples not newer than their stream's last, histograms
     /// that counted nothing since the previous one.
     pub skipped: usize,
+    /// The cumulative samples and histograms that moved their stream on, in request order:
+    /// what cluster mode sends to the owner of each one's partition, which turns them into
+    /// increases itself (the points they gave here are marked [`MappedPoint::from_stream`]).
+    pub cumulative: Vec<CumulativePoint>,
 }
 
 /// Maps a decoded request, updating `streams` (through [`Streams::apply`] only) and
@@ -444,13 +447,6 @@ impl<'a> Mapper<'a> {
             Kind::Gauge => s.value,
             Kind::Counter => {
                 let current = s.value;
-                let step = |previous: Option<&Totals>, order| {
-                    let previous = match previous {
-                        Some(Totals::Sum(v)) => Some(*v),
-                        _ => None,
-                    };
-                    delta::sum(previous, order, current)
-                };
                 let start = start_ns(s.start, self.inputs[i].created_ms, s.timestamp);
                 let head = Head {
                     field,
@@ -458,13 +454,13 @@ impl<'a> Mapper<'a> {
                     timestamp: s.timestamp,
                     restart: false,
                 };
-                match self.cumulative(&head, key, StreamKind::Sum, Totals::Sum(current), step) {
+                match self.cumulative(&head, key, StreamKind::Sum, Totals::Sum(current)) {
                     Err(()) => return,
-                    Ok(None) => {
+                    Ok(Some(MappedData::Value(increase))) => increase,
+                    Ok(_) => {
                         self.out.written.samples += 1;
                         return;
                     }
-                    Ok(Some(increase)) => increase,
                 }
             }
         };
@@ -472,7 +468,8 @@ impl<'a> Mapper<'a> {
             return self.reject_at(field, format!(".value: the increase {rule}"));
         }
         self.out.written.samples += 1;
-        self.emit(key, s.timestamp, j, MappedData::Value(value));
+        let from_stream = kind == Kind::Counter;
+        self.emit(key, s.timestamp, j, MappedData::Value(value), from_stream);
     }
 
     /// A native histogram.
@@ -501,60 +498,49 @@ impl<'a> Mapper<'a> {
             timestamp: h.timestamp,
             restart: h.reset_hint == ResetHint::Yes as i32,
         };
-        let data = match totals {
-            NativeTotals::Exponential(t) if gauge => exponential_distribution(&t),
-            NativeTotals::Custom(t) if gauge => explicit_distribution(&t),
+        let (kind, totals) = match totals {
+            NativeTotals::Exponential(t) if gauge => {
+                let data = exponential_distribution(&t);
+                if self.distribution(field, key, h.timestamp, data, false) {
+                    self.out.written.histograms += 1;
+                }
+                return;
+            }
+            NativeTotals::Custom(t) if gauge => {
+                let data = explicit_distribution(&t);
+                if self.distribution(field, key, h.timestamp, data, false) {
+                    self.out.written.histograms += 1;
+                }
+                return;
+            }
             NativeTotals::Exponential(t) => {
-                let step = |previous: Option<&Totals>, order| {
-                    let previous = match previous {
-                        Some(Totals::Exponential(p)) => Some(p),
-                        _ => None,
-                    };
-                    delta::exponential(previous, order, &t)
-                };
-                let state = Totals::Exponential(t.clone());
-                let kind = StreamKind::ExponentialHistogram;
-                match self.cumulative(&head, key, kind, state, step) {
-                    Err(()) => return,
-                    Ok(None) => {
-                        self.out.written.histograms += 1;
-                        return;
-                    }
-                    Ok(Some(d)) => exponential_distribution(&d),
-                }
+                (StreamKind::ExponentialHistogram, Totals::Exponential(t))
             }
-            NativeTotals::Custom(t) => {
-                let step = |previous: Option<&Totals>, order| {
-                    let previous = match previous {
-                        Some(Totals::Histogram(p)) => Some(p),
-                        _ => None,
-                    };
-                    delta::histogram(previous, order, &t)
-                };
-                let state = Totals::Histogram(t.clone());
-                match self.cumulative(&head, key, StreamKind::Histogram, state, step) {
-                    Err(()) => return,
-                    Ok(None) => {
-                        self.out.written.histograms += 1;
-                        return;
-                    }
-                    Ok(Some(d)) => explicit_distribution(&d),
-                }
-            }
+            NativeTotals::Custom(t) => (StreamKind::Histogram, Totals::Histogram(t)),
         };
-        if self.distribution(field, key, h.timestamp, data) {
+        let data = match self.cumulative(&head, key, kind, totals) {
+            Err(()) => return,
+            Ok(None) => {
+                self.out.written.histograms += 1;
+                return;
+            }
+            Ok(Some(data)) => data,
+        };
+        if self.distribution(field, key, h.timestamp, data, true) {
             self.out.written.histograms += 1;
         }
     }
 
-    /// Records a distribution (`true`), or counts an empty one as skipped (`true`), or
-    /// rejects one whose sum is out of range (`false`).
+    /// Records a distribution (`true`; `from_stream`: a cumulative histogram's increase), or
+    /// counts an empty one as skipped (`true`), or rejects one whose sum is out of range
+    /// (`false`).
     fn distribution(
         &mut self,
         field: Field,
         key: &SeriesKey,
         timestamp: i64,
         data: MappedData,
+        from_stream: bool,
     ) -> bool {
         if let MappedData::Distribution { count, sum, .. } = &data {
             if *count == 0 {
@@ -566,7 +552,7 @@ impl<'a> Mapper<'a> {
                 return false;
             }
         }
-        self.emit(key, timestamp, field.index, data);
+        self.emit(key, timestamp, field.index, data, from_stream);
         true
     }
 
@@ -631,13 +617,6 @@ impl<'a> Mapper<'a> {
             }
         };
         self.out.written.samples += buckets.len() as u64;
-        let step = |previous: Option<&Totals>, order| {
-            let previous = match previous {
-                Some(Totals::Histogram(p)) => Some(p),
-                _ => None,
-            };
-            delta::histogram(previous, order, &totals)
-        };
         let head = Head {
             field,
             start: start_ns(
@@ -648,28 +627,35 @@ impl<'a> Mapper<'a> {
             timestamp,
             restart: false,
         };
-        let state = Totals::Histogram(totals.clone());
-        let delta = match self.cumulative(&head, family, StreamKind::Histogram, state, step) {
+        let totals = Totals::Histogram(totals);
+        let data = match self.cumulative(&head, family, StreamKind::Histogram, totals) {
             Err(()) => {
                 self.out.written.samples -= buckets.len() as u64;
                 return;
             }
             Ok(None) => return,
-            Ok(Some(d)) => d,
+            Ok(Some(data)) => data,
         };
-        let data = explicit_distribution(&delta);
-        if !self.distribution(field, family, timestamp, data) {
+        if !self.distribution(field, family, timestamp, data, true) {
             self.out.written.samples -= buckets.len() as u64;
         }
     }
 
-    fn emit(&mut self, key: &SeriesKey, timestamp: i64, point: usize, data: MappedData) {
+    fn emit(
+        &mut self,
+        key: &SeriesKey,
+        timestamp: i64,
+        point: usize,
+        data: MappedData,
+        from_stream: bool,
+    ) {
         self.out.points.push(MappedPoint {
             series: key.clone(),
             unit: Unit::None,
             timestamp_ms: timestamp,
             point,
             data,
+            from_stream,
         });
     }
 
@@ -693,17 +679,16 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    /// The cumulative path: finds the stream, asks `step` for the increase, records the new
-    /// state. `Ok(Some(increase))`; `Ok(None)` when there is nothing to record (counted as
-    /// skipped); `Err(())` when rejected (the stream limit).
-    fn cumulative<T>(
+    /// The cumulative path: finds the stream, applies the sample to it ([`step`]), records
+    /// the new state. `Ok(Some(data))`: what the increase records; `Ok(None)` when there is
+    /// nothing to record (counted as skipped); `Err(())` when rejected (the stream limit).
+    fn cumulative(
         &mut self,
         head: &Head,
         key: &SeriesKey,
         kind: StreamKind,
         totals: Totals,
-        step: impl FnOnce(Option<&Totals>, Order) -> Outcome<T>,
-    ) -> Result<Option<T>, ()> {
+    ) -> Result<Option<MappedData>, ()> {
         let stream = StreamKey {
             series: key.clone(),
             kind,
@@ -719,44 +704,38 @@ impl<'a> Mapper<'a> {
             );
             return Err(());
         }
-        let previous = self.streams.get(&stream);
-        let time = time_ns(head.timestamp);
-        // A created timestamp is a restart only when it is later than the stream's last
-        // sample; without one, the stream keeps the start it had.
-        let start = match previous {
-            Some(p) if head.start == 0 || head.start <= p.time_unix_nano => p.start_time_unix_nano,
-            _ => head.start,
-        };
-        let stored_start = match previous {
-            Some(p) if head.start == 0 => p.start_time_unix_nano,
-            _ => head.start,
-        };
-        let mut order = delta::order(previous, start, time);
-        if head.restart && order == Order::Next {
-            order = Order::Restarted;
-        }
-        let delta = match step(previous.map(|p| &p.totals), order) {
-            Outcome::Stale => {
-                self.out.skipped += 1;
-                return Ok(None);
-            }
-            Outcome::Increase { delta, .. } => delta,
-        };
-        self.apply(StreamUpdate::Set {
+        let point = CumulativePoint {
             key: stream,
-            state: StreamState {
-                start_time_unix_nano: stored_start,
-                time_unix_nano: time,
-                seen_ms: self.now_ms,
-                totals,
+            unit: Unit::None,
+            timestamp_ms: head.timestamp,
+            start: head.start,
+            time: time_ns(head.timestamp),
+            seen_ms: self.now_ms,
+            rule: StartRule::Prometheus {
+                restart: head.restart,
             },
-        });
-        if order == Order::First && head.start == 0 {
-            // Like Prometheus' increase(), nothing before the first sample is counted.
+            totals,
+        };
+        let Some(Step {
+            state, increase, ..
+        }) = step(self.streams.get(&point.key), &point)
+        else {
             self.out.skipped += 1;
             return Ok(None);
+        };
+        self.apply(StreamUpdate::Set {
+            key: point.key.clone(),
+            state,
+        });
+        self.out.cumulative.push(point);
+        match increase {
+            Some(increase) => Ok(Some(increase_data(&increase))),
+            None => {
+                // Like Prometheus' increase(), nothing before the first sample is counted.
+                self.out.skipped += 1;
+                Ok(None)
+            }
         }
-        Ok(Some(delta))
     }
 
     /// Applies `update`, records it and its inverse.

@@ -46,6 +46,9 @@ pub struct MappedPoint {
     pub point: usize,
     /// What it records.
     pub data: MappedData,
+    /// Whether it is a cumulative point's increase (the mapping's `cumulative` holds the
+    /// point itself; cluster mode leaves these out and has the point's owner make them).
+    pub from_stream: bool,
 }
 
 /// `Σ value × count`, for a point without a sum.
