@@ -248,6 +248,13 @@ impl Ingest {
         self.wal.disk_bytes()
     }
 
+    /// Cluster mode: the applier of the ingest stream's records into this node's store, which
+    /// turns their cumulative points into increases against the cumulative streams this
+    /// node's checkpoints hold.
+    pub fn record_applier(&self) -> crate::RecordApplier {
+        crate::RecordApplier::new(Arc::clone(&self.store), Arc::clone(&self.streams))
+    }
+
     /// Spawns the store's maintenance on `tracker`: a compaction pass (seal, roll up, expire)
     /// every `compaction_interval` at `clock`'s time, and a checkpoint every
     /// `checkpoint_interval`. Both stop when `stop` is cancelled.

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use thermostat_auth::{Permission, Principal};
-use thermostat_metrics::cumulative::{MappedData, MappedPoint, StreamUpdate, Streams};
+use thermostat_metrics::cumulative::{
+    CumulativePoint, MappedData, MappedPoint, StreamUpdate, Streams,
+};
 use thermostat_metrics::validate;
 use thermostat_metrics::{Distribution, ObservationBatch, Resolution, SeriesKey, Timestamp};
 use tokio::sync::oneshot;
@@ -20,13 +22,36 @@ use crate::wal::{Acknowledgement, Job, Refused};
 
 /// The points as observations at standard resolution (1-minute windows, CloudWatch's default
 /// for `PutMetricData`), each checked with the metrics core's rules; those that break one are
-/// returned as `(index in points, rule)` and left out.
-pub(crate) fn to_batch(points: &[MappedPoint]) -> (ObservationBatch, Vec<(usize, String)>) {
+/// returned as `(index in points, rule)` and left out. With `leave_out_increases` (cluster
+/// mode), cumulative points' increases ([`MappedPoint::from_stream`]) are checked but left
+/// out: the owner of each point's partition makes them ([`crate::remote::RecordApplier`]).
+pub(crate) fn to_batch(
+    points: &[MappedPoint],
+    leave_out_increases: bool,
+) -> (ObservationBatch, Vec<(usize, String)>) {
     let mut batch = ObservationBatch::with_capacity(points.len());
+    let rejected = push_points(&mut batch, points, leave_out_increases);
+    (batch, rejected)
+}
+
+/// [`to_batch`] into `batch`.
+pub(crate) fn push_points(
+    batch: &mut ObservationBatch,
+    points: &[MappedPoint],
+    leave_out_increases: bool,
+) -> Vec<(usize, String)> {
     let mut rejected = Vec::new();
+    let mut scratch;
     let mut counts: Vec<f64> = Vec::new();
     for (i, p) in points.iter().enumerate() {
         let timestamp = Timestamp::from_millis(p.timestamp_ms);
+        // Checked all the same: a rejection is answered by the node that received it.
+        let batch = if leave_out_increases && p.from_stream {
+            scratch = ObservationBatch::default();
+            &mut scratch
+        } else {
+            &mut *batch
+        };
         let checked = match &p.data {
             MappedData::Value(v) => validate::value(*v)
                 .map_err(|rule| validate::ValidationError::new("value", rule))
@@ -63,7 +88,18 @@ pub(crate) fn to_batch(points: &[MappedPoint]) -> (ObservationBatch, Vec<(usize,
             Err(e) => rejected.push((i, e.to_string())),
         }
     }
-    (batch, rejected)
+    rejected
+}
+
+/// What mapping a request did to the cumulative streams.
+pub(crate) struct StreamChanges {
+    /// The updates it made to the live streams, in order (logged with the request).
+    pub(crate) made: Vec<StreamUpdate>,
+    /// Their inverses, in the order to apply them.
+    pub(crate) undo: Vec<StreamUpdate>,
+    /// Cluster mode: the cumulative points, whose increases the partitions' owners make
+    /// (empty in single-node mode, where the batch holds the increases).
+    pub(crate) cumulative: Vec<CumulativePoint>,
 }
 
 /// Applies `undo` to the live streams: the request's changes are gone.
@@ -74,9 +110,9 @@ fn undo_now(live: &mut Streams, undo: &[StreamUpdate]) {
 }
 
 impl MetricsApi {
-    /// Checks a mapped request's batch against `principal`'s namespaces and the series limits
-    /// and queues it for the log with the stream updates it `made` (their inverses `undo`),
-    /// while the caller holds the live streams' lock (`live`), so that records carry each
+    /// Checks a mapped request's batch (and, in cluster mode, its cumulative points, whose
+    /// increases the partitions' owners make) against `principal`'s namespaces and the series
+    /// limits and queues it for the log with the stream updates it made (`changes`), while the caller holds the live streams' lock (`live`), so that records carry each
     /// stream's updates in the order the live state saw them. Returns what to wait for before
     /// answering, or `None` when there is nothing to log.
     ///
@@ -90,14 +126,23 @@ impl MetricsApi {
         live: &mut Streams,
         batch: ObservationBatch,
         received: Timestamp,
-        made: Vec<StreamUpdate>,
-        undo: Vec<StreamUpdate>,
+        changes: StreamChanges,
     ) -> Result<Option<oneshot::Receiver<Acknowledgement>>, Error> {
+        let StreamChanges {
+            made,
+            undo,
+            cumulative,
+        } = changes;
         let refuse = |live: &mut Streams, e: Error| {
             undo_now(live, &undo);
             Err(e)
         };
-        let mut namespaces: Vec<&Arc<str>> = batch.series().map(|k| k.namespace_arc()).collect();
+        let series = || {
+            batch
+                .series()
+                .chain(cumulative.iter().map(|p| &p.key.series))
+        };
+        let mut namespaces: Vec<&Arc<str>> = series().map(|k| k.namespace_arc()).collect();
         namespaces.sort_unstable();
         namespaces.dedup();
         if principal.namespaces.is_some() {
@@ -112,10 +157,9 @@ impl MetricsApi {
         }
         let mut reservations: Vec<Reservation> = Vec::new();
         for ns in &namespaces {
-            let runs: Vec<&SeriesKey> = batch
-                .series()
-                .filter(|k| k.namespace_arc() == *ns)
-                .collect();
+            let mut runs: Vec<&SeriesKey> = series().filter(|k| k.namespace_arc() == *ns).collect();
+            runs.sort_unstable();
+            runs.dedup();
             match self.reserve_series(ns, runs) {
                 Ok(r) => reservations.extend(r),
                 Err(e) => return refuse(live, e),
@@ -130,7 +174,8 @@ impl MetricsApi {
             made,
             undo,
         };
-        let job = Job::with_streams(batch, received, ack, undo).holding_all(reservations);
+        let job =
+            Job::with_streams(batch, received, ack, undo, cumulative).holding_all(reservations);
         match self.wal.try_submit(job) {
             Ok(()) => Ok(Some(pending)),
             Err((why, job)) => {

@@ -48,7 +48,7 @@ use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Overload};
-use crate::mapped::to_batch;
+use crate::mapped::{StreamChanges, to_batch};
 use crate::service::MetricsApi;
 use crate::streams::{OtlpOptions, map_options};
 use crate::wal::Acknowledgement;
@@ -142,7 +142,8 @@ impl OtlpApi {
         let mut live = api.otlp_streams.live();
         let mut mapped =
             thermostat_otlp::map(request, &mut live, received.as_millis(), &api.otlp_options);
-        let (batch, checked) = to_batch(&mapped.points);
+        let clustered = api.wal.is_remote();
+        let (batch, checked) = to_batch(&mapped.points, clustered);
         let points = (mapped.points.len() - checked.len()) as u64;
         let mut rejected = std::mem::take(&mut mapped.rejected);
         rejected.extend(checked.into_iter().map(|(i, rule)| Rejection {
@@ -157,8 +158,15 @@ impl OtlpApi {
             &mut live,
             batch,
             received,
-            std::mem::take(&mut mapped.stream_updates),
-            std::mem::take(&mut mapped.undo),
+            StreamChanges {
+                made: std::mem::take(&mut mapped.stream_updates),
+                undo: std::mem::take(&mut mapped.undo),
+                cumulative: if clustered {
+                    std::mem::take(&mut mapped.cumulative)
+                } else {
+                    Vec::new()
+                },
+            },
         )?;
         Ok(Admitted {
             pending,

@@ -323,14 +323,25 @@ fn read_record(r: &mut impl Read) -> Result<Option<(Record, usize)>, String> {
 }
 
 const PARTITION_MAGIC: &[u8; 8] = b"THRMPART";
-/// The partition snapshot format this build writes and reads.
-const PARTITION_FORMAT: u32 = 1;
+/// The partition snapshot format this build writes (format 1, without cumulative streams, is
+/// read too).
+const PARTITION_FORMAT: u32 = 2;
+const OLDEST_PARTITION_FORMAT: u32 = 1;
+
+/// A partition's snapshot as read: its watermark, series and cumulative streams.
+pub(crate) type PartitionSnapshot = (u64, Vec<SeriesExport>, Vec<(StreamKey, StreamState)>);
 
 /// A cluster partition's snapshot: store shard `partition`'s series and its watermark (the
-/// newest record of the partition's stream subject they hold), as bytes for the cluster's
-/// object store. The format is the local snapshot's records: `PARTITION_MAGIC`, the format,
-/// the series, a `Shard` record with the watermark, the end mark.
-pub(crate) fn encode_partition(store: &Store, partition: u32) -> (u64, Vec<u8>) {
+/// newest record of the partition's stream subject they hold), then the partition's
+/// cumulative streams (`streams`, read after the series), as bytes for the cluster's object
+/// store. The format is the local snapshot's records: `PARTITION_MAGIC`, the format, the
+/// series, a `Shard` record with the watermark, a `Stream` record per stream (format 2), the
+/// end mark.
+pub(crate) fn encode_partition(
+    store: &Store,
+    partition: u32,
+    streams: impl FnOnce() -> Vec<(StreamKey, StreamState)>,
+) -> (u64, Vec<u8>) {
     let mut out = Vec::new();
     out.extend_from_slice(PARTITION_MAGIC);
     out.extend_from_slice(&PARTITION_FORMAT.to_le_bytes());
@@ -346,35 +357,42 @@ pub(crate) fn encode_partition(store: &Store, partition: u32) -> (u64, Vec<u8>) 
         watermark,
     };
     // Writing into a vector fails only on a record over 4 GiB, which a window cannot make.
-    let _ = result.and_then(|()| write_record(&mut out, &end));
+    let mut result = result.and_then(|()| write_record(&mut out, &end));
+    for (key, state) in streams() {
+        result = result.and_then(|()| write_record(&mut out, &Record::Stream { key, state }));
+    }
+    let _ = result;
     out.extend_from_slice(&0u32.to_le_bytes());
     (watermark, out)
 }
 
 /// Reads a partition snapshot of `partition` of `partitions` ([`encode_partition`]): its
-/// watermark and series.
+/// watermark, series and cumulative streams.
 ///
 /// # Errors
 /// Bytes that are not such a snapshot, of another partition or partition count, truncated,
-/// failing a checksum, or with a series of another partition: named with the byte offset.
+/// failing a checksum, or with a series or stream of another partition: named with the byte
+/// offset.
 pub(crate) fn decode_partition(
     bytes: &[u8],
     partition: u32,
     partitions: u32,
-) -> Result<(u64, Vec<SeriesExport>), String> {
+) -> Result<PartitionSnapshot, String> {
     let mut r = bytes;
     if r.len() < 12 || &r[..8] != PARTITION_MAGIC {
         return Err("not a Thermostat partition snapshot (bad magic bytes)".into());
     }
     let found = u32::from_le_bytes([r[8], r[9], r[10], r[11]]);
-    if found != PARTITION_FORMAT {
+    if !(OLDEST_PARTITION_FORMAT..=PARTITION_FORMAT).contains(&found) {
         return Err(format!(
-            "partition snapshot format {found} is not supported by this build (it reads {PARTITION_FORMAT})"
+            "partition snapshot format {found} is not supported by this build (it reads {OLDEST_PARTITION_FORMAT} to {PARTITION_FORMAT})"
         ));
     }
     r = &r[12..];
     let mut offset = 12u64;
     let mut series = Vec::new();
+    let mut streams = Vec::new();
+    let in_partition = crate::streams::in_partition(partition, partitions);
     let mut watermark = None;
     while let Some((record, len)) =
         read_record(&mut r).map_err(|why| format!("record at byte offset {offset}: {why}"))?
@@ -393,6 +411,14 @@ pub(crate) fn decode_partition(
                 }
                 watermark = Some(w);
             }
+            Record::Stream { key, state } if watermark.is_some() => {
+                if !in_partition(&key) {
+                    return Err(format!(
+                        "record at byte offset {offset}: a cumulative stream of another partition than {partition}"
+                    ));
+                }
+                streams.push((key, state));
+            }
             _ => {
                 return Err(format!(
                     "record at byte offset {offset}: not expected there"
@@ -402,7 +428,7 @@ pub(crate) fn decode_partition(
         offset += 8 + len as u64;
     }
     let watermark = watermark.ok_or_else(|| "the snapshot ends before its watermark".to_owned())?;
-    Ok((watermark, series))
+    Ok((watermark, series, streams))
 }
 
 #[cfg(test)]

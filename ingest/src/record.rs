@@ -31,6 +31,9 @@
 //!   (`thermostat_otlp::StreamUpdate`, `update_len` bytes of postcard), made by the request
 //!   whose observations the record holds: replay applies them, in order, with the record.
 //!   Written after the runs (format 3).
+//! - `0x04 point_len:v point` — a cumulative point (`thermostat_metrics::cumulative::
+//!   CumulativePoint`, `point_len` bytes of postcard) for the owner of its partition to turn
+//!   into an increase: cluster mode's records only, after the runs.
 //!
 //! Kinds are append-only like units: kind 4 came after logs of kinds 0–3 were written, which
 //! still decode as they did. A build that predates kind 4 refuses a record of it as an
@@ -46,6 +49,7 @@ use thermostat_metrics::{
     Timestamp, Unit,
 };
 
+use thermostat_metrics::cumulative::CumulativePoint;
 use thermostat_otlp::StreamUpdate;
 
 use crate::intern::Interner;
@@ -53,6 +57,7 @@ use crate::intern::Interner;
 const NAMESPACE: u8 = 1;
 const RUN: u8 = 2;
 const STREAM_UPDATE: u8 = 3;
+const CUMULATIVE_POINT: u8 = 4;
 
 const KIND_VALUE: u8 = 0;
 const KIND_VALUES: u8 = 1;
@@ -195,6 +200,18 @@ impl Writer {
         for run in observations.chunk_by(same_run) {
             encode_run(&self.key_bytes, run, &mut self.previous, &mut self.out);
         }
+    }
+
+    /// Appends a cumulative point (after the runs).
+    pub(crate) fn push_cumulative(&mut self, point: &CumulativePoint) {
+        // As with stream updates: serializing plain data into a Vec cannot fail.
+        let bytes = postcard::to_stdvec(point).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Could not encode a cumulative point for the cluster.");
+            Vec::new()
+        });
+        self.out.push(CUMULATIVE_POINT);
+        encode_varint(bytes.len() as u64, &mut self.out);
+        self.out.extend_from_slice(&bytes);
     }
 
     /// The payload.
@@ -354,18 +371,20 @@ impl Decoder {
     /// corruption).
     #[cfg(test)]
     pub(crate) fn decode(&mut self, payload: &[u8]) -> Result<ObservationBatch, DecodeError> {
-        let mut updates = Vec::new();
-        self.decode_with_updates(payload, &mut updates)
+        let (mut updates, mut cumulative) = (Vec::new(), Vec::new());
+        self.decode_with_updates(payload, &mut updates, &mut cumulative)
     }
 
-    /// The observations of a payload, and its OTLP stream updates appended to `updates`.
+    /// The observations of a payload, its OTLP stream updates appended to `updates` and its
+    /// cumulative points to `cumulative`.
     ///
     /// # Errors
-    /// As [`Decoder::decode`]; also an update that does not decode.
+    /// As [`Decoder::decode`]; also an update or a point that does not decode.
     pub(crate) fn decode_with_updates(
         &mut self,
         payload: &[u8],
         updates: &mut Vec<StreamUpdate>,
+        cumulative: &mut Vec<CumulativePoint>,
     ) -> Result<ObservationBatch, DecodeError> {
         let mut out = ObservationBatch::default();
         let mut c = Cursor {
@@ -427,6 +446,12 @@ impl Decoder {
                     let at = c.error("stream update");
                     let update = postcard::from_bytes(c.bytes(n)).map_err(|_| at)?;
                     updates.push(update);
+                }
+                CUMULATIVE_POINT => {
+                    let n = c.len(1, "cumulative point length")?;
+                    let at = c.error("cumulative point");
+                    let point = postcard::from_bytes(c.bytes(n)).map_err(|_| at)?;
+                    cumulative.push(point);
                 }
                 _ => return Err(tag_at),
             }

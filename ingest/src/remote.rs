@@ -11,7 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use thermostat_metrics::{Observation, ObservationBatch, SeriesKey, Store};
 
+use thermostat_metrics::cumulative::CumulativePoint;
+
+use crate::mapped::push_points;
 use crate::record::{self, Decoder, Writer};
+use crate::streams::StreamsState;
 
 /// The cluster's ingest stream as seen by the log writer (a port: the binary connects the
 /// NATS adapter to it).
@@ -37,13 +41,20 @@ pub(crate) struct Record {
     pub(crate) pushes: Vec<usize>,
 }
 
-/// The records of a group of pushes: per partition, every push's observations in it (in push
+/// One item of a partition's share of a push, for a record that must be cut smaller.
+enum Item<'a> {
+    Observation(SeriesKey, Observation<'a>),
+    Point(&'a CumulativePoint),
+}
+
+/// The records of a group of pushes (each its observations and, in cluster mode, its
+/// cumulative points): per partition, every push's observations and points in it (in push
 /// order, so each series' observations keep theirs), as one record or more, each at most
-/// `max_bytes` unless a single observation is larger (then it goes alone and the stream
-/// refuses it). A group of many small pushes makes one message per partition, not one per
-/// push and partition.
+/// `max_bytes` unless a single item is larger (then it goes alone and the stream refuses it).
+/// A group of many small pushes makes one message per partition, not one per push and
+/// partition.
 pub(crate) fn group_records(
-    batches: &[&ObservationBatch],
+    pushes: &[(&ObservationBatch, &[CumulativePoint])],
     partitions: u32,
     max_bytes: usize,
 ) -> Vec<Record> {
@@ -53,46 +64,63 @@ pub(crate) fn group_records(
     // observations regrouped first).
     let mut parts: std::collections::BTreeMap<u32, (Writer, Vec<usize>, usize)> =
         std::collections::BTreeMap::new();
-    for (push, batch) in batches.iter().enumerate() {
+    for (push, (batch, points)) in pushes.iter().enumerate() {
         batch.with_runs(|runs, observations| {
             let mut start = 0;
             for (key, end) in runs {
-                let (writer, pushes, count) = parts
+                let (writer, in_it, count) = parts
                     .entry(part_of(key))
                     .or_insert_with(|| (Writer::new(Vec::new()), Vec::new(), 0));
-                if pushes.last() != Some(&push) {
-                    pushes.push(push);
+                if in_it.last() != Some(&push) {
+                    in_it.push(push);
                 }
                 writer.push_series(key, &observations[start..*end]);
                 *count += *end - start;
                 start = *end;
             }
         });
+        for point in *points {
+            let (writer, in_it, count) = parts
+                .entry(part_of(&point.key.series))
+                .or_insert_with(|| (Writer::new(Vec::new()), Vec::new(), 0));
+            if in_it.last() != Some(&push) {
+                in_it.push(push);
+            }
+            writer.push_cumulative(point);
+            *count += 1;
+        }
     }
     let mut out = Vec::new();
-    for (partition, (writer, pushes, count)) in parts {
+    for (partition, (writer, in_it, count)) in parts {
         let payload = writer.finish();
         if payload.len() <= max_bytes || count <= 1 {
             out.push(Record {
                 partition,
                 payload,
-                pushes,
+                pushes: in_it,
             });
             continue;
         }
         // Too large for one message (rare: a group's share of one partition over NATS'
-        // payload): observation by observation, halving, each part naming its pushes.
-        let entries: Vec<(u32, SeriesKey, Observation<'_>, usize)> = pushes
-            .iter()
-            .flat_map(|&push| {
-                batches[push]
+        // payload): item by item, halving, each part naming its pushes.
+        let mut entries: Vec<(Item<'_>, usize)> = Vec::new();
+        for &push in &in_it {
+            let (batch, points) = pushes[push];
+            entries.extend(
+                batch
                     .observations()
                     .into_iter()
                     .filter(|(key, _)| part_of(key) == partition)
-                    .map(move |(key, obs)| (partition, key, obs, push))
-            })
-            .collect();
-        encode_within(&entries, max_bytes, &mut out);
+                    .map(|(key, obs)| (Item::Observation(key, obs), push)),
+            );
+            entries.extend(
+                points
+                    .iter()
+                    .filter(|p| part_of(&p.key.series) == partition)
+                    .map(|p| (Item::Point(p), push)),
+            );
+        }
+        encode_within(partition, &entries, max_bytes, &mut out);
     }
     out
 }
@@ -100,48 +128,73 @@ pub(crate) fn group_records(
 /// Encodes one partition's `entries` as one record, or halves until each record fits
 /// `max_bytes`.
 fn encode_within(
-    entries: &[(u32, SeriesKey, Observation<'_>, usize)],
+    partition: u32,
+    entries: &[(Item<'_>, usize)],
     max_bytes: usize,
     out: &mut Vec<Record>,
 ) {
-    let observations: Vec<(SeriesKey, Observation<'_>)> =
-        entries.iter().map(|(_, k, o, _)| (k.clone(), *o)).collect();
+    let observations: Vec<(SeriesKey, Observation<'_>)> = entries
+        .iter()
+        .filter_map(|(item, _)| match item {
+            Item::Observation(k, o) => Some((k.clone(), *o)),
+            Item::Point(_) => None,
+        })
+        .collect();
     let mut payload = Vec::new();
     record::encode(
         &ObservationBatch::from_observations(&observations),
         &mut payload,
     );
+    let mut writer = Writer::new(payload);
+    for (item, _) in entries {
+        if let Item::Point(p) = item {
+            writer.push_cumulative(p);
+        }
+    }
+    let payload = writer.finish();
     if payload.len() <= max_bytes || entries.len() <= 1 {
-        let mut pushes: Vec<usize> = entries.iter().map(|e| e.3).collect();
+        let mut pushes: Vec<usize> = entries.iter().map(|e| e.1).collect();
         pushes.dedup();
         out.push(Record {
-            partition: entries[0].0,
+            partition,
             payload,
             pushes,
         });
         return;
     }
     let (a, b) = entries.split_at(entries.len() / 2);
-    encode_within(a, max_bytes, out);
-    encode_within(b, max_bytes, out);
+    encode_within(partition, a, max_bytes, out);
+    encode_within(partition, b, max_bytes, out);
 }
 
 /// Applies the records of the ingest stream to a partitioned store ([`Store::partitioned`]),
-/// each partition in its stream order.
+/// each partition in its stream order, turning their cumulative points into increases
+/// against the partition's cumulative streams.
 #[derive(Debug)]
 pub struct RecordApplier {
     store: Arc<Store>,
     /// One decoder per partition (a decoder remembers recent series keys).
     decoders: Vec<Mutex<Decoder>>,
+    /// The cumulative streams (their applied copy: this node's checkpoints hold it).
+    streams: Arc<StreamsState>,
 }
 
 impl RecordApplier {
-    /// An applier into `store`, whose shards are the partitions.
-    pub fn new(store: Arc<Store>) -> Self {
+    /// An applier into `store`, whose shards are the partitions, with the cumulative streams
+    /// `streams` ([`crate::Ingest::record_applier`]).
+    pub(crate) fn new(store: Arc<Store>, streams: Arc<StreamsState>) -> Self {
         let decoders = (0..store.shard_count())
             .map(|_| Mutex::new(Decoder::new()))
             .collect();
-        RecordApplier { store, decoders }
+        RecordApplier {
+            store,
+            decoders,
+            streams,
+        }
+    }
+
+    fn partitions(&self) -> u32 {
+        u32::try_from(self.store.shard_count()).unwrap_or(u32::MAX)
     }
 
     /// The stream sequence up to which `partition` is applied.
@@ -160,12 +213,18 @@ impl RecordApplier {
             .decoders
             .get(partition as usize)
             .ok_or_else(|| format!("partition {partition} is beyond this store's shards"))?;
-        let mut updates = Vec::new();
-        let batch = decoder
+        let (mut updates, mut cumulative) = (Vec::new(), Vec::new());
+        let mut batch = decoder
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .decode_with_updates(payload, &mut updates)
+            .decode_with_updates(payload, &mut updates, &mut cumulative)
             .map_err(|e| e.to_string())?;
+        if !cumulative.is_empty() && seq > self.applied_seq(partition) {
+            // Increases that break a rule are left out: the node that received the point
+            // answered the sender so.
+            let increases = self.streams.convert(&cumulative);
+            push_points(&mut batch, &increases, false);
+        }
         batch.record_into(&self.store, seq);
         Ok(())
     }
@@ -173,7 +232,11 @@ impl RecordApplier {
     /// A snapshot of `partition` as it stands here: the newest record it holds, and the bytes
     /// another node loads with [`RecordApplier::load_partition`].
     pub fn snapshot_partition(&self, partition: u32) -> (u64, Vec<u8>) {
-        crate::persist::encode_partition(&self.store, partition)
+        // The streams after the series: they hold at least the records up to the watermark
+        // (a point of a later record, read again by a new owner, records nothing).
+        crate::persist::encode_partition(&self.store, partition, || {
+            self.streams.partition(partition, self.partitions())
+        })
     }
 
     /// Replaces `partition` here with a snapshot made by [`RecordApplier::snapshot_partition`]
@@ -182,11 +245,13 @@ impl RecordApplier {
     /// # Errors
     /// Bytes that are not a snapshot of this partition (nothing is changed).
     pub fn load_partition(&self, partition: u32, snapshot: &[u8]) -> Result<u64, String> {
-        let partitions = u32::try_from(self.store.shard_count()).unwrap_or(u32::MAX);
-        let (watermark, series) =
+        let partitions = self.partitions();
+        let (watermark, series, streams) =
             crate::persist::decode_partition(snapshot, partition, partitions)?;
         self.store
             .replace_shard(partition as usize, series, watermark)?;
+        self.streams
+            .replace_partition(partition, partitions, streams);
         Ok(watermark)
     }
 }
@@ -222,7 +287,7 @@ mod tests {
     fn a_group_split_by_partition_and_applied_in_any_partition_order_is_the_group() {
         let first = batch(50, 20, 0);
         let second = batch(50, 20, 20);
-        let group = [&first, &second];
+        let group = [(&first, &[][..]), (&second, &[][..])];
         // Roomy records: one per partition for the whole group, each holding both pushes.
         let roomy = group_records(&group, 8, 1 << 20);
         assert!(roomy.len() <= 8, "{} records", roomy.len());
@@ -240,7 +305,7 @@ mod tests {
         first.record_into(&whole, 1);
         second.record_into(&whole, 2);
         let rebuilt = Arc::new(Store::partitioned(8));
-        let applier = RecordApplier::new(Arc::clone(&rebuilt));
+        let applier = RecordApplier::new(Arc::clone(&rebuilt), Arc::default());
         // Partitions in reverse, each in its own sequence order.
         let mut seqs = [0u64; 8];
         let mut ordered: Vec<&Record> = records.iter().collect();
@@ -274,7 +339,7 @@ mod tests {
 
     /// Applies `b`'s share of every partition as record `seq` of that partition.
     fn apply_all(applier: &RecordApplier, b: &ObservationBatch, seq: u64) {
-        for r in group_records(&[b], 4, 1 << 20) {
+        for r in group_records(&[(b, &[][..])], 4, 1 << 20) {
             applier.apply(r.partition, seq, &r.payload).unwrap();
         }
     }
@@ -283,8 +348,8 @@ mod tests {
     fn a_partition_snapshot_replaces_what_another_node_held_of_it() {
         // The owner applied three records of every partition; another node, which owned the
         // partitions before, applied only the first, and holds a series since expired there.
-        let owner = RecordApplier::new(Arc::new(Store::partitioned(4)));
-        let stale = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        let owner = RecordApplier::new(Arc::new(Store::partitioned(4)), Arc::default());
+        let stale = RecordApplier::new(Arc::new(Store::partitioned(4)), Arc::default());
         for seq in 1..=3 {
             apply_all(&owner, &batch(40, 5, seq as usize * 5), seq);
         }
@@ -314,10 +379,10 @@ mod tests {
 
     #[test]
     fn a_partition_snapshot_that_is_not_one_changes_nothing_and_says_why() {
-        let owner = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        let owner = RecordApplier::new(Arc::new(Store::partitioned(4)), Arc::default());
         apply_all(&owner, &batch(40, 5, 0), 7);
         let (_, good) = owner.snapshot_partition(1);
-        let here = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        let here = RecordApplier::new(Arc::new(Store::partitioned(4)), Arc::default());
         apply_all(&here, &batch(10, 1, 0), 2);
         let before = exported(&here.store);
         let refused = |bytes: &[u8], partition: u32| {
@@ -337,7 +402,7 @@ mod tests {
         huge.extend_from_slice(&[0; 16]);
         assert!(refused(&huge, 1).contains("truncated"));
         // A series of partition 1 in a snapshot that says it is partition 3's.
-        let other = RecordApplier::new(Arc::new(Store::partitioned(4)));
+        let other = RecordApplier::new(Arc::new(Store::partitioned(4)), Arc::default());
         apply_all(&other, &batch(40, 5, 0), 7);
         let (_, of_three) = other.snapshot_partition(3);
         let shard_end = {
@@ -367,13 +432,103 @@ mod tests {
 
     #[test]
     fn a_record_that_is_not_one_is_refused_by_name() {
-        let applier = RecordApplier::new(Arc::new(Store::partitioned(2)));
+        let applier = RecordApplier::new(Arc::new(Store::partitioned(2)), Arc::default());
         assert!(applier.apply(0, 1, &[0xff, 0x00, 0x13]).is_err());
         assert!(
             applier
                 .apply(9, 1, &[])
                 .unwrap_err()
                 .contains("partition 9")
+        );
+    }
+
+    /// The total of series `key` in `store` over the test's hour.
+    fn total(store: &Store, key: &SeriesKey) -> f64 {
+        let now = Timestamp::from_secs(1_800_000_000);
+        let q = thermostat_metrics::Query {
+            key: key.clone(),
+            unit: None,
+            start: now.sub_millis(3_600_000),
+            end: now.add_millis(3_600_000),
+            period: thermostat_metrics::Period::try_from_secs(60).unwrap(),
+            statistics: vec!["Sum".parse().unwrap()],
+        };
+        store
+            .query(&q, now)
+            .unwrap()
+            .iter()
+            .map(|d| d.values[0].unwrap_or(0.0))
+            .sum()
+    }
+
+    fn counter(key: &SeriesKey, second: i64, value: f64) -> CumulativePoint {
+        use thermostat_metrics::cumulative::{StartRule, StreamKey, StreamKind, Totals};
+        let ms = 1_800_000_000_000 + second * 1000;
+        CumulativePoint {
+            key: StreamKey {
+                series: key.clone(),
+                kind: StreamKind::Sum,
+                origin: 1,
+            },
+            unit: Unit::Count,
+            timestamp_ms: ms,
+            start: 1,
+            time: ms as u64 * 1_000_000,
+            seen_ms: ms,
+            rule: StartRule::Otlp,
+            totals: Totals::Sum(value),
+        }
+    }
+
+    /// Cumulative points reach their partition's owner in the stream's order, whichever node
+    /// received each: the owner counts the increases once, a record read again adds nothing,
+    /// and a new owner taking the partition's snapshot goes on from the stream's state.
+    #[test]
+    fn owners_turn_cumulative_points_into_increases_once() {
+        let key = SeriesKey::new("App", "Requests", vec![]);
+        let empty = ObservationBatch::default();
+        let owner = RecordApplier::new(Arc::new(Store::partitioned(4)), Arc::default());
+        let mut seq = 0;
+        let mut send = |applier: &RecordApplier, points: &[CumulativePoint]| {
+            seq += 1;
+            let records = group_records(&[(&empty, points)], 4, 1 << 20);
+            assert_eq!(records.len(), 1, "one partition");
+            let r = &records[0];
+            applier.apply(r.partition, seq, &r.payload).unwrap();
+            // Read again (a redelivery): nothing more.
+            applier.apply(r.partition, seq, &r.payload).unwrap();
+            r.partition
+        };
+        // 100, 150, 180: from zero, then by difference; an older point after them (a retry
+        // another node received) records nothing.
+        send(&owner, &[counter(&key, 0, 100.0)]);
+        send(
+            &owner,
+            &[counter(&key, 10, 150.0), counter(&key, 20, 180.0)],
+        );
+        let partition = send(&owner, &[counter(&key, 10, 150.0)]);
+        assert_eq!(total(&owner.store, &key), 180.0);
+
+        let (_, snapshot) = owner.snapshot_partition(partition);
+        let next = RecordApplier::new(Arc::new(Store::partitioned(4)), Arc::default());
+        next.load_partition(partition, &snapshot).unwrap();
+        send(&next, &[counter(&key, 30, 200.0)]);
+        assert_eq!(
+            total(&next.store, &key),
+            200.0,
+            "the snapshot's 180 and 20 more"
+        );
+
+        // A snapshot whose stream is of another partition is refused by name.
+        let other = (partition + 1) % 4;
+        let forged = crate::persist::encode_partition(&Store::partitioned(4), other, || {
+            next.streams.partition(partition, 4)
+        })
+        .1;
+        let e = next.load_partition(other, &forged).unwrap_err();
+        assert!(
+            e.contains("a cumulative stream of another partition"),
+            "{e}"
         );
     }
 }

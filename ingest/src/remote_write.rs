@@ -28,7 +28,7 @@ use thermostat_metrics::telemetry::RemoteWriteVersion;
 use thermostat_prometheus::{Request, Written};
 
 use crate::error::{Error, Overload};
-use crate::mapped::to_batch;
+use crate::mapped::{StreamChanges, to_batch};
 use crate::service::MetricsApi;
 use crate::streams::{RemoteWriteOptions, prometheus_options};
 
@@ -110,7 +110,8 @@ impl RemoteWriteApi {
             received.as_millis(),
             &api.prometheus_options,
         );
-        let (batch, checked) = to_batch(&mapped.points);
+        let clustered = api.wal.is_remote();
+        let (batch, checked) = to_batch(&mapped.points, clustered);
         let mut rejected: Vec<String> = mapped
             .rejected
             .iter()
@@ -133,8 +134,15 @@ impl RemoteWriteApi {
             &mut live,
             batch,
             received,
-            std::mem::take(&mut mapped.stream_updates),
-            std::mem::take(&mut mapped.undo),
+            StreamChanges {
+                made: std::mem::take(&mut mapped.stream_updates),
+                undo: std::mem::take(&mut mapped.undo),
+                cumulative: if clustered {
+                    std::mem::take(&mut mapped.cumulative)
+                } else {
+                    Vec::new()
+                },
+            },
         )?;
         Ok(Admitted {
             pending,

@@ -26,6 +26,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use thermostat_metrics::cumulative::{
+    CumulativePoint, MappedData, MappedPoint, Step, increase_data, step,
+};
 use thermostat_otlp::{MapOptions, StreamKey, StreamState, StreamUpdate, Streams};
 
 /// The OTLP settings of the service ([`crate::MetricsApi::with_otlp`]).
@@ -123,6 +126,86 @@ impl StreamsState {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Cluster mode: applies cumulative points of a partition this node owns, in the order
+    /// of the partition's records, to the applied streams (which this node's checkpoints and
+    /// the partition's snapshots hold), and returns the increases they record. A point not
+    /// newer than its stream's state (a record read again) records nothing; an interval that
+    /// counted nothing is left out, as the mappings leave it out.
+    pub(crate) fn convert(&self, points: &[CumulativePoint]) -> Vec<MappedPoint> {
+        let mut applied = self.applied();
+        let mut out = Vec::new();
+        for p in points {
+            let Some(Step {
+                state, increase, ..
+            }) = step(applied.streams.get(&p.key), p)
+            else {
+                continue;
+            };
+            applied.streams.apply(&StreamUpdate::Set {
+                key: p.key.clone(),
+                state,
+            });
+            let Some(increase) = increase else {
+                continue;
+            };
+            let data = increase_data(&increase);
+            if matches!(data, MappedData::Distribution { count: 0, .. }) {
+                continue;
+            }
+            out.push(MappedPoint {
+                series: p.key.series.clone(),
+                unit: p.unit,
+                timestamp_ms: p.timestamp_ms,
+                point: 0,
+                data,
+                from_stream: true,
+            });
+        }
+        out
+    }
+
+    /// The applied streams whose series hash into `partition` of `partitions`, by key.
+    pub(crate) fn partition(
+        &self,
+        partition: u32,
+        partitions: u32,
+    ) -> Vec<(StreamKey, StreamState)> {
+        let in_it = in_partition(partition, partitions);
+        let mut out: Vec<(StreamKey, StreamState)> = self
+            .applied()
+            .streams
+            .iter()
+            .filter(|(k, _)| in_it(k))
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Replaces the applied streams of `partition` with `streams` (a partition snapshot
+    /// taken over from another node).
+    pub(crate) fn replace_partition(
+        &self,
+        partition: u32,
+        partitions: u32,
+        streams: Vec<(StreamKey, StreamState)>,
+    ) {
+        let in_it = in_partition(partition, partitions);
+        let mut applied = self.applied();
+        let gone: Vec<StreamKey> = applied
+            .streams
+            .iter()
+            .filter(|(k, _)| in_it(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            applied.streams.apply(&StreamUpdate::Remove { key });
+        }
+        for (key, state) in streams {
+            applied.streams.apply(&StreamUpdate::Set { key, state });
+        }
+    }
+
     /// Forgets the streams idle for more than `idle_ms` at `now_ms`, in both copies. Not
     /// logged: recovery expires with the same rule ([`thermostat_otlp::Streams::expire`] reads
     /// only each stream's `seen_ms`, which the updates carry), so a stream forgotten here is
@@ -133,6 +216,12 @@ impl StreamsState {
         self.applied().streams.expire(now_ms, idle_ms);
         n
     }
+}
+
+/// Whether a stream's series hashes into `partition` of `partitions` (cluster mode).
+pub(crate) fn in_partition(partition: u32, partitions: u32) -> impl Fn(&StreamKey) -> bool {
+    let partitions = u64::from(partitions.max(1));
+    move |key| key.series.stable_hash() % partitions == u64::from(partition)
 }
 
 /// How to undo one logged request's changes to the live state if its write fails.

@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use thermostat_metrics::cumulative::CumulativePoint;
 use thermostat_metrics::{ObservationBatch, Store, Timestamp};
 use tokio::sync::oneshot;
 
@@ -163,6 +164,9 @@ pub(crate) struct Job {
     stream_updates: Vec<StreamUpdate>,
     /// Where they go when applied, and how to undo them in the live state if the write fails.
     streams: Option<Undo>,
+    /// Cluster mode: the request's cumulative points, for their partitions' owners to turn
+    /// into increases (its batch leaves those out).
+    cumulative: Vec<CumulativePoint>,
     /// Answered once it is durable and applied.
     ack: Ack,
 }
@@ -205,21 +209,25 @@ impl Job {
             reservations: Vec::new(),
             stream_updates: Vec::new(),
             streams: None,
+            cumulative: Vec::new(),
             ack,
         }
     }
 
     /// An OTLP request for the log: its observations and the stream updates its mapping made
-    /// (`undo` says how to take them back from the live state, should the write fail).
+    /// (`undo` says how to take them back from the live state, should the write fail); in
+    /// cluster mode, its `cumulative` points, for their partitions' owners.
     pub(crate) fn with_streams(
         batch: ObservationBatch,
         received: Timestamp,
         ack: oneshot::Sender<Acknowledgement>,
         undo: Undo,
+        cumulative: Vec<CumulativePoint>,
     ) -> Self {
         let mut job = Self::new(batch, received, ack);
         job.stream_updates.clone_from(&undo.made);
         job.streams = Some(undo);
+        job.cumulative = cumulative;
         job
     }
 
@@ -260,11 +268,9 @@ impl Job {
     }
 
     /// Acknowledges a job whose records the cluster's ingest stream stored (the newest as
-    /// `seq`): the partitions' owners apply them, not this node's log.
+    /// `seq`): the partitions' owners apply them, not this node's log (and their cumulative
+    /// points to the streams this node's checkpoints hold).
     fn stored_remotely(self, seq: u64) {
-        if let Some(undo) = &self.streams {
-            undo.state.applied().apply_record(seq, &self.stream_updates);
-        }
         drop(self.reservations);
         self.ack.send(Ok(seq));
     }
@@ -461,8 +467,11 @@ pub(crate) fn recover(
                                 .map_err(|e| e.to_string())
                         } else {
                             updates.clear();
+                            // The local log holds no cumulative points (cluster mode's records
+                            // only); any found are not applied.
+                            let mut cumulative = Vec::new();
                             decoder
-                                .decode_with_updates(&payload, &mut updates)
+                                .decode_with_updates(&payload, &mut updates, &mut cumulative)
                                 .map_err(|e| e.to_string())
                         };
                         match decoded {
@@ -682,6 +691,11 @@ impl Wal {
     /// when the log is closed (answer UNAVAILABLE).
     pub(crate) fn submit(&self, job: Job) -> Result<(), Refused> {
         self.try_submit(job).map_err(|(why, _)| why)
+    }
+
+    /// Whether this is cluster mode's log (the cluster's ingest stream).
+    pub(crate) fn is_remote(&self) -> bool {
+        self.remote
     }
 
     /// Queues a request for the writer, giving a refused job back.
@@ -958,8 +972,11 @@ fn take_group(rx: &Receiver<Job>, first: Job, options: &WalOptions) -> Vec<Job> 
 /// whole group), all at once, and answers each request: acknowledged when every record
 /// holding some of it is stored, refused otherwise.
 fn commit_remote(remote: &dyn RemoteLog, group: Vec<Job>) {
-    let batches: Vec<&ObservationBatch> = group.iter().map(|job| &job.batch).collect();
-    let records = remote::group_records(&batches, remote.partitions(), remote.max_record_bytes());
+    let pushes: Vec<(&ObservationBatch, &[CumulativePoint])> = group
+        .iter()
+        .map(|job| (&job.batch, job.cumulative.as_slice()))
+        .collect();
+    let records = remote::group_records(&pushes, remote.partitions(), remote.max_record_bytes());
     let mut owners = Vec::with_capacity(records.len());
     let mut parts = Vec::with_capacity(records.len());
     for r in records {

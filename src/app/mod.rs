@@ -363,9 +363,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
                 tracing::error!(error = %e, "Cannot answer the other nodes of the cluster.");
             }
         });
-        let applier = Arc::new(cluster::StoreApplier(
-            thermostat_ingest::RecordApplier::new(Arc::clone(&store)),
-        ));
+        let applier = Arc::new(cluster::StoreApplier(ingest.record_applier()));
         tracker.spawn(c.clone().run(applier, shutdown.clone()));
     }
 

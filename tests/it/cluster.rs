@@ -502,6 +502,149 @@ async fn a_rolling_restart_under_load_loses_nothing_and_resumes_from_snapshots()
     pushes.stop_and_check(&nodes, &ids).await;
 }
 
+/// The total of OTLP counter `requests` of service `counted` as `node` answers it.
+async fn counted(node: &ServerProcess, start: i64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let asked = node
+            .client()
+            .await
+            .get_metric_statistics(stats_request(
+                "counted",
+                "requests",
+                &[("service.name", "counted")],
+                start - start.rem_euclid(60_000),
+                start + 600_000,
+                60,
+                &["Sum"],
+            ))
+            .await;
+        match asked {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                return answer.datapoints.iter().map(|d| d.statistics["Sum"]).sum();
+            }
+            Err(e) if e.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+/// Waits until every node of `nodes` answers `want` as the counter's total.
+async fn all_count(nodes: &BTreeMap<&str, ServerProcess>, start: i64, want: f64) {
+    for (id, node) in nodes {
+        eventually(&format!("{id} counting {want}"), async || {
+            (counted(node, start).await == want).then_some(())
+        })
+        .await;
+    }
+}
+
+/// An OTLP exporter's cumulative counter (total `100 × i` at the `i`-th export), sent to
+/// `node`.
+async fn export_counter(node: &ServerProcess, start: i64, i: i64) {
+    use crate::otlp::{cumulative, export_request, point};
+    let mut otlp = thermostat_proto::otlp::metrics_service_client::MetricsServiceClient::connect(
+        format!("http://{}", node.grpc),
+    )
+    .await
+    .unwrap();
+    let request = export_request(
+        "counted",
+        vec![cumulative(
+            "requests",
+            vec![point(start + i * 10_000, start, 100.0 * i as f64)],
+        )],
+    );
+    let answer = otlp.export(request).await.unwrap().into_inner();
+    assert!(answer.partial_success.is_none(), "{answer:?}");
+}
+
+/// OTLP cumulative points and Prometheus counter samples sent to any node (a sender behind a
+/// load balancer) are turned into increases by the owner of their series' partition, in the
+/// order of its records: the total is the counter's, whichever node received each point,
+/// across a clean restart, a `kill -9` of a node and its restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cumulative_points_count_once_whichever_node_receives_them() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let ids = ["a", "b"];
+    let mut nodes = start_nodes(dir.path(), &nats.url, &ids);
+    settled(&nodes["a"], &ids).await;
+    let start = wall_ms() - 300_000;
+    // Alternating nodes: 100, 200, ..., 600 (the first counts from the stream's start).
+    for i in 1..=6 {
+        export_counter(&nodes[ids[(i % 2) as usize]], start, i).await;
+    }
+    all_count(&nodes, start, 600.0).await;
+
+    // Prometheus remote write alike: a counter's samples alternating between the nodes.
+    let counter = [("__name__", "http_requests_total"), ("job", "shop")];
+    for (i, value) in [1000.0, 1010.0, 1030.0, 1060.0].into_iter().enumerate() {
+        let node = &nodes[ids[i % 2]];
+        let url = format!("http://{}/api/v1/write", node.http);
+        let sample = (start + i as i64 * 10_000, value);
+        let (status, body) = crate::remote_write::write(
+            &url,
+            None,
+            vec![crate::remote_write::series(&counter, &[sample])],
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    for (id, node) in &nodes {
+        eventually(&format!("{id} counting 60 requests"), async || {
+            let r = node
+                .client()
+                .await
+                .get_metric_statistics(stats_request(
+                    "shop",
+                    "http_requests_total",
+                    &[],
+                    start - start.rem_euclid(60_000),
+                    start + 600_000,
+                    60,
+                    &["Sum"],
+                ))
+                .await
+                .ok()?
+                .into_inner();
+            let sum: f64 = r.datapoints.iter().map(|d| d.statistics["Sum"]).sum();
+            // The first sample counts nothing (like increase()), then 10, 20 and 30.
+            (sum == 60.0).then_some(())
+        })
+        .await;
+    }
+
+    // a stops cleanly and starts again; b receives meanwhile.
+    let a = nodes.remove("a").unwrap();
+    a.signal("-TERM");
+    a.wait_log("Wrote a checkpoint.");
+    drop(a);
+    export_counter(&nodes["b"], start, 7).await;
+    nodes.insert("a", start_node(dir.path(), &nats.url, "a"));
+    settled(&nodes["a"], &ids).await;
+    export_counter(&nodes["a"], start, 8).await;
+    all_count(&nodes, start, 800.0).await;
+
+    // b is killed; a takes its partitions (the whole stream of each read again: every point
+    // in it is older than the state it leads to) and b comes back.
+    nodes.remove("b").unwrap().kill9();
+    settled(&nodes["a"], &["a"]).await;
+    export_counter(&nodes["a"], start, 9).await;
+    all_count(&nodes, start, 900.0).await;
+    nodes.insert("b", start_node(dir.path(), &nats.url, "b"));
+    settled(&nodes["b"], &ids).await;
+    export_counter(&nodes["b"], start, 10).await;
+    export_counter(&nodes["a"], start, 11).await;
+    all_count(&nodes, start, 1100.0).await;
+}
+
 /// The ingest stream's state at `nats`: (messages held, last sequence).
 async fn ingest_stream(nats: &NatsServer) -> (u64, u64) {
     stream_state(nats, thermostat_cluster::INGEST_STREAM).await
