@@ -57,6 +57,10 @@ pub struct Running {
     shutdown: CancellationToken,
     stopping_ingest: CancellationToken,
     tracker: TaskTracker,
+    /// Cluster mode: the node's leases, partitions and snapshots, stopped only after the
+    /// notifications in flight are finished (a leader that gave its lease up first would
+    /// leave a delivery made but not recorded for the next leader to make again).
+    cluster_node: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     settings: Settings,
 }
 
@@ -345,6 +349,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         stop.cancelled_owned(),
     ));
 
+    let mut cluster_node = None;
     if let Some(c) = &cluster {
         c.set_http_addr(http_addr.to_string());
         let announce = c.clone();
@@ -364,7 +369,8 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
             }
         });
         let applier = Arc::new(cluster::StoreApplier(ingest.record_applier()));
-        tracker.spawn(c.clone().run(applier, shutdown.clone()));
+        let stop = CancellationToken::new();
+        cluster_node = Some((stop.clone(), tokio::spawn(c.clone().run(applier, stop))));
     }
 
     // Compaction of the store and checkpoints (snapshot, then the log before it is deleted).
@@ -415,6 +421,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
         shutdown,
         stopping_ingest,
         tracker,
+        cluster_node,
         settings,
     })
 }
@@ -431,7 +438,8 @@ impl Running {
     }
 
     /// Waits until shutdown is requested, then stops in order: refuse new pushes, let the
-    /// servers finish in-flight requests, then write the snapshot.
+    /// servers finish in-flight requests, finish the notifications in flight, leave the
+    /// cluster (cluster mode), then write the snapshot.
     ///
     /// # Errors
     /// The snapshot could not be written.
@@ -455,6 +463,16 @@ impl Running {
                 undelivered,
                 "Notifications still pending at shutdown stay in the outbox and are sent after the restart."
             );
+        }
+        // Only now does a cluster node snapshot its partitions and give its leases up.
+        if let Some((stop, node)) = self.cluster_node {
+            stop.cancel();
+            if tokio::time::timeout(SHUTDOWN_GRACE * 3, node)
+                .await
+                .is_err()
+            {
+                tracing::warn!("This node did not leave the cluster in time; its leases expire.");
+            }
         }
         let engine = Arc::clone(&self.engine);
         // Every node writes its states at shutdown: they stay local (in cluster mode the

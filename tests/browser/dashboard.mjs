@@ -656,7 +656,9 @@ if (anomalyBase) {
     expect(outside === Number(opt['anomaly-outside']), `${outside} datapoints outside the band`);
     // The band: translucent blue over a large area (its fill has alpha 0.16).
     const shade = await countColour('#metric-chart', BLUE, [25, 60]);
-    expect(shade >= 2000, `the band covers only ${shade} pixels`);
+    // A missing band leaves none; how many depends on the minutes in range and what the
+    // red marks cover (a CI run drew 1,959).
+    expect(shade >= 1500, `the band covers only ${shade} pixels`);
     // The datapoints outside are marked red; no threshold line is drawn.
     const red = await horizontal('#metric-chart', RED);
     expect(red.lines === 0, 'a threshold line is drawn on an anomaly alarm');

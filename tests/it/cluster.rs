@@ -1810,6 +1810,78 @@ async fn a_scaling_request_made_while_the_leader_is_stopped_is_run_once_by_the_n
     }
 }
 
+/// A webhook receiver that takes `delay` to answer each notification (after passing its body
+/// on).
+async fn slow_receiver(
+    delay: Duration,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(serde_json::from_str(&body).unwrap_or_default());
+                tokio::time::sleep(delay).await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_during_a_delivery_finishes_it_before_handing_over() {
+    let Some(bin) = require_nats_server("cluster") else {
+        return;
+    };
+    let (hook, mut bodies) = slow_receiver(Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let (mut nodes, leader) = two_acting_nodes(dir.path(), &nats.url, &hook).await;
+    let other = nodes.keys().copied().find(|id| *id != leader).unwrap();
+
+    // The leader delivers web-warm's notification; while the receiver takes its time to
+    // answer, the leader is told to stop (SIGTERM). It records the delivery before it gives
+    // the lead up, so the next leader does not make it again.
+    let set = reqwest::Client::new()
+        .put(format!(
+            "http://{}/api/v1/alarms/web-warm/state",
+            nodes[leader].http
+        ))
+        .json(&serde_json::json!({"state_value": "ALARM", "state_reason": "by hand"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(30), bodies.recv())
+        .await
+        .expect("the notification")
+        .unwrap();
+    assert!(first.to_string().contains("web-warm"), "{first}");
+    let stopping = nodes.remove(leader).unwrap();
+    stopping.signal("-TERM");
+    stopping.wait_log("Stopped.");
+    drop(stopping);
+    eventually(&format!("{other} leading"), async || {
+        (cluster_status(&nodes[other]).await["leader"] == other).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        bodies.try_recv().is_err(),
+        "the notification was sent again"
+    );
+    let (_, deliveries) = transitions_and_deliveries(&nodes[other], "web-warm", &hook).await;
+    assert_eq!(deliveries, 1, "one Action item");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anomaly_detector_put_on_one_node_is_the_whole_clusters() {
     let Some(bin) = require_nats_server("cluster") else {
