@@ -40,7 +40,8 @@
 //! reader), `convert.rs` (request → the core's `ObservationBatch`), `intern.rs` (wire identity
 //! → series key), `record.rs` (log record payloads), `wal.rs` (the write-ahead log and the
 //! applier), `service.rs` (tonic service), `otlp.rs` (the OTLP service), `remote_write.rs`
-//! (Prometheus remote write), `mapped.rs` (what both share once mapped: checking, queueing),
+//! (Prometheus remote write), `points.rs` (mapped points to a checked batch), `mapped.rs`
+//! (what both share once mapped: checking, queueing),
 //! `streams.rs` (the cumulative streams: live and applied, undo), `persist.rs` (snapshots), `error.rs` (the one error
 //! type and its `Status` mapping).
 
@@ -54,6 +55,7 @@ mod intern;
 mod mapped;
 mod otlp;
 mod persist;
+mod points;
 mod record;
 mod remote;
 mod remote_write;

@@ -1,17 +1,13 @@
 //! What OTLP exports (`otlp.rs`) and Prometheus remote writes (`remote_write.rs`) share once
-//! their request is mapped: the mapped points as an [`ObservationBatch`], each checked with
-//! the metrics core's rules ([`to_batch`]), and the batch with its cumulative-stream updates
-//! checked against the principal's namespaces and the series limits and queued for the log
-//! ([`MetricsApi::queue_mapped`]), or refused with the streams' changes undone.
+//! their request is mapped and made a batch (`points.rs`): the batch with its cumulative-stream
+//! updates checked against the principal's namespaces and the series limits and queued for the
+//! log ([`MetricsApi::queue_mapped`]), or refused with the streams' changes undone.
 
 use std::sync::Arc;
 
 use thermostat_auth::{Permission, Principal};
-use thermostat_metrics::cumulative::{
-    CumulativePoint, MappedData, MappedPoint, StreamUpdate, Streams,
-};
-use thermostat_metrics::validate;
-use thermostat_metrics::{Distribution, ObservationBatch, Resolution, SeriesKey, Timestamp};
+use thermostat_metrics::cumulative::{CumulativePoint, StreamUpdate, Streams};
+use thermostat_metrics::{ObservationBatch, SeriesKey, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Overload};
@@ -19,77 +15,6 @@ use crate::reservation::Reservation;
 use crate::service::MetricsApi;
 use crate::streams::Undo;
 use crate::wal::{Acknowledgement, Job, Refused};
-
-/// The points as observations at standard resolution (1-minute windows, CloudWatch's default
-/// for `PutMetricData`), each checked with the metrics core's rules; those that break one are
-/// returned as `(index in points, rule)` and left out. With `leave_out_increases` (cluster
-/// mode), cumulative points' increases ([`MappedPoint::from_stream`]) are checked but left
-/// out: the owner of each point's partition makes them ([`crate::remote::RecordApplier`]).
-pub(crate) fn to_batch(
-    points: &[MappedPoint],
-    leave_out_increases: bool,
-) -> (ObservationBatch, Vec<(usize, String)>) {
-    let mut batch = ObservationBatch::with_capacity(points.len());
-    let rejected = push_points(&mut batch, points, leave_out_increases);
-    (batch, rejected)
-}
-
-/// [`to_batch`] into `batch`.
-pub(crate) fn push_points(
-    batch: &mut ObservationBatch,
-    points: &[MappedPoint],
-    leave_out_increases: bool,
-) -> Vec<(usize, String)> {
-    let mut rejected = Vec::new();
-    let mut scratch;
-    let mut counts: Vec<f64> = Vec::new();
-    for (i, p) in points.iter().enumerate() {
-        let timestamp = Timestamp::from_millis(p.timestamp_ms);
-        // Checked all the same: a rejection is answered by the node that received it.
-        let batch = if leave_out_increases && p.from_stream {
-            scratch = ObservationBatch::default();
-            &mut scratch
-        } else {
-            &mut *batch
-        };
-        let checked = match &p.data {
-            MappedData::Value(v) => validate::value(*v)
-                .map_err(|rule| validate::ValidationError::new("value", rule))
-                .map(|()| {
-                    batch.push_value(&p.series, timestamp, p.unit, Resolution::Standard, *v);
-                    1.0
-                }),
-            MappedData::Distribution {
-                count,
-                sum,
-                min,
-                max,
-                values,
-                counts: c,
-            } => {
-                counts.clear();
-                counts.extend(c.iter().map(|&n| n as f64));
-                let d = Distribution {
-                    count: *count as f64,
-                    sum: *sum,
-                    min: *min,
-                    max: *max,
-                    values,
-                    counts: &counts,
-                };
-                validate::distribution(&d).map(|()| {
-                    batch.push_distribution(&p.series, timestamp, p.unit, Resolution::Standard, &d);
-                    d.count
-                })
-            }
-        };
-        match checked {
-            Ok(samples) => batch.samples += samples,
-            Err(e) => rejected.push((i, e.to_string())),
-        }
-    }
-    rejected
-}
 
 /// What mapping a request did to the cumulative streams.
 pub(crate) struct StreamChanges {
@@ -100,6 +25,27 @@ pub(crate) struct StreamChanges {
     /// Cluster mode: the cumulative points, whose increases the partitions' owners make
     /// (empty in single-node mode, where the batch holds the increases).
     pub(crate) cumulative: Vec<CumulativePoint>,
+}
+
+impl StreamChanges {
+    /// Takes a mapping's updates, their inverses and, when `clustered`, its cumulative
+    /// points.
+    pub(crate) fn take(
+        made: &mut Vec<StreamUpdate>,
+        undo: &mut Vec<StreamUpdate>,
+        cumulative: &mut Vec<CumulativePoint>,
+        clustered: bool,
+    ) -> Self {
+        StreamChanges {
+            made: std::mem::take(made),
+            undo: std::mem::take(undo),
+            cumulative: if clustered {
+                std::mem::take(cumulative)
+            } else {
+                Vec::new()
+            },
+        }
+    }
 }
 
 /// Applies `undo` to the live streams: the request's changes are gone.

@@ -48,7 +48,8 @@ use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Overload};
-use crate::mapped::{StreamChanges, to_batch};
+use crate::mapped::StreamChanges;
+use crate::points::to_batch;
 use crate::service::MetricsApi;
 use crate::streams::{OtlpOptions, map_options};
 use crate::wal::Acknowledgement;
@@ -158,15 +159,12 @@ impl OtlpApi {
             &mut live,
             batch,
             received,
-            StreamChanges {
-                made: std::mem::take(&mut mapped.stream_updates),
-                undo: std::mem::take(&mut mapped.undo),
-                cumulative: if clustered {
-                    std::mem::take(&mut mapped.cumulative)
-                } else {
-                    Vec::new()
-                },
-            },
+            StreamChanges::take(
+                &mut mapped.stream_updates,
+                &mut mapped.undo,
+                &mut mapped.cumulative,
+                clustered,
+            ),
         )?;
         Ok(Admitted {
             pending,

@@ -13,7 +13,7 @@ use thermostat_metrics::{Observation, ObservationBatch, SeriesKey, Store};
 
 use thermostat_metrics::cumulative::CumulativePoint;
 
-use crate::mapped::push_points;
+use crate::points::push_points;
 use crate::record::{self, Decoder, Writer};
 use crate::streams::StreamsState;
 

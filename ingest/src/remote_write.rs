@@ -28,7 +28,8 @@ use thermostat_metrics::telemetry::RemoteWriteVersion;
 use thermostat_prometheus::{Request, Written};
 
 use crate::error::{Error, Overload};
-use crate::mapped::{StreamChanges, to_batch};
+use crate::mapped::StreamChanges;
+use crate::points::to_batch;
 use crate::service::MetricsApi;
 use crate::streams::{RemoteWriteOptions, prometheus_options};
 
@@ -134,15 +135,12 @@ impl RemoteWriteApi {
             &mut live,
             batch,
             received,
-            StreamChanges {
-                made: std::mem::take(&mut mapped.stream_updates),
-                undo: std::mem::take(&mut mapped.undo),
-                cumulative: if clustered {
-                    std::mem::take(&mut mapped.cumulative)
-                } else {
-                    Vec::new()
-                },
-            },
+            StreamChanges::take(
+                &mut mapped.stream_updates,
+                &mut mapped.undo,
+                &mut mapped.cumulative,
+                clustered,
+            ),
         )?;
         Ok(Admitted {
             pending,

@@ -1685,19 +1685,31 @@ async fn a_state_journal_entry_that_does_not_decode_is_skipped_and_the_rest_appl
     assert_eq!(a["reason"], "by hand", "{a}");
 }
 
-/// Two nodes with the ACTING configuration, settled: the nodes by id and which leads.
-async fn two_acting_nodes(
-    dir: &Path,
-    nats: &str,
-    hook: &str,
-) -> (BTreeMap<&'static str, ServerProcess>, &'static str) {
-    let config = dir.join("web.yaml");
+/// Two nodes with the ACTING configuration on their own NATS server, settled (bind `_nats`
+/// and `_dir` too: both must live as long as the nodes).
+struct ActingPair {
+    nodes: BTreeMap<&'static str, ServerProcess>,
+    leader: &'static str,
+    other: &'static str,
+    _nats: NatsServer,
+    _dir: tempfile::TempDir,
+}
+
+/// [`ActingPair`] notifying `hook`; `None` (the test skips) without a NATS server outside CI.
+async fn acting_pair(hook: &str) -> Option<ActingPair> {
+    let bin = require_nats_server("cluster")?;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
+    let config = dir.path().join("web.yaml");
     std::fs::write(&config, ACTING.replace("HOOK", hook)).unwrap();
     let config = config.to_str().unwrap().to_owned();
     let ids = ["a", "b"];
     let nodes: BTreeMap<&str, ServerProcess> = ids
         .iter()
-        .map(|id| (*id, start_node_with(dir, nats, id, &["--config", &config])))
+        .map(|id| {
+            let node = start_node_with(dir.path(), &nats.url, id, &["--config", &config]);
+            (*id, node)
+        })
         .collect();
     settled(&nodes["a"], &ids).await;
     let leader = cluster_status(&nodes["a"]).await["leader"]
@@ -1705,7 +1717,14 @@ async fn two_acting_nodes(
         .unwrap()
         .to_owned();
     let leader = ids.into_iter().find(|id| *id == leader).unwrap();
-    (nodes, leader)
+    let other = ids.into_iter().find(|id| *id != leader).unwrap();
+    Some(ActingPair {
+        nodes,
+        leader,
+        other,
+        _nats: nats,
+        _dir: dir,
+    })
 }
 
 /// CloudWatch's `SetAlarmState` of web-hot to ALARM, sent to `node`.
@@ -1743,14 +1762,17 @@ async fn scaled_out_once(id: &str, node: &ServerProcess) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_alarm_state_on_a_node_that_does_not_lead_scales_through_the_leader() {
-    let Some(bin) = require_nats_server("cluster") else {
+    let (hook, _bodies) = receiver().await;
+    let Some(ActingPair {
+        nodes,
+        other,
+        _nats,
+        _dir,
+        ..
+    }) = acting_pair(&hook).await
+    else {
         return;
     };
-    let (hook, _bodies) = receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
-    let (nodes, leader) = two_acting_nodes(dir.path(), &nats.url, &hook).await;
-    let other = nodes.keys().copied().find(|id| *id != leader).unwrap();
 
     // CloudWatch's SetAlarmState runs the alarm's actions; sent to the node that does not
     // lead, its scaling action is handed to the leader, which scales the group once.
@@ -1767,14 +1789,17 @@ async fn set_alarm_state_on_a_node_that_does_not_lead_scales_through_the_leader(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scaling_request_made_while_the_leader_is_stopped_is_run_once_by_the_next() {
-    let Some(bin) = require_nats_server("cluster") else {
+    let (hook, _bodies) = receiver().await;
+    let Some(ActingPair {
+        nodes,
+        leader,
+        other,
+        _nats,
+        _dir,
+    }) = acting_pair(&hook).await
+    else {
         return;
     };
-    let (hook, _bodies) = receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
-    let (nodes, leader) = two_acting_nodes(dir.path(), &nats.url, &hook).await;
-    let other = nodes.keys().copied().find(|id| *id != leader).unwrap();
 
     // The leader stops (SIGSTOP) before the request is made: nobody leads when it is
     // written; it waits in the cluster's state until the other node's lease makes it the
@@ -1810,42 +1835,19 @@ async fn a_scaling_request_made_while_the_leader_is_stopped_is_run_once_by_the_n
     }
 }
 
-/// A webhook receiver that takes `delay` to answer each notification (after passing its body
-/// on).
-async fn slow_receiver(
-    delay: Duration,
-) -> (
-    String,
-    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
-) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: String| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(serde_json::from_str(&body).unwrap_or_default());
-                tokio::time::sleep(delay).await;
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_stopped_during_a_delivery_finishes_it_before_handing_over() {
-    let Some(bin) = require_nats_server("cluster") else {
+    let (hook, mut bodies) = receiver_answering_after(Duration::from_secs(2)).await;
+    let Some(ActingPair {
+        mut nodes,
+        leader,
+        other,
+        _nats,
+        _dir,
+    }) = acting_pair(&hook).await
+    else {
         return;
     };
-    let (hook, mut bodies) = slow_receiver(Duration::from_secs(2)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start(&bin, &dir.path().join("nats"));
-    let (mut nodes, leader) = two_acting_nodes(dir.path(), &nats.url, &hook).await;
-    let other = nodes.keys().copied().find(|id| *id != leader).unwrap();
 
     // The leader delivers web-warm's notification; while the receiver takes its time to
     // answer, the leader is told to stop (SIGTERM). It records the delivery before it gives

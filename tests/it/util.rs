@@ -1,7 +1,7 @@
 //! Starting servers and building requests.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thermostat::app::{self, Running, Settings};
 use thermostat_proto::v1::metrics_service_client::MetricsServiceClient;
@@ -184,6 +184,17 @@ pub(crate) async fn receiver() -> (
     String,
     tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
 ) {
+    receiver_answering_after(Duration::ZERO).await
+}
+
+/// [`receiver`] that takes `delay` to answer each notification, after passing its body on
+/// (a slow endpoint: the sender's delivery is in flight meanwhile).
+pub(crate) async fn receiver_answering_after(
+    delay: Duration,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let app = axum::Router::new().route(
         "/hook",
@@ -192,6 +203,7 @@ pub(crate) async fn receiver() -> (
             async move {
                 let _ =
                     tx.send(serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)));
+                tokio::time::sleep(delay).await;
                 "ok"
             }
         }),
