@@ -9,8 +9,9 @@ use thermostat_metrics::{Distribution, ObservationBatch, Resolution, Timestamp};
 /// The points as observations at standard resolution (1-minute windows, CloudWatch's default
 /// for `PutMetricData`), each checked with the metrics core's rules; those that break one are
 /// returned as `(index in points, rule)` and left out. With `leave_out_increases` (cluster
-/// mode), cumulative points' increases ([`MappedPoint::from_stream`]) are checked but left
-/// out: the owner of each point's partition makes them ([`crate::remote::RecordApplier`]).
+/// mode), cumulative points' increases ([`MappedPoint::from_stream`]) are checked and counted
+/// in the batch's `samples` but left out: the owner of each point's partition makes them
+/// ([`crate::remote::RecordApplier`]).
 pub(crate) fn to_batch(
     points: &[MappedPoint],
     leave_out_increases: bool,
@@ -29,6 +30,7 @@ pub(crate) fn push_points(
     let mut rejected = Vec::new();
     let mut scratch;
     let mut counts: Vec<f64> = Vec::new();
+    let out = batch;
     for (i, p) in points.iter().enumerate() {
         let timestamp = Timestamp::from_millis(p.timestamp_ms);
         // Checked all the same: a rejection is answered by the node that received it.
@@ -36,7 +38,7 @@ pub(crate) fn push_points(
             scratch = ObservationBatch::default();
             &mut scratch
         } else {
-            &mut *batch
+            &mut *out
         };
         let checked = match &p.data {
             MappedData::Value(v) => validate::value(*v)
@@ -70,7 +72,7 @@ pub(crate) fn push_points(
             }
         };
         match checked {
-            Ok(samples) => batch.samples += samples,
+            Ok(samples) => out.samples += samples,
             Err(e) => rejected.push((i, e.to_string())),
         }
     }

@@ -620,6 +620,24 @@ async fn cumulative_points_count_once_whichever_node_receives_them() {
         })
         .await;
     }
+    // The receiving nodes count the samples they accepted, increases the owners make included,
+    // each as its own view of the stream gives them: the six OTLP points, and of the counter
+    // the samples after the first each node received (a Prometheus stream's first sample
+    // counts nothing): two.
+    let mut accepted = 0.0;
+    for node in nodes.values() {
+        let text = reqwest::get(format!("http://{}/metrics", node.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        accepted += text
+            .lines()
+            .find_map(|l| l.strip_prefix("thermostat_ingest_samples_total "))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap());
+    }
+    assert_eq!(accepted, 8.0, "samples accepted by the two nodes");
 
     // a stops cleanly and starts again; b receives meanwhile.
     let a = nodes.remove("a").unwrap();
