@@ -1381,6 +1381,15 @@ async fn alarms_act_once(dir: &Path, nats: &str) {
     nodes.insert(leader, start(leader));
     settled(&nodes[leader], &ids).await;
     both_in(&nodes, "OK").await;
+    // The composite follows on its next 10-second tick (the leader's, a tick behind its
+    // children's owners): wait for it as a single node's history would have it, before the
+    // next kill can take the leader and that tick with it.
+    for (id, node) in &nodes {
+        eventually(&format!("the composite OK on {id}"), async || {
+            (alarm_state(node, "web-trouble").await == "OK").then_some(())
+        })
+        .await;
+    }
 
     // Now the owner of the CPU series' partition dies (the leader too, if it is both): its
     // successor continues web-warm, and the CPU heats up again.
