@@ -107,7 +107,7 @@ impl std::fmt::Debug for Interner {
 
 /// Appends `s` length-prefixed, so that concatenated parts cannot be confused.
 #[inline]
-fn push_part(buf: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn push_part(buf: &mut Vec<u8>, s: &[u8]) {
     buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
     buf.extend_from_slice(s);
 }
@@ -228,6 +228,36 @@ impl Interner {
                 .insert_unique(table_hash, entry, |e| e.hash.rotate_right(16));
         }
         Ok(key)
+    }
+
+    /// The keys of many identities at once, in [`push_part`] form (`None`: not known), each
+    /// shard locked once for all of them: a request of many different series takes each lock
+    /// once, not once a datum, and its probes run back to back.
+    pub(crate) fn find_many(&self, identities: &[&[u8]]) -> Vec<Option<SeriesKey>> {
+        let hashes: Vec<u64> = identities
+            .iter()
+            .map(|i| xxhash_rust::xxh3::xxh3_64(i))
+            .collect();
+        let mut order: Vec<(usize, usize)> = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| ((*h as usize) % SHARDS, i))
+            .collect();
+        order.sort_unstable();
+        let mut out = vec![None; identities.len()];
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let shard = self.shards[group[0].0]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for &(_, i) in group {
+                let hash = hashes[i];
+                out[i] = shard
+                    .table
+                    .find(hash.rotate_right(16), |e| e.is(hash, identities[i]))
+                    .map(|e| e.key.clone());
+            }
+        }
+        out
     }
 
     /// Identities held.
