@@ -11,7 +11,7 @@ use thermostat_metrics::validate::{self, Shape, ValidationError};
 use thermostat_metrics::{ObservationBatch, Resolution, Sample, SeriesKey, Timestamp, Unit};
 
 use crate::error::Error;
-use crate::intern::{Interner, push_part};
+use crate::intern::{Interner, Session, push_part};
 use crate::wire::{self, DatumView, RequestView, WireError, text};
 
 /// Adds a datum's data to `batch`, if it has any.
@@ -130,16 +130,7 @@ pub fn validate_request(
                 d.read(bytes).map_err(at)?;
                 too_many_dimensions(&d)
                     .map_err(|e| Error::Invalid(e.within(&format!("metric_data[{i}]"))))?;
-                Some(keys.key(
-                    req.namespace,
-                    d.metric_name,
-                    &d.dimensions,
-                    |b, f| text(b, &f.to_string()).map_err(|e| Error::Malformed(at(e))),
-                    |metric, dims| {
-                        validate_identity(metric, dims)
-                            .map_err(|e| Error::Invalid(e.within(&format!("metric_data[{i}]"))))
-                    },
-                )?)
+                Some(datum_key(&mut keys, req.namespace, &d, i)?)
             }
         };
         let unit = units.parse(d.unit).map_err(|e| unit_error(e, i, at))?;
@@ -162,6 +153,27 @@ pub fn validate_request(
         }
     }
     Ok(out)
+}
+
+/// The key of datum `i`, read into `d` ([`Session::key`]: an identity not known yet is
+/// checked first).
+fn datum_key(
+    keys: &mut Session<'_>,
+    namespace: &str,
+    d: &DatumView<'_>,
+    i: usize,
+) -> Result<SeriesKey, Error> {
+    let at = |e: WireError| WireError(format!("metric_data[{i}]: {}", e.0));
+    keys.key(
+        namespace,
+        d.metric_name,
+        &d.dimensions,
+        |b, f| text(b, &f.to_string()).map_err(|e| Error::Malformed(at(e))),
+        |metric, dims| {
+            validate_identity(metric, dims)
+                .map_err(|e| Error::Invalid(e.within(&format!("metric_data[{i}]"))))
+        },
+    )
 }
 
 /// One plain value datum read ahead by [`many_series`].
@@ -239,16 +251,7 @@ fn many_series(
         }
         let at = |e: WireError| WireError(format!("metric_data[{i}]: {}", e.0));
         d.read(req.datums[i]).map_err(|e| Error::Malformed(at(e)))?;
-        *key = Some(keys.key(
-            req.namespace,
-            d.metric_name,
-            &d.dimensions,
-            |b, f| text(b, &f.to_string()).map_err(|e| Error::Malformed(at(e))),
-            |metric, dims| {
-                validate_identity(metric, dims)
-                    .map_err(|e| Error::Invalid(e.within(&format!("metric_data[{i}]"))))
-            },
-        )?);
+        *key = Some(datum_key(&mut keys, req.namespace, &d, i)?);
     }
     let mut out = ObservationBatch::with_capacity(plain.len());
     for (p, key) in plain.iter().zip(&found) {
