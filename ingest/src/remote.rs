@@ -531,4 +531,51 @@ mod tests {
             "{e}"
         );
     }
+
+    /// Cumulative point items that are not one (a forged or damaged record) are refused by
+    /// name and leave the store as it was; a well-formed point with absurd totals (scales
+    /// no mapping makes) is applied without harm.
+    #[test]
+    fn hostile_cumulative_points_are_refused_or_harmless() {
+        use thermostat_metrics::cumulative::{BucketRange, ExponentialTotals, StreamKind, Totals};
+        let applier = RecordApplier::new(Arc::new(Store::partitioned(4)), Arc::default());
+        let mut huge = vec![0x04];
+        prost::encoding::encode_varint(u64::MAX, &mut huge);
+        let mut garbage = vec![0x04];
+        prost::encoding::encode_varint(40, &mut garbage);
+        garbage.extend(std::iter::repeat_n(0xff, 40));
+        for (bytes, what) in [(&huge[..], "length"), (&garbage[..], "cumulative point")] {
+            let e = applier.apply(0, 1, bytes).unwrap_err();
+            assert!(e.contains(what), "{e}");
+        }
+        assert_eq!(applier.store.series_count(), 0);
+
+        let key = SeriesKey::new("App", "Sizes", vec![]);
+        let point = |second: i64, scale: i32| {
+            let mut p = counter(&key, second, 0.0);
+            p.key.kind = StreamKind::ExponentialHistogram;
+            p.totals = Totals::Exponential(ExponentialTotals {
+                count: 3,
+                sum: Some(3.0),
+                min: None,
+                max: None,
+                scale,
+                zero_count: 0,
+                zero_threshold: 0.0,
+                positive: BucketRange {
+                    offset: i32::MAX - 1,
+                    counts: vec![1, 2],
+                },
+                negative: BucketRange::default(),
+            });
+            p
+        };
+        let empty = ObservationBatch::default();
+        let points = [point(0, i32::MAX), point(10, i32::MIN)];
+        let records = group_records(&[(&empty, &points[..])], 4, 1 << 20);
+        for (seq, r) in (1..).zip(&records) {
+            applier.apply(r.partition, seq, &r.payload).unwrap();
+        }
+        assert_eq!(applier.store.series_count(), 1);
+    }
 }

@@ -227,7 +227,16 @@ pub fn exponential(
     {
         return reset;
     }
-    let shift = (p.scale - current.scale).unsigned_abs();
+    // Scales lie in -10..=20 (OTLP) or -4..=8 (Prometheus) as mapped; a point that says
+    // otherwise (a forged record in cluster mode) counts from zero rather than shift by more
+    // than an index has bits.
+    let shift = (i64::from(p.scale) - i64::from(current.scale)).unsigned_abs();
+    let Ok(shift) = u32::try_from(shift) else {
+        return reset;
+    };
+    if shift >= 32 {
+        return reset;
+    }
     let positive = subtract(&downscale(&p.positive, shift), &current.positive);
     let negative = subtract(&downscale(&p.negative, shift), &current.negative);
     let (Some(positive), Some(negative)) = (positive, negative) else {
@@ -303,5 +312,36 @@ mod tests {
             counts: vec![6],
         };
         assert_eq!(subtract(&bigger, &current), None);
+    }
+
+    /// Scales far outside any mapping's range (a forged record) count from zero, without
+    /// overflowing or shifting past an index's bits.
+    #[test]
+    fn extreme_scales_count_from_zero() {
+        let totals = |scale| ExponentialTotals {
+            count: 3,
+            sum: Some(3.0),
+            min: None,
+            max: None,
+            scale,
+            zero_count: 0,
+            zero_threshold: 0.0,
+            positive: BucketRange {
+                offset: i32::MAX - 1,
+                counts: vec![1, 2],
+            },
+            negative: BucketRange::default(),
+        };
+        for (before, now) in [(i32::MAX, i32::MIN), (40, 0), (20, -10)] {
+            let outcome = exponential(Some(&totals(before)), Order::Next, &totals(now));
+            let Outcome::Increase { delta, reset } = outcome else {
+                panic!("stale");
+            };
+            assert!(
+                reset || i64::from(before) - i64::from(now) < 32,
+                "{before} -> {now}"
+            );
+            assert_eq!(delta.count, if reset { 3 } else { 0 });
+        }
     }
 }
