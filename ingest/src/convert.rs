@@ -11,7 +11,7 @@ use thermostat_metrics::validate::{self, Shape, ValidationError};
 use thermostat_metrics::{ObservationBatch, Resolution, Sample, SeriesKey, Timestamp, Unit};
 
 use crate::error::Error;
-use crate::intern::{Interner, Session, push_part};
+use crate::intern::{Interner, Session, push_identity};
 use crate::wire::{self, DatumView, RequestView, WireError, text};
 
 /// Adds a datum's data to `batch`, if it has any.
@@ -216,12 +216,7 @@ fn many_series(
             return Ok(None);
         };
         let start = buf.len();
-        push_part(&mut buf, req.namespace.as_bytes());
-        push_part(&mut buf, d.metric_name);
-        for (n, v) in &d.dimensions {
-            push_part(&mut buf, n);
-            push_part(&mut buf, v);
-        }
+        push_identity(&mut buf, req.namespace, d.metric_name, &d.dimensions);
         // One series' run (an agent's flush): the datum loop's shortcuts do better.
         if plain.len() == 1 && buf[start..] == buf[..plain[0].identity_end] {
             return Ok(None);

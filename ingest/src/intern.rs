@@ -105,9 +105,26 @@ impl std::fmt::Debug for Interner {
     }
 }
 
+/// Appends a series' identity as it arrives (namespace, metric name, then each dimension's
+/// name and value in request order), each part with [`push_part`]: what the interner is keyed
+/// by.
+pub(crate) fn push_identity(
+    buf: &mut Vec<u8>,
+    namespace: &str,
+    metric_name: &[u8],
+    dimensions: &WireDimensions<'_>,
+) {
+    push_part(buf, namespace.as_bytes());
+    push_part(buf, metric_name);
+    for (n, v) in dimensions {
+        push_part(buf, n);
+        push_part(buf, v);
+    }
+}
+
 /// Appends `s` length-prefixed, so that concatenated parts cannot be confused.
 #[inline]
-pub(crate) fn push_part(buf: &mut Vec<u8>, s: &[u8]) {
+fn push_part(buf: &mut Vec<u8>, s: &[u8]) {
     buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
     buf.extend_from_slice(s);
 }
@@ -312,12 +329,7 @@ impl Session<'_> {
         check: impl FnOnce(&str, &[(&str, &str)]) -> Result<(), E>,
     ) -> Result<SeriesKey, E> {
         self.scratch.clear();
-        push_part(&mut self.scratch, namespace.as_bytes());
-        push_part(&mut self.scratch, metric_name);
-        for (n, v) in dimensions {
-            push_part(&mut self.scratch, n);
-            push_part(&mut self.scratch, v);
-        }
+        push_identity(&mut self.scratch, namespace, metric_name, dimensions);
         if let Some(k) = &self.previous_key
             && self.scratch == self.previous
         {

@@ -58,8 +58,9 @@ fn undo_now(live: &mut Streams, undo: &[StreamUpdate]) {
 impl MetricsApi {
     /// Checks a mapped request's batch (and, in cluster mode, its cumulative points, whose
     /// increases the partitions' owners make) against `principal`'s namespaces and the series
-    /// limits and queues it for the log with the stream updates it made (`changes`), while the caller holds the live streams' lock (`live`), so that records carry each
-    /// stream's updates in the order the live state saw them. Returns what to wait for before
+    /// limits and queues it for the log with the stream updates it made (`changes`), while the
+    /// caller holds the live streams' lock (`live`), so that records carry each stream's
+    /// updates in the order the live state saw them. Returns what to wait for before
     /// answering, or `None` when there is nothing to log.
     ///
     /// # Errors
