@@ -1712,8 +1712,8 @@ async fn a_state_journal_entry_that_does_not_decode_is_skipped_and_the_rest_appl
     assert_eq!(a["reason"], "by hand", "{a}");
 }
 
-/// Two nodes with the ACTING configuration on their own NATS server, settled (bind `_nats`
-/// and `_dir` too: both must live as long as the nodes).
+/// Two nodes with the ACTING configuration on their own NATS server, settled (the server and
+/// the directory live as long as the pair).
 struct ActingPair {
     nodes: BTreeMap<&'static str, ServerProcess>,
     leader: &'static str,
@@ -1790,16 +1790,10 @@ async fn scaled_out_once(id: &str, node: &ServerProcess) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_alarm_state_on_a_node_that_does_not_lead_scales_through_the_leader() {
     let (hook, _bodies) = receiver().await;
-    let Some(ActingPair {
-        nodes,
-        other,
-        _nats,
-        _dir,
-        ..
-    }) = acting_pair(&hook).await
-    else {
+    let Some(pair) = acting_pair(&hook).await else {
         return;
     };
+    let (nodes, other) = (pair.nodes, pair.other);
 
     // CloudWatch's SetAlarmState runs the alarm's actions; sent to the node that does not
     // lead, its scaling action is handed to the leader, which scales the group once.
@@ -1817,16 +1811,10 @@ async fn set_alarm_state_on_a_node_that_does_not_lead_scales_through_the_leader(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scaling_request_made_while_the_leader_is_stopped_is_run_once_by_the_next() {
     let (hook, _bodies) = receiver().await;
-    let Some(ActingPair {
-        nodes,
-        leader,
-        other,
-        _nats,
-        _dir,
-    }) = acting_pair(&hook).await
-    else {
+    let Some(pair) = acting_pair(&hook).await else {
         return;
     };
+    let (nodes, leader, other) = (pair.nodes, pair.leader, pair.other);
 
     // The leader stops (SIGSTOP) before the request is made: nobody leads when it is
     // written; it waits in the cluster's state until the other node's lease makes it the
@@ -1865,16 +1853,10 @@ async fn a_scaling_request_made_while_the_leader_is_stopped_is_run_once_by_the_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_stopped_during_a_delivery_finishes_it_before_handing_over() {
     let (hook, mut bodies) = receiver_answering_after(Duration::from_secs(2)).await;
-    let Some(ActingPair {
-        mut nodes,
-        leader,
-        other,
-        _nats,
-        _dir,
-    }) = acting_pair(&hook).await
-    else {
+    let Some(pair) = acting_pair(&hook).await else {
         return;
     };
+    let (mut nodes, leader, other) = (pair.nodes, pair.leader, pair.other);
 
     // The leader delivers web-warm's notification; while the receiver takes its time to
     // answer, the leader is told to stop (SIGTERM). It records the delivery before it gives
