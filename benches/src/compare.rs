@@ -247,6 +247,9 @@ pub struct LatencyLevel {
     pub ack_latency_p999_ms: f64,
     /// Largest, ms.
     pub ack_latency_max_ms: f64,
+    /// 99th percentile of how late loadgen's requests left after their due time, ms: the
+    /// client's own share of the latencies.
+    pub sent_late_p99_ms: f64,
 }
 
 impl LatencyLevel {
@@ -263,6 +266,7 @@ impl LatencyLevel {
             "ack_latency_p99_ms": self.ack_latency_p99_ms,
             "ack_latency_p999_ms": self.ack_latency_p999_ms,
             "ack_latency_max_ms": self.ack_latency_max_ms,
+            "sent_late_p99_ms": self.sent_late_p99_ms,
         })
     }
 }
@@ -979,13 +983,14 @@ impl Comparison {
             out,
             "\nLatency below saturation: Thermostat alone, a fresh server per level, the same \
              workload sent open loop (loadgen --rate: request k due at k x batch / rate); ack \
-             latency counts from each request's scheduled send time. 100 % = the closed-loop \
-             rate above, {} samples/s.",
+             latency counts from each request's scheduled send time (\"sent late\": how late \
+             loadgen's requests left after it, p99). 100 % = the closed-loop rate above, {} \
+             samples/s.",
             group(self.thermostat.server.samples_per_second().round() as u64)
         );
         let _ = writeln!(
             out,
-            "| {:>5} | {:>12} | {:>12} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>12} |",
+            "| {:>5} | {:>12} | {:>12} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>12} | {:>12} |",
             "load",
             "target /s",
             "achieved /s",
@@ -994,18 +999,19 @@ impl Comparison {
             "p99 ms",
             "p99.9 ms",
             "max ms",
-            "counted"
+            "counted",
+            "sent late ms"
         );
         let _ = writeln!(
             out,
-            "|{:->7}|{:->14}|{:->14}|{:->10}|{:->10}|{:->10}|{:->10}|{:->10}|{:->14}|",
-            "", "", "", "", "", "", "", "", ""
+            "|{:->7}|{:->14}|{:->14}|{:->10}|{:->10}|{:->10}|{:->10}|{:->10}|{:->14}|{:->14}|",
+            "", "", "", "", "", "", "", "", "", ""
         );
         for l in levels {
             let _ = writeln!(
                 out,
                 "| {:>4.0}% | {:>12} | {:>12} | {:>8.2} | {:>8.2} | {:>8.2} | {:>8.2} | {:>8.2} | \
-                 {:>12} |",
+                 {:>12} | {:>12.2} |",
                 l.fraction * 100.0,
                 group(l.target_rate.round() as u64),
                 group(l.achieved_rate.round() as u64),
@@ -1014,7 +1020,8 @@ impl Comparison {
                 l.ack_latency_p99_ms,
                 l.ack_latency_p999_ms,
                 l.ack_latency_max_ms,
-                group(l.samples_counted)
+                group(l.samples_counted),
+                l.sent_late_p99_ms
             );
         }
         out
@@ -1263,6 +1270,7 @@ mod tests {
             ack_latency_p99_ms: 3.0,
             ack_latency_p999_ms: 4.0,
             ack_latency_max_ms: 5.0,
+            sent_late_p99_ms: 0.25,
         }
     }
 
@@ -1290,6 +1298,7 @@ mod tests {
             "ack_latency_p99_ms",
             "ack_latency_p999_ms",
             "ack_latency_max_ms",
+            "sent_late_p99_ms",
         ] {
             assert!(curve[1][key].is_number(), "{key} in {j}");
         }
@@ -1299,7 +1308,8 @@ mod tests {
         let table = c.to_table();
         assert!(table.contains("Latency below saturation"), "{table}");
         assert!(
-            table.contains("|   90% |        9,000 |        8,910 |"),
+            table.contains("|   90% |        9,000 |        8,910 |")
+                && table.contains("|         0.25 |"),
             "{table}"
         );
 

@@ -31,13 +31,14 @@
 //! # Layout
 //! `workload.rs` (generation and encoding), `otlp.rs` (its OTLP form), `remote_write.rs`
 //! (its Prometheus remote-write form), `codec.rs`
-//! (pass-through gRPC codec), `report.rs` (latency histogram summary, text and JSON);
+//! (pass-through gRPC codec), `pacer.rs` (`loadgen --rate`'s precise timer), `report.rs` (latency histogram summary, text and JSON);
 //! `bin/loadgen.rs` (CLI and the gRPC driver); `benches/` (criterion); `tests/loadgen.rs` (end
 //! to end against the real server binary).
 
 pub mod codec;
 pub mod compare;
 pub mod otlp;
+pub mod pacer;
 pub mod process;
 pub mod procstat;
 pub mod remote_write;

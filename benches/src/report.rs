@@ -52,6 +52,9 @@ pub struct Report {
     pub ack_latency_p999_ms: f64,
     /// Largest acknowledgement latency, ms.
     pub ack_latency_max_ms: f64,
+    /// Open loop: the 99th percentile of how late requests left after their due time, ms
+    /// (the client's own share of the latencies); `None` for the closed loop.
+    pub sent_late_p99_ms: Option<f64>,
     /// The first failure's status, if any.
     pub first_error: Option<String>,
     /// CPU time the load generator itself used from the first request to the last
@@ -72,6 +75,15 @@ impl Report {
             self.ack_latency_p99_ms = ms(h.value_at_quantile(0.99));
             self.ack_latency_p999_ms = ms(h.value_at_quantile(0.999));
             self.ack_latency_max_ms = ms(h.max());
+        }
+        self
+    }
+
+    /// Fills in [`Report::sent_late_p99_ms`] from a histogram of microseconds (left `None`
+    /// when it is empty: the closed loop records none).
+    pub fn with_lateness(mut self, h: &Histogram<u64>) -> Self {
+        if !h.is_empty() {
+            self.sent_late_p99_ms = Some(ms(h.value_at_quantile(0.99)));
         }
         self
     }
@@ -104,6 +116,7 @@ impl Report {
             "ack_latency_p99_ms": self.ack_latency_p99_ms,
             "ack_latency_p999_ms": self.ack_latency_p999_ms,
             "ack_latency_max_ms": self.ack_latency_max_ms,
+            "sent_late_p99_ms": self.sent_late_p99_ms,
             "seconds": self.elapsed.as_secs_f64(),
             "first_error": self.first_error,
             "client_cpu_seconds": self.client_cpu_seconds,
@@ -146,6 +159,12 @@ impl Report {
             self.ack_latency_p999_ms,
             self.ack_latency_max_ms
         );
+        if let Some(late) = self.sent_late_p99_ms {
+            let _ = writeln!(
+                out,
+                "requests left after their due time by {late:.3} ms at p99 (the client's share)"
+            );
+        }
         if let Some(cpu) = self.client_cpu_seconds {
             let _ = writeln!(out, "client CPU during the run {cpu:.2} s");
         }
@@ -182,10 +201,12 @@ mod tests {
             ack_latency_p99_ms: 0.0,
             ack_latency_p999_ms: 0.0,
             ack_latency_max_ms: 0.0,
+            sent_late_p99_ms: None,
             first_error: None,
             client_cpu_seconds: Some(0.25),
         }
-        .with_latencies(&h);
+        .with_latencies(&h)
+        .with_lateness(&latency_histogram());
         let j = r.to_json();
         for key in [
             "protocol",
@@ -201,6 +222,7 @@ mod tests {
             "ack_latency_p99_ms",
             "ack_latency_p999_ms",
             "ack_latency_max_ms",
+            "sent_late_p99_ms",
             "seconds",
             "client_cpu_seconds",
         ] {
@@ -216,11 +238,21 @@ mod tests {
         assert!(r.to_text().contains("2000 samples/s"));
         assert!(r.to_text().starts_with("otlp unary over 2 connection(s)"));
         assert!(!r.to_text().contains("open loop"));
+        assert!(
+            j["sent_late_p99_ms"].is_null(),
+            "the closed loop records no lateness"
+        );
 
+        let mut late = latency_histogram();
+        for us in 1..=100 {
+            late.record(us * 10).unwrap();
+        }
         let open = Report {
             target_rate: Some(2500.0),
             ..r
-        };
+        }
+        .with_lateness(&late);
+        assert!((open.to_json()["sent_late_p99_ms"].as_f64().unwrap() - 0.99).abs() < 0.01);
         assert_eq!(open.to_json()["target_rate"], 2500.0);
         let text = open.to_text();
         assert!(
@@ -229,5 +261,9 @@ mod tests {
         );
         // 100 ms within the histogram's 3 significant digits.
         assert!(text.contains("p99.9 100.031 ms"), "{text}");
+        assert!(
+            text.contains("left after their due time by 0.990 ms at p99"),
+            "{text}"
+        );
     }
 }

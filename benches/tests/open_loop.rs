@@ -98,6 +98,9 @@ fn assert_open_loop(server: &Server, report: &serde_json::Value) {
     );
     assert!(report["seconds"].as_f64().unwrap() >= 0.245, "{report}");
     assert_percentiles_ordered(report);
+    // Every request left no earlier than its due time (the histogram's floor is 1 µs).
+    let late = report["sent_late_p99_ms"].as_f64();
+    assert!(late.is_some_and(|ms| ms >= 0.001), "{report}");
     let counted = samples_counted(server);
     assert_eq!(
         counted,

@@ -869,16 +869,18 @@ fn run_latency_level(
         ack_latency_p99_ms: report.ack_latency_p99_ms,
         ack_latency_p999_ms: report.ack_latency_p999_ms,
         ack_latency_max_ms: report.ack_latency_max_ms,
+        sent_late_p99_ms: report.sent_late_p99_ms,
     };
     note(&format!(
         "latency curve, {percent:.0} %: target {rate:.0}, achieved {:.0} samples/s; ack p50 / \
-         p90 / p99 / p99.9 / max {:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms",
+         p90 / p99 / p99.9 / max {:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms; sent late p99 {:.2} ms",
         level.achieved_rate,
         level.ack_latency_p50_ms,
         level.ack_latency_p90_ms,
         level.ack_latency_p99_ms,
         level.ack_latency_p999_ms,
-        level.ack_latency_max_ms
+        level.ack_latency_max_ms,
+        level.sent_late_p99_ms
     ));
     Ok(level)
 }
@@ -894,6 +896,8 @@ struct LoadgenReport {
     ack_latency_p99_ms: f64,
     ack_latency_p999_ms: f64,
     ack_latency_max_ms: f64,
+    /// Open loop: how late loadgen's requests left after their due time, p99, ms.
+    sent_late_p99_ms: f64,
     retries: u64,
     /// Samples acknowledged.
     samples: u64,
@@ -992,6 +996,7 @@ fn loadgen_report(
         ack_latency_p99_ms: f("ack_latency_p99_ms"),
         ack_latency_p999_ms: f("ack_latency_p999_ms"),
         ack_latency_max_ms: f("ack_latency_max_ms"),
+        sent_late_p99_ms: f("sent_late_p99_ms"),
         retries: report["retries"].as_u64().unwrap_or_default(),
         samples: report["samples"].as_u64().unwrap_or_default(),
         expected_samples: report["expected_samples"].as_u64().unwrap_or_default(),

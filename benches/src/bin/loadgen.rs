@@ -44,8 +44,10 @@
 //!
 //! How the slots work (the same senders as the closed loop, pulling *due* requests): the
 //! senders take requests in order from the shared counter; a sender holding a request that is
-//! not yet due sleeps until it is (on Tokio's timer, 1 ms resolution, so a request may leave
-//! up to about 1 ms after its due time, counted in its latency). Unary (native and OTLP):
+//! not yet due sleeps until it is, on a pacer thread's timer ([`thermostat_benches::pacer`]:
+//! Tokio's timer has 1 ms resolution, which would add up to a millisecond of the client's own
+//! lateness to every latency). How late requests actually left is reported as
+//! `sent_late_p99_ms`, so that the client's share of a latency can be told apart. Unary (native and OTLP):
 //! `--connections × --in-flight` senders, one call each at a time; `--stream`: one stream per
 //! connection sending each request when it is due, with at most `--in-flight` awaiting their
 //! response; remote write: `--connections` senders, one POST each at a time. Because requests
@@ -78,6 +80,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResp
 use thermostat_benches::codec::{
     PreEncoded, otlp_export_path, put_metric_data_path, stream_metric_data_path,
 };
+use thermostat_benches::pacer::Pacer;
 use thermostat_benches::procstat::ProcStat;
 use thermostat_benches::remote_write;
 use thermostat_benches::report::{MAX_LATENCY_US, latency_histogram};
@@ -252,6 +255,8 @@ struct Schedule {
     start: Instant,
     /// Request `k` is due at `start + offsets[k]` ([`schedule_offsets`]).
     offsets: Vec<Duration>,
+    /// Wakes senders at due times within tens of microseconds (Tokio's timer: 1 ms).
+    pacer: Pacer,
 }
 
 /// First backoff after RESOURCE_EXHAUSTED; doubled per retry up to [`MAX_BACKOFF`].
@@ -351,12 +356,21 @@ impl Plan {
     /// Waits until request `k` is due (not at all in the closed loop, or when it is late) and
     /// returns the time its latency counts from: the due time in the open loop, the time of
     /// the first attempt in the closed loop.
-    async fn wait_until_due(&self, k: usize) -> Instant {
+    async fn wait_until_due(&self, k: usize, tally: &mut Tally) -> Instant {
         let due = self.due(k);
-        if self.schedule.is_some() {
-            tokio::time::sleep_until(due.into()).await;
+        if let Some(s) = &self.schedule {
+            s.pacer.sleep_until(due).await;
+            tally.left(due);
         }
         due
+    }
+
+    /// Sleeps until `due` on the pacer (Tokio's timer in the closed loop, which has none).
+    async fn sleep_until(&self, due: Instant) {
+        match &self.schedule {
+            Some(s) => s.pacer.sleep_until(due).await,
+            None => tokio::time::sleep_until(due.into()).await,
+        }
     }
 
     /// Counts a final failure of request `k` in `tally`; UNIMPLEMENTED also stops the run
@@ -402,6 +416,8 @@ struct Tally {
     errors: u64,
     retries: u64,
     latency_us: Histogram<u64>,
+    /// Open loop: how late each request left after its due time, µs.
+    late_us: Histogram<u64>,
     first_error: Option<(Instant, String)>,
 }
 
@@ -413,6 +429,7 @@ impl Tally {
             errors: 0,
             retries: 0,
             latency_us: latency_histogram(),
+            late_us: latency_histogram(),
             first_error: None,
         }
     }
@@ -423,6 +440,12 @@ impl Tally {
             .saturating_record(us.clamp(1, MAX_LATENCY_US));
         self.samples += accepted;
         self.requests += 1;
+    }
+
+    /// Open loop: a request due at `due` leaves now.
+    fn left(&mut self, due: Instant) {
+        let us = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.late_us.saturating_record(us.clamp(1, MAX_LATENCY_US));
     }
 
     fn failed(&mut self, k: usize, s: &Status, path: &PathAndQuery) {
@@ -480,6 +503,7 @@ impl Tally {
         self.retries += other.retries;
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
+        let _ = self.late_us.add(&other.late_us);
         self.first_error = match (self.first_error.take(), other.first_error) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -554,6 +578,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     } else {
         1
     }));
+    let pacer = Pacer::start().context("cannot start the pacer thread")?;
     wait_for_start(&args).await?;
     let cpu_before = ProcStat::read("self").ok();
     let start = Instant::now();
@@ -568,7 +593,11 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         next: AtomicUsize::new(0),
         stopped: AtomicBool::new(false),
         max_retries: args.max_retries,
-        schedule: offsets.map(|offsets| Schedule { start, offsets }),
+        schedule: offsets.map(|offsets| Schedule {
+            start,
+            offsets,
+            pacer,
+        }),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for channel in channels {
@@ -617,10 +646,12 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         ack_latency_p99_ms: 0.0,
         ack_latency_p999_ms: 0.0,
         ack_latency_max_ms: 0.0,
+        sent_late_p99_ms: None,
         first_error: total.first_error.map(|(_, e)| e),
         client_cpu_seconds,
     }
-    .with_latencies(&total.latency_us))
+    .with_latencies(&total.latency_us)
+    .with_lateness(&total.late_us))
 }
 
 fn not_ready(e: tonic::transport::Error) -> Status {
@@ -634,7 +665,7 @@ async fn unary_sender<R: Acknowledgement>(channel: Channel, plan: Arc<Plan>) -> 
     let mut grpc = tonic::client::Grpc::new(channel);
     let mut tally = Tally::new();
     while let Some(k) = plan.take() {
-        let since = plan.wait_until_due(k).await;
+        let since = plan.wait_until_due(k, &mut tally).await;
         let mut attempt = 0;
         loop {
             let answer = match grpc.ready().await {
@@ -836,7 +867,8 @@ async fn open_stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) ->
             else {
                 return tally;
             };
-            tokio::time::sleep_until(due.into()).await;
+            plan.sleep_until(due).await;
+            tally.left(due);
             pending.push_back((k, due));
         }
         let (tx, rx) = mpsc::channel::<Bytes>(window);
@@ -898,10 +930,11 @@ async fn open_stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) ->
                         break;
                     }
                 },
-                () = sleep_until_some(due) => {
+                () = sleep_until_some(&plan, due) => {
                     let (Some((k, due)), Some(sender)) = (next.take(), &tx) else {
                         unreachable!("the timer runs only with a request waiting")
                     };
+                    tally.left(due);
                     pending.push_back((k, due));
                     if sender.send(plan.requests[k].clone()).await.is_err() {
                         // The server has ended the stream: this request is resent on the next
@@ -916,9 +949,9 @@ async fn open_stream_sender(channel: Channel, plan: Arc<Plan>, window: usize) ->
 }
 
 /// Sleeps until `due`; never returns for `None`.
-async fn sleep_until_some(due: Option<Instant>) {
+async fn sleep_until_some(plan: &Plan, due: Option<Instant>) {
     match due {
-        Some(due) => tokio::time::sleep_until(due.into()).await,
+        Some(due) => plan.sleep_until(due).await,
         None => std::future::pending().await,
     }
 }
@@ -1019,6 +1052,7 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
         );
     }
 
+    let pacer = Pacer::start().context("cannot start the pacer thread")?;
     wait_for_start(args).await?;
     let cpu_before = ProcStat::read("self").ok();
     let start = Instant::now();
@@ -1029,7 +1063,11 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
         next: AtomicUsize::new(0),
         stopped: AtomicBool::new(false),
         max_retries: args.max_retries,
-        schedule: offsets.map(|offsets| Schedule { start, offsets }),
+        schedule: offsets.map(|offsets| Schedule {
+            start,
+            offsets,
+            pacer,
+        }),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for conn in connections {
@@ -1059,10 +1097,12 @@ async fn run_remote_write(args: &Args, workload: &Workload) -> anyhow::Result<Re
         ack_latency_p99_ms: 0.0,
         ack_latency_p999_ms: 0.0,
         ack_latency_max_ms: 0.0,
+        sent_late_p99_ms: None,
         first_error: total.first_error.map(|(_, e)| e),
         client_cpu_seconds,
     }
-    .with_latencies(&total.latency_us))
+    .with_latencies(&total.latency_us)
+    .with_lateness(&total.late_us))
 }
 
 /// How one POST ended.
@@ -1131,7 +1171,7 @@ async fn http_sender(conn: HttpConnection, plan: Arc<Plan>, http: Arc<HttpPlan>)
     let mut tally = Tally::new();
     let url = http.target.url();
     while let Some(k) = plan.take() {
-        let since = plan.wait_until_due(k).await;
+        let since = plan.wait_until_due(k, &mut tally).await;
         let mut attempt = 0;
         let mut transport_failures = 0;
         loop {
