@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use hashbrown::HashTable;
 use thermostat_metrics::SeriesKey;
+use thermostat_metrics::shard_order::ShardOrder;
 
 const SHARDS: usize = 32;
 
@@ -255,18 +256,11 @@ impl Interner {
             .iter()
             .map(|i| xxhash_rust::xxh3::xxh3_64(i))
             .collect();
-        let mut order: Vec<(usize, usize)> = hashes
-            .iter()
-            .enumerate()
-            .map(|(i, h)| ((*h as usize) % SHARDS, i))
-            .collect();
-        order.sort_unstable();
+        let shard_of: Vec<usize> = hashes.iter().map(|h| (*h as usize) % SHARDS).collect();
         let mut out = vec![None; identities.len()];
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let shard = self.shards[group[0].0]
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for &(_, i) in group {
+        for (s, group) in ShardOrder::new(SHARDS, &shard_of).groups() {
+            let shard = self.shards[s].lock().unwrap_or_else(|p| p.into_inner());
+            for &i in group {
                 let hash = hashes[i];
                 out[i] = shard
                     .table

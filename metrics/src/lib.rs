@@ -41,6 +41,7 @@ pub mod cumulative;
 mod error;
 pub mod quote;
 pub mod series;
+pub mod shard_order;
 pub mod statistic;
 pub mod store;
 pub mod telemetry;

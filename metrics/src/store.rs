@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::series::{KeyHasherBuilder, SeriesKey};
+use crate::shard_order::ShardOrder;
 use crate::statistic::Statistic;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Period, SECOND_MS, Timestamp};
 use crate::unit::Unit;
@@ -807,14 +808,9 @@ impl Store {
     where
         I: Iterator<Item = &'o Observation<'o>> + Clone,
     {
-        let mut order: Vec<(usize, usize)> = runs
-            .iter()
-            .enumerate()
-            .map(|(i, (key, _))| (self.shard_of(key), i))
-            .collect();
-        order.sort_unstable();
-        for chunk in order.chunk_by(|a, b| a.0 == b.0) {
-            let mut shard = self.lock(chunk[0].0);
+        let shard_of: Vec<usize> = runs.iter().map(|(key, _)| self.shard_of(key)).collect();
+        for (s, chunk) in ShardOrder::new(self.shards.len(), &shard_of).groups() {
+            let mut shard = self.lock(s);
             if let Some(seq) = seq {
                 let watermark = shard.applied_seq.max(self.completed());
                 if watermark >= seq {
@@ -822,7 +818,7 @@ impl Store {
                 }
                 shard.applied_seq = seq;
             }
-            for &(_, i) in chunk {
+            for &i in chunk {
                 let (key, run) = &runs[i];
                 let (series, before) = match shard.series.get_mut(*key) {
                     Some(series) => {
