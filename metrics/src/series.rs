@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -37,7 +38,6 @@ impl Dimension {
 #[derive(Clone)]
 pub struct SeriesKey(Arc<KeyInner>);
 
-#[derive(PartialEq, Eq)]
 struct KeyInner {
     namespace: Arc<str>,
     metric_name: Arc<str>,
@@ -47,7 +47,22 @@ struct KeyInner {
     ends: SmallVec<[u32; 4]>,
     /// Not part of the identity; derived from the fields above.
     hash: u64,
+    /// Not part of the identity: where the store last found this key's series
+    /// ([`SeriesKey::slot_hint`]).
+    slot: AtomicU32,
 }
+
+impl PartialEq for KeyInner {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && self.namespace == other.namespace
+            && self.metric_name == other.metric_name
+            && self.text == other.text
+            && self.ends == other.ends
+    }
+}
+
+impl Eq for KeyInner {}
 
 /// One dimension of a [`SeriesKey`], borrowed (serialized as a [`Dimension`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -206,7 +221,20 @@ impl SeriesKey {
             text: text.into_boxed_str(),
             ends,
             hash,
+            slot: AtomicU32::new(u32::MAX),
         }))
+    }
+
+    /// Where a store last found this key's series: a position in its shard's slab, or
+    /// `u32::MAX` for none. Only a hint, shared by every clone of the key: the store checks
+    /// that the slot holds this very key before it uses it, and corrects it when not.
+    pub(crate) fn slot_hint(&self) -> u32 {
+        self.0.slot.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`SeriesKey::slot_hint`].
+    pub(crate) fn set_slot_hint(&self, slot: u32) {
+        self.0.slot.store(slot, Ordering::Relaxed);
     }
 
     /// Heap bytes the key holds, estimated: its shared allocation, the metric name and

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::series::{KeyHasherBuilder, SeriesKey};
+use crate::series::SeriesKey;
 use crate::shard_order::ShardOrder;
 use crate::statistic::Statistic;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Period, SECOND_MS, Timestamp};
@@ -450,12 +450,11 @@ impl Stream {
     }
 }
 
-/// Bytes a series costs beyond its key and streams, estimated: its map slot (key and box,
-/// plus the hash table's control byte and spare capacity) and its boxed [`Series`].
-const SERIES_BYTES: usize = std::mem::size_of::<(SeriesKey, Box<Series>)>() * 8 / 7
-    + 1
-    + std::mem::size_of::<Series>()
-    + 16;
+/// Bytes a series costs beyond its key and streams, estimated: its index slot (a position and
+/// half a hash, plus the hash table's control byte and spare capacity) and its slab slot (the key and the
+/// [`Series`], see [`SeriesMap`]).
+const SERIES_BYTES: usize =
+    std::mem::size_of::<u64>() * 8 / 7 + 1 + std::mem::size_of::<Option<(SeriesKey, Series)>>();
 /// Bytes a stream costs beyond its windows, estimated (its maps counted whether allocated
 /// or not, so that the estimate does not depend on when compaction last ran).
 const STREAM_BYTES: usize =
@@ -565,11 +564,11 @@ fn record_into(w: &mut Window, obs: &Observation<'_>) {
 
 #[derive(Debug, Default)]
 struct Shard {
-    /// Each series boxed: a map slot is then 16 bytes, not the series' 120. A hash map is
-    /// between 44 % and 88 % full, and at a million series over 64 shards it is under half
-    /// full, so slots the size of a series cost more than the series (issue 23: 100 MB at a
-    /// million series).
-    series: HashMap<SeriesKey, Box<Series>, KeyHasherBuilder>,
+    /// The series in a dense slab, found through an index of 4-byte positions and each key's
+    /// hint of its position ([`SeriesMap`]). (A hash map is between 44 % and 88 % full, so
+    /// the series are not kept in its slots: at a million series over 64 shards the empty
+    /// slots cost more than the series, 100 MB in issue 23.)
+    series: SeriesMap,
     /// Sequence number of the newest write-ahead-log record applied to this shard; records
     /// at or below it are already in the shard (see [`Store::record_runs_seq`]).
     applied_seq: u64,
@@ -820,17 +819,13 @@ impl Store {
             }
             for &i in chunk {
                 let (key, run) = &runs[i];
-                let (series, before) = match shard.series.get_mut(*key) {
-                    Some(series) => {
-                        let before = series.bytes;
-                        (series, before)
-                    }
-                    None => {
-                        self.created(key);
-                        let series = shard.series.entry((*key).clone()).or_default();
-                        series.bytes = key.weight() + SERIES_BYTES;
-                        (series, 0)
-                    }
+                let (series, made) = shard.series.get_or_insert(key);
+                let before = if made {
+                    self.created(key);
+                    series.bytes = key.weight() + SERIES_BYTES;
+                    0
+                } else {
+                    series.bytes
                 };
                 series.record_run(run.clone());
                 self.reweighed(before, series.bytes);
@@ -1056,7 +1051,7 @@ impl Store {
                 continue;
             }
             let shard = self.lock(i);
-            for (k, s) in &shard.series {
+            for (k, s) in shard.series.iter() {
                 if s.last_timestamp < since
                     || filter.namespace.is_some_and(|n| k.namespace() != n)
                     || filter.metric_name.is_some_and(|m| k.metric_name() != m)
@@ -1261,7 +1256,7 @@ impl Store {
         for i in 0..self.shards.len() {
             let shard = self.lock(i);
             let watermark = shard.applied_seq.max(self.completed());
-            for (key, series) in &shard.series {
+            for (key, series) in shard.series.iter() {
                 f(ExportItem::Series(export_series(key, series)));
             }
             drop(shard);
@@ -1343,7 +1338,7 @@ impl Store {
             return 0;
         }
         let held = self.lock(shard);
-        for (key, series) in &held.series {
+        for (key, series) in held.series.iter() {
             f(export_series(key, series));
         }
         held.applied_seq.max(self.completed())
@@ -1398,7 +1393,7 @@ impl Store {
             self.created(&export.key);
         }
         let key = export.key.clone();
-        let series = shard.series.entry(export.key).or_default();
+        let (series, _) = shard.series.get_or_insert(&export.key);
         series.last_timestamp = series.last_timestamp.max(export.last_timestamp);
         for s in export.streams {
             let (stream, _) = series.stream_mut(s.unit);
@@ -1773,11 +1768,13 @@ pub struct StreamExport {
 
 mod query_gate;
 mod remote;
+mod series_map;
 mod tier;
 pub use query_gate::{
     Admission, DEFAULT_MAX_QUERY_COST, DEFAULT_MAX_WAITING_QUERIES, QueryGate, QueryRefused,
 };
 pub use remote::{KeysRequest, RemoteShards};
+use series_map::SeriesMap;
 use tier::TierWindows;
 
 #[cfg(test)]
