@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -29,7 +30,9 @@ impl Dimension {
 /// The identity of a series. Dimensions are kept sorted by name, so two keys built from
 /// the same dimensions in a different order are equal.
 ///
-/// A key is one shared allocation plus one for its dimensions' text: cloning it is one
+/// A key is one shared allocation, plus one for its dimensions' text when that is longer
+/// than 24 bytes (shorter text is kept in the key itself, so that comparing a key reads one
+/// allocation, not two: a cache miss less per datum at a million series): cloning it is one
 /// reference-count increment, and its [`stable_hash`](SeriesKey::stable_hash) is computed
 /// once, when it is made, so that hashing it (to pick a shard, or in a map) never reads its
 /// strings again. The dimensions are kept as one string (names and values concatenated, in
@@ -42,7 +45,7 @@ struct KeyInner {
     namespace: Arc<str>,
     metric_name: Arc<str>,
     /// `name₀ value₀ name₁ value₁ …`, sorted by name, concatenated.
-    text: Box<str>,
+    text: CompactString,
     /// Where each name and value ends in `text` (two per dimension).
     ends: SmallVec<[u32; 4]>,
     /// Not part of the identity; derived from the fields above.
@@ -207,7 +210,8 @@ impl SeriesKey {
 
     fn sorted(namespace: Arc<str>, metric_name: Arc<str>, pairs: &[(&str, &str)]) -> Self {
         let hash = hash_parts(&namespace, &metric_name, pairs.iter().copied());
-        let mut text = String::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len()).sum());
+        let mut text =
+            CompactString::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len()).sum());
         let mut ends = SmallVec::with_capacity(pairs.len() * 2);
         for (n, v) in pairs {
             text.push_str(n);
@@ -218,7 +222,7 @@ impl SeriesKey {
         SeriesKey(Arc::new(KeyInner {
             namespace,
             metric_name,
-            text: text.into_boxed_str(),
+            text,
             ends,
             hash,
             slot: AtomicU32::new(u32::MAX),
@@ -253,8 +257,11 @@ impl SeriesKey {
             + k.namespace.len()
             + k.metric_name.len()
             + 2 * (2 * std::mem::size_of::<usize>() + ALLOCATION_OVERHEAD)
-            + k.text.len()
-            + ALLOCATION_OVERHEAD
+            + if k.text.is_heap_allocated() {
+                k.text.capacity() + ALLOCATION_OVERHEAD
+            } else {
+                0
+            }
             + spilled
     }
 
@@ -281,7 +288,7 @@ impl SeriesKey {
     /// The dimensions, sorted by name.
     pub fn dimensions(&self) -> Dimensions<'_> {
         Dimensions {
-            text: &self.0.text,
+            text: self.0.text.as_str(),
             ends: &self.0.ends,
             at: 0,
         }
