@@ -260,12 +260,27 @@ impl Interner {
         let mut out = vec![None; identities.len()];
         for (s, group) in ShardOrder::new(SHARDS, &shard_of).groups() {
             let shard = self.shards[s].lock().unwrap_or_else(|p| p.into_inner());
-            for &i in group {
+            // Two passes, so that the probes' cache misses overlap: first every identity's
+            // entry by hash alone (independent loads the processor runs ahead on), then each
+            // candidate checked against the identity itself (again independent).
+            let candidates: Vec<Option<&Entry>> = group
+                .iter()
+                .map(|&i| {
+                    let hash = hashes[i];
+                    shard.table.find(hash.rotate_right(16), |e| e.hash == hash)
+                })
+                .collect();
+            for (&i, candidate) in group.iter().zip(candidates) {
                 let hash = hashes[i];
-                out[i] = shard
-                    .table
-                    .find(hash.rotate_right(16), |e| e.is(hash, identities[i]))
-                    .map(|e| e.key.clone());
+                let entry = match candidate {
+                    Some(e) if e.is(hash, identities[i]) => Some(e),
+                    // Another identity of the same hash came first: the exact probe.
+                    Some(_) => shard
+                        .table
+                        .find(hash.rotate_right(16), |e| e.is(hash, identities[i])),
+                    None => None,
+                };
+                out[i] = entry.map(|e| e.key.clone());
             }
         }
         out
