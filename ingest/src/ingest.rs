@@ -18,7 +18,7 @@ use crate::persist::{self, SnapshotInfo};
 use crate::remote::RemoteLog;
 use crate::service::{Limits, MetricsApi};
 use crate::streams::{Applied, StreamsState};
-use crate::wal::{self, FsyncMode, Wal, WalError, WalOptions};
+use crate::wal::{self, FsyncMode, LogTelemetry, Wal, WalError, WalOptions};
 
 /// Shards of the series store. A snapshot records it, and a store of another size cannot
 /// load it: every store that reads a data directory has this many.
@@ -53,6 +53,9 @@ pub struct IngestOptions {
     /// ([`RemoteLog`]), the store has one shard per partition and its snapshots go in
     /// `cluster/` below the data directory. `None`: single-node mode.
     pub remote: Option<Arc<dyn RemoteLog>>,
+    /// Where the log's queue, sync and apply times go (the binary registers it for
+    /// `/metrics`).
+    pub log_telemetry: LogTelemetry,
 }
 
 impl IngestOptions {
@@ -73,6 +76,7 @@ impl IngestOptions {
             compaction_interval: Duration::from_secs(10),
             otlp_stream_idle: Duration::from_secs(3600),
             remote: None,
+            log_telemetry: log.telemetry,
         }
     }
 
@@ -83,6 +87,7 @@ impl IngestOptions {
             batch_interval: self.fsync_interval,
             segment_bytes: self.segment_bytes,
             queue_capacity: self.queue_capacity,
+            telemetry: self.log_telemetry.clone(),
         }
     }
 }

@@ -80,7 +80,7 @@ pub use streams::{OtlpOptions, RemoteWriteOptions};
 use thermostat_proto::server::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tonic::codegen::http;
-pub use wal::FsyncMode;
+pub use wal::{FsyncMode, LogTelemetry};
 
 /// What the benches measure of the hot path, and nothing else calls: reading and validating a
 /// request ([`bench::validate_request`]) with the series interner ([`bench::Interner`]). Not

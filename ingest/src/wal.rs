@@ -122,6 +122,8 @@ pub(crate) struct WalOptions {
     pub(crate) segment_bytes: u64,
     /// Requests waiting for the writer at most; more are refused.
     pub(crate) queue_capacity: usize,
+    /// Where the queue, sync and apply times go.
+    pub(crate) telemetry: LogTelemetry,
 }
 
 impl WalOptions {
@@ -133,6 +135,7 @@ impl WalOptions {
             batch_interval: Duration::ZERO,
             segment_bytes: 64 << 20,
             queue_capacity: 1024,
+            telemetry: LogTelemetry::default(),
         }
     }
 }
@@ -169,6 +172,8 @@ pub(crate) struct Job {
     cumulative: Vec<CumulativePoint>,
     /// Answered once it is durable and applied.
     ack: Ack,
+    /// When it was queued for the writer.
+    queued: Instant,
 }
 
 /// Where a job's answer goes: to a task awaiting it, or to a thread blocked on it.
@@ -211,6 +216,7 @@ impl Job {
             streams: None,
             cumulative: Vec::new(),
             ack,
+            queued: Instant::now(),
         }
     }
 
@@ -596,15 +602,18 @@ const APPLY_QUEUE: usize = 16;
 struct Durable {
     first_seq: u64,
     jobs: Vec<Job>,
+    /// When it was synced.
+    durable: Instant,
 }
 
 /// Applies durable groups to the store in sequence order and acknowledges them. It runs on
 /// its own thread so that the writer's next write and sync overlap with this group's apply.
-fn apply_loop(store: &Store, rx: &Receiver<Durable>) {
+fn apply_loop(store: &Store, rx: &Receiver<Durable>, telemetry: &LogTelemetry) {
     while let Ok(group) = rx.recv() {
         for (i, job) in group.jobs.into_iter().enumerate() {
             job.apply(store, group.first_seq + i as u64);
         }
+        telemetry.applied(group.durable.elapsed());
     }
 }
 
@@ -629,9 +638,10 @@ impl Wal {
         });
         let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
         let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_QUEUE);
+        let telemetry = options.telemetry.clone();
         let applier = std::thread::Builder::new()
             .name("thermostat-apply".into())
-            .spawn(move || apply_loop(&store, &apply_rx))
+            .spawn(move || apply_loop(&store, &apply_rx, &telemetry))
             .map_err(WalError::Closed)?;
         let state = WriterState {
             options,
@@ -671,7 +681,12 @@ impl Wal {
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let group = take_group(&rx, first, &options);
+                    let start = Instant::now();
+                    for job in &group {
+                        options.telemetry.queued(start.duration_since(job.queued));
+                    }
                     commit_remote(&*remote, group);
+                    options.telemetry.synced(start.elapsed());
                 }
             })
             .map_err(WalError::Closed)?;
@@ -708,6 +723,7 @@ impl Wal {
         if !self.remote {
             job.encode();
         }
+        job.queued = Instant::now();
         let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = guard.as_ref() else {
             return Err((Refused::Closed, Box::new(job)));
@@ -869,6 +885,12 @@ impl WriterState {
     /// Writes and syncs a group and hands it to the applier; on a write error nothing of the
     /// group stays in the file, and each request is answered with the error.
     fn commit(&mut self, group: Vec<Job>) {
+        let started = Instant::now();
+        for job in &group {
+            self.options
+                .telemetry
+                .queued(started.duration_since(job.queued));
+        }
         let start_len = self.writer.len;
         let first_seq = self.next_seq;
         // Headers go into one buffer; the payloads are written from where they are (one
@@ -916,6 +938,10 @@ impl WriterState {
             }
             return;
         }
+        let durable = Instant::now();
+        self.options
+            .telemetry
+            .synced(durable.duration_since(started));
         self.writer.len += total;
         self.next_seq += group.len() as u64;
         // Rotate before the group is acknowledged, so that an acknowledged push always finds
@@ -938,6 +964,7 @@ impl WriterState {
         if let Err(mpsc::SendError(lost)) = self.apply.send(Durable {
             first_seq,
             jobs: group,
+            durable,
         }) {
             // Only if the applier panicked: the records are durable and replay at the next start.
             for job in lost.jobs {
@@ -1027,5 +1054,8 @@ fn write_all_vectored(w: &mut impl Write, mut slices: &mut [io::IoSlice<'_>]) ->
     Ok(())
 }
 
+mod telemetry;
 #[cfg(test)]
 mod tests;
+
+pub use telemetry::LogTelemetry;

@@ -82,11 +82,13 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let notification_telemetry = NotificationTelemetry::default();
     let scaling_telemetry = ScalingTelemetry::default();
     let auth_telemetry = thermostat_auth::AuthTelemetry::default();
+    let log_telemetry = thermostat_ingest::LogTelemetry::default();
     let telemetry = Arc::new(Telemetry::with_components(|registry| {
         alarm_telemetry.register(registry);
         notification_telemetry.register(registry);
         scaling_telemetry.register(registry);
         auth_telemetry.register(registry);
+        log_telemetry.register(registry);
     }));
     // Tokens, TLS, and the refusal to serve beyond loopback without tokens: before anything
     // is created.
@@ -126,6 +128,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
                 tokio::runtime::Handle::current(),
             )) as Arc<dyn thermostat_ingest::RemoteLog>
         }),
+        log_telemetry,
         ..settings.ingest_options()
     })
     .await?;

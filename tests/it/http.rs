@@ -226,6 +226,17 @@ async fn health_readiness_and_telemetry() {
         Some(1.0)
     );
     assert_eq!(scrape(&server, "thermostat_series_active").await, Some(3.0));
+    // The push went through the log: queued, synced in a group commit, applied.
+    for histogram in [
+        "thermostat_wal_queue_seconds",
+        "thermostat_wal_sync_seconds",
+        "thermostat_wal_apply_seconds",
+    ] {
+        let count = scrape(&server, &format!("{histogram}_count")).await;
+        assert!(count.is_some_and(|n| n >= 1.0), "{histogram}: {count:?}");
+        let sum = scrape(&server, &format!("{histogram}_sum")).await;
+        assert!(sum.is_some_and(|s| s >= 0.0), "{histogram}: {sum:?}");
+    }
 }
 
 /// Every metric of `GET /metrics`, in order, with its HELP text, type and label values (those
@@ -276,6 +287,69 @@ thermostat_scaling_activities_total{status="Successful"}
 thermostat_auth_unauthenticated_total{reason="malformed"}
 thermostat_auth_unauthenticated_total{reason="missing"}
 thermostat_auth_unauthenticated_total{reason="unknown"}
+# HELP thermostat_wal_queue_seconds Time a push waited for the log writer, from being queued to the start of its group commit.
+# TYPE thermostat_wal_queue_seconds histogram
+thermostat_wal_queue_seconds_bucket{le="+Inf"}
+thermostat_wal_queue_seconds_bucket{le="0.00005"}
+thermostat_wal_queue_seconds_bucket{le="0.0001"}
+thermostat_wal_queue_seconds_bucket{le="0.0002"}
+thermostat_wal_queue_seconds_bucket{le="0.0004"}
+thermostat_wal_queue_seconds_bucket{le="0.0008"}
+thermostat_wal_queue_seconds_bucket{le="0.0016"}
+thermostat_wal_queue_seconds_bucket{le="0.0032"}
+thermostat_wal_queue_seconds_bucket{le="0.0064"}
+thermostat_wal_queue_seconds_bucket{le="0.0128"}
+thermostat_wal_queue_seconds_bucket{le="0.0256"}
+thermostat_wal_queue_seconds_bucket{le="0.0512"}
+thermostat_wal_queue_seconds_bucket{le="0.1024"}
+thermostat_wal_queue_seconds_bucket{le="0.2048"}
+thermostat_wal_queue_seconds_bucket{le="0.4096"}
+thermostat_wal_queue_seconds_bucket{le="0.8192"}
+thermostat_wal_queue_seconds_bucket{le="1.6384"}
+thermostat_wal_queue_seconds_count
+thermostat_wal_queue_seconds_sum
+# HELP thermostat_wal_sync_seconds Time to write and sync one group commit (cluster mode: to store it in the ingest stream).
+# TYPE thermostat_wal_sync_seconds histogram
+thermostat_wal_sync_seconds_bucket{le="+Inf"}
+thermostat_wal_sync_seconds_bucket{le="0.00005"}
+thermostat_wal_sync_seconds_bucket{le="0.0001"}
+thermostat_wal_sync_seconds_bucket{le="0.0002"}
+thermostat_wal_sync_seconds_bucket{le="0.0004"}
+thermostat_wal_sync_seconds_bucket{le="0.0008"}
+thermostat_wal_sync_seconds_bucket{le="0.0016"}
+thermostat_wal_sync_seconds_bucket{le="0.0032"}
+thermostat_wal_sync_seconds_bucket{le="0.0064"}
+thermostat_wal_sync_seconds_bucket{le="0.0128"}
+thermostat_wal_sync_seconds_bucket{le="0.0256"}
+thermostat_wal_sync_seconds_bucket{le="0.0512"}
+thermostat_wal_sync_seconds_bucket{le="0.1024"}
+thermostat_wal_sync_seconds_bucket{le="0.2048"}
+thermostat_wal_sync_seconds_bucket{le="0.4096"}
+thermostat_wal_sync_seconds_bucket{le="0.8192"}
+thermostat_wal_sync_seconds_bucket{le="1.6384"}
+thermostat_wal_sync_seconds_count
+thermostat_wal_sync_seconds_sum
+# HELP thermostat_wal_apply_seconds Time from a group commit being durable to its last push applied and acknowledged.
+# TYPE thermostat_wal_apply_seconds histogram
+thermostat_wal_apply_seconds_bucket{le="+Inf"}
+thermostat_wal_apply_seconds_bucket{le="0.00005"}
+thermostat_wal_apply_seconds_bucket{le="0.0001"}
+thermostat_wal_apply_seconds_bucket{le="0.0002"}
+thermostat_wal_apply_seconds_bucket{le="0.0004"}
+thermostat_wal_apply_seconds_bucket{le="0.0008"}
+thermostat_wal_apply_seconds_bucket{le="0.0016"}
+thermostat_wal_apply_seconds_bucket{le="0.0032"}
+thermostat_wal_apply_seconds_bucket{le="0.0064"}
+thermostat_wal_apply_seconds_bucket{le="0.0128"}
+thermostat_wal_apply_seconds_bucket{le="0.0256"}
+thermostat_wal_apply_seconds_bucket{le="0.0512"}
+thermostat_wal_apply_seconds_bucket{le="0.1024"}
+thermostat_wal_apply_seconds_bucket{le="0.2048"}
+thermostat_wal_apply_seconds_bucket{le="0.4096"}
+thermostat_wal_apply_seconds_bucket{le="0.8192"}
+thermostat_wal_apply_seconds_bucket{le="1.6384"}
+thermostat_wal_apply_seconds_count
+thermostat_wal_apply_seconds_sum
 # HELP thermostat_ingest_samples Observations accepted: 1 per value, the sum of counts per values list, the sample count per statistic set.
 # TYPE thermostat_ingest_samples counter
 thermostat_ingest_samples_total
