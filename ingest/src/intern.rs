@@ -28,23 +28,31 @@ struct Entry {
     /// then the dimensions sorted by name, as senders usually order them): then `None`, and
     /// a probe compares with the key's parts. At a million series that is 60–100 bytes a
     /// series less.
-    identity: Option<Box<[u8]>>,
+    /// Boxed twice, so that the entry holds a thin pointer (8 bytes, not a slice's 16): an
+    /// entry is 24 bytes, and most have no identity of their own.
+    identity: Option<Box<Box<[u8]>>>,
     key: SeriesKey,
 }
+
+// The table holds entries inline: keep them at 24 bytes.
+const _: () = assert!(std::mem::size_of::<Entry>() == 24);
 
 impl Entry {
     /// Bytes the entry holds, estimated: itself, its identity bytes and its key (counted whole
     /// although the store usually shares it).
     fn weight(&self) -> usize {
         std::mem::size_of::<Entry>()
-            + self.identity.as_ref().map_or(0, |i| i.len())
+            + self
+                .identity
+                .as_ref()
+                .map_or(0, |i| std::mem::size_of::<Box<[u8]>>() + i.len())
             + self.key.weight()
     }
 
     fn is(&self, hash: u64, identity: &[u8]) -> bool {
         self.hash == hash
             && match &self.identity {
-                Some(i) => **i == *identity,
+                Some(i) => ***i == *identity,
                 None => is_key_identity(&self.key, identity),
             }
     }
@@ -227,7 +235,7 @@ impl Interner {
         let own = parts && is_key_identity(&key, identity);
         let entry = Entry {
             hash,
-            identity: (!own).then(|| identity.into()),
+            identity: (!own).then(|| Box::new(identity.into())),
             key: key.clone(),
         };
         let weight = entry.weight();

@@ -883,7 +883,13 @@ impl Store {
         self.series_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut ns = self.per_namespace.lock().unwrap_or_else(|p| p.into_inner());
-        *ns.entry(key.namespace().to_owned()).or_default() += 1;
+        // The namespace is copied only the first time it is seen, not for every new series.
+        match ns.get_mut(key.namespace()) {
+            Some(n) => *n += 1,
+            None => {
+                ns.insert(key.namespace().to_owned(), 1);
+            }
+        }
     }
 
     fn removed(&self, key: &SeriesKey) {
