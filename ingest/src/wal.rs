@@ -681,10 +681,7 @@ impl Wal {
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let group = take_group(&rx, first, &options);
-                    let start = Instant::now();
-                    for job in &group {
-                        options.telemetry.queued(start.duration_since(job.queued));
-                    }
+                    let start = group_started(&options.telemetry, &group);
                     commit_remote(&*remote, group);
                     options.telemetry.synced(start.elapsed());
                 }
@@ -885,12 +882,7 @@ impl WriterState {
     /// Writes and syncs a group and hands it to the applier; on a write error nothing of the
     /// group stays in the file, and each request is answered with the error.
     fn commit(&mut self, group: Vec<Job>) {
-        let started = Instant::now();
-        for job in &group {
-            self.options
-                .telemetry
-                .queued(started.duration_since(job.queued));
-        }
+        let started = group_started(&self.options.telemetry, &group);
         let start_len = self.writer.len;
         let first_seq = self.next_seq;
         // Headers go into one buffer; the payloads are written from where they are (one
@@ -972,6 +964,15 @@ impl WriterState {
             }
         }
     }
+}
+
+/// Now, as the start of `group`'s commit: each of its requests' wait in the queue is counted.
+fn group_started(telemetry: &LogTelemetry, group: &[Job]) -> Instant {
+    let now = Instant::now();
+    for job in group {
+        telemetry.queued(now.duration_since(job.queued));
+    }
+    now
 }
 
 /// A group commit: `first` and whatever else is queued (waiting up to the batch interval in

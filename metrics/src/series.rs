@@ -378,34 +378,6 @@ impl<'de> Deserialize<'de> for SeriesKey {
     }
 }
 
-/// A hasher for maps keyed by [`SeriesKey`], whose `Hash` writes its precomputed stable hash:
-/// it passes that hash on instead of hashing it again. The halves are swapped so that the
-/// bits that pick a shard (the low ones) do not also pick the bucket inside the shard.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0.rotate_right(32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached by keys other than SeriesKey; fold the bytes in so it stays a hash.
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0 ^ u64::from_le_bytes(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
-    }
-}
-
-/// A `BuildHasher` of [`KeyHasher`]s.
-pub type KeyHasherBuilder = std::hash::BuildHasherDefault<KeyHasher>;
-
 impl fmt::Debug for SeriesKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)

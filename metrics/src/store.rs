@@ -451,8 +451,8 @@ impl Stream {
 }
 
 /// Bytes a series costs beyond its key and streams, estimated: its index slot (a position and
-/// half a hash, plus the hash table's control byte and spare capacity) and its slab slot (the key and the
-/// [`Series`], see [`SeriesMap`]).
+/// half a hash, plus the hash table's control byte and spare capacity) and its slab slot (the
+/// key and the [`Series`], see [`SeriesMap`]).
 const SERIES_BYTES: usize =
     std::mem::size_of::<u64>() * 8 / 7 + 1 + std::mem::size_of::<Option<(SeriesKey, Series)>>();
 /// Bytes a stream costs beyond its windows, estimated (its maps counted whether allocated
@@ -564,7 +564,7 @@ fn record_into(w: &mut Window, obs: &Observation<'_>) {
 
 #[derive(Debug, Default)]
 struct Shard {
-    /// The series in a dense slab, found through an index of 4-byte positions and each key's
+    /// The series in a dense slab, found through an index of 8-byte entries and each key's
     /// hint of its position ([`SeriesMap`]). (A hash map is between 44 % and 88 % full, so
     /// the series are not kept in its slots: at a million series over 64 shards the empty
     /// slots cost more than the series, 100 MB in issue 23.)
