@@ -7,6 +7,7 @@
 //! datums copied into one buffer per request. It is encoded as a log record
 //! ([`crate::record`]), travels to the log writer and is applied from there.
 
+use thermostat_metrics::shard_order::ShardOrder;
 use thermostat_metrics::validate::{self, Shape, ValidationError};
 use thermostat_metrics::{ObservationBatch, Resolution, Sample, SeriesKey, Timestamp, Unit};
 
@@ -248,14 +249,35 @@ fn many_series(
         d.read(req.datums[i]).map_err(|e| Error::Malformed(at(e)))?;
         *key = Some(datum_key(&mut keys, req.namespace, &d, i)?);
     }
+    // The batch in the store's shard order (a series' datums keep their order): the store
+    // applies a request shard by shard, and the log's applier reads the batch long after it
+    // was made, from memory; read in order, its observations stream in instead of each
+    // waiting for its cache lines.
+    let shard_of: Vec<usize> = found
+        .iter()
+        .map(|k| k.as_ref().map_or(0, store_shard))
+        .collect();
     let mut out = ObservationBatch::with_capacity(plain.len());
-    for (p, key) in plain.iter().zip(&found) {
-        if let Some(key) = key {
-            out.push_value(key, p.timestamp, p.unit, p.resolution, p.value);
+    for (_, group) in ShardOrder::new(STORE_SHARDS, &shard_of).groups() {
+        for &i in group {
+            if let Some(key) = &found[i] {
+                let p = &plain[i];
+                out.push_value(key, p.timestamp, p.unit, p.resolution, p.value);
+            }
         }
     }
     out.samples = plain.len() as f64;
     Ok(Some(out))
+}
+
+/// Shards of the series store. A snapshot records it, and a store of another size cannot
+/// load it: every store that reads a data directory has this many. Requests of many series
+/// are batched in its shards' order ([`many_series`]).
+pub const STORE_SHARDS: usize = 64;
+
+/// The shard of the server's store that holds `key` ([`STORE_SHARDS`] shards).
+pub(crate) fn store_shard(key: &SeriesKey) -> usize {
+    (key.stable_hash() % STORE_SHARDS as u64) as usize
 }
 
 fn unit_error(
@@ -456,6 +478,14 @@ mod tests {
             .collect()
     }
 
+    /// Datums grouped by series, each series' datums in their order: a batch keeps the order
+    /// of a series' datums, not the order of different series' (the store applies a request
+    /// shard by shard).
+    fn by_series(mut v: Vec<(SeriesKey, i64, Unit, u64)>) -> Vec<(SeriesKey, i64, Unit, u64)> {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     fn datum(
         metric: usize,
         dims: &[(usize, usize)],
@@ -521,14 +551,44 @@ mod tests {
             let interner = Interner::new(1000);
             let bytes = req.encode_to_vec();
             let first = validate_request(&bytes, NOW, &interner).unwrap();
-            prop_assert_eq!(ours(&first), reference(&req));
+            prop_assert_eq!(by_series(ours(&first)), by_series(reference(&req)));
             // Again with every identity known.
             let again = validate_request(&bytes, NOW, &interner).unwrap();
-            prop_assert_eq!(ours(&again), reference(&req));
+            prop_assert_eq!(by_series(ours(&again)), by_series(reference(&req)));
             let trusted = trusted_request(&bytes, NOW, &Interner::new(1000)).unwrap();
             prop_assert_eq!(ours(&trusted), reference(&req));
             prop_assert_eq!(first.samples, req.metric_data.len() as f64);
         }
+    }
+
+    /// A request of many series (a collector's flush) is batched in the order of the server
+    /// store's shards, each series' datums in request order: the store applies it shard by
+    /// shard, reading the batch in order.
+    #[test]
+    fn a_request_of_many_series_is_batched_by_store_shard() {
+        let metric_data: Vec<MetricDatum> = (0..2)
+            .flat_map(|t| {
+                (0..300).map(move |i| {
+                    datum(
+                        i % 3,
+                        &[(0, i)],
+                        NOW.as_millis() - 1000 * (2 - t),
+                        "",
+                        t as f64,
+                    )
+                })
+            })
+            .collect();
+        let req = PutMetricDataRequest {
+            namespace: "App".into(),
+            metric_data,
+        };
+        let batch = validate_request(&req.encode_to_vec(), NOW, &Interner::new(1000)).unwrap();
+        let got = ours(&batch);
+        let shards: Vec<usize> = got.iter().map(|(k, ..)| store_shard(k)).collect();
+        assert!(shards.is_sorted(), "{shards:?}");
+        assert!(shards.first() < shards.last(), "{shards:?}");
+        assert_eq!(by_series(got), by_series(reference(&req)));
     }
 
     /// A datum that starts with the bytes of the one before but carries another dimension

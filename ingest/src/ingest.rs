@@ -12,6 +12,7 @@ use thermostat_metrics::{
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::convert::STORE_SHARDS;
 use crate::error::Error;
 use crate::otlp::OtlpApi;
 use crate::persist::{self, SnapshotInfo};
@@ -19,10 +20,6 @@ use crate::remote::RemoteLog;
 use crate::service::{Limits, MetricsApi};
 use crate::streams::{Applied, StreamsState};
 use crate::wal::{self, FsyncMode, LogTelemetry, Wal, WalError, WalOptions};
-
-/// Shards of the series store. A snapshot records it, and a store of another size cannot
-/// load it: every store that reads a data directory has this many.
-pub const STORE_SHARDS: usize = 64;
 
 /// How the data directory is opened and kept.
 #[derive(Clone, Debug)]

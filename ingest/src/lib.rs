@@ -67,10 +67,9 @@ mod wire;
 
 use std::future::Future;
 
+pub use convert::STORE_SHARDS;
 pub use error::{Error, Overload, Result, SeriesLimit};
-pub use ingest::{
-    Ingest, IngestOptions, STORE_SHARDS, load_snapshot, open, read_data_dir, save_snapshot,
-};
+pub use ingest::{Ingest, IngestOptions, load_snapshot, open, read_data_dir, save_snapshot};
 pub use otlp::OtlpApi;
 pub use persist::SnapshotInfo;
 pub use remote::{RecordApplier, RemoteLog};

@@ -3,8 +3,11 @@
 //! the metrics core's rules.
 
 use thermostat_metrics::cumulative::{MappedData, MappedPoint};
+use thermostat_metrics::shard_order::ShardOrder;
 use thermostat_metrics::validate;
 use thermostat_metrics::{Distribution, ObservationBatch, Resolution, Timestamp};
+
+use crate::convert::{STORE_SHARDS, store_shard};
 
 /// The points as observations at standard resolution (1-minute windows, CloudWatch's default
 /// for `PutMetricData`), each checked with the metrics core's rules; those that break one are
@@ -31,7 +34,12 @@ pub(crate) fn push_points(
     let mut scratch;
     let mut counts: Vec<f64> = Vec::new();
     let out = batch;
-    for (i, p) in points.iter().enumerate() {
+    // In the order of the store's shards, each series' points in their order, as a request of
+    // many series is batched ([`crate::convert::STORE_SHARDS`]).
+    let shard_of: Vec<usize> = points.iter().map(|p| store_shard(&p.series)).collect();
+    let order = ShardOrder::new(STORE_SHARDS, &shard_of);
+    for i in order.groups().flat_map(|(_, group)| group.iter().copied()) {
+        let p = &points[i];
         let timestamp = Timestamp::from_millis(p.timestamp_ms);
         // Checked all the same: a rejection is answered by the node that received it.
         let batch = if leave_out_increases && p.from_stream {
@@ -76,5 +84,60 @@ pub(crate) fn push_points(
             Err(e) => rejected.push((i, e.to_string())),
         }
     }
+    rejected.sort_unstable_by_key(|(i, _)| *i);
     rejected
+}
+
+#[cfg(test)]
+mod tests {
+    use thermostat_metrics::{Dimension, SeriesKey, Unit};
+
+    use super::*;
+
+    fn point(series: usize, t: i64, v: f64) -> MappedPoint {
+        MappedPoint {
+            series: SeriesKey::new(
+                "App",
+                "m",
+                vec![Dimension::new("host", format!("h{series}"))],
+            ),
+            unit: Unit::None,
+            timestamp_ms: 1_800_000_000_000 + t,
+            point: 0,
+            data: MappedData::Value(v),
+            from_stream: false,
+        }
+    }
+
+    /// Points of many series are batched in the store's shard order, each series' points in
+    /// their order; rejections name the points' own indices, in order.
+    #[test]
+    fn many_series_are_batched_by_store_shard() {
+        let mut points: Vec<MappedPoint> = (0..2)
+            .flat_map(|t| (0..200).map(move |s| point(s, t, (s * 10) as f64 + t as f64)))
+            .collect();
+        points[7].data = MappedData::Value(f64::NAN);
+        points[3].data = MappedData::Value(f64::INFINITY);
+        let (batch, rejected) = to_batch(&points, false);
+        let got = batch.observations();
+        let shards: Vec<usize> = got.iter().map(|(k, _)| store_shard(k)).collect();
+        assert!(shards.is_sorted(), "{shards:?}");
+        assert!(shards.first() < shards.last(), "{shards:?}");
+        assert_eq!(rejected.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [3, 7]);
+        assert_eq!(batch.samples, 398.0);
+        // Each series' points, in order, are the ones given (less the rejected).
+        let mut want: Vec<(SeriesKey, i64)> = points
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 7)
+            .map(|(_, p)| (p.series.clone(), p.timestamp_ms))
+            .collect();
+        let mut have: Vec<(SeriesKey, i64)> = got
+            .iter()
+            .map(|(k, o)| (k.clone(), o.timestamp.as_millis()))
+            .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        have.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(have, want);
+    }
 }
