@@ -1326,16 +1326,39 @@ async fn alarms_act_once(dir: &Path, nats: &str) {
         (alarm_state(&nodes[leader], "web-trouble").await == "ALARM").then_some(())
     })
     .await;
+    // A node's log lines reach the test through a pipe, maybe after its state does.
+    // (Or another node's, which the assertions below report.)
+    eventually("the transitions logged", async || {
+        let node = &nodes[leader];
+        let others = nodes
+            .iter()
+            .filter(|(id, _)| **id != leader)
+            .any(|(_, n)| logged_transitions(n, "web-hot") > 0);
+        (others
+            || logged_transitions(node, "web-trouble") > 0
+                && logged_transitions(node, "web-hot") > 0)
+            .then_some(())
+    })
+    .await;
+    let logged: Vec<(&str, usize, usize)> = nodes
+        .iter()
+        .map(|(id, node)| {
+            let trouble = logged_transitions(node, "web-trouble");
+            (*id, trouble, logged_transitions(node, "web-hot"))
+        })
+        .collect();
     for (id, node) in &nodes {
         assert_eq!(
             logged_transitions(node, "web-trouble") > 0,
             *id == leader,
-            "{id}: composites are the leader's"
+            "{id}: composites are the leader's ({leader}); (node, web-trouble, web-hot) \
+             transitions logged: {logged:?}"
         );
         assert_eq!(
             logged_transitions(node, "web-hot") > 0,
             *id == leader,
-            "{id}: web-hot is the leader's (it scales)"
+            "{id}: web-hot is the leader's ({leader}; it scales); (node, web-trouble, web-hot) \
+             transitions logged: {logged:?}"
         );
         assert_eq!(
             logged_transitions(node, "web-warm") > 0,

@@ -398,15 +398,10 @@ async fn a_full_disk_refuses_pushes_and_loses_nothing_acknowledged() {
     let mut acked = 0u64;
     let mut refused = 0;
     for i in 0..100 {
+        // A thousand series a request, so that each record names a thousand series (a
+        // request's datums of one series are logged as one run) and the disk fills.
         let data = (0..1000)
-            .map(|j| {
-                value_datum(
-                    "M",
-                    &[("Part", &format!("p{}", j % 10))],
-                    t0 + j,
-                    f64::from(i),
-                )
-            })
+            .map(|j| value_datum("M", &[("Part", &format!("p{j}"))], t0 + j, f64::from(i)))
             .collect();
         match c.put_metric_data(request("Test/Full", data)).await {
             Ok(r) => {
@@ -435,7 +430,7 @@ async fn a_full_disk_refuses_pushes_and_loses_nothing_acknowledged() {
 
     let server = ServerProcess::start(dir.path(), &[]);
     let mut total = 0.0;
-    for p in 0..10 {
+    for p in 0..1000 {
         total += server
             .sample_count("Test/Full", "M", &[("Part", &format!("p{p}"))], t0)
             .await;
