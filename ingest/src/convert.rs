@@ -260,9 +260,9 @@ fn many_series(
     let mut out = ObservationBatch::with_capacity(plain.len());
     for (_, group) in ShardOrder::new(STORE_SHARDS, &shard_of).groups() {
         for &i in group {
-            if let Some(key) = &found[i] {
+            if let Some(key) = found[i].take() {
                 let p = &plain[i];
-                out.push_value(key, p.timestamp, p.unit, p.resolution, p.value);
+                out.push_value_owned(key, p.timestamp, p.unit, p.resolution, p.value);
             }
         }
     }

@@ -77,8 +77,19 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    /// A varint. Most are one byte (keys, lengths): those are read inline.
     #[inline]
     fn varint(&mut self) -> Result<u64, WireError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {

@@ -8,6 +8,8 @@
 //! it with [`ObservationBatch::record_into`]; the log record format is written from it
 //! ([`ObservationBatch::with_runs`]).
 
+use std::borrow::Cow;
+
 use crate::series::SeriesKey;
 use crate::store::{Observation, Resolution, Sample, Store};
 use crate::time::Timestamp;
@@ -167,13 +169,39 @@ impl ObservationBatch {
         resolution: Resolution,
         value: f64,
     ) {
-        self.push(key, timestamp, unit, resolution, Sample::Value(value));
+        self.push(
+            Cow::Borrowed(key),
+            timestamp,
+            unit,
+            resolution,
+            Sample::Value(value),
+        );
+    }
+
+    /// [`push_value`](Self::push_value) of a key the caller gives away: a new run takes it
+    /// instead of a clone (a reference count is an atomic that other threads touch too).
+    #[inline]
+    pub fn push_value_owned(
+        &mut self,
+        key: SeriesKey,
+        timestamp: Timestamp,
+        unit: Unit,
+        resolution: Resolution,
+        value: f64,
+    ) {
+        self.push(
+            Cow::Owned(key),
+            timestamp,
+            unit,
+            resolution,
+            Sample::Value(value),
+        );
     }
 
     #[inline]
     fn push(
         &mut self,
-        key: &SeriesKey,
+        key: Cow<'_, SeriesKey>,
         timestamp: Timestamp,
         unit: Unit,
         resolution: Resolution,
@@ -187,8 +215,8 @@ impl ObservationBatch {
         });
         let end = self.observations.len();
         match self.runs.last_mut() {
-            Some((last, last_end)) if SeriesKey::same(last, key) => *last_end = end,
-            _ => self.runs.push((key.clone(), end)),
+            Some((last, last_end)) if SeriesKey::same(last, &key) => *last_end = end,
+            _ => self.runs.push((key.into_owned(), end)),
         }
     }
 
@@ -267,7 +295,13 @@ impl ObservationBatch {
             counts: &[],
             ..*distribution
         };
-        self.push(key, timestamp, unit, resolution, Sample::Distribution(held));
+        self.push(
+            Cow::Borrowed(key),
+            timestamp,
+            unit,
+            resolution,
+            Sample::Distribution(held),
+        );
     }
 
     /// Adds an observation of `key`, copying the values of a multi-valued one (its counts are
@@ -311,7 +345,7 @@ impl ObservationBatch {
                 NO_VALUES
             }
         };
-        self.push(key, timestamp, unit, resolution, sample);
+        self.push(Cow::Borrowed(key), timestamp, unit, resolution, sample);
     }
 }
 
