@@ -519,3 +519,57 @@ fn repeated_datums_and_dimensions_are_counted_not_kept() {
     len_delimited(2, &[(1 << 3) | 2, 5, b'x'], &mut bad);
     assert!(DatumView::default().read(&bad).is_err());
 }
+
+/// A view's contents, for comparing two reads of the same bytes.
+fn view_of(d: &DatumView<'_>) -> String {
+    format!(
+        "{:?} {:?} {} {} {:?} {:?} {:?} {:?} {:?} {} {}",
+        d.metric_name,
+        d.dimensions,
+        d.dimension_count,
+        d.timestamp_ms,
+        d.value.map(f64::to_bits),
+        d.statistic_values
+            .map(|s| [s.sample_count, s.sum, s.minimum, s.maximum].map(f64::to_bits)),
+        d.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        d.counts.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        d.unit,
+        d.storage_resolution,
+        d.identity_end,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// The usual layout's shortcut takes every datum an encoder writes with only the usual
+    /// fields, and reads any bytes it takes (valid, mutated or not) as the general reader does.
+    #[test]
+    fn the_usual_layout_reads_as_any_layout(
+        datum in datum(),
+        mutate in prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    ) {
+        let mut buf = datum.encode_to_vec();
+        let usual_fields = !datum.metric_name.is_empty()
+            && datum.statistic_values.is_none()
+            && datum.values.is_empty()
+            && datum.counts.is_empty()
+            && datum.dimensions.iter().all(|d| !d.name.is_empty() && !d.value.is_empty());
+        if let Some((at, byte)) = mutate
+            && !buf.is_empty()
+        {
+            let i = at.index(buf.len());
+            buf[i] = byte;
+        }
+        let mut usual = DatumView::default();
+        let taken = usual.read_usual(&buf);
+        if mutate.is_none() {
+            prop_assert_eq!(taken, usual_fields);
+        }
+        if taken {
+            let mut any = DatumView::default();
+            prop_assert!(any.read_any(&buf).is_ok());
+            prop_assert_eq!(view_of(&usual), view_of(&any));
+        }
+    }
+}
