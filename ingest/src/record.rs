@@ -43,7 +43,7 @@
 //! or an allocation larger than the payload.
 
 use bytes::{Buf, BufMut};
-use prost::encoding::{decode_varint, encode_varint};
+use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
 use thermostat_metrics::{
     Distribution, Observation, ObservationBatch, Resolution, Sample, SeriesKey, StatisticSet,
     Timestamp, Unit,
@@ -111,14 +111,35 @@ fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
+/// A varint; one byte (most lengths and timestamp deltas) without a call.
+#[inline(always)]
+fn put_varint(v: u64, out: &mut Vec<u8>) {
+    if v < 0x80 {
+        out.push(v as u8);
+    } else {
+        encode_varint(v, out);
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    encode_varint(s.len() as u64, out);
+    put_varint(s.len() as u64, out);
     out.extend_from_slice(s.as_bytes());
+}
+
+/// The number of bytes [`put_key`] writes for `key`.
+fn key_len(key: &SeriesKey) -> usize {
+    let str_len = |s: &str| encoded_len_varint(s.len() as u64) + s.len();
+    let dimensions = key.dimensions();
+    str_len(key.metric_name())
+        + encoded_len_varint(dimensions.len() as u64)
+        + dimensions
+            .map(|d| str_len(d.name) + str_len(d.value))
+            .sum::<usize>()
 }
 
 fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
     put_str(out, key.metric_name());
-    encode_varint(key.dimensions().len() as u64, out);
+    put_varint(key.dimensions().len() as u64, out);
     for d in key.dimensions() {
         put_str(out, d.name);
         put_str(out, d.value);
@@ -149,7 +170,10 @@ fn same_run(a: &Observation<'_>, b: &Observation<'_>) -> bool {
 /// The payload of `batch`'s observations, appended to `out`.
 pub(crate) fn encode(batch: &ObservationBatch, out: &mut Vec<u8>) {
     batch.with_runs(|runs, observations| {
-        out.reserve(observations.len() * 11 + 64);
+        // About 11 bytes an observation, and a run's key each (the first run's key stands for
+        // all: a request's series are usually alike), so that the payload is not regrown.
+        let per_run = runs.first().map_or(0, |(key, _)| key_len(key) + 8);
+        out.reserve(observations.len() * 11 + runs.len() * per_run + 64);
         let mut writer = Writer::new(std::mem::take(out));
         let mut start = 0;
         for (key, end) in runs {
@@ -167,7 +191,6 @@ pub(crate) struct Writer {
     out: Vec<u8>,
     /// The namespace last written (a record names one only when it changes).
     namespace: Option<Box<str>>,
-    key_bytes: Vec<u8>,
     /// The last timestamp written (timestamps are deltas).
     previous: i64,
 }
@@ -178,7 +201,6 @@ impl Writer {
         Writer {
             out,
             namespace: None,
-            key_bytes: Vec::with_capacity(128),
             previous: 0,
         }
     }
@@ -194,11 +216,10 @@ impl Writer {
             put_str(&mut self.out, ns);
             self.namespace = Some(ns.into());
         }
-        self.key_bytes.clear();
-        put_key(&mut self.key_bytes, key);
+        let key_len = key_len(key);
         // The series' observations, cut where the unit, resolution or kind changes.
         for run in observations.chunk_by(same_run) {
-            encode_run(&self.key_bytes, run, &mut self.previous, &mut self.out);
+            encode_run(key, key_len, run, &mut self.previous, &mut self.out);
         }
     }
 
@@ -220,18 +241,27 @@ impl Writer {
     }
 }
 
-fn encode_run(key_bytes: &[u8], run: &[Observation<'_>], previous: &mut i64, out: &mut Vec<u8>) {
+/// A run of `key` (whose [`put_key`] bytes are `key_len` long).
+fn encode_run(
+    key: &SeriesKey,
+    key_len: usize,
+    run: &[Observation<'_>],
+    previous: &mut i64,
+    out: &mut Vec<u8>,
+) {
     let first = &run[0];
     out.push(RUN);
-    encode_varint(key_bytes.len() as u64, out);
-    out.extend_from_slice(key_bytes);
+    put_varint(key_len as u64, out);
+    let start = out.len();
+    put_key(out, key);
+    debug_assert_eq!(out.len() - start, key_len);
     out.push(unit_code(first.unit));
     out.push(resolution_code(first.resolution));
     out.push(kind_of(&first.sample));
-    encode_varint(run.len() as u64, out);
+    put_varint(run.len() as u64, out);
     for o in run {
         let t = o.timestamp.as_millis();
-        encode_varint(zigzag(t.wrapping_sub(*previous)), out);
+        put_varint(zigzag(t.wrapping_sub(*previous)), out);
         *previous = t;
         match o.sample {
             Sample::Value(v) => out.put_f64_le(v),
