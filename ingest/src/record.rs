@@ -169,19 +169,16 @@ fn same_run(a: &Observation<'_>, b: &Observation<'_>) -> bool {
 
 /// The payload of `batch`'s observations, appended to `out`.
 pub(crate) fn encode(batch: &ObservationBatch, out: &mut Vec<u8>) {
-    batch.with_runs(|runs, observations| {
-        // About 11 bytes an observation, and a run's key each (the first run's key stands for
-        // all: a request's series are usually alike), so that the payload is not regrown.
-        let per_run = runs.first().map_or(0, |(key, _)| key_len(key) + 8);
-        out.reserve(observations.len() * 11 + runs.len() * per_run + 64);
-        let mut writer = Writer::new(std::mem::take(out));
-        let mut start = 0;
-        for (key, end) in runs {
-            writer.push_series(key, &observations[start..*end]);
-            start = *end;
-        }
-        *out = writer.finish();
-    });
+    // About 11 bytes an observation, and a run's key each (the first run's key stands for all:
+    // a request's series are usually alike), so that the payload is not regrown.
+    let runs = batch.runs();
+    let per_run = batch.series().next().map_or(0, |key| key_len(key) + 8);
+    out.reserve(batch.len() * 11 + runs.len() * per_run + 64);
+    let mut writer = Writer::new(std::mem::take(out));
+    for (key, run) in runs {
+        writer.push_series(key, run);
+    }
+    *out = writer.finish();
 }
 
 /// A payload written series by series (cluster mode writes one per partition while it splits
@@ -206,8 +203,12 @@ impl Writer {
     }
 
     /// Appends observations of series `key` (in their order).
-    pub(crate) fn push_series(&mut self, key: &SeriesKey, observations: &[Observation<'_>]) {
-        if observations.is_empty() {
+    pub(crate) fn push_series<'o>(
+        &mut self,
+        key: &SeriesKey,
+        mut observations: impl Iterator<Item = Observation<'o>> + Clone,
+    ) {
+        if observations.clone().next().is_none() {
             return;
         }
         let ns = key.namespace();
@@ -218,8 +219,23 @@ impl Writer {
         }
         let key_len = key_len(key);
         // The series' observations, cut where the unit, resolution or kind changes.
-        for run in observations.chunk_by(same_run) {
-            encode_run(key, key_len, run, &mut self.previous, &mut self.out);
+        while let Some(first) = observations.clone().next() {
+            let n = observations
+                .clone()
+                .take_while(|o| same_run(&first, o))
+                .count();
+            let run = observations.clone().take(n);
+            encode_run(
+                key,
+                key_len,
+                &first,
+                n,
+                run,
+                &mut self.previous,
+                &mut self.out,
+            );
+            // Past the run (`n` is at least 1: the first observation is in it).
+            observations.nth(n - 1);
         }
     }
 
@@ -241,15 +257,17 @@ impl Writer {
     }
 }
 
-/// A run of `key` (whose [`put_key`] bytes are `key_len` long).
-fn encode_run(
+/// A run of `key` (whose [`put_key`] bytes are `key_len` long): `len` observations, `first`
+/// the first of them.
+fn encode_run<'o>(
     key: &SeriesKey,
     key_len: usize,
-    run: &[Observation<'_>],
+    first: &Observation<'_>,
+    len: usize,
+    run: impl Iterator<Item = Observation<'o>>,
     previous: &mut i64,
     out: &mut Vec<u8>,
 ) {
-    let first = &run[0];
     out.push(RUN);
     put_varint(key_len as u64, out);
     let start = out.len();
@@ -258,7 +276,7 @@ fn encode_run(
     out.push(unit_code(first.unit));
     out.push(resolution_code(first.resolution));
     out.push(kind_of(&first.sample));
-    put_varint(run.len() as u64, out);
+    put_varint(len as u64, out);
     for o in run {
         let t = o.timestamp.as_millis();
         put_varint(zigzag(t.wrapping_sub(*previous)), out);

@@ -65,20 +65,16 @@ pub(crate) fn group_records(
     let mut parts: std::collections::BTreeMap<u32, (Writer, Vec<usize>, usize)> =
         std::collections::BTreeMap::new();
     for (push, (batch, points)) in pushes.iter().enumerate() {
-        batch.with_runs(|runs, observations| {
-            let mut start = 0;
-            for (key, end) in runs {
-                let (writer, in_it, count) = parts
-                    .entry(part_of(key))
-                    .or_insert_with(|| (Writer::new(Vec::new()), Vec::new(), 0));
-                if in_it.last() != Some(&push) {
-                    in_it.push(push);
-                }
-                writer.push_series(key, &observations[start..*end]);
-                *count += *end - start;
-                start = *end;
+        for (key, run) in batch.runs() {
+            let (writer, in_it, count) = parts
+                .entry(part_of(key))
+                .or_insert_with(|| (Writer::new(Vec::new()), Vec::new(), 0));
+            if in_it.last() != Some(&push) {
+                in_it.push(push);
             }
-        });
+            *count += run.len();
+            writer.push_series(key, run);
+        }
         for point in *points {
             let (writer, in_it, count) = parts
                 .entry(part_of(&point.key.series))

@@ -4,11 +4,18 @@
 //! replayed, or one set of samples Thermostat makes itself) becomes before it is recorded:
 //! each observation with its series, a series key held once per run of one series rather than
 //! once per observation, and the values (and counts) of multi-valued observations and
-//! distributions copied into one buffer per batch. The ingest adapter fills it (from a request's bytes or a log record) and records
-//! it with [`ObservationBatch::record_into`]; the log record format is written from it
-//! ([`ObservationBatch::with_runs`]).
+//! distributions copied into one buffer per batch. The ingest adapter fills it (from a
+//! request's bytes or a log record) and records it with [`ObservationBatch::record_into`]; the
+//! log record format is written from its runs ([`ObservationBatch::runs`]).
+//!
+//! A batch is written by a request's handler and read, milliseconds later and usually on
+//! another core, by the log's applier: it holds each observation in 24 bytes ([`Held`]: time,
+//! value, unit, resolution), and only what a plain value has no room for (a statistic set, a
+//! distribution's totals, where values are) on the side, so that a thousand plain values are
+//! 24 KB to write and read again, not the 96 KB of as many [`Observation`]s.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use crate::series::SeriesKey;
 use crate::store::{Observation, Resolution, Sample, Store};
@@ -16,12 +23,30 @@ use crate::time::Timestamp;
 use crate::unit::Unit;
 use crate::window::Distribution;
 
-/// Where the values of a multi-valued observation or a distribution are kept: observation
-/// `entry`'s values are `values[start..start + len]`, followed by as many counts when
-/// `counted` (always for a distribution, whose count, sum and bounds stay in its entry).
+/// One observation as a batch holds it.
 #[derive(Clone, Copy, Debug)]
-struct Multi {
-    entry: usize,
+struct Held {
+    timestamp: Timestamp,
+    /// The value of a plain observation.
+    value: f64,
+    /// For any other, its entry in [`ObservationBatch::others`]; [`PLAIN`] for a plain value.
+    other: u32,
+    unit: Unit,
+    resolution: Resolution,
+}
+
+// Written and read once per datum by different cores: keep it at 24 bytes.
+const _: () = assert!(std::mem::size_of::<Held>() == 24);
+
+/// [`Held::other`] of a plain value.
+const PLAIN: u32 = u32::MAX;
+
+/// An observation that is not a plain value: its sample without its values and counts, and
+/// where those are, `values[start..start + len]` followed by as many counts when `counted`
+/// (always for a distribution, whose count, sum and bounds stay in `sample`).
+#[derive(Clone, Copy, Debug)]
+struct Other {
+    sample: Sample<'static>,
     start: usize,
     len: usize,
     counted: bool,
@@ -34,23 +59,50 @@ pub struct ObservationBatch {
     /// that `observations[previous end..end]` are of `key`. A key is held once per run, not
     /// once per observation: its reference count is shared with every thread that handles it.
     runs: Vec<(SeriesKey, usize)>,
-    /// One per observation, in the order added, ready for the store. A multi-valued
-    /// observation's sample is an empty list here, and a distribution's has no buckets, until
-    /// [`ObservationBatch::observations`] or [`ObservationBatch::with_runs`] fills in its
-    /// values and counts.
-    observations: Vec<Observation<'static>>,
+    /// One per observation, in the order added.
+    observations: Vec<Held>,
     /// Samples in the batch, by Thermostat's counting rule ([`Sample::sample_count`]); kept by
     /// whoever fills the batch, which often knows the count already.
     pub samples: f64,
+    /// The observations that are not plain values ([`Held::other`]).
+    others: Vec<Other>,
     /// Values and counts of multi-valued observations and distributions.
     values: Vec<f64>,
-    multi: Vec<Multi>,
 }
 
 const NO_VALUES: Sample<'static> = Sample::Values {
     values: &[],
     counts: &[],
 };
+
+/// The observations of one run of a batch, in order (from [`ObservationBatch::runs`]).
+#[derive(Clone, Debug)]
+pub struct Run<'b> {
+    batch: &'b ObservationBatch,
+    at: Range<usize>,
+}
+
+impl<'b> Iterator for Run<'b> {
+    type Item = Observation<'b>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Observation<'b>> {
+        let i = self.at.next()?;
+        Some(self.batch.observation(i))
+    }
+
+    #[inline]
+    fn nth(&mut self, n: usize) -> Option<Observation<'b>> {
+        let i = self.at.nth(n)?;
+        Some(self.batch.observation(i))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.at.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Run<'_> {}
 
 impl ObservationBatch {
     /// An empty batch with room for `observations` observations.
@@ -91,41 +143,63 @@ impl ObservationBatch {
         self.runs.iter().map(|(k, _)| k)
     }
 
+    /// Each run of one series, with its observations (multi-valued ones and distributions
+    /// included), in batch order.
+    pub fn runs(&self) -> impl ExactSizeIterator<Item = (&SeriesKey, Run<'_>)> {
+        let mut start = 0;
+        self.runs.iter().map(move |(key, end)| {
+            let run = Run {
+                batch: self,
+                at: start..*end,
+            };
+            start = *end;
+            (key, run)
+        })
+    }
+
     /// The observations with their series, multi-valued ones and distributions included.
     pub fn observations(&self) -> Vec<(SeriesKey, Observation<'_>)> {
-        let mut out: Vec<(SeriesKey, Observation<'_>)> =
-            Vec::with_capacity(self.observations.len());
-        let mut start = 0;
-        for (key, end) in &self.runs {
-            out.extend(
-                self.observations[start..*end]
-                    .iter()
-                    .map(|o| (key.clone(), *o)),
-            );
-            start = *end;
-        }
-        for m in &self.multi {
-            out[m.entry].1.sample = self.filled(m, &self.observations[m.entry].sample);
+        let mut out = Vec::with_capacity(self.observations.len());
+        for (key, run) in self.runs() {
+            out.extend(run.map(|o| (key.clone(), o)));
         }
         out
     }
 
-    /// The sample of a multi-valued observation or distribution, `held` (its entry in
-    /// `observations`) with its values and counts filled in.
-    fn filled(&self, m: &Multi, held: &Sample<'static>) -> Sample<'_> {
-        let values = &self.values[m.start..m.start + m.len];
-        let counts = if m.counted {
-            &self.values[m.start + m.len..m.start + 2 * m.len]
+    /// Observation `i`, its values and counts filled in.
+    #[inline]
+    fn observation(&self, i: usize) -> Observation<'_> {
+        let h = &self.observations[i];
+        let sample = if h.other == PLAIN {
+            Sample::Value(h.value)
+        } else {
+            self.filled(&self.others[h.other as usize])
+        };
+        Observation {
+            timestamp: h.timestamp,
+            unit: h.unit,
+            resolution: h.resolution,
+            sample,
+        }
+    }
+
+    /// The sample of an observation that is not a plain value, its values and counts filled
+    /// in.
+    fn filled(&self, o: &Other) -> Sample<'_> {
+        let values = &self.values[o.start..o.start + o.len];
+        let counts = if o.counted {
+            &self.values[o.start + o.len..o.start + 2 * o.len]
         } else {
             &[]
         };
-        match *held {
+        match o.sample {
             Sample::Distribution(d) => Sample::Distribution(Distribution {
                 values,
                 counts,
                 ..d
             }),
-            _ => Sample::Values { values, counts },
+            Sample::Values { .. } => Sample::Values { values, counts },
+            held => held,
         }
     }
 
@@ -135,28 +209,10 @@ impl ObservationBatch {
         self.observations.reserve(additional);
     }
 
-    /// Calls `f` with the runs (as in [`Store::record_runs_seq`]) and the observations,
-    /// multi-valued ones and distributions included.
-    #[inline]
-    pub fn with_runs<R>(
-        &self,
-        f: impl FnOnce(&[(SeriesKey, usize)], &[Observation<'_>]) -> R,
-    ) -> R {
-        if self.multi.is_empty() {
-            // The common case: the observations are what the store takes.
-            return f(&self.runs, &self.observations);
-        }
-        let mut filled: Vec<Observation<'_>> = self.observations.clone();
-        for m in &self.multi {
-            filled[m.entry].sample = self.filled(m, &self.observations[m.entry].sample);
-        }
-        f(&self.runs, &filled)
-    }
-
     /// Records the batch into `store` as write-ahead-log record `seq` (see
     /// [`Store::record_runs_seq`]).
     pub fn record_into(&self, store: &Store, seq: u64) {
-        self.with_runs(|runs, observations| store.record_runs_seq(runs, observations, seq));
+        store.record_cut(self.runs().collect(), Some(seq));
     }
 
     /// Adds one single-valued observation of `key`.
@@ -174,7 +230,8 @@ impl ObservationBatch {
             timestamp,
             unit,
             resolution,
-            Sample::Value(value),
+            value,
+            PLAIN,
         );
     }
 
@@ -189,13 +246,7 @@ impl ObservationBatch {
         resolution: Resolution,
         value: f64,
     ) {
-        self.push(
-            Cow::Owned(key),
-            timestamp,
-            unit,
-            resolution,
-            Sample::Value(value),
-        );
+        self.push(Cow::Owned(key), timestamp, unit, resolution, value, PLAIN);
     }
 
     #[inline]
@@ -205,19 +256,36 @@ impl ObservationBatch {
         timestamp: Timestamp,
         unit: Unit,
         resolution: Resolution,
-        sample: Sample<'static>,
+        value: f64,
+        other: u32,
     ) {
-        self.observations.push(Observation {
+        self.observations.push(Held {
             timestamp,
+            value,
+            other,
             unit,
             resolution,
-            sample,
         });
         let end = self.observations.len();
         match self.runs.last_mut() {
             Some((last, last_end)) if SeriesKey::same(last, &key) => *last_end = end,
             _ => self.runs.push((key.into_owned(), end)),
         }
+    }
+
+    /// Adds an observation that is not a plain value.
+    fn push_other(
+        &mut self,
+        key: &SeriesKey,
+        timestamp: Timestamp,
+        unit: Unit,
+        resolution: Resolution,
+        other: Other,
+    ) {
+        // Four billion of them would not fit in a request, nor in a log record.
+        let at = u32::try_from(self.others.len()).unwrap_or(PLAIN - 1);
+        self.others.push(other);
+        self.push(Cow::Borrowed(key), timestamp, unit, resolution, 0.0, at);
     }
 
     /// Adds `n` single-valued observations of `key`, each a timestamp and value `next`
@@ -239,11 +307,12 @@ impl ObservationBatch {
         self.observations.reserve(n);
         for _ in 0..n {
             match next() {
-                Ok((timestamp, value)) => self.observations.push(Observation {
+                Ok((timestamp, value)) => self.observations.push(Held {
                     timestamp,
+                    value,
+                    other: PLAIN,
                     unit,
                     resolution,
-                    sample: Sample::Value(value),
                 }),
                 Err(e) => {
                     self.observations.truncate(before);
@@ -284,24 +353,18 @@ impl ObservationBatch {
                 .chain(std::iter::repeat(0.0))
                 .take(len),
         );
-        self.multi.push(Multi {
-            entry: self.observations.len(),
-            start,
-            len,
-            counted: true,
-        });
         let held = Distribution {
             values: &[],
             counts: &[],
             ..*distribution
         };
-        self.push(
-            Cow::Borrowed(key),
-            timestamp,
-            unit,
-            resolution,
-            Sample::Distribution(held),
-        );
+        let other = Other {
+            sample: Sample::Distribution(held),
+            start,
+            len,
+            counted: true,
+        };
+        self.push_other(key, timestamp, unit, resolution, other);
     }
 
     /// Adds an observation of `key`, copying the values of a multi-valued one (its counts are
@@ -316,9 +379,16 @@ impl ObservationBatch {
         resolution: Resolution,
         sample: Sample<'_>,
     ) {
-        let sample = match sample {
-            Sample::Value(v) => Sample::Value(v),
-            Sample::Set(s) => Sample::Set(s),
+        let other = match sample {
+            Sample::Value(v) => {
+                return self.push_value(key, timestamp, unit, resolution, v);
+            }
+            Sample::Set(s) => Other {
+                sample: Sample::Set(s),
+                start: 0,
+                len: 0,
+                counted: false,
+            },
             Sample::Distribution(d) => {
                 return self.push_distribution(key, timestamp, unit, resolution, &d);
             }
@@ -336,16 +406,15 @@ impl ObservationBatch {
                             .take(values.len()),
                     );
                 }
-                self.multi.push(Multi {
-                    entry: self.observations.len(),
+                Other {
+                    sample: NO_VALUES,
                     start,
                     len: values.len(),
                     counted,
-                });
-                NO_VALUES
+                }
             }
         };
-        self.push(Cow::Borrowed(key), timestamp, unit, resolution, sample);
+        self.push_other(key, timestamp, unit, resolution, other);
     }
 }
 
@@ -524,10 +593,9 @@ mod tests {
                 counts: []
             }
         ));
-        batch.with_runs(|runs, obs| {
-            assert_eq!(runs.len(), 1);
-            assert_eq!(distributions(obs), want);
-        });
+        let runs: Vec<Vec<Observation<'_>>> = batch.runs().map(|(_, run)| run.collect()).collect();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(distributions(&runs[0]), want);
 
         let store = Store::new(4);
         batch.record_into(&store, 1);

@@ -498,7 +498,7 @@ impl Series {
 
     /// Records a run of observations; consecutive ones that fall into the same window take
     /// one window lookup. Keeps [`Series::bytes`] up to date.
-    fn record_run<'o>(&mut self, mut run: impl Iterator<Item = &'o Observation<'o>> + Clone) {
+    fn record_run<'o>(&mut self, mut run: impl Iterator<Item = Observation<'o>> + Clone) {
         let Some(mut obs) = run.next() else { return };
         let mut grown = 0usize;
         let mut shrunk = 0usize;
@@ -509,7 +509,7 @@ impl Series {
             };
             let start = obs.timestamp.floor_to(TIER_MS[tier]).as_millis();
             let (unit, resolution) = (obs.unit, obs.resolution);
-            let in_window = |o: &&Observation<'_>| {
+            let in_window = |o: &Observation<'_>| {
                 o.unit == unit
                     && o.resolution == resolution
                     && o.timestamp.floor_to(TIER_MS[tier]).as_millis() == start
@@ -520,14 +520,14 @@ impl Series {
             let before = w.heap_bytes();
             grown +=
                 usize::from(new_stream) * STREAM_BYTES + usize::from(new_window) * WINDOW_BYTES;
-            record_into(w, obs);
+            record_into(w, &obs);
             last = last.max(obs.timestamp);
             // The rest of the run's observations in this window, room made for them at once.
             w.reserve(run.clone().take_while(in_window).count());
             let next = loop {
                 match run.next() {
                     Some(o) if in_window(&o) => {
-                        record_into(w, o);
+                        record_into(w, &o);
                         last = last.max(o.timestamp);
                     }
                     other => break other,
@@ -767,7 +767,7 @@ impl Store {
                 .iter()
                 .position(|(k, _)| !SeriesKey::same(k, key))
                 .unwrap_or(batch.len() - start);
-            runs.push((key, batch[start..start + len].iter().map(|(_, o)| o)));
+            runs.push((key, batch[start..start + len].iter().map(|(_, o)| *o)));
             start += len;
         }
         self.record_cut(runs, None);
@@ -792,7 +792,7 @@ impl Store {
         let cut = runs
             .iter()
             .map(|(key, end)| {
-                let run = observations[start..*end].iter();
+                let run = observations[start..*end].iter().copied();
                 start = *end;
                 (key, run)
             })
@@ -803,9 +803,9 @@ impl Store {
     /// Applies runs of one series each. Runs are grouped by shard so that each shard's part of
     /// the batch is applied under one lock hold (a snapshot sees all of it or none), in batch
     /// order within a shard.
-    fn record_cut<'o, I>(&self, runs: Vec<(&SeriesKey, I)>, seq: Option<u64>)
+    pub(crate) fn record_cut<'o, I>(&self, runs: Vec<(&SeriesKey, I)>, seq: Option<u64>)
     where
-        I: Iterator<Item = &'o Observation<'o>> + Clone,
+        I: Iterator<Item = Observation<'o>> + Clone,
     {
         let shard_of: Vec<usize> = runs.iter().map(|(key, _)| self.shard_of(key)).collect();
         for (s, chunk) in ShardOrder::new(self.shards.len(), &shard_of).groups() {
