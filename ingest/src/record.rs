@@ -217,23 +217,19 @@ impl Writer {
             put_str(&mut self.out, ns);
             self.namespace = Some(ns.into());
         }
-        let key_len = key_len(key);
         // The series' observations, cut where the unit, resolution or kind changes.
         while let Some(first) = observations.clone().next() {
-            let n = observations
-                .clone()
-                .take_while(|o| same_run(&first, o))
-                .count();
+            let n = if observations.size_hint() == (1, Some(1)) {
+                // A series' only observation in the batch (time order): nothing to compare.
+                1
+            } else {
+                observations
+                    .clone()
+                    .take_while(|o| same_run(&first, o))
+                    .count()
+            };
             let run = observations.clone().take(n);
-            encode_run(
-                key,
-                key_len,
-                &first,
-                n,
-                run,
-                &mut self.previous,
-                &mut self.out,
-            );
+            encode_run(key, &first, n, run, &mut self.previous, &mut self.out);
             // Past the run (`n` is at least 1: the first observation is in it).
             observations.nth(n - 1);
         }
@@ -257,11 +253,9 @@ impl Writer {
     }
 }
 
-/// A run of `key` (whose [`put_key`] bytes are `key_len` long): `len` observations, `first`
-/// the first of them.
+/// A run of `key`: `len` observations, `first` the first of them.
 fn encode_run<'o>(
     key: &SeriesKey,
-    key_len: usize,
     first: &Observation<'_>,
     len: usize,
     run: impl Iterator<Item = Observation<'o>>,
@@ -269,10 +263,19 @@ fn encode_run<'o>(
     out: &mut Vec<u8>,
 ) {
     out.push(RUN);
-    put_varint(key_len as u64, out);
-    let start = out.len();
+    // The key, length first: written after a byte for its length, which is all a key under
+    // 128 bytes (the usual) needs, and made room for otherwise.
+    let at = out.len();
+    out.push(0);
     put_key(out, key);
-    debug_assert_eq!(out.len() - start, key_len);
+    let key_len = out.len() - at - 1;
+    if key_len < 0x80 {
+        out[at] = key_len as u8;
+    } else {
+        let mut prefix = Vec::with_capacity(10);
+        encode_varint(key_len as u64, &mut prefix);
+        out.splice(at..=at, prefix);
+    }
     out.push(unit_code(first.unit));
     out.push(resolution_code(first.resolution));
     out.push(kind_of(&first.sample));

@@ -130,6 +130,16 @@ fn keys() -> Vec<SeriesKey> {
         ),
         SeriesKey::new("App", "CPU", vec![Dimension::new("Host", "h1")]),
         SeriesKey::new("Other/Ns", "CPU", vec![Dimension::new("Host", "ü")]),
+        // Keys of 128 bytes and more: their length takes two bytes.
+        SeriesKey::new("App", "CPU", vec![Dimension::new("Host", "h".repeat(130))]),
+        SeriesKey::new(
+            "App",
+            "CPU",
+            vec![
+                Dimension::new("Host", "h".repeat(250)),
+                Dimension::new("Pod", "p".repeat(250)),
+            ],
+        ),
     ]
 }
 
