@@ -10,6 +10,11 @@
 //! A datum's strings are lent out as bytes: checking that they are UTF-8 (with [`text`]) is
 //! left to the caller, who skips it for a series identity it has seen and checked before.
 //!
+//! A datum laid out as encoders write one (fields in number order, each once, one-byte keys)
+//! is read in one straight pass that expects each field where it usually is; any other
+//! layout, valid or not, is read by the general loop, which decides. A property test checks
+//! that the straight pass takes every such datum and reads whatever it takes as the loop does.
+//!
 //! Hostile bytes get bounded work: the reader never recurses. Unknown groups (the deprecated
 //! START_GROUP … END_GROUP wire types) are skipped with a loop over a fixed-size stack of open
 //! groups, nested at most as deep as prost allows ([`RECURSION_LIMIT`], counting the embedded
