@@ -276,7 +276,7 @@ fn many_series(
 pub const STORE_SHARDS: usize = 64;
 
 /// The shard of the server's store that holds `key` ([`STORE_SHARDS`] shards).
-pub(crate) fn store_shard(key: &SeriesKey) -> usize {
+fn store_shard(key: &SeriesKey) -> usize {
     (key.stable_hash() % STORE_SHARDS as u64) as usize
 }
 
