@@ -258,6 +258,7 @@ fn many_series(
         .map(|k| k.as_ref().map_or(0, store_shard))
         .collect();
     let mut out = ObservationBatch::with_capacity(plain.len());
+    out.reserve_runs(plain.len());
     for (_, group) in ShardOrder::new(STORE_SHARDS, &shard_of).groups() {
         for &i in group {
             if let Some(key) = found[i].take() {

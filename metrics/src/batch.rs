@@ -209,6 +209,12 @@ impl ObservationBatch {
         self.observations.reserve(additional);
     }
 
+    /// Makes room for `additional` more runs (a request of many series has a run a datum).
+    #[inline]
+    pub fn reserve_runs(&mut self, additional: usize) {
+        self.runs.reserve(additional);
+    }
+
     /// Records the batch into `store` as write-ahead-log record `seq` (see
     /// [`Store::record_runs_seq`]).
     pub fn record_into(&self, store: &Store, seq: u64) {
