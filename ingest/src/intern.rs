@@ -282,8 +282,7 @@ impl Interner {
             // enough for the processor to run far ahead), so that the checks below, whose
             // loads wait on one another, find the keys in the cache.
             let touched = candidates.iter().flatten().fold(0u64, |acc, e| {
-                let dimensions = e.key.dimensions();
-                let text = dimensions.clone().next().map_or(0, |d| d.name.len());
+                let text = e.key.dimensions().next().map_or(0, |d| d.name.len());
                 acc ^ e.key.stable_hash() ^ e.key.namespace().len() as u64 ^ text as u64
             });
             std::hint::black_box(touched);
