@@ -110,10 +110,16 @@ impl ServerProcess {
         assert!(ok, "kill {sig}");
     }
 
-    /// Every line the server has logged so far (waiting up to `settle` for more).
+    /// Every line the server has logged so far (waiting up to `settle` for more, and at most
+    /// ten times `settle` in all: a server that logs without pause must not hold the caller
+    /// here; callers that wait for a line retry).
     pub(crate) fn log_lines(&self, settle: Duration) -> Vec<String> {
-        while let Ok(line) = self.log.recv_timeout(settle) {
-            self.seen.borrow_mut().push(line);
+        let deadline = std::time::Instant::now() + settle * 10;
+        while std::time::Instant::now() < deadline {
+            match self.log.recv_timeout(settle) {
+                Ok(line) => self.seen.borrow_mut().push(line),
+                Err(_) => break,
+            }
         }
         self.seen.borrow().clone()
     }
